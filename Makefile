@@ -1,0 +1,50 @@
+# The verbs a person types. `make demo` runs Triad on one machine; `make test` runs every test.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+TEST_ENV := DATABASE_URL=postgres://postgres@127.0.0.1:5432/triad REDIS_URL=redis://127.0.0.1:6379/0 \
+            CELERY_BROKER_URL=redis://127.0.0.1:6379/1 TRIAD_DEV=true
+
+.PHONY: install demo test test-fast lint services system-packages bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	# torch first, pinned: pip takes the CPU build from local disk. DeepSpeed's build imports torch.
+	$(BIN)/pip install -q torch==2.13.0 numpy
+	DS_BUILD_OPS=0 $(BIN)/pip install -q --no-build-isolation 'deepspeed>=0.16'
+	$(BIN)/pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+system-packages:
+	@bash .ci/system-packages.sh
+
+services:
+	@bash .ci/services.sh
+
+demo: install system-packages
+	$(BIN)/python manage.py demo
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy controlplane runs datasets_app workers
+	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
+
+test: install system-packages services lint
+	$(TEST_ENV) $(BIN)/pytest -q
+
+test-fast: install
+	$(TEST_ENV) $(BIN)/pytest -q -m "not e2e"
+
+bench: install services
+	$(TEST_ENV) $(BIN)/python bench/sandbox.py
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,19 @@
+"""The Celery app and its queues.
+
+Queues: "control" (database work: reaping, validation fan-out), "sandbox" (code execution batches) and
+"gpu.<pool>" (one long task per run: the launcher that supervises `deepspeed`).
+"""
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
+
+app = Celery("triad")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_default_queue = "control"
+app.conf.task_queues = (Queue("control"), Queue("sandbox"))
+app.conf.task_create_missing_queues = True
+app.autodiscover_tasks(["workers"])

@@ -1,0 +1,103 @@
+"""`make demo`: Triad on one machine. Migrates, creates a login, imports the bundled dataset, starts the
+web server and the workers, launches a demo run and prints the URL. Ctrl-C stops everything it started.
+"""
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+from datasets_app.services import dataset_import
+from runs.models import ACTIVE_STATUSES, Run
+from runs.services import RunConfig, run_cancel, run_launch
+
+BUNDLED_DATASET = Path(settings.BASE_DIR) / "datasets_app" / "data" / "demo_problems.jsonl"
+
+
+class Command(BaseCommand):
+    help = "Run Triad on this machine with a demo run (embedded mode unless DATABASE_URL etc. are set)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", "8000")))
+        parser.add_argument("--steps", type=int, default=200)
+        parser.add_argument("--no-run", action="store_true", help="start everything but launch no run")
+
+    def handle(self, *args: object, **opts: object) -> None:
+        host, port = str(opts["host"]), int(opts["port"])  # type: ignore[call-overload]
+        call_command("migrate", interactive=False, verbosity=0)
+        user, password = self._login()
+        version = dataset_import(user=user, name="demo-synthetic", fileobj=BUNDLED_DATASET.open("rb"),
+                                 filename=BUNDLED_DATASET.name).version
+        env = {**os.environ, "TRIAD_CONTROL_URL": f"http://{host}:{port}", "PYTHONUNBUFFERED": "1"}
+        python = sys.executable
+        celery = [python, "-m", "celery", "-A", "controlplane", "worker", "--loglevel", "WARNING"]
+        commands = {
+            "web": [python, "-m", "uvicorn", "controlplane.asgi:application", "--host", host, "--port", str(port),
+                    "--log-level", "warning"],
+            "control worker": [*celery, "-Q", "control,sandbox", "-c", "1", "-n", "control@%h"],
+            "gpu worker": [*celery, "-Q", f"gpu.{settings.TRIAD_DEFAULT_POOL}", "-P", "solo", "-n", "gpu@%h"],
+        }
+        procs = {name: subprocess.Popen(cmd, env=env, start_new_session=True) for name, cmd in commands.items()}
+        try:
+            self._wait_for(f"http://{host}:{port}/login/")
+            if not opts["no_run"]:
+                launched = run_launch(user=user, dataset_version=version, name="demo",
+                                      config=RunConfig(steps=int(opts["steps"])))  # type: ignore[call-overload]
+                self.stdout.write(f"launched run #{launched.run.pk}")
+            self.stdout.write(self.style.SUCCESS(f"\nTriad is running at http://{host}:{port}/"))
+            self.stdout.write(f"log in as: {user.get_username()} / {password}")
+            self.stdout.write("Ctrl-C stops everything.\n")
+            while all(p.poll() is None for p in procs.values()):
+                time.sleep(1)
+            dead = [name for name, p in procs.items() if p.poll() is not None]
+            self.stderr.write(f"{', '.join(dead)} exited; stopping the rest")
+        except KeyboardInterrupt:
+            self.stdout.write("\nstopping…")
+        finally:
+            self._stop(procs)
+
+    def _login(self) -> tuple["object", str]:
+        user_model = get_user_model()
+        password = secrets.token_urlsafe(9)
+        user, _ = user_model.objects.get_or_create(username="demo", defaults={"is_staff": True, "is_superuser": True})
+        user.set_password(password)
+        user.save()
+        return user, password
+
+    def _wait_for(self, url: str, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=2):  # noqa: S310 (our own local URL)
+                    return
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError(f"the web server did not answer at {url} within {timeout_s:.0f}s")
+
+    def _stop(self, procs: dict[str, subprocess.Popen[bytes]]) -> None:
+        # Cancel live runs first so their trainers checkpoint and the launcher kills their process trees.
+        for run_id in Run.objects.filter(status__in=ACTIVE_STATUSES).values_list("pk", flat=True):
+            run_cancel(run_id=run_id)
+        deadline = time.monotonic() + 20
+        while Run.objects.filter(status__in=ACTIVE_STATUSES).exists() and time.monotonic() < deadline:
+            if procs["web"].poll() is not None:
+                break
+            time.sleep(0.5)
+        for proc in procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)

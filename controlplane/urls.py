@@ -1,0 +1,15 @@
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from runs import api
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="runs:list"), name="home"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("runs/", include("runs.urls")),
+    path("datasets/", include("datasets_app.urls")),
+    path("api/v1/runs/<int:run_id>/events", api.run_events, name="api-run-events"),
+    path("api/v1/runs/<int:run_id>/spec", api.run_spec, name="api-run-spec"),
+]

@@ -1,0 +1,68 @@
+"""The ingest API: the one door through which everything a run emits enters the control plane."""
+
+import json
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from runs import services
+from runs.events import EventError, parse_batch
+from runs.models import TERMINAL_STATUSES, Run
+from runs.tokens import token_matches
+
+
+def _error(status: int, message: str, **extra: object) -> JsonResponse:
+    return JsonResponse({"error": message, **extra}, status=status)
+
+
+def _authenticate(request: HttpRequest, run_id: int) -> Run | JsonResponse:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return _error(401, "Authorization: expected 'Bearer <run token>'")
+    run = Run.objects.select_related("dataset_version__dataset").filter(pk=run_id).first()
+    if run is None:
+        return _error(404, f"run {run_id}: no such run")
+    if not token_matches(token.strip(), run.token_hash):
+        return _error(401, f"run {run_id}: the token does not match this run")
+    return run
+
+
+@csrf_exempt
+@login_not_required
+@require_POST
+def run_events(request: HttpRequest, run_id: int) -> JsonResponse:
+    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    if length > settings.TRIAD_INGEST_MAX_BYTES:
+        return _error(413, f"body: {length} bytes is over the {settings.TRIAD_INGEST_MAX_BYTES}-byte limit")
+    auth = _authenticate(request, run_id)
+    if isinstance(auth, JsonResponse):
+        return auth
+    try:
+        body = json.loads(request.body)
+    except UnicodeDecodeError:
+        return _error(400, "body: not valid UTF-8", field="body")
+    except json.JSONDecodeError as exc:
+        return _error(400, f"body: invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", field="body")
+    try:
+        batch = parse_batch(body, max_events=settings.TRIAD_INGEST_MAX_EVENTS)
+    except EventError as exc:
+        return JsonResponse(exc.as_dict(), status=400)
+    result = services.run_ingest(run_id=auth.pk, batch=batch)
+    return JsonResponse(
+        {"accepted": result.accepted, "duplicates": result.duplicates, "desired_state": result.desired_state}
+    )
+
+
+@login_not_required
+@require_GET
+def run_spec(request: HttpRequest, run_id: int) -> JsonResponse:
+    auth = _authenticate(request, run_id)
+    if isinstance(auth, JsonResponse):
+        return auth
+    if auth.status in TERMINAL_STATUSES:
+        return _error(409, f"run {run_id} is {auth.status}; there is nothing to start", desired_state=auth.status)
+    return JsonResponse(services.run_spec(run=auth))

@@ -1,0 +1,165 @@
+"""Validation of ingest API payloads: typed events out, or an error naming the event and the field."""
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+EVENT_TYPES = ("metric", "generation", "log", "status", "heartbeat")
+REPORTED_STATUSES = ("starting", "running", "succeeded", "failed", "cancelled", "budget_stopped")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+SOURCES = ("trainer", "launcher", "external")
+MAX_METRIC_KEY = 100
+MAX_TEXT = 64 * 1024  # generated code, stdout and stderr are capped, with a marker, beyond this
+
+
+class EventError(ValueError):
+    def __init__(self, message: str, *, event_index: int | None = None, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.event_index = event_index
+        self.field = field
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"error": self.message, "event_index": self.event_index, "field": self.field}
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    type: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Batch:
+    source: str
+    events: list[Event]
+    received: int
+
+
+def _cap(text: str) -> str:
+    if len(text) <= MAX_TEXT:
+        return text
+    return text[:MAX_TEXT] + f"\n… [truncated {len(text) - MAX_TEXT} characters]"
+
+
+class _Reader:
+    def __init__(self, raw: dict[str, Any], index: int):
+        self.raw = raw
+        self.index = index
+
+    def fail(self, name: str, message: str) -> EventError:
+        return EventError(f"events[{self.index}].{name}: {message}", event_index=self.index, field=name)
+
+    def int(self, name: str, *, minimum: int = 0, required: bool = True, default: int = 0) -> int:
+        value = self.raw.get(name)
+        if value is None and not required:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(name, "must be an integer")
+        if value < minimum:
+            raise self.fail(name, f"must be >= {minimum}")
+        return value
+
+    def float(self, name: str, *, required: bool = True, default: float = 0.0) -> float:
+        value = self.raw.get(name)
+        if value is None and not required:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise self.fail(name, "must be a finite number")
+        return float(value)
+
+    def str(self, name: str, *, required: bool = True, choices: tuple[str, ...] = (), max_len: int = MAX_TEXT) -> str:
+        value = self.raw.get(name)
+        if value is None and not required:
+            return ""
+        if not isinstance(value, str):
+            raise self.fail(name, "must be a string")
+        if choices and value not in choices:
+            raise self.fail(name, f"must be one of {', '.join(choices)}")
+        return _cap(value) if max_len == MAX_TEXT else value[:max_len]
+
+    def bool(self, name: str) -> bool:
+        value = self.raw.get(name)
+        if not isinstance(value, bool):
+            raise self.fail(name, "must be true or false")
+        return value
+
+
+def _metric(r: _Reader) -> dict[str, Any]:
+    values = r.raw.get("values")
+    if not isinstance(values, dict) or not values:
+        raise r.fail("values", "must be a non-empty object of metric name to number")
+    clean: dict[str, float] = {}
+    for key, value in values.items():
+        if not key or len(key) > MAX_METRIC_KEY:
+            raise r.fail("values", f"metric name {key[:40]!r} must be 1–{MAX_METRIC_KEY} characters")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise r.fail(f"values.{key}", "must be a number")
+        if not math.isfinite(value):
+            # A NaN loss is information, but JSON and charts cannot carry it: refuse it by name.
+            raise r.fail(f"values.{key}", "must be finite (NaN and infinity are refused)")
+        clean[key] = float(value)
+    return {"step": r.int("step"), "time": r.float("time", required=False, default=0.0), "values": clean}
+
+
+def _generation(r: _Reader) -> dict[str, Any]:
+    return {
+        "step": r.int("step"),
+        "problem_id": r.str("problem_id", max_len=200),
+        "completion": r.str("completion"),
+        "reward": r.float("reward"),
+        "passed": r.bool("passed"),
+        "error_class": r.str("error_class", max_len=32),
+        "tests_passed": r.int("tests_passed", required=False),
+        "tests_total": r.int("tests_total", required=False),
+        "stdout": r.str("stdout", required=False),
+        "stderr": r.str("stderr", required=False),
+        "duration_ms": r.int("duration_ms", required=False),
+    }
+
+
+def _log(r: _Reader) -> dict[str, Any]:
+    return {
+        "time": r.float("time", required=False, default=0.0),
+        "level": r.str("level", required=False, choices=LOG_LEVELS) or "info",
+        "message": r.str("message"),
+    }
+
+
+def _status(r: _Reader) -> dict[str, Any]:
+    return {"status": r.str("status", choices=REPORTED_STATUSES), "message": r.str("message", required=False)}
+
+
+def _heartbeat(r: _Reader) -> dict[str, Any]:
+    return {"time": r.float("time", required=False, default=0.0)}
+
+
+_PARSERS = {"metric": _metric, "generation": _generation, "log": _log, "status": _status, "heartbeat": _heartbeat}
+
+
+def parse_batch(body: Any, *, max_events: int) -> Batch:
+    if not isinstance(body, dict):
+        raise EventError("body: must be a JSON object with an 'events' list", field="body")
+    source = body.get("source", "trainer")
+    if source not in SOURCES:
+        raise EventError(f"source: must be one of {', '.join(SOURCES)}", field="source")
+    raw_events = body.get("events")
+    if not isinstance(raw_events, list) or not raw_events:
+        raise EventError("events: must be a non-empty list", field="events")
+    if len(raw_events) > max_events:
+        raise EventError(f"events: at most {max_events} events per request, got {len(raw_events)}", field="events")
+    events: list[Event] = []
+    seen: set[int] = set()
+    for index, raw in enumerate(raw_events):
+        if not isinstance(raw, dict):
+            raise EventError(f"events[{index}]: must be an object", event_index=index)
+        reader = _Reader(raw, index)
+        seq = reader.int("seq")
+        kind = reader.str("type", choices=EVENT_TYPES)
+        data = _PARSERS[kind](reader)
+        if seq in seen:
+            continue  # a repeat inside one batch is a repeat like any other
+        seen.add(seq)
+        events.append(Event(seq=seq, type=kind, data=data))
+    return Batch(source=source, events=events, received=len(raw_events))

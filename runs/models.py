@@ -1,0 +1,108 @@
+from django.conf import settings
+from django.db import models
+
+from datasets_app.models import DatasetVersion
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued"
+    STARTING = "starting"
+    RUNNING = "running"
+    CANCELLING = "cancelling"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    BUDGET_STOPPED = "budget_stopped"
+    LOST = "lost"
+
+
+TERMINAL_STATUSES = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.BUDGET_STOPPED, RunStatus.LOST}
+)
+ACTIVE_STATUSES = frozenset({RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING, RunStatus.CANCELLING})
+
+
+class Run(models.Model):
+    name = models.CharField(max_length=200)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="runs")
+    dataset_version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
+    status_message = models.TextField(blank=True)
+    config = models.JSONField(default=dict)
+    pool = models.CharField(max_length=100, default="cpu")
+    # SHA-256 of the run's bearer token: the token itself is shown once and never stored.
+    token_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    last_step = models.IntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.name}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+
+class IngestedEvent(models.Model):
+    """One row per accepted (run, source, seq): the idempotency key of the ingest API."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+")
+    source = models.CharField(max_length=32)
+    seq = models.BigIntegerField()
+    type = models.CharField(max_length=16)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "source", "seq"], name="ingested_event_unique"),
+        ]
+
+
+class MetricPoint(models.Model):
+    """A narrow table: one value of one metric at one step."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metric_points")
+    key = models.CharField(max_length=100)
+    step = models.IntegerField()
+    value = models.FloatField()
+    wall_time = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "key", "step"], name="metric_run_key_step")]
+
+
+class Generation(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="generations")
+    step = models.IntegerField()
+    problem_id = models.CharField(max_length=200)
+    completion = models.TextField()
+    reward = models.FloatField()
+    passed = models.BooleanField()
+    error_class = models.CharField(max_length=32)
+    tests_passed = models.IntegerField(default=0)
+    tests_total = models.IntegerField(default=0)
+    stdout = models.TextField(blank=True)
+    stderr = models.TextField(blank=True)
+    duration_ms = models.IntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-step", "pk"]
+        indexes = [models.Index(fields=["run", "step"], name="generation_run_step")]
+
+
+class LogLine(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="log_lines")
+    source = models.CharField(max_length=32)
+    level = models.CharField(max_length=16, default="info")
+    message = models.TextField()
+    time = models.DateTimeField()
+
+    class Meta:
+        ordering = ["pk"]

@@ -1,0 +1,220 @@
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from datasets_app.models import DatasetVersion
+from runs.broadcast import broadcast_run_update
+from runs.events import Batch, Event
+from runs.models import (
+    TERMINAL_STATUSES,
+    Generation,
+    IngestedEvent,
+    LogLine,
+    MetricPoint,
+    Run,
+    RunStatus,
+)
+from runs.tokens import token_new
+
+# Which statuses each reported status may replace. A report that does not fit is ignored, so a
+# repeated or late delivery can never move a run backwards.
+ALLOWED_FROM: dict[str, tuple[str, ...]] = {
+    RunStatus.STARTING: (RunStatus.QUEUED,),
+    RunStatus.RUNNING: (RunStatus.QUEUED, RunStatus.STARTING),
+    RunStatus.SUCCEEDED: (RunStatus.STARTING, RunStatus.RUNNING),
+    RunStatus.FAILED: (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING, RunStatus.CANCELLING),
+    RunStatus.CANCELLED: (RunStatus.QUEUED, RunStatus.CANCELLING),
+    RunStatus.BUDGET_STOPPED: (RunStatus.STARTING, RunStatus.RUNNING, RunStatus.CANCELLING),
+}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    steps: int = 5
+    group_size: int = 4
+    prompts_per_step: int = 2
+    lr: float = 1e-3
+    seed: int = 0
+    max_new_tokens: int = 48
+    temperature: float = 1.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    run: Run
+    token: str  # shown once; only its hash is stored
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: int
+    duplicates: int
+    desired_state: str
+
+
+def run_launch(
+    *, user: AbstractBaseUser, dataset_version: DatasetVersion, name: str, config: RunConfig, pool: str = ""
+) -> LaunchResult:
+    token, hashed = token_new()
+    with transaction.atomic():
+        run = Run.objects.create(
+            name=name.strip() or f"{dataset_version.dataset.name}-v{dataset_version.number}",
+            created_by=user,
+            dataset_version=dataset_version,
+            config=config.as_dict(),
+            pool=pool or settings.TRIAD_DEFAULT_POOL,
+            token_hash=hashed,
+        )
+        LogLine.objects.create(run=run, source="control", message="run queued", time=timezone.now())
+        run_id, queue = run.pk, f"gpu.{run.pool}"
+
+        def enqueue() -> None:
+            from workers.tasks import run_execute_task
+
+            run_execute_task.apply_async(args=[run_id, token], queue=queue)
+
+        transaction.on_commit(enqueue)
+    return LaunchResult(run=run, token=token)
+
+
+def _transition(run_id: int, new_status: str, message: str = "") -> bool:
+    """Conditional UPDATE: moves the run only from a status that allows it. Returns whether it moved."""
+    now = timezone.now()
+    fields: dict[str, Any] = {"status": new_status}
+    if message:
+        fields["status_message"] = message[:10_000]
+    if new_status in (RunStatus.STARTING, RunStatus.RUNNING):
+        fields["started_at"] = now
+    if new_status in TERMINAL_STATUSES:
+        fields["finished_at"] = now
+    moved = Run.objects.filter(pk=run_id, status__in=ALLOWED_FROM[new_status]).update(**fields)
+    if moved:
+        LogLine.objects.create(
+            run_id=run_id, source="control", message=f"status → {new_status}" + (f": {message}" if message else ""),
+            level="error" if new_status == RunStatus.FAILED else "info", time=now,
+        )
+        broadcast_run_update(run_id, {"status": new_status, "status_message": message})
+    return bool(moved)
+
+
+def run_cancel(*, run_id: int) -> bool:
+    """Queued runs are cancelled at once; started ones go to `cancelling` until the launcher confirms."""
+    with transaction.atomic():
+        if _transition(run_id, RunStatus.CANCELLED, "cancelled before it started"):
+            return True
+        moved = Run.objects.filter(pk=run_id, status__in=(RunStatus.STARTING, RunStatus.RUNNING)).update(
+            status=RunStatus.CANCELLING
+        )
+        if moved:
+            LogLine.objects.create(run_id=run_id, source="control", message="cancel requested", time=timezone.now())
+            broadcast_run_update(run_id, {"status": RunStatus.CANCELLING, "status_message": ""})
+        return bool(moved)
+
+
+def _when(epoch: float, default: dt.datetime) -> dt.datetime:
+    if epoch <= 0:
+        return default
+    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC)
+
+
+def run_ingest(*, run_id: int, batch: Batch) -> IngestResult:
+    """Persist a batch of events exactly once per (run, source, seq), then broadcast what was new."""
+    now = timezone.now()
+    with transaction.atomic():
+        # One writer per run at a time: makes the seen-seq check and the inserts one atomic step.
+        run = Run.objects.select_for_update().only("pk", "status").get(pk=run_id)
+        seqs = [e.seq for e in batch.events]
+        seen = set(
+            IngestedEvent.objects.filter(run_id=run_id, source=batch.source, seq__in=seqs).values_list("seq", flat=True)
+        )
+        fresh = [e for e in batch.events if e.seq not in seen]
+        IngestedEvent.objects.bulk_create(
+            IngestedEvent(run_id=run_id, source=batch.source, seq=e.seq, type=e.type) for e in fresh
+        )
+        payload = _store_events(run_id, batch.source, fresh, now)
+        statuses = [e.data for e in fresh if e.type == "status"]
+        heartbeat_fields: dict[str, Any] = {"last_heartbeat_at": now}
+        if payload["metrics"]:
+            heartbeat_fields["last_step"] = max(p["step"] for p in payload["metrics"])
+        Run.objects.filter(pk=run_id).update(**heartbeat_fields)
+        for status in statuses:
+            _transition(run_id, status["status"], status["message"])
+        if payload["metrics"] or payload["generations"] or payload["logs"]:
+            broadcast_run_update(run_id, payload)
+        desired = Run.objects.values_list("status", flat=True).get(pk=run.pk)
+    return IngestResult(accepted=len(fresh), duplicates=batch.received - len(fresh), desired_state=desired)
+
+
+def _store_events(run_id: int, source: str, events: list[Event], now: dt.datetime) -> dict[str, list[Any]]:
+    points: list[MetricPoint] = []
+    generations: list[Generation] = []
+    logs: list[LogLine] = []
+    for event in events:
+        data = event.data
+        if event.type == "metric":
+            wall = _when(data["time"], now)
+            points.extend(
+                MetricPoint(run_id=run_id, key=key, step=data["step"], value=value, wall_time=wall)
+                for key, value in data["values"].items()
+            )
+        elif event.type == "generation":
+            generations.append(Generation(run_id=run_id, **data))
+        elif event.type == "log":
+            logs.append(
+                LogLine(run_id=run_id, source=source, level=data["level"], message=data["message"],
+                        time=_when(data["time"], now))
+            )
+    MetricPoint.objects.bulk_create(points, batch_size=2000)
+    Generation.objects.bulk_create(generations)
+    LogLine.objects.bulk_create(logs)
+    return {
+        "metrics": [{"key": p.key, "step": p.step, "value": p.value} for p in points],
+        "generations": [
+            {"step": g.step, "problem_id": g.problem_id, "passed": g.passed, "error_class": g.error_class,
+             "reward": g.reward}
+            for g in generations
+        ],
+        "logs": [{"level": line.level, "message": line.message[:500], "source": source} for line in logs],
+    }
+
+
+def run_spec(*, run: Run) -> dict[str, Any]:
+    """Everything a GPU node needs to train this run; it holds no database credentials."""
+    config = run.config
+    problems = [
+        {"task_id": p.task_id, "prompt": p.prompt, "entry_point": p.entry_point, "solution": p.solution,
+         "tests": p.tests}
+        for p in run.dataset_version.problems.all()
+    ]
+    return {
+        "run_id": run.pk,
+        "name": run.name,
+        "control_url": settings.TRIAD_CONTROL_URL,
+        "dataset": {"name": run.dataset_version.dataset.name, "version": run.dataset_version.number,
+                    "content_hash": run.dataset_version.content_hash},
+        "model": {"kind": "tiny", "path": None, "d_model": 64, "n_layers": 2, "n_heads": 4, "max_len": 512},
+        "train": {
+            "steps": config.get("steps", 5),
+            "prompts_per_step": config.get("prompts_per_step", 2),
+            "group_size": config.get("group_size", 4),
+            "lr": config.get("lr", 1e-3),
+            "seed": config.get("seed", 0),
+            "max_new_tokens": config.get("max_new_tokens", 48),
+            "temperature": config.get("temperature", 1.0),
+            "beta": 0.0,
+            "clip_eps": 0.2,
+            "zero_stage": 0,
+            "precision": "fp32",
+        },
+        "resources": {"num_nodes": 1, "procs_per_node": settings.TRIAD_PROCS_PER_NODE, "gpu": False},
+        "sandbox": {"timeout_s": 2.0, "memory_mb": 512},
+        "problems": problems,
+    }

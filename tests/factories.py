@@ -1,0 +1,60 @@
+import factory
+from django.contrib.auth import get_user_model
+
+from datasets_app.models import Dataset, DatasetVersion, Problem
+from runs.models import Run
+from runs.tokens import token_hash
+
+TEST_TOKEN = "triad_run_test-token"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.django.Password("pw-for-tests")
+
+
+class DatasetFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Dataset
+
+    name = factory.Sequence(lambda n: f"dataset-{n}")
+    created_by = factory.SubFactory(UserFactory)
+
+
+class DatasetVersionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = DatasetVersion
+
+    dataset = factory.SubFactory(DatasetFactory)
+    number = 1
+    content_hash = factory.Sequence(lambda n: f"{n:064x}")
+    problem_count = 1
+    created_by = factory.SelfAttribute("dataset.created_by")
+
+
+class ProblemFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Problem
+
+    version = factory.SubFactory(DatasetVersionFactory)
+    index = factory.Sequence(lambda n: n)
+    task_id = factory.Sequence(lambda n: f"Test/{n}")
+    prompt = "def add(a, b):\n"
+    entry_point = "add"
+    solution = "    return a + b\n"
+    tests = "def check(candidate):\n    assert candidate(1, 2) == 3\n"
+
+
+class RunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Run
+
+    name = factory.Sequence(lambda n: f"run-{n}")
+    created_by = factory.SubFactory(UserFactory)
+    dataset_version = factory.SubFactory(DatasetVersionFactory)
+    config = factory.LazyFunction(lambda: {"steps": 2})
+    token_hash = token_hash(TEST_TOKEN)

@@ -1,0 +1,90 @@
+import pytest
+
+from runs.models import Generation, Run, RunStatus
+from tests.factories import DatasetVersionFactory, RunFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("url", ["/runs/", "/runs/new/", "/datasets/", "/runs/1/", "/runs/1/metrics.json"])
+def test_every_page_needs_a_login(client, url):
+    response = client.get(url)
+
+    assert response.status_code == 302
+    assert response.url.startswith("/login/")
+
+
+def test_the_empty_runs_list_says_what_to_do_next(logged_in):
+    response = logged_in.get("/runs/")
+
+    assert b"No runs yet." in response.content
+    assert b"Upload a dataset" in response.content
+
+
+def test_launch_form_errors_name_the_field(logged_in):
+    version = DatasetVersionFactory()
+
+    response = logged_in.post("/runs/new/", {"dataset_version": version.pk, "steps": 0, "group_size": 1,
+                                             "prompts_per_step": 1, "lr": 0.001, "seed": 0, "max_new_tokens": 32})
+
+    assert response.status_code == 200
+    assert b"Steps: Ensure this value is greater than or equal to 1." in response.content
+    assert b"Group size: Ensure this value is greater than or equal to 2." in response.content
+    assert Run.objects.count() == 0
+
+
+def test_launching_from_the_form_redirects_to_the_run(logged_in, django_capture_on_commit_callbacks):
+    version = DatasetVersionFactory()
+
+    with django_capture_on_commit_callbacks(execute=False):
+        response = logged_in.post("/runs/new/", {"dataset_version": version.pk, "steps": 3, "group_size": 4,
+                                                 "prompts_per_step": 2, "lr": 0.001, "seed": 1, "max_new_tokens": 32})
+
+    run = Run.objects.get()
+    assert response.status_code == 302 and response.url == f"/runs/{run.pk}/"
+    assert run.config["seed"] == 1
+
+
+def test_generated_code_is_escaped_on_the_run_page(logged_in):
+    run = RunFactory(status=RunStatus.RUNNING, name="<b>bold</b>")
+    Generation.objects.create(run=run, step=0, problem_id="P", completion="<script>alert(1)</script>", reward=0,
+                              passed=False, error_class="runtime_error", stderr="<img src=x onerror=alert(2)>")
+
+    response = logged_in.get(f"/runs/{run.pk}/")
+
+    assert b"<script>alert(1)</script>" not in response.content
+    assert b"&lt;script&gt;alert(1)&lt;/script&gt;" in response.content
+    assert b"<img src=x" not in response.content
+    assert b"<b>bold</b>" not in response.content
+
+
+def test_the_status_partial_is_rendered_for_htmx(logged_in):
+    run = RunFactory(status=RunStatus.RUNNING)
+
+    response = logged_in.get(f"/runs/{run.pk}/?part=status", headers={"HX-Request": "true"})
+
+    assert b'id="run-status"' in response.content
+    assert b"<html" not in response.content
+    assert b"Cancel" in response.content
+
+
+def test_cancel_button_moves_a_running_run_to_cancelling(logged_in):
+    run = RunFactory(status=RunStatus.RUNNING)
+
+    logged_in.post(f"/runs/{run.pk}/cancel/")
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLING
+
+
+def test_metrics_json_backfills_after_a_step(logged_in, client):
+    from runs.models import MetricPoint
+    from django.utils import timezone
+
+    run = RunFactory()
+    for step in range(3):
+        MetricPoint.objects.create(run=run, key="loss", step=step, value=step / 10, wall_time=timezone.now())
+
+    response = logged_in.get(f"/runs/{run.pk}/metrics.json?after_step=0")
+
+    assert response.json() == {"series": {"loss": [[1, 0.1], [2, 0.2]]}}
