@@ -7,13 +7,13 @@ Queues: "control" (database work: reaping, validation fan-out), "sandbox" (code 
 import os
 
 from celery import Celery
-from kombu import Queue
+from kombu import Queue  # type: ignore[attr-defined]
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 
 app = Celery("triad")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_default_queue = "control"
-app.conf.task_queues = (Queue("control"), Queue("sandbox"))
+app.conf.task_queues = (Queue("control"), Queue("sandbox"))  # type: ignore[no-untyped-call]
 app.conf.task_create_missing_queues = True
 app.autodiscover_tasks(["workers"])

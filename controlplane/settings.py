@@ -89,7 +89,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "triad.sqlite3",
+            "NAME": str(VAR_DIR / "triad.sqlite3"),
             # Several processes (web, workers) share the file in embedded mode: wait for locks.
             "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
         }

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from datasets_app.models import Dataset, DatasetVersion, Problem
@@ -42,9 +42,7 @@ def _lines(fileobj: IO[bytes], limit: int) -> Iterator[bytes]:
         yield line
 
 
-def dataset_import(
-    *, user: AbstractBaseUser, name: str, fileobj: IO[bytes], filename: str = ""
-) -> ImportOutcome:
+def dataset_import(*, user: User, name: str, fileobj: IO[bytes], filename: str = "") -> ImportOutcome:
     """Parse a HumanEval-format JSONL (optionally gzipped) file into a new immutable version.
 
     Refuses the whole file if any line is bad; re-importing identical content reuses the version.
@@ -57,7 +55,11 @@ def dataset_import(
         parsed = parse_jsonl(_lines(fileobj, limit))
     except _TooLarge:
         raise DatasetImportError(
-            [LineError(0, "", f"file is larger than the {limit // (1024 * 1024)} MiB limit once decompressed")]
+            [
+                LineError(
+                    0, "", f"file is larger than the {limit // (1024 * 1024)} MiB limit once decompressed"
+                )
+            ]
         ) from None
     except (OSError, EOFError) as exc:
         raise DatasetImportError([LineError(0, "", f"cannot decompress: {exc}")]) from None

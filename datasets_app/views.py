@@ -1,24 +1,27 @@
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
 
+from controlplane.http import AuthedHttpRequest
 from datasets_app import selectors
 from datasets_app.forms import DatasetUploadForm
 from datasets_app.models import DatasetVersion
 from datasets_app.services import DatasetImportError, dataset_import
 
 
-def dataset_list(request: HttpRequest) -> HttpResponse:
+def dataset_list(request: AuthedHttpRequest) -> HttpResponse:
     form = DatasetUploadForm(request.POST or None, request.FILES or None)
     errors: list[str] = []
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         try:
             outcome = dataset_import(
-                user=request.user,  # type: ignore[arg-type]
-                name=form.cleaned_data["name"], fileobj=upload, filename=upload.name,
+                user=request.user,
+                name=form.cleaned_data["name"],
+                fileobj=upload,
+                filename=upload.name,
             )
         except DatasetImportError as exc:
             errors = [str(e) for e in exc.errors]
@@ -35,7 +38,7 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
     return render(request, template, context, status=400 if request.method == "POST" else 200)
 
 
-def version_detail(request: HttpRequest, version_id: int) -> HttpResponse:
+def version_detail(request: AuthedHttpRequest, version_id: int) -> HttpResponse:
     version = get_object_or_404(DatasetVersion.objects.select_related("dataset"), pk=version_id)
     context = {"version": version, "problems": version.problems.all()[:500]}
     return render(request, "datasets_app/version_detail.html", context)

@@ -46,7 +46,9 @@ def run_events(request: HttpRequest, run_id: int) -> JsonResponse:
     except UnicodeDecodeError:
         return _error(400, "body: not valid UTF-8", field="body")
     except json.JSONDecodeError as exc:
-        return _error(400, f"body: invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", field="body")
+        return _error(
+            400, f"body: invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", field="body"
+        )
     try:
         batch = parse_batch(body, max_events=settings.TRIAD_INGEST_MAX_EVENTS)
     except EventError as exc:
@@ -64,5 +66,7 @@ def run_spec(request: HttpRequest, run_id: int) -> JsonResponse:
     if isinstance(auth, JsonResponse):
         return auth
     if auth.status in TERMINAL_STATUSES:
-        return _error(409, f"run {run_id} is {auth.status}; there is nothing to start", desired_state=auth.status)
+        return _error(
+            409, f"run {run_id} is {auth.status}; there is nothing to start", desired_state=auth.status
+        )
     return JsonResponse(services.run_spec(run=auth))

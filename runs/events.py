@@ -51,7 +51,7 @@ class _Reader:
     def fail(self, name: str, message: str) -> EventError:
         return EventError(f"events[{self.index}].{name}: {message}", event_index=self.index, field=name)
 
-    def int(self, name: str, *, minimum: int = 0, required: bool = True, default: int = 0) -> int:
+    def integer(self, name: str, *, minimum: int = 0, required: bool = True, default: int = 0) -> int:
         value = self.raw.get(name)
         if value is None and not required:
             return default
@@ -61,7 +61,7 @@ class _Reader:
             raise self.fail(name, f"must be >= {minimum}")
         return value
 
-    def float(self, name: str, *, required: bool = True, default: float = 0.0) -> float:
+    def number(self, name: str, *, required: bool = True, default: float = 0.0) -> float:
         value = self.raw.get(name)
         if value is None and not required:
             return default
@@ -69,7 +69,9 @@ class _Reader:
             raise self.fail(name, "must be a finite number")
         return float(value)
 
-    def str(self, name: str, *, required: bool = True, choices: tuple[str, ...] = (), max_len: int = MAX_TEXT) -> str:
+    def text(
+        self, name: str, *, required: bool = True, choices: tuple[str, ...] = (), max_len: int = MAX_TEXT
+    ) -> str:
         value = self.raw.get(name)
         if value is None and not required:
             return ""
@@ -79,7 +81,7 @@ class _Reader:
             raise self.fail(name, f"must be one of {', '.join(choices)}")
         return _cap(value) if max_len == MAX_TEXT else value[:max_len]
 
-    def bool(self, name: str) -> bool:
+    def flag(self, name: str) -> bool:
         value = self.raw.get(name)
         if not isinstance(value, bool):
             raise self.fail(name, "must be true or false")
@@ -100,42 +102,51 @@ def _metric(r: _Reader) -> dict[str, Any]:
             # A NaN loss is information, but JSON and charts cannot carry it: refuse it by name.
             raise r.fail(f"values.{key}", "must be finite (NaN and infinity are refused)")
         clean[key] = float(value)
-    return {"step": r.int("step"), "time": r.float("time", required=False, default=0.0), "values": clean}
+    return {"step": r.integer("step"), "time": r.number("time", required=False, default=0.0), "values": clean}
 
 
 def _generation(r: _Reader) -> dict[str, Any]:
     return {
-        "step": r.int("step"),
-        "problem_id": r.str("problem_id", max_len=200),
-        "completion": r.str("completion"),
-        "reward": r.float("reward"),
-        "passed": r.bool("passed"),
-        "error_class": r.str("error_class", max_len=32),
-        "tests_passed": r.int("tests_passed", required=False),
-        "tests_total": r.int("tests_total", required=False),
-        "stdout": r.str("stdout", required=False),
-        "stderr": r.str("stderr", required=False),
-        "duration_ms": r.int("duration_ms", required=False),
+        "step": r.integer("step"),
+        "problem_id": r.text("problem_id", max_len=200),
+        "completion": r.text("completion"),
+        "reward": r.number("reward"),
+        "passed": r.flag("passed"),
+        "error_class": r.text("error_class", max_len=32),
+        "tests_passed": r.integer("tests_passed", required=False),
+        "tests_total": r.integer("tests_total", required=False),
+        "stdout": r.text("stdout", required=False),
+        "stderr": r.text("stderr", required=False),
+        "duration_ms": r.integer("duration_ms", required=False),
     }
 
 
 def _log(r: _Reader) -> dict[str, Any]:
     return {
-        "time": r.float("time", required=False, default=0.0),
-        "level": r.str("level", required=False, choices=LOG_LEVELS) or "info",
-        "message": r.str("message"),
+        "time": r.number("time", required=False, default=0.0),
+        "level": r.text("level", required=False, choices=LOG_LEVELS) or "info",
+        "message": r.text("message"),
     }
 
 
 def _status(r: _Reader) -> dict[str, Any]:
-    return {"status": r.str("status", choices=REPORTED_STATUSES), "message": r.str("message", required=False)}
+    return {
+        "status": r.text("status", choices=REPORTED_STATUSES),
+        "message": r.text("message", required=False),
+    }
 
 
 def _heartbeat(r: _Reader) -> dict[str, Any]:
-    return {"time": r.float("time", required=False, default=0.0)}
+    return {"time": r.number("time", required=False, default=0.0)}
 
 
-_PARSERS = {"metric": _metric, "generation": _generation, "log": _log, "status": _status, "heartbeat": _heartbeat}
+_PARSERS = {
+    "metric": _metric,
+    "generation": _generation,
+    "log": _log,
+    "status": _status,
+    "heartbeat": _heartbeat,
+}
 
 
 def parse_batch(body: Any, *, max_events: int) -> Batch:
@@ -148,15 +159,17 @@ def parse_batch(body: Any, *, max_events: int) -> Batch:
     if not isinstance(raw_events, list) or not raw_events:
         raise EventError("events: must be a non-empty list", field="events")
     if len(raw_events) > max_events:
-        raise EventError(f"events: at most {max_events} events per request, got {len(raw_events)}", field="events")
+        raise EventError(
+            f"events: at most {max_events} events per request, got {len(raw_events)}", field="events"
+        )
     events: list[Event] = []
     seen: set[int] = set()
     for index, raw in enumerate(raw_events):
         if not isinstance(raw, dict):
             raise EventError(f"events[{index}]: must be an object", event_index=index)
         reader = _Reader(raw, index)
-        seq = reader.int("seq")
-        kind = reader.str("type", choices=EVENT_TYPES)
+        seq = reader.integer("seq")
+        kind = reader.text("type", choices=EVENT_TYPES)
         data = _PARSERS[kind](reader)
         if seq in seen:
             continue  # a repeat inside one batch is a repeat like any other

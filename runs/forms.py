@@ -11,8 +11,9 @@ class RunLaunchForm(forms.Form):
         empty_label=None,
     )
     steps = forms.IntegerField(min_value=1, max_value=100_000, initial=RunConfig.steps)
-    group_size = forms.IntegerField(min_value=2, max_value=64, initial=RunConfig.group_size,
-                                    help_text="Samples per prompt (GRPO group).")
+    group_size = forms.IntegerField(
+        min_value=2, max_value=64, initial=RunConfig.group_size, help_text="Samples per prompt (GRPO group)."
+    )
     prompts_per_step = forms.IntegerField(min_value=1, max_value=1024, initial=RunConfig.prompts_per_step)
     lr = forms.FloatField(label="Learning rate", min_value=1e-8, max_value=1.0, initial=RunConfig.lr)
     seed = forms.IntegerField(min_value=0, max_value=2**31 - 1, initial=RunConfig.seed)
@@ -21,6 +22,10 @@ class RunLaunchForm(forms.Form):
     def config(self) -> RunConfig:
         data = self.cleaned_data
         return RunConfig(
-            steps=data["steps"], group_size=data["group_size"], prompts_per_step=data["prompts_per_step"],
-            lr=data["lr"], seed=data["seed"], max_new_tokens=data["max_new_tokens"],
+            steps=data["steps"],
+            group_size=data["group_size"],
+            prompts_per_step=data["prompts_per_step"],
+            lr=data["lr"],
+            seed=data["seed"],
+            max_new_tokens=data["max_new_tokens"],
         )

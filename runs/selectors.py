@@ -28,7 +28,9 @@ def run_latest_metrics(*, run_id: int, keys: tuple[str, ...] = CHART_KEYS) -> di
     latest: dict[str, float] = {}
     for key in keys:
         value = (
-            MetricPoint.objects.filter(run_id=run_id, key=key).order_by("-step", "-pk").values_list("value", flat=True)
+            MetricPoint.objects.filter(run_id=run_id, key=key)
+            .order_by("-step", "-pk")
+            .values_list("value", flat=True)
         ).first()
         if value is not None:
             latest[key] = value

@@ -3,7 +3,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -61,7 +61,7 @@ class IngestResult:
 
 
 def run_launch(
-    *, user: AbstractBaseUser, dataset_version: DatasetVersion, name: str, config: RunConfig, pool: str = ""
+    *, user: User, dataset_version: DatasetVersion, name: str, config: RunConfig, pool: str = ""
 ) -> LaunchResult:
     token, hashed = token_new()
     with transaction.atomic():
@@ -98,8 +98,11 @@ def _transition(run_id: int, new_status: str, message: str = "") -> bool:
     moved = Run.objects.filter(pk=run_id, status__in=ALLOWED_FROM[new_status]).update(**fields)
     if moved:
         LogLine.objects.create(
-            run_id=run_id, source="control", message=f"status → {new_status}" + (f": {message}" if message else ""),
-            level="error" if new_status == RunStatus.FAILED else "info", time=now,
+            run_id=run_id,
+            source="control",
+            message=f"status → {new_status}" + (f": {message}" if message else ""),
+            level="error" if new_status == RunStatus.FAILED else "info",
+            time=now,
         )
         broadcast_run_update(run_id, {"status": new_status, "status_message": message})
     return bool(moved)
@@ -114,7 +117,9 @@ def run_cancel(*, run_id: int) -> bool:
             status=RunStatus.CANCELLING
         )
         if moved:
-            LogLine.objects.create(run_id=run_id, source="control", message="cancel requested", time=timezone.now())
+            LogLine.objects.create(
+                run_id=run_id, source="control", message="cancel requested", time=timezone.now()
+            )
             broadcast_run_update(run_id, {"status": RunStatus.CANCELLING, "status_message": ""})
         return bool(moved)
 
@@ -133,7 +138,9 @@ def run_ingest(*, run_id: int, batch: Batch) -> IngestResult:
         run = Run.objects.select_for_update().only("pk", "status").get(pk=run_id)
         seqs = [e.seq for e in batch.events]
         seen = set(
-            IngestedEvent.objects.filter(run_id=run_id, source=batch.source, seq__in=seqs).values_list("seq", flat=True)
+            IngestedEvent.objects.filter(run_id=run_id, source=batch.source, seq__in=seqs).values_list(
+                "seq", flat=True
+            )
         )
         fresh = [e for e in batch.events if e.seq not in seen]
         IngestedEvent.objects.bulk_create(
@@ -169,8 +176,13 @@ def _store_events(run_id: int, source: str, events: list[Event], now: dt.datetim
             generations.append(Generation(run_id=run_id, **data))
         elif event.type == "log":
             logs.append(
-                LogLine(run_id=run_id, source=source, level=data["level"], message=data["message"],
-                        time=_when(data["time"], now))
+                LogLine(
+                    run_id=run_id,
+                    source=source,
+                    level=data["level"],
+                    message=data["message"],
+                    time=_when(data["time"], now),
+                )
             )
     MetricPoint.objects.bulk_create(points, batch_size=2000)
     Generation.objects.bulk_create(generations)
@@ -178,8 +190,13 @@ def _store_events(run_id: int, source: str, events: list[Event], now: dt.datetim
     return {
         "metrics": [{"key": p.key, "step": p.step, "value": p.value} for p in points],
         "generations": [
-            {"step": g.step, "problem_id": g.problem_id, "passed": g.passed, "error_class": g.error_class,
-             "reward": g.reward}
+            {
+                "step": g.step,
+                "problem_id": g.problem_id,
+                "passed": g.passed,
+                "error_class": g.error_class,
+                "reward": g.reward,
+            }
             for g in generations
         ],
         "logs": [{"level": line.level, "message": line.message[:500], "source": source} for line in logs],
@@ -190,16 +207,24 @@ def run_spec(*, run: Run) -> dict[str, Any]:
     """Everything a GPU node needs to train this run; it holds no database credentials."""
     config = run.config
     problems = [
-        {"task_id": p.task_id, "prompt": p.prompt, "entry_point": p.entry_point, "solution": p.solution,
-         "tests": p.tests}
+        {
+            "task_id": p.task_id,
+            "prompt": p.prompt,
+            "entry_point": p.entry_point,
+            "solution": p.solution,
+            "tests": p.tests,
+        }
         for p in run.dataset_version.problems.all()
     ]
     return {
         "run_id": run.pk,
         "name": run.name,
         "control_url": settings.TRIAD_CONTROL_URL,
-        "dataset": {"name": run.dataset_version.dataset.name, "version": run.dataset_version.number,
-                    "content_hash": run.dataset_version.content_hash},
+        "dataset": {
+            "name": run.dataset_version.dataset.name,
+            "version": run.dataset_version.number,
+            "content_hash": run.dataset_version.content_hash,
+        },
         "model": {"kind": "tiny", "path": None, "d_model": 64, "n_layers": 2, "n_heads": 4, "max_len": 512},
         "train": {
             "steps": config.get("steps", 5),

@@ -2,7 +2,7 @@ import hashlib
 import hmac
 import secrets
 
-TOKEN_PREFIX = "triad_run_"
+TOKEN_PREFIX = "triad_run_"  # noqa: S105 (a prefix that makes leaked tokens greppable, not a secret)
 
 
 def token_new() -> tuple[str, str]:

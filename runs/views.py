@@ -1,25 +1,26 @@
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from controlplane.http import AuthedHttpRequest
 from runs import selectors, services
 from runs.forms import RunLaunchForm
 from runs.models import Run
 
 
-def run_list(request: HttpRequest) -> HttpResponse:
+def run_list(request: AuthedHttpRequest) -> HttpResponse:
     return render(request, "runs/run_list.html", {"runs": selectors.run_list()[:200]})
 
 
-def run_launch(request: HttpRequest) -> HttpResponse:
+def run_launch(request: AuthedHttpRequest) -> HttpResponse:
     initial = {}
     if version := request.GET.get("dataset_version"):
         initial["dataset_version"] = version
     form = RunLaunchForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         result = services.run_launch(
-            user=request.user,  # type: ignore[arg-type]
+            user=request.user,
             dataset_version=form.cleaned_data["dataset_version"],
             name=form.cleaned_data["name"],
             config=form.config(),
@@ -29,7 +30,7 @@ def run_launch(request: HttpRequest) -> HttpResponse:
     return render(request, "runs/run_launch.html", {"form": form})
 
 
-def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+def run_detail(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(selectors.run_list(), pk=run_id)
     context = {
         "run": run,
@@ -44,7 +45,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     return render(request, template, context)
 
 
-def run_metrics(request: HttpRequest, run_id: int) -> JsonResponse:
+def run_metrics(request: AuthedHttpRequest, run_id: int) -> JsonResponse:
     get_object_or_404(Run, pk=run_id)
     try:
         after_step = int(request.GET.get("after_step", "-1"))
@@ -54,7 +55,7 @@ def run_metrics(request: HttpRequest, run_id: int) -> JsonResponse:
 
 
 @require_POST
-def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
+def run_cancel(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(Run, pk=run_id)
     if not services.run_cancel(run_id=run.pk):
         messages.info(request, f"Run #{run.pk} is {run.get_status_display()}: nothing to cancel.")

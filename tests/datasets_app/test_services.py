@@ -15,8 +15,13 @@ def jsonl(*records: dict) -> io.BytesIO:
 
 
 def problem(task_id: str = "T/0", **overrides: str) -> dict:
-    record = {"task_id": task_id, "prompt": "def f(x):\n", "entry_point": "f",
-              "canonical_solution": "    return x\n", "test": "def check(c):\n    assert c(1) == 1\n"}
+    record = {
+        "task_id": task_id,
+        "prompt": "def f(x):\n",
+        "entry_point": "f",
+        "canonical_solution": "    return x\n",
+        "test": "def check(c):\n    assert c(1) == 1\n",
+    }
     record.update(overrides)
     return record
 
@@ -33,9 +38,15 @@ def test_import_creates_an_immutable_version_with_a_content_hash(user):
 
 def test_importing_identical_content_reuses_the_version(user):
     first = dataset_import(user=user, name="mini", fileobj=jsonl(problem("T/0")))
-    again = dataset_import(user=user, name="mini", fileobj=io.BytesIO(b'{"test": "def check(c):\\n    assert c(1) == 1\\n", '
-                           b'"task_id": "T/0", "prompt": "def f(x):\\n", "entry_point": "f", '
-                           b'"canonical_solution": "    return x\\n"}\n'))
+    again = dataset_import(
+        user=user,
+        name="mini",
+        fileobj=io.BytesIO(
+            b'{"test": "def check(c):\\n    assert c(1) == 1\\n", '
+            b'"task_id": "T/0", "prompt": "def f(x):\\n", "entry_point": "f", '
+            b'"canonical_solution": "    return x\\n"}\n'
+        ),
+    )
 
     assert not again.created
     assert again.version.pk == first.version.pk
@@ -51,10 +62,13 @@ def test_changed_content_becomes_the_next_version(user):
 
 def test_a_bad_file_is_refused_whole_with_every_error_by_line_and_field(user):
     body = io.BytesIO(
-        json.dumps(problem("T/0")).encode() + b"\n"
+        json.dumps(problem("T/0")).encode()
+        + b"\n"
         + b"{not json\n"
-        + json.dumps({"task_id": "T/2", "prompt": "p"}).encode() + b"\n"
-        + json.dumps(problem("T/0")).encode() + b"\n"
+        + json.dumps({"task_id": "T/2", "prompt": "p"}).encode()
+        + b"\n"
+        + json.dumps(problem("T/0")).encode()
+        + b"\n"
         + b"\xff\xfe\n"
     )
 

@@ -7,8 +7,15 @@ from datasets_app.models import DatasetVersion
 
 pytestmark = pytest.mark.django_db
 
-GOOD = json.dumps({"task_id": "T/0", "prompt": "def f(x):\n", "entry_point": "f",
-                   "canonical_solution": "    return x\n", "test": "def check(c):\n    assert c(1) == 1\n"})
+GOOD = json.dumps(
+    {
+        "task_id": "T/0",
+        "prompt": "def f(x):\n",
+        "entry_point": "f",
+        "canonical_solution": "    return x\n",
+        "test": "def check(c):\n    assert c(1) == 1\n",
+    }
+)
 
 
 def test_uploading_a_file_creates_a_version_and_shows_it(logged_in):

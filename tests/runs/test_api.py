@@ -11,12 +11,19 @@ pytestmark = pytest.mark.django_db
 def post(client, run_id, body, token=TEST_TOKEN, raw=None):
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
     data = raw if raw is not None else json.dumps(body)
-    return client.post(f"/api/v1/runs/{run_id}/events", data=data, content_type="application/json", headers=headers)
+    return client.post(
+        f"/api/v1/runs/{run_id}/events", data=data, content_type="application/json", headers=headers
+    )
 
 
 def metric(seq, step, **values):
-    return {"seq": seq, "type": "metric", "step": step, "time": 1_700_000_000.0 + step,
-            "values": values or {"reward/mean": 0.5, "pass_rate": 0.25}}
+    return {
+        "seq": seq,
+        "type": "metric",
+        "step": step,
+        "time": 1_700_000_000.0 + step,
+        "values": values or {"reward/mean": 0.5, "pass_rate": 0.25},
+    }
 
 
 def test_metrics_are_stored_and_the_answer_carries_the_desired_state(client):
@@ -53,11 +60,25 @@ def test_the_same_seq_from_another_source_is_a_different_event(client):
 
 def test_generations_and_logs_are_stored(client):
     run = RunFactory(status=RunStatus.RUNNING)
-    generation = {"seq": 1, "type": "generation", "step": 3, "problem_id": "T/1", "completion": "return 1",
-                  "reward": 0.0, "passed": False, "error_class": "wrong_answer", "tests_passed": 0,
-                  "tests_total": 2, "stderr": "AssertionError"}
+    generation = {
+        "seq": 1,
+        "type": "generation",
+        "step": 3,
+        "problem_id": "T/1",
+        "completion": "return 1",
+        "reward": 0.0,
+        "passed": False,
+        "error_class": "wrong_answer",
+        "tests_passed": 0,
+        "tests_total": 2,
+        "stderr": "AssertionError",
+    }
 
-    post(client, run.pk, {"events": [generation, {"seq": 2, "type": "log", "message": "hello", "level": "warning"}]})
+    post(
+        client,
+        run.pk,
+        {"events": [generation, {"seq": 2, "type": "log", "message": "hello", "level": "warning"}]},
+    )
 
     stored = Generation.objects.get(run=run)
     assert (stored.step, stored.error_class, stored.tests_total) == (3, "wrong_answer", 2)
@@ -106,8 +127,19 @@ def test_an_unknown_run_is_404(client):
         ({"seq": 1, "type": "bogus"}, "type"),
         ({"seq": 1, "type": "metric", "step": 0, "values": {"loss": "high"}}, "values.loss"),
         ({"seq": 1, "type": "metric", "step": 0, "values": {}}, "values"),
-        ({"seq": 1, "type": "generation", "step": 0, "problem_id": "p", "completion": "c", "reward": 1,
-          "passed": "yes", "error_class": "passed"}, "passed"),
+        (
+            {
+                "seq": 1,
+                "type": "generation",
+                "step": 0,
+                "problem_id": "p",
+                "completion": "c",
+                "reward": 1,
+                "passed": "yes",
+                "error_class": "passed",
+            },
+            "passed",
+        ),
         ({"seq": 1, "type": "status", "status": "exploded"}, "status"),
     ],
 )
@@ -126,7 +158,12 @@ def test_a_bad_event_is_refused_naming_the_event_and_field(client, event, field)
 def test_nan_is_refused_by_name(client):
     run = RunFactory()
 
-    response = post(client, run.pk, {}, raw='{"events": [{"seq": 1, "type": "metric", "step": 0, "values": {"loss": NaN}}]}')
+    response = post(
+        client,
+        run.pk,
+        {},
+        raw='{"events": [{"seq": 1, "type": "metric", "step": 0, "values": {"loss": NaN}}]}',
+    )
 
     assert response.status_code == 400
     assert response.json()["field"] == "values.loss"
@@ -152,11 +189,19 @@ def test_an_oversized_body_is_413(client, settings):
 
 def test_status_events_move_the_run_forward_but_never_back(client):
     run = RunFactory()
-    post(client, run.pk, {"source": "launcher", "events": [{"seq": 1, "type": "status", "status": "starting"}]})
+    post(
+        client, run.pk, {"source": "launcher", "events": [{"seq": 1, "type": "status", "status": "starting"}]}
+    )
     post(client, run.pk, {"events": [{"seq": 1, "type": "status", "status": "running"}]})
-    post(client, run.pk, {"source": "launcher", "events": [{"seq": 2, "type": "status", "status": "succeeded"}]})
+    post(
+        client,
+        run.pk,
+        {"source": "launcher", "events": [{"seq": 2, "type": "status", "status": "succeeded"}]},
+    )
 
-    response = post(client, run.pk, {"source": "launcher", "events": [{"seq": 3, "type": "status", "status": "running"}]})
+    response = post(
+        client, run.pk, {"source": "launcher", "events": [{"seq": 3, "type": "status", "status": "running"}]}
+    )
 
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED

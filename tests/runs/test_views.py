@@ -24,8 +24,18 @@ def test_the_empty_runs_list_says_what_to_do_next(logged_in):
 def test_launch_form_errors_name_the_field(logged_in):
     version = DatasetVersionFactory()
 
-    response = logged_in.post("/runs/new/", {"dataset_version": version.pk, "steps": 0, "group_size": 1,
-                                             "prompts_per_step": 1, "lr": 0.001, "seed": 0, "max_new_tokens": 32})
+    response = logged_in.post(
+        "/runs/new/",
+        {
+            "dataset_version": version.pk,
+            "steps": 0,
+            "group_size": 1,
+            "prompts_per_step": 1,
+            "lr": 0.001,
+            "seed": 0,
+            "max_new_tokens": 32,
+        },
+    )
 
     assert response.status_code == 200
     assert b"Steps: Ensure this value is greater than or equal to 1." in response.content
@@ -37,8 +47,18 @@ def test_launching_from_the_form_redirects_to_the_run(logged_in, django_capture_
     version = DatasetVersionFactory()
 
     with django_capture_on_commit_callbacks(execute=False):
-        response = logged_in.post("/runs/new/", {"dataset_version": version.pk, "steps": 3, "group_size": 4,
-                                                 "prompts_per_step": 2, "lr": 0.001, "seed": 1, "max_new_tokens": 32})
+        response = logged_in.post(
+            "/runs/new/",
+            {
+                "dataset_version": version.pk,
+                "steps": 3,
+                "group_size": 4,
+                "prompts_per_step": 2,
+                "lr": 0.001,
+                "seed": 1,
+                "max_new_tokens": 32,
+            },
+        )
 
     run = Run.objects.get()
     assert response.status_code == 302 and response.url == f"/runs/{run.pk}/"
@@ -47,8 +67,16 @@ def test_launching_from_the_form_redirects_to_the_run(logged_in, django_capture_
 
 def test_generated_code_is_escaped_on_the_run_page(logged_in):
     run = RunFactory(status=RunStatus.RUNNING, name="<b>bold</b>")
-    Generation.objects.create(run=run, step=0, problem_id="P", completion="<script>alert(1)</script>", reward=0,
-                              passed=False, error_class="runtime_error", stderr="<img src=x onerror=alert(2)>")
+    Generation.objects.create(
+        run=run,
+        step=0,
+        problem_id="P",
+        completion="<script>alert(1)</script>",
+        reward=0,
+        passed=False,
+        error_class="runtime_error",
+        stderr="<img src=x onerror=alert(2)>",
+    )
 
     response = logged_in.get(f"/runs/{run.pk}/")
 
@@ -78,8 +106,9 @@ def test_cancel_button_moves_a_running_run_to_cancelling(logged_in):
 
 
 def test_metrics_json_backfills_after_a_step(logged_in, client):
-    from runs.models import MetricPoint
     from django.utils import timezone
+
+    from runs.models import MetricPoint
 
     run = RunFactory()
     for step in range(3):

@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
@@ -33,26 +33,46 @@ class Command(BaseCommand):
         parser.add_argument("--no-run", action="store_true", help="start everything but launch no run")
 
     def handle(self, *args: object, **opts: object) -> None:
-        host, port = str(opts["host"]), int(opts["port"])  # type: ignore[call-overload]
+        host, port, steps = str(opts["host"]), int(str(opts["port"])), int(str(opts["steps"]))
         call_command("migrate", interactive=False, verbosity=0)
         user, password = self._login()
-        version = dataset_import(user=user, name="demo-synthetic", fileobj=BUNDLED_DATASET.open("rb"),
-                                 filename=BUNDLED_DATASET.name).version
+        version = dataset_import(
+            user=user,
+            name="demo-synthetic",
+            fileobj=BUNDLED_DATASET.open("rb"),
+            filename=BUNDLED_DATASET.name,
+        ).version
         env = {**os.environ, "TRIAD_CONTROL_URL": f"http://{host}:{port}", "PYTHONUNBUFFERED": "1"}
         python = sys.executable
         celery = [python, "-m", "celery", "-A", "controlplane", "worker", "--loglevel", "WARNING"]
         commands = {
-            "web": [python, "-m", "uvicorn", "controlplane.asgi:application", "--host", host, "--port", str(port),
-                    "--log-level", "warning"],
+            "web": [
+                python,
+                "-m",
+                "uvicorn",
+                "controlplane.asgi:application",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
             "control worker": [*celery, "-Q", "control,sandbox", "-c", "1", "-n", "control@%h"],
             "gpu worker": [*celery, "-Q", f"gpu.{settings.TRIAD_DEFAULT_POOL}", "-P", "solo", "-n", "gpu@%h"],
         }
-        procs = {name: subprocess.Popen(cmd, env=env, start_new_session=True) for name, cmd in commands.items()}
+        procs = {
+            name: subprocess.Popen(cmd, env=env, start_new_session=True) for name, cmd in commands.items()
+        }
         try:
             self._wait_for(f"http://{host}:{port}/login/")
             if not opts["no_run"]:
-                launched = run_launch(user=user, dataset_version=version, name="demo",
-                                      config=RunConfig(steps=int(opts["steps"])))  # type: ignore[call-overload]
+                launched = run_launch(
+                    user=user,
+                    dataset_version=version,
+                    name="demo",
+                    config=RunConfig(steps=steps),
+                )
                 self.stdout.write(f"launched run #{launched.run.pk}")
             self.stdout.write(self.style.SUCCESS(f"\nTriad is running at http://{host}:{port}/"))
             self.stdout.write(f"log in as: {user.get_username()} / {password}")
@@ -66,10 +86,11 @@ class Command(BaseCommand):
         finally:
             self._stop(procs)
 
-    def _login(self) -> tuple["object", str]:
-        user_model = get_user_model()
+    def _login(self) -> tuple[User, str]:
         password = secrets.token_urlsafe(9)
-        user, _ = user_model.objects.get_or_create(username="demo", defaults={"is_staff": True, "is_superuser": True})
+        user, _ = User.objects.get_or_create(
+            username="demo", defaults={"is_staff": True, "is_superuser": True}
+        )
         user.set_password(password)
         user.save()
         return user, password

@@ -12,7 +12,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", type=Path)
         parser.add_argument("--name", required=True)
-        parser.add_argument("--user", default=None, help="username recorded as the uploader (default: first superuser)")
+        parser.add_argument(
+            "--user", default=None, help="username recorded as the uploader (default: first superuser)"
+        )
 
     def handle(self, *args: object, **options: object) -> None:
         path = options["file"]
@@ -28,11 +30,15 @@ class Command(BaseCommand):
             raise CommandError("no such user; create one with `manage.py createsuperuser` or pass --user")
         try:
             with path.open("rb") as fileobj:
-                outcome = dataset_import(user=user, name=str(options["name"]), fileobj=fileobj, filename=path.name)
+                outcome = dataset_import(
+                    user=user, name=str(options["name"]), fileobj=fileobj, filename=path.name
+                )
         except OSError as exc:
             raise CommandError(f"{path}: {exc.strerror}") from None
         except DatasetImportError as exc:
-            raise CommandError(f"{path}: refused, nothing imported:\n" + "\n".join(f"  {e}" for e in exc.errors)) from None
+            raise CommandError(
+                f"{path}: refused, nothing imported:\n" + "\n".join(f"  {e}" for e in exc.errors)
+            ) from None
         version = outcome.version
         verb = "imported" if outcome.created else "identical content already imported as"
         self.stdout.write(f"{verb} {version} ({version.problem_count} problems, sha256 {version.short_hash})")

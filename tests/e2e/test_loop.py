@@ -1,0 +1,83 @@
+"""The whole loop for real: launch → Celery worker → deepspeed trainer → sandbox → ingest → WebSocket."""
+
+import asyncio
+import json
+
+import pytest
+import websockets
+from django.test import Client
+
+from datasets_app.services import dataset_import
+from runs.models import Generation, MetricPoint, Run, RunStatus
+from runs.services import RunConfig, run_cancel, run_launch
+from tests.e2e.conftest import processes_mentioning, wait_until
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.e2e
+
+DATASET = (
+    '{"task_id": "E/0", "prompt": "def add(a, b):\\n", "entry_point": "add", "canonical_solution": '
+    '"    return a + b\\n", "test": "def check(candidate):\\n    assert candidate(1, 2) == 3\\n"}\n'
+    '{"task_id": "E/1", "prompt": "def ident(x):\\n", "entry_point": "ident", "canonical_solution": '
+    '"    return x\\n", "test": "def check(candidate):\\n    assert candidate(3) == 3\\n"}\n'
+)
+
+
+def launch(stack, steps: int):
+    import io
+
+    user = UserFactory(username="e2e")
+    version = dataset_import(user=user, name="e2e", fileobj=io.BytesIO(DATASET.encode())).version
+    config = RunConfig(steps=steps, group_size=4, prompts_per_step=2, max_new_tokens=32)
+    return user, run_launch(
+        user=user, dataset_version=version, name="e2e", config=config, pool=stack.pool
+    ).run
+
+
+async def receive_metrics(url: str, cookie: str, origin: str, want: int) -> list[dict]:
+    received: list[dict] = []
+    async with websockets.connect(url, additional_headers={"Cookie": cookie, "Origin": origin}) as ws:
+        while sum(len(m.get("metrics", [])) for m in received) < want:
+            received.append(json.loads(await asyncio.wait_for(ws.recv(), timeout=120)))
+    return received
+
+
+def test_a_run_trains_under_deepspeed_and_streams_metrics_to_a_websocket(stack):
+    user, run = launch(stack, steps=4)
+    client = Client()
+    client.force_login(user)
+    cookie = f"sessionid={client.cookies['sessionid'].value}"
+    ws_url = stack.base_url.replace("http", "ws") + f"/ws/runs/{run.pk}/"
+
+    messages = asyncio.run(receive_metrics(ws_url, cookie, stack.base_url, want=1))
+
+    assert any(p["key"] == "reward/mean" for m in messages for p in m.get("metrics", []))
+    wait_until(
+        lambda: Run.objects.get(pk=run.pk).status in (RunStatus.SUCCEEDED, RunStatus.FAILED),
+        300,
+        f"run to finish\n{stack.log_tail()}",
+    )
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, f"{run.status_message}\n{stack.log_tail()}"
+    steps = set(MetricPoint.objects.filter(run=run, key="pass_rate").values_list("step", flat=True))
+    assert steps == {0, 1, 2, 3}
+    for key in ("reward/mean", "pass_rate", "loss", "time/step_s"):
+        assert MetricPoint.objects.filter(run=run, key=key).count() == 4, key
+    assert Generation.objects.filter(run=run).exists()
+
+
+def test_cancel_ends_the_run_and_every_process_of_it(stack):
+    _, run = launch(stack, steps=500)
+    wait_until(
+        lambda: MetricPoint.objects.filter(run=run).exists(), 240, f"a first metric\n{stack.log_tail()}"
+    )
+
+    assert run_cancel(run_id=run.pk)
+
+    wait_until(
+        lambda: Run.objects.get(pk=run.pk).status == RunStatus.CANCELLED,
+        90,
+        f"the run to be cancelled\n{stack.log_tail()}",
+    )
+    spec_path = str(stack.var_dir / "runs" / str(run.pk) / "spec.json")
+    wait_until(lambda: not processes_mentioning(spec_path), 15, "the trainer processes to exit")
