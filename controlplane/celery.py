@@ -16,4 +16,6 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_default_queue = "control"
 app.conf.task_queues = (Queue("control"), Queue("sandbox"))  # type: ignore[no-untyped-call]
 app.conf.task_create_missing_queues = True
+# Runs are routed per call (gpu.<their pool>); everything else has a fixed queue.
+app.conf.task_routes = {"sandbox.run_batch": {"queue": "sandbox"}}
 app.autodiscover_tasks(["workers"])

@@ -29,7 +29,7 @@ def run_execute_task(run_id: int, token: str) -> str:
     )
 
 
-@shared_task(name="sandbox.run_batch", acks_late=True, ignore_result=False, queue="sandbox")
+@shared_task(name="sandbox.run_batch", acks_late=True, ignore_result=False)
 def sandbox_run_batch_task(batch: dict[str, Any]) -> dict[str, Any]:
     """Runs a batch in the sandbox: same JSON in and out as `python -m workers.sandbox`. Idempotent."""
     from workers.sandbox import Item, Limits, run_batch

@@ -148,6 +148,11 @@ def stack(transactional_db, tmp_path):
                 proc.wait()
         for f in logs.values():
             f.close()
+        with connection.cursor() as cursor:  # sessions the killed servers may have left half-closed
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
 
 
 def processes_mentioning(text: str) -> list[int]:

@@ -1,0 +1,176 @@
+"""The launcher runs the real trainer under the real `deepspeed` launcher with 2 CPU ranks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.workers.trainer.fake_control import FakeControl
+from workers.launcher import deepspeed_command, run_supervised
+
+STANDIN = Path(__file__).parent / "trainer" / "standin"
+CATALOG = [
+    "reward/mean",
+    "reward/std",
+    "pass_rate",
+    "tests/pass_frac",
+    "frac_reward_zero_std",
+    "kl",
+    "entropy",
+    "clip_frac",
+    "grad_norm",
+    "lr",
+    "loss",
+    "length/mean",
+    "length/max",
+    "length/clipped_frac",
+    "time/step_s",
+    "time/gen_s",
+    "time/reward_s",
+    "time/train_s",
+    "throughput/tokens_per_s",
+    "sandbox/latency_p50_ms",
+    "sandbox/latency_p99_ms",
+    "sandbox/infra_error_frac",
+]
+PROBLEMS = [
+    {
+        "task_id": "T/add",
+        "prompt": "def add(a, b):\n",
+        "entry_point": "add",
+        "solution": "    return a + b\n",
+        "tests": "def check(candidate):\n    assert candidate(1, 2) == 3\n",
+    },
+    {
+        "task_id": "T/ident",
+        "prompt": "def ident(x):\n",
+        "entry_point": "ident",
+        "solution": "    return x\n",
+        "tests": "def check(candidate):\n    assert candidate(5) == 5\n",
+    },
+]
+
+
+def _spec(url: str, steps: int) -> dict:
+    return {
+        "run_id": 3,
+        "name": "e2e",
+        "control_url": url,
+        "model": {"kind": "tiny", "path": None, "d_model": 32, "n_layers": 2, "n_heads": 4, "max_len": 256},
+        "train": {
+            "steps": steps,
+            "prompts_per_step": 2,
+            "group_size": 4,
+            "lr": 0.001,
+            "seed": 0,
+            "max_new_tokens": 32,
+            "temperature": 1.0,
+            "beta": 0.0,
+            "clip_eps": 0.2,
+            "zero_stage": 0,
+            "precision": "fp32",
+            "partial_credit": False,
+            "sft_warmup_steps": 0,
+            "checkpoint_every": 0,
+        },
+        "resources": {"num_nodes": 1, "procs_per_node": 2, "gpu": False},
+        "sandbox": {"timeout_s": 5.0, "memory_mb": 512},
+        "problems": PROBLEMS,
+    }
+
+
+def _sandbox_available() -> bool:
+    try:
+        from workers.sandbox import run_batch  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture
+def control(monkeypatch):
+    if not _sandbox_available():
+        # Until workers.sandbox lands, the ranks get a stand-in with the agreed interface.
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(STANDIN), os.environ.get("PYTHONPATH", "")]))
+    fake = FakeControl(token="secret-token").start()
+    yield fake
+    fake.stop()
+
+
+def _run_processes_mentioning(text: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_deepspeed_command_runs_the_trainer_module_on_procs_per_node_ranks(tmp_path: Path):
+    cmd = deepspeed_command(
+        _spec("http://x", 1), tmp_path / "spec.json", deepspeed_bin="/bin/deepspeed", port=1234
+    )
+    assert cmd[cmd.index("--num_gpus") + 1] == "2"
+    assert cmd[cmd.index("--module") + 1] == "workers.trainer"
+    assert "secret-token" not in " ".join(cmd)
+
+
+def test_a_run_reports_starting_running_metrics_generations_and_succeeded(control, tmp_path: Path):
+    control.spec = _spec(control.url, steps=2)
+
+    final = run_supervised(
+        run_id=3,
+        token="secret-token",
+        control_url=control.url,
+        workdir=tmp_path,
+        heartbeat_s=0.5,
+        kill_grace_s=20,
+    )
+
+    assert final == "succeeded", (tmp_path / "train.log").read_text()[-3000:]
+    statuses = [(e["source"], e["status"]) for e in control.of_type("status")]
+    assert statuses == [("launcher", "starting"), ("trainer", "running"), ("launcher", "succeeded")]
+    metrics = control.of_type("metric", "trainer")
+    assert [m["step"] for m in metrics] == [0, 1]
+    for m in metrics:
+        assert set(CATALOG) <= set(m["values"])
+        assert any(k.startswith("error/") for k in m["values"])
+    generations = control.of_type("generation", "trainer")
+    assert generations and all(g["error_class"] for g in generations)
+    assert {g["problem_id"] for g in generations} <= {"T/add", "T/ident"}
+    assert control.of_type("heartbeat", "launcher")
+    for source in ("launcher", "trainer"):
+        seqs = [e["seq"] for e in control.events if e["source"] == source]
+        assert len(seqs) == len(set(seqs))
+    assert "secret-token" not in (tmp_path / "train.log").read_text()
+    assert (tmp_path / "checkpoints" / "latest").exists()
+
+
+def test_cancel_checkpoints_and_leaves_no_process_behind(control, tmp_path: Path):
+    control.spec = _spec(control.url, steps=200)
+    control.desired_state = lambda c: (
+        "cancelling" if any(e["type"] == "metric" for e in c.events) else "running"
+    )
+
+    final = run_supervised(
+        run_id=3,
+        token="secret-token",
+        control_url=control.url,
+        workdir=tmp_path,
+        heartbeat_s=0.5,
+        kill_grace_s=20,
+    )
+
+    assert final == "cancelled"
+    assert (tmp_path / "checkpoints" / "latest").exists()
+    assert _run_processes_mentioning(str(tmp_path / "spec.json")) == []
+    assert [e["status"] for e in control.of_type("status", "launcher")] == ["starting", "cancelled"]
+    assert len(control.of_type("metric", "trainer")) < 200
+    assert any("stopping after step" in e["message"] for e in control.of_type("log", "trainer"))

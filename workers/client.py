@@ -1,0 +1,333 @@
+"""Ingest client: the one door through which a run's telemetry reaches the control plane.
+
+Standard library only. Every event gets a per-(run, source) sequence number that persists across
+restarts, is appended to an on-disk spool before it is sent, and is removed from the spool only once
+the control plane has acknowledged it. The control plane treats (run, source, seq) as an idempotency
+key, so re-sending after a crash or a lost answer is harmless.
+
+Spool layout (``spool_dir``):
+    next_seq       the next sequence number to hand out (written atomically at every flush)
+    acked          high-water mark: every event with seq <= this is acknowledged or rejected
+    spool.jsonl    append-only JSONL of events, compacted once everything in it is acked
+    rejected.jsonl events the control plane refused with a 400 (kept for inspection)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+MAX_TEXT_CHARS = 64 * 1024
+MAX_BACKOFF_S = 30.0
+STOP_STATES = frozenset({"cancelling", "budget_stopped"})
+
+
+class IngestError(Exception):
+    """Base class for ingest failures."""
+
+
+class IngestAuthError(IngestError):
+    """401 or 404: the token is wrong or the run does not exist. Not retried."""
+
+
+class IngestUnavailable(IngestError):
+    """The control plane could not be reached (connection error, timeout, 5xx)."""
+
+
+def _truncate(text: str, limit: int = MAX_TEXT_CHARS) -> str:
+    """Cap text size; NUL characters (which PostgreSQL text cannot store) become U+FFFD."""
+    text = text.replace("\x00", "\ufffd")
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n…[truncated {len(text) - limit} chars]"
+
+
+def _request(url: str, token: str, *, body: bytes | None, timeout_s: float) -> tuple[int, dict[str, Any]]:
+    """Return (status, parsed JSON answer). Raises IngestUnavailable for transient failures."""
+    if not url.startswith(("http://", "https://")):
+        raise IngestError(f"control URL must be http(s): {url!r}")
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(  # noqa: S310 - scheme checked above
+        url, data=body, headers=headers, method="POST" if body is not None else "GET"
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310
+            status = int(resp.status)
+            raw = resp.read()
+    except urllib.error.HTTPError as exc:
+        status = int(exc.code)
+        raw = exc.read() or b""
+        if status >= 500:
+            raise IngestUnavailable(f"{url}: HTTP {status}") from exc
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        raise IngestUnavailable(f"{url}: {exc}") from exc
+    try:
+        parsed = json.loads(raw.decode("utf-8")) if raw else {}
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        parsed = {"error": raw[:200].decode("utf-8", "replace")}
+    if not isinstance(parsed, dict):
+        parsed = {"value": parsed}
+    return status, parsed
+
+
+def fetch_spec(control_url: str, run_id: int, token: str, timeout_s: float = 10.0) -> dict[str, Any]:
+    """GET the run spec. Retries transient failures a few times, then raises IngestUnavailable."""
+    url = f"{control_url.rstrip('/')}/api/v1/runs/{run_id}/spec"
+    last: IngestUnavailable | None = None
+    for attempt in range(4):
+        try:
+            status, answer = _request(url, token, body=None, timeout_s=timeout_s)
+        except IngestUnavailable as exc:
+            last = exc
+            time.sleep(min(MAX_BACKOFF_S, 0.5 * 2**attempt))
+            continue
+        if status in (401, 403, 404):
+            raise IngestAuthError(f"GET {url}: HTTP {status}: {answer.get('error', '')}")
+        if status != 200:
+            raise IngestError(f"GET {url}: HTTP {status}: {answer}")
+        return answer
+    assert last is not None
+    raise last
+
+
+class IngestClient:
+    def __init__(
+        self,
+        control_url: str,
+        run_id: int,
+        token: str,
+        *,
+        spool_dir: Path,
+        source: str = "trainer",
+        timeout_s: float = 10.0,
+        max_batch: int = 500,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be >= 1")
+        self.url = f"{control_url.rstrip('/')}/api/v1/runs/{run_id}/events"
+        self.token = token
+        self.source = source
+        self.timeout_s = timeout_s
+        self.max_batch = max_batch
+        self.spool_dir = Path(spool_dir)
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        self.desired_state: str | None = None
+        self._lock = threading.RLock()
+        self._failures = 0
+        self._next_attempt = 0.0
+        self._spool_path = self.spool_dir / "spool.jsonl"
+        self._acked = self._read_int(self.spool_dir / "acked", -1)
+        self._pending: list[dict[str, Any]] = self._load_pending()
+        max_spooled = max((int(e["seq"]) for e in self._pending), default=-1)
+        self._next_seq = max(self._read_int(self.spool_dir / "next_seq", 0), self._acked + 1, max_spooled + 1)
+        self._write_int(self.spool_dir / "next_seq", self._next_seq)
+        self._spool_fh = open(self._spool_path, "a", encoding="utf-8")  # noqa: SIM115 - long-lived
+
+    # ----------------------------------------------------------------- persistence helpers
+    @staticmethod
+    def _read_int(path: Path, default: int) -> int:
+        try:
+            return int(path.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return default
+
+    @staticmethod
+    def _write_int(path: Path, value: int) -> None:
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w") as fh:
+            fh.write(str(value))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    def _load_pending(self) -> list[dict[str, Any]]:
+        events: dict[int, dict[str, Any]] = {}
+        if not self._spool_path.exists():
+            return []
+        with open(self._spool_path, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    event = json.loads(line)
+                    seq = int(event["seq"])
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                    continue  # a torn last line after a crash
+                if seq > self._acked:
+                    events[seq] = event
+        return [events[s] for s in sorted(events)]
+
+    def _compact(self) -> None:
+        """Rewrite the spool with only the unacknowledged events."""
+        self._spool_fh.close()
+        tmp = self._spool_path.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for event in self._pending:
+                fh.write(json.dumps(event) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self._spool_path)
+        self._spool_fh = open(self._spool_path, "a", encoding="utf-8")  # noqa: SIM115
+
+    # ----------------------------------------------------------------- event constructors
+    def _emit(self, event: dict[str, Any]) -> None:
+        with self._lock:
+            event = {"seq": self._next_seq, **event}
+            self._next_seq += 1
+            self._spool_fh.write(json.dumps(event) + "\n")
+            self._pending.append(event)
+
+    def metric(self, step: int, values: Mapping[str, float]) -> None:
+        clean = {str(k): float(v) for k, v in values.items()}
+        self._emit({"type": "metric", "step": int(step), "time": time.time(), "values": clean})
+
+    def generation(
+        self,
+        step: int,
+        *,
+        problem_id: str,
+        completion: str,
+        reward: float,
+        passed: bool,
+        error_class: str,
+        tests_passed: int,
+        tests_total: int,
+        stdout: str = "",
+        stderr: str = "",
+        duration_ms: int = 0,
+    ) -> None:
+        self._emit(
+            {
+                "type": "generation",
+                "step": int(step),
+                "problem_id": problem_id,
+                "completion": _truncate(completion),
+                "reward": float(reward),
+                "passed": bool(passed),
+                "error_class": error_class,
+                "tests_passed": int(tests_passed),
+                "tests_total": int(tests_total),
+                "stdout": _truncate(stdout),
+                "stderr": _truncate(stderr),
+                "duration_ms": int(duration_ms),
+            }
+        )
+
+    def log(self, message: str, level: str = "info") -> None:
+        self._emit({"type": "log", "time": time.time(), "level": level, "message": _truncate(message)})
+
+    def status(self, status: str, message: str = "") -> None:
+        self._emit({"type": "status", "status": status, "message": _truncate(message)})
+
+    def heartbeat(self) -> None:
+        self._emit({"type": "heartbeat", "time": time.time()})
+
+    @property
+    def pending_count(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    # ----------------------------------------------------------------- sending
+    def _reject(self, event: dict[str, Any], reason: str) -> None:
+        print(f"ingest: rejected event seq={event.get('seq')}: {reason}", file=sys.stderr)
+        with open(self.spool_dir / "rejected.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"reason": reason, "event": event}) + "\n")
+
+    def _mark_done(self, upto_seq: int) -> None:
+        self._pending = [e for e in self._pending if int(e["seq"]) > upto_seq]
+        if upto_seq > self._acked:
+            self._acked = upto_seq
+            self._write_int(self.spool_dir / "acked", self._acked)
+
+    def _post(self, batch: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+        body = json.dumps({"source": self.source, "events": batch}).encode("utf-8")
+        return _request(self.url, self.token, body=body, timeout_s=self.timeout_s)
+
+    def _send_batch(self, batch: list[dict[str, Any]]) -> None:
+        """Send one batch until it is fully acknowledged or rejected. Raises IngestUnavailable."""
+        while batch:
+            status, answer = self._post(batch)
+            if status == 200:
+                state = answer.get("desired_state")
+                if isinstance(state, str):
+                    self.desired_state = state
+                self._mark_done(int(batch[-1]["seq"]))
+                return
+            if status in (401, 403, 404):
+                raise IngestAuthError(f"POST {self.url}: HTTP {status}: {answer.get('error', '')}")
+            if status == 413 and len(batch) > 1:
+                half = len(batch) // 2
+                self._send_batch(batch[:half])
+                batch = batch[half:]
+                continue
+            index = answer.get("event_index")
+            if status == 400 and isinstance(index, int) and 0 <= index < len(batch):
+                bad = batch[index]
+                self._reject(bad, f"HTTP 400 field={answer.get('field')!r} error={answer.get('error')!r}")
+                # Everything before the bad event is resent (idempotent), the bad one is dropped.
+                rest = batch[:index] + batch[index + 1 :]
+                self._pending = [e for e in self._pending if e is not bad and e["seq"] != bad["seq"]]
+                if not rest:
+                    self._mark_done(int(bad["seq"]))
+                    return
+                batch = rest
+                continue
+            # Any other 4xx (or a 400 without a usable index, or one event too large): drop the
+            # batch rather than retrying it forever.
+            for event in batch:
+                self._reject(event, f"HTTP {status}: {answer}")
+            self._mark_done(int(batch[-1]["seq"]))
+            return
+
+    def flush(self, *, ignore_backoff: bool = False) -> str | None:
+        """Send everything pending. Returns desired_state, or None if the control plane is unreachable."""
+        with self._lock:
+            self._spool_fh.flush()
+            os.fsync(self._spool_fh.fileno())
+            self._write_int(self.spool_dir / "next_seq", self._next_seq)
+            if not self._pending:
+                return self.desired_state if self._failures == 0 else None
+            if not ignore_backoff and time.monotonic() < self._next_attempt:
+                return None
+            try:
+                while self._pending:
+                    self._send_batch(list(self._pending[: self.max_batch]))
+            except IngestUnavailable as exc:
+                self._failures += 1
+                delay = min(MAX_BACKOFF_S, 0.5 * 2 ** (self._failures - 1))
+                self._next_attempt = time.monotonic() + delay
+                print(f"ingest: control plane unreachable ({exc}); retry in {delay:.1f}s", file=sys.stderr)
+                return None
+            self._failures = 0
+            self._next_attempt = 0.0
+            self._compact()
+            return self.desired_state
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Flush with retries until everything is sent or timeout_s passes; events left stay spooled."""
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                if self.flush(ignore_backoff=True) is not None or not self.pending_count:
+                    break
+                with self._lock:
+                    wait = max(0.05, self._next_attempt - time.monotonic())
+                if time.monotonic() + wait > deadline:
+                    wait = deadline - time.monotonic()
+                    if wait <= 0:
+                        break
+                time.sleep(wait)
+        finally:
+            with self._lock:
+                if not self._spool_fh.closed:
+                    self._spool_fh.flush()
+                    os.fsync(self._spool_fh.fileno())
+                    self._spool_fh.close()

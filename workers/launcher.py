@@ -1,0 +1,200 @@
+"""Start and supervise the `deepspeed` launcher for one run (plain Python, no Django).
+
+The launcher fetches the run spec, writes it to ``workdir/spec.json``, starts ``deepspeed`` in a new
+session (so the whole process tree can be signalled as one group), heartbeats through the ingest API
+and obeys the desired state carried on every answer: on ``cancelling`` / ``budget_stopped`` it sends
+SIGTERM to the group (the trainer checkpoints and exits), waits ``kill_grace_s`` and SIGKILLs whatever
+is left. It posts the final status itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from pathlib import Path
+
+from workers.client import STOP_STATES, IngestClient, fetch_spec
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def deepspeed_command(
+    spec: dict[str, object], spec_path: Path, *, deepspeed_bin: str | None, port: int
+) -> list[str]:
+    """The deepspeed launcher command line for a single-node run.
+
+    On the CPU accelerator DeepSpeed detects one "device" per NUMA node; ``--num_gpus`` (an alias of
+    ``--num_accelerators``) overrides that, so ``procs_per_node`` ranks are started on localhost.
+    """
+    resources = spec.get("resources") or {}
+    assert isinstance(resources, dict)
+    procs = int(resources.get("procs_per_node", 1) or 1)
+    binary = deepspeed_bin or str(Path(sys.executable).parent / "deepspeed")
+    return [
+        binary,
+        "--num_nodes",
+        "1",
+        "--num_gpus",
+        str(procs),
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(port),
+        "--module",
+        "workers.trainer",
+        "--spec",
+        str(spec_path),
+    ]
+
+
+def _tail(path: Path, n: int = 20) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return "".join(deque(fh, maxlen=n)).strip()
+    except FileNotFoundError:
+        return ""
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_supervised(
+    *,
+    run_id: int,
+    token: str,
+    control_url: str,
+    workdir: Path,
+    heartbeat_s: float = 2.0,
+    kill_grace_s: float = 10.0,
+    deepspeed_bin: str | None = None,
+) -> str:
+    """Run one training job to completion; returns the final status it reported."""
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    client = IngestClient(control_url, run_id, token, source="launcher", spool_dir=workdir / "spool-launcher")
+    try:
+        spec = fetch_spec(control_url, run_id, token)
+        spec.setdefault("control_url", control_url)
+        spec_path = workdir / "spec.json"
+        spec_path.write_text(json.dumps(spec, indent=1))
+        cmd = deepspeed_command(spec, spec_path, deepspeed_bin=deepspeed_bin, port=free_port())
+        client.status("starting", " ".join(cmd))
+        client.flush()
+
+        env = dict(os.environ)
+        env["TRIAD_RUN_TOKEN"] = token
+        env.setdefault("DS_ACCELERATOR", "gpu" if _spec_gpu(spec) else "cpu")
+        if env["DS_ACCELERATOR"] == "gpu":
+            del env["DS_ACCELERATOR"]  # let DeepSpeed auto-detect cuda
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+        env["PYTHONUNBUFFERED"] = "1"
+        log_path = workdir / "train.log"
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        pgid = proc.pid  # new session: the leader's pid is the group id
+        stop_state: str | None = None
+        killed_at: float | None = None
+        next_beat = 0.0
+        while True:
+            rc = proc.poll()
+            if rc is not None:
+                break
+            now = time.monotonic()
+            if now >= next_beat:
+                client.heartbeat()
+                state = client.flush()
+                next_beat = now + heartbeat_s
+                if state in STOP_STATES and stop_state is None:
+                    stop_state = state
+                    client.log(f"launcher: desired_state={state}; sending SIGTERM to the run")
+                    _signal_group(pgid, signal.SIGTERM)
+                    killed_at = now
+            if killed_at is not None and now - killed_at > kill_grace_s:
+                _signal_group(pgid, signal.SIGKILL)
+            time.sleep(min(0.2, heartbeat_s))
+        # The leader is gone; make sure nothing of its group outlives it.
+        if _group_alive(pgid):
+            _signal_group(pgid, signal.SIGTERM)
+            deadline = time.monotonic() + kill_grace_s
+            while _group_alive(pgid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            _signal_group(pgid, signal.SIGKILL)
+            while _group_alive(pgid) and time.monotonic() < deadline + 5:
+                time.sleep(0.05)
+
+        if stop_state is not None:
+            final = "cancelled" if stop_state == "cancelling" else "budget_stopped"
+            client.status(final, f"stopped on desired_state={stop_state}; trainer exit code {rc}")
+        elif rc == 0:
+            final = "succeeded"
+            client.status(final, "trainer exited 0")
+        else:
+            final = "failed"
+            client.status(final, f"trainer exit code {rc}\n{_tail(log_path)}")
+        return final
+    except Exception as exc:
+        client.status("failed", f"launcher error: {type(exc).__name__}: {exc}")
+        raise
+    finally:
+        client.close()
+
+
+def _spec_gpu(spec: dict[str, object]) -> bool:
+    resources = spec.get("resources")
+    return bool(isinstance(resources, dict) and resources.get("gpu"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workers.launcher")
+    parser.add_argument("--run-id", type=int, required=True)
+    parser.add_argument("--control-url", required=True)
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--heartbeat-s", type=float, default=2.0)
+    parser.add_argument("--kill-grace-s", type=float, default=10.0)
+    args = parser.parse_args(argv)
+    token = os.environ.get("TRIAD_RUN_TOKEN", "")
+    if not token:
+        print("TRIAD_RUN_TOKEN is not set", file=sys.stderr)
+        return 2
+    final = run_supervised(
+        run_id=args.run_id,
+        token=token,
+        control_url=args.control_url,
+        workdir=args.workdir,
+        heartbeat_s=args.heartbeat_s,
+        kill_grace_s=args.kill_grace_s,
+    )
+    print(final)
+    return 0 if final == "succeeded" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""CLI: ``python -m workers.sandbox [--backend process|bwrap] [--workers N] < batch.json``.
+
+Reads ``{"limits": {...}, "items": [{"id", "code", "tests", "entry_point"}]}`` on stdin, writes
+``{"results": [...]}`` on stdout, one per item, in order. Bad input: exit status 2 and one line on
+stderr naming the item index and the field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .batch import run_batch
+from .types import Item, Limits
+
+
+class BadInput(Exception):
+    pass
+
+
+def parse_batch(doc: Any) -> tuple[Limits, list[Item]]:
+    if not isinstance(doc, dict):
+        raise BadInput("the input must be a JSON object")
+    raw_limits = doc.get("limits", {})
+    if not isinstance(raw_limits, dict):
+        raise BadInput("limits: must be an object")
+    kwargs: dict[str, Any] = {}
+    for name, kind in (("timeout_s", (int, float)), ("memory_mb", (int,)), ("output_bytes", (int,))):
+        if name in raw_limits:
+            value = raw_limits[name]
+            if isinstance(value, bool) or not isinstance(value, kind):
+                raise BadInput(f"limits.{name}: must be a number")
+            kwargs[name] = value
+    try:
+        limits = Limits(**kwargs)
+    except ValueError as e:
+        raise BadInput(f"limits: {e}") from None
+    raw_items = doc.get("items")
+    if not isinstance(raw_items, list):
+        raise BadInput("items: missing or not a list")
+    items = []
+    for i, raw in enumerate(raw_items):
+        if not isinstance(raw, dict):
+            raise BadInput(f"items[{i}]: must be an object")
+        fields: dict[str, str] = {}
+        for name in ("id", "code", "tests", "entry_point"):
+            if name not in raw:
+                if name == "entry_point":
+                    continue
+                raise BadInput(f"items[{i}].{name}: missing")
+            if not isinstance(raw[name], str):
+                raise BadInput(f"items[{i}].{name}: must be a string")
+            fields[name] = raw[name]
+        items.append(Item(**fields))
+    return limits, items
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workers.sandbox", description=__doc__)
+    parser.add_argument("--backend", choices=("process", "bwrap"), default=None)
+    parser.add_argument("--workers", type=int, default=None)
+    args = parser.parse_args(argv)
+    try:
+        limits, items = parse_batch(json.loads(sys.stdin.read()))
+    except json.JSONDecodeError as e:
+        print(f"invalid JSON on stdin: {e}", file=sys.stderr)
+        return 2
+    except BadInput as e:
+        print(f"bad input: {e}", file=sys.stderr)
+        return 2
+    try:
+        results = run_batch(items, limits, backend=args.backend, workers=args.workers)
+    except RuntimeError as e:
+        print(f"sandbox unavailable: {e}", file=sys.stderr)
+        return 1
+    json.dump({"results": [r.to_dict() for r in results]}, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Typed values in and out of the sandbox (see docs/sandbox.md)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+ERROR_CLASSES = (
+    "passed",
+    "wrong_answer",
+    "runtime_error",
+    "syntax_error",
+    "timeout",
+    "memory_limit",
+    "output_limit",
+    "crash",
+    "sandbox_error",
+)
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout_s: float = 2.0
+    memory_mb: int = 512
+    output_bytes: int = 65536  # cap for stdout and stderr each
+
+    def __post_init__(self) -> None:
+        if not self.timeout_s > 0:
+            raise ValueError("timeout_s must be > 0")
+        if self.memory_mb < 1:
+            raise ValueError("memory_mb must be >= 1")
+        if self.output_bytes < 1:
+            raise ValueError("output_bytes must be >= 1")
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    code: str  # the candidate program
+    tests: str  # HumanEval-style (defines check(candidate)) or MBPP-style top-level asserts
+    entry_point: str = ""  # function passed to check(); required for HumanEval style
+
+
+@dataclass(frozen=True)
+class Result:
+    id: str
+    passed: bool
+    error_class: str  # one of ERROR_CLASSES
+    tests_passed: int
+    tests_total: int
+    duration_ms: int
+    stdout: str
+    stderr: str  # the candidate's stderr, then the traceback of the failure (capped)
+    exception_type: str = ""
+    failing_test: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
