@@ -215,6 +215,18 @@ def merge_metrics(
     return m
 
 
+def gpu_metrics(device: torch.device) -> dict[str, float]:
+    """`gpu/mem_gb` (peak allocated on this rank) and `gpu/util` (percent, where NVML answers)."""
+    if device.type != "cuda":
+        return {}
+    metrics = {"gpu/mem_gb": torch.cuda.max_memory_allocated(device) / 1e9}
+    try:
+        metrics["gpu/util"] = float(torch.cuda.utilization(device))
+    except Exception:  # NVML missing or not permitted: leave the metric out rather than guess
+        pass
+    return metrics
+
+
 # --------------------------------------------------------------------------- the trainer
 class Trainer:
     def __init__(self, spec: RunSpec, spec_path: Path, token: str) -> None:
@@ -252,9 +264,7 @@ class Trainer:
 
             assert spec.model.path is not None
             dtype = torch.bfloat16 if train.precision == "bf16" else torch.float32
-            model = AutoModelForCausalLM.from_pretrained(
-                spec.model.path, local_files_only=True, torch_dtype=dtype
-            )
+            model = AutoModelForCausalLM.from_pretrained(spec.model.path, local_files_only=True, dtype=dtype)
             self.tokenizer = HFTokenizer(
                 AutoTokenizer.from_pretrained(spec.model.path, local_files_only=True)
             )
@@ -292,15 +302,13 @@ class Trainer:
             "wall_clock_breakdown": False,
         }
         params = [p for p in model.parameters() if p.requires_grad]
-        if self.device.type == "cpu":
-            # DeepSpeed's fused/cpu Adam ops need a compiler toolchain on CPU: use torch's AdamW.
-            optimizer: Any = torch.optim.AdamW(params, lr=train.lr, weight_decay=0.0)
-            self.engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
-        else:
-            ds_config["optimizer"] = {"type": "AdamW", "params": {"lr": train.lr, "weight_decay": 0.0}}
-            self.engine, _, _, _ = deepspeed.initialize(
-                model=model, model_parameters=params, config=ds_config
-            )
+        # torch's AdamW (fused on CUDA) rather than DeepSpeed's: DeepSpeed's own Adam ops are compiled
+        # on first use, which needs a toolchain matching the torch build on every node. ZeRO partitions a
+        # client optimizer just the same.
+        optimizer: Any = torch.optim.AdamW(
+            params, lr=train.lr, weight_decay=0.0, fused=self.device.type == "cuda"
+        )
+        self.engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
         self.logits_fn = tiny_logits_fn(self.engine, hf=self.hf)
         self.rollout: RolloutEngine = self._rollout_engine(max_len)
         self.start_step = 0
@@ -531,6 +539,7 @@ class Trainer:
         assert self.client is not None
         lr = float(self.engine.get_lr()[0]) if self.engine.get_lr() else self.spec.train.lr
         metrics = merge_metrics(all_stats, lr=lr, grad_norm=self._grad_norm, step_s=step_s)
+        metrics.update(gpu_metrics(self.device))
         self.client.metric(step, metrics)
         failing = [s for st in all_stats for s in st.failing][:GENERATIONS_FAILING_CAP]
         passing = [s for st in all_stats for s in st.passing][:GENERATIONS_PASSING_CAP]
