@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import math
 import os
@@ -220,10 +221,9 @@ def gpu_metrics(device: torch.device) -> dict[str, float]:
     if device.type != "cuda":
         return {}
     metrics = {"gpu/mem_gb": torch.cuda.max_memory_allocated(device) / 1e9}
-    try:
+    # NVML missing or not permitted: leave the metric out rather than guess.
+    with contextlib.suppress(Exception):
         metrics["gpu/util"] = float(torch.cuda.utilization(device))
-    except Exception:  # NVML missing or not permitted: leave the metric out rather than guess
-        pass
     return metrics
 
 
