@@ -1,3 +1,5 @@
+from typing import Any
+
 from django import forms
 
 from datasets_app.models import DatasetVersion
@@ -18,6 +20,25 @@ class RunLaunchForm(forms.Form):
     lr = forms.FloatField(label="Learning rate", min_value=1e-8, max_value=1.0, initial=RunConfig.lr)
     seed = forms.IntegerField(min_value=0, max_value=2**31 - 1, initial=RunConfig.seed)
     max_new_tokens = forms.IntegerField(min_value=8, max_value=4096, initial=RunConfig.max_new_tokens)
+    sft_warmup_steps = forms.IntegerField(
+        label="SFT warm-up steps",
+        min_value=0,
+        max_value=100_000,
+        initial=RunConfig.sft_warmup_steps,
+        help_text="Steps of imitation on the reference solutions before RL (counted in Steps).",
+    )
+    sft_lr = forms.FloatField(
+        label="SFT learning rate", min_value=1e-8, max_value=1.0, initial=RunConfig.sft_lr
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        steps, warmup = data.get("steps"), data.get("sft_warmup_steps")
+        if steps is not None and warmup is not None and warmup >= steps:
+            self.add_error(
+                "sft_warmup_steps", f"must be fewer than Steps ({steps}), or there is no RL at all"
+            )
+        return data
 
     def config(self) -> RunConfig:
         data = self.cleaned_data
@@ -26,6 +47,8 @@ class RunLaunchForm(forms.Form):
             group_size=data["group_size"],
             prompts_per_step=data["prompts_per_step"],
             lr=data["lr"],
+            sft_warmup_steps=data["sft_warmup_steps"],
+            sft_lr=data["sft_lr"],
             seed=data["seed"],
             max_new_tokens=data["max_new_tokens"],
         )

@@ -42,6 +42,8 @@ class RunConfig:
     seed: int = 0
     max_new_tokens: int = 48
     temperature: float = 1.0
+    sft_warmup_steps: int = 0  # imitation of the reference solutions before RL
+    sft_lr: float = 3e-3
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -234,6 +236,8 @@ def run_spec(*, run: Run) -> dict[str, Any]:
             "seed": config.get("seed", 0),
             "max_new_tokens": config.get("max_new_tokens", 48),
             "temperature": config.get("temperature", 1.0),
+            "sft_warmup_steps": config.get("sft_warmup_steps", 0),
+            "sft_lr": config.get("sft_lr", 3e-3),
             "beta": 0.0,
             "clip_eps": 0.2,
             "zero_stage": 0,

@@ -6,6 +6,7 @@
   if (!root) return;
   const metricsUrl = root.dataset.metricsUrl;
   const wsPath = root.dataset.wsPath;
+  const RATE_KEYS = new Set(["reward/mean", "pass_rate", "tests/pass_frac", "frac_reward_zero_std"]);
   const charts = new Map(); // key -> {fig, plot, steps: Map(step -> value)}
   let lastStep = -1;
   let statusTimer = null;
@@ -28,7 +29,8 @@
     const el = chart.fig.querySelector(".plot");
     chart.plot = new uPlot({
       width: Math.max(260, el.clientWidth || 360), height: 180,
-      scales: { x: { time: false } },
+      // Rates live in [0, 1]: a fixed axis keeps a flat 0 from filling the plot with noise.
+      scales: { x: { time: false }, y: RATE_KEYS.has(key) ? { range: (u, min, max) => [0, Math.max(1, max)] } : {} },
       series: [{ label: "step" }, { label: key, stroke: "#3b6fd8", width: 2, points: { show: steps.length < 60 } }],
       axes: [{ label: "step" }, {}],
       legend: { show: false },

@@ -34,6 +34,8 @@ def test_launch_form_errors_name_the_field(logged_in):
             "lr": 0.001,
             "seed": 0,
             "max_new_tokens": 32,
+            "sft_warmup_steps": 0,
+            "sft_lr": 0.003,
         },
     )
 
@@ -57,12 +59,15 @@ def test_launching_from_the_form_redirects_to_the_run(logged_in, django_capture_
                 "lr": 0.001,
                 "seed": 1,
                 "max_new_tokens": 32,
+                "sft_warmup_steps": 2,
+                "sft_lr": 0.003,
             },
         )
 
     run = Run.objects.get()
     assert response.status_code == 302 and response.url == f"/runs/{run.pk}/"
     assert run.config["seed"] == 1
+    assert run.config["sft_warmup_steps"] == 2
 
 
 def test_generated_code_is_escaped_on_the_run_page(logged_in):
@@ -117,3 +122,25 @@ def test_metrics_json_backfills_after_a_step(logged_in, client):
     response = logged_in.get(f"/runs/{run.pk}/metrics.json?after_step=0")
 
     assert response.json() == {"series": {"loss": [[1, 0.1], [2, 0.2]]}}
+
+
+def test_a_warm_up_as_long_as_the_run_is_refused(logged_in):
+    version = DatasetVersionFactory()
+
+    response = logged_in.post(
+        "/runs/new/",
+        {
+            "dataset_version": version.pk,
+            "steps": 5,
+            "group_size": 4,
+            "prompts_per_step": 2,
+            "lr": 0.001,
+            "seed": 0,
+            "max_new_tokens": 32,
+            "sft_warmup_steps": 5,
+            "sft_lr": 0.003,
+        },
+    )
+
+    assert b"SFT warm-up steps: must be fewer than Steps (5)" in response.content
+    assert Run.objects.count() == 0

@@ -10,7 +10,6 @@ import pytest
 from tests.workers.trainer.fake_control import FakeControl
 from workers.launcher import deepspeed_command, run_supervised
 
-STANDIN = Path(__file__).parent / "trainer" / "standin"
 CATALOG = [
     "reward/mean",
     "reward/std",
@@ -81,19 +80,8 @@ def _spec(url: str, steps: int) -> dict:
     }
 
 
-def _sandbox_available() -> bool:
-    try:
-        from workers.sandbox import run_batch  # noqa: F401
-    except Exception:
-        return False
-    return True
-
-
 @pytest.fixture
-def control(monkeypatch):
-    if not _sandbox_available():
-        # Until workers.sandbox lands, the ranks get a stand-in with the agreed interface.
-        monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(STANDIN), os.environ.get("PYTHONPATH", "")]))
+def control():
     fake = FakeControl(token="secret-token").start()
     yield fake
     fake.stop()
@@ -174,3 +162,28 @@ def test_cancel_checkpoints_and_leaves_no_process_behind(control, tmp_path: Path
     assert [e["status"] for e in control.of_type("status", "launcher")] == ["starting", "cancelled"]
     assert len(control.of_type("metric", "trainer")) < 200
     assert any("stopping after step" in e["message"] for e in control.of_type("log", "trainer"))
+
+
+def test_sft_warm_up_reports_imitation_metrics_then_rl_runs_at_its_own_rate(control, tmp_path: Path):
+    spec = _spec(control.url, steps=3)
+    spec["train"].update({"sft_warmup_steps": 2, "sft_lr": 0.01, "lr": 0.0001})
+    control.spec = spec
+
+    final = run_supervised(
+        run_id=3,
+        token="secret-token",
+        control_url=control.url,
+        workdir=tmp_path,
+        heartbeat_s=0.5,
+        kill_grace_s=20,
+    )
+
+    assert final == "succeeded", (tmp_path / "train.log").read_text()[-3000:]
+    by_step = {m["step"]: m["values"] for m in control.of_type("metric", "trainer")}
+    assert sorted(by_step) == [0, 1, 2]
+    for warm in (0, 1):
+        assert by_step[warm]["lr"] == pytest.approx(0.01)
+        assert by_step[warm]["loss"] > 0
+        assert "pass_rate" not in by_step[warm]  # nothing was sampled: no made-up zeros
+    assert by_step[2]["lr"] == pytest.approx(0.0001)
+    assert "pass_rate" in by_step[2]

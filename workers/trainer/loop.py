@@ -216,6 +216,9 @@ def merge_metrics(
     return m
 
 
+SFT_METRICS = frozenset({"loss", "entropy", "lr", "grad_norm", "time/step_s", "time/train_s"})
+
+
 def gpu_metrics(device: torch.device) -> dict[str, float]:
     """`gpu/mem_gb` (peak allocated on this rank) and `gpu/util` (percent, where NVML answers)."""
     if device.type != "cuda":
@@ -305,8 +308,9 @@ class Trainer:
         # torch's AdamW (fused on CUDA) rather than DeepSpeed's: DeepSpeed's own Adam ops are compiled
         # on first use, which needs a toolchain matching the torch build on every node. ZeRO partitions a
         # client optimizer just the same.
+        first_lr = train.sft_lr if train.sft_warmup_steps and train.sft_lr else train.lr
         optimizer: Any = torch.optim.AdamW(
-            params, lr=train.lr, weight_decay=0.0, fused=self.device.type == "cuda"
+            params, lr=first_lr, weight_decay=0.0, fused=self.device.type == "cuda"
         )
         self.engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
         self.logits_fn = tiny_logits_fn(self.engine, hf=self.hf)
@@ -344,6 +348,10 @@ class Trainer:
             self.start_step = int(client_state.get("next_step", 0))
             self.log(f"resumed from {path} at step {self.start_step}")
 
+    def _set_lr(self, lr: float) -> None:
+        for group in self.engine.optimizer.param_groups:
+            group["lr"] = lr
+
     def save(self, next_step: int) -> None:
         self.engine.save_checkpoint(
             str(self.ckpt_dir), tag=f"step{next_step}", client_state={"next_step": next_step}
@@ -359,6 +367,10 @@ class Trainer:
         self.engine.train()
         if step < train.sft_warmup_steps:
             return self._sft_step(mine, st)
+        if step == train.sft_warmup_steps:
+            # RL needs a far smaller step than imitation: at the warm-up's rate a tiny policy that
+            # just learned the references collapses within a few updates.
+            self._set_lr(train.lr)
 
         t0 = time.monotonic()
         groups: list[list[Completion]] = self.rollout.generate(
@@ -540,6 +552,9 @@ class Trainer:
         lr = float(self.engine.get_lr()[0]) if self.engine.get_lr() else self.spec.train.lr
         metrics = merge_metrics(all_stats, lr=lr, grad_norm=self._grad_norm, step_s=step_s)
         metrics.update(gpu_metrics(self.device))
+        if step < self.spec.train.sft_warmup_steps:
+            # Warm-up steps sample nothing: report what they measure, not zeros for rewards.
+            metrics = {k: v for k, v in metrics.items() if k in SFT_METRICS or k.startswith("gpu/")}
         self.client.metric(step, metrics)
         failing = [s for st in all_stats for s in st.failing][:GENERATIONS_FAILING_CAP]
         passing = [s for st in all_stats for s in st.passing][:GENERATIONS_PASSING_CAP]
@@ -567,6 +582,8 @@ class Trainer:
             self.client.flush()
         self.maybe_resume()
         step = self.start_step
+        if step > train.sft_warmup_steps:
+            self._set_lr(train.lr)
         stopped = False
         while step < train.steps:
             t0 = time.monotonic()

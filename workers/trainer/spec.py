@@ -75,6 +75,7 @@ class TrainSpec:
     precision: str = "fp32"
     partial_credit: bool = False
     sft_warmup_steps: int = 0
+    sft_lr: float | None = None  # learning rate of the warm-up; None = lr
     checkpoint_every: int = 0
 
 
@@ -160,6 +161,7 @@ def _parse_train(d: dict[str, Any]) -> TrainSpec:
         precision=precision,
         partial_credit=_bool(d, p, "partial_credit", False),
         sft_warmup_steps=_int(d, p, "sft_warmup_steps", 0, minimum=0),
+        sft_lr=None if d.get("sft_lr") is None else _float(d, p, "sft_lr", 1e-3, minimum=0.0, strict=True),
         checkpoint_every=_int(d, p, "checkpoint_every", 0, minimum=0),
     )
 
