@@ -23,6 +23,10 @@ from runs.services import RunConfig, run_cancel, run_launch
 BUNDLED_DATASET = Path(settings.BASE_DIR) / "datasets_app" / "data" / "demo_problems.jsonl"
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 class Command(BaseCommand):
     help = "Run Triad on this machine with a demo run (embedded mode unless DATABASE_URL etc. are set)."
 
@@ -61,6 +65,10 @@ class Command(BaseCommand):
             "control worker": [*celery, "-Q", "control,sandbox", "-c", "1", "-n", "control@%h"],
             "gpu worker": [*celery, "-Q", f"gpu.{settings.TRIAD_DEFAULT_POOL}", "-P", "solo", "-n", "gpu@%h"],
         }
+        # Ctrl-C and a plain `kill` both end in the same clean stop, even where SIGINT came in ignored
+        # (a background job of a non-interactive shell).
+        signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)
         procs = {
             name: subprocess.Popen(cmd, env=env, start_new_session=True) for name, cmd in commands.items()
         }
