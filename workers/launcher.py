@@ -32,6 +32,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the launcher dies (a worker killed hard, say), so the
+    deepspeed runner tears its ranks down instead of training on unsupervised."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def deepspeed_command(
     spec: dict[str, object], spec_path: Path, *, deepspeed_bin: str | None, port: int
 ) -> list[str]:
@@ -117,7 +127,13 @@ def run_supervised(
         log_path = workdir / "train.log"
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
-                cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                cmd,
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         pgid = proc.pid  # new session: the leader's pid is the group id
         stop_state: str | None = None
