@@ -17,5 +17,8 @@ app.conf.task_default_queue = "control"
 app.conf.task_queues = (Queue("control"), Queue("sandbox"))  # type: ignore[no-untyped-call]
 app.conf.task_create_missing_queues = True
 # Runs are routed per call (gpu.<their pool>); everything else has a fixed queue.
-app.conf.task_routes = {"sandbox.run_batch": {"queue": "sandbox"}}
+app.conf.task_routes = {"sandbox.run_batch": {"queue": "sandbox"}, "runs.reap_lost": {"queue": "control"}}
+app.conf.beat_schedule = {
+    "reap-lost-runs": {"task": "runs.reap_lost", "schedule": 15.0},
+}
 app.autodiscover_tasks(["workers"])

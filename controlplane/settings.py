@@ -126,6 +126,8 @@ TRIAD_RUNS_DIR = Path(env_str("TRIAD_RUNS_DIR", str(VAR_DIR / "runs")))
 TRIAD_DEFAULT_POOL = env_str("TRIAD_DEFAULT_POOL", "cpu")
 TRIAD_PROCS_PER_NODE = env_int("TRIAD_PROCS_PER_NODE", 2, minimum=1)
 TRIAD_HEARTBEAT_S = env_float("TRIAD_HEARTBEAT_S", 2.0, minimum=0.1)
+# A started run silent for this long is marked lost by the reaper (Celery beat, every 15 s).
+TRIAD_LOST_AFTER_S = env_float("TRIAD_LOST_AFTER_S", 60.0, minimum=1.0)
 
 # Celery. No broker URL: a filesystem broker under var/ that needs no server (embedded mode).
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")

@@ -5,17 +5,19 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from datasets_app.models import DatasetVersion
 from runs.broadcast import broadcast_run_update
 from runs.events import Batch, Event
+from runs.metric_store import Row, metric_points_write
 from runs.models import (
     TERMINAL_STATUSES,
     Generation,
     IngestedEvent,
     LogLine,
-    MetricPoint,
     Run,
     RunStatus,
 )
@@ -23,13 +25,17 @@ from runs.tokens import token_new
 
 # Which statuses each reported status may replace. A report that does not fit is ignored, so a
 # repeated or late delivery can never move a run backwards.
+RESUMABLE = (RunStatus.LOST, RunStatus.FAILED, RunStatus.CANCELLED)
 ALLOWED_FROM: dict[str, tuple[str, ...]] = {
+    RunStatus.QUEUED: RESUMABLE,
     RunStatus.STARTING: (RunStatus.QUEUED,),
-    RunStatus.RUNNING: (RunStatus.QUEUED, RunStatus.STARTING),
+    # A lost run whose node speaks again was only out of touch: it is running after all.
+    RunStatus.RUNNING: (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.LOST),
     RunStatus.SUCCEEDED: (RunStatus.STARTING, RunStatus.RUNNING),
     RunStatus.FAILED: (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING, RunStatus.CANCELLING),
     RunStatus.CANCELLED: (RunStatus.QUEUED, RunStatus.CANCELLING),
     RunStatus.BUDGET_STOPPED: (RunStatus.STARTING, RunStatus.RUNNING, RunStatus.CANCELLING),
+    RunStatus.LOST: (RunStatus.STARTING, RunStatus.RUNNING, RunStatus.CANCELLING),
 }
 
 
@@ -44,6 +50,7 @@ class RunConfig:
     temperature: float = 1.0
     sft_warmup_steps: int = 0  # imitation of the reference solutions before RL
     sft_lr: float = 3e-3
+    checkpoint_every: int = 50
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -87,17 +94,24 @@ def run_launch(
     return LaunchResult(run=run, token=token)
 
 
-def _transition(run_id: int, new_status: str, message: str = "") -> bool:
-    """Conditional UPDATE: moves the run only from a status that allows it. Returns whether it moved."""
+def _transition(
+    run_id: int, new_status: str, message: str = "", *, when: Q | None = None, **extra: Any
+) -> bool:
+    """Conditional UPDATE: moves the run only from a status that allows it (and only while `when`
+    holds). Returns whether it moved, so a repeated or racing request is a no-op."""
     now = timezone.now()
-    fields: dict[str, Any] = {"status": new_status}
+    fields: dict[str, Any] = {"status": new_status, **extra}
     if message:
         fields["status_message"] = message[:10_000]
     if new_status in (RunStatus.STARTING, RunStatus.RUNNING):
-        fields["started_at"] = now
+        fields["started_at"] = Coalesce(F("started_at"), Value(now))
+        fields["finished_at"] = None
     if new_status in TERMINAL_STATUSES:
         fields["finished_at"] = now
-    moved = Run.objects.filter(pk=run_id, status__in=ALLOWED_FROM[new_status]).update(**fields)
+    rows = Run.objects.filter(pk=run_id, status__in=ALLOWED_FROM[new_status])
+    if when is not None:
+        rows = rows.filter(when)
+    moved = rows.update(**fields)
     if moved:
         LogLine.objects.create(
             run_id=run_id,
@@ -124,6 +138,41 @@ def run_cancel(*, run_id: int) -> bool:
             )
             broadcast_run_update(run_id, {"status": RunStatus.CANCELLING, "status_message": ""})
         return bool(moved)
+
+
+def run_reap_lost(*, timeout_s: float | None = None) -> list[int]:
+    """Mark `lost` every started run whose node has not been heard from within the timeout."""
+    timeout = settings.TRIAD_LOST_AFTER_S if timeout_s is None else timeout_s
+    cutoff = timezone.now() - dt.timedelta(seconds=timeout)
+    silent = Q(last_heartbeat_at__lt=cutoff) | Q(last_heartbeat_at__isnull=True, started_at__lt=cutoff)
+    candidates = Run.objects.filter(silent, status__in=ALLOWED_FROM[RunStatus.LOST]).values_list(
+        "pk", flat=True
+    )
+    message = (
+        f"no heartbeat for {timeout:.0f}s: the node or its worker is gone; resume from the last checkpoint"
+    )
+    return [
+        run_id for run_id in list(candidates) if _transition(run_id, RunStatus.LOST, message, when=silent)
+    ]
+
+
+def run_resume(*, run_id: int) -> LaunchResult | None:
+    """Queue a lost, failed or cancelled run again under a fresh token. Its trainer resumes from the last
+    checkpoint in the run's work dir and continues its step count, curves and event sequence."""
+    token, hashed = token_new()
+    with transaction.atomic():
+        if not _transition(run_id, RunStatus.QUEUED, "resumed", token_hash=hashed, last_heartbeat_at=None):
+            return None
+        run = Run.objects.get(pk=run_id)
+        queue = f"gpu.{run.pool}"
+
+        def enqueue() -> None:
+            from workers.tasks import run_execute_task
+
+            run_execute_task.apply_async(args=[run_id, token], queue=queue)
+
+        transaction.on_commit(enqueue)
+    return LaunchResult(run=run, token=token)
 
 
 def _when(epoch: float, default: dt.datetime) -> dt.datetime:
@@ -163,17 +212,15 @@ def run_ingest(*, run_id: int, batch: Batch) -> IngestResult:
 
 
 def _store_events(run_id: int, source: str, events: list[Event], now: dt.datetime) -> dict[str, list[Any]]:
-    points: list[MetricPoint] = []
+    points: list[Row] = []
     generations: list[Generation] = []
     logs: list[LogLine] = []
     for event in events:
         data = event.data
         if event.type == "metric":
             wall = _when(data["time"], now)
-            points.extend(
-                MetricPoint(run_id=run_id, key=key, step=data["step"], value=value, wall_time=wall)
-                for key, value in data["values"].items()
-            )
+            step = data["step"]
+            points.extend((run_id, key, step, value, wall) for key, value in data["values"].items())
         elif event.type == "generation":
             generations.append(Generation(run_id=run_id, **data))
         elif event.type == "log":
@@ -186,11 +233,11 @@ def _store_events(run_id: int, source: str, events: list[Event], now: dt.datetim
                     time=_when(data["time"], now),
                 )
             )
-    MetricPoint.objects.bulk_create(points, batch_size=2000)
+    metric_points_write(points)
     Generation.objects.bulk_create(generations)
     LogLine.objects.bulk_create(logs)
     return {
-        "metrics": [{"key": p.key, "step": p.step, "value": p.value} for p in points],
+        "metrics": [{"key": key, "step": step, "value": value} for _, key, step, value, _ in points],
         "generations": [
             {
                 "step": g.step,
@@ -238,6 +285,7 @@ def run_spec(*, run: Run) -> dict[str, Any]:
             "temperature": config.get("temperature", 1.0),
             "sft_warmup_steps": config.get("sft_warmup_steps", 0),
             "sft_lr": config.get("sft_lr", 3e-3),
+            "checkpoint_every": config.get("checkpoint_every", 50),
             "beta": 0.0,
             "clip_eps": 0.2,
             "zero_stage": 0,

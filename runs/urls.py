@@ -9,4 +9,5 @@ urlpatterns = [
     path("<int:run_id>/", views.run_detail, name="detail"),
     path("<int:run_id>/metrics.json", views.run_metrics, name="metrics"),
     path("<int:run_id>/cancel/", views.run_cancel, name="cancel"),
+    path("<int:run_id>/resume/", views.run_resume, name="resume"),
 ]

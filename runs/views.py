@@ -14,9 +14,16 @@ def run_list(request: AuthedHttpRequest) -> HttpResponse:
 
 
 def run_launch(request: AuthedHttpRequest) -> HttpResponse:
-    initial = {}
+    initial: dict[str, object] = {}
     if version := request.GET.get("dataset_version"):
         initial["dataset_version"] = version
+    if (clone := request.GET.get("clone", "")).isdigit():
+        source = get_object_or_404(Run, pk=int(clone))
+        initial = {
+            **source.config,
+            "name": f"{source.name} (clone)",
+            "dataset_version": source.dataset_version_id,
+        }
     form = RunLaunchForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         result = services.run_launch(
@@ -38,6 +45,7 @@ def run_detail(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
         "generations": selectors.run_generations(run_id=run.pk),
         "log_lines": selectors.run_log_tail(run_id=run.pk),
         "chart_keys": selectors.CHART_KEYS,
+        "resumable": services.RESUMABLE,
     }
     template = "runs/run_detail.html"
     if request.htmx and request.GET.get("part") in {"status", "generations"}:
@@ -52,6 +60,19 @@ def run_metrics(request: AuthedHttpRequest, run_id: int) -> JsonResponse:
     except ValueError:
         return JsonResponse({"error": "after_step: must be an integer"}, status=400)
     return JsonResponse({"series": selectors.run_metric_series(run_id=run_id, after_step=after_step)})
+
+
+@require_POST
+def run_resume(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(Run, pk=run_id)
+    if services.run_resume(run_id=run.pk) is None:
+        messages.info(
+            request,
+            f"Run #{run.pk} is {run.get_status_display()}: only lost, failed or cancelled runs resume.",
+        )
+    else:
+        messages.success(request, f"Run #{run.pk} queued again; it continues from its last checkpoint.")
+    return redirect("runs:detail", run_id=run.pk)
 
 
 @require_POST

@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -43,6 +43,43 @@ class Stack:
     base_url: str
     pool: str
     var_dir: Path
+    env: dict[str, str]
+    workers: list[subprocess.Popen] = field(default_factory=list)
+
+    def start_worker(self) -> subprocess.Popen:
+        """A Celery worker on this stack's GPU queue (its log: worker-<n>.log)."""
+        log = (self.var_dir / f"worker-{len(self.workers)}.log").open("wb")
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "controlplane",
+                "worker",
+                "-Q",
+                f"gpu.{self.pool}",
+                "-P",
+                "solo",
+                "--loglevel",
+                "INFO",
+                "-n",
+                f"{self.pool}-{len(self.workers)}@%h",
+            ],
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        self.workers.append(proc)
+        return proc
+
+    def kill_worker(self, proc: subprocess.Popen) -> None:
+        """As a node dying would: SIGKILL, no warm shutdown, no goodbye."""
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
     def log_tail(self) -> str:
         parts = []
@@ -72,51 +109,28 @@ def stack(transactional_db, tmp_path):
         "TRIAD_DEFAULT_POOL": pool,  # runs launched from the browser go to this test's worker
         "PYTHONUNBUFFERED": "1",
     }
-    logs = {name: (tmp_path / f"{name}.log").open("wb") for name in ("web", "worker")}
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "controlplane.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=logs["web"],
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        ),
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "controlplane",
-                "worker",
-                "-Q",
-                f"gpu.{pool}",
-                "-P",
-                "solo",
-                "--loglevel",
-                "INFO",
-                "-n",
-                f"{pool}@%h",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=logs["worker"],
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        ),
-    ]
+    web_log = (tmp_path / "web.log").open("wb")
+    web = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "controlplane.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=web_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    stack = Stack(base_url=base_url, pool=pool, var_dir=tmp_path, env=env)
+    stack.start_worker()
 
     def web_up() -> bool:
         try:
@@ -127,7 +141,7 @@ def stack(transactional_db, tmp_path):
 
     try:
         wait_until(web_up, 60, "the ASGI server")
-        yield Stack(base_url=base_url, pool=pool, var_dir=tmp_path)
+        yield stack
     finally:
         for run_id in Run.objects.filter(status__in=ACTIVE_STATUSES).values_list("pk", flat=True):
             run_cancel(run_id=run_id)
@@ -137,17 +151,16 @@ def stack(transactional_db, tmp_path):
             )
         except AssertionError:
             pass
-        for proc in procs:
+        for proc in [web, *stack.workers]:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
+        for proc in [web, *stack.workers]:
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        for f in logs.values():
-            f.close()
+        web_log.close()
         with connection.cursor() as cursor:  # sessions the killed servers may have left half-closed
             cursor.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"

@@ -81,3 +81,37 @@ def test_cancel_ends_the_run_and_every_process_of_it(stack):
     )
     spec_path = str(stack.var_dir / "runs" / str(run.pk) / "spec.json")
     wait_until(lambda: not processes_mentioning(spec_path), 15, "the trainer processes to exit")
+
+
+def test_a_run_whose_worker_dies_is_lost_then_resumes_from_its_checkpoint(stack):
+    from runs.services import run_reap_lost, run_resume
+
+    user = UserFactory(username="e2e-lost")
+    import io
+
+    version = dataset_import(user=user, name="e2e-lost", fileobj=io.BytesIO(DATASET.encode())).version
+    config = RunConfig(steps=40, group_size=4, prompts_per_step=2, max_new_tokens=16, checkpoint_every=2)
+    run = run_launch(user=user, dataset_version=version, name="lost", config=config, pool=stack.pool).run
+    wait_until(lambda: (Run.objects.get(pk=run.pk).last_step or 0) >= 5, 240, f"step 5\n{stack.log_tail()}")
+
+    stack.kill_worker(stack.workers[0])
+
+    spec_path = str(stack.var_dir / "runs" / str(run.pk) / "spec.json")
+    wait_until(
+        lambda: not processes_mentioning(spec_path), 30, "the orphaned trainer to die with its launcher"
+    )
+    wait_until(lambda: run_reap_lost(timeout_s=2) == [run.pk], 30, "the reaper to mark the run lost")
+    assert Run.objects.get(pk=run.pk).status == RunStatus.LOST
+
+    stack.start_worker()
+    assert run_resume(run_id=run.pk) is not None
+
+    wait_until(
+        lambda: Run.objects.get(pk=run.pk).status == RunStatus.SUCCEEDED,
+        300,
+        f"the resumed run\n{stack.log_tail()}",
+    )
+    steps = sorted(MetricPoint.objects.filter(run=run, key="pass_rate").values_list("step", flat=True))
+    assert steps[-1] == 39
+    assert set(steps) == set(range(40))  # the curve continues: no step missing
+    assert steps.count(0) == 1  # resumed from a checkpoint, not from scratch

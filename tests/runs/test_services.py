@@ -1,7 +1,9 @@
+import datetime as dt
+
 import pytest
 
 from runs.models import LogLine, Run, RunStatus
-from runs.services import RunConfig, run_cancel, run_launch
+from runs.services import RunConfig, run_cancel, run_launch, run_reap_lost, run_resume
 from runs.tokens import token_hash
 from tests.factories import DatasetVersionFactory, RunFactory
 
@@ -48,3 +50,72 @@ def test_cancelling_a_finished_run_changes_nothing():
 
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED
+
+
+def test_a_silent_running_run_is_marked_lost():
+    from django.utils import timezone
+
+    silent = RunFactory(
+        status=RunStatus.RUNNING, last_heartbeat_at=timezone.now() - dt.timedelta(seconds=120)
+    )
+    alive = RunFactory(status=RunStatus.RUNNING, last_heartbeat_at=timezone.now())
+    queued = RunFactory(status=RunStatus.QUEUED)
+
+    assert run_reap_lost(timeout_s=60) == [silent.pk]
+
+    for run, status in ((silent, RunStatus.LOST), (alive, RunStatus.RUNNING), (queued, RunStatus.QUEUED)):
+        run.refresh_from_db()
+        assert run.status == status
+    assert "no heartbeat for 60s" in Run.objects.get(pk=silent.pk).status_message
+
+
+def test_reaping_twice_changes_nothing_more():
+    from django.utils import timezone
+
+    RunFactory(status=RunStatus.RUNNING, last_heartbeat_at=timezone.now() - dt.timedelta(seconds=120))
+
+    assert len(run_reap_lost(timeout_s=60)) == 1
+    assert run_reap_lost(timeout_s=60) == []
+
+
+def test_a_lost_run_that_speaks_again_is_running():
+    from runs.events import Batch, Event
+    from runs.services import run_ingest
+
+    run = RunFactory(status=RunStatus.LOST)
+
+    run_ingest(
+        run_id=run.pk,
+        batch=Batch(
+            source="trainer",
+            received=1,
+            events=[Event(seq=1, type="status", data={"status": "running", "message": ""})],
+        ),
+    )
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING
+
+
+def test_resume_queues_a_lost_run_under_a_new_token(django_capture_on_commit_callbacks):
+    run = RunFactory(status=RunStatus.LOST)
+    old_hash = run.token_hash
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        result = run_resume(run_id=run.pk)
+
+    assert result is not None
+    run.refresh_from_db()
+    assert run.status == RunStatus.QUEUED
+    assert run.token_hash == token_hash(result.token) != old_hash
+    assert [cb.__name__ for cb in callbacks if cb.__name__ == "enqueue"] == ["enqueue"]
+
+
+@pytest.mark.parametrize("status", [RunStatus.RUNNING, RunStatus.SUCCEEDED, RunStatus.QUEUED])
+def test_only_lost_failed_or_cancelled_runs_resume(status):
+    run = RunFactory(status=status)
+
+    assert run_resume(run_id=run.pk) is None
+
+    run.refresh_from_db()
+    assert run.status == status

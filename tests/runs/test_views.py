@@ -144,3 +144,24 @@ def test_a_warm_up_as_long_as_the_run_is_refused(logged_in):
 
     assert b"SFT warm-up steps: must be fewer than Steps (5)" in response.content
     assert Run.objects.count() == 0
+
+
+def test_clone_prefills_the_launch_form_with_the_runs_settings(logged_in):
+    run = RunFactory(name="baseline", config={"steps": 7, "group_size": 8, "lr": 0.0005, "seed": 3})
+
+    response = logged_in.get(f"/runs/new/?clone={run.pk}")
+
+    content = response.content.decode()
+    assert 'value="baseline (clone)"' in content
+    assert 'name="steps" value="7"' in content
+    assert 'name="group_size" value="8"' in content
+
+
+def test_resume_button_requeues_a_lost_run(logged_in, django_capture_on_commit_callbacks):
+    run = RunFactory(status=RunStatus.LOST)
+
+    with django_capture_on_commit_callbacks(execute=False):
+        logged_in.post(f"/runs/{run.pk}/resume/")
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.QUEUED

@@ -62,7 +62,19 @@ class Command(BaseCommand):
                 "--log-level",
                 "warning",
             ],
-            "control worker": [*celery, "-Q", "control,sandbox", "-c", "1", "-n", "control@%h"],
+            # -B: the beat that reaps lost runs rides along with the control worker.
+            "control worker": [
+                *celery,
+                "-Q",
+                "control,sandbox",
+                "-c",
+                "1",
+                "-n",
+                "control@%h",
+                "-B",
+                "--schedule",
+                str(settings.VAR_DIR / "celerybeat-schedule"),
+            ],
             "gpu worker": [*celery, "-Q", f"gpu.{settings.TRIAD_DEFAULT_POOL}", "-P", "solo", "-n", "gpu@%h"],
         }
         # Ctrl-C and a plain `kill` both end in the same clean stop, even where SIGINT came in ignored

@@ -1,0 +1,171 @@
+"""Ingest throughput: metric points per second through the ingest API into PostgreSQL, against raw
+psycopg COPY into the same table in the same run.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/triad_bench .venv/bin/python bench/ingest.py
+
+It migrates the database named by DATABASE_URL, starts uvicorn on a free port (no Redis channel layer
+unless REDIS_URL is set), posts batches of metric events over HTTP with keep-alive, and times:
+- the anchor: COPY of the same number of rows straight into runs_metricpoint;
+- the API: points/s over large batches, and the latency of 1,000-point batches (p50/p99).
+Last line: one JSON object, with `ratio_vs_copy`.
+"""
+
+import datetime as dt
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/triad_bench")
+
+import django  # noqa: E402
+
+django.setup()
+
+import httpx  # noqa: E402
+import psycopg  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+
+from runs.models import MetricPoint, Run  # noqa: E402
+from tests.factories import TEST_TOKEN, RunFactory  # noqa: E402
+
+KEYS = [f"bench/metric_{i:02d}" for i in range(25)]
+
+
+def ensure_database() -> None:
+    name = settings.DATABASES["default"]["NAME"]
+    with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as admin:
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            admin.execute(f'CREATE DATABASE "{name}"')
+    call_command("migrate", verbosity=0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def anchor_copy(run_id: int, n_rows: int) -> float:
+    now = dt.datetime.now(dt.UTC)
+    rows = [(run_id, KEYS[i % len(KEYS)], i // len(KEYS), float(i), now) for i in range(n_rows)]
+    with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
+        t0 = time.perf_counter()
+        with (
+            conn.cursor() as cur,
+            cur.copy("COPY runs_metricpoint (run_id, key, step, value, wall_time) FROM STDIN") as cp,
+        ):
+            for row in rows:
+                cp.write_row(row)
+        conn.commit()
+        return n_rows / (time.perf_counter() - t0)
+
+
+def batch(first_seq: int, first_step: int, points: int) -> dict:
+    events = []
+    steps = points // len(KEYS)
+    for i in range(steps):
+        step = first_step + i
+        events.append(
+            {
+                "seq": first_seq + i,
+                "type": "metric",
+                "step": step,
+                "time": time.time(),
+                "values": {k: step * 0.001 + j for j, k in enumerate(KEYS)},
+            }
+        )
+    return {"source": "trainer", "events": events}
+
+
+def main() -> None:
+    ensure_database()
+    from tests.factories import UserFactory
+
+    user = UserFactory(username="bench")
+    run = RunFactory(created_by=user, dataset_version__dataset__created_by=user)
+    copy_rate = statistics.median(anchor_copy(run.pk, 200_000) for _ in range(3))
+    MetricPoint.objects.filter(run=run).delete()
+
+    port = free_port()
+    env = {**os.environ, "TRIAD_DEV": "true", "PYTHONUNBUFFERED": "1"}
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "controlplane.asgi:application",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=REPO,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}/api/v1/runs/{run.pk}/events"
+    headers = {"Authorization": f"Bearer {TEST_TOKEN}"}
+    try:
+        with httpx.Client(timeout=30) as client:
+            for _ in range(100):
+                try:
+                    client.get(f"http://127.0.0.1:{port}/login/")
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            seq = step = 0
+            # Throughput: 5,000-point batches (200 steps × 25 metrics), as a trainer flushing a backlog.
+            big, n_big = 5000, 40
+            t0 = time.perf_counter()
+            for _ in range(n_big):
+                body = batch(seq, step, big)
+                r = client.post(url, content=json.dumps(body), headers=headers)
+                assert r.status_code == 200 and r.json()["accepted"] == len(body["events"]), r.text
+                seq += len(body["events"])
+                step += len(body["events"])
+            api_rate = big * n_big / (time.perf_counter() - t0)
+            # Latency: 1,000-point batches.
+            latencies = []
+            for _ in range(200):
+                body = batch(seq, step, 1000)
+                t = time.perf_counter()
+                r = client.post(url, content=json.dumps(body), headers=headers)
+                latencies.append((time.perf_counter() - t) * 1000)
+                assert r.status_code == 200, r.text
+                seq += len(body["events"])
+                step += len(body["events"])
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    stored = MetricPoint.objects.filter(run=run).count()
+    expected = big * n_big + 200 * 1000
+    latencies.sort()
+    connection.close()
+    Run.objects.filter(pk=run.pk).delete()
+    print(
+        json.dumps(
+            {
+                "copy_rows_per_s": round(copy_rate),
+                "api_points_per_s": round(api_rate),
+                "ratio_vs_copy": round(api_rate / copy_rate, 3),
+                "p50_ms_1000_points": round(latencies[len(latencies) // 2], 1),
+                "p99_ms_1000_points": round(latencies[int(len(latencies) * 0.99) - 1], 1),
+                "points_stored": stored,
+                "points_expected": expected,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
