@@ -2,7 +2,8 @@ from typing import Any
 
 from django import forms
 
-from datasets_app.models import DatasetVersion
+from datasets_app.models import Dataset, DatasetVersion
+from runs.models import RunStatus
 from runs.services import RunConfig
 
 
@@ -52,3 +53,65 @@ class RunLaunchForm(forms.Form):
             seed=data["seed"],
             max_new_tokens=data["max_new_tokens"],
         )
+
+
+class RunFilterForm(forms.Form):
+    q = forms.CharField(required=False, label="Search", max_length=200)
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *RunStatus.choices])
+    dataset = forms.ModelChoiceField(
+        required=False, queryset=Dataset.objects.all(), empty_label="Any dataset"
+    )
+    sort = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("newest", "Newest"),
+            ("oldest", "Oldest"),
+            ("name", "Name"),
+            ("status", "Status"),
+            ("step", "Most steps"),
+            ("pass_rate", "Pass rate"),
+        ],
+    )
+
+
+MAX_COMPARE = 100
+
+
+class RunIdsField(forms.Field):
+    """A comma-separated list of run ids, as in a shareable compare URL: ?ids=3,7,12."""
+
+    def to_python(self, value: Any) -> list[int]:
+        text = str(value or "")[:2000]
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        bad = [p for p in parts if not p.isdigit()]
+        if bad:
+            raise forms.ValidationError(f"not a run id: {bad[0][:20]!r}")
+        return list(dict.fromkeys(int(p) for p in parts))
+
+
+class RunCompareForm(forms.Form):
+    ids = RunIdsField(required=True, help_text="Run ids, comma-separated (up to 100).")
+
+    def clean_ids(self) -> list[int]:
+        ids: list[int] = self.cleaned_data["ids"]
+        if len(ids) < 1:
+            raise forms.ValidationError("pick at least one run")
+        if len(ids) > MAX_COMPARE:
+            raise forms.ValidationError(f"at most {MAX_COMPARE} runs, got {len(ids)}")
+        return ids
+
+
+class MetricKeysField(forms.Field):
+    def to_python(self, value: Any) -> list[str]:
+        text = str(value or "")[:4000]
+        return [k.strip() for k in text.split(",") if k.strip()]
+
+
+class MetricQueryForm(forms.Form):
+    after_step = forms.IntegerField(required=False, min_value=-1)
+    keys = MetricKeysField(required=False)
+    max_points = forms.IntegerField(required=False, min_value=10, max_value=20_000)
+
+    def clean_after_step(self) -> int:
+        value = self.cleaned_data.get("after_step")
+        return -1 if value is None else int(value)

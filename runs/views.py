@@ -1,16 +1,29 @@
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from controlplane.http import AuthedHttpRequest
 from runs import selectors, services
-from runs.forms import RunLaunchForm
+from runs.forms import MetricQueryForm, RunCompareForm, RunFilterForm, RunLaunchForm
 from runs.models import Run
 
 
 def run_list(request: AuthedHttpRequest) -> HttpResponse:
-    return render(request, "runs/run_list.html", {"runs": selectors.run_list()[:200]})
+    form = RunFilterForm(request.GET)
+    filters = form.cleaned_data if form.is_valid() else {}
+    runs = selectors.run_list_filtered(
+        q=filters.get("q") or "",
+        status=filters.get("status") or "",
+        dataset_id=filters["dataset"].pk if filters.get("dataset") else None,
+        sort=filters.get("sort") or "newest",
+    )
+    page = Paginator(runs, 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"form": form, "page": page, "runs": page.object_list, "query": query.urlencode()}
+    return render(request, "runs/run_list.html", context)
 
 
 def run_launch(request: AuthedHttpRequest) -> HttpResponse:
@@ -55,11 +68,30 @@ def run_detail(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
 
 def run_metrics(request: AuthedHttpRequest, run_id: int) -> JsonResponse:
     get_object_or_404(Run, pk=run_id)
-    try:
-        after_step = int(request.GET.get("after_step", "-1"))
-    except ValueError:
-        return JsonResponse({"error": "after_step: must be an integer"}, status=400)
-    return JsonResponse({"series": selectors.run_metric_series(run_id=run_id, after_step=after_step)})
+    form = MetricQueryForm(request.GET)
+    if not form.is_valid():
+        field, errors = next(iter(form.errors.items()))
+        return JsonResponse({"error": f"{field}: {errors[0]}", "field": field}, status=400)
+    data = form.cleaned_data
+    series = selectors.run_metric_series(
+        run_id=run_id, after_step=data["after_step"], keys=data["keys"], max_points=data["max_points"]
+    )
+    return JsonResponse({"series": series})
+
+
+def run_compare(request: AuthedHttpRequest) -> HttpResponse:
+    form = RunCompareForm(request.GET)
+    if not form.is_valid():
+        return render(request, "runs/run_compare.html", {"form": form, "rows": []}, status=400)
+    run_ids = form.cleaned_data["ids"]
+    rows = selectors.run_compare_rows(run_ids=run_ids)
+    context = {
+        "form": form,
+        "rows": rows,
+        "differences": selectors.config_differences([row["run"].config for row in rows]),
+        "compare_keys": selectors.COMPARE_KEYS,
+    }
+    return render(request, "runs/run_compare.html", context)
 
 
 @require_POST

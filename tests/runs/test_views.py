@@ -165,3 +165,44 @@ def test_resume_button_requeues_a_lost_run(logged_in, django_capture_on_commit_c
 
     run.refresh_from_db()
     assert run.status == RunStatus.QUEUED
+
+
+def test_compare_page_shows_the_differing_settings_and_a_summary(logged_in):
+    a = RunFactory(name="low-lr", config={"lr": 0.0001, "seed": 0})
+    b = RunFactory(name="high-lr", config={"lr": 0.01, "seed": 0})
+
+    response = logged_in.get(f"/runs/compare/?ids={a.pk},{b.pk}")
+
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert "low-lr" in content and "high-lr" in content
+    assert "<th>lr</th>" in content and "<th>seed</th>" not in content
+
+
+@pytest.mark.parametrize(("ids", "message"), [("1,x", "not a run id"), ("", "This field is required")])
+def test_compare_with_bad_ids_says_what_is_wrong(logged_in, ids, message):
+    response = logged_in.get(f"/runs/compare/?ids={ids}")
+
+    assert response.status_code == 400
+    assert message in response.content.decode()
+
+
+def test_metrics_json_refuses_a_bad_parameter_by_name(logged_in):
+    run = RunFactory()
+
+    response = logged_in.get(f"/runs/{run.pk}/metrics.json?max_points=5")
+
+    assert response.status_code == 400
+    assert response.json()["field"] == "max_points"
+
+
+def test_runs_list_paginates(logged_in):
+    for _ in range(55):
+        RunFactory()
+
+    first = logged_in.get("/runs/")
+    second = logged_in.get("/runs/?page=2")
+
+    assert first.content.count(b'name="pick"') == 50
+    assert second.content.count(b'name="pick"') == 5
+    assert b"Page 2 of 2" in second.content
