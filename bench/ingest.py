@@ -29,6 +29,8 @@ import django  # noqa: E402
 
 django.setup()
 
+import logging  # noqa: E402
+
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
 from django.conf import settings  # noqa: E402
@@ -88,11 +90,16 @@ def batch(first_seq: int, first_step: int, points: int) -> dict:
 
 
 def main() -> None:
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     ensure_database()
     from tests.factories import UserFactory
 
     user = UserFactory(username="bench")
-    run = RunFactory(created_by=user, dataset_version__dataset__created_by=user)
+    run = RunFactory(
+        created_by=user,
+        dataset_version__dataset__created_by=user,
+        dataset_version__dataset__name=f"bench-{time.time_ns()}",
+    )
     copy_rate = statistics.median(anchor_copy(run.pk, 200_000) for _ in range(3))
     MetricPoint.objects.filter(run=run).delete()
 

@@ -125,6 +125,14 @@ TRIAD_CONTROL_URL = env_str("TRIAD_CONTROL_URL", "http://127.0.0.1:8000").rstrip
 TRIAD_RUNS_DIR = Path(env_str("TRIAD_RUNS_DIR", str(VAR_DIR / "runs")))
 TRIAD_DEFAULT_POOL = env_str("TRIAD_DEFAULT_POOL", "cpu")
 TRIAD_PROCS_PER_NODE = env_int("TRIAD_PROCS_PER_NODE", 2, minimum=1)
+# The Celery queue of code-execution batches (dataset verification and trainers' rewards).
+TRIAD_SANDBOX_QUEUE = env_str("TRIAD_SANDBOX_QUEUE", "sandbox")
+# Dataset verification: problems per Celery task, time limit per reference solution, sandbox mode.
+TRIAD_VERIFY_CHUNK = env_int("TRIAD_VERIFY_CHUNK", 48, minimum=1)
+TRIAD_VERIFY_TIMEOUT_S = env_float("TRIAD_VERIFY_TIMEOUT_S", 10.0, minimum=0.1)
+TRIAD_VERIFY_SANDBOX_MODE = env_str("TRIAD_VERIFY_SANDBOX_MODE", "warm")
+if TRIAD_VERIFY_SANDBOX_MODE not in ("warm", "cold"):
+    raise ConfigError(f"TRIAD_VERIFY_SANDBOX_MODE: expected warm or cold, got {TRIAD_VERIFY_SANDBOX_MODE!r}")
 TRIAD_HEARTBEAT_S = env_float("TRIAD_HEARTBEAT_S", 2.0, minimum=0.1)
 # A started run silent for this long is marked lost by the reaper (Celery beat, every 15 s).
 TRIAD_LOST_AFTER_S = env_float("TRIAD_LOST_AFTER_S", 60.0, minimum=1.0)

@@ -1,14 +1,15 @@
 from django import forms
 from django.conf import settings
 
+from datasets_app.models import ProblemStatus
+
 
 class DatasetUploadForm(forms.Form):
     name = forms.CharField(
         max_length=200, help_text="A new name creates a dataset; an existing one adds a version."
     )
     file = forms.FileField(
-        help_text="JSONL or JSONL.gz, HumanEval fields: task_id, prompt, entry_point, "
-        "canonical_solution, test."
+        help_text="JSONL or JSONL.gz in HumanEval, MBPP or Triad format (see docs/datasets.md)."
     )
 
     def clean_file(self):  # type: ignore[no-untyped-def]
@@ -17,3 +18,8 @@ class DatasetUploadForm(forms.Form):
         if upload.size > limit:
             raise forms.ValidationError(f"The file is {upload.size} bytes; the limit is {limit} bytes.")
         return upload
+
+
+class ProblemFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=200, label="Search")
+    status = forms.ChoiceField(required=False, choices=[("", "any status"), *ProblemStatus.choices])

@@ -2,6 +2,20 @@ from django.conf import settings
 from django.db import models
 
 
+class DatasetFormat(models.TextChoices):
+    HUMANEVAL = "humaneval", "HumanEval"
+    MBPP = "mbpp", "MBPP"
+    TRIAD = "triad", "Triad"
+
+
+class ProblemStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    VERIFIED = "verified", "Verified"
+    FAILING = "failing", "Failing"
+    FLAKY = "flaky", "Flaky"
+    WEAK_TESTS = "weak_tests", "Weak tests"
+
+
 class Dataset(models.Model):
     name = models.CharField(max_length=200, unique=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
@@ -22,6 +36,7 @@ class DatasetVersion(models.Model):
     content_hash = models.CharField(max_length=64)
     problem_count = models.PositiveIntegerField()
     source_filename = models.CharField(max_length=255, blank=True)
+    format = models.CharField(max_length=16, choices=DatasetFormat.choices, default=DatasetFormat.HUMANEVAL)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -48,12 +63,35 @@ class Problem(models.Model):
     entry_point = models.CharField(max_length=200)
     solution = models.TextField()
     tests = models.TextField()
+    difficulty = models.CharField(max_length=200, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    source = models.CharField(max_length=200, blank=True)
+    # Identity and duplicates: sha256 of the canonical problem; sha1 of normalised prompt and solution.
+    problem_hash = models.CharField(max_length=64, blank=True)
+    prompt_hash = models.CharField(max_length=40, blank=True)
+    solution_hash = models.CharField(max_length=40, blank=True)
+    duplicate_of = models.CharField(max_length=200, blank=True, help_text="task_id of an exact duplicate")
+    near_duplicate_of = models.CharField(max_length=200, blank=True)
+    near_duplicate_score = models.FloatField(null=True, blank=True)
+    contaminated_with = models.CharField(max_length=200, blank=True, help_text="HumanEval task_id")
+    contamination_score = models.FloatField(null=True, blank=True)
+    # Verification by execution.
+    status = models.CharField(max_length=16, choices=ProblemStatus.choices, default=ProblemStatus.PENDING)
+    error_class = models.CharField(max_length=32, blank=True)
+    exception_type = models.CharField(max_length=200, blank=True)
+    failing_test = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+    tests_passed = models.PositiveIntegerField(null=True, blank=True)
+    tests_total = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["version", "index"]
         constraints = [
             models.UniqueConstraint(fields=["version", "task_id"], name="problem_task_id_unique"),
         ]
+        indexes = [models.Index(fields=["version", "status"], name="problem_version_status")]
 
     def __str__(self) -> str:
         return self.task_id

@@ -1,4 +1,9 @@
+"""Every state change of datasets: import, verification verdicts, duplicate and contamination flags."""
+
+from __future__ import annotations
+
 import gzip
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
@@ -6,11 +11,14 @@ from typing import IO
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.utils import timezone
 
-from datasets_app.models import Dataset, DatasetVersion, Problem
-from datasets_app.parsing import LineError, parse_jsonl
+from datasets_app import conf
+from datasets_app.models import Dataset, DatasetVersion, Problem, ProblemStatus
+from datasets_app.parsing import MAX_LINE_BYTES, LineError, ParsedProblem, Parser, problem_hash, text_hash
 
 GZIP_MAGIC = b"\x1f\x8b"
+INSERT_BATCH = 2000
 
 
 class DatasetImportError(Exception):
@@ -29,30 +37,103 @@ class _TooLarge(Exception):
     pass
 
 
+class _Reuse(Exception):
+    def __init__(self, version: DatasetVersion):
+        self.version = version
+
+
 def _lines(fileobj: IO[bytes], limit: int) -> Iterator[bytes]:
-    """Lines of a plain or gzipped file, refusing more than `limit` decompressed bytes (bomb guard)."""
+    """Lines of a plain or gzipped file, refusing more than `limit` decompressed bytes (bomb guard).
+
+    A line is read at most MAX_LINE_BYTES + 1 at a time; the rest of an over-long line is skipped.
+    """
     head = fileobj.read(2)
     fileobj.seek(0)
     stream: IO[bytes] = gzip.GzipFile(fileobj=fileobj) if head == GZIP_MAGIC else fileobj  # type: ignore[assignment]
     total = 0
-    for line in stream:
+    while line := stream.readline(MAX_LINE_BYTES + 1):
         total += len(line)
         if total > limit:
             raise _TooLarge
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while rest := stream.readline(1 << 16):
+                total += len(rest)
+                if total > limit:
+                    raise _TooLarge
+                if rest.endswith(b"\n"):
+                    break
         yield line
 
 
-def dataset_import(*, user: User, name: str, fileobj: IO[bytes], filename: str = "") -> ImportOutcome:
-    """Parse a HumanEval-format JSONL (optionally gzipped) file into a new immutable version.
+def _problem(version: DatasetVersion, index: int, p: ParsedProblem, duplicate_of: str) -> Problem:
+    return Problem(
+        version=version,
+        index=index,
+        task_id=p.task_id,
+        prompt=p.prompt,
+        entry_point=p.entry_point,
+        solution=p.solution,
+        tests=p.tests,
+        difficulty=p.difficulty,
+        tags=list(p.tags),
+        source=p.source,
+        problem_hash=problem_hash(p),
+        prompt_hash=text_hash(p.prompt),
+        solution_hash=text_hash(p.solution),
+        duplicate_of=duplicate_of,
+    )
 
-    Refuses the whole file if any line is bad; re-importing identical content reuses the version.
+
+def dataset_import(*, user: User, name: str, fileobj: IO[bytes], filename: str = "") -> ImportOutcome:
+    """Stream a JSONL(.gz) file of HumanEval, MBPP or Triad problems into a new immutable version.
+
+    Problems are inserted in batches inside one transaction while the file is read, so memory stays
+    bounded; any bad line rolls it all back and the file is refused whole, with every error. Identical
+    content reuses the existing version. On commit, verification and analysis are enqueued.
     """
     name = name.strip()
     if not name:
         raise DatasetImportError([LineError(0, "name", "a dataset name is required")])
     limit = settings.TRIAD_MAX_UPLOAD_BYTES
+    parser = Parser()
     try:
-        parsed = parse_jsonl(_lines(fileobj, limit))
+        with transaction.atomic():
+            dataset, _ = Dataset.objects.get_or_create(name=name, defaults={"created_by": user})
+            dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
+            last = dataset.versions.order_by("-number").values_list("number", flat=True).first() or 0
+            version = DatasetVersion.objects.create(
+                dataset=dataset,
+                number=last + 1,
+                content_hash=f"importing-{uuid.uuid4().hex}",
+                problem_count=0,
+                source_filename=filename[:255],
+                created_by=user,
+            )
+            seen: dict[str, str] = {}  # normalised prompt or solution hash -> first task_id
+            batch: list[Problem] = []
+            for index, parsed in enumerate(parser.parse(_lines(fileobj, limit))):
+                row = _problem(version, index, parsed, "")
+                row.duplicate_of = seen.get(row.prompt_hash) or seen.get(row.solution_hash, "")
+                seen.setdefault(row.prompt_hash, parsed.task_id)
+                seen.setdefault(row.solution_hash, parsed.task_id)
+                batch.append(row)
+                if len(batch) >= INSERT_BATCH:
+                    Problem.objects.bulk_create(batch)
+                    batch.clear()
+            if parser.errors:
+                raise DatasetImportError(parser.errors)
+            Problem.objects.bulk_create(batch)
+            existing = dataset.versions.filter(content_hash=parser.content_hash).first()
+            if existing is not None:
+                raise _Reuse(existing)
+            version.content_hash = parser.content_hash
+            version.problem_count = parser.count
+            version.format = parser.format
+            version.save(update_fields=["content_hash", "problem_count", "format"])
+            dataset_version_verify(version_id=version.pk)
+            transaction.on_commit(lambda: _enqueue_analysis(version.pk))
+    except _Reuse as reuse:
+        return ImportOutcome(version=reuse.version, created=False)
     except _TooLarge:
         raise DatasetImportError(
             [
@@ -61,36 +142,128 @@ def dataset_import(*, user: User, name: str, fileobj: IO[bytes], filename: str =
                 )
             ]
         ) from None
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise DatasetImportError([LineError(0, "", f"cannot decompress: {exc}")]) from None
-    if parsed.errors:
-        raise DatasetImportError(parsed.errors)
-
-    with transaction.atomic():
-        dataset, _ = Dataset.objects.get_or_create(name=name, defaults={"created_by": user})
-        dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
-        existing = dataset.versions.filter(content_hash=parsed.content_hash).first()
-        if existing is not None:
-            return ImportOutcome(version=existing, created=False)
-        last = dataset.versions.order_by("-number").values_list("number", flat=True).first() or 0
-        version = DatasetVersion.objects.create(
-            dataset=dataset,
-            number=last + 1,
-            content_hash=parsed.content_hash,
-            problem_count=len(parsed.problems),
-            source_filename=filename[:255],
-            created_by=user,
-        )
-        Problem.objects.bulk_create(
-            Problem(
-                version=version,
-                index=index,
-                task_id=p.task_id,
-                prompt=p.prompt,
-                entry_point=p.entry_point,
-                solution=p.solution,
-                tests=p.tests,
-            )
-            for index, p in enumerate(parsed.problems)
-        )
     return ImportOutcome(version=version, created=True)
+
+
+def _send(name: str, args: tuple[object, ...]) -> None:
+    """Enqueue a task of workers/tasks.py by name (importing that module would pull in runs)."""
+    from controlplane.celery import app
+
+    app.send_task(name, args=args, queue=conf.sandbox_queue())
+
+
+def _enqueue_analysis(version_id: int) -> None:
+    _send("datasets.analyse_version", (version_id,))
+
+
+def dataset_version_verify(*, version_id: int) -> int:
+    """Fan out verification of a version's pending problems, in chunks, once the transaction commits."""
+    ids = list(
+        Problem.objects.filter(version_id=version_id, status=ProblemStatus.PENDING)
+        .order_by("index")
+        .values_list("pk", flat=True)
+    )
+    size = conf.verify_chunk_size()
+    chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
+
+    def enqueue() -> None:
+        for chunk in chunks:
+            _send("datasets.verify_chunk", (version_id, chunk))
+
+    if chunks:
+        transaction.on_commit(enqueue)
+    return len(ids)
+
+
+def problem_verify_chunk(*, version_id: int, problem_ids: list[int]) -> int:
+    """Run these problems' reference solutions in the sandbox and store each verdict.
+
+    Only pending problems are run and updated (a conditional UPDATE), so a repeated delivery is a
+    no-op. Returns how many got no verdict because the sandbox itself failed (the caller retries).
+    """
+    from datasets_app.verification import Spec, verify
+
+    specs = [
+        Spec(id=pk, prompt=prompt, entry_point=entry_point, solution=solution, tests=tests)
+        for pk, prompt, entry_point, solution, tests in Problem.objects.filter(
+            version_id=version_id, pk__in=problem_ids, status=ProblemStatus.PENDING
+        ).values_list("pk", "prompt", "entry_point", "solution", "tests")
+    ]
+    if not specs:
+        return 0
+    verdicts = verify(specs, timeout_s=conf.verify_timeout_s(), mode=conf.verify_sandbox_mode())
+    now = timezone.now()
+    undecided = 0
+    with transaction.atomic():
+        for verdict in verdicts:
+            if verdict is None:
+                undecided += 1
+                continue
+            Problem.objects.filter(pk=verdict.id, status=ProblemStatus.PENDING).update(
+                status=verdict.status,
+                error_class=verdict.error_class,
+                exception_type=verdict.exception_type,
+                failing_test=verdict.failing_test,
+                traceback=verdict.traceback,
+                tests_passed=verdict.tests_passed,
+                tests_total=verdict.tests_total,
+                duration_ms=verdict.duration_ms,
+                verified_at=now,
+            )
+    return undecided
+
+
+def problem_verify_give_up(*, version_id: int, problem_ids: list[int], reason: str) -> int:
+    """Problems the sandbox could not run after every retry end failing with `sandbox_error`."""
+    return Problem.objects.filter(
+        version_id=version_id, pk__in=problem_ids, status=ProblemStatus.PENDING
+    ).update(
+        status=ProblemStatus.FAILING,
+        error_class="sandbox_error",
+        traceback=reason[:20_000],
+        verified_at=timezone.now(),
+    )
+
+
+def dataset_version_analyse(*, version_id: int) -> int:
+    """Flag near-duplicates within the version and overlap with HumanEval. Returns how many flagged.
+
+    Recomputes from the problems each time, so it is idempotent.
+    """
+    from datasets_app.analysis import humaneval_overlap, near_duplicates
+
+    rows = Problem.objects.filter(version_id=version_id).order_by("index")
+    task_ids: dict[int, str] = {}
+    exact: set[int] = set()
+    contaminated: dict[int, tuple[str, float]] = {}
+
+    def texts() -> Iterator[tuple[int, str]]:
+        for pk, task_id, prompt, solution, duplicate_of in rows.values_list(
+            "pk", "task_id", "prompt", "solution", "duplicate_of"
+        ).iterator(chunk_size=2000):
+            task_ids[pk] = task_id
+            if duplicate_of:
+                exact.add(pk)
+            overlap = humaneval_overlap(prompt, solution)
+            if overlap is not None:
+                contaminated[pk] = (overlap.task_id, overlap.score)
+            yield pk, prompt + "\n" + solution
+
+    near = {n.key: n for n in near_duplicates(texts(), skip=exact)}
+    flagged = set(near) | set(contaminated)
+    with transaction.atomic():
+        rows.exclude(pk__in=flagged).exclude(near_duplicate_of="", contaminated_with="").update(
+            near_duplicate_of="", near_duplicate_score=None, contaminated_with="", contamination_score=None
+        )
+        for pk in flagged:
+            hit = near.get(pk)
+            task, score = contaminated.get(pk, ("", None))
+            Problem.objects.filter(pk=pk).update(
+                near_duplicate_of=task_ids[hit.of] if hit else "",
+                near_duplicate_score=hit.score if hit else None,
+                contaminated_with=task,
+                contamination_score=score,
+            )
+    return len(flagged)

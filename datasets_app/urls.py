@@ -5,5 +5,7 @@ from datasets_app import views
 app_name = "datasets"
 urlpatterns = [
     path("", views.dataset_list, name="list"),
+    path("<int:dataset_id>/", views.dataset_detail, name="detail"),
     path("versions/<int:version_id>/", views.version_detail, name="version"),
+    path("problems/<int:problem_id>/", views.problem_detail, name="problem"),
 ]

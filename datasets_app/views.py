@@ -6,9 +6,11 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from controlplane.http import AuthedHttpRequest
 from datasets_app import selectors
-from datasets_app.forms import DatasetUploadForm
-from datasets_app.models import DatasetVersion
+from datasets_app.forms import DatasetUploadForm, ProblemFilterForm
+from datasets_app.models import Dataset, DatasetVersion, Problem
 from datasets_app.services import DatasetImportError, dataset_import
+
+PAGE_SIZE = 200
 
 
 def dataset_list(request: AuthedHttpRequest) -> HttpResponse:
@@ -38,7 +40,33 @@ def dataset_list(request: AuthedHttpRequest) -> HttpResponse:
     return render(request, template, context, status=400 if request.method == "POST" else 200)
 
 
+def dataset_detail(request: AuthedHttpRequest, dataset_id: int) -> HttpResponse:
+    dataset = get_object_or_404(Dataset, pk=dataset_id)
+    changes = selectors.dataset_version_changes(dataset=dataset)
+    return render(request, "datasets_app/dataset_detail.html", {"dataset": dataset, "changes": changes})
+
+
 def version_detail(request: AuthedHttpRequest, version_id: int) -> HttpResponse:
-    version = get_object_or_404(DatasetVersion.objects.select_related("dataset"), pk=version_id)
-    context = {"version": version, "problems": version.problems.all()[:500]}
-    return render(request, "datasets_app/version_detail.html", context)
+    """The version page; htmx asks for its `summary` partial (polled while problems are pending) or,
+    from the search form, its `problems` partial."""
+    version = get_object_or_404(DatasetVersion.objects.select_related("dataset", "created_by"), pk=version_id)
+    filters = ProblemFilterForm(request.GET or None)
+    criteria = filters.cleaned_data if filters.is_valid() else {}
+    problems = selectors.problem_search(
+        version=version, text=criteria.get("q", ""), status=criteria.get("status", "")
+    )
+    context = {
+        "version": version,
+        "summary": selectors.version_summary(version=version),
+        "filters": filters,
+        "problems": problems[:PAGE_SIZE],
+        "page_size": PAGE_SIZE,
+    }
+    partial = request.htmx.target if request.htmx and request.htmx.target in ("summary", "problems") else ""
+    template = "datasets_app/version_detail.html" + (f"#{partial}" if partial else "")
+    return render(request, template, context)
+
+
+def problem_detail(request: AuthedHttpRequest, problem_id: int) -> HttpResponse:
+    problem = get_object_or_404(Problem.objects.select_related("version__dataset"), pk=problem_id)
+    return render(request, "datasets_app/problem_detail.html", {"problem": problem})

@@ -109,6 +109,7 @@ class MetricKeysField(forms.Field):
 
 class MetricQueryForm(forms.Form):
     after_step = forms.IntegerField(required=False, min_value=-1)
+    until_step = forms.IntegerField(required=False, min_value=0)
     keys = MetricKeysField(required=False)
     max_points = forms.IntegerField(required=False, min_value=10, max_value=20_000)
 

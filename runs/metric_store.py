@@ -1,20 +1,52 @@
 """Writing and reading metric points: the volume path of the ingest API and the charts.
 
 Points are written with COPY on PostgreSQL (an order of magnitude faster than INSERT for thousands of
-rows) and with bulk_create elsewhere. Reads downsample on the server, keeping each bucket's minimum and
-maximum so a reward spike or a KL blow-up survives any zoom level.
+rows) and with bulk_create elsewhere. Each write also folds the points into rollups: per bucket of
+`width` steps, the count, the extremes with their steps, and the first and last points. A chart of a
+long series reads rollups at the finest width that fits its point budget, so it reads a few thousand
+rows whatever the series' length, and every bucket's min and max survive (a reward spike or a KL
+blow-up shows at any zoom).
 """
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from django.db import connection
+from django.db.models import Max, Min
 
-from runs.models import MetricPoint
+from runs.models import MetricPoint, MetricRollup
 
 COPY_SQL = "COPY runs_metricpoint (run_id, key, step, value, wall_time) FROM STDIN"
+ROLLUP_WIDTHS = (64, 512, 4096, 32768, 262144)
+# A rollup bucket is drawn as up to four points: first, min, max, last.
+POINTS_PER_BUCKET = 4
 
 Row = tuple[int, str, int, float, dt.datetime]
+
+
+@dataclass
+class _Acc:
+    n: int
+    min_value: float
+    min_step: int
+    max_value: float
+    max_step: int
+    first_step: int
+    first_value: float
+    last_step: int
+    last_value: float
+
+    def add(self, step: int, value: float) -> None:
+        self.n += 1
+        if value < self.min_value:
+            self.min_value, self.min_step = value, step
+        if value > self.max_value:
+            self.max_value, self.max_step = value, step
+        if step < self.first_step:
+            self.first_step, self.first_value = step, value
+        if step >= self.last_step:
+            self.last_step, self.last_value = step, value
 
 
 def metric_points_write(rows: Sequence[Row]) -> None:
@@ -24,11 +56,118 @@ def metric_points_write(rows: Sequence[Row]) -> None:
         with connection.cursor() as cursor, cursor.cursor.copy(COPY_SQL) as copy:
             for row in rows:
                 copy.write_row(row)
-        return
-    MetricPoint.objects.bulk_create(
-        (MetricPoint(run_id=r, key=k, step=s, value=v, wall_time=w) for r, k, s, v, w in rows),
-        batch_size=2000,
+    else:
+        MetricPoint.objects.bulk_create(
+            (MetricPoint(run_id=r, key=k, step=s, value=v, wall_time=w) for r, k, s, v, w in rows),
+            batch_size=2000,
+        )
+    _rollups_merge(rows)
+
+
+def _rollups_merge(rows: Sequence[Row]) -> None:
+    accs: dict[tuple[int, str, int, int], _Acc] = {}
+    for run_id, key, step, value, _ in rows:
+        for width in ROLLUP_WIDTHS:
+            ident = (run_id, key, width, step // width)
+            acc = accs.get(ident)
+            if acc is None:
+                accs[ident] = _Acc(1, value, step, value, step, step, value, step, value)
+            else:
+                acc.add(step, value)
+    params = [
+        (
+            *ident,
+            a.n,
+            a.min_value,
+            a.min_step,
+            a.max_value,
+            a.max_step,
+            a.first_step,
+            a.first_value,
+            a.last_step,
+            a.last_value,
+        )
+        for ident, a in accs.items()
+    ]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            columns = [list(column) for column in zip(*params, strict=True)]
+            cursor.execute(_UPSERT_PG, columns)
+        else:
+            cursor.executemany(_UPSERT_SQLITE, params)
+
+
+_COLUMNS = (
+    "run_id, key, width, bucket, n, min_value, min_step, max_value, max_step, first_step, first_value, "
+    "last_step, last_value"
+)
+# Every right-hand side below reads the row as it was before this statement: the order of SET is free.
+_MERGE = """
+ON CONFLICT (run_id, key, width, bucket) DO UPDATE SET
+  n = r.n + excluded.n,
+  min_step = CASE WHEN excluded.min_value < r.min_value THEN excluded.min_step ELSE r.min_step END,
+  min_value = {least}(r.min_value, excluded.min_value),
+  max_step = CASE WHEN excluded.max_value > r.max_value THEN excluded.max_step ELSE r.max_step END,
+  max_value = {greatest}(r.max_value, excluded.max_value),
+  first_step = CASE WHEN excluded.first_step < r.first_step THEN excluded.first_step ELSE r.first_step END,
+  first_value = CASE WHEN excluded.first_step < r.first_step THEN excluded.first_value ELSE r.first_value END,
+  last_step = CASE WHEN excluded.last_step >= r.last_step THEN excluded.last_step ELSE r.last_step END,
+  last_value = CASE WHEN excluded.last_step >= r.last_step THEN excluded.last_value ELSE r.last_value END
+"""
+_UPSERT_PG = (
+    f"INSERT INTO runs_metricrollup AS r ({_COLUMNS}) SELECT * FROM unnest("  # noqa: S608 (constants only)
+    "%s::bigint[], %s::varchar[], %s::int[], %s::int[], %s::int[], %s::float8[], %s::int[], %s::float8[], "
+    "%s::int[], %s::int[], %s::float8[], %s::int[], %s::float8[])"
+    + _MERGE.format(least="LEAST", greatest="GREATEST")
+)
+_UPSERT_SQLITE = (
+    f"INSERT INTO runs_metricrollup AS r ({_COLUMNS}) VALUES ({', '.join(['%s'] * 13)})"  # noqa: S608
+    + _MERGE.format(least="MIN", greatest="MAX")
+)
+
+
+def metric_series_read(
+    *, run_id: int, key: str, after_step: int = -1, until_step: int | None = None, max_points: int
+) -> list[list[float]]:
+    """One series between two steps in at most about `max_points` points, from rollups when it is long."""
+    points = MetricPoint.objects.filter(run_id=run_id, key=key, step__gt=after_step)
+    if until_step is not None:
+        points = points.filter(step__lte=until_step)
+    bounds = points.aggregate(lo=Min("step"), hi=Max("step"))
+    if bounds["lo"] is None:
+        return []
+    lo, hi = bounds["lo"], bounds["hi"]
+    buckets_allowed = max(1, max_points // POINTS_PER_BUCKET)
+    if hi - lo + 1 <= max_points:
+        return downsample(points.order_by("step", "pk").values_list("step", "value"), max_points=max_points)
+    width = next((w for w in ROLLUP_WIDTHS if (hi // w - lo // w + 1) <= buckets_allowed), None)
+    if width is None:
+        return downsample(points.order_by("step", "pk").values_list("step", "value"), max_points=max_points)
+    rollups = MetricRollup.objects.filter(
+        run_id=run_id, key=key, width=width, bucket__gte=lo // width, bucket__lte=hi // width
+    ).order_by("bucket")
+    rows = list(
+        rollups.values_list(
+            "first_step",
+            "first_value",
+            "min_step",
+            "min_value",
+            "max_step",
+            "max_value",
+            "last_step",
+            "last_value",
+        )
     )
+    if not rows:  # points written around metric_points_write (a bulk load, an old run): read them raw
+        return downsample(points.order_by("step", "pk").values_list("step", "value"), max_points=max_points)
+    out: list[list[float]] = []
+    for r in rows:
+        # The edge buckets may reach past the range asked for; their extremes are still the truth nearby.
+        seen: dict[int, float] = {}
+        for step, value in ((r[0], r[1]), (r[2], r[3]), (r[4], r[5]), (r[6], r[7])):
+            seen.setdefault(step, value)
+        out.extend([step, seen[step]] for step in sorted(seen))
+    return out
 
 
 def downsample(points: Iterable[tuple[int, float]], *, max_points: int) -> list[list[float]]:
@@ -39,7 +178,7 @@ def downsample(points: Iterable[tuple[int, float]], *, max_points: int) -> list[
     data = list(points)
     if len(data) <= max_points:
         return [[s, v] for s, v in data]
-    buckets = max(1, max_points // 4)
+    buckets = max(1, max_points // POINTS_PER_BUCKET)
     first_step, last_step = data[0][0], data[-1][0]
     width = max(1, -(-(last_step - first_step + 1) // buckets))
     out: list[list[float]] = []

@@ -79,6 +79,33 @@ class MetricPoint(models.Model):
         indexes = [models.Index(fields=["run", "key", "step"], name="metric_run_key_step")]
 
 
+class MetricRollup(models.Model):
+    """Per (run, key, bucket of `width` steps): count, extremes with their steps, first and last point.
+
+    Kept up to date at ingest for a few widths, so a chart of a million-point series reads a few
+    thousand rows instead of the series, and spikes (min, max) survive every zoom level.
+    """
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=100)
+    width = models.IntegerField()
+    bucket = models.IntegerField()
+    n = models.IntegerField()
+    min_value = models.FloatField()
+    min_step = models.IntegerField()
+    max_value = models.FloatField()
+    max_step = models.IntegerField()
+    first_step = models.IntegerField()
+    first_value = models.FloatField()
+    last_step = models.IntegerField()
+    last_value = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "key", "width", "bucket"], name="metric_rollup_unique"),
+        ]
+
+
 class Generation(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="generations")
     step = models.IntegerField()

@@ -4,7 +4,7 @@ from typing import Any
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from runs.metric_store import downsample
+from runs.metric_store import metric_series_read
 from runs.models import Generation, LogLine, MetricPoint, Run
 
 CHART_KEYS = ("reward/mean", "pass_rate", "loss", "time/step_s")
@@ -97,20 +97,30 @@ def run_metric_series(
     *,
     run_id: int,
     after_step: int = -1,
+    until_step: int | None = None,
     keys: Sequence[str] = (),
     max_points: int | None = None,
 ) -> dict[str, list[list[float]]]:
-    """Points after `after_step`, as {key: [[step, value], ...]} ordered by step; each series cut to
-    about `max_points` with every bucket's min and max kept."""
-    raw: dict[str, list[tuple[int, float]]] = {}
+    """Points in (after_step, until_step], as {key: [[step, value], ...]} ordered by step; with
+    `max_points`, each series is cut to about that many with every bucket's min and max kept."""
     rows = MetricPoint.objects.filter(run_id=run_id, step__gt=after_step)
+    if until_step is not None:
+        rows = rows.filter(step__lte=until_step)
     if keys:
         rows = rows.filter(key__in=keys)
+    if max_points is not None:
+        present = keys or sorted(set(rows.values_list("key", flat=True).distinct()))
+        series = {
+            key: metric_series_read(
+                run_id=run_id, key=key, after_step=after_step, until_step=until_step, max_points=max_points
+            )
+            for key in present
+        }
+        return {key: points for key, points in series.items() if points}
+    raw: dict[str, list[list[float]]] = {}
     for key, step, value in rows.order_by("key", "step", "pk").values_list("key", "step", "value"):
-        raw.setdefault(key, []).append((step, value))
-    if max_points is None:
-        return {key: [[s, v] for s, v in points] for key, points in raw.items()}
-    return {key: downsample(points, max_points=max_points) for key, points in raw.items()}
+        raw.setdefault(key, []).append([step, value])
+    return raw
 
 
 def run_latest_metrics(*, run_id: int, keys: tuple[str, ...] = CHART_KEYS) -> dict[str, float]:

@@ -74,7 +74,11 @@ def run_metrics(request: AuthedHttpRequest, run_id: int) -> JsonResponse:
         return JsonResponse({"error": f"{field}: {errors[0]}", "field": field}, status=400)
     data = form.cleaned_data
     series = selectors.run_metric_series(
-        run_id=run_id, after_step=data["after_step"], keys=data["keys"], max_points=data["max_points"]
+        run_id=run_id,
+        after_step=data["after_step"],
+        until_step=data["until_step"],
+        keys=data["keys"],
+        max_points=data["max_points"],
     )
     return JsonResponse({"series": series})
 

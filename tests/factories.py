@@ -1,7 +1,7 @@
 import factory
 from django.contrib.auth import get_user_model
 
-from datasets_app.models import Dataset, DatasetVersion, Problem
+from datasets_app.models import Dataset, DatasetVersion, Problem, ProblemStatus
 from runs.models import Run
 from runs.tokens import token_hash
 
@@ -47,6 +47,7 @@ class ProblemFactory(factory.django.DjangoModelFactory):
     entry_point = "add"
     solution = "    return a + b\n"
     tests = "def check(candidate):\n    assert candidate(1, 2) == 3\n"
+    status = ProblemStatus.VERIFIED  # runs train on verified problems; tests of verification override it
 
 
 class RunFactory(factory.django.DjangoModelFactory):

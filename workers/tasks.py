@@ -29,6 +29,14 @@ def run_execute_task(run_id: int, token: str) -> str:
     )
 
 
+@shared_task(name="runs.reap_lost", ignore_result=True, acks_late=True)
+def run_reap_lost_task() -> list[int]:
+    """Beat, on the control queue: runs whose nodes stopped heartbeating become `lost`. Idempotent."""
+    from runs.services import run_reap_lost
+
+    return run_reap_lost()
+
+
 @shared_task(name="sandbox.run_batch", acks_late=True, ignore_result=False)
 def sandbox_run_batch_task(batch: dict[str, Any]) -> dict[str, Any]:
     """Runs a batch in the sandbox: same JSON in and out as `python -m workers.sandbox`. Idempotent."""
@@ -37,3 +45,29 @@ def sandbox_run_batch_task(batch: dict[str, Any]) -> dict[str, Any]:
     limits = Limits(**batch.get("limits", {}))
     items = [Item(**item) for item in batch["items"]]
     return {"results": [result.to_dict() for result in run_batch(items, limits)]}
+
+
+# --- datasets ---
+
+
+@shared_task(name="datasets.verify_chunk", bind=True, acks_late=True, ignore_result=True, max_retries=3)
+def problem_verify_chunk_task(self: Any, version_id: int, problem_ids: list[int]) -> int:
+    """Runs on a sandbox worker: verify these problems by execution. Idempotent (pending ones only)."""
+    from datasets_app.services import problem_verify_chunk, problem_verify_give_up
+
+    undecided = problem_verify_chunk(version_id=version_id, problem_ids=problem_ids)
+    if undecided:
+        if self.request.retries >= self.max_retries:
+            reason = "the sandbox failed on every attempt (sandbox_error)"
+            return problem_verify_give_up(version_id=version_id, problem_ids=problem_ids, reason=reason)
+        queue = (self.request.delivery_info or {}).get("routing_key")
+        raise self.retry(countdown=5, queue=queue)
+    return len(problem_ids)
+
+
+@shared_task(name="datasets.analyse_version", acks_late=True, ignore_result=True)
+def dataset_version_analyse_task(version_id: int) -> int:
+    """Flag near-duplicates and HumanEval overlap in a version. Idempotent."""
+    from datasets_app.services import dataset_version_analyse
+
+    return dataset_version_analyse(version_id=version_id)

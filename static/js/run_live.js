@@ -34,6 +34,13 @@
       series: [{ label: "step" }, { label: key, stroke: "#3b6fd8", width: 2, points: { show: steps.length < 60 } }],
       axes: [{ label: "step" }, {}],
       legend: { show: false },
+      hooks: {
+        setSelect: [(u) => {
+          if (u.select.width < 2) return;
+          const lo = u.posToVal(u.select.left, "x"), hi = u.posToVal(u.select.left + u.select.width, "x");
+          zoomDetail(key, lo, hi);
+        }],
+      },
     }, data, el);
   }
 
@@ -52,11 +59,27 @@
     if (touched.size) document.getElementById("last-update").textContent = new Date().toLocaleTimeString();
   }
 
+  const keyParam = encodeURIComponent(Array.from(charts.keys()).join(","));
+
   async function backfill() {
-    // Re-read everything after the last step seen: a reconnect leaves no gap.
-    const after = Math.max(-1, lastStep - 1);
-    const resp = await fetch(`${metricsUrl}?after_step=${after}`, { credentials: "same-origin" });
+    // First load: the whole run, downsampled on the server (each bucket's min and max kept). Later
+    // (a reconnect): everything after the last step seen, so the gap is filled at full detail.
+    const query = lastStep < 0 ? "max_points=2000" : `after_step=${lastStep - 1}`;
+    const resp = await fetch(`${metricsUrl}?keys=${keyParam}&${query}`, { credentials: "same-origin" });
     if (resp.ok) addPoints((await resp.json()).series);
+  }
+
+  async function zoomDetail(key, lo, hi) {
+    // A zoomed window is re-read at full detail (up to 2000 points) and merged into the series.
+    const url = `${metricsUrl}?keys=${encodeURIComponent(key)}&after_step=${Math.floor(lo) - 1}` +
+      `&until_step=${Math.ceil(hi)}&max_points=2000`;
+    const resp = await fetch(url, { credentials: "same-origin" });
+    if (!resp.ok) return;
+    const chart = charts.get(key);
+    for (const [step, value] of (await resp.json()).series[key] || []) chart.points.set(step, value);
+    const x = chart.plot.scales.x;
+    render(key);
+    chart.plot.setScale("x", { min: x.min, max: x.max });
   }
 
   function connect() {

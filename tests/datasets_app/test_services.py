@@ -112,3 +112,95 @@ def test_a_decompression_bomb_is_refused(user, settings):
 def test_an_empty_file_is_refused(user):
     with pytest.raises(DatasetImportError, match="no problems"):
         dataset_import(user=user, name="empty", fileobj=io.BytesIO(b"\n\n"))
+
+
+def test_an_mbpp_file_imports_with_its_format(user):
+    record = {
+        "task_id": 2,
+        "text": "Add.",
+        "code": "def add(a, b):\n    return a + b",
+        "test_list": ["assert add(1, 2) == 3"],
+    }
+
+    version = dataset_import(user=user, name="mbpp", fileobj=jsonl(record)).version
+
+    assert version.format == "mbpp"
+    assert version.problems.get().entry_point == "add"
+
+
+def test_triad_fields_are_stored(user):
+    record = {
+        "task_id": "x/0",
+        "prompt": "def f():\n",
+        "entry_point": "f",
+        "solution": "    return 1\n",
+        "tests": "assert f() == 1\n",
+        "difficulty": "hard",
+        "tags": ["a", "b"],
+        "source": "me",
+    }
+
+    p = dataset_import(user=user, name="triad", fileobj=jsonl(record)).version.problems.get()
+
+    assert (p.difficulty, p.tags, p.source, p.status) == ("hard", ["a", "b"], "me", "pending")
+
+
+def test_exact_duplicates_by_normalised_prompt_or_solution_are_flagged(user):
+    records = [
+        problem("T/0"),
+        problem("T/1", prompt="def   F(x):\n\n"),  # same prompt once whitespace and case are normalised
+        problem("T/2", prompt="def g(y):\n", canonical_solution="  return   x\n"),  # same solution
+        problem("T/3", prompt="def h(z):\n", canonical_solution="    return z * 2\n"),
+    ]
+
+    version = dataset_import(user=user, name="dups", fileobj=jsonl(*records)).version
+
+    flags = dict(version.problems.values_list("task_id", "duplicate_of"))
+    assert flags == {"T/0": "", "T/1": "T/0", "T/2": "T/0", "T/3": ""}
+
+
+def test_import_enqueues_verification_chunks_and_analysis_on_commit(
+    user, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    # given a chunk size of 2 and a queue of this test's own
+    from controlplane.celery import app
+
+    settings.TRIAD_VERIFY_CHUNK = 2
+    settings.TRIAD_SANDBOX_QUEUE = "sandbox-test"
+    sent = []
+    monkeypatch.setattr(app, "send_task", lambda name, args, queue: sent.append((name, args, queue)))
+
+    # when five problems are imported and the transaction commits
+    with django_capture_on_commit_callbacks(execute=True):
+        records = (problem(f"T/{i}") for i in range(5))
+        version = dataset_import(user=user, name="fan", fileobj=jsonl(*records)).version
+
+    # then three chunks of ids and one analysis go to that queue
+    ids = list(version.problems.order_by("index").values_list("pk", flat=True))
+    assert sent == [
+        ("datasets.verify_chunk", (version.pk, ids[0:2]), "sandbox-test"),
+        ("datasets.verify_chunk", (version.pk, ids[2:4]), "sandbox-test"),
+        ("datasets.verify_chunk", (version.pk, ids[4:5]), "sandbox-test"),
+        ("datasets.analyse_version", (version.pk,), "sandbox-test"),
+    ]
+
+
+def test_a_refused_file_enqueues_nothing(user, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks, pytest.raises(DatasetImportError):
+        dataset_import(user=user, name="bad", fileobj=jsonl(problem("T/0"), {"task_id": "T/1"}))
+
+    assert callbacks == []
+    assert Problem.objects.count() == 0
+
+
+def test_a_file_over_the_size_limit_is_refused(user, settings):
+    settings.TRIAD_MAX_UPLOAD_BYTES = 1000
+
+    with pytest.raises(DatasetImportError, match="larger than"):
+        dataset_import(user=user, name="big", fileobj=jsonl(*(problem(f"T/{i}") for i in range(20))))
+    assert DatasetVersion.objects.count() == 0
+
+
+def test_a_corrupt_gzip_file_is_refused(user):
+    with pytest.raises(DatasetImportError, match="cannot decompress"):
+        dataset_import(user=user, name="gz", fileobj=io.BytesIO(b"\x1f\x8b" + b"not deflate data" * 4))

@@ -1,3 +1,4 @@
+import io
 import json
 
 import pytest
@@ -46,3 +47,81 @@ def test_an_htmx_upload_redirects_the_client(logged_in):
 
     assert response.status_code == 200
     assert response["HX-Redirect"].startswith("/datasets/versions/")
+
+
+def test_the_version_page_shows_the_summary_and_polls_while_problems_are_pending(logged_in):
+    from datasets_app.models import ProblemStatus
+    from tests.factories import DatasetVersionFactory, ProblemFactory
+
+    version = DatasetVersionFactory()
+    ProblemFactory(version=version, status=ProblemStatus.PENDING)
+    ProblemFactory(version=version, status=ProblemStatus.FAILING, error_class="wrong_answer")
+
+    page = logged_in.get(f"/datasets/versions/{version.pk}/")
+    partial = logged_in.get(
+        f"/datasets/versions/{version.pk}/", headers={"HX-Request": "true", "HX-Target": "summary"}
+    )
+
+    assert b"1 of 2 checked" in page.content and b"Failing: <b>1</b>" in page.content
+    assert b'hx-trigger="every 1s"' in partial.content
+    assert b"<table" not in partial.content  # only the summary partial
+
+
+def test_the_summary_stops_polling_when_every_problem_is_checked(logged_in):
+    from tests.factories import ProblemFactory
+
+    problem = ProblemFactory()
+
+    partial = logged_in.get(
+        f"/datasets/versions/{problem.version_id}/", headers={"HX-Request": "true", "HX-Target": "summary"}
+    )
+
+    assert b"All 1 checked." in partial.content and b"every 1s" not in partial.content
+
+
+def test_searching_renders_the_matching_problems(logged_in):
+    from tests.factories import DatasetVersionFactory, ProblemFactory
+
+    version = DatasetVersionFactory()
+    ProblemFactory(version=version, task_id="wanted", prompt="def palindrome(s):\n")
+    ProblemFactory(version=version, task_id="other")
+
+    response = logged_in.get(
+        f"/datasets/versions/{version.pk}/?q=palin&status=verified",
+        headers={"HX-Request": "true", "HX-Target": "problems"},
+    )
+
+    assert b"wanted" in response.content and b"other" not in response.content
+
+
+def test_the_problem_page_highlights_code_and_escapes_it(logged_in):
+    from tests.factories import ProblemFactory
+
+    problem = ProblemFactory(
+        prompt='def f():\n    """<script>alert(1)</script>"""\n',
+        status="failing",
+        error_class="wrong_answer",
+        traceback='Traceback (most recent call last):\n  File "<tests>", line 2\nAssertionError\n',
+        failing_test="assert candidate(1, 2) == 3",
+    )
+
+    response = logged_in.get(f"/datasets/problems/{problem.pk}/")
+
+    assert b"<script>alert(1)" not in response.content
+    assert b"&lt;script&gt;" in response.content
+    assert b'class="highlight"' in response.content
+    assert b"AssertionError" in response.content and b"wrong_answer" in response.content
+
+
+def test_the_dataset_page_lists_versions_with_their_changes(logged_in, user):
+    from datasets_app.services import dataset_import
+
+    dataset_import(user=user, name="d", fileobj=io.BytesIO((GOOD + "\n").encode()))
+    second = GOOD.replace('"T/0"', '"T/1"')
+    version = dataset_import(
+        user=user, name="d", fileobj=io.BytesIO((GOOD + "\n" + second + "\n").encode())
+    ).version
+
+    response = logged_in.get(f"/datasets/{version.dataset_id}/")
+
+    assert b"+1 added, \xe2\x88\x920 removed, 0 changed" in response.content

@@ -73,3 +73,41 @@ def test_config_differences_show_only_what_differs():
     diff = config_differences([{"lr": 0.001, "seed": 0, "steps": 5}, {"lr": 0.0001, "seed": 0}])
 
     assert diff == [("lr", [0.001, 0.0001]), ("steps", [5, None])]
+
+
+def test_rollups_merge_across_batches_and_serve_long_series_with_their_spikes():
+    from runs.metric_store import metric_points_write
+    from runs.models import MetricRollup
+
+    run = RunFactory()
+    now = timezone.now()
+    values = {step: (step % 7) / 10 for step in range(20_000)}
+    values[12_345] = 50.0
+    values[333] = -9.0
+    rows = [(run.pk, "kl", step, value, now) for step, value in values.items()]
+    metric_points_write(rows[:7_001])  # batch edges inside buckets: the merge must combine them
+    metric_points_write(rows[7_001:])
+
+    series = run_metric_series(run_id=run.pk, keys=["kl"], max_points=400)["kl"]
+
+    assert len(series) <= 400
+    assert [12_345, 50.0] in series and [333, -9.0] in series
+    assert series[0] == [0, 0.0] and series[-1][0] == 19_999
+    bucket = MetricRollup.objects.get(run=run, key="kl", width=4096, bucket=1)
+    assert bucket.n == 4096
+    assert (bucket.first_step, bucket.last_step) == (4096, 8191)
+    assert bucket.max_value == max(values[s] for s in range(4096, 8192))
+
+
+def test_a_zoomed_window_reads_full_detail():
+    from runs.metric_store import metric_points_write
+
+    run = RunFactory()
+    now = timezone.now()
+    metric_points_write([(run.pk, "loss", step, float(step), now) for step in range(10_000)])
+
+    window = run_metric_series(
+        run_id=run.pk, keys=["loss"], after_step=4_999, until_step=5_099, max_points=2000
+    )
+
+    assert window["loss"] == [[s, float(s)] for s in range(5_000, 5_100)]

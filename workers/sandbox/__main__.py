@@ -1,4 +1,4 @@
-"""CLI: ``python -m workers.sandbox [--backend process|bwrap] [--workers N] < batch.json``.
+"""CLI: ``python -m workers.sandbox [--backend B] [--workers N] [--mode cold|warm] < batch.json``.
 
 Reads ``{"limits": {...}, "items": [{"id", "code", "tests", "entry_point"}]}`` on stdin, writes
 ``{"results": [...]}`` on stdout, one per item, in order. Bad input: exit status 2 and one line on
@@ -59,8 +59,9 @@ def parse_batch(doc: Any) -> tuple[Limits, list[Item]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workers.sandbox", description=__doc__)
-    parser.add_argument("--backend", choices=("process", "bwrap"), default=None)
+    parser.add_argument("--backend", choices=("process", "bwrap", "docker"), default=None)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--mode", choices=("cold", "warm"), default="cold")
     args = parser.parse_args(argv)
     try:
         limits, items = parse_batch(json.loads(sys.stdin.read()))
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bad input: {e}", file=sys.stderr)
         return 2
     try:
-        results = run_batch(items, limits, backend=args.backend, workers=args.workers)
+        results = run_batch(items, limits, backend=args.backend, workers=args.workers, mode=args.mode)
     except RuntimeError as e:
         print(f"sandbox unavailable: {e}", file=sys.stderr)
         return 1

@@ -27,7 +27,7 @@ from typing import Any
 from .types import ERROR_CLASSES, Item, Limits, Result
 
 BWRAP = "/usr/bin/bwrap"
-BACKENDS = ("process", "bwrap")
+BACKENDS = ("process", "bwrap", "docker")
 # When the worker runs as root, each concurrent slot runs its child as its own unprivileged uid
 # (SLOT_UID_BASE + slot), so RLIMIT_NPROC (per uid) contains a fork bomb to that slot.
 SLOT_UID_BASE = 62000
@@ -48,9 +48,10 @@ BOOTSTRAP = (
     "while c := os.read(0, 1 << 16): b += c\n"
     "r, p = marshal.loads(b)\n"
     "del b, c\n"
-    "exec(marshal.loads(r), {'__name__': '__main__', '__builtins__': __builtins__, '_PAYLOAD': p})\n"
+    "r = marshal.loads(r) if type(r) is bytes else compile(r, '<runner>', 'exec')\n"
+    "exec(r, {'__name__': '__main__', '__builtins__': __builtins__, '_PAYLOAD': p})\n"
 )
-_VERDICT_CAP = 1 << 22
+VERDICT_CAP = 1 << 22
 
 
 def python_executable() -> str:
@@ -109,7 +110,7 @@ def bwrap_prefix() -> list[str]:
     return [*args, "--proc", "/proc", "--dev", "/dev"]
 
 
-def _infra(item: Item, start: float, message: str) -> Result:
+def infra(item: Item, start: float, message: str) -> Result:
     return Result(
         id=item.id,
         passed=False,
@@ -122,26 +123,44 @@ def _infra(item: Item, start: float, message: str) -> Result:
     )
 
 
+def make_workdir(uid: int) -> str:
+    """A fresh host directory for one child's /tmp, owned by its slot uid when there is one."""
+    workdir = tempfile.mkdtemp(prefix="triad-sandbox-")
+    if uid >= 0:
+        try:
+            os.chown(workdir, uid, uid)
+            os.chmod(workdir, 0o711)  # noqa: S103  # bwrap, root without capabilities, must still chdir into it
+        except OSError:
+            remove_workdir(workdir)
+            raise
+    return workdir
+
+
+def remove_workdir(workdir: str) -> None:
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
 def execute(item: Item, limits: Limits, backend: str, slot: int) -> Result:
     """Run one item in a fresh child and return its verdict; never raises for the item's sake."""
+    if backend == "docker":
+        from . import docker_backend
+
+        return docker_backend.execute(item, limits)
     start = time.monotonic()
-    try:
-        workdir = tempfile.mkdtemp(prefix="triad-sandbox-")
-    except OSError as e:
-        return _infra(item, start, f"sandbox: cannot create a work directory: {e}")
-    try:
-        return _execute_in(item, limits, backend, slot, workdir, start)
-    except OSError as e:
-        return _infra(item, start, f"sandbox: {type(e).__name__}: {e}")
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _execute_in(item: Item, limits: Limits, backend: str, slot: int, workdir: str, start: float) -> Result:
     uid = slot_uid(backend, slot)
-    if uid >= 0:
-        os.chown(workdir, uid, uid)
-        os.chmod(workdir, 0o711)  # noqa: S103  # bwrap, root without capabilities, must still chdir into it
+    try:
+        workdir = make_workdir(uid)
+    except OSError as e:
+        return infra(item, start, f"sandbox: cannot create a work directory: {e}")
+    try:
+        return _execute_in(item, limits, backend, uid, workdir, start)
+    except OSError as e:
+        return infra(item, start, f"sandbox: {type(e).__name__}: {e}")
+    finally:
+        remove_workdir(workdir)
+
+
+def _execute_in(item: Item, limits: Limits, backend: str, uid: int, workdir: str, start: float) -> Result:
     nonce = secrets.token_hex(16)
     payload = marshal.dumps(
         (
@@ -182,7 +201,7 @@ def _execute_in(item: Item, limits: Limits, backend: str, slot: int, workdir: st
             return _supervise(item, limits, backend, proc, r_fd, payload, nonce, start)
         finally:
             if proc.returncode is None:
-                _kill_group(proc.pid)
+                kill_group(proc.pid)
                 proc.wait()
             for stream in (proc.stdin, proc.stdout, proc.stderr):
                 if stream is not None:
@@ -191,7 +210,7 @@ def _execute_in(item: Item, limits: Limits, backend: str, slot: int, workdir: st
         os.close(r_fd)
 
 
-def _kill_group(pgid: int) -> None:
+def kill_group(pgid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
 
@@ -219,7 +238,7 @@ def _supervise(
     except BrokenPipeError:
         pass
     out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
-    caps = {out_fd: limits.output_bytes, err_fd: limits.output_bytes, r_fd: _VERDICT_CAP}
+    caps = {out_fd: limits.output_bytes, err_fd: limits.output_bytes, r_fd: VERDICT_CAP}
     bufs: dict[int, bytearray] = {fd: bytearray() for fd in caps}
     marker = f"started:{nonce}:".encode()
     started_at = 0.0
@@ -245,20 +264,20 @@ def _supervise(
                 for key, _ in sel.select(wait):
                     if key.fd == pidfd:
                         exited = True
-                    elif not _read_into(key.fd, bufs, caps, sel):
+                    elif not read_into(key.fd, bufs, caps, sel):
                         reason = "output_limit" if key.fd != r_fd else "verdict_overflow"
                 if not started_at and marker in bufs[r_fd]:
                     started_at = time.monotonic()
                     deadline = started_at + limits.timeout_s
                 if exited or (pidfd < 0 and _exited(proc.pid)):
                     break
-            _kill_group(proc.pid)
+            kill_group(proc.pid)
             if not reason:  # drain what the child wrote before it exited
                 for fd in list(caps):
                     os.set_blocking(fd, False)
                     while not reason and fd in sel.get_map():
                         try:
-                            if not _read_into(fd, bufs, caps, sel):
+                            if not read_into(fd, bufs, caps, sel):
                                 reason = "output_limit" if fd != r_fd else "verdict_overflow"
                         except BlockingIOError:
                             break
@@ -267,12 +286,10 @@ def _supervise(
                 os.close(pidfd)
     returncode = proc.wait()
     out, err, raw = bytes(bufs[out_fd]), bytes(bufs[err_fd]), bytes(bufs[r_fd])
-    return _classify(item, limits, backend, out, err, raw, nonce, reason, returncode, start)
+    return classify(item, limits, backend, out, err, raw, nonce, reason, returncode, start)
 
 
-def _read_into(
-    fd: int, bufs: dict[int, bytearray], caps: dict[int, int], sel: selectors.BaseSelector
-) -> bool:
+def read_into(fd: int, bufs: dict[int, bytearray], caps: dict[int, int], sel: selectors.BaseSelector) -> bool:
     """Read what is there; False once the stream is over its cap (cap + 1 bytes are kept)."""
     data = os.read(fd, 65536)
     if not data:
@@ -315,7 +332,7 @@ def _text(raw: bytes, cap: int) -> str:
     return raw[:cap].decode("utf-8", "replace")
 
 
-def _classify(
+def classify(
     item: Item,
     limits: Limits,
     backend: str,
@@ -347,7 +364,7 @@ def _classify(
         tb = f"sandbox: the runner failed before the candidate ran (exit status {returncode})"
     else:
         signum = -returncode if returncode < 0 else 0
-        if backend == "bwrap" and returncode > 128:
+        if backend in ("bwrap", "docker") and returncode > 128:
             signum = returncode - 128
         if signum == signal.SIGXCPU:
             cls = "timeout"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import cache
 
 from . import backends
@@ -15,6 +19,12 @@ from .types import Item, Limits, Result
 logger = logging.getLogger(__name__)
 _warned = False
 _warn_lock = threading.Lock()
+MODES = ("cold", "warm")
+RETRIES = 2  # extra attempts for a sandbox_error, after RETRY_BACKOFF_S * 4**attempt
+RETRY_BACKOFF_S = 0.05
+# Verdicts that do not depend on the machine's load or health are cached; timeouts and our own
+# failures are not.
+UNCACHED = frozenset({"sandbox_error", "timeout"})
 
 
 class _SlotPool:
@@ -37,16 +47,79 @@ class _SlotPool:
             self._free.append(slot)
 
 
+class ResultCache:
+    """A bounded, thread-safe LRU of results keyed by (code, tests, entry_point, limits, backend)."""
+
+    def __init__(self, maxsize: int = 4096) -> None:
+        self.maxsize = maxsize
+        self._lock = threading.Lock()
+        self._data: OrderedDict[str, Result] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def key(item: Item, limits: Limits, backend: str) -> str:
+        h = hashlib.sha256()
+        for part in (item.code, item.tests, item.entry_point, repr(limits), backend):
+            data = part.encode("utf-8", "surrogatepass")
+            h.update(len(data).to_bytes(8, "little"))
+            h.update(data)
+        return h.hexdigest()
+
+    def get(self, key: str) -> Result | None:
+        with self._lock:
+            result = self._data.get(key)
+            if result is None:
+                self.misses += 1
+                return None
+            self._data.move_to_end(key)
+            self.hits += 1
+            return result
+
+    def put(self, key: str, result: Result) -> None:
+        if result.error_class in UNCACHED or self.maxsize <= 0:
+            return
+        with self._lock:
+            self._data[key] = result
+            self._data.move_to_end(key)
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self.hits = self.misses = 0
+
+
 _slots = _SlotPool()
 DEFAULT_LIMITS = Limits()
+RESULT_CACHE = ResultCache()
 
 
-def _run_one(item: Item, limits: Limits, backend: str) -> Result:
+def _run_once(item: Item, limits: Limits, backend: str, mode: str) -> Result:
     slot = _slots.acquire()
     try:
+        if mode == "warm":
+            from . import warm
+
+            return warm.execute(item, limits, slot)
         return backends.execute(item, limits, backend, slot)
     finally:
         _slots.release(slot)
+
+
+def _run_one(item: Item, limits: Limits, backend: str, mode: str = "cold") -> Result:
+    """One item; a sandbox_error (the infrastructure's fault) is retried with backoff."""
+    result = _run_once(item, limits, backend, mode)
+    for attempt in range(RETRIES):
+        if result.error_class != "sandbox_error":
+            break
+        logger.info(
+            "sandbox_error on %s (attempt %d), retrying: %s", item.id, attempt + 1, result.stderr[-300:]
+        )
+        time.sleep(RETRY_BACKOFF_S * 4**attempt)
+        result = _run_once(item, limits, backend, "cold" if attempt else mode)
+    return result
 
 
 @cache
@@ -55,7 +128,7 @@ def bwrap_available() -> bool:
     if not os.access(backends.BWRAP, os.X_OK):
         return False
     probe = Item(id="probe", code="x = 1", tests="assert x == 1")
-    result = _run_one(probe, Limits(timeout_s=10.0), "bwrap")
+    result = _run_once(probe, Limits(timeout_s=10.0), "bwrap", "cold")
     if not result.passed:
         logger.info("bwrap probe failed: %s %s", result.error_class, result.stderr[-500:])
     return result.passed
@@ -79,7 +152,22 @@ def resolve_backend(backend: str | None) -> str:
         raise ValueError(f"unknown sandbox backend {backend!r}; expected one of {backends.BACKENDS}")
     if backend == "bwrap" and not bwrap_available():
         raise RuntimeError(f"the bwrap backend does not work here ({backends.BWRAP})")
+    if backend == "docker":
+        from . import docker_backend
+
+        reason = docker_backend.unavailable_reason()
+        if reason:
+            raise RuntimeError(f"the docker backend does not work here: {reason}")
     return backend
+
+
+def resolve_mode(mode: str, backend: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"unknown sandbox mode {mode!r}; expected one of {MODES}")
+    if mode == "warm" and not (backend == "bwrap" and os.geteuid() == 0):
+        logger.info("warm mode needs the bwrap backend as root; running %s items cold", backend)
+        return "cold"
+    return mode
 
 
 def run_batch(
@@ -88,9 +176,39 @@ def run_batch(
     *,
     backend: str | None = None,
     workers: int | None = None,
+    mode: str = "cold",
+    cache: bool = True,
 ) -> list[Result]:
-    """Run every item in its own isolated child; results in input order."""
+    """Run every item in its own isolated child; results in input order.
+
+    mode="warm" forks each item from a prepared sandbox (bwrap as root; otherwise cold). With
+    cache=True, identical (code, tests, entry_point, limits) run once per batch and their verdicts
+    are remembered in RESULT_CACHE (not timeouts, not sandbox errors).
+    """
     name = resolve_backend(backend)
-    n = max(1, min(workers or os.cpu_count() or 1, len(items) or 1))
-    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="sandbox") as pool:
-        return list(pool.map(lambda item: _run_one(item, limits, name), items))
+    how = resolve_mode(mode, name)
+    keys = [ResultCache.key(item, limits, name) for item in items]
+    if not cache:  # every item runs, duplicates included
+        keys = [f"{key}:{i}" for i, key in enumerate(keys)]
+    done: dict[str, Result] = {}
+    todo: dict[str, Item] = {}
+    for key, item in zip(keys, items, strict=True):
+        if key in done or key in todo:
+            continue
+        hit = RESULT_CACHE.get(key) if cache else None
+        if hit is not None:
+            done[key] = hit
+        else:
+            todo[key] = item
+    if todo:
+        n = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="sandbox") as pool:
+            fresh = list(pool.map(lambda item: _run_one(item, limits, name, how), todo.values()))
+        for key, result in zip(todo, fresh, strict=True):
+            done[key] = result
+            if cache:
+                RESULT_CACHE.put(key, result)
+    return [
+        result if (result := done[key]).id == item.id else replace(result, id=item.id)
+        for key, item in zip(keys, items, strict=True)
+    ]

@@ -86,3 +86,16 @@ def grpo_loss(
     return LossOut(
         loss=loss, n_tokens=n_tokens, clip_frac=clip_frac, kl=kl_value, policy_loss=float(policy.detach())
     )
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c passed (Chen et al. 2021, "Evaluating Large Language
+    Models Trained on Code"): 1 - C(n - c, k) / C(n, k), computed as a stable running product."""
+    if not 0 <= c <= n or k < 1 or k > n:
+        raise ValueError(f"pass_at_k needs 0 <= c <= n and 1 <= k <= n (got n={n}, c={c}, k={k})")
+    if n - c < k:
+        return 1.0
+    prod = 1.0
+    for i in range(n - c + 1, n + 1):
+        prod *= 1.0 - k / i
+    return 1.0 - prod

@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 
 from workers.client import STOP_STATES, IngestClient
-from workers.trainer.grpo import group_advantages, grpo_loss
+from workers.trainer.grpo import group_advantages, grpo_loss, pass_at_k
 from workers.trainer.model import build_tiny_model
 from workers.trainer.rewards import INFRA_ERROR, Score, score_completions
 from workers.trainer.rollout import Completion, LogitsFn, RolloutEngine, Tokenizer, TorchEngine, left_pad
@@ -170,6 +170,24 @@ class LocalStats:
     train_s: float = 0.0
     failing: list[Sample] = field(default_factory=list)
     passing: list[Sample] = field(default_factory=list)
+    eval_counts: list[tuple[int, int]] = field(default_factory=list)  # (valid samples, passed) per problem
+    eval_s: float = 0.0
+
+
+def eval_metrics(stats: Sequence[LocalStats], k: int) -> dict[str, float]:
+    """Mean unbiased pass@1 and pass@k over the held-out problems every rank evaluated."""
+    counts = [nc for s in stats for nc in s.eval_counts if nc[0] > 0]
+    if not counts:
+        return {}
+    out = {
+        "eval/pass@1": statistics.fmean(pass_at_k(n, c, 1) for n, c in counts),
+        "eval/problems": float(len(counts)),
+        "time/eval_s": max(s.eval_s for s in stats),
+    }
+    ks = [n for n, _ in counts]
+    if k > 1 and min(ks) >= k:
+        out[f"eval/pass@{k}"] = statistics.fmean(pass_at_k(n, c, k) for n, c in counts)
+    return out
 
 
 def merge_metrics(
@@ -316,6 +334,10 @@ class Trainer:
         self.logits_fn = tiny_logits_fn(self.engine, hf=self.hf)
         self.rollout: RolloutEngine = self._rollout_engine(max_len)
         self.start_step = 0
+        held_out = train.eval_problems
+        self.train_problems = spec.problems[: len(spec.problems) - held_out]
+        self.eval_problems = spec.problems[len(spec.problems) - held_out :]
+        self.on_step: Callable[[int, dict[str, float]], None] | None = None  # rank 0, after each post
 
     def _rollout_engine(self, max_len: int) -> RolloutEngine:
         spec = self.spec
@@ -348,6 +370,12 @@ class Trainer:
             self.start_step = int(client_state.get("next_step", 0))
             self.log(f"resumed from {path} at step {self.start_step}")
 
+    def _reset_optimizer_state(self) -> None:
+        """Forget AdamW's moments (ZeRO holds them on the inner torch optimizer; re-made lazily)."""
+        outer: Any = self.engine.optimizer
+        inner: Any = getattr(outer, "optimizer", outer)
+        inner.state.clear()
+
     def _set_lr(self, lr: float) -> None:
         for group in self.engine.optimizer.param_groups:
             group["lr"] = lr
@@ -362,8 +390,8 @@ class Trainer:
     def step(self, step: int) -> LocalStats:
         spec, train = self.spec, self.spec.train
         st = LocalStats()
-        chosen = select_problems(len(spec.problems), train.prompts_per_step, step, train.seed)
-        mine: list[Problem] = [spec.problems[i] for i in rank_share(chosen, self.rank, self.world)]
+        chosen = select_problems(len(self.train_problems), train.prompts_per_step, step, train.seed)
+        mine: list[Problem] = [self.train_problems[i] for i in rank_share(chosen, self.rank, self.world)]
         self.engine.train()
         if step < train.sft_warmup_steps:
             return self._sft_step(mine, st)
@@ -371,6 +399,8 @@ class Trainer:
             # RL needs a far smaller step than imitation: at the warm-up's rate a tiny policy that
             # just learned the references collapses within a few updates.
             self._set_lr(train.lr)
+            if train.reset_optimizer_after_sft:
+                self._reset_optimizer_state()
 
         t0 = time.monotonic()
         groups: list[list[Completion]] = self.rollout.generate(
@@ -419,6 +449,39 @@ class Trainer:
         st.train_s = time.monotonic() - t0
         self._grad_norm = grad_norm
         return st
+
+    def eval_due(self, step: int) -> bool:
+        train = self.spec.train
+        if not (train.eval_every and self.eval_problems):
+            return False
+        return step % train.eval_every == 0 or step == train.steps - 1
+
+    @torch.no_grad()
+    def evaluate(self, step: int, st: LocalStats) -> None:
+        """Sample eval_samples completions for this rank's share of the held-out problems; record
+        (valid, passed) per problem in st (sandbox_error samples do not count towards n)."""
+        train = self.spec.train
+        t0 = time.monotonic()
+        mine = [
+            self.eval_problems[i] for i in rank_share(range(len(self.eval_problems)), self.rank, self.world)
+        ]
+        self.engine.eval()
+        groups = self.rollout.generate(
+            [p.prompt for p in mine],
+            train.eval_samples,
+            train.max_new_tokens,
+            train.eval_temperature or train.temperature,
+            seed=train.seed * 1_000_003 + step * 1009 + self.rank + 7_777_777,
+        )
+        self.engine.train()
+        if mine:
+            scores = score_completions(
+                mine, [[c.text for c in g] for g in groups], sandbox=self.spec.sandbox, partial_credit=False
+            )
+            for group_scores in scores:
+                valid = [s for s in group_scores if s.valid]
+                st.eval_counts.append((len(valid), sum(s.passed for s in valid)))
+        st.eval_s = time.monotonic() - t0
 
     def _max_prompt(self) -> int:
         rollout = self.rollout
@@ -508,9 +571,27 @@ class Trainer:
             loss = sum(
                 (p.sum() * 0.0 for p in self.engine.module.parameters()), torch.zeros((), device=self.device)
             )
+        return self._backward_step(loss)
+
+    def _backward_step(self, loss: torch.Tensor) -> float:
+        """engine.backward + engine.step; returns the global gradient norm before clipping.
+
+        ZeRO and the mixed-precision optimizers record the norm they clip with. On the plain fp32
+        ZeRO-0 path DeepSpeed clips a client optimizer's gradients without keeping the norm, so it is
+        measured here on the already all-reduced gradients, before the step clips them.
+        """
         self.engine.backward(loss)
-        self.engine.step()
-        norm = self.engine.get_global_grad_norm()
+        measured: float | None = None
+        engine = self.engine
+        if not (engine.zero_optimization() or engine.fp16_enabled() or engine.bfloat16_enabled()):
+            grads = [p.grad.detach().float() for p in engine.module.parameters() if p.grad is not None]
+            measured = (
+                float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))) if grads else 0.0
+            )
+        engine.step()
+        if measured is not None:
+            return measured
+        norm = engine.get_global_grad_norm()
         return float(norm) if norm is not None else 0.0
 
     def _sft_step(self, mine: list[Problem], st: LocalStats) -> LocalStats:
@@ -539,10 +620,7 @@ class Trainer:
             loss = sum(
                 (p.sum() * 0.0 for p in self.engine.module.parameters()), torch.zeros((), device=self.device)
             )
-        self.engine.backward(loss)
-        self.engine.step()
-        norm = self.engine.get_global_grad_norm()
-        self._grad_norm = float(norm) if norm is not None else 0.0
+        self._grad_norm = self._backward_step(loss)
         st.train_s = time.monotonic() - t0
         return st
 
@@ -555,7 +633,10 @@ class Trainer:
         if step < self.spec.train.sft_warmup_steps:
             # Warm-up steps sample nothing: report what they measure, not zeros for rewards.
             metrics = {k: v for k, v in metrics.items() if k in SFT_METRICS or k.startswith("gpu/")}
+        metrics.update(eval_metrics(all_stats, self.spec.train.eval_k))
         self.client.metric(step, metrics)
+        if self.on_step is not None:
+            self.on_step(step, metrics)
         failing = [s for st in all_stats for s in st.failing][:GENERATIONS_FAILING_CAP]
         passing = [s for st in all_stats for s in st.passing][:GENERATIONS_PASSING_CAP]
         for s in failing + passing:
@@ -588,6 +669,8 @@ class Trainer:
         while step < train.steps:
             t0 = time.monotonic()
             stats = self.step(step)
+            if self.eval_due(step):
+                self.evaluate(step, stats)
             gathered: list[Any] = [None] * self.world
             dist.all_gather_object(gathered, stats)
             stop_local = 1 if SIGTERM_RECEIVED.is_set() else 0

@@ -77,6 +77,13 @@ class TrainSpec:
     sft_warmup_steps: int = 0
     sft_lr: float | None = None  # learning rate of the warm-up; None = lr
     checkpoint_every: int = 0
+    # Start RL with fresh AdamW moments: the warm-up's second moments are scaled to imitation gradients.
+    reset_optimizer_after_sft: bool = True
+    eval_every: int = 0  # 0 = no periodic evaluation
+    eval_problems: int = 0  # the last N problems (in spec order) are held out of training for evaluation
+    eval_samples: int = 8  # samples per held-out problem (n of the pass@k estimator)
+    eval_k: int = 4  # eval/pass@<k> besides eval/pass@1
+    eval_temperature: float | None = None  # None = temperature
 
 
 @dataclass(frozen=True)
@@ -147,6 +154,10 @@ def _parse_train(d: dict[str, Any]) -> TrainSpec:
     clip_eps = _float(d, p, "clip_eps", 0.2, minimum=0.0, strict=True)
     if clip_eps >= 1.0:
         raise ValueError(f"train.clip_eps: must be a number in (0, 1) (got {clip_eps!r})")
+    eval_samples = _int(d, p, "eval_samples", 8, minimum=1)
+    eval_k = _int(d, p, "eval_k", 4, minimum=1)
+    if eval_k > eval_samples:
+        raise ValueError(f"train.eval_k: must be <= train.eval_samples ({eval_k} > {eval_samples})")
     return TrainSpec(
         steps=_int(d, p, "steps", 5, minimum=1),
         prompts_per_step=_int(d, p, "prompts_per_step", 2, minimum=1),
@@ -163,6 +174,14 @@ def _parse_train(d: dict[str, Any]) -> TrainSpec:
         sft_warmup_steps=_int(d, p, "sft_warmup_steps", 0, minimum=0),
         sft_lr=None if d.get("sft_lr") is None else _float(d, p, "sft_lr", 1e-3, minimum=0.0, strict=True),
         checkpoint_every=_int(d, p, "checkpoint_every", 0, minimum=0),
+        reset_optimizer_after_sft=_bool(d, p, "reset_optimizer_after_sft", True),
+        eval_every=_int(d, p, "eval_every", 0, minimum=0),
+        eval_problems=_int(d, p, "eval_problems", 0, minimum=0),
+        eval_samples=eval_samples,
+        eval_k=eval_k,
+        eval_temperature=None
+        if d.get("eval_temperature") is None
+        else _float(d, p, "eval_temperature", 1.0, minimum=0.0, strict=True),
     )
 
 
@@ -196,6 +215,13 @@ def parse_spec(raw: Any) -> RunSpec:
     run_id = raw.get("run_id")
     if isinstance(run_id, bool) or not isinstance(run_id, int):
         raise ValueError(f"run_id: must be an integer (got {run_id!r})")
+    problems = _parse_problems(raw.get("problems"))
+    train = _parse_train(_section(raw, "train"))
+    if train.eval_problems >= len(problems):
+        raise ValueError(
+            f"train.eval_problems: must leave at least one training problem "
+            f"({train.eval_problems} of {len(problems)} held out)"
+        )
     res = _section(raw, "resources")
     sb = _section(raw, "sandbox")
     return RunSpec(
@@ -203,7 +229,7 @@ def parse_spec(raw: Any) -> RunSpec:
         name=_str(raw, "spec", "name", f"run-{run_id}"),
         control_url=_str(raw, "spec", "control_url", ""),
         model=_parse_model(_section(raw, "model")),
-        train=_parse_train(_section(raw, "train")),
+        train=train,
         resources=ResourcesSpec(
             num_nodes=_int(res, "resources", "num_nodes", 1, minimum=1),
             procs_per_node=_int(res, "resources", "procs_per_node", 1, minimum=1),
@@ -213,7 +239,7 @@ def parse_spec(raw: Any) -> RunSpec:
             timeout_s=_float(sb, "sandbox", "timeout_s", 2.0, minimum=0.0, strict=True),
             memory_mb=_int(sb, "sandbox", "memory_mb", 512, minimum=16),
         ),
-        problems=_parse_problems(raw.get("problems")),
+        problems=problems,
     )
 
 

@@ -1,0 +1,146 @@
+"""The three formats, and each kind of bad line, through the streaming parser (no database)."""
+
+import json
+
+from datasets_app.parsing import HUMANEVAL, MBPP, TRIAD, mbpp_entry_point, parse_jsonl
+
+
+def lines(*records) -> list[bytes]:
+    return [(r if isinstance(r, bytes) else json.dumps(r).encode()) + b"\n" for r in records]
+
+
+HE = {
+    "task_id": "H/0",
+    "prompt": "def f(x):\n",
+    "entry_point": "f",
+    "canonical_solution": "    return x\n",
+    "test": "def check(candidate):\n    assert candidate(1) == 1\n",
+}
+MBPP_RECORD = {
+    "task_id": 11,
+    "text": "Write a function to remove the first and last occurrence of a given character.",
+    "code": "def helper(s):\r\n    return s\r\n"
+    "def remove_Occ(s, ch):\r\n    return s.replace(ch, '', 1)[::-1].replace(ch, '', 1)[::-1]",
+    "test_list": ['assert remove_Occ("hello","l") == "heo"', 'assert remove_Occ("abcda","a") == "bcd"'],
+    "test_setup_code": "import math",
+}
+TRIAD_RECORD = {
+    "task_id": "t/0",
+    "prompt": "def g(a):\n",
+    "entry_point": "g",
+    "solution": "    return a * 2\n",
+    "tests": "assert g(2) == 4\n",
+    "difficulty": "Easy",
+    "tags": ["math", "Math", "x"],
+    "source": "gen",
+}
+
+
+def test_humaneval_records_parse_into_problems():
+    result = parse_jsonl(lines(HE))
+
+    assert result.errors == [] and result.format == HUMANEVAL
+    (p,) = result.problems
+    assert (p.task_id, p.prompt + p.solution, p.tests) == ("H/0", "def f(x):\n    return x\n", HE["test"])
+
+
+def test_mbpp_records_become_a_commented_prompt_the_code_and_the_asserts():
+    result = parse_jsonl(lines(MBPP_RECORD))
+
+    assert result.errors == [] and result.format == MBPP
+    (p,) = result.problems
+    assert p.task_id == "11"
+    assert p.entry_point == "remove_Occ"  # the function the asserts call, not the first def
+    assert p.prompt.startswith("# Write a function to remove") and "# Your code should pass:" in p.prompt
+    assert "\r" not in p.solution and p.solution.endswith("\n")
+    assert p.tests.splitlines() == ["import math", *MBPP_RECORD["test_list"]]
+    compile(p.prompt + p.solution, "<program>", "exec")  # the program is prompt + solution
+
+
+def test_mbpp_entry_point_falls_back_to_the_first_def_then_to_the_asserts():
+    assert mbpp_entry_point("def a():\n    pass\ndef b():\n    pass\n", ["assert c() == 1"]) == "a"
+    assert mbpp_entry_point("x = 1\n", ["assert my_fn(1) == 2"]) == "my_fn"
+
+
+def test_triad_records_keep_difficulty_tags_and_source():
+    result = parse_jsonl(
+        lines(TRIAD_RECORD, {**TRIAD_RECORD, "task_id": "t/1", "tags": None, "difficulty": None})
+    )
+
+    assert result.errors == [] and result.format == TRIAD
+    first, second = result.problems
+    assert (first.difficulty, first.tags, first.source) == ("easy", ("math", "x"), "gen")
+    assert (second.difficulty, second.tags) == ("", ())
+
+
+def test_a_triad_record_without_task_id_is_named_by_its_line():
+    record = {k: v for k, v in TRIAD_RECORD.items() if k != "task_id"}
+
+    assert parse_jsonl(lines(record)).problems[0].task_id == "line-1"
+
+
+def test_the_format_is_detected_once_per_file_from_the_first_record():
+    result = parse_jsonl(lines(HE, TRIAD_RECORD))
+
+    assert [str(e) for e in result.errors][:1] == ["line 2, field 'canonical_solution': missing"]
+
+
+def test_each_kind_of_bad_line_is_reported_by_line_and_field():
+    result = parse_jsonl(
+        lines(
+            HE,
+            b"{not json",
+            b"[1, 2]",
+            {**HE, "task_id": "H/1", "entry_point": "not an identifier"},
+            {**HE, "task_id": "H/2", "test": ["a list"]},
+            b"\xff\xfe",
+            HE,
+            b"x" * (1 << 20) + b"x",
+        )
+    )
+
+    assert [str(e) for e in result.errors] == [
+        "line 2: invalid JSON: Expecting property name enclosed in double quotes at column 2",
+        "line 3: expected a JSON object",
+        "line 4, field 'entry_point': must be a Python identifier",
+        "line 5, field 'test': must be a non-empty string",
+        "line 6: not valid UTF-8 (byte 0)",
+        "line 7, field 'task_id': duplicate of line 1: 'H/0'",
+        "line 8: longer than 1024 KiB",
+    ]
+    assert result.problems == []
+
+
+def test_bad_mbpp_and_triad_fields_are_named():
+    mbpp = parse_jsonl(
+        lines(MBPP_RECORD, {**MBPP_RECORD, "task_id": 12, "test_list": "assert x", "test_setup_code": 3})
+    )
+    triad = parse_jsonl(
+        lines(TRIAD_RECORD, {**TRIAD_RECORD, "task_id": "t/1", "tags": "math", "difficulty": 3})
+    )
+
+    assert [str(e) for e in mbpp.errors] == [
+        "line 2, field 'test_list': must be a non-empty list of strings",
+        "line 2, field 'test_setup_code': must be a string",
+    ]
+    assert [str(e) for e in triad.errors] == [
+        "line 2, field 'difficulty': must be a string",
+        "line 2, field 'tags': must be a list of at most 32 non-empty strings",
+    ]
+
+
+def test_the_content_hash_ignores_key_order_and_whitespace_but_not_content():
+    reordered = json.dumps(dict(reversed(list(HE.items()))), indent=None, separators=(" ,", " : ")).encode()
+
+    same = parse_jsonl(lines(reordered)).content_hash
+    changed = parse_jsonl(lines({**HE, "canonical_solution": "    return x + 0\n"})).content_hash
+
+    assert same == parse_jsonl(lines(HE)).content_hash
+    assert changed != same
+
+
+def test_reporting_stops_after_fifty_errors():
+    result = parse_jsonl([b"{bad\n"] * 80)
+
+    assert len(result.errors) == 51
+    assert str(result.errors[-1]) == "line 51: too many errors; stopped reading"

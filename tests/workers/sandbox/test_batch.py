@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import pytest
+
+from workers.sandbox import Item, Limits, Result, batch, docker_backend, run_batch
+
+ADD = "def add(a, b):\n    return a + b\n"
+TESTS = "assert add(1, 2) == 3\n"
+
+
+def _infra(item: Item) -> Result:
+    return Result(item.id, False, "sandbox_error", 0, 0, 1, "", "sandbox: flaky")
+
+
+def test_a_sandbox_error_is_retried_and_not_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a backend that fails once for infrastructure reasons, then works
+    real = batch._run_once
+    calls: list[str] = []
+
+    def flaky(item: Item, limits: Limits, backend: str, mode: str) -> Result:
+        calls.append(item.id)
+        return _infra(item) if len(calls) == 1 else real(item, limits, backend, mode)
+
+    monkeypatch.setattr(batch, "_run_once", flaky)
+    monkeypatch.setattr(batch, "RETRY_BACKOFF_S", 0.0)
+    (result,) = run_batch([Item(id="a", code=ADD, tests=TESTS)], backend="process", cache=False)
+    assert result.passed and calls == ["a", "a"]
+
+
+def test_a_persistent_sandbox_error_is_reported_as_such(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(batch, "_run_once", lambda item, *a: _infra(item))
+    monkeypatch.setattr(batch, "RETRY_BACKOFF_S", 0.0)
+    (result,) = run_batch([Item(id="a", code=ADD, tests=TESTS)], backend="process", cache=False)
+    assert result.error_class == "sandbox_error" and not result.passed
+
+
+def test_identical_items_run_once_and_are_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    batch.RESULT_CACHE.clear()
+    real = batch._run_once
+    calls: list[str] = []
+
+    def counting(item: Item, limits: Limits, backend: str, mode: str) -> Result:
+        calls.append(item.id)
+        return real(item, limits, backend, mode)
+
+    monkeypatch.setattr(batch, "_run_once", counting)
+    items = [Item(id=f"i{k}", code=ADD, tests=TESTS) for k in range(3)]
+    first = run_batch(items, backend="process")
+    again = run_batch([Item(id="z", code=ADD, tests=TESTS)], backend="process")
+    assert [r.id for r in first] == ["i0", "i1", "i2"] and all(r.passed for r in first)
+    assert again[0].id == "z" and again[0].passed
+    assert calls == ["i0"]
+    # other limits are another key
+    run_batch([Item(id="t", code=ADD, tests=TESTS)], Limits(timeout_s=3.0), backend="process")
+    assert calls == ["i0", "t"]
+
+
+def test_timeouts_and_sandbox_errors_are_not_cached() -> None:
+    cache = batch.ResultCache(maxsize=2)
+    for cls in ("timeout", "sandbox_error"):
+        cache.put(cls, Result("x", False, cls, 0, 0, 1, "", ""))
+        assert cache.get(cls) is None
+
+
+def test_the_cache_is_bounded() -> None:
+    cache = batch.ResultCache(maxsize=2)
+    for k in "abc":
+        cache.put(k, Result(k, True, "passed", 1, 1, 1, "", ""))
+    assert cache.get("a") is None and cache.get("c") is not None
+
+
+def test_warm_mode_gives_the_same_verdicts_as_cold() -> None:
+    if not batch.bwrap_available():
+        pytest.skip("bwrap does not work on this machine")
+    items = [
+        Item(id="ok", code=ADD, tests=TESTS),
+        Item(id="wrong", code="def add(a, b):\n    return 0\n", tests=TESTS),
+        Item(id="syntax", code="def add(:\n", tests=TESTS),
+        Item(id="raise", code="def add(a, b):\n    raise KeyError(a)\n", tests=TESTS),
+        Item(id="loop", code="while True:\n    pass\n", tests=TESTS),
+        Item(id="after", code=ADD, tests=TESTS + "assert add(0, 0) == 0\n"),
+    ]
+    limits = Limits(timeout_s=0.5)
+    cold = run_batch(items, limits, backend="bwrap", cache=False, workers=1)
+    warm = run_batch(items, limits, backend="bwrap", mode="warm", cache=False, workers=1)
+    assert [r.error_class for r in warm] == [r.error_class for r in cold]
+    assert [r.error_class for r in warm] == [
+        "passed",
+        "wrong_answer",
+        "syntax_error",
+        "runtime_error",
+        "timeout",
+        "passed",
+    ]
+    assert warm[3].exception_type == "KeyError" and warm[5].tests_total == 2
+
+
+def test_an_unknown_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="mode"):
+        run_batch([], backend="process", mode="hot")
+
+
+def test_docker_config_has_no_network_a_read_only_root_and_limits() -> None:
+    config = docker_backend.container_config(Limits(memory_mb=256), "n")
+    assert config["network_disabled"] and config["network_mode"] == "none" and config["read_only"]
+    assert config["pids_limit"] > 0 and config["mem_limit"] == config["memswap_limit"]
+    assert "/tmp" in config["tmpfs"] and config["cap_drop"] == ["ALL"] and config["user"] != "0"
+    assert set(config["environment"]) == {"PATH", "LANG", "PYTHONHASHSEED", "PYTHONDONTWRITEBYTECODE"}
+
+
+def test_docker_stdout_is_split_into_the_verdict_and_the_candidates_output() -> None:
+    nonce = "abc"
+    verdict = b'{"error_class":"passed","nonce":"abc"}'
+    out = b"started:abc:2\nhello\nworld" + b"\n" + verdict + b"\n"
+    runner, candidate = docker_backend.split_stdout(out, nonce)
+    assert candidate == b"hello\nworld"
+    assert b"started:abc:2" in runner and verdict in runner
+
+
+def test_the_docker_backend_is_refused_clearly_without_an_engine() -> None:
+    reason = docker_backend.unavailable_reason()
+    if not reason:
+        pytest.skip("a Docker engine answers here")
+    with pytest.raises(RuntimeError, match="docker"):
+        run_batch([Item(id="a", code=ADD, tests=TESTS)], backend="docker")
