@@ -31,6 +31,25 @@ class RunLaunchForm(forms.Form):
     sft_lr = forms.FloatField(
         label="SFT learning rate", min_value=1e-8, max_value=1.0, initial=RunConfig.sft_lr
     )
+    eval_every = forms.IntegerField(
+        label="Evaluate every",
+        min_value=0,
+        max_value=100_000,
+        initial=RunConfig.eval_every,
+        help_text="Steps between held-out pass@1 / pass@k evaluations (0: never).",
+    )
+    eval_problems = forms.IntegerField(
+        label="Held-out problems",
+        min_value=0,
+        max_value=100_000,
+        initial=RunConfig.eval_problems,
+        help_text="The last N problems are kept out of training for that evaluation.",
+    )
+    include_unverified = forms.BooleanField(
+        label="Include unverified problems",
+        required=False,
+        help_text="Train on problems whose reference solution failed, was flaky or has weak tests too.",
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -50,6 +69,9 @@ class RunLaunchForm(forms.Form):
             lr=data["lr"],
             sft_warmup_steps=data["sft_warmup_steps"],
             sft_lr=data["sft_lr"],
+            eval_every=data["eval_every"],
+            eval_problems=data["eval_problems"],
+            include_unverified=data["include_unverified"],
             seed=data["seed"],
             max_new_tokens=data["max_new_tokens"],
         )

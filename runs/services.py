@@ -10,6 +10,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from datasets_app.models import DatasetVersion
+from datasets_app.selectors import problem_list_for_run, version_summary
 from runs.broadcast import broadcast_run_update
 from runs.events import Batch, Event
 from runs.metric_store import Row, metric_points_write
@@ -51,9 +52,16 @@ class RunConfig:
     sft_warmup_steps: int = 0  # imitation of the reference solutions before RL
     sft_lr: float = 3e-3
     checkpoint_every: int = 50
+    eval_every: int = 0  # held-out pass@k every N steps (0: never)
+    eval_problems: int = 0  # problems held out of training for that evaluation
+    include_unverified: bool = False  # train on problems that did not verify too
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+# Settings the control plane acts on itself; the trainer never sees them.
+CONTROL_ONLY = frozenset({"include_unverified"})
 
 
 @dataclass(frozen=True)
@@ -69,9 +77,29 @@ class IngestResult:
     desired_state: str
 
 
+class RunLaunchError(ValueError):
+    def __init__(self, message: str, *, field: str):
+        super().__init__(message)
+        self.field = field
+
+
 def run_launch(
     *, user: User, dataset_version: DatasetVersion, name: str, config: RunConfig, pool: str = ""
 ) -> LaunchResult:
+    problems = problem_list_for_run(version=dataset_version, include_unverified=config.include_unverified)
+    if not problems.exists():
+        summary = version_summary(version=dataset_version).by_status
+        detail = ", ".join(f"{count} {status}" for status, count in summary.items() if count) or "no problems"
+        raise RunLaunchError(
+            f"{dataset_version} has no verified problems ({detail}): wait for verification to finish, "
+            "or tick 'Include unverified problems'",
+            field="dataset_version",
+        )
+    if config.eval_problems and config.eval_problems >= problems.count():
+        raise RunLaunchError(
+            f"holding out {config.eval_problems} problems leaves none of the {problems.count()} to train on",
+            field="eval_problems",
+        )
     token, hashed = token_new()
     with transaction.atomic():
         run = Run.objects.create(
@@ -254,7 +282,8 @@ def _store_events(run_id: int, source: str, events: list[Event], now: dt.datetim
 
 def run_spec(*, run: Run) -> dict[str, Any]:
     """Everything a GPU node needs to train this run; it holds no database credentials."""
-    config = run.config
+    config = RunConfig(**{k: v for k, v in run.config.items() if k in RunConfig.__dataclass_fields__})
+    version = run.dataset_version
     problems = [
         {
             "task_id": p.task_id,
@@ -263,7 +292,7 @@ def run_spec(*, run: Run) -> dict[str, Any]:
             "solution": p.solution,
             "tests": p.tests,
         }
-        for p in run.dataset_version.problems.all()
+        for p in problem_list_for_run(version=version, include_unverified=config.include_unverified)
     ]
     return {
         "run_id": run.pk,
@@ -276,16 +305,7 @@ def run_spec(*, run: Run) -> dict[str, Any]:
         },
         "model": {"kind": "tiny", "path": None, "d_model": 64, "n_layers": 2, "n_heads": 4, "max_len": 512},
         "train": {
-            "steps": config.get("steps", 5),
-            "prompts_per_step": config.get("prompts_per_step", 2),
-            "group_size": config.get("group_size", 4),
-            "lr": config.get("lr", 1e-3),
-            "seed": config.get("seed", 0),
-            "max_new_tokens": config.get("max_new_tokens", 48),
-            "temperature": config.get("temperature", 1.0),
-            "sft_warmup_steps": config.get("sft_warmup_steps", 0),
-            "sft_lr": config.get("sft_lr", 3e-3),
-            "checkpoint_every": config.get("checkpoint_every", 50),
+            **{key: value for key, value in config.as_dict().items() if key not in CONTROL_ONLY},
             "beta": 0.0,
             "clip_eps": 0.2,
             "zero_stage": 0,

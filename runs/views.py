@@ -39,14 +39,18 @@ def run_launch(request: AuthedHttpRequest) -> HttpResponse:
         }
     form = RunLaunchForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
-        result = services.run_launch(
-            user=request.user,
-            dataset_version=form.cleaned_data["dataset_version"],
-            name=form.cleaned_data["name"],
-            config=form.config(),
-        )
-        messages.success(request, f"Run #{result.run.pk} queued.")
-        return redirect("runs:detail", run_id=result.run.pk)
+        try:
+            result = services.run_launch(
+                user=request.user,
+                dataset_version=form.cleaned_data["dataset_version"],
+                name=form.cleaned_data["name"],
+                config=form.config(),
+            )
+        except services.RunLaunchError as exc:
+            form.add_error(exc.field, str(exc))
+        else:
+            messages.success(request, f"Run #{result.run.pk} queued.")
+            return redirect("runs:detail", run_id=result.run.pk)
     return render(request, "runs/run_launch.html", {"form": form})
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.db import connection
+from playwright.sync_api import sync_playwright
 
 from runs.models import ACTIVE_STATUSES, Run
 from runs.services import run_cancel
@@ -58,7 +58,7 @@ class Stack:
                 "controlplane",
                 "worker",
                 "-Q",
-                f"gpu.{self.pool}",
+                f"gpu.{self.pool},sandbox-{self.pool}",
                 "-P",
                 "solo",
                 "--loglevel",
@@ -89,7 +89,7 @@ class Stack:
 
 
 @pytest.fixture
-def stack(transactional_db, tmp_path):
+def stack(transactional_db, tmp_path, settings):
     db = connection.settings_dict
     database_url = (
         f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
@@ -107,7 +107,9 @@ def stack(transactional_db, tmp_path):
         "SECRET_KEY": settings.SECRET_KEY,
         "TRIAD_HEARTBEAT_S": "1",
         "TRIAD_DEFAULT_POOL": pool,  # runs launched from the browser go to this test's worker
+        "TRIAD_SANDBOX_QUEUE": f"sandbox-{pool}",  # and so do dataset verification chunks
         "PYTHONUNBUFFERED": "1",
+        "PGAPPNAME": f"triad-{pool}",  # names this stack's database sessions, to end them at teardown
     }
     web_log = (tmp_path / "web.log").open("wb")
     web = subprocess.Popen(
@@ -129,6 +131,7 @@ def stack(transactional_db, tmp_path):
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    settings.TRIAD_SANDBOX_QUEUE = env["TRIAD_SANDBOX_QUEUE"]  # imports made by the test itself too
     stack = Stack(base_url=base_url, pool=pool, var_dir=tmp_path, env=env)
     stack.start_worker()
 
@@ -163,8 +166,8 @@ def stack(transactional_db, tmp_path):
         web_log.close()
         with connection.cursor() as cursor:  # sessions the killed servers may have left half-closed
             cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                [env["PGAPPNAME"]],
             )
 
 
@@ -180,3 +183,41 @@ def processes_mentioning(text: str) -> list[int]:
         if text in cmdline:
             found.append(int(entry.name))
     return found
+
+
+def wait_verified(version_id: int, timeout_s: float = 120) -> None:
+    """Until the stack's worker has run every reference solution of the version."""
+    from datasets_app.models import Problem, ProblemStatus
+
+    wait_until(
+        lambda: not Problem.objects.filter(version_id=version_id, status=ProblemStatus.PENDING).exists(),
+        timeout_s,
+        f"verification of dataset version {version_id}",
+    )
+
+
+# As root Chromium needs --no-sandbox; the rest keep it off the closed network (no background fetches).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def page(monkeypatch):
+    """A page in Debian's Chromium, driven by Playwright."""
+    # Playwright's sync API runs an event loop in this thread; the test's ORM calls are still plain
+    # synchronous ones, made between browser steps.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()

@@ -1,24 +1,15 @@
 """A person's path in a real browser: log in, upload a dataset, launch a run, watch the chart grow, cancel."""
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
+from datasets_app.models import DatasetVersion
 from runs.models import Run, RunStatus
-from tests.e2e.conftest import wait_until
+from tests.e2e.conftest import wait_until, wait_verified
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 DATASET = (
     '{"task_id": "B/0", "prompt": "def add(a, b):\\n", "entry_point": "add", "canonical_solution": '
@@ -26,19 +17,6 @@ DATASET = (
     '{"task_id": "B/1", "prompt": "def neg(x):\\n", "entry_point": "neg", "canonical_solution": '
     '"    return -x\\n", "test": "def check(candidate):\\n    assert candidate(3) == -3\\n"}\n'
 )
-
-
-@pytest.fixture
-def page(monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test are still
-    # plain synchronous ones, made between browser steps.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()
 
 
 def points(page) -> int:
@@ -62,6 +40,7 @@ def test_log_in_upload_launch_and_watch_the_chart_grow(stack, page, tmp_path, se
     page.set_input_files("#id_file", str(dataset))
     page.click("#upload-form button[type=submit]")
     expect(page.get_by_text("Imported browser-mini v1: 2 problems.")).to_be_visible()
+    wait_verified(DatasetVersion.objects.get(dataset__name="browser-mini").pk)
 
     page.click("text=Launch a run on it")
     page.fill("#id_steps", "300")

@@ -10,7 +10,7 @@ from django.test import Client
 from datasets_app.services import dataset_import
 from runs.models import Generation, MetricPoint, Run, RunStatus
 from runs.services import RunConfig, run_cancel, run_launch
-from tests.e2e.conftest import processes_mentioning, wait_until
+from tests.e2e.conftest import processes_mentioning, wait_until, wait_verified
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.e2e
@@ -28,6 +28,7 @@ def launch(stack, steps: int):
 
     user = UserFactory(username="e2e")
     version = dataset_import(user=user, name="e2e", fileobj=io.BytesIO(DATASET.encode())).version
+    wait_verified(version.pk)
     config = RunConfig(steps=steps, group_size=4, prompts_per_step=2, max_new_tokens=32)
     return user, run_launch(
         user=user, dataset_version=version, name="e2e", config=config, pool=stack.pool
@@ -90,6 +91,7 @@ def test_a_run_whose_worker_dies_is_lost_then_resumes_from_its_checkpoint(stack)
     import io
 
     version = dataset_import(user=user, name="e2e-lost", fileobj=io.BytesIO(DATASET.encode())).version
+    wait_verified(version.pk)
     config = RunConfig(steps=40, group_size=4, prompts_per_step=2, max_new_tokens=16, checkpoint_every=2)
     run = run_launch(user=user, dataset_version=version, name="lost", config=config, pool=stack.pool).run
     wait_until(lambda: (Run.objects.get(pk=run.pk).last_step or 0) >= 5, 240, f"step 5\n{stack.log_tail()}")

@@ -5,13 +5,13 @@ import pytest
 from runs.models import LogLine, Run, RunStatus
 from runs.services import RunConfig, run_cancel, run_launch, run_reap_lost, run_resume
 from runs.tokens import token_hash
-from tests.factories import DatasetVersionFactory, RunFactory
+from tests.factories import DatasetVersionFactory, ProblemFactory, RunFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def test_launch_stores_only_the_token_hash_and_enqueues_on_commit(user, django_capture_on_commit_callbacks):
-    version = DatasetVersionFactory()
+    version = ProblemFactory().version
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         result = run_launch(user=user, dataset_version=version, name="", config=RunConfig(steps=3))
@@ -119,3 +119,37 @@ def test_only_lost_failed_or_cancelled_runs_resume(status):
 
     run.refresh_from_db()
     assert run.status == status
+
+
+def test_launching_on_a_version_without_verified_problems_says_why(user):
+    from datasets_app.models import ProblemStatus
+    from runs.services import RunLaunchError
+
+    version = DatasetVersionFactory()
+    ProblemFactory(version=version, status=ProblemStatus.PENDING)
+    ProblemFactory(version=version, status=ProblemStatus.FAILING)
+
+    with pytest.raises(RunLaunchError, match=r"no verified problems \(1 pending, 1 failing\)") as caught:
+        run_launch(user=user, dataset_version=version, name="", config=RunConfig())
+
+    assert caught.value.field == "dataset_version"
+    assert Run.objects.count() == 0
+
+
+def test_opting_in_trains_on_unverified_problems_too(user, django_capture_on_commit_callbacks):
+    from datasets_app.models import ProblemStatus
+    from runs.services import run_spec
+
+    version = DatasetVersionFactory()
+    ProblemFactory(version=version, task_id="ok", status=ProblemStatus.VERIFIED)
+    ProblemFactory(version=version, task_id="broken", status=ProblemStatus.FAILING)
+
+    with django_capture_on_commit_callbacks(execute=False):
+        strict = run_launch(user=user, dataset_version=version, name="", config=RunConfig()).run
+        loose = run_launch(
+            user=user, dataset_version=version, name="", config=RunConfig(include_unverified=True)
+        ).run
+
+    assert [p["task_id"] for p in run_spec(run=strict)["problems"]] == ["ok"]
+    assert [p["task_id"] for p in run_spec(run=loose)["problems"]] == ["ok", "broken"]
+    assert "include_unverified" not in run_spec(run=loose)["train"]

@@ -1,7 +1,7 @@
 import pytest
 
 from runs.models import Generation, Run, RunStatus
-from tests.factories import DatasetVersionFactory, RunFactory
+from tests.factories import DatasetVersionFactory, ProblemFactory, RunFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -36,6 +36,8 @@ def test_launch_form_errors_name_the_field(logged_in):
             "max_new_tokens": 32,
             "sft_warmup_steps": 0,
             "sft_lr": 0.003,
+            "eval_every": 0,
+            "eval_problems": 0,
         },
     )
 
@@ -46,7 +48,7 @@ def test_launch_form_errors_name_the_field(logged_in):
 
 
 def test_launching_from_the_form_redirects_to_the_run(logged_in, django_capture_on_commit_callbacks):
-    version = DatasetVersionFactory()
+    version = ProblemFactory().version
 
     with django_capture_on_commit_callbacks(execute=False):
         response = logged_in.post(
@@ -61,6 +63,8 @@ def test_launching_from_the_form_redirects_to_the_run(logged_in, django_capture_
                 "max_new_tokens": 32,
                 "sft_warmup_steps": 2,
                 "sft_lr": 0.003,
+                "eval_every": 0,
+                "eval_problems": 0,
             },
         )
 
@@ -206,3 +210,30 @@ def test_runs_list_paginates(logged_in):
     assert first.content.count(b'name="pick"') == 50
     assert second.content.count(b'name="pick"') == 5
     assert b"Page 2 of 2" in second.content
+
+
+def test_launching_on_unverified_problems_is_refused_on_the_field(logged_in):
+    from datasets_app.models import ProblemStatus
+
+    version = ProblemFactory(status=ProblemStatus.PENDING).version
+
+    response = logged_in.post(
+        "/runs/new/",
+        {
+            "dataset_version": version.pk,
+            "steps": 5,
+            "group_size": 4,
+            "prompts_per_step": 2,
+            "lr": 0.001,
+            "seed": 0,
+            "max_new_tokens": 32,
+            "sft_warmup_steps": 0,
+            "sft_lr": 0.003,
+            "eval_every": 0,
+            "eval_problems": 0,
+        },
+    )
+
+    assert response.status_code == 200
+    assert "has no verified problems (1 pending)" in response.content.decode()
+    assert Run.objects.count() == 0
