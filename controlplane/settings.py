@@ -45,6 +45,8 @@ INSTALLED_APPS = [
     "controlplane",
     "datasets_app",
     "runs",
+    "runs.review",
+    "runs.spend",
 ]
 
 MIDDLEWARE = [
