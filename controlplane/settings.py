@@ -121,6 +121,8 @@ TRIAD_MAX_UPLOAD_BYTES = env_int("TRIAD_MAX_UPLOAD_MB", 64, minimum=1) * 1024 * 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("TRIAD_MAX_REQUEST_MB", 4, minimum=1) * 1024 * 1024
 TRIAD_INGEST_MAX_BYTES = DATA_UPLOAD_MAX_MEMORY_SIZE
 TRIAD_INGEST_MAX_EVENTS = env_int("TRIAD_INGEST_MAX_EVENTS", 5000, minimum=1)
+# Events per second per run through the ingest API (0: no limit); past it, 429 with Retry-After.
+TRIAD_INGEST_EVENTS_PER_S = env_int("TRIAD_INGEST_EVENTS_PER_S", 50_000, minimum=0)
 
 # Where GPU nodes reach the control plane (the ingest API); put into every run's spec.
 TRIAD_CONTROL_URL = env_str("TRIAD_CONTROL_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -138,6 +140,12 @@ if TRIAD_VERIFY_SANDBOX_MODE not in ("warm", "cold"):
 TRIAD_HEARTBEAT_S = env_float("TRIAD_HEARTBEAT_S", 2.0, minimum=0.1)
 # A started run silent for this long is marked lost by the reaper (Celery beat, every 15 s).
 TRIAD_LOST_AFTER_S = env_float("TRIAD_LOST_AFTER_S", 60.0, minimum=1.0)
+# Spend: accrual period (Celery beat), how long past a run's last heartbeat it is still billed (a lost
+# node), the price of a pool with no price set, and the step time assumed when no similar run measured one.
+TRIAD_SPEND_ACCRUE_S = env_float("TRIAD_SPEND_ACCRUE_S", 10.0, minimum=1.0)
+TRIAD_SPEND_GRACE_S = env_float("TRIAD_SPEND_GRACE_S", 30.0, minimum=0.0)
+TRIAD_SPEND_DEFAULT_USD_PER_GPU_HOUR = env_float("TRIAD_SPEND_DEFAULT_USD_PER_GPU_HOUR", 2.0, minimum=0.0)
+TRIAD_SPEND_DEFAULT_STEP_S = env_float("TRIAD_SPEND_DEFAULT_STEP_S", 10.0, minimum=0.001)
 
 # Celery. No broker URL: a filesystem broker under var/ that needs no server (embedded mode).
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")

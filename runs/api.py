@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from runs import services
 from runs.events import EventError, parse_batch
 from runs.models import TERMINAL_STATUSES, Run
+from runs.ratelimit import ingest_retry_after
 from runs.tokens import token_matches
 
 
@@ -53,6 +54,12 @@ def run_events(request: HttpRequest, run_id: int) -> JsonResponse:
         batch = parse_batch(body, max_events=settings.TRIAD_INGEST_MAX_EVENTS)
     except EventError as exc:
         return JsonResponse(exc.as_dict(), status=400)
+    if (wait := ingest_retry_after(run_id=auth.pk, events=batch.received)) is not None:
+        response = _error(
+            429, f"run {run_id}: over {settings.TRIAD_INGEST_EVENTS_PER_S} events/s; retry later"
+        )
+        response["Retry-After"] = str(wait)
+        return response
     result = services.run_ingest(run_id=auth.pk, batch=batch)
     return JsonResponse(
         {"accepted": result.accepted, "duplicates": result.duplicates, "desired_state": result.desired_state}

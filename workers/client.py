@@ -39,7 +39,12 @@ class IngestAuthError(IngestError):
 
 
 class IngestUnavailable(IngestError):
-    """The control plane could not be reached (connection error, timeout, 5xx)."""
+    """The control plane could not be reached (connection error, timeout, 5xx) or asked us to slow
+    down (429, with how long to wait)."""
+
+    def __init__(self, message: str, *, retry_after_s: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 def _truncate(text: str, limit: int = MAX_TEXT_CHARS) -> str:
@@ -48,6 +53,13 @@ def _truncate(text: str, limit: int = MAX_TEXT_CHARS) -> str:
     if len(text) <= limit:
         return text
     return text[:limit] + f"\n…[truncated {len(text) - limit} chars]"
+
+
+def _retry_after(headers: Any) -> float:
+    try:
+        return max(0.0, float(headers.get("Retry-After", "1")))
+    except (TypeError, ValueError):
+        return 1.0
 
 
 def _request(url: str, token: str, *, body: bytes | None, timeout_s: float) -> tuple[int, dict[str, Any]]:
@@ -69,6 +81,9 @@ def _request(url: str, token: str, *, body: bytes | None, timeout_s: float) -> t
         raw = exc.read() or b""
         if status >= 500:
             raise IngestUnavailable(f"{url}: HTTP {status}") from exc
+        if status == 429:
+            # Throttled: nothing of the batch was written; wait as told, then send it again.
+            raise IngestUnavailable(f"{url}: HTTP 429", retry_after_s=_retry_after(exc.headers)) from exc
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise IngestUnavailable(f"{url}: {exc}") from exc
     try:
@@ -302,7 +317,7 @@ class IngestClient:
                     self._send_batch(list(self._pending[: self.max_batch]))
             except IngestUnavailable as exc:
                 self._failures += 1
-                delay = min(MAX_BACKOFF_S, 0.5 * 2 ** (self._failures - 1))
+                delay = max(exc.retry_after_s, min(MAX_BACKOFF_S, 0.5 * 2 ** (self._failures - 1)))
                 self._next_attempt = time.monotonic() + delay
                 print(f"ingest: control plane unreachable ({exc}); retry in {delay:.1f}s", file=sys.stderr)
                 return None

@@ -230,3 +230,19 @@ def test_spec_of_a_cancelled_run_is_409(client):
     response = client.get(f"/api/v1/runs/{run.pk}/spec", headers={"Authorization": f"Bearer {TEST_TOKEN}"})
 
     assert response.status_code == 409
+
+
+def test_a_burst_past_the_rate_limit_gets_429_with_retry_after_and_writes_nothing(
+    client, settings, monkeypatch
+):
+    monkeypatch.setattr("runs.ratelimit.time.time", lambda: 1_800_000_000.5)  # both posts in one window
+    settings.TRIAD_INGEST_EVENTS_PER_S = 3
+    run = RunFactory(status=RunStatus.RUNNING)
+    post(client, run.pk, {"events": [metric(1, 0), metric(2, 1)]})
+
+    response = post(client, run.pk, {"events": [metric(3, 2), metric(4, 3)]})
+
+    assert response.status_code == 429
+    assert response["Retry-After"] == "1"
+    assert "events/s" in response.json()["error"]
+    assert MetricPoint.objects.filter(run=run, key="pass_rate").count() == 2

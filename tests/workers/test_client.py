@@ -144,3 +144,26 @@ def test_bad_token_raises_auth_error(control, tmp_path: Path):
 
 def test_fetch_spec_returns_the_spec(control):
     assert fetch_spec(control.url, 7, "tok") == {"run_id": 7, "name": "x"}
+
+
+def test_a_throttled_batch_waits_as_told_and_nothing_is_lost(control, tmp_path: Path):
+    throttled = {"left": 1}
+
+    def throttle(_c: FakeControl) -> bool:
+        if throttled["left"]:
+            throttled["left"] -= 1
+            return True
+        return False
+
+    control.throttle = throttle
+    client = IngestClient(control.url, 7, "tok", spool_dir=tmp_path)
+    for step in range(3):
+        client.metric(step, {"loss": 1.0 / (step + 1)})
+
+    assert client.flush() is None  # 429: kept, not dropped
+    assert client.pending_count == 3
+    assert not (tmp_path / "rejected.jsonl").exists()
+    assert client.flush() is None  # the server said wait a second: no retry before that
+    client.close(timeout_s=10)
+
+    assert [e["step"] for e in control.of_type("metric")] == [0, 1, 2]

@@ -26,6 +26,7 @@ class FakeControl:
         self.seen: set[tuple[str, int]] = set()
         self.desired_state: Callable[[FakeControl], str] = lambda _c: "running"
         self.reject: Callable[[dict[str, Any]], str | None] = lambda _e: None  # -> field name to 400 on
+        self.throttle: Callable[[FakeControl], bool] = lambda _c: False  # -> answer 429, write nothing
         self.lock = threading.Lock()
         fake = self
 
@@ -65,6 +66,14 @@ class FakeControl:
                     return
                 with fake.lock:
                     fake.posts.append(body)
+                    if fake.throttle(fake):
+                        raw = b'{"error": "slow down"}'
+                        self.send_response(429)
+                        self.send_header("Retry-After", "1")
+                        self.send_header("Content-Length", str(len(raw)))
+                        self.end_headers()
+                        self.wfile.write(raw)
+                        return
                     for i, event in enumerate(body["events"]):
                         bad = fake.reject(event)
                         if bad is not None:
