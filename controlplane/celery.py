@@ -5,20 +5,40 @@ Queues: "control" (database work: reaping, validation fan-out), "sandbox" (code 
 """
 
 import os
+from typing import Any
 
 from celery import Celery
+from celery.signals import worker_ready
 from kombu import Queue  # type: ignore[attr-defined]
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 
+from django.conf import settings
+
+CONTROL = settings.TRIAD_CONTROL_QUEUE
 app = Celery("triad")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_default_queue = "control"
-app.conf.task_queues = (Queue("control"), Queue("sandbox"))  # type: ignore[no-untyped-call]
+app.conf.task_default_queue = CONTROL
+app.conf.task_queues = (Queue(CONTROL), Queue(settings.TRIAD_SANDBOX_QUEUE))  # type: ignore[no-untyped-call]
 app.conf.task_create_missing_queues = True
 # Runs are routed per call (gpu.<their pool>); everything else has a fixed queue.
-app.conf.task_routes = {"sandbox.run_batch": {"queue": "sandbox"}, "runs.reap_lost": {"queue": "control"}}
+app.conf.task_routes = {
+    "sandbox.run_batch": {"queue": settings.TRIAD_SANDBOX_QUEUE},
+    "runs.reap_lost": {"queue": CONTROL},
+    "spend.accrue": {"queue": CONTROL},
+    "nodes.*": {"queue": CONTROL},
+}
 app.conf.beat_schedule = {
     "reap-lost-runs": {"task": "runs.reap_lost", "schedule": 15.0},
+    "accrue-run-costs": {"task": "spend.accrue", "schedule": settings.TRIAD_SPEND_ACCRUE_S},
 }
 app.autodiscover_tasks(["workers"])
+
+
+@worker_ready.connect
+def _node_agent_start(sender: Any, **_: Any) -> None:
+    """A worker on a gpu.<pool> queue registers itself as a node and heartbeats (controlplane.node_agent)."""
+    from controlplane import node_agent
+
+    queues = [q.name for q in sender.task_consumer.queues] if sender.task_consumer else []
+    node_agent.start(app, sender.hostname, queues)

@@ -131,6 +131,8 @@ TRIAD_DEFAULT_POOL = env_str("TRIAD_DEFAULT_POOL", "cpu")
 TRIAD_PROCS_PER_NODE = env_int("TRIAD_PROCS_PER_NODE", 2, minimum=1)
 # The Celery queue of code-execution batches (dataset verification and trainers' rewards).
 TRIAD_SANDBOX_QUEUE = env_str("TRIAD_SANDBOX_QUEUE", "sandbox")
+# The Celery queue of database work (reaper, node registry, cost accrual).
+TRIAD_CONTROL_QUEUE = env_str("TRIAD_CONTROL_QUEUE", "control")
 # Dataset verification: problems per Celery task, time limit per reference solution, sandbox mode.
 TRIAD_VERIFY_CHUNK = env_int("TRIAD_VERIFY_CHUNK", 48, minimum=1)
 TRIAD_VERIFY_TIMEOUT_S = env_float("TRIAD_VERIFY_TIMEOUT_S", 10.0, minimum=0.1)
@@ -138,6 +140,11 @@ TRIAD_VERIFY_SANDBOX_MODE = env_str("TRIAD_VERIFY_SANDBOX_MODE", "warm")
 if TRIAD_VERIFY_SANDBOX_MODE not in ("warm", "cold"):
     raise ConfigError(f"TRIAD_VERIFY_SANDBOX_MODE: expected warm or cold, got {TRIAD_VERIFY_SANDBOX_MODE!r}")
 TRIAD_HEARTBEAT_S = env_float("TRIAD_HEARTBEAT_S", 2.0, minimum=0.1)
+# GPU nodes describe themselves when their worker starts (detected where these are unset).
+TRIAD_NODE_HEARTBEAT_S = env_float("TRIAD_NODE_HEARTBEAT_S", 15.0, minimum=0.5)
+TRIAD_NODE_GPU_TYPE = env_str("TRIAD_NODE_GPU_TYPE")
+TRIAD_NODE_GPU_COUNT = env_int("TRIAD_NODE_GPU_COUNT", -1, minimum=-1)
+TRIAD_NODE_USD_PER_GPU_HOUR = env_float("TRIAD_NODE_USD_PER_GPU_HOUR", -1.0, minimum=-1.0)
 # A started run silent for this long is marked lost by the reaper (Celery beat, every 15 s).
 TRIAD_LOST_AFTER_S = env_float("TRIAD_LOST_AFTER_S", 60.0, minimum=1.0)
 # Spend: accrual period (Celery beat), how long past a run's last heartbeat it is still billed (a lost

@@ -22,6 +22,25 @@ TERMINAL_STATUSES = frozenset(
 ACTIVE_STATUSES = frozenset({RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING, RunStatus.CANCELLING})
 
 
+class Node(models.Model):
+    """A GPU (or CPU) node: a Celery worker on a `gpu.<pool>` queue, registered when it starts."""
+
+    name = models.CharField(max_length=200, unique=True)  # the Celery node name, e.g. gpu@host-17
+    hostname = models.CharField(max_length=200)
+    pool = models.CharField(max_length=100)
+    gpu_type = models.CharField(max_length=100, default="cpu")
+    gpu_count = models.PositiveIntegerField(default=0)
+    usd_per_gpu_hour = models.FloatField(null=True, blank=True)  # overrides the pool's price
+    registered_at = models.DateTimeField()
+    last_heartbeat_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["pool", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Run(models.Model):
     name = models.CharField(max_length=200)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="runs")
@@ -39,6 +58,7 @@ class Run(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
     last_step = models.IntegerField(null=True, blank=True)
+    node = models.ForeignKey(Node, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
 
     class Meta:
         ordering = ["-created_at", "-pk"]

@@ -7,6 +7,7 @@ urlpatterns = [
     path("", views.run_list, name="list"),
     path("new/", views.run_launch, name="launch"),
     path("compare/", views.run_compare, name="compare"),
+    path("nodes/", views.node_list, name="nodes"),
     path("<int:run_id>/", views.run_detail, name="detail"),
     path("<int:run_id>/metrics.json", views.run_metrics, name="metrics"),
     path("<int:run_id>/cancel/", views.run_cancel, name="cancel"),

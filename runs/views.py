@@ -5,6 +5,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from controlplane.http import AuthedHttpRequest
+from runs import nodes as nodes_service
 from runs import selectors, services
 from runs.forms import MetricQueryForm, RunCompareForm, RunFilterForm, RunLaunchForm
 from runs.models import Run
@@ -121,3 +122,8 @@ def run_cancel(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
     if not services.run_cancel(run_id=run.pk):
         messages.info(request, f"Run #{run.pk} is {run.get_status_display()}: nothing to cancel.")
     return redirect("runs:detail", run_id=run.pk)
+
+
+def node_list(request: AuthedHttpRequest) -> HttpResponse:
+    nodes = [(node, nodes_service.node_is_healthy(node)) for node in nodes_service.node_list()]
+    return render(request, "runs/node_list.html", {"nodes": nodes})

@@ -13,10 +13,13 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="runs.execute", acks_late=False, ignore_result=True)
-def run_execute_task(run_id: int, token: str) -> str:
+@shared_task(name="runs.execute", bind=True, acks_late=False, ignore_result=True)
+def run_execute_task(self: Any, run_id: int, token: str) -> str:
     """Runs on a `gpu.<pool>` worker: fetch the spec, start `deepspeed`, supervise until the run ends."""
     from workers.launcher import run_supervised
+
+    if self.request.hostname:  # tell the control plane which node took the run
+        run_node_assign_task.delay(run_id, self.request.hostname)
 
     workdir = Path(settings.TRIAD_RUNS_DIR) / str(run_id)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -35,6 +38,30 @@ def run_reap_lost_task() -> list[int]:
     from runs.services import run_reap_lost
 
     return run_reap_lost()
+
+
+@shared_task(name="nodes.register", ignore_result=True, acks_late=True)
+def node_register_task(info: dict[str, Any]) -> None:
+    """Control queue: a GPU worker that started describes itself. Idempotent (an upsert)."""
+    from runs.nodes import NodeInfo, node_register
+
+    node_register(info=NodeInfo.from_dict(info))
+
+
+@shared_task(name="nodes.heartbeat", ignore_result=True, expires=60)
+def node_heartbeat_task(name: str, at: float) -> None:
+    import datetime as dt
+
+    from runs.nodes import node_heartbeat
+
+    node_heartbeat(name=name, at=dt.datetime.fromtimestamp(at, tz=dt.UTC))
+
+
+@shared_task(name="nodes.assign_run", ignore_result=True, acks_late=True)
+def run_node_assign_task(run_id: int, node_name: str) -> None:
+    from runs.nodes import run_node_assign
+
+    run_node_assign(run_id=run_id, node_name=node_name)
 
 
 @shared_task(name="sandbox.run_batch", acks_late=True, ignore_result=False)
@@ -71,3 +98,14 @@ def dataset_version_analyse_task(version_id: int) -> int:
     from datasets_app.services import dataset_version_analyse
 
     return dataset_version_analyse(version_id=version_id)
+
+
+# --- spend ---
+
+
+@shared_task(name="spend.accrue", ignore_result=True, acks_late=True, expires=30)
+def run_cost_accrue_task() -> int:
+    """Beat, on the control queue: bill started runs up to now and enforce budgets. Idempotent."""
+    from runs.spend.services import run_cost_accrue
+
+    return len(run_cost_accrue().accrued)

@@ -58,7 +58,7 @@ class Stack:
                 "controlplane",
                 "worker",
                 "-Q",
-                f"gpu.{self.pool},sandbox-{self.pool}",
+                f"gpu.{self.pool},sandbox-{self.pool},control-{self.pool}",
                 "-P",
                 "solo",
                 "--loglevel",
@@ -108,6 +108,7 @@ def stack(transactional_db, tmp_path, settings):
         "TRIAD_HEARTBEAT_S": "1",
         "TRIAD_DEFAULT_POOL": pool,  # runs launched from the browser go to this test's worker
         "TRIAD_SANDBOX_QUEUE": f"sandbox-{pool}",  # and so do dataset verification chunks
+        "TRIAD_CONTROL_QUEUE": f"control-{pool}",  # and node registration
         "PYTHONUNBUFFERED": "1",
         "PGAPPNAME": f"triad-{pool}",  # names this stack's database sessions, to end them at teardown
     }

@@ -65,6 +65,9 @@ def test_a_run_trains_under_deepspeed_and_streams_metrics_to_a_websocket(stack):
     for key in ("reward/mean", "pass_rate", "loss", "time/step_s"):
         assert MetricPoint.objects.filter(run=run, key=key).count() == 4, key
     assert Generation.objects.filter(run=run).exists()
+    # The worker registered itself as a node of the pool, and the run knows where it ran.
+    wait_until(lambda: Run.objects.get(pk=run.pk).node_id is not None, 30, "the run's node")
+    assert Run.objects.select_related("node").get(pk=run.pk).node.pool == stack.pool
 
 
 def test_cancel_ends_the_run_and_every_process_of_it(stack):

@@ -67,7 +67,7 @@ class Command(BaseCommand):
             "control worker": [
                 *celery,
                 "-Q",
-                f"control,{settings.TRIAD_SANDBOX_QUEUE}",
+                f"{settings.TRIAD_CONTROL_QUEUE},{settings.TRIAD_SANDBOX_QUEUE}",
                 "-c",
                 "1",
                 "-n",

@@ -1,0 +1,69 @@
+"""Nodes: GPU workers register when they start and heartbeat while they live.
+
+The node side (a Celery worker on a `gpu.<pool>` queue) holds no database credentials: it describes
+itself in Celery messages to the control queue, and the control worker records them here.
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
+
+from runs.models import ACTIVE_STATUSES, Node, Run
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    name: str
+    hostname: str
+    pool: str
+    gpu_type: str = "cpu"
+    gpu_count: int = 0
+    usd_per_gpu_hour: float | None = None
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "NodeInfo":
+        return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
+
+
+def node_register(*, info: NodeInfo) -> Node:
+    now = timezone.now()
+    node, _ = Node.objects.update_or_create(
+        name=info.name,
+        defaults={
+            "hostname": info.hostname,
+            "pool": info.pool,
+            "gpu_type": info.gpu_type,
+            "gpu_count": info.gpu_count,
+            "usd_per_gpu_hour": info.usd_per_gpu_hour,
+            "registered_at": now,
+            "last_heartbeat_at": now,
+        },
+    )
+    return node
+
+
+def node_heartbeat(*, name: str, at: dt.datetime | None = None) -> bool:
+    """Record that the node is alive; a heartbeat that arrives late never moves the time back."""
+    when = at or timezone.now()
+    return bool(Node.objects.filter(name=name, last_heartbeat_at__lt=when).update(last_heartbeat_at=when))
+
+
+def run_node_assign(*, run_id: int, node_name: str) -> bool:
+    node = Node.objects.filter(name=node_name).first()
+    if node is None:
+        return False
+    return bool(Run.objects.filter(pk=run_id).update(node=node))
+
+
+def node_is_healthy(node: Node, *, now: dt.datetime | None = None) -> bool:
+    silence = ((now or timezone.now()) - node.last_heartbeat_at).total_seconds()
+    return silence <= 3 * settings.TRIAD_NODE_HEARTBEAT_S
+
+
+def node_list() -> QuerySet[Node]:
+    active = Run.objects.filter(status__in=ACTIVE_STATUSES).order_by("-pk")
+    return Node.objects.prefetch_related(Prefetch("runs", queryset=active, to_attr="active_runs"))
