@@ -23,7 +23,7 @@ def points(page) -> int:
     return int(page.locator('figure.chart[data-key="reward/mean"]').get_attribute("data-points") or 0)
 
 
-def test_log_in_upload_launch_and_watch_the_chart_grow(stack, page, tmp_path, settings):
+def test_log_in_upload_launch_watch_cancel_clone_and_compare(stack, page, tmp_path, settings):
     UserFactory(username="bob", password="correct horse battery")
     dataset = tmp_path / "mini.jsonl"
     dataset.write_text(DATASET)
@@ -59,3 +59,22 @@ def test_log_in_upload_launch_and_watch_the_chart_grow(stack, page, tmp_path, se
     expect(page.locator("[data-testid=run-status]")).to_have_text("Cancelled", timeout=90_000)
     run.refresh_from_db()
     assert run.status == RunStatus.CANCELLED
+
+    # Clone: the same settings, one changed, launched as a second run.
+    page.click("[data-testid=clone]")
+    expect(page.locator("#id_name")).to_have_value(f"{run.name} (clone)")
+    expect(page.locator("#id_max_new_tokens")).to_have_value("24")
+    page.fill("#id_steps", "2")
+    page.click("#launch-form button[type=submit]")
+    expect(page.locator("[data-testid=run-status]")).to_have_text("Succeeded", timeout=180_000)
+    clone = Run.objects.exclude(pk=run.pk).get()
+    assert clone.config["steps"] == 2 and clone.config["max_new_tokens"] == 24
+
+    # Compare the two from the runs list: a shareable URL, the differing setting, overlaid charts.
+    page.click("text=Runs")
+    page.check(f"input[name=pick][value='{run.pk}']")
+    page.check(f"input[name=pick][value='{clone.pk}']")
+    page.click("#compare-button")
+    expect(page).to_have_url(f"{stack.base_url}/runs/compare/?ids={clone.pk}%2C{run.pk}")
+    expect(page.locator("#config-diff")).to_contain_text("steps")
+    expect(page.locator('figure.chart[data-key="pass_rate"]')).to_have_attribute("data-series", "2")
