@@ -179,7 +179,18 @@ if REDIS_URL:
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             # redis-py 8 reads with a 5 s socket timeout by default, the same as channels-redis's
             # blocking-pop timeout: the two race and idle WebSockets drop. Give reads more room.
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}]},
+            # Each live WebSocket can hold a pooled connection while it waits: redis-py's default pool
+            # of 100 refuses the 101st browser. TRIAD_REDIS_MAX_CONNECTIONS sizes it per web process.
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": 30,
+                        "socket_connect_timeout": 5,
+                        "max_connections": env_int("TRIAD_REDIS_MAX_CONNECTIONS", 2000, minimum=10),
+                    }
+                ]
+            },
         }
     }
 else:

@@ -10,6 +10,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("runs/", include("runs.urls")),
     path("datasets/", include("datasets_app.urls")),
+    path("spend/", include("runs.spend.urls")),
+    path("review/", include("runs.review.urls")),
     path("api/v1/runs/<int:run_id>/events", api.run_events, name="api-run-events"),
     path("api/v1/runs/<int:run_id>/spec", api.run_spec, name="api-run-spec"),
 ]

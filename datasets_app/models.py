@@ -85,6 +85,9 @@ class Problem(models.Model):
     tests_total = models.PositiveIntegerField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
+    # Verdicts of people reviewing runs' generations on this problem: {"bad_test": 2, "flaky": 1}.
+    # Kept up to date by the review app; the next version of the dataset can exclude or fix it.
+    review_flags = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["version", "index"]

@@ -50,6 +50,22 @@ class RunLaunchForm(forms.Form):
         required=False,
         help_text="Train on problems whose reference solution failed, was flaky or has weak tests too.",
     )
+    gpu_count = forms.IntegerField(
+        label="GPUs",
+        required=False,
+        min_value=0,
+        max_value=4096,
+        initial=RunConfig.gpu_count,
+        help_text="GPUs billed per hour (0: one; on a CPU pool, its trainer processes).",
+    )
+    budget_usd = forms.FloatField(
+        label="Budget (USD)",
+        required=False,
+        min_value=0,
+        max_value=10_000_000,
+        initial=RunConfig.budget_usd,
+        help_text="Stop the run, with a checkpoint, once it has cost this much (0: no cap).",
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -74,6 +90,8 @@ class RunLaunchForm(forms.Form):
             include_unverified=data["include_unverified"],
             seed=data["seed"],
             max_new_tokens=data["max_new_tokens"],
+            gpu_count=data.get("gpu_count") or 0,
+            budget_usd=data.get("budget_usd") or 0.0,
         )
 
 

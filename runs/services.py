@@ -1,5 +1,6 @@
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -22,6 +23,8 @@ from runs.models import (
     Run,
     RunStatus,
 )
+from runs.review.services import review_generations_scan
+from runs.spend.selectors import spend_estimate, user_budget_state
 from runs.tokens import token_new
 
 # Which statuses each reported status may replace. A report that does not fit is ignored, so a
@@ -55,13 +58,15 @@ class RunConfig:
     eval_every: int = 0  # held-out pass@k every N steps (0: never)
     eval_problems: int = 0  # problems held out of training for that evaluation
     include_unverified: bool = False  # train on problems that did not verify too
+    budget_usd: float = 0  # the run's spend cap in USD (0: no cap); past it, the run is budget_stopped
+    gpu_count: int = 0  # GPUs billed (0: one, or the trainer processes on a CPU pool)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
 # Settings the control plane acts on itself; the trainer never sees them.
-CONTROL_ONLY = frozenset({"include_unverified"})
+CONTROL_ONLY = frozenset({"include_unverified", "budget_usd", "gpu_count"})
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,8 @@ def run_launch(
             f"holding out {config.eval_problems} problems leaves none of the {problems.count()} to train on",
             field="eval_problems",
         )
+    pool = pool or settings.TRIAD_DEFAULT_POOL
+    _check_monthly_budget(user=user, dataset_version=dataset_version, config=config, pool=pool)
     token, hashed = token_new()
     with transaction.atomic():
         run = Run.objects.create(
@@ -107,7 +114,7 @@ def run_launch(
             created_by=user,
             dataset_version=dataset_version,
             config=config.as_dict(),
-            pool=pool or settings.TRIAD_DEFAULT_POOL,
+            pool=pool,
             token_hash=hashed,
         )
         LogLine.objects.create(run=run, source="control", message="run queued", time=timezone.now())
@@ -120,6 +127,29 @@ def run_launch(
 
         transaction.on_commit(enqueue)
     return LaunchResult(run=run, token=token)
+
+
+def _check_monthly_budget(
+    *, user: User, dataset_version: DatasetVersion, config: RunConfig, pool: str
+) -> None:
+    """Refuse a launch whose estimate (bounded by its own cap) exceeds the user's monthly remainder."""
+    budget = user_budget_state(user_id=user.pk)
+    if budget is None:
+        return
+    estimate = spend_estimate(
+        dataset_version_id=dataset_version.pk, pool=pool, steps=config.steps, gpu_count=config.gpu_count
+    )
+    expected = estimate.usd
+    if config.budget_usd > 0:
+        expected = min(expected, Decimal(str(config.budget_usd)))
+    if expected > budget.remaining:
+        cap_note = f", capped by this run's ${config.budget_usd:.2f} budget" if config.budget_usd > 0 else ""
+        raise RunLaunchError(
+            f"this run is estimated at ${expected:.2f}{cap_note} ({estimate.explanation}), but only "
+            f"${budget.remaining:.2f} of your ${budget.cap:.2f} monthly budget is left (${budget.spent:.2f} "
+            "spent this month): set a run budget that fits, or fewer steps",
+            field="budget_usd",
+        )
 
 
 def _transition(
@@ -263,6 +293,7 @@ def _store_events(run_id: int, source: str, events: list[Event], now: dt.datetim
             )
     metric_points_write(points)
     Generation.objects.bulk_create(generations)
+    review_generations_scan(run_id=run_id, generations=generations, now=now)
     LogLine.objects.bulk_create(logs)
     return {
         "metrics": [{"key": key, "step": step, "value": value} for _, key, step, value, _ in points],

@@ -1,8 +1,9 @@
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from datasets_app.models import Dataset, DatasetVersion, Problem, ProblemStatus
-from runs.models import Run
+from runs.models import Generation, Run
 from runs.tokens import token_hash
 
 TEST_TOKEN = "triad_run_test-token"
@@ -59,3 +60,33 @@ class RunFactory(factory.django.DjangoModelFactory):
     dataset_version = factory.SubFactory(DatasetVersionFactory)
     config = factory.LazyFunction(lambda: {"steps": 2})
     token_hash = token_hash(TEST_TOKEN)
+
+
+class MetricPointFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "runs.MetricPoint"
+
+    run = factory.SubFactory(RunFactory)
+    key = "pass_rate"
+    step = factory.Sequence(lambda n: n)
+    value = 0.0
+    wall_time = factory.LazyFunction(timezone.now)
+
+
+class GenerationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Generation
+
+    run = factory.SubFactory(RunFactory)
+    step = 0
+    problem_id = "Test/0"
+    completion = "    return a - b\n"
+    reward = 0.0
+    passed = False
+    error_class = "wrong_answer"
+    tests_passed = 0
+    tests_total = 1
+    stderr = (
+        'Traceback (most recent call last):\n  File "<tests>", line 2, in check\n'
+        "    assert candidate(1, 2) == 3\nAssertionError\n"
+    )

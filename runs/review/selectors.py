@@ -1,0 +1,300 @@
+"""Reads of the review pages: filtered failing generations, facets, the chart over steps, one
+generation in full, one problem across the run, and the labels' export."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet, Sum
+
+from datasets_app.models import Problem
+from runs.models import Generation
+from runs.review.models import ReviewItem, ReviewLabel, ReviewStepCount
+
+PAGE_SIZE = 50
+TEXT_CAP = 20_000
+PASSED = "passed"
+
+
+@dataclass(frozen=True)
+class ReviewFilters:
+    error_class: str = ""
+    exception_type: str = ""
+    step_min: int | None = None
+    step_max: int | None = None
+    problem_id: str = ""
+    flag: str = ""  # "" all failing; "any" flagged (passing ones too); or one rule
+    after_step: int | None = None  # keyset: the page starts after (after_step, after_id)
+    after_id: int | None = None
+
+
+@dataclass
+class ReviewPage:
+    items: list[ReviewItem]
+    facets: list[tuple[str, int]]
+    exception_facets: list[tuple[str, int]]
+    chart: dict[str, Any]
+    next_after: tuple[int, int] | None
+    latest_labels: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> list[tuple[ReviewItem, str]]:
+        return [(item, self.latest_labels.get(item.generation_id, "")) for item in self.items]
+
+
+def _items(run_id: int, f: ReviewFilters, *, with_class: bool = True) -> QuerySet[ReviewItem]:
+    qs = ReviewItem.objects.filter(run_id=run_id)
+    if f.flag == "any":
+        qs = qs.filter(flagged=True)
+    elif f.flag:
+        qs = qs.filter(flagged=True, flag_rules__contains=f",{f.flag},")
+    else:
+        qs = qs.filter(passed=False)
+    if f.error_class and with_class:
+        qs = qs.filter(error_class=f.error_class)
+    if f.exception_type:
+        qs = qs.filter(exception_type=f.exception_type)
+    if f.step_min is not None:
+        qs = qs.filter(step__gte=f.step_min)
+    if f.step_max is not None:
+        qs = qs.filter(step__lte=f.step_max)
+    if f.problem_id:
+        qs = qs.filter(problem_id=f.problem_id)
+    return qs
+
+
+def _counts(run_id: int, f: ReviewFilters) -> QuerySet[ReviewStepCount]:
+    qs = ReviewStepCount.objects.filter(run_id=run_id)
+    if f.step_min is not None:
+        qs = qs.filter(step__gte=f.step_min)
+    if f.step_max is not None:
+        qs = qs.filter(step__lte=f.step_max)
+    return qs
+
+
+def review_page(*, run_id: int, filters: ReviewFilters) -> ReviewPage:
+    f = filters
+    qs = _items(run_id, f).order_by("step", "generation_id")
+    if f.after_step is not None and f.after_id is not None:
+        qs = qs.filter(Q(step__gt=f.after_step) | Q(step=f.after_step, generation_id__gt=f.after_id))
+    rows = list(
+        qs.select_related("generation").only(
+            "generation_id",
+            "step",
+            "problem_id",
+            "error_class",
+            "exception_type",
+            "passed",
+            "flagged",
+            "flags",
+            "generation__reward",
+            "generation__tests_passed",
+            "generation__tests_total",
+            "generation__duration_ms",
+        )[: PAGE_SIZE + 1]
+    )
+    last = rows[PAGE_SIZE - 1] if len(rows) > PAGE_SIZE else None
+    next_after = (last.step, last.generation_id) if last else None
+    items = rows[:PAGE_SIZE]
+    # Facets over the other filters (so that another class is one click away). The per-step counts
+    # answer when only steps narrow the set; a problem, exception or flag filter counts its own rows.
+    counts = _counts(run_id, f).exclude(error_class=PASSED)
+    facet_rows: list[tuple[str, int]]
+    if f.problem_id or f.flag:
+        facet_rows = list(
+            _items(run_id, f, with_class=False).values_list("error_class").annotate(n=Count("pk")).order_by()
+        )
+    else:
+        by_class = counts.filter(exception_type=f.exception_type) if f.exception_type else counts
+        facet_rows = list(by_class.values_list("error_class").annotate(n=Sum("n")).order_by())
+    exc_counts = counts.filter(error_class=f.error_class) if f.error_class else counts
+    exception_rows = exc_counts.exclude(exception_type="").values_list("exception_type").annotate(n=Sum("n"))
+    labels = ReviewLabel.objects.filter(generation_id__in=[i.generation_id for i in items]).order_by(
+        "generation_id", "-created_at", "-pk"
+    )
+    latest: dict[int, str] = {}
+    for gen_id, label in labels.values_list("generation_id", "label"):
+        latest.setdefault(gen_id, label)
+    return ReviewPage(
+        items=items,
+        facets=sorted(((c, int(n)) for c, n in facet_rows), key=lambda r: -r[1]),
+        exception_facets=sorted(((e, int(n)) for e, n in exception_rows), key=lambda r: -r[1])[:20],
+        chart=review_chart(run_id=run_id, filters=f),
+        next_after=next_after,
+        latest_labels=latest,
+    )
+
+
+def review_chart(*, run_id: int, filters: ReviewFilters) -> dict[str, Any]:
+    """Failing generations per step and class, for uPlot: {"steps": [...], "series": {class: [...]}}."""
+    rows = (
+        _counts(run_id, filters)
+        .exclude(error_class=PASSED)
+        .values_list("step", "error_class")
+        .annotate(n=Sum("n"))
+        .order_by("step")
+    )
+    per_step: dict[int, dict[str, int]] = defaultdict(dict)
+    classes: set[str] = set()
+    for step, cls, n in rows:
+        per_step[step][cls] = int(n)
+        classes.add(cls)
+    steps = sorted(per_step)
+    return {"steps": steps, "series": {c: [per_step[s].get(c, 0) for s in steps] for c in sorted(classes)}}
+
+
+_ASSERT = re.compile(r"^\s*(assert\b.*)$")
+
+
+def first_failing_test(stderr: str) -> str:
+    """The assert a traceback stopped at: the last `assert …` source line it quotes."""
+    found = ""
+    for line in stderr[-TEXT_CAP:].splitlines():
+        match = _ASSERT.match(line)
+        if match:
+            found = match.group(1)
+    return found
+
+
+@dataclass
+class GenerationDetail:
+    generation: Generation
+    item: ReviewItem | None
+    problem: Problem | None
+    first_failing_test: str
+    exception_type: str
+    stdout: str
+    stderr: str
+    diff: list[tuple[str, str]]  # (css class, line)
+    labels: list[ReviewLabel]
+    flagged_lines: set[int]
+
+
+def _diff(reference: str, completion: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for line in difflib.unified_diff(
+        reference.splitlines(), completion.splitlines(), "reference", "generated", lineterm="", n=2
+    ):
+        kind = "hunk" if line.startswith("@@") else {"+": "add", "-": "del"}.get(line[:1], "ctx")
+        if line.startswith(("+++", "---")):
+            kind = "file"
+        out.append((kind, line))
+    return out[:2000]
+
+
+def review_generation_detail(*, generation_id: int) -> GenerationDetail:
+    g = Generation.objects.select_related("run").get(pk=generation_id)
+    item = ReviewItem.objects.filter(generation_id=g.pk).first()
+    problem = Problem.objects.filter(version_id=g.run.dataset_version_id, task_id=g.problem_id).first()
+    exc = item.exception_type if item else ""
+    reference = ""
+    if problem is not None:
+        # A completion that repeats the prompt is compared with prompt + solution, else with the body.
+        full = problem.prompt.strip() and g.completion.lstrip().startswith(problem.prompt.strip()[:40])
+        reference = (problem.prompt + problem.solution) if full else problem.solution
+    return GenerationDetail(
+        generation=g,
+        item=item,
+        problem=problem,
+        first_failing_test=first_failing_test(g.stderr),
+        exception_type=exc,
+        stdout=g.stdout[:TEXT_CAP],
+        stderr=g.stderr[-TEXT_CAP:],
+        diff=_diff(reference, g.completion[:TEXT_CAP]) if problem else [],
+        labels=list(ReviewLabel.objects.filter(generation_id=g.pk).select_related("created_by")),
+        flagged_lines={flag["line"] for flag in (item.flags if item else [])},
+    )
+
+
+@dataclass(frozen=True)
+class ProblemRow:
+    problem_id: str
+    samples: int
+    passed: int
+    steps: list[tuple[int, int, int]]  # (step, samples, passed)
+    bucket: str
+    bucket_step: int | None
+
+    @property
+    def solve_rate(self) -> float:
+        return self.passed / self.samples if self.samples else 0.0
+
+
+def _bucket(steps: list[tuple[int, int, int]]) -> tuple[str, int | None]:
+    solved = [p > 0 for _, _, p in steps]
+    if not any(solved):
+        return "never_solved", None
+    if all(solved):
+        return "always_solved", None
+    if solved[-1]:
+        first = max(i for i, s in enumerate(solved) if not s) + 1  # solved from here on
+        return "learned", steps[first][0]
+    last = max(i for i, s in enumerate(solved) if s)
+    return "forgotten", steps[last + 1][0]
+
+
+def review_problem_rows(*, run_id: int, problem_id: str = "") -> list[ProblemRow]:
+    """Each problem's solve rate at each step it was sampled, and its bucket: never solved, always
+    solved, learned at step N (solved at every sampled step from N on), forgotten at step N."""
+    qs = Generation.objects.filter(run_id=run_id)
+    if problem_id:
+        qs = qs.filter(problem_id=problem_id)
+    rows = (
+        qs.values_list("problem_id", "step")
+        .annotate(n=Count("pk"), p=Count("pk", filter=Q(passed=True)))
+        .order_by("problem_id", "step")
+    )
+    per_problem: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+    for pid, step, n, p in rows:
+        per_problem[pid].append((step, int(n), int(p or 0)))
+    out = []
+    for pid, steps in per_problem.items():
+        bucket, at = _bucket(steps)
+        out.append(
+            ProblemRow(
+                problem_id=pid,
+                samples=sum(n for _, n, _ in steps),
+                passed=sum(p for _, _, p in steps),
+                steps=steps,
+                bucket=bucket,
+                bucket_step=at,
+            )
+        )
+    return out
+
+
+def review_label_export(*, run_id: int) -> Iterator[dict[str, Any]]:
+    """Every label of the run's generations, oldest first, streamed from the database."""
+    rows = (
+        ReviewLabel.objects.filter(generation__run_id=run_id)
+        .order_by("created_at", "pk")
+        .values_list(
+            "pk",
+            "generation_id",
+            "generation__step",
+            "generation__problem_id",
+            "generation__error_class",
+            "label",
+            "comment",
+            "created_by__username",
+            "created_at",
+        )
+    )
+    for pk, gen_id, step, problem_id, error_class, label, comment, who, when in rows.iterator(2000):
+        yield {
+            "id": pk,
+            "run_id": run_id,
+            "generation_id": gen_id,
+            "step": step,
+            "problem_id": problem_id,
+            "error_class": error_class,
+            "label": label,
+            "comment": comment,
+            "created_by": who,
+            "created_at": when.isoformat(),
+        }

@@ -1,0 +1,97 @@
+import json
+from collections.abc import Iterator
+
+from django.http import HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_POST
+
+from controlplane.http import AuthedHttpRequest
+from runs.models import Generation, Run
+from runs.review import selectors, services
+from runs.review.forms import CommentForm, LabelForm, ReviewFilterForm
+from runs.review.models import Label
+
+
+def review_run(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(Run.objects.select_related("dataset_version__dataset"), pk=run_id)
+    form = ReviewFilterForm(request.GET)
+    filters = form.filters()
+    page = selectors.review_page(run_id=run.pk, filters=filters)
+    context = {"run": run, "form": form, "filters": filters, "page": page, "labels": Label.choices}
+    for name, drop in (("query", "after"), ("cls_query", "cls"), ("exc_query", "exception_type")):
+        query = request.GET.copy()
+        query.pop("after", None)
+        query.pop(drop, None)
+        context[name] = query.urlencode()
+    template = "review/review_run.html"
+    if request.htmx and request.GET.get("part") == "rows":
+        template += "#rows"
+    return render(request, template, context)
+
+
+def review_generation(request: AuthedHttpRequest, generation_id: int) -> HttpResponse:
+    get_object_or_404(Generation, pk=generation_id)
+    detail = selectors.review_generation_detail(generation_id=generation_id)
+    template = "review/generation.html#detail" if request.htmx else "review/generation.html"
+    return render(request, template, {"d": detail, "labels": Label.choices})
+
+
+def _labels(request: AuthedHttpRequest, generation_id: int, status: int = 200) -> HttpResponse:
+    detail = selectors.review_generation_detail(generation_id=generation_id)
+    return render(request, "review/generation.html#labels", {"d": detail}, status=status)
+
+
+@require_POST
+def review_label(request: AuthedHttpRequest, generation_id: int) -> HttpResponse:
+    get_object_or_404(Generation, pk=generation_id)
+    form = LabelForm(request.POST)
+    if not form.is_valid():
+        return _labels(request, generation_id, status=400)
+    services.review_label_add(
+        generation_id=generation_id,
+        user=request.user,
+        label=form.cleaned_data["label"],
+        comment=form.cleaned_data["comment"],
+    )
+    return _labels(request, generation_id)
+
+
+@require_POST
+def review_undo(request: AuthedHttpRequest, generation_id: int) -> HttpResponse:
+    get_object_or_404(Generation, pk=generation_id)
+    services.review_label_undo(generation_id=generation_id, user=request.user)
+    return _labels(request, generation_id)
+
+
+@require_POST
+def review_comment(request: AuthedHttpRequest, generation_id: int) -> HttpResponse:
+    get_object_or_404(Generation, pk=generation_id)
+    form = CommentForm(request.POST)
+    if form.is_valid():
+        services.review_label_comment(
+            generation_id=generation_id, user=request.user, comment=form.cleaned_data["comment"]
+        )
+    return _labels(request, generation_id, status=200 if form.is_valid() else 400)
+
+
+def review_problems(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(Run, pk=run_id)
+    problem = request.GET.get("problem", "")[:200]
+    rows = selectors.review_problem_rows(run_id=run.pk, problem_id=problem)
+    buckets: dict[str, int] = {}
+    for row in rows:
+        buckets[row.bucket] = buckets.get(row.bucket, 0) + 1
+    context = {"run": run, "rows": rows, "buckets": sorted(buckets.items()), "problem": problem}
+    return render(request, "review/problems.html", context)
+
+
+def review_export(request: AuthedHttpRequest, run_id: int) -> StreamingHttpResponse:
+    run = get_object_or_404(Run, pk=run_id)
+
+    def lines() -> Iterator[str]:
+        for row in selectors.review_label_export(run_id=run.pk):
+            yield json.dumps(row) + "\n"
+
+    response = StreamingHttpResponse(lines(), content_type="application/x-ndjson")
+    response["Content-Disposition"] = f'attachment; filename="run-{run.pk}-labels.jsonl"'
+    return response

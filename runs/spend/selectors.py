@@ -1,0 +1,262 @@
+"""Reads of spend that pages and the launch check share: prices, estimates, projections, breakdowns.
+
+Imports only models, so `runs.services` (the launch check) can use it without a cycle.
+"""
+
+import datetime as dt
+import statistics
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, F, QuerySet, Sum
+from django.utils import timezone
+
+from runs.models import MetricPoint, Run
+from runs.spend.models import CostEntry, GpuPrice, MonthlyBudget, RunCost
+
+CENT = Decimal("0.01")
+# How many recent similar runs, and how many of their step times, an estimate looks at.
+SIMILAR_RUNS = 20
+STEP_SAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class Price:
+    pool: str
+    usd_per_gpu_hour: Decimal
+    is_cpu: bool
+    is_default: bool  # no price set for the pool: TRIAD_SPEND_DEFAULT_USD_PER_GPU_HOUR
+
+
+def price_for_pool(*, pool: str) -> Price:
+    row = GpuPrice.objects.filter(pool=pool).first()
+    if row is None:
+        default = Decimal(str(settings.TRIAD_SPEND_DEFAULT_USD_PER_GPU_HOUR))
+        return Price(pool=pool, usd_per_gpu_hour=default, is_cpu=False, is_default=True)
+    return Price(pool=pool, usd_per_gpu_hour=row.usd_per_gpu_hour, is_cpu=row.is_cpu, is_default=False)
+
+
+def billed_units(*, gpu_count: int, price: Price) -> int:
+    """GPUs billed for a run: its GPU count; on a CPU pool with none set, its trainer processes."""
+    if gpu_count > 0:
+        return gpu_count
+    return settings.TRIAD_PROCS_PER_NODE if price.is_cpu else 1
+
+
+def usd_for(*, seconds: float, units: int, price: Price) -> Decimal:
+    gpu_hours = Decimal(str(seconds * units / 3600.0))
+    return (gpu_hours * price.usd_per_gpu_hour).quantize(Decimal("0.000001"))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    usd: Decimal
+    steps: int
+    step_s: float
+    step_s_source: str  # where the step time came from, said on the form
+    units: int
+    price: Price
+
+    @property
+    def explanation(self) -> str:
+        return (
+            f"{self.steps} steps × {self.step_s:.2f} s/step ({self.step_s_source}) × {self.units} GPU(s) "
+            f"× ${self.price.usd_per_gpu_hour:.2f}/GPU-hour"
+        )
+
+
+def _median_step_s(runs: QuerySet[Run]) -> float | None:
+    run_ids = list(runs.order_by("-pk").values_list("pk", flat=True)[:SIMILAR_RUNS])
+    if not run_ids:
+        return None
+    values = list(
+        MetricPoint.objects.filter(run_id__in=run_ids, key="time/step_s", value__gt=0)
+        .order_by("-pk")
+        .values_list("value", flat=True)[:STEP_SAMPLES]
+    )
+    return statistics.median(values) if values else None
+
+
+def spend_estimate(*, dataset_version_id: int | None, pool: str, steps: int, gpu_count: int) -> Estimate:
+    """Steps × the recent median step time of similar runs (same dataset version, else same pool, else
+    a default) × GPUs × the pool's price."""
+    price = price_for_pool(pool=pool)
+    step_s, source = None, ""
+    if dataset_version_id is not None:
+        step_s, source = (
+            _median_step_s(Run.objects.filter(dataset_version_id=dataset_version_id)),
+            "median of recent runs on this dataset version",
+        )
+    if step_s is None:
+        step_s, source = (
+            _median_step_s(Run.objects.filter(pool=pool)),
+            f"median of recent runs on pool {pool}",
+        )
+    if step_s is None:
+        step_s, source = settings.TRIAD_SPEND_DEFAULT_STEP_S, "default: no similar run measured one yet"
+    units = billed_units(gpu_count=gpu_count, price=price)
+    usd = usd_for(seconds=steps * step_s, units=units, price=price)
+    return Estimate(usd=usd, steps=steps, step_s=step_s, step_s_source=source, units=units, price=price)
+
+
+def month_start(now: dt.datetime) -> dt.date:
+    return now.astimezone(dt.UTC).date().replace(day=1)
+
+
+def user_month_spend(*, user_id: int, now: dt.datetime | None = None) -> Decimal:
+    since = month_start(now or timezone.now())
+    total = CostEntry.objects.filter(run__created_by_id=user_id, day__gte=since).aggregate(t=Sum("usd"))["t"]
+    return total or Decimal(0)
+
+
+@dataclass(frozen=True)
+class BudgetState:
+    cap: Decimal
+    spent: Decimal
+
+    @property
+    def remaining(self) -> Decimal:
+        return max(Decimal(0), self.cap - self.spent)
+
+
+def user_budget_state(*, user_id: int, now: dt.datetime | None = None) -> BudgetState | None:
+    budget = MonthlyBudget.objects.filter(user_id=user_id).first()
+    if budget is None:
+        return None
+    return BudgetState(cap=budget.usd_per_month, spent=user_month_spend(user_id=user_id, now=now))
+
+
+def _first_last(run_id: int, key: str) -> tuple[float, float] | None:
+    points = MetricPoint.objects.filter(run_id=run_id, key=key)
+    first = points.order_by("step", "pk").values_list("value", flat=True).first()
+    last = points.order_by("-step", "-pk").values_list("value", flat=True).first()
+    return None if first is None or last is None else (first, last)
+
+
+def pass_rate_gain_points(*, run_id: int) -> float | None:
+    """Pass rate gained from the first step to the latest, in percentage points."""
+    ends = _first_last(run_id, "pass_rate")
+    return None if ends is None else (ends[1] - ends[0]) * 100
+
+
+@dataclass(frozen=True)
+class Projection:
+    usd: Decimal
+    gpu_hours: float
+    budget_usd: float
+    projected_usd: Decimal | None  # at the configured steps, from the measured step time
+    gain_points: float | None
+    usd_per_point: Decimal | None
+
+    @property
+    def budget_used_frac(self) -> float | None:
+        return float(self.usd) / self.budget_usd if self.budget_usd > 0 else None
+
+
+def run_cost_projection(*, run: Run) -> Projection:
+    cost = RunCost.objects.filter(run=run).first()
+    usd = cost.usd if cost else Decimal(0)
+    projected = None
+    step_s = _median_step_s(Run.objects.filter(pk=run.pk))
+    steps = int(run.config.get("steps") or 0)
+    if step_s is not None and steps:
+        price = price_for_pool(pool=run.pool)
+        units = (
+            cost.gpus if cost else billed_units(gpu_count=int(run.config.get("gpu_count") or 0), price=price)
+        )
+        remaining = max(0, steps - ((run.last_step or 0) + 1)) if run.is_active else 0
+        projected = usd + usd_for(seconds=remaining * step_s, units=units, price=price)
+    gain = pass_rate_gain_points(run_id=run.pk)
+    per_point = (usd / Decimal(str(gain))).quantize(Decimal("0.0001")) if gain and gain > 0 else None
+    return Projection(
+        usd=usd,
+        gpu_hours=cost.gpu_hours if cost else 0.0,
+        budget_usd=float(run.config.get("budget_usd") or 0),
+        projected_usd=projected,
+        gain_points=gain,
+        usd_per_point=per_point,
+    )
+
+
+# --- the dashboard ---
+
+
+def _entries(*, since: dt.date) -> QuerySet[CostEntry]:
+    return CostEntry.objects.filter(day__gte=since)
+
+
+def spend_by_day(*, since: dt.date) -> list[dict[str, Any]]:
+    rows = (
+        _entries(since=since)
+        .values("day")
+        .annotate(usd=Sum("usd"), gpu_hours=Sum("gpu_hours"), runs=Count("run", distinct=True))
+        .order_by("day")
+    )
+    return [dict(row) for row in rows]
+
+
+def spend_by_user(*, since: dt.date) -> list[dict[str, Any]]:
+    rows = (
+        _entries(since=since)
+        .values(user=F("run__created_by__username"))
+        .annotate(usd=Sum("usd"), gpu_hours=Sum("gpu_hours"), runs=Count("run", distinct=True))
+        .order_by("-usd")
+    )
+    return [dict(row) for row in rows]
+
+
+def spend_by_pool(*, since: dt.date) -> list[dict[str, Any]]:
+    rows = (
+        _entries(since=since)
+        .values(pool=F("run__pool"))
+        .annotate(usd=Sum("usd"), gpu_hours=Sum("gpu_hours"), runs=Count("run", distinct=True))
+        .order_by("-usd")
+    )
+    return [dict(row) for row in rows]
+
+
+def spend_top_runs(*, since: dt.date, limit: int = 20) -> list[dict[str, Any]]:
+    """The costliest runs of the period with their pass-rate gains and dollars per point gained."""
+    top = (
+        _entries(since=since)
+        .values(
+            "run_id",
+            name=F("run__name"),
+            user=F("run__created_by__username"),
+            pool=F("run__pool"),
+            status=F("run__status"),
+        )
+        .annotate(usd=Sum("usd"), gpu_hours=Sum("gpu_hours"))
+        .order_by("-usd", "run_id")[:limit]
+    )
+    rows: list[dict[str, Any]] = [dict(row) for row in top]
+    for row in rows:
+        gain = pass_rate_gain_points(run_id=row["run_id"])
+        row["gain_points"] = gain
+        row["usd_per_point"] = row["usd"] / Decimal(str(gain)) if gain and gain > 0 else None
+    return rows
+
+
+CSV_HEADER = ("day", "run_id", "run_name", "user", "pool", "status", "usd", "gpu_hours")
+
+
+def spend_csv_rows(*, since: dt.date) -> Iterator[tuple[Any, ...]]:
+    """Every ledger row of the period, oldest first, read in chunks (for a streamed CSV)."""
+    rows = (
+        _entries(since=since)
+        .order_by("day", "run_id")
+        .values_list(
+            "day",
+            "run_id",
+            "run__name",
+            "run__created_by__username",
+            "run__pool",
+            "run__status",
+            "usd",
+            "gpu_hours",
+        )
+    )
+    yield from rows.iterator(chunk_size=2000)

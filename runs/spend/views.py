@@ -1,0 +1,136 @@
+import csv
+import datetime as dt
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from controlplane.http import AuthedHttpRequest
+from runs.models import Run
+from runs.spend import selectors, services
+from runs.spend.forms import EstimateForm, GpuPriceForm, MonthlyBudgetForm, SpendPeriodForm
+from runs.spend.models import GpuPrice, MonthlyBudget
+
+
+def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    @wraps(view)
+    def wrapped(request: AuthedHttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_staff:
+            raise PermissionDenied("prices and budgets are edited by staff")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _since(request: AuthedHttpRequest) -> tuple[SpendPeriodForm, dt.date]:
+    form = SpendPeriodForm(request.GET)
+    days = form.period_days()
+    return form, timezone.now().astimezone(dt.UTC).date() - dt.timedelta(days=days - 1)
+
+
+def spend_dashboard(request: AuthedHttpRequest) -> HttpResponse:
+    form, since = _since(request)
+    by_day = selectors.spend_by_day(since=since)
+    context = {
+        "form": form,
+        "since": since,
+        "by_day": by_day,
+        "chart": {"days": [d["day"].isoformat() for d in by_day], "usd": [float(d["usd"]) for d in by_day]},
+        "by_user": selectors.spend_by_user(since=since),
+        "by_pool": selectors.spend_by_pool(since=since),
+        "top_runs": selectors.spend_top_runs(since=since),
+        "total": sum((d["usd"] for d in by_day), start=Decimal(0)),
+    }
+    return render(request, "spend/dashboard.html", context)
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def spend_csv(request: AuthedHttpRequest) -> StreamingHttpResponse:
+    _, since = _since(request)
+    writer = csv.writer(_Echo())
+
+    def lines() -> Iterator[str]:
+        yield writer.writerow(selectors.CSV_HEADER)
+        for row in selectors.spend_csv_rows(since=since):
+            yield writer.writerow(row)
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="triad-spend-since-{since.isoformat()}.csv"'
+    return response
+
+
+@staff_required
+def spend_prices(request: AuthedHttpRequest) -> HttpResponse:
+    form = GpuPriceForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        price = services.gpu_price_set(
+            pool=form.cleaned_data["pool"],
+            gpu_type=form.cleaned_data["gpu_type"],
+            usd_per_gpu_hour=form.cleaned_data["usd_per_gpu_hour"],
+            user=request.user,
+        )
+        messages.success(request, f"Price saved: {price}.")
+        return redirect("spend:prices")
+    context = {
+        "form": form,
+        "prices": GpuPrice.objects.all(),
+        "budgets": MonthlyBudget.objects.select_related("user"),
+        "budget_form": MonthlyBudgetForm(),
+        "default_price": settings.TRIAD_SPEND_DEFAULT_USD_PER_GPU_HOUR,
+    }
+    return render(request, "spend/prices.html", context)
+
+
+@require_POST
+@staff_required
+def spend_budget_set(request: AuthedHttpRequest) -> HttpResponse:
+    form = MonthlyBudgetForm(request.POST)
+    if not form.is_valid():
+        messages.error(
+            request, "Budget not saved: " + "; ".join(f"{k}: {v[0]}" for k, v in form.errors.items())
+        )
+        return redirect("spend:prices")
+    user, usd = form.cleaned_data["user"], form.cleaned_data["usd_per_month"]
+    services.monthly_budget_set(user=user, usd_per_month=usd)
+    messages.success(
+        request, f"Monthly budget of {user}: " + (f"${usd}" if usd is not None else "no cap") + "."
+    )
+    return redirect("spend:prices")
+
+
+def spend_estimate(request: AuthedHttpRequest) -> HttpResponse:
+    """The launch form's cost estimate (an htmx partial that follows the form's fields)."""
+    form = EstimateForm(request.GET)
+    data = form.cleaned_data if form.is_valid() else {}
+    version = data.get("dataset_version")
+    estimate = selectors.spend_estimate(
+        dataset_version_id=version.pk if version else None,
+        pool=settings.TRIAD_DEFAULT_POOL,
+        steps=data.get("steps") or 1,
+        gpu_count=data.get("gpu_count") or 0,
+    )
+    context = {
+        "estimate": estimate,
+        "budget_usd": data.get("budget_usd") or 0,
+        "monthly": selectors.user_budget_state(user_id=request.user.pk),
+    }
+    return render(request, "spend/estimate.html", context)
+
+
+def run_cost(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
+    """The run page's cost line (an htmx partial, refreshed while the run is active)."""
+    run = get_object_or_404(Run, pk=run_id)
+    context = {"run": run, "projection": selectors.run_cost_projection(run=run)}
+    return render(request, "spend/run_cost.html", context)

@@ -1,0 +1,221 @@
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from runs.models import MetricPoint, Run, RunStatus
+from runs.services import RunConfig, RunLaunchError, run_launch, run_reap_lost
+from runs.spend.models import CostEntry, GpuPrice, MonthlyBudget, RunCost
+from runs.spend.services import run_cost_accrue
+from tests.factories import MetricPointFactory, ProblemFactory, RunFactory
+
+pytestmark = pytest.mark.django_db
+
+T0 = dt.datetime(2025, 5, 10, 12, 0, tzinfo=dt.UTC)
+
+
+def at(seconds: float) -> dt.datetime:
+    return T0 + dt.timedelta(seconds=seconds)
+
+
+@pytest.fixture(autouse=True)
+def a100(settings):
+    settings.TRIAD_SPEND_GRACE_S = 30
+    # $3.60 per GPU-hour: a tenth of a cent per GPU-second, so expected costs read off the seconds.
+    return GpuPrice.objects.create(pool="a100", gpu_type="A100", usd_per_gpu_hour=Decimal("3.60"))
+
+
+def running_run(**kwargs) -> Run:
+    defaults = {
+        "status": RunStatus.RUNNING,
+        "pool": "a100",
+        "config": {"steps": 100, "gpu_count": 2},
+        "started_at": T0,
+        "last_heartbeat_at": T0,
+        "last_step": 3,
+    }
+    return RunFactory(**{**defaults, **kwargs})
+
+
+def cost_of(run: Run) -> RunCost:
+    return RunCost.objects.get(run=run)
+
+
+def test_a_running_run_accrues_its_time_times_gpus_times_price_and_streams_it_as_metrics():
+    run = running_run(last_heartbeat_at=at(60))
+
+    result = run_cost_accrue(now=at(60))
+
+    assert result.accrued == [run.pk]
+    cost = cost_of(run)
+    assert cost.usd == Decimal("0.120000")  # 60 s × 2 GPUs × $0.001
+    assert cost.gpu_hours == pytest.approx(120 / 3600)
+    assert cost.accrued_until == at(60)
+    points = dict(MetricPoint.objects.filter(run=run, step=3).values_list("key", "value"))
+    assert points == {"cost/usd": pytest.approx(0.12), "cost/gpu_hours": pytest.approx(120 / 3600)}
+
+
+def test_accrual_over_a_runs_life_ends_once_at_its_finish():
+    run = running_run(last_heartbeat_at=at(60))
+    run_cost_accrue(now=at(60))
+    Run.objects.filter(pk=run.pk).update(
+        status=RunStatus.SUCCEEDED, finished_at=at(90), last_heartbeat_at=at(90)
+    )
+
+    run_cost_accrue(now=at(500))
+    run_cost_accrue(now=at(900))
+
+    cost = cost_of(run)
+    assert cost.usd == Decimal("0.180000")  # 90 s in all, nothing after the finish
+    assert cost.final
+    assert CostEntry.objects.get(run=run).usd == cost.usd
+
+
+def test_a_lost_node_is_billed_no_further_than_its_last_heartbeat_plus_grace():
+    run = running_run(last_heartbeat_at=at(20))
+
+    run_cost_accrue(now=at(300))
+
+    assert cost_of(run).usd == Decimal("0.100000")  # (20 s + 30 s grace) × 2 GPUs
+    assert cost_of(run).accrued_until == at(50)
+
+
+def test_a_run_marked_lost_is_finalised_without_billing_the_silence(settings):
+    run = running_run(started_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=400))
+    Run.objects.filter(pk=run.pk).update(last_heartbeat_at=run.started_at + dt.timedelta(seconds=20))
+    assert run_reap_lost(timeout_s=60) == [run.pk]
+
+    run_cost_accrue()
+    run_cost_accrue()
+
+    cost = cost_of(run)
+    assert cost.final
+    assert cost.usd == Decimal("0.100000")
+
+
+def test_accruing_twice_at_the_same_moment_adds_nothing_the_second_time():
+    run = running_run(last_heartbeat_at=at(60))
+    run_cost_accrue(now=at(60))
+
+    again = run_cost_accrue(now=at(60))
+
+    assert again.accrued == []
+    assert cost_of(run).usd == Decimal("0.120000")
+    assert CostEntry.objects.get(run=run).usd == Decimal("0.120000")
+    assert MetricPoint.objects.filter(run=run, key="cost/usd").count() == 1
+
+
+def test_a_stretch_across_midnight_is_split_between_the_two_days_in_the_ledger():
+    start = dt.datetime(2025, 5, 10, 23, 59, 30, tzinfo=dt.UTC)
+    run = running_run(started_at=start, last_heartbeat_at=start + dt.timedelta(seconds=60))
+
+    run_cost_accrue(now=start + dt.timedelta(seconds=60))
+
+    by_day = dict(CostEntry.objects.filter(run=run).values_list("day", "usd"))
+    assert by_day == {dt.date(2025, 5, 10): Decimal("0.060000"), dt.date(2025, 5, 11): Decimal("0.060000")}
+
+
+def test_a_cpu_pool_bills_the_trainer_processes(settings):
+    settings.TRIAD_PROCS_PER_NODE = 2
+    run = running_run(pool="cpu", config={"steps": 5}, last_heartbeat_at=at(3600))
+
+    run_cost_accrue(now=at(3600))
+
+    cost = cost_of(run)
+    assert cost.gpus == 2
+    assert cost.usd == Decimal("0.200000")  # the seeded price: $0.10 per process-hour × 2 processes
+
+
+def test_a_resumed_run_is_billed_again_from_its_restart():
+    run = running_run(last_heartbeat_at=at(60))
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.LOST, finished_at=at(100))
+    run_cost_accrue(now=at(200))
+    assert cost_of(run).final
+    Run.objects.filter(pk=run.pk).update(
+        status=RunStatus.RUNNING, finished_at=None, last_heartbeat_at=at(1000)
+    )
+
+    run_cost_accrue(now=at(1000))  # reopens at the restart
+    run_cost_accrue(now=at(1010))
+
+    assert cost_of(run).usd == Decimal("0.180000") + Decimal("0.020000")  # (60+30) s, then 10 s
+
+
+def test_a_run_past_its_budget_is_budget_stopped_and_says_why():
+    run = running_run(config={"steps": 100, "gpu_count": 2, "budget_usd": 0.1}, last_heartbeat_at=at(60))
+
+    result = run_cost_accrue(now=at(60))
+
+    assert result.budget_stopped == [run.pk]
+    run.refresh_from_db()
+    assert run.status == RunStatus.BUDGET_STOPPED
+    assert "run budget reached" in run.status_message and "$0.10 cap" in run.status_message
+    assert run.finished_at is not None
+
+
+def test_a_run_under_its_budget_keeps_running():
+    run = running_run(config={"steps": 100, "gpu_count": 2, "budget_usd": 1.0}, last_heartbeat_at=at(60))
+
+    run_cost_accrue(now=at(60))
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING
+
+
+def test_a_user_past_the_monthly_budget_has_all_running_work_stopped():
+    now = dt.datetime.now(dt.UTC)
+    first = running_run(started_at=now - dt.timedelta(seconds=60), last_heartbeat_at=now)
+    second = running_run(created_by=first.created_by, started_at=now, last_heartbeat_at=now)
+    MonthlyBudget.objects.create(user=first.created_by, usd_per_month=Decimal("0.05"))
+
+    result = run_cost_accrue(now=now)
+
+    assert sorted(result.budget_stopped) == sorted([first.pk, second.pk])
+    for run in (first, second):
+        run.refresh_from_db()
+        assert run.status == RunStatus.BUDGET_STOPPED
+        assert "monthly budget reached: $0.12 spent" in run.status_message
+
+
+def test_a_launch_whose_estimate_exceeds_the_monthly_remainder_is_refused_with_the_numbers(user, settings):
+    settings.TRIAD_SPEND_DEFAULT_STEP_S = 10
+    version = ProblemFactory().version
+    spent = RunFactory(created_by=user, pool="a100")
+    CostEntry.objects.create(run=spent, day=dt.datetime.now(dt.UTC).date(), usd=Decimal("0.90"))
+    MonthlyBudget.objects.create(user=user, usd_per_month=Decimal("1.00"))
+    config = RunConfig(steps=100, gpu_count=1)  # 100 × 10 s × 1 GPU × $3.60/h = $1.00
+
+    with pytest.raises(RunLaunchError) as refused:
+        run_launch(user=user, dataset_version=version, name="", config=config, pool="a100")
+
+    assert refused.value.field == "budget_usd"
+    message = str(refused.value)
+    assert "estimated at $1.00" in message
+    assert "only $0.10 of your $1.00 monthly budget is left ($0.90 spent" in message
+    assert not Run.objects.exclude(pk=spent.pk).exists()
+
+
+def test_a_launch_capped_within_the_monthly_remainder_is_accepted(user):
+    version = ProblemFactory().version
+    MonthlyBudget.objects.create(user=user, usd_per_month=Decimal("1.00"))
+    config = RunConfig(steps=10_000, gpu_count=8, budget_usd=0.5)
+
+    result = run_launch(user=user, dataset_version=version, name="", config=config, pool="a100")
+
+    assert result.run.config["budget_usd"] == 0.5
+
+
+def test_the_estimate_uses_the_median_step_time_of_runs_on_the_same_dataset_version():
+    from runs.spend.selectors import spend_estimate
+
+    earlier = running_run()
+    for step, seconds in enumerate([2.0, 4.0, 100.0]):
+        MetricPointFactory(run=earlier, key="time/step_s", step=step, value=seconds)
+
+    estimate = spend_estimate(
+        dataset_version_id=earlier.dataset_version_id, pool="a100", steps=1000, gpu_count=1
+    )
+
+    assert estimate.step_s == 4.0
+    assert estimate.usd == Decimal("4.000000")  # 1000 × 4 s × $0.001
+    assert "this dataset version" in estimate.explanation
