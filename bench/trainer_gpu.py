@@ -108,10 +108,16 @@ def torch_anchor(model_dir: Path, *, gpu: bool, batch: int, seq: int, steps: int
     return statistics.median(times[2:])
 
 
+def _mean(values: list[float]) -> float | None:
+    return round(statistics.fmean(values), 4) if values else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--sft-steps", type=int, default=0)
+    parser.add_argument("--sft-lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--deepspeed-bin", default=None)
     args = parser.parse_args()
     gpu = torch.cuda.is_available()
@@ -128,7 +134,8 @@ def main() -> None:
             "steps": args.steps,
             "prompts_per_step": prompts,
             "group_size": group,
-            "lr": 1e-4,
+            "lr": args.lr,
+            "sft_lr": args.sft_lr,
             "seed": 0,
             "max_new_tokens": new_tokens,
             "temperature": 1.0,
@@ -167,12 +174,11 @@ def main() -> None:
     wall = time.perf_counter() - started
     control.stop()
     log = (work / "run" / "train.log").read_text(errors="replace")
-    print(log[-4000:])
+    print(log[-1500:])
     metrics = [m["values"] | {"step": m["step"]} for m in control.of_type("metric", "trainer")]
-    for m in metrics:
-        print(
-            json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in m.items()}, sort_keys=True)
-        )
+    keep = ("step", "loss", "pass_rate", "reward/mean", "grad_norm", "time/step_s", "gpu/mem_gb")
+    for m in metrics[:: max(1, len(metrics) // 15)]:
+        print(json.dumps({k: round(m[k], 4) if isinstance(m[k], float) else m[k] for k in keep if k in m}))
     step_s = statistics.median(m["time/step_s"] for m in metrics) if metrics else None
     train_s = statistics.median(m["time/train_s"] for m in metrics) if metrics else None
     anchor_s = torch_anchor(model_dir, gpu=gpu, batch=prompts * group, seq=96 + new_tokens, steps=5)
@@ -188,7 +194,9 @@ def main() -> None:
                 "median_train_s": train_s,
                 "torch_anchor_train_s": round(anchor_s, 4),
                 "ratio_train_vs_torch": round(train_s / anchor_s, 2) if train_s else None,
-                "pass_rate_last": metrics[-1]["pass_rate"] if metrics else None,
+                "pass_rate_last": metrics[-1].get("pass_rate") if metrics else None,
+                "pass_rate_first10_rl": _mean([m["pass_rate"] for m in metrics if "pass_rate" in m][:10]),
+                "pass_rate_last10_rl": _mean([m["pass_rate"] for m in metrics if "pass_rate" in m][-10:]),
                 "gpu_mem_gb": metrics[-1].get("gpu/mem_gb") if metrics else None,
                 "tokens_per_s": metrics[-1]["throughput/tokens_per_s"] if metrics else None,
             }
