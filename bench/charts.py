@@ -10,24 +10,17 @@ by the ORM — and `run_metric_series(max_points=2000)`. Last line: one JSON obj
 
 import datetime as dt
 import json
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/triad_bench")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import django  # noqa: E402
+from _setup import django_setup
 
-django.setup()
+django_setup()
 
-import psycopg  # noqa: E402
-from django.conf import settings  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.db import transaction  # noqa: E402
 
 from runs.metric_store import metric_points_write  # noqa: E402
@@ -35,14 +28,6 @@ from runs.models import MetricPoint, Run  # noqa: E402
 from runs.selectors import run_metric_series  # noqa: E402
 
 N = 1_000_000
-
-
-def ensure_database() -> None:
-    name = settings.DATABASES["default"]["NAME"]
-    with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as admin:
-        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            admin.execute(f'CREATE DATABASE "{name}"')
-    call_command("migrate", verbosity=0)
 
 
 def timed(fn, repeat: int = 5) -> tuple[float, object]:
@@ -55,7 +40,6 @@ def timed(fn, repeat: int = 5) -> tuple[float, object]:
 
 
 def main() -> None:
-    ensure_database()
     from tests.factories import RunFactory, UserFactory
 
     user = UserFactory(username="bench-charts")  # get-or-create: reruns reuse it

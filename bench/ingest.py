@@ -13,48 +13,28 @@ Last line: one JSON object, with `ratio_vs_copy`.
 import datetime as dt
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/triad_bench")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import django  # noqa: E402
+from _setup import REPO, django_setup, free_port
 
-django.setup()
+django_setup()
 
 import logging  # noqa: E402
 
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
-from django.conf import settings  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from runs.models import MetricPoint, Run  # noqa: E402
 from tests.factories import TEST_TOKEN, RunFactory  # noqa: E402
 
 KEYS = [f"bench/metric_{i:02d}" for i in range(25)]
-
-
-def ensure_database() -> None:
-    name = settings.DATABASES["default"]["NAME"]
-    with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as admin:
-        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            admin.execute(f'CREATE DATABASE "{name}"')
-    call_command("migrate", verbosity=0)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def anchor_copy(run_id: int, n_rows: int) -> float:
@@ -91,7 +71,6 @@ def batch(first_seq: int, first_step: int, points: int) -> dict:
 
 def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    ensure_database()
     from tests.factories import UserFactory
 
     user = UserFactory(username="bench")

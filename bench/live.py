@@ -18,40 +18,20 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/triad_bench")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
 
-import django  # noqa: E402
+from _setup import REPO, django_setup, free_port
 
-django.setup()
+django_setup()
 
 import httpx  # noqa: E402
-import psycopg  # noqa: E402
 import websockets  # noqa: E402
-from django.conf import settings  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 
 from tests.factories import TEST_TOKEN, RunFactory, UserFactory  # noqa: E402
 
 CLIENTS, MESSAGES = 200, 40
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def ensure_database() -> None:
-    name = settings.DATABASES["default"]["NAME"]
-    with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as admin:
-        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            admin.execute(f'CREATE DATABASE "{name}"')
-    call_command("migrate", verbosity=0)
 
 
 async def receiver(
@@ -147,7 +127,6 @@ def wait_port(port: int) -> None:
 
 
 def main() -> None:
-    ensure_database()
     user = UserFactory(username="bench-live")
     run = RunFactory(
         created_by=user,

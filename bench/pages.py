@@ -16,19 +16,13 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/triad_bench")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("ALLOWED_HOSTS", "testserver")
 
-import django  # noqa: E402
+from _setup import django_setup
 
-django.setup()
+django_setup()
 
-import psycopg  # noqa: E402
-from django.conf import settings  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.test import Client  # noqa: E402
 
@@ -37,14 +31,6 @@ from runs.models import Run  # noqa: E402
 from runs.selectors import COMPARE_KEYS  # noqa: E402
 
 N_RUNS, N_COMPARE, POINTS = 10_000, 10, 5_000
-
-
-def ensure_database() -> None:
-    name = settings.DATABASES["default"]["NAME"]
-    with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as admin:
-        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            admin.execute(f'CREATE DATABASE "{name}"')
-    call_command("migrate", verbosity=0)
 
 
 def median_ms(fn, repeat: int = 7) -> float:
@@ -57,7 +43,6 @@ def median_ms(fn, repeat: int = 7) -> float:
 
 
 def main() -> None:
-    ensure_database()
     from tests.factories import DatasetVersionFactory, UserFactory
 
     user = UserFactory(username="bench-pages")

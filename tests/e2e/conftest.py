@@ -18,6 +18,7 @@ from playwright.sync_api import sync_playwright
 
 from runs.models import ACTIVE_STATUSES, Run
 from runs.services import run_cancel
+from tests.processes import processes_mentioning  # noqa: F401 (re-exported for the e2e tests)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -170,20 +171,6 @@ def stack(transactional_db, tmp_path, settings):
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
                 [env["PGAPPNAME"]],
             )
-
-
-def processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmdline:
-            found.append(int(entry.name))
-    return found
 
 
 def wait_verified(version_id: int, timeout_s: float = 120) -> None:

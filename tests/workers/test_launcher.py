@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
+from tests.processes import processes_mentioning
 from tests.workers.trainer.fake_control import FakeControl
 from workers.launcher import deepspeed_command, run_supervised
 
@@ -87,20 +87,6 @@ def control():
     fake.stop()
 
 
-def _run_processes_mentioning(text: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmdline:
-            pids.append(int(entry.name))
-    return pids
-
-
 def test_deepspeed_command_runs_the_trainer_module_on_procs_per_node_ranks(tmp_path: Path):
     cmd = deepspeed_command(
         _spec("http://x", 1), tmp_path / "spec.json", deepspeed_bin="/bin/deepspeed", port=1234
@@ -158,7 +144,7 @@ def test_cancel_checkpoints_and_leaves_no_process_behind(control, tmp_path: Path
 
     assert final == "cancelled"
     assert (tmp_path / "checkpoints" / "latest").exists()
-    assert _run_processes_mentioning(str(tmp_path / "spec.json")) == []
+    assert processes_mentioning(str(tmp_path / "spec.json")) == []
     assert [e["status"] for e in control.of_type("status", "launcher")] == ["starting", "cancelled"]
     assert len(control.of_type("metric", "trainer")) < 200
     assert any("stopping after step" in e["message"] for e in control.of_type("log", "trainer"))
