@@ -3,45 +3,59 @@ from typing import Any
 from django import forms
 
 from datasets_app.models import Dataset, DatasetVersion
+from runs.config_schema import (
+    PRESETS,
+    RANGES,
+    SCHEMA,
+    ConfigError,
+    ParsedConfig,
+    config_from_yaml,
+    config_to_yaml,
+)
 from runs.models import RunStatus
-from runs.services import RunConfig
+from runs.services import RunConfig, RunLaunchError
+
+
+def _bounds(name: str) -> dict[str, Any]:
+    low, high = RANGES[name]
+    return {"min_value": low, "max_value": high}
 
 
 class RunLaunchForm(forms.Form):
+    preset = forms.ChoiceField(
+        required=False,
+        choices=[("", "Custom"), *((key, preset.label) for key, preset in PRESETS.items())],
+        help_text="Fills the settings below; change any of them afterwards.",
+    )
     name = forms.CharField(max_length=200, required=False, help_text="Defaults to the dataset and version.")
     dataset_version = forms.ModelChoiceField(
         queryset=DatasetVersion.objects.select_related("dataset").order_by("dataset__name", "-number"),
         empty_label=None,
     )
-    steps = forms.IntegerField(min_value=1, max_value=100_000, initial=RunConfig.steps)
+    steps = forms.IntegerField(**_bounds("steps"), initial=RunConfig.steps)
     group_size = forms.IntegerField(
-        min_value=2, max_value=64, initial=RunConfig.group_size, help_text="Samples per prompt (GRPO group)."
+        **_bounds("group_size"), initial=RunConfig.group_size, help_text="Samples per prompt (GRPO group)."
     )
-    prompts_per_step = forms.IntegerField(min_value=1, max_value=1024, initial=RunConfig.prompts_per_step)
-    lr = forms.FloatField(label="Learning rate", min_value=1e-8, max_value=1.0, initial=RunConfig.lr)
-    seed = forms.IntegerField(min_value=0, max_value=2**31 - 1, initial=RunConfig.seed)
-    max_new_tokens = forms.IntegerField(min_value=8, max_value=4096, initial=RunConfig.max_new_tokens)
+    prompts_per_step = forms.IntegerField(**_bounds("prompts_per_step"), initial=RunConfig.prompts_per_step)
+    lr = forms.FloatField(label="Learning rate", **_bounds("lr"), initial=RunConfig.lr)
+    seed = forms.IntegerField(**_bounds("seed"), initial=RunConfig.seed)
+    max_new_tokens = forms.IntegerField(**_bounds("max_new_tokens"), initial=RunConfig.max_new_tokens)
     sft_warmup_steps = forms.IntegerField(
         label="SFT warm-up steps",
-        min_value=0,
-        max_value=100_000,
+        **_bounds("sft_warmup_steps"),
         initial=RunConfig.sft_warmup_steps,
         help_text="Steps of imitation on the reference solutions before RL (counted in Steps).",
     )
-    sft_lr = forms.FloatField(
-        label="SFT learning rate", min_value=1e-8, max_value=1.0, initial=RunConfig.sft_lr
-    )
+    sft_lr = forms.FloatField(label="SFT learning rate", **_bounds("sft_lr"), initial=RunConfig.sft_lr)
     eval_every = forms.IntegerField(
         label="Evaluate every",
-        min_value=0,
-        max_value=100_000,
+        **_bounds("eval_every"),
         initial=RunConfig.eval_every,
         help_text="Steps between held-out pass@1 / pass@k evaluations (0: never).",
     )
     eval_problems = forms.IntegerField(
         label="Held-out problems",
-        min_value=0,
-        max_value=100_000,
+        **_bounds("eval_problems"),
         initial=RunConfig.eval_problems,
         help_text="The last N problems are kept out of training for that evaluation.",
     )
@@ -53,22 +67,45 @@ class RunLaunchForm(forms.Form):
     gpu_count = forms.IntegerField(
         label="GPUs",
         required=False,
-        min_value=0,
-        max_value=4096,
+        **_bounds("gpu_count"),
         initial=RunConfig.gpu_count,
         help_text="GPUs billed per hour (0: one; on a CPU pool, its trainer processes).",
     )
     budget_usd = forms.FloatField(
         label="Budget (USD)",
         required=False,
-        min_value=0,
-        max_value=10_000_000,
+        **_bounds("budget_usd"),
         initial=RunConfig.budget_usd,
         help_text="Stop the run, with a checkpoint, once it has cost this much (0: no cap).",
     )
 
+    config_yaml = forms.CharField(
+        label="Advanced: full config as YAML",
+        required=False,
+        max_length=20_000,
+        widget=forms.Textarea(attrs={"rows": 17, "spellcheck": "false", "disabled": True}),
+        help_text="While this section is open, the YAML is the whole config: it overrides the fields "
+        "above, and a key left out takes its default. Opening it fills it from the fields above.",
+    )
+
+    parsed: ParsedConfig | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.is_bound and "config_yaml" not in self.initial:
+            known = {key: value for key, value in self.initial.items() if key in SCHEMA}
+            self.initial["config_yaml"] = config_to_yaml(RunConfig(**known))
+        elif self.uses_yaml:  # shown again, open, with its error
+            self.fields["config_yaml"].widget.attrs.pop("disabled", None)
+
+    @property
+    def uses_yaml(self) -> bool:
+        return self.is_bound and bool(str(self.data.get("config_yaml", "")).strip())
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        if data.get("config_yaml", "").strip():
+            return self._clean_yaml(data)
         steps, warmup = data.get("steps"), data.get("sft_warmup_steps")
         if steps is not None and warmup is not None and warmup >= steps:
             self.add_error(
@@ -76,7 +113,43 @@ class RunLaunchForm(forms.Form):
             )
         return data
 
+    def _clean_yaml(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The YAML overrides the individual fields, so their errors no longer count."""
+        for name in SCHEMA:
+            self.errors.pop(name, None)
+        try:
+            self.parsed = config_from_yaml(data["config_yaml"])
+        except ConfigError as exc:
+            self.add_error("config_yaml", str(exc))
+        return data
+
+    def add_launch_error(self, exc: RunLaunchError) -> None:
+        """A refused launch, on the field it is about: the YAML's line for that key when YAML was used."""
+        if self.parsed is not None and exc.field in SCHEMA:
+            line = self.parsed.lines.get(exc.field)
+            where = f"config line {line}, " if line else "config, "
+            self.add_error("config_yaml", f"{where}{exc.field!r}: {exc}")
+        else:
+            self.add_error(exc.field, str(exc))
+
+    @classmethod
+    def yaml_from_fields(cls, data: Any) -> "RunLaunchForm":
+        """An unbound form whose open YAML holds the fields as they stand (defaults where one is
+        missing or invalid): what the Advanced section shows when it is opened."""
+        fields = cls(data)
+        fields.is_valid()
+        known = {
+            key: value for key, value in fields.cleaned_data.items() if key in SCHEMA and value is not None
+        }
+        if known.get("sft_warmup_steps", 0) >= known.get("steps", RunConfig.steps):
+            known.pop("sft_warmup_steps", None)
+        form = cls(initial={"config_yaml": config_to_yaml(RunConfig(**known))})
+        form.fields["config_yaml"].widget.attrs.pop("disabled", None)
+        return form
+
     def config(self) -> RunConfig:
+        if self.parsed is not None:
+            return self.parsed.config
         data = self.cleaned_data
         return RunConfig(
             steps=data["steps"],

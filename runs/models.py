@@ -143,7 +143,11 @@ class Generation(models.Model):
 
     class Meta:
         ordering = ["-step", "pk"]
-        indexes = [models.Index(fields=["run", "step"], name="generation_run_step")]
+        indexes = [
+            models.Index(fields=["run", "step"], name="generation_run_step"),
+            # The same problem across a run (solve rate over steps, compare links).
+            models.Index(fields=["run", "problem_id", "step"], name="generation_run_problem_step"),
+        ]
 
 
 class LogLine(models.Model):

@@ -7,8 +7,11 @@ from django.views.decorators.http import require_POST
 from controlplane.http import AuthedHttpRequest
 from runs import nodes as nodes_service
 from runs import selectors, services
+from runs.config_schema import PRESETS, preset_values
 from runs.forms import MetricQueryForm, RunCompareForm, RunFilterForm, RunLaunchForm
 from runs.models import Run
+
+PRESETS_JSON = {name: preset_values(name) for name in PRESETS}
 
 
 def run_list(request: AuthedHttpRequest) -> HttpResponse:
@@ -31,6 +34,8 @@ def run_launch(request: AuthedHttpRequest) -> HttpResponse:
     initial: dict[str, object] = {}
     if version := request.GET.get("dataset_version"):
         initial["dataset_version"] = version
+    if (preset := request.GET.get("preset", "")) in PRESETS:
+        initial = {**initial, **preset_values(preset), "preset": preset}
     if (clone := request.GET.get("clone", "")).isdigit():
         source = get_object_or_404(Run, pk=int(clone))
         initial = {
@@ -38,6 +43,10 @@ def run_launch(request: AuthedHttpRequest) -> HttpResponse:
             "name": f"{source.name} (clone)",
             "dataset_version": source.dataset_version_id,
         }
+    if request.htmx and request.GET.get("part") == "config":  # the YAML, from the fields as they stand
+        return render(
+            request, "runs/run_launch.html#config", {"form": RunLaunchForm.yaml_from_fields(request.GET)}
+        )
     form = RunLaunchForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
@@ -48,11 +57,11 @@ def run_launch(request: AuthedHttpRequest) -> HttpResponse:
                 config=form.config(),
             )
         except services.RunLaunchError as exc:
-            form.add_error(exc.field, str(exc))
+            form.add_launch_error(exc)
         else:
             messages.success(request, f"Run #{result.run.pk} queued.")
             return redirect("runs:detail", run_id=result.run.pk)
-    return render(request, "runs/run_launch.html", {"form": form})
+    return render(request, "runs/run_launch.html", {"form": form, "presets": PRESETS_JSON})
 
 
 def run_detail(request: AuthedHttpRequest, run_id: int) -> HttpResponse:

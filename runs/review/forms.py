@@ -2,7 +2,7 @@ from django import forms
 
 from runs.review.detectors import RULES
 from runs.review.models import Label
-from runs.review.selectors import ReviewFilters
+from runs.review.selectors import CompareSide, ReviewFilters
 
 
 class ReviewFilterForm(forms.Form):
@@ -11,6 +11,7 @@ class ReviewFilterForm(forms.Form):
     step_min = forms.IntegerField(required=False, min_value=0)
     step_max = forms.IntegerField(required=False, min_value=0)
     problem = forms.CharField(required=False, max_length=200)
+    tag = forms.CharField(required=False, max_length=200)
     flag = forms.ChoiceField(
         required=False, choices=[("", "failing"), ("any", "any flag"), *[(r, r) for r in RULES]]
     )
@@ -26,6 +27,7 @@ class ReviewFilterForm(forms.Form):
             step_min=data.get("step_min"),
             step_max=data.get("step_max"),
             problem_id=data.get("problem") or "",
+            tag=data.get("tag") or "",
             flag=data.get("flag") or "",
             after_step=after_step,
             after_id=after_id,
@@ -39,3 +41,35 @@ class LabelForm(forms.Form):
 
 class CommentForm(forms.Form):
     comment = forms.CharField(max_length=5000)
+
+
+class CompareForm(forms.Form):
+    """Two generations: by id (`a`, `b`), or each picked by run, step and problem (`run_a`, `step_a`,
+    `run_b`, `step_b`, `problem`: the best generation of the problem at that step, or in the whole run
+    without a step). An id wins over a pick."""
+
+    a = forms.IntegerField(required=False, min_value=1)
+    b = forms.IntegerField(required=False, min_value=1)
+    run_a = forms.IntegerField(required=False, min_value=1)
+    step_a = forms.IntegerField(required=False, min_value=0)
+    run_b = forms.IntegerField(required=False, min_value=1)
+    step_b = forms.IntegerField(required=False, min_value=0)
+    problem = forms.CharField(required=False, max_length=200)
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        for side in ("a", "b"):
+            if data.get(side) is None and not (data.get(f"run_{side}") and data.get("problem")):
+                raise forms.ValidationError(
+                    f"Generation {side.upper()}: give its id, or a run and a problem."
+                )
+        return data
+
+    def side(self, name: str) -> CompareSide:
+        data = self.cleaned_data
+        return CompareSide(
+            generation_id=data.get(name),
+            run_id=data.get(f"run_{name}"),
+            step=data.get(f"step_{name}"),
+            problem_id=data.get("problem") or "",
+        )

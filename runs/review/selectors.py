@@ -13,7 +13,7 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet, Sum
 
 from datasets_app.models import Problem
-from runs.models import Generation
+from runs.models import Generation, Run
 from runs.review.models import ReviewItem, ReviewLabel, ReviewStepCount
 
 PAGE_SIZE = 50
@@ -28,6 +28,7 @@ class ReviewFilters:
     step_min: int | None = None
     step_max: int | None = None
     problem_id: str = ""
+    tag: str = ""  # one of the problem's tags (Problem.tags of the run's dataset version)
     flag: str = ""  # "" all failing; "any" flagged (passing ones too); or one rule
     after_step: int | None = None  # keyset: the page starts after (after_step, after_id)
     after_id: int | None = None
@@ -41,6 +42,7 @@ class ReviewPage:
     chart: dict[str, Any]
     next_after: tuple[int, int] | None
     latest_labels: dict[int, str] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)  # the tags of the run's problems, for the filter
 
     @property
     def rows(self) -> list[tuple[ReviewItem, str]]:
@@ -65,7 +67,30 @@ def _items(run_id: int, f: ReviewFilters, *, with_class: bool = True) -> QuerySe
         qs = qs.filter(step__lte=f.step_max)
     if f.problem_id:
         qs = qs.filter(problem_id=f.problem_id)
+    if f.tag:
+        version = Run.objects.filter(pk=run_id).values("dataset_version_id")
+        tagged = Problem.objects.filter(version_id__in=version, tags__contains=[f.tag]).values("task_id")
+        qs = qs.filter(problem_id__in=tagged)
     return qs
+
+
+TAGS_MAX = 500
+
+
+def review_tags(*, run_id: int) -> list[str]:
+    """The distinct tags of the problems in the run's dataset version, sorted."""
+    version = Run.objects.filter(pk=run_id).values("dataset_version_id")
+    tags: set[str] = set()
+    for row in (
+        Problem.objects.filter(version_id__in=version)
+        .exclude(tags=[])
+        .values_list("tags", flat=True)
+        .order_by()
+        .distinct()
+    ):
+        if isinstance(row, list):
+            tags.update(str(t) for t in row)
+    return sorted(tags)[:TAGS_MAX]
 
 
 def _counts(run_id: int, f: ReviewFilters) -> QuerySet[ReviewStepCount]:
@@ -105,7 +130,7 @@ def review_page(*, run_id: int, filters: ReviewFilters) -> ReviewPage:
     # answer when only steps narrow the set; a problem, exception or flag filter counts its own rows.
     counts = _counts(run_id, f).exclude(error_class=PASSED)
     facet_rows: list[tuple[str, int]]
-    if f.problem_id or f.flag:
+    if f.problem_id or f.flag or f.tag:
         facet_rows = list(
             _items(run_id, f, with_class=False).values_list("error_class").annotate(n=Count("pk")).order_by()
         )
@@ -127,6 +152,7 @@ def review_page(*, run_id: int, filters: ReviewFilters) -> ReviewPage:
         chart=review_chart(run_id=run_id, filters=f),
         next_after=next_after,
         latest_labels=latest,
+        tags=review_tags(run_id=run_id),
     )
 
 
@@ -173,6 +199,7 @@ class GenerationDetail:
     diff: list[tuple[str, str]]  # (css class, line)
     labels: list[ReviewLabel]
     flagged_lines: set[int]
+    compare_links: list[CompareLink] = field(default_factory=list)
 
 
 def _diff(reference: str, completion: str) -> list[tuple[str, str]]:
@@ -208,6 +235,7 @@ def review_generation_detail(*, generation_id: int) -> GenerationDetail:
         diff=_diff(reference, g.completion[:TEXT_CAP]) if problem else [],
         labels=list(ReviewLabel.objects.filter(generation_id=g.pk).select_related("created_by")),
         flagged_lines={flag["line"] for flag in (item.flags if item else [])},
+        compare_links=review_compare_links(generation=g),
     )
 
 
@@ -298,3 +326,78 @@ def review_label_export(*, run_id: int) -> Iterator[dict[str, Any]]:
             "created_by": who,
             "created_at": when.isoformat(),
         }
+
+
+def _best_first(qs: QuerySet[Generation]) -> QuerySet[Generation]:
+    """The best generation first: passing, then most tests passed, then the oldest."""
+    return qs.order_by("-passed", "-tests_passed", "pk")
+
+
+def review_generation_pick(*, run_id: int, problem_id: str, step: int | None = None) -> Generation | None:
+    """The best generation of a problem in a run (at one step, or over the whole run)."""
+    qs = Generation.objects.filter(run_id=run_id, problem_id=problem_id)
+    if step is not None:
+        qs = qs.filter(step=step)
+    return _best_first(qs).first()
+
+
+@dataclass(frozen=True)
+class CompareLink:
+    text: str
+    generation_id: int
+
+
+COMPARE_LINKS_MAX = 20
+
+
+def review_compare_links(*, generation: Generation) -> list[CompareLink]:
+    """What a generation can be compared with: the same problem's best generation at each other step
+    of its run, and its best generation in each other run on the same dataset version."""
+    same_run = (
+        Generation.objects.filter(run_id=generation.run_id, problem_id=generation.problem_id)
+        .exclude(step=generation.step)
+        .order_by("step", "-passed", "-tests_passed", "pk")
+        .distinct("step")
+        .values_list("step", "pk", "passed")[:COMPARE_LINKS_MAX]
+    )
+    links = [CompareLink(f"step {s}{' ✓' if p else ''}", pk) for s, pk, p in same_run]
+    other_runs = (
+        Generation.objects.filter(
+            run__dataset_version_id=generation.run.dataset_version_id, problem_id=generation.problem_id
+        )
+        .exclude(run_id=generation.run_id)
+        .order_by("-run_id", "-passed", "-tests_passed", "pk")
+        .distinct("run_id")
+        .values_list("run_id", "run__name", "step", "pk", "passed")[:COMPARE_LINKS_MAX]
+    )
+    links += [
+        CompareLink(f"run #{r} {name} (best: step {s}{' ✓' if p else ''})", pk)
+        for r, name, s, pk, p in other_runs
+    ]
+    return links
+
+
+@dataclass(frozen=True)
+class CompareSide:
+    """One side of a comparison: a generation by id, or the best one of a problem in a run (at a step)."""
+
+    generation_id: int | None = None
+    run_id: int | None = None
+    step: int | None = None
+    problem_id: str = ""
+
+
+def review_compare_side(*, side: CompareSide) -> Generation | None:
+    qs = Generation.objects.select_related("run")
+    if side.generation_id is not None:
+        return qs.filter(pk=side.generation_id).first()
+    if side.run_id is None or not side.problem_id:
+        return None
+    picked = review_generation_pick(run_id=side.run_id, problem_id=side.problem_id, step=side.step)
+    return qs.get(pk=picked.pk) if picked else None
+
+
+def review_problem_of(*, generation: Generation) -> Problem | None:
+    return Problem.objects.filter(
+        version_id=generation.run.dataset_version_id, task_id=generation.problem_id
+    ).first()

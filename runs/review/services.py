@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+import copy
 import datetime as dt
 import re
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from django.contrib.auth.models import User
 from django.db import connection, transaction
@@ -16,6 +19,7 @@ from runs.metric_store import Row, metric_points_write
 from runs.models import Generation, Run
 from runs.review.detectors import scan
 from runs.review.models import PROBLEM_LABELS, Label, ReviewItem, ReviewLabel, ReviewStepCount
+from runs.review.selectors import CompareSide, review_compare_side, review_problem_of
 
 FLAGGED_FRAC_KEY = "review/flagged_frac"
 PASSED = "passed"
@@ -169,3 +173,147 @@ def review_label_comment(*, generation_id: int, user: User, comment: str) -> boo
     if latest is None:
         return False
     return ReviewLabel.objects.filter(pk=latest).update(comment=comment[:5000]) == 1
+
+
+# --- Side by side: a test-by-test pass matrix ------------------------------------------------------
+
+MATRIX_ROWS_MAX = 100
+SOURCE_CAP = 300
+
+
+@dataclass(frozen=True)
+class AssertCase:
+    source: str  # the assert (or the statement holding asserts) as the row shows it
+    tests: str  # a whole test program in the same style that runs only this assert
+
+
+def _has_assert(node: ast.AST) -> bool:
+    return any(isinstance(n, ast.Assert) for n in ast.walk(node))
+
+
+def _one_at_a_time(body: list[ast.stmt]) -> list[tuple[ast.stmt, list[ast.stmt]]]:
+    """For each statement of body that holds an assert: the body with every other assert-holding
+    statement dropped (set-up statements before it are kept, in order)."""
+    out = []
+    for i, stmt in enumerate(body):
+        if _has_assert(stmt):
+            out.append((stmt, [s for s in body[:i] if not _has_assert(s)] + [stmt]))
+    return out
+
+
+def split_asserts(tests: str) -> list[AssertCase]:
+    """Split tests into one program per assert, in the style the sandbox runs.
+
+    HumanEval style (a `check(candidate)` function): check is rewritten once per assert-holding
+    statement of its body, keeping the rest of the module (imports, helpers) and the set-up statements
+    before it; a loop of asserts is one row. MBPP style (top-level asserts): one program per top-level
+    assert-holding statement, with the top-level set-up before it. Tests that do not parse give []."""
+    try:
+        tree = ast.parse(tests)
+    except (SyntaxError, ValueError):
+        return []
+    checks = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "check"]
+    cases: list[AssertCase] = []
+    if checks:
+        check = checks[-1]
+        for stmt, body in _one_at_a_time(check.body):
+            rewritten = copy.copy(check)  # same name, arguments and decorators; one assert
+            rewritten.body = body
+            module = ast.Module(body=[rewritten if n is check else n for n in tree.body], type_ignores=[])
+            cases.append(AssertCase(_source(tests, stmt), ast.unparse(module)))
+    else:
+        for stmt, body in _one_at_a_time(tree.body):
+            cases.append(
+                AssertCase(_source(tests, stmt), ast.unparse(ast.Module(body=body, type_ignores=[])))
+            )
+    return cases
+
+
+def _source(tests: str, stmt: ast.stmt) -> str:
+    text = ast.get_source_segment(tests, stmt) or ast.unparse(stmt)
+    return text if len(text) <= SOURCE_CAP else text[: SOURCE_CAP - 1] + "…"
+
+
+def program_of(problem: Problem, completion: str) -> str:
+    """The program the sandbox ran: the completion when it repeats the prompt, else prompt + completion."""
+    prompt = problem.prompt.strip()
+    return (
+        completion if prompt and completion.lstrip().startswith(prompt[:40]) else problem.prompt + completion
+    )
+
+
+@dataclass(frozen=True)
+class Cell:
+    passed: bool | None  # None: the sandbox itself failed
+    error_class: str
+
+
+@dataclass(frozen=True)
+class MatrixRow:
+    source: str
+    a: Cell
+    b: Cell
+    reference: Cell
+
+    @property
+    def cells(self) -> tuple[Cell, Cell, Cell]:
+        return (self.a, self.b, self.reference)
+
+
+@dataclass
+class Comparison:
+    a: Generation | None
+    b: Generation | None
+    problem: Problem | None
+    reference: str = ""
+    a_code: str = ""
+    b_code: str = ""
+    rows: list[MatrixRow] = field(default_factory=list)
+    truncated: int = 0  # asserts left out past MATRIX_ROWS_MAX
+    error: str = ""
+
+
+def review_generations_compare(*, a: CompareSide, b: CompareSide) -> Comparison:
+    """Two generations of one problem side by side with the reference, and a test-by-test matrix got
+    by running each program against the problem's tests split into single asserts in the sandbox.
+    Runs code: call it from a request only with the sandbox's limits (a few seconds at most)."""
+    from workers.sandbox import Item, Limits, run_batch
+
+    gen_a, gen_b = review_compare_side(side=a), review_compare_side(side=b)
+    if gen_a is None or gen_b is None:
+        missing = "A" if gen_a is None else "B"
+        return Comparison(a=gen_a, b=gen_b, problem=None, error=f"Generation {missing} not found.")
+    if gen_a.problem_id != gen_b.problem_id:
+        return Comparison(
+            a=gen_a, b=gen_b, problem=None, error="The two generations solve different problems."
+        )
+    problem = review_problem_of(generation=gen_a)
+    if problem is None:
+        return Comparison(
+            a=gen_a, b=gen_b, problem=None, error="The problem is not in the run's dataset version."
+        )
+    out = Comparison(
+        a=gen_a,
+        b=gen_b,
+        problem=problem,
+        reference=problem.prompt + problem.solution,
+        a_code=program_of(problem, gen_a.completion),
+        b_code=program_of(problem, gen_b.completion),
+    )
+    cases = split_asserts(problem.tests)
+    out.truncated = max(0, len(cases) - MATRIX_ROWS_MAX)
+    cases = cases[:MATRIX_ROWS_MAX]
+    programs = (out.a_code, out.b_code, out.reference)
+    items = [
+        Item(id=f"{col}:{k}", code=code, tests=case.tests, entry_point=problem.entry_point)
+        for col, code in enumerate(programs)
+        for k, case in enumerate(cases)
+    ]
+    results = run_batch(items, Limits()) if items else []
+
+    def cell(col: int, k: int) -> Cell:
+        r = results[col * len(cases) + k]
+        return Cell(None if r.error_class == "sandbox_error" else bool(r.passed), str(r.error_class))
+
+    out.rows = [MatrixRow(case.source, cell(0, k), cell(1, k), cell(2, k)) for k, case in enumerate(cases)]
+    return out

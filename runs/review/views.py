@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST
 from controlplane.http import AuthedHttpRequest
 from runs.models import Generation, Run
 from runs.review import selectors, services
-from runs.review.forms import CommentForm, LabelForm, ReviewFilterForm
+from runs.review.forms import CommentForm, CompareForm, LabelForm, ReviewFilterForm
 from runs.review.models import Label
 
 
@@ -95,3 +95,14 @@ def review_export(request: AuthedHttpRequest, run_id: int) -> StreamingHttpRespo
     response = StreamingHttpResponse(lines(), content_type="application/x-ndjson")
     response["Content-Disposition"] = f'attachment; filename="run-{run.pk}-labels.jsonl"'
     return response
+
+
+def review_compare(request: AuthedHttpRequest) -> HttpResponse:
+    """`?a=<generation id>&b=<generation id>`, or `?run_a=&step_a=&run_b=&step_b=&problem=`."""
+    form = CompareForm(request.GET)
+    comparison = None
+    if form.is_valid():
+        comparison = services.review_generations_compare(a=form.side("a"), b=form.side("b"))
+    missing = comparison is not None and (comparison.a is None or comparison.b is None)
+    status = 404 if missing else 200
+    return render(request, "review/compare.html", {"form": form, "c": comparison}, status=status)

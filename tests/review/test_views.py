@@ -152,3 +152,34 @@ def test_keyset_pagination_walks_every_row_once(logged_in):
     steps = [r.step for r in first.context["page"].items] + [r.step for r in second.context["page"].items]
     assert steps == list(range(60))
     assert ReviewItem.objects.count() == 60
+
+
+def test_review_page_filters_by_problem_tag(logged_in):
+    version = ProblemFactory(task_id="T/graph", tags=["graphs", "easy"]).version
+    ProblemFactory(version=version, task_id="T/str", tags=["strings"])
+    run = RunFactory(dataset_version=version)
+    indexed(run, step=1, problem_id="T/graph")
+    indexed(run, step=2, problem_id="T/str")
+
+    response = logged_in.get(f"/review/runs/{run.pk}/", {"tag": "graphs"})
+
+    assert [r.problem_id for r in response.context["page"].items] == ["T/graph"]
+    assert dict(response.context["page"].facets) == {"wrong_answer": 1}
+    assert response.context["page"].tags == ["easy", "graphs", "strings"]
+    assert b'list="review-tags"' in response.content
+
+
+def test_generation_page_links_to_comparisons_with_other_steps_and_runs(logged_in):
+    problem = ProblemFactory()
+    run = RunFactory(dataset_version=problem.version, name="first")
+    other = RunFactory(dataset_version=problem.version, name="second")
+    here = indexed(run, step=1, problem_id=problem.task_id)
+    later = indexed(run, step=3, problem_id=problem.task_id, passed=True, error_class="passed")
+    indexed(run, step=3, problem_id=problem.task_id)
+    best = indexed(other, step=5, problem_id=problem.task_id, passed=True, error_class="passed")
+
+    response = logged_in.get(f"/review/generations/{here.pk}/")
+
+    links = response.context["d"].compare_links
+    assert [link.generation_id for link in links] == [later.pk, best.pk]
+    assert f"/review/compare/?a={here.pk}&amp;b={later.pk}".encode() in response.content

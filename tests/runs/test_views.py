@@ -237,3 +237,106 @@ def test_launching_on_unverified_problems_is_refused_on_the_field(logged_in):
     assert response.status_code == 200
     assert "has no verified problems (1 pending)" in response.content.decode()
     assert Run.objects.count() == 0
+
+
+LAUNCH_FIELDS = {
+    "steps": 5,
+    "group_size": 4,
+    "prompts_per_step": 2,
+    "lr": 0.001,
+    "seed": 0,
+    "max_new_tokens": 32,
+    "sft_warmup_steps": 0,
+    "sft_lr": 0.003,
+    "eval_every": 0,
+    "eval_problems": 0,
+}
+
+
+def test_a_preset_in_the_url_fills_the_fields_and_the_yaml(logged_in):
+    DatasetVersionFactory()
+
+    response = logged_in.get("/runs/new/?preset=demo")
+
+    content = response.content.decode()
+    assert '<option value="demo" selected>Demo learning recipe</option>' in content
+    assert 'name="steps" value="600"' in content
+    assert 'name="sft_warmup_steps" value="100"' in content
+    assert "steps: 600\n" in content and "max_new_tokens: 24\n" in content
+    assert "checkpoint_every: 50\n" in content
+
+
+def test_the_yaml_overrides_the_fields(logged_in, django_capture_on_commit_callbacks):
+    version = ProblemFactory().version
+
+    with django_capture_on_commit_callbacks(execute=False):
+        response = logged_in.post(
+            "/runs/new/",
+            {
+                **LAUNCH_FIELDS,
+                "steps": 0,
+                "dataset_version": version.pk,
+                "config_yaml": "steps: 9\ntemperature: 0.7\n",
+            },
+        )
+
+    run = Run.objects.get()
+    assert response.status_code == 302
+    assert run.config["steps"] == 9 and run.config["temperature"] == 0.7
+    assert run.config["max_new_tokens"] == 48  # the YAML left it out: RunConfig's default, not the field's 32
+
+
+def test_yaml_outside_the_schema_is_refused_with_its_line_and_key(logged_in):
+    version = ProblemFactory().version
+
+    response = logged_in.post(
+        "/runs/new/",
+        {
+            **LAUNCH_FIELDS,
+            "dataset_version": version.pk,
+            "config_yaml": "steps: 10\nlr: 0.001\n\ngroup_size: 1\n",
+        },
+    )
+
+    content = response.content.decode()
+    assert "config line 4, &#x27;group_size&#x27;: must be an integer ≥ 2" in content
+    assert '<details id="advanced-config" open' in content
+    assert Run.objects.count() == 0
+
+
+def test_invalid_yaml_shows_the_parsers_line_and_column(logged_in):
+    version = ProblemFactory().version
+
+    response = logged_in.post(
+        "/runs/new/", {**LAUNCH_FIELDS, "dataset_version": version.pk, "config_yaml": "steps: 5\n  lr: 1\n"}
+    )
+
+    assert (
+        "config line 2, column 5: invalid YAML: mapping values are not allowed here"
+        in response.content.decode()
+    )
+    assert Run.objects.count() == 0
+
+
+def test_a_refused_launch_points_at_the_yaml_line_when_the_yaml_was_used(logged_in):
+    version = ProblemFactory().version
+
+    response = logged_in.post(
+        "/runs/new/",
+        {**LAUNCH_FIELDS, "dataset_version": version.pk, "config_yaml": "steps: 5\neval_problems: 3\n"},
+    )
+
+    assert "config line 2, &#x27;eval_problems&#x27;: holding out 3 problems" in response.content.decode()
+    assert Run.objects.count() == 0
+
+
+def test_opening_the_yaml_section_fills_it_from_the_fields(logged_in):
+    response = logged_in.get(
+        "/runs/new/?part=config&steps=77&group_size=1&lr=0.0005", headers={"HX-Request": "true"}
+    )
+
+    content = response.content.decode()
+    assert "<html" not in content
+    assert "steps: 77\n" in content and "lr: 0.0005\n" in content
+    assert "group_size: 4\n" in content  # the invalid field shows its default
+    assert "disabled" not in content

@@ -1,0 +1,90 @@
+import dataclasses
+
+import pytest
+
+from runs.config_schema import (
+    PRESETS,
+    SCHEMA,
+    ConfigError,
+    config_from_yaml,
+    config_to_yaml,
+    preset_values,
+)
+from runs.services import RunConfig
+
+
+def test_the_schema_covers_every_runconfig_field_with_its_default():
+    fields = {field.name: field.default for field in dataclasses.fields(RunConfig)}
+
+    assert {name: rule.default for name, rule in SCHEMA.items()} == fields
+
+
+def test_the_default_yaml_lists_every_field_and_reads_back_to_the_defaults():
+    text = config_to_yaml(RunConfig())
+
+    parsed = config_from_yaml(text)
+
+    for name in SCHEMA:
+        assert f"\n{name}: " in text
+    assert parsed.config == RunConfig()
+
+
+def test_keys_left_out_take_their_defaults():
+    parsed = config_from_yaml("steps: 40\nlr: 3e-4\n")
+
+    assert parsed.config == RunConfig(steps=40, lr=3e-4)
+    assert parsed.lines == {"steps": 1, "lr": 2}
+
+
+def test_an_empty_document_is_the_default_config():
+    assert config_from_yaml("").config == RunConfig()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("steps: 10\n\nlr: 0.001\ngroup_size: 1\n", "config line 4, 'group_size': must be an integer ≥ 2"),
+        ("group_size: 65", "config line 1, 'group_size': must be an integer ≤ 64"),
+        ("steps: 2.5", "config line 1, 'steps': must be an integer from 1 to 100000, got 2.5"),
+        ("steps: true", "config line 1, 'steps': must be an integer from 1 to 100000, got True"),
+        ("lr: fast", "config line 1, 'lr': must be a number from 1e-08 to 1, got 'fast'"),
+        ("lr: .nan", "config line 1, 'lr': must be a number from 1e-08 to 1, got nan"),
+        ("lr: 2", "config line 1, 'lr': must be a number ≤ 1"),
+        ("include_unverified: 1", "config line 1, 'include_unverified': must be true or false, got 1"),
+        ("seed: 1\ngroupsize: 8", "config line 2: unknown key 'groupsize'"),
+        ("steps: 5\nsteps: 6", "config line 2, 'steps': given twice (first on line 1)"),
+        (
+            "steps: 10\nsft_warmup_steps: 10",
+            "config line 2, 'sft_warmup_steps': sft_warmup_steps (10) must be",
+        ),
+        ("- steps", "config line 1: must be a mapping of setting: value"),
+    ],
+)
+def test_values_outside_the_schema_are_refused_with_the_line_and_key(text, message):
+    with pytest.raises(ConfigError) as caught:
+        config_from_yaml(text)
+
+    assert str(caught.value).startswith(message)
+
+
+def test_invalid_yaml_shows_the_parsers_line_and_column():
+    with pytest.raises(ConfigError) as caught:
+        config_from_yaml("steps: 5\nlr: [0.1\n")
+
+    assert str(caught.value).startswith("config line 3, column 1: invalid YAML: expected ',' or ']'")
+
+
+def test_every_preset_is_a_valid_config_and_the_demo_recipe_has_its_values():
+    for name in PRESETS:
+        config_from_yaml(config_to_yaml(RunConfig(**preset_values(name))))
+
+    demo = preset_values("demo")
+
+    assert {k: demo[k] for k in ("steps", "prompts_per_step", "group_size", "max_new_tokens")} == {
+        "steps": 600,
+        "prompts_per_step": 4,
+        "group_size": 8,
+        "max_new_tokens": 24,
+    }
+    assert (demo["lr"], demo["sft_warmup_steps"], demo["sft_lr"]) == (3e-4, 100, 3e-3)
+    assert "budget_usd" not in demo
