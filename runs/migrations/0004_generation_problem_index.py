@@ -4,14 +4,13 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('runs', '0003_nodes'),
+        ("runs", "0003_nodes"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='generation',
-            index=models.Index(fields=['run', 'problem_id', 'step'], name='generation_run_problem_step'),
+            model_name="generation",
+            index=models.Index(fields=["run", "problem_id", "step"], name="generation_run_problem_step"),
         ),
     ]
