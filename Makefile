@@ -38,6 +38,10 @@ lint: install
 	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
 
 test: install system-packages services lint
+	@# Shared memory that runs killed before their launcher could clean up (an hour old at least).
+	-find /dev/shm -maxdepth 1 -name 'deepspeed_allreduce_buffer_*' -mmin +60 -delete
+	@# A JIT build of DeepSpeed's CPU op killed midway leaves its lock, and every later run waits on it.
+	-find $(HOME)/.cache/torch_extensions -name lock -mmin +10 -delete 2>/dev/null
 	$(TEST_ENV) $(BIN)/pytest -q
 
 test-fast: install

@@ -42,6 +42,23 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+SHM_DIR = Path("/dev/shm")  # noqa: S108 (where DeepSpeed puts them; we only delete our own)
+
+
+def remove_shm_buffers(port: int) -> int:
+    """Delete the shared-memory all-reduce buffers DeepSpeed's CPU backend leaves behind for a run.
+
+    They are named after the master address and port (deepspeed_allreduce_buffer_<n>_<addr>_<port>_<rank>),
+    are tens of MB each, and are never unlinked: left alone they fill /dev/shm, which is memory.
+    """
+    removed = 0
+    for path in SHM_DIR.glob(f"deepspeed_allreduce_buffer_*_{port}_*"):
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed += 1
+    return removed
+
+
 def deepspeed_command(
     spec: dict[str, object], spec_path: Path, *, deepspeed_bin: str | None, port: int
 ) -> list[str]:
@@ -113,7 +130,8 @@ def run_supervised(
         spec.setdefault("control_url", control_url)
         spec_path = workdir / "spec.json"
         spec_path.write_text(json.dumps(spec, indent=1))
-        cmd = deepspeed_command(spec, spec_path, deepspeed_bin=deepspeed_bin, port=free_port())
+        port = free_port()
+        cmd = deepspeed_command(spec, spec_path, deepspeed_bin=deepspeed_bin, port=port)
         client.status("starting", " ".join(cmd))
         client.flush()
 
@@ -165,6 +183,7 @@ def run_supervised(
             _signal_group(pgid, signal.SIGKILL)
             while _group_alive(pgid) and time.monotonic() < deadline + 5:
                 time.sleep(0.05)
+        remove_shm_buffers(port)
 
         if stop_state is not None:
             final = "cancelled" if stop_state == "cancelling" else "budget_stopped"

@@ -99,6 +99,7 @@ def test_deepspeed_command_runs_the_trainer_module_on_procs_per_node_ranks(tmp_p
 def test_a_run_reports_starting_running_metrics_generations_and_succeeded(control, tmp_path: Path):
     control.spec = _spec(control.url, steps=2)
 
+    shm_before = set(Path("/dev/shm").glob("deepspeed_allreduce_buffer_*"))
     final = run_supervised(
         run_id=3,
         token="secret-token",
@@ -123,6 +124,8 @@ def test_a_run_reports_starting_running_metrics_generations_and_succeeded(contro
     for source in ("launcher", "trainer"):
         seqs = [e["seq"] for e in control.events if e["source"] == source]
         assert len(seqs) == len(set(seqs))
+    # DeepSpeed's CPU all-reduce buffers (tens of MB of /dev/shm each) do not outlive the run.
+    assert set(Path("/dev/shm").glob("deepspeed_allreduce_buffer_*")) <= shm_before
     assert "secret-token" not in (tmp_path / "train.log").read_text()
     assert (tmp_path / "checkpoints" / "latest").exists()
 
