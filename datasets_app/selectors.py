@@ -27,10 +27,16 @@ def dataset_version_list_launchable() -> QuerySet[DatasetVersion]:
     )
 
 
+REVIEW_EXCLUDES = ["bad_test", "bad_reference", "flaky"]
+
+
 def problem_list_for_run(*, version: DatasetVersion, include_unverified: bool) -> QuerySet[Problem]:
     """The problems a run on `version` trains on: the verified ones, unless the user opted in to all."""
     problems = Problem.objects.filter(version=version).order_by("index")
-    return problems if include_unverified else problems.filter(status=ProblemStatus.VERIFIED)
+    if include_unverified:
+        return problems
+    # Reviewers' verdicts flow back: a problem labelled bad_test, bad_reference or flaky is left out.
+    return problems.filter(status=ProblemStatus.VERIFIED).exclude(review_flags__has_any_keys=REVIEW_EXCLUDES)
 
 
 @dataclass(frozen=True)

@@ -153,3 +153,16 @@ def test_opting_in_trains_on_unverified_problems_too(user, django_capture_on_com
     assert [p["task_id"] for p in run_spec(run=strict)["problems"]] == ["ok"]
     assert [p["task_id"] for p in run_spec(run=loose)["problems"]] == ["ok", "broken"]
     assert "include_unverified" not in run_spec(run=loose)["train"]
+
+
+def test_problems_reviewers_flagged_are_left_out_of_new_runs(user, django_capture_on_commit_callbacks):
+    from runs.services import run_spec
+
+    version = DatasetVersionFactory()
+    ProblemFactory(version=version, task_id="good")
+    ProblemFactory(version=version, task_id="bad", review_flags={"bad_test": 1})
+
+    with django_capture_on_commit_callbacks(execute=False):
+        run = run_launch(user=user, dataset_version=version, name="", config=RunConfig()).run
+
+    assert [p["task_id"] for p in run_spec(run=run)["problems"]] == ["good"]
