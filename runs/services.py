@@ -198,6 +198,12 @@ def run_cancel(*, run_id: int) -> bool:
         return bool(moved)
 
 
+def run_budget_stop(*, run_id: int, message: str) -> bool:
+    """Stop a started run for its budget: the launcher sees `budget_stopped` and checkpoints it."""
+    with transaction.atomic():
+        return _transition(run_id, RunStatus.BUDGET_STOPPED, message)
+
+
 def run_reap_lost(*, timeout_s: float | None = None) -> list[int]:
     """Mark `lost` every started run whose node has not been heard from within the timeout."""
     timeout = settings.TRIAD_LOST_AFTER_S if timeout_s is None else timeout_s

@@ -15,7 +15,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from runs.broadcast import broadcast_run_update
@@ -23,7 +23,7 @@ from runs.metric_store import metric_points_write
 from runs.models import TERMINAL_STATUSES, Run, RunStatus
 
 # The run state machine's one door; there is no public wrapper for a budget stop yet.
-from runs.services import _transition
+from runs.services import run_budget_stop
 from runs.spend.models import CostEntry, GpuPrice, MonthlyBudget, RunCost
 from runs.spend.selectors import Price, billed_units, month_start, price_for_pool, usd_for, user_month_spend
 
@@ -128,11 +128,6 @@ def _accrue_run(run: Run, now: dt.datetime, price: Price) -> RunCost | None:
     return cost
 
 
-def _budget_stop(run_id: int, message: str) -> bool:
-    with transaction.atomic():
-        return _transition(run_id, RunStatus.BUDGET_STOPPED, message, when=Q(status__in=STARTED))
-
-
 def run_cost_accrue(*, now: dt.datetime | None = None) -> AccrualResult:
     """One accrual tick over every started run and every finished run not yet billed to its end."""
     now = now or timezone.now()
@@ -166,7 +161,7 @@ def run_cost_accrue(*, now: dt.datetime | None = None) -> AccrualResult:
         if run.status in STARTED and budget > 0 and float(cost.usd) >= budget:
             message = f"run budget reached: ${cost.usd:.4f} spent of its ${budget:.2f} cap; "
             message += "stopped with a checkpoint"
-            if _budget_stop(run.pk, message):
+            if run_budget_stop(run_id=run.pk, message=message):
                 result.budget_stopped.append(run.pk)
     result.budget_stopped.extend(_enforce_monthly_budgets(now=now, skip=set(result.budget_stopped)))
     return result
@@ -189,5 +184,5 @@ def _enforce_monthly_budgets(*, now: dt.datetime, skip: set[int]) -> list[int]:
         run_ids = Run.objects.filter(created_by_id=budget.user_id, status__in=STARTED).values_list(
             "pk", flat=True
         )
-        stopped.extend(run_id for run_id in list(run_ids) if _budget_stop(run_id, message))
+        stopped.extend(run_id for run_id in list(run_ids) if run_budget_stop(run_id=run_id, message=message))
     return stopped
