@@ -185,7 +185,10 @@ def _transition(
 def run_cancel(*, run_id: int) -> bool:
     """Queued runs are cancelled at once; started ones go to `cancelling` until the launcher confirms."""
     with transaction.atomic():
-        if _transition(run_id, RunStatus.CANCELLED, "cancelled before it started"):
+        # Only a queued run is cancelled outright: `cancelling` → `cancelled` is the launcher's
+        # confirmation, so a second click must not take that edge.
+        queued = Q(status=RunStatus.QUEUED)
+        if _transition(run_id, RunStatus.CANCELLED, "cancelled before it started", when=queued):
             return True
         moved = Run.objects.filter(pk=run_id, status__in=(RunStatus.STARTING, RunStatus.RUNNING)).update(
             status=RunStatus.CANCELLING

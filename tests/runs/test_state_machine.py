@@ -40,3 +40,12 @@ def test_a_cancel_racing_a_finish_moves_the_run_exactly_once():
     assert final == (RunStatus.CANCELLING if winners == ["cancel"] else RunStatus.SUCCEEDED)
     moves = LogLine.objects.filter(run=run, source="control").exclude(message="run queued")
     assert moves.count() == 1  # one move, logged once: no repeated or contradictory transitions
+
+
+@pytest.mark.django_db
+def test_a_second_cancel_does_not_confirm_the_first():
+    """`cancelling` → `cancelled` belongs to the launcher; a repeated click must leave the run waiting."""
+    run = RunFactory(status=RunStatus.RUNNING)
+    assert run_cancel(run_id=run.pk) is True
+    assert run_cancel(run_id=run.pk) is False
+    assert Run.objects.get(pk=run.pk).status == RunStatus.CANCELLING
