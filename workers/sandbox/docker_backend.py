@@ -3,10 +3,11 @@
 The container (image ``TRIAD_SANDBOX_DOCKER_IMAGE``, default ``python:<our major.minor>-slim``) gets
 no network, a read-only root, a tmpfs ``/tmp`` (nosuid, nodev, noexec), ``pids_limit``, a memory
 limit without swap, every capability dropped, ``no-new-privileges`` and uid 65534. It runs the same
-trusted runner: the bootstrap and the runner's *source* (the image's Python may differ from ours, so
-no code object) arrive on the container's stdin. With no spare descriptor to pass, the verdict goes
-to stdout behind the item's nonce: the parent cuts the ``started:<nonce>:`` line and the final
-verdict line out of stdout. The container is force-removed at the end, whatever happened.
+trusted runner (a judge process and a candidate process): the bootstrap and the runner's *source*
+(the image's Python may differ from ours, so no code object) arrive on the container's stdin. With
+no spare descriptor to pass, the verdict goes to stdout behind the item's nonce, which only the
+judge process knows: the parent cuts the ``started:<nonce>:`` line and the final verdict line out
+of stdout. The container is force-removed at the end, whatever happened.
 
 The docker SDK is imported only here, so the other backends need nothing but the standard library.
 """
@@ -14,9 +15,7 @@ The docker SDK is imported only here, so the other backends need nothing but the
 from __future__ import annotations
 
 import contextlib
-import marshal
 import os
-import secrets
 import socket
 import sys
 import time
@@ -86,25 +85,14 @@ def execute(item: Item, limits: Limits) -> Result:
         client = _client()
     except Exception as e:
         return backends.infra(item, start, f"sandbox: docker: {type(e).__name__}: {e}")
-    nonce = secrets.token_hex(16)
-    payload = (
-        nonce,
-        item.code,
-        item.tests,
-        item.entry_point,
-        float(limits.timeout_s),
-        int(limits.memory_mb),
-        int(limits.output_bytes),
-        -1,
-        -1,
-    )
+    stdin, nonce = backends.item_stdin(item, limits, -1, backends.RUNNER_SOURCE, None)
     container = None
     try:
         container = client.containers.create(**container_config(limits, nonce))
         sock = client.api.attach_socket(container.id, params={"stdin": 1, "stream": 1})
         raw: socket.socket = getattr(sock, "_sock", sock)
         container.start()
-        raw.sendall(marshal.dumps((backends.RUNNER_SOURCE, payload)))
+        raw.sendall(stdin)
         with contextlib.suppress(OSError):
             raw.shutdown(socket.SHUT_WR)
         reason = ""

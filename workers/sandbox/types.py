@@ -53,6 +53,10 @@ class Result:
     stderr: str  # the candidate's stderr, then the traceback of the failure (capped)
     exception_type: str = ""
     failing_test: str = ""
+    # CPU time of the candidate process (its module code and every call the tests made, all its
+    # threads; interpreter start-up excluded), measured by the judge with wait4 once it has exited,
+    # so the candidate cannot under-report it. 0.0 when there is no verdict.
+    cpu_ms: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

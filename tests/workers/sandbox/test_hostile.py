@@ -163,6 +163,50 @@ def test_udp_and_raw_sockets_go_nowhere(backend: str) -> None:
     assert result.passed and "sent" not in result.stdout and "raw\n" not in result.stdout
 
 
+def test_concurrent_and_successive_items_cannot_reach_each_other(backend: str) -> None:
+    # each slot has a network namespace of its own; an item's sockets die with it
+    need_namespaces(backend, "the network")
+    port = 20000 + secrets.randbelow(20000)
+    listen = (
+        "import os, socket, time\n"
+        f"tcp = socket.socket()\ntcp.bind(('127.0.0.1', {port}))\ntcp.listen()\n"
+        "unix = socket.socket(socket.AF_UNIX)\nunix.bind('\\0triad-probe')\nunix.listen()\n"
+        "if os.fork() == 0:\n    os.setsid()\n    time.sleep(60)\n"
+        "time.sleep(1.0)\n" + ADD
+    )
+    connect = (
+        "import socket, time\n"
+        "time.sleep(0.4)\n"
+        f"targets = ((socket.AF_INET, ('127.0.0.1', {port})), (socket.AF_UNIX, '\\0triad-probe'))\n"
+        "for family, address in targets:\n"
+        "    s = socket.socket(family)\n"
+        "    try:\n        s.connect(address)\n        print('reached', family)\n"
+        "    except OSError as e:\n        print('refused', family)\n" + ADD
+    )
+    name, mode = ("bwrap", "warm") if backend == "warm" else (backend, "cold")
+    from workers.sandbox import run_batch
+
+    items = [Item(id="a", code=listen, tests=TESTS), Item(id="b", code=connect, tests=TESTS)]
+    together = run_batch(items, Limits(), backend=name, mode=mode, cache=False, workers=2)
+    one_after_the_other = run_batch(items, Limits(), backend=name, mode=mode, cache=False, workers=1)
+    for result in (*together, *one_after_the_other):
+        assert result.passed, result.stderr
+    for result in (together[1], one_after_the_other[1]):
+        assert "reached" not in result.stdout and result.stdout.count("refused") == 2, result.stdout
+
+
+def test_the_standard_devices_work(backend: str) -> None:
+    code = (
+        "import os\n"
+        "with open('/dev/null', 'w') as f:\n    f.write('x')\n"
+        "with open('/dev/zero', 'rb') as f:\n    assert f.read(4) == bytes(4)\n"
+        "with open('/dev/urandom', 'rb') as f:\n    assert len(f.read(4)) == 4\n"
+        "assert len(os.urandom(4)) == 4\n" + ADD
+    )
+    result = run_one(backend, code)
+    assert result.passed, result.stderr
+
+
 # --- filesystem and secrets ---------------------------------------------------------------------
 
 
@@ -358,11 +402,110 @@ def add(a, b):
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limit: the tests run in the candidate's interpreter, so code that walks the "
-    "harness's frames can read the nonce and forge a verdict (docs/sandbox.md)",
-)
 def test_frame_walking_to_forge_the_verdict_does_not_pass(backend: str) -> None:
     result = run_one(backend, FORGER, tests=HUMANEVAL_TESTS, entry_point="add")
     assert not result.passed
+
+
+# --- the candidate process holds no secret and cannot reach the judge -----------------------------
+
+MEMORY_SCAN = """
+import ctypes, re
+found = set()
+pattern = re.compile(rb"triad-token-[0-9a-f]{32}")
+control = ("triad-token-" + "ab" * 16).encode()  # in this process's memory on purpose
+with open("/proc/self/maps") as maps:
+    regions = [line.split() for line in maps]
+for fields in regions:
+    if not fields[1].startswith("rw") or (len(fields) > 5 and fields[5].startswith("[v")):
+        continue
+    start, end = (int(x, 16) for x in fields[0].split("-"))
+    found.update(m.decode() for m in pattern.findall(ctypes.string_at(start, end - start)))
+print(sorted(found))
+def add(a, b):
+    return a + b
+"""
+
+
+def test_the_candidate_process_holds_neither_the_tests_nor_the_nonce(backend: str) -> None:
+    # given tests that carry a unique token, and a candidate that searches all of its own
+    # writable memory for tokens (and plants one of its own, to show that the search works)
+    token = "triad-token-" + secrets.token_hex(16)
+    tests = f"assert add(1, 2) == 3, {token!r}\nassert add(2, 2) == 4\n"
+    result = run_one(backend, MEMORY_SCAN, tests=tests, timeout_s=10.0)
+    # then it finds its own token only: the tests (and the nonce sent with them) never were there
+    assert result.passed, result.stderr
+    assert result.stdout.strip() == str(["triad-token-" + "ab" * 16])
+
+
+def test_the_candidate_process_cannot_read_the_judges_memory_or_descriptors(backend: str) -> None:
+    if _weak_as_root(backend):
+        pytest.skip("process backend as root: the candidate runs as root too (documented)")
+    code = (
+        "import os\n"
+        "judge = os.getppid()\n"
+        "for what in ('mem', 'environ', 'fd/0', 'fd/3'):\n"
+        "    try:\n"
+        "        open(f'/proc/{judge}/{what}', 'rb').close()\n"
+        "        print('opened', what)\n"
+        "    except OSError:\n"
+        "        print('denied', what)\n"
+        "try:\n    os.listdir(f'/proc/{judge}/fd')\n    print('listed fd')\n"
+        "except OSError:\n    print('denied fd')\n" + ADD
+    )
+    result = run_one(backend, code)
+    assert result.passed, result.stderr
+    assert "opened" not in result.stdout and "listed" not in result.stdout, result.stdout
+    assert result.stdout.count("denied") == 5
+
+
+def test_patching_a_module_the_tests_use_does_not_change_the_tests(backend: str) -> None:
+    # the tests import math in the judge's interpreter, not the candidate's
+    code = "import math\nmath.isclose = lambda *a, **k: True\n" + WRONG_ADD
+    result = run_one(backend, code, tests="import math\nassert math.isclose(add(1, 2), 3)\n")
+    assert not result.passed and result.error_class == "wrong_answer"
+
+
+def test_forged_messages_on_every_descriptor_do_not_pass(backend: str) -> None:
+    # a well-formed answer "3" for the call pipe, written everywhere before the real messages
+    code = (
+        "import os\n"
+        "frame = b'R' + b'i3;'\n"
+        "for fd in range(3, 64):\n"
+        "    try:\n"
+        "        os.write(fd, len(frame).to_bytes(4, 'big') + frame)\n"
+        "    except OSError:\n"
+        "        pass\n" + WRONG_ADD
+    )
+    result = run_one(backend, code)
+    assert not result.passed and result.error_class == "crash"
+    assert result.exception_type == "ProtocolError"
+
+
+def test_closing_the_call_pipes_does_not_pass(backend: str) -> None:
+    code = "import os\ndef add(a, b):\n    os.closerange(3, 256)\n    return a + b\n"
+    result = run_one(backend, code, tests=HUMANEVAL_TESTS, entry_point="add")
+    assert not result.passed and result.error_class == "crash"
+
+
+def test_a_function_that_returns_the_candidates_own_object_does_not_pass(backend: str) -> None:
+    # an object that would compare equal stays in the candidate process: the tests see a handle
+    code = "class Three:\n    def __eq__(self, other):\n        return True\n"
+    code += "def add(a, b):\n    return Three\n"
+    result = run_one(backend, code, tests="assert add(1, 2)() == 3\n")
+    assert not result.passed and result.exception_type == "NonPlainReturn"
+
+
+def test_shadowing_a_builtin_the_tests_use_does_not_pass(backend: str) -> None:
+    # the tests' own arithmetic keeps the real abs
+    code = "def abs(x):\n    return 0\n\ndef half(x):\n    return x\n"
+    tests = "def check(candidate):\n    assert abs(candidate(1.0) - 0.5) < 1e-9\n"
+    result = run_one(backend, code, tests=tests, entry_point="half")
+    assert not result.passed and result.error_class == "wrong_answer"
+
+
+def test_a_fake_standard_module_does_not_pass(backend: str) -> None:
+    # MBPP tests that use math without importing it get the real math, not the candidate's class
+    code = "class math:\n    isclose = staticmethod(lambda *a, **k: True)\n\ndef area(r):\n    return 0\n"
+    result = run_one(backend, code, tests="assert math.isclose(area(1), 3.14159, rel_tol=1e-3)\n")
+    assert not result.passed and result.error_class == "wrong_answer"

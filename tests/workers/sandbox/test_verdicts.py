@@ -123,3 +123,74 @@ def test_results_keep_input_order_and_every_class_is_known() -> None:
 
 def test_an_empty_batch_returns_no_results() -> None:
     assert run_batch([]) == []
+
+
+def test_cpu_ms_is_the_candidates_own_cpu_time_without_the_interpreter_start() -> None:
+    # given a candidate that does a fixed amount of work per call, the same work done in another
+    # thread, and a candidate that answers at once
+    work = "    for _ in range(2_000_000):\n        pass\n"
+    busy = f"def add(a, b):\n{work}    return a + b\n"
+    threaded = (
+        "import threading\n\ndef work():\n" + work + "\n"
+        "def add(a, b):\n    t = threading.Thread(target=work)\n"
+        "    t.start()\n    t.join()\n    return a + b\n"
+    )
+    tests = "assert add(1, 2) == 3\nassert add(2, 2) == 4\nassert add(0, 0) == 0\n"
+    items = [
+        Item(id="quick", code=ADD, tests=tests),
+        Item(id="busy", code=busy, tests=tests),
+        Item(id="threaded", code=threaded, tests=tests),
+        Item(id="loop", code="while True:\n    pass\n", tests="assert True\n"),
+    ]
+    # when they run
+    quick, slow, threads, loop = run_batch(items, Limits(timeout_s=2.0), cache=False)
+    # then each passing verdict carries a positive CPU time below the child's whole wall time, the
+    # busy ones' far above the quick one's, wherever the work ran, and a timeout has none
+    assert quick.passed and slow.passed and threads.passed
+    assert 0 < quick.cpu_ms < quick.duration_ms
+    assert slow.cpu_ms > 10 * quick.cpu_ms
+    assert threads.cpu_ms > 10 * quick.cpu_ms
+    assert loop.error_class == "timeout" and loop.cpu_ms == 0.0
+
+
+def test_tests_can_build_the_candidates_objects_and_pass_them_back() -> None:
+    # MBPP-style tests that construct instances of a class the candidate defines
+    code = (
+        "class Pair:\n    def __init__(self, a, b):\n        self.a, self.b = a, b\n\n"
+        "def widest(pairs):\n    return max(p.b - p.a for p in pairs)\n"
+    )
+    tests = "assert widest([Pair(1, 5), Pair(2, 3)]) == 4\nassert Pair(1, 2).b == 2\n"
+    result = run_one(Item(id="objects", code=code, tests=tests))
+    assert result.passed and (result.tests_passed, result.tests_total) == (2, 2)
+
+
+def test_tests_can_pass_functions_builtins_and_ranges_to_the_candidate() -> None:
+    code = "def apply(f, xs):\n    return [f(x) for x in xs]\n"
+    tests = (
+        "assert apply(lambda x: x * 2, [1, 2]) == [2, 4]\n"
+        "assert apply(str, [1]) == ['1']\n"
+        "assert apply(abs, range(-2, 0)) == [2, 1]\n"
+    )
+    result = run_one(Item(id="callbacks", code=code, tests=tests))
+    assert result.passed and (result.tests_passed, result.tests_total) == (3, 3), result.stderr
+
+
+def test_the_candidates_exceptions_keep_their_name_and_builtin_base() -> None:
+    code = (
+        "class Negative(ValueError):\n    pass\n\n"
+        "def root(x):\n    if x < 0:\n        raise Negative(x)\n    return x ** 0.5\n"
+    )
+    caught = "try:\n    root(-1)\nexcept ValueError:\n    pass\nelse:\n    raise AssertionError\n"
+    passing = run_one(Item(id="caught", code=code, tests=caught + "assert root(4) == 2.0\n"))
+    failing = run_one(Item(id="uncaught", code=code, tests="assert root(-1) == 0\n"))
+    assert passing.passed
+    assert failing.error_class == "runtime_error" and failing.exception_type == "Negative"
+    assert "raise Negative(x)" in failing.stderr
+
+
+def test_mbpp_tests_may_use_a_module_that_only_the_candidate_imported() -> None:
+    code = "import math\n\ndef area(r):\n    return math.pi * r * r\n"
+    result = run_one(
+        Item(id="math", code=code, tests="assert math.isclose(area(1), 3.14159, rel_tol=1e-3)\n")
+    )
+    assert result.passed, result.stderr
