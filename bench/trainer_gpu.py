@@ -119,6 +119,11 @@ def main() -> None:
     parser.add_argument("--sft-lr", type=float, default=1e-3)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--deepspeed-bin", default=None)
+    parser.add_argument(
+        "--train",
+        default="{}",
+        help='extra train options as JSON, e.g. \'{"critic": true, "reward_format": 0.2}\'',
+    )
     args = parser.parse_args()
     gpu = torch.cuda.is_available()
     problems = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
@@ -144,6 +149,7 @@ def main() -> None:
             "zero_stage": 2 if gpu else 0,
             "precision": "bf16" if gpu else "fp32",
             "sft_warmup_steps": args.sft_steps,
+            **json.loads(args.train),
         },
         "resources": {"num_nodes": 1, "procs_per_node": 1, "gpu": gpu},
         "sandbox": {"timeout_s": 2.0, "memory_mb": 1024},
@@ -199,6 +205,12 @@ def main() -> None:
                 "pass_rate_last10_rl": _mean([m["pass_rate"] for m in metrics if "pass_rate" in m][-10:]),
                 "gpu_mem_gb": metrics[-1].get("gpu/mem_gb") if metrics else None,
                 "tokens_per_s": metrics[-1]["throughput/tokens_per_s"] if metrics else None,
+                # What the reward components and the critic logged last (present when the options are on).
+                **{
+                    k: round(v, 4)
+                    for k, v in (metrics[-1] if metrics else {}).items()
+                    if k.startswith(("reward/", "critic/")) and isinstance(v, float)
+                },
             }
         )
     )

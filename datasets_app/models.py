@@ -63,6 +63,8 @@ class Problem(models.Model):
     entry_point = models.CharField(max_length=200)
     solution = models.TextField()
     tests = models.TextField()
+    # A teacher's step-by-step trace towards the solution, when the dataset carries one.
+    reasoning = models.TextField(blank=True, default="")
     difficulty = models.CharField(max_length=200, blank=True)
     tags = models.JSONField(default=list, blank=True)
     source = models.CharField(max_length=200, blank=True)

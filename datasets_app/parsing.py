@@ -7,6 +7,8 @@ once per file, from the fields of its first JSON object (see docs/datasets.md):
 - MBPP: task_id, text, code, test_list (assert lines), optional test_setup_code.
 - Triad: prompt, entry_point, solution, tests, optional task_id, difficulty, tags, source.
 
+Any shape may carry ``reasoning``: a teacher's step-by-step trace towards the solution (a string).
+
 Every shape becomes the same ``ParsedProblem``, whose program is ``prompt + solution`` run against
 ``tests``. A bad file is refused whole: the parser reads to the end and reports each problem by line
 and field, so a person fixes the file once instead of once per error.
@@ -18,7 +20,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 HUMANEVAL = "humaneval"
@@ -50,6 +52,7 @@ class ParsedProblem:
     difficulty: str = ""
     tags: tuple[str, ...] = ()
     source: str = ""
+    reasoning: str = ""
 
 
 @dataclass(frozen=True)
@@ -171,8 +174,11 @@ class Parser:
         if not self.format:
             self.format = detect_format(record)
         converted = _CONVERTERS[self.format](number, record, self._error)
-        if converted is None:
+        reasoning = _reasoning(number, record, self._error)
+        if converted is None or reasoning is None:
             return None
+        if reasoning:
+            converted = replace(converted, reasoning=reasoning)
         if converted.task_id in self._seen:
             first = self._seen[converted.task_id]
             self._error(number, "task_id", f"duplicate of line {first}: {converted.task_id!r}")
@@ -194,8 +200,10 @@ def canonical(problem: ParsedProblem) -> bytes:
         problem.solution,
         problem.tests,
     ]
-    if problem.difficulty or problem.tags or problem.source:
+    if problem.difficulty or problem.tags or problem.source or problem.reasoning:
         values += [problem.difficulty, list(problem.tags), problem.source]
+    if problem.reasoning:  # last and only when present: versions without traces keep their hashes
+        values.append(problem.reasoning)
     return json.dumps(values, ensure_ascii=False).encode() + b"\n"
 
 
@@ -224,6 +232,17 @@ def _strings(
             error(number, name, f"longer than {MAX_SHORT} characters")
             ok = False
     return ok
+
+
+def _reasoning(number: int, record: dict[str, Any], error: Report) -> str | None:
+    """The optional trace: a string (null or absent: none); None after reporting a wrong type."""
+    value = record.get("reasoning")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        error(number, "reasoning", "must be a string")
+        return None
+    return value.replace("\r\n", "\n")
 
 
 def _entry_point_ok(number: int, entry_point: str, error: Report) -> bool:

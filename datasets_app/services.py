@@ -74,6 +74,7 @@ def _problem(version: DatasetVersion, index: int, p: ParsedProblem, duplicate_of
         entry_point=p.entry_point,
         solution=p.solution,
         tests=p.tests,
+        reasoning=p.reasoning,
         difficulty=p.difficulty,
         tags=list(p.tags),
         source=p.source,

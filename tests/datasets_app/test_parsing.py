@@ -1,5 +1,6 @@
 """The three formats, and each kind of bad line, through the streaming parser (no database)."""
 
+import hashlib
 import json
 
 from datasets_app.parsing import HUMANEVAL, MBPP, TRIAD, mbpp_entry_point, parse_jsonl
@@ -144,3 +145,31 @@ def test_reporting_stops_after_fifty_errors():
 
     assert len(result.errors) == 51
     assert str(result.errors[-1]) == "line 51: too many errors; stopped reading"
+
+
+def test_every_shape_accepts_a_reasoning_trace():
+    trace = "First read the input.\r\nThen return it unchanged."
+    for record in (HE, MBPP_RECORD, TRIAD_RECORD):
+        result = parse_jsonl(lines({**record, "reasoning": trace}))
+        assert not result.errors
+        assert result.problems[0].reasoning == "First read the input.\nThen return it unchanged."
+        assert parse_jsonl(lines({**record, "reasoning": None})).problems[0].reasoning == ""
+
+
+def test_a_reasoning_that_is_not_a_string_is_named():
+    result = parse_jsonl(lines(HE, {**HE, "task_id": "H/1", "reasoning": ["step 1"]}))
+
+    assert result.problems == []
+    assert [str(e) for e in result.errors] == ["line 2, field 'reasoning': must be a string"]
+
+
+def test_a_trace_changes_the_content_hash_and_no_trace_keeps_the_old_one():
+    fields = [HE["task_id"], HE["prompt"], HE["entry_point"], HE["canonical_solution"], HE["test"]]
+    before_traces = hashlib.sha256(json.dumps(fields).encode() + b"\n").hexdigest()
+
+    plain = parse_jsonl(lines(HE)).content_hash
+    with_trace = parse_jsonl(lines({**HE, "reasoning": "x"})).content_hash
+
+    assert plain == before_traces == parse_jsonl(lines({**HE, "reasoning": None})).content_hash
+    assert with_trace != plain
+    assert with_trace != parse_jsonl(lines({**HE, "reasoning": "y"})).content_hash

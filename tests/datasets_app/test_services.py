@@ -204,3 +204,14 @@ def test_a_file_over_the_size_limit_is_refused(user, settings):
 def test_a_corrupt_gzip_file_is_refused(user):
     with pytest.raises(DatasetImportError, match="cannot decompress"):
         dataset_import(user=user, name="gz", fileobj=io.BytesIO(b"\x1f\x8b" + b"not deflate data" * 4))
+
+
+def test_a_reasoning_trace_is_stored_with_its_problem(user):
+    records = [problem("T/0", reasoning="Add nothing: return x."), problem("T/1", prompt="def g(x):\n")]
+
+    version = dataset_import(user=user, name="traces", fileobj=jsonl(*records)).version
+
+    assert dict(version.problems.values_list("task_id", "reasoning")) == {
+        "T/0": "Add nothing: return x.",
+        "T/1": "",
+    }

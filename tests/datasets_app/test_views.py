@@ -113,6 +113,18 @@ def test_the_problem_page_highlights_code_and_escapes_it(logged_in):
     assert b"AssertionError" in response.content and b"wrong_answer" in response.content
 
 
+def test_the_problem_page_shows_its_reasoning_trace_escaped(logged_in):
+    from tests.factories import ProblemFactory
+
+    traced = ProblemFactory(reasoning="First <b>think</b>.\nThen add.")
+    plain = ProblemFactory()
+
+    body = logged_in.get(f"/datasets/problems/{traced.pk}/").content.decode()
+
+    assert "First &lt;b&gt;think&lt;/b&gt;.\nThen add." in body
+    assert 'data-testid="reasoning"' not in logged_in.get(f"/datasets/problems/{plain.pk}/").content.decode()
+
+
 def test_the_dataset_page_lists_versions_with_their_changes(logged_in, user):
     from datasets_app.services import dataset_import
 

@@ -287,6 +287,12 @@ def execute(item: Item, limits: Limits, backend: str, slot: int) -> Result:
         remove_workdir(workdir)
 
 
+# CPython 3.11 keeps the AST converter's recursion depth per interpreter, not per thread: two threads
+# converting ASTs at once fail with "SystemError: AST constructor recursion depth mismatch"
+# (python/cpython#106905). Batches run items on a thread pool, so conversions take turns.
+_AST_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=1024)
 def prepared_tests(tests: str, entry_point: str) -> tuple[tuple[str, str] | None, bytes, int]:
     """(None, the tests compiled for the judge (marshalled), tests_total), or ((exception type,
@@ -295,7 +301,8 @@ def prepared_tests(tests: str, entry_point: str) -> tuple[tuple[str, str] | None
     The judge runs the same interpreter, so the tests are parsed, instrumented and compiled here,
     once per distinct test source (see ``runner.prepare_tests``), not in every sandbox.
     """
-    prepared = runner.prepare_tests(tests, entry_point)
+    with _AST_LOCK:
+        prepared = runner.prepare_tests(tests, entry_point)
     if prepared[0] == "error":
         return (str(prepared[1]), str(prepared[2])), b"", 0
     return None, marshal.dumps(prepared), int(prepared[3 if prepared[0] == "check" else 2])

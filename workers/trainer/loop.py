@@ -13,7 +13,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -23,14 +23,19 @@ import torch
 import torch.distributed as dist
 
 from workers.client import STOP_STATES, IngestClient
+from workers.trainer.critic import CRITIC_SKIPPED, TrainerCritic
+from workers.trainer.eval_sets import load_eval_set
 from workers.trainer.grpo import group_advantages, grpo_loss, pass_at_k
 from workers.trainer.model import build_tiny_model
-from workers.trainer.rewards import INFRA_ERROR, Score, score_completions
+from workers.trainer.reasoning import sft_target
+from workers.trainer.reward_components import ReferenceTimes, weights_active
+from workers.trainer.rewards import INFRA_ERROR, Score, complete_components, score_completions
 from workers.trainer.rollout import Completion, LogitsFn, RolloutEngine, Tokenizer, TorchEngine, left_pad
-from workers.trainer.spec import Problem, RunSpec, load_spec
+from workers.trainer.spec import Problem, RunSpec, load_spec, reward_weights
 
 GENERATIONS_FAILING_CAP = 8
 GENERATIONS_PASSING_CAP = 2
+EVAL_ROWS = 64  # completions sampled per generate call while evaluating (bounds the logits' memory)
 SIGTERM_RECEIVED = threading.Event()
 
 
@@ -171,29 +176,50 @@ class LocalStats:
     failing: list[Sample] = field(default_factory=list)
     passing: list[Sample] = field(default_factory=list)
     eval_counts: list[tuple[int, int]] = field(default_factory=list)  # (valid samples, passed) per problem
+    eval_set_counts: list[tuple[int, int]] = field(default_factory=list)  # the same, on the eval set
     eval_s: float = 0.0
+    components: dict[str, list[float]] = field(default_factory=dict)  # valid samples' component scores
 
 
-def eval_metrics(stats: Sequence[LocalStats], k: int) -> dict[str, float]:
-    """Mean unbiased pass@1 and pass@k over the held-out problems every rank evaluated."""
-    counts = [nc for s in stats for nc in s.eval_counts if nc[0] > 0]
-    if not counts:
+def pass_metrics(counts: Sequence[tuple[int, int]], k: int, prefix: str) -> dict[str, float]:
+    """<prefix>/pass@1, <prefix>/pass@<k> (unbiased, averaged over problems) and <prefix>/problems;
+    problems whose samples all failed in the sandbox (n = 0) are left out."""
+    counted = [nc for nc in counts if nc[0] > 0]
+    if not counted:
         return {}
     out = {
-        "eval/pass@1": statistics.fmean(pass_at_k(n, c, 1) for n, c in counts),
-        "eval/problems": float(len(counts)),
-        "time/eval_s": max(s.eval_s for s in stats),
+        f"{prefix}/pass@1": statistics.fmean(pass_at_k(n, c, 1) for n, c in counted),
+        f"{prefix}/problems": float(len(counted)),
     }
-    ks = [n for n, _ in counts]
-    if k > 1 and min(ks) >= k:
-        out[f"eval/pass@{k}"] = statistics.fmean(pass_at_k(n, c, k) for n, c in counts)
+    if k > 1 and min(n for n, _ in counted) >= k:
+        out[f"{prefix}/pass@{k}"] = statistics.fmean(pass_at_k(n, c, k) for n, c in counted)
+    return out
+
+
+def eval_metrics(stats: Sequence[LocalStats], k: int, *, eval_set: str = "") -> dict[str, float]:
+    """pass@1 and pass@k over the held-out problems every rank evaluated (eval/...) and over the
+    evaluation set's (eval/<eval_set>/...)."""
+    out = pass_metrics([nc for s in stats for nc in s.eval_counts], k, "eval")
+    if eval_set:
+        out.update(pass_metrics([nc for s in stats for nc in s.eval_set_counts], k, f"eval/{eval_set}"))
+    if out:
+        out["time/eval_s"] = max(s.eval_s for s in stats)
     return out
 
 
 def merge_metrics(
-    stats: Sequence[LocalStats], *, lr: float, grad_norm: float, step_s: float
+    stats: Sequence[LocalStats],
+    *,
+    lr: float,
+    grad_norm: float,
+    step_s: float,
+    weights: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
-    """Combine every rank's LocalStats into the catalog metrics (rank 0 posts them)."""
+    """Combine every rank's LocalStats into the catalog metrics (rank 0 posts them).
+
+    With reward weights, each weighted component c also gets reward/<c>/mean (its mean score over the
+    valid samples) and reward/<c>/share = weight * that mean: its part of reward/mean, so the shares
+    add up to reward/mean."""
     rewards = [r for s in stats for r in s.rewards]
     n = sum(s.n_samples for s in stats)
     tokens = sum(s.tokens for s in stats)
@@ -231,6 +257,10 @@ def merge_metrics(
     }
     for cls, count in sorted(errors.items()):
         m[f"error/{cls}"] = count / n if n else 0.0
+    for name, weight in weights_active(weights or {}).items():
+        scores = [v for s in stats for v in s.components.get(name, [])]
+        m[f"reward/{name}/mean"] = statistics.fmean(scores) if scores else 0.0
+        m[f"reward/{name}/share"] = weight * m[f"reward/{name}/mean"]
     return m
 
 
@@ -338,6 +368,19 @@ class Trainer:
         self.train_problems = spec.problems[: len(spec.problems) - held_out]
         self.eval_problems = spec.problems[len(spec.problems) - held_out :]
         self.on_step: Callable[[int, dict[str, float]], None] | None = None  # rank 0, after each post
+        self.critic = TrainerCritic(train, rank=self.rank) if train.critic else None
+        self.reward_weights = reward_weights(train)
+        self.reference_times = ReferenceTimes()  # reference solutions' sandbox times, for efficiency
+        self.eval_set_problems: tuple[Problem, ...] = ()
+        if train.eval_set != "none":
+            self.eval_set_problems = load_eval_set(train.eval_set, train.eval_set_problems)
+            seen = {p.prompt for p in spec.problems}
+            if overlap := sum(p.prompt in seen for p in self.eval_set_problems):
+                self.log(
+                    f"{overlap} of the {train.eval_set} problems evaluated are in this run's dataset: "
+                    f"eval/{train.eval_set} is not a held-out measure",
+                    "warning",
+                )
 
     def _rollout_engine(self, max_len: int) -> RolloutEngine:
         spec = self.spec
@@ -369,6 +412,9 @@ class Trainer:
         if path is not None and client_state:
             self.start_step = int(client_state.get("next_step", 0))
             self.log(f"resumed from {path} at step {self.start_step}")
+            tag = (self.ckpt_dir / "latest").read_text().strip()
+            if self.critic is not None and not self.critic.load(self.ckpt_dir / tag / "critic.pt"):
+                self.log(f"no critic state in checkpoint {tag}: the critic starts afresh", "warning")
 
     def _reset_optimizer_state(self) -> None:
         """Forget AdamW's moments (ZeRO holds them on the inner torch optimizer; re-made lazily)."""
@@ -384,6 +430,8 @@ class Trainer:
         self.engine.save_checkpoint(
             str(self.ckpt_dir), tag=f"step{next_step}", client_state={"next_step": next_step}
         )
+        if self.critic is not None and self.rank == 0:  # every rank's critic is the same
+            self.critic.save(self.ckpt_dir / f"step{next_step}" / "critic.pt")
         self.log(f"checkpoint saved: step{next_step}")
 
     # ------------------------------------------------------------------ one step
@@ -413,16 +461,24 @@ class Trainer:
         st.gen_s = time.monotonic() - t0
 
         t0 = time.monotonic()
-        scores: list[list[Score]] = (
-            score_completions(
-                mine,
-                [[c.text for c in g] for g in groups],
+
+        def run_sandbox(problems: Sequence[Problem], texts: list[list[str]]) -> list[list[Score]]:
+            return score_completions(
+                problems,
+                texts,
                 sandbox=spec.sandbox,
                 partial_credit=train.partial_credit,
+                weights=self.reward_weights,
+                reference_times=self.reference_times,
             )
-            if mine
-            else []
-        )
+
+        texts = [[c.text for c in g] for g in groups]
+        scores: list[list[Score]]
+        if self.critic is not None:  # every rank, problems or not: it gathers across ranks
+            scores = self.critic.score(mine, texts, step=step, run_sandbox=run_sandbox)
+            scores = complete_components(mine, texts, scores, weights=self.reward_weights)
+        else:
+            scores = run_sandbox(mine, texts) if mine else []
         st.reward_s = time.monotonic() - t0
 
         t0 = time.monotonic()
@@ -452,36 +508,47 @@ class Trainer:
 
     def eval_due(self, step: int) -> bool:
         train = self.spec.train
-        if not (train.eval_every and self.eval_problems):
+        if not (train.eval_every and (self.eval_problems or self.eval_set_problems)):
             return False
         return step % train.eval_every == 0 or step == train.steps - 1
 
     @torch.no_grad()
     def evaluate(self, step: int, st: LocalStats) -> None:
-        """Sample eval_samples completions for this rank's share of the held-out problems; record
-        (valid, passed) per problem in st (sandbox_error samples do not count towards n)."""
-        train = self.spec.train
+        """Sample eval_samples completions for this rank's share of the held-out problems and of the
+        evaluation set; record (valid, passed) per problem in st (sandbox_error samples do not count
+        towards n)."""
         t0 = time.monotonic()
-        mine = [
-            self.eval_problems[i] for i in rank_share(range(len(self.eval_problems)), self.rank, self.world)
-        ]
         self.engine.eval()
-        groups = self.rollout.generate(
-            [p.prompt for p in mine],
-            train.eval_samples,
-            train.max_new_tokens,
-            train.eval_temperature or train.temperature,
-            seed=train.seed * 1_000_003 + step * 1009 + self.rank + 7_777_777,
-        )
-        self.engine.train()
-        if mine:
+        try:
+            st.eval_counts = self._pass_counts(self.eval_problems, step, salt=7_777_777)
+            st.eval_set_counts = self._pass_counts(self.eval_set_problems, step, salt=8_888_888)
+        finally:
+            self.engine.train()
+        st.eval_s = time.monotonic() - t0
+
+    def _pass_counts(self, problems: Sequence[Problem], step: int, *, salt: int) -> list[tuple[int, int]]:
+        """(valid samples, passed) for each of this rank's share of problems, sampled EVAL_ROWS
+        completions at a time and scored pass/fail (no partial credit, no other components)."""
+        train = self.spec.train
+        mine = [problems[i] for i in rank_share(range(len(problems)), self.rank, self.world)]
+        per_call = max(1, EVAL_ROWS // train.eval_samples)
+        counts: list[tuple[int, int]] = []
+        for start in range(0, len(mine), per_call):
+            chunk = mine[start : start + per_call]
+            groups = self.rollout.generate(
+                [p.prompt for p in chunk],
+                train.eval_samples,
+                train.max_new_tokens,
+                train.eval_temperature or train.temperature,
+                seed=train.seed * 1_000_003 + step * 1009 + self.rank + salt + start,
+            )
             scores = score_completions(
-                mine, [[c.text for c in g] for g in groups], sandbox=self.spec.sandbox, partial_credit=False
+                chunk, [[c.text for c in g] for g in groups], sandbox=self.spec.sandbox, partial_credit=False
             )
             for group_scores in scores:
                 valid = [s for s in group_scores if s.valid]
-                st.eval_counts.append((len(valid), sum(s.passed for s in valid)))
-        st.eval_s = time.monotonic() - t0
+                counts.append((len(valid), sum(s.passed for s in valid)))
+        return counts
 
     def _max_prompt(self) -> int:
         rollout = self.rollout
@@ -491,14 +558,18 @@ class Trainer:
 
     def _record(self, st: LocalStats, problem: Problem, c: Completion, s: Score) -> None:
         st.n_samples += 1
-        st.errors[s.error_class] = st.errors.get(s.error_class, 0) + 1
         st.lengths.append(len(c.token_ids))
         st.truncated += int(c.truncated)
-        st.latencies_ms.append(s.duration_ms)
         if s.valid:
             st.rewards.append(s.reward)
+            for name, value in s.components.items():
+                st.components.setdefault(name, []).append(value)
             st.passed += int(s.passed)
             st.pass_frac.append(s.tests_passed / s.tests_total if s.tests_total else float(s.passed))
+        if s.error_class == CRITIC_SKIPPED:
+            return  # scored by the critic, never run: no error class, latency or generation to report
+        st.errors[s.error_class] = st.errors.get(s.error_class, 0) + 1
+        st.latencies_ms.append(s.duration_ms)
         sample = Sample(
             problem.task_id,
             c.text,
@@ -601,7 +672,11 @@ class Trainer:
         prompt_rows = [
             self.tokenizer.encode(p.prompt, bos=not self.hf)[-self._max_prompt() :] for p in with_solution
         ]
-        comp_rows = [self.tokenizer.encode(p.solution, eos=True) for p in with_solution]
+        with_reasoning = self.spec.train.sft_with_reasoning
+        comp_rows = [
+            self.tokenizer.encode(sft_target(p, with_reasoning=with_reasoning), eos=True)
+            for p in with_solution
+        ]
         if prompt_rows:
             logp, mask, entropy = completion_logprobs(
                 self.logits_fn,
@@ -628,12 +703,17 @@ class Trainer:
     def post_step(self, step: int, all_stats: list[LocalStats], step_s: float) -> str | None:
         assert self.client is not None
         lr = float(self.engine.get_lr()[0]) if self.engine.get_lr() else self.spec.train.lr
-        metrics = merge_metrics(all_stats, lr=lr, grad_norm=self._grad_norm, step_s=step_s)
+        metrics = merge_metrics(
+            all_stats, lr=lr, grad_norm=self._grad_norm, step_s=step_s, weights=self.reward_weights
+        )
         metrics.update(gpu_metrics(self.device))
         if step < self.spec.train.sft_warmup_steps:
             # Warm-up steps sample nothing: report what they measure, not zeros for rewards.
             metrics = {k: v for k, v in metrics.items() if k in SFT_METRICS or k.startswith("gpu/")}
-        metrics.update(eval_metrics(all_stats, self.spec.train.eval_k))
+        eval_set = "" if self.spec.train.eval_set == "none" else self.spec.train.eval_set
+        metrics.update(eval_metrics(all_stats, self.spec.train.eval_k, eval_set=eval_set))
+        if self.critic is not None:
+            metrics.update(self.critic.take_metrics())
         self.client.metric(step, metrics)
         if self.on_step is not None:
             self.on_step(step, metrics)

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from workers.trainer.reward_components import (
+    ReferenceTimes,
+    efficiency_score,
+    format_score,
+    style_report,
+    weighted_reward,
+    weights_active,
+)
 from workers.trainer.spec import Problem, SandboxSpec
 
 ERROR_CLASSES: tuple[str, ...] = (
@@ -20,6 +28,7 @@ ERROR_CLASSES: tuple[str, ...] = (
     "sandbox_error",
 )
 INFRA_ERROR = "sandbox_error"
+DEFAULT_WEIGHTS: Mapping[str, float] = {"correctness": 1.0}
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,60 @@ class Score:
     duration_ms: int
     stdout: str
     stderr: str
+    cpu_ms: float = 0.0  # the candidate's CPU time in the sandbox (0 when it gave no verdict)
+    # Each weighted component's score in [0, 1]; reward = sum(weight * score). Empty: not yet scored
+    # by components (a sample the critic skipped; see complete_components).
+    components: Mapping[str, float] = field(default_factory=dict)
+
+
+def component_scores(
+    problem: Problem,
+    completion: str,
+    *,
+    correctness: float,
+    passed: bool,
+    cpu_ms: float | None,
+    weights: Mapping[str, float],
+    reference_times: ReferenceTimes | None = None,
+) -> dict[str, float]:
+    """The score of every weighted component (docs/trainer.md, "Rewards"). cpu_ms None: the sample
+    never ran, so there is no time to compare (a passing one counts as efficient)."""
+    out: dict[str, float] = {}
+    for name in weights_active(weights):
+        if name == "correctness":
+            out[name] = correctness
+        elif name == "efficiency":
+            ref = reference_times.get(problem.task_id) if reference_times and cpu_ms is not None else None
+            out[name] = efficiency_score(passed, cpu_ms or 0.0, ref)
+        elif name == "style":
+            out[name] = style_report(problem.prompt, completion, problem.entry_point, problem.solution).score
+        elif name == "format":
+            out[name] = format_score(problem.prompt, completion, problem.entry_point)
+    return out
+
+
+def complete_components(
+    problems: Sequence[Problem],
+    completions: Sequence[Sequence[str]],
+    scores: list[list[Score]],
+    *,
+    weights: Mapping[str, float],
+) -> list[list[Score]]:
+    """Give scores that carry no components (samples the critic predicted instead of running) their
+    components and weighted reward: correctness is the predicted reward, efficiency has no time."""
+    out: list[list[Score]] = []
+    for problem, texts, group in zip(problems, completions, scores, strict=True):
+        row: list[Score] = []
+        for text, s in zip(texts, group, strict=True):
+            if s.components or not s.valid:
+                row.append(s)
+                continue
+            parts = component_scores(
+                problem, text, correctness=s.reward, passed=s.passed, cpu_ms=None, weights=weights
+            )
+            row.append(replace(s, components=parts, reward=weighted_reward(weights, parts)))
+        out.append(row)
+    return out
 
 
 def reward_from_result(
@@ -64,10 +127,17 @@ def score_completions(
     sandbox: SandboxSpec,
     partial_credit: bool,
     retries: int = 1,
+    weights: Mapping[str, float] = DEFAULT_WEIGHTS,
+    reference_times: ReferenceTimes | None = None,
 ) -> list[list[Score]]:
-    """Score completions[i][j] (j-th sample for problems[i]); sandbox_error items are retried once."""
+    """Score completions[i][j] (j-th sample for problems[i]); sandbox_error items are retried once.
+
+    The reward is the weighted sum of the components in `weights` (default: correctness alone).
+    Efficiency needs `reference_times`: the problems' reference solutions are timed on first use."""
     item_cls, limits_cls, run_batch = _real_sandbox()
     limits = limits_cls(timeout_s=sandbox.timeout_s, memory_mb=sandbox.memory_mb)
+    if weights.get("efficiency") and reference_times is not None:
+        reference_times.ensure(problems, item_cls=item_cls, limits=limits, run_batch=run_batch)
     keys: list[tuple[int, int]] = []
     items: list[Any] = []
     for i, (problem, group) in enumerate(zip(problems, completions, strict=True)):
@@ -90,17 +160,31 @@ def score_completions(
         for k, r in zip(redo, again, strict=True):
             results[k] = r
     out: list[list[Score]] = [[] for _ in problems]
-    for (i, _j), r in zip(keys, results, strict=True):
-        reward, valid = reward_from_result(
+    for (i, j), r in zip(keys, results, strict=True):
+        correctness, valid = reward_from_result(
             bool(r.passed),
             str(r.error_class),
             int(r.tests_passed),
             int(r.tests_total),
             partial_credit=partial_credit,
         )
+        cpu_ms = float(getattr(r, "cpu_ms", 0.0))
+        parts = (
+            component_scores(
+                problems[i],
+                completions[i][j],
+                correctness=correctness,
+                passed=bool(r.passed),
+                cpu_ms=cpu_ms,
+                weights=weights,
+                reference_times=reference_times,
+            )
+            if valid
+            else {}
+        )
         out[i].append(
             Score(
-                reward=reward,
+                reward=weighted_reward(weights, parts) if valid else 0.0,
                 valid=valid,
                 passed=bool(r.passed),
                 error_class=str(r.error_class),
@@ -109,6 +193,8 @@ def score_completions(
                 duration_ms=int(r.duration_ms),
                 stdout=str(r.stdout),
                 stderr=str(r.stderr),
+                cpu_ms=cpu_ms,
+                components=parts,
             )
         )
     return out

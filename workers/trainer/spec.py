@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,30 @@ class TrainSpec:
     eval_samples: int = 8  # samples per held-out problem (n of the pass@k estimator)
     eval_k: int = 4  # eval/pass@<k> besides eval/pass@1
     eval_temperature: float | None = None  # None = temperature
+    eval_set: str = "none"  # a built-in benchmark evaluated too (eval/<set>/pass@k): "none" | "humaneval"
+    eval_set_problems: int = 20  # its first N problems (0: all; HumanEval has 164)
+    # The reward is the weighted sum of these components' scores (workers/trainer/reward_components.py).
+    reward_correctness: float = 1.0
+    reward_efficiency: float = 0.0
+    reward_style: float = 0.0
+    reward_format: float = 0.0
+    # The execution-outcome critic (workers/trainer/critic.py); skip mode only with critic on.
+    critic: bool = False
+    critic_skip: bool = False
+    critic_threshold: float = 0.95  # confidence max(p, 1 - p) at which a sample may be skipped
+    critic_audit_frac: float = 0.1  # share of the confident samples that always run anyway
+    critic_max_skip_frac: float = 0.5  # most of a step's samples that may be skipped
+    critic_min_labels: int = 256  # verdicts the critic must have learned from before it skips any
+    sft_with_reasoning: bool = False  # the warm-up imitates the problem's reasoning trace + solution
+
+
+REWARD_WEIGHT_KEYS = ("reward_correctness", "reward_efficiency", "reward_style", "reward_format")
+EVAL_SETS: dict[str, int] = {"humaneval": 164}  # name -> problems in it
+
+
+def reward_weights(train: TrainSpec) -> dict[str, float]:
+    """{component: weight} for every reward component, zero weights included."""
+    return {key.removeprefix("reward_"): float(getattr(train, key)) for key in REWARD_WEIGHT_KEYS}
 
 
 @dataclass(frozen=True)
@@ -106,6 +131,7 @@ class Problem:
     entry_point: str
     tests: str
     solution: str = ""
+    reasoning: str = ""  # a teacher's step-by-step trace, when the dataset has one
 
 
 @dataclass(frozen=True)
@@ -158,6 +184,42 @@ def _parse_train(d: dict[str, Any]) -> TrainSpec:
     eval_k = _int(d, p, "eval_k", 4, minimum=1)
     if eval_k > eval_samples:
         raise ValueError(f"train.eval_k: must be <= train.eval_samples ({eval_k} > {eval_samples})")
+    eval_set = _str(d, p, "eval_set", "none")
+    if eval_set != "none" and eval_set not in EVAL_SETS:
+        known = ", ".join(["none", *EVAL_SETS])
+        raise ValueError(f"train.eval_set: must be one of {known} (got {eval_set!r})")
+    eval_set_problems = _int(d, p, "eval_set_problems", 20, minimum=0)
+    if eval_set in EVAL_SETS and eval_set_problems > EVAL_SETS[eval_set]:
+        raise ValueError(
+            f"train.eval_set_problems: {eval_set} has {EVAL_SETS[eval_set]} problems "
+            f"(got {eval_set_problems})"
+        )
+    weights = {
+        key: _float(d, p, key, 1.0 if key == "reward_correctness" else 0.0, minimum=0.0)
+        for key in REWARD_WEIGHT_KEYS
+    }
+    for key, value in weights.items():
+        if not math.isfinite(value):
+            raise ValueError(f"train.{key}: must be a finite number (got {value!r})")
+    if not any(weights.values()):
+        raise ValueError(
+            "train.reward_correctness: at least one reward weight must be > 0 "
+            f"({', '.join(weights)} are all 0)"
+        )
+    critic = _bool(d, p, "critic", False)
+    critic_skip = _bool(d, p, "critic_skip", False)
+    if critic_skip and not critic:
+        raise ValueError("train.critic_skip: needs train.critic to be true")
+    critic_threshold = _float(d, p, "critic_threshold", 0.95, minimum=0.5)
+    critic_audit_frac = _float(d, p, "critic_audit_frac", 0.1, minimum=0.0, strict=True)
+    critic_max_skip_frac = _float(d, p, "critic_max_skip_frac", 0.5, minimum=0.0)
+    for key, value in (
+        ("critic_threshold", critic_threshold),
+        ("critic_audit_frac", critic_audit_frac),
+        ("critic_max_skip_frac", critic_max_skip_frac),
+    ):
+        if value > 1.0:
+            raise ValueError(f"train.{key}: must be a number <= 1 (got {value!r})")
     return TrainSpec(
         steps=_int(d, p, "steps", 5, minimum=1),
         prompts_per_step=_int(d, p, "prompts_per_step", 2, minimum=1),
@@ -182,6 +244,16 @@ def _parse_train(d: dict[str, Any]) -> TrainSpec:
         eval_temperature=None
         if d.get("eval_temperature") is None
         else _float(d, p, "eval_temperature", 1.0, minimum=0.0, strict=True),
+        eval_set=eval_set,
+        eval_set_problems=eval_set_problems,
+        **weights,
+        critic=critic,
+        critic_skip=critic_skip,
+        critic_threshold=critic_threshold,
+        critic_audit_frac=critic_audit_frac,
+        critic_max_skip_frac=critic_max_skip_frac,
+        critic_min_labels=_int(d, p, "critic_min_labels", 256, minimum=0),
+        sft_with_reasoning=_bool(d, p, "sft_with_reasoning", False),
     )
 
 
@@ -196,6 +268,9 @@ def _parse_problems(raw: Any) -> tuple[Problem, ...]:
         solution = item.get("solution") or ""
         if not isinstance(solution, str):
             raise ValueError(f"{prefix}.solution: must be a string (got {solution!r})")
+        reasoning = item.get("reasoning") or ""
+        if not isinstance(reasoning, str):
+            raise ValueError(f"{prefix}.reasoning: must be a string (got {type(reasoning).__name__})")
         out.append(
             Problem(
                 task_id=_str(item, prefix, "task_id"),
@@ -203,6 +278,7 @@ def _parse_problems(raw: Any) -> tuple[Problem, ...]:
                 entry_point=_str(item, prefix, "entry_point"),
                 tests=_str(item, prefix, "tests"),
                 solution=solution,
+                reasoning=reasoning,
             )
         )
     return tuple(out)

@@ -1,4 +1,4 @@
-"""pass@k against the exact combinatorial formula, the eval metrics and the eval spec fields."""
+"""pass@k against the exact combinatorial formula, the eval metrics, the eval spec fields and HumanEval."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ from math import comb
 
 import pytest
 
+from tests.workers.test_launcher import _spec
+from tests.workers.trainer.fake_control import FakeControl
+from workers.launcher import run_supervised
+from workers.trainer.eval_sets import load_eval_set
 from workers.trainer.grpo import pass_at_k
 from workers.trainer.loop import LocalStats, eval_metrics
 from workers.trainer.spec import parse_spec
@@ -71,3 +75,61 @@ def test_eval_spec_fields_have_defaults_and_are_checked():
         parse_spec(_raw(eval_problems=3))
     with pytest.raises(ValueError, match=r"train\.eval_k"):
         parse_spec(_raw(eval_samples=2, eval_k=3))
+
+
+def test_eval_metrics_name_the_evaluation_set_besides_the_held_out_ones():
+    a = LocalStats(eval_counts=[(4, 2)], eval_set_counts=[(4, 0), (4, 4)], eval_s=2.0)
+    b = LocalStats(eval_set_counts=[(4, 1)], eval_s=3.0)
+    m = eval_metrics([a, b], k=2, eval_set="humaneval")
+    assert m["eval/pass@1"] == 0.5 and m["eval/problems"] == 1
+    assert m["eval/humaneval/pass@1"] == pytest.approx((0.0 + 1.0 + 0.25) / 3)
+    assert m["eval/humaneval/pass@2"] == pytest.approx((0.0 + 1.0 + 0.5) / 3)
+    assert m["eval/humaneval/problems"] == 3
+    assert m["time/eval_s"] == 3.0
+    assert "eval/humaneval/pass@1" not in eval_metrics([a, b], k=2)  # no set named: not reported
+
+
+def test_the_humaneval_set_loads_from_the_installed_wheel_in_its_published_order():
+    problems = load_eval_set("humaneval")
+    assert len(problems) == 164
+    assert [p.task_id for p in problems[:3]] == ["HumanEval/0", "HumanEval/1", "HumanEval/2"]
+    first = problems[0]
+    assert first.entry_point == "has_close_elements" and "def check(candidate)" in first.tests
+    assert first.solution.strip() and first.prompt.startswith("from typing import List")
+    assert [p.task_id for p in load_eval_set("humaneval", 5)] == [f"HumanEval/{i}" for i in range(5)]
+
+
+@pytest.fixture
+def control():
+    fake = FakeControl(token="secret-token").start()
+    yield fake
+    fake.stop()
+
+
+def test_a_run_with_eval_set_humaneval_charts_pass_at_1_and_pass_at_k_on_it(control, tmp_path):
+    # given a short run on the demo problems that evaluates the first 3 HumanEval problems every step
+    spec = _spec(control.url, steps=2)
+    spec["train"].update(
+        {
+            "max_new_tokens": 8,
+            "eval_set": "humaneval",
+            "eval_set_problems": 3,
+            "eval_every": 1,
+            "eval_samples": 2,
+            "eval_k": 2,
+        }
+    )
+    control.spec = spec
+    # when the real trainer runs under the deepspeed launcher (2 CPU ranks share the 3 problems)
+    final = run_supervised(
+        run_id=3, token="secret-token", control_url=control.url, workdir=tmp_path, heartbeat_s=0.5
+    )
+    # then every step's metrics carry pass@1 and pass@2 on those 3 problems, and nothing held out
+    assert final == "succeeded", (tmp_path / "train.log").read_text()[-3000:]
+    metrics = [m["values"] for m in control.of_type("metric", "trainer")]
+    assert len(metrics) == 2
+    for m in metrics:
+        assert m["eval/humaneval/problems"] == 3
+        assert 0.0 <= m["eval/humaneval/pass@1"] <= m["eval/humaneval/pass@2"] <= 1.0
+        assert m["time/eval_s"] > 0
+        assert "eval/pass@1" not in m
