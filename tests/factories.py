@@ -2,6 +2,7 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from controlplane.accounts.models import DEFAULT_TEAM, Membership, Role, Team
 from datasets_app.models import Dataset, DatasetVersion, Problem, ProblemStatus
 from runs.models import Generation, Run
 from runs.tokens import token_hash
@@ -13,9 +14,37 @@ class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
+        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
     password = factory.django.Password("pw-for-tests")
+    # Every user is a member of the default team unless told otherwise: `membership__role="viewer"`,
+    # `membership__team=team`, or `membership=None` for a user in no team.
+    membership = factory.RelatedFactory("tests.factories.MembershipFactory", factory_related_name="user")
+
+
+class TeamFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Team
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"team-{n}")
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+        django_get_or_create = ("team", "user")
+
+    team = factory.SubFactory(TeamFactory, name=DEFAULT_TEAM)
+    user = factory.SubFactory(UserFactory, membership=None)
+    role = Role.MEMBER
+
+
+def _team_of(user) -> Team:
+    """A run's team by default: its creator's first team, else the default one."""
+    membership = Membership.objects.filter(user=user).order_by("pk").first()
+    return membership.team if membership else TeamFactory(name=DEFAULT_TEAM)
 
 
 class DatasetFactory(factory.django.DjangoModelFactory):
@@ -57,6 +86,7 @@ class RunFactory(factory.django.DjangoModelFactory):
 
     name = factory.Sequence(lambda n: f"run-{n}")
     created_by = factory.SubFactory(UserFactory)
+    team = factory.LazyAttribute(lambda run: _team_of(run.created_by))
     dataset_version = factory.SubFactory(DatasetVersionFactory)
     config = factory.LazyFunction(lambda: {"steps": 2})
     token_hash = token_hash(TEST_TOKEN)

@@ -10,11 +10,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db.models import Count, Q, QuerySet, Sum
+from django.http import Http404
 
+from controlplane.accounts.models import Role
+from controlplane.accounts.selectors import team_filter
 from datasets_app.models import Problem
 from runs.models import Generation, Run
 from runs.review.models import ReviewItem, ReviewLabel, ReviewStepCount
+from runs.selectors import run_get_for_user
 
 PAGE_SIZE = 50
 TEXT_CAP = 20_000
@@ -214,7 +219,8 @@ def _diff(reference: str, completion: str) -> list[tuple[str, str]]:
     return out[:2000]
 
 
-def review_generation_detail(*, generation_id: int) -> GenerationDetail:
+def review_generation_detail(*, generation_id: int, user: User | None = None) -> GenerationDetail:
+    """One generation in full; with `user`, its links to other runs are to the runs they may see."""
     g = Generation.objects.select_related("run").get(pk=generation_id)
     item = ReviewItem.objects.filter(generation_id=g.pk).first()
     problem = Problem.objects.filter(version_id=g.run.dataset_version_id, task_id=g.problem_id).first()
@@ -235,7 +241,7 @@ def review_generation_detail(*, generation_id: int) -> GenerationDetail:
         diff=_diff(reference, g.completion[:TEXT_CAP]) if problem else [],
         labels=list(ReviewLabel.objects.filter(generation_id=g.pk).select_related("created_by")),
         flagged_lines={flag["line"] for flag in (item.flags if item else [])},
-        compare_links=review_compare_links(generation=g),
+        compare_links=review_compare_links(generation=g, user=user),
     )
 
 
@@ -350,9 +356,10 @@ class CompareLink:
 COMPARE_LINKS_MAX = 20
 
 
-def review_compare_links(*, generation: Generation) -> list[CompareLink]:
+def review_compare_links(*, generation: Generation, user: User | None = None) -> list[CompareLink]:
     """What a generation can be compared with: the same problem's best generation at each other step
-    of its run, and its best generation in each other run on the same dataset version."""
+    of its run, and its best generation in each other run on the same dataset version (with `user`:
+    only runs of their teams)."""
     same_run = (
         Generation.objects.filter(run_id=generation.run_id, problem_id=generation.problem_id)
         .exclude(step=generation.step)
@@ -366,6 +373,7 @@ def review_compare_links(*, generation: Generation) -> list[CompareLink]:
             run__dataset_version_id=generation.run.dataset_version_id, problem_id=generation.problem_id
         )
         .exclude(run_id=generation.run_id)
+        .filter(team_filter(user=user, field="run__team_id") if user is not None else Q())
         .order_by("-run_id", "-passed", "-tests_passed", "pk")
         .distinct("run_id")
         .values_list("run_id", "run__name", "step", "pk", "passed")[:COMPARE_LINKS_MAX]
@@ -387,8 +395,11 @@ class CompareSide:
     problem_id: str = ""
 
 
-def review_compare_side(*, side: CompareSide) -> Generation | None:
+def review_compare_side(*, side: CompareSide, user: User | None = None) -> Generation | None:
+    """The generation a side names; with `user`, None too when it is another team's (as if missing)."""
     qs = Generation.objects.select_related("run")
+    if user is not None:
+        qs = qs.filter(team_filter(user=user, field="run__team_id"))
     if side.generation_id is not None:
         return qs.filter(pk=side.generation_id).first()
     if side.run_id is None or not side.problem_id:
@@ -401,3 +412,14 @@ def review_problem_of(*, generation: Generation) -> Problem | None:
     return Problem.objects.filter(
         version_id=generation.run.dataset_version_id, task_id=generation.problem_id
     ).first()
+
+
+def review_generation_get_for_user(
+    *, user: User, generation_id: int, at_least: str = Role.VIEWER
+) -> Generation:
+    """A generation of a run the user may see (else 404) and, with `at_least`, act on (else 403)."""
+    run_id = Generation.objects.filter(pk=generation_id).values_list("run_id", flat=True).first()
+    if run_id is None:
+        raise Http404(f"no generation {generation_id}")
+    run_get_for_user(user=user, run_id=run_id, at_least=at_least)
+    return Generation.objects.get(pk=generation_id)

@@ -273,13 +273,14 @@ class Comparison:
     error: str = ""
 
 
-def review_generations_compare(*, a: CompareSide, b: CompareSide) -> Comparison:
+def review_generations_compare(*, a: CompareSide, b: CompareSide, user: User | None = None) -> Comparison:
     """Two generations of one problem side by side with the reference, and a test-by-test matrix got
     by running each program against the problem's tests split into single asserts in the sandbox.
-    Runs code: call it from a request only with the sandbox's limits (a few seconds at most)."""
+    Runs code: call it from a request only with the sandbox's limits (a few seconds at most). With
+    `user`, another team's generation or run is as if it did not exist."""
     from workers.sandbox import Item, Limits, run_batch
 
-    gen_a, gen_b = review_compare_side(side=a), review_compare_side(side=b)
+    gen_a, gen_b = review_compare_side(side=a, user=user), review_compare_side(side=b, user=user)
     if gen_a is None or gen_b is None:
         missing = "A" if gen_a is None else "B"
         return Comparison(a=gen_a, b=gen_b, problem=None, error=f"Generation {missing} not found.")

@@ -2,18 +2,19 @@ import json
 from collections.abc import Iterator
 
 from django.http import HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
+from controlplane.accounts.models import Role
 from controlplane.http import AuthedHttpRequest
-from runs.models import Generation, Run
 from runs.review import selectors, services
 from runs.review.forms import CommentForm, CompareForm, LabelForm, ReviewFilterForm
 from runs.review.models import Label
+from runs.selectors import run_get_for_user
 
 
 def review_run(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
-    run = get_object_or_404(Run.objects.select_related("dataset_version__dataset"), pk=run_id)
+    run = run_get_for_user(user=request.user, run_id=run_id)
     form = ReviewFilterForm(request.GET)
     filters = form.filters()
     page = selectors.review_page(run_id=run.pk, filters=filters)
@@ -30,20 +31,27 @@ def review_run(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
 
 
 def review_generation(request: AuthedHttpRequest, generation_id: int) -> HttpResponse:
-    get_object_or_404(Generation, pk=generation_id)
-    detail = selectors.review_generation_detail(generation_id=generation_id)
+    selectors.review_generation_get_for_user(user=request.user, generation_id=generation_id)
+    detail = selectors.review_generation_detail(generation_id=generation_id, user=request.user)
     template = "review/generation.html#detail" if request.htmx else "review/generation.html"
     return render(request, template, {"d": detail, "labels": Label.choices})
 
 
 def _labels(request: AuthedHttpRequest, generation_id: int, status: int = 200) -> HttpResponse:
-    detail = selectors.review_generation_detail(generation_id=generation_id)
+    detail = selectors.review_generation_detail(generation_id=generation_id, user=request.user)
     return render(request, "review/generation.html#labels", {"d": detail}, status=status)
+
+
+def _labeller_check(request: AuthedHttpRequest, generation_id: int) -> None:
+    """Members and admins of the run's team label; its viewers get 403, anyone else 404."""
+    selectors.review_generation_get_for_user(
+        user=request.user, generation_id=generation_id, at_least=Role.MEMBER
+    )
 
 
 @require_POST
 def review_label(request: AuthedHttpRequest, generation_id: int) -> HttpResponse:
-    get_object_or_404(Generation, pk=generation_id)
+    _labeller_check(request, generation_id)
     form = LabelForm(request.POST)
     if not form.is_valid():
         return _labels(request, generation_id, status=400)
@@ -58,14 +66,14 @@ def review_label(request: AuthedHttpRequest, generation_id: int) -> HttpResponse
 
 @require_POST
 def review_undo(request: AuthedHttpRequest, generation_id: int) -> HttpResponse:
-    get_object_or_404(Generation, pk=generation_id)
+    _labeller_check(request, generation_id)
     services.review_label_undo(generation_id=generation_id, user=request.user)
     return _labels(request, generation_id)
 
 
 @require_POST
 def review_comment(request: AuthedHttpRequest, generation_id: int) -> HttpResponse:
-    get_object_or_404(Generation, pk=generation_id)
+    _labeller_check(request, generation_id)
     form = CommentForm(request.POST)
     if form.is_valid():
         services.review_label_comment(
@@ -75,7 +83,7 @@ def review_comment(request: AuthedHttpRequest, generation_id: int) -> HttpRespon
 
 
 def review_problems(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
-    run = get_object_or_404(Run, pk=run_id)
+    run = run_get_for_user(user=request.user, run_id=run_id)
     problem = request.GET.get("problem", "")[:200]
     rows = selectors.review_problem_rows(run_id=run.pk, problem_id=problem)
     buckets: dict[str, int] = {}
@@ -86,7 +94,7 @@ def review_problems(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
 
 
 def review_export(request: AuthedHttpRequest, run_id: int) -> StreamingHttpResponse:
-    run = get_object_or_404(Run, pk=run_id)
+    run = run_get_for_user(user=request.user, run_id=run_id)
 
     def lines() -> Iterator[str]:
         for row in selectors.review_label_export(run_id=run.pk):
@@ -102,7 +110,9 @@ def review_compare(request: AuthedHttpRequest) -> HttpResponse:
     form = CompareForm(request.GET)
     comparison = None
     if form.is_valid():
-        comparison = services.review_generations_compare(a=form.side("a"), b=form.side("b"))
+        comparison = services.review_generations_compare(
+            a=form.side("a"), b=form.side("b"), user=request.user
+        )
     missing = comparison is not None and (comparison.a is None or comparison.b is None)
     status = 404 if missing else 200
     return render(request, "review/compare.html", {"form": form, "c": comparison}, status=status)

@@ -1,0 +1,112 @@
+"""Who may do what: a user's role in a team, the teams they can see or launch into, and audit reads.
+
+The rule: a superuser is an admin of every team; anyone else has the role of their membership, or none
+(and sees nothing of that team). Every page, API and socket that shows a team's data asks these.
+"""
+
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from controlplane.accounts.models import ROLE_RANK, AuditEntry, Membership, Role, Team
+
+
+def role_allows(role: str | None, at_least: str) -> bool:
+    return role is not None and ROLE_RANK[Role(role)] >= ROLE_RANK[Role(at_least)]
+
+
+def role_of(*, user: User, team_id: int | None) -> Role | None:
+    """The user's role in the team: admin for a superuser, else their membership's, else None."""
+    if not user.is_authenticated or not user.is_active:
+        return None
+    if user.is_superuser:
+        return Role.ADMIN
+    if team_id is None:
+        return None
+    role = Membership.objects.filter(user_id=user.pk, team_id=team_id).values_list("role", flat=True).first()
+    return Role(role) if role else None
+
+
+def _roles_from(at_least: str) -> list[str]:
+    return [role for role in Role if ROLE_RANK[role] >= ROLE_RANK[Role(at_least)]]
+
+
+def team_ids_for(*, user: User, at_least: str = Role.VIEWER) -> list[int] | None:
+    """Teams where the user has at least this role; None means every team (a superuser)."""
+    if not user.is_authenticated or not user.is_active:
+        return []
+    if user.is_superuser:
+        return None
+    return list(
+        Membership.objects.filter(user_id=user.pk, role__in=_roles_from(at_least)).values_list(
+            "team_id", flat=True
+        )
+    )
+
+
+def team_filter(*, user: User, field: str = "team_id", at_least: str = Role.VIEWER) -> Q:
+    """A filter on `field` (a team id) that keeps the rows of the user's teams: for any queryset."""
+    if not user.is_authenticated or not user.is_active:
+        return Q(pk__in=[])
+    if user.is_superuser:
+        return Q()
+    # The ids as a list, not a subquery: with a literal team id the planner walks the runs' (team,
+    # created_at) index in page order instead of sorting all of a team's runs (bench/pages.py).
+    return Q(**{f"{field}__in": team_ids_for(user=user, at_least=at_least)})
+
+
+def team_list_for(*, user: User, at_least: str = Role.VIEWER) -> QuerySet[Team]:
+    """The user's teams with at least this role, by name (a superuser: every team). With
+    `at_least=Role.MEMBER`: the teams they may launch into, the first being the launch form's default."""
+    return Team.objects.filter(team_filter(user=user, field="pk", at_least=at_least)).order_by("name", "pk")
+
+
+def is_admin_anywhere(*, user: User) -> bool:
+    """Admins of any team (and superusers) manage prices, which every team shares."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return user.is_superuser or Membership.objects.filter(user_id=user.pk, role=Role.ADMIN).exists()
+
+
+def user_list_managed_by(*, admin: User) -> QuerySet[User]:
+    """Users whose per-user budget the admin may set: the members of the teams they administer (every
+    user for a superuser)."""
+    users = User.objects.order_by("username")
+    if admin.is_superuser:
+        return users
+    return users.filter(memberships__team_id__in=team_filter_ids(user=admin, at_least=Role.ADMIN)).distinct()
+
+
+def team_filter_ids(*, user: User, at_least: str) -> QuerySet[Membership, Any]:
+    """The team ids (a subquery) where the user has at least this role."""
+    return Membership.objects.filter(user_id=user.pk, role__in=_roles_from(at_least)).values("team_id")
+
+
+def team_members(*, team: Team) -> QuerySet[Membership]:
+    return Membership.objects.filter(team=team).select_related("user").order_by("user__username")
+
+
+def audit_list(*, user: User, action: str = "", actor_id: int | None = None) -> QuerySet[AuditEntry]:
+    """What an admin may read of the audit log: their teams' entries and those every team shares (team
+    None); a superuser reads all of it. Newest first."""
+    entries = AuditEntry.objects.select_related("actor", "team")
+    if not user.is_superuser:
+        entries = entries.filter(team_filter(user=user, at_least=Role.ADMIN) | Q(team__isnull=True))
+    if action:
+        entries = entries.filter(action=action)
+    if actor_id is not None:
+        entries = entries.filter(actor_id=actor_id)
+    return entries.order_by("-created_at", "-pk")
+
+
+def team_get_for_admin(*, user: User, team_id: int) -> Team:
+    """A team the user administers: 404 if they are not in it at all, 403 if they are but not as admin."""
+    team = team_list_for(user=user).filter(pk=team_id).first()
+    if team is None:
+        raise Http404(f"no team {team_id}")
+    if not role_allows(role_of(user=user, team_id=team.pk), Role.ADMIN):
+        raise PermissionDenied("only the team's admins manage its members")
+    return team

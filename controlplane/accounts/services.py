@@ -1,0 +1,141 @@
+"""Changes to teams and memberships, and the one writer of the audit log.
+
+Every service that changes something worth auditing (a launch, a cancel, a price, a budget, a membership)
+calls `audit_record` in its own transaction, so the entry exists exactly when the change does.
+"""
+
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+
+from controlplane.accounts.models import DEFAULT_TEAM, AuditAction, AuditEntry, Membership, Role, Team
+from controlplane.accounts.selectors import role_allows, role_of
+
+
+class MembershipError(ValueError):
+    def __init__(self, message: str, *, field: str):
+        super().__init__(message)
+        self.field = field
+
+
+def audit_record(
+    *,
+    actor: User | None,
+    action: AuditAction,
+    target_type: str,
+    target_id: object = "",
+    target: str,
+    team_id: int | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Write one audit entry; call it inside the transaction of the change it records."""
+    return AuditEntry.objects.create(
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        action=action,
+        team_id=team_id,
+        target_type=target_type,
+        target_id=str(target_id),
+        target=target[:300],
+        before=before,
+        after=after,
+    )
+
+
+def require_role(*, user: User, team_id: int, at_least: str, doing: str) -> Role:
+    """The user's role in the team if it allows `doing`, else PermissionDenied (a 403 from any view)."""
+    role = role_of(user=user, team_id=team_id)
+    if not role_allows(role, at_least):
+        raise PermissionDenied(f"{doing} needs the {at_least} role in this team")
+    assert role is not None
+    return role
+
+
+def team_default() -> Team:
+    """The team existing data and new installs start in (created on first use)."""
+    team, _ = Team.objects.get_or_create(name=DEFAULT_TEAM)
+    return team
+
+
+@transaction.atomic
+def team_create(*, name: str, actor: User | None) -> Team:
+    """A new, empty team (superusers only, when an actor is given)."""
+    name = name.strip()
+    if actor is not None and not actor.is_superuser:
+        raise PermissionDenied("only a superuser creates teams")
+    if not name:
+        raise MembershipError("a team needs a name", field="name")
+    if Team.objects.filter(name__iexact=name).exists():
+        raise MembershipError(f"a team named {name!r} exists already", field="name")
+    team = Team.objects.create(name=name)
+    audit_record(
+        actor=actor,
+        action=AuditAction.TEAM_CREATE,
+        target_type="team",
+        target_id=team.pk,
+        target=team.name,
+        team_id=team.pk,
+        after={"name": team.name},
+    )
+    return team
+
+
+_LAST_ADMIN = "{user} is the last admin of {team}: make someone else admin first"
+
+
+def _other_admins(team: Team, user: User) -> int:
+    return Membership.objects.filter(team=team, role=Role.ADMIN).exclude(user=user).count()
+
+
+@transaction.atomic
+def membership_set(*, team: Team, user: User, role: str, actor: User | None) -> Membership:
+    """Add the user to the team with the role, or change their role. A team keeps at least one admin."""
+    if actor is not None:
+        require_role(user=actor, team_id=team.pk, at_least=Role.ADMIN, doing="managing members")
+    role = Role(role)
+    # Lock the team's memberships: two admins demoting each other at once must not leave none.
+    current = {m.user_id: m for m in Membership.objects.select_for_update().filter(team=team)}
+    existing = current.get(user.pk)
+    if existing is not None and existing.role == role:
+        return existing
+    if existing is not None and existing.role == Role.ADMIN and not _other_admins(team, user):
+        raise MembershipError(_LAST_ADMIN.format(user=user, team=team), field="role")
+    membership, _ = Membership.objects.update_or_create(team=team, user=user, defaults={"role": role})
+    audit_record(
+        actor=actor,
+        action=AuditAction.MEMBERSHIP_SET,
+        target_type="membership",
+        target_id=membership.pk,
+        target=f"{user.get_username()} in {team.name}",
+        team_id=team.pk,
+        before={"role": existing.role} if existing else None,
+        after={"role": role.value},
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, team: Team, user: User, actor: User | None) -> bool:
+    """Take the user out of the team; False if they were not in it. A team keeps at least one admin."""
+    if actor is not None:
+        require_role(user=actor, team_id=team.pk, at_least=Role.ADMIN, doing="managing members")
+    current = {m.user_id: m for m in Membership.objects.select_for_update().filter(team=team)}
+    existing = current.get(user.pk)
+    if existing is None:
+        return False
+    if existing.role == Role.ADMIN and not _other_admins(team, user):
+        raise MembershipError(_LAST_ADMIN.format(user=user, team=team), field="user")
+    Membership.objects.filter(pk=existing.pk).delete()
+    audit_record(
+        actor=actor,
+        action=AuditAction.MEMBERSHIP_REMOVE,
+        target_type="membership",
+        target_id=existing.pk,
+        target=f"{user.get_username()} in {team.name}",
+        team_id=team.pk,
+        before={"role": existing.role},
+        after=None,
+    )
+    return True

@@ -1,0 +1,94 @@
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from controlplane.accounts import selectors, services
+from controlplane.accounts.forms import AuditFilterForm, MembershipForm, MembershipRemoveForm, TeamForm
+from controlplane.accounts.models import Role
+from controlplane.http import AuthedHttpRequest
+
+
+def _admins_only(request: AuthedHttpRequest) -> None:
+    if not selectors.is_admin_anywhere(user=request.user):
+        raise PermissionDenied("only admins see this page")
+
+
+def team_list(request: AuthedHttpRequest) -> HttpResponse:
+    _admins_only(request)
+    teams = selectors.team_list_for(user=request.user, at_least=Role.ADMIN).annotate(
+        members=Count("memberships")
+    )
+    context = {"teams": teams, "form": TeamForm(), "can_create": request.user.is_superuser}
+    return render(request, "accounts/team_list.html", context)
+
+
+@require_POST
+def team_create(request: AuthedHttpRequest) -> HttpResponse:
+    form = TeamForm(request.POST)
+    if form.is_valid():
+        try:
+            team = services.team_create(name=form.cleaned_data["name"], actor=request.user)
+        except services.MembershipError as exc:
+            messages.error(request, f"Team not created: {exc.field}: {exc}")
+        else:
+            messages.success(request, f"Team {team} created.")
+            return redirect("accounts:team", team_id=team.pk)
+    else:
+        messages.error(request, f"Team not created: name: {form.errors['name'][0]}")
+    return redirect("accounts:teams")
+
+
+def team_detail(request: AuthedHttpRequest, team_id: int) -> HttpResponse:
+    team = selectors.team_get_for_admin(user=request.user, team_id=team_id)
+    form = MembershipForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user, role = form.cleaned_data["username"], form.cleaned_data["role"]
+        try:
+            services.membership_set(team=team, user=user, role=role, actor=request.user)
+        except services.MembershipError as exc:
+            form.add_error("role" if exc.field == "role" else "username", str(exc))
+        else:
+            messages.success(request, f"{user} is now {role} of {team}.")
+            return redirect("accounts:team", team_id=team.pk)
+    context = {
+        "team": team,
+        "members": selectors.team_members(team=team),
+        "form": form,
+        "roles": Role.choices,
+    }
+    return render(request, "accounts/team_detail.html", context, status=400 if form.errors else 200)
+
+
+@require_POST
+def team_member_remove(request: AuthedHttpRequest, team_id: int) -> HttpResponse:
+    team = selectors.team_get_for_admin(user=request.user, team_id=team_id)
+    form = MembershipRemoveForm(request.POST)
+    if form.is_valid():
+        user = form.cleaned_data["user"]
+        try:
+            removed = services.membership_remove(team=team, user=user, actor=request.user)
+        except services.MembershipError as exc:
+            messages.error(request, str(exc))
+        else:
+            done = f"{user} removed from {team}." if removed else f"{user} was not in {team}."
+            messages.success(request, done)
+    return redirect("accounts:team", team_id=team.pk)
+
+
+def audit_log(request: AuthedHttpRequest) -> HttpResponse:
+    _admins_only(request)
+    form = AuditFilterForm(request.GET)
+    filters = form.cleaned_data if form.is_valid() else {}
+    actor = filters.get("user")
+    entries = selectors.audit_list(
+        user=request.user, action=filters.get("action") or "", actor_id=actor.pk if actor else None
+    )
+    page = Paginator(entries, 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"form": form, "page": page, "query": query.urlencode()}
+    return render(request, "accounts/audit_log.html", context)

@@ -1,0 +1,61 @@
+from dataclasses import dataclass
+
+import pytest
+from django.utils import timezone
+
+from controlplane.accounts.models import Role, Team
+from runs.models import Generation, Run, RunStatus
+from runs.review.services import review_generations_scan
+from tests.factories import GenerationFactory, RunFactory, TeamFactory, UserFactory
+
+
+@dataclass
+class World:
+    """Team alpha with an admin, a member and a viewer and a running run; an admin of team beta (the
+    outsider); a user in no team; a superuser."""
+
+    alpha: Team
+    beta: Team
+    run: Run
+    generation: Generation
+    other_generation: Generation
+    beta_run: Run
+    users: dict
+
+
+ROLES = ("admin", "member", "viewer", "outsider", "loner", "superuser")
+
+
+def user(username: str, **kwargs) -> object:
+    # Logged in with force_login: no password, so no seconds of hashing per user.
+    return UserFactory(username=username, password=None, **kwargs)
+
+
+@pytest.fixture
+def world(db):
+    alpha, beta = TeamFactory(name="alpha"), TeamFactory(name="beta")
+    users = {
+        "admin": user("ada", membership__team=alpha, membership__role=Role.ADMIN),
+        "member": user("max", membership__team=alpha, membership__role=Role.MEMBER),
+        "viewer": user("vic", membership__team=alpha, membership__role=Role.VIEWER),
+        "outsider": user("otto", membership__team=beta, membership__role=Role.ADMIN),
+        "loner": user("lou", membership=None),
+        "superuser": user("root", membership=None, is_superuser=True),
+    }
+    run = RunFactory(
+        name="alpha-secret-run",
+        created_by=users["member"],
+        team=alpha,
+        status=RunStatus.RUNNING,
+        dataset_version__dataset__created_by=users["member"],
+    )
+    generation = GenerationFactory(run=run, problem_id="Test/0")
+    other = GenerationFactory(run=run, problem_id="Test/1", step=1)
+    review_generations_scan(run_id=run.pk, generations=[generation, other], now=timezone.now())
+    beta_run = RunFactory(
+        name="beta-own-run",
+        created_by=users["outsider"],
+        team=beta,
+        dataset_version=run.dataset_version,
+    )
+    return World(alpha, beta, run, generation, other, beta_run, users)

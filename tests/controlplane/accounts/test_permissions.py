@@ -1,0 +1,178 @@
+"""Every page, partial and API a browser uses, for every role, against a run of team alpha.
+
+Roles: an admin, a member and a viewer of alpha; the outsider (an admin of team beta); the loner (logged
+in, in no team); a superuser. Another team's run does not exist for a user (404); a role too low to act
+gets 403; the ingest API (run tokens) is machine auth and not part of this.
+"""
+
+import pytest
+from django.urls import reverse
+
+from runs.models import LogLine, Run, RunStatus
+from runs.spend.models import MonthlyBudget, TeamMonthlyBudget
+from tests.controlplane.accounts.conftest import ROLES
+
+ADMIN, MEMBER, VIEWER, OUTSIDER, LONER, SUPER = range(6)
+
+# (method, url name, kwargs from the world, query or form data, expected status per role in ROLES order)
+TABLE = [
+    # runs
+    ("get", "runs:list", {}, {}, (200, 200, 200, 200, 200, 200)),
+    ("get", "runs:launch", {}, {}, (200, 200, 403, 200, 403, 200)),
+    ("get", "runs:launch", {}, {"clone": "@run"}, (200, 200, 403, 404, 403, 200)),
+    ("get", "runs:detail", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
+    ("htmx", "runs:detail", {"run_id": "@run"}, {"part": "status"}, (200, 200, 200, 404, 404, 200)),
+    ("htmx", "runs:detail", {"run_id": "@run"}, {"part": "generations"}, (200, 200, 200, 404, 404, 200)),
+    ("get", "runs:metrics", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
+    ("get", "runs:compare", {}, {"ids": "@run"}, (200, 200, 200, 200, 200, 200)),
+    ("post", "runs:cancel", {"run_id": "@run"}, {}, (302, 302, 403, 404, 404, 302)),
+    ("post", "runs:resume", {"run_id": "@run"}, {}, (302, 302, 403, 404, 404, 302)),
+    ("get", "runs:nodes", {}, {}, (200, 200, 200, 200, 200, 200)),
+    # review
+    ("get", "review:run", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
+    ("htmx", "review:run", {"run_id": "@run"}, {"part": "rows"}, (200, 200, 200, 404, 404, 200)),
+    ("get", "review:problems", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
+    ("get", "review:export", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
+    ("get", "review:generation", {"generation_id": "@generation"}, {}, (200, 200, 200, 404, 404, 200)),
+    (
+        "post",
+        "review:label",
+        {"generation_id": "@generation"},
+        {"label": "model_wrong"},
+        (200, 200, 403, 404, 404, 200),
+    ),
+    ("post", "review:undo", {"generation_id": "@generation"}, {}, (200, 200, 403, 404, 404, 200)),
+    (
+        "post",
+        "review:comment",
+        {"generation_id": "@generation"},
+        {"comment": "hm"},
+        (200, 200, 403, 404, 404, 200),
+    ),
+    # two generations of different problems: the page says so without running any code
+    (
+        "get",
+        "review:compare",
+        {},
+        {"a": "@generation", "b": "@other_generation"},
+        (200, 200, 200, 404, 404, 200),
+    ),
+    # spend
+    ("get", "spend:dashboard", {}, {}, (200, 200, 200, 200, 200, 200)),
+    ("get", "spend:csv", {}, {}, (200, 200, 200, 200, 200, 200)),
+    ("get", "spend:estimate", {}, {}, (200, 200, 200, 200, 200, 200)),
+    ("get", "spend:run-cost", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
+    ("get", "spend:prices", {}, {}, (200, 403, 403, 200, 403, 200)),
+    (
+        "post",
+        "spend:prices",
+        {},
+        {"pool": "h100", "gpu_type": "H100", "usd_per_gpu_hour": "3"},
+        (302, 403, 403, 302, 403, 302),
+    ),
+    (
+        "post",
+        "spend:budget-set",
+        {},
+        {"user": "@member", "usd_per_month": "5"},
+        (302, 403, 403, 302, 403, 302),
+    ),
+    (
+        "post",
+        "spend:team-budget-set",
+        {},
+        {"team": "@alpha", "usd_per_month": "5"},
+        (302, 403, 403, 302, 403, 302),
+    ),
+    ("post", "spend:node-price-set", {}, {}, (302, 403, 403, 302, 403, 302)),
+    # teams and the audit log
+    ("get", "accounts:teams", {}, {}, (200, 403, 403, 200, 403, 200)),
+    ("get", "accounts:team", {"team_id": "@alpha"}, {}, (200, 403, 403, 404, 404, 200)),
+    (
+        "post",
+        "accounts:team",
+        {"team_id": "@alpha"},
+        {"username": "lou", "role": "viewer"},
+        (302, 403, 403, 404, 404, 302),
+    ),
+    (
+        "post",
+        "accounts:team-remove",
+        {"team_id": "@alpha"},
+        {"user": "@viewer"},
+        (302, 403, 403, 404, 404, 302),
+    ),
+    ("post", "accounts:team-create", {}, {"name": "gamma"}, (403, 403, 403, 403, 403, 302)),
+    ("get", "accounts:audit", {}, {}, (200, 403, 403, 200, 403, 200)),
+    # datasets are shared by every team
+    ("get", "datasets:list", {}, {}, (200, 200, 200, 200, 200, 200)),
+]
+
+
+def _resolve(world, value):
+    """Table values naming things of the world ("@run", "@member") become their ids."""
+    if not str(value).startswith("@"):
+        return value
+    name = value[1:]
+    return world.users[name].pk if name in world.users else getattr(world, name).pk
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(
+    ("method", "name", "kwargs", "data", "expected"),
+    TABLE,
+    ids=[f"{m}-{n}-{'&'.join(d) or 'plain'}" for m, n, _, d, _ in TABLE],
+)
+def test_every_page_answers_each_role_as_its_permissions_say(
+    client, world, role, method, name, kwargs, data, expected
+):
+    client.force_login(world.users[role])
+    url = reverse(name, kwargs={key: _resolve(world, value) for key, value in kwargs.items()})
+    data = {key: _resolve(world, value) for key, value in data.items()}
+
+    if method == "post":
+        response = client.post(url, data)
+    else:
+        headers = {"HX-Request": "true"} if method == "htmx" else {}
+        response = client.get(url, data, headers=headers)
+
+    assert response.status_code == expected[ROLES.index(role)]
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"), [("accounts:teams", {}), ("accounts:audit", {}), ("accounts:team", {"team_id": 1})]
+)
+def test_the_team_and_audit_pages_need_a_login(client, name, kwargs):
+    response = client.get(reverse(name, kwargs=kwargs))
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_a_viewer_cannot_cancel_and_the_run_keeps_running(client, world):
+    client.force_login(world.users["viewer"])
+
+    client.post(reverse("runs:cancel", kwargs={"run_id": world.run.pk}))
+
+    assert Run.objects.get(pk=world.run.pk).status == RunStatus.RUNNING
+    assert not LogLine.objects.filter(run=world.run, message="cancel requested").exists()
+
+
+def test_the_viewer_sees_no_cancel_clone_or_resume_buttons(client, world):
+    client.force_login(world.users["viewer"])
+    page = client.get(reverse("runs:detail", kwargs={"run_id": world.run.pk})).content.decode()
+    client.force_login(world.users["member"])
+    member_page = client.get(reverse("runs:detail", kwargs={"run_id": world.run.pk})).content.decode()
+
+    assert 'data-testid="cancel"' not in page and 'data-testid="clone"' not in page
+    assert 'data-testid="cancel"' in member_page and 'data-testid="clone"' in member_page
+
+
+def test_an_admin_of_another_team_sets_no_budget_of_this_teams_users_or_the_team(client, world):
+    client.force_login(world.users["outsider"])
+
+    client.post(reverse("spend:budget-set"), {"user": world.users["member"].pk, "usd_per_month": "5"})
+    client.post(reverse("spend:team-budget-set"), {"team": world.alpha.pk, "usd_per_month": "5"})
+
+    assert not MonthlyBudget.objects.exists()
+    assert not TeamMonthlyBudget.objects.exists()

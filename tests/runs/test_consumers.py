@@ -1,0 +1,108 @@
+"""The run page's and the runs list's WebSockets, through the real ASGI application (session cookie,
+origin check, Redis channel layer): a user of another team is refused, and receives nothing."""
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.db import connections
+from django.test import Client
+
+from controlplane.accounts.models import Role
+from controlplane.asgi import application
+from runs.broadcast import broadcast_run_update
+from tests.factories import RunFactory, TeamFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the consumers read the database from threads
+
+
+def headers_for(user) -> list[tuple[bytes, bytes]]:
+    client = Client()
+    client.force_login(user)
+    cookie = f"sessionid={client.cookies['sessionid'].value}"
+    return [(b"cookie", cookie.encode()), (b"origin", b"http://127.0.0.1")]
+
+
+def user_in(team, role, username):
+    return UserFactory(username=username, password=None, membership__team=team, membership__role=role)
+
+
+@pytest.fixture
+def teams():
+    alpha, beta = TeamFactory(name="alpha"), TeamFactory(name="beta")
+    member = user_in(alpha, Role.MEMBER, "max")
+    viewer = user_in(alpha, Role.VIEWER, "vic")
+    outsider = user_in(beta, Role.ADMIN, "otto")
+    run = RunFactory(created_by=member, team=alpha, dataset_version__dataset__created_by=member)
+    beta_run = RunFactory(created_by=outsider, team=beta, dataset_version=run.dataset_version)
+    return {"member": member, "viewer": viewer, "outsider": outsider, "run": run, "beta_run": beta_run}
+
+
+def run(scenario):
+    """Run an async scenario; then close the database connection the consumers opened in the thread
+    that runs sync code for them, so the test database is not left with a session."""
+
+    async def and_close():
+        try:
+            return await scenario()
+        finally:
+            await sync_to_async(connections.close_all)()
+
+    return asyncio.run(and_close())
+
+
+async def connect(path: str, user) -> tuple[WebsocketCommunicator, bool, object]:
+    communicator = WebsocketCommunicator(application, path, headers=await sync_to_async(headers_for)(user))
+    connected, code = await communicator.connect(timeout=5)
+    return communicator, connected, code
+
+
+@pytest.mark.parametrize(("who", "accepted"), [("member", True), ("viewer", True), ("outsider", False)])
+def test_the_run_socket_accepts_its_teams_roles_and_refuses_another_team(teams, who, accepted):
+    async def scenario():
+        communicator, connected, code = await connect(f"/ws/runs/{teams['run'].pk}/", teams[who])
+        received = None
+        if connected:
+            await sync_to_async(broadcast_run_update)(teams["run"].pk, {"status": "running"})
+            received = await communicator.receive_json_from(timeout=5)
+        await communicator.disconnect()
+        return connected, code, received
+
+    connected, code, received = run(scenario)
+
+    assert connected is accepted
+    if accepted:
+        assert received == {"status": "running"}
+    else:
+        assert code == 4403
+
+
+def test_the_runs_list_socket_carries_only_the_users_teams_runs(teams):
+    async def scenario():
+        communicator, connected, _ = await connect("/ws/runs/", teams["outsider"])
+        assert connected
+        # Their own run's change comes after the other team's: had the first leaked, it would come first.
+        await sync_to_async(broadcast_run_update)(teams["run"].pk, {"status": "cancelling"})
+        await sync_to_async(broadcast_run_update)(teams["beta_run"].pk, {"status": "running"})
+        first = await communicator.receive_json_from(timeout=5)
+        nothing_more = await communicator.receive_nothing(timeout=0.5)
+        await communicator.disconnect()
+        return first, nothing_more
+
+    first, nothing_more = run(scenario)
+
+    assert first == {"run_id": teams["beta_run"].pk, "status": "running"}
+    assert nothing_more
+
+
+def test_a_socket_without_a_login_is_refused(teams):
+    async def scenario():
+        communicator = WebsocketCommunicator(
+            application, f"/ws/runs/{teams['run'].pk}/", headers=[(b"origin", b"http://127.0.0.1")]
+        )
+        connected, code = await communicator.connect(timeout=5)
+        await communicator.disconnect()
+        return connected, code
+
+    assert run(scenario) == (False, 4403)
