@@ -1,17 +1,23 @@
 """Live fan-out: 200 browsers watching one run. Time from the ingest POST of a metric to its arrival on
-every WebSocket, through the real stack (uvicorn, Channels with the Redis layer, PostgreSQL), against a
-bare `websockets` server doing the same fan-out (one sender, 200 receivers) in the same run.
+every WebSocket, through the real stack (uvicorn, Triad's per-process fan-out over Redis pub/sub,
+PostgreSQL), against a bare `websockets` server doing the same fan-out (one sender, 200 receivers).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/triad_bench REDIS_URL=redis://127.0.0.1:6379/14 \
-        .venv/bin/python bench/live.py
+        .venv/bin/python bench/live.py [--rounds 3] [--web-processes 1]
 
-Last line: one JSON object with both p99s, their ratio and whether any message was dropped.
+The two are measured in alternating rounds (bare, Triad, bare, Triad, …), each round 40 messages to 200
+fresh clients after one untimed warm-up message, so that load from other work on the machine hits both
+alike and a first request's lazy imports are not counted. With --web-processes N the
+clients are spread over N uvicorn processes and the metrics are posted to the first: the path a
+multi-process web tier takes. Last line: one JSON object with the p50/p99 of each (all rounds pooled),
+the per-round p99 ratios and their median (`ratio_p99`), and whether any message was dropped.
 """
 
+import argparse
 import asyncio
+import http.client
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -21,48 +27,56 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
 
-from _setup import REPO, django_setup, free_port
+from _setup import REPO, django_setup, free_port, wait_port
 
 django_setup()
 
-import httpx  # noqa: E402
 import websockets  # noqa: E402
 from django.test import Client  # noqa: E402
 
 from tests.factories import TEST_TOKEN, RunFactory, UserFactory  # noqa: E402
 
 CLIENTS, MESSAGES = 200, 40
+WARM_UP_STEP = 1_000_000  # + the round's first step: an untimed message at the start of each round
 
 
 async def receiver(
-    url: str, headers: dict, got: dict[int, float], ready: asyncio.Event, n_ready: list
+    url: str, headers: dict, got: dict[int, float], wanted: range, ready: asyncio.Event, n_ready: list
 ) -> None:
     async with websockets.connect(url, additional_headers=headers, max_queue=None) as ws:
         n_ready[0] += 1
         if n_ready[0] == CLIENTS:
             ready.set()
-        while len(got) < MESSAGES:
+        while len(got) < len(wanted):
             msg = json.loads(await asyncio.wait_for(ws.recv(), timeout=60))
             now = time.perf_counter()
-            for point in msg.get("metrics", []):
-                got.setdefault(int(point["step"]), now)
+            steps = [int(point["step"]) for point in msg.get("metrics", [])]
             if "step" in msg:
-                got.setdefault(int(msg["step"]), now)
+                steps.append(int(msg["step"]))
+            for step in steps:
+                if step in wanted:
+                    got.setdefault(step, now)
 
 
-async def fan_out(url: str, headers: dict, send) -> tuple[list[float], int]:
+async def fan_out(urls: list[str], headers: dict, send, first: int) -> tuple[list[float], int]:
     ready, n_ready = asyncio.Event(), [0]
+    wanted = range(first, first + MESSAGES)
     received = [dict() for _ in range(CLIENTS)]
-    tasks = [asyncio.create_task(receiver(url, headers, got, ready, n_ready)) for got in received]
+    tasks = [
+        asyncio.create_task(receiver(urls[i % len(urls)], headers, got, wanted, ready, n_ready))
+        for i, got in enumerate(received)
+    ]
     await asyncio.wait_for(ready.wait(), timeout=60)
+    # One untimed message first: the steady state is measured, not a first request's lazy imports.
+    await send(WARM_UP_STEP + first)
     await asyncio.sleep(0.5)
     sent: dict[int, float] = {}
-    for step in range(MESSAGES):
+    for step in wanted:
         sent[step] = time.perf_counter()
         await send(step)
         await asyncio.sleep(0.05)
     await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=120)
-    latencies = [(got[s] - sent[s]) * 1000 for got in received for s in got if s in sent]
+    latencies = [(got[s] - sent[s]) * 1000 for got in received for s in got]
     dropped = sum(MESSAGES - len(got) for got in received)
     return latencies, dropped
 
@@ -71,30 +85,40 @@ def p99(values: list[float]) -> float:
     return sorted(values)[max(0, int(len(values) * 0.99) - 1)] if values else float("nan")
 
 
-async def bench_triad(port: int, run_id: int, cookie: str) -> tuple[list[float], int]:
-    url = f"ws://127.0.0.1:{port}/ws/runs/{run_id}/"
-    headers = {"Cookie": cookie, "Origin": f"http://127.0.0.1:{port}"}
-    async with httpx.AsyncClient(timeout=30) as http:
+async def bench_triad(ports: list[int], run_id: int, cookie: str, first: int) -> tuple[list[float], int]:
+    urls = [f"ws://127.0.0.1:{port}/ws/runs/{run_id}/" for port in ports]
+    headers = {"Cookie": cookie, "Origin": f"http://127.0.0.1:{ports[0]}"}
+    conn = http.client.HTTPConnection("127.0.0.1", ports[0], timeout=30)  # one kept-alive connection
 
-        async def send(step: int) -> None:
-            body = {"events": [{"seq": step, "type": "metric", "step": step, "values": {"loss": 1.0}}]}
-            r = await http.post(
-                f"http://127.0.0.1:{port}/api/v1/runs/{run_id}/events",
-                json=body,
-                headers={"Authorization": f"Bearer {TEST_TOKEN}"},
-            )
-            r.raise_for_status()
+    def post(step: int) -> None:
+        body = {"events": [{"seq": step, "type": "metric", "step": step, "values": {"loss": 1.0}}]}
+        conn.request(
+            "POST",
+            f"/api/v1/runs/{run_id}/events",
+            body=json.dumps(body),
+            headers={"Authorization": f"Bearer {TEST_TOKEN}", "Content-Type": "application/json"},
+        )
+        response = conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"ingest answered {response.status}")
 
-        return await fan_out(url, headers, send)
+    async def send(step: int) -> None:
+        await asyncio.to_thread(post, step)  # off the loop, which is busy receiving
+
+    try:
+        return await fan_out(urls, headers, send, first)
+    finally:
+        conn.close()
 
 
-async def bench_bare(port: int) -> tuple[list[float], int]:
+async def bench_bare(port: int, first: int) -> tuple[list[float], int]:
     async with websockets.connect(f"ws://127.0.0.1:{port}/send") as sender:
 
         async def send(step: int) -> None:
             await sender.send(json.dumps({"step": step}))
 
-        return await fan_out(f"ws://127.0.0.1:{port}/", {}, send)
+        return await fan_out([f"ws://127.0.0.1:{port}/"], {}, send, first)
 
 
 BARE_SERVER = """
@@ -117,16 +141,11 @@ asyncio.run(main())
 """
 
 
-def wait_port(port: int) -> None:
-    for _ in range(200):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--web-processes", type=int, default=1)
+    args = parser.parse_args()
     user = UserFactory(username="bench-live")
     run = RunFactory(
         created_by=user,
@@ -137,43 +156,60 @@ def main() -> None:
     client.force_login(user)
     cookie = f"sessionid={client.cookies['sessionid'].value}"
     env = {**os.environ, "TRIAD_DEV": "true", "TRIAD_INGEST_EVENTS_PER_S": "0"}
-    triad_port, bare_port = free_port(), free_port()
-    web = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "controlplane.asgi:application",
-            "--port",
-            str(triad_port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        cwd=REPO,
-        env=env,
-    )
+    triad_ports, bare_port = [free_port() for _ in range(args.web_processes)], free_port()
+    webs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "controlplane.asgi:application",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=REPO,
+            env=env,
+        )
+        for port in triad_ports
+    ]
     bare = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(bare_port)])
+    triad_lat: list[float] = []
+    bare_lat: list[float] = []
+    ratios: list[float] = []
+    triad_dropped = bare_dropped = 0
     try:
-        wait_port(triad_port)
-        wait_port(bare_port)
-        bare_lat, bare_dropped = asyncio.run(bench_bare(bare_port))
-        triad_lat, triad_dropped = asyncio.run(bench_triad(triad_port, run.pk, cookie))
+        for port in [*triad_ports, bare_port]:
+            wait_port(port)
+        for r in range(args.rounds):
+            first = r * MESSAGES
+            b_lat, b_dropped = asyncio.run(bench_bare(bare_port, first))
+            t_lat, t_dropped = asyncio.run(bench_triad(triad_ports, run.pk, cookie, first))
+            bare_lat += b_lat
+            triad_lat += t_lat
+            bare_dropped += b_dropped
+            triad_dropped += t_dropped
+            ratios.append(round(p99(t_lat) / p99(b_lat), 2))
     finally:
-        web.terminate()
-        bare.terminate()
-        web.wait(timeout=10)
-        bare.wait(timeout=10)
+        for proc in [*webs, bare]:
+            proc.terminate()
+        for proc in [*webs, bare]:
+            proc.wait(timeout=10)
     print(
         json.dumps(
             {
                 "clients": CLIENTS,
                 "messages": MESSAGES,
+                "rounds": args.rounds,
+                "web_processes": args.web_processes,
                 "triad_p50_ms": round(statistics.median(triad_lat), 1),
                 "triad_p99_ms": round(p99(triad_lat), 1),
                 "bare_p50_ms": round(statistics.median(bare_lat), 1),
                 "bare_p99_ms": round(p99(bare_lat), 1),
-                "ratio_p99": round(p99(triad_lat) / p99(bare_lat), 2),
+                "ratio_p99_per_round": ratios,
+                "ratio_p99": statistics.median(ratios),
                 "dropped_triad": triad_dropped,
                 "dropped_bare": bare_dropped,
             }

@@ -12,6 +12,7 @@ from runs import services
 from runs.events import EventError, parse_batch
 from runs.models import TERMINAL_STATUSES, Run
 from runs.ratelimit import ingest_retry_after
+from runs.selectors import run_token_hash
 from runs.tokens import token_matches
 
 
@@ -19,17 +20,18 @@ def _error(status: int, message: str, **extra: object) -> JsonResponse:
     return JsonResponse({"error": message, **extra}, status=status)
 
 
-def _authenticate(request: HttpRequest, run_id: int) -> Run | JsonResponse:
+def _authenticate(request: HttpRequest, run_id: int) -> int | JsonResponse:
+    """The run's id if the request carries its token; else the error to answer."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return _error(401, "Authorization: expected 'Bearer <run token>'")
-    run = Run.objects.select_related("dataset_version__dataset").filter(pk=run_id).first()
-    if run is None:
+    expected = run_token_hash(run_id=run_id)
+    if expected is None:
         return _error(404, f"run {run_id}: no such run")
-    if not token_matches(token.strip(), run.token_hash):
+    if not token_matches(token.strip(), expected):
         return _error(401, f"run {run_id}: the token does not match this run")
-    return run
+    return run_id
 
 
 @csrf_exempt
@@ -54,13 +56,13 @@ def run_events(request: HttpRequest, run_id: int) -> JsonResponse:
         batch = parse_batch(body, max_events=settings.TRIAD_INGEST_MAX_EVENTS)
     except EventError as exc:
         return JsonResponse(exc.as_dict(), status=400)
-    if (wait := ingest_retry_after(run_id=auth.pk, events=batch.received)) is not None:
+    if (wait := ingest_retry_after(run_id=auth, events=batch.received)) is not None:
         response = _error(
             429, f"run {run_id}: over {settings.TRIAD_INGEST_EVENTS_PER_S} events/s; retry later"
         )
         response["Retry-After"] = str(wait)
         return response
-    result = services.run_ingest(run_id=auth.pk, batch=batch)
+    result = services.run_ingest(run_id=auth, batch=batch)
     return JsonResponse(
         {"accepted": result.accepted, "duplicates": result.duplicates, "desired_state": result.desired_state}
     )
@@ -72,8 +74,9 @@ def run_spec(request: HttpRequest, run_id: int) -> JsonResponse:
     auth = _authenticate(request, run_id)
     if isinstance(auth, JsonResponse):
         return auth
-    if auth.status in TERMINAL_STATUSES:
+    run = Run.objects.select_related("dataset_version__dataset").get(pk=auth)
+    if run.status in TERMINAL_STATUSES:
         return _error(
-            409, f"run {run_id} is {auth.status}; there is nothing to start", desired_state=auth.status
+            409, f"run {run_id} is {run.status}; there is nothing to start", desired_state=run.status
         )
-    return JsonResponse(services.run_spec(run=auth))
+    return JsonResponse(services.run_spec(run=run))

@@ -3,26 +3,57 @@
 
 Over the limit the API answers 429 with Retry-After and writes nothing; the ingest client keeps the
 batch spooled and sends it again after the wait, so a burst costs time, never data.
+
+Redis is transport, not the record: while it is unreachable the limit is not enforced (the batch is let
+through, and a warning logged) rather than failing the ingest.
 """
 
+import logging
 import threading
 import time
 from typing import Any
 
 from django.conf import settings
 
+logger = logging.getLogger(__name__)
+
 _local_lock = threading.Lock()
 _local_counts: dict[tuple[int, int], int] = {}
 _redis_client: Any = None
+_redis_client_url = ""
+_REDIS_PAUSE_S = 1.0  # after Redis failed, batches go unmetered this long before it is tried again
+_redis_paused_until = 0.0
 
 
 def _redis() -> Any:
-    global _redis_client
-    if _redis_client is None:
+    global _redis_client, _redis_client_url
+    if _redis_client is None or _redis_client_url != settings.REDIS_URL:
+        _redis_client_url = settings.REDIS_URL
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
-        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+        # One immediate retry (a pooled connection gone stale across a Redis restart), never a sleep.
+        _redis_client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 1)
+        )
     return _redis_client
+
+
+def _redis_count(key: str, events: int) -> int | None:
+    """The key's count after adding `events`, or None while Redis cannot be reached."""
+    global _redis_paused_until
+    if time.monotonic() < _redis_paused_until:
+        return None
+    try:
+        pipe = _redis().pipeline(transaction=False)  # one round trip; no MULTI needed
+        pipe.incrby(key, events)
+        pipe.expire(key, 5)
+        return int(pipe.execute()[0])
+    except Exception as exc:  # redis.RedisError, or an OS error on the socket
+        _redis_paused_until = time.monotonic() + _REDIS_PAUSE_S
+        logger.warning("ingest rate limit not enforced: Redis unreachable (%s)", exc)
+        return None
 
 
 def ingest_retry_after(*, run_id: int, events: int) -> int | None:
@@ -32,11 +63,10 @@ def ingest_retry_after(*, run_id: int, events: int) -> int | None:
         return None
     window = int(time.time())
     if settings.REDIS_URL:
-        key = f"triad:ingest:{run_id}:{window}"
-        pipe = _redis().pipeline()
-        pipe.incrby(key, events)
-        pipe.expire(key, 5)
-        used = int(pipe.execute()[0])
+        counted = _redis_count(f"triad:ingest:{run_id}:{window}", events)
+        if counted is None:
+            return None
+        used = counted
     else:
         with _local_lock:
             used = _local_counts.get((run_id, window), 0) + events

@@ -10,9 +10,71 @@
   const charts = new Map(); // key -> {fig, plot, steps: Map(step -> value)}
   let lastStep = -1;
   let statusTimer = null;
+  let reconnecting = false;
 
-  for (const fig of root.querySelectorAll("figure.chart")) {
+  for (const fig of root.querySelectorAll("figure.chart:not([data-keys])")) {
     charts.set(fig.dataset.key, { fig, plot: null, points: new Map() });
+  }
+
+  // Figures with data-keys show several metrics at once, one line each; data-stacked draws each on
+  // top of the ones before, so the stack's height is their sum (the reward components' shares).
+  const COLORS = ["#3b6fd8", "#d8703b", "#2e9e5b", "#9b3bd8", "#d83b6a", "#6a6a6a"];
+  const FILLS = ["#c9d8f6", "#f6dac9", "#c6e8d4", "#e3cbf5", "#f5c9d7", "#dddddd"];
+  const groupsByKey = new Map(); // metric key -> [group]
+  for (const fig of root.querySelectorAll("figure.chart[data-keys]")) {
+    const keys = fig.dataset.keys.split(",");
+    const labels = (fig.dataset.labels || fig.dataset.keys).split(",");
+    const group = { fig, plot: null, keys, labels, stacked: fig.dataset.stacked === "true", points: new Map() };
+    for (const key of keys) {
+      group.points.set(key, new Map());
+      if (!groupsByKey.has(key)) groupsByKey.set(key, []);
+      groupsByKey.get(key).push(group);
+    }
+  }
+
+  function renderGroup(group) {
+    const steps = Array.from(new Set(group.keys.flatMap((k) => Array.from(group.points.get(k).keys()))))
+      .sort((a, b) => a - b);
+    const raw = group.keys.map((k) => steps.map((s) => (group.points.get(k).has(s) ? group.points.get(k).get(s) : null)));
+    let shown = raw;
+    if (group.stacked) {
+      const sums = steps.map(() => 0);
+      shown = raw.map((values) => values.map((v, i) => (sums[i] += v || 0)));
+    }
+    // Stacked areas are drawn from the top one down, each filled to 0 over the ones drawn before.
+    const order = group.keys.map((_, i) => i);
+    if (group.stacked) order.reverse();
+    group.raw = raw;
+    const data = [steps, ...order.map((i) => shown[i])];
+    group.fig.dataset.points = String(steps.length);
+    group.fig.querySelector(".empty-chart").hidden = steps.length > 0;
+    if (steps.length) {
+      const last = steps.length - 1;
+      group.fig.querySelector(".latest").textContent = group.keys
+        .map((_, i) => (raw[i][last] === null ? "" : `${group.labels[i]} ${raw[i][last].toPrecision(3)}`))
+        .filter(Boolean).join(" · ");
+    }
+    if (group.plot) { group.plot.setData(data); return; }
+    if (!steps.length) return;
+    const el = group.fig.querySelector(".plot");
+    group.plot = new uPlot({
+      width: Math.max(260, el.clientWidth || 360), height: 200,
+      // Shares and pass@k are never negative: the axis starts at 0, so the stack is seen whole.
+      scales: { x: { time: false }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.05 : 1] } },
+      series: [{ label: "step" }, ...order.map((i) => ({
+        label: group.labels[i],
+        stroke: COLORS[i % COLORS.length],
+        fill: group.stacked ? FILLS[i % FILLS.length] : undefined,
+        width: 2,
+        points: { show: steps.length < 60 },
+        // The legend shows each metric's own value, not the stack's height at its line.
+        value: (u, v, sidx, idx) => {
+          const own = idx == null ? null : group.raw[i][idx];
+          return own == null ? "–" : own.toPrecision(3);
+        },
+      }))],
+      axes: [{ label: "step" }, {}],
+    }, data, el);
   }
 
   function render(key) {
@@ -46,7 +108,15 @@
 
   function addPoints(series) {
     const touched = new Set();
+    const touchedGroups = new Set();
     for (const [key, points] of Object.entries(series)) {
+      for (const group of groupsByKey.get(key) || []) {
+        for (const [step, value] of points) {
+          group.points.get(key).set(step, value);
+          if (step > lastStep) lastStep = step;
+        }
+        touchedGroups.add(group);
+      }
       let chart = charts.get(key);
       if (!chart) continue;
       for (const [step, value] of points) {
@@ -56,10 +126,13 @@
       touched.add(key);
     }
     touched.forEach(render);
-    if (touched.size) document.getElementById("last-update").textContent = new Date().toLocaleTimeString();
+    touchedGroups.forEach(renderGroup);
+    if (touched.size || touchedGroups.size) {
+      document.getElementById("last-update").textContent = new Date().toLocaleTimeString();
+    }
   }
 
-  const keyParam = encodeURIComponent(Array.from(charts.keys()).join(","));
+  const keyParam = encodeURIComponent(Array.from(new Set([...charts.keys(), ...groupsByKey.keys()])).join(","));
 
   async function backfill() {
     // First load: the whole run, downsampled on the server (each bucket's min and max kept). Later
@@ -86,7 +159,16 @@
     const proto = location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(`${proto}://${location.host}${wsPath}`);
     const state = document.getElementById("live-state");
-    ws.onopen = () => { state.textContent = "live"; backfill(); };
+    ws.onopen = () => {
+      state.textContent = "live";
+      backfill();
+      // After a drop (the server closes with 4000 when an update may have been lost), the status and
+      // the generations are re-read too.
+      if (reconnecting) {
+        document.body.dispatchEvent(new Event("run-status"));
+        document.body.dispatchEvent(new Event("run-generations"));
+      }
+    };
     ws.onmessage = (e) => {
       const msg = JSON.parse(e.data);
       if (msg.metrics && msg.metrics.length) {
@@ -110,7 +192,7 @@
         log.scrollTop = log.scrollHeight;
       }
     };
-    ws.onclose = () => { state.textContent = "reconnecting…"; setTimeout(connect, 1500); };
+    ws.onclose = () => { state.textContent = "reconnecting…"; reconnecting = true; setTimeout(connect, 1500); };
   }
 
   backfill().finally(connect);

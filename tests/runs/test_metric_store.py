@@ -1,0 +1,45 @@
+"""Metric points and their rollups: the same however a series arrives in batches."""
+
+import datetime as dt
+import random
+
+import pytest
+
+from runs.metric_store import SMALL_BATCH, metric_points_write
+from runs.models import MetricPoint, MetricRollup
+from tests.factories import RunFactory
+
+pytestmark = pytest.mark.django_db
+
+ROLLUP_FIELDS = (
+    "key", "width", "bucket", "n", "min_value", "min_step", "max_value", "max_step",
+    "first_step", "first_value", "last_step", "last_value",
+)  # fmt: skip
+
+
+def series(run_id: int, n: int) -> list[tuple[int, str, int, float, dt.datetime]]:
+    rng = random.Random(7)
+    now = dt.datetime.now(dt.UTC)
+    return [(run_id, key, step, rng.random(), now) for step in range(n) for key in ("loss", "kl")]
+
+
+def rollups(run_id: int) -> list[tuple]:
+    return list(
+        MetricRollup.objects.filter(run_id=run_id).order_by(*ROLLUP_FIELDS[:3]).values_list(*ROLLUP_FIELDS)
+    )
+
+
+def test_a_series_sent_step_by_step_has_the_points_and_rollups_of_the_same_series_sent_at_once():
+    by_step, at_once = RunFactory(), RunFactory()
+    rows = series(by_step.pk, 1_200)
+    assert len(rows) > SMALL_BATCH  # the one big write takes the COPY path, the small ones the INSERT
+
+    for start in range(0, len(rows), 30):  # a trainer's step at a time
+        metric_points_write(rows[start : start + 30])
+    metric_points_write([(at_once.pk, *row[1:]) for row in rows])
+
+    assert MetricPoint.objects.filter(run=by_step).count() == MetricPoint.objects.filter(run=at_once).count()
+    assert rollups(by_step.pk) == rollups(at_once.pk)
+    widest = MetricRollup.objects.filter(run=by_step, key="loss").order_by("-width").first()
+    assert widest.n == 1_200
+    assert widest.max_value == max(v for _, k, _, v, _ in rows if k == "loss")
