@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "template_partials",
     "channels",
     "controlplane",
+    "controlplane.accounts",
     "datasets_app",
     "runs",
     "runs.review",
@@ -76,6 +77,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "controlplane.accounts.context_processors.roles",
             ],
         },
     },
@@ -84,9 +86,18 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     try:
-        DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+        # Checked before use (CONN_HEALTH_CHECKS): a database restart costs no request.
+        DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_health_checks=True)}
     except Exception as exc:
         raise ConfigError(f"DATABASE_URL: cannot parse it: {exc}") from exc
+    # Under ASGI each request's sync code runs in a thread of its own, so Django's persistent
+    # connections (CONN_MAX_AGE) are never reused and every request would open a new one: a pool
+    # of up to TRIAD_DB_POOL_SIZE connections per process instead.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env_int("TRIAD_DB_POOL_SIZE", 20, minimum=1),
+        "timeout": 30,
+    }
 else:
     DATABASES = {
         "default": {
@@ -165,6 +176,8 @@ if not CELERY_BROKER_URL:
         "data_folder_in": str(broker_dir),
         "data_folder_out": str(broker_dir),
         "processed_folder": str(broker_dir),
+        # The exchange table; kombu's default is ./control in whatever directory the process started.
+        "control_folder": str(broker_dir / "control"),
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)

@@ -30,12 +30,33 @@ RANGES: dict[str, tuple[float, float]] = {
     "checkpoint_every": (0, 100_000),
     "eval_every": (0, 100_000),
     "eval_problems": (0, 100_000),
+    "eval_set_problems": (0, 164),  # HumanEval's size
+    "eval_samples": (1, 1024),
+    "eval_k": (1, 1024),
+    "reward_correctness": (0, 100),
+    "reward_efficiency": (0, 100),
+    "reward_style": (0, 100),
+    "reward_format": (0, 100),
     "include_unverified": (0, 1),
     "budget_usd": (0, 10_000_000),
     "gpu_count": (0, 4096),
+    "stop_pass_rate_flat_steps": (0, 100_000),
+    "stop_pass_rate_tolerance": (0, 1),
+    "stop_zero_std_steps": (0, 100_000),
+    "stop_zero_std_frac": (0, 1),
+    "critic": (0, 1),
+    "critic_skip": (0, 1),
+    "critic_threshold": (0.5, 1.0),
+    "critic_audit_frac": (0.01, 1.0),
+    "critic_max_skip_frac": (0.0, 1.0),
+    "sft_with_reasoning": (0, 1),
 }
 
-_KINDS = {int: "an integer", float: "a number", bool: "true or false"}
+# Text settings take one of a fixed set of names instead of a range.
+CHOICES: dict[str, tuple[str, ...]] = {"eval_set": ("none", "humaneval")}
+REWARD_WEIGHTS = ("reward_correctness", "reward_efficiency", "reward_style", "reward_format")
+
+_KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a name"}
 _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
@@ -46,10 +67,13 @@ class FieldRule:
     default: Any
     low: float
     high: float
+    choices: tuple[str, ...] = ()
 
     def describe(self) -> str:
         if self.type is bool:
             return "must be true or false"
+        if self.type is str:
+            return f"must be one of {', '.join(self.choices)}"
         return f"must be {_KINDS[self.type]} from {_number(self.low)} to {_number(self.high)}"
 
 
@@ -57,6 +81,11 @@ def _schema() -> dict[str, FieldRule]:
     hints = typing.get_type_hints(RunConfig)
     rules = {}
     for field in dataclasses.fields(RunConfig):
+        if hints[field.name] is str:
+            if field.name not in CHOICES:
+                raise RuntimeError(f"RunConfig.{field.name} needs its names in runs.config_schema.CHOICES")
+            rules[field.name] = FieldRule(field.name, str, field.default, 0, 0, CHOICES[field.name])
+            continue
         if field.name not in RANGES or hints[field.name] not in _KINDS:
             raise RuntimeError(f"RunConfig.{field.name} needs a range in runs.config_schema.RANGES")
         low, high = RANGES[field.name]
@@ -152,7 +181,39 @@ def config_from_yaml(text: str) -> ParsedConfig:
             line=lines[key],
             key=key,
         )
+    _check_evaluation_and_reward(config, lines)
+    if config.critic_skip and not config.critic:
+        raise ConfigError("critic_skip needs critic: true", line=lines["critic_skip"], key="critic_skip")
     return ParsedConfig(config=config, lines=lines)
+
+
+def _check_evaluation_and_reward(config: RunConfig, lines: dict[str, int]) -> None:
+    """The rules that tie settings together, on the line of the first one given."""
+
+    def line_of(*keys: str) -> tuple[int, str]:
+        given = [key for key in keys if key in lines]
+        return (lines[given[0]], given[0]) if given else (1, keys[0])
+
+    if config.eval_k > config.eval_samples:
+        line, key = line_of("eval_k", "eval_samples")
+        raise ConfigError(
+            f"eval_k ({config.eval_k}) must be at most eval_samples ({config.eval_samples}): pass@k "
+            "is estimated from that many samples",
+            line=line,
+            key=key,
+        )
+    if config.eval_set != "none" and not config.eval_every:
+        line, key = line_of("eval_every", "eval_set")
+        raise ConfigError(
+            f"eval_set {config.eval_set!r} needs eval_every > 0, or it is never evaluated", line=line, key=key
+        )
+    if not any(getattr(config, key) for key in REWARD_WEIGHTS):
+        line, key = line_of(*REWARD_WEIGHTS)
+        raise ConfigError(
+            f"at least one reward weight must be > 0 ({', '.join(REWARD_WEIGHTS)} are all 0)",
+            line=line,
+            key=key,
+        )
 
 
 def _check(rule: FieldRule, value: Any, line: int) -> Any:
@@ -160,6 +221,10 @@ def _check(rule: FieldRule, value: Any, line: int) -> Any:
         value = float(value)  # YAML 1.1 reads 3e-4 (no dot) as text
     if rule.type is bool:
         if not isinstance(value, bool):
+            raise ConfigError(f"{rule.describe()}, got {_shown(value)}", line=line, key=rule.name)
+        return value
+    if rule.type is str:
+        if not isinstance(value, str) or value not in rule.choices:
             raise ConfigError(f"{rule.describe()}, got {_shown(value)}", line=line, key=rule.name)
         return value
     numeric = isinstance(value, int) or (rule.type is float and isinstance(value, float))

@@ -3,11 +3,41 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from runs.broadcast import RUNS_GROUP, run_group
+from controlplane.accounts.selectors import team_ids_for
+from runs.broadcast import RESYNC_CLOSE_CODE, RUNS_TOPIC, Feed, run_topic
 from runs.models import Run
+from runs.selectors import run_list_for_user
 
 
-class RunConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+class _LiveFeedMixin:
+    """Updates come from runs.broadcast's per-process fan-out, not from the channel layer: one message
+    per update reaches each web process, whatever the number of browsers. Where one may have been lost,
+    the socket is closed with RESYNC_CLOSE_CODE and the browser reconnects and re-reads the database."""
+
+    channel_layer_alias = None  # no channel-layer channel per socket: nothing is sent to it
+    feed: Feed | None = None
+
+    async def _feed_open(self, topic: str) -> Feed | None:
+        # Before accept(): what is published from here on is queued, so the browser's backfill, which
+        # starts once the socket is accepted, leaves no gap. None (the socket refused) while updates
+        # cannot flow: the browser shows "reconnecting…" and tries again, rather than a silent "live".
+        feed = Feed(topic, self.run_update, self._resync)  # type: ignore[attr-defined]
+        if not await feed.open():
+            await self._resync()
+            return None
+        self.feed = feed
+        return feed
+
+    async def _feed_close(self) -> None:
+        if self.feed is not None:
+            await self.feed.close()
+            self.feed = None
+
+    async def _resync(self) -> None:
+        await self.close(code=RESYNC_CLOSE_CODE)  # type: ignore[attr-defined]
+
+
+class RunConsumer(_LiveFeedMixin, AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     """Live updates of one run. Backfill is the browser's job: it re-reads the database on (re)connect."""
 
     async def connect(self) -> None:
@@ -16,35 +46,55 @@ class RunConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         if user is None or not user.is_authenticated or not await self._run_exists():
             await self.close(code=4403)
             return
-        self.group = run_group(self.run_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        feed = await self._feed_open(run_topic(self.run_id))
+        if feed is None:
+            return
         await self.accept()
+        feed.start()
 
     async def disconnect(self, code: int) -> None:
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        await self._feed_close()
 
     async def run_update(self, event: dict[str, Any]) -> None:
-        await self.send_json(event["payload"])
+        # Serialised once for every browser, and sent straight to the server (runs.routing).
+        message = {"type": "websocket.send", "text": event["text"]}
+        await self.scope.get("triad.send", self.base_send)(message)
 
     @database_sync_to_async
     def _run_exists(self) -> bool:
-        return Run.objects.filter(pk=self.run_id).exists()
+        # Another team's run does not exist for this user: refused like a missing one, before any join.
+        return run_list_for_user(user=self.scope["user"]).filter(pk=self.run_id).exists()
 
 
-class RunListConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
-    """Status changes of every run, for the runs list."""
+class RunListConsumer(_LiveFeedMixin, AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+    """Status changes of the runs of the user's teams (every run for a superuser), for the runs list.
+    The teams are read at connect; a membership changed later counts from the next (re)connect."""
 
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=4403)
             return
-        await self.channel_layer.group_add(RUNS_GROUP, self.channel_name)
+        self.team_ids = await database_sync_to_async(team_ids_for)(user=user)  # None: every team
+        self.run_teams: dict[int, int | None] = {}  # run id → team id, read once per run
+        feed = await self._feed_open(RUNS_TOPIC)
+        if feed is None:
+            return
         await self.accept()
+        feed.start()
 
     async def disconnect(self, code: int) -> None:
-        await self.channel_layer.group_discard(RUNS_GROUP, self.channel_name)
+        await self._feed_close()
 
     async def run_update(self, event: dict[str, Any]) -> None:
-        await self.send_json({"run_id": event["run_id"], **event["payload"]})
+        run_id = event["run_id"]
+        if self.team_ids is not None:
+            if run_id not in self.run_teams:
+                self.run_teams[run_id] = await self._team_of(run_id)
+            if self.run_teams[run_id] not in self.team_ids:
+                return  # another team's run: nothing of it reaches this browser
+        await self.send_json({"run_id": run_id, **event["payload"]})
+
+    @database_sync_to_async
+    def _team_of(self, run_id: int) -> int | None:
+        return Run.objects.filter(pk=run_id).values_list("team_id", flat=True).first()

@@ -1,7 +1,9 @@
 from typing import Any
 
 from django import forms
+from django.db.models import QuerySet
 
+from controlplane.accounts.models import Team
 from datasets_app.models import Dataset, DatasetVersion
 from runs.config_schema import (
     PRESETS,
@@ -28,6 +30,12 @@ class RunLaunchForm(forms.Form):
         help_text="Fills the settings below; change any of them afterwards.",
     )
     name = forms.CharField(max_length=200, required=False, help_text="Defaults to the dataset and version.")
+    team = forms.ModelChoiceField(
+        queryset=Team.objects.none(),
+        required=False,
+        empty_label=None,
+        help_text="Its members see the run; its monthly budget pays for it.",
+    )
     dataset_version = forms.ModelChoiceField(
         queryset=DatasetVersion.objects.select_related("dataset").order_by("dataset__name", "-number"),
         empty_label=None,
@@ -90,8 +98,12 @@ class RunLaunchForm(forms.Form):
 
     parsed: ParsedConfig | None = None
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, teams: QuerySet[Team] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if teams is not None:  # the teams the user may launch into; the first is the default
+            self.fields["team"].queryset = teams  # type: ignore[attr-defined]
+        else:
+            del self.fields["team"]
         if not self.is_bound and "config_yaml" not in self.initial:
             known = {key: value for key, value in self.initial.items() if key in SCHEMA}
             self.initial["config_yaml"] = config_to_yaml(RunConfig(**known))

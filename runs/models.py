@@ -44,6 +44,8 @@ class Node(models.Model):
 class Run(models.Model):
     name = models.CharField(max_length=200)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="runs")
+    # Who may see and act on the run: the members of this team (docs/teams.md).
+    team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="runs")
     dataset_version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT, related_name="+")
     status = models.CharField(
         max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True
@@ -62,6 +64,8 @@ class Run(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        # The runs list of a team's members: newest first, read a page at a time.
+        indexes = [models.Index(fields=["team", "-created_at", "-id"], name="run_team_created")]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.name}"

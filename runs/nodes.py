@@ -30,19 +30,20 @@ class NodeInfo:
 
 
 def node_register(*, info: NodeInfo) -> Node:
+    """Record a node that started. Its price per GPU-hour (TRIAD_NODE_USD_PER_GPU_HOUR on the node)
+    overrides its pool's; a node that states none keeps the one an admin set, so a restart loses nothing."""
     now = timezone.now()
-    node, _ = Node.objects.update_or_create(
-        name=info.name,
-        defaults={
-            "hostname": info.hostname,
-            "pool": info.pool,
-            "gpu_type": info.gpu_type,
-            "gpu_count": info.gpu_count,
-            "usd_per_gpu_hour": info.usd_per_gpu_hour,
-            "registered_at": now,
-            "last_heartbeat_at": now,
-        },
-    )
+    defaults: dict[str, Any] = {
+        "hostname": info.hostname,
+        "pool": info.pool,
+        "gpu_type": info.gpu_type,
+        "gpu_count": info.gpu_count,
+        "registered_at": now,
+        "last_heartbeat_at": now,
+    }
+    if info.usd_per_gpu_hour is not None:
+        defaults["usd_per_gpu_hour"] = info.usd_per_gpu_hour
+    node, _ = Node.objects.update_or_create(name=info.name, defaults=defaults)
     return node
 
 

@@ -1,9 +1,16 @@
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.http import Http404
 from django.utils import timezone
 
+from controlplane.accounts.models import Role
+from controlplane.accounts.selectors import role_allows, role_of, team_filter
 from runs.metric_store import metric_series_read
 from runs.models import Generation, LogLine, MetricPoint, Run
 
@@ -19,6 +26,7 @@ COMPARE_KEYS = (
     "length/mean",
     "time/step_s",
     "throughput/tokens_per_s",
+    "eval/humaneval/pass@1",  # runs that evaluate on HumanEval compare on the benchmark itself
 )
 RUN_SORTS = {
     "newest": ("-created_at", "-pk"),
@@ -31,7 +39,23 @@ RUN_SORTS = {
 
 
 def run_list() -> QuerySet[Run]:
-    return Run.objects.select_related("dataset_version__dataset", "created_by")
+    return Run.objects.select_related("dataset_version__dataset", "created_by", "team")
+
+
+def run_list_for_user(*, user: User) -> QuerySet[Run]:
+    """The runs of the user's teams (every run for a superuser): all any page, API or socket shows."""
+    return run_list().filter(team_filter(user=user))
+
+
+def run_get_for_user(*, user: User, run_id: int, at_least: str = Role.VIEWER) -> Run:
+    """A run the user may see (else 404: another team's run does not exist for them) and, with
+    `at_least`, act on (else 403: a viewer of its team may look but not launch, cancel or label)."""
+    run = run_list_for_user(user=user).filter(pk=run_id).first()
+    if run is None:
+        raise Http404(f"no run #{run_id}")
+    if at_least != Role.VIEWER and not role_allows(role_of(user=user, team_id=run.team_id), at_least):
+        raise PermissionDenied(f"this needs the {at_least} role in team {run.team}")
+    return run
 
 
 def _latest(key: str) -> Subquery:
@@ -41,10 +65,12 @@ def _latest(key: str) -> Subquery:
 
 
 def run_list_filtered(
-    *, q: str = "", status: str = "", dataset_id: int | None = None, sort: str = "newest"
+    *, user: User, q: str = "", status: str = "", dataset_id: int | None = None, sort: str = "newest"
 ) -> QuerySet[Run]:
     """The runs list: text search over name and dataset, status and dataset filters, latest key metrics."""
-    runs = run_list().annotate(latest_pass_rate=_latest("pass_rate"), latest_reward=_latest("reward/mean"))
+    runs = run_list_for_user(user=user).annotate(
+        latest_pass_rate=_latest("pass_rate"), latest_reward=_latest("reward/mean")
+    )
     if q:
         runs = runs.filter(
             Q(name__icontains=q)
@@ -58,9 +84,10 @@ def run_list_filtered(
     return runs.order_by(*RUN_SORTS.get(sort, RUN_SORTS["newest"]))
 
 
-def run_compare_rows(*, run_ids: Sequence[int]) -> list[dict[str, Any]]:
-    """One summary row per run, in the order asked: best and final pass rate, steps, wall time."""
-    runs = {run.pk: run for run in run_list().filter(pk__in=run_ids)}
+def run_compare_rows(*, user: User, run_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """One summary row per run the user may see, in the order asked: best and final pass rate, steps,
+    wall time."""
+    runs = {run.pk: run for run in run_list_for_user(user=user).filter(pk__in=run_ids)}
     rows = []
     for run_id in run_ids:
         run = runs.get(run_id)
@@ -146,3 +173,64 @@ def run_log_tail(*, run_id: int, limit: int = 50) -> list[LogLine]:
 
 def run_summary(run: Run) -> dict[str, Any]:
     return {"id": run.pk, "status": run.status, "last_step": run.last_step}
+
+
+@dataclass(frozen=True)
+class ChartGroup:
+    """One chart of several metrics: overlaid, or stacked so that the stack's height is their sum."""
+
+    name: str
+    keys: tuple[str, ...]
+    labels: tuple[str, ...]
+    stacked: bool = False
+    title: str = ""
+
+
+REWARD_COMPONENTS = ("correctness", "efficiency", "style", "format")
+
+
+def run_chart_groups(*, run: Run) -> list[ChartGroup]:
+    """The multi-metric charts the run's config calls for: each weighted reward component's share of
+    reward/mean (stacked; when anything besides correctness is weighted) and pass@1 / pass@k of its
+    evaluations (held-out problems, evaluation set)."""
+    from runs.services import RunConfig
+
+    config = RunConfig(**{k: v for k, v in run.config.items() if k in RunConfig.__dataclass_fields__})
+    groups: list[ChartGroup] = []
+    weighted = [c for c in REWARD_COMPONENTS if getattr(config, f"reward_{c}")]
+    if any(c != "correctness" for c in weighted):
+        groups.append(
+            ChartGroup(
+                name="reward/share",
+                keys=tuple(f"reward/{c}/share" for c in weighted),
+                labels=tuple(weighted),
+                stacked=True,
+                title="Each component's weight × mean score, stacked: the stack's height is reward/mean. "
+                "A component that dominates, or climbs while correctness does not, is being gamed.",
+            )
+        )
+    if config.eval_every:
+        ks = list(dict.fromkeys([1, config.eval_k]))
+        prefixes = (["eval"] if config.eval_problems else []) + (
+            [f"eval/{config.eval_set}"] if config.eval_set != "none" else []
+        )
+        keys = tuple(f"{prefix}/pass@{k}" for prefix in prefixes for k in ks)
+        if keys:
+            groups.append(
+                ChartGroup(
+                    name="eval/pass@k",
+                    keys=keys,
+                    labels=tuple(key.removeprefix("eval/") for key in keys),
+                    title="Unbiased pass@k (Chen et al. 2021) on the held-out problems and the eval set",
+                )
+            )
+    return groups
+
+
+def run_token_hash(*, run_id: int) -> str | None:
+    """The run's token hash, None if there is no such run. Read for every batch a trainer sends: one
+    indexed read of one column, without the ORM's query building."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT token_hash FROM runs_run WHERE id = %s", [run_id])
+        row = cursor.fetchone()
+    return row[0] if row else None

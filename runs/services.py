@@ -5,11 +5,15 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.core.exceptions import PermissionDenied
+from django.db import connection, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from controlplane.accounts.models import AuditAction, Role, Team
+from controlplane.accounts.selectors import team_list_for
+from controlplane.accounts.services import audit_record, require_role, team_default
 from datasets_app.models import DatasetVersion
 from datasets_app.selectors import problem_list_for_run, version_summary
 from runs.broadcast import broadcast_run_update
@@ -24,7 +28,7 @@ from runs.models import (
     RunStatus,
 )
 from runs.review.services import review_generations_scan
-from runs.spend.selectors import spend_estimate, user_budget_state
+from runs.spend.selectors import BudgetState, spend_estimate, team_budget_state, user_budget_state
 from runs.tokens import token_new
 
 # Which statuses each reported status may replace. A report that does not fit is ignored, so a
@@ -57,16 +61,47 @@ class RunConfig:
     checkpoint_every: int = 50
     eval_every: int = 0  # held-out pass@k every N steps (0: never)
     eval_problems: int = 0  # problems held out of training for that evaluation
+    eval_set: str = "none"  # a built-in benchmark evaluated every eval_every steps too: none | humaneval
+    eval_set_problems: int = 20  # its first N problems (0: all 164 of HumanEval)
+    eval_samples: int = 8  # completions sampled per evaluated problem (n of pass@k)
+    eval_k: int = 4  # eval/pass@<k> (and eval/<set>/pass@<k>) besides pass@1
+    # The reward: the weighted sum of these components' scores, each in [0, 1] (docs/trainer.md).
+    reward_correctness: float = 1.0
+    reward_efficiency: float = 0.0
+    reward_style: float = 0.0
+    reward_format: float = 0.0
     include_unverified: bool = False  # train on problems that did not verify too
     budget_usd: float = 0  # the run's spend cap in USD (0: no cap); past it, the run is budget_stopped
     gpu_count: int = 0  # GPUs billed (0: one, or the trainer processes on a CPU pool)
+    # Stops on learning signals (see docs/spend.md), checked on the accrual tick; never on by default.
+    stop_pass_rate_flat_steps: int = 0  # stop once pass_rate stays within the tolerance this long (0: off)
+    stop_pass_rate_tolerance: float = 0.01  # "flat": max - min of those steps' pass_rate at most this
+    stop_zero_std_steps: int = 0  # stop once frac_reward_zero_std > stop_zero_std_frac this long (0: off)
+    stop_zero_std_frac: float = 0.9
+    # The execution-outcome critic (docs/trainer.md); skipping the sandbox is opt-in and audited.
+    critic: bool = False
+    critic_skip: bool = False
+    critic_threshold: float = 0.95
+    critic_audit_frac: float = 0.1
+    critic_max_skip_frac: float = 0.5
+    sft_with_reasoning: bool = False  # the warm-up imitates the problem's reasoning trace, then its solution
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
 # Settings the control plane acts on itself; the trainer never sees them.
-CONTROL_ONLY = frozenset({"include_unverified", "budget_usd", "gpu_count"})
+CONTROL_ONLY = frozenset(
+    {
+        "include_unverified",
+        "budget_usd",
+        "gpu_count",
+        "stop_pass_rate_flat_steps",
+        "stop_pass_rate_tolerance",
+        "stop_zero_std_steps",
+        "stop_zero_std_frac",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -88,9 +123,32 @@ class RunLaunchError(ValueError):
         self.field = field
 
 
+def run_launch_team(*, user: User, team: Team | None = None) -> Team:
+    """The team a launch goes to: the one asked for, if the user is a member or admin of it (else
+    PermissionDenied); else their first such team by name. A superuser with no team gets the default."""
+    if team is not None:
+        require_role(user=user, team_id=team.pk, at_least=Role.MEMBER, doing="launching a run")
+        return team
+    first = team_list_for(user=user, at_least=Role.MEMBER).first()
+    if first is not None:
+        return first
+    if user.is_superuser:
+        return team_default()
+    raise PermissionDenied("launching a run needs the member role in a team")
+
+
 def run_launch(
-    *, user: User, dataset_version: DatasetVersion, name: str, config: RunConfig, pool: str = ""
+    *,
+    user: User,
+    dataset_version: DatasetVersion,
+    name: str,
+    config: RunConfig,
+    pool: str = "",
+    team: Team | None = None,
 ) -> LaunchResult:
+    """Queue a run in the team (default: the user's first team they may launch into; see
+    `run_launch_team`). Refused past the run's or the user's or the team's monthly budget remainder."""
+    team = run_launch_team(user=user, team=team)
     problems = problem_list_for_run(version=dataset_version, include_unverified=config.include_unverified)
     if not problems.exists():
         summary = version_summary(version=dataset_version).by_status
@@ -106,18 +164,28 @@ def run_launch(
             field="eval_problems",
         )
     pool = pool or settings.TRIAD_DEFAULT_POOL
-    _check_monthly_budget(user=user, dataset_version=dataset_version, config=config, pool=pool)
+    _check_monthly_budget(user=user, team=team, dataset_version=dataset_version, config=config, pool=pool)
     token, hashed = token_new()
     with transaction.atomic():
         run = Run.objects.create(
             name=name.strip() or f"{dataset_version.dataset.name}-v{dataset_version.number}",
             created_by=user,
+            team=team,
             dataset_version=dataset_version,
             config=config.as_dict(),
             pool=pool,
             token_hash=hashed,
         )
         LogLine.objects.create(run=run, source="control", message="run queued", time=timezone.now())
+        audit_record(
+            actor=user,
+            action=AuditAction.RUN_LAUNCH,
+            target_type="run",
+            target_id=run.pk,
+            target=f"run #{run.pk} {run.name}",
+            team_id=team.pk,
+            after={"status": run.status, "dataset_version": dataset_version.pk, "pool": pool, **run.config},
+        )
         run_id, queue = run.pk, f"gpu.{run.pool}"
 
         def enqueue() -> None:
@@ -130,11 +198,19 @@ def run_launch(
 
 
 def _check_monthly_budget(
-    *, user: User, dataset_version: DatasetVersion, config: RunConfig, pool: str
+    *, user: User, team: Team, dataset_version: DatasetVersion, config: RunConfig, pool: str
 ) -> None:
-    """Refuse a launch whose estimate (bounded by its own cap) exceeds the user's monthly remainder."""
-    budget = user_budget_state(user_id=user.pk)
-    if budget is None:
+    """Refuse a launch whose estimate (bounded by its own cap) exceeds the user's or the team's monthly
+    remainder."""
+    budgets: list[tuple[str, BudgetState]] = [
+        (whose, budget)
+        for whose, budget in (
+            ("your", user_budget_state(user_id=user.pk)),
+            (f"team {team.name}'s", team_budget_state(team_id=team.pk)),
+        )
+        if budget is not None
+    ]
+    if not budgets:
         return
     estimate = spend_estimate(
         dataset_version_id=dataset_version.pk, pool=pool, steps=config.steps, gpu_count=config.gpu_count
@@ -142,12 +218,14 @@ def _check_monthly_budget(
     expected = estimate.usd
     if config.budget_usd > 0:
         expected = min(expected, Decimal(str(config.budget_usd)))
-    if expected > budget.remaining:
+    for whose, budget in budgets:
+        if expected <= budget.remaining:
+            continue
         cap_note = f", capped by this run's ${config.budget_usd:.2f} budget" if config.budget_usd > 0 else ""
         raise RunLaunchError(
             f"this run is estimated at ${expected:.2f}{cap_note} ({estimate.explanation}), but only "
-            f"${budget.remaining:.2f} of your ${budget.cap:.2f} monthly budget is left (${budget.spent:.2f} "
-            "spent this month): set a run budget that fits, or fewer steps",
+            f"${budget.remaining:.2f} of {whose} ${budget.cap:.2f} monthly budget is left "
+            f"(${budget.spent:.2f} spent this month): set a run budget that fits, or fewer steps",
             field="budget_usd",
         )
 
@@ -182,14 +260,31 @@ def _transition(
     return bool(moved)
 
 
-def run_cancel(*, run_id: int) -> bool:
-    """Queued runs are cancelled at once; started ones go to `cancelling` until the launcher confirms."""
+def _audit_run(run_id: int, action: AuditAction, user: User | None, before: str, after: str) -> None:
+    team_id, name = Run.objects.values_list("team_id", "name").get(pk=run_id)
+    audit_record(
+        actor=user,
+        action=action,
+        target_type="run",
+        target_id=run_id,
+        target=f"run #{run_id} {name}",
+        team_id=team_id,
+        before={"status": before},
+        after={"status": after},
+    )
+
+
+def run_cancel(*, run_id: int, user: User | None = None) -> bool:
+    """Queued runs are cancelled at once; started ones go to `cancelling` until the launcher confirms.
+    Audited when it moves the run (`user` None: the system did it)."""
     with transaction.atomic():
         # Only a queued run is cancelled outright: `cancelling` → `cancelled` is the launcher's
         # confirmation, so a second click must not take that edge.
         queued = Q(status=RunStatus.QUEUED)
         if _transition(run_id, RunStatus.CANCELLED, "cancelled before it started", when=queued):
+            _audit_run(run_id, AuditAction.RUN_CANCEL, user, RunStatus.QUEUED, RunStatus.CANCELLED)
             return True
+        before = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
         moved = Run.objects.filter(pk=run_id, status__in=(RunStatus.STARTING, RunStatus.RUNNING)).update(
             status=RunStatus.CANCELLING
         )
@@ -198,6 +293,7 @@ def run_cancel(*, run_id: int) -> bool:
                 run_id=run_id, source="control", message="cancel requested", time=timezone.now()
             )
             broadcast_run_update(run_id, {"status": RunStatus.CANCELLING, "status_message": ""})
+            _audit_run(run_id, AuditAction.RUN_CANCEL, user, str(before), RunStatus.CANCELLING)
         return bool(moved)
 
 
@@ -223,13 +319,15 @@ def run_reap_lost(*, timeout_s: float | None = None) -> list[int]:
     ]
 
 
-def run_resume(*, run_id: int) -> LaunchResult | None:
+def run_resume(*, run_id: int, user: User | None = None) -> LaunchResult | None:
     """Queue a lost, failed or cancelled run again under a fresh token. Its trainer resumes from the last
     checkpoint in the run's work dir and continues its step count, curves and event sequence."""
     token, hashed = token_new()
     with transaction.atomic():
+        before = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
         if not _transition(run_id, RunStatus.QUEUED, "resumed", token_hash=hashed, last_heartbeat_at=None):
             return None
+        _audit_run(run_id, AuditAction.RUN_RESUME, user, str(before), RunStatus.QUEUED)
         run = Run.objects.get(pk=run_id)
         queue = f"gpu.{run.pool}"
 
@@ -252,30 +350,82 @@ def run_ingest(*, run_id: int, batch: Batch) -> IngestResult:
     """Persist a batch of events exactly once per (run, source, seq), then broadcast what was new."""
     now = timezone.now()
     with transaction.atomic():
-        # One writer per run at a time: makes the seen-seq check and the inserts one atomic step.
-        run = Run.objects.select_for_update().only("pk", "status").get(pk=run_id)
-        seqs = [e.seq for e in batch.events]
-        seen = set(
-            IngestedEvent.objects.filter(run_id=run_id, source=batch.source, seq__in=seqs).values_list(
-                "seq", flat=True
-            )
-        )
-        fresh = [e for e in batch.events if e.seq not in seen]
-        IngestedEvent.objects.bulk_create(
-            IngestedEvent(run_id=run_id, source=batch.source, seq=e.seq, type=e.type) for e in fresh
-        )
+        # One writer per run at a time (the run's row lock), the heartbeat and the seen-seq check, in one
+        # round trip: the events whose (run, source, seq) was already claimed are the repeats.
+        status, claimed = _events_claim(run_id=run_id, source=batch.source, events=batch.events, now=now)
+        fresh = [e for e in batch.events if e.seq in claimed]
         payload = _store_events(run_id, batch.source, fresh, now)
         statuses = [e.data for e in fresh if e.type == "status"]
-        heartbeat_fields: dict[str, Any] = {"last_heartbeat_at": now}
-        if payload["metrics"]:
-            heartbeat_fields["last_step"] = max(p["step"] for p in payload["metrics"])
-        Run.objects.filter(pk=run_id).update(**heartbeat_fields)
-        for status in statuses:
-            _transition(run_id, status["status"], status["message"])
+        for reported in statuses:
+            _transition(run_id, reported["status"], reported["message"])
         if payload["metrics"] or payload["generations"] or payload["logs"]:
             broadcast_run_update(run_id, payload)
-        desired = Run.objects.values_list("status", flat=True).get(pk=run.pk)
+        desired = Run.objects.values_list("status", flat=True).get(pk=run_id) if statuses else status
     return IngestResult(accepted=len(fresh), duplicates=batch.received - len(fresh), desired_state=desired)
+
+
+# Locks the run's row, records the heartbeat and the furthest new metric step, and inserts the batch's
+# idempotency keys; answers the run's status and the seqs that were new. ORDER BY seq: concurrent
+# batches claim overlapping keys in the same order.
+_CLAIM_SQL = """
+WITH run AS (
+    SELECT id FROM runs_run WHERE id = %(run_id)s FOR UPDATE
+), fresh AS (
+    INSERT INTO runs_ingestedevent (run_id, source, seq, type, received_at)
+    SELECT run.id, %(source)s, b.seq, b.type, %(now)s
+    FROM run, unnest(%(seqs)s::bigint[], %(types)s::varchar[]) AS b(seq, type)
+    ORDER BY b.seq
+    ON CONFLICT (run_id, source, seq) DO NOTHING
+    RETURNING seq
+), beat AS (
+    UPDATE runs_run SET
+        last_heartbeat_at = %(now)s,
+        last_step = COALESCE(
+            (SELECT max(m.step)
+             FROM unnest(%(metric_seqs)s::bigint[], %(metric_steps)s::int[]) AS m(seq, step)
+             WHERE m.seq IN (SELECT seq FROM fresh)),
+            last_step
+        )
+    WHERE id = (SELECT id FROM run)
+    RETURNING status
+)
+SELECT (SELECT status FROM beat), ARRAY(SELECT seq FROM fresh)
+"""
+
+
+def _events_claim(*, run_id: int, source: str, events: list[Event], now: dt.datetime) -> tuple[str, set[int]]:
+    metrics = [e for e in events if e.type == "metric"]
+    if connection.vendor == "postgresql":
+        params: dict[str, Any] = {
+            "run_id": run_id,
+            "source": source,
+            "now": now,
+            "seqs": [e.seq for e in events],
+            "types": [e.type for e in events],
+            "metric_seqs": [e.seq for e in metrics],
+            "metric_steps": [e.data["step"] for e in metrics],
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(_CLAIM_SQL, params)
+            status, fresh = cursor.fetchone()
+        if status is None:
+            raise Run.DoesNotExist(f"run {run_id}: no such run")
+        return status, set(fresh)
+    status = Run.objects.select_for_update().values_list("status", flat=True).get(pk=run_id)
+    seqs = [e.seq for e in events]
+    seen = set(
+        IngestedEvent.objects.filter(run_id=run_id, source=source, seq__in=seqs).values_list("seq", flat=True)
+    )
+    IngestedEvent.objects.bulk_create(
+        IngestedEvent(run_id=run_id, source=source, seq=e.seq, type=e.type, received_at=now)
+        for e in events
+        if e.seq not in seen
+    )
+    fields: dict[str, Any] = {"last_heartbeat_at": now}
+    if steps := [e.data["step"] for e in metrics if e.seq not in seen]:
+        fields["last_step"] = max(steps)
+    Run.objects.filter(pk=run_id).update(**fields)
+    return status, {seq for seq in seqs if seq not in seen}
 
 
 def _store_events(run_id: int, source: str, events: list[Event], now: dt.datetime) -> dict[str, list[Any]]:
@@ -331,6 +481,7 @@ def run_spec(*, run: Run) -> dict[str, Any]:
             "entry_point": p.entry_point,
             "solution": p.solution,
             "tests": p.tests,
+            "reasoning": p.reasoning,
         }
         for p in problem_list_for_run(version=version, include_unverified=config.include_unverified)
     ]

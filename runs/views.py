@@ -1,15 +1,17 @@
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from controlplane.accounts.models import Role
+from controlplane.accounts.selectors import role_allows, role_of, team_list_for
 from controlplane.http import AuthedHttpRequest
 from runs import nodes as nodes_service
 from runs import selectors, services
 from runs.config_schema import PRESETS, preset_values
 from runs.forms import MetricQueryForm, RunCompareForm, RunFilterForm, RunLaunchForm
-from runs.models import Run
 
 PRESETS_JSON = {name: preset_values(name) for name in PRESETS}
 
@@ -18,6 +20,7 @@ def run_list(request: AuthedHttpRequest) -> HttpResponse:
     form = RunFilterForm(request.GET)
     filters = form.cleaned_data if form.is_valid() else {}
     runs = selectors.run_list_filtered(
+        user=request.user,
         q=filters.get("q") or "",
         status=filters.get("status") or "",
         dataset_id=filters["dataset"].pk if filters.get("dataset") else None,
@@ -31,27 +34,32 @@ def run_list(request: AuthedHttpRequest) -> HttpResponse:
 
 
 def run_launch(request: AuthedHttpRequest) -> HttpResponse:
+    teams = team_list_for(user=request.user, at_least=Role.MEMBER)
+    if not request.user.is_superuser and not teams.exists():
+        raise PermissionDenied("launching a run needs the member role in a team")
     initial: dict[str, object] = {}
     if version := request.GET.get("dataset_version"):
         initial["dataset_version"] = version
     if (preset := request.GET.get("preset", "")) in PRESETS:
         initial = {**initial, **preset_values(preset), "preset": preset}
     if (clone := request.GET.get("clone", "")).isdigit():
-        source = get_object_or_404(Run, pk=int(clone))
+        source = selectors.run_get_for_user(user=request.user, run_id=int(clone), at_least=Role.MEMBER)
         initial = {
             **source.config,
             "name": f"{source.name} (clone)",
             "dataset_version": source.dataset_version_id,
+            "team": source.team_id,
         }
     if request.htmx and request.GET.get("part") == "config":  # the YAML, from the fields as they stand
         return render(
             request, "runs/run_launch.html#config", {"form": RunLaunchForm.yaml_from_fields(request.GET)}
         )
-    form = RunLaunchForm(request.POST or None, initial=initial)
+    form = RunLaunchForm(request.POST or None, initial=initial, teams=teams)
     if request.method == "POST" and form.is_valid():
         try:
             result = services.run_launch(
                 user=request.user,
+                team=form.cleaned_data.get("team"),
                 dataset_version=form.cleaned_data["dataset_version"],
                 name=form.cleaned_data["name"],
                 config=form.config(),
@@ -65,13 +73,15 @@ def run_launch(request: AuthedHttpRequest) -> HttpResponse:
 
 
 def run_detail(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
-    run = get_object_or_404(selectors.run_list(), pk=run_id)
+    run = selectors.run_get_for_user(user=request.user, run_id=run_id)
     context = {
         "run": run,
+        "can_operate": role_allows(role_of(user=request.user, team_id=run.team_id), Role.MEMBER),
         "latest": selectors.run_latest_metrics(run_id=run.pk),
         "generations": selectors.run_generations(run_id=run.pk),
         "log_lines": selectors.run_log_tail(run_id=run.pk),
         "chart_keys": selectors.CHART_KEYS,
+        "chart_groups": selectors.run_chart_groups(run=run),
         "resumable": services.RESUMABLE,
     }
     template = "runs/run_detail.html"
@@ -81,7 +91,7 @@ def run_detail(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
 
 
 def run_metrics(request: AuthedHttpRequest, run_id: int) -> JsonResponse:
-    get_object_or_404(Run, pk=run_id)
+    selectors.run_get_for_user(user=request.user, run_id=run_id)
     form = MetricQueryForm(request.GET)
     if not form.is_valid():
         field, errors = next(iter(form.errors.items()))
@@ -102,7 +112,7 @@ def run_compare(request: AuthedHttpRequest) -> HttpResponse:
     if not form.is_valid():
         return render(request, "runs/run_compare.html", {"form": form, "rows": []}, status=400)
     run_ids = form.cleaned_data["ids"]
-    rows = selectors.run_compare_rows(run_ids=run_ids)
+    rows = selectors.run_compare_rows(user=request.user, run_ids=run_ids)
     context = {
         "form": form,
         "rows": rows,
@@ -114,8 +124,8 @@ def run_compare(request: AuthedHttpRequest) -> HttpResponse:
 
 @require_POST
 def run_resume(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
-    run = get_object_or_404(Run, pk=run_id)
-    if services.run_resume(run_id=run.pk) is None:
+    run = selectors.run_get_for_user(user=request.user, run_id=run_id, at_least=Role.MEMBER)
+    if services.run_resume(run_id=run.pk, user=request.user) is None:
         messages.info(
             request,
             f"Run #{run.pk} is {run.get_status_display()}: only lost, failed or cancelled runs resume.",
@@ -127,8 +137,8 @@ def run_resume(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
 
 @require_POST
 def run_cancel(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
-    run = get_object_or_404(Run, pk=run_id)
-    if not services.run_cancel(run_id=run.pk):
+    run = selectors.run_get_for_user(user=request.user, run_id=run_id, at_least=Role.MEMBER)
+    if not services.run_cancel(run_id=run.pk, user=request.user):
         messages.info(request, f"Run #{run.pk} is {run.get_status_display()}: nothing to cancel.")
     return redirect("runs:detail", run_id=run.pk)
 

@@ -1,9 +1,16 @@
 from decimal import Decimal
+from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
+from django.db.models import QuerySet
 
+from controlplane.accounts.models import Team
 from datasets_app.models import DatasetVersion
+from runs.config_schema import ConfigError, config_from_yaml
+from runs.models import Node
+from runs.services import RunConfig
 from runs.spend.models import GpuPrice
 
 
@@ -15,12 +22,43 @@ class SpendPeriodForm(forms.Form):
 
 
 class EstimateForm(forms.Form):
-    """The launch form's fields that an estimate needs; anything missing or malformed falls back."""
+    """The launch form's fields that an estimate needs; a field missing or malformed falls back to its
+    default. The Advanced YAML, sent only while its section is open, is then the whole config, as at
+    launch: it is parsed by the same schema, and its error is shown instead of an estimate."""
 
     dataset_version = forms.ModelChoiceField(queryset=DatasetVersion.objects.all(), required=False)
     steps = forms.IntegerField(required=False, min_value=1, max_value=100_000)
     gpu_count = forms.IntegerField(required=False, min_value=0, max_value=4096)
     budget_usd = forms.FloatField(required=False, min_value=0)
+    config_yaml = forms.CharField(required=False, max_length=20_000, strip=False)
+
+    yaml_config: RunConfig | None = None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if str(self.data.get("config_yaml", "")).strip() and "config_yaml" in data:
+            try:
+                self.yaml_config = config_from_yaml(data["config_yaml"]).config
+            except ConfigError as exc:
+                self.add_error("config_yaml", str(exc))
+        return data
+
+    @property
+    def yaml_error(self) -> str:
+        errors = self.errors.get("config_yaml")
+        return f"config YAML: {errors[0]}" if errors else ""
+
+    def config(self) -> RunConfig:
+        """What the launch would run with: the YAML's config, else the valid fields over the defaults."""
+        self.is_valid()
+        if self.yaml_config is not None:
+            return self.yaml_config
+        data = self.cleaned_data
+        return RunConfig(
+            steps=data.get("steps") or RunConfig.steps,
+            gpu_count=data.get("gpu_count") or 0,
+            budget_usd=data.get("budget_usd") or 0.0,
+        )
 
 
 class GpuPriceForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -43,3 +81,41 @@ class MonthlyBudgetForm(forms.Form):
         decimal_places=2,
         help_text="Empty: no cap.",
     )
+
+    def __init__(self, *args: Any, users: QuerySet[User] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if users is not None:  # the users whose budget this admin may set
+            self.fields["user"].queryset = users  # type: ignore[attr-defined]
+
+
+class TeamBudgetForm(forms.Form):
+    team = forms.ModelChoiceField(queryset=Team.objects.none())
+    usd_per_month = forms.DecimalField(
+        label="USD per month",
+        required=False,
+        min_value=Decimal(0),
+        max_digits=16,
+        decimal_places=2,
+        help_text="Over every run of the team. Empty: no cap.",
+    )
+
+    def __init__(self, *args: Any, teams: QuerySet[Team], **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", "id_team_budget_%s")  # the user budget form on the page has the field
+        super().__init__(*args, **kwargs)
+        self.fields["team"].queryset = teams  # type: ignore[attr-defined]
+
+
+class NodePriceForm(forms.Form):
+    node = forms.ModelChoiceField(queryset=Node.objects.order_by("pool", "name"))
+    usd_per_gpu_hour = forms.DecimalField(
+        label="USD per GPU-hour",
+        required=False,
+        min_value=Decimal(0),
+        max_digits=16,
+        decimal_places=6,
+        help_text="Overrides the pool's price for runs on this node. Empty: the pool's price.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", "id_node_price_%s")  # the pool price form on the same page has the field
+        super().__init__(*args, **kwargs)

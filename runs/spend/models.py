@@ -78,3 +78,17 @@ class MonthlyBudget(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user}: ${self.usd_per_month}/month"
+
+
+class TeamMonthlyBudget(models.Model):
+    """A team's spend cap per calendar month (UTC), over every run of the team."""
+
+    team = models.OneToOneField("accounts.Team", on_delete=models.CASCADE, related_name="+")
+    usd_per_month = models.DecimalField(max_digits=16, decimal_places=6)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["team__name"]
+
+    def __str__(self) -> str:
+        return f"{self.team}: ${self.usd_per_month}/month"

@@ -3,6 +3,7 @@
 Imports only models, so `runs.services` (the launch check) can use it without a cycle.
 """
 
+import dataclasses
 import datetime as dt
 import statistics
 from collections.abc import Iterator
@@ -11,11 +12,14 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db.models import Count, F, QuerySet, Sum
 from django.utils import timezone
 
-from runs.models import MetricPoint, Run
-from runs.spend.models import CostEntry, GpuPrice, MonthlyBudget, RunCost
+from controlplane.accounts.models import Role
+from controlplane.accounts.selectors import team_filter, user_list_managed_by
+from runs.models import MetricPoint, Node, Run
+from runs.spend.models import CostEntry, GpuPrice, MonthlyBudget, RunCost, TeamMonthlyBudget
 
 CENT = Decimal("0.01")
 # How many recent similar runs, and how many of their step times, an estimate looks at.
@@ -29,6 +33,7 @@ class Price:
     usd_per_gpu_hour: Decimal
     is_cpu: bool
     is_default: bool  # no price set for the pool: TRIAD_SPEND_DEFAULT_USD_PER_GPU_HOUR
+    node: str = ""  # the node whose own price this is, if it overrides the pool's
 
 
 def price_for_pool(*, pool: str) -> Price:
@@ -37,6 +42,15 @@ def price_for_pool(*, pool: str) -> Price:
         default = Decimal(str(settings.TRIAD_SPEND_DEFAULT_USD_PER_GPU_HOUR))
         return Price(pool=pool, usd_per_gpu_hour=default, is_cpu=False, is_default=True)
     return Price(pool=pool, usd_per_gpu_hour=row.usd_per_gpu_hour, is_cpu=row.is_cpu, is_default=False)
+
+
+def price_for_node(*, pool_price: Price, node: Node | None) -> Price:
+    """A node's own price per GPU-hour when it has one (set at registration or by staff), else its pool's.
+    The pool still decides how a run is billed (per GPU, or per process on a CPU pool)."""
+    if node is None or node.usd_per_gpu_hour is None:
+        return pool_price
+    usd = Decimal(str(node.usd_per_gpu_hour)).quantize(Decimal("0.000001"))
+    return dataclasses.replace(pool_price, usd_per_gpu_hour=usd, is_default=False, node=node.name)
 
 
 def billed_units(*, gpu_count: int, price: Price) -> int:
@@ -129,6 +143,30 @@ def user_budget_state(*, user_id: int, now: dt.datetime | None = None) -> Budget
     return BudgetState(cap=budget.usd_per_month, spent=user_month_spend(user_id=user_id, now=now))
 
 
+def user_budget_list(*, admin: User) -> QuerySet[MonthlyBudget]:
+    """The per-user budgets an admin may see and set: of the users in the teams they administer."""
+    return MonthlyBudget.objects.filter(user__in=user_list_managed_by(admin=admin)).select_related("user")
+
+
+def team_budget_list(*, admin: User) -> QuerySet[TeamMonthlyBudget]:
+    return TeamMonthlyBudget.objects.filter(team_filter(user=admin, at_least=Role.ADMIN)).select_related(
+        "team"
+    )
+
+
+def team_month_spend(*, team_id: int, now: dt.datetime | None = None) -> Decimal:
+    since = month_start(now or timezone.now())
+    total = CostEntry.objects.filter(run__team_id=team_id, day__gte=since).aggregate(t=Sum("usd"))["t"]
+    return total or Decimal(0)
+
+
+def team_budget_state(*, team_id: int, now: dt.datetime | None = None) -> BudgetState | None:
+    budget = TeamMonthlyBudget.objects.filter(team_id=team_id).first()
+    if budget is None:
+        return None
+    return BudgetState(cap=budget.usd_per_month, spent=team_month_spend(team_id=team_id, now=now))
+
+
 def _first_last(run_id: int, key: str) -> tuple[float, float] | None:
     points = MetricPoint.objects.filter(run_id=run_id, key=key)
     first = points.order_by("step", "pk").values_list("value", flat=True).first()
@@ -163,7 +201,7 @@ def run_cost_projection(*, run: Run) -> Projection:
     step_s = _median_step_s(Run.objects.filter(pk=run.pk))
     steps = int(run.config.get("steps") or 0)
     if step_s is not None and steps:
-        price = price_for_pool(pool=run.pool)
+        price = price_for_node(pool_price=price_for_pool(pool=run.pool), node=run.node)
         units = (
             cost.gpus if cost else billed_units(gpu_count=int(run.config.get("gpu_count") or 0), price=price)
         )
@@ -184,13 +222,14 @@ def run_cost_projection(*, run: Run) -> Projection:
 # --- the dashboard ---
 
 
-def _entries(*, since: dt.date) -> QuerySet[CostEntry]:
-    return CostEntry.objects.filter(day__gte=since)
+def _entries(*, user: User, since: dt.date) -> QuerySet[CostEntry]:
+    """The ledger rows of the period for the runs of the user's teams (all of them for a superuser)."""
+    return CostEntry.objects.filter(team_filter(user=user, field="run__team_id"), day__gte=since)
 
 
-def spend_by_day(*, since: dt.date) -> list[dict[str, Any]]:
+def spend_by_day(*, user: User, since: dt.date) -> list[dict[str, Any]]:
     rows = (
-        _entries(since=since)
+        _entries(user=user, since=since)
         .values("day")
         .annotate(usd=Sum("usd"), gpu_hours=Sum("gpu_hours"), runs=Count("run", distinct=True))
         .order_by("day")
@@ -198,9 +237,9 @@ def spend_by_day(*, since: dt.date) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
-def spend_by_user(*, since: dt.date) -> list[dict[str, Any]]:
+def spend_by_user(*, user: User, since: dt.date) -> list[dict[str, Any]]:
     rows = (
-        _entries(since=since)
+        _entries(user=user, since=since)
         .values(user=F("run__created_by__username"))
         .annotate(usd=Sum("usd"), gpu_hours=Sum("gpu_hours"), runs=Count("run", distinct=True))
         .order_by("-usd")
@@ -208,9 +247,19 @@ def spend_by_user(*, since: dt.date) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
-def spend_by_pool(*, since: dt.date) -> list[dict[str, Any]]:
+def spend_by_team(*, user: User, since: dt.date) -> list[dict[str, Any]]:
     rows = (
-        _entries(since=since)
+        _entries(user=user, since=since)
+        .values(team=F("run__team__name"))
+        .annotate(usd=Sum("usd"), gpu_hours=Sum("gpu_hours"), runs=Count("run", distinct=True))
+        .order_by("-usd")
+    )
+    return [dict(row) for row in rows]
+
+
+def spend_by_pool(*, user: User, since: dt.date) -> list[dict[str, Any]]:
+    rows = (
+        _entries(user=user, since=since)
         .values(pool=F("run__pool"))
         .annotate(usd=Sum("usd"), gpu_hours=Sum("gpu_hours"), runs=Count("run", distinct=True))
         .order_by("-usd")
@@ -218,10 +267,10 @@ def spend_by_pool(*, since: dt.date) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
-def spend_top_runs(*, since: dt.date, limit: int = 20) -> list[dict[str, Any]]:
+def spend_top_runs(*, user: User, since: dt.date, limit: int = 20) -> list[dict[str, Any]]:
     """The costliest runs of the period with their pass-rate gains and dollars per point gained."""
     top = (
-        _entries(since=since)
+        _entries(user=user, since=since)
         .values(
             "run_id",
             name=F("run__name"),
@@ -243,10 +292,10 @@ def spend_top_runs(*, since: dt.date, limit: int = 20) -> list[dict[str, Any]]:
 CSV_HEADER = ("day", "run_id", "run_name", "user", "pool", "status", "usd", "gpu_hours")
 
 
-def spend_csv_rows(*, since: dt.date) -> Iterator[tuple[Any, ...]]:
+def spend_csv_rows(*, user: User, since: dt.date) -> Iterator[tuple[Any, ...]]:
     """Every ledger row of the period, oldest first, read in chunks (for a streamed CSV)."""
     rows = (
-        _entries(since=since)
+        _entries(user=user, since=since)
         .order_by("day", "run_id")
         .values_list(
             "day",

@@ -5,27 +5,43 @@ Accrual (`run_cost_accrue`, on Celery beat every TRIAD_SPEND_ACCRUE_S) bills eac
 for silence), and a finished run once more up to its end. Each step moves `accrued_until` with a
 conditional UPDATE, so a repeated or racing tick adds nothing. Then the budgets: a run past its own cap,
 and every started run of a user past the monthly cap, go to `budget_stopped`; the launcher sees that on
-its next answer from the ingest API, and the trainer checkpoints and exits.
+its next answer from the ingest API, and the trainer checkpoints and exits. A run that opted into a stop on
+learning signals (its pass rate flat, or most of its groups without reward variance, for N steps) is
+stopped the same way on the same tick: one indexed read per such run, none on the ingest path.
 """
 
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Avg, Count, F, Max, Min, Q
 from django.utils import timezone
 
+from controlplane.accounts.models import AuditAction, Role, Team
+from controlplane.accounts.selectors import is_admin_anywhere, user_list_managed_by
+from controlplane.accounts.services import audit_record, require_role
 from runs.broadcast import broadcast_run_update
 from runs.metric_store import metric_points_write
-from runs.models import TERMINAL_STATUSES, Run, RunStatus
+from runs.models import TERMINAL_STATUSES, MetricPoint, Node, Run, RunStatus
 
 # The run state machine's one door; there is no public wrapper for a budget stop yet.
-from runs.services import run_budget_stop
-from runs.spend.models import CostEntry, GpuPrice, MonthlyBudget, RunCost
-from runs.spend.selectors import Price, billed_units, month_start, price_for_pool, usd_for, user_month_spend
+from runs.services import RunConfig, run_budget_stop
+from runs.spend.models import CostEntry, GpuPrice, MonthlyBudget, RunCost, TeamMonthlyBudget
+from runs.spend.selectors import (
+    Price,
+    billed_units,
+    month_start,
+    price_for_node,
+    price_for_pool,
+    team_month_spend,
+    usd_for,
+    user_month_spend,
+)
 
 STARTED = (RunStatus.STARTING, RunStatus.RUNNING, RunStatus.CANCELLING)
 # Finished runs accrued (their last stretch) per tick, so a first tick over a long history stays short.
@@ -36,27 +52,148 @@ FINAL_PER_TICK = 200
 class AccrualResult:
     accrued: list[int] = field(default_factory=list)  # runs billed this tick
     budget_stopped: list[int] = field(default_factory=list)
+    learning_stopped: list[int] = field(default_factory=list)  # stopped on a learning signal
 
 
+def _price_state(price: GpuPrice | None) -> dict[str, Any] | None:
+    if price is None:
+        return None
+    return {"pool": price.pool, "gpu_type": price.gpu_type, "usd_per_gpu_hour": str(price.usd_per_gpu_hour)}
+
+
+def _require_price_admin(actor: User | None) -> None:
+    """Prices are shared by every team: any team's admin (or a superuser) sets them, and is audited."""
+    if actor is not None and not is_admin_anywhere(user=actor):
+        raise PermissionDenied("prices are set by admins")
+
+
+@transaction.atomic
 def gpu_price_set(*, pool: str, gpu_type: str, usd_per_gpu_hour: Decimal, user: User | None) -> GpuPrice:
+    """Set a pool's price (`user`: who did it, audited; None: the system)."""
+    _require_price_admin(user)
+    before = _price_state(GpuPrice.objects.select_for_update().filter(pool=pool.strip()).first())
     price, _ = GpuPrice.objects.update_or_create(
         pool=pool.strip(),
         defaults={"gpu_type": gpu_type.strip(), "usd_per_gpu_hour": usd_per_gpu_hour, "updated_by": user},
     )
+    price.refresh_from_db()
+    audit_record(
+        actor=user,
+        action=AuditAction.PRICE_SET,
+        target_type="price",
+        target_id=price.pk,
+        target=f"pool {price.pool}",
+        before=before,
+        after=_price_state(price),
+    )
     return price
 
 
-def gpu_price_delete(*, price_id: int) -> bool:
-    deleted, _ = GpuPrice.objects.filter(pk=price_id).delete()
-    return bool(deleted)
+@transaction.atomic
+def gpu_price_delete(*, price_id: int, user: User | None = None) -> bool:
+    _require_price_admin(user)
+    price = GpuPrice.objects.select_for_update().filter(pk=price_id).first()
+    if price is None:
+        return False
+    GpuPrice.objects.filter(pk=price_id).delete()
+    audit_record(
+        actor=user,
+        action=AuditAction.PRICE_DELETE,
+        target_type="price",
+        target_id=price_id,
+        target=f"pool {price.pool}",
+        before=_price_state(price),
+    )
+    return True
 
 
-def monthly_budget_set(*, user: User, usd_per_month: Decimal | None) -> MonthlyBudget | None:
-    """Set a user's monthly cap; None removes it (no cap)."""
+@transaction.atomic
+def node_price_set(*, node_id: int, usd_per_gpu_hour: Decimal | None, user: User | None) -> bool:
+    """Set a node's own price per GPU-hour, which overrides its pool's from the next accrual tick; None
+    removes it (the pool's price again). `user`: who did it, audited; None: the system."""
+    _require_price_admin(user)
+    node = Node.objects.select_for_update().filter(pk=node_id).first()
+    if node is None:
+        return False
+    price = None if usd_per_gpu_hour is None else float(usd_per_gpu_hour)
+    Node.objects.filter(pk=node_id).update(usd_per_gpu_hour=price)
+    if node.usd_per_gpu_hour != price:
+        audit_record(
+            actor=user,
+            action=AuditAction.PRICE_SET if price is not None else AuditAction.PRICE_DELETE,
+            target_type="node_price",
+            target_id=node.pk,
+            target=f"node {node.name}",
+            before=None if node.usd_per_gpu_hour is None else {"usd_per_gpu_hour": node.usd_per_gpu_hour},
+            after=None if price is None else {"usd_per_gpu_hour": price},
+        )
+    return True
+
+
+def _usd(value: Decimal | None) -> dict[str, Any] | None:
+    return None if value is None else {"usd_per_month": str(value)}
+
+
+@transaction.atomic
+def monthly_budget_set(
+    *, user: User, usd_per_month: Decimal | None, actor: User | None = None
+) -> MonthlyBudget | None:
+    """Set a user's monthly cap; None removes it (no cap). `actor` (audited; None: the system) must be an
+    admin of a team the user is in, or a superuser."""
+    if actor is not None and not user_list_managed_by(admin=actor).filter(pk=user.pk).exists():
+        raise PermissionDenied("a user's budget is set by an admin of one of their teams")
+    before = (
+        MonthlyBudget.objects.select_for_update().filter(user=user).values_list("usd_per_month", flat=True)
+    )
+    old = before.first()
+    budget = None
     if usd_per_month is None:
         MonthlyBudget.objects.filter(user=user).delete()
-        return None
-    budget, _ = MonthlyBudget.objects.update_or_create(user=user, defaults={"usd_per_month": usd_per_month})
+    else:
+        budget, _ = MonthlyBudget.objects.update_or_create(
+            user=user, defaults={"usd_per_month": usd_per_month}
+        )
+    if old != usd_per_month:
+        audit_record(
+            actor=actor,
+            action=AuditAction.BUDGET_SET,
+            target_type="user_budget",
+            target_id=user.pk,
+            target=f"monthly budget of {user.get_username()}",
+            before=_usd(old),
+            after=_usd(usd_per_month),
+        )
+    return budget
+
+
+@transaction.atomic
+def team_monthly_budget_set(
+    *, team: Team, usd_per_month: Decimal | None, actor: User | None = None
+) -> TeamMonthlyBudget | None:
+    """Set a team's monthly cap over all its runs; None removes it. `actor` (audited; None: the system)
+    must be an admin of the team."""
+    if actor is not None:
+        require_role(user=actor, team_id=team.pk, at_least=Role.ADMIN, doing="setting the team's budget")
+    rows = TeamMonthlyBudget.objects.select_for_update().filter(team=team)
+    old = rows.values_list("usd_per_month", flat=True).first()
+    budget = None
+    if usd_per_month is None:
+        rows.delete()
+    else:
+        budget, _ = TeamMonthlyBudget.objects.update_or_create(
+            team=team, defaults={"usd_per_month": usd_per_month}
+        )
+    if old != usd_per_month:
+        audit_record(
+            actor=actor,
+            action=AuditAction.BUDGET_SET,
+            target_type="team_budget",
+            target_id=team.pk,
+            target=f"monthly budget of team {team.name}",
+            team_id=team.pk,
+            before=_usd(old),
+            after=_usd(usd_per_month),
+        )
     return budget
 
 
@@ -143,17 +280,19 @@ def run_cost_accrue(*, now: dt.datetime | None = None) -> AccrualResult:
         "finished_at",
         "last_heartbeat_at",
         "last_step",
+        "node__name",
+        "node__usd_per_gpu_hour",
     )
-    active = list(Run.objects.filter(status__in=STARTED, started_at__isnull=False).only(*fields))
+    runs = Run.objects.select_related("node").only(*fields)
+    active = list(runs.filter(status__in=STARTED, started_at__isnull=False))
     ended = list(
-        Run.objects.filter(status__in=TERMINAL_STATUSES, started_at__isnull=False)
+        runs.filter(status__in=TERMINAL_STATUSES, started_at__isnull=False)
         .exclude(cost__final=True)
-        .only(*fields)
         .order_by("pk")[:FINAL_PER_TICK]
     )
     for run in [*active, *ended]:
-        price = prices.get(run.pool) or prices.setdefault(run.pool, price_for_pool(pool=run.pool))
-        cost = _accrue_run(run, now, price)
+        pool_price = prices.get(run.pool) or prices.setdefault(run.pool, price_for_pool(pool=run.pool))
+        cost = _accrue_run(run, now, price_for_node(pool_price=pool_price, node=run.node))
         if cost is None:
             continue
         result.accrued.append(run.pk)
@@ -163,6 +302,11 @@ def run_cost_accrue(*, now: dt.datetime | None = None) -> AccrualResult:
             message += "stopped with a checkpoint"
             if run_budget_stop(run_id=run.pk, message=message):
                 result.budget_stopped.append(run.pk)
+    for run in active:
+        if run.status == RunStatus.RUNNING and run.pk not in result.budget_stopped:
+            reason = learning_stop_reason(run_id=run.pk, config=run.config, last_step=run.last_step)
+            if reason and run_budget_stop(run_id=run.pk, message=reason):
+                result.learning_stopped.append(run.pk)
     result.budget_stopped.extend(_enforce_monthly_budgets(now=now, skip=set(result.budget_stopped)))
     return result
 
@@ -185,4 +329,70 @@ def _enforce_monthly_budgets(*, now: dt.datetime, skip: set[int]) -> list[int]:
             "pk", flat=True
         )
         stopped.extend(run_id for run_id in list(run_ids) if run_budget_stop(run_id=run_id, message=message))
+    team_ids = set(
+        Run.objects.filter(status__in=STARTED).exclude(pk__in=skip).values_list("team_id", flat=True)
+    )
+    for team_budget in TeamMonthlyBudget.objects.filter(team_id__in=team_ids).select_related("team"):
+        spent = team_month_spend(team_id=team_budget.team_id, now=now)
+        if spent < team_budget.usd_per_month:
+            continue
+        month = month_start(now).strftime("%B %Y")
+        message = (
+            f"team {team_budget.team.name}'s monthly budget reached: ${spent:.2f} spent in {month} of a "
+            f"${team_budget.usd_per_month:.2f} cap; stopped with a checkpoint"
+        )
+        run_ids = Run.objects.filter(team_id=team_budget.team_id, status__in=STARTED).values_list(
+            "pk", flat=True
+        )
+        stopped.extend(run_id for run_id in list(run_ids) if run_budget_stop(run_id=run_id, message=message))
     return stopped
+
+
+# "Flat" compares floats: 0.43 - 0.42 is a hair over 0.01.
+_EPSILON = 1e-9
+
+
+def learning_stop_reason(*, run_id: int, config: dict[str, Any], last_step: int | None) -> str:
+    """Why a run's spend no longer buys learning, by the stop rules its config opted into ("" if it
+    still does, or opted into none): its pass rate flat within a tolerance, or `frac_reward_zero_std`
+    above a threshold, at every one of its latest N steps (a setting the config lacks takes RunConfig's
+    default). Neither fires before N steps logged the metric (SFT warm-up steps log neither).
+
+    One query, whatever the rules and however long their windows: per rule, an aggregate (distinct
+    steps, extremes) over its window of the (run, key, step) index."""
+    flat_steps = int(config.get("stop_pass_rate_flat_steps") or 0)
+    zero_std_steps = int(config.get("stop_zero_std_steps") or 0)
+    if last_step is None or (flat_steps <= 0 and zero_std_steps <= 0):
+        return ""
+    windows = {"flat": ("pass_rate", flat_steps), "zero_std": ("frac_reward_zero_std", zero_std_steps)}
+    aggregates: dict[str, Any] = {}
+    for name, (key, steps) in windows.items():
+        if steps > 0:
+            inside = Q(key=key, step__gt=last_step - steps)
+            aggregates[f"{name}_n"] = Count("step", distinct=True, filter=inside)
+            aggregates[f"{name}_low"] = Min("value", filter=inside)
+            aggregates[f"{name}_high"] = Max("value", filter=inside)
+            aggregates[f"{name}_mean"] = Avg("value", filter=inside)
+    longest = max(flat_steps, zero_std_steps)
+    seen = MetricPoint.objects.filter(
+        run_id=run_id,
+        key__in=[key for key, steps in windows.values() if steps > 0],
+        step__gt=last_step - longest,
+    ).aggregate(**aggregates)
+    if flat_steps > 0 and seen["flat_n"] == flat_steps:
+        tolerance = float(config.get("stop_pass_rate_tolerance", RunConfig.stop_pass_rate_tolerance))
+        if seen["flat_high"] - seen["flat_low"] <= tolerance + _EPSILON:
+            return (
+                f"learning stalled: pass rate flat at {seen['flat_mean']:.2f} (within {tolerance:g}) for "
+                f"{flat_steps} steps, to step {last_step}: spend no longer buys learning; stopped with a "
+                "checkpoint"
+            )
+    if zero_std_steps > 0 and seen["zero_std_n"] == zero_std_steps:
+        threshold = float(config.get("stop_zero_std_frac", RunConfig.stop_zero_std_frac))
+        if seen["zero_std_low"] > threshold:
+            return (
+                f"learning stalled: frac_reward_zero_std above {threshold:g} for {zero_std_steps} steps, to "
+                f"step {last_step} (lowest {seen['zero_std_low']:.2f}): groups whose samples all score alike "
+                "teach nothing, so spend no longer buys learning; stopped with a checkpoint"
+            )
+    return ""

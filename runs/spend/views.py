@@ -9,22 +9,35 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from controlplane.accounts.models import Role
+from controlplane.accounts.selectors import is_admin_anywhere, team_list_for, user_list_managed_by
 from controlplane.http import AuthedHttpRequest
-from runs.models import Run
+from runs.models import Node
+from runs.selectors import run_get_for_user
 from runs.spend import selectors, services
-from runs.spend.forms import EstimateForm, GpuPriceForm, MonthlyBudgetForm, SpendPeriodForm
-from runs.spend.models import GpuPrice, MonthlyBudget
+from runs.spend.forms import (
+    EstimateForm,
+    GpuPriceForm,
+    MonthlyBudgetForm,
+    NodePriceForm,
+    SpendPeriodForm,
+    TeamBudgetForm,
+)
+from runs.spend.models import GpuPrice
 
 
 def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Prices and budgets are managed by admins: of any team (prices are shared by all) or superusers.
+    Which budgets an admin may set, the services check (docs/teams.md)."""
+
     @wraps(view)
     def wrapped(request: AuthedHttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.is_staff:
-            raise PermissionDenied("prices and budgets are edited by staff")
+        if not is_admin_anywhere(user=request.user):
+            raise PermissionDenied("prices and budgets are managed by admins")
         return view(request, *args, **kwargs)
 
     return wrapped
@@ -38,15 +51,16 @@ def _since(request: AuthedHttpRequest) -> tuple[SpendPeriodForm, dt.date]:
 
 def spend_dashboard(request: AuthedHttpRequest) -> HttpResponse:
     form, since = _since(request)
-    by_day = selectors.spend_by_day(since=since)
+    by_day = selectors.spend_by_day(user=request.user, since=since)
     context = {
         "form": form,
         "since": since,
         "by_day": by_day,
         "chart": {"days": [d["day"].isoformat() for d in by_day], "usd": [float(d["usd"]) for d in by_day]},
-        "by_user": selectors.spend_by_user(since=since),
-        "by_pool": selectors.spend_by_pool(since=since),
-        "top_runs": selectors.spend_top_runs(since=since),
+        "by_user": selectors.spend_by_user(user=request.user, since=since),
+        "by_team": selectors.spend_by_team(user=request.user, since=since),
+        "by_pool": selectors.spend_by_pool(user=request.user, since=since),
+        "top_runs": selectors.spend_top_runs(user=request.user, since=since),
         "total": sum((d["usd"] for d in by_day), start=Decimal(0)),
     }
     return render(request, "spend/dashboard.html", context)
@@ -63,7 +77,7 @@ def spend_csv(request: AuthedHttpRequest) -> StreamingHttpResponse:
 
     def lines() -> Iterator[str]:
         yield writer.writerow(selectors.CSV_HEADER)
-        for row in selectors.spend_csv_rows(since=since):
+        for row in selectors.spend_csv_rows(user=request.user, since=since):
             yield writer.writerow(row)
 
     response = StreamingHttpResponse(lines(), content_type="text/csv")
@@ -86,8 +100,12 @@ def spend_prices(request: AuthedHttpRequest) -> HttpResponse:
     context = {
         "form": form,
         "prices": GpuPrice.objects.all(),
-        "budgets": MonthlyBudget.objects.select_related("user"),
-        "budget_form": MonthlyBudgetForm(),
+        "budgets": selectors.user_budget_list(admin=request.user),
+        "budget_form": MonthlyBudgetForm(users=user_list_managed_by(admin=request.user)),
+        "team_budgets": selectors.team_budget_list(admin=request.user),
+        "team_budget_form": TeamBudgetForm(teams=team_list_for(user=request.user, at_least=Role.ADMIN)),
+        "nodes": Node.objects.order_by("pool", "name"),
+        "node_price_form": NodePriceForm(),
         "default_price": settings.TRIAD_SPEND_DEFAULT_USD_PER_GPU_HOUR,
     }
     return render(request, "spend/prices.html", context)
@@ -96,16 +114,48 @@ def spend_prices(request: AuthedHttpRequest) -> HttpResponse:
 @require_POST
 @staff_required
 def spend_budget_set(request: AuthedHttpRequest) -> HttpResponse:
-    form = MonthlyBudgetForm(request.POST)
+    form = MonthlyBudgetForm(request.POST, users=user_list_managed_by(admin=request.user))
     if not form.is_valid():
         messages.error(
             request, "Budget not saved: " + "; ".join(f"{k}: {v[0]}" for k, v in form.errors.items())
         )
         return redirect("spend:prices")
     user, usd = form.cleaned_data["user"], form.cleaned_data["usd_per_month"]
-    services.monthly_budget_set(user=user, usd_per_month=usd)
+    services.monthly_budget_set(user=user, usd_per_month=usd, actor=request.user)
     messages.success(
         request, f"Monthly budget of {user}: " + (f"${usd}" if usd is not None else "no cap") + "."
+    )
+    return redirect("spend:prices")
+
+
+@require_POST
+@staff_required
+def spend_team_budget_set(request: AuthedHttpRequest) -> HttpResponse:
+    form = TeamBudgetForm(request.POST, teams=team_list_for(user=request.user, at_least=Role.ADMIN))
+    if not form.is_valid():
+        errors = "; ".join(f"{k}: {v[0]}" for k, v in form.errors.items())
+        messages.error(request, f"Team budget not saved: {errors}")
+        return redirect("spend:prices")
+    team, usd = form.cleaned_data["team"], form.cleaned_data["usd_per_month"]
+    services.team_monthly_budget_set(team=team, usd_per_month=usd, actor=request.user)
+    messages.success(
+        request, f"Monthly budget of team {team}: " + (f"${usd}" if usd is not None else "no cap") + "."
+    )
+    return redirect("spend:prices")
+
+
+@require_POST
+@staff_required
+def spend_node_price_set(request: AuthedHttpRequest) -> HttpResponse:
+    form = NodePriceForm(request.POST)
+    if not form.is_valid():
+        errors = "; ".join(f"{k}: {v[0]}" for k, v in form.errors.items())
+        messages.error(request, f"Node price not saved: {errors}")
+        return redirect("spend:prices")
+    node, usd = form.cleaned_data["node"], form.cleaned_data["usd_per_gpu_hour"]
+    services.node_price_set(node_id=node.pk, usd_per_gpu_hour=usd, user=request.user)
+    messages.success(
+        request, f"Node {node}: " + (f"${usd}/GPU-hour" if usd is not None else "pool price") + "."
     )
     return redirect("spend:prices")
 
@@ -113,17 +163,20 @@ def spend_budget_set(request: AuthedHttpRequest) -> HttpResponse:
 def spend_estimate(request: AuthedHttpRequest) -> HttpResponse:
     """The launch form's cost estimate (an htmx partial that follows the form's fields)."""
     form = EstimateForm(request.GET)
-    data = form.cleaned_data if form.is_valid() else {}
-    version = data.get("dataset_version")
+    config = form.config()
+    if form.yaml_error:
+        return render(request, "spend/estimate.html", {"yaml_error": form.yaml_error})
+    version = form.cleaned_data.get("dataset_version")
     estimate = selectors.spend_estimate(
         dataset_version_id=version.pk if version else None,
         pool=settings.TRIAD_DEFAULT_POOL,
-        steps=data.get("steps") or 1,
-        gpu_count=data.get("gpu_count") or 0,
+        steps=config.steps,
+        gpu_count=config.gpu_count,
     )
     context = {
         "estimate": estimate,
-        "budget_usd": data.get("budget_usd") or 0,
+        "budget_usd": config.budget_usd,
+        "from_yaml": form.yaml_config is not None,
         "monthly": selectors.user_budget_state(user_id=request.user.pk),
     }
     return render(request, "spend/estimate.html", context)
@@ -131,6 +184,6 @@ def spend_estimate(request: AuthedHttpRequest) -> HttpResponse:
 
 def run_cost(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
     """The run page's cost line (an htmx partial, refreshed while the run is active)."""
-    run = get_object_or_404(Run, pk=run_id)
+    run = run_get_for_user(user=request.user, run_id=run_id)
     context = {"run": run, "projection": selectors.run_cost_projection(run=run)}
     return render(request, "spend/run_cost.html", context)

@@ -20,7 +20,12 @@
     const area = form.querySelector("#id_config_yaml");
     if (area) area.disabled = !details.open;
   };
-  details.addEventListener("toggle", sync);
+  details.addEventListener("toggle", () => {
+    sync();
+    // Closed, the YAML no longer counts: the cost estimate follows the fields again (opening fills the
+    // YAML from the fields, which changes nothing until it is edited).
+    if (!details.open) form.dispatchEvent(new Event("change"));
+  });
   document.body.addEventListener("htmx:afterSettle", sync);
   sync();
 })();

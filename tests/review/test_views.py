@@ -183,3 +183,19 @@ def test_generation_page_links_to_comparisons_with_other_steps_and_runs(logged_i
     links = response.context["d"].compare_links
     assert [link.generation_id for link in links] == [later.pk, best.pk]
     assert f"/review/compare/?a={here.pk}&amp;b={later.pk}".encode() in response.content
+
+
+def test_the_generation_page_shows_the_teachers_trace_beside_the_code_escaped(logged_in):
+    problem = ProblemFactory(reasoning="Step 1: add.\n<img src=x onerror=alert(1)> & done")
+    plain = ProblemFactory(version=problem.version, task_id="no-trace")
+    run = RunFactory(dataset_version=problem.version)
+    with_trace = indexed(run, problem_id=problem.task_id)
+    without = indexed(run, problem_id=plain.task_id)
+
+    body = logged_in.get(f"/review/generations/{with_trace.pk}/").content.decode()
+    other = logged_in.get(f"/review/generations/{without.pk}/").content.decode()
+
+    assert 'data-testid="with-reasoning"' in body
+    assert "Step 1: add.\n&lt;img src=x onerror=alert(1)&gt; &amp; done" in body
+    assert "<img src=x" not in body
+    assert 'data-testid="reasoning"' not in other and "Generated code" in other

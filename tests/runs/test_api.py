@@ -246,3 +246,19 @@ def test_a_burst_past_the_rate_limit_gets_429_with_retry_after_and_writes_nothin
     assert response["Retry-After"] == "1"
     assert "events/s" in response.json()["error"]
     assert MetricPoint.objects.filter(run=run, key="pass_rate").count() == 2
+
+
+def test_with_redis_unreachable_the_rate_limit_lets_batches_through_rather_than_fail_them(
+    client, settings, monkeypatch
+):
+    from tests.processes import free_port
+
+    monkeypatch.setattr("runs.ratelimit._redis_paused_until", 0.0)  # restored after: later tests count again
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    settings.TRIAD_INGEST_EVENTS_PER_S = 3
+    run = RunFactory(status=RunStatus.RUNNING)
+
+    answers = [post(client, run.pk, {"events": [metric(s, s), metric(s + 1, s + 1)]}) for s in (1, 3)]
+
+    assert [a.status_code for a in answers] == [200, 200]  # Redis is transport: ingest never waits on it
+    assert MetricPoint.objects.filter(run=run, key="pass_rate").count() == 4

@@ -88,3 +88,61 @@ def test_every_preset_is_a_valid_config_and_the_demo_recipe_has_its_values():
     }
     assert (demo["lr"], demo["sft_warmup_steps"], demo["sft_lr"]) == (3e-4, 100, 3e-3)
     assert "budget_usd" not in demo
+
+
+def test_critic_settings_read_from_yaml_and_skip_mode_needs_the_critic():
+    parsed = config_from_yaml("critic: true\ncritic_skip: true\ncritic_threshold: 0.99\n")
+
+    assert parsed.config == RunConfig(critic=True, critic_skip=True, critic_threshold=0.99)
+    assert RunConfig().critic is False and RunConfig().critic_skip is False  # never on by default
+    with pytest.raises(ConfigError, match=r"config line 2, 'critic_skip': critic_skip needs critic: true"):
+        config_from_yaml("steps: 10\ncritic_skip: true\n")
+    with pytest.raises(ConfigError, match=r"'critic_audit_frac': must be a number ≥ 0.01"):
+        config_from_yaml("critic: true\ncritic_audit_frac: 0\n")
+
+
+def test_reward_weights_and_the_evaluation_set_read_from_yaml():
+    parsed = config_from_yaml(
+        "reward_correctness: 1\nreward_style: 0.2\nreward_format: 0.1\n"
+        "eval_set: humaneval\neval_set_problems: 10\neval_every: 5\neval_samples: 4\neval_k: 2\n"
+    )
+
+    assert parsed.config == RunConfig(
+        reward_correctness=1.0,
+        reward_style=0.2,
+        reward_format=0.1,
+        eval_set="humaneval",
+        eval_set_problems=10,
+        eval_every=5,
+        eval_samples=4,
+        eval_k=2,
+    )
+    defaults = RunConfig()
+    assert (defaults.reward_correctness, defaults.reward_efficiency, defaults.reward_style) == (1.0, 0.0, 0.0)
+    assert (defaults.reward_format, defaults.eval_set) == (0.0, "none")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("reward_style: -0.5", "config line 1, 'reward_style': must be a number ≥ 0"),
+        ("reward_format: lots", "config line 1, 'reward_format': must be a number from 0 to 100, got 'lots'"),
+        (
+            "steps: 9\nreward_correctness: 0\n",
+            "config line 2, 'reward_correctness': at least one reward weight must be > 0",
+        ),
+        ("eval_set: mbpp", "config line 1, 'eval_set': must be one of none, humaneval, got 'mbpp'"),
+        ("eval_set: 3", "config line 1, 'eval_set': must be one of none, humaneval, got 3"),
+        ("eval_set: humaneval\n", "config line 1, 'eval_set': eval_set 'humaneval' needs eval_every > 0"),
+        ("eval_set_problems: 165", "config line 1, 'eval_set_problems': must be an integer ≤ 164"),
+        (
+            "eval_samples: 2\neval_k: 3\n",
+            "config line 2, 'eval_k': eval_k (3) must be at most eval_samples (2)",
+        ),
+    ],
+)
+def test_bad_reward_weights_and_evaluation_settings_name_their_key(text, message):
+    with pytest.raises(ConfigError) as caught:
+        config_from_yaml(text)
+
+    assert str(caught.value).startswith(message)

@@ -79,3 +79,14 @@ def test_the_agent_describes_a_gpu_worker_and_ignores_others(settings):
         4,
         2.5,
     )
+
+
+def test_a_node_that_states_no_price_keeps_the_one_staff_set_when_it_registers_again():
+    node = node_register(info=NodeInfo(name="gpu@h1", hostname="h1", pool="a100"))
+    Node.objects.filter(pk=node.pk).update(usd_per_gpu_hour=2.75)  # as staff set it on the prices page
+
+    node_register(info=NodeInfo(name="gpu@h1", hostname="h1", pool="a100"))
+    assert Node.objects.get(pk=node.pk).usd_per_gpu_hour == 2.75
+
+    node_register(info=NodeInfo(name="gpu@h1", hostname="h1", pool="a100", usd_per_gpu_hour=3.0))
+    assert Node.objects.get(pk=node.pk).usd_per_gpu_hour == 3.0  # a price the node states wins

@@ -49,11 +49,11 @@ def test_runs_list_searches_filters_and_sorts():
     MetricPoint.objects.create(run=a, key="pass_rate", step=0, value=0.2, wall_time=now)
     MetricPoint.objects.create(run=b, key="pass_rate", step=0, value=0.9, wall_time=now)
 
-    assert list(run_list_filtered(q="alp")) == [a]
-    assert list(run_list_filtered(q="humaneval")) == [a]
-    assert list(run_list_filtered(status=RunStatus.SUCCEEDED)) == [b]
-    assert list(run_list_filtered(sort="pass_rate")) == [b, a]
-    assert run_list_filtered(sort="pass_rate")[0].latest_pass_rate == 0.9
+    assert list(run_list_filtered(user=a.created_by, q="alp")) == [a]
+    assert list(run_list_filtered(user=a.created_by, q="humaneval")) == [a]
+    assert list(run_list_filtered(user=a.created_by, status=RunStatus.SUCCEEDED)) == [b]
+    assert list(run_list_filtered(user=a.created_by, sort="pass_rate")) == [b, a]
+    assert run_list_filtered(user=a.created_by, sort="pass_rate")[0].latest_pass_rate == 0.9
 
 
 def test_compare_rows_give_best_and_final_pass_rate_in_the_order_asked():
@@ -62,7 +62,7 @@ def test_compare_rows_give_best_and_final_pass_rate_in_the_order_asked():
     for step, value in enumerate([0.1, 0.6, 0.4]):
         MetricPoint.objects.create(run=a, key="pass_rate", step=step, value=value, wall_time=now)
 
-    rows = run_compare_rows(run_ids=[b.pk, a.pk, 999_999])
+    rows = run_compare_rows(user=a.created_by, run_ids=[b.pk, a.pk, 999_999])
 
     assert [row["run"] for row in rows] == [b, a]
     assert rows[1]["best_pass_rate"] == 0.6 and rows[1]["final_pass_rate"] == 0.4 and rows[1]["steps"] == 3
@@ -111,3 +111,24 @@ def test_a_zoomed_window_reads_full_detail():
     )
 
     assert window["loss"] == [[s, float(s)] for s in range(5_000, 5_100)]
+
+
+def test_chart_groups_follow_the_runs_reward_weights_and_evaluations():
+    from runs.selectors import run_chart_groups
+
+    plain = RunFactory(config={"steps": 5})
+    weighted = RunFactory(config={"reward_correctness": 1.0, "reward_style": 0.2, "reward_format": 0.1})
+    evaluated = RunFactory(config={"eval_every": 5, "eval_problems": 2, "eval_set": "humaneval", "eval_k": 4})
+
+    assert run_chart_groups(run=plain) == []  # correctness alone: its share is reward/mean itself
+    [shares] = run_chart_groups(run=weighted)
+    assert shares.keys == ("reward/correctness/share", "reward/style/share", "reward/format/share")
+    assert shares.labels == ("correctness", "style", "format") and shares.stacked
+    [evals] = run_chart_groups(run=evaluated)
+    assert evals.keys == (
+        "eval/pass@1",
+        "eval/pass@4",
+        "eval/humaneval/pass@1",
+        "eval/humaneval/pass@4",
+    )
+    assert not evals.stacked

@@ -166,3 +166,92 @@ def test_problems_reviewers_flagged_are_left_out_of_new_runs(user, django_captur
         run = run_launch(user=user, dataset_version=version, name="", config=RunConfig()).run
 
     assert [p["task_id"] for p in run_spec(run=run)["problems"]] == ["good"]
+
+
+def test_the_spec_carries_reasoning_traces_and_critic_settings_the_trainer_accepts(
+    user, django_capture_on_commit_callbacks
+):
+    from runs.services import run_spec
+    from workers.trainer.spec import parse_spec
+
+    version = DatasetVersionFactory()
+    ProblemFactory(version=version, task_id="traced", reasoning="Add the two numbers.")
+    ProblemFactory(version=version, task_id="plain")
+    config = RunConfig(critic=True, critic_skip=True, critic_audit_frac=0.2, sft_with_reasoning=True)
+
+    with django_capture_on_commit_callbacks(execute=False):
+        run = run_launch(user=user, dataset_version=version, name="", config=config).run
+    spec = parse_spec(run_spec(run=run))
+
+    assert [(p.task_id, p.reasoning) for p in spec.problems] == [
+        ("traced", "Add the two numbers."),
+        ("plain", ""),
+    ]
+    assert (spec.train.critic, spec.train.critic_skip, spec.train.critic_audit_frac) == (True, True, 0.2)
+    assert spec.train.sft_with_reasoning is True
+
+
+def test_the_spec_carries_reward_weights_and_the_evaluation_set_the_trainer_accepts(
+    user, django_capture_on_commit_callbacks
+):
+    from runs.services import run_spec
+    from workers.trainer.spec import parse_spec, reward_weights
+
+    version = DatasetVersionFactory()
+    ProblemFactory(version=version)
+    config = RunConfig(reward_style=0.2, reward_format=0.1, eval_set="humaneval", eval_every=5, eval_k=2)
+
+    with django_capture_on_commit_callbacks(execute=False):
+        run = run_launch(user=user, dataset_version=version, name="", config=config).run
+    train = parse_spec(run_spec(run=run)).train
+
+    assert reward_weights(train) == {"correctness": 1.0, "efficiency": 0.0, "style": 0.2, "format": 0.1}
+    assert (train.eval_set, train.eval_set_problems) == ("humaneval", 20)
+    assert (train.eval_every, train.eval_k) == (5, 2)
+
+
+def test_a_run_launched_before_reward_weights_existed_trains_on_correctness_alone(db):
+    from runs.services import run_spec
+    from workers.trainer.spec import parse_spec, reward_weights
+
+    # a config stored before the reward and eval-set settings existed
+    run = RunFactory(config={"steps": 3})
+    ProblemFactory(version=run.dataset_version)
+    train = parse_spec(run_spec(run=run)).train
+
+    assert reward_weights(train) == {"correctness": 1.0, "efficiency": 0.0, "style": 0.0, "format": 0.0}
+    assert train.eval_set == "none"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_batch_delivered_concurrently_is_stored_once():
+    import threading
+
+    from django.db import connection
+
+    from runs.events import parse_batch
+    from runs.models import IngestedEvent, MetricPoint
+    from runs.services import run_ingest
+
+    run = RunFactory(status=RunStatus.RUNNING)
+    body = {"events": [{"seq": s, "type": "metric", "step": s, "values": {"loss": 1.0}} for s in range(50)]}
+    barrier = threading.Barrier(4)
+    accepted: list[int] = []
+
+    def deliver() -> None:
+        barrier.wait()
+        try:
+            accepted.append(run_ingest(run_id=run.pk, batch=parse_batch(body, max_events=100)).accepted)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert sorted(accepted) == [0, 0, 0, 50]  # one delivery wins, the others are repeats
+    assert IngestedEvent.objects.filter(run=run).count() == 50
+    assert MetricPoint.objects.filter(run=run).count() == 50
+    assert Run.objects.get(pk=run.pk).last_step == 49

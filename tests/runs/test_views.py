@@ -95,6 +95,21 @@ def test_generated_code_is_escaped_on_the_run_page(logged_in):
     assert b"<b>bold</b>" not in response.content
 
 
+def test_the_run_page_charts_the_critic_and_the_audit_only_for_runs_that_use_them(logged_in):
+    skipping = RunFactory(config={"steps": 5, "critic": True, "critic_skip": True})
+    shadow = RunFactory(config={"steps": 5, "critic": True})
+    plain = RunFactory(config={"steps": 5})
+
+    pages = {run: logged_in.get(f"/runs/{run.pk}/").content.decode() for run in (skipping, shadow, plain)}
+
+    assert (
+        'data-key="critic/accuracy"' in pages[skipping]
+        and 'data-key="critic/audit_error_rate"' in pages[skipping]
+    )
+    assert 'data-key="critic/accuracy"' in pages[shadow] and "critic/audit_error_rate" not in pages[shadow]
+    assert "critic/" not in pages[plain]
+
+
 def test_the_status_partial_is_rendered_for_htmx(logged_in):
     run = RunFactory(status=RunStatus.RUNNING)
 
@@ -340,3 +355,15 @@ def test_opening_the_yaml_section_fills_it_from_the_fields(logged_in):
     assert "steps: 77\n" in content and "lr: 0.0005\n" in content
     assert "group_size: 4\n" in content  # the invalid field shows its default
     assert "disabled" not in content
+
+
+def test_the_run_page_charts_each_weighted_components_share_stacked(logged_in, user):
+    run = RunFactory(created_by=user, config={"reward_correctness": 1.0, "reward_efficiency": 0.5})
+
+    response = logged_in.get(f"/runs/{run.pk}/")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'data-keys="reward/correctness/share,reward/efficiency/share"' in html
+    assert 'data-labels="correctness,efficiency"' in html and 'data-stacked="true"' in html
+    assert "data-keys" not in logged_in.get(f"/runs/{RunFactory(created_by=user).pk}/").content.decode()

@@ -3,10 +3,13 @@ from decimal import Decimal
 
 import pytest
 
+from runs.config_schema import ConfigError, config_from_yaml
 from runs.models import MetricPoint, Run, RunStatus
-from runs.services import RunConfig, RunLaunchError, run_launch, run_reap_lost
+from runs.nodes import NodeInfo, node_register, run_node_assign
+from runs.services import RunConfig, RunLaunchError, run_launch, run_reap_lost, run_spec
 from runs.spend.models import CostEntry, GpuPrice, MonthlyBudget, RunCost
-from runs.spend.services import run_cost_accrue
+from runs.spend.selectors import run_cost_projection
+from runs.spend.services import node_price_set, run_cost_accrue
 from tests.factories import MetricPointFactory, ProblemFactory, RunFactory
 
 pytestmark = pytest.mark.django_db
@@ -219,3 +222,148 @@ def test_the_estimate_uses_the_median_step_time_of_runs_on_the_same_dataset_vers
     assert estimate.step_s == 4.0
     assert estimate.usd == Decimal("4.000000")  # 1000 × 4 s × $0.001
     assert "this dataset version" in estimate.explanation
+
+
+# --- per-node prices ---
+
+
+def test_a_run_on_a_node_with_its_own_price_accrues_at_that_price_until_staff_remove_it():
+    node = node_register(
+        info=NodeInfo(
+            name="gpu@h1", hostname="h1", pool="a100", gpu_type="A100", gpu_count=8, usd_per_gpu_hour=7.2
+        )
+    )
+    run = running_run(last_heartbeat_at=at(60))
+    assert run_node_assign(run_id=run.pk, node_name=node.name)
+
+    run_cost_accrue(now=at(60))
+    assert cost_of(run).usd == Decimal("0.240000")  # 60 s × 2 GPUs × $7.20/h (the pool says $3.60)
+
+    assert node_price_set(node_id=node.pk, usd_per_gpu_hour=None, user=None)
+    Run.objects.filter(pk=run.pk).update(last_heartbeat_at=at(120))
+    run_cost_accrue(now=at(120))
+    assert cost_of(run).usd == Decimal("0.240000") + Decimal(
+        "0.120000"
+    )  # the next minute at the pool's price
+
+
+def test_a_node_price_set_by_staff_overrides_the_pool_price_in_the_projection_too(settings):
+    node = node_register(info=NodeInfo(name="gpu@h1", hostname="h1", pool="a100"))
+    node_price_set(node_id=node.pk, usd_per_gpu_hour=Decimal("36"), user=None)
+    run = running_run(config={"steps": 10, "gpu_count": 1}, last_step=4, node=node)
+    for step in range(5):
+        MetricPointFactory(run=run, key="time/step_s", step=step, value=10.0)
+
+    projection = run_cost_projection(run=Run.objects.get(pk=run.pk))
+
+    assert projection.projected_usd == Decimal("0.500000")  # 5 steps × 10 s × 1 GPU × $0.01/s
+
+
+# --- stops on learning signals ---
+
+
+def run_with_series(key: str, values: list[float], **config) -> Run:
+    run = running_run(config={"steps": 1000, "gpu_count": 1, **config}, last_step=None)
+    log_steps(run, key, values)
+    return run
+
+
+def log_steps(run: Run, key: str, values: list[float]) -> None:
+    """The trainer logging one value of `key` per step, after what the run has logged so far."""
+    run.refresh_from_db()
+    first = 0 if run.last_step is None else run.last_step + 1
+    for step, value in enumerate(values, start=first):
+        MetricPointFactory(run=run, key=key, step=step, value=value)
+    Run.objects.filter(pk=run.pk).update(last_step=first + len(values) - 1)
+
+
+def test_a_pass_rate_flat_for_n_steps_stops_the_run_at_the_nth_step_and_not_before():
+    # Learning, then four steps within ±0.01 (0.43 - 0.42 is a hair over 0.01 in floating point).
+    run = run_with_series(
+        "pass_rate",
+        [0.1, 0.2, 0.3, 0.42, 0.43, 0.42, 0.43],
+        stop_pass_rate_flat_steps=5,
+        stop_pass_rate_tolerance=0.01,
+    )
+
+    assert run_cost_accrue(now=at(10)).learning_stopped == []
+    assert Run.objects.get(pk=run.pk).status == RunStatus.RUNNING
+
+    log_steps(run, "pass_rate", [0.42])  # the fifth flat step
+    result = run_cost_accrue(now=at(20))
+
+    assert result.learning_stopped == [run.pk]
+    run.refresh_from_db()
+    assert run.status == RunStatus.BUDGET_STOPPED  # the budget stop's door: the trainer checkpoints
+    assert run.status_message.startswith(
+        "learning stalled: pass rate flat at 0.42 (within 0.01) for 5 steps, to step 7: "
+        "spend no longer buys learning"
+    )
+
+
+def test_a_pass_rate_still_moving_more_than_the_tolerance_keeps_the_run_going():
+    run = run_with_series(
+        "pass_rate",
+        [0.40, 0.42, 0.44, 0.46, 0.48, 0.50],
+        stop_pass_rate_flat_steps=5,
+        stop_pass_rate_tolerance=0.05,
+    )
+
+    assert run_cost_accrue(now=at(10)).learning_stopped == []
+    assert Run.objects.get(pk=run.pk).status == RunStatus.RUNNING
+
+
+def test_zero_std_groups_above_the_threshold_for_n_steps_stop_the_run_at_the_nth_step_and_not_before():
+    run = run_with_series(
+        "frac_reward_zero_std", [0.95, 0.5, 0.9], stop_zero_std_steps=3, stop_zero_std_frac=0.8
+    )
+    for value in (0.85, 0.8):  # the 0.5 still in the window, then a step at the threshold (not above)
+        assert run_cost_accrue(now=at(10)).learning_stopped == []
+        log_steps(run, "frac_reward_zero_std", [value])
+    log_steps(run, "frac_reward_zero_std", [0.9, 1.0])
+    assert run_cost_accrue(now=at(20)).learning_stopped == []  # two steps above since the 0.8
+
+    log_steps(run, "frac_reward_zero_std", [0.95])
+    result = run_cost_accrue(now=at(30))
+
+    assert result.learning_stopped == [run.pk]
+    run.refresh_from_db()
+    assert run.status == RunStatus.BUDGET_STOPPED
+    assert run.status_message.startswith(
+        "learning stalled: frac_reward_zero_std above 0.8 for 3 steps, to step 7 (lowest 0.90)"
+    )
+
+
+def test_steps_before_the_metric_is_logged_do_not_count_towards_a_stop():
+    # Three SFT warm-up steps log no pass_rate; then two RL steps at 0.0.
+    run = running_run(config={"steps": 100, "stop_pass_rate_flat_steps": 3}, last_step=4)
+    for step in (3, 4):
+        MetricPointFactory(run=run, key="pass_rate", step=step, value=0.0)
+    for step in range(5):
+        MetricPointFactory(run=run, key="loss", step=step, value=1.0)
+
+    assert run_cost_accrue(now=at(10)).learning_stopped == []
+
+
+def test_learning_stops_are_off_by_default():
+    config = RunConfig(steps=1000, gpu_count=1).as_dict()
+    assert config["stop_pass_rate_flat_steps"] == 0 and config["stop_zero_std_steps"] == 0
+    run = running_run(config=config, last_step=None)
+    log_steps(run, "pass_rate", [0.0] * 300)
+    log_steps(run, "frac_reward_zero_std", [1.0] * 300)
+
+    result = run_cost_accrue(now=at(10))
+
+    assert result.learning_stopped == [] and result.budget_stopped == []
+    assert Run.objects.get(pk=run.pk).status == RunStatus.RUNNING
+
+
+def test_the_stop_rules_come_from_the_yaml_within_range_and_stay_on_the_control_plane():
+    parsed = config_from_yaml("stop_pass_rate_flat_steps: 50\nstop_pass_rate_tolerance: 0.02\n").config
+    assert (parsed.stop_pass_rate_flat_steps, parsed.stop_pass_rate_tolerance) == (50, 0.02)
+    with pytest.raises(ConfigError) as caught:
+        config_from_yaml("stop_zero_std_frac: 1.5")
+    assert str(caught.value) == "config line 1, 'stop_zero_std_frac': must be a number ≤ 1"
+    run = RunFactory(config=parsed.as_dict())
+
+    assert not any(key.startswith("stop_") for key in run_spec(run=run)["train"])

@@ -6,8 +6,11 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
+from controlplane.accounts.models import AuditAction, AuditEntry, Role
 from runs.models import RunStatus
+from runs.nodes import NodeInfo, node_register
 from runs.spend.models import CostEntry, GpuPrice, MonthlyBudget, RunCost
+from runs.spend.services import run_cost_accrue
 from tests.factories import MetricPointFactory, ProblemFactory, RunFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -17,7 +20,7 @@ TODAY = dt.datetime.now(dt.UTC).date()
 
 @pytest.fixture
 def staff(client):
-    user = UserFactory(username="admin", is_staff=True)
+    user = UserFactory(username="admin", membership__role=Role.ADMIN)  # prices and budgets: admins
     client.force_login(user)
     return client
 
@@ -29,6 +32,7 @@ def staff(client):
         ("spend:csv", {}),
         ("spend:prices", {}),
         ("spend:budget-set", {}),
+        ("spend:node-price-set", {}),
         ("spend:estimate", {}),
         ("spend:run-cost", {"run_id": 1}),
     ],
@@ -151,3 +155,83 @@ def test_the_run_page_shows_cost_so_far_projection_and_dollars_per_point(logged_
     detail = logged_in.get(reverse("runs:detail", kwargs={"run_id": run.pk})).content.decode()
     assert reverse("spend:run-cost", kwargs={"run_id": run.pk}) in detail
     assert 'data-key="cost/usd"' in detail
+
+
+def test_the_launch_form_estimate_follows_the_config_yaml_over_the_fields(logged_in, settings):
+    settings.TRIAD_SPEND_DEFAULT_STEP_S = 36
+    version = ProblemFactory().version
+    fields = {"dataset_version": version.pk, "steps": 100, "gpu_count": 4, "budget_usd": 0}
+
+    response = logged_in.get(
+        reverse("spend:estimate"), {**fields, "config_yaml": "steps: 300\ngpu_count: 1\nbudget_usd: 0.05\n"}
+    )
+
+    page = response.content.decode()
+    # 300 steps × 36 s × 1 process × $0.10 (the fields alone say 100 steps × 4 processes: $0.40)
+    assert "Estimated cost: $0.30" in page
+    assert "the run will stop at its $0.05 budget" in page
+    assert "from the config YAML" in page
+
+
+def test_a_mistake_in_the_config_yaml_is_shown_instead_of_an_estimate(logged_in):
+    version = ProblemFactory().version
+
+    response = logged_in.get(
+        reverse("spend:estimate"),
+        {"dataset_version": version.pk, "steps": 100, "config_yaml": "steps: 10\n<b>steps</b>: 2\n"},
+    )
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "No estimate yet" in page and "Estimated cost" not in page
+    assert "config YAML: config line 2: unknown key &#x27;&lt;b&gt;steps&lt;/b&gt;&#x27;" in page
+    assert "<b>steps</b>" not in page
+
+
+def test_admins_set_and_clear_a_nodes_own_price_on_the_prices_page_and_it_is_audited(staff):
+    node = node_register(
+        info=NodeInfo(name="gpu@h1", hostname="h1", pool="a100", gpu_type="A100", gpu_count=8)
+    )
+    url = reverse("spend:node-price-set")
+
+    staff.post(url, {"node": node.pk, "usd_per_gpu_hour": "4.25"})
+    node.refresh_from_db()
+    assert node.usd_per_gpu_hour == 4.25
+    page = staff.get(reverse("spend:prices")).content.decode()
+    assert "gpu@h1" in page and "4.2500" in page
+
+    staff.post(url, {"node": node.pk, "usd_per_gpu_hour": ""})
+    node.refresh_from_db()
+    assert node.usd_per_gpu_hour is None
+    trail = AuditEntry.objects.filter(target_type="node_price").order_by("pk")
+    assert [(e.action, e.target, e.before, e.after, e.actor.username) for e in trail] == [
+        (AuditAction.PRICE_SET, "node gpu@h1", None, {"usd_per_gpu_hour": 4.25}, "admin"),
+        (AuditAction.PRICE_DELETE, "node gpu@h1", {"usd_per_gpu_hour": 4.25}, None, "admin"),
+    ]
+
+
+def test_members_may_not_set_a_nodes_price(logged_in):
+    node = node_register(info=NodeInfo(name="gpu@h1", hostname="h1", pool="a100"))
+
+    response = logged_in.post(reverse("spend:node-price-set"), {"node": node.pk, "usd_per_gpu_hour": "0"})
+
+    assert response.status_code == 403
+    node.refresh_from_db()
+    assert node.usd_per_gpu_hour is None
+
+
+def test_a_learning_stop_says_why_on_the_run_page(logged_in):
+    run = RunFactory(
+        status=RunStatus.RUNNING,
+        pool="cpu",
+        config={"steps": 100, "stop_pass_rate_flat_steps": 3},
+        started_at=dt.datetime.now(dt.UTC),
+        last_step=2,
+    )
+    for step in range(3):
+        MetricPointFactory(run=run, key="pass_rate", step=step, value=0.25)
+
+    assert run_cost_accrue().learning_stopped == [run.pk]
+
+    page = logged_in.get(reverse("runs:detail", kwargs={"run_id": run.pk})).content.decode()
+    assert "learning stalled: pass rate flat at 0.25 (within 0.01) for 3 steps" in page

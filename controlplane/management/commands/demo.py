@@ -16,6 +16,8 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from controlplane.accounts.models import Role
+from controlplane.accounts.services import membership_set, team_default
 from datasets_app.models import Problem, ProblemStatus
 from datasets_app.services import dataset_import
 from runs.models import ACTIVE_STATUSES, Run
@@ -130,6 +132,8 @@ class Command(BaseCommand):
         )
         user.set_password(password)
         user.save()
+        # A superuser is admin of every team already; the membership shows the demo's team on its pages.
+        membership_set(team=team_default(), user=user, role=Role.ADMIN, actor=None)
         return user, password
 
     def _wait_for_verification(self, version_id: int, timeout_s: float = 180) -> None:
