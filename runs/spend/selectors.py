@@ -289,7 +289,7 @@ def spend_top_runs(*, user: User, since: dt.date, limit: int = 20) -> list[dict[
     return rows
 
 
-CSV_HEADER = ("day", "run_id", "run_name", "user", "pool", "status", "usd", "gpu_hours")
+CSV_HEADER = ("day", "run_id", "run_name", "user", "team", "pool", "status", "usd", "gpu_hours")
 
 
 def spend_csv_rows(*, user: User, since: dt.date) -> Iterator[tuple[Any, ...]]:
@@ -302,6 +302,7 @@ def spend_csv_rows(*, user: User, since: dt.date) -> Iterator[tuple[Any, ...]]:
             "run_id",
             "run__name",
             "run__created_by__username",
+            "run__team__name",
             "run__pool",
             "run__status",
             "usd",

@@ -87,9 +87,19 @@ def test_the_csv_export_streams_every_ledger_row_of_the_period(logged_in):
     assert response.streaming
     assert response["Content-Type"] == "text/csv"
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert rows[0] == ["day", "run_id", "run_name", "user", "pool", "status", "usd", "gpu_hours"]
+    assert rows[0] == ["day", "run_id", "run_name", "user", "team", "pool", "status", "usd", "gpu_hours"]
     assert rows[1:] == [
-        [TODAY.isoformat(), str(run.pk), "a,b", run.created_by.username, "cpu", "queued", "1.250000", "0.5"]
+        [
+            TODAY.isoformat(),
+            str(run.pk),
+            "a,b",
+            run.created_by.username,
+            run.team.name,
+            "cpu",
+            "queued",
+            "1.250000",
+            "0.5",
+        ]
     ]
 
 
