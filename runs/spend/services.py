@@ -13,7 +13,7 @@ stopped the same way on the same tick: one indexed read per such run, none on th
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -134,6 +134,22 @@ def _usd(value: Decimal | None) -> dict[str, Any] | None:
     return None if value is None else {"usd_per_month": str(value)}
 
 
+_Cap = TypeVar("_Cap", MonthlyBudget, TeamMonthlyBudget)
+
+
+def _cap_replace(
+    model: type[_Cap], owner: dict[str, Any], usd_per_month: Decimal | None
+) -> tuple[Decimal | None, _Cap | None]:
+    """Replace the monthly cap row of `owner` (None deletes it) under a row lock; (the old cap, the row)."""
+    rows = model.objects.select_for_update().filter(**owner)
+    old = rows.values_list("usd_per_month", flat=True).first()
+    if usd_per_month is None:
+        rows.delete()
+        return old, None
+    budget, _ = model.objects.update_or_create(**owner, defaults={"usd_per_month": usd_per_month})
+    return old, budget
+
+
 @transaction.atomic
 def monthly_budget_set(
     *, user: User, usd_per_month: Decimal | None, actor: User | None = None
@@ -142,17 +158,7 @@ def monthly_budget_set(
     admin of a team the user is in, or a superuser."""
     if actor is not None and not user_list_managed_by(admin=actor).filter(pk=user.pk).exists():
         raise PermissionDenied("a user's budget is set by an admin of one of their teams")
-    before = (
-        MonthlyBudget.objects.select_for_update().filter(user=user).values_list("usd_per_month", flat=True)
-    )
-    old = before.first()
-    budget = None
-    if usd_per_month is None:
-        MonthlyBudget.objects.filter(user=user).delete()
-    else:
-        budget, _ = MonthlyBudget.objects.update_or_create(
-            user=user, defaults={"usd_per_month": usd_per_month}
-        )
+    old, budget = _cap_replace(MonthlyBudget, {"user": user}, usd_per_month)
     if old != usd_per_month:
         audit_record(
             actor=actor,
@@ -174,15 +180,7 @@ def team_monthly_budget_set(
     must be an admin of the team."""
     if actor is not None:
         require_role(user=actor, team_id=team.pk, at_least=Role.ADMIN, doing="setting the team's budget")
-    rows = TeamMonthlyBudget.objects.select_for_update().filter(team=team)
-    old = rows.values_list("usd_per_month", flat=True).first()
-    budget = None
-    if usd_per_month is None:
-        rows.delete()
-    else:
-        budget, _ = TeamMonthlyBudget.objects.update_or_create(
-            team=team, defaults={"usd_per_month": usd_per_month}
-        )
+    old, budget = _cap_replace(TeamMonthlyBudget, {"team": team}, usd_per_month)
     if old != usd_per_month:
         audit_record(
             actor=actor,
