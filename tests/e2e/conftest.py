@@ -3,7 +3,6 @@ both on the test PostgreSQL database and Redis, with the trainer launched by the
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,15 +17,9 @@ from playwright.sync_api import sync_playwright
 
 from runs.models import ACTIVE_STATUSES, Run
 from runs.services import run_cancel
-from tests.processes import processes_mentioning  # noqa: F401 (re-exported for the e2e tests)
+from tests.processes import asgi_server, free_port, processes_mentioning  # noqa: F401 (re-exported for the e2e tests)
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(predicate, timeout_s: float, what: str, interval_s: float = 0.5):
@@ -113,26 +106,7 @@ def stack(transactional_db, tmp_path, settings):
         "PYTHONUNBUFFERED": "1",
         "PGAPPNAME": f"triad-{pool}",  # names this stack's database sessions, to end them at teardown
     }
-    web_log = (tmp_path / "web.log").open("wb")
-    web = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "controlplane.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=web_log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    web = asgi_server(env, port, tmp_path / "web.log")
     settings.TRIAD_SANDBOX_QUEUE = env["TRIAD_SANDBOX_QUEUE"]  # imports made by the test itself too
     stack = Stack(base_url=base_url, pool=pool, var_dir=tmp_path, env=env)
     stack.start_worker()
@@ -165,7 +139,6 @@ def stack(transactional_db, tmp_path, settings):
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        web_log.close()
         with connection.cursor() as cursor:  # sessions the killed servers may have left half-closed
             cursor.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
