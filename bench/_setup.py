@@ -1,12 +1,13 @@
 """What the database benchmarks share: Django set up on the bench database, created and migrated."""
 
 import os
-import socket
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.processes import asgi_server, free_port, wait_port  # noqa: E402,F401 (re-exported for benches)
 
 
 def django_setup(database: str = "triad_bench") -> None:
@@ -25,20 +26,3 @@ def django_setup(database: str = "triad_bench") -> None:
         if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
             admin.execute(f'CREATE DATABASE "{name}"')
     call_command("migrate", verbosity=0)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout_s: float = 60) -> None:
-    """Until something accepts connections on 127.0.0.1:port."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")

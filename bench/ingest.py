@@ -14,14 +14,14 @@ import datetime as dt
 import json
 import os
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _setup import REPO, django_setup, free_port, wait_port
+from _setup import asgi_server, django_setup, free_port, wait_port
 
 django_setup()
 
@@ -88,21 +88,7 @@ def main() -> None:
 
     port = free_port()
     env = {**os.environ, "TRIAD_DEV": "true", "PYTHONUNBUFFERED": "1"}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "controlplane.asgi:application",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        cwd=REPO,
-        env=env,
-    )
+    server = asgi_server(env, port, Path(tempfile.gettempdir()) / "triad-bench-ingest-web.log")
     path = f"/api/v1/runs/{run.pk}/events"
     headers = {"Authorization": f"Bearer {TEST_TOKEN}"}
     wait_port(port)

@@ -21,13 +21,14 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
 
-from _setup import REPO, django_setup, free_port, wait_port
+from _setup import asgi_server, django_setup, free_port, wait_port
 
 django_setup()
 
@@ -157,24 +158,8 @@ def main() -> None:
     cookie = f"sessionid={client.cookies['sessionid'].value}"
     env = {**os.environ, "TRIAD_DEV": "true", "TRIAD_INGEST_EVENTS_PER_S": "0"}
     triad_ports, bare_port = [free_port() for _ in range(args.web_processes)], free_port()
-    webs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "controlplane.asgi:application",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            cwd=REPO,
-            env=env,
-        )
-        for port in triad_ports
-    ]
+    logs = Path(tempfile.gettempdir())
+    webs = [asgi_server(env, port, logs / f"triad-bench-live-web-{port}.log") for port in triad_ports]
     bare = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(bare_port)])
     triad_lat: list[float] = []
     bare_lat: list[float] = []

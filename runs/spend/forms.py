@@ -71,16 +71,20 @@ class GpuPriceForm(forms.ModelForm):  # type: ignore[type-arg]
         """Saving a price for a pool that has one replaces it (the service upserts)."""
 
 
-class MonthlyBudgetForm(forms.Form):
-    user = forms.ModelChoiceField(queryset=get_user_model().objects.order_by("username"))
-    usd_per_month = forms.DecimalField(
+def _monthly_cap(help_text: str) -> forms.DecimalField:
+    return forms.DecimalField(
         label="USD per month",
         required=False,
         min_value=Decimal(0),
         max_digits=16,
         decimal_places=2,
-        help_text="Empty: no cap.",
+        help_text=help_text,
     )
+
+
+class MonthlyBudgetForm(forms.Form):
+    user = forms.ModelChoiceField(queryset=get_user_model().objects.order_by("username"))
+    usd_per_month = _monthly_cap("Empty: no cap.")
 
     def __init__(self, *args: Any, users: QuerySet[User] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -90,14 +94,7 @@ class MonthlyBudgetForm(forms.Form):
 
 class TeamBudgetForm(forms.Form):
     team = forms.ModelChoiceField(queryset=Team.objects.none())
-    usd_per_month = forms.DecimalField(
-        label="USD per month",
-        required=False,
-        min_value=Decimal(0),
-        max_digits=16,
-        decimal_places=2,
-        help_text="Over every run of the team. Empty: no cap.",
-    )
+    usd_per_month = _monthly_cap("Over every run of the team. Empty: no cap.")
 
     def __init__(self, *args: Any, teams: QuerySet[Team], **kwargs: Any) -> None:
         kwargs.setdefault("auto_id", "id_team_budget_%s")  # the user budget form on the page has the field

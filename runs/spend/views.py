@@ -5,6 +5,7 @@ from decimal import Decimal
 from functools import wraps
 from typing import Any
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -111,14 +112,17 @@ def spend_prices(request: AuthedHttpRequest) -> HttpResponse:
     return render(request, "spend/prices.html", context)
 
 
+def _first_errors(form: forms.Form) -> str:
+    """Each invalid field with its first error, for a one-line message: "usd_per_month: …; user: …"."""
+    return "; ".join(f"{field}: {errors[0]}" for field, errors in form.errors.items())
+
+
 @require_POST
 @staff_required
 def spend_budget_set(request: AuthedHttpRequest) -> HttpResponse:
     form = MonthlyBudgetForm(request.POST, users=user_list_managed_by(admin=request.user))
     if not form.is_valid():
-        messages.error(
-            request, "Budget not saved: " + "; ".join(f"{k}: {v[0]}" for k, v in form.errors.items())
-        )
+        messages.error(request, f"Budget not saved: {_first_errors(form)}")
         return redirect("spend:prices")
     user, usd = form.cleaned_data["user"], form.cleaned_data["usd_per_month"]
     services.monthly_budget_set(user=user, usd_per_month=usd, actor=request.user)
@@ -133,8 +137,7 @@ def spend_budget_set(request: AuthedHttpRequest) -> HttpResponse:
 def spend_team_budget_set(request: AuthedHttpRequest) -> HttpResponse:
     form = TeamBudgetForm(request.POST, teams=team_list_for(user=request.user, at_least=Role.ADMIN))
     if not form.is_valid():
-        errors = "; ".join(f"{k}: {v[0]}" for k, v in form.errors.items())
-        messages.error(request, f"Team budget not saved: {errors}")
+        messages.error(request, f"Team budget not saved: {_first_errors(form)}")
         return redirect("spend:prices")
     team, usd = form.cleaned_data["team"], form.cleaned_data["usd_per_month"]
     services.team_monthly_budget_set(team=team, usd_per_month=usd, actor=request.user)
@@ -149,8 +152,7 @@ def spend_team_budget_set(request: AuthedHttpRequest) -> HttpResponse:
 def spend_node_price_set(request: AuthedHttpRequest) -> HttpResponse:
     form = NodePriceForm(request.POST)
     if not form.is_valid():
-        errors = "; ".join(f"{k}: {v[0]}" for k, v in form.errors.items())
-        messages.error(request, f"Node price not saved: {errors}")
+        messages.error(request, f"Node price not saved: {_first_errors(form)}")
         return redirect("spend:prices")
     node, usd = form.cleaned_data["node"], form.cleaned_data["usd_per_gpu_hour"]
     services.node_price_set(node_id=node.pk, usd_per_gpu_hour=usd, user=request.user)

@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 from runs.broadcast import RESYNC_CLOSE_CODE
 from runs.models import MetricPoint, RunStatus
 from tests.factories import TEST_TOKEN, RunFactory, UserFactory
-from tests.processes import RedisServer, asgi_server, free_port, wait_port
+from tests.processes import asgi_server, free_port, wait_port
 
 pytestmark = pytest.mark.e2e
 
@@ -48,14 +48,6 @@ class Web:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
         self.proc.wait(timeout=15)
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 
 from runs import broadcast
 from runs.broadcast import Feed, publish, run_topic
-from tests.processes import RedisServer, free_port
+from tests.processes import free_port
 
 
 class Watcher:
@@ -52,14 +52,6 @@ def metric_update(run_id: int, step: int) -> list[tuple[str, str]]:
 def fresh_publisher(monkeypatch):
     """No failure remembered from another test."""
     monkeypatch.setattr(broadcast, "_publisher", broadcast._RedisPublisher())
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_in_the_embedded_mode_an_update_reaches_every_watcher_of_its_run_and_no_other(settings):
