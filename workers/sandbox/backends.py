@@ -105,11 +105,14 @@ TMP_MB = 64  # the size of each bwrap sandbox's /tmp (a tmpfs); RLIMIT_FSIZE cap
 
 
 @cache
-def bwrap_prefix(shared_net: bool = False, dev: str = "") -> tuple[str, ...]:
+def bwrap_prefix(shared_net: bool = False, dev: str = "", zygote: bool = False) -> tuple[str, ...]:
     """bwrap's arguments up to the command (computed once): namespaces, a read-only system, /tmp.
 
     shared_net: start in the network namespace we are in (the slot's, see netns.py) instead of
     making a new one. dev: a prepared /dev to bind (see ``dev_directory``) instead of ``--dev``.
+    zygote: a warm-mode zygote, which serves many items: it keeps bwrap's reaper as pid 1 and
+    mounts /proc (it looks for leftovers there). A cold runner is pid 1 itself and has no /proc:
+    see docs/sandbox.md, "Cost of a cold item".
     """
     args = [BWRAP, "--die-with-parent", "--new-session", "--unshare-ipc", "--unshare-pid"]
     args += [] if shared_net else ["--unshare-net"]
@@ -134,7 +137,11 @@ def bwrap_prefix(shared_net: bool = False, dev: str = "") -> tuple[str, ...]:
                 made.add(str(parent))
                 args += ["--perms", "0755", "--dir", str(parent)]
         args += ["--ro-bind", path, path]
-    args += ["--proc", "/proc", *(["--dev-bind", dev, "/dev"] if dev else ["--dev", "/dev"])]
+    # A cold runner as pid 1: one process less than bwrap's reaper, and the kernel drops signals
+    # the candidate might send it. Without /proc: mounting one also binds four of its files over
+    # themselves as root, each bind a read of the mount table (0.3–0.5 ms together).
+    args += ["--proc", "/proc"] if zygote else ["--as-pid-1"]
+    args += ["--dev-bind", dev, "/dev"] if dev else ["--dev", "/dev"]
     args += ["--size", str(TMP_MB << 20), "--perms", "1777", "--tmpfs", "/tmp", "--chdir", "/tmp"]  # noqa: S108
     return (*args, "--")
 
@@ -349,19 +356,25 @@ def prepare(item: Item, start: float) -> Prepared | Result:
 
 
 def item_stdin(
-    item: Item, limits: Limits, uid: int, runner_code: bytes | str | None, ready: Prepared | None
+    item: Item,
+    limits: Limits,
+    uid: int,
+    runner_code: bytes | str | None,
+    ready: Prepared | None,
+    cpus: tuple[int, ...] = (),
 ) -> tuple[bytes, str]:
     """What the runner reads on stdin for one item, and the item's fresh nonce.
 
     First the part the candidate process may see (a 4-byte length, then ``marshal((runner_code,
-    (code, compiled code, timeout_s, memory_mb, uid, resource path)))``; runner_code is None for
-    a warm zygote, which has it), then the part only the judge reads, after it has forked the
+    (code, compiled code, timeout_s, memory_mb, uid, resource path, cpus)))``; runner_code is None
+    for a warm zygote, which has it; cpus, when not empty, is the CPU set the judge moves to before
+    it forks the candidate), then the part only the judge reads, after it has forked the
     candidate: ``marshal((nonce, tests, entry_point, output_bytes))``. Without ``ready`` (docker:
     the image's Python may differ from ours) the code and the tests go as source.
     """
     nonce = secrets.token_hex(16)
     resource_path = RESOURCE_PATH if ready is not None else ""
-    limits_part = (float(limits.timeout_s), int(limits.memory_mb), uid, resource_path)
+    limits_part = (float(limits.timeout_s), int(limits.memory_mb), uid, resource_path, cpus)
     compiled = ready.code if ready is not None else None
     public = marshal.dumps((runner_code, (item.code, compiled, *limits_part)))
     tests: bytes | str = ready.tests if ready is not None else item.tests
@@ -388,9 +401,9 @@ def spawn(
         )
 
 
-def sandbox_argv(backend: str, extra: str) -> list[str]:
+def sandbox_argv(backend: str, extra: str, zygote: bool = False) -> list[str]:
     """The command line of a runner: bwrap's prefix (if any), the interpreter, the bootstrap."""
-    prefix = bwrap_prefix(netns.available(), dev_directory()) if backend == "bwrap" else ()
+    prefix = bwrap_prefix(netns.available(), dev_directory(), zygote) if backend == "bwrap" else ()
     return [*prefix, python_executable(), *PYTHON_FLAGS, "-c", BOOTSTRAP, extra]
 
 

