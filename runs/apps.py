@@ -1,6 +1,20 @@
+from typing import Any
+
 from django.apps import AppConfig
 
 
 class RunsConfig(AppConfig):
     name = "runs"
     verbose_name = "Runs"
+
+    def ready(self) -> None:
+        from controlplane.accounts.signals import membership_changed
+
+        membership_changed.connect(_close_live_sockets, dispatch_uid="runs.close_live_sockets")
+
+
+def _close_live_sockets(sender: Any, user_id: int, **kwargs: Any) -> None:
+    """The user's teams changed: their live sockets reconnect and are checked again (after commit)."""
+    from runs.broadcast import resync_user
+
+    resync_user(user_id)

@@ -41,6 +41,12 @@ def run_topic(run_id: int) -> str:
     return f"run-{run_id}"
 
 
+def user_topic(user_id: int) -> str:
+    """Every live socket of the user also watches this topic: nothing is published on it but
+    resyncs, when what the user may see has changed (see `resync_user`)."""
+    return f"user-{user_id}"
+
+
 def _channel_prefix() -> str:
     """Redis pub/sub channels are shared by every database number of a server: the name carries the
     Redis database and the PostgreSQL database, so two deployments (or test runs) on one Redis never
@@ -54,6 +60,21 @@ def broadcast_run_update(run_id: int, payload: dict[str, Any]) -> None:
     once the current transaction commits. The request does not wait for it: serialising and
     publishing happen on this process's outbox thread, in order."""
     transaction.on_commit(lambda: _outbox.put((run_id, payload)))
+
+
+def resync_user(user_id: int) -> None:
+    """Once the current transaction commits, close every live socket of the user, in every web
+    process, with RESYNC_CLOSE_CODE: the browsers reconnect, and each socket's access is checked
+    again at connect (a run of a team they left is refused with 4403; the runs list re-reads their
+    teams). For a membership that began, changed or ended."""
+    transaction.on_commit(lambda: _outbox.put(_Resync(frozenset({user_topic(user_id)}))))
+
+
+class _Resync:
+    """An outbox item: resync the watchers of these topics everywhere, now."""
+
+    def __init__(self, topics: frozenset[str]) -> None:
+        self.topics = topics
 
 
 def publish(messages: list[tuple[str, str]]) -> None:
@@ -80,6 +101,16 @@ def _deliver(messages: list[tuple[str, str]]) -> None:
         logger.warning("live broadcast failed (%s); browsers will resync from the database", exc)
 
 
+def _deliver_resync(topics: frozenset[str]) -> None:
+    if not settings.REDIS_URL:
+        _resync_local(set(topics))
+        return
+    try:
+        _publisher.publish([], resync=topics)
+    except Exception as exc:  # marked lost: the next publish that gets through carries the resync
+        logger.warning("live resync of %s failed (%s); it goes out with the next update", sorted(topics), exc)
+
+
 class _Outbox:
     """A queue and the one thread that empties it: updates leave in the order they were committed,
     and an ingest request returns without waiting on JSON encoding or Redis."""
@@ -101,7 +132,10 @@ class _Outbox:
         while True:
             item = self._queue.get()
             try:
-                _deliver(_updates(*item) if isinstance(item, tuple) else item)
+                if isinstance(item, _Resync):
+                    _deliver_resync(item.topics)
+                else:
+                    _deliver(_updates(*item) if isinstance(item, tuple) else item)
             except Exception:  # never let the thread die on one bad update
                 logger.exception("live broadcast: an update could not be sent")
 
@@ -141,17 +175,20 @@ class _RedisPublisher:
             )
         return self._client
 
-    def publish(self, messages: list[tuple[str, str]]) -> None:
-        topics = {topic for topic, _ in messages}
+    def publish(self, messages: list[tuple[str, str]], resync: frozenset[str] = frozenset()) -> None:
+        """`messages`, after a resync of every topic that lost one before (and of `resync`)."""
+        topics = {topic for topic, _ in messages} | resync
         with self._lock:
             if time.monotonic() < self._paused_until:
                 self._lost(topics)
                 return
-            resync = dict(self._unsent)
+            now = time.time()
+            self._unsent.update(dict.fromkeys(resync, now))
+            pending = dict(self._unsent)
         try:
             prefix = _channel_prefix()
             pipe = self._redis().pipeline(transaction=False)
-            for topic, lost_at in resync.items():
+            for topic, lost_at in pending.items():
                 pipe.publish(prefix + topic, _RESYNC + repr(lost_at).encode())
             for topic, text in messages:
                 pipe.publish(prefix + topic, text)
@@ -162,7 +199,7 @@ class _RedisPublisher:
                 self._paused_until = time.monotonic() + _PUBLISH_PAUSE_S
             raise
         with self._lock:
-            for topic, lost_at in resync.items():
+            for topic, lost_at in pending.items():
                 if self._unsent.get(topic) == lost_at:
                     del self._unsent[topic]
 

@@ -5,14 +5,16 @@ import asyncio
 import json
 import os
 import signal
+import threading
 import urllib.request
 
 import pytest
 import websockets
-from django.db import connection
+from django.db import connection, connections
 from django.test import Client
 from playwright.sync_api import expect
 
+from controlplane.accounts.services import membership_remove
 from runs.broadcast import RESYNC_CLOSE_CODE
 from runs.models import MetricPoint, RunStatus
 from tests.factories import TEST_TOKEN, RunFactory, UserFactory
@@ -207,3 +209,34 @@ def test_the_run_page_catches_up_on_what_was_posted_while_redis_was_restarting(
     expect(page.locator("#live-state")).to_have_text("live", timeout=30_000)
     web.post_metric(run.pk, 4)
     expect(chart).to_have_attribute("data-points", "5", timeout=30_000)
+
+
+def test_a_member_taken_out_of_the_team_loses_the_live_run_page(
+    watched_run, start_web, redis_server, page, settings
+):
+    run, session = watched_run
+    web = start_web()
+    page.context.add_cookies([{"name": "sessionid", "value": session, "url": web.base_url}])
+    page.goto(f"{web.base_url}/runs/{run.pk}/")
+    expect(page.locator("#live-state")).to_have_text("live")
+
+    # An admin takes the watcher out of the run's team (here, through the service, publishing to the
+    # web process's Redis; in a thread of its own: Playwright's event loop runs in this one).
+    settings.REDIS_URL = redis_server.url(0)
+    errors: list[BaseException] = []
+
+    def remove() -> None:
+        try:
+            membership_remove(team=run.team, user=run.created_by, actor=None)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=remove)
+    thread.start()
+    thread.join()
+    assert not errors
+
+    # The page's socket is closed, its reconnect refused, and the page says so instead of retrying.
+    expect(page.locator("#live-state")).to_have_text("no access to this run", timeout=15_000)

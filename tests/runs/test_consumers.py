@@ -106,3 +106,65 @@ def test_a_socket_without_a_login_is_refused(teams):
         return connected, code
 
     assert run(scenario) == (False, 4403)
+
+
+def test_leaving_the_team_closes_the_run_socket_and_the_reconnect_is_refused(teams):
+    from controlplane.accounts.services import membership_remove
+
+    async def scenario():
+        communicator, connected, _ = await connect(f"/ws/runs/{teams['run'].pk}/", teams["member"])
+        assert connected
+        # when an admin takes the member out of the run's team
+        await sync_to_async(membership_remove)(team=teams["run"].team, user=teams["member"], actor=None)
+        closed = await communicator.receive_output(timeout=5)
+        await sync_to_async(broadcast_run_update)(teams["run"].pk, {"status": "running"})
+        after = await communicator.receive_nothing(timeout=0.3)
+        again, reconnected, code = await connect(f"/ws/runs/{teams['run'].pk}/", teams["member"])
+        await again.disconnect()
+        return closed, after, reconnected, code
+
+    closed, after, reconnected, code = run(scenario)
+
+    # then the open socket is closed for a resync, nothing more reaches it, and the reconnect is refused
+    assert closed == {"type": "websocket.close", "code": 4000}
+    assert after
+    assert (reconnected, code) == (False, 4403)
+
+
+def test_joining_a_team_reconnects_the_runs_list_to_its_runs(teams):
+    from controlplane.accounts.services import membership_set
+
+    async def scenario():
+        communicator, connected, _ = await connect("/ws/runs/", teams["outsider"])
+        assert connected
+        await sync_to_async(membership_set)(
+            team=teams["run"].team, user=teams["outsider"], role=Role.VIEWER, actor=None
+        )
+        closed = await communicator.receive_output(timeout=5)
+        again, reconnected, _ = await connect("/ws/runs/", teams["outsider"])
+        await sync_to_async(broadcast_run_update)(teams["run"].pk, {"status": "cancelling"})
+        received = await again.receive_json_from(timeout=5)
+        await again.disconnect()
+        return closed, reconnected, received
+
+    closed, reconnected, received = run(scenario)
+
+    assert closed == {"type": "websocket.close", "code": 4000}
+    assert reconnected and received == {"run_id": teams["run"].pk, "status": "cancelling"}
+
+
+def test_a_membership_change_of_someone_else_leaves_the_socket_open(teams):
+    from controlplane.accounts.services import membership_set
+
+    async def scenario():
+        communicator, connected, _ = await connect(f"/ws/runs/{teams['run'].pk}/", teams["member"])
+        assert connected
+        await sync_to_async(membership_set)(
+            team=teams["run"].team, user=teams["viewer"], role=Role.MEMBER, actor=None
+        )
+        await sync_to_async(broadcast_run_update)(teams["run"].pk, {"status": "running"})
+        received = await communicator.receive_json_from(timeout=5)
+        await communicator.disconnect()
+        return received
+
+    assert run(scenario) == {"status": "running"}
