@@ -176,6 +176,16 @@ def main() -> None:
                 "sandbox_calls_skipped_frac": round(skipped / samples, 4),
                 "skip_audited": int(audited),
                 "skip_audit_error_rate": round(audit_wrong / audited, 4) if audited else None,
+                # steps that could have skipped but the guard held back (too few or too wrong)
+                "skip_paused_steps": int(sum(r.get("critic/skip_paused", 0.0) for r in skip["steps"])),
+                "skip_max_confident_error_rate": max(
+                    (
+                        r["critic/confident_error_rate"]
+                        for r in skip["steps"]
+                        if "critic/confident_error_rate" in r
+                    ),
+                    default=None,
+                ),
                 "sandbox_executed_shadow": shadow["sandbox"]["executed"],
                 "sandbox_executed_skip": skip["sandbox"]["executed"],
                 "sandbox_executions_saved_frac": round(

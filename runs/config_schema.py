@@ -49,6 +49,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "critic_threshold": (0.5, 1.0),
     "critic_audit_frac": (0.01, 1.0),
     "critic_max_skip_frac": (0.0, 1.0),
+    "critic_max_audit_error": (0.0, 1.0),
     "sft_with_reasoning": (0, 1),
 }
 

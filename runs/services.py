@@ -84,6 +84,7 @@ class RunConfig:
     critic_threshold: float = 0.95
     critic_audit_frac: float = 0.1
     critic_max_skip_frac: float = 0.5
+    critic_max_audit_error: float = 0.05
     sft_with_reasoning: bool = False  # the warm-up imitates the problem's reasoning trace, then its solution
 
     def as_dict(self) -> dict[str, Any]:

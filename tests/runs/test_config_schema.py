@@ -99,6 +99,10 @@ def test_critic_settings_read_from_yaml_and_skip_mode_needs_the_critic():
         config_from_yaml("steps: 10\ncritic_skip: true\n")
     with pytest.raises(ConfigError, match=r"'critic_audit_frac': must be a number ≥ 0.01"):
         config_from_yaml("critic: true\ncritic_audit_frac: 0\n")
+    guarded = config_from_yaml("critic: true\ncritic_skip: true\ncritic_max_audit_error: 0.02\n")
+    assert guarded.config.critic_max_audit_error == 0.02 and RunConfig().critic_max_audit_error == 0.05
+    with pytest.raises(ConfigError, match=r"'critic_max_audit_error': must be a number ≤ 1"):
+        config_from_yaml("critic: true\ncritic_max_audit_error: 2\n")
 
 
 def test_reward_weights_and_the_evaluation_set_read_from_yaml():

@@ -10,7 +10,8 @@ parameter exchange.
 Each RL step (``TrainerCritic.score``):
 
 1. predict every sample of the rank's batch — before this step's verdicts are known (honest metrics);
-2. in audited skip mode (``critic_skip``, once the critic has seen ``critic_min_labels`` verdicts), pick
+2. in audited skip mode (``critic_skip``, once the critic has seen ``critic_min_labels`` verdicts, and
+   while ``SkipGuard`` finds its recent sure predictions right often enough), pick
    the samples it is sure of (confidence ``max(p, 1 - p) >= critic_threshold``); a random
    ``critic_audit_frac`` of them (rounded up) always runs, and no more than ``critic_max_skip_frac`` of
    the batch is skipped (``choose_skips``). A skipped sample is scored 1.0 or 0.0 as predicted, with the
@@ -272,6 +273,38 @@ def choose_skips(
     return sorted(skipped), sorted(i for i in confident if i not in skipped)
 
 
+CRITIC_ERROR_WINDOW = 200  # confident predictions that ran, most recent first, that the guard weighs
+CRITIC_ERROR_MIN = 20  # the guard lets skipping start only after this many of them
+
+
+class SkipGuard:
+    """Pauses skip mode while the critic's sure predictions stop being right.
+
+    It keeps whether each of the last CRITIC_ERROR_WINDOW confident predictions (max(p, 1 - p) >=
+    critic_threshold) that ran in the sandbox was wrong: the audit while skipping, every confident
+    sample while not (before critic_min_labels, or paused), so a paused critic is judged on exactly the
+    samples it would have skipped. Skipping is allowed while at least CRITIC_ERROR_MIN are known and at
+    most `max_error` of them were wrong. Fed with every rank's samples, it decides alike on every rank.
+    The policy drifting towards code the critic misjudges is what this catches.
+    """
+
+    def __init__(self, max_error: float) -> None:
+        self.max_error = max_error
+        self.wrong: deque[bool] = deque(maxlen=CRITIC_ERROR_WINDOW)
+
+    def error_rate(self) -> float | None:
+        return sum(self.wrong) / len(self.wrong) if self.wrong else None
+
+    def allows(self) -> bool:
+        rate = self.error_rate()
+        return len(self.wrong) >= CRITIC_ERROR_MIN and rate is not None and rate <= self.max_error
+
+    def observe(self, probs: Sequence[float], labels: Sequence[float], *, threshold: float) -> None:
+        for p, y in zip(probs, labels, strict=True):
+            if max(p, 1.0 - p) >= threshold:
+                self.wrong.append((p >= 0.5) != (y >= 0.5))
+
+
 def all_gather(obj: Any) -> list[Any]:
     """Every rank's obj, in rank order (the trainer's process group)."""
     import torch.distributed as dist
@@ -298,6 +331,7 @@ class TrainerCritic:
         self.rank = rank
         self.gather = gather
         self.model = OnlineCritic(seed=train.seed)
+        self.guard = SkipGuard(train.critic_max_audit_error)
         self._metrics: dict[str, float] = {}
 
     def take_metrics(self) -> dict[str, float]:
@@ -322,7 +356,9 @@ class TrainerCritic:
         probs = self.model.predict(flat)
         skipped: set[int] = set()
         audited: set[int] = set()
-        if train.critic_skip and self.model.labels_seen >= train.critic_min_labels:
+        ready = train.critic_skip and self.model.labels_seen >= train.critic_min_labels
+        paused = ready and not self.guard.allows()
+        if ready and not paused:
             rng = random.Random(train.seed * 1_000_003 + step * 1009 + self.rank + 424_242)
             skip, audit = choose_skips(
                 probs,
@@ -362,9 +398,16 @@ class TrainerCritic:
         metrics = critic_metrics(
             [r.prob for r in every], [r.passed for r in every], threshold=train.critic_threshold
         )
+        self.guard.observe(
+            [r.prob for r in every], [r.passed for r in every], threshold=train.critic_threshold
+        )
         if train.critic_skip:
             total = sum(part[1] for part in parts)
             metrics["critic/skipped_frac"] = sum(part[2] for part in parts) / total if total else 0.0
+            metrics["critic/skip_paused"] = float(paused)
+            rate = self.guard.error_rate()
+            if rate is not None:
+                metrics["critic/confident_error_rate"] = rate
             audits = [r for r in every if r.audited]
             metrics["critic/audited"] = float(len(audits))
             if audits:

@@ -99,6 +99,9 @@ class TrainSpec:
     critic_audit_frac: float = 0.1  # share of the confident samples that always run anyway
     critic_max_skip_frac: float = 0.5  # most of a step's samples that may be skipped
     critic_min_labels: int = 256  # verdicts the critic must have learned from before it skips any
+    # Skipping pauses while the critic's confident predictions that ran were wrong more often than
+    # this, over the last CRITIC_ERROR_WINDOW of them (see critic.SkipGuard).
+    critic_max_audit_error: float = 0.05
     sft_with_reasoning: bool = False  # the warm-up imitates the problem's reasoning trace + solution
 
 
@@ -213,10 +216,12 @@ def _parse_train(d: dict[str, Any]) -> TrainSpec:
     critic_threshold = _float(d, p, "critic_threshold", 0.95, minimum=0.5)
     critic_audit_frac = _float(d, p, "critic_audit_frac", 0.1, minimum=0.0, strict=True)
     critic_max_skip_frac = _float(d, p, "critic_max_skip_frac", 0.5, minimum=0.0)
+    critic_max_audit_error = _float(d, p, "critic_max_audit_error", 0.05, minimum=0.0)
     for key, value in (
         ("critic_threshold", critic_threshold),
         ("critic_audit_frac", critic_audit_frac),
         ("critic_max_skip_frac", critic_max_skip_frac),
+        ("critic_max_audit_error", critic_max_audit_error),
     ):
         if value > 1.0:
             raise ValueError(f"train.{key}: must be a number <= 1 (got {value!r})")
@@ -253,6 +258,7 @@ def _parse_train(d: dict[str, Any]) -> TrainSpec:
         critic_audit_frac=critic_audit_frac,
         critic_max_skip_frac=critic_max_skip_frac,
         critic_min_labels=_int(d, p, "critic_min_labels", 256, minimum=0),
+        critic_max_audit_error=critic_max_audit_error,
         sft_with_reasoning=_bool(d, p, "sft_with_reasoning", False),
     )
 

@@ -10,8 +10,11 @@ import pytest
 import torch
 
 from workers.trainer.critic import (
+    CRITIC_ERROR_MIN,
+    CRITIC_ERROR_WINDOW,
     CRITIC_SKIPPED,
     OnlineCritic,
+    SkipGuard,
     TrainerCritic,
     choose_skips,
     critic_metrics,
@@ -197,6 +200,58 @@ def test_audited_skip_mode_on_the_real_sandbox_keeps_to_its_shares():
     assert right / skipped_total >= 0.9  # the skipped samples' predicted verdicts were right
 
 
+def test_the_skip_guard_weighs_only_sure_predictions_and_needs_enough_of_them():
+    guard = SkipGuard(max_error=0.1)
+    # unsure predictions are not its business, however wrong
+    guard.observe([0.6, 0.4] * 50, [0.0, 1.0] * 50, threshold=0.9)
+    assert guard.error_rate() is None and not guard.allows()
+    guard.observe([0.99] * (CRITIC_ERROR_MIN - 1), [1.0] * (CRITIC_ERROR_MIN - 1), threshold=0.9)
+    assert not guard.allows()  # right so far, but too few to go on
+    guard.observe([0.01], [0.0], threshold=0.9)
+    assert guard.allows() and guard.error_rate() == 0.0
+    guard.observe([0.99] * 3, [0.0] * 3, threshold=0.9)  # 3 of 23 sure ones wrong: 13 % > 10 %
+    assert not guard.allows()
+    guard.observe([0.02] * CRITIC_ERROR_WINDOW, [0.0] * CRITIC_ERROR_WINDOW, threshold=0.9)
+    assert guard.allows() and guard.error_rate() == 0.0  # the old mistakes have left the window
+
+
+def test_skip_mode_pauses_when_the_verdicts_drift_from_what_the_critic_learned():
+    train = TrainSpec(
+        critic=True,
+        critic_skip=True,
+        critic_threshold=0.9,
+        critic_audit_frac=0.25,
+        critic_max_skip_frac=0.5,
+        critic_min_labels=48,
+        critic_max_audit_error=0.05,
+    )
+    critic = TrainerCritic(train, rank=0, gather=lambda obj: [obj])
+    rng = random.Random(0)
+    # The same task, prompt and completions; from step 14 on the tests want -x: the critic's sure
+    # "passes" on `return x` are now wrong, and only the audit can tell.
+    flipped = Problem(
+        PROBLEM.task_id, PROBLEM.prompt, PROBLEM.entry_point, PROBLEM.tests.replace("== 5", "== -5")
+    )
+
+    def run_sandbox(problems, texts):
+        return score_completions(problems, texts, sandbox=SandboxSpec(timeout_s=30.0), partial_credit=False)
+
+    history = []
+    for step in range(26):
+        problem = PROBLEM if step < 14 else flipped
+        texts = [rng.choice(CHOICES)[0] for _ in range(16)]
+        scores = critic.score([problem], [texts], step=step, run_sandbox=run_sandbox)[0]
+        m = critic.take_metrics()
+        skipped = sum(s.error_class == CRITIC_SKIPPED for s in scores)
+        history.append((step, skipped, m["critic/skip_paused"]))
+        if m["critic/skip_paused"]:
+            assert skipped == 0  # paused: every sample runs
+    skipping_before = [s for step, s, _ in history if step < 14]
+    paused_after = [step for step, _, paused in history if step >= 14 and paused]
+    assert sum(skipping_before) > 0  # it had earned skipping on the old tests
+    assert paused_after and paused_after[0] <= 18, history  # and lost it within a few steps of the drift
+
+
 def _raw(**train: object) -> dict:
     problem = {"task_id": "T/0", "prompt": "def f():\n", "entry_point": "f", "tests": "assert True\n"}
     return {"run_id": 1, "train": train, "problems": [problem]}
@@ -206,6 +261,7 @@ def test_critic_settings_default_off_and_are_checked_by_name():
     t = parse_spec(_raw()).train
     assert (t.critic, t.critic_skip, t.sft_with_reasoning) == (False, False, False)
     assert (t.critic_threshold, t.critic_audit_frac, t.critic_max_skip_frac) == (0.95, 0.1, 0.5)
+    assert t.critic_max_audit_error == 0.05
     with pytest.raises(ValueError, match=r"train\.critic_skip: needs train\.critic"):
         parse_spec(_raw(critic_skip=True))
     with pytest.raises(ValueError, match=r"train\.critic_threshold"):
