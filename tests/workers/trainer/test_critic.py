@@ -156,7 +156,8 @@ PROBLEM = Problem(
 CHOICES = [("    return x\n", True), ("    return -x\n", False), ("    return x +\n", False)]
 
 
-def test_audited_skip_mode_on_the_real_sandbox_keeps_to_its_shares():
+def _skipping_critic() -> TrainerCritic:
+    """Skip mode on a short fuse: sure at 0.9, a quarter audited, skipping from the 48th verdict."""
     train = TrainSpec(
         critic=True,
         critic_skip=True,
@@ -165,14 +166,22 @@ def test_audited_skip_mode_on_the_real_sandbox_keeps_to_its_shares():
         critic_max_skip_frac=0.5,
         critic_min_labels=48,
     )
-    critic = TrainerCritic(train, rank=0, gather=lambda obj: [obj])
+    return TrainerCritic(train, rank=0, gather=lambda obj: [obj])
+
+
+def _real_sandbox(problems, texts):
+    return score_completions(problems, texts, sandbox=SandboxSpec(timeout_s=30.0), partial_credit=False)
+
+
+def test_audited_skip_mode_on_the_real_sandbox_keeps_to_its_shares():
+    critic = _skipping_critic()
     rng = random.Random(0)
     sandbox_items = 0
 
     def run_sandbox(problems, texts):
         nonlocal sandbox_items
         sandbox_items += sum(len(g) for g in texts)
-        return score_completions(problems, texts, sandbox=SandboxSpec(timeout_s=30.0), partial_credit=False)
+        return _real_sandbox(problems, texts)
 
     skipped_total = right = 0
     steps_with_skips = 0
@@ -216,16 +225,7 @@ def test_the_skip_guard_weighs_only_sure_predictions_and_needs_enough_of_them():
 
 
 def test_skip_mode_pauses_when_the_verdicts_drift_from_what_the_critic_learned():
-    train = TrainSpec(
-        critic=True,
-        critic_skip=True,
-        critic_threshold=0.9,
-        critic_audit_frac=0.25,
-        critic_max_skip_frac=0.5,
-        critic_min_labels=48,
-        critic_max_audit_error=0.05,
-    )
-    critic = TrainerCritic(train, rank=0, gather=lambda obj: [obj])
+    critic = _skipping_critic()  # the guard at its default: at most 5 % of sure predictions wrong
     rng = random.Random(0)
     # The same task, prompt and completions; from step 14 on the tests want -x: the critic's sure
     # "passes" on `return x` are now wrong, and only the audit can tell.
@@ -233,14 +233,11 @@ def test_skip_mode_pauses_when_the_verdicts_drift_from_what_the_critic_learned()
         PROBLEM.task_id, PROBLEM.prompt, PROBLEM.entry_point, PROBLEM.tests.replace("== 5", "== -5")
     )
 
-    def run_sandbox(problems, texts):
-        return score_completions(problems, texts, sandbox=SandboxSpec(timeout_s=30.0), partial_credit=False)
-
     history = []
     for step in range(26):
         problem = PROBLEM if step < 14 else flipped
         texts = [rng.choice(CHOICES)[0] for _ in range(16)]
-        scores = critic.score([problem], [texts], step=step, run_sandbox=run_sandbox)[0]
+        scores = critic.score([problem], [texts], step=step, run_sandbox=_real_sandbox)[0]
         m = critic.take_metrics()
         skipped = sum(s.error_class == CRITIC_SKIPPED for s in scores)
         history.append((step, skipped, m["critic/skip_paused"]))
