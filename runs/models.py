@@ -16,6 +16,14 @@ class RunStatus(models.TextChoices):
     LOST = "lost"
 
 
+class StopCause(models.TextChoices):
+    """Why a run is `budget_stopped`: the state the launcher obeys is the same for both (checkpoint and
+    stop), but people want to know whether money ran out or learning did (docs/spend.md)."""
+
+    BUDGET = "budget"
+    LEARNING = "learning"
+
+
 TERMINAL_STATUSES = frozenset(
     {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.BUDGET_STOPPED, RunStatus.LOST}
 )
@@ -51,6 +59,7 @@ class Run(models.Model):
         max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True
     )
     status_message = models.TextField(blank=True)
+    stop_cause = models.CharField(max_length=16, choices=StopCause.choices, blank=True)  # budget_stopped only
     config = models.JSONField(default=dict)
     pool = models.CharField(max_length=100, default="cpu")
     # SHA-256 of the run's bearer token: the token itself is shown once and never stored.
@@ -73,6 +82,17 @@ class Run(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+    @property
+    def status_label(self) -> str:
+        return status_label(self.status, self.stop_cause)
+
+
+def status_label(status: str, stop_cause: str = "") -> str:
+    """What a person reads for a status: a stop on a learning signal is not a budget stop."""
+    if status == RunStatus.BUDGET_STOPPED and stop_cause == StopCause.LEARNING:
+        return "Stopped: not learning"
+    return str(RunStatus(status).label) if status in RunStatus.values else status
 
 
 class IngestedEvent(models.Model):

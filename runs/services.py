@@ -26,6 +26,8 @@ from runs.models import (
     LogLine,
     Run,
     RunStatus,
+    StopCause,
+    status_label,
 )
 from runs.review.services import review_generations_scan
 from runs.spend.selectors import BudgetState, spend_estimate, team_budget_state, user_budget_state
@@ -237,7 +239,7 @@ def _transition(
     """Conditional UPDATE: moves the run only from a status that allows it (and only while `when`
     holds). Returns whether it moved, so a repeated or racing request is a no-op."""
     now = timezone.now()
-    fields: dict[str, Any] = {"status": new_status, **extra}
+    fields: dict[str, Any] = {"status": new_status, "stop_cause": "", **extra}
     if message:
         fields["status_message"] = message[:10_000]
     if new_status in (RunStatus.STARTING, RunStatus.RUNNING):
@@ -257,7 +259,8 @@ def _transition(
             level="error" if new_status == RunStatus.FAILED else "info",
             time=now,
         )
-        broadcast_run_update(run_id, {"status": new_status, "status_message": message})
+        label = status_label(new_status, fields["stop_cause"])
+        broadcast_run_update(run_id, {"status": new_status, "status_label": label, "status_message": message})
     return bool(moved)
 
 
@@ -298,10 +301,11 @@ def run_cancel(*, run_id: int, user: User | None = None) -> bool:
         return bool(moved)
 
 
-def run_budget_stop(*, run_id: int, message: str) -> bool:
-    """Stop a started run for its budget: the launcher sees `budget_stopped` and checkpoints it."""
+def run_budget_stop(*, run_id: int, message: str, cause: StopCause = StopCause.BUDGET) -> bool:
+    """Stop a started run for its budget, or (cause LEARNING) because its spend no longer buys
+    learning: either way the launcher sees `budget_stopped` and checkpoints it."""
     with transaction.atomic():
-        return _transition(run_id, RunStatus.BUDGET_STOPPED, message)
+        return _transition(run_id, RunStatus.BUDGET_STOPPED, message, stop_cause=cause)
 
 
 def run_reap_lost(*, timeout_s: float | None = None) -> list[int]:

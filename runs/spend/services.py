@@ -27,7 +27,7 @@ from controlplane.accounts.selectors import is_admin_anywhere, user_list_managed
 from controlplane.accounts.services import audit_record, require_role
 from runs.broadcast import broadcast_run_update
 from runs.metric_store import metric_points_write
-from runs.models import TERMINAL_STATUSES, MetricPoint, Node, Run, RunStatus
+from runs.models import TERMINAL_STATUSES, MetricPoint, Node, Run, RunStatus, StopCause
 
 # The run state machine's one door; there is no public wrapper for a budget stop yet.
 from runs.services import RunConfig, run_budget_stop
@@ -303,7 +303,7 @@ def run_cost_accrue(*, now: dt.datetime | None = None) -> AccrualResult:
     for run in active:
         if run.status == RunStatus.RUNNING and run.pk not in result.budget_stopped:
             reason = learning_stop_reason(run_id=run.pk, config=run.config, last_step=run.last_step)
-            if reason and run_budget_stop(run_id=run.pk, message=reason):
+            if reason and run_budget_stop(run_id=run.pk, message=reason, cause=StopCause.LEARNING):
                 result.learning_stopped.append(run.pk)
     result.budget_stopped.extend(_enforce_monthly_budgets(now=now, skip=set(result.budget_stopped)))
     return result

@@ -152,6 +152,7 @@ def test_a_run_past_its_budget_is_budget_stopped_and_says_why():
     assert result.budget_stopped == [run.pk]
     run.refresh_from_db()
     assert run.status == RunStatus.BUDGET_STOPPED
+    assert (run.stop_cause, run.status_label) == ("budget", "Budget Stopped")
     assert "run budget reached" in run.status_message and "$0.10 cap" in run.status_message
     assert run.finished_at is not None
 
@@ -295,6 +296,7 @@ def test_a_pass_rate_flat_for_n_steps_stops_the_run_at_the_nth_step_and_not_befo
     assert result.learning_stopped == [run.pk]
     run.refresh_from_db()
     assert run.status == RunStatus.BUDGET_STOPPED  # the budget stop's door: the trainer checkpoints
+    assert (run.stop_cause, run.status_label) == ("learning", "Stopped: not learning")
     assert run.status_message.startswith(
         "learning stalled: pass rate flat at 0.42 (within 0.01) for 5 steps, to step 7: "
         "spend no longer buys learning"

@@ -245,3 +245,6 @@ def test_a_learning_stop_says_why_on_the_run_page(logged_in):
 
     page = logged_in.get(reverse("runs:detail", kwargs={"run_id": run.pk})).content.decode()
     assert "learning stalled: pass rate flat at 0.25 (within 0.01) for 3 steps" in page
+    assert 'data-testid="run-status">Stopped: not learning</span>' in page
+    listing = logged_in.get(reverse("runs:list")).content.decode()
+    assert ">Stopped: not learning</span>" in listing and ">Budget Stopped</span>" not in listing
