@@ -198,7 +198,7 @@
       // A refused handshake reaches a browser as 1006, like a server that is away: ask over HTTP
       // whether the run is still ours to see (its team may have dropped this user) before retrying.
       try {
-        const resp = await fetch(`${metricsUrl}?keys=loss&max_points=1`, { credentials: "same-origin" });
+        const resp = await fetch(`${metricsUrl}?keys=loss&max_points=10`, { credentials: "same-origin" });
         if (resp.status === 404) { state.textContent = "no access to this run"; return; }
         if (resp.redirected) { state.textContent = "signed out"; return; }
       } catch (err) { /* the server is away: retry */ }
