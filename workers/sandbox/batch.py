@@ -102,7 +102,7 @@ def _pool(n: int) -> ThreadPoolExecutor:
 
     An item is a chain of processes that hand work to each other (bwrap, the judge, the candidate,
     the parent reading their pipes); pinned, a chain stays on one CPU instead of waking up on the
-    one the other chains are busy on. On 2 CPUs that is +16 % items/s cold and warm
+    one the other chains are busy on. On 2 CPUs that is +4 to +8 % items/s cold and warm
     (docs/sandbox.md). Children inherit the pin, so an item's code gets one CPU of its own, which is
     all it would get from a full batch anyway. Smaller pools are not pinned: many small batches in
     several processes would all crowd the first CPUs.
