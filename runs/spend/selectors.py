@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from controlplane.accounts.models import Role
 from controlplane.accounts.selectors import team_filter, user_list_managed_by
-from runs.models import MetricPoint, Node, Run
+from runs.models import MetricPoint, Node, Run, status_label
 from runs.spend.models import CostEntry, GpuPrice, MonthlyBudget, RunCost, TeamMonthlyBudget
 
 CENT = Decimal("0.01")
@@ -227,44 +227,31 @@ def _entries(*, user: User, since: dt.date) -> QuerySet[CostEntry]:
     return CostEntry.objects.filter(team_filter(user=user, field="run__team_id"), day__gte=since)
 
 
-def spend_by_day(*, user: User, since: dt.date) -> list[dict[str, Any]]:
+def _spend_grouped(*, user: User, since: dt.date, by: str, field: str, order: str) -> list[dict[str, Any]]:
+    """Dollars, GPU-hours and runs of the period, one row per value of `field`, named `by`."""
+    entries = _entries(user=user, since=since)
     rows = (
-        _entries(user=user, since=since)
-        .values("day")
+        (entries.values(by) if by == field else entries.values(**{by: F(field)}))
         .annotate(usd=Sum("usd"), gpu_hours=Sum("gpu_hours"), runs=Count("run", distinct=True))
-        .order_by("day")
+        .order_by(order)
     )
     return [dict(row) for row in rows]
+
+
+def spend_by_day(*, user: User, since: dt.date) -> list[dict[str, Any]]:
+    return _spend_grouped(user=user, since=since, by="day", field="day", order="day")
 
 
 def spend_by_user(*, user: User, since: dt.date) -> list[dict[str, Any]]:
-    rows = (
-        _entries(user=user, since=since)
-        .values(user=F("run__created_by__username"))
-        .annotate(usd=Sum("usd"), gpu_hours=Sum("gpu_hours"), runs=Count("run", distinct=True))
-        .order_by("-usd")
-    )
-    return [dict(row) for row in rows]
+    return _spend_grouped(user=user, since=since, by="user", field="run__created_by__username", order="-usd")
 
 
 def spend_by_team(*, user: User, since: dt.date) -> list[dict[str, Any]]:
-    rows = (
-        _entries(user=user, since=since)
-        .values(team=F("run__team__name"))
-        .annotate(usd=Sum("usd"), gpu_hours=Sum("gpu_hours"), runs=Count("run", distinct=True))
-        .order_by("-usd")
-    )
-    return [dict(row) for row in rows]
+    return _spend_grouped(user=user, since=since, by="team", field="run__team__name", order="-usd")
 
 
 def spend_by_pool(*, user: User, since: dt.date) -> list[dict[str, Any]]:
-    rows = (
-        _entries(user=user, since=since)
-        .values(pool=F("run__pool"))
-        .annotate(usd=Sum("usd"), gpu_hours=Sum("gpu_hours"), runs=Count("run", distinct=True))
-        .order_by("-usd")
-    )
-    return [dict(row) for row in rows]
+    return _spend_grouped(user=user, since=since, by="pool", field="run__pool", order="-usd")
 
 
 def spend_top_runs(*, user: User, since: dt.date, limit: int = 20) -> list[dict[str, Any]]:
@@ -277,12 +264,14 @@ def spend_top_runs(*, user: User, since: dt.date, limit: int = 20) -> list[dict[
             user=F("run__created_by__username"),
             pool=F("run__pool"),
             status=F("run__status"),
+            stop_cause=F("run__stop_cause"),
         )
         .annotate(usd=Sum("usd"), gpu_hours=Sum("gpu_hours"))
         .order_by("-usd", "run_id")[:limit]
     )
     rows: list[dict[str, Any]] = [dict(row) for row in top]
     for row in rows:
+        row["status_label"] = status_label(row["status"], row.pop("stop_cause"))
         gain = pass_rate_gain_points(run_id=row["run_id"])
         row["gain_points"] = gain
         row["usd_per_point"] = row["usd"] / Decimal(str(gain)) if gain and gain > 0 else None

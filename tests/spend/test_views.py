@@ -248,3 +248,5 @@ def test_a_learning_stop_says_why_on_the_run_page(logged_in):
     assert 'data-testid="run-status">Stopped: not learning</span>' in page
     listing = logged_in.get(reverse("runs:list")).content.decode()
     assert ">Stopped: not learning</span>" in listing and ">Budget Stopped</span>" not in listing
+    dashboard = logged_in.get(reverse("spend:dashboard")).content.decode()
+    assert ">Stopped: not learning</span>" in dashboard
