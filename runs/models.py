@@ -70,6 +70,12 @@ class Run(models.Model):
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
     last_step = models.IntegerField(null=True, blank=True)
     node = models.ForeignKey(Node, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    # Each launch or resume is a new attempt; a launcher claims one attempt once (docs/runs.md).
+    attempt = models.PositiveIntegerField(default=1)
+    # Who holds the current attempt's claim: the launcher's claim key ("" while nobody does).
+    claimed_by = models.CharField(max_length=200, blank=True)
+    # When the broker took the attempt's start task; None while that has not happened (yet).
+    enqueued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
