@@ -16,6 +16,21 @@ def logged_in(client, user):
 
 
 @pytest.fixture
+def bwrap_missing(monkeypatch):
+    """As on a node without bubblewrap: the sandbox's probe finds no binary (and nobody opted in)."""
+    from workers.sandbox import backends, batch
+
+    monkeypatch.setattr(backends, "BWRAP", "/nonexistent/bwrap")
+    monkeypatch.setattr(batch, "_warned", False)
+    monkeypatch.delenv(batch.UNISOLATED_ENV, raising=False)
+    monkeypatch.delenv(batch.BACKEND_ENV, raising=False)
+    batch.bwrap_unavailable_reason.cache_clear()
+    yield
+    monkeypatch.undo()
+    batch.bwrap_unavailable_reason.cache_clear()
+
+
+@pytest.fixture
 def redis_server(tmp_path):
     """A private redis-server that the test may stop and start (see tests/processes.py)."""
     server = RedisServer(tmp_path)

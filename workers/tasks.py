@@ -81,8 +81,14 @@ def sandbox_run_batch_task(batch: dict[str, Any]) -> dict[str, Any]:
 def problem_verify_chunk_task(self: Any, version_id: int, problem_ids: list[int]) -> int:
     """Runs on a sandbox worker: verify these problems by execution. Idempotent (pending ones only)."""
     from datasets_app.services import problem_verify_chunk, problem_verify_give_up
+    from workers.sandbox import SandboxUnavailable
 
-    undecided = problem_verify_chunk(version_id=version_id, problem_ids=problem_ids)
+    reason = "the sandbox failed on every attempt (sandbox_error)"
+    try:
+        undecided = problem_verify_chunk(version_id=version_id, problem_ids=problem_ids)
+    except SandboxUnavailable as exc:  # this node cannot isolate code: another node may, so retry
+        undecided = len(problem_ids)
+        reason = f"the sandbox on {self.request.hostname or 'this worker'} refused to run code: {exc}"
     if undecided:
         if self.request.retries >= self.max_retries:
             reason = "the sandbox failed on every attempt (sandbox_error)"

@@ -150,3 +150,16 @@ def test_the_trivial_program_keeps_the_prompts_helpers():
     assert program.startswith(prompt) and program.endswith("def f(*args, **kwargs):\n    return None\n")
     assert trivial_program("def f(x):\n", "f").startswith("def f(x):\n    pass\n")
     assert trivial_program("def broken(:\n", "f") == "def f(*args, **kwargs):\n    return None\n"
+
+
+def test_a_node_that_cannot_isolate_code_fails_its_problems_saying_why_instead_of_running_them(bwrap_missing):
+    version = DatasetVersionFactory()
+    problem = pending(version)
+
+    # the last attempt (earlier ones are retried: another sandbox node may be able to isolate)
+    problem_verify_chunk_task.apply(args=(version.pk, [problem.pk]), retries=3).get()
+
+    problem.refresh_from_db()
+    assert (problem.status, problem.error_class) == ("failing", "sandbox_error")
+    assert "refused to run code" in problem.traceback
+    assert "apt-get install bubblewrap" in problem.traceback

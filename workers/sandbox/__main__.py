@@ -2,7 +2,8 @@
 
 Reads ``{"limits": {...}, "items": [{"id", "code", "tests", "entry_point"}]}`` on stdin, writes
 ``{"results": [...]}`` on stdout, one per item, in order. Bad input: exit status 2 and one line on
-stderr naming the item index and the field.
+stderr naming the item index and the field. Where isolation does not work: exit status 1 and
+``sandbox unavailable: <why and what to install>`` on stderr; nothing runs.
 """
 
 from __future__ import annotations
@@ -59,7 +60,13 @@ def parse_batch(doc: Any) -> tuple[Limits, list[Item]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workers.sandbox", description=__doc__)
-    parser.add_argument("--backend", choices=("process", "bwrap", "docker"), default=None)
+    parser.add_argument(
+        "--backend",
+        choices=("process", "bwrap", "docker"),
+        default=None,
+        help="default: bwrap (or $TRIAD_SANDBOX_BACKEND); without working isolation the CLI refuses "
+        "(exit 1). process: no isolation, for trusted code only",
+    )
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--mode", choices=("cold", "warm"), default="cold")
     args = parser.parse_args(argv)

@@ -148,42 +148,86 @@ def _run_one(item: Item, limits: Limits, backend: str, mode: str = "cold") -> Re
     return result
 
 
+UNISOLATED_ENV = "TRIAD_SANDBOX_UNISOLATED"  # "1": run code unisolated where bwrap fails (trusted code only)
+BACKEND_ENV = "TRIAD_SANDBOX_BACKEND"  # the default backend: "bwrap" (unset) or "docker"
+INSTALL_HINT = (
+    "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap) and allow user namespaces "
+    "(sysctl kernel.unprivileged_userns_clone=1, or run the worker as root), or use the docker backend "
+    f"({BACKEND_ENV}=docker); for trusted code only, {UNISOLATED_ENV}=1 runs it without isolation"
+)
+
+
+class SandboxUnavailable(RuntimeError):
+    """Isolation does not work on this machine, so the sandbox refuses to run code (fail closed)."""
+
+
 @cache
-def bwrap_available() -> bool:
-    """Does a trivial item pass under bwrap here? Checked once per process."""
+def bwrap_unavailable_reason() -> str:
+    """Why bwrap cannot isolate an item here ("" when a trivial item passes under it). Once per process."""
     if not os.access(backends.BWRAP, os.X_OK):
-        return False
+        return f"{backends.BWRAP} is not installed"
     probe = Item(id="probe", code="x = 1", tests="assert x == 1")
     result = _run_once(probe, Limits(timeout_s=10.0), "bwrap", "cold")
-    if not result.passed:
-        logger.info("bwrap probe failed: %s %s", result.error_class, result.stderr[-500:])
-    return result.passed
+    if result.passed:
+        return ""
+    detail = result.stderr.strip().splitlines()[-1:] or [result.error_class]
+    logger.info("bwrap probe failed: %s %s", result.error_class, result.stderr[-500:])
+    return f"{backends.BWRAP} cannot create its sandbox here ({result.error_class}: {detail[0][:200]})"
+
+
+def bwrap_available() -> bool:
+    return not bwrap_unavailable_reason()
+
+
+def _env_flag(name: str) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise SandboxUnavailable(f"{name}: expected 1 or 0, got {os.environ[name]!r}")
+
+
+def _default_backend() -> str:
+    """The backend for ``backend=None``: bwrap, or what the operator chose. Never a silent fallback:
+    without working isolation the sandbox refuses unless the operator opted in (docs/sandbox.md)."""
+    chosen = os.environ.get(BACKEND_ENV, "").strip() or "bwrap"
+    if chosen not in ("bwrap", "docker"):
+        raise SandboxUnavailable(f"{BACKEND_ENV}: expected bwrap or docker, got {chosen!r}")
+    if chosen == "docker":
+        return resolve_backend("docker")
+    reason = bwrap_unavailable_reason()
+    if not reason:
+        return "bwrap"
+    if not _env_flag(UNISOLATED_ENV):
+        raise SandboxUnavailable(f"the sandbox refuses to run code unisolated: {reason}; {INSTALL_HINT}")
+    global _warned
+    with _warn_lock:
+        if not _warned:
+            _warned = True
+            logger.warning(
+                "SANDBOX UNISOLATED (%s=1): %s; running code with the 'process' backend, which has no "
+                "network, filesystem or pid isolation. Only for trusted code.",
+                UNISOLATED_ENV,
+                reason,
+            )
+    return "process"
 
 
 def resolve_backend(backend: str | None) -> str:
-    global _warned
+    """The backend to run with, or SandboxUnavailable saying why none can (and what to do)."""
     if backend is None:
-        if bwrap_available():
-            return "bwrap"
-        with _warn_lock:
-            if not _warned:
-                _warned = True
-                logger.warning(
-                    "SANDBOX FALLBACK: bwrap does not work here; running untrusted code with the "
-                    "'process' backend, whose isolation is much weaker (no network, filesystem or "
-                    "pid namespace)."
-                )
-        return "process"
+        return _default_backend()
     if backend not in backends.BACKENDS:
         raise ValueError(f"unknown sandbox backend {backend!r}; expected one of {backends.BACKENDS}")
-    if backend == "bwrap" and not bwrap_available():
-        raise RuntimeError(f"the bwrap backend does not work here ({backends.BWRAP})")
+    if backend == "bwrap" and (reason := bwrap_unavailable_reason()):
+        raise SandboxUnavailable(f"the bwrap backend does not work here: {reason}; {INSTALL_HINT}")
     if backend == "docker":
         from . import docker_backend
 
         reason = docker_backend.unavailable_reason()
         if reason:
-            raise RuntimeError(f"the docker backend does not work here: {reason}")
+            raise SandboxUnavailable(f"the docker backend does not work here: {reason}")
     return backend
 
 
@@ -209,7 +253,8 @@ def run_batch(
 
     mode="warm" forks each item from a prepared sandbox (bwrap as root; otherwise cold). With
     cache=True, identical (code, tests, entry_point, limits) run once per batch and their verdicts
-    are remembered in RESULT_CACHE (not timeouts, not sandbox errors).
+    are remembered in RESULT_CACHE (not timeouts, not sandbox errors). Raises SandboxUnavailable,
+    running nothing, where the backend's isolation does not work here (see ``resolve_backend``).
     """
     name = resolve_backend(backend)
     how = resolve_mode(mode, name)

@@ -14,7 +14,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from controlplane.accounts.models import Role
 from controlplane.accounts.services import membership_set, team_default
@@ -22,6 +22,7 @@ from datasets_app.models import Problem, ProblemStatus
 from datasets_app.services import dataset_import
 from runs.models import ACTIVE_STATUSES, Run
 from runs.services import RunConfig, RunLaunchError, run_cancel, run_launch
+from workers.sandbox.batch import SandboxUnavailable, resolve_backend
 
 BUNDLED_DATASET = Path(settings.BASE_DIR) / "datasets_app" / "data" / "demo_problems.jsonl"
 
@@ -41,6 +42,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **opts: object) -> None:
         host, port, steps = str(opts["host"]), int(str(opts["port"])), int(str(opts["steps"]))
+        try:  # the demo runs generated code: refuse up front where the sandbox cannot isolate it
+            resolve_backend(None)
+        except SandboxUnavailable as exc:
+            raise CommandError(f"the demo needs a working sandbox: {exc}") from None
         call_command("migrate", interactive=False, verbosity=0)
         user, password = self._login()
         version = dataset_import(
