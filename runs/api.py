@@ -52,6 +52,8 @@ def run_events(request: HttpRequest, run_id: int) -> JsonResponse:
         return _error(
             400, f"body: invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", field="body"
         )
+    except RecursionError:
+        return _error(400, "body: nested too deeply", field="body")
     try:
         batch = parse_batch(body, max_events=settings.TRIAD_INGEST_MAX_EVENTS)
     except EventError as exc:

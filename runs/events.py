@@ -10,6 +10,11 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 SOURCES = ("trainer", "launcher", "external")
 MAX_METRIC_KEY = 100
 MAX_TEXT = 64 * 1024  # generated code, stdout and stderr are capped, with a marker, beyond this
+# What the columns hold: steps and counts are PostgreSQL integers, seq a bigint; a time must make a
+# datetime (year 9999 at most). Past these the INSERT would fail, and the answer would be a 500.
+MAX_INT = 2**31 - 1
+MAX_SEQ = 2**63 - 1
+MAX_EPOCH = 253_402_300_799.0
 
 
 class EventError(ValueError):
@@ -37,6 +42,52 @@ class Batch:
     received: int
 
 
+def _is_surrogate(char: str) -> bool:
+    return "\ud800" <= char <= "\udfff"
+
+
+def _string_problem(text: str) -> str | None:
+    """Why PostgreSQL could not store this text, or None. JSON may spell a lone surrogate ("\\ud800"),
+    which json.loads turns into a str that no UTF-8 encoder accepts; text columns refuse NUL."""
+    if "\x00" in text:
+        return "contains a NUL byte"
+    if text.isascii():
+        return None
+    bad = next((c for c in text if _is_surrogate(c)), None)
+    return None if bad is None else f"contains a lone surrogate (U+{ord(bad):04X})"
+
+
+def _printable(text: str) -> str:
+    """The text with NUL and surrogates escaped, so that an error can name a bad object key safely."""
+    return "".join(f"\\u{ord(c):04x}" if c == "\x00" or _is_surrogate(c) else c for c in text)
+
+
+def _bad_string(raw: dict[str, Any]) -> tuple[str, str] | None:
+    """The first (field path, problem) of a string anywhere in an event, object keys included.
+
+    Every string is checked, those of fields the parsers ignore too: nothing that reaches the services
+    may fail to encode. A walk with a stack, not recursion: the parser accepts deeper nesting than
+    Python's recursion limit allows a recursive walk.
+    """
+    stack: list[tuple[str, Any]] = [("", raw)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if (problem := _string_problem(value)) is not None:
+                return path, problem
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                name = _printable(key)
+                if (problem := _string_problem(key)) is not None:
+                    # A bad key is named by the object holding it (the bad key itself, escaped, at the
+                    # top level): a metric name is reported as "values".
+                    return (path or name), f"the name {name[:60]!r} {problem}"
+                stack.append((f"{path}.{name}" if path else name, item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
+    return None
+
+
 def _cap(text: str) -> str:
     if len(text) <= MAX_TEXT:
         return text
@@ -51,7 +102,9 @@ class _Reader:
     def fail(self, name: str, message: str) -> EventError:
         return EventError(f"events[{self.index}].{name}: {message}", event_index=self.index, field=name)
 
-    def integer(self, name: str, *, minimum: int = 0, required: bool = True, default: int = 0) -> int:
+    def integer(
+        self, name: str, *, minimum: int = 0, maximum: int = MAX_INT, required: bool = True, default: int = 0
+    ) -> int:
         value = self.raw.get(name)
         if value is None and not required:
             return default
@@ -59,15 +112,25 @@ class _Reader:
             raise self.fail(name, "must be an integer")
         if value < minimum:
             raise self.fail(name, f"must be >= {minimum}")
+        if value > maximum:
+            raise self.fail(name, f"must be <= {maximum}")
         return value
 
-    def number(self, name: str, *, required: bool = True, default: float = 0.0) -> float:
+    def number(
+        self, name: str, *, required: bool = True, default: float = 0.0, maximum: float | None = None
+    ) -> float:
         value = self.raw.get(name)
         if value is None and not required:
             return default
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise self.fail(name, "must be a finite number")
+        if maximum is not None and value > maximum:
+            raise self.fail(name, f"must be <= {maximum:.0f}")
         return float(value)
+
+    def epoch(self, name: str) -> float:
+        """Seconds since 1970, optional (0: the time of arrival)."""
+        return self.number(name, required=False, default=0.0, maximum=MAX_EPOCH)
 
     def text(
         self, name: str, *, required: bool = True, choices: tuple[str, ...] = (), max_len: int = MAX_TEXT
@@ -102,7 +165,7 @@ def _metric(r: _Reader) -> dict[str, Any]:
             # A NaN loss is information, but JSON and charts cannot carry it: refuse it by name.
             raise r.fail(f"values.{key}", "must be finite (NaN and infinity are refused)")
         clean[key] = float(value)
-    return {"step": r.integer("step"), "time": r.number("time", required=False, default=0.0), "values": clean}
+    return {"step": r.integer("step"), "time": r.epoch("time"), "values": clean}
 
 
 def _generation(r: _Reader) -> dict[str, Any]:
@@ -123,7 +186,7 @@ def _generation(r: _Reader) -> dict[str, Any]:
 
 def _log(r: _Reader) -> dict[str, Any]:
     return {
-        "time": r.number("time", required=False, default=0.0),
+        "time": r.epoch("time"),
         "level": r.text("level", required=False, choices=LOG_LEVELS) or "info",
         "message": r.text("message"),
     }
@@ -137,7 +200,7 @@ def _status(r: _Reader) -> dict[str, Any]:
 
 
 def _heartbeat(r: _Reader) -> dict[str, Any]:
-    return {"time": r.number("time", required=False, default=0.0)}
+    return {"time": r.epoch("time")}
 
 
 _PARSERS = {
@@ -168,7 +231,9 @@ def parse_batch(body: Any, *, max_events: int) -> Batch:
         if not isinstance(raw, dict):
             raise EventError(f"events[{index}]: must be an object", event_index=index)
         reader = _Reader(raw, index)
-        seq = reader.integer("seq")
+        if (bad := _bad_string(raw)) is not None:
+            raise reader.fail(*bad)
+        seq = reader.integer("seq", maximum=MAX_SEQ)
         kind = reader.text("type", choices=EVENT_TYPES)
         data = _PARSERS[kind](reader)
         if seq in seen:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -47,9 +48,36 @@ class IngestUnavailable(IngestError):
         self.retry_after_s = retry_after_s
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _clean_text(text: str) -> str:
+    """The text with NUL and lone surrogates as U+FFFD: PostgreSQL text cannot store NUL, and no UTF-8
+    encoder takes a lone surrogate (a file name decoded with surrogateescape, a pair cut in half), so
+    the control plane refuses either with a 400 and the event would be lost."""
+    text = str(text)
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    if _SURROGATE.search(text) is None:
+        return text
+    # Through UTF-16: a pair held as two code points becomes its one character, a lone half U+FFFD.
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def _clean(value: Any) -> Any:
+    """Every string in an event, object keys included, cleaned (see _clean_text)."""
+    if isinstance(value, str):
+        return _clean_text(value)
+    if isinstance(value, dict):
+        return {_clean_text(str(k)): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
 def _truncate(text: str, limit: int = MAX_TEXT_CHARS) -> str:
-    """Cap text size; NUL characters (which PostgreSQL text cannot store) become U+FFFD."""
-    text = text.replace("\x00", "\ufffd")
+    """Cap text size, after cleaning it (see _clean_text)."""
+    text = _clean_text(text)
     if len(text) <= limit:
         return text
     return text[:limit] + f"\n…[truncated {len(text) - limit} chars]"
@@ -194,6 +222,7 @@ class IngestClient:
 
     # ----------------------------------------------------------------- event constructors
     def _emit(self, event: dict[str, Any]) -> None:
+        event = _clean(event)
         with self._lock:
             event = {"seq": self._next_seq, **event}
             self._next_seq += 1
