@@ -9,7 +9,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from runs import services
-from runs.events import EventError, parse_batch
+from runs.events import BatchTooLarge, EventError, parse_batch
 from runs.models import TERMINAL_STATUSES, Run
 from runs.ratelimit import ingest_retry_after
 from runs.selectors import run_token_hash
@@ -18,6 +18,13 @@ from runs.tokens import token_matches
 
 def _error(status: int, message: str, **extra: object) -> JsonResponse:
     return JsonResponse({"error": message, **extra}, status=status)
+
+
+def _too_big(length: int) -> JsonResponse:
+    """413 with the limit: a client halves its batch until it fits, and drops only an event that alone
+    does not."""
+    limit = settings.TRIAD_INGEST_MAX_BYTES
+    return _error(413, f"body: {length} bytes is over the {limit}-byte limit", field="body", max_bytes=limit)
 
 
 def _authenticate(request: HttpRequest, run_id: int) -> int | JsonResponse:
@@ -40,10 +47,12 @@ def _authenticate(request: HttpRequest, run_id: int) -> int | JsonResponse:
 def run_events(request: HttpRequest, run_id: int) -> JsonResponse:
     length = int(request.META.get("CONTENT_LENGTH") or 0)
     if length > settings.TRIAD_INGEST_MAX_BYTES:
-        return _error(413, f"body: {length} bytes is over the {settings.TRIAD_INGEST_MAX_BYTES}-byte limit")
+        return _too_big(length)
     auth = _authenticate(request, run_id)
     if isinstance(auth, JsonResponse):
         return auth
+    if len(request.body) > settings.TRIAD_INGEST_MAX_BYTES:  # a body sent without Content-Length
+        return _too_big(len(request.body))
     try:
         body = json.loads(request.body)
     except UnicodeDecodeError:
@@ -56,6 +65,9 @@ def run_events(request: HttpRequest, run_id: int) -> JsonResponse:
         return _error(400, "body: nested too deeply", field="body")
     try:
         batch = parse_batch(body, max_events=settings.TRIAD_INGEST_MAX_EVENTS)
+    except BatchTooLarge as exc:
+        # 413 with the limit, so that a client splits the batch instead of dropping it.
+        return JsonResponse(exc.as_dict(), status=413)
     except EventError as exc:
         return JsonResponse(exc.as_dict(), status=400)
     if (wait := ingest_retry_after(run_id=auth, events=batch.received)) is not None:

@@ -28,6 +28,17 @@ class EventError(ValueError):
         return {"error": self.message, "event_index": self.event_index, "field": self.field}
 
 
+class BatchTooLarge(EventError):
+    """More events in one request than the server takes: the client splits, it drops nothing."""
+
+    def __init__(self, message: str, *, max_events: int):
+        super().__init__(message, field="events")
+        self.max_events = max_events
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**super().as_dict(), "max_events": self.max_events}
+
+
 @dataclass(frozen=True)
 class Event:
     seq: int
@@ -222,8 +233,8 @@ def parse_batch(body: Any, *, max_events: int) -> Batch:
     if not isinstance(raw_events, list) or not raw_events:
         raise EventError("events: must be a non-empty list", field="events")
     if len(raw_events) > max_events:
-        raise EventError(
-            f"events: at most {max_events} events per request, got {len(raw_events)}", field="events"
+        raise BatchTooLarge(
+            f"events: at most {max_events} events per request, got {len(raw_events)}", max_events=max_events
         )
     events: list[Event] = []
     seen: set[int] = set()

@@ -307,11 +307,26 @@ class IngestClient:
                 return
             if status in (401, 403, 404):
                 raise IngestAuthError(f"POST {self.url}: HTTP {status}: {answer.get('error', '')}")
-            if status == 413 and len(batch) > 1:
-                half = len(batch) // 2
-                self._send_batch(batch[:half])
-                batch = batch[half:]
-                continue
+            if status == 413:
+                limit = answer.get("max_events")
+                if isinstance(limit, int) and not isinstance(limit, bool) and 0 < limit < len(batch):
+                    # More events than the server takes in one request: send at most that many, from
+                    # now on too. Nothing is dropped (heartbeats and statuses are in these batches).
+                    self.max_batch = min(self.max_batch, limit)
+                    while len(batch) > limit:
+                        self._send_batch(batch[:limit])
+                        batch = batch[limit:]
+                    continue
+                if len(batch) > 1:
+                    # Over the byte limit (or a proxy's, which says no more): halve until it fits.
+                    half = len(batch) // 2
+                    self._send_batch(batch[:half])
+                    batch = batch[half:]
+                    continue
+                # One event that alone is over the limit: nothing can make it fit; drop it by its seq.
+                self._reject(batch[0], f"HTTP 413: alone over the server's limit: {answer.get('error')!r}")
+                self._mark_done(int(batch[0]["seq"]))
+                return
             index = answer.get("event_index")
             if status == 400 and isinstance(index, int) and 0 <= index < len(batch):
                 bad = batch[index]
