@@ -24,6 +24,7 @@ app.conf.task_create_missing_queues = True
 # Runs are routed per call (gpu.<their pool>); everything else has a fixed queue.
 app.conf.task_routes = {
     "sandbox.run_batch": {"queue": settings.TRIAD_SANDBOX_QUEUE},
+    "review.compare_matrix": {"queue": settings.TRIAD_SANDBOX_QUEUE},
     "runs.reap_lost": {"queue": CONTROL},
     "spend.accrue": {"queue": CONTROL},
     "nodes.*": {"queue": CONTROL},

@@ -134,6 +134,9 @@ TRIAD_INGEST_MAX_BYTES = DATA_UPLOAD_MAX_MEMORY_SIZE
 TRIAD_INGEST_MAX_EVENTS = env_int("TRIAD_INGEST_MAX_EVENTS", 5000, minimum=1)
 # Events per second per run through the ingest API (0: no limit); past it, 429 with Retry-After.
 TRIAD_INGEST_EVENTS_PER_S = env_int("TRIAD_INGEST_EVENTS_PER_S", 50_000, minimum=0)
+# New test-by-test matrices of the review compare page (sandbox work) per user per clock minute (0: no
+# limit); a matrix already computed for the same code and tests is free.
+TRIAD_COMPARE_PER_MIN = env_int("TRIAD_COMPARE_PER_MIN", 10, minimum=0)
 
 # Where GPU nodes reach the control plane (the ingest API); put into every run's spec.
 TRIAD_CONTROL_URL = env_str("TRIAD_CONTROL_URL", "http://127.0.0.1:8000").rstrip("/")

@@ -1,14 +1,16 @@
-"""Per-run ingest rate limit: events per second, in a one-second window shared by every web process
-(Redis when REDIS_URL is set; this process's memory in embedded mode, where there is one process).
+"""Rate limits shared by every web process: fixed windows counted in Redis when REDIS_URL is set, and in
+this process's memory in embedded mode, where there is one process.
 
-Over the limit the API answers 429 with Retry-After and writes nothing; the ingest client keeps the
-batch spooled and sends it again after the wait, so a burst costs time, never data.
-
-Redis is transport, not the record: while it is unreachable the limit is not enforced (the batch is let
-through, and a warning logged) rather than failing the ingest.
+- Ingest, per run: events per second. Over the limit the API answers 429 with Retry-After and writes
+  nothing; the ingest client keeps the batch spooled and sends it again after the wait, so a burst costs
+  time, never data. Redis is transport, not the record: while it is unreachable this limit is not
+  enforced (the batch is let through, and a warning logged) rather than failing the ingest.
+- Review compare, per user: new test-by-test matrices (sandbox work) per minute. While Redis is
+  unreachable this one falls back to this process's own count: it limits sandbox work, so it stays on.
 """
 
 import logging
+import math
 import threading
 import time
 from typing import Any
@@ -18,10 +20,11 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 _local_lock = threading.Lock()
-_local_counts: dict[tuple[int, int], int] = {}
+# (scope, subject, window number) -> count; a window is `time // window_s`.
+_local_counts: dict[tuple[str, int, int], int] = {}
 _redis_client: Any = None
 _redis_client_url = ""
-_REDIS_PAUSE_S = 1.0  # after Redis failed, batches go unmetered this long before it is tried again
+_REDIS_PAUSE_S = 1.0  # after Redis failed, counts skip it this long before it is tried again
 _redis_paused_until = 0.0
 
 
@@ -40,20 +43,29 @@ def _redis() -> Any:
     return _redis_client
 
 
-def _redis_count(key: str, events: int) -> int | None:
-    """The key's count after adding `events`, or None while Redis cannot be reached."""
+def _redis_count(key: str, amount: int, expire_s: int) -> int | None:
+    """The key's count after adding `amount`, or None while Redis cannot be reached."""
     global _redis_paused_until
     if time.monotonic() < _redis_paused_until:
         return None
     try:
         pipe = _redis().pipeline(transaction=False)  # one round trip; no MULTI needed
-        pipe.incrby(key, events)
-        pipe.expire(key, 5)
+        pipe.incrby(key, amount)
+        pipe.expire(key, expire_s)
         return int(pipe.execute()[0])
     except Exception as exc:  # redis.RedisError, or an OS error on the socket
         _redis_paused_until = time.monotonic() + _REDIS_PAUSE_S
-        logger.warning("ingest rate limit not enforced: Redis unreachable (%s)", exc)
+        logger.warning("rate limit: Redis unreachable (%s)", exc)
         return None
+
+
+def _local_count(scope: str, subject: int, window: int, amount: int) -> int:
+    with _local_lock:
+        used = _local_counts.get((scope, subject, window), 0) + amount
+        _local_counts[(scope, subject, window)] = used
+        for stale in [k for k in _local_counts if k[0] == scope and k[2] < window - 5]:
+            del _local_counts[stale]
+    return used
 
 
 def ingest_retry_after(*, run_id: int, events: int) -> int | None:
@@ -63,17 +75,34 @@ def ingest_retry_after(*, run_id: int, events: int) -> int | None:
         return None
     window = int(time.time())
     if settings.REDIS_URL:
-        counted = _redis_count(f"triad:ingest:{run_id}:{window}", events)
+        counted = _redis_count(f"triad:ingest:{run_id}:{window}", events, 5)
         if counted is None:
             return None
         used = counted
     else:
-        with _local_lock:
-            used = _local_counts.get((run_id, window), 0) + events
-            _local_counts[(run_id, window)] = used
-            for stale in [k for k in _local_counts if k[1] < window - 5]:
-                del _local_counts[stale]
+        used = _local_count("ingest", run_id, window, events)
     # A single batch larger than the limit is let through alone rather than refused forever.
     if used > limit and used != events:
         return 1
+    return None
+
+
+COMPARE_WINDOW_S = 60
+
+
+def compare_retry_after(*, user_id: int) -> int | None:
+    """Count one new compare matrix against the user's budget of this clock minute; None if allowed,
+    else the seconds until the next minute starts."""
+    limit = settings.TRIAD_COMPARE_PER_MIN
+    if limit <= 0:
+        return None
+    now = time.time()
+    window = int(now // COMPARE_WINDOW_S)
+    used = None
+    if settings.REDIS_URL:
+        used = _redis_count(f"triad:compare:{user_id}:{window}", 1, COMPARE_WINDOW_S + 5)
+    if used is None:  # embedded mode, or Redis unreachable: this process's own count
+        used = _local_count("compare", user_id, window, 1)
+    if used > limit:
+        return max(1, math.ceil((window + 1) * COMPARE_WINDOW_S - now))
     return None

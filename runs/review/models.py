@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from runs.models import Generation, Run
 
@@ -76,3 +77,40 @@ class ReviewLabel(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         indexes = [models.Index(fields=["generation", "created_by", "created_at"], name="review_label_gen")]
+
+
+class MatrixStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class CompareMatrix(models.Model):
+    """The compare page's test-by-test matrix: three programs (A, B, the reference) run against each
+    assert of a problem's tests, in the sandbox, by a task on the sandbox queue — never in the web
+    process. Keyed by a hash of everything that decides the result, so the row is also the cache: the
+    same code and tests compare again for free. The inputs are kept on the row so the task needs
+    nothing else (the generations may be gone by the time it runs)."""
+
+    key = models.CharField(max_length=64, unique=True)  # sha256 of the inputs below
+    status = models.CharField(max_length=10, choices=MatrixStatus.choices, default=MatrixStatus.PENDING)
+    programs = models.JSONField()  # [A, B, reference]: the programs as the sandbox runs them
+    tests = models.TextField()
+    entry_point = models.CharField(max_length=200, blank=True)
+    # [{"source": assert, "cells": [{"passed": bool | None, "error_class": str}] × 3}]; None: the
+    # sandbox itself failed on that cell.
+    rows = models.JSONField(default=list, blank=True)
+    truncated = models.IntegerField(default=0)  # asserts left out past the row cap
+    error = models.TextField(blank=True)  # why it failed (shown on the page, escaped)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    queued_at = models.DateTimeField(default=timezone.now)  # last handed to the queue (a retry re-queues)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status in (MatrixStatus.PENDING, MatrixStatus.RUNNING)

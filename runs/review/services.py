@@ -1,25 +1,42 @@
-"""State changes of the review: scanning generations at ingest, labels, and verdicts flowing back."""
+"""State changes of the review: scanning generations at ingest, labels, verdicts flowing back, and the
+compare page's test-by-test matrices (queued for, and computed on, a sandbox worker)."""
 
 from __future__ import annotations
 
 import ast
 import copy
 import datetime as dt
+import functools
+import hashlib
+import json
+import logging
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import Count, Sum
+from django.utils import timezone
 
 from datasets_app.models import Problem
 from runs.metric_store import Row, metric_points_write
 from runs.models import Generation, Run
+from runs.ratelimit import compare_retry_after
 from runs.review.detectors import scan
-from runs.review.models import PROBLEM_LABELS, Label, ReviewItem, ReviewLabel, ReviewStepCount
+from runs.review.models import (
+    PROBLEM_LABELS,
+    CompareMatrix,
+    Label,
+    MatrixStatus,
+    ReviewItem,
+    ReviewLabel,
+    ReviewStepCount,
+)
 from runs.review.selectors import CompareSide, review_compare_side, review_problem_of
+
+logger = logging.getLogger(__name__)
 
 FLAGGED_FRAC_KEY = "review/flagged_frac"
 PASSED = "passed"
@@ -259,6 +276,13 @@ class MatrixRow:
     def cells(self) -> tuple[Cell, Cell, Cell]:
         return (self.a, self.b, self.reference)
 
+    def as_dict(self) -> dict[str, object]:
+        """As `CompareMatrix.rows` stores it (and the template reads it)."""
+        return {
+            "source": self.source,
+            "cells": [{"passed": c.passed, "error_class": c.error_class} for c in self.cells],
+        }
+
 
 @dataclass
 class Comparison:
@@ -268,18 +292,16 @@ class Comparison:
     reference: str = ""
     a_code: str = ""
     b_code: str = ""
-    rows: list[MatrixRow] = field(default_factory=list)
-    truncated: int = 0  # asserts left out past MATRIX_ROWS_MAX
     error: str = ""
+    matrix: CompareMatrix | None = None  # computed (or being computed) by a sandbox worker
+    retry_after: int | None = None  # over the per-user limit: no new matrix before this many seconds
 
 
 def review_generations_compare(*, a: CompareSide, b: CompareSide, user: User | None = None) -> Comparison:
-    """Two generations of one problem side by side with the reference, and a test-by-test matrix got
-    by running each program against the problem's tests split into single asserts in the sandbox.
-    Runs code: call it from a request only with the sandbox's limits (a few seconds at most). With
-    `user`, another team's generation or run is as if it did not exist."""
-    from workers.sandbox import Item, Limits, run_batch
-
+    """Two generations of one problem side by side with the reference, and their test-by-test matrix:
+    the stored one for the same code and tests, else a new one queued for a sandbox worker (counted
+    against `user`'s limit). Runs no code here. With `user`, another team's generation or run is as if
+    it did not exist."""
     gen_a, gen_b = review_compare_side(side=a, user=user), review_compare_side(side=b, user=user)
     if gen_a is None or gen_b is None:
         missing = "A" if gen_a is None else "B"
@@ -301,12 +323,146 @@ def review_generations_compare(*, a: CompareSide, b: CompareSide, user: User | N
         a_code=program_of(problem, gen_a.completion),
         b_code=program_of(problem, gen_b.completion),
     )
-    cases = split_asserts(problem.tests)
-    out.truncated = max(0, len(cases) - MATRIX_ROWS_MAX)
+    out.matrix, out.retry_after = compare_matrix_request(
+        programs=(out.a_code, out.b_code, out.reference),
+        tests=problem.tests,
+        entry_point=problem.entry_point,
+        user=user,
+    )
+    return out
+
+
+# Part of every key: bump it when what a row holds is computed differently, so old rows stop matching.
+MATRIX_KEY_VERSION = 1
+# A matrix queued this long ago and still not done lost its task (a worker gone with the broker's copy):
+# the next request queues it again. Longer than the task's hard time limit (workers/tasks.py).
+MATRIX_STALE_S = 900
+
+
+def compare_matrix_key(*, programs: Sequence[str], tests: str, entry_point: str) -> str:
+    """The content hash a matrix is stored (and found again) under."""
+    payload = json.dumps([MATRIX_KEY_VERSION, MATRIX_ROWS_MAX, list(programs), tests, entry_point])
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def compare_matrix_request(
+    *, programs: Sequence[str], tests: str, entry_point: str, user: User | None
+) -> tuple[CompareMatrix | None, int | None]:
+    """The matrix of these three programs against these tests: the stored row when there is one (done,
+    or under way: free), else a new computation queued for a sandbox worker once this transaction
+    commits, which counts against `user`'s per-minute limit. A failed or lost one is queued again.
+    Returns (the row, None), or (None, seconds to wait) when the user is over the limit."""
+    key = compare_matrix_key(programs=programs, tests=tests, entry_point=entry_point)
+    matrix = CompareMatrix.objects.filter(key=key).first()
+    now = timezone.now()
+    stale = now - dt.timedelta(seconds=MATRIX_STALE_S)
+    if matrix is not None and not (
+        matrix.status == MatrixStatus.FAILED or (matrix.is_pending and matrix.queued_at < stale)
+    ):
+        return matrix, None
+    if user is not None:
+        retry_after = compare_retry_after(user_id=user.pk)
+        if retry_after is not None:
+            return None, retry_after
+    with transaction.atomic():
+        if matrix is None:
+            matrix, queued = CompareMatrix.objects.get_or_create(
+                key=key,
+                defaults={
+                    "programs": list(programs),
+                    "tests": tests,
+                    "entry_point": entry_point,
+                    "requested_by": user,
+                    "queued_at": now,
+                },
+            )
+        else:  # failed or lost: queue it again, once, whoever else asks at the same moment
+            queued = (
+                CompareMatrix.objects.filter(pk=matrix.pk, status=matrix.status, queued_at=matrix.queued_at)
+                .exclude(status=MatrixStatus.DONE)
+                .update(
+                    status=MatrixStatus.PENDING,
+                    rows=[],
+                    truncated=0,
+                    error="",
+                    requested_by=user,
+                    queued_at=now,
+                    started_at=None,
+                    finished_at=None,
+                )
+                == 1
+            )
+        if queued:
+            transaction.on_commit(functools.partial(_compare_matrix_enqueue, matrix.pk))
+    matrix.refresh_from_db()  # after the commit: an enqueue that failed has marked it failed
+    return matrix, None
+
+
+ENQUEUE_FAILED = (
+    "The matrix could not be queued: the task broker did not answer. Reload the page to try again."
+)
+
+
+def _compare_matrix_enqueue(matrix_id: int) -> None:
+    """On commit: hand the matrix to the sandbox queue (routed in controlplane/celery.py). A broker that
+    cannot be reached fails the matrix with a message the page shows, rather than the request."""
+    from workers.tasks import review_compare_matrix_task
+
+    try:
+        review_compare_matrix_task.apply_async(args=[matrix_id])
+    except Exception:  # kombu's OperationalError, or an OS error on the socket
+        logger.exception("compare matrix %s: enqueue failed", matrix_id)
+        CompareMatrix.objects.filter(pk=matrix_id, status=MatrixStatus.PENDING).update(
+            status=MatrixStatus.FAILED, error=ENQUEUE_FAILED, finished_at=timezone.now()
+        )
+
+
+def compare_matrix_compute(*, matrix_id: int) -> bool:
+    """On a sandbox worker: run the matrix's three programs against each of its asserts and store the
+    rows. Idempotent: a done (or failed) matrix is left as it is, a repeat of a running one (a redelivery
+    after a worker died) computes it again. True when this call stored the rows."""
+    claimed = CompareMatrix.objects.filter(
+        pk=matrix_id, status__in=(MatrixStatus.PENDING, MatrixStatus.RUNNING)
+    ).update(status=MatrixStatus.RUNNING, started_at=timezone.now())
+    if not claimed:
+        return False
+    matrix = CompareMatrix.objects.get(pk=matrix_id)
+    try:
+        rows, truncated = compare_matrix_rows(
+            programs=matrix.programs, tests=matrix.tests, entry_point=matrix.entry_point
+        )
+    except Exception as exc:  # the sandbox refused (no isolation here) or the task ran out of time
+        logger.exception("compare matrix %s failed", matrix_id)
+        CompareMatrix.objects.filter(pk=matrix_id, status=MatrixStatus.RUNNING).update(
+            status=MatrixStatus.FAILED,
+            error=f"The sandbox could not run the tests: {exc}"[:2000],
+            finished_at=timezone.now(),
+        )
+        return False
+    return (
+        CompareMatrix.objects.filter(pk=matrix_id, status=MatrixStatus.RUNNING).update(
+            status=MatrixStatus.DONE,
+            rows=[row.as_dict() for row in rows],
+            truncated=truncated,
+            finished_at=timezone.now(),
+        )
+        == 1
+    )
+
+
+def compare_matrix_rows(
+    *, programs: Sequence[str], tests: str, entry_point: str
+) -> tuple[list[MatrixRow], int]:
+    """Run each program (A, B, reference) against the tests split into single asserts, in the sandbox
+    with its default limits (through its result cache). Returns the rows (at most MATRIX_ROWS_MAX) and
+    how many asserts were left out. Runs untrusted code: call it only on a sandbox worker."""
+    from workers.sandbox import Item, Limits, run_batch
+
+    cases = split_asserts(tests)
+    truncated = max(0, len(cases) - MATRIX_ROWS_MAX)
     cases = cases[:MATRIX_ROWS_MAX]
-    programs = (out.a_code, out.b_code, out.reference)
     items = [
-        Item(id=f"{col}:{k}", code=code, tests=case.tests, entry_point=problem.entry_point)
+        Item(id=f"{col}:{k}", code=code, tests=case.tests, entry_point=entry_point)
         for col, code in enumerate(programs)
         for k, case in enumerate(cases)
     ]
@@ -316,5 +472,5 @@ def review_generations_compare(*, a: CompareSide, b: CompareSide, user: User | N
         r = results[col * len(cases) + k]
         return Cell(None if r.error_class == "sandbox_error" else bool(r.passed), str(r.error_class))
 
-    out.rows = [MatrixRow(case.source, cell(0, k), cell(1, k), cell(2, k)) for k, case in enumerate(cases)]
-    return out
+    rows = [MatrixRow(case.source, cell(0, k), cell(1, k), cell(2, k)) for k, case in enumerate(cases)]
+    return rows, truncated

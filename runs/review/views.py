@@ -106,7 +106,8 @@ def review_export(request: AuthedHttpRequest, run_id: int) -> StreamingHttpRespo
 
 
 def review_compare(request: AuthedHttpRequest) -> HttpResponse:
-    """`?a=<generation id>&b=<generation id>`, or `?run_a=&step_a=&run_b=&step_b=&problem=`."""
+    """`?a=<generation id>&b=<generation id>`, or `?run_a=&step_a=&run_b=&step_b=&problem=`. The code
+    shows at once; the matrix section (`#matrix`) polls itself while a sandbox worker computes it."""
     form = CompareForm(request.GET)
     comparison = None
     if form.is_valid():
@@ -115,4 +116,12 @@ def review_compare(request: AuthedHttpRequest) -> HttpResponse:
         )
     missing = comparison is not None and (comparison.a is None or comparison.b is None)
     status = 404 if missing else 200
-    return render(request, "review/compare.html", {"form": form, "c": comparison}, status=status)
+    template = "review/compare.html"
+    retry_after = comparison.retry_after if comparison is not None else None
+    if request.htmx and request.htmx.target == "matrix":
+        template += "#matrix"
+        status = 429 if retry_after is not None and not missing else status
+    response = render(request, template, {"form": form, "c": comparison}, status=status)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
