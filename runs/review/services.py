@@ -297,11 +297,13 @@ class Comparison:
     retry_after: int | None = None  # over the per-user limit: no new matrix before this many seconds
 
 
-def review_generations_compare(*, a: CompareSide, b: CompareSide, user: User | None = None) -> Comparison:
+def review_generations_compare(
+    *, a: CompareSide, b: CompareSide, user: User | None = None, retry_failed: bool = True
+) -> Comparison:
     """Two generations of one problem side by side with the reference, and their test-by-test matrix:
     the stored one for the same code and tests, else a new one queued for a sandbox worker (counted
-    against `user`'s limit). Runs no code here. With `user`, another team's generation or run is as if
-    it did not exist."""
+    against `user`'s limit; a failed one only with `retry_failed`). Runs no code here. With `user`,
+    another team's generation or run is as if it did not exist."""
     gen_a, gen_b = review_compare_side(side=a, user=user), review_compare_side(side=b, user=user)
     if gen_a is None or gen_b is None:
         missing = "A" if gen_a is None else "B"
@@ -328,6 +330,7 @@ def review_generations_compare(*, a: CompareSide, b: CompareSide, user: User | N
         tests=problem.tests,
         entry_point=problem.entry_point,
         user=user,
+        retry_failed=retry_failed,
     )
     return out
 
@@ -346,18 +349,21 @@ def compare_matrix_key(*, programs: Sequence[str], tests: str, entry_point: str)
 
 
 def compare_matrix_request(
-    *, programs: Sequence[str], tests: str, entry_point: str, user: User | None
+    *, programs: Sequence[str], tests: str, entry_point: str, user: User | None, retry_failed: bool = True
 ) -> tuple[CompareMatrix | None, int | None]:
     """The matrix of these three programs against these tests: the stored row when there is one (done,
     or under way: free), else a new computation queued for a sandbox worker once this transaction
-    commits, which counts against `user`'s per-minute limit. A failed or lost one is queued again.
-    Returns (the row, None), or (None, seconds to wait) when the user is over the limit."""
+    commits, which counts against `user`'s per-minute limit. A lost one is queued again, and a failed
+    one with `retry_failed` (a person reloading the page, not the page's own polling: a sandbox that
+    keeps failing must not be retried every second). Returns (the row, None), or (None, seconds to
+    wait) when the user is over the limit."""
     key = compare_matrix_key(programs=programs, tests=tests, entry_point=entry_point)
     matrix = CompareMatrix.objects.filter(key=key).first()
     now = timezone.now()
     stale = now - dt.timedelta(seconds=MATRIX_STALE_S)
     if matrix is not None and not (
-        matrix.status == MatrixStatus.FAILED or (matrix.is_pending and matrix.queued_at < stale)
+        (retry_failed and matrix.status == MatrixStatus.FAILED)
+        or (matrix.is_pending and matrix.queued_at < stale)
     ):
         return matrix, None
     if user is not None:

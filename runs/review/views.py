@@ -109,16 +109,17 @@ def review_compare(request: AuthedHttpRequest) -> HttpResponse:
     """`?a=<generation id>&b=<generation id>`, or `?run_a=&step_a=&run_b=&step_b=&problem=`. The code
     shows at once; the matrix section (`#matrix`) polls itself while a sandbox worker computes it."""
     form = CompareForm(request.GET)
+    polled = bool(request.htmx and request.htmx.target == "matrix")
     comparison = None
     if form.is_valid():
         comparison = services.review_generations_compare(
-            a=form.side("a"), b=form.side("b"), user=request.user
+            a=form.side("a"), b=form.side("b"), user=request.user, retry_failed=not polled
         )
     missing = comparison is not None and (comparison.a is None or comparison.b is None)
     status = 404 if missing else 200
     template = "review/compare.html"
     retry_after = comparison.retry_after if comparison is not None else None
-    if request.htmx and request.htmx.target == "matrix":
+    if polled:
         template += "#matrix"
         status = 429 if retry_after is not None and not missing else status
     response = render(request, template, {"form": form, "c": comparison}, status=status)

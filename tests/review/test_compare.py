@@ -213,6 +213,26 @@ def test_a_sandbox_that_refuses_fails_the_matrix_with_its_reason(
     assert "TRIAD_SANDBOX_BACKEND" in c.matrix.error
 
 
+def test_a_failed_matrix_is_retried_by_a_reload_never_by_the_pages_polling(
+    logged_in, monkeypatch, django_capture_on_commit_callbacks
+):
+    a, b = _pair()
+    with django_capture_on_commit_callbacks(execute=False):
+        logged_in.get("/review/compare/", {"a": a.pk, "b": b.pk})
+    monkeypatch.setenv("TRIAD_SANDBOX_BACKEND", "none-such")
+    review_compare_matrix_task(CompareMatrix.objects.get().pk)
+
+    with django_capture_on_commit_callbacks(execute=False) as polled:
+        poll = _poll(logged_in, a, b)
+    with django_capture_on_commit_callbacks(execute=False) as reloaded:
+        reload = logged_in.get("/review/compare/", {"a": a.pk, "b": b.pk})
+
+    assert poll.status_code == 200 and polled == []
+    assert 'data-status="failed"' in poll.content.decode() and "hx-trigger" not in poll.content.decode()
+    assert len(reloaded) == 1 and 'data-status="pending"' in reload.content.decode()
+    assert CompareMatrix.objects.get().status == MatrixStatus.PENDING
+
+
 def test_the_matrix_task_goes_to_the_sandbox_queue(settings):
     from controlplane.celery import app
 
