@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import psycopg
 from django.db import connection
-from django.db.models import Max, Min
+from django.db.models import Max, Min, QuerySet
 
 from runs.models import MetricPoint, MetricRollup
 
@@ -188,19 +188,28 @@ def metric_series_read(
     *, run_id: int, key: str, after_step: int = -1, until_step: int | None = None, max_points: int
 ) -> list[list[float]]:
     """One series between two steps in at most about `max_points` points, from rollups when it is long."""
+    return metric_series_bounded(
+        run_id=run_id, key=key, after_step=after_step, until_step=until_step, max_points=max_points
+    )[0]
+
+
+def metric_series_bounded(
+    *, run_id: int, key: str, after_step: int = -1, until_step: int | None = None, max_points: int
+) -> tuple[list[list[float]], bool]:
+    """As metric_series_read, and whether points were left out (downsampled or read from rollups)."""
     points = MetricPoint.objects.filter(run_id=run_id, key=key, step__gt=after_step)
     if until_step is not None:
         points = points.filter(step__lte=until_step)
     bounds = points.aggregate(lo=Min("step"), hi=Max("step"))
     if bounds["lo"] is None:
-        return []
+        return [], False
     lo, hi = bounds["lo"], bounds["hi"]
     buckets_allowed = max(1, max_points // POINTS_PER_BUCKET)
     if hi - lo + 1 <= max_points:
-        return downsample(points.order_by("step", "pk").values_list("step", "value"), max_points=max_points)
+        return _raw(points, max_points)
     width = next((w for w in ROLLUP_WIDTHS if (hi // w - lo // w + 1) <= buckets_allowed), None)
     if width is None:
-        return downsample(points.order_by("step", "pk").values_list("step", "value"), max_points=max_points)
+        return _raw(points, max_points)
     rollups = MetricRollup.objects.filter(
         run_id=run_id, key=key, width=width, bucket__gte=lo // width, bucket__lte=hi // width
     ).order_by("bucket")
@@ -214,18 +223,55 @@ def metric_series_read(
             "max_value",
             "last_step",
             "last_value",
+            "n",
         )
     )
     if not rows:  # points written around metric_points_write (a bulk load, an old run): read them raw
-        return downsample(points.order_by("step", "pk").values_list("step", "value"), max_points=max_points)
+        return _raw(points, max_points)
     out: list[list[float]] = []
+    reduced = False
     for r in rows:
         # The edge buckets may reach past the range asked for; their extremes are still the truth nearby.
         seen: dict[int, float] = {}
         for step, value in ((r[0], r[1]), (r[2], r[3]), (r[4], r[5]), (r[6], r[7])):
             seen.setdefault(step, value)
         out.extend([step, seen[step]] for step in sorted(seen))
-    return out
+        reduced = reduced or r[8] > len(seen)
+    return out, reduced
+
+
+def _raw(points: QuerySet[MetricPoint], max_points: int) -> tuple[list[list[float]], bool]:
+    # At most max_points + 1 rows leave the database: one more than fits says the series is longer,
+    # and only then is the whole range read to be downsampled.
+    ordered = points.order_by("step", "pk").values_list("step", "value")
+    head = list(ordered[: max_points + 1])
+    if len(head) <= max_points:
+        return [[s, v] for s, v in head], False
+    return downsample(ordered, max_points=max_points), True
+
+
+# The distinct keys of a run's points in a step range, one index probe per key (the index is (run, key,
+# step)) instead of a scan of every point: a skip scan, written so that SQLite runs it too.
+_KEYS_SQL = """
+WITH RECURSIVE present(key, n) AS (
+    SELECT MIN(key), 1 FROM runs_metricpoint WHERE run_id = %s AND step > %s AND step <= %s
+  UNION ALL
+    SELECT (SELECT MIN(m.key) FROM runs_metricpoint m
+            WHERE m.run_id = %s AND m.key > present.key AND m.step > %s AND m.step <= %s), n + 1
+    FROM present WHERE present.key IS NOT NULL AND n < %s
+)
+SELECT key FROM present WHERE key IS NOT NULL ORDER BY key
+"""
+
+
+def metric_keys_list(
+    *, run_id: int, after_step: int = -1, until_step: int | None = None, limit: int
+) -> list[str]:
+    """The first `limit` keys by name that have points in (after_step, until_step]."""
+    until = 2**31 - 1 if until_step is None else until_step
+    with connection.cursor() as cursor:
+        cursor.execute(_KEYS_SQL, [run_id, after_step, until, run_id, after_step, until, limit])
+        return sorted(key for (key,) in cursor.fetchall())  # by code point, whatever the collation
 
 
 def downsample(points: Iterable[tuple[int, float]], *, max_points: int) -> list[list[float]]:

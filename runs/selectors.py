@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from controlplane.accounts.models import Role
 from controlplane.accounts.selectors import role_allows, role_of, team_filter
-from runs.metric_store import metric_series_read
+from runs.metric_store import metric_keys_list, metric_series_bounded
 from runs.models import Generation, LogLine, MetricPoint, Run
 
 CHART_KEYS = ("reward/mean", "pass_rate", "loss", "time/step_s")
@@ -120,6 +120,57 @@ def config_differences(configs: Sequence[dict[str, Any]]) -> list[tuple[str, lis
     return [(key, values) for key, values in table if len({repr(v) for v in values}) > 1]
 
 
+# What one read of a run's metrics (metrics.json) returns at most: a run may log thousands of keys and
+# millions of points, and an answer holding all of them would take the web process's memory and time.
+METRICS_DEFAULT_POINTS = 5_000  # per key, when the caller names no max_points
+METRICS_MAX_KEYS = 100  # series in one answer, when the caller names keys
+METRICS_UNNAMED_KEYS = 20  # series in one answer when the caller names none: the chart keys first
+METRICS_KEYS_LISTED = 1_000  # key names listed in an answer that names none
+
+
+@dataclass(frozen=True)
+class MetricSeries:
+    series: dict[str, list[list[float]]]  # {key: [[step, value], ...]} ordered by step
+    truncated: bool  # keys or points were left out
+    keys: list[str] | None  # every key with points in the range (to ask for by name), if none was named
+
+
+def run_metric_read(
+    *,
+    run_id: int,
+    after_step: int = -1,
+    until_step: int | None = None,
+    keys: Sequence[str] = (),
+    max_points: int | None = None,
+) -> MetricSeries:
+    """Points in (after_step, until_step], bounded: each series cut to about `max_points` (default
+    METRICS_DEFAULT_POINTS) with every bucket's min and max kept, at most METRICS_MAX_KEYS keys named,
+    and without keys the first METRICS_UNNAMED_KEYS of the run's (chart keys first)."""
+    budget = METRICS_DEFAULT_POINTS if max_points is None else max_points
+    listed: list[str] | None = None
+    if keys:
+        wanted = list(dict.fromkeys(keys))
+        truncated = len(wanted) > METRICS_MAX_KEYS
+        wanted = wanted[:METRICS_MAX_KEYS]
+    else:
+        listed = metric_keys_list(
+            run_id=run_id, after_step=after_step, until_step=until_step, limit=METRICS_KEYS_LISTED
+        )
+        present = set(listed)
+        ordered = [k for k in CHART_KEYS if k in present] + [k for k in listed if k not in CHART_KEYS]
+        truncated = len(ordered) > METRICS_UNNAMED_KEYS
+        wanted = ordered[:METRICS_UNNAMED_KEYS]
+    series: dict[str, list[list[float]]] = {}
+    for key in wanted:
+        points, reduced = metric_series_bounded(
+            run_id=run_id, key=key, after_step=after_step, until_step=until_step, max_points=budget
+        )
+        truncated = truncated or reduced
+        if points:
+            series[key] = points
+    return MetricSeries(series=series, truncated=truncated, keys=listed)
+
+
 def run_metric_series(
     *,
     run_id: int,
@@ -128,26 +179,10 @@ def run_metric_series(
     keys: Sequence[str] = (),
     max_points: int | None = None,
 ) -> dict[str, list[list[float]]]:
-    """Points in (after_step, until_step], as {key: [[step, value], ...]} ordered by step; with
-    `max_points`, each series is cut to about that many with every bucket's min and max kept."""
-    rows = MetricPoint.objects.filter(run_id=run_id, step__gt=after_step)
-    if until_step is not None:
-        rows = rows.filter(step__lte=until_step)
-    if keys:
-        rows = rows.filter(key__in=keys)
-    if max_points is not None:
-        present = keys or sorted(set(rows.values_list("key", flat=True).distinct()))
-        series = {
-            key: metric_series_read(
-                run_id=run_id, key=key, after_step=after_step, until_step=until_step, max_points=max_points
-            )
-            for key in present
-        }
-        return {key: points for key, points in series.items() if points}
-    raw: dict[str, list[list[float]]] = {}
-    for key, step, value in rows.order_by("key", "step", "pk").values_list("key", "step", "value"):
-        raw.setdefault(key, []).append([step, value])
-    return raw
+    """The series of run_metric_read alone: {key: [[step, value], ...]}, bounded the same way."""
+    return run_metric_read(
+        run_id=run_id, after_step=after_step, until_step=until_step, keys=keys, max_points=max_points
+    ).series
 
 
 def run_latest_metrics(*, run_id: int, keys: tuple[str, ...] = CHART_KEYS) -> dict[str, float]:

@@ -97,14 +97,17 @@ def run_metrics(request: AuthedHttpRequest, run_id: int) -> JsonResponse:
         field, errors = next(iter(form.errors.items()))
         return JsonResponse({"error": f"{field}: {errors[0]}", "field": field}, status=400)
     data = form.cleaned_data
-    series = selectors.run_metric_series(
+    read = selectors.run_metric_read(
         run_id=run_id,
         after_step=data["after_step"],
         until_step=data["until_step"],
         keys=data["keys"],
         max_points=data["max_points"],
     )
-    return JsonResponse({"series": series})
+    answer: dict[str, object] = {"series": read.series, "truncated": read.truncated}
+    if read.keys is not None:
+        answer["keys"] = read.keys
+    return JsonResponse(answer)
 
 
 def run_compare(request: AuthedHttpRequest) -> HttpResponse:

@@ -140,7 +140,7 @@ def test_metrics_json_backfills_after_a_step(logged_in, client):
 
     response = logged_in.get(f"/runs/{run.pk}/metrics.json?after_step=0")
 
-    assert response.json() == {"series": {"loss": [[1, 0.1], [2, 0.2]]}}
+    assert response.json() == {"series": {"loss": [[1, 0.1], [2, 0.2]]}, "truncated": False, "keys": ["loss"]}
 
 
 def test_a_warm_up_as_long_as_the_run_is_refused(logged_in):
