@@ -31,7 +31,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
-from . import netns, runner
+from . import cgroup, netns, runner
 from .types import ERROR_CLASSES, Item, Limits, Result
 
 BWRAP = "/usr/bin/bwrap"
@@ -102,6 +102,13 @@ def slot_uid(backend: str, slot: int) -> int:
 
 
 TMP_MB = 64  # the size of each bwrap sandbox's /tmp (a tmpfs); RLIMIT_FSIZE caps each file at 1 MiB
+BWRAP_EXIT_S = 2.0  # how long bwrap may take to exit once its sandbox's cgroup is empty
+
+
+def slot_memory_mb(limits: Limits) -> int:
+    """A slot cgroup's memory cap (v2 with the memory controller; see cgroup.py): the judge and the
+    candidate process may each use memory_mb (RLIMIT_AS), /tmp TMP_MB, and some room."""
+    return 2 * limits.memory_mb + TMP_MB + 64
 
 
 @cache
@@ -279,9 +286,17 @@ def execute(item: Item, limits: Limits, backend: str, slot: int) -> Result:
     uid = slot_uid(backend, slot)
     if backend == "bwrap":  # its /tmp is a fresh tmpfs of its own
         try:
-            return _execute_in(item, limits, backend, slot, uid, "/", ready, start)
+            cg = cgroup.for_slot(slot)
+        except OSError as e:  # fail closed: no item runs without the guarantee
+            return infra(item, start, f"sandbox: {e}")
+        if not cg.empty():
+            return infra(item, start, "sandbox: the slot's cgroup holds processes that do not die")
+        try:
+            return _execute_in(item, limits, backend, slot, uid, "/", ready, start, cg)
         except OSError as e:
             return infra(item, start, f"sandbox: {type(e).__name__}: {e}")
+        finally:
+            cg.empty()  # nothing of the item outlives it, whatever session or namespace it is in
     try:
         workdir = make_workdir(uid)
     except OSError as e:
@@ -362,19 +377,22 @@ def item_stdin(
     runner_code: bytes | str | None,
     ready: Prepared | None,
     cpus: tuple[int, ...] = (),
+    cgroup_fds: tuple[int, ...] = (),
 ) -> tuple[bytes, str]:
     """What the runner reads on stdin for one item, and the item's fresh nonce.
 
     First the part the candidate process may see (a 4-byte length, then ``marshal((runner_code,
-    (code, compiled code, timeout_s, memory_mb, uid, resource path, cpus)))``; runner_code is None
-    for a warm zygote, which has it; cpus, when not empty, is the CPU set the judge moves to before
-    it forks the candidate), then the part only the judge reads, after it has forked the
-    candidate: ``marshal((nonce, tests, entry_point, output_bytes))``. Without ``ready`` (docker:
-    the image's Python may differ from ours) the code and the tests go as source.
+    (code, compiled code, timeout_s, memory_mb, uid, resource path, cpus, cgroup fds)))``;
+    runner_code is None for a warm zygote, which has it; cpus, when not empty, is the CPU set the
+    judge moves to before it forks the candidate; cgroup_fds, the slot cgroup's ``cgroup.procs``
+    descriptors that the judge joins first, see cgroup.py), then the part only the judge reads,
+    after it has forked the candidate: ``marshal((nonce, tests, entry_point, output_bytes))``.
+    Without ``ready`` (docker: the image's Python may differ from ours) the code and the tests go
+    as source.
     """
     nonce = secrets.token_hex(16)
     resource_path = RESOURCE_PATH if ready is not None else ""
-    limits_part = (float(limits.timeout_s), int(limits.memory_mb), uid, resource_path, cpus)
+    limits_part = (float(limits.timeout_s), int(limits.memory_mb), uid, resource_path, cpus, cgroup_fds)
     compiled = ready.code if ready is not None else None
     public = marshal.dumps((runner_code, (item.code, compiled, *limits_part)))
     tests: bytes | str = ready.tests if ready is not None else item.tests
@@ -408,13 +426,24 @@ def sandbox_argv(backend: str, extra: str, zygote: bool = False) -> list[str]:
 
 
 def _execute_in(
-    item: Item, limits: Limits, backend: str, slot: int, uid: int, cwd: str, ready: Prepared, start: float
+    item: Item,
+    limits: Limits,
+    backend: str,
+    slot: int,
+    uid: int,
+    cwd: str,
+    ready: Prepared,
+    start: float,
+    cg: cgroup.SlotCgroup | None = None,
 ) -> Result:
-    stdin, nonce = item_stdin(item, limits, uid, RUNNER_CODE, ready)
+    fds = cg.fds if cg is not None else ()
+    if cg is not None:
+        cg.cap_memory(slot_memory_mb(limits))
+    stdin, nonce = item_stdin(item, limits, uid, RUNNER_CODE, ready, (), fds)
     r_fd, w_fd = os.pipe()
     try:
         try:
-            proc = spawn(sandbox_argv(backend, str(w_fd)), cwd, (w_fd,), slot)
+            proc = spawn(sandbox_argv(backend, str(w_fd)), cwd, (w_fd, *fds), slot)
         finally:
             os.close(w_fd)
         try:
@@ -422,7 +451,7 @@ def _execute_in(
             write_stdin(proc.stdin.fileno(), stdin)
             proc.stdin.close()
             out, err, raw, reason = _watch_process(
-                proc.pid, proc.stdout.fileno(), proc.stderr.fileno(), r_fd, limits, nonce
+                proc.pid, proc.stdout.fileno(), proc.stderr.fileno(), r_fd, limits, nonce, cg
             )
             returncode = proc.wait()
             return classify(item, limits, backend, out, err, raw, nonce, reason, returncode, start)
@@ -459,7 +488,13 @@ def _exited(pid: int) -> bool:
 
 
 def _watch_process(
-    pid: int, out_fd: int, err_fd: int, r_fd: int, limits: Limits, nonce: str
+    pid: int,
+    out_fd: int,
+    err_fd: int,
+    r_fd: int,
+    limits: Limits,
+    nonce: str,
+    cg: cgroup.SlotCgroup | None = None,
 ) -> tuple[bytes, bytes, bytes, str]:
     try:
         pidfd = os.pidfd_open(pid)
@@ -470,7 +505,17 @@ def _watch_process(
             return watch(out_fd, err_fd, r_fd, limits, nonce, pidfd, lambda: "")
         return watch(out_fd, err_fd, r_fd, limits, nonce, -1, lambda: "" if _exited(pid) else None)
     finally:
-        kill_group(pid)
+        try:
+            if cg is not None:
+                # Killing bwrap's group alone reaches neither the judge (bwrap's --new-session) nor
+                # what it started: they died later, after the item had ended (docs/sandbox.md).
+                # The cgroup holds them all. bwrap then exits by itself once its pid namespace is
+                # gone (the kernel reaps a namespace before its init's exit is reported).
+                cg.empty()
+                if pidfd >= 0:
+                    select.select([pidfd], [], [], BWRAP_EXIT_S)
+        finally:
+            kill_group(pid)
         if pidfd >= 0:
             os.close(pidfd)
 

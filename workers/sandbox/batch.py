@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import cache
 
-from . import backends
+from . import backends, cgroup
 from .types import Item, Limits, Result
 
 logger = logging.getLogger(__name__)
@@ -166,6 +166,8 @@ def bwrap_unavailable_reason() -> str:
     """Why bwrap cannot isolate an item here ("" when a trivial item passes under it). Once per process."""
     if not os.access(backends.BWRAP, os.X_OK):
         return f"{backends.BWRAP} is not installed"
+    if reason := cgroup.unavailable_reason():  # no slot cgroup, no guarantee: see cgroup.py
+        return f"no cgroup per slot can be made, so an item's processes could outlive it ({reason})"
     probe = Item(id="probe", code="x = 1", tests="assert x == 1")
     result = _run_once(probe, Limits(timeout_s=10.0), "bwrap", "cold")
     if result.passed:

@@ -1019,13 +1019,27 @@ def _undumpable() -> None:
         pass
 
 
+def _join_cgroup(fds: tuple[int, ...]) -> None:
+    """Move this process into the slot's cgroup (``0``: the writer) before it forks anything, so
+    every process of the item is in it and the parent can kill them all (workers/sandbox/cgroup.py).
+    The descriptors are closed here: the candidate process never holds them. No cgroup, no item."""
+    for fd in fds:
+        try:
+            posix.write(fd, b"0")
+            posix.close(fd)
+        except OSError as e:
+            posix.write(2, f"sandbox: cannot join the slot's cgroup: {e}\n".encode())
+            _exit(4)
+
+
 def run_item(public: tuple[Any, ...], vfd: int, clean_up: bool = False) -> None:
     """Run one item: fork the candidate process, judge it, write the verdict on vfd; never returns.
 
     clean_up (warm mode): then, as the slot uid, kill every process of that uid and empty /tmp;
     exit 0 only when that worked (the zygote checks again, and cleans up itself otherwise).
     """
-    code, compiled, timeout_s, memory_mb, uid, resource_path, cpus = public
+    code, compiled, timeout_s, memory_mb, uid, resource_path, cpus, cgroup_fds = public
+    _join_cgroup(cgroup_fds)
     if cpus:  # warm mode: the CPU of the parent's thread, not the one the zygote was started on
         try:  # noqa: SIM105 — contextlib is one import more for every sandbox
             posix.sched_setaffinity(0, cpus)
@@ -1166,7 +1180,7 @@ def _wipe(top: str) -> None:
             pass
 
 
-def zygote(ctrl: int, uid: int) -> None:
+def zygote(ctrl: int, uid: int, cgroup_fds: tuple[int, ...] = ()) -> None:
     """Warm mode: wait on the control socket for one item at a time, fork a fresh judge for it.
 
     Each message carries four descriptors (stdin, stdout, stderr, verdict), made by the parent for
@@ -1175,7 +1189,8 @@ def zygote(ctrl: int, uid: int) -> None:
     uid). Once the verdict is written, every process of that uid in this pid namespace is killed
     and /tmp emptied (by the judge, turned into the slot uid; checked here) before "done <wait
     status>" goes back; then the next item. Only used under bwrap as root (own pid namespace,
-    slot uid distinct from ours).
+    slot uid distinct from ours). cgroup_fds (``cgroup.procs`` of the slot's cgroup, see
+    cgroup.py) stay open here; each judge joins that cgroup with them first, the zygote does not.
     """
     import _socket  # not socket.py: it imports selectors, enum, os... which every fork would copy
 
@@ -1201,7 +1216,7 @@ def zygote(ctrl: int, uid: int) -> None:
                     posix.close(fd)
             posix.setsid()
             _, public = _read_frame(0)
-            run_item((*public[:4], uid, *public[5:]), 3, clean_up=True)
+            run_item((*public[:4], uid, public[5], public[6], cgroup_fds), 3, clean_up=True)
         for fd in fds:
             posix.close(fd)
         _, status = posix.waitpid(pid, 0)
@@ -1215,7 +1230,7 @@ def zygote(ctrl: int, uid: int) -> None:
 def main() -> None:
     payload = globals()["_PAYLOAD"]  # set by the bootstrap (backends.BOOTSTRAP)
     if payload[0] == "zygote":
-        zygote(int(sys.argv[1]), int(payload[1]))
+        zygote(int(sys.argv[1]), int(payload[1]), tuple(payload[2]))
     else:
         run_item(payload, int(sys.argv[1]))
 

@@ -17,6 +17,7 @@ import atexit
 import contextlib
 import marshal
 import os
+import select
 import socket
 import subprocess
 import threading
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from . import backends
+from . import backends, cgroup
 from .types import Item, Limits, Result
 
 
@@ -68,16 +69,15 @@ _starter = _Starter()
 
 
 class Zygote:
-    def __init__(self, slot: int) -> None:
+    def __init__(self, slot: int, cg: cgroup.SlotCgroup) -> None:
         self.slot = slot
         self.uid = backends.SLOT_UID_BASE + slot
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock = ours
         argv = backends.sandbox_argv("bwrap", str(theirs.fileno()), zygote=True)
+        fds = (theirs.fileno(), *cg.fds)  # the zygote keeps the cgroup's, for each judge to join
         try:
-            self.proc = _starter.run(
-                lambda: backends.spawn(argv, "/", (theirs.fileno(),), slot, subprocess.DEVNULL)
-            )
+            self.proc = _starter.run(lambda: backends.spawn(argv, "/", fds, slot, subprocess.DEVNULL))
         except BaseException:
             ours.close()
             raise
@@ -85,7 +85,7 @@ class Zygote:
             theirs.close()
         assert self.proc.stdin is not None
         try:
-            first = marshal.dumps((backends.RUNNER_CODE, ("zygote", self.uid)))
+            first = marshal.dumps((backends.RUNNER_CODE, ("zygote", self.uid, cg.fds)))
             self.proc.stdin.write(len(first).to_bytes(4, "big") + first)
         finally:
             self.proc.stdin.close()
@@ -94,24 +94,52 @@ class Zygote:
         return self.proc.poll() is None
 
     def close(self) -> None:
+        """Kill the zygote and wait until its sandbox is gone, not only bwrap's outer process: its
+        reaper (the pid namespace's init) dies of bwrap's --die-with-parent, later."""
         self.sock.close()
         if self.proc.returncode is None:
-            backends.kill_group(self.proc.pid)
-            self.proc.wait()
+            inits = _pidfds(_children(self.proc.pid))
+            try:
+                backends.kill_group(self.proc.pid)
+                self.proc.wait()
+                for fd in inits:  # readable once the init has exited, which the kernel lets it do
+                    select.select([fd], [], [], ZYGOTE_EXIT_S)  # only once its namespace is empty
+            finally:
+                for fd in inits:
+                    os.close(fd)
+
+
+ZYGOTE_EXIT_S = 5.0
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def _pidfds(pids: list[int]) -> list[int]:
+    fds = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fds.append(os.pidfd_open(pid))
+    return fds
 
 
 _lock = threading.Lock()
 _zygotes: dict[int, Zygote] = {}
 
 
-def _take(slot: int) -> Zygote:
+def _take(slot: int, cg: cgroup.SlotCgroup) -> Zygote:
     with _lock:
         z = _zygotes.pop(slot, None)
     if z is not None and z.alive():
         return z
     if z is not None:
         z.close()
-    return Zygote(slot)
+    return Zygote(slot, cg)
 
 
 def _give_back(z: Zygote) -> None:
@@ -153,20 +181,30 @@ def execute(item: Item, limits: Limits, slot: int) -> Result:
     if isinstance(ready, Result):
         return replace(ready, stderr=ready.stderr[: limits.output_bytes])
     try:
-        z = _take(slot)
+        cg = cgroup.for_slot(slot)
+    except OSError as e:  # fail closed: no item runs without the guarantee
+        return backends.infra(item, start, f"sandbox: {e}")
+    if not cg.empty():
+        return backends.infra(item, start, "sandbox: the slot's cgroup holds processes that do not die")
+    try:
+        z = _take(slot, cg)
     except OSError as e:
         return backends.infra(item, start, f"sandbox: cannot start a warm sandbox: {e}")
     keep = False
     try:
+        cg.cap_memory(backends.slot_memory_mb(limits))
         result, keep = _execute_in(z, item, limits, ready, start)
         return result
     except OSError as e:
         return backends.infra(item, start, f"sandbox: warm: {type(e).__name__}: {e}")
     finally:
-        if keep:
-            _give_back(z)
-        else:
-            z.close()
+        try:  # every process of the item, even one the judge's own clean-up missed
+            cg.empty()
+        finally:
+            if keep:
+                _give_back(z)
+            else:
+                z.close()
 
 
 def _execute_in(

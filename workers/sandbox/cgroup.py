@@ -1,0 +1,294 @@
+"""A cgroup per slot: every process of an item is in it, and the item ends only once it is empty.
+
+Process groups, sessions and pid namespaces can all be left (``setsid``, a double fork) or outlive
+the process we wait for (a pid namespace dies after its init, asynchronously); a cgroup cannot be
+left by an unprivileged process and can be emptied atomically. So, as isolate and nsjail do, each
+slot of a worker process has one cgroup, made once and reused (warm mode stays fast):
+``<our cgroup>/triad-sandbox/<pid>-<slot>`` in each hierarchy it uses, capped at ``PIDS_MAX``
+tasks. The judge moves itself in (it writes ``0`` to a descriptor of ``cgroup.procs`` that the
+parent opened and passed, then closes it) before it forks the candidate process, so everything the
+item starts is in it. When the item ends the parent empties it (``empty``): on cgroup v2 it writes
+``1`` to ``cgroup.kill``; on v1 it freezes it (``freezer.state``), SIGKILLs every task, thaws it;
+both then wait until it holds nothing. See docs/sandbox.md, "No process of an item survives it".
+
+Without a usable cgroup the bwrap backends refuse to run (``unavailable_reason``).
+Slot cgroups are removed at exit; those of dead worker processes are removed when a new one starts.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PARENT = "triad-sandbox"
+# RLIMIT_NPROC lets the slot uid have 64 tasks (threads count); the judge, and a little room.
+PIDS_MAX = 128
+EMPTY_TIMEOUT_S = 10.0
+_NAME = re.compile(r"^(\d+)-(\w+)$")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the slot cgroups go: v1 needs the pids and freezer hierarchies, v2 the unified one."""
+
+    version: int
+    dirs: tuple[str, ...]  # v1: (pids, freezer) parents; v2: (parent,)
+
+
+def layout(mountinfo: str, proc_cgroup: str) -> Layout | str:
+    """The parent directories for our slot cgroups, from /proc/self/mountinfo and /proc/self/cgroup
+    (our own cgroup in each hierarchy, so the slots stay under any cap we are under), or a reason.
+
+    v1 is preferred when both pids and freezer are mounted as v1 (a hybrid machine: the pids cap
+    lives there); otherwise the unified (v2) hierarchy.
+    """
+    v1: dict[str, str] = {}
+    v2 = ""
+    for line in mountinfo.splitlines():
+        head, sep, tail = line.partition(" - ")
+        parts, rest = head.split(" "), tail.split(" ")
+        if not sep or len(parts) < 5 or len(rest) < 3:
+            continue
+        if rest[0] == "cgroup":
+            for controller in ("pids", "freezer"):
+                if controller in rest[2].split(","):
+                    v1.setdefault(controller, parts[4])
+        elif rest[0] == "cgroup2" and not v2:
+            v2 = parts[4]
+    own: dict[str, str] = {}
+    for line in proc_cgroup.splitlines():
+        _, controllers, path = line.split(":", 2)
+        for controller in controllers.split(",") if controllers else ["v2"]:
+            own[controller] = path
+    if "pids" in v1 and "freezer" in v1 and "pids" in own and "freezer" in own:
+        return Layout(1, tuple(_join(v1[c], own[c], PARENT) for c in ("pids", "freezer")))
+    if v2 and "v2" in own:
+        return Layout(2, (_join(v2, own["v2"], PARENT),))
+    return "no cgroup hierarchy to use: neither the pids and freezer controllers (v1) nor cgroup2 is mounted"
+
+
+def _join(mount: str, path: str, *more: str) -> str:
+    return os.path.join(mount, path.lstrip("/"), *more)
+
+
+class SlotCgroup:
+    """One slot's cgroup (one directory per hierarchy). ``fds``: ``cgroup.procs`` of each, open for
+    writing, for the judge to move itself in (passed to the sandbox; never to the candidate)."""
+
+    def __init__(self, version: int, dirs: tuple[str, ...]) -> None:
+        self.version = version
+        self.dirs = dirs
+        for d in dirs:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(d, 0o700)
+        self._set("pids.max", str(PIDS_MAX))
+        self._memory_mb = 0
+        fds: list[int] = []
+        try:
+            for d in dirs:
+                fd = os.open(os.path.join(d, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+                try:  # above 3: a warm zygote puts each item's pipes on 0-3 (runner.zygote)
+                    fds.append(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10))
+                finally:
+                    os.close(fd)
+        except OSError:
+            for fd in fds:
+                os.close(fd)
+            raise
+        self.fds = tuple(fds)
+
+    def _set(self, name: str, value: str) -> None:
+        """Write a control file in whichever of our directories has it."""
+        for d in self.dirs:
+            path = os.path.join(d, name)
+            if os.path.exists(path):
+                Path(path).write_text(value)
+
+    def pids(self) -> set[int]:
+        found: set[int] = set()
+        for d in self.dirs:
+            with open(os.path.join(d, "cgroup.procs"), "rb") as f:
+                found.update(int(x) for x in f.read().split())
+        return found
+
+    def empty(self, timeout_s: float = EMPTY_TIMEOUT_S) -> bool:
+        """Kill everything in the cgroup and wait until it is empty; False if it did not empty.
+
+        Cheap when nothing is there (one read per hierarchy): the common case in warm mode, where
+        the judge has already killed the item's processes itself.
+        """
+        try:
+            return self._empty(timeout_s)
+        except OSError:
+            return False
+
+    def _empty(self, timeout_s: float) -> bool:
+        if not self.pids():
+            return True
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.version == 2:
+                self._set("cgroup.kill", "1")
+            else:
+                self._kill_frozen(deadline)
+            if _wait(lambda: not self.pids(), min(deadline, time.monotonic() + 1.0)):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+
+    def _kill_frozen(self, deadline: float) -> None:
+        """v1: freeze (no task can fork or exit meanwhile, so no pid is reused), SIGKILL all, thaw."""
+        states = [os.path.join(d, "freezer.state") for d in self.dirs]
+        state = next((s for s in states if os.path.exists(s)), "")
+        if state:
+            Path(state).write_text("FROZEN")
+        try:
+            if state:
+                until = min(deadline, time.monotonic() + 1.0)
+                _wait(lambda: Path(state).read_text().strip() == "FROZEN", until)
+            for pid in self.pids():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, 9)
+        finally:
+            if state:
+                Path(state).write_text("THAWED")
+
+    def cap_memory(self, mb: int) -> None:
+        """v2 with the memory controller: cap the slot's memory (all its processes, its /tmp)."""
+        if self.version == 2 and self._memory_mb != mb:
+            self._set("memory.max", str(mb << 20))
+            self._memory_mb = mb
+
+    def remove(self) -> None:
+        """Empty it, close our descriptors and remove the directories."""
+        self.empty()
+        for fd in self.fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.fds = ()
+        for d in self.dirs:
+            with contextlib.suppress(OSError):
+                os.rmdir(d)
+
+
+def _wait(done: object, until: float) -> bool:
+    pause = 0.0002
+    while True:
+        if done():  # type: ignore[operator]
+            return True
+        if time.monotonic() >= until:
+            return False
+        time.sleep(pause)
+        pause = min(pause * 2, 0.01)
+
+
+_lock = threading.Lock()
+_slots: dict[int, SlotCgroup] = {}
+_state: dict[str, Layout | str] = {}
+
+
+def _layout() -> Layout | str:
+    """Our layout, made ready once per process (parents made, stale slots removed), or a reason."""
+    with _lock:
+        if "layout" not in _state:
+            _state["layout"] = _prepare()
+        return _state["layout"]
+
+
+def _prepare() -> Layout | str:
+    try:
+        found = layout(Path("/proc/self/mountinfo").read_text(), Path("/proc/self/cgroup").read_text())
+    except OSError as e:
+        return f"cannot read our cgroups: {e}"
+    if isinstance(found, str):
+        return found
+    try:
+        for d in found.dirs:
+            os.makedirs(d, 0o755, exist_ok=True)
+            if found.version == 2:
+                _enable_v2_controllers(d)
+        remove_stale(found)
+        probe = SlotCgroup(found.version, tuple(os.path.join(d, f"{os.getpid()}-probe") for d in found.dirs))
+        probe.remove()
+    except OSError as e:
+        return f"cannot make a cgroup under {found.dirs[0]}: {e}"
+    return found
+
+
+def _enable_v2_controllers(parent: str) -> None:
+    """v2: hand the pids and memory controllers down to the slot cgroups where the hierarchy
+    allows it (best effort: a cgroup that holds processes cannot hand controllers down, and
+    ``cgroup.kill``, which is what the guarantee needs, needs no controller)."""
+    for d in (os.path.dirname(parent), parent):
+        offered = Path(d, "cgroup.controllers").read_text().split()
+        for controller in ("pids", "memory"):
+            if controller in offered:
+                with contextlib.suppress(OSError):
+                    Path(d, "cgroup.subtree_control").write_text("+" + controller)
+
+
+def remove_stale(found: Layout) -> None:
+    """Remove slot cgroups of worker processes that are gone (killed before their exit handler)."""
+    for parent in found.dirs:
+        for name in os.listdir(parent):
+            match = _NAME.match(name)
+            if match is None or os.path.exists(f"/proc/{match.group(1)}"):
+                continue
+            dirs = tuple(os.path.join(p, name) for p in found.dirs if os.path.isdir(os.path.join(p, name)))
+            if dirs:
+                with contextlib.suppress(OSError):
+                    SlotCgroup(found.version, dirs).remove()
+
+
+def unavailable_reason() -> str:
+    """Why no slot cgroup can be made here ("" when they can). Checked once per process."""
+    found = _layout()
+    return found if isinstance(found, str) else ""
+
+
+def for_slot(slot: int) -> SlotCgroup:
+    """The slot's cgroup, made on first use; raises OSError when none can be made."""
+    with _lock:
+        cg = _slots.get(slot)
+    if cg is not None:
+        return cg
+    found = _layout()
+    if isinstance(found, str):
+        raise OSError(f"no cgroup for the sandbox: {found}")
+    made = SlotCgroup(found.version, tuple(os.path.join(d, f"{os.getpid()}-{slot}") for d in found.dirs))
+    with _lock:
+        cg = _slots.setdefault(slot, made)
+    if cg is not made:
+        made.remove()
+    return cg
+
+
+def _forget() -> None:
+    """In a forked child (a Celery prefork worker): the parent's cgroups stay the parent's."""
+    global _lock
+    _lock = threading.Lock()
+    for cg in _slots.values():
+        for fd in cg.fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    _slots.clear()
+
+
+os.register_at_fork(after_in_child=_forget)
+
+
+@atexit.register
+def close_all() -> None:
+    """Empty and remove every slot cgroup of this process (also registered atexit)."""
+    with _lock:
+        cgs = list(_slots.values())
+        _slots.clear()
+    for cg in cgs:
+        cg.remove()
