@@ -10,6 +10,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_ready
 from kombu import Queue  # type: ignore[attr-defined]
+from kombu.exceptions import OperationalError
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 
@@ -26,14 +27,29 @@ app.conf.task_routes = {
     "sandbox.run_batch": {"queue": settings.TRIAD_SANDBOX_QUEUE},
     "review.compare_matrix": {"queue": settings.TRIAD_SANDBOX_QUEUE},
     "runs.reap_lost": {"queue": CONTROL},
+    "runs.reap_unenqueued": {"queue": CONTROL},
+    "datasets.reap_unenqueued": {"queue": CONTROL},
     "spend.accrue": {"queue": CONTROL},
     "nodes.*": {"queue": CONTROL},
 }
 app.conf.beat_schedule = {
     "reap-lost-runs": {"task": "runs.reap_lost", "schedule": 15.0},
+    # Runs and verifications whose enqueue failed or never happened (docs/runs.md, "Broker down").
+    "reap-unenqueued-runs": {"task": "runs.reap_unenqueued", "schedule": 30.0},
+    "reap-unenqueued-verifications": {"task": "datasets.reap_unenqueued", "schedule": 30.0},
     "accrue-run-costs": {"task": "spend.accrue", "schedule": settings.TRIAD_SPEND_ACCRUE_S},
 }
 app.autodiscover_tasks(["workers"])
+
+# What a publish raises when the broker is down, refuses or hangs past TRIAD_BROKER_TIMEOUT_S.
+BROKER_ERRORS: tuple[type[BaseException], ...] = (OperationalError, OSError)
+
+
+def broker_unreachable(exc: BaseException) -> str:
+    """Why a publish failed, for people: which broker (its host, never its credentials) and the error."""
+    conn = app.connection_for_write()
+    where = f"{conn.hostname}:{conn.port}" if conn.port else conn.transport_cls
+    return f"the task broker at {where} is unreachable: {str(exc).rstrip('.')}"
 
 
 @worker_ready.connect

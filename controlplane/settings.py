@@ -161,6 +161,9 @@ TRIAD_NODE_GPU_COUNT = env_int("TRIAD_NODE_GPU_COUNT", -1, minimum=-1)
 TRIAD_NODE_USD_PER_GPU_HOUR = env_float("TRIAD_NODE_USD_PER_GPU_HOUR", -1.0, minimum=-1.0)
 # A started run silent for this long is marked lost by the reaper (Celery beat, every 15 s).
 TRIAD_LOST_AFTER_S = env_float("TRIAD_LOST_AFTER_S", 60.0, minimum=1.0)
+# A queued run (or a version's verification) that never reached the broker is failed by a reaper after
+# this long (docs/runs.md, "Broker down"); one that did reach it may wait in the queue for hours.
+TRIAD_ENQUEUE_GRACE_S = env_float("TRIAD_ENQUEUE_GRACE_S", 120.0, minimum=1.0)
 # Spend: accrual period (Celery beat), how long past a run's last heartbeat it is still billed (a lost
 # node), the price of a pool with no price set, and the step time assumed when no similar run measured one.
 TRIAD_SPEND_ACCRUE_S = env_float("TRIAD_SPEND_ACCRUE_S", 10.0, minimum=1.0)
@@ -182,6 +185,22 @@ if not CELERY_BROKER_URL:
         # The exchange table; kombu's default is ./control in whatever directory the process started.
         "control_folder": str(broker_dir / "control"),
         "store_processed": False,
+    }
+# A broker that is down or hung must fail a publish in seconds, so that a launch or an upload says so
+# instead of hanging the request (kombu's Redis socket has no read timeout of its own): socket timeouts
+# and a short publish retry. Workers' blocking reads wait 1 s at a time, well within the timeout.
+TRIAD_BROKER_TIMEOUT_S = env_float("TRIAD_BROKER_TIMEOUT_S", 5.0, minimum=0.1)
+CELERY_BROKER_CONNECTION_TIMEOUT = TRIAD_BROKER_TIMEOUT_S
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1,
+}
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "redis+socket://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "socket_connect_timeout": TRIAD_BROKER_TIMEOUT_S,
+        "socket_timeout": TRIAD_BROKER_TIMEOUT_S,
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_RESULT_BACKEND = None

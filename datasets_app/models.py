@@ -39,6 +39,10 @@ class DatasetVersion(models.Model):
     format = models.CharField(max_length=16, choices=DatasetFormat.choices, default=DatasetFormat.HUMANEVAL)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Verification's hand-over to the broker (docs/datasets.md, "Broker down"): when the broker took
+    # every verification task (None: not yet, or it failed), and why it could not ("" when nothing failed).
+    verify_enqueued_at = models.DateTimeField(null=True, blank=True)
+    verify_error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["dataset__name", "-number"]

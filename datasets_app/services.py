@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
+import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,14 +13,21 @@ from typing import IO
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from datasets_app import conf
 from datasets_app.models import Dataset, DatasetVersion, Problem, ProblemStatus
 from datasets_app.parsing import MAX_LINE_BYTES, LineError, ParsedProblem, Parser, problem_hash, text_hash
 
+logger = logging.getLogger(__name__)
+
 GZIP_MAGIC = b"\x1f\x8b"
 INSERT_BATCH = 2000
+
+
+class VerifyNotQueuedError(Exception):
+    """The broker did not take a version's verification tasks; the reason is on the version too."""
 
 
 class DatasetImportError(Exception):
@@ -90,7 +99,8 @@ def dataset_import(*, user: User, name: str, fileobj: IO[bytes], filename: str =
 
     Problems are inserted in batches inside one transaction while the file is read, so memory stays
     bounded; any bad line rolls it all back and the file is refused whole, with every error. Identical
-    content reuses the existing version. On commit, verification and analysis are enqueued.
+    content reuses the existing version. On commit, verification and analysis are enqueued; if the
+    broker refuses them, the version is kept and its `verify_error` says so (docs/datasets.md).
     """
     name = name.strip()
     if not name:
@@ -145,6 +155,7 @@ def dataset_import(*, user: User, name: str, fileobj: IO[bytes], filename: str =
         ) from None
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise DatasetImportError([LineError(0, "", f"cannot decompress: {exc}")]) from None
+    version.refresh_from_db(fields=["verify_enqueued_at", "verify_error"])  # as the enqueue left them
     return ImportOutcome(version=version, created=True)
 
 
@@ -156,7 +167,13 @@ def _send(name: str, args: tuple[object, ...]) -> None:
 
 
 def _enqueue_analysis(version_id: int) -> None:
-    _send("datasets.analyse_version", (version_id,))
+    from controlplane.celery import BROKER_ERRORS, broker_unreachable
+
+    try:
+        _send("datasets.analyse_version", (version_id,))
+    except BROKER_ERRORS as exc:
+        # Flags only, nothing waits on them; "Verify again" queues the analysis too.
+        logger.warning("version %s: analysis not queued: %s", version_id, broker_unreachable(exc))
 
 
 def dataset_version_verify(*, version_id: int) -> int:
@@ -170,12 +187,56 @@ def dataset_version_verify(*, version_id: int) -> int:
     chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
 
     def enqueue() -> None:
-        for chunk in chunks:
-            _send("datasets.verify_chunk", (version_id, chunk))
+        from controlplane.celery import BROKER_ERRORS, broker_unreachable
 
-    if chunks:
-        transaction.on_commit(enqueue)
+        try:
+            for chunk in chunks:
+                _send("datasets.verify_chunk", (version_id, chunk))
+        except BROKER_ERRORS as exc:
+            # Otherwise its problems would stay pending with nothing to verify them, and nobody told.
+            reason = (
+                f"verification could not be queued: {broker_unreachable(exc)}; verify again when it is back"
+            )
+            DatasetVersion.objects.filter(pk=version_id).update(verify_error=reason)
+            logger.warning("version %s: %s", version_id, reason)
+            return
+        DatasetVersion.objects.filter(pk=version_id).update(
+            verify_enqueued_at=timezone.now(), verify_error=""
+        )
+
+    transaction.on_commit(enqueue)  # with no chunks, too: it records that nothing waits on the broker
     return len(ids)
+
+
+def dataset_version_verify_retry(*, version_id: int) -> int:
+    """Queue verification of a version's pending problems (and its analysis) again, typically after
+    the broker refused them. Idempotent: verification runs pending problems only. Returns how many were
+    queued; raises VerifyNotQueuedError, with the reason also on the version, if the broker refuses again."""
+    with transaction.atomic():
+        DatasetVersion.objects.filter(pk=version_id).update(verify_enqueued_at=None, verify_error="")
+        queued = dataset_version_verify(version_id=version_id)
+        transaction.on_commit(lambda: _enqueue_analysis(version_id))
+    error = DatasetVersion.objects.values_list("verify_error", flat=True).get(pk=version_id)
+    if error:
+        raise VerifyNotQueuedError(error)
+    return queued
+
+
+def dataset_version_reap_unenqueued(*, grace_s: float | None = None) -> list[int]:
+    """Versions with pending problems whose verification never reached the broker within the grace
+    (the web process stopped between commit and publish, say) get a `verify_error` saying so, which
+    their page shows beside "Verify again". Versions whose verification the broker took are left alone."""
+    grace = settings.TRIAD_ENQUEUE_GRACE_S if grace_s is None else grace_s
+    cutoff = timezone.now() - dt.timedelta(seconds=grace)
+    never = Q(verify_enqueued_at__isnull=True, verify_error="", created_at__lt=cutoff)
+    pending = Problem.objects.filter(version_id=OuterRef("pk"), status=ProblemStatus.PENDING)
+    ids = list(DatasetVersion.objects.filter(never, Exists(pending)).values_list("pk", flat=True))
+    reason = (
+        f"verification never reached the task broker within {grace:.0f}s of the upload (the broker was "
+        "down, or the web process stopped before handing it over); verify again"
+    )
+    # Conditional, like the filter: an enqueue that succeeded meanwhile wins.
+    return [pk for pk in ids if DatasetVersion.objects.filter(never, pk=pk).update(verify_error=reason)]
 
 
 def problem_verify_chunk(*, version_id: int, problem_ids: list[int]) -> int:

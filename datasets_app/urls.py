@@ -7,5 +7,6 @@ urlpatterns = [
     path("", views.dataset_list, name="list"),
     path("<int:dataset_id>/", views.dataset_detail, name="detail"),
     path("versions/<int:version_id>/", views.version_detail, name="version"),
+    path("versions/<int:version_id>/verify/", views.version_verify_retry, name="verify_retry"),
     path("problems/<int:problem_id>/", views.problem_detail, name="problem"),
 ]

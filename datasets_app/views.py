@@ -2,13 +2,19 @@ from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from controlplane.http import AuthedHttpRequest
 from datasets_app import selectors
 from datasets_app.forms import DatasetUploadForm, ProblemFilterForm
 from datasets_app.models import Dataset, DatasetVersion, Problem
-from datasets_app.services import DatasetImportError, dataset_import
+from datasets_app.services import (
+    DatasetImportError,
+    VerifyNotQueuedError,
+    dataset_import,
+    dataset_version_verify_retry,
+)
 
 PAGE_SIZE = 200
 
@@ -29,7 +35,9 @@ def dataset_list(request: AuthedHttpRequest) -> HttpResponse:
             errors = [str(e) for e in exc.errors]
         else:
             version = outcome.version
-            if outcome.created:
+            if outcome.created and version.verify_error:  # imported, but nothing will verify it yet
+                messages.error(request, f"Imported {version}, but {version.verify_error}.")
+            elif outcome.created:
                 messages.success(request, f"Imported {version}: {version.problem_count} problems.")
             else:
                 messages.info(request, f"Identical content is already {version}; reused it.")
@@ -65,6 +73,18 @@ def version_detail(request: AuthedHttpRequest, version_id: int) -> HttpResponse:
     partial = request.htmx.target if request.htmx and request.htmx.target in ("summary", "problems") else ""
     template = "datasets_app/version_detail.html" + (f"#{partial}" if partial else "")
     return render(request, template, context)
+
+
+@require_POST
+def version_verify_retry(request: AuthedHttpRequest, version_id: int) -> HttpResponse:
+    version = get_object_or_404(DatasetVersion, pk=version_id)
+    try:
+        queued = dataset_version_verify_retry(version_id=version.pk)
+    except VerifyNotQueuedError as exc:
+        messages.error(request, f"{str(exc).capitalize()}.")
+    else:
+        messages.success(request, f"Verification of {queued} pending problems queued again.")
+    return redirect("datasets:version", version_id=version.pk)
 
 
 def problem_detail(request: AuthedHttpRequest, problem_id: int) -> HttpResponse:

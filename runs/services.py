@@ -5,9 +5,9 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
 from django.db import connection, transaction
-from django.db.models import F, Q, Value
+from django.db.models import Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -192,9 +192,7 @@ def run_launch(
         run_id, queue = run.pk, f"gpu.{run.pool}"
 
         def enqueue() -> None:
-            from workers.tasks import run_execute_task
-
-            run_execute_task.apply_async(args=[run_id, token], queue=queue)
+            _run_enqueue(run_id=run_id, token=token, queue=queue, again="launch again")
 
         transaction.on_commit(enqueue)
     return LaunchResult(run=run, token=token)
@@ -324,6 +322,60 @@ def run_reap_lost(*, timeout_s: float | None = None) -> list[int]:
     ]
 
 
+class RunNotQueuedError(RunLaunchError):
+    """The run is recorded, but the broker did not take its start task: the run is `failed`, saying why
+    (docs/runs.md, "Broker down")."""
+
+    def __init__(self, message: str, *, run_id: int):
+        super().__init__(message, field=NON_FIELD_ERRORS)
+        self.run_id = run_id
+
+
+def _run_enqueue(*, run_id: int, token: str, queue: str, again: str) -> None:
+    """On commit: hand the attempt's start task to the broker and record that it took it.
+
+    A broker that is down or hung would leave a committed `queued` run that nothing ever starts: fail it
+    with the reason and raise RunNotQueuedError, so the person launching hears of it now."""
+    from controlplane.celery import BROKER_ERRORS, broker_unreachable
+    from workers.tasks import run_execute_task
+
+    try:
+        run_execute_task.apply_async(args=[run_id, token], queue=queue)
+    except BROKER_ERRORS as exc:
+        reason = f"not started: {broker_unreachable(exc)}; {again} when it is back"
+        with transaction.atomic():
+            # Only while still queued: a publish that timed out may have reached a worker after all,
+            # and a person may have cancelled the run meanwhile.
+            failed = _transition(run_id, RunStatus.FAILED, reason, when=Q(status=RunStatus.QUEUED))
+        if failed:
+            raise RunNotQueuedError(f"Run #{run_id} was {reason}", run_id=run_id) from exc
+        return
+    Run.objects.filter(pk=run_id).update(enqueued_at=timezone.now())
+
+
+def run_reap_unenqueued(*, grace_s: float | None = None) -> list[int]:
+    """Fail every `queued` run whose start task never reached the broker (its publish failed, or the
+    process stopped between commit and publish) once the grace has passed. A run the broker took
+    (`enqueued_at` set) is never touched: it may rightly wait hours for free nodes."""
+    grace = settings.TRIAD_ENQUEUE_GRACE_S if grace_s is None else grace_s
+    cutoff = timezone.now() - dt.timedelta(seconds=grace)
+    # A resume queues an old run again and logs it: nothing logged within the grace means nothing has
+    # happened to the run lately, so its enqueue is not merely still under way.
+    recent = LogLine.objects.filter(run_id=OuterRef("pk"), time__gte=cutoff)
+    never = Q(status=RunStatus.QUEUED, enqueued_at__isnull=True, created_at__lt=cutoff) & ~Q(Exists(recent))
+    candidates = Run.objects.filter(never).values_list("pk", flat=True)
+    message = (
+        f"not started: never reached the task broker within {grace:.0f}s of being queued (the broker "
+        "was down, or the web process stopped before handing it over); resume it to try again"
+    )
+    reaped = []
+    for run_id in list(candidates):
+        with transaction.atomic():
+            if _transition(run_id, RunStatus.FAILED, message, when=never):
+                reaped.append(run_id)
+    return reaped
+
+
 def run_resume(*, run_id: int, user: User | None = None) -> LaunchResult | None:
     """Queue a lost, failed or cancelled run again under a fresh token. Its trainer resumes from the last
     checkpoint in the run's work dir and continues its step count, curves and event sequence."""
@@ -337,9 +389,7 @@ def run_resume(*, run_id: int, user: User | None = None) -> LaunchResult | None:
         queue = f"gpu.{run.pool}"
 
         def enqueue() -> None:
-            from workers.tasks import run_execute_task
-
-            run_execute_task.apply_async(args=[run_id, token], queue=queue)
+            _run_enqueue(run_id=run_id, token=token, queue=queue, again="resume it again")
 
         transaction.on_commit(enqueue)
     return LaunchResult(run=run, token=token)

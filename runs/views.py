@@ -55,6 +55,7 @@ def run_launch(request: AuthedHttpRequest) -> HttpResponse:
             request, "runs/run_launch.html#config", {"form": RunLaunchForm.yaml_from_fields(request.GET)}
         )
     form = RunLaunchForm(request.POST or None, initial=initial, teams=teams)
+    status = 200
     if request.method == "POST" and form.is_valid():
         try:
             result = services.run_launch(
@@ -65,11 +66,13 @@ def run_launch(request: AuthedHttpRequest) -> HttpResponse:
                 config=form.config(),
             )
         except services.RunLaunchError as exc:
-            form.add_launch_error(exc)
+            form.add_launch_error(exc)  # a broker that is down, too: the run is recorded as failed
+            if isinstance(exc, services.RunNotQueuedError):
+                status = 503
         else:
             messages.success(request, f"Run #{result.run.pk} queued.")
             return redirect("runs:detail", run_id=result.run.pk)
-    return render(request, "runs/run_launch.html", {"form": form, "presets": PRESETS_JSON})
+    return render(request, "runs/run_launch.html", {"form": form, "presets": PRESETS_JSON}, status=status)
 
 
 def run_detail(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
@@ -128,13 +131,16 @@ def run_compare(request: AuthedHttpRequest) -> HttpResponse:
 @require_POST
 def run_resume(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
     run = selectors.run_get_for_user(user=request.user, run_id=run_id, at_least=Role.MEMBER)
-    if services.run_resume(run_id=run.pk, user=request.user) is None:
-        messages.info(
-            request,
-            f"Run #{run.pk} is {run.get_status_display()}: only lost, failed or cancelled runs resume.",
-        )
-    else:
-        messages.success(request, f"Run #{run.pk} queued again; it continues from its last checkpoint.")
+    try:
+        if services.run_resume(run_id=run.pk, user=request.user) is None:
+            messages.info(
+                request,
+                f"Run #{run.pk} is {run.get_status_display()}: only lost, failed or cancelled runs resume.",
+            )
+        else:
+            messages.success(request, f"Run #{run.pk} queued again; it continues from its last checkpoint.")
+    except services.RunNotQueuedError as exc:  # the broker is down: the run is failed again, saying so
+        messages.error(request, str(exc))
     return redirect("runs:detail", run_id=run.pk)
 
 

@@ -40,6 +40,14 @@ def run_reap_lost_task() -> list[int]:
     return run_reap_lost()
 
 
+@shared_task(name="runs.reap_unenqueued", ignore_result=True, acks_late=True, expires=60)
+def run_reap_unenqueued_task() -> list[int]:
+    """Beat, on the control queue: queued runs that never reached the broker become `failed`. Idempotent."""
+    from runs.services import run_reap_unenqueued
+
+    return run_reap_unenqueued()
+
+
 @shared_task(name="nodes.register", ignore_result=True, acks_late=True)
 def node_register_task(info: dict[str, Any]) -> None:
     """Control queue: a GPU worker that started describes itself. Idempotent (an upsert)."""
@@ -115,6 +123,14 @@ def dataset_version_analyse_task(version_id: int) -> int:
     from datasets_app.services import dataset_version_analyse
 
     return dataset_version_analyse(version_id=version_id)
+
+
+@shared_task(name="datasets.reap_unenqueued", ignore_result=True, acks_late=True, expires=60)
+def dataset_version_reap_unenqueued_task() -> list[int]:
+    """Beat, on the control queue: versions whose verification never reached the broker say so. Idempotent."""
+    from datasets_app.services import dataset_version_reap_unenqueued
+
+    return dataset_version_reap_unenqueued()
 
 
 # --- spend ---

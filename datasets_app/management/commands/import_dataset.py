@@ -42,3 +42,5 @@ class Command(BaseCommand):
         version = outcome.version
         verb = "imported" if outcome.created else "identical content already imported as"
         self.stdout.write(f"{verb} {version} ({version.problem_count} problems, sha256 {version.short_hash})")
+        if outcome.created and version.verify_error:  # kept, but nothing will verify it until queued again
+            raise CommandError(f'{version}: {version.verify_error} (the "Verify again" button on its page)')
