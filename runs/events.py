@@ -1,6 +1,7 @@
 """Validation of ingest API payloads: typed events out, or an error naming the event and the field."""
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,8 +54,7 @@ class Batch:
     received: int
 
 
-def _is_surrogate(char: str) -> bool:
-    return "\ud800" <= char <= "\udfff"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _string_problem(text: str) -> str | None:
@@ -62,15 +62,24 @@ def _string_problem(text: str) -> str | None:
     which json.loads turns into a str that no UTF-8 encoder accepts; text columns refuse NUL."""
     if "\x00" in text:
         return "contains a NUL byte"
-    if text.isascii():
+    if text.isascii() or (bad := _SURROGATE.search(text)) is None:
         return None
-    bad = next((c for c in text if _is_surrogate(c)), None)
-    return None if bad is None else f"contains a lone surrogate (U+{ord(bad):04X})"
+    return f"contains a lone surrogate (U+{ord(bad.group()):04X})"
 
 
 def _printable(text: str) -> str:
     """The text with NUL and surrogates escaped, so that an error can name a bad object key safely."""
-    return "".join(f"\\u{ord(c):04x}" if c == "\x00" or _is_surrogate(c) else c for c in text)
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text.replace("\x00", "\\u0000"))
+
+
+def _field_name(path: tuple[str | int, ...]) -> str:
+    name = ""
+    for part in path:
+        if isinstance(part, int):
+            name += f"[{part}]"
+        else:
+            name += f".{_printable(part)}" if name else _printable(part)
+    return name
 
 
 def _bad_string(raw: dict[str, Any]) -> tuple[str, str] | None:
@@ -78,24 +87,26 @@ def _bad_string(raw: dict[str, Any]) -> tuple[str, str] | None:
 
     Every string is checked, those of fields the parsers ignore too: nothing that reaches the services
     may fail to encode. A walk with a stack, not recursion: the parser accepts deeper nesting than
-    Python's recursion limit allows a recursive walk.
+    Python's recursion limit allows a recursive walk. Paths are spelt only for the error.
     """
-    stack: list[tuple[str, Any]] = [("", raw)]
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), raw)]
     while stack:
         path, value = stack.pop()
         if isinstance(value, str):
             if (problem := _string_problem(value)) is not None:
-                return path, problem
+                return _field_name(path), problem
         elif isinstance(value, dict):
             for key, item in value.items():
-                name = _printable(key)
                 if (problem := _string_problem(key)) is not None:
                     # A bad key is named by the object holding it (the bad key itself, escaped, at the
-                    # top level): a metric name is reported as "values".
-                    return (path or name), f"the name {name[:60]!r} {problem}"
-                stack.append((f"{path}.{name}" if path else name, item))
+                    # top level): a bad metric name is reported as "values".
+                    name = _printable(key)
+                    return (_field_name(path) or name), f'the name "{name[:60]}" {problem}'
+                if isinstance(item, str | dict | list):
+                    stack.append(((*path, key), item))
         elif isinstance(value, list):
-            stack.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
+            nested = (item for item in enumerate(value) if isinstance(item[1], str | dict | list))
+            stack.extend(((*path, i), item) for i, item in nested)
     return None
 
 
