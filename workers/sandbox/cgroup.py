@@ -24,6 +24,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,10 +162,12 @@ class SlotCgroup:
                 Path(state).write_text("THAWED")
 
     def cap_memory(self, mb: int) -> None:
-        """v2 with the memory controller: cap the slot's memory (all its processes, its /tmp)."""
+        """v2 with the memory controller: cap the slot's memory (all its processes, its /tmp).
+        Best effort: RLIMIT_AS bounds each process anyway, and the pids cap their number."""
         if self.version == 2 and self._memory_mb != mb:
-            self._set("memory.max", str(mb << 20))
-            self._memory_mb = mb
+            with contextlib.suppress(OSError):
+                self._set("memory.max", str(mb << 20))
+                self._memory_mb = mb
 
     def remove(self) -> None:
         """Empty it, close our descriptors and remove the directories."""
@@ -178,10 +181,10 @@ class SlotCgroup:
                 os.rmdir(d)
 
 
-def _wait(done: object, until: float) -> bool:
+def _wait(done: Callable[[], bool], until: float) -> bool:
     pause = 0.0002
     while True:
-        if done():  # type: ignore[operator]
+        if done():
             return True
         if time.monotonic() >= until:
             return False
