@@ -77,6 +77,10 @@ def run_events(request: HttpRequest, run_id: int) -> JsonResponse:
         response["Retry-After"] = str(wait)
         return response
     result = services.run_ingest(run_id=auth, batch=batch)
+    if result.fenced:
+        return _error(
+            409, f"run {run_id} is lost: its attempt is fenced; resume it", desired_state=result.desired_state
+        )
     return JsonResponse(
         {"accepted": result.accepted, "duplicates": result.duplicates, "desired_state": result.desired_state}
     )
@@ -94,3 +98,38 @@ def run_spec(request: HttpRequest, run_id: int) -> JsonResponse:
             409, f"run {run_id} is {run.status}; there is nothing to start", desired_state=run.status
         )
     return JsonResponse(services.run_spec(run=run))
+
+
+CLAIM_MAX_CHARS = 200  # Run.claimed_by
+
+
+@csrf_exempt
+@login_not_required
+@require_POST
+def run_claim(request: HttpRequest, run_id: int) -> JsonResponse:
+    """`{"attempt": n, "claim": "<key>"}`: the launcher takes the run's attempt before starting anything;
+    200 if this key holds it, 409 (with the desired state) if another does or the run moved on."""
+    auth = _authenticate(request, run_id)
+    if isinstance(auth, JsonResponse):
+        return auth
+    try:
+        body = json.loads(request.body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return _error(400, "body: expected a JSON object", field="body")
+    attempt = body.get("attempt") if isinstance(body, dict) else None
+    claim = body.get("claim") if isinstance(body, dict) else None
+    if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
+        return _error(400, "attempt: expected an integer ≥ 1", field="attempt")
+    if not isinstance(claim, str) or not claim.strip() or len(claim) > CLAIM_MAX_CHARS:
+        return _error(
+            400, f"claim: expected a non-empty string of at most {CLAIM_MAX_CHARS} characters", field="claim"
+        )
+    result = services.run_claim(run_id=auth, attempt=attempt, claim=claim)
+    if not result.claimed:
+        return _error(
+            409,
+            f"run {run_id}: attempt {attempt} is not this launcher's to start "
+            f"(the run is {result.desired_state})",
+            desired_state=result.desired_state,
+        )
+    return JsonResponse({"claimed": True, "attempt": attempt, "desired_state": result.desired_state})

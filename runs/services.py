@@ -38,12 +38,14 @@ from runs.tokens import token_new
 RESUMABLE = (RunStatus.LOST, RunStatus.FAILED, RunStatus.CANCELLED)
 ALLOWED_FROM: dict[str, tuple[str, ...]] = {
     RunStatus.QUEUED: RESUMABLE,
+    # Taken by the launcher's claim of the attempt (`run_claim`), once per attempt.
     RunStatus.STARTING: (RunStatus.QUEUED,),
-    # A lost run whose node speaks again was only out of touch: it is running after all.
-    RunStatus.RUNNING: (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.LOST),
+    # Never from `lost`: a lost attempt is fenced (its events are refused, docs/runs.md); only Resume
+    # starts the run again, as a new attempt.
+    RunStatus.RUNNING: (RunStatus.QUEUED, RunStatus.STARTING),
     RunStatus.SUCCEEDED: (RunStatus.STARTING, RunStatus.RUNNING),
     RunStatus.FAILED: (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING, RunStatus.CANCELLING),
-    RunStatus.CANCELLED: (RunStatus.QUEUED, RunStatus.CANCELLING),
+    RunStatus.CANCELLED: (RunStatus.QUEUED, RunStatus.CANCELLING, RunStatus.LOST),
     RunStatus.BUDGET_STOPPED: (RunStatus.STARTING, RunStatus.RUNNING, RunStatus.CANCELLING),
     RunStatus.LOST: (RunStatus.STARTING, RunStatus.RUNNING, RunStatus.CANCELLING),
 }
@@ -117,6 +119,13 @@ class LaunchResult:
 class IngestResult:
     accepted: int
     duplicates: int
+    desired_state: str
+    fenced: bool = False  # the run is lost: nothing of the batch was accepted (answered 409)
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    claimed: bool  # this claim holds the attempt (now, or already: a retried request)
     desired_state: str
 
 
@@ -277,15 +286,19 @@ def _audit_run(run_id: int, action: AuditAction, user: User | None, before: str,
 
 
 def run_cancel(*, run_id: int, user: User | None = None) -> bool:
-    """Queued runs are cancelled at once; started ones go to `cancelling` until the launcher confirms.
-    Audited when it moves the run (`user` None: the system did it)."""
+    """Queued and lost runs are cancelled at once; started ones go to `cancelling` until the launcher
+    confirms. Audited when it moves the run (`user` None: the system did it)."""
     with transaction.atomic():
-        # Only a queued run is cancelled outright: `cancelling` → `cancelled` is the launcher's
+        # Only a queued or a lost run is cancelled outright (nothing of it runs that could still
+        # confirm: a lost attempt is fenced): `cancelling` → `cancelled` is the launcher's
         # confirmation, so a second click must not take that edge.
-        queued = Q(status=RunStatus.QUEUED)
-        if _transition(run_id, RunStatus.CANCELLED, "cancelled before it started", when=queued):
-            _audit_run(run_id, AuditAction.RUN_CANCEL, user, RunStatus.QUEUED, RunStatus.CANCELLED)
-            return True
+        for outright, message in (
+            (RunStatus.QUEUED, "cancelled before it started"),
+            (RunStatus.LOST, "cancelled while lost: its attempt is fenced and nothing of it is resumed"),
+        ):
+            if _transition(run_id, RunStatus.CANCELLED, message, when=Q(status=outright)):
+                _audit_run(run_id, AuditAction.RUN_CANCEL, user, outright, RunStatus.CANCELLED)
+                return True
         before = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
         moved = Run.objects.filter(pk=run_id, status__in=(RunStatus.STARTING, RunStatus.RUNNING)).update(
             status=RunStatus.CANCELLING
@@ -377,12 +390,22 @@ def run_reap_unenqueued(*, grace_s: float | None = None) -> list[int]:
 
 
 def run_resume(*, run_id: int, user: User | None = None) -> LaunchResult | None:
-    """Queue a lost, failed or cancelled run again under a fresh token. Its trainer resumes from the last
-    checkpoint in the run's work dir and continues its step count, curves and event sequence."""
+    """Queue a lost, failed or cancelled run again as a new attempt (attempt + 1, unclaimed) under a fresh
+    token. Its trainer resumes from the newest checkpoint of the earlier attempts and continues its step
+    count, curves and event sequence."""
     token, hashed = token_new()
     with transaction.atomic():
         before = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
-        if not _transition(run_id, RunStatus.QUEUED, "resumed", token_hash=hashed, last_heartbeat_at=None):
+        # The old attempt's token stops working here: a launcher of it still alive gets 401s and stops.
+        if not _transition(
+            run_id,
+            RunStatus.QUEUED,
+            "resumed",
+            token_hash=hashed,
+            last_heartbeat_at=None,
+            attempt=F("attempt") + 1,
+            claimed_by="",
+        ):
             return None
         _audit_run(run_id, AuditAction.RUN_RESUME, user, str(before), RunStatus.QUEUED)
         run = Run.objects.get(pk=run_id)
@@ -395,6 +418,24 @@ def run_resume(*, run_id: int, user: User | None = None) -> LaunchResult | None:
     return LaunchResult(run=run, token=token)
 
 
+def run_claim(*, run_id: int, attempt: int, claim: str) -> ClaimResult:
+    """A launcher takes the run's current attempt (`queued` → `starting`) before it starts anything.
+    Exactly one claim key wins an attempt; the same key again is accepted (a request retried after its
+    answer was lost), any other is refused: a redelivered start task must not start a second trainer."""
+    with transaction.atomic():
+        unclaimed = Q(attempt=attempt, claimed_by="")
+        if _transition(
+            run_id,
+            RunStatus.STARTING,
+            f"attempt {attempt} claimed by {claim}",
+            when=unclaimed,
+            claimed_by=claim,
+        ):
+            return ClaimResult(claimed=True, desired_state=RunStatus.STARTING)
+        status, held_by, current = Run.objects.values_list("status", "claimed_by", "attempt").get(pk=run_id)
+    return ClaimResult(claimed=current == attempt and held_by == claim, desired_state=status)
+
+
 def _when(epoch: float, default: dt.datetime) -> dt.datetime:
     if epoch <= 0:
         return default
@@ -402,12 +443,16 @@ def _when(epoch: float, default: dt.datetime) -> dt.datetime:
 
 
 def run_ingest(*, run_id: int, batch: Batch) -> IngestResult:
-    """Persist a batch of events exactly once per (run, source, seq), then broadcast what was new."""
+    """Persist a batch of events exactly once per (run, source, seq), then broadcast what was new. A lost
+    run's batch is refused whole (`fenced`): a heartbeat, a status or a final `succeeded` from an attempt
+    the control plane gave up on never moves the run, nor bills it; only Resume starts it again."""
     now = timezone.now()
     with transaction.atomic():
         # One writer per run at a time (the run's row lock), the heartbeat and the seen-seq check, in one
         # round trip: the events whose (run, source, seq) was already claimed are the repeats.
         status, claimed = _events_claim(run_id=run_id, source=batch.source, events=batch.events, now=now)
+        if status == RunStatus.LOST:
+            return IngestResult(accepted=0, duplicates=0, desired_state=status, fenced=True)
         fresh = [e for e in batch.events if e.seq in claimed]
         payload = _store_events(run_id, batch.source, fresh, now)
         statuses = [e.data for e in fresh if e.type == "status"]
@@ -421,14 +466,17 @@ def run_ingest(*, run_id: int, batch: Batch) -> IngestResult:
 
 # Locks the run's row, records the heartbeat and the furthest new metric step, and inserts the batch's
 # idempotency keys; answers the run's status and the seqs that were new. ORDER BY seq: concurrent
-# batches claim overlapping keys in the same order.
+# batches claim overlapping keys in the same order. A lost run (fenced) gets none of it: no key, no
+# heartbeat, only its status.
 _CLAIM_SQL = """
 WITH run AS (
-    SELECT id FROM runs_run WHERE id = %(run_id)s FOR UPDATE
+    SELECT id, status FROM runs_run WHERE id = %(run_id)s FOR UPDATE
+), unfenced AS (
+    SELECT id FROM run WHERE status <> %(fenced)s
 ), fresh AS (
     INSERT INTO runs_ingestedevent (run_id, source, seq, type, received_at)
-    SELECT run.id, %(source)s, b.seq, b.type, %(now)s
-    FROM run, unnest(%(seqs)s::bigint[], %(types)s::varchar[]) AS b(seq, type)
+    SELECT unfenced.id, %(source)s, b.seq, b.type, %(now)s
+    FROM unfenced, unnest(%(seqs)s::bigint[], %(types)s::varchar[]) AS b(seq, type)
     ORDER BY b.seq
     ON CONFLICT (run_id, source, seq) DO NOTHING
     RETURNING seq
@@ -441,10 +489,9 @@ WITH run AS (
              WHERE m.seq IN (SELECT seq FROM fresh)),
             last_step
         )
-    WHERE id = (SELECT id FROM run)
-    RETURNING status
+    WHERE id = (SELECT id FROM unfenced)
 )
-SELECT (SELECT status FROM beat), ARRAY(SELECT seq FROM fresh)
+SELECT (SELECT status FROM run), ARRAY(SELECT seq FROM fresh)
 """
 
 
@@ -453,6 +500,7 @@ def _events_claim(*, run_id: int, source: str, events: list[Event], now: dt.date
     if connection.vendor == "postgresql":
         params: dict[str, Any] = {
             "run_id": run_id,
+            "fenced": RunStatus.LOST.value,
             "source": source,
             "now": now,
             "seqs": [e.seq for e in events],
@@ -467,6 +515,8 @@ def _events_claim(*, run_id: int, source: str, events: list[Event], now: dt.date
             raise Run.DoesNotExist(f"run {run_id}: no such run")
         return status, set(fresh)
     status = Run.objects.select_for_update().values_list("status", flat=True).get(pk=run_id)
+    if status == RunStatus.LOST:
+        return status, set()
     seqs = [e.seq for e in events]
     seen = set(
         IngestedEvent.objects.filter(run_id=run_id, source=source, seq__in=seqs).values_list("seq", flat=True)
@@ -542,6 +592,7 @@ def run_spec(*, run: Run) -> dict[str, Any]:
     ]
     return {
         "run_id": run.pk,
+        "attempt": run.attempt,  # what the launcher claims (`run_claim`) before it starts anything
         "name": run.name,
         "control_url": settings.TRIAD_CONTROL_URL,
         "dataset": {

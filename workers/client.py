@@ -28,7 +28,9 @@ from typing import Any
 
 MAX_TEXT_CHARS = 64 * 1024
 MAX_BACKOFF_S = 30.0
-STOP_STATES = frozenset({"cancelling", "budget_stopped"})
+# Desired states on which the trainer checkpoints and stops and the launcher stops its process group.
+# `lost`: the control plane gave up on this attempt and fences it; only a new attempt (Resume) goes on.
+STOP_STATES = frozenset({"cancelling", "budget_stopped", "lost"})
 
 
 class IngestError(Exception):
@@ -37,6 +39,14 @@ class IngestError(Exception):
 
 class IngestAuthError(IngestError):
     """401 or 404: the token is wrong or the run does not exist. Not retried."""
+
+
+class IngestRefused(IngestError):
+    """409: the run is not this caller's to start (it ended, or another launcher holds its attempt)."""
+
+    def __init__(self, message: str, *, desired_state: str) -> None:
+        super().__init__(message)
+        self.desired_state = desired_state
 
 
 class IngestUnavailable(IngestError):
@@ -136,9 +146,45 @@ def fetch_spec(control_url: str, run_id: int, token: str, timeout_s: float = 10.
             continue
         if status in (401, 403, 404):
             raise IngestAuthError(f"GET {url}: HTTP {status}: {answer.get('error', '')}")
+        if status == 409:
+            raise IngestRefused(f"GET {url}: {answer.get('error', '')}", desired_state=_state(answer))
         if status != 200:
             raise IngestError(f"GET {url}: HTTP {status}: {answer}")
         return answer
+    assert last is not None
+    raise last
+
+
+def _state(answer: dict[str, Any]) -> str:
+    state = answer.get("desired_state")
+    return state if isinstance(state, str) else ""
+
+
+def claim_run(
+    control_url: str, run_id: int, token: str, attempt: int, key: str, timeout_s: float = 10.0
+) -> str:
+    """Claim the run's attempt for this launcher (POST .../claim); returns the run's desired state.
+
+    Raises IngestRefused when another claim holds the attempt or the run moved on (a redelivered start
+    task, a cancel): the caller then starts nothing. Transient failures are retried with the same key,
+    which the control plane accepts again, and in the end raise IngestUnavailable."""
+    url = f"{control_url.rstrip('/')}/api/v1/runs/{run_id}/claim"
+    body = json.dumps({"attempt": attempt, "claim": key}).encode("utf-8")
+    last: IngestUnavailable | None = None
+    for retry in range(4):
+        try:
+            status, answer = _request(url, token, body=body, timeout_s=timeout_s)
+        except IngestUnavailable as exc:
+            last = exc
+            time.sleep(max(exc.retry_after_s, min(MAX_BACKOFF_S, 0.5 * 2**retry)))
+            continue
+        if status in (401, 403, 404):
+            raise IngestAuthError(f"POST {url}: HTTP {status}: {answer.get('error', '')}")
+        if status == 409:
+            raise IngestRefused(f"POST {url}: {answer.get('error', '')}", desired_state=_state(answer))
+        if status != 200:
+            raise IngestError(f"POST {url}: HTTP {status}: {answer}")
+        return _state(answer)
     assert last is not None
     raise last
 
@@ -307,6 +353,10 @@ class IngestClient:
                 return
             if status in (401, 403, 404):
                 raise IngestAuthError(f"POST {self.url}: HTTP {status}: {answer.get('error', '')}")
+            if status == 409 and _state(answer):
+                # The run is fenced (lost): nothing will ever be accepted. Keep the command it carries
+                # (a stop) and drop the batch below.
+                self.desired_state = _state(answer)
             if status == 413:
                 limit = answer.get("max_events")
                 if isinstance(limit, int) and not isinstance(limit, bool) and 0 < limit < len(batch):

@@ -2,9 +2,10 @@
 
 The launcher fetches the run spec, writes it to ``workdir/spec.json``, starts ``deepspeed`` in a new
 session (so the whole process tree can be signalled as one group), heartbeats through the ingest API
-and obeys the desired state carried on every answer: on ``cancelling`` / ``budget_stopped`` it sends
-SIGTERM to the group (the trainer checkpoints and exits), waits ``kill_grace_s`` and SIGKILLs whatever
-is left. It posts the final status itself.
+and obeys the desired state carried on every answer: on ``cancelling`` / ``budget_stopped`` / ``lost`` it
+sends SIGTERM to the group (the trainer checkpoints and exits), waits ``kill_grace_s`` and SIGKILLs
+whatever is left. It posts the final status itself (none over ``lost``). Before starting anything it
+claims the run's attempt: a second launcher for the same attempt (a redelivered task) starts nothing.
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ import argparse
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
-from workers.client import STOP_STATES, IngestClient, fetch_spec
+from workers.client import STOP_STATES, IngestClient, IngestError, IngestRefused, claim_run, fetch_spec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -111,6 +114,29 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+def _stop_group(proc: subprocess.Popen[bytes], pgid: int, kill_grace_s: float) -> None:
+    """SIGTERM the group, wait up to kill_grace_s, SIGKILL what is left; reap the leader meanwhile (a
+    zombie leader would keep the group "alive")."""
+    proc.poll()
+    if not _group_alive(pgid):
+        return
+    _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + kill_grace_s
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        proc.poll()
+        time.sleep(0.1)
+    _signal_group(pgid, signal.SIGKILL)
+    while _group_alive(pgid) and time.monotonic() < deadline + 5:
+        proc.poll()
+        time.sleep(0.05)
+
+
+def claim_key() -> str:
+    """This launcher's claim on an attempt: random (a redelivered task has the same task id), plus the
+    host for whoever reads `Run.claimed_by`."""
+    return f"{secrets.token_hex(8)}@{socket.gethostname()}"[:200]
+
+
 def run_supervised(
     *,
     run_id: int,
@@ -120,23 +146,50 @@ def run_supervised(
     heartbeat_s: float = 2.0,
     kill_grace_s: float = 10.0,
     deepspeed_bin: str | None = None,
+    on_claimed: Callable[[], None] | None = None,
 ) -> str:
-    """Run one training job to completion; returns the final status it reported."""
+    """Run one training job to completion; returns the final status it reported, the stop state it
+    obeyed (`lost`: nothing reported), or "refused" when the attempt was not this launcher's to start.
+
+    Nothing is started, and nothing that changes the run is reported, before the claim of the spec's
+    attempt has been accepted. `on_claimed` runs right after it (the worker records its node there)."""
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    client = IngestClient(control_url, run_id, token, source="launcher", spool_dir=workdir / "spool-launcher")
     try:
         spec = fetch_spec(control_url, run_id, token)
+        attempt = int(spec.get("attempt", 1))
+        state: str | None = claim_run(control_url, run_id, token, attempt, key := claim_key())
+    except IngestRefused as exc:
+        # The run ended, or another launcher holds this attempt (a redelivered task): leave it alone,
+        # and its work dir too (it may be that launcher's, on this very node).
+        print(f"launcher: run {run_id} not started: {exc}", file=sys.stderr)
+        return "refused"
+    if on_claimed is not None:
+        try:
+            on_claimed()
+        except Exception as exc:  # bookkeeping only: the attempt is ours, run it
+            print(f"launcher: on_claimed failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+    client = IngestClient(control_url, run_id, token, source="launcher", spool_dir=workdir / "spool-launcher")
+    proc: subprocess.Popen[bytes] | None = None
+    port = 0
+    failing = False
+    try:
         spec.setdefault("control_url", control_url)
         spec_path = workdir / "spec.json"
         spec_path.write_text(json.dumps(spec, indent=1))
         port = free_port()
         cmd = deepspeed_command(spec, spec_path, deepspeed_bin=deepspeed_bin, port=port)
-        client.status("starting", " ".join(cmd))
-        client.flush()
+        client.log(f"launcher: attempt {attempt} claimed by {key}; starting {' '.join(cmd)}")
+        # A cancel (or a loss) may have landed after the claim: ask once more before starting anything.
+        client.heartbeat()
+        state = client.flush() or state
+        if state in STOP_STATES:
+            return _report_stop(client, state, "before the trainer started")
 
         env = dict(os.environ)
         env["TRIAD_RUN_TOKEN"] = token
+        env["TRIAD_RUN_ATTEMPT"] = str(attempt)  # the trainer's checkpoint dir (workers/trainer/loop.py)
         env.setdefault("DS_ACCELERATOR", "gpu" if _spec_gpu(spec) else "cpu")
         if env["DS_ACCELERATOR"] == "gpu":
             del env["DS_ACCELERATOR"]  # let DeepSpeed auto-detect cuda
@@ -156,7 +209,7 @@ def run_supervised(
         pgid = proc.pid  # new session: the leader's pid is the group id
         stop_state: str | None = None
         killed_at: float | None = None
-        next_beat = 0.0
+        next_beat = 0.0  # the first heartbeat right after the start: a stop is obeyed at once
         while True:
             rc = proc.poll()
             if rc is not None:
@@ -175,20 +228,11 @@ def run_supervised(
                 _signal_group(pgid, signal.SIGKILL)
             time.sleep(min(0.2, heartbeat_s))
         # The leader is gone; make sure nothing of its group outlives it.
-        if _group_alive(pgid):
-            _signal_group(pgid, signal.SIGTERM)
-            deadline = time.monotonic() + kill_grace_s
-            while _group_alive(pgid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            _signal_group(pgid, signal.SIGKILL)
-            while _group_alive(pgid) and time.monotonic() < deadline + 5:
-                time.sleep(0.05)
-        remove_shm_buffers(port)
+        _stop_group(proc, pgid, kill_grace_s)
 
         if stop_state is not None:
-            final = "cancelled" if stop_state == "cancelling" else "budget_stopped"
-            client.status(final, f"stopped on desired_state={stop_state}; trainer exit code {rc}")
-        elif rc == 0:
+            return _report_stop(client, stop_state, f"trainer exit code {rc}")
+        if rc == 0:
             final = "succeeded"
             client.status(final, "trainer exited 0")
         else:
@@ -196,10 +240,35 @@ def run_supervised(
             client.status(final, f"trainer exit code {rc}\n{_tail(log_path)}")
         return final
     except Exception as exc:
+        failing = True
         client.status("failed", f"launcher error: {type(exc).__name__}: {exc}")
         raise
+    except BaseException:  # KeyboardInterrupt, SystemExit (a worker's shutdown): the group goes too
+        failing = True
+        raise
     finally:
-        client.close()
+        # Every way out, a raise included (a rotated token's 401, a time limit), takes the trainer
+        # with it: nothing it started trains on unsupervised.
+        if proc is not None:
+            _stop_group(proc, proc.pid, kill_grace_s)
+        if port:
+            remove_shm_buffers(port)
+        try:
+            client.close()
+        except IngestError as exc:
+            if not failing:  # else the error already on its way out says more
+                raise
+            print(f"launcher: final events not delivered: {exc}", file=sys.stderr)
+
+
+def _report_stop(client: IngestClient, state: str, detail: str) -> str:
+    """The status that confirms a stop, posted; `lost` posts nothing (the attempt is fenced)."""
+    if state == "lost":
+        client.log(f"launcher: stopped: the control plane marked this attempt lost; {detail}", "warning")
+        return "lost"
+    final = "cancelled" if state == "cancelling" else "budget_stopped"
+    client.status(final, f"stopped on desired_state={state}; {detail}")
+    return final
 
 
 def _spec_gpu(spec: dict[str, object]) -> bool:

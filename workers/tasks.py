@@ -15,11 +15,21 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="runs.execute", bind=True, acks_late=False, ignore_result=True)
 def run_execute_task(self: Any, run_id: int, token: str) -> str:
-    """Runs on a `gpu.<pool>` worker: fetch the spec, start `deepspeed`, supervise until the run ends."""
+    """Runs on a `gpu.<pool>` worker: fetch the spec, claim the run's attempt, start `deepspeed`, supervise
+    until the run ends.
+
+    acks_late=False: the message is acknowledged when the task starts, because a run is hours long and
+    a broker redelivers a message left unacknowledged that long (Redis's visibility timeout, RabbitMQ's
+    consumer timeout). A redelivery may still happen (a worker lost before its ack reached the broker);
+    the claim makes it harmless: its launcher is refused and returns "refused" without starting anything
+    (docs/runs.md, "Attempts")."""
     from workers.launcher import run_supervised
 
-    if self.request.hostname:  # tell the control plane which node took the run
-        run_node_assign_task.delay(run_id, self.request.hostname)
+    hostname = self.request.hostname
+
+    def node_assign() -> None:  # only the launcher that holds the attempt says which node took the run
+        if hostname:
+            run_node_assign_task.delay(run_id, hostname)
 
     workdir = Path(settings.TRIAD_RUNS_DIR) / str(run_id)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -29,6 +39,7 @@ def run_execute_task(self: Any, run_id: int, token: str) -> str:
         control_url=settings.TRIAD_CONTROL_URL,
         workdir=workdir,
         heartbeat_s=settings.TRIAD_HEARTBEAT_S,
+        on_claimed=node_assign,
     )
 
 

@@ -78,13 +78,14 @@ def test_reaping_twice_changes_nothing_more():
     assert run_reap_lost(timeout_s=60) == []
 
 
-def test_a_lost_run_that_speaks_again_is_running():
+def test_a_lost_run_that_speaks_again_stays_lost():
+    """Fenced (docs/runs.md): only Resume starts it again; tests/runs/test_lost_fencing.py has the rest."""
     from runs.events import Batch, Event
     from runs.services import run_ingest
 
     run = RunFactory(status=RunStatus.LOST)
 
-    run_ingest(
+    result = run_ingest(
         run_id=run.pk,
         batch=Batch(
             source="trainer",
@@ -94,7 +95,8 @@ def test_a_lost_run_that_speaks_again_is_running():
     )
 
     run.refresh_from_db()
-    assert run.status == RunStatus.RUNNING
+    assert run.status == RunStatus.LOST
+    assert (result.fenced, result.accepted, result.desired_state) == (True, 0, "lost")
 
 
 def test_resume_queues_a_lost_run_under_a_new_token(django_capture_on_commit_callbacks):

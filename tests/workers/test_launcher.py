@@ -96,7 +96,7 @@ def test_deepspeed_command_runs_the_trainer_module_on_procs_per_node_ranks(tmp_p
     assert "secret-token" not in " ".join(cmd)
 
 
-def test_a_run_reports_starting_running_metrics_generations_and_succeeded(control, tmp_path: Path):
+def test_a_run_claims_its_attempt_reports_running_metrics_generations_and_succeeded(control, tmp_path: Path):
     control.spec = _spec(control.url, steps=2)
 
     shm_before = set(Path("/dev/shm").glob("deepspeed_allreduce_buffer_*"))
@@ -111,7 +111,8 @@ def test_a_run_reports_starting_running_metrics_generations_and_succeeded(contro
 
     assert final == "succeeded", (tmp_path / "train.log").read_text()[-3000:]
     statuses = [(e["source"], e["status"]) for e in control.of_type("status")]
-    assert statuses == [("launcher", "starting"), ("trainer", "running"), ("launcher", "succeeded")]
+    assert statuses == [("trainer", "running"), ("launcher", "succeeded")]  # the claim took `starting`
+    assert list(control.claims) == [1]
     metrics = control.of_type("metric", "trainer")
     assert [m["step"] for m in metrics] == [0, 1]
     for m in metrics:
@@ -127,7 +128,7 @@ def test_a_run_reports_starting_running_metrics_generations_and_succeeded(contro
     # DeepSpeed's CPU all-reduce buffers (tens of MB of /dev/shm each) do not outlive the run.
     assert set(Path("/dev/shm").glob("deepspeed_allreduce_buffer_*")) <= shm_before
     assert "secret-token" not in (tmp_path / "train.log").read_text()
-    assert (tmp_path / "checkpoints" / "latest").exists()
+    assert (tmp_path / "checkpoints" / "attempt-1" / "latest").exists()
 
 
 def test_cancel_checkpoints_and_leaves_no_process_behind(control, tmp_path: Path):
@@ -146,9 +147,9 @@ def test_cancel_checkpoints_and_leaves_no_process_behind(control, tmp_path: Path
     )
 
     assert final == "cancelled"
-    assert (tmp_path / "checkpoints" / "latest").exists()
+    assert (tmp_path / "checkpoints" / "attempt-1" / "latest").exists()
     assert processes_mentioning(str(tmp_path / "spec.json")) == []
-    assert [e["status"] for e in control.of_type("status", "launcher")] == ["starting", "cancelled"]
+    assert [e["status"] for e in control.of_type("status", "launcher")] == ["cancelled"]
     assert len(control.of_type("metric", "trainer")) < 200
     assert any("stopping after step" in e["message"] for e in control.of_type("log", "trainer"))
 

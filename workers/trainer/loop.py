@@ -43,6 +43,33 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     SIGTERM_RECEIVED.set()
 
 
+def run_attempt() -> int:
+    """The attempt this trainer belongs to (TRIAD_RUN_ATTEMPT, set by the launcher; 1 when unset)."""
+    raw = os.environ.get("TRIAD_RUN_ATTEMPT", "") or "1"
+    try:
+        attempt = int(raw)
+    except ValueError:
+        raise ValueError(f"TRIAD_RUN_ATTEMPT: expected an integer >= 1, got {raw!r}") from None
+    if attempt < 1:
+        raise ValueError(f"TRIAD_RUN_ATTEMPT: expected an integer >= 1, got {raw!r}")
+    return attempt
+
+
+def checkpoint_dirs(root: Path, attempt: int) -> tuple[Path, Path | None]:
+    """Where this attempt writes its checkpoints, and where it resumes from (None: from scratch).
+
+    Each attempt writes only `root/attempt-<n>`, so two attempts — a fenced one whose trainer has not
+    stopped yet and the one that resumed the run — never write the same files. It resumes from its own
+    newest checkpoint if it has one, else from that of the latest earlier attempt that saved one (read
+    only), else from a checkpoint of the layout before attempts (`root/latest`)."""
+    own = root / f"attempt-{attempt}"
+    for earlier in range(attempt, 0, -1):
+        candidate = root / f"attempt-{earlier}"
+        if (candidate / "latest").is_file():
+            return own, candidate
+    return own, root if (root / "latest").is_file() else None
+
+
 # --------------------------------------------------------------------------- small helpers
 def select_problems(n_problems: int, prompts_per_step: int, step: int, seed: int) -> list[int]:
     """Deterministic per (seed, step): distinct problems while there are enough, then with repeats."""
@@ -286,7 +313,7 @@ class Trainer:
 
         self.spec = spec
         self.workdir = spec_path.resolve().parent
-        self.ckpt_dir = self.workdir / "checkpoints"
+        self.ckpt_dir, self.resume_dir = checkpoint_dirs(self.workdir / "checkpoints", run_attempt())
         self.stop_reason = ""
         accel = get_accelerator()
         deepspeed.init_distributed(dist_backend=accel.communication_backend_name())
@@ -406,14 +433,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def maybe_resume(self) -> None:
-        if not (self.ckpt_dir / "latest").exists():
+        if self.resume_dir is None:
             return
-        path, client_state = self.engine.load_checkpoint(str(self.ckpt_dir))
+        # Read once: an earlier attempt still writing its directory may move its `latest` meanwhile.
+        tag = (self.resume_dir / "latest").read_text().strip()
+        path, client_state = self.engine.load_checkpoint(str(self.resume_dir), tag=tag)
         if path is not None and client_state:
             self.start_step = int(client_state.get("next_step", 0))
             self.log(f"resumed from {path} at step {self.start_step}")
-            tag = (self.ckpt_dir / "latest").read_text().strip()
-            if self.critic is not None and not self.critic.load(self.ckpt_dir / tag / "critic.pt"):
+            if self.critic is not None and not self.critic.load(self.resume_dir / tag / "critic.pt"):
                 self.log(f"no critic state in checkpoint {tag}: the critic starts afresh", "warning")
 
     def _reset_optimizer_state(self) -> None:

@@ -1,4 +1,4 @@
-"""A tiny in-test control plane: the spec GET and the events POST of the ingest API."""
+"""A tiny in-test control plane: the spec GET, the claim POST and the events POST of the ingest API."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ class FakeControl:
         self.events: list[dict[str, Any]] = []  # accepted, first delivery only, with "source" added
         self.posts: list[dict[str, Any]] = []  # every body received
         self.seen: set[tuple[str, int]] = set()
+        self.claims: dict[int, str] = {}  # attempt -> the claim key that holds it
         self.desired_state: Callable[[FakeControl], str] = lambda _c: "running"
         self.reject: Callable[[dict[str, Any]], str | None] = lambda _e: None  # -> field name to 400 on
         self.throttle: Callable[[FakeControl], bool] = lambda _c: False  # -> answer 429, write nothing
@@ -60,6 +61,17 @@ class FakeControl:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length))
                 if not self._authorised():
+                    return
+                if self.path.rstrip("/").endswith("/claim"):
+                    # As runs.services.run_claim: one key per attempt (the spec's), the same key again.
+                    with fake.lock:
+                        attempt, key = body["attempt"], body["claim"]
+                        state = fake.desired_state(fake)
+                        current = int(fake.spec.get("attempt", 1))
+                        if attempt == current and fake.claims.setdefault(attempt, key) == key:
+                            self._answer(200, {"claimed": True, "attempt": attempt, "desired_state": state})
+                        else:
+                            self._answer(409, {"error": "claimed by another", "desired_state": state})
                     return
                 if not self.path.rstrip("/").endswith("/events"):
                     self._answer(404, {"error": "not found"})

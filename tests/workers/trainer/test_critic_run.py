@@ -80,4 +80,4 @@ def test_a_run_with_the_critic_posts_its_metrics_every_step_and_skips_within_its
         assert executed == pytest.approx(1.0 - m["critic/skipped_frac"])  # skipped samples have no class
     generations = control.of_type("generation", "trainer")
     assert generations and all(g["error_class"] != "critic_skipped" for g in generations)
-    assert (tmp_path / "checkpoints" / "step6" / "critic.pt").exists()
+    assert (tmp_path / "checkpoints" / "attempt-1" / "step6" / "critic.pt").exists()

@@ -43,10 +43,16 @@ def test_a_cancelled_zero2_run_resumes_where_it_stopped(control, tmp_path: Path)
     first = [m["step"] for m in control.of_type("metric", "trainer")]
     first_seqs = {e["seq"] for e in control.events if e["source"] == "trainer"}
     assert first == list(range(len(first))) and 2 <= len(first) < 6
-    assert (tmp_path / "checkpoints" / "latest").read_text().strip() == f"step{len(first)}"
+    first_dir = tmp_path / "checkpoints" / "attempt-1"
+    assert (first_dir / "latest").read_text().strip() == f"step{len(first)}"
+    first_files = {p: p.stat().st_mtime_ns for p in first_dir.rglob("*")}
 
     control.desired_state = lambda c: "running"
+    control.spec = {**spec, "attempt": 2}  # what Resume does: a new attempt
     assert _launch(control, tmp_path) == "succeeded", (tmp_path / "train.log").read_text()[-3000:]
+    # The second attempt read the first one's checkpoint and wrote only its own directory.
+    assert {p: p.stat().st_mtime_ns for p in first_dir.rglob("*")} == first_files
+    assert (tmp_path / "checkpoints" / "attempt-2" / "latest").read_text().strip() == "step6"
 
     metrics = control.of_type("metric", "trainer")
     assert [m["step"] for m in metrics] == list(range(6))  # no step repeated, none missing
