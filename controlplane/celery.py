@@ -19,6 +19,18 @@ from django.conf import settings
 CONTROL = settings.TRIAD_CONTROL_QUEUE
 app = Celery("triad")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# Redis redelivers a message whose ack has not come within the visibility timeout. `runs.execute` acks
+# when it starts (acks_late=False), so only a start message taken by a worker that died before its ack is
+# redelivered, to another worker after this long, and a duplicate is refused by the run's claim
+# (docs/runs.md, "Attempts"). Not longer: a run would wait that long for a new node. Not
+# shorter than the longest acks_late task (sandbox batches and review matrices: 10 minutes), or those run
+# twice. Explicit, as the usual advice for long tasks (raise it to hours) is wrong here.
+REDIS_VISIBILITY_TIMEOUT_S = 3600
+if str(app.conf.broker_url).startswith(("redis://", "rediss://")):
+    app.conf.broker_transport_options = {
+        "visibility_timeout": REDIS_VISIBILITY_TIMEOUT_S,
+        **app.conf.broker_transport_options,
+    }
 app.conf.task_default_queue = CONTROL
 app.conf.task_queues = (Queue(CONTROL), Queue(settings.TRIAD_SANDBOX_QUEUE))  # type: ignore[no-untyped-call]
 app.conf.task_create_missing_queues = True
