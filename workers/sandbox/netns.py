@@ -4,9 +4,10 @@
 (deferred) tear-down of one costs about as much as a third of a Python start-up. As root we make
 one namespace per slot instead (loopback up, nothing else: no interface, no route) and start that
 slot's bwrap inside it, with no ``--unshare-net``. A slot runs one item at a time and every process
-of an item is dead before the next one starts, so no two items ever share a namespace at the same
-time and nothing of one is left for the next: sockets die with their processes, and changing the
-namespace's configuration needs ``CAP_NET_ADMIN``, which nothing in a sandbox holds.
+of an item is dead before the next one starts (the slot's cgroup enforces it: cgroup.py), so no
+two items ever share a namespace at the same time and nothing of one is left for the next: sockets
+die with their processes, and changing the namespace's configuration needs ``CAP_NET_ADMIN``,
+which nothing in a sandbox holds.
 
 Only the thread that spawns bwrap enters the namespace, for the duration of the spawn (``setns``
 on that thread, then back): the worker itself never leaves its own network namespace. The
