@@ -69,6 +69,17 @@ def test_cancel_on_a_lost_run_cancels_it_for_good_and_is_audited(user):
     assert run_cancel(run_id=run.pk, user=user) is False  # a second click changes nothing
 
 
+@pytest.mark.django_db
+def test_a_lost_runs_page_offers_cancel_and_it_ends_the_run(logged_in):
+    run = RunFactory(status=RunStatus.LOST)
+
+    page = logged_in.get(f"/runs/{run.pk}/").content.decode()
+    logged_in.post(f"/runs/{run.pk}/cancel/")
+
+    assert 'data-testid="cancel"' in page and 'data-testid="resume"' in page
+    assert Run.objects.get(pk=run.pk).status == RunStatus.CANCELLED
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_launcher_told_its_run_is_lost_stops_its_trainer_and_reports_nothing(live_server, tmp_path: Path):
     run = RunFactory()
