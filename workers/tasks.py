@@ -121,7 +121,6 @@ def problem_verify_chunk_task(self: Any, version_id: int, problem_ids: list[int]
         reason = f"the sandbox on {self.request.hostname or 'this worker'} refused to run code: {exc}"
     if undecided:
         if self.request.retries >= self.max_retries:
-            reason = "the sandbox failed on every attempt (sandbox_error)"
             return problem_verify_give_up(version_id=version_id, problem_ids=problem_ids, reason=reason)
         queue = (self.request.delivery_info or {}).get("routing_key")
         raise self.retry(countdown=5, queue=queue)
