@@ -405,6 +405,7 @@ def run_resume(*, run_id: int, user: User | None = None) -> LaunchResult | None:
             last_heartbeat_at=None,
             attempt=F("attempt") + 1,
             claimed_by="",
+            enqueued_at=None,  # the new attempt's start task has not reached the broker yet
         ):
             return None
         _audit_run(run_id, AuditAction.RUN_RESUME, user, str(before), RunStatus.QUEUED)

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from controlplane.celery import app
 from runs.models import LogLine, Run, RunStatus
-from runs.services import RunConfig, RunNotQueuedError, run_launch, run_reap_unenqueued
+from runs.services import RunConfig, RunNotQueuedError, run_launch, run_reap_unenqueued, run_resume
 from tests.factories import ProblemFactory, RunFactory
 
 FORM = {
@@ -145,3 +145,18 @@ def test_the_reaper_fails_only_queued_runs_that_never_reached_the_broker(setting
     never.refresh_from_db()
     assert never.status_message.startswith("not started: never reached the task broker within 120s")
     assert run_reap_unenqueued() == []  # a second pass is a no-op
+
+
+@pytest.mark.django_db
+def test_a_resume_that_never_reached_the_broker_is_reaped_like_a_launch(settings):
+    settings.TRIAD_ENQUEUE_GRACE_S = 120
+    run = _queued(age_s=3600, enqueued=True, status=RunStatus.LOST)
+
+    # the resume commits, and the process stops before it hands the start task over (no on_commit here)
+    assert run_resume(run_id=run.pk) is not None
+    run.refresh_from_db()
+    assert (run.status, run.attempt, run.enqueued_at) == (RunStatus.QUEUED, 2, None)
+    assert run_reap_unenqueued() == []  # the resume is recent: its enqueue may be under way
+    LogLine.objects.filter(run=run).update(time=timezone.now() - dt.timedelta(seconds=600))
+
+    assert run_reap_unenqueued() == [run.pk]
