@@ -9,7 +9,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from runs import services
-from runs.events import BatchTooLarge, EventError, parse_batch
+from runs.events import BatchTooLarge, EventError, parse_batch, string_problem
 from runs.models import TERMINAL_STATUSES, Run
 from runs.ratelimit import ingest_retry_after
 from runs.selectors import run_token_hash
@@ -114,7 +114,7 @@ def run_claim(request: HttpRequest, run_id: int) -> JsonResponse:
         return auth
     try:
         body = json.loads(request.body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return _error(400, "body: expected a JSON object", field="body")
     attempt = body.get("attempt") if isinstance(body, dict) else None
     claim = body.get("claim") if isinstance(body, dict) else None
@@ -124,6 +124,8 @@ def run_claim(request: HttpRequest, run_id: int) -> JsonResponse:
         return _error(
             400, f"claim: expected a non-empty string of at most {CLAIM_MAX_CHARS} characters", field="claim"
         )
+    if (problem := string_problem(claim)) is not None:
+        return _error(400, f"claim: {problem}", field="claim")
     result = services.run_claim(run_id=auth, attempt=attempt, claim=claim)
     if not result.claimed:
         return _error(

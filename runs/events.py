@@ -57,7 +57,7 @@ class Batch:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _string_problem(text: str) -> str | None:
+def string_problem(text: str) -> str | None:
     """Why PostgreSQL could not store this text, or None. JSON may spell a lone surrogate ("\\ud800"),
     which json.loads turns into a str that no UTF-8 encoder accepts; text columns refuse NUL."""
     if "\x00" in text:
@@ -93,11 +93,11 @@ def _bad_string(raw: dict[str, Any]) -> tuple[str, str] | None:
     while stack:
         path, value = stack.pop()
         if isinstance(value, str):
-            if (problem := _string_problem(value)) is not None:
+            if (problem := string_problem(value)) is not None:
                 return _field_name(path), problem
         elif isinstance(value, dict):
             for key, item in value.items():
-                if (problem := _string_problem(key)) is not None:
+                if (problem := string_problem(key)) is not None:
                     # A bad key is named by the object holding it (the bad key itself, escaped, at the
                     # top level): a bad metric name is reported as "values".
                     name = _printable(key)

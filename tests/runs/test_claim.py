@@ -64,7 +64,13 @@ def test_a_claim_for_another_attempt_or_a_cancelled_run_is_refused(client):
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("body", "field"),
-    [({"claim": "k"}, "attempt"), ({"attempt": True, "claim": "k"}, "attempt"), ({"attempt": 1}, "claim")],
+    [
+        ({"claim": "k"}, "attempt"),
+        ({"attempt": True, "claim": "k"}, "attempt"),
+        ({"attempt": 1}, "claim"),
+        ({"attempt": 1, "claim": "node\x00a"}, "claim"),
+        ({"attempt": 1, "claim": "node\ud800"}, "claim"),
+    ],
 )
 def test_a_malformed_claim_is_a_400_naming_the_field(client, body, field):
     run = RunFactory()
@@ -73,6 +79,20 @@ def test_a_malformed_claim_is_a_400_naming_the_field(client, body, field):
 
     assert response.status_code == 400 and response.json()["field"] == field
     assert Run.objects.get(pk=run.pk).status == RunStatus.QUEUED
+
+
+@pytest.mark.django_db
+def test_a_claim_nested_too_deeply_is_a_400_not_a_500(client):
+    run = RunFactory()
+
+    response = client.post(
+        f"/api/v1/runs/{run.pk}/claim",
+        data="[" * 100_000 + "]" * 100_000,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {TEST_TOKEN}"},
+    )
+
+    assert response.status_code == 400 and response.json()["field"] == "body"
 
 
 @pytest.mark.django_db
