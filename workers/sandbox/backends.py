@@ -11,6 +11,7 @@ streams, reading the verdict) live here too. See docs/sandbox.md.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import marshal
 import os
@@ -436,14 +437,16 @@ def _execute_in(
     start: float,
     cg: cgroup.SlotCgroup | None = None,
 ) -> Result:
-    fds = cg.fds if cg is not None else ()
+    fds = cg.judge_fds if cg is not None else ()
     if cg is not None:
         cg.cap_memory(slot_memory_mb(limits))
     stdin, nonce = item_stdin(item, limits, uid, RUNNER_CODE, ready, (), fds)
     r_fd, w_fd = os.pipe()
     try:
         try:
-            proc = spawn(sandbox_argv(backend, str(w_fd)), cwd, (w_fd, *fds), slot)
+            argv = sandbox_argv(backend, str(w_fd))
+            start_it = functools.partial(spawn, argv, cwd, (w_fd, *fds), slot)
+            proc = cg.run(start_it) if cg is not None else start_it()  # born in the slot's cgroup
         finally:
             os.close(w_fd)
         try:

@@ -164,6 +164,29 @@ def test_a_slot_cgroup_caps_the_number_of_tasks() -> None:
         made.remove()
 
 
+def test_on_v1_what_the_slot_starts_is_born_in_its_cgroup_and_emptying_it_spares_us() -> None:
+    # given a cold item's way of starting on v1: through the slot's own thread, which lives in the
+    # slot's pids cgroup (no process has to move in: a move costs milliseconds of fork and exit)
+    made = _v1()
+    try:
+        assert made.judge_fds == ()
+        detach = "import os, time\nif os.fork() == 0:\n    os.setsid()\ntime.sleep(60)\n"
+        proc = made.run(lambda: subprocess.Popen([sys.executable, "-c", detach], start_new_session=True))
+        deadline = time.monotonic() + 5
+        while len(made.pids()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # then it and its detached child are in the cgroup, and our own process is not counted
+        assert proc.pid in made.pids() and len(made.pids()) == 2
+        assert os.getpid() not in made.pids()
+        assert Path(made.dirs[0], "tasks").read_text().split() != []  # the slot thread
+        # when the cgroup is emptied, both die and we live on, the slot thread too
+        assert made.empty()
+        assert proc.wait(timeout=5) == -9 and not made.pids()
+        assert made.run(lambda: os.getpid()) == os.getpid()
+    finally:
+        made.remove()
+
+
 def test_an_item_on_the_v2_layout_joins_its_cgroup_and_leaves_nothing() -> None:
     # the whole path on cgroup v2: a bwrap judge (in a cgroup namespace of its own) joins the slot
     # cgroup through the passed descriptor; its detached child is killed through cgroup.kill
