@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Prefetch, QuerySet
+from django.contrib.auth.models import User
+from django.db.models import Prefetch
 from django.utils import timezone
 
+from controlplane.accounts.selectors import team_ids_for
 from runs.models import ACTIVE_STATUSES, Node, Run
 
 
@@ -65,6 +67,24 @@ def node_is_healthy(node: Node, *, now: dt.datetime | None = None) -> bool:
     return silence <= 3 * settings.TRIAD_NODE_HEARTBEAT_S
 
 
-def node_list() -> QuerySet[Node]:
-    active = Run.objects.filter(status__in=ACTIVE_STATUSES).order_by("-pk")
-    return Node.objects.prefetch_related(Prefetch("runs", queryset=active, to_attr="active_runs"))
+@dataclass(frozen=True)
+class NodeRow:
+    node: Node
+    healthy: bool
+    runs: list[Run]  # the active runs on it that the user may see
+    busy_elsewhere: int  # active runs of other teams: the node is busy, but they are not named
+
+
+def node_list(*, user: User) -> list[NodeRow]:
+    """Every node (nodes are shared by all teams) with what runs on it. Another team's run does not exist
+    for the user (docs/teams.md): it only makes the node show as busy, without its id or name."""
+    active = Run.objects.filter(status__in=ACTIVE_STATUSES).only("pk", "name", "team_id", "node_id")
+    nodes = Node.objects.prefetch_related(
+        Prefetch("runs", queryset=active.order_by("-pk"), to_attr="active_runs")
+    )
+    team_ids = team_ids_for(user=user)  # None: every team (a superuser)
+    rows = []
+    for node in nodes:
+        mine = [run for run in node.active_runs if team_ids is None or run.team_id in team_ids]
+        rows.append(NodeRow(node, node_is_healthy(node), mine, len(node.active_runs) - len(mine)))
+    return rows

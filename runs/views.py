@@ -153,5 +153,4 @@ def run_cancel(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
 
 
 def node_list(request: AuthedHttpRequest) -> HttpResponse:
-    nodes = [(node, nodes_service.node_is_healthy(node)) for node in nodes_service.node_list()]
-    return render(request, "runs/node_list.html", {"nodes": nodes})
+    return render(request, "runs/node_list.html", {"nodes": nodes_service.node_list(user=request.user)})
