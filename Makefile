@@ -28,13 +28,13 @@ services:
 	@bash .ci/services.sh
 
 demo: install system-packages
-	$(BIN)/python manage.py demo
+	TRIAD_DEV=true $(BIN)/python manage.py demo
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	$(BIN)/mypy controlplane runs datasets_app workers
+	TRIAD_DEV=true $(BIN)/mypy controlplane runs datasets_app workers
 	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
 
 test: install system-packages services lint

@@ -1,6 +1,8 @@
 """Triad settings: everything from the environment, with an embedded default.
 
-No variables set gives the embedded mode: SQLite under var/, a filesystem Celery broker that needs no
+A bare start is production: SECRET_KEY is required and cookies, redirects and HSTS assume HTTPS;
+TRIAD_DEV=true (set by `make demo` and `make test`) is development on plain HTTP with a generated key.
+No storage variables give the embedded mode: SQLite under var/, a filesystem Celery broker that needs no
 server, and the in-memory channel layer in a single ASGI process. Setting DATABASE_URL, CELERY_BROKER_URL
 and REDIS_URL moves the same code onto PostgreSQL and Redis. See .env.example for every variable.
 """
@@ -15,11 +17,17 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("TRIAD_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
+# Development mode: explicitly opted into (`make demo`, `make test` and `manage.py demo` set it). A bare
+# start is production: no default secret, secure cookies, HTTPS only (see "Security" below).
+TRIAD_DEV = env_bool("TRIAD_DEV", False)
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
-    if not env_bool("TRIAD_DEV", True):
-        raise ConfigError("SECRET_KEY: required when TRIAD_DEV is false")
+    if not TRIAD_DEV:
+        raise ConfigError(
+            "SECRET_KEY: required (set SECRET_KEY or SECRET_KEY_FILE; TRIAD_DEV=true generates one for "
+            "development only)"
+        )
     # Development only: a key kept under var/ so sessions survive restarts of `make demo`.
     key_file = VAR_DIR / "secret_key"
     if not key_file.exists():
@@ -93,11 +101,13 @@ if DATABASE_URL:
     # Under ASGI each request's sync code runs in a thread of its own, so Django's persistent
     # connections (CONN_MAX_AGE) are never reused and every request would open a new one: a pool
     # of up to TRIAD_DB_POOL_SIZE connections per process instead.
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": 1,
-        "max_size": env_int("TRIAD_DB_POOL_SIZE", 20, minimum=1),
-        "timeout": 30,
-    }
+    # Only PostgreSQL has the pool (psycopg's); any other backend refuses the option at connect.
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": env_int("TRIAD_DB_POOL_SIZE", 20, minimum=1),
+            "timeout": 30,
+        }
 else:
     DATABASES = {
         "default": {
@@ -231,9 +241,31 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# Security. Production defaults (TRIAD_DEV unset or false): cookies only over HTTPS, plain HTTP
+# redirected to HTTPS, HSTS for a year including subdomains; `manage.py check --deploy` is clean.
+# Development (plain HTTP on localhost) turns them off. Each can be overridden on its own.
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
-CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not TRIAD_DEV)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not TRIAD_DEV)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not TRIAD_DEV)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if TRIAD_DEV else 31_536_000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+# Preloading is a commitment to the browsers' lists that is slow to undo: opt-in, and its deploy check
+# (security.W021) silenced while it is off.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+# Behind a proxy that terminates TLS, the request reaches us as plain HTTP: name the header the proxy
+# sets, e.g. SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https (only where the proxy always sets or
+# strips it; otherwise a client could claim HTTPS). Without it SECURE_SSL_REDIRECT would loop.
+_proxy_header = env_list("SECURE_PROXY_SSL_HEADER", [])
+if _proxy_header:
+    if len(_proxy_header) != 2 or not _proxy_header[0].startswith("HTTP_"):
+        raise ConfigError(
+            "SECURE_PROXY_SSL_HEADER: expected HEADER,VALUE with the header as Django names it, "
+            f"e.g. HTTP_X_FORWARDED_PROTO,https; got {','.join(_proxy_header)!r}"
+        )
+    SECURE_PROXY_SSL_HEADER = (_proxy_header[0], _proxy_header[1])
+SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
 LOGGING = {

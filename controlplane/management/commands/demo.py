@@ -27,6 +27,17 @@ from workers.sandbox.batch import SandboxUnavailable, resolve_backend
 BUNDLED_DATASET = Path(settings.BASE_DIR) / "datasets_app" / "data" / "demo_problems.jsonl"
 
 
+def demo_child_env(*, host: str, port: int) -> dict[str, str]:
+    """The environment of the demo's web server and workers: development mode like the demo itself
+    (plain HTTP on this machine, the generated key under var/), whatever the shell had."""
+    return {
+        **os.environ,
+        "TRIAD_DEV": "true",
+        "TRIAD_CONTROL_URL": f"http://{host}:{port}",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -42,6 +53,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **opts: object) -> None:
         host, port, steps = str(opts["host"]), int(str(opts["port"])), int(str(opts["steps"]))
+        if not settings.TRIAD_DEV:  # its login page would redirect to an HTTPS nobody serves
+            raise CommandError("the demo serves plain HTTP on this machine: run it with TRIAD_DEV=true")
         try:  # the demo runs generated code: refuse up front where the sandbox cannot isolate it
             resolve_backend(None)
         except SandboxUnavailable as exc:
@@ -54,7 +67,7 @@ class Command(BaseCommand):
             fileobj=BUNDLED_DATASET.open("rb"),
             filename=BUNDLED_DATASET.name,
         ).version
-        env = {**os.environ, "TRIAD_CONTROL_URL": f"http://{host}:{port}", "PYTHONUNBUFFERED": "1"}
+        env = demo_child_env(host=host, port=port)
         python = sys.executable
         celery = [python, "-m", "celery", "-A", "controlplane", "worker", "--loglevel", "WARNING"]
         commands = {
