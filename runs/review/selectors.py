@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum, Window
+from django.db.models.functions import RowNumber
 from django.http import Http404
 
 from controlplane.accounts.models import Role
@@ -356,15 +357,27 @@ class CompareLink:
 COMPARE_LINKS_MAX = 20
 
 
+def _best_in(group: str) -> Window:
+    """1 for the best generation of each `group` (the order of _best_first), counting on from there."""
+    return Window(
+        RowNumber(),
+        partition_by=[F(group)],
+        order_by=[F("passed").desc(), F("tests_passed").desc(), F("pk").asc()],
+    )
+
+
 def review_compare_links(*, generation: Generation, user: User | None = None) -> list[CompareLink]:
     """What a generation can be compared with: the same problem's best generation at each other step
     of its run, and its best generation in each other run on the same dataset version (with `user`:
     only runs of their teams)."""
+    # The best of each group by a window's row number, not DISTINCT ON: that is PostgreSQL's alone and
+    # the embedded default runs on SQLite.
     same_run = (
         Generation.objects.filter(run_id=generation.run_id, problem_id=generation.problem_id)
         .exclude(step=generation.step)
-        .order_by("step", "-passed", "-tests_passed", "pk")
-        .distinct("step")
+        .annotate(rank=_best_in("step"))
+        .filter(rank=1)
+        .order_by("step")
         .values_list("step", "pk", "passed")[:COMPARE_LINKS_MAX]
     )
     links = [CompareLink(f"step {s}{' ✓' if p else ''}", pk) for s, pk, p in same_run]
@@ -374,8 +387,9 @@ def review_compare_links(*, generation: Generation, user: User | None = None) ->
         )
         .exclude(run_id=generation.run_id)
         .filter(team_filter(user=user, field="run__team_id") if user is not None else Q())
-        .order_by("-run_id", "-passed", "-tests_passed", "pk")
-        .distinct("run_id")
+        .annotate(rank=_best_in("run_id"))
+        .filter(rank=1)
+        .order_by("-run_id")
         .values_list("run_id", "run__name", "step", "pk", "passed")[:COMPARE_LINKS_MAX]
     )
     links += [
