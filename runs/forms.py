@@ -5,6 +5,7 @@ from django.db.models import QuerySet
 
 from controlplane.accounts.models import Team
 from datasets_app.models import Dataset, DatasetVersion
+from datasets_app.selectors import dataset_readable_by_teams_q
 from runs.config_schema import (
     PRESETS,
     RANGES,
@@ -102,6 +103,12 @@ class RunLaunchForm(forms.Form):
         super().__init__(*args, **kwargs)
         if teams is not None:  # the teams the user may launch into; the first is the default
             self.fields["team"].queryset = teams  # type: ignore[attr-defined]
+            # Only what those teams may train on: their datasets and the shared ones (run_launch checks
+            # the chosen team against the chosen version).
+            versions = self.fields["dataset_version"].queryset  # type: ignore[attr-defined]
+            self.fields["dataset_version"].queryset = versions.filter(  # type: ignore[attr-defined]
+                dataset_readable_by_teams_q(teams=teams)
+            )
         else:
             del self.fields["team"]
         if not self.is_bound and "config_yaml" not in self.initial:
@@ -200,6 +207,7 @@ class RunFilterForm(forms.Form):
 
 
 MAX_COMPARE = 100
+MAX_RUN_ID = 2**63 - 1  # a BigAutoField, on PostgreSQL and SQLite alike
 
 
 class RunIdsField(forms.Field):
@@ -208,9 +216,14 @@ class RunIdsField(forms.Field):
     def to_python(self, value: Any) -> list[int]:
         text = str(value or "")[:2000]
         parts = [p.strip() for p in text.split(",") if p.strip()]
-        bad = [p for p in parts if not p.isdigit()]
+        # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+        bad = [p for p in parts if not (p.isascii() and p.isdigit())]
         if bad:
             raise forms.ValidationError(f"not a run id: {bad[0][:20]!r}")
+        # Beyond a 64-bit id no run exists, and SQLite cannot even bind the number (OverflowError).
+        huge = [p for p in parts if int(p) > MAX_RUN_ID]
+        if huge:
+            raise forms.ValidationError(f"not a run id: {huge[0][:20]!r} is out of range")
         return list(dict.fromkeys(int(p) for p in parts))
 
 

@@ -119,6 +119,11 @@ def run_compare(request: AuthedHttpRequest) -> HttpResponse:
         return render(request, "runs/run_compare.html", {"form": form, "rows": []}, status=400)
     run_ids = form.cleaned_data["ids"]
     rows = selectors.run_compare_rows(user=request.user, run_ids=run_ids)
+    shown = {row["run"].pk for row in rows}
+    if missing := [run_id for run_id in run_ids if run_id not in shown]:
+        # Another team's run does not exist for the user: the same 404 as an id that was never used.
+        form.add_error("ids", f"no run #{missing[0]}")
+        return render(request, "runs/run_compare.html", {"form": form, "rows": []}, status=404)
     context = {
         "form": form,
         "rows": rows,

@@ -24,7 +24,7 @@ TABLE = [
     ("htmx", "runs:detail", {"run_id": "@run"}, {"part": "status"}, (200, 200, 200, 404, 404, 200)),
     ("htmx", "runs:detail", {"run_id": "@run"}, {"part": "generations"}, (200, 200, 200, 404, 404, 200)),
     ("get", "runs:metrics", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
-    ("get", "runs:compare", {}, {"ids": "@run"}, (200, 200, 200, 200, 200, 200)),
+    ("get", "runs:compare", {}, {"ids": "@run"}, (200, 200, 200, 404, 404, 200)),
     ("post", "runs:cancel", {"run_id": "@run"}, {}, (302, 302, 403, 404, 404, 302)),
     ("post", "runs:resume", {"run_id": "@run"}, {}, (302, 302, 403, 404, 404, 302)),
     ("get", "runs:nodes", {}, {}, (200, 200, 200, 200, 200, 200)),
