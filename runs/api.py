@@ -27,6 +27,9 @@ def _too_big(length: int) -> JsonResponse:
     return _error(413, f"body: {length} bytes is over the {limit}-byte limit", field="body", max_bytes=limit)
 
 
+_NO_RUN_HASH = "0" * 64  # compared against when the run does not exist; no token hashes to it
+
+
 def _authenticate(request: HttpRequest, run_id: int) -> int | JsonResponse:
     """The run's id if the request carries its token; else the error to answer."""
     header = request.headers.get("Authorization", "")
@@ -34,10 +37,11 @@ def _authenticate(request: HttpRequest, run_id: int) -> int | JsonResponse:
     if scheme.lower() != "bearer" or not token.strip():
         return _error(401, "Authorization: expected 'Bearer <run token>'")
     expected = run_token_hash(run_id=run_id)
-    if expected is None:
-        return _error(404, f"run {run_id}: no such run")
-    if not token_matches(token.strip(), expected):
-        return _error(401, f"run {run_id}: the token does not match this run")
+    # An unknown run and a wrong token get the same answer (and the same hashing work), so that the
+    # API does not tell a caller without the token which run ids exist.
+    matches = token_matches(token.strip(), expected or _NO_RUN_HASH)
+    if expected is None or not matches:
+        return _error(401, f"run {run_id}: no such run, or the token does not match it")
     return run_id
 
 

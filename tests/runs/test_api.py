@@ -112,11 +112,15 @@ def test_a_token_of_another_run_is_refused(client):
     assert mine.pk != other.pk
 
 
-def test_an_unknown_run_is_404(client):
-    response = post(client, 999_999, {"events": [metric(1, 0)]})
+def test_an_unknown_run_and_a_wrong_token_get_the_same_401(client):
+    run = RunFactory()
 
-    assert response.status_code == 404
-    assert "no such run" in response.json()["error"]
+    unknown = post(client, 999_999, {"events": [metric(1, 0)]})
+    wrong = post(client, run.pk, {"events": [metric(1, 0)]}, token="triad_run_wrong")
+
+    # the answer does not tell which run ids exist
+    assert (unknown.status_code, wrong.status_code) == (401, 401)
+    assert unknown.json()["error"].replace("999999", "N") == wrong.json()["error"].replace(str(run.pk), "N")
 
 
 @pytest.mark.parametrize(
