@@ -72,6 +72,18 @@ class _Echo:
         return value
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: object) -> object:
+    """Text that a spreadsheet would take for a formula (a run named `=HYPERLINK(...)`, say) gets a
+    leading `'`, so it is shown as text. Numbers and dates are ours and pass as they are."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def spend_csv(request: AuthedHttpRequest) -> StreamingHttpResponse:
     _, since = _since(request)
     writer = csv.writer(_Echo())
@@ -79,7 +91,7 @@ def spend_csv(request: AuthedHttpRequest) -> StreamingHttpResponse:
     def lines() -> Iterator[str]:
         yield writer.writerow(selectors.CSV_HEADER)
         for row in selectors.spend_csv_rows(user=request.user, since=since):
-            yield writer.writerow(row)
+            yield writer.writerow([_csv_cell(cell) for cell in row])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="triad-spend-since-{since.isoformat()}.csv"'
