@@ -17,15 +17,32 @@ class ProblemStatus(models.TextChoices):
 
 
 class Dataset(models.Model):
-    name = models.CharField(max_length=200, unique=True)
+    """A named series of versions, owned by a team; `team` None is the shared read-only area (public
+    sets such as HumanEval) that every user reads and only site admins change (docs/teams.md)."""
+
+    name = models.CharField(max_length=200)
+    team = models.ForeignKey(
+        "accounts.Team", null=True, blank=True, on_delete=models.PROTECT, related_name="datasets"
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "name"], name="dataset_team_name_unique"),
+            # NULLs are distinct in the one above, so the shared area needs its own.
+            models.UniqueConstraint(
+                fields=["name"], condition=models.Q(team__isnull=True), name="dataset_shared_name_unique"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_shared(self) -> bool:
+        return self.team_id is None
 
 
 class DatasetVersion(models.Model):

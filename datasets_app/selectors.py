@@ -5,13 +5,121 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from django.db.models import Count, Q, QuerySet
+from django.contrib.auth.models import AnonymousUser, User
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, F, Q, QuerySet
+from django.http import Http404
 
+from controlplane.accounts.models import Role, Team
+from controlplane.accounts.selectors import role_allows, role_of, team_filter
 from datasets_app.models import Dataset, DatasetVersion, Problem, ProblemStatus
 
+# --- Who may read and change which dataset (docs/teams.md, "Datasets") ---------------------------------
 
-def dataset_list() -> QuerySet[Dataset]:
-    return Dataset.objects.prefetch_related("versions")
+
+def is_site_admin(user: User | AnonymousUser) -> bool:
+    """Staff and superusers: the only ones who change the shared area (datasets of no team), which every
+    team reads and trains on. An admin of one team is not one: that is the cross-team reach to avoid."""
+    return bool(user.is_authenticated and user.is_active and (user.is_superuser or user.is_staff))
+
+
+def dataset_readable_q(*, user: User, prefix: str = "") -> Q:
+    """A filter keeping the datasets (or, with `prefix` "dataset__", versions...) the user reads: their
+    teams' and the shared ones."""
+    if not user.is_authenticated or not user.is_active:
+        return Q(pk__in=[])
+    return Q(**{f"{prefix}team__isnull": True}) | team_filter(user=user, field=f"{prefix}team_id")
+
+
+def dataset_role_allows(*, user: User, dataset: Dataset, at_least: str) -> bool:
+    """Viewers read, members upload versions (and their review labels reach its problems), admins
+    delete; for a shared dataset everyone reads and only site admins do the rest."""
+    if dataset.team_id is None:
+        if at_least == Role.VIEWER:
+            return bool(user.is_authenticated and user.is_active)
+        return is_site_admin(user)
+    return role_allows(role_of(user=user, team_id=dataset.team_id), at_least)
+
+
+def _require(*, user: User, dataset: Dataset, at_least: str, doing: str) -> None:
+    if dataset_role_allows(user=user, dataset=dataset, at_least=at_least):
+        return
+    if dataset.team_id is None:
+        raise PermissionDenied(f"{doing} a shared dataset is for site admins only")
+    raise PermissionDenied(f"{doing} needs the {at_least} role in team {dataset.team}")
+
+
+def dataset_list_for_user(*, user: User) -> QuerySet[Dataset]:
+    """The datasets the user reads, shared ones first, then by team and name."""
+    return (
+        Dataset.objects.filter(dataset_readable_q(user=user))
+        .select_related("team")
+        .prefetch_related("versions")
+        .order_by(F("team__name").asc(nulls_first=True), "name")
+    )
+
+
+def dataset_get_for_user(
+    *, user: User, dataset_id: int, at_least: str = Role.VIEWER, doing: str = "changing"
+) -> Dataset:
+    """A dataset the user reads (else 404: another team's dataset does not exist for them), with a role
+    of at least `at_least` in its team (else 403)."""
+    found = (
+        Dataset.objects.filter(dataset_readable_q(user=user), pk=dataset_id).select_related("team").first()
+    )
+    if found is None:
+        raise Http404(f"no dataset {dataset_id}")
+    _require(user=user, dataset=found, at_least=at_least, doing=doing)
+    return found
+
+
+def dataset_version_get_for_user(
+    *, user: User, version_id: int, at_least: str = Role.VIEWER, doing: str = "changing"
+) -> DatasetVersion:
+    """As `dataset_get_for_user`, for a version."""
+    version = (
+        DatasetVersion.objects.filter(dataset_readable_q(user=user, prefix="dataset__"))
+        .select_related("dataset__team", "created_by")
+        .filter(pk=version_id)
+        .first()
+    )
+    if version is None:
+        raise Http404(f"no dataset version {version_id}")
+    _require(user=user, dataset=version.dataset, at_least=at_least, doing=doing)
+    return version
+
+
+def problem_get_for_user(*, user: User, problem_id: int) -> Problem:
+    """A problem of a dataset the user reads, else 404."""
+    problem = (
+        Problem.objects.filter(dataset_readable_q(user=user, prefix="version__dataset__"))
+        .select_related("version__dataset__team")
+        .filter(pk=problem_id)
+        .first()
+    )
+    if problem is None:
+        raise Http404(f"no problem {problem_id}")
+    return problem
+
+
+def dataset_upload_teams(*, user: User) -> QuerySet[Team]:
+    """The teams the user may upload into (member or admin; every team for a superuser), by name: the
+    upload form's choices, the first being its default."""
+    return Team.objects.filter(team_filter(user=user, field="pk", at_least=Role.MEMBER)).order_by(
+        "name", "pk"
+    )
+
+
+def dataset_readable_by_teams_q(*, teams: QuerySet[Team] | list[Team], prefix: str = "dataset__") -> Q:
+    """Versions (with the default prefix) that a run of any of these teams may train on: the teams'
+    datasets and the shared ones."""
+    return Q(**{f"{prefix}team__isnull": True}) | Q(**{f"{prefix}team__in": teams})
+
+
+def dataset_version_readable_by_team(*, version: DatasetVersion, team: Team) -> bool:
+    """Whether a run of `team` may train on this version: its dataset is the team's, or shared."""
+    team_id = Dataset.objects.values_list("team_id", flat=True).get(pk=version.dataset_id)
+    return team_id is None or team_id == team.pk
 
 
 def dataset_version_list() -> QuerySet[DatasetVersion]:

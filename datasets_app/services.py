@@ -12,13 +12,17 @@ from typing import IO
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, ProtectedError, Q
 from django.utils import timezone
 
+from controlplane.accounts.models import Role, Team
+from controlplane.accounts.services import require_role, team_default
 from datasets_app import conf
 from datasets_app.models import Dataset, DatasetVersion, Problem, ProblemStatus
 from datasets_app.parsing import MAX_LINE_BYTES, LineError, ParsedProblem, Parser, problem_hash, text_hash
+from datasets_app.selectors import dataset_get_for_user, dataset_upload_teams, is_site_admin
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +32,14 @@ INSERT_BATCH = 2000
 
 class VerifyNotQueuedError(Exception):
     """The broker did not take a version's verification tasks; the reason is on the version too."""
+
+
+class DatasetMoveError(ValueError):
+    pass
+
+
+class DatasetInUseError(Exception):
+    """Runs pinned a version of the dataset: it stays (a run's record must keep its data)."""
 
 
 class DatasetImportError(Exception):
@@ -94,14 +106,46 @@ def _problem(version: DatasetVersion, index: int, p: ParsedProblem, duplicate_of
     )
 
 
-def dataset_import(*, user: User, name: str, fileobj: IO[bytes], filename: str = "") -> ImportOutcome:
-    """Stream a JSONL(.gz) file of HumanEval, MBPP or Triad problems into a new immutable version.
+def dataset_import_team(*, user: User, team: Team | None = None, shared: bool = False) -> Team | None:
+    """The team an upload goes to: the one asked for if the user is a member or admin of it, else their
+    first such team by name (a superuser in none: the default team); None for the shared area, which
+    only site admins write. Anything else is PermissionDenied: uploading runs code on the verification
+    workers and adds versions others may train on."""
+    if shared:
+        if not is_site_admin(user):
+            raise PermissionDenied("only site admins upload to the shared area")
+        return None
+    if team is not None:
+        require_role(user=user, team_id=team.pk, at_least=Role.MEMBER, doing="uploading a dataset")
+        return team
+    first = dataset_upload_teams(user=user).first()
+    if first is not None:
+        return first
+    if user.is_superuser:
+        return team_default()
+    raise PermissionDenied(
+        "uploading a dataset needs the member role in a team: ask a team admin to add you as a member"
+    )
+
+
+def dataset_import(
+    *,
+    user: User,
+    name: str,
+    fileobj: IO[bytes],
+    filename: str = "",
+    team: Team | None = None,
+    shared: bool = False,
+) -> ImportOutcome:
+    """Stream a JSONL(.gz) file of HumanEval, MBPP or Triad problems into a new immutable version of the
+    team's dataset of that name (see `dataset_import_team` for which team, and who may).
 
     Problems are inserted in batches inside one transaction while the file is read, so memory stays
     bounded; any bad line rolls it all back and the file is refused whole, with every error. Identical
     content reuses the existing version. On commit, verification and analysis are enqueued; if the
     broker refuses them, the version is kept and its `verify_error` says so (docs/datasets.md).
     """
+    owner = dataset_import_team(user=user, team=team, shared=shared)
     name = name.strip()
     if not name:
         raise DatasetImportError([LineError(0, "name", "a dataset name is required")])
@@ -109,7 +153,7 @@ def dataset_import(*, user: User, name: str, fileobj: IO[bytes], filename: str =
     parser = Parser()
     try:
         with transaction.atomic():
-            dataset, _ = Dataset.objects.get_or_create(name=name, defaults={"created_by": user})
+            dataset, _ = Dataset.objects.get_or_create(team=owner, name=name, defaults={"created_by": user})
             dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
             last = dataset.versions.order_by("-number").values_list("number", flat=True).first() or 0
             version = DatasetVersion.objects.create(
@@ -157,6 +201,41 @@ def dataset_import(*, user: User, name: str, fileobj: IO[bytes], filename: str =
         raise DatasetImportError([LineError(0, "", f"cannot decompress: {exc}")]) from None
     version.refresh_from_db(fields=["verify_enqueued_at", "verify_error"])  # as the enqueue left them
     return ImportOutcome(version=version, created=True)
+
+
+def dataset_move(*, dataset_id: int, team: Team | None) -> Dataset:
+    """Give a dataset to another team (None: the shared area). An operator's act (`manage.py
+    move_dataset`): its versions, hashes and problems stay as they are, and runs that pinned a version
+    keep it, whatever their team; new launches need the new owner (or shared)."""
+    with transaction.atomic():
+        dataset = Dataset.objects.select_for_update().get(pk=dataset_id)
+        if dataset.team_id == (team.pk if team else None):
+            return dataset
+        clash = Dataset.objects.filter(team=team, name=dataset.name).exists()
+        where = f"team {team.name}" if team else "the shared area"
+        if clash:
+            raise DatasetMoveError(f"{where} has a dataset named {dataset.name!r} already: rename one first")
+        try:
+            with transaction.atomic():
+                Dataset.objects.filter(pk=dataset_id).update(team=team)
+        except IntegrityError:  # the same name arrived meanwhile
+            raise DatasetMoveError(f"{where} has a dataset named {dataset.name!r} already") from None
+    dataset.refresh_from_db()
+    return dataset
+
+
+def dataset_delete(*, user: User, dataset_id: int) -> str:
+    """Delete a dataset with its versions and problems: its team's admins (site admins for a shared one).
+    Refused while any run pinned one of its versions. Returns its name."""
+    dataset = dataset_get_for_user(user=user, dataset_id=dataset_id, at_least=Role.ADMIN, doing="deleting")
+    try:
+        with transaction.atomic():
+            for version in dataset.versions.all():
+                version.delete()  # its problems cascade; a run's PROTECT stops it all
+            dataset.delete()
+    except ProtectedError:
+        raise DatasetInUseError(f"runs trained on {dataset.name}: it is kept for their record") from None
+    return dataset.name
 
 
 def _send(name: str, args: tuple[object, ...]) -> None:

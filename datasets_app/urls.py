@@ -6,6 +6,7 @@ app_name = "datasets"
 urlpatterns = [
     path("", views.dataset_list, name="list"),
     path("<int:dataset_id>/", views.dataset_detail, name="detail"),
+    path("<int:dataset_id>/delete/", views.dataset_delete_view, name="delete"),
     path("versions/<int:version_id>/", views.version_detail, name="version"),
     path("versions/<int:version_id>/verify/", views.version_verify_retry, name="verify_retry"),
     path("problems/<int:problem_id>/", views.problem_detail, name="problem"),

@@ -1,28 +1,40 @@
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from controlplane.accounts.models import Role
 from controlplane.http import AuthedHttpRequest
 from datasets_app import selectors
 from datasets_app.forms import DatasetUploadForm, ProblemFilterForm
-from datasets_app.models import Dataset, DatasetVersion, Problem
 from datasets_app.services import (
     DatasetImportError,
+    DatasetInUseError,
     VerifyNotQueuedError,
+    dataset_delete,
     dataset_import,
     dataset_version_verify_retry,
 )
 
 PAGE_SIZE = 200
+NO_UPLOAD = (
+    "Uploading a dataset needs the member role in a team (it runs code on the verification workers): "
+    "ask a team admin to add you as a member."
+)
 
 
 def dataset_list(request: AuthedHttpRequest) -> HttpResponse:
-    form = DatasetUploadForm(request.POST or None, request.FILES or None)
+    """Datasets the user reads, and the upload form: members upload into their teams; viewers and users in
+    no team get the reason instead (403 if they post anyway)."""
+    teams = selectors.dataset_upload_teams(user=request.user)
+    can_share = selectors.is_site_admin(request.user)
+    refusal = "" if can_share or teams.exists() else NO_UPLOAD
+    form = DatasetUploadForm(request.POST or None, request.FILES or None, teams=teams, can_share=can_share)
     errors: list[str] = []
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and not refusal and form.is_valid():
         upload = form.cleaned_data["file"]
         try:
             outcome = dataset_import(
@@ -30,9 +42,13 @@ def dataset_list(request: AuthedHttpRequest) -> HttpResponse:
                 name=form.cleaned_data["name"],
                 fileobj=upload,
                 filename=upload.name,
+                team=form.cleaned_data.get("team"),
+                shared=form.cleaned_data.get("shared", False),
             )
         except DatasetImportError as exc:
             errors = [str(e) for e in exc.errors]
+        except PermissionDenied as exc:
+            refusal = f"{str(exc).capitalize()}."
         else:
             version = outcome.version
             if outcome.created and version.verify_error:  # imported, but nothing will verify it yet
@@ -44,20 +60,37 @@ def dataset_list(request: AuthedHttpRequest) -> HttpResponse:
             url = reverse("datasets:version", kwargs={"version_id": version.pk})
             return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
     template = "datasets_app/dataset_list.html" + ("#upload" if request.htmx else "")
-    context = {"form": form, "errors": errors, "datasets": selectors.dataset_list()}
-    return render(request, template, context, status=400 if request.method == "POST" else 200)
+    datasets = selectors.dataset_list_for_user(user=request.user)
+    context = {"form": form, "errors": errors, "refusal": refusal, "datasets": datasets}
+    status = 200 if request.method != "POST" else 403 if refusal else 400
+    return render(request, template, context, status=status)
 
 
 def dataset_detail(request: AuthedHttpRequest, dataset_id: int) -> HttpResponse:
-    dataset = get_object_or_404(Dataset, pk=dataset_id)
-    changes = selectors.dataset_version_changes(dataset=dataset)
-    return render(request, "datasets_app/dataset_detail.html", {"dataset": dataset, "changes": changes})
+    dataset = selectors.dataset_get_for_user(user=request.user, dataset_id=dataset_id)
+    context = {
+        "dataset": dataset,
+        "changes": selectors.dataset_version_changes(dataset=dataset),
+        "can_delete": selectors.dataset_role_allows(user=request.user, dataset=dataset, at_least=Role.ADMIN),
+    }
+    return render(request, "datasets_app/dataset_detail.html", context)
+
+
+@require_POST
+def dataset_delete_view(request: AuthedHttpRequest, dataset_id: int) -> HttpResponse:
+    try:
+        name = dataset_delete(user=request.user, dataset_id=dataset_id)
+    except DatasetInUseError as exc:
+        messages.error(request, f"Not deleted: {exc}.")
+        return redirect("datasets:detail", dataset_id=dataset_id)
+    messages.success(request, f"Deleted {name}.")
+    return redirect("datasets:list")
 
 
 def version_detail(request: AuthedHttpRequest, version_id: int) -> HttpResponse:
     """The version page; htmx asks for its `summary` partial (polled while problems are pending) or,
     from the search form, its `problems` partial."""
-    version = get_object_or_404(DatasetVersion.objects.select_related("dataset", "created_by"), pk=version_id)
+    version = selectors.dataset_version_get_for_user(user=request.user, version_id=version_id)
     filters = ProblemFilterForm(request.GET or None)
     criteria = filters.cleaned_data if filters.is_valid() else {}
     problems = selectors.problem_search(
@@ -77,7 +110,9 @@ def version_detail(request: AuthedHttpRequest, version_id: int) -> HttpResponse:
 
 @require_POST
 def version_verify_retry(request: AuthedHttpRequest, version_id: int) -> HttpResponse:
-    version = get_object_or_404(DatasetVersion, pk=version_id)
+    version = selectors.dataset_version_get_for_user(
+        user=request.user, version_id=version_id, at_least=Role.MEMBER, doing="verifying"
+    )
     try:
         queued = dataset_version_verify_retry(version_id=version.pk)
     except VerifyNotQueuedError as exc:
@@ -88,5 +123,5 @@ def version_verify_retry(request: AuthedHttpRequest, version_id: int) -> HttpRes
 
 
 def problem_detail(request: AuthedHttpRequest, problem_id: int) -> HttpResponse:
-    problem = get_object_or_404(Problem.objects.select_related("version__dataset"), pk=problem_id)
+    problem = selectors.problem_get_for_user(user=request.user, problem_id=problem_id)
     return render(request, "datasets_app/problem_detail.html", {"problem": problem})

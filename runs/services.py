@@ -15,7 +15,7 @@ from controlplane.accounts.models import AuditAction, Role, Team
 from controlplane.accounts.selectors import team_list_for
 from controlplane.accounts.services import audit_record, require_role, team_default
 from datasets_app.models import DatasetVersion
-from datasets_app.selectors import problem_list_for_run, version_summary
+from datasets_app.selectors import dataset_version_readable_by_team, problem_list_for_run, version_summary
 from runs.broadcast import broadcast_run_update
 from runs.events import Batch, Event
 from runs.metric_store import Row, metric_points_write
@@ -161,6 +161,12 @@ def run_launch(
     """Queue a run in the team (default: the user's first team they may launch into; see
     `run_launch_team`). Refused past the run's or the user's or the team's monthly budget remainder."""
     team = run_launch_team(user=user, team=team)
+    if not dataset_version_readable_by_team(version=dataset_version, team=team):
+        # Another team's dataset: its problems are not this team's to train on (docs/teams.md).
+        raise RunLaunchError(
+            f"{dataset_version} is not a dataset of team {team.name} nor a shared one",
+            field="dataset_version",
+        )
     problems = problem_list_for_run(version=dataset_version, include_unverified=config.include_unverified)
     if not problems.exists():
         summary = version_summary(version=dataset_version).by_status

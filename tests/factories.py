@@ -53,6 +53,8 @@ class DatasetFactory(factory.django.DjangoModelFactory):
 
     name = factory.Sequence(lambda n: f"dataset-{n}")
     created_by = factory.SubFactory(UserFactory)
+    # Its creator's first team, else the default one (as a run's); `team=None` for a shared dataset.
+    team = factory.LazyAttribute(lambda dataset: _team_of(dataset.created_by))
 
 
 class DatasetVersionFactory(factory.django.DjangoModelFactory):

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 
 from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from datasets_app.models import Problem
+from controlplane.accounts.models import Membership, Role
+from datasets_app.models import DatasetVersion, Problem
 from runs.metric_store import Row, metric_points_write
 from runs.models import Generation, Run
 from runs.ratelimit import compare_retry_after
@@ -133,12 +134,30 @@ def review_generations_scan(*, run_id: int, generations: Sequence[Generation], n
     return sum(flagged_counts.values())
 
 
+def _dataset_team_id(version_id: int) -> int | None:
+    return DatasetVersion.objects.values_list("dataset__team_id", flat=True).get(pk=version_id)
+
+
+def _may_flag_problems(team_id: int | None) -> Q:
+    """Labellers whose verdicts reach the dataset's problems (which every run of it then leaves out):
+    the dataset's team's members and admins, and superusers; for a shared dataset, site admins only
+    (`is_site_admin`). Others' labels stay on their own run's generations."""
+    if team_id is None:
+        return Q(created_by__is_active=True) & (
+            Q(created_by__is_superuser=True) | Q(created_by__is_staff=True)
+        )
+    members = Membership.objects.filter(team_id=team_id, role__in=[Role.MEMBER, Role.ADMIN]).values("user_id")
+    return Q(created_by__is_active=True) & (Q(created_by__is_superuser=True) | Q(created_by_id__in=members))
+
+
 def _problem_flags_sync(*, generation: Generation) -> None:
-    """Recount the problem-level verdicts of every run on this dataset version for this problem and
-    store them on the problem; recounting (not incrementing) makes undo and repeats exact."""
+    """Recount the problem-level verdicts of every run on this dataset version for this problem, from
+    the labellers who may flag its problems, and store them on the problem; recounting (not
+    incrementing) makes undo and repeats exact."""
     version_id = generation.run.dataset_version_id
     rows = (
         ReviewLabel.objects.filter(
+            _may_flag_problems(_dataset_team_id(version_id)),
             generation__run__dataset_version_id=version_id,
             generation__problem_id=generation.problem_id,
             label__in=PROBLEM_LABELS,
@@ -150,15 +169,33 @@ def _problem_flags_sync(*, generation: Generation) -> None:
     Problem.objects.filter(version_id=version_id, task_id=generation.problem_id).update(review_flags=flags)
 
 
+@dataclass(frozen=True)
+class LabelAdded:
+    label: ReviewLabel
+    # A bad_test, flaky or bad_reference verdict that changed the problem's flags; False (with `note`
+    # saying why) when it stays on this generation only, the labeller not being one who may.
+    problem_flagged: bool
+    note: str = ""
+
+
 @transaction.atomic
-def review_label_add(*, generation_id: int, user: User, label: str, comment: str = "") -> ReviewLabel:
+def review_label_add(*, generation_id: int, user: User, label: str, comment: str = "") -> LabelAdded:
     generation = Generation.objects.select_related("run").get(pk=generation_id)
     created = ReviewLabel.objects.create(
         generation=generation, label=Label(label), comment=comment[:5000], created_by=user
     )
-    if label in PROBLEM_LABELS:
-        _problem_flags_sync(generation=generation)
-    return created
+    if label not in PROBLEM_LABELS:
+        return LabelAdded(label=created, problem_flagged=False)
+    team_id = _dataset_team_id(generation.run.dataset_version_id)
+    if not ReviewLabel.objects.filter(_may_flag_problems(team_id), pk=created.pk).exists():
+        owner = "a shared dataset's (site admins')" if team_id is None else "the dataset's team's members'"
+        note = (
+            f"labelled for this run's team only: the problem's flags, which every run of the dataset "
+            f"follows, take {owner} verdicts"
+        )
+        return LabelAdded(label=created, problem_flagged=False, note=note)
+    _problem_flags_sync(generation=generation)
+    return LabelAdded(label=created, problem_flagged=True)
 
 
 @transaction.atomic

@@ -66,6 +66,7 @@ class Command(BaseCommand):
             name="demo-synthetic",
             fileobj=BUNDLED_DATASET.open("rb"),
             filename=BUNDLED_DATASET.name,
+            team=team_default(),  # the demo login's team, which its run launches into
         ).version
         env = demo_child_env(host=host, port=port)
         python = sys.executable
@@ -114,6 +115,7 @@ class Command(BaseCommand):
                         user=user,
                         dataset_version=version,
                         name="demo",
+                        team=version.dataset.team,
                         # A short imitation of the references leaves the tiny model at a ~0.25 pass
                         # rate; RL (GRPO, fresh optimizer, a 10x smaller rate) then climbs from there,
                         # as bench/learning.py measures.
