@@ -11,6 +11,11 @@ class RunsConfig(AppConfig):
         from controlplane.accounts.signals import membership_changed
 
         membership_changed.connect(_close_live_sockets, dispatch_uid="runs.close_live_sockets")
+        from django.contrib.auth.signals import user_logged_out
+
+        from runs.broadcast import resync_on_logout
+
+        user_logged_out.connect(resync_on_logout, dispatch_uid="runs.close_live_sockets_on_logout")
 
 
 def _close_live_sockets(sender: Any, user_id: int, **kwargs: Any) -> None:

@@ -70,6 +70,15 @@ def resync_user(user_id: int) -> None:
     transaction.on_commit(lambda: _outbox.put(_Resync(frozenset({user_topic(user_id)}))))
 
 
+def resync_on_logout(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
+    """Django's `user_logged_out` (auth plumbing, not a domain flow): close every live socket of the
+    user, in every web process, as `resync_user` does. The browsers reconnect and the handshake is
+    refused, as their session is gone; in another browser where the user is still logged in, the
+    reconnect is accepted again."""
+    if user is not None and user.pk is not None:
+        resync_user(user.pk)
+
+
 class _Resync:
     """An outbox item: resync the watchers of these topics everywhere, now."""
 
