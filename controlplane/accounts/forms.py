@@ -1,6 +1,9 @@
+from typing import Any
+
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
+from django.db.models import QuerySet
 
 from controlplane.accounts.models import AuditAction, Role
 
@@ -33,3 +36,7 @@ class AuditFilterForm(forms.Form):
         to_field_name="username",
         empty_label="Anyone",
     )
+
+    def __init__(self, *args: Any, users: QuerySet[User], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["user"].queryset = users  # type: ignore[attr-defined]  # whom this admin may see

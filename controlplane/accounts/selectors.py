@@ -71,6 +71,12 @@ def is_admin_anywhere(*, user: User) -> bool:
     return user.is_superuser or Membership.objects.filter(user_id=user.pk, role=Role.ADMIN).exists()
 
 
+def is_site_admin(*, user: User) -> bool:
+    """Site admins (superusers and staff) own what every team shares: pool and node prices, which bill
+    every team's runs. A team's admin does not: they read prices but do not set them."""
+    return bool(user.is_authenticated and user.is_active and (user.is_superuser or user.is_staff))
+
+
 def user_list_managed_by(*, admin: User) -> QuerySet[User]:
     """Users whose per-user budget the admin may set: the members of the teams they administer (every
     user for a superuser)."""
@@ -89,12 +95,30 @@ def team_members(*, team: Team) -> QuerySet[Membership]:
     return Membership.objects.filter(team=team).select_related("user").order_by("user__username")
 
 
+# Entries without a team that every team's admins read: prices bill every team's runs.
+SHARED_AUDIT_TARGETS = ("price", "node_price")
+
+
+def audit_user_list(*, user: User) -> QuerySet[User]:
+    """The users an admin may filter the audit log by: the members of the teams they administer (every
+    user for a site admin), so that the filter lists no one else's name."""
+    if is_site_admin(user=user):
+        return User.objects.order_by("username")
+    return user_list_managed_by(admin=user)
+
+
 def audit_list(*, user: User, action: str = "", actor_id: int | None = None) -> QuerySet[AuditEntry]:
-    """What an admin may read of the audit log: their teams' entries and those every team shares (team
-    None); a superuser reads all of it. Newest first."""
+    """What an admin may read of the audit log: the entries of the teams they administer, the price
+    changes every team shares, and the per-user budget changes of their teams' members (those entries
+    have no team: a user's budget spans their teams). A site admin reads all of it. Newest first."""
     entries = AuditEntry.objects.select_related("actor", "team")
-    if not user.is_superuser:
-        entries = entries.filter(team_filter(user=user, at_least=Role.ADMIN) | Q(team__isnull=True))
+    if not is_site_admin(user=user):
+        members = [str(pk) for pk in user_list_managed_by(admin=user).values_list("pk", flat=True)]
+        entries = entries.filter(
+            team_filter(user=user, at_least=Role.ADMIN)
+            | Q(team__isnull=True, target_type__in=SHARED_AUDIT_TARGETS)
+            | Q(team__isnull=True, target_type="user_budget", target_id__in=members)
+        )
     if action:
         entries = entries.filter(action=action)
     if actor_id is not None:

@@ -80,8 +80,9 @@ def team_member_remove(request: AuthedHttpRequest, team_id: int) -> HttpResponse
 
 
 def audit_log(request: AuthedHttpRequest) -> HttpResponse:
-    _admins_only(request)
-    form = AuditFilterForm(request.GET)
+    if not selectors.is_site_admin(user=request.user):
+        _admins_only(request)
+    form = AuditFilterForm(request.GET, users=selectors.audit_user_list(user=request.user))
     filters = form.cleaned_data if form.is_valid() else {}
     actor = filters.get("user")
     entries = selectors.audit_list(
