@@ -25,6 +25,11 @@ LAUNCH_FORM = {
 }
 
 
+def shared_version():
+    """A version of a shared dataset, which every team may launch on (docs/teams.md, "Datasets")."""
+    return ProblemFactory(version__dataset__team=None).version
+
+
 def in_teams(username: str, *memberships):
     user = UserFactory(username=username, password=None, membership=None)
     for team, role in memberships:
@@ -36,7 +41,7 @@ def test_a_launch_goes_to_the_users_first_team_by_name_and_is_audited():
     zeta, alpha = TeamFactory(name="zeta"), TeamFactory(name="alpha")
     user = in_teams("max", (zeta, Role.MEMBER), (alpha, Role.ADMIN))
 
-    run = run_launch(user=user, dataset_version=ProblemFactory().version, name="r", config=RunConfig()).run
+    run = run_launch(user=user, dataset_version=shared_version(), name="r", config=RunConfig()).run
 
     assert run.team == alpha
     entry = AuditEntry.objects.get(action=AuditAction.RUN_LAUNCH)
@@ -52,7 +57,7 @@ def test_a_launch_goes_to_the_users_first_team_by_name_and_is_audited():
 def test_a_viewer_launches_nothing_into_the_team_they_only_view():
     ml, infra = TeamFactory(name="ml"), TeamFactory(name="infra")
     user = in_teams("vic", (ml, Role.VIEWER), (infra, Role.MEMBER))
-    version = ProblemFactory().version
+    version = shared_version()
 
     with pytest.raises(PermissionDenied):
         run_launch(user=user, dataset_version=version, name="", config=RunConfig(), team=ml)
@@ -76,7 +81,7 @@ def test_the_launch_form_picks_among_the_users_teams_and_launches_into_the_one_c
 ):
     alpha, beta, viewed = TeamFactory(name="alpha"), TeamFactory(name="beta"), TeamFactory(name="gamma")
     user = in_teams("max", (alpha, Role.MEMBER), (beta, Role.MEMBER), (viewed, Role.VIEWER))
-    version = ProblemFactory().version
+    version = shared_version()
     client.force_login(user)
 
     form = client.get("/runs/new/").context["form"]
