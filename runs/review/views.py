@@ -37,9 +37,11 @@ def review_generation(request: AuthedHttpRequest, generation_id: int) -> HttpRes
     return render(request, template, {"d": detail, "labels": Label.choices})
 
 
-def _labels(request: AuthedHttpRequest, generation_id: int, status: int = 200) -> HttpResponse:
+def _labels(
+    request: AuthedHttpRequest, generation_id: int, status: int = 200, note: str = ""
+) -> HttpResponse:
     detail = selectors.review_generation_detail(generation_id=generation_id, user=request.user)
-    return render(request, "review/generation.html#labels", {"d": detail}, status=status)
+    return render(request, "review/generation.html#labels", {"d": detail, "note": note}, status=status)
 
 
 def _labeller_check(request: AuthedHttpRequest, generation_id: int) -> None:
@@ -55,13 +57,13 @@ def review_label(request: AuthedHttpRequest, generation_id: int) -> HttpResponse
     form = LabelForm(request.POST)
     if not form.is_valid():
         return _labels(request, generation_id, status=400)
-    services.review_label_add(
+    added = services.review_label_add(
         generation_id=generation_id,
         user=request.user,
         label=form.cleaned_data["label"],
         comment=form.cleaned_data["comment"],
     )
-    return _labels(request, generation_id)
+    return _labels(request, generation_id, note=added.note)  # a verdict the dataset's problem did not take
 
 
 @require_POST

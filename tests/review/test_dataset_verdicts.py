@@ -78,3 +78,18 @@ def test_site_admins_flag_a_shared_problem():
 
     problem.refresh_from_db()
     assert problem.review_flags == {"bad_test": 2}
+
+
+def test_the_label_page_says_when_a_verdict_stays_on_the_runs_generation(client):
+    beta = TeamFactory(name="beta")
+    bob = in_team("bob", beta)
+    problem = ProblemFactory(task_id="HumanEval/0", version__dataset__team=None)
+    run = RunFactory(dataset_version=problem.version, team=beta, created_by=bob)
+    generation = GenerationFactory(run=run, problem_id=problem.task_id)
+    client.force_login(bob)
+
+    flaky = client.post(f"/review/generations/{generation.pk}/label", {"label": "flaky"})
+    other = client.post(f"/review/generations/{generation.pk}/label", {"label": "model_wrong"})
+
+    assert flaky.status_code == 200 and b"Labelled for this run&#x27;s team only" in flaky.content
+    assert b"label-note" not in other.content
