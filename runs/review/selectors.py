@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.db import connection
 from django.db.models import Count, F, Q, QuerySet, Sum, Window
 from django.db.models.functions import RowNumber
 from django.http import Http404
@@ -74,10 +75,22 @@ def _items(run_id: int, f: ReviewFilters, *, with_class: bool = True) -> QuerySe
     if f.problem_id:
         qs = qs.filter(problem_id=f.problem_id)
     if f.tag:
-        version = Run.objects.filter(pk=run_id).values("dataset_version_id")
-        tagged = Problem.objects.filter(version_id__in=version, tags__contains=[f.tag]).values("task_id")
-        qs = qs.filter(problem_id__in=tagged)
+        qs = qs.filter(problem_id__in=_tagged(run_id, f.tag))
     return qs
+
+
+def _tagged(run_id: int, tag: str) -> QuerySet[Problem, str] | list[str]:
+    """The task ids of the run's problems that carry `tag`."""
+    version = Run.objects.filter(pk=run_id).values("dataset_version_id")
+    problems = Problem.objects.filter(version_id__in=version)
+    if connection.features.supports_json_field_contains:
+        return problems.filter(tags__contains=[tag]).values_list("task_id", flat=True)
+    # SQLite (the embedded default) has no JSON containment: match the tagged problems' lists here.
+    return [
+        task_id
+        for task_id, tags in problems.exclude(tags=[]).values_list("task_id", "tags")
+        if isinstance(tags, list) and tag in tags
+    ]
 
 
 TAGS_MAX = 500

@@ -2,9 +2,11 @@
 runs this file on both."""
 
 import pytest
+from django.utils import timezone
 
-from runs.review.selectors import review_compare_links
-from tests.factories import GenerationFactory, RunFactory
+from runs.review.selectors import ReviewFilters, review_compare_links, review_page
+from runs.review.services import review_generations_scan
+from tests.factories import GenerationFactory, ProblemFactory, RunFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -47,3 +49,17 @@ def test_compare_links_stop_at_the_cap_of_steps_keeping_the_earliest(user):
     links = review_compare_links(generation=here)
 
     assert [link.text for link in links] == [f"step {s}" for s in range(1, 21)]
+
+
+def test_the_tag_filter_matches_whole_tags_only(user):
+    version = ProblemFactory(task_id="T/graphs", tags=["graphs", "easy"]).version
+    ProblemFactory(version=version, task_id="T/graph", tags=["graph"])
+    ProblemFactory(version=version, task_id="T/none", tags=[])
+    run = RunFactory(created_by=user, dataset_version=version)
+    for task_id in ("T/graphs", "T/graph", "T/none"):
+        generation = GenerationFactory(run=run, step=1, problem_id=task_id)
+        review_generations_scan(run_id=run.pk, generations=[generation], now=timezone.now())
+
+    page = review_page(run_id=run.pk, filters=ReviewFilters(tag="graph"))
+
+    assert [item.problem_id for item in page.items] == ["T/graph"]
