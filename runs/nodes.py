@@ -5,6 +5,8 @@ itself in Celery messages to the control queue, and the control worker records t
 """
 
 import datetime as dt
+import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +17,8 @@ from django.utils import timezone
 
 from controlplane.accounts.selectors import team_ids_for
 from runs.models import ACTIVE_STATUSES, Node, Run
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,14 @@ def node_register(*, info: NodeInfo) -> Node:
         "registered_at": now,
         "last_heartbeat_at": now,
     }
-    if info.usd_per_gpu_hour is not None:
-        defaults["usd_per_gpu_hour"] = info.usd_per_gpu_hour
+    price = info.usd_per_gpu_hour
+    if price is not None and not (math.isfinite(price) and price >= 0):
+        # A negative price would make every team's spend go down: refused, the one set here is kept.
+        logger.warning(
+            "node %s states a price of %r per GPU-hour; ignored (a price is ≥ 0)", info.name, price
+        )
+    elif price is not None:
+        defaults["usd_per_gpu_hour"] = price
     node, _ = Node.objects.update_or_create(name=info.name, defaults=defaults)
     return node
 

@@ -7,6 +7,7 @@ is one row per (run, UTC day), so spend by day, user, pool and run is a GROUP BY
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 
 from runs.models import Run
@@ -17,7 +18,10 @@ class GpuPrice(models.Model):
 
     pool = models.CharField(max_length=100, unique=True)
     gpu_type = models.CharField(max_length=100, help_text='e.g. "H100-80GB"; "cpu" for a CPU-only pool.')
-    usd_per_gpu_hour = models.DecimalField(max_digits=16, decimal_places=6)
+    # Never negative: a negative price makes every team's spend go down, and then no budget stops a run.
+    usd_per_gpu_hour = models.DecimalField(
+        max_digits=16, decimal_places=6, validators=[MinValueValidator(Decimal(0))]
+    )
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -25,6 +29,11 @@ class GpuPrice(models.Model):
 
     class Meta:
         ordering = ["pool"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(usd_per_gpu_hour__gte=0), name="gpu_price_usd_non_negative"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.pool} ({self.gpu_type}): ${self.usd_per_gpu_hour}/GPU-hour"

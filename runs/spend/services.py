@@ -23,7 +23,7 @@ from django.db.models import Avg, Count, F, Max, Min, Q
 from django.utils import timezone
 
 from controlplane.accounts.models import AuditAction, Role, Team
-from controlplane.accounts.selectors import is_admin_anywhere, user_list_managed_by
+from controlplane.accounts.selectors import is_site_admin, user_list_managed_by
 from controlplane.accounts.services import audit_record, require_role
 from runs.broadcast import broadcast_run_update
 from runs.metric_store import metric_points_write
@@ -61,16 +61,29 @@ def _price_state(price: GpuPrice | None) -> dict[str, Any] | None:
     return {"pool": price.pool, "gpu_type": price.gpu_type, "usd_per_gpu_hour": str(price.usd_per_gpu_hour)}
 
 
+class PriceError(ValueError):
+    """A price that would bill wrongly: negative (every team's spend would go down) or not a number."""
+
+
 def _require_price_admin(actor: User | None) -> None:
-    """Prices are shared by every team: any team's admin (or a superuser) sets them, and is audited."""
-    if actor is not None and not is_admin_anywhere(user=actor):
-        raise PermissionDenied("prices are set by admins")
+    """Prices are shared by every team, and bill every team's runs: site admins (superusers and staff)
+    set them, audited; a team's admin only reads them."""
+    if actor is not None and not is_site_admin(user=actor):
+        raise PermissionDenied("prices are shared by every team: site admins set them")
+
+
+def _require_valid_price(usd_per_gpu_hour: Decimal | None) -> None:
+    if usd_per_gpu_hour is None:
+        return
+    if not Decimal(usd_per_gpu_hour).is_finite() or usd_per_gpu_hour < 0:
+        raise PriceError(f"usd_per_gpu_hour: must be a number ≥ 0, got {usd_per_gpu_hour}")
 
 
 @transaction.atomic
 def gpu_price_set(*, pool: str, gpu_type: str, usd_per_gpu_hour: Decimal, user: User | None) -> GpuPrice:
-    """Set a pool's price (`user`: who did it, audited; None: the system)."""
+    """Set a pool's price, ≥ 0 (`user`: who did it, a site admin, audited; None: the system)."""
     _require_price_admin(user)
+    _require_valid_price(usd_per_gpu_hour)
     before = _price_state(GpuPrice.objects.select_for_update().filter(pool=pool.strip()).first())
     price, _ = GpuPrice.objects.update_or_create(
         pool=pool.strip(),
@@ -110,8 +123,10 @@ def gpu_price_delete(*, price_id: int, user: User | None = None) -> bool:
 @transaction.atomic
 def node_price_set(*, node_id: int, usd_per_gpu_hour: Decimal | None, user: User | None) -> bool:
     """Set a node's own price per GPU-hour, which overrides its pool's from the next accrual tick; None
-    removes it (the pool's price again). `user`: who did it, audited; None: the system."""
+    removes it (the pool's price again); it is ≥ 0. `user`: who did it, a site admin, audited; None:
+    the system."""
     _require_price_admin(user)
+    _require_valid_price(usd_per_gpu_hour)
     node = Node.objects.select_for_update().filter(pk=node_id).first()
     if node is None:
         return False

@@ -15,7 +15,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from controlplane.accounts.models import Role
-from controlplane.accounts.selectors import is_admin_anywhere, team_list_for, user_list_managed_by
+from controlplane.accounts.selectors import (
+    is_admin_anywhere,
+    is_site_admin,
+    team_list_for,
+    user_list_managed_by,
+)
 from controlplane.http import AuthedHttpRequest
 from runs.models import Node
 from runs.selectors import run_get_for_user
@@ -31,14 +36,27 @@ from runs.spend.forms import (
 from runs.spend.models import GpuPrice
 
 
-def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Prices and budgets are managed by admins: of any team (prices are shared by all) or superusers.
-    Which budgets an admin may set, the services check (docs/teams.md)."""
+def admin_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The prices and budgets page and the budget forms: admins of any team, and site admins. Which
+    budgets an admin may set, the services check (docs/teams.md)."""
 
     @wraps(view)
     def wrapped(request: AuthedHttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not is_admin_anywhere(user=request.user):
+        if not (is_admin_anywhere(user=request.user) or is_site_admin(user=request.user)):
             raise PermissionDenied("prices and budgets are managed by admins")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def site_admin_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Changing a price: site admins only (superusers and staff). Prices are shared by every team and
+    bill every team's runs, so a team's admin reads them but does not set them."""
+
+    @wraps(view)
+    def wrapped(request: AuthedHttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not is_site_admin(user=request.user):
+            raise PermissionDenied("prices are shared by every team: site admins set them")
         return view(request, *args, **kwargs)
 
     return wrapped
@@ -98,8 +116,11 @@ def spend_csv(request: AuthedHttpRequest) -> StreamingHttpResponse:
     return response
 
 
-@staff_required
+@admin_required
 def spend_prices(request: AuthedHttpRequest) -> HttpResponse:
+    can_set_prices = is_site_admin(user=request.user)
+    if request.method == "POST" and not can_set_prices:
+        raise PermissionDenied("prices are shared by every team: site admins set them")
     form = GpuPriceForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         price = services.gpu_price_set(
@@ -120,8 +141,9 @@ def spend_prices(request: AuthedHttpRequest) -> HttpResponse:
         "nodes": Node.objects.order_by("pool", "name"),
         "node_price_form": NodePriceForm(),
         "default_price": settings.TRIAD_SPEND_DEFAULT_USD_PER_GPU_HOUR,
+        "can_set_prices": can_set_prices,
     }
-    return render(request, "spend/prices.html", context)
+    return render(request, "spend/prices.html", context, status=400 if form.errors else 200)
 
 
 def _first_errors(form: forms.Form) -> str:
@@ -130,7 +152,7 @@ def _first_errors(form: forms.Form) -> str:
 
 
 @require_POST
-@staff_required
+@admin_required
 def spend_budget_set(request: AuthedHttpRequest) -> HttpResponse:
     form = MonthlyBudgetForm(request.POST, users=user_list_managed_by(admin=request.user))
     if not form.is_valid():
@@ -145,7 +167,7 @@ def spend_budget_set(request: AuthedHttpRequest) -> HttpResponse:
 
 
 @require_POST
-@staff_required
+@admin_required
 def spend_team_budget_set(request: AuthedHttpRequest) -> HttpResponse:
     form = TeamBudgetForm(request.POST, teams=team_list_for(user=request.user, at_least=Role.ADMIN))
     if not form.is_valid():
@@ -160,7 +182,7 @@ def spend_team_budget_set(request: AuthedHttpRequest) -> HttpResponse:
 
 
 @require_POST
-@staff_required
+@site_admin_required
 def spend_node_price_set(request: AuthedHttpRequest) -> HttpResponse:
     form = NodePriceForm(request.POST)
     if not form.is_valid():

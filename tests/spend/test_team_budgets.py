@@ -132,13 +132,15 @@ def test_only_an_admin_of_the_team_sets_its_budget_or_its_members_budgets():
     assert not AuditEntry.objects.exists()
 
 
-def test_price_changes_are_audited_and_set_by_admins_only(a100):
-    admin = member_of(TeamFactory(name="ml"), "ada", Role.ADMIN)
+def test_price_changes_are_audited_and_set_by_site_admins_only(a100):
+    admin = UserFactory(username="sam", password=None, membership=None, is_staff=True)  # a site admin
+    team_admin = member_of(TeamFactory(name="ml"), "ada", Role.ADMIN)
     member = member_of(TeamFactory(name="infra"), "max")
 
     gpu_price_set(pool="a100", gpu_type="A100", usd_per_gpu_hour=Decimal("4"), user=admin)
-    with pytest.raises(PermissionDenied):
-        gpu_price_set(pool="a100", gpu_type="A100", usd_per_gpu_hour=Decimal("0"), user=member)
+    for refused in (member, team_admin):  # prices bill every team: not one team's admin to set
+        with pytest.raises(PermissionDenied):
+            gpu_price_set(pool="a100", gpu_type="A100", usd_per_gpu_hour=Decimal("0"), user=refused)
     assert gpu_price_delete(price_id=a100.pk, user=admin)
 
     set_, deleted = AuditEntry.objects.order_by("pk")

@@ -20,7 +20,8 @@ TODAY = dt.datetime.now(dt.UTC).date()
 
 @pytest.fixture
 def staff(client):
-    user = UserFactory(username="admin", membership__role=Role.ADMIN)  # prices and budgets: admins
+    # Budgets: a team's admins; prices: site admins (superusers and staff). This one is both.
+    user = UserFactory(username="admin", membership__role=Role.ADMIN, is_staff=True)
     client.force_login(user)
     return client
 

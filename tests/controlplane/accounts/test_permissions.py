@@ -68,7 +68,7 @@ TABLE = [
         "spend:prices",
         {},
         {"pool": "h100", "gpu_type": "H100", "usd_per_gpu_hour": "3"},
-        (302, 403, 403, 302, 403, 302),
+        (403, 403, 403, 403, 403, 302),  # prices bill every team: site admins set them
     ),
     (
         "post",
@@ -84,7 +84,7 @@ TABLE = [
         {"team": "@alpha", "usd_per_month": "5"},
         (302, 403, 403, 302, 403, 302),
     ),
-    ("post", "spend:node-price-set", {}, {}, (302, 403, 403, 302, 403, 302)),
+    ("post", "spend:node-price-set", {}, {}, (403, 403, 403, 403, 403, 302)),
     # teams and the audit log
     ("get", "accounts:teams", {}, {}, (200, 403, 403, 200, 403, 200)),
     ("get", "accounts:team", {"team_id": "@alpha"}, {}, (200, 403, 403, 404, 404, 200)),
