@@ -1,11 +1,12 @@
 from typing import Any
 
 from django import forms
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
 from controlplane.accounts.models import Team
 from datasets_app.models import Dataset, DatasetVersion
-from datasets_app.selectors import dataset_readable_by_teams_q
+from datasets_app.selectors import dataset_readable_by_teams_q, dataset_readable_q
 from runs.config_schema import (
     PRESETS,
     RANGES,
@@ -204,6 +205,13 @@ class RunFilterForm(forms.Form):
             ("pass_rate", "Pass rate"),
         ],
     )
+
+    def __init__(self, *args: Any, user: User | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if user is not None:  # another team's dataset does not exist for the user: not even its name
+            self.fields["dataset"].queryset = Dataset.objects.filter(  # type: ignore[attr-defined]
+                dataset_readable_q(user=user)
+            )
 
 
 MAX_COMPARE = 100

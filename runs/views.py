@@ -17,7 +17,7 @@ PRESETS_JSON = {name: preset_values(name) for name in PRESETS}
 
 
 def run_list(request: AuthedHttpRequest) -> HttpResponse:
-    form = RunFilterForm(request.GET)
+    form = RunFilterForm(request.GET, user=request.user)
     filters = form.cleaned_data if form.is_valid() else {}
     runs = selectors.run_list_filtered(
         user=request.user,

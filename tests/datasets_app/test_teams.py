@@ -255,3 +255,16 @@ def test_existing_datasets_move_to_the_default_team():
     executor.migrate(executor.loader.graph.leaf_nodes())
 
     assert Dataset.objects.get(pk=dataset.pk).team.name == "default"
+
+
+def test_the_runs_lists_dataset_filter_names_no_other_teams_dataset(client, teams):
+    alpha, beta = teams
+    DatasetFactory(name="alpha-secret", team=alpha)
+    DatasetFactory(name="humaneval", team=None)
+    DatasetFactory(name="beta-own", team=beta)
+    client.force_login(in_teams("otto", (beta, Role.VIEWER)))
+
+    page = client.get("/runs/").content.decode()
+
+    assert "alpha-secret" not in page
+    assert "humaneval" in page and "beta-own" in page
