@@ -268,3 +268,17 @@ def test_the_runs_lists_dataset_filter_names_no_other_teams_dataset(client, team
 
     assert "alpha-secret" not in page
     assert "humaneval" in page and "beta-own" in page
+
+
+def test_a_superuser_in_no_team_reads_every_teams_dataset(client, teams):
+    alpha, _ = teams
+    problem = ProblemFactory(version__dataset__team=alpha, version__dataset__name="alpha-own")
+    client.force_login(in_teams("root", is_superuser=True))
+
+    assert "alpha-own" in client.get("/datasets/").content.decode()
+    for url in (
+        f"/datasets/{problem.version.dataset_id}/",
+        f"/datasets/versions/{problem.version_id}/",
+        f"/datasets/problems/{problem.pk}/",
+    ):
+        assert client.get(url).status_code == 200, url
