@@ -123,6 +123,14 @@ def test_an_unknown_run_and_a_wrong_token_get_the_same_401(client):
     assert unknown.json()["error"].replace("999999", "N") == wrong.json()["error"].replace(str(run.pk), "N")
 
 
+def test_a_run_id_past_64_bits_is_the_same_401(client):
+    # on SQLite the id could not even be bound to the query: it was a 500
+    response = post(client, 2**64, {"events": [metric(1, 0)]})
+
+    assert response.status_code == 401
+    assert response.json()["error"] == f"run {2**64}: no such run, or the token does not match it"
+
+
 @pytest.mark.parametrize(
     ("event", "field"),
     [
