@@ -5,22 +5,16 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F, Q, QuerySet
 from django.http import Http404
 
 from controlplane.accounts.models import Role, Team
-from controlplane.accounts.selectors import role_allows, role_of, team_filter
+from controlplane.accounts.selectors import is_site_admin, role_allows, role_of, team_filter
 from datasets_app.models import Dataset, DatasetVersion, Problem, ProblemStatus
 
 # --- Who may read and change which dataset (docs/teams.md, "Datasets") ---------------------------------
-
-
-def is_site_admin(user: User | AnonymousUser) -> bool:
-    """Staff and superusers: the only ones who change the shared area (datasets of no team), which every
-    team reads and trains on. An admin of one team is not one: that is the cross-team reach to avoid."""
-    return bool(user.is_authenticated and user.is_active and (user.is_superuser or user.is_staff))
 
 
 def dataset_readable_q(*, user: User, prefix: str = "") -> Q:
@@ -35,11 +29,12 @@ def dataset_readable_q(*, user: User, prefix: str = "") -> Q:
 
 def dataset_role_allows(*, user: User, dataset: Dataset, at_least: str) -> bool:
     """Viewers read, members upload versions (and their review labels reach its problems), admins
-    delete; for a shared dataset everyone reads and only site admins do the rest."""
+    delete; for a shared dataset everyone reads and only site admins (staff, superusers) do the rest:
+    every team trains on it, so an admin of one team is not enough."""
     if dataset.team_id is None:
         if at_least == Role.VIEWER:
             return bool(user.is_authenticated and user.is_active)
-        return is_site_admin(user)
+        return is_site_admin(user=user)
     return role_allows(role_of(user=user, team_id=dataset.team_id), at_least)
 
 

@@ -18,11 +18,12 @@ from django.db.models import Exists, OuterRef, ProtectedError, Q
 from django.utils import timezone
 
 from controlplane.accounts.models import Role, Team
+from controlplane.accounts.selectors import is_site_admin
 from controlplane.accounts.services import require_role, team_default
 from datasets_app import conf
 from datasets_app.models import Dataset, DatasetVersion, Problem, ProblemStatus
 from datasets_app.parsing import MAX_LINE_BYTES, LineError, ParsedProblem, Parser, problem_hash, text_hash
-from datasets_app.selectors import dataset_get_for_user, dataset_upload_teams, is_site_admin
+from datasets_app.selectors import dataset_get_for_user, dataset_upload_teams
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def dataset_import_team(*, user: User, team: Team | None = None, shared: bool = 
     only site admins write. Anything else is PermissionDenied: uploading runs code on the verification
     workers and adds versions others may train on."""
     if shared:
-        if not is_site_admin(user):
+        if not is_site_admin(user=user):
             raise PermissionDenied("only site admins upload to the shared area")
         return None
     if team is not None:

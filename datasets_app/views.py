@@ -7,6 +7,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from controlplane.accounts.models import Role
+from controlplane.accounts.selectors import is_site_admin
 from controlplane.http import AuthedHttpRequest
 from datasets_app import selectors
 from datasets_app.forms import DatasetUploadForm, ProblemFilterForm
@@ -30,7 +31,7 @@ def dataset_list(request: AuthedHttpRequest) -> HttpResponse:
     """Datasets the user reads, and the upload form: members upload into their teams; viewers and users in
     no team get the reason instead (403 if they post anyway)."""
     teams = selectors.dataset_upload_teams(user=request.user)
-    can_share = selectors.is_site_admin(request.user)
+    can_share = is_site_admin(user=request.user)
     refusal = "" if can_share or teams.exists() else NO_UPLOAD
     form = DatasetUploadForm(request.POST or None, request.FILES or None, teams=teams, can_share=can_share)
     errors: list[str] = []
