@@ -36,7 +36,7 @@ def test_a_launch_past_the_teams_monthly_remainder_is_refused_with_the_numbers(s
     settings.TRIAD_SPEND_DEFAULT_STEP_S = 10
     team = TeamFactory(name="ml")
     alice, bob = member_of(team, "alice"), member_of(team, "bob")
-    version = ProblemFactory().version
+    version = ProblemFactory(version__dataset__team=team).version
     spent = RunFactory(created_by=bob, team=team, pool="a100")  # a teammate spent most of it
     CostEntry.objects.create(run=spent, day=dt.datetime.now(dt.UTC).date(), usd=Decimal("0.90"))
     TeamMonthlyBudget.objects.create(team=team, usd_per_month=Decimal("1.00"))
@@ -62,7 +62,7 @@ def test_another_teams_spend_does_not_count_against_this_teams_budget(settings):
 
     run = run_launch(
         user=alice,
-        dataset_version=ProblemFactory().version,
+        dataset_version=ProblemFactory(version__dataset__team=ml).version,
         name="",
         config=RunConfig(steps=100, gpu_count=1),
         pool="a100",
