@@ -6,6 +6,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 TEST_ENV := DATABASE_URL=postgres://postgres@127.0.0.1:5432/triad REDIS_URL=redis://127.0.0.1:6379/0 \
             CELERY_BROKER_URL=redis://127.0.0.1:6379/1 TRIAD_DEV=true
+# The embedded default that `make demo` runs: SQLite, the filesystem broker, in-memory channels.
+EMBEDDED_VAR := $(CURDIR)/var/test-embedded
+EMBEDDED_TEST_ENV := env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL TRIAD_DEV=true \
+                     TRIAD_VAR_DIR=$(EMBEDDED_VAR)
 
 .PHONY: install demo test test-fast lint services system-packages bench clean
 
@@ -43,6 +47,10 @@ test: install system-packages services lint
 	@# A JIT build of DeepSpeed's CPU op killed midway leaves its lock, and every later run waits on it.
 	-find $(HOME)/.cache/torch_extensions -name lock -mmin +10 -delete 2>/dev/null
 	$(TEST_ENV) $(BIN)/pytest -q
+	@# Again on the embedded default: every test but those that need the servers. The e2e tests too are
+	@# left out here: their stack fixture is wired to PostgreSQL and Redis.
+	rm -rf $(EMBEDDED_VAR)
+	$(EMBEDDED_TEST_ENV) $(BIN)/pytest -q -m "not postgres_only and not e2e"
 
 test-fast: install
 	$(TEST_ENV) $(BIN)/pytest -q -m "not e2e"

@@ -115,6 +115,10 @@ else:
             "NAME": str(VAR_DIR / "triad.sqlite3"),
             # Several processes (web, workers) share the file in embedded mode: wait for locks.
             "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
+            # Tests on the embedded default use a file too, not Django's shared in-memory database: as in
+            # `make demo`, concurrent connections then wait for the lock instead of failing at once
+            # ("database table is locked"), and processes a test starts can open the same database.
+            "TEST": {"NAME": str(VAR_DIR / "test_triad.sqlite3")},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

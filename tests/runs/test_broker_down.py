@@ -86,6 +86,8 @@ def test_resuming_while_the_broker_is_down_fails_the_run_again_and_says_why(logg
     assert b'data-testid="resume"' in response.content
 
 
+# The Redis socket timeouts under test are set when the settings name a Redis broker at start.
+@pytest.mark.postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_a_hung_broker_fails_the_launch_instead_of_hanging_it(user, monkeypatch):
     # A "broker" that accepts connections and never answers, as a wedged server or a dead peer does.
