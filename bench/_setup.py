@@ -14,6 +14,7 @@ def django_setup(database: str = "triad_bench") -> None:
     """Django on DATABASE_URL (default: a bench database of its own), which is created and migrated."""
     sys.path.insert(0, str(REPO))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
+    os.environ.setdefault("TRIAD_DEV", "true")  # a benchmark is development: no production key needed
     os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{database}")
     import django
     import psycopg

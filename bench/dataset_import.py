@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
+os.environ.setdefault("TRIAD_DEV", "true")  # a benchmark is development: no production key needed
 os.environ.setdefault("TRIAD_SANDBOX_QUEUE", f"bench-{uuid.uuid4().hex[:8]}")
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
+os.environ.setdefault("TRIAD_DEV", "true")  # a benchmark is development: no production key needed
 os.environ["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/triad_bench_spend"
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/2")
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/3")
