@@ -4,9 +4,10 @@ import pytest
 from django.utils import timezone
 
 from controlplane.accounts.models import Role, Team
+from datasets_app.models import Problem
 from runs.models import Generation, Run, RunStatus
 from runs.review.services import review_generations_scan
-from tests.factories import GenerationFactory, RunFactory, TeamFactory, UserFactory
+from tests.factories import GenerationFactory, ProblemFactory, RunFactory, TeamFactory, UserFactory
 
 
 @dataclass
@@ -21,6 +22,7 @@ class World:
     other_generation: Generation
     beta_run: Run
     users: dict
+    problem: Problem | None = None  # a problem of the run's dataset version (a dataset of alpha)
 
 
 ROLES = ("admin", "member", "viewer", "outsider", "loner", "superuser")
@@ -58,4 +60,5 @@ def world(db):
         team=beta,
         dataset_version=run.dataset_version,
     )
-    return World(alpha, beta, run, generation, other, beta_run, users)
+    problem = ProblemFactory(version=run.dataset_version)
+    return World(alpha, beta, run, generation, other, beta_run, users, problem)
