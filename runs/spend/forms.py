@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 
 from controlplane.accounts.models import Team
 from datasets_app.models import DatasetVersion
+from datasets_app.selectors import dataset_readable_q
 from runs.config_schema import ConfigError, config_from_yaml
 from runs.models import Node
 from runs.services import RunConfig
@@ -33,6 +34,13 @@ class EstimateForm(forms.Form):
     config_yaml = forms.CharField(required=False, max_length=20_000, strip=False)
 
     yaml_config: RunConfig | None = None
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Only the versions the user reads: an estimate draws on the step times of runs on it.
+        field = self.fields["dataset_version"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = DatasetVersion.objects.filter(dataset_readable_q(user=user, prefix="dataset__"))
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -198,7 +198,7 @@ def spend_node_price_set(request: AuthedHttpRequest) -> HttpResponse:
 
 def spend_estimate(request: AuthedHttpRequest) -> HttpResponse:
     """The launch form's cost estimate (an htmx partial that follows the form's fields)."""
-    form = EstimateForm(request.GET)
+    form = EstimateForm(request.GET, user=request.user)
     config = form.config()
     if form.yaml_error:
         return render(request, "spend/estimate.html", {"yaml_error": form.yaml_error})

@@ -11,7 +11,7 @@ from runs.models import RunStatus
 from runs.nodes import NodeInfo, node_register
 from runs.spend.models import CostEntry, GpuPrice, MonthlyBudget, RunCost
 from runs.spend.services import run_cost_accrue
-from tests.factories import MetricPointFactory, ProblemFactory, RunFactory, UserFactory
+from tests.factories import MetricPointFactory, ProblemFactory, RunFactory, TeamFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -251,3 +251,15 @@ def test_a_learning_stop_says_why_on_the_run_page(logged_in):
     assert ">Stopped: not learning</span>" in listing and ">Budget Stopped</span>" not in listing
     dashboard = logged_in.get(reverse("spend:dashboard")).content.decode()
     assert ">Stopped: not learning</span>" in dashboard
+
+
+def test_the_estimate_reads_step_times_only_of_dataset_versions_the_user_reads(logged_in, settings):
+    settings.TRIAD_SPEND_DEFAULT_STEP_S = 36
+    beta = TeamFactory(name="beta")
+    theirs = RunFactory(pool="cpu", team=beta, dataset_version__dataset__team=beta)  # on beta's own dataset
+    MetricPointFactory(run=theirs, key="time/step_s", step=0, value=1.0)
+    query = {"dataset_version": theirs.dataset_version_id, "steps": 100, "gpu_count": 4}
+
+    page = logged_in.get(reverse("spend:estimate"), query).content.decode()
+
+    assert "this dataset version" not in page
