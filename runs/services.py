@@ -45,6 +45,9 @@ ALLOWED_FROM: dict[str, tuple[str, ...]] = {
     RunStatus.RUNNING: (RunStatus.QUEUED, RunStatus.STARTING),
     RunStatus.SUCCEEDED: (RunStatus.STARTING, RunStatus.RUNNING),
     RunStatus.FAILED: (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING, RunStatus.CANCELLING),
+    # Cancel on a started run asks its launcher to stop; never from `cancelling` itself, so a second
+    # click changes nothing (`run_cancel`).
+    RunStatus.CANCELLING: (RunStatus.STARTING, RunStatus.RUNNING),
     RunStatus.CANCELLED: (RunStatus.QUEUED, RunStatus.CANCELLING, RunStatus.LOST),
     RunStatus.BUDGET_STOPPED: (RunStatus.STARTING, RunStatus.RUNNING, RunStatus.CANCELLING),
     RunStatus.LOST: (RunStatus.STARTING, RunStatus.RUNNING, RunStatus.CANCELLING),
@@ -306,16 +309,10 @@ def run_cancel(*, run_id: int, user: User | None = None) -> bool:
                 _audit_run(run_id, AuditAction.RUN_CANCEL, user, outright, RunStatus.CANCELLED)
                 return True
         before = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
-        moved = Run.objects.filter(pk=run_id, status__in=(RunStatus.STARTING, RunStatus.RUNNING)).update(
-            status=RunStatus.CANCELLING
-        )
+        moved = _transition(run_id, RunStatus.CANCELLING, "cancel requested")
         if moved:
-            LogLine.objects.create(
-                run_id=run_id, source="control", message="cancel requested", time=timezone.now()
-            )
-            broadcast_run_update(run_id, {"status": RunStatus.CANCELLING, "status_message": ""})
             _audit_run(run_id, AuditAction.RUN_CANCEL, user, str(before), RunStatus.CANCELLING)
-        return bool(moved)
+        return moved
 
 
 def run_budget_stop(*, run_id: int, message: str, cause: StopCause = StopCause.BUDGET) -> bool:

@@ -40,7 +40,16 @@ def test_cancelling_a_running_run_asks_the_node_to_stop():
 
     run.refresh_from_db()
     assert run.status == RunStatus.CANCELLING
-    assert LogLine.objects.filter(run=run, message="cancel requested").exists()
+    assert LogLine.objects.filter(run=run, message="status → cancelling: cancel requested").exists()
+
+
+def test_cancelling_a_running_run_says_so_in_its_status_message():
+    run = RunFactory(status=RunStatus.RUNNING)
+
+    run_cancel(run_id=run.pk)
+
+    run.refresh_from_db()
+    assert run.status_message == "cancel requested"
 
 
 def test_cancelling_a_finished_run_changes_nothing():
