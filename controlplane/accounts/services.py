@@ -12,7 +12,6 @@ from django.db import transaction
 
 from controlplane.accounts.models import DEFAULT_TEAM, AuditAction, AuditEntry, Membership, Role, Team
 from controlplane.accounts.selectors import role_allows, role_of
-from controlplane.accounts.signals import membership_changed
 
 
 class MembershipError(ValueError):
@@ -104,7 +103,6 @@ def membership_set(*, team: Team, user: User, role: str, actor: User | None) -> 
     if existing is not None and existing.role == Role.ADMIN and not _other_admins(team, user):
         raise MembershipError(_LAST_ADMIN.format(user=user, team=team), field="role")
     membership, _ = Membership.objects.update_or_create(team=team, user=user, defaults={"role": role})
-    membership_changed.send(sender=Membership, user_id=user.pk)
     audit_record(
         actor=actor,
         action=AuditAction.MEMBERSHIP_SET,
@@ -130,7 +128,6 @@ def membership_remove(*, team: Team, user: User, actor: User | None) -> bool:
     if existing.role == Role.ADMIN and not _other_admins(team, user):
         raise MembershipError(_LAST_ADMIN.format(user=user, team=team), field="user")
     Membership.objects.filter(pk=existing.pk).delete()
-    membership_changed.send(sender=Membership, user_id=user.pk)
     audit_record(
         actor=actor,
         action=AuditAction.MEMBERSHIP_REMOVE,

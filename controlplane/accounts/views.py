@@ -6,6 +6,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from controlplane import orchestration
 from controlplane.accounts import selectors, services
 from controlplane.accounts.forms import AuditFilterForm, MembershipForm, MembershipRemoveForm, TeamForm
 from controlplane.accounts.models import Role
@@ -52,6 +53,7 @@ def team_detail(request: AuthedHttpRequest, team_id: int) -> HttpResponse:
         except services.MembershipError as exc:
             form.add_error("role" if exc.field == "role" else "username", str(exc))
         else:
+            orchestration.membership_changed(user_id=user.pk)
             messages.success(request, f"{user} is now {role} of {team}.")
             return redirect("accounts:team", team_id=team.pk)
     context = {
@@ -74,6 +76,8 @@ def team_member_remove(request: AuthedHttpRequest, team_id: int) -> HttpResponse
         except services.MembershipError as exc:
             messages.error(request, str(exc))
         else:
+            if removed:
+                orchestration.membership_changed(user_id=user.pk)
             done = f"{user} removed from {team}." if removed else f"{user} was not in {team}."
             messages.success(request, done)
     return redirect("accounts:team", team_id=team.pk)

@@ -15,6 +15,7 @@ from django.test import Client
 from playwright.sync_api import expect
 
 from controlplane.accounts.services import membership_remove
+from controlplane.orchestration import membership_changed
 from runs.broadcast import RESYNC_CLOSE_CODE
 from runs.models import MetricPoint, RunStatus
 from tests.factories import TEST_TOKEN, RunFactory, UserFactory
@@ -228,6 +229,7 @@ def test_a_member_taken_out_of_the_team_loses_the_live_run_page(
     def remove() -> None:
         try:
             membership_remove(team=run.team, user=run.created_by, actor=None)
+            membership_changed(user_id=run.created_by.pk)  # what the team page's view does
         except BaseException as exc:
             errors.append(exc)
         finally:

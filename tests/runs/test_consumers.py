@@ -8,6 +8,7 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.db import connections
 from django.test import Client
+from django.urls import reverse
 
 from controlplane.accounts.models import Role
 from controlplane.asgi import application
@@ -108,14 +109,25 @@ def test_a_socket_without_a_login_is_refused(teams):
     assert run(scenario) == (False, 4403)
 
 
+def as_admin_of(team, username="ada"):
+    """A client logged in as an admin of the team: membership changes go through the team page's views,
+    which close the sockets of the user whose teams changed (controlplane.orchestration)."""
+    client = Client()
+    client.force_login(user_in(team, Role.ADMIN, username))
+    return client
+
+
 def test_leaving_the_team_closes_the_run_socket_and_the_reconnect_is_refused(teams):
-    from controlplane.accounts.services import membership_remove
+    team = teams["run"].team
+    admin = as_admin_of(team)
 
     async def scenario():
         communicator, connected, _ = await connect(f"/ws/runs/{teams['run'].pk}/", teams["member"])
         assert connected
         # when an admin takes the member out of the run's team
-        await sync_to_async(membership_remove)(team=teams["run"].team, user=teams["member"], actor=None)
+        await sync_to_async(admin.post)(
+            reverse("accounts:team-remove", kwargs={"team_id": team.pk}), {"user": teams["member"].pk}
+        )
         closed = await communicator.receive_output(timeout=5)
         await sync_to_async(broadcast_run_update)(teams["run"].pk, {"status": "running"})
         after = await communicator.receive_nothing(timeout=0.3)
@@ -132,13 +144,15 @@ def test_leaving_the_team_closes_the_run_socket_and_the_reconnect_is_refused(tea
 
 
 def test_joining_a_team_reconnects_the_runs_list_to_its_runs(teams):
-    from controlplane.accounts.services import membership_set
+    team = teams["run"].team
+    admin = as_admin_of(team)
 
     async def scenario():
         communicator, connected, _ = await connect("/ws/runs/", teams["outsider"])
         assert connected
-        await sync_to_async(membership_set)(
-            team=teams["run"].team, user=teams["outsider"], role=Role.VIEWER, actor=None
+        await sync_to_async(admin.post)(
+            reverse("accounts:team", kwargs={"team_id": team.pk}),
+            {"username": teams["outsider"].username, "role": Role.VIEWER},
         )
         closed = await communicator.receive_output(timeout=5)
         again, reconnected, _ = await connect("/ws/runs/", teams["outsider"])
@@ -154,13 +168,15 @@ def test_joining_a_team_reconnects_the_runs_list_to_its_runs(teams):
 
 
 def test_a_membership_change_of_someone_else_leaves_the_socket_open(teams):
-    from controlplane.accounts.services import membership_set
+    team = teams["run"].team
+    admin = as_admin_of(team)
 
     async def scenario():
         communicator, connected, _ = await connect(f"/ws/runs/{teams['run'].pk}/", teams["member"])
         assert connected
-        await sync_to_async(membership_set)(
-            team=teams["run"].team, user=teams["viewer"], role=Role.MEMBER, actor=None
+        await sync_to_async(admin.post)(
+            reverse("accounts:team", kwargs={"team_id": team.pk}),
+            {"username": teams["viewer"].username, "role": Role.MEMBER},
         )
         await sync_to_async(broadcast_run_update)(teams["run"].pk, {"status": "running"})
         received = await communicator.receive_json_from(timeout=5)
