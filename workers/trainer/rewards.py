@@ -16,17 +16,6 @@ from workers.trainer.reward_components import (
 )
 from workers.trainer.spec import Problem, SandboxSpec
 
-ERROR_CLASSES: tuple[str, ...] = (
-    "passed",
-    "wrong_answer",
-    "runtime_error",
-    "syntax_error",
-    "timeout",
-    "memory_limit",
-    "output_limit",
-    "crash",
-    "sandbox_error",
-)
 INFRA_ERROR = "sandbox_error"
 DEFAULT_WEIGHTS: Mapping[str, float] = {"correctness": 1.0}
 
