@@ -123,15 +123,6 @@ def dataset_version_list() -> QuerySet[DatasetVersion]:
     return DatasetVersion.objects.select_related("dataset").order_by("dataset__name", "-number")
 
 
-def dataset_version_list_launchable() -> QuerySet[DatasetVersion]:
-    """Versions with at least one verified problem, each annotated with `verified_count`."""
-    return (
-        dataset_version_list()
-        .annotate(verified_count=Count("problems", filter=Q(problems__status=ProblemStatus.VERIFIED)))
-        .filter(verified_count__gt=0)
-    )
-
-
 REVIEW_EXCLUDES = ["bad_test", "bad_reference", "flaky"]
 
 

@@ -206,10 +206,6 @@ def run_log_tail(*, run_id: int, limit: int = 50) -> list[LogLine]:
     return list(reversed(LogLine.objects.filter(run_id=run_id).order_by("-pk")[:limit]))
 
 
-def run_summary(run: Run) -> dict[str, Any]:
-    return {"id": run.pk, "status": run.status, "last_step": run.last_step}
-
-
 @dataclass(frozen=True)
 class ChartGroup:
     """One chart of several metrics: overlaid, or stacked so that the stack's height is their sum."""

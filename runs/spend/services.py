@@ -103,24 +103,6 @@ def gpu_price_set(*, pool: str, gpu_type: str, usd_per_gpu_hour: Decimal, user: 
 
 
 @transaction.atomic
-def gpu_price_delete(*, price_id: int, user: User | None = None) -> bool:
-    _require_price_admin(user)
-    price = GpuPrice.objects.select_for_update().filter(pk=price_id).first()
-    if price is None:
-        return False
-    GpuPrice.objects.filter(pk=price_id).delete()
-    audit_record(
-        actor=user,
-        action=AuditAction.PRICE_DELETE,
-        target_type="price",
-        target_id=price_id,
-        target=f"pool {price.pool}",
-        before=_price_state(price),
-    )
-    return True
-
-
-@transaction.atomic
 def node_price_set(*, node_id: int, usd_per_gpu_hour: Decimal | None, user: User | None) -> bool:
     """Set a node's own price per GPU-hour, which overrides its pool's from the next accrual tick; None
     removes it (the pool's price again); it is ≥ 0. `user`: who did it, a site admin, audited; None:

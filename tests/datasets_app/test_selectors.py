@@ -3,7 +3,6 @@ import pytest
 from datasets_app.models import ProblemStatus
 from datasets_app.selectors import (
     dataset_version_changes,
-    dataset_version_list_launchable,
     problem_list_for_run,
     problem_search,
     version_summary,
@@ -21,17 +20,6 @@ def test_a_run_gets_only_verified_problems_unless_the_user_opts_in():
 
     assert list(problem_list_for_run(version=version, include_unverified=False)) == [verified]
     assert list(problem_list_for_run(version=version, include_unverified=True)) == [verified, failing]
-
-
-def test_launchable_versions_have_a_verified_problem():
-    ready = DatasetVersionFactory()
-    ProblemFactory(version=ready, status=ProblemStatus.VERIFIED)
-    ProblemFactory(version=ready, status=ProblemStatus.FAILING)
-    ProblemFactory(version=DatasetVersionFactory(), status=ProblemStatus.PENDING)
-
-    launchable = list(dataset_version_list_launchable())
-
-    assert launchable == [ready] and launchable[0].verified_count == 1
 
 
 def test_the_summary_counts_statuses_difficulties_tags_and_flags():
