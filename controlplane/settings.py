@@ -221,29 +221,9 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
+# Live updates go through runs/broadcast.py's own Redis pub/sub (in-process without REDIS_URL), not a
+# Channels channel layer: the consumers take no channel-layer channel, so none is configured.
 REDIS_URL = env_str("REDIS_URL")
-if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # redis-py 8 reads with a 5 s socket timeout by default, the same as channels-redis's
-            # blocking-pop timeout: the two race and idle WebSockets drop. Give reads more room.
-            # Each live WebSocket can hold a pooled connection while it waits: redis-py's default pool
-            # of 100 refuses the 101st browser. TRIAD_REDIS_MAX_CONNECTIONS sizes it per web process.
-            "CONFIG": {
-                "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        "socket_timeout": 30,
-                        "socket_connect_timeout": 5,
-                        "max_connections": env_int("TRIAD_REDIS_MAX_CONNECTIONS", 2000, minimum=10),
-                    }
-                ]
-            },
-        }
-    }
-else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # Security. Production defaults (TRIAD_DEV unset or false): cookies only over HTTPS, plain HTTP
 # redirected to HTTPS, HSTS for a year including subdomains; `manage.py check --deploy` is clean.

@@ -1,5 +1,6 @@
 """The run page's and the runs list's WebSockets, through the real ASGI application (session cookie,
-origin check, Redis channel layer): a user of another team is refused, and receives nothing."""
+origin check, runs.broadcast's Redis pub/sub fan-out): a user of another team is refused, and receives
+nothing."""
 
 import asyncio
 
