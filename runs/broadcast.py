@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import transaction
 
+from controlplane.redis_client import redis_client
+
 logger = logging.getLogger(__name__)
 
 RUNS_TOPIC = "runs"  # status changes of every run, for the runs list
@@ -170,18 +172,8 @@ class _RedisPublisher:
     def _redis(self) -> Any:
         if self._client is None or self._client_url != settings.REDIS_URL:
             self._client_url = settings.REDIS_URL
-            import redis
-            from redis.backoff import NoBackoff
-            from redis.retry import Retry
-
-            # One immediate retry (a pooled connection gone stale across a Redis restart), no sleeping:
-            # the caller is an ingest request.
-            self._client = redis.Redis.from_url(
-                settings.REDIS_URL,
-                socket_timeout=2,
-                socket_connect_timeout=1,
-                retry=Retry(NoBackoff(), 1),
-            )
+            # Fails fast (redis_client): the caller is an ingest request.
+            self._client = redis_client(settings.REDIS_URL, socket_timeout=2)
         return self._client
 
     def publish(self, messages: list[tuple[str, str]], resync: frozenset[str] = frozenset()) -> None:

@@ -17,6 +17,8 @@ from typing import Any
 
 from django.conf import settings
 
+from controlplane.redis_client import redis_client
+
 logger = logging.getLogger(__name__)
 
 _local_lock = threading.Lock()
@@ -32,14 +34,7 @@ def _redis() -> Any:
     global _redis_client, _redis_client_url
     if _redis_client is None or _redis_client_url != settings.REDIS_URL:
         _redis_client_url = settings.REDIS_URL
-        import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
-        # One immediate retry (a pooled connection gone stale across a Redis restart), never a sleep.
-        _redis_client = redis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 1)
-        )
+        _redis_client = redis_client(settings.REDIS_URL, socket_timeout=1)
     return _redis_client
 
 
