@@ -3,8 +3,8 @@ psycopg COPY into the same table in the same run.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/triad_bench .venv/bin/python bench/ingest.py
 
-It migrates the database named by DATABASE_URL, starts uvicorn on a free port (no Redis channel layer
-unless REDIS_URL is set), posts batches of metric events over HTTP with keep-alive, and times:
+It migrates the database named by DATABASE_URL, starts uvicorn on a free port (live updates published
+to Redis only when REDIS_URL is set), posts batches of metric events over HTTP with keep-alive, and times:
 - the anchor: COPY of the same number of rows straight into runs_metricpoint;
 - the API: points/s over large batches, and the latency of 1,000-point batches (p50/p99).
 Last line: one JSON object, with `ratio_vs_copy`.
