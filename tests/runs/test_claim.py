@@ -8,7 +8,14 @@ import pytest
 from runs.models import LogLine, Run, RunStatus
 from runs.services import run_cancel, run_resume
 from tests.factories import TEST_TOKEN, RunFactory
-from tests.workers.stand_in import Launch, group_alive, kill_groups, stand_in_deepspeed, wait_until
+from tests.workers.stand_in import (
+    Launch,
+    group_alive,
+    kill_groups,
+    stand_in_deepspeed,
+    supervise_args,
+    wait_until,
+)
 from workers.launcher import run_supervised
 
 
@@ -129,15 +136,15 @@ def test_resume_is_a_new_attempt_that_only_a_new_claim_takes(client):
 def test_a_redelivered_start_task_starts_no_second_trainer(live_server, tmp_path: Path):
     run = RunFactory()
     stand_in = stand_in_deepspeed(tmp_path)
-    launch = {
-        "run_id": run.pk,
-        "token": TEST_TOKEN,
-        "control_url": live_server.url,
-        "workdir": tmp_path / "run",  # a redelivery to the same node finds the same work dir
-        "heartbeat_s": 0.2,
-        "kill_grace_s": 5,
-        "deepspeed_bin": stand_in.bin,
-    }
+    # a redelivery to the same node finds the same work dir
+    launch = supervise_args(
+        stand_in,
+        run_id=run.pk,
+        token=TEST_TOKEN,
+        control_url=live_server.url,
+        workdir=tmp_path / "run",
+        kill_grace_s=5,
+    )
     try:
         first = Launch(**launch)
         wait_until(stand_in.starts, 60, "the first launcher to start its trainer")
@@ -164,13 +171,14 @@ def test_a_cancel_landing_after_the_claim_starts_nothing(live_server, tmp_path: 
     stand_in = stand_in_deepspeed(tmp_path)
     try:
         final = run_supervised(
-            run_id=run.pk,
-            token=TEST_TOKEN,
-            control_url=live_server.url,
-            workdir=tmp_path / "run",
-            heartbeat_s=0.2,
-            kill_grace_s=5,
-            deepspeed_bin=stand_in.bin,
+            **supervise_args(
+                stand_in,
+                run_id=run.pk,
+                token=TEST_TOKEN,
+                control_url=live_server.url,
+                workdir=tmp_path / "run",
+                kill_grace_s=5,
+            ),
             on_claimed=lambda: run_cancel(run_id=run.pk),  # right after the claim, before any start
         )
 

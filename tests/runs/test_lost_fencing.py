@@ -10,7 +10,14 @@ from controlplane.accounts.models import AuditAction, AuditEntry
 from runs.models import IngestedEvent, LogLine, MetricPoint, Run, RunStatus
 from runs.services import run_cancel, run_reap_lost
 from tests.factories import TEST_TOKEN, RunFactory
-from tests.workers.stand_in import Launch, group_alive, kill_groups, stand_in_deepspeed, wait_until
+from tests.workers.stand_in import (
+    Launch,
+    group_alive,
+    kill_groups,
+    stand_in_deepspeed,
+    supervise_args,
+    wait_until,
+)
 
 
 def post(client, run_id, events, source="trainer"):
@@ -86,13 +93,13 @@ def test_a_launcher_told_its_run_is_lost_stops_its_trainer_and_reports_nothing(l
     stand_in = stand_in_deepspeed(tmp_path, stubborn=True)  # only a SIGKILL ends it
     try:
         launch = Launch(
-            run_id=run.pk,
-            token=TEST_TOKEN,
-            control_url=live_server.url,
-            workdir=tmp_path / "run",
-            heartbeat_s=0.2,
-            kill_grace_s=1,
-            deepspeed_bin=stand_in.bin,
+            **supervise_args(
+                stand_in,
+                run_id=run.pk,
+                token=TEST_TOKEN,
+                control_url=live_server.url,
+                workdir=tmp_path / "run",
+            )
         )
         wait_until(stand_in.starts, 60, "the launcher to start its trainer")
         wait_until(lambda: Run.objects.get(pk=run.pk).last_heartbeat_at, 30, "a heartbeat")

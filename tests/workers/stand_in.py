@@ -62,6 +62,23 @@ def group_alive(pgid: int) -> list[int]:
     return alive
 
 
+def supervise_args(
+    stand_in: StandIn, *, run_id: int, token: str, control_url: str, workdir: Path, **more: Any
+) -> dict[str, Any]:
+    """`run_supervised`'s arguments in these tests: the stand-in as `deepspeed`, quick heartbeats and
+    a short grace before the SIGKILL (`more` overrides or adds)."""
+    args: dict[str, Any] = {
+        "run_id": run_id,
+        "token": token,
+        "control_url": control_url,
+        "workdir": workdir,
+        "heartbeat_s": 0.2,
+        "kill_grace_s": 1,
+        "deepspeed_bin": stand_in.bin,
+    }
+    return {**args, **more}
+
+
 class Launch:
     """`run_supervised` in a thread of its own (the way a worker runs it beside the test's own work):
     its answer, or what it raised."""

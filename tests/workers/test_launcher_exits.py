@@ -9,7 +9,14 @@ import pytest
 from runs.models import Run
 from runs.tokens import token_hash
 from tests.factories import TEST_TOKEN, RunFactory
-from tests.workers.stand_in import Launch, group_alive, kill_groups, stand_in_deepspeed, wait_until
+from tests.workers.stand_in import (
+    Launch,
+    group_alive,
+    kill_groups,
+    stand_in_deepspeed,
+    supervise_args,
+    wait_until,
+)
 from workers.client import IngestAuthError
 from workers.launcher import run_supervised
 
@@ -21,13 +28,13 @@ def test_a_launcher_whose_token_was_rotated_mid_run_raises_and_leaves_no_trainer
     stand_in = stand_in_deepspeed(tmp_path, stubborn=True)  # only a SIGKILL ends it
     try:
         launch = Launch(
-            run_id=run.pk,
-            token=TEST_TOKEN,
-            control_url=live_server.url,
-            workdir=tmp_path / "run",
-            heartbeat_s=0.2,
-            kill_grace_s=1,
-            deepspeed_bin=stand_in.bin,
+            **supervise_args(
+                stand_in,
+                run_id=run.pk,
+                token=TEST_TOKEN,
+                control_url=live_server.url,
+                workdir=tmp_path / "run",
+            )
         )
         wait_until(stand_in.starts, 60, "the launcher to start its trainer")
 
@@ -62,13 +69,13 @@ def test_a_launcher_stopped_by_its_worker_leaves_no_trainer(live_server, tmp_pat
     try:
         with pytest.raises(SystemExit):
             run_supervised(
-                run_id=run.pk,
-                token=TEST_TOKEN,
-                control_url=live_server.url,
-                workdir=tmp_path / "run",
-                heartbeat_s=0.2,
-                kill_grace_s=1,
-                deepspeed_bin=stand_in.bin,
+                **supervise_args(
+                    stand_in,
+                    run_id=run.pk,
+                    token=TEST_TOKEN,
+                    control_url=live_server.url,
+                    workdir=tmp_path / "run",
+                )
             )
 
         assert len(stand_in.starts()) == 1
