@@ -8,7 +8,8 @@ import importlib.util
 import json
 from pathlib import Path
 
-from workers.trainer.spec import EVAL_SETS, Problem
+from workers.spec import EVAL_SETS
+from workers.trainer.spec import Problem
 
 
 def _humaneval_path() -> Path:

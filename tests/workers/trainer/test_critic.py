@@ -259,7 +259,7 @@ def test_critic_settings_default_off_and_are_checked_by_name():
     assert (t.critic, t.critic_skip, t.sft_with_reasoning) == (False, False, False)
     assert (t.critic_threshold, t.critic_audit_frac, t.critic_max_skip_frac) == (0.95, 0.1, 0.5)
     assert t.critic_max_audit_error == 0.05
-    with pytest.raises(ValueError, match=r"train\.critic_skip: needs train\.critic"):
+    with pytest.raises(ValueError, match=r"train\.critic_skip: critic_skip needs critic: true"):
         parse_spec(_raw(critic_skip=True))
     with pytest.raises(ValueError, match=r"train\.critic_threshold"):
         parse_spec(_raw(critic=True, critic_threshold=1.5))

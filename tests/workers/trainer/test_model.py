@@ -110,7 +110,7 @@ def test_spec_parses_with_defaults():
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
-        (("train", "group_size"), 1, "train.group_size: must be an integer >= 2"),
+        (("train", "group_size"), 1, "train.group_size: must be an integer ≥ 2"),
         (("train", "lr"), "fast", "train.lr: must be a number"),
         (("train", "precision"), "fp8", "train.precision"),
         (("model", "kind"), "llama", "model.kind"),

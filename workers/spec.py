@@ -1,0 +1,531 @@
+"""The run's settings, each defined once: type, default, range, unit, help and which side acts on it.
+
+`TrainConfig` is what the trainer receives (the spec's "train" section); `ControlConfig` is what the
+control plane acts on itself (spend, stop rules) and never sends; `RunConfig` is both, flat, as a user
+writes it and as `Run.config` stores it. The launch form, the YAML schema, the run page's config table,
+the estimate, the spec the launcher writes and the trainer's parser all read `SETTINGS` and the one
+validator below, so a setting added here is wired everywhere (tests/runs/test_run_spec_roundtrip.py
+launches a run with every setting changed and checks what the trainer parses).
+
+Standard library only: the GPU side imports this, and so does the Django side.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+NODE = "node"  # the trainer receives it in the spec
+CONTROL = "control"  # the control plane acts on it; the trainer never sees it
+
+EVAL_SETS: dict[str, int] = {"humaneval": 164}  # built-in benchmarks: name -> problems in it
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting's metadata. `name`, `kind`, `default` and `side` are filled in from the dataclass
+    field it sits on (see SETTINGS); the rest is written next to the field with `setting()`."""
+
+    label: str
+    help: str
+    unit: str = ""
+    low: float | None = None
+    high: float | None = None
+    low_exclusive: bool = False  # low itself is refused (a learning rate of 0 ...)
+    high_exclusive: bool = False
+    choices: tuple[str, ...] = ()  # the names a text setting takes
+    basic: bool = False  # a field of its own on the launch form; the rest is set through its YAML
+    nullable: bool = False  # None is a value (it means what `help` says)
+    name: str = ""
+    kind: type = object  # int, float, bool or str
+    default: Any = None
+    side: str = NODE
+
+    def describe(self) -> str:
+        """What a valid value is, as the end of "<key> must be ..."."""
+        if self.kind is bool:
+            text = "must be true or false"
+        elif self.kind is str:
+            text = f"must be one of {', '.join(self.choices)}"
+        else:
+            low = f"{_number(self.low)} (exclusive)" if self.low_exclusive else _number(self.low)
+            high = f"{_number(self.high)} (exclusive)" if self.high_exclusive else _number(self.high)
+            text = f"must be {_KINDS[self.kind]} from {low} to {high}"
+        return text + (" or null" if self.nullable else "")
+
+
+def setting(
+    default: Any,
+    *,
+    label: str,
+    help: str,
+    unit: str = "",
+    low: float | None = None,
+    high: float | None = None,
+    low_exclusive: bool = False,
+    high_exclusive: bool = False,
+    choices: tuple[str, ...] = (),
+    basic: bool = False,
+    nullable: bool = False,
+) -> Any:
+    """A dataclass field with its `Setting` in the metadata (as TRL's GRPOConfig keeps its help)."""
+    meta = Setting(
+        label=label,
+        help=help,
+        unit=unit,
+        low=low,
+        high=high,
+        low_exclusive=low_exclusive,
+        high_exclusive=high_exclusive,
+        choices=choices,
+        basic=basic,
+        nullable=nullable,
+    )
+    return field(default=default, metadata={"setting": meta})
+
+
+class _Config:
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+
+_STEPS = 100_000
+
+
+@dataclass(frozen=True)
+class TrainConfig(_Config):
+    """Every setting the trainer receives (the spec's "train" section)."""
+
+    steps: int = setting(
+        5,
+        label="Steps",
+        help="Optimizer steps, the SFT warm-up's included.",
+        unit="steps",
+        low=1,
+        high=_STEPS,
+        basic=True,
+    )
+    group_size: int = setting(
+        4,
+        label="Group size",
+        help="Samples per prompt (GRPO group).",
+        unit="samples",
+        low=2,
+        high=64,
+        basic=True,
+    )
+    prompts_per_step: int = setting(
+        2,
+        label="Prompts per step",
+        help="Problems sampled per step.",
+        unit="prompts",
+        low=1,
+        high=1024,
+        basic=True,
+    )
+    lr: float = setting(
+        1e-3, label="Learning rate", help="AdamW's learning rate for RL.", low=1e-8, high=1.0, basic=True
+    )
+    seed: int = setting(
+        0,
+        label="Seed",
+        help="Seeds the model's initialisation, sampling and problem order.",
+        low=0,
+        high=2**31 - 1,
+        basic=True,
+    )
+    max_new_tokens: int = setting(
+        48,
+        label="Max new tokens",
+        help="Longest completion sampled per prompt.",
+        unit="tokens",
+        low=8,
+        high=4096,
+        basic=True,
+    )
+    temperature: float = setting(
+        1.0, label="Temperature", help="Sampling temperature of the rollouts.", low=1e-3, high=10.0
+    )
+    beta: float = setting(
+        0.0,
+        label="KL β",
+        help="Weight of the KL penalty to the reference model (0: none).",
+        low=0.0,
+        high=10.0,
+    )
+    clip_eps: float = setting(
+        0.2,
+        label="Clip ε",
+        help="PPO-style clip range of the policy ratio.",
+        low=0.0,
+        high=1.0,
+        low_exclusive=True,
+        high_exclusive=True,
+    )
+    zero_stage: int = setting(
+        0, label="ZeRO stage", help="DeepSpeed ZeRO stage (0: plain data parallel).", low=0, high=3
+    )
+    precision: str = setting(
+        "fp32", label="Precision", help="Training precision.", choices=("fp32", "bf16", "fp16")
+    )
+    partial_credit: bool = setting(
+        False,
+        label="Partial credit",
+        help="Correctness scores the share of tests passed instead of all or nothing.",
+    )
+    sft_warmup_steps: int = setting(
+        0,
+        label="SFT warm-up steps",
+        help="Steps of imitation on the reference solutions before RL (counted in Steps).",
+        unit="steps",
+        low=0,
+        high=_STEPS,
+        basic=True,
+    )
+    sft_lr: float = setting(
+        3e-3,
+        label="SFT learning rate",
+        help="Learning rate of the SFT warm-up.",
+        low=1e-8,
+        high=1.0,
+        basic=True,
+    )
+    sft_with_reasoning: bool = setting(
+        False,
+        label="SFT with reasoning",
+        help="The warm-up imitates the problem's reasoning trace, then its solution.",
+    )
+    # The warm-up's second moments are scaled to imitation gradients, not RL's.
+    reset_optimizer_after_sft: bool = setting(
+        True, label="Reset optimizer after SFT", help="Start RL with fresh AdamW moments."
+    )
+    checkpoint_every: int = setting(
+        50,
+        label="Checkpoint every",
+        help="Steps between checkpoints (0: only at the end).",
+        unit="steps",
+        low=0,
+        high=_STEPS,
+    )
+    eval_every: int = setting(
+        0,
+        label="Evaluate every",
+        help="Steps between held-out pass@1 / pass@k evaluations (0: never).",
+        unit="steps",
+        low=0,
+        high=_STEPS,
+        basic=True,
+    )
+    eval_problems: int = setting(
+        0,
+        label="Held-out problems",
+        help="The last N problems are kept out of training for that evaluation.",
+        unit="problems",
+        low=0,
+        high=_STEPS,
+        basic=True,
+    )
+    eval_samples: int = setting(
+        8,
+        label="Eval samples",
+        help="Completions sampled per evaluated problem (n of pass@k).",
+        unit="samples",
+        low=1,
+        high=1024,
+    )
+    eval_k: int = setting(
+        4, label="Eval k", help="eval/pass@k (and eval/<set>/pass@k) besides pass@1.", low=1, high=1024
+    )
+    eval_temperature: float | None = setting(
+        None,
+        label="Eval temperature",
+        help="Sampling temperature of evaluations (null: the rollouts' temperature).",
+        low=1e-3,
+        high=10.0,
+        nullable=True,
+    )
+    eval_set: str = setting(
+        "none",
+        label="Eval set",
+        help="A built-in benchmark evaluated every eval_every steps too.",
+        choices=("none", *EVAL_SETS),
+    )
+    eval_set_problems: int = setting(
+        20,
+        label="Eval set problems",
+        help="The benchmark's first N problems (0: all).",
+        unit="problems",
+        low=0,
+        high=max(EVAL_SETS.values()),
+    )
+    # The reward is the weighted sum of these components' scores, each in [0, 1] (docs/trainer.md).
+    reward_correctness: float = setting(
+        1.0, label="Reward: correctness", help="Weight of the tests' verdict.", low=0, high=100
+    )
+    reward_efficiency: float = setting(
+        0.0,
+        label="Reward: efficiency",
+        help="Weight of the CPU time score of passing programs.",
+        low=0,
+        high=100,
+    )
+    reward_style: float = setting(
+        0.0, label="Reward: style", help="Weight of the style score.", low=0, high=100
+    )
+    reward_format: float = setting(
+        0.0, label="Reward: format", help="Weight of the format score.", low=0, high=100
+    )
+    # The execution-outcome critic (docs/trainer.md); skipping the sandbox is opt-in and audited.
+    critic: bool = setting(False, label="Critic", help="Train a critic that predicts each sample's verdict.")
+    critic_skip: bool = setting(
+        False, label="Critic skips", help="Confident predictions skip the sandbox (audited; needs critic)."
+    )
+    critic_threshold: float = setting(
+        0.95,
+        label="Critic threshold",
+        help="Confidence max(p, 1 - p) at which a sample may be skipped.",
+        low=0.5,
+        high=1.0,
+    )
+    critic_audit_frac: float = setting(
+        0.1,
+        label="Critic audit share",
+        help="Share of the confident samples that run anyway.",
+        low=0.01,
+        high=1.0,
+    )
+    critic_max_skip_frac: float = setting(
+        0.5,
+        label="Critic max skip share",
+        help="Most of a step's samples that may be skipped.",
+        low=0.0,
+        high=1.0,
+    )
+    critic_min_labels: int = setting(
+        256,
+        label="Critic min verdicts",
+        help="Verdicts the critic learns from before it skips any.",
+        unit="verdicts",
+        low=0,
+        high=10_000_000,
+    )
+    critic_max_audit_error: float = setting(
+        0.05,
+        label="Critic max audit error",
+        help="Skipping pauses while audited confident predictions are wrong more often than this.",
+        low=0.0,
+        high=1.0,
+    )
+
+
+@dataclass(frozen=True)
+class ControlConfig(_Config):
+    """Settings the control plane acts on itself; the trainer never receives them."""
+
+    include_unverified: bool = setting(
+        False,
+        label="Include unverified problems",
+        help="Train on problems whose reference solution failed, was flaky or has weak tests too.",
+        basic=True,
+    )
+    gpu_count: int = setting(
+        0,
+        label="GPUs",
+        help="GPUs billed per hour (0: one; on a CPU pool, its trainer processes).",
+        unit="GPUs",
+        low=0,
+        high=4096,
+        basic=True,
+    )
+    budget_usd: float = setting(
+        0.0,
+        label="Budget (USD)",
+        help="Stop the run, with a checkpoint, once it has cost this much (0: no cap).",
+        unit="USD",
+        low=0,
+        high=10_000_000,
+        basic=True,
+    )
+    # Stops on learning signals (docs/spend.md), checked on the accrual tick; never on by default.
+    stop_pass_rate_flat_steps: int = setting(
+        0,
+        label="Stop when pass rate is flat for",
+        help="Stop once pass_rate stays within the tolerance this many steps (0: off).",
+        unit="steps",
+        low=0,
+        high=_STEPS,
+    )
+    stop_pass_rate_tolerance: float = setting(
+        0.01,
+        label="Flat pass rate tolerance",
+        help="Flat: max - min of those steps' pass_rate at most this.",
+        low=0,
+        high=1,
+    )
+    stop_zero_std_steps: int = setting(
+        0,
+        label="Stop when rewards are uniform for",
+        help="Stop once frac_reward_zero_std exceeds its threshold this many steps (0: off).",
+        unit="steps",
+        low=0,
+        high=_STEPS,
+    )
+    stop_zero_std_frac: float = setting(
+        0.9,
+        label="Uniform rewards threshold",
+        help="Share of groups with one reward for every sample.",
+        low=0,
+        high=1,
+    )
+
+
+_C = TypeVar("_C", bound=TrainConfig)
+
+
+@dataclass(frozen=True)
+class RunConfig(ControlConfig, TrainConfig):
+    """A run's whole config, flat: the trainer's settings first, then the control plane's."""
+
+    def train(self) -> TrainConfig:
+        """What the trainer receives."""
+        return TrainConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig)})
+
+
+def _settings() -> dict[str, Setting]:
+    hints = typing.get_type_hints(RunConfig)
+    control = {f.name for f in dataclasses.fields(ControlConfig)}
+    out: dict[str, Setting] = {}
+    for f in dataclasses.fields(RunConfig):
+        meta = f.metadata.get("setting")
+        if not isinstance(meta, Setting):
+            raise RuntimeError(f"RunConfig.{f.name} must be declared with workers.spec.setting()")
+        kinds = [k for k in typing.get_args(hints[f.name]) if k is not type(None)] or [hints[f.name]]
+        kind = kinds[0]
+        if kind not in _KINDS or (kind is str) != bool(meta.choices):
+            raise RuntimeError(f"RunConfig.{f.name}: int, float, bool or str with choices")
+        if kind in (int, float) and (meta.low is None or meta.high is None):
+            raise RuntimeError(f"RunConfig.{f.name}: a number needs low and high")
+        side = CONTROL if f.name in control else NODE
+        out[f.name] = dataclasses.replace(meta, name=f.name, kind=kind, default=f.default, side=side)
+    return out
+
+
+_KINDS: dict[type, str] = {int: "an integer", float: "a number", bool: "true or false", str: "a name"}
+_FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+SETTINGS: dict[str, Setting] = _settings()  # every setting, in RunConfig's field order
+REWARD_WEIGHTS = tuple(name for name in SETTINGS if name.startswith("reward_"))
+
+
+class SettingError(ValueError):
+    """A value or a combination of values refused. `keys` are the settings involved, the one to point
+    at first (the YAML shows the line of the first one the user wrote)."""
+
+    def __init__(self, key: str, message: str, *, keys: tuple[str, ...] = ()):
+        super().__init__(f"{key}: {message}")
+        self.key, self.message = key, message
+        self.keys = keys or (key,)
+
+
+def setting_value(key: str, value: Any) -> Any:
+    """`value` checked against setting `key` (type, range, choices, finite) and in its type."""
+    s = SETTINGS[key]
+    if value is None and s.nullable:
+        return None
+    if s.kind is float and isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.1 reads 3e-4 (no dot) as text
+    if s.kind is bool or s.kind is str:
+        valid = isinstance(value, bool) if s.kind is bool else isinstance(value, str) and value in s.choices
+        if not valid:
+            raise SettingError(key, f"{s.describe()}, got {_shown(value)}")
+        return value
+    numeric = isinstance(value, int) or (s.kind is float and isinstance(value, float))
+    if isinstance(value, bool) or not numeric or not math.isfinite(value):
+        raise SettingError(key, f"{s.describe()}, got {_shown(value)}")
+    assert s.low is not None and s.high is not None  # _settings() saw to it
+    kind = _KINDS[s.kind]
+    if value < s.low or (s.low_exclusive and value == s.low):
+        raise SettingError(key, f"must be {kind} {'>' if s.low_exclusive else '≥'} {_number(s.low)}")
+    if value > s.high or (s.high_exclusive and value == s.high):
+        raise SettingError(key, f"must be {kind} {'<' if s.high_exclusive else '≤'} {_number(s.high)}")
+    return s.kind(value)
+
+
+def check_rules(config: TrainConfig) -> None:
+    """The rules that tie settings together (all of them are the trainer's settings)."""
+    if config.sft_warmup_steps >= config.steps:
+        raise SettingError(
+            "sft_warmup_steps",
+            f"sft_warmup_steps ({config.sft_warmup_steps}) must be fewer than steps ({config.steps}), "
+            "or there is no RL at all",
+            keys=("sft_warmup_steps", "steps"),
+        )
+    if config.eval_k > config.eval_samples:
+        raise SettingError(
+            "eval_k",
+            f"eval_k ({config.eval_k}) must be at most eval_samples ({config.eval_samples}): pass@k "
+            "is estimated from that many samples",
+            keys=("eval_k", "eval_samples"),
+        )
+    if config.eval_set != "none" and not config.eval_every:
+        raise SettingError(
+            "eval_every",
+            f"eval_set {config.eval_set!r} needs eval_every > 0, or it is never evaluated",
+            keys=("eval_every", "eval_set"),
+        )
+    size = EVAL_SETS.get(config.eval_set)
+    if size is not None and config.eval_set_problems > size:
+        raise SettingError(
+            "eval_set_problems",
+            f"{config.eval_set} has {size} problems (got {config.eval_set_problems})",
+            keys=("eval_set_problems", "eval_set"),
+        )
+    if not any(getattr(config, key) for key in REWARD_WEIGHTS):
+        raise SettingError(
+            REWARD_WEIGHTS[0],
+            f"at least one reward weight must be > 0 ({', '.join(REWARD_WEIGHTS)} are all 0)",
+            keys=REWARD_WEIGHTS,
+        )
+    if config.critic_skip and not config.critic:
+        raise SettingError("critic_skip", "critic_skip needs critic: true", keys=("critic_skip", "critic"))
+
+
+def config_from_dict(values: Mapping[str, Any], *, config_type: type[_C], prefix: str = "") -> _C:
+    """A config from user input or the spec: unknown keys, bad values and broken rules are refused
+    (SettingError, its key with `prefix`); keys left out take their defaults."""
+    known = {f.name for f in dataclasses.fields(config_type)}
+    try:
+        for key in values:
+            if key not in known:
+                raise SettingError(str(key)[:60], "unknown setting")
+        config = config_type(**{key: setting_value(key, value) for key, value in values.items()})
+        check_rules(config)
+    except SettingError as exc:
+        if not prefix:
+            raise
+        raise SettingError(prefix + exc.key, exc.message, keys=tuple(prefix + k for k in exc.keys)) from None
+    return config
+
+
+def config_from_stored(values: Mapping[str, Any]) -> RunConfig:
+    """A run's config as stored (Run.config): older runs lack newer settings, which take their
+    defaults, and may hold settings since removed, which are ignored. Not checked again: it was when
+    the run was launched, and the trainer checks what it receives."""
+    known = {key: value for key, value in values.items() if key in SETTINGS}
+    for key, value in known.items():
+        if SETTINGS[key].kind is float and isinstance(value, int) and not isinstance(value, bool):
+            known[key] = float(value)
+    return RunConfig(**known)
+
+
+def _shown(value: Any) -> str:
+    return "nothing" if value is None else repr(value)[:40]
+
+
+def _number(value: float | None) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
