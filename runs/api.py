@@ -8,7 +8,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from runs import services
+from runs import ingest, lifecycle, spec
 from runs.events import BatchTooLarge, EventError, parse_batch, string_problem
 from runs.models import TERMINAL_STATUSES, Run
 from runs.ratelimit import ingest_retry_after
@@ -82,7 +82,7 @@ def run_events(request: HttpRequest, run_id: int) -> JsonResponse:
         )
         response["Retry-After"] = str(wait)
         return response
-    result = services.run_ingest(run_id=auth, batch=batch)
+    result = ingest.run_ingest(run_id=auth, batch=batch)
     if result.fenced:
         return _error(
             409, f"run {run_id} is lost: its attempt is fenced; resume it", desired_state=result.desired_state
@@ -103,7 +103,7 @@ def run_spec(request: HttpRequest, run_id: int) -> JsonResponse:
         return _error(
             409, f"run {run_id} is {run.status}; there is nothing to start", desired_state=run.status
         )
-    return JsonResponse(services.run_spec(run=run))
+    return JsonResponse(spec.run_spec(run=run))
 
 
 CLAIM_MAX_CHARS = 200  # Run.claimed_by
@@ -132,7 +132,7 @@ def run_claim(request: HttpRequest, run_id: int) -> JsonResponse:
         )
     if (problem := string_problem(claim)) is not None:
         return _error(400, f"claim: {problem}", field="claim")
-    result = services.run_claim(run_id=auth, attempt=attempt, claim=claim)
+    result = lifecycle.run_claim(run_id=auth, attempt=attempt, claim=claim)
     if not result.claimed:
         return _error(
             409,

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from runs.services import CONTROL_ONLY, RunConfig
+from runs.spec import CONTROL_ONLY, RunConfig
 
 # (lowest, highest) allowed, inclusive. The launch form's individual fields use the same bounds.
 RANGES: dict[str, tuple[float, float]] = {

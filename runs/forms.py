@@ -16,8 +16,9 @@ from runs.config_schema import (
     config_from_yaml,
     config_to_yaml,
 )
+from runs.launch import RunLaunchError
 from runs.models import RunStatus
-from runs.services import RunConfig, RunLaunchError
+from runs.spec import RunConfig
 
 
 def _bounds(name: str) -> dict[str, Any]:

@@ -224,7 +224,7 @@ def run_chart_groups(*, run: Run) -> list[ChartGroup]:
     """The multi-metric charts the run's config calls for: each weighted reward component's share of
     reward/mean (stacked; when anything besides correctness is weighted) and pass@1 / pass@k of its
     evaluations (held-out problems, evaluation set)."""
-    from runs.services import RunConfig
+    from runs.spec import RunConfig
 
     config = RunConfig(**{k: v for k, v in run.config.items() if k in RunConfig.__dataclass_fields__})
     groups: list[ChartGroup] = []

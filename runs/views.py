@@ -9,7 +9,7 @@ from controlplane.accounts.models import Role
 from controlplane.accounts.selectors import role_allows, role_of, team_list_for
 from controlplane.http import AuthedHttpRequest
 from runs import nodes as nodes_service
-from runs import selectors, services
+from runs import launch, lifecycle, selectors
 from runs.config_schema import PRESETS, preset_values
 from runs.forms import MetricQueryForm, RunCompareForm, RunFilterForm, RunLaunchForm
 
@@ -58,16 +58,16 @@ def run_launch(request: AuthedHttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST" and form.is_valid():
         try:
-            result = services.run_launch(
+            result = launch.run_launch(
                 user=request.user,
                 team=form.cleaned_data.get("team"),
                 dataset_version=form.cleaned_data["dataset_version"],
                 name=form.cleaned_data["name"],
                 config=form.config(),
             )
-        except services.RunLaunchError as exc:
+        except launch.RunLaunchError as exc:
             form.add_launch_error(exc)  # a broker that is down, too: the run is recorded as failed
-            if isinstance(exc, services.RunNotQueuedError):
+            if isinstance(exc, launch.RunNotQueuedError):
                 status = 503
         else:
             messages.success(request, f"Run #{result.run.pk} queued.")
@@ -85,7 +85,7 @@ def run_detail(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
         "log_lines": selectors.run_log_tail(run_id=run.pk),
         "chart_keys": selectors.CHART_KEYS,
         "chart_groups": selectors.run_chart_groups(run=run),
-        "resumable": services.RESUMABLE,
+        "resumable": lifecycle.RESUMABLE,
     }
     template = "runs/run_detail.html"
     if request.htmx and request.GET.get("part") in {"status", "generations"}:
@@ -137,14 +137,14 @@ def run_compare(request: AuthedHttpRequest) -> HttpResponse:
 def run_resume(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
     run = selectors.run_get_for_user(user=request.user, run_id=run_id, at_least=Role.MEMBER)
     try:
-        if services.run_resume(run_id=run.pk, user=request.user) is None:
+        if launch.run_resume(run_id=run.pk, user=request.user) is None:
             messages.info(
                 request,
                 f"Run #{run.pk} is {run.get_status_display()}: only lost, failed or cancelled runs resume.",
             )
         else:
             messages.success(request, f"Run #{run.pk} queued again; it continues from its last checkpoint.")
-    except services.RunNotQueuedError as exc:  # the broker is down: the run is failed again, saying so
+    except launch.RunNotQueuedError as exc:  # the broker is down: the run is failed again, saying so
         messages.error(request, str(exc))
     return redirect("runs:detail", run_id=run.pk)
 
@@ -152,7 +152,7 @@ def run_resume(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
 @require_POST
 def run_cancel(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
     run = selectors.run_get_for_user(user=request.user, run_id=run_id, at_least=Role.MEMBER)
-    if not services.run_cancel(run_id=run.pk, user=request.user):
+    if not lifecycle.run_cancel(run_id=run.pk, user=request.user):
         messages.info(request, f"Run #{run.pk} is {run.get_status_display()}: nothing to cancel.")
     return redirect("runs:detail", run_id=run.pk)
 

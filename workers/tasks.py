@@ -46,7 +46,7 @@ def run_execute_task(self: Any, run_id: int, token: str) -> str:
 @shared_task(name="runs.reap_lost", ignore_result=True, acks_late=True)
 def run_reap_lost_task() -> list[int]:
     """Beat, on the control queue: runs whose nodes stopped heartbeating become `lost`. Idempotent."""
-    from runs.services import run_reap_lost
+    from runs.lifecycle import run_reap_lost
 
     return run_reap_lost()
 
@@ -54,7 +54,7 @@ def run_reap_lost_task() -> list[int]:
 @shared_task(name="runs.reap_unenqueued", ignore_result=True, acks_late=True, expires=60)
 def run_reap_unenqueued_task() -> list[int]:
     """Beat, on the control queue: queued runs that never reached the broker become `failed`. Idempotent."""
-    from runs.services import run_reap_unenqueued
+    from runs.launch import run_reap_unenqueued
 
     return run_reap_unenqueued()
 

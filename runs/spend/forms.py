@@ -11,7 +11,7 @@ from datasets_app.models import DatasetVersion
 from datasets_app.selectors import dataset_readable_q
 from runs.config_schema import ConfigError, config_from_yaml
 from runs.models import Node
-from runs.services import RunConfig
+from runs.spec import RunConfig
 from runs.spend.models import GpuPrice
 
 

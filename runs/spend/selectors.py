@@ -1,6 +1,6 @@
 """Reads of spend that pages and the launch check share: prices, estimates, projections, breakdowns.
 
-Imports only models, so `runs.services` (the launch check) can use it without a cycle.
+Imports only models, so `runs.launch` (the launch check) can use it without a cycle.
 """
 
 import dataclasses

@@ -26,11 +26,12 @@ from controlplane.accounts.models import AuditAction, Role, Team
 from controlplane.accounts.selectors import is_site_admin, user_list_managed_by
 from controlplane.accounts.services import audit_record, require_role
 from runs.broadcast import broadcast_run_update
+from runs.lifecycle import run_budget_stop
 from runs.metric_store import metric_points_write
 from runs.models import TERMINAL_STATUSES, MetricPoint, Node, Run, RunStatus, StopCause
 
 # The run state machine's one door; there is no public wrapper for a budget stop yet.
-from runs.services import RunConfig, run_budget_stop
+from runs.spec import RunConfig
 from runs.spend.models import CostEntry, GpuPrice, MonthlyBudget, RunCost, TeamMonthlyBudget
 from runs.spend.selectors import (
     Price,

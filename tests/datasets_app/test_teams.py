@@ -13,7 +13,8 @@ from controlplane.accounts.models import Role
 from datasets_app.models import Dataset, DatasetVersion
 from datasets_app.services import dataset_import
 from runs.forms import RunLaunchForm
-from runs.services import RunConfig, RunLaunchError, run_launch
+from runs.launch import RunLaunchError, run_launch
+from runs.spec import RunConfig
 from tests.factories import (
     DatasetFactory,
     DatasetVersionFactory,

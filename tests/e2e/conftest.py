@@ -15,8 +15,8 @@ import pytest
 from django.db import connection
 from playwright.sync_api import sync_playwright
 
+from runs.lifecycle import run_cancel
 from runs.models import ACTIVE_STATUSES, Run
-from runs.services import run_cancel
 from tests.processes import asgi_server, free_port, processes_mentioning  # noqa: F401 (re-exported for the e2e tests)
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,8 +8,10 @@ import websockets
 from django.test import Client
 
 from datasets_app.services import dataset_import
+from runs.launch import run_launch
+from runs.lifecycle import run_cancel
 from runs.models import Generation, MetricPoint, Run, RunStatus
-from runs.services import RunConfig, run_cancel, run_launch
+from runs.spec import RunConfig
 from tests.e2e.conftest import processes_mentioning, wait_until, wait_verified
 from tests.factories import UserFactory
 
@@ -88,7 +90,8 @@ def test_cancel_ends_the_run_and_every_process_of_it(stack):
 
 
 def test_a_run_whose_worker_dies_is_lost_then_resumes_from_its_checkpoint(stack):
-    from runs.services import run_reap_lost, run_resume
+    from runs.launch import run_resume
+    from runs.lifecycle import run_reap_lost
 
     user = UserFactory(username="e2e-lost")
     import io

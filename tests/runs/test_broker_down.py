@@ -10,8 +10,9 @@ from django.db import connection
 from django.utils import timezone
 
 from controlplane.celery import app
+from runs.launch import RunNotQueuedError, run_launch, run_reap_unenqueued, run_resume
 from runs.models import LogLine, Run, RunStatus
-from runs.services import RunConfig, RunNotQueuedError, run_launch, run_reap_unenqueued, run_resume
+from runs.spec import RunConfig
 from tests.factories import ProblemFactory, RunFactory
 
 FORM = {

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from runs.launch import run_resume
+from runs.lifecycle import run_cancel
 from runs.models import LogLine, Run, RunStatus
-from runs.services import run_cancel, run_resume
 from tests.factories import TEST_TOKEN, RunFactory
 from tests.workers.stand_in import (
     Launch,

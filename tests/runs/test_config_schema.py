@@ -10,7 +10,7 @@ from runs.config_schema import (
     config_to_yaml,
     preset_values,
 )
-from runs.services import RunConfig
+from runs.spec import RunConfig
 
 
 def test_the_schema_covers_every_runconfig_field_with_its_default():

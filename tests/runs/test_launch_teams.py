@@ -5,8 +5,10 @@ from django.core.exceptions import PermissionDenied
 from django.test import Client
 
 from controlplane.accounts.models import AuditAction, AuditEntry, Role
+from runs.launch import run_launch, run_resume
+from runs.lifecycle import run_cancel
 from runs.models import Run, RunStatus
-from runs.services import RunConfig, run_cancel, run_launch, run_resume
+from runs.spec import RunConfig
 from tests.factories import ProblemFactory, RunFactory, TeamFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

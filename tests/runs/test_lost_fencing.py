@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from controlplane.accounts.models import AuditAction, AuditEntry
+from runs.lifecycle import run_cancel, run_reap_lost
 from runs.models import IngestedEvent, LogLine, MetricPoint, Run, RunStatus
-from runs.services import run_cancel, run_reap_lost
 from tests.factories import TEST_TOKEN, RunFactory
 from tests.workers.stand_in import (
     Launch,

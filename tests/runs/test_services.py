@@ -2,8 +2,10 @@ import datetime as dt
 
 import pytest
 
+from runs.launch import run_launch, run_resume
+from runs.lifecycle import run_cancel, run_reap_lost
 from runs.models import LogLine, Run, RunStatus
-from runs.services import RunConfig, run_cancel, run_launch, run_reap_lost, run_resume
+from runs.spec import RunConfig
 from runs.tokens import token_hash
 from tests.factories import DatasetVersionFactory, ProblemFactory, RunFactory
 
@@ -90,7 +92,7 @@ def test_reaping_twice_changes_nothing_more():
 def test_a_lost_run_that_speaks_again_stays_lost():
     """Fenced (docs/runs.md): only Resume starts it again; tests/runs/test_lost_fencing.py has the rest."""
     from runs.events import Batch, Event
-    from runs.services import run_ingest
+    from runs.ingest import run_ingest
 
     run = RunFactory(status=RunStatus.LOST)
 
@@ -134,7 +136,7 @@ def test_only_lost_failed_or_cancelled_runs_resume(status):
 
 def test_launching_on_a_version_without_verified_problems_says_why(user):
     from datasets_app.models import ProblemStatus
-    from runs.services import RunLaunchError
+    from runs.launch import RunLaunchError
 
     version = DatasetVersionFactory()
     ProblemFactory(version=version, status=ProblemStatus.PENDING)
@@ -149,7 +151,7 @@ def test_launching_on_a_version_without_verified_problems_says_why(user):
 
 def test_opting_in_trains_on_unverified_problems_too(user, django_capture_on_commit_callbacks):
     from datasets_app.models import ProblemStatus
-    from runs.services import run_spec
+    from runs.spec import run_spec
 
     version = DatasetVersionFactory()
     ProblemFactory(version=version, task_id="ok", status=ProblemStatus.VERIFIED)
@@ -167,7 +169,7 @@ def test_opting_in_trains_on_unverified_problems_too(user, django_capture_on_com
 
 
 def test_problems_reviewers_flagged_are_left_out_of_new_runs(user, django_capture_on_commit_callbacks):
-    from runs.services import run_spec
+    from runs.spec import run_spec
 
     version = DatasetVersionFactory()
     ProblemFactory(version=version, task_id="good")
@@ -182,7 +184,7 @@ def test_problems_reviewers_flagged_are_left_out_of_new_runs(user, django_captur
 def test_the_spec_carries_reasoning_traces_and_critic_settings_the_trainer_accepts(
     user, django_capture_on_commit_callbacks
 ):
-    from runs.services import run_spec
+    from runs.spec import run_spec
     from workers.trainer.spec import parse_spec
 
     version = DatasetVersionFactory()
@@ -205,7 +207,7 @@ def test_the_spec_carries_reasoning_traces_and_critic_settings_the_trainer_accep
 def test_the_spec_carries_reward_weights_and_the_evaluation_set_the_trainer_accepts(
     user, django_capture_on_commit_callbacks
 ):
-    from runs.services import run_spec
+    from runs.spec import run_spec
     from workers.trainer.spec import parse_spec, reward_weights
 
     version = DatasetVersionFactory()
@@ -222,7 +224,7 @@ def test_the_spec_carries_reward_weights_and_the_evaluation_set_the_trainer_acce
 
 
 def test_a_run_launched_before_reward_weights_existed_trains_on_correctness_alone(db):
-    from runs.services import run_spec
+    from runs.spec import run_spec
     from workers.trainer.spec import parse_spec, reward_weights
 
     # a config stored before the reward and eval-set settings existed
@@ -241,8 +243,8 @@ def test_the_same_batch_delivered_concurrently_is_stored_once():
     from django.db import connection
 
     from runs.events import parse_batch
+    from runs.ingest import run_ingest
     from runs.models import IngestedEvent, MetricPoint
-    from runs.services import run_ingest
 
     run = RunFactory(status=RunStatus.RUNNING)
     body = {"events": [{"seq": s, "type": "metric", "step": s, "values": {"loss": 1.0}} for s in range(50)]}

@@ -5,8 +5,8 @@ import threading
 import pytest
 from django.db import connection
 
+from runs.lifecycle import run_cancel, transition
 from runs.models import LogLine, Run, RunStatus
-from runs.services import _transition, run_cancel
 from tests.factories import RunFactory
 
 
@@ -20,9 +20,7 @@ def test_a_cancel_racing_a_finish_moves_the_run_exactly_once():
     def attempt(kind: str) -> None:
         barrier.wait()
         try:
-            moved = (
-                run_cancel(run_id=run.pk) if kind == "cancel" else _transition(run.pk, RunStatus.SUCCEEDED)
-            )
+            moved = run_cancel(run_id=run.pk) if kind == "cancel" else transition(run.pk, RunStatus.SUCCEEDED)
             with lock:
                 outcomes.append((kind, moved))
         finally:

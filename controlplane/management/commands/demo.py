@@ -20,8 +20,10 @@ from controlplane.accounts.models import Role
 from controlplane.accounts.services import membership_set, team_default
 from datasets_app.models import Problem, ProblemStatus
 from datasets_app.services import dataset_import
+from runs.launch import RunLaunchError, run_launch
+from runs.lifecycle import run_cancel
 from runs.models import ACTIVE_STATUSES, Run
-from runs.services import RunConfig, RunLaunchError, run_cancel, run_launch
+from runs.spec import RunConfig
 from workers.sandbox.batch import SandboxUnavailable, resolve_backend
 
 BUNDLED_DATASET = Path(settings.BASE_DIR) / "datasets_app" / "data" / "demo_problems.jsonl"

@@ -4,6 +4,7 @@ import pytest
 
 from datasets_app.models import Problem
 from runs.events import Batch, Event
+from runs.ingest import run_ingest
 from runs.models import MetricPoint
 from runs.review.models import ReviewItem, ReviewLabel, ReviewStepCount
 from runs.review.services import (
@@ -12,7 +13,6 @@ from runs.review.services import (
     review_label_comment,
     review_label_undo,
 )
-from runs.services import run_ingest
 from tests.factories import GenerationFactory, ProblemFactory, RunFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

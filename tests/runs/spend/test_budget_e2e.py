@@ -6,8 +6,9 @@ from decimal import Decimal
 import pytest
 
 from datasets_app.services import dataset_import
+from runs.launch import run_launch
 from runs.models import Run, RunStatus
-from runs.services import RunConfig, run_launch
+from runs.spec import RunConfig
 from runs.spend.models import GpuPrice, RunCost
 from runs.spend.services import run_cost_accrue
 from tests.e2e.conftest import processes_mentioning, stack, wait_until, wait_verified  # noqa: F401 (fixture)

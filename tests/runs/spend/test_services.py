@@ -4,9 +4,11 @@ from decimal import Decimal
 import pytest
 
 from runs.config_schema import ConfigError, config_from_yaml
+from runs.launch import RunLaunchError, run_launch
+from runs.lifecycle import run_reap_lost
 from runs.models import MetricPoint, Run, RunStatus
 from runs.nodes import NodeInfo, node_register, run_node_assign
-from runs.services import RunConfig, RunLaunchError, run_launch, run_reap_lost, run_spec
+from runs.spec import RunConfig, run_spec
 from runs.spend.models import CostEntry, GpuPrice, MonthlyBudget, RunCost
 from runs.spend.selectors import run_cost_projection
 from runs.spend.services import node_price_set, run_cost_accrue

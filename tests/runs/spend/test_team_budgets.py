@@ -7,8 +7,9 @@ import pytest
 from django.core.exceptions import PermissionDenied
 
 from controlplane.accounts.models import AuditAction, AuditEntry, Role
+from runs.launch import RunLaunchError, run_launch
 from runs.models import Run, RunStatus
-from runs.services import RunConfig, RunLaunchError, run_launch
+from runs.spec import RunConfig
 from runs.spend.models import CostEntry, GpuPrice, TeamMonthlyBudget
 from runs.spend.services import (
     gpu_price_set,

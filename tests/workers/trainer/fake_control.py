@@ -63,7 +63,7 @@ class FakeControl:
                 if not self._authorised():
                     return
                 if self.path.rstrip("/").endswith("/claim"):
-                    # As runs.services.run_claim: one key per attempt (the spec's), the same key again.
+                    # As runs.lifecycle.run_claim: one key per attempt (the spec's), the same key again.
                     with fake.lock:
                         attempt, key = body["attempt"], body["claim"]
                         state = fake.desired_state(fake)

@@ -1,0 +1,168 @@
+"""Ingest: a node's batch of events stored exactly once per (run, source, seq), then broadcast."""
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from runs.broadcast import broadcast_run_update
+from runs.events import Batch, Event
+from runs.lifecycle import transition
+from runs.metric_store import Row, metric_points_write
+from runs.models import (
+    Generation,
+    IngestedEvent,
+    LogLine,
+    Run,
+    RunStatus,
+)
+from runs.review.services import review_generations_scan
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: int
+    duplicates: int
+    desired_state: str
+    fenced: bool = False  # the run is lost: nothing of the batch was accepted (answered 409)
+
+
+def _when(epoch: float, default: dt.datetime) -> dt.datetime:
+    if epoch <= 0:
+        return default
+    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC)
+
+
+def run_ingest(*, run_id: int, batch: Batch) -> IngestResult:
+    """Persist a batch of events exactly once per (run, source, seq), then broadcast what was new. A lost
+    run's batch is refused whole (`fenced`): a heartbeat, a status or a final `succeeded` from an attempt
+    the control plane gave up on never moves the run, nor bills it; only Resume starts it again."""
+    now = timezone.now()
+    with transaction.atomic():
+        # One writer per run at a time (the run's row lock), the heartbeat and the seen-seq check, in one
+        # round trip: the events whose (run, source, seq) was already claimed are the repeats.
+        status, claimed = _events_claim(run_id=run_id, source=batch.source, events=batch.events, now=now)
+        if status == RunStatus.LOST:
+            return IngestResult(accepted=0, duplicates=0, desired_state=status, fenced=True)
+        fresh = [e for e in batch.events if e.seq in claimed]
+        payload = _store_events(run_id, batch.source, fresh, now)
+        statuses = [e.data for e in fresh if e.type == "status"]
+        for reported in statuses:
+            transition(run_id, reported["status"], reported["message"])
+        if payload["metrics"] or payload["generations"] or payload["logs"]:
+            broadcast_run_update(run_id, payload)
+        desired = Run.objects.values_list("status", flat=True).get(pk=run_id) if statuses else status
+    return IngestResult(accepted=len(fresh), duplicates=batch.received - len(fresh), desired_state=desired)
+
+
+# Locks the run's row, records the heartbeat and the furthest new metric step, and inserts the batch's
+# idempotency keys; answers the run's status and the seqs that were new. ORDER BY seq: concurrent
+# batches claim overlapping keys in the same order. A lost run (fenced) gets none of it: no key, no
+# heartbeat, only its status.
+_CLAIM_SQL = """
+WITH run AS (
+    SELECT id, status FROM runs_run WHERE id = %(run_id)s FOR UPDATE
+), unfenced AS (
+    SELECT id FROM run WHERE status <> %(fenced)s
+), fresh AS (
+    INSERT INTO runs_ingestedevent (run_id, source, seq, type, received_at)
+    SELECT unfenced.id, %(source)s, b.seq, b.type, %(now)s
+    FROM unfenced, unnest(%(seqs)s::bigint[], %(types)s::varchar[]) AS b(seq, type)
+    ORDER BY b.seq
+    ON CONFLICT (run_id, source, seq) DO NOTHING
+    RETURNING seq
+), beat AS (
+    UPDATE runs_run SET
+        last_heartbeat_at = %(now)s,
+        last_step = COALESCE(
+            (SELECT max(m.step)
+             FROM unnest(%(metric_seqs)s::bigint[], %(metric_steps)s::int[]) AS m(seq, step)
+             WHERE m.seq IN (SELECT seq FROM fresh)),
+            last_step
+        )
+    WHERE id = (SELECT id FROM unfenced)
+)
+SELECT (SELECT status FROM run), ARRAY(SELECT seq FROM fresh)
+"""
+
+
+def _events_claim(*, run_id: int, source: str, events: list[Event], now: dt.datetime) -> tuple[str, set[int]]:
+    metrics = [e for e in events if e.type == "metric"]
+    if connection.vendor == "postgresql":
+        params: dict[str, Any] = {
+            "run_id": run_id,
+            "fenced": RunStatus.LOST.value,
+            "source": source,
+            "now": now,
+            "seqs": [e.seq for e in events],
+            "types": [e.type for e in events],
+            "metric_seqs": [e.seq for e in metrics],
+            "metric_steps": [e.data["step"] for e in metrics],
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(_CLAIM_SQL, params)
+            status, fresh = cursor.fetchone()
+        if status is None:
+            raise Run.DoesNotExist(f"run {run_id}: no such run")
+        return status, set(fresh)
+    status = Run.objects.select_for_update().values_list("status", flat=True).get(pk=run_id)
+    if status == RunStatus.LOST:
+        return status, set()
+    seqs = [e.seq for e in events]
+    seen = set(
+        IngestedEvent.objects.filter(run_id=run_id, source=source, seq__in=seqs).values_list("seq", flat=True)
+    )
+    IngestedEvent.objects.bulk_create(
+        IngestedEvent(run_id=run_id, source=source, seq=e.seq, type=e.type, received_at=now)
+        for e in events
+        if e.seq not in seen
+    )
+    fields: dict[str, Any] = {"last_heartbeat_at": now}
+    if steps := [e.data["step"] for e in metrics if e.seq not in seen]:
+        fields["last_step"] = max(steps)
+    Run.objects.filter(pk=run_id).update(**fields)
+    return status, {seq for seq in seqs if seq not in seen}
+
+
+def _store_events(run_id: int, source: str, events: list[Event], now: dt.datetime) -> dict[str, list[Any]]:
+    points: list[Row] = []
+    generations: list[Generation] = []
+    logs: list[LogLine] = []
+    for event in events:
+        data = event.data
+        if event.type == "metric":
+            wall = _when(data["time"], now)
+            step = data["step"]
+            points.extend((run_id, key, step, value, wall) for key, value in data["values"].items())
+        elif event.type == "generation":
+            generations.append(Generation(run_id=run_id, **data))
+        elif event.type == "log":
+            logs.append(
+                LogLine(
+                    run_id=run_id,
+                    source=source,
+                    level=data["level"],
+                    message=data["message"],
+                    time=_when(data["time"], now),
+                )
+            )
+    metric_points_write(points)
+    Generation.objects.bulk_create(generations)
+    review_generations_scan(run_id=run_id, generations=generations, now=now)
+    LogLine.objects.bulk_create(logs)
+    return {
+        "metrics": [{"key": key, "step": step, "value": value} for _, key, step, value, _ in points],
+        "generations": [
+            {
+                "step": g.step,
+                "problem_id": g.problem_id,
+                "passed": g.passed,
+                "error_class": g.error_class,
+                "reward": g.reward,
+            }
+            for g in generations
+        ],
+        "logs": [{"level": line.level, "message": line.message[:500], "source": source} for line in logs],
+    }

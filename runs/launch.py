@@ -1,0 +1,235 @@
+"""Launching a run: the team and budget checks, the stored config, and handing the start task to the
+broker (also on resume)."""
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
+
+from controlplane.accounts.models import AuditAction, Role, Team
+from controlplane.accounts.selectors import team_list_for
+from controlplane.accounts.services import audit_record, require_role, team_default
+from datasets_app.models import DatasetVersion
+from datasets_app.selectors import dataset_version_readable_by_team, problem_list_for_run, version_summary
+from runs.lifecycle import audit_run_status, transition
+from runs.models import (
+    LogLine,
+    Run,
+    RunStatus,
+)
+from runs.spec import RunConfig
+from runs.spend.selectors import BudgetState, spend_estimate, team_budget_state, user_budget_state
+from runs.tokens import token_new
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    run: Run
+    token: str  # shown once; only its hash is stored
+
+
+class RunLaunchError(ValueError):
+    def __init__(self, message: str, *, field: str):
+        super().__init__(message)
+        self.field = field
+
+
+def run_launch_team(*, user: User, team: Team | None = None) -> Team:
+    """The team a launch goes to: the one asked for, if the user is a member or admin of it (else
+    PermissionDenied); else their first such team by name. A superuser with no team gets the default."""
+    if team is not None:
+        require_role(user=user, team_id=team.pk, at_least=Role.MEMBER, doing="launching a run")
+        return team
+    first = team_list_for(user=user, at_least=Role.MEMBER).first()
+    if first is not None:
+        return first
+    if user.is_superuser:
+        return team_default()
+    raise PermissionDenied("launching a run needs the member role in a team")
+
+
+def run_launch(
+    *,
+    user: User,
+    dataset_version: DatasetVersion,
+    name: str,
+    config: RunConfig,
+    pool: str = "",
+    team: Team | None = None,
+) -> LaunchResult:
+    """Queue a run in the team (default: the user's first team they may launch into; see
+    `run_launch_team`). Refused past the run's or the user's or the team's monthly budget remainder."""
+    team = run_launch_team(user=user, team=team)
+    if not dataset_version_readable_by_team(version=dataset_version, team=team):
+        # Another team's dataset: its problems are not this team's to train on (docs/teams.md).
+        raise RunLaunchError(
+            f"{dataset_version} is not a dataset of team {team.name} nor a shared one",
+            field="dataset_version",
+        )
+    problems = problem_list_for_run(version=dataset_version, include_unverified=config.include_unverified)
+    if not problems.exists():
+        summary = version_summary(version=dataset_version).by_status
+        detail = ", ".join(f"{count} {status}" for status, count in summary.items() if count) or "no problems"
+        raise RunLaunchError(
+            f"{dataset_version} has no verified problems ({detail}): wait for verification to finish, "
+            "or tick 'Include unverified problems'",
+            field="dataset_version",
+        )
+    if config.eval_problems and config.eval_problems >= problems.count():
+        raise RunLaunchError(
+            f"holding out {config.eval_problems} problems leaves none of the {problems.count()} to train on",
+            field="eval_problems",
+        )
+    pool = pool or settings.TRIAD_DEFAULT_POOL
+    _check_monthly_budget(user=user, team=team, dataset_version=dataset_version, config=config, pool=pool)
+    token, hashed = token_new()
+    with transaction.atomic():
+        run = Run.objects.create(
+            name=name.strip() or f"{dataset_version.dataset.name}-v{dataset_version.number}",
+            created_by=user,
+            team=team,
+            dataset_version=dataset_version,
+            config=config.as_dict(),
+            pool=pool,
+            token_hash=hashed,
+        )
+        LogLine.objects.create(run=run, source="control", message="run queued", time=timezone.now())
+        audit_record(
+            actor=user,
+            action=AuditAction.RUN_LAUNCH,
+            target_type="run",
+            target_id=run.pk,
+            target=f"run #{run.pk} {run.name}",
+            team_id=team.pk,
+            after={"status": run.status, "dataset_version": dataset_version.pk, "pool": pool, **run.config},
+        )
+        run_id, queue = run.pk, f"gpu.{run.pool}"
+
+        def enqueue() -> None:
+            _run_enqueue(run_id=run_id, token=token, queue=queue, again="launch again")
+
+        transaction.on_commit(enqueue)
+    return LaunchResult(run=run, token=token)
+
+
+def _check_monthly_budget(
+    *, user: User, team: Team, dataset_version: DatasetVersion, config: RunConfig, pool: str
+) -> None:
+    """Refuse a launch whose estimate (bounded by its own cap) exceeds the user's or the team's monthly
+    remainder."""
+    budgets: list[tuple[str, BudgetState]] = [
+        (whose, budget)
+        for whose, budget in (
+            ("your", user_budget_state(user_id=user.pk)),
+            (f"team {team.name}'s", team_budget_state(team_id=team.pk)),
+        )
+        if budget is not None
+    ]
+    if not budgets:
+        return
+    estimate = spend_estimate(
+        dataset_version_id=dataset_version.pk, pool=pool, steps=config.steps, gpu_count=config.gpu_count
+    )
+    expected = estimate.usd
+    if config.budget_usd > 0:
+        expected = min(expected, Decimal(str(config.budget_usd)))
+    for whose, budget in budgets:
+        if expected <= budget.remaining:
+            continue
+        cap_note = f", capped by this run's ${config.budget_usd:.2f} budget" if config.budget_usd > 0 else ""
+        raise RunLaunchError(
+            f"this run is estimated at ${expected:.2f}{cap_note} ({estimate.explanation}), but only "
+            f"${budget.remaining:.2f} of {whose} ${budget.cap:.2f} monthly budget is left "
+            f"(${budget.spent:.2f} spent this month): set a run budget that fits, or fewer steps",
+            field="budget_usd",
+        )
+
+
+class RunNotQueuedError(RunLaunchError):
+    """The run is recorded, but the broker did not take its start task: the run is `failed`, saying why
+    (docs/runs.md, "Broker down")."""
+
+    def __init__(self, message: str, *, run_id: int):
+        super().__init__(message, field=NON_FIELD_ERRORS)
+        self.run_id = run_id
+
+
+def _run_enqueue(*, run_id: int, token: str, queue: str, again: str) -> None:
+    """On commit: hand the attempt's start task to the broker and record that it took it.
+
+    A broker that is down or hung would leave a committed `queued` run that nothing ever starts: fail it
+    with the reason and raise RunNotQueuedError, so the person launching hears of it now."""
+    from controlplane.celery import BROKER_ERRORS, broker_unreachable
+    from workers.tasks import run_execute_task
+
+    try:
+        run_execute_task.apply_async(args=[run_id, token], queue=queue)
+    except BROKER_ERRORS as exc:
+        reason = f"not started: {broker_unreachable(exc)}; {again} when it is back"
+        with transaction.atomic():
+            # Only while still queued: a publish that timed out may have reached a worker after all,
+            # and a person may have cancelled the run meanwhile.
+            failed = transition(run_id, RunStatus.FAILED, reason, when=Q(status=RunStatus.QUEUED))
+        if failed:
+            raise RunNotQueuedError(f"Run #{run_id} was {reason}", run_id=run_id) from exc
+        return
+    Run.objects.filter(pk=run_id).update(enqueued_at=timezone.now())
+
+
+def run_reap_unenqueued(*, grace_s: float | None = None) -> list[int]:
+    """Fail every `queued` run whose start task never reached the broker (its publish failed, or the
+    process stopped between commit and publish) once the grace has passed. A run the broker took
+    (`enqueued_at` set) is never touched: it may rightly wait hours for free nodes."""
+    grace = settings.TRIAD_ENQUEUE_GRACE_S if grace_s is None else grace_s
+    cutoff = timezone.now() - dt.timedelta(seconds=grace)
+    # A resume queues an old run again and logs it: nothing logged within the grace means nothing has
+    # happened to the run lately, so its enqueue is not merely still under way.
+    recent = LogLine.objects.filter(run_id=OuterRef("pk"), time__gte=cutoff)
+    never = Q(status=RunStatus.QUEUED, enqueued_at__isnull=True, created_at__lt=cutoff) & ~Q(Exists(recent))
+    candidates = Run.objects.filter(never).values_list("pk", flat=True)
+    message = (
+        f"not started: never reached the task broker within {grace:.0f}s of being queued (the broker "
+        "was down, or the web process stopped before handing it over); resume it to try again"
+    )
+    reaped = []
+    for run_id in list(candidates):
+        with transaction.atomic():
+            if transition(run_id, RunStatus.FAILED, message, when=never):
+                reaped.append(run_id)
+    return reaped
+
+
+def run_resume(*, run_id: int, user: User | None = None) -> LaunchResult | None:
+    """Queue a lost, failed or cancelled run again as a new attempt (attempt + 1, unclaimed) under a fresh
+    token. Its trainer resumes from the newest checkpoint of the earlier attempts and continues its step
+    count, curves and event sequence."""
+    token, hashed = token_new()
+    with transaction.atomic():
+        before = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
+        # The old attempt's token stops working here: a launcher of it still alive gets 401s and stops.
+        if not transition(
+            run_id,
+            RunStatus.QUEUED,
+            "resumed",
+            token_hash=hashed,
+            last_heartbeat_at=None,
+            attempt=F("attempt") + 1,
+            claimed_by="",
+            enqueued_at=None,  # the new attempt's start task has not reached the broker yet
+        ):
+            return None
+        audit_run_status(run_id, AuditAction.RUN_RESUME, user, str(before), RunStatus.QUEUED)
+        run = Run.objects.get(pk=run_id)
+        queue = f"gpu.{run.pool}"
+
+        def enqueue() -> None:
+            _run_enqueue(run_id=run_id, token=token, queue=queue, again="resume it again")
+
+        transaction.on_commit(enqueue)
+    return LaunchResult(run=run, token=token)
