@@ -3,7 +3,15 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# Two installs, each with its stamp keyed on pyproject.toml: the demo's (the runtime and the trainer
+# extra) and everything (the demo's plus the dev tools), which `make test`, `lint` and `bench` use.
+DEPS := $(shell cat pyproject.toml | sha1sum | cut -c1-12)
+DEMO_STAMP := $(VENV)/.installed-demo-$(DEPS)
+STAMP := $(VENV)/.installed-all-$(DEPS)
+# torch and DeepSpeed as pyproject's trainer extra writes them, the one place the torch pin lives.
+TORCH_REQ := $(shell sed -n 's/^ *"\(torch==[^"]*\)".*/\1/p' pyproject.toml)
+DEEPSPEED_REQ := $(shell sed -n 's/^ *"\(deepspeed[<>=!~][^"]*\)".*/\1/p' pyproject.toml)
+COMMA := ,
 TEST_ENV := DATABASE_URL=postgres://postgres@127.0.0.1:5432/triad REDIS_URL=redis://127.0.0.1:6379/0 \
             CELERY_BROKER_URL=redis://127.0.0.1:6379/1 TRIAD_DEV=true
 # The embedded default that `make demo` runs: SQLite, the filesystem broker, in-memory channels.
@@ -11,27 +19,44 @@ EMBEDDED_VAR := $(CURDIR)/var/test-embedded
 EMBEDDED_TEST_ENV := env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL TRIAD_DEV=true \
                      TRIAD_VAR_DIR=$(EMBEDDED_VAR)
 
-.PHONY: install demo test test-fast lint services system-packages bench clean
+.PHONY: install install-demo demo test test-fast lint services system-packages system-packages-demo bench clean
 
-$(STAMP): pyproject.toml
+# $(call pip_install,EXTRAS): torch first, at the pin: pip takes the CPU build from local disk (any other
+# pin pulls several GB of CUDA). Then DeepSpeed without build isolation, because its build imports torch;
+# then the project with EXTRAS, which finds both already there.
+define pip_install
+	@test -n "$(TORCH_REQ)" -a -n "$(DEEPSPEED_REQ)" || { echo "no torch/deepspeed line in pyproject.toml" >&2; exit 1; }
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
-	# torch first, pinned: pip takes the CPU build from local disk. DeepSpeed's build imports torch.
-	$(BIN)/pip install -q torch==2.13.0 numpy
-	DS_BUILD_OPS=0 $(BIN)/pip install -q --no-build-isolation 'deepspeed>=0.16'
-	$(BIN)/pip install -q -e '.[dev]'
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	$(BIN)/pip install -q '$(TORCH_REQ)'
+	DS_BUILD_OPS=0 $(BIN)/pip install -q --no-build-isolation '$(DEEPSPEED_REQ)'
+	$(BIN)/pip install -q -e '.[$(1)]'
+	find $(VENV) -maxdepth 1 -name '.installed-*' ! -name '*-$(DEPS)' -delete
+endef
+
+$(DEMO_STAMP): pyproject.toml
+	$(call pip_install,trainer)
+	touch $@
+
+$(STAMP): pyproject.toml
+	$(call pip_install,trainer$(COMMA)dev)
+	touch $@ $(DEMO_STAMP)
+
+install-demo: $(DEMO_STAMP)
 
 install: $(STAMP)
 
+# bubblewrap for the sandbox; `make test` adds Chromium for the browser tests.
+system-packages-demo:
+	@bash .ci/system-packages.sh demo
+
 system-packages:
-	@bash .ci/system-packages.sh
+	@bash .ci/system-packages.sh test
 
 services:
 	@bash .ci/services.sh
 
-demo: install system-packages
+demo: install-demo system-packages-demo
 	TRIAD_DEV=true $(BIN)/python manage.py demo
 
 lint: install
