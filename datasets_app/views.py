@@ -8,6 +8,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from controlplane.accounts.models import Role
 from controlplane.accounts.selectors import is_site_admin
+from controlplane.htmx import render_page
 from controlplane.http import AuthedHttpRequest
 from datasets_app import selectors
 from datasets_app.forms import DatasetUploadForm, ProblemFilterForm
@@ -60,11 +61,10 @@ def dataset_list(request: AuthedHttpRequest) -> HttpResponse:
                 messages.info(request, f"Identical content is already {version}; reused it.")
             url = reverse("datasets:version", kwargs={"version_id": version.pk})
             return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
-    template = "datasets_app/dataset_list.html" + ("#upload" if request.htmx else "")
     datasets = selectors.dataset_list_for_user(user=request.user)
     context = {"form": form, "errors": errors, "refusal": refusal, "datasets": datasets}
     status = 200 if request.method != "POST" else 403 if refusal else 400
-    return render(request, template, context, status=status)
+    return render_page(request, "datasets_app/dataset_list.html", context, partials={"upload"}, status=status)
 
 
 def dataset_detail(request: AuthedHttpRequest, dataset_id: int) -> HttpResponse:
@@ -104,9 +104,7 @@ def version_detail(request: AuthedHttpRequest, version_id: int) -> HttpResponse:
         "problems": problems[:PAGE_SIZE],
         "page_size": PAGE_SIZE,
     }
-    partial = request.htmx.target if request.htmx and request.htmx.target in ("summary", "problems") else ""
-    template = "datasets_app/version_detail.html" + (f"#{partial}" if partial else "")
-    return render(request, template, context)
+    return render_page(request, "datasets_app/version_detail.html", context, partials={"summary", "problems"})
 
 
 @require_POST

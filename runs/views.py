@@ -7,6 +7,7 @@ from django.views.decorators.http import require_POST
 
 from controlplane.accounts.models import Role
 from controlplane.accounts.selectors import role_allows, role_of, team_list_for
+from controlplane.htmx import partial_name, render_page
 from controlplane.http import AuthedHttpRequest
 from runs import nodes as nodes_service
 from runs import launch, lifecycle, selectors
@@ -50,10 +51,9 @@ def run_launch(request: AuthedHttpRequest) -> HttpResponse:
             "dataset_version": source.dataset_version_id,
             "team": source.team_id,
         }
-    if request.htmx and request.GET.get("part") == "config":  # the YAML, from the fields as they stand
-        return render(
-            request, "runs/run_launch.html#config", {"form": RunLaunchForm.yaml_from_fields(request.GET)}
-        )
+    if partial_name(request, {"config-yaml"}):  # the YAML, from the fields as they stand
+        context = {"form": RunLaunchForm.yaml_from_fields(request.GET)}
+        return render_page(request, "runs/run_launch.html", context, partials={"config-yaml"})
     form = RunLaunchForm(request.POST or None, initial=initial, teams=teams)
     status = 200
     if request.method == "POST" and form.is_valid():
@@ -87,10 +87,7 @@ def run_detail(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
         "chart_groups": selectors.run_chart_groups(run=run),
         "resumable": lifecycle.RESUMABLE,
     }
-    template = "runs/run_detail.html"
-    if request.htmx and request.GET.get("part") in {"status", "generations"}:
-        template += "#" + request.GET["part"]
-    return render(request, template, context)
+    return render_page(request, "runs/run_detail.html", context, partials={"run-status", "generations"})
 
 
 def run_metrics(request: AuthedHttpRequest, run_id: int) -> JsonResponse:

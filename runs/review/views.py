@@ -6,6 +6,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
 from controlplane.accounts.models import Role
+from controlplane.htmx import partial_name, render_page
 from controlplane.http import AuthedHttpRequest
 from runs.review import selectors, services
 from runs.review.forms import CommentForm, CompareForm, LabelForm, ReviewFilterForm
@@ -24,17 +25,15 @@ def review_run(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
         query.pop("after", None)
         query.pop(drop, None)
         context[name] = query.urlencode()
-    template = "review/review_run.html"
-    if request.htmx and request.GET.get("part") == "rows":
-        template += "#rows"
-    return render(request, template, context)
+    return render_page(request, "review/review_run.html", context, partials={"review-rows"})
 
 
 def review_generation(request: AuthedHttpRequest, generation_id: int) -> HttpResponse:
     selectors.review_generation_get_for_user(user=request.user, generation_id=generation_id)
     detail = selectors.review_generation_detail(generation_id=generation_id, user=request.user)
-    template = "review/generation.html#detail" if request.htmx else "review/generation.html"
-    return render(request, template, {"d": detail, "labels": Label.choices})
+    context = {"d": detail, "labels": Label.choices}
+    # review.js loads the row under the cursor into the review page's #detail
+    return render_page(request, "review/generation.html", context, partials={"detail"})
 
 
 def _labels(
@@ -111,7 +110,7 @@ def review_compare(request: AuthedHttpRequest) -> HttpResponse:
     """`?a=<generation id>&b=<generation id>`, or `?run_a=&step_a=&run_b=&step_b=&problem=`. The code
     shows at once; the matrix section (`#matrix`) polls itself while a sandbox worker computes it."""
     form = CompareForm(request.GET)
-    polled = bool(request.htmx and request.htmx.target == "matrix")
+    polled = partial_name(request, {"matrix"}) is not None
     comparison = None
     if form.is_valid():
         comparison = services.review_generations_compare(
@@ -119,12 +118,11 @@ def review_compare(request: AuthedHttpRequest) -> HttpResponse:
         )
     missing = comparison is not None and (comparison.a is None or comparison.b is None)
     status = 404 if missing else 200
-    template = "review/compare.html"
     retry_after = comparison.retry_after if comparison is not None else None
     if polled:
-        template += "#matrix"
         status = 429 if retry_after is not None and not missing else status
-    response = render(request, template, {"form": form, "c": comparison}, status=status)
+    context = {"form": form, "c": comparison}
+    response = render_page(request, "review/compare.html", context, partials={"matrix"}, status=status)
     if retry_after is not None:
         response["Retry-After"] = str(retry_after)
     return response

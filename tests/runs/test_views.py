@@ -113,7 +113,7 @@ def test_the_run_page_charts_the_critic_and_the_audit_only_for_runs_that_use_the
 def test_the_status_partial_is_rendered_for_htmx(logged_in):
     run = RunFactory(status=RunStatus.RUNNING)
 
-    response = logged_in.get(f"/runs/{run.pk}/?part=status", headers={"HX-Request": "true"})
+    response = logged_in.get(f"/runs/{run.pk}/", headers={"HX-Request": "true", "HX-Target": "run-status"})
 
     assert b'id="run-status"' in response.content
     assert b"<html" not in response.content
@@ -347,7 +347,8 @@ def test_a_refused_launch_points_at_the_yaml_line_when_the_yaml_was_used(logged_
 
 def test_opening_the_yaml_section_fills_it_from_the_fields(logged_in):
     response = logged_in.get(
-        "/runs/new/?part=config&steps=77&group_size=1&lr=0.0005", headers={"HX-Request": "true"}
+        "/runs/new/?steps=77&group_size=1&lr=0.0005",
+        headers={"HX-Request": "true", "HX-Target": "config-yaml"},
     )
 
     content = response.content.decode()

@@ -14,15 +14,16 @@ from tests.controlplane.accounts.conftest import ROLES
 
 ADMIN, MEMBER, VIEWER, OUTSIDER, LONER, SUPER = range(6)
 
-# (method, url name, kwargs from the world, query or form data, expected status per role in ROLES order)
+# (method, url name, kwargs from the world, query or form data, expected status per role in ROLES order);
+# the method "htmx#<id>" asks for the partial of the element with that id, as htmx does
 TABLE = [
     # runs
     ("get", "runs:list", {}, {}, (200, 200, 200, 200, 200, 200)),
     ("get", "runs:launch", {}, {}, (200, 200, 403, 200, 403, 200)),
     ("get", "runs:launch", {}, {"clone": "@run"}, (200, 200, 403, 404, 403, 200)),
     ("get", "runs:detail", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
-    ("htmx", "runs:detail", {"run_id": "@run"}, {"part": "status"}, (200, 200, 200, 404, 404, 200)),
-    ("htmx", "runs:detail", {"run_id": "@run"}, {"part": "generations"}, (200, 200, 200, 404, 404, 200)),
+    ("htmx#run-status", "runs:detail", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
+    ("htmx#generations", "runs:detail", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
     ("get", "runs:metrics", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
     ("get", "runs:compare", {}, {"ids": "@run"}, (200, 200, 200, 404, 404, 200)),
     ("post", "runs:cancel", {"run_id": "@run"}, {}, (302, 302, 403, 404, 404, 302)),
@@ -30,7 +31,7 @@ TABLE = [
     ("get", "runs:nodes", {}, {}, (200, 200, 200, 200, 200, 200)),
     # review
     ("get", "review:run", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
-    ("htmx", "review:run", {"run_id": "@run"}, {"part": "rows"}, (200, 200, 200, 404, 404, 200)),
+    ("htmx#review-rows", "review:run", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
     ("get", "review:problems", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
     ("get", "review:export", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
     ("get", "review:generation", {"generation_id": "@generation"}, {}, (200, 200, 200, 404, 404, 200)),
@@ -162,7 +163,8 @@ def test_every_page_answers_each_role_as_its_permissions_say(
     if method == "post":
         response = client.post(url, data)
     else:
-        headers = {"HX-Request": "true"} if method == "htmx" else {}
+        target = method.partition("#")[2]
+        headers = {"HX-Request": "true", "HX-Target": target} if target else {}
         response = client.get(url, data, headers=headers)
 
     assert response.status_code == expected[ROLES.index(role)]
