@@ -51,7 +51,8 @@ app.conf.beat_schedule = {
     "reap-unenqueued-verifications": {"task": "datasets.reap_unenqueued", "schedule": 30.0},
     "accrue-run-costs": {"task": "spend.accrue", "schedule": settings.TRIAD_SPEND_ACCRUE_S},
 }
-app.autodiscover_tasks(["workers"])
+# Each app's tasks.py, and the sandbox node's task (workers/tasks.py).
+app.autodiscover_tasks(["runs", "runs.review", "runs.spend", "datasets_app", "workers"])
 
 # What a publish raises when the broker is down, refuses or hangs past TRIAD_BROKER_TIMEOUT_S.
 BROKER_ERRORS: tuple[type[BaseException], ...] = (OperationalError, OSError)

@@ -239,18 +239,12 @@ def dataset_delete(*, user: User, dataset_id: int) -> str:
     return dataset.name
 
 
-def _send(name: str, args: tuple[object, ...]) -> None:
-    """Enqueue a task of workers/tasks.py by name (importing that module would pull in runs)."""
-    from controlplane.celery import app
-
-    app.send_task(name, args=args, queue=conf.sandbox_queue())
-
-
 def _enqueue_analysis(version_id: int) -> None:
     from controlplane.celery import BROKER_ERRORS, broker_unreachable
+    from datasets_app.tasks import dataset_version_analyse_task
 
     try:
-        _send("datasets.analyse_version", (version_id,))
+        dataset_version_analyse_task.apply_async(args=(version_id,), queue=conf.sandbox_queue())
     except BROKER_ERRORS as exc:
         # Flags only, nothing waits on them; "Verify again" queues the analysis too.
         logger.warning("version %s: analysis not queued: %s", version_id, broker_unreachable(exc))
@@ -268,10 +262,11 @@ def dataset_version_verify(*, version_id: int) -> int:
 
     def enqueue() -> None:
         from controlplane.celery import BROKER_ERRORS, broker_unreachable
+        from datasets_app.tasks import problem_verify_chunk_task
 
         try:
             for chunk in chunks:
-                _send("datasets.verify_chunk", (version_id, chunk))
+                problem_verify_chunk_task.apply_async(args=(version_id, chunk), queue=conf.sandbox_queue())
         except BROKER_ERRORS as exc:
             # Otherwise its problems would stay pending with nothing to verify them, and nobody told.
             reason = (

@@ -23,9 +23,9 @@ from runs.models import (
     Run,
     RunStatus,
 )
-from runs.spec import RunConfig
 from runs.spend.selectors import BudgetState, spend_estimate, team_budget_state, user_budget_state
 from runs.tokens import token_new
+from workers.spec import RunConfig
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ def _run_enqueue(*, run_id: int, token: str, queue: str, again: str) -> None:
     A broker that is down or hung would leave a committed `queued` run that nothing ever starts: fail it
     with the reason and raise RunNotQueuedError, so the person launching hears of it now."""
     from controlplane.celery import BROKER_ERRORS, broker_unreachable
-    from workers.tasks import run_execute_task
+    from runs.tasks import run_execute_task
 
     try:
         run_execute_task.apply_async(args=[run_id, token], queue=queue)

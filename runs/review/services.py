@@ -375,7 +375,7 @@ def review_generations_compare(
 # Part of every key: bump it when what a row holds is computed differently, so old rows stop matching.
 MATRIX_KEY_VERSION = 1
 # A matrix queued this long ago and still not done lost its task (a worker gone with the broker's copy):
-# the next request queues it again. Longer than the task's hard time limit (workers/tasks.py).
+# the next request queues it again. Longer than the task's hard time limit (runs/review/tasks.py).
 MATRIX_STALE_S = 900
 
 
@@ -449,7 +449,7 @@ ENQUEUE_FAILED = (
 def _compare_matrix_enqueue(matrix_id: int) -> None:
     """On commit: hand the matrix to the sandbox queue (routed in controlplane/celery.py). A broker that
     cannot be reached fails the matrix with a message the page shows, rather than the request."""
-    from workers.tasks import review_compare_matrix_task
+    from runs.review.tasks import review_compare_matrix_task
 
     try:
         review_compare_matrix_task.apply_async(args=[matrix_id])

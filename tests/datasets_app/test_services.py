@@ -168,7 +168,10 @@ def test_import_enqueues_verification_chunks_and_analysis_on_commit(
     settings.TRIAD_VERIFY_CHUNK = 2
     settings.TRIAD_SANDBOX_QUEUE = "sandbox-test"
     sent = []
-    monkeypatch.setattr(app, "send_task", lambda name, args, queue: sent.append((name, args, queue)))
+    def send_task(name, args=None, kwargs=None, **options):  # what Task.apply_async hands the broker
+        sent.append((name, tuple(args), options.get("queue")))
+
+    monkeypatch.setattr(app, "send_task", send_task)
 
     # when five problems are imported and the transaction commits
     with django_capture_on_commit_callbacks(execute=True):

@@ -4,10 +4,10 @@ import pytest
 
 from datasets_app.models import ProblemStatus
 from datasets_app.services import problem_verify_chunk, problem_verify_give_up
+from datasets_app.tasks import problem_verify_chunk_task
 from datasets_app.verification import Spec, trivial_program, verify
 from tests.factories import DatasetVersionFactory, ProblemFactory
 from workers.sandbox import Result
-from workers.tasks import problem_verify_chunk_task
 
 pytestmark = pytest.mark.django_db
 PENDING = ProblemStatus.PENDING

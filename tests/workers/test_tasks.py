@@ -25,7 +25,7 @@ def test_the_sandbox_task_takes_and_returns_the_cli_json():
 def test_a_run_start_is_acknowledged_early_and_redis_redelivers_a_lost_one_within_the_hour():
     """docs/runs.md, "Acknowledgements and redelivery": a redelivered start is refused by the claim."""
     from controlplane.celery import app
-    from workers.tasks import run_execute_task
+    from runs.tasks import run_execute_task
 
     assert run_execute_task.acks_late is False
     if not str(app.conf.broker_url).startswith("redis"):

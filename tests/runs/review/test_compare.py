@@ -8,8 +8,8 @@ import pytest
 from runs.review.models import CompareMatrix, MatrixStatus
 from runs.review.selectors import CompareSide
 from runs.review.services import ENQUEUE_FAILED, review_generations_compare, split_asserts
+from runs.review.tasks import review_compare_matrix_task
 from tests.factories import GenerationFactory, ProblemFactory, RunFactory
-from workers.tasks import review_compare_matrix_task
 
 pytestmark = pytest.mark.django_db
 

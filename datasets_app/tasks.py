@@ -1,0 +1,42 @@
+"""Celery tasks of datasets: verification chunks and analysis on the sandbox queue, and the reaper of
+verifications that never reached the broker. Thin: they call services, imported lazily."""
+
+from typing import Any
+
+from celery import shared_task
+
+
+@shared_task(name="datasets.verify_chunk", bind=True, acks_late=True, ignore_result=True, max_retries=3)
+def problem_verify_chunk_task(self: Any, version_id: int, problem_ids: list[int]) -> int:
+    """Runs on a sandbox worker: verify these problems by execution. Idempotent (pending ones only)."""
+    from datasets_app.services import problem_verify_chunk, problem_verify_give_up
+    from workers.sandbox import SandboxUnavailable
+
+    reason = "the sandbox failed on every attempt (sandbox_error)"
+    try:
+        undecided = problem_verify_chunk(version_id=version_id, problem_ids=problem_ids)
+    except SandboxUnavailable as exc:  # this node cannot isolate code: another node may, so retry
+        undecided = len(problem_ids)
+        reason = f"the sandbox on {self.request.hostname or 'this worker'} refused to run code: {exc}"
+    if undecided:
+        if self.request.retries >= self.max_retries:
+            return problem_verify_give_up(version_id=version_id, problem_ids=problem_ids, reason=reason)
+        queue = (self.request.delivery_info or {}).get("routing_key")
+        raise self.retry(countdown=5, queue=queue)
+    return len(problem_ids)
+
+
+@shared_task(name="datasets.analyse_version", acks_late=True, ignore_result=True)
+def dataset_version_analyse_task(version_id: int) -> int:
+    """Flag near-duplicates and HumanEval overlap in a version. Idempotent."""
+    from datasets_app.services import dataset_version_analyse
+
+    return dataset_version_analyse(version_id=version_id)
+
+
+@shared_task(name="datasets.reap_unenqueued", ignore_result=True, acks_late=True, expires=60)
+def dataset_version_reap_unenqueued_task() -> list[int]:
+    """Beat, on the control queue: versions whose verification never reached the broker say so. Idempotent."""
+    from datasets_app.services import dataset_version_reap_unenqueued
+
+    return dataset_version_reap_unenqueued()

@@ -1,0 +1,79 @@
+"""Celery tasks of runs: thin wrappers that own queues, limits and retries, and call the launcher or a
+service, imported lazily. They take ids (and, for a run, its token: GPU nodes have no database to read it
+from), never objects."""
+
+from pathlib import Path
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+
+
+@shared_task(name="runs.execute", bind=True, acks_late=False, ignore_result=True)
+def run_execute_task(self: Any, run_id: int, token: str) -> str:
+    """Runs on a `gpu.<pool>` worker: fetch the spec, claim the run's attempt, start `deepspeed`, supervise
+    until the run ends.
+
+    acks_late=False: the message is acknowledged when the task starts, because a run is hours long and
+    a broker redelivers a message left unacknowledged that long (Redis's visibility timeout, RabbitMQ's
+    consumer timeout). A redelivery may still happen (a worker lost before its ack reached the broker);
+    the claim makes it harmless: its launcher is refused and returns "refused" without starting anything
+    (docs/runs.md, "Attempts")."""
+    from workers.launcher import run_supervised
+
+    hostname = self.request.hostname
+
+    def node_assign() -> None:  # only the launcher that holds the attempt says which node took the run
+        if hostname:
+            run_node_assign_task.delay(run_id, hostname)
+
+    workdir = Path(settings.TRIAD_RUNS_DIR) / str(run_id)
+    workdir.mkdir(parents=True, exist_ok=True)
+    return run_supervised(
+        run_id=run_id,
+        token=token,
+        control_url=settings.TRIAD_CONTROL_URL,
+        workdir=workdir,
+        heartbeat_s=settings.TRIAD_HEARTBEAT_S,
+        on_claimed=node_assign,
+    )
+
+
+@shared_task(name="runs.reap_lost", ignore_result=True, acks_late=True)
+def run_reap_lost_task() -> list[int]:
+    """Beat, on the control queue: runs whose nodes stopped heartbeating become `lost`. Idempotent."""
+    from runs.lifecycle import run_reap_lost
+
+    return run_reap_lost()
+
+
+@shared_task(name="runs.reap_unenqueued", ignore_result=True, acks_late=True, expires=60)
+def run_reap_unenqueued_task() -> list[int]:
+    """Beat, on the control queue: queued runs that never reached the broker become `failed`. Idempotent."""
+    from runs.launch import run_reap_unenqueued
+
+    return run_reap_unenqueued()
+
+
+@shared_task(name="nodes.register", ignore_result=True, acks_late=True)
+def node_register_task(info: dict[str, Any]) -> None:
+    """Control queue: a GPU worker that started describes itself. Idempotent (an upsert)."""
+    from runs.nodes import NodeInfo, node_register
+
+    node_register(info=NodeInfo.from_dict(info))
+
+
+@shared_task(name="nodes.heartbeat", ignore_result=True, expires=60)
+def node_heartbeat_task(name: str, at: float) -> None:
+    import datetime as dt
+
+    from runs.nodes import node_heartbeat
+
+    node_heartbeat(name=name, at=dt.datetime.fromtimestamp(at, tz=dt.UTC))
+
+
+@shared_task(name="nodes.assign_run", ignore_result=True, acks_late=True)
+def run_node_assign_task(run_id: int, node_name: str) -> None:
+    from runs.nodes import run_node_assign
+
+    run_node_assign(run_id=run_id, node_name=node_name)
