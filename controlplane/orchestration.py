@@ -4,7 +4,7 @@
 decided here, not by a signal from accounts (STYLE.md: no signals for domain flow).
 """
 
-from runs.broadcast import resync_user
+from runs.live.broadcast import resync_user
 
 
 def membership_changed(*, user_id: int) -> None:

@@ -220,7 +220,7 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
-# Live updates go through runs/broadcast.py's own Redis pub/sub (in-process without REDIS_URL), not a
+# Live updates go through runs/live/broadcast.py's own Redis pub/sub (in-process without REDIS_URL), not a
 # Channels channel layer: the consumers take no channel-layer channel, so none is configured.
 REDIS_URL = env_str("REDIS_URL")
 

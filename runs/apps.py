@@ -8,6 +8,6 @@ class RunsConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_out
 
-        from runs.broadcast import resync_on_logout
+        from runs.live.broadcast import resync_on_logout
 
         user_logged_out.connect(resync_on_logout, dispatch_uid="runs.close_live_sockets_on_logout")

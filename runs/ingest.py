@@ -7,9 +7,9 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from runs.broadcast import broadcast_run_update
 from runs.events import Batch, Event
 from runs.lifecycle import transition
+from runs.live.broadcast import broadcast_run_update
 from runs.metric_store import Row, metric_points_write
 from runs.models import (
     Generation,

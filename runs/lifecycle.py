@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from controlplane.accounts.models import AuditAction
 from controlplane.accounts.services import audit_record
-from runs.broadcast import broadcast_run_update
+from runs.live.broadcast import broadcast_run_update
 from runs.models import (
     TERMINAL_STATUSES,
     LogLine,

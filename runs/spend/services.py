@@ -25,8 +25,8 @@ from django.utils import timezone
 from controlplane.accounts.models import AuditAction, Role, Team
 from controlplane.accounts.selectors import is_site_admin, user_list_managed_by
 from controlplane.accounts.services import audit_record, require_role
-from runs.broadcast import broadcast_run_update
 from runs.lifecycle import run_budget_stop
+from runs.live.broadcast import broadcast_run_update
 from runs.metric_store import metric_points_write
 from runs.models import TERMINAL_STATUSES, MetricPoint, Node, Run, RunStatus, StopCause
 

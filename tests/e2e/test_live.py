@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from controlplane.accounts.services import membership_remove
 from controlplane.orchestration import membership_changed
-from runs.broadcast import RESYNC_CLOSE_CODE
+from runs.live.broadcast import RESYNC_CLOSE_CODE
 from runs.models import MetricPoint, RunStatus
 from tests.factories import TEST_TOKEN, RunFactory, UserFactory
 from tests.processes import asgi_server, free_port, wait_port

@@ -2,7 +2,7 @@ from typing import Any
 
 from django.urls import path
 
-from runs.consumers import RunConsumer, RunListConsumer
+from runs.live.consumers import RunConsumer, RunListConsumer
 
 websocket_urlpatterns = [
     path("ws/runs/", RunListConsumer.as_asgi()),

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from runs import broadcast
-from runs.broadcast import Feed, publish, run_topic
+from runs.live import broadcast
+from runs.live.broadcast import Feed, publish, run_topic
 from tests.processes import free_port
 
 

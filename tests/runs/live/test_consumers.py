@@ -1,5 +1,5 @@
 """The run page's and the runs list's WebSockets, through the real ASGI application (session cookie,
-origin check, runs.broadcast's Redis pub/sub fan-out): a user of another team is refused, and receives
+origin check, runs.live.broadcast's Redis pub/sub fan-out): a user of another team is refused, and receives
 nothing."""
 
 import asyncio
@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from controlplane.accounts.models import Role
 from controlplane.asgi import application
-from runs.broadcast import broadcast_run_update
+from runs.live.broadcast import broadcast_run_update
 from tests.factories import RunFactory, TeamFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the consumers read the database from threads

@@ -4,13 +4,13 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from controlplane.accounts.selectors import team_ids_for
-from runs.broadcast import RESYNC_CLOSE_CODE, RUNS_TOPIC, Feed, run_topic, user_topic
+from runs.live.broadcast import RESYNC_CLOSE_CODE, RUNS_TOPIC, Feed, run_topic, user_topic
 from runs.models import Run
 from runs.selectors import run_list_for_user
 
 
 class _LiveFeedMixin:
-    """Updates come from runs.broadcast's per-process fan-out, not from the channel layer: one message
+    """Updates come from runs.live.broadcast's per-process fan-out, not from the channel layer: one message
     per update reaches each web process, whatever the number of browsers. Where one may have been lost,
     the socket is closed with RESYNC_CLOSE_CODE and the browser reconnects and re-reads the database.
 
@@ -75,7 +75,7 @@ class RunConsumer(_LiveFeedMixin, AsyncJsonWebsocketConsumer):  # type: ignore[m
         await self._feed_close()
 
     async def run_update(self, event: dict[str, Any]) -> None:
-        # Serialised once for every browser, and sent straight to the server (runs.routing).
+        # Serialised once for every browser, and sent straight to the server (runs.live.routing).
         message = {"type": "websocket.send", "text": event["text"]}
         await self.scope.get("triad.send", self.base_send)(message)
 

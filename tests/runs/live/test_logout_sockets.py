@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from controlplane.accounts.models import Role
 from controlplane.asgi import application
-from runs.broadcast import broadcast_run_update
+from runs.live.broadcast import broadcast_run_update
 from tests.factories import RunFactory, TeamFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the consumers read the database from threads
