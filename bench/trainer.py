@@ -52,7 +52,7 @@ def main() -> None:
     import deepspeed
 
     from workers.trainer.grpo import grpo_loss
-    from workers.trainer.loop import completion_logprobs, tiny_logits_fn
+    from workers.trainer.logprobs import completion_logprobs, tiny_logits_fn
     from workers.trainer.model import build_tiny_model
     from workers.trainer.rollout import TorchEngine
     from workers.trainer.tokenizer import ByteTokenizer

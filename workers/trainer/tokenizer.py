@@ -1,11 +1,15 @@
-"""Byte-level tokenizer built in code: ids 0..255 are bytes, then BOS, EOS, PAD."""
+"""The trainer's tokenizers, both with the rollout Tokenizer protocol: a byte-level one built in code
+for the tiny model, and an adapter for a transformers tokenizer."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 
 class ByteTokenizer:
+    """Ids 0..255 are bytes, then BOS, EOS, PAD."""
+
     BOS = 256
     EOS = 257
     PAD = 258
@@ -34,3 +38,32 @@ class ByteTokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         data = bytes(i for i in ids if 0 <= i < 256)
         return data.decode("utf-8", errors="replace")
+
+
+class HFTokenizer:
+    """Adapts a transformers tokenizer to the rollout Tokenizer protocol."""
+
+    def __init__(self, tok: Any) -> None:
+        self.tok = tok
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+
+    @property
+    def eos_id(self) -> int:
+        return int(self.tok.eos_token_id)
+
+    @property
+    def pad_id(self) -> int:
+        return int(self.tok.pad_token_id)
+
+    def encode(self, text: str, *, bos: bool = False, eos: bool = False) -> list[int]:
+        ids: list[int] = list(self.tok.encode(text, add_special_tokens=False))
+        if bos and self.tok.bos_token_id is not None:
+            ids.insert(0, int(self.tok.bos_token_id))
+        if eos:
+            ids.append(self.eos_id)
+        return ids
+
+    def decode(self, ids: Sequence[int]) -> str:
+        text: str = self.tok.decode(list(ids), skip_special_tokens=True)
+        return text

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.trainer.loop import checkpoint_dirs, run_attempt
+from workers.trainer.checkpoints import checkpoint_dirs, run_attempt
 
 
 def saved(directory: Path, tag: str) -> Path:

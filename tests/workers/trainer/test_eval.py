@@ -12,7 +12,7 @@ from tests.workers.trainer.fake_control import FakeControl
 from workers.launcher import run_supervised
 from workers.trainer.eval_sets import load_eval_set
 from workers.trainer.grpo import pass_at_k
-from workers.trainer.loop import LocalStats, eval_metrics
+from workers.trainer.metrics import LocalStats, eval_metrics
 from workers.trainer.spec import parse_spec
 
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from workers.trainer.grpo import ADV_EPS, group_advantages, grpo_loss, k3_kl
-from workers.trainer.loop import LocalStats, merge_metrics, rank_share, select_problems
+from workers.trainer.metrics import LocalStats, merge_metrics
+from workers.trainer.problems import rank_share, select_problems
 from workers.trainer.rewards import reward_from_result
 
 

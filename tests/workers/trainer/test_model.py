@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from workers.trainer.loop import completion_logprobs
+from workers.trainer.logprobs import completion_logprobs
 from workers.trainer.model import build_tiny_model
 from workers.trainer.rollout import TorchEngine, cut_at_stop
 from workers.trainer.spec import parse_spec

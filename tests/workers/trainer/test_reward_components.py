@@ -8,7 +8,7 @@ import pytest
 from tests.workers.test_launcher import _spec
 from tests.workers.trainer.fake_control import FakeControl
 from workers.launcher import run_supervised
-from workers.trainer.loop import LocalStats, merge_metrics
+from workers.trainer.metrics import LocalStats, merge_metrics
 from workers.trainer.reward_components import (
     EFFICIENCY_SLACK_MS,
     ReferenceTimes,

@@ -1,0 +1,157 @@
+"""What a rank trains with, set up once: its process group and device, the policy model and its
+tokenizer, the frozen reference, the DeepSpeed engine around the policy and the rollout engine; and the
+engine's optimizer step."""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from workers.trainer.model import build_tiny_model
+from workers.trainer.rollout import LogitsFn, RolloutEngine, Tokenizer, TorchEngine
+from workers.trainer.spec import RunSpec, TrainSpec
+from workers.trainer.tokenizer import ByteTokenizer, HFTokenizer
+
+
+def init_distributed(*, gpu: bool) -> tuple[int, int, int, torch.device]:
+    """Join the run's process group; (rank, world size, local rank, this rank's device)."""
+    import deepspeed
+    from deepspeed.accelerator import get_accelerator
+
+    accel = get_accelerator()
+    deepspeed.init_distributed(dist_backend=accel.communication_backend_name())
+    rank, world = dist.get_rank(), dist.get_world_size()
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if gpu and accel.device_name() != "cpu":
+        accel.set_device(local_rank)
+        device = torch.device(accel.device_name(local_rank))
+    else:
+        device = torch.device("cpu")
+        torch.set_num_threads(1)
+    return rank, world, local_rank, device
+
+
+def load_policy(spec: RunSpec, device: torch.device) -> tuple[torch.nn.Module, Tokenizer, int]:
+    """(the policy model on device, its tokenizer, the longest sequence it takes): a local transformers
+    checkpoint (model.kind "hf"), or the tiny model built in code and seeded with the run's seed."""
+    train = spec.train
+    model: torch.nn.Module
+    tokenizer: Tokenizer
+    if spec.model.kind == "hf":
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        assert spec.model.path is not None
+        dtype = torch.bfloat16 if train.precision == "bf16" else torch.float32
+        model = AutoModelForCausalLM.from_pretrained(spec.model.path, local_files_only=True, dtype=dtype)
+        tokenizer = HFTokenizer(AutoTokenizer.from_pretrained(spec.model.path, local_files_only=True))
+        max_len = int(getattr(model.config, "max_position_embeddings", spec.model.max_len))
+    else:
+        tok = ByteTokenizer()
+        tokenizer = tok
+        m = spec.model
+        model = build_tiny_model(
+            tok.vocab_size,
+            d_model=m.d_model,
+            n_layers=m.n_layers,
+            n_heads=m.n_heads,
+            max_len=m.max_len,
+            seed=train.seed,
+        )
+        max_len = m.max_len
+    return model.to(device), tokenizer, max_len  # type: ignore[arg-type]
+
+
+def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """The KL reference: the policy as it starts, in eval mode, never trained."""
+    ref = copy.deepcopy(model).eval()
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    return ref
+
+
+def deepspeed_config(train: TrainSpec, world: int) -> dict[str, Any]:
+    return {
+        "train_micro_batch_size_per_gpu": max(1, train.prompts_per_step * train.group_size // world),
+        "gradient_accumulation_steps": 1,
+        "gradient_clipping": 1.0,
+        "zero_optimization": {"stage": train.zero_stage},
+        "bf16": {"enabled": train.precision == "bf16"},
+        "fp16": {"enabled": train.precision == "fp16"},
+        "steps_per_print": 1_000_000,
+        "wall_clock_breakdown": False,
+    }
+
+
+def build_engine(model: torch.nn.Module, train: TrainSpec, *, world: int, device: torch.device) -> Any:
+    """The DeepSpeed engine around the policy, with its optimizer at the first step's learning rate."""
+    import deepspeed
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    # torch's AdamW (fused on CUDA) rather than DeepSpeed's: DeepSpeed's own Adam ops are compiled
+    # on first use, which needs a toolchain matching the torch build on every node. ZeRO partitions a
+    # client optimizer just the same.
+    first_lr = train.sft_lr if train.sft_warmup_steps and train.sft_lr else train.lr
+    optimizer: Any = torch.optim.AdamW(params, lr=first_lr, weight_decay=0.0, fused=device.type == "cuda")
+    engine, _, _, _ = deepspeed.initialize(
+        model=model, optimizer=optimizer, config=deepspeed_config(train, world)
+    )
+    return engine
+
+
+def rollout_engine(
+    spec: RunSpec, logits_fn: LogitsFn, tokenizer: Tokenizer, *, device: torch.device, max_len: int
+) -> RolloutEngine:
+    """vLLM for a transformers model on GPUs where it is installed; else sampling with the policy itself."""
+    hf = spec.model.kind == "hf"
+    if hf and spec.resources.gpu:
+        try:
+            import vllm  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            from workers.trainer.rollout import VLLMEngine
+
+            assert spec.model.path is not None
+            return VLLMEngine(spec.model.path)
+    return TorchEngine(logits_fn, tokenizer, device=device, max_len=max_len, bos=not hf)
+
+
+def backward_step(engine: Any, loss: torch.Tensor) -> float:
+    """engine.backward + engine.step; returns the global gradient norm before clipping.
+
+    ZeRO and the mixed-precision optimizers record the norm they clip with. On the plain fp32
+    ZeRO-0 path DeepSpeed clips a client optimizer's gradients without keeping the norm, so it is
+    measured here on the already all-reduced gradients, before the step clips them.
+    """
+    engine.backward(loss)
+    measured: float | None = None
+    if not (engine.zero_optimization() or engine.fp16_enabled() or engine.bfloat16_enabled()):
+        grads = [p.grad.detach().float() for p in engine.module.parameters() if p.grad is not None]
+        measured = float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))) if grads else 0.0
+    engine.step()
+    if measured is not None:
+        return measured
+    norm = engine.get_global_grad_norm()
+    return float(norm) if norm is not None else 0.0
+
+
+def set_lr(engine: Any, lr: float) -> None:
+    for group in engine.optimizer.param_groups:
+        group["lr"] = lr
+
+
+def reset_optimizer_state(engine: Any) -> None:
+    """Forget AdamW's moments (ZeRO holds them on the inner torch optimizer; re-made lazily)."""
+    outer: Any = engine.optimizer
+    inner: Any = getattr(outer, "optimizer", outer)
+    inner.state.clear()
+
+
+def zero_loss(engine: Any, device: torch.device) -> torch.Tensor:
+    """A loss of zero that touches every parameter: a rank with nothing to learn from still takes part
+    in the collective gradient reduce."""
+    return sum((p.sum() * 0.0 for p in engine.module.parameters()), torch.zeros((), device=device))
