@@ -9,7 +9,7 @@ from celery import shared_task
 @shared_task(name="datasets.verify_chunk", bind=True, acks_late=True, ignore_result=True, max_retries=3)
 def problem_verify_chunk_task(self: Any, version_id: int, problem_ids: list[int]) -> int:
     """Runs on a sandbox worker: verify these problems by execution. Idempotent (pending ones only)."""
-    from datasets_app.services import problem_verify_chunk, problem_verify_give_up
+    from datasets_app.checking import problem_verify_chunk, problem_verify_give_up
     from workers.sandbox import SandboxUnavailable
 
     reason = "the sandbox failed on every attempt (sandbox_error)"
@@ -29,7 +29,7 @@ def problem_verify_chunk_task(self: Any, version_id: int, problem_ids: list[int]
 @shared_task(name="datasets.analyse_version", acks_late=True, ignore_result=True)
 def dataset_version_analyse_task(version_id: int) -> int:
     """Flag near-duplicates and HumanEval overlap in a version. Idempotent."""
-    from datasets_app.services import dataset_version_analyse
+    from datasets_app.checking import dataset_version_analyse
 
     return dataset_version_analyse(version_id=version_id)
 
@@ -37,6 +37,6 @@ def dataset_version_analyse_task(version_id: int) -> int:
 @shared_task(name="datasets.reap_unenqueued", ignore_result=True, acks_late=True, expires=60)
 def dataset_version_reap_unenqueued_task() -> list[int]:
     """Beat, on the control queue: versions whose verification never reached the broker say so. Idempotent."""
-    from datasets_app.services import dataset_version_reap_unenqueued
+    from datasets_app.checking import dataset_version_reap_unenqueued
 
     return dataset_version_reap_unenqueued()

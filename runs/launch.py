@@ -1,7 +1,6 @@
 """Launching a run: the team and budget checks, the stored config, and handing the start task to the
 broker (also on resume)."""
 
-import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -9,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from controlplane.accounts.models import AuditAction, Role, Team
@@ -180,29 +179,6 @@ def _run_enqueue(*, run_id: int, token: str, queue: str, again: str) -> None:
             raise RunNotQueuedError(f"Run #{run_id} was {reason}", run_id=run_id) from exc
         return
     Run.objects.filter(pk=run_id).update(enqueued_at=timezone.now())
-
-
-def run_reap_unenqueued(*, grace_s: float | None = None) -> list[int]:
-    """Fail every `queued` run whose start task never reached the broker (its publish failed, or the
-    process stopped between commit and publish) once the grace has passed. A run the broker took
-    (`enqueued_at` set) is never touched: it may rightly wait hours for free nodes."""
-    grace = settings.TRIAD_ENQUEUE_GRACE_S if grace_s is None else grace_s
-    cutoff = timezone.now() - dt.timedelta(seconds=grace)
-    # A resume queues an old run again and logs it: nothing logged within the grace means nothing has
-    # happened to the run lately, so its enqueue is not merely still under way.
-    recent = LogLine.objects.filter(run_id=OuterRef("pk"), time__gte=cutoff)
-    never = Q(status=RunStatus.QUEUED, enqueued_at__isnull=True, created_at__lt=cutoff) & ~Q(Exists(recent))
-    candidates = Run.objects.filter(never).values_list("pk", flat=True)
-    message = (
-        f"not started: never reached the task broker within {grace:.0f}s of being queued (the broker "
-        "was down, or the web process stopped before handing it over); resume it to try again"
-    )
-    reaped = []
-    for run_id in list(candidates):
-        with transaction.atomic():
-            if transition(run_id, RunStatus.FAILED, message, when=never):
-                reaped.append(run_id)
-    return reaped
 
 
 def run_resume(*, run_id: int, user: User | None = None) -> LaunchResult | None:

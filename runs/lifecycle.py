@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import F, Q, Value
+from django.db.models import Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -156,3 +156,26 @@ def run_claim(*, run_id: int, attempt: int, claim: str) -> ClaimResult:
             return ClaimResult(claimed=True, desired_state=RunStatus.STARTING)
         status, held_by, current = Run.objects.values_list("status", "claimed_by", "attempt").get(pk=run_id)
     return ClaimResult(claimed=current == attempt and held_by == claim, desired_state=status)
+
+
+def run_reap_unenqueued(*, grace_s: float | None = None) -> list[int]:
+    """Fail every `queued` run whose start task never reached the broker (its publish failed, or the
+    process stopped between commit and publish) once the grace has passed. A run the broker took
+    (`enqueued_at` set) is never touched: it may rightly wait hours for free nodes."""
+    grace = settings.TRIAD_ENQUEUE_GRACE_S if grace_s is None else grace_s
+    cutoff = timezone.now() - dt.timedelta(seconds=grace)
+    # A resume queues an old run again and logs it: nothing logged within the grace means nothing has
+    # happened to the run lately, so its enqueue is not merely still under way.
+    recent = LogLine.objects.filter(run_id=OuterRef("pk"), time__gte=cutoff)
+    never = Q(status=RunStatus.QUEUED, enqueued_at__isnull=True, created_at__lt=cutoff) & ~Q(Exists(recent))
+    candidates = Run.objects.filter(never).values_list("pk", flat=True)
+    message = (
+        f"not started: never reached the task broker within {grace:.0f}s of being queued (the broker "
+        "was down, or the web process stopped before handing it over); resume it to try again"
+    )
+    reaped = []
+    for run_id in list(candidates):
+        with transaction.atomic():
+            if transition(run_id, RunStatus.FAILED, message, when=never):
+                reaped.append(run_id)
+    return reaped

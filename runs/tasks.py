@@ -50,7 +50,7 @@ def run_reap_lost_task() -> list[int]:
 @shared_task(name="runs.reap_unenqueued", ignore_result=True, acks_late=True, expires=60)
 def run_reap_unenqueued_task() -> list[int]:
     """Beat, on the control queue: queued runs that never reached the broker become `failed`. Idempotent."""
-    from runs.launch import run_reap_unenqueued
+    from runs.lifecycle import run_reap_unenqueued
 
     return run_reap_unenqueued()
 

@@ -3,8 +3,6 @@ compare page's test-by-test matrices (queued for, and computed on, a sandbox wor
 
 from __future__ import annotations
 
-import ast
-import copy
 import datetime as dt
 import functools
 import hashlib
@@ -26,6 +24,7 @@ from runs.metric_store import Row, metric_points_write
 from runs.models import Generation, Run
 from runs.ratelimit import compare_retry_after
 from runs.review.detectors import scan
+from runs.review.matrix import MATRIX_ROWS_MAX
 from runs.review.models import (
     PROBLEM_LABELS,
     CompareMatrix,
@@ -229,63 +228,7 @@ def review_label_comment(*, generation_id: int, user: User, comment: str) -> boo
     return ReviewLabel.objects.filter(pk=latest).update(comment=comment[:5000]) == 1
 
 
-# --- Side by side: a test-by-test pass matrix ------------------------------------------------------
-
-MATRIX_ROWS_MAX = 100
-SOURCE_CAP = 300
-
-
-@dataclass(frozen=True)
-class AssertCase:
-    source: str  # the assert (or the statement holding asserts) as the row shows it
-    tests: str  # a whole test program in the same style that runs only this assert
-
-
-def _has_assert(node: ast.AST) -> bool:
-    return any(isinstance(n, ast.Assert) for n in ast.walk(node))
-
-
-def _one_at_a_time(body: list[ast.stmt]) -> list[tuple[ast.stmt, list[ast.stmt]]]:
-    """For each statement of body that holds an assert: the body with every other assert-holding
-    statement dropped (set-up statements before it are kept, in order)."""
-    out = []
-    for i, stmt in enumerate(body):
-        if _has_assert(stmt):
-            out.append((stmt, [s for s in body[:i] if not _has_assert(s)] + [stmt]))
-    return out
-
-
-def split_asserts(tests: str) -> list[AssertCase]:
-    """Split tests into one program per assert, in the style the sandbox runs.
-
-    HumanEval style (a `check(candidate)` function): check is rewritten once per assert-holding
-    statement of its body, keeping the rest of the module (imports, helpers) and the set-up statements
-    before it; a loop of asserts is one row. MBPP style (top-level asserts): one program per top-level
-    assert-holding statement, with the top-level set-up before it. Tests that do not parse give []."""
-    try:
-        tree = ast.parse(tests)
-    except (SyntaxError, ValueError):
-        return []
-    checks = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "check"]
-    cases: list[AssertCase] = []
-    if checks:
-        check = checks[-1]
-        for stmt, body in _one_at_a_time(check.body):
-            rewritten = copy.copy(check)  # same name, arguments and decorators; one assert
-            rewritten.body = body
-            module = ast.Module(body=[rewritten if n is check else n for n in tree.body], type_ignores=[])
-            cases.append(AssertCase(_source(tests, stmt), ast.unparse(module)))
-    else:
-        for stmt, body in _one_at_a_time(tree.body):
-            cases.append(
-                AssertCase(_source(tests, stmt), ast.unparse(ast.Module(body=body, type_ignores=[])))
-            )
-    return cases
-
-
-def _source(tests: str, stmt: ast.stmt) -> str:
-    text = ast.get_source_segment(tests, stmt) or ast.unparse(stmt)
-    return text if len(text) <= SOURCE_CAP else text[: SOURCE_CAP - 1] + "…"
+# --- Side by side: a test-by-test pass matrix (computed by runs/review/matrix.py) -------------------
 
 
 def program_of(problem: Problem, completion: str) -> str:
@@ -294,31 +237,6 @@ def program_of(problem: Problem, completion: str) -> str:
     return (
         completion if prompt and completion.lstrip().startswith(prompt[:40]) else problem.prompt + completion
     )
-
-
-@dataclass(frozen=True)
-class Cell:
-    passed: bool | None  # None: the sandbox itself failed
-    error_class: str
-
-
-@dataclass(frozen=True)
-class MatrixRow:
-    source: str
-    a: Cell
-    b: Cell
-    reference: Cell
-
-    @property
-    def cells(self) -> tuple[Cell, Cell, Cell]:
-        return (self.a, self.b, self.reference)
-
-    def as_dict(self) -> dict[str, object]:
-        """As `CompareMatrix.rows` stores it (and the template reads it)."""
-        return {
-            "source": self.source,
-            "cells": [{"passed": c.passed, "error_class": c.error_class} for c in self.cells],
-        }
 
 
 @dataclass
@@ -458,62 +376,3 @@ def _compare_matrix_enqueue(matrix_id: int) -> None:
         CompareMatrix.objects.filter(pk=matrix_id, status=MatrixStatus.PENDING).update(
             status=MatrixStatus.FAILED, error=ENQUEUE_FAILED, finished_at=timezone.now()
         )
-
-
-def compare_matrix_compute(*, matrix_id: int) -> bool:
-    """On a sandbox worker: run the matrix's three programs against each of its asserts and store the
-    rows. Idempotent: a done (or failed) matrix is left as it is, a repeat of a running one (a redelivery
-    after a worker died) computes it again. True when this call stored the rows."""
-    claimed = CompareMatrix.objects.filter(
-        pk=matrix_id, status__in=(MatrixStatus.PENDING, MatrixStatus.RUNNING)
-    ).update(status=MatrixStatus.RUNNING, started_at=timezone.now())
-    if not claimed:
-        return False
-    matrix = CompareMatrix.objects.get(pk=matrix_id)
-    try:
-        rows, truncated = compare_matrix_rows(
-            programs=matrix.programs, tests=matrix.tests, entry_point=matrix.entry_point
-        )
-    except Exception as exc:  # the sandbox refused (no isolation here) or the task ran out of time
-        logger.exception("compare matrix %s failed", matrix_id)
-        CompareMatrix.objects.filter(pk=matrix_id, status=MatrixStatus.RUNNING).update(
-            status=MatrixStatus.FAILED,
-            error=f"The sandbox could not run the tests: {exc}"[:2000],
-            finished_at=timezone.now(),
-        )
-        return False
-    return (
-        CompareMatrix.objects.filter(pk=matrix_id, status=MatrixStatus.RUNNING).update(
-            status=MatrixStatus.DONE,
-            rows=[row.as_dict() for row in rows],
-            truncated=truncated,
-            finished_at=timezone.now(),
-        )
-        == 1
-    )
-
-
-def compare_matrix_rows(
-    *, programs: Sequence[str], tests: str, entry_point: str
-) -> tuple[list[MatrixRow], int]:
-    """Run each program (A, B, reference) against the tests split into single asserts, in the sandbox
-    with its default limits (through its result cache). Returns the rows (at most MATRIX_ROWS_MAX) and
-    how many asserts were left out. Runs untrusted code: call it only on a sandbox worker."""
-    from workers.sandbox import Item, Limits, run_batch
-
-    cases = split_asserts(tests)
-    truncated = max(0, len(cases) - MATRIX_ROWS_MAX)
-    cases = cases[:MATRIX_ROWS_MAX]
-    items = [
-        Item(id=f"{col}:{k}", code=code, tests=case.tests, entry_point=entry_point)
-        for col, code in enumerate(programs)
-        for k, case in enumerate(cases)
-    ]
-    results = run_batch(items, Limits()) if items else []
-
-    def cell(col: int, k: int) -> Cell:
-        r = results[col * len(cases) + k]
-        return Cell(None if r.error_class == "sandbox_error" else bool(r.passed), str(r.error_class))
-
-    rows = [MatrixRow(case.source, cell(0, k), cell(1, k), cell(2, k)) for k, case in enumerate(cases)]
-    return rows, truncated

@@ -9,6 +9,6 @@ from celery import shared_task
 def review_compare_matrix_task(matrix_id: int) -> bool:
     """Sandbox queue: the compare page's test-by-test matrix, run here and stored in its row (the page
     polls the row). Untrusted code never runs in a web process. Idempotent: a done matrix is kept."""
-    from runs.review.services import compare_matrix_compute
+    from runs.review.matrix import compare_matrix_compute
 
     return compare_matrix_compute(matrix_id=matrix_id)

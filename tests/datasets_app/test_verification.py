@@ -2,8 +2,8 @@
 
 import pytest
 
+from datasets_app.checking import problem_verify_chunk, problem_verify_give_up
 from datasets_app.models import ProblemStatus
-from datasets_app.services import problem_verify_chunk, problem_verify_give_up
 from datasets_app.tasks import problem_verify_chunk_task
 from datasets_app.verification import Spec, trivial_program, verify
 from tests.factories import DatasetVersionFactory, ProblemFactory

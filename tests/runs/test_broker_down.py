@@ -10,7 +10,8 @@ from django.db import connection
 from django.utils import timezone
 
 from controlplane.celery import app
-from runs.launch import RunNotQueuedError, run_launch, run_reap_unenqueued, run_resume
+from runs.launch import RunNotQueuedError, run_launch, run_resume
+from runs.lifecycle import run_reap_unenqueued
 from runs.models import LogLine, Run, RunStatus
 from runs.spec import RunConfig
 from tests.factories import ProblemFactory, RunFactory

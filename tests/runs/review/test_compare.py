@@ -5,9 +5,10 @@ import uuid
 
 import pytest
 
+from runs.review.matrix import split_asserts
 from runs.review.models import CompareMatrix, MatrixStatus
 from runs.review.selectors import CompareSide
-from runs.review.services import ENQUEUE_FAILED, review_generations_compare, split_asserts
+from runs.review.services import ENQUEUE_FAILED, review_generations_compare
 from runs.review.tasks import review_compare_matrix_task
 from tests.factories import GenerationFactory, ProblemFactory, RunFactory
 

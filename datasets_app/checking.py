@@ -1,0 +1,127 @@
+"""Checking a version's problems on the sandbox queue: each reference solution run against its tests
+(`problem_verify_chunk`, and `problem_verify_give_up` when the sandbox never could), near-duplicate and
+benchmark-overlap flags (`dataset_version_analyse`), and the reaper of verifications that never reached
+the broker. Called by datasets_app/tasks.py; services.py enqueues those tasks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from datasets_app import conf
+from datasets_app.models import DatasetVersion, Problem, ProblemStatus
+
+
+def dataset_version_reap_unenqueued(*, grace_s: float | None = None) -> list[int]:
+    """Versions with pending problems whose verification never reached the broker within the grace
+    (the web process stopped between commit and publish, say) get a `verify_error` saying so, which
+    their page shows beside "Verify again". Versions whose verification the broker took are left alone."""
+    grace = settings.TRIAD_ENQUEUE_GRACE_S if grace_s is None else grace_s
+    cutoff = timezone.now() - dt.timedelta(seconds=grace)
+    never = Q(verify_enqueued_at__isnull=True, verify_error="", created_at__lt=cutoff)
+    pending = Problem.objects.filter(version_id=OuterRef("pk"), status=ProblemStatus.PENDING)
+    ids = list(DatasetVersion.objects.filter(never, Exists(pending)).values_list("pk", flat=True))
+    reason = (
+        f"verification never reached the task broker within {grace:.0f}s of the upload (the broker was "
+        "down, or the web process stopped before handing it over); verify again"
+    )
+    # Conditional, like the filter: an enqueue that succeeded meanwhile wins.
+    return [pk for pk in ids if DatasetVersion.objects.filter(never, pk=pk).update(verify_error=reason)]
+
+
+def problem_verify_chunk(*, version_id: int, problem_ids: list[int]) -> int:
+    """Run these problems' reference solutions in the sandbox and store each verdict.
+
+    Only pending problems are run and updated (a conditional UPDATE), so a repeated delivery is a
+    no-op. Returns how many got no verdict because the sandbox itself failed (the caller retries).
+    """
+    from datasets_app.verification import Spec, verify
+
+    specs = [
+        Spec(id=pk, prompt=prompt, entry_point=entry_point, solution=solution, tests=tests)
+        for pk, prompt, entry_point, solution, tests in Problem.objects.filter(
+            version_id=version_id, pk__in=problem_ids, status=ProblemStatus.PENDING
+        ).values_list("pk", "prompt", "entry_point", "solution", "tests")
+    ]
+    if not specs:
+        return 0
+    verdicts = verify(specs, timeout_s=conf.verify_timeout_s(), mode=conf.verify_sandbox_mode())
+    now = timezone.now()
+    undecided = 0
+    with transaction.atomic():
+        for verdict in verdicts:
+            if verdict is None:
+                undecided += 1
+                continue
+            Problem.objects.filter(pk=verdict.id, status=ProblemStatus.PENDING).update(
+                status=verdict.status,
+                error_class=verdict.error_class,
+                exception_type=verdict.exception_type,
+                failing_test=verdict.failing_test,
+                traceback=verdict.traceback,
+                tests_passed=verdict.tests_passed,
+                tests_total=verdict.tests_total,
+                duration_ms=verdict.duration_ms,
+                verified_at=now,
+            )
+    return undecided
+
+
+def problem_verify_give_up(*, version_id: int, problem_ids: list[int], reason: str) -> int:
+    """Problems the sandbox could not run after every retry end failing with `sandbox_error`."""
+    return Problem.objects.filter(
+        version_id=version_id, pk__in=problem_ids, status=ProblemStatus.PENDING
+    ).update(
+        status=ProblemStatus.FAILING,
+        error_class="sandbox_error",
+        traceback=reason[:20_000],
+        verified_at=timezone.now(),
+    )
+
+
+def dataset_version_analyse(*, version_id: int) -> int:
+    """Flag near-duplicates within the version and overlap with HumanEval. Returns how many flagged.
+
+    Recomputes from the problems each time, so it is idempotent.
+    """
+    from datasets_app.analysis import humaneval_overlap, near_duplicates
+
+    rows = Problem.objects.filter(version_id=version_id).order_by("index")
+    task_ids: dict[int, str] = {}
+    exact: set[int] = set()
+    contaminated: dict[int, tuple[str, float]] = {}
+
+    def texts() -> Iterator[tuple[int, str]]:
+        for pk, task_id, prompt, solution, duplicate_of in rows.values_list(
+            "pk", "task_id", "prompt", "solution", "duplicate_of"
+        ).iterator(chunk_size=2000):
+            task_ids[pk] = task_id
+            if duplicate_of:
+                exact.add(pk)
+            overlap = humaneval_overlap(prompt, solution)
+            if overlap is not None:
+                contaminated[pk] = (overlap.task_id, overlap.score)
+            yield pk, prompt + "\n" + solution
+
+    near = {n.key: n for n in near_duplicates(texts(), skip=exact)}
+    flagged = set(near) | set(contaminated)
+    with transaction.atomic():
+        rows.exclude(pk__in=flagged).exclude(near_duplicate_of="", contaminated_with="").update(
+            near_duplicate_of="", near_duplicate_score=None, contaminated_with="", contamination_score=None
+        )
+        for pk in flagged:
+            hit = near.get(pk)
+            task, score = contaminated.get(pk, ("", None))
+            Problem.objects.filter(pk=pk).update(
+                near_duplicate_of=task_ids[hit.of] if hit else "",
+                near_duplicate_score=hit.score if hit else None,
+                contaminated_with=task,
+                contamination_score=score,
+            )
+    return len(flagged)
