@@ -34,8 +34,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from workers.sandbox import Item, Limits, run_batch
-from workers.sandbox.backends import python_executable
 from workers.sandbox.batch import resolve_backend
+from workers.sandbox.payload import python_executable
 
 
 def load_humaneval() -> list[dict[str, Any]]:

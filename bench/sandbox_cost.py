@@ -32,7 +32,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from workers.sandbox import Item, batch, netns, run_batch
-from workers.sandbox.backends import bwrap_prefix, dev_directory, python_executable
+from workers.sandbox.bwrap import bwrap_prefix, dev_directory
+from workers.sandbox.payload import python_executable
 
 BARE = [python_executable(), "-I", "-S", "-c", "pass"]
 

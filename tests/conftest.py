@@ -18,9 +18,9 @@ def logged_in(client, user):
 @pytest.fixture
 def bwrap_missing(monkeypatch):
     """As on a node without bubblewrap: the sandbox's probe finds no binary (and nobody opted in)."""
-    from workers.sandbox import backends, batch
+    from workers.sandbox import batch, bwrap
 
-    monkeypatch.setattr(backends, "BWRAP", "/nonexistent/bwrap")
+    monkeypatch.setattr(bwrap, "BWRAP", "/nonexistent/bwrap")
     monkeypatch.setattr(batch, "_warned", False)
     monkeypatch.delenv(batch.UNISOLATED_ENV, raising=False)
     monkeypatch.delenv(batch.BACKEND_ENV, raising=False)

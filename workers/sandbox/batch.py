@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import cache
 
-from . import backends, cgroup
+from . import backends, bwrap, cgroup
 from .types import Item, Limits, Result
 
 logger = logging.getLogger(__name__)
@@ -164,8 +164,8 @@ class SandboxUnavailable(RuntimeError):
 @cache
 def bwrap_unavailable_reason() -> str:
     """Why bwrap cannot isolate an item here ("" when a trivial item passes under it). Once per process."""
-    if not os.access(backends.BWRAP, os.X_OK):
-        return f"{backends.BWRAP} is not installed"
+    if not os.access(bwrap.BWRAP, os.X_OK):
+        return f"{bwrap.BWRAP} is not installed"
     if reason := cgroup.unavailable_reason():  # no slot cgroup, no guarantee: see cgroup.py
         return f"no cgroup per slot can be made, so an item's processes could outlive it ({reason})"
     probe = Item(id="probe", code="x = 1", tests="assert x == 1")
@@ -174,7 +174,7 @@ def bwrap_unavailable_reason() -> str:
         return ""
     detail = result.stderr.strip().splitlines()[-1:] or [result.error_class]
     logger.info("bwrap probe failed: %s %s", result.error_class, result.stderr[-500:])
-    return f"{backends.BWRAP} cannot create its sandbox here ({result.error_class}: {detail[0][:200]})"
+    return f"{bwrap.BWRAP} cannot create its sandbox here ({result.error_class}: {detail[0][:200]})"
 
 
 def bwrap_available() -> bool:

@@ -22,8 +22,9 @@ import time
 from functools import cache
 from typing import Any
 
-from . import backends
+from .payload import BOOTSTRAP, CHILD_ENV, PYTHON_FLAGS, RUNNER_SOURCE, item_stdin
 from .types import Item, Limits, Result
+from .verdict import STARTUP_GRACE_S, classify, infra
 
 IMAGE = os.environ.get(
     "TRIAD_SANDBOX_DOCKER_IMAGE", f"python:{sys.version_info.major}.{sys.version_info.minor}-slim"
@@ -56,7 +57,7 @@ def container_config(limits: Limits, nonce: str) -> dict[str, Any]:
     memory = f"{max(limits.memory_mb, 16) + 32}m"  # the runner's RLIMIT_AS is the tighter bound
     return {
         "image": IMAGE,
-        "command": ["python3", *backends.PYTHON_FLAGS, "-c", backends.BOOTSTRAP, "1"],
+        "command": ["python3", *PYTHON_FLAGS, "-c", BOOTSTRAP, "1"],
         "stdin_open": True,
         "stdin_once": True,
         "network_disabled": True,
@@ -71,7 +72,7 @@ def container_config(limits: Limits, nonce: str) -> dict[str, Any]:
         "mem_limit": memory,
         "memswap_limit": memory,
         "nano_cpus": 1_000_000_000,
-        "environment": dict(backends.CHILD_ENV),
+        "environment": dict(CHILD_ENV),
         "ipc_mode": "none",
         "labels": {"triad.sandbox": nonce},
         "log_config": {"type": "json-file", "config": {"max-size": f"{4 * limits.output_bytes}"}},
@@ -84,8 +85,8 @@ def execute(item: Item, limits: Limits) -> Result:
     try:
         client = _client()
     except Exception as e:
-        return backends.infra(item, start, f"sandbox: docker: {type(e).__name__}: {e}")
-    stdin, nonce = backends.item_stdin(item, limits, -1, backends.RUNNER_SOURCE, None)
+        return infra(item, start, f"sandbox: docker: {type(e).__name__}: {e}")
+    stdin, nonce = item_stdin(item, limits, -1, RUNNER_SOURCE, None)
     container = None
     try:
         container = client.containers.create(**container_config(limits, nonce))
@@ -96,7 +97,7 @@ def execute(item: Item, limits: Limits) -> Result:
         with contextlib.suppress(OSError):
             raw.shutdown(socket.SHUT_WR)
         reason = ""
-        deadline = backends.STARTUP_GRACE_S + limits.timeout_s
+        deadline = STARTUP_GRACE_S + limits.timeout_s
         try:
             status = int(container.wait(timeout=deadline).get("StatusCode", -1))
         except Exception:  # requests' ReadTimeout / ConnectionError: the item ran out of time
@@ -114,9 +115,9 @@ def execute(item: Item, limits: Limits) -> Result:
         if status == 137 and not reason and b'"error_class"' not in verdict:
             # killed by the cgroup's OOM killer (or pids): no verdict, memory is the likely cause
             err += b"\nMemoryError: the container was killed (status 137)"
-        return backends.classify(item, limits, "docker", out, err, verdict, nonce, reason, status, start)
+        return classify(item, limits, "docker", out, err, verdict, nonce, reason, status, start)
     except Exception as e:
-        return backends.infra(item, start, f"sandbox: docker: {type(e).__name__}: {e}")
+        return infra(item, start, f"sandbox: docker: {type(e).__name__}: {e}")
     finally:
         if container is not None:
             with contextlib.suppress(Exception):

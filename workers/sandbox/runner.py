@@ -1,6 +1,6 @@
 """The trusted harness inside the sandbox: a judge process and a candidate process per item.
 
-``backends.py`` compiles this module once and sends the code object (docker: the source) on the
+``payload.py`` compiles this module once and sends the code object (docker: the source) on the
 stdin of ``python -S -s -B -P -c <BOOTSTRAP> <verdict_fd>``. Inside the sandbox it imports nothing
 that the interpreter's start-up did not (``posix``, not ``os``; ``resource`` straight from its
 file), so that a child starts in a few milliseconds. The parent imports it too, for
@@ -370,7 +370,7 @@ def _describe(e: BaseException, sources: dict[str, list[str]]) -> tuple[str, str
 def compile_candidate(code: str) -> tuple[Any, tuple[str, str, str] | None]:
     """(code object, None), or (None, (error class, exception type, message)) when it does not
     compile. The parent calls this too: the first ``compile`` in a process builds every AST type
-    (about a millisecond), so the parent compiles and sends the code object (see backends.py)."""
+    (about a millisecond), so the parent compiles and sends the code object (see payload.py)."""
     try:
         return compile(code, "<candidate>", "exec", dont_inherit=True, optimize=0), None
     except (SyntaxError, ValueError, RecursionError) as e:
@@ -1228,7 +1228,7 @@ def zygote(ctrl: int, uid: int, cgroup_fds: tuple[int, ...] = ()) -> None:
 
 
 def main() -> None:
-    payload = globals()["_PAYLOAD"]  # set by the bootstrap (backends.BOOTSTRAP)
+    payload = globals()["_PAYLOAD"]  # set by the bootstrap (payload.BOOTSTRAP)
     if payload[0] == "zygote":
         zygote(int(sys.argv[1]), int(payload[1]), tuple(payload[2]))
     else:

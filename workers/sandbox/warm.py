@@ -26,8 +26,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from . import backends, cgroup
+from . import bwrap, cgroup, process_backend
+from .payload import RUNNER_CODE, Prepared, item_stdin, prepare
 from .types import Item, Limits, Result
+from .verdict import classify, infra, watch
 
 
 def available() -> bool:
@@ -71,13 +73,13 @@ _starter = _Starter()
 class Zygote:
     def __init__(self, slot: int, cg: cgroup.SlotCgroup) -> None:
         self.slot = slot
-        self.uid = backends.SLOT_UID_BASE + slot
+        self.uid = process_backend.SLOT_UID_BASE + slot
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock = ours
-        argv = backends.sandbox_argv("bwrap", str(theirs.fileno()), zygote=True)
+        argv = process_backend.sandbox_argv("bwrap", str(theirs.fileno()), zygote=True)
         fds = (theirs.fileno(), *cg.fds)  # the zygote keeps the cgroup's, for each judge to join
         try:
-            self.proc = _starter.run(lambda: backends.spawn(argv, "/", fds, slot, subprocess.DEVNULL))
+            self.proc = _starter.run(lambda: process_backend.spawn(argv, "/", fds, slot, subprocess.DEVNULL))
         except BaseException:
             ours.close()
             raise
@@ -85,7 +87,7 @@ class Zygote:
             theirs.close()
         assert self.proc.stdin is not None
         try:
-            first = marshal.dumps((backends.RUNNER_CODE, ("zygote", self.uid, cg.fds)))
+            first = marshal.dumps((RUNNER_CODE, ("zygote", self.uid, cg.fds)))
             self.proc.stdin.write(len(first).to_bytes(4, "big") + first)
         finally:
             self.proc.stdin.close()
@@ -100,7 +102,7 @@ class Zygote:
         if self.proc.returncode is None:
             inits = _pidfds(_children(self.proc.pid))
             try:
-                backends.kill_group(self.proc.pid)
+                process_backend.kill_group(self.proc.pid)
                 self.proc.wait()
                 for fd in inits:  # readable once the init has exited, which the kernel lets it do
                     select.select([fd], [], [], ZYGOTE_EXIT_S)  # only once its namespace is empty
@@ -177,26 +179,26 @@ def close_all() -> None:
 def execute(item: Item, limits: Limits, slot: int) -> Result:
     """Run one item in the slot's zygote; never raises for the item's sake."""
     start = time.monotonic()
-    ready = backends.prepare(item, start)
+    ready = prepare(item, start)
     if isinstance(ready, Result):
         return replace(ready, stderr=ready.stderr[: limits.output_bytes])
     try:
         cg = cgroup.for_slot(slot)
     except OSError as e:  # fail closed: no item runs without the guarantee
-        return backends.infra(item, start, f"sandbox: {e}")
+        return infra(item, start, f"sandbox: {e}")
     if not cg.empty():
-        return backends.infra(item, start, "sandbox: the slot's cgroup holds processes that do not die")
+        return infra(item, start, "sandbox: the slot's cgroup holds processes that do not die")
     try:
         z = _take(slot, cg)
     except OSError as e:
-        return backends.infra(item, start, f"sandbox: cannot start a warm sandbox: {e}")
+        return infra(item, start, f"sandbox: cannot start a warm sandbox: {e}")
     keep = False
     try:
-        cg.cap_memory(backends.slot_memory_mb(limits))
+        cg.cap_memory(bwrap.slot_memory_mb(limits))
         result, keep = _execute_in(z, item, limits, ready, start)
         return result
     except OSError as e:
-        return backends.infra(item, start, f"sandbox: warm: {type(e).__name__}: {e}")
+        return infra(item, start, f"sandbox: warm: {type(e).__name__}: {e}")
     finally:
         try:  # every process of the item, even one the judge's own clean-up missed
             cg.empty()
@@ -207,11 +209,9 @@ def execute(item: Item, limits: Limits, slot: int) -> Result:
                 z.close()
 
 
-def _execute_in(
-    z: Zygote, item: Item, limits: Limits, ready: backends.Prepared, start: float
-) -> tuple[Result, bool]:
+def _execute_in(z: Zygote, item: Item, limits: Limits, ready: Prepared, start: float) -> tuple[Result, bool]:
     cpus = tuple(os.sched_getaffinity(0))  # this thread's (see batch.py: a worker may be pinned)
-    stdin, nonce = backends.item_stdin(item, limits, z.uid, None, ready, cpus)
+    stdin, nonce = item_stdin(item, limits, z.uid, None, ready, cpus)
     pipes = [os.pipe() for _ in range(4)]  # stdin, stdout, stderr, verdict
     theirs = [pipes[0][0], pipes[1][1], pipes[2][1], pipes[3][1]]
     ours = [pipes[0][1], pipes[1][0], pipes[2][0], pipes[3][0]]
@@ -221,7 +221,7 @@ def _execute_in(
         finally:
             for fd in theirs:
                 os.close(fd)
-        backends.write_stdin(ours[0], stdin)
+        process_backend.write_stdin(ours[0], stdin)
         os.close(ours[0])
         ours[0] = -1
         done = bytearray()
@@ -233,18 +233,16 @@ def _execute_in(
             done.extend(chunk)
             return "" if done.endswith(b"\n") else None
 
-        out, err, raw, reason = backends.watch(
-            ours[1], ours[2], ours[3], limits, nonce, z.sock.fileno(), on_answer
-        )
+        out, err, raw, reason = watch(ours[1], ours[2], ours[3], limits, nonce, z.sock.fileno(), on_answer)
     finally:
         for fd in ours:
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
     if reason == "lost" or (not reason and not _complete(bytes(done))):
-        return backends.infra(item, start, "sandbox: the warm sandbox died"), False
+        return infra(item, start, "sandbox: the warm sandbox died"), False
     returncode = os.waitstatus_to_exitcode(int(done.split()[1])) if not reason else -9
-    result = backends.classify(item, limits, "warm", out, err, raw, nonce, reason, returncode, start)
+    result = classify(item, limits, "warm", out, err, raw, nonce, reason, returncode, start)
     return result, not reason
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.sandbox import backends, cgroup
+from workers.sandbox import cgroup, payload, process_backend
 from workers.sandbox.batch import bwrap_available
 from workers.sandbox.types import Item, Limits
 
@@ -203,10 +203,10 @@ def test_an_item_on_the_v2_layout_joins_its_cgroup_and_leaves_nothing() -> None:
     item = Item(id="v2", code=code, tests="assert add(1, 2) == 3\n")
     try:
         start = time.monotonic()
-        ready = backends.prepare(item, start)
-        assert isinstance(ready, backends.Prepared)
-        uid = backends.slot_uid("bwrap", 900)
-        result = backends._execute_in(item, Limits(), "bwrap", 900, uid, "/", ready, start, made)
+        ready = payload.prepare(item, start)
+        assert isinstance(ready, payload.Prepared)
+        uid = process_backend.slot_uid("bwrap", 900)
+        result = process_backend._execute_in(item, Limits(), "bwrap", 900, uid, "/", ready, start, made)
         assert result.passed, result.stderr
         assert not _with_token(token) and not made.pids()
     finally:

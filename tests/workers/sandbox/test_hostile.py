@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from workers.sandbox import Item, Limits, Result
-from workers.sandbox.backends import slot_uid
+from workers.sandbox.process_backend import slot_uid
 
 from .conftest import is_namespaced, run_items
 

@@ -1,0 +1,151 @@
+"""What a runner is started with: the real interpreter, its flags and environment, the bootstrap on
+its command line, and on its stdin the runner's code and the item, made ready in the parent (tests
+instrumented and compiled, the candidate compiled). Every backend starts its runner this way."""
+
+from __future__ import annotations
+
+import marshal
+import os
+import resource
+import secrets
+import sys
+import threading
+import time
+from dataclasses import dataclass, replace
+from functools import cache, lru_cache
+from pathlib import Path
+
+from . import runner
+from .types import Item, Limits, Result
+from .verdict import infra
+
+CHILD_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "PYTHONHASHSEED": "0",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
+PYTHON_FLAGS = ("-S", "-s", "-B", "-P")  # no site, no user site, no .pyc, no cwd on sys.path
+RUNNER_SOURCE = Path(__file__).with_name("runner.py").read_text(encoding="utf-8")
+# Compiled once here; the child unmarshals it (same interpreter binary) instead of compiling it.
+RUNNER_CODE = marshal.dumps(compile(RUNNER_SOURCE, "<runner>", "exec", optimize=2))  # no docstrings
+# Reads the first part of stdin (a 4-byte length, then marshal((runner, public))) and runs the runner;
+# the rest of stdin (the secret part) is left for the judge, which reads it after forking. It uses
+# posix, not os: with -S nothing has imported os, which would cost a millisecond.
+BOOTSTRAP = (
+    "import marshal, posix\n"
+    "b, n = b'', 4\n"
+    "while len(b) < n:\n"
+    "    c = posix.read(0, n - len(b))\n"
+    "    if not c: raise SystemExit(3)\n"
+    "    b += c\n"
+    "    if n == 4 and len(b) == 4: n += int.from_bytes(b, 'big')\n"
+    "r, p = marshal.loads(b[4:])\n"
+    "del b, c, n\n"
+    "r = marshal.loads(r) if type(r) is bytes else compile(r, '<runner>', 'exec')\n"
+    "exec(r, {'__name__': '__main__', '__builtins__': __builtins__, '_PAYLOAD': p})\n"
+)
+RESOURCE_PATH = str(getattr(resource, "__file__", "") or "")  # the runner loads it from its file
+
+
+@cache
+def python_executable() -> str:
+    """The real interpreter: the child needs the standard library only, not the venv."""
+    return os.path.realpath(sys.executable)
+
+
+def install_dirs() -> list[str]:
+    """Where the interpreter and its standard library are installed: what a sandbox must see."""
+    exe_root = os.path.dirname(os.path.dirname(python_executable()))
+    return sorted({os.path.realpath(sys.base_prefix), exe_root})
+
+
+# CPython 3.11 keeps the AST converter's recursion depth per interpreter, not per thread: two threads
+# converting ASTs at once fail with "SystemError: AST constructor recursion depth mismatch"
+# (python/cpython#106905). Batches run items on a thread pool, so conversions take turns.
+_AST_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=1024)
+def prepared_tests(tests: str, entry_point: str) -> tuple[tuple[str, str] | None, bytes, int]:
+    """(None, the tests compiled for the judge (marshalled), tests_total), or ((exception type,
+    message), b"", 0) for tests that cannot run.
+
+    The judge runs the same interpreter, so the tests are parsed, instrumented and compiled here,
+    once per distinct test source (see ``runner.prepare_tests``), not in every sandbox.
+    """
+    with _AST_LOCK:
+        prepared = runner.prepare_tests(tests, entry_point)
+    if prepared[0] == "error":
+        return (str(prepared[1]), str(prepared[2])), b"", 0
+    return None, marshal.dumps(prepared), int(prepared[3 if prepared[0] == "check" else 2])
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An item made ready for a runner of our own interpreter: its code and tests compiled."""
+
+    code: bytes | None  # the candidate's code object, marshalled (None: too big, the sandbox compiles)
+    tests: bytes
+
+
+HOST_COMPILE_MAX = 1 << 20  # bigger candidates are compiled in the sandbox, under its limits
+
+
+def prepare(item: Item, start: float) -> Prepared | Result:
+    """Compile the item here, or return the verdict that needs no sandbox at all: tests that
+    cannot run (a sandbox error) or a candidate that does not compile (``syntax_error``).
+
+    Compiling is not running: the parser has fixed limits of its own, and it spares every
+    sandbox the first ``compile`` of a process (see ``runner.compile_candidate``).
+    """
+    problem, tests, total = prepared_tests(item.tests, item.entry_point)
+    if problem is not None:
+        return replace(infra(item, start, problem[1]), exception_type=problem[0])
+    if len(item.code) > HOST_COMPILE_MAX:
+        return Prepared(None, tests)
+    code, failed = runner.compile_candidate(item.code)
+    if failed is None:
+        return Prepared(marshal.dumps(code), tests)
+    error_class, name, text = failed
+    return Result(
+        id=item.id,
+        passed=False,
+        error_class=error_class,
+        tests_passed=0,
+        tests_total=total,
+        duration_ms=int((time.monotonic() - start) * 1000),
+        stdout="",
+        stderr=text,
+        exception_type=name,
+    )
+
+
+def item_stdin(
+    item: Item,
+    limits: Limits,
+    uid: int,
+    runner_code: bytes | str | None,
+    ready: Prepared | None,
+    cpus: tuple[int, ...] = (),
+    cgroup_fds: tuple[int, ...] = (),
+) -> tuple[bytes, str]:
+    """What the runner reads on stdin for one item, and the item's fresh nonce.
+
+    First the part the candidate process may see (a 4-byte length, then ``marshal((runner_code,
+    (code, compiled code, timeout_s, memory_mb, uid, resource path, cpus, cgroup fds)))``;
+    runner_code is None for a warm zygote, which has it; cpus, when not empty, is the CPU set the
+    judge moves to before it forks the candidate; cgroup_fds, the slot cgroup's ``cgroup.procs``
+    descriptors that the judge joins first, see cgroup.py), then the part only the judge reads,
+    after it has forked the candidate: ``marshal((nonce, tests, entry_point, output_bytes))``.
+    Without ``ready`` (docker: the image's Python may differ from ours) the code and the tests go
+    as source.
+    """
+    nonce = secrets.token_hex(16)
+    resource_path = RESOURCE_PATH if ready is not None else ""
+    limits_part = (float(limits.timeout_s), int(limits.memory_mb), uid, resource_path, cpus, cgroup_fds)
+    compiled = ready.code if ready is not None else None
+    public = marshal.dumps((runner_code, (item.code, compiled, *limits_part)))
+    tests: bytes | str = ready.tests if ready is not None else item.tests
+    secret = marshal.dumps((nonce, tests, item.entry_point, int(limits.output_bytes)))
+    return len(public).to_bytes(4, "big") + public + secret, nonce
