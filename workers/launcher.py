@@ -189,7 +189,7 @@ def run_supervised(
 
         env = dict(os.environ)
         env["TRIAD_RUN_TOKEN"] = token
-        env["TRIAD_RUN_ATTEMPT"] = str(attempt)  # the trainer's checkpoint dir (workers/trainer/loop.py)
+        env["TRIAD_RUN_ATTEMPT"] = str(attempt)  # its checkpoint dir (workers/trainer/checkpoints.py)
         env.setdefault("DS_ACCELERATOR", "gpu" if _spec_gpu(spec) else "cpu")
         if env["DS_ACCELERATOR"] == "gpu":
             del env["DS_ACCELERATOR"]  # let DeepSpeed auto-detect cuda
