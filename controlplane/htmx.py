@@ -1,7 +1,6 @@
 """A page or one of its partials, by one rule for every view: an htmx request gets the partial named like
-the element it swaps, i.e. its `HX-Target` header (the target's id). The markup then says once what it
-refreshes, with no `?part=` beside it; the view lists the partials it offers, so any other target gets
-the whole page rather than a 500.
+the element it swaps, i.e. its `HX-Target` header (the target's id), so the markup names what it refreshes
+once, by that id. The view lists the partials it offers: any other target gets the whole page, not a 500.
 """
 
 from collections.abc import Collection, Mapping
