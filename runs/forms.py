@@ -9,21 +9,25 @@ from datasets_app.models import Dataset, DatasetVersion
 from datasets_app.selectors import dataset_readable_by_teams_q, dataset_readable_q
 from runs.config_schema import (
     PRESETS,
-    RANGES,
-    SCHEMA,
     ConfigError,
     ParsedConfig,
     config_from_yaml,
     config_to_yaml,
+    setting_field,
+    setting_values,
 )
 from runs.launch import RunLaunchError
 from runs.models import RunStatus
-from runs.spec import RunConfig
+from workers.spec import (
+    CONTROL,
+    SETTINGS,
+    RunConfig,
+    SettingError,
+    check_rules,
+    config_from_stored,
+)
 
-
-def _bounds(name: str) -> dict[str, Any]:
-    low, high = RANGES[name]
-    return {"min_value": low, "max_value": high}
+BASIC_SETTINGS = tuple(name for name, s in SETTINGS.items() if s.basic)  # the launch form's own fields
 
 
 class RunLaunchForm(forms.Form):
@@ -43,53 +47,6 @@ class RunLaunchForm(forms.Form):
         queryset=DatasetVersion.objects.select_related("dataset").order_by("dataset__name", "-number"),
         empty_label=None,
     )
-    steps = forms.IntegerField(**_bounds("steps"), initial=RunConfig.steps)
-    group_size = forms.IntegerField(
-        **_bounds("group_size"), initial=RunConfig.group_size, help_text="Samples per prompt (GRPO group)."
-    )
-    prompts_per_step = forms.IntegerField(**_bounds("prompts_per_step"), initial=RunConfig.prompts_per_step)
-    lr = forms.FloatField(label="Learning rate", **_bounds("lr"), initial=RunConfig.lr)
-    seed = forms.IntegerField(**_bounds("seed"), initial=RunConfig.seed)
-    max_new_tokens = forms.IntegerField(**_bounds("max_new_tokens"), initial=RunConfig.max_new_tokens)
-    sft_warmup_steps = forms.IntegerField(
-        label="SFT warm-up steps",
-        **_bounds("sft_warmup_steps"),
-        initial=RunConfig.sft_warmup_steps,
-        help_text="Steps of imitation on the reference solutions before RL (counted in Steps).",
-    )
-    sft_lr = forms.FloatField(label="SFT learning rate", **_bounds("sft_lr"), initial=RunConfig.sft_lr)
-    eval_every = forms.IntegerField(
-        label="Evaluate every",
-        **_bounds("eval_every"),
-        initial=RunConfig.eval_every,
-        help_text="Steps between held-out pass@1 / pass@k evaluations (0: never).",
-    )
-    eval_problems = forms.IntegerField(
-        label="Held-out problems",
-        **_bounds("eval_problems"),
-        initial=RunConfig.eval_problems,
-        help_text="The last N problems are kept out of training for that evaluation.",
-    )
-    include_unverified = forms.BooleanField(
-        label="Include unverified problems",
-        required=False,
-        help_text="Train on problems whose reference solution failed, was flaky or has weak tests too.",
-    )
-    gpu_count = forms.IntegerField(
-        label="GPUs",
-        required=False,
-        **_bounds("gpu_count"),
-        initial=RunConfig.gpu_count,
-        help_text="GPUs billed per hour (0: one; on a CPU pool, its trainer processes).",
-    )
-    budget_usd = forms.FloatField(
-        label="Budget (USD)",
-        required=False,
-        **_bounds("budget_usd"),
-        initial=RunConfig.budget_usd,
-        help_text="Stop the run, with a checkpoint, once it has cost this much (0: no cap).",
-    )
-
     config_yaml = forms.CharField(
         label="Advanced: full config as YAML",
         required=False,
@@ -100,9 +57,14 @@ class RunLaunchForm(forms.Form):
     )
 
     parsed: ParsedConfig | None = None
+    values: dict[str, Any]  # the basic fields' settings, once clean
 
     def __init__(self, *args: Any, teams: QuerySet[Team] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        for name in BASIC_SETTINGS:  # generated from workers.spec; the YAML reaches every setting
+            # The spend fields may be left empty (no cap; one GPU), as before.
+            self.fields[name] = setting_field(SETTINGS[name], required=SETTINGS[name].side != CONTROL)
+        self.order_fields(["preset", "name", "team", "dataset_version", *BASIC_SETTINGS, "config_yaml"])
         if teams is not None:  # the teams the user may launch into; the first is the default
             self.fields["team"].queryset = teams  # type: ignore[attr-defined]
             # Only what those teams may train on: their datasets and the shared ones (run_launch checks
@@ -114,8 +76,8 @@ class RunLaunchForm(forms.Form):
         else:
             del self.fields["team"]
         if not self.is_bound and "config_yaml" not in self.initial:
-            known = {key: value for key, value in self.initial.items() if key in SCHEMA}
-            self.initial["config_yaml"] = config_to_yaml(RunConfig(**known))
+            known = {key: value for key, value in self.initial.items() if key in SETTINGS}
+            self.initial["config_yaml"] = config_to_yaml(config_from_stored(known))
         elif self.uses_yaml:  # shown again, open, with its error
             self.fields["config_yaml"].widget.attrs.pop("disabled", None)
 
@@ -127,16 +89,17 @@ class RunLaunchForm(forms.Form):
         data = super().clean() or {}
         if data.get("config_yaml", "").strip():
             return self._clean_yaml(data)
-        steps, warmup = data.get("steps"), data.get("sft_warmup_steps")
-        if steps is not None and warmup is not None and warmup >= steps:
-            self.add_error(
-                "sft_warmup_steps", f"must be fewer than Steps ({steps}), or there is no RL at all"
-            )
+        self.values = setting_values(self, BASIC_SETTINGS)
+        try:
+            check_rules(RunConfig(**self.values))
+        except SettingError as exc:  # on the first field involved, unless one of them has its own error
+            if all(key in self.values or key not in self.fields for key in exc.keys):
+                self.add_error(next((k for k in exc.keys if k in self.fields), None), exc.message)
         return data
 
     def _clean_yaml(self, data: dict[str, Any]) -> dict[str, Any]:
         """The YAML overrides the individual fields, so their errors no longer count."""
-        for name in SCHEMA:
+        for name in BASIC_SETTINGS:
             self.errors.pop(name, None)
         try:
             self.parsed = config_from_yaml(data["config_yaml"])
@@ -146,7 +109,7 @@ class RunLaunchForm(forms.Form):
 
     def add_launch_error(self, exc: RunLaunchError) -> None:
         """A refused launch, on the field it is about: the YAML's line for that key when YAML was used."""
-        if self.parsed is not None and exc.field in SCHEMA:
+        if self.parsed is not None and exc.field in SETTINGS:
             line = self.parsed.lines.get(exc.field)
             where = f"config line {line}, " if line else "config, "
             self.add_error("config_yaml", f"{where}{exc.field!r}: {exc}")
@@ -160,7 +123,7 @@ class RunLaunchForm(forms.Form):
         fields = cls(data)
         fields.is_valid()
         known = {
-            key: value for key, value in fields.cleaned_data.items() if key in SCHEMA and value is not None
+            key: value for key, value in fields.cleaned_data.items() if key in SETTINGS and value is not None
         }
         if known.get("sft_warmup_steps", 0) >= known.get("steps", RunConfig.steps):
             known.pop("sft_warmup_steps", None)
@@ -171,22 +134,7 @@ class RunLaunchForm(forms.Form):
     def config(self) -> RunConfig:
         if self.parsed is not None:
             return self.parsed.config
-        data = self.cleaned_data
-        return RunConfig(
-            steps=data["steps"],
-            group_size=data["group_size"],
-            prompts_per_step=data["prompts_per_step"],
-            lr=data["lr"],
-            sft_warmup_steps=data["sft_warmup_steps"],
-            sft_lr=data["sft_lr"],
-            eval_every=data["eval_every"],
-            eval_problems=data["eval_problems"],
-            include_unverified=data["include_unverified"],
-            seed=data["seed"],
-            max_new_tokens=data["max_new_tokens"],
-            gpu_count=data.get("gpu_count") or 0,
-            budget_usd=data.get("budget_usd") or 0.0,
-        )
+        return RunConfig(**self.values)
 
 
 class RunFilterForm(forms.Form):

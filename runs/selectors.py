@@ -13,20 +13,21 @@ from controlplane.accounts.models import Role
 from controlplane.accounts.selectors import role_allows, role_of, team_filter
 from runs.metric_store import metric_keys_list, metric_series_bounded
 from runs.models import Generation, LogLine, MetricPoint, Run
+from workers.spec import REWARD_COMPONENTS, SETTINGS, Metric, config_from_stored
 
-CHART_KEYS = ("reward/mean", "pass_rate", "loss", "time/step_s")
+CHART_KEYS = (Metric.REWARD_MEAN, Metric.PASS_RATE, Metric.LOSS, Metric.STEP_S)
 
 
 COMPARE_KEYS = (
-    "reward/mean",
-    "pass_rate",
-    "loss",
-    "kl",
-    "entropy",
-    "length/mean",
-    "time/step_s",
-    "throughput/tokens_per_s",
-    "eval/humaneval/pass@1",  # runs that evaluate on HumanEval compare on the benchmark itself
+    Metric.REWARD_MEAN,
+    Metric.PASS_RATE,
+    Metric.LOSS,
+    Metric.KL,
+    Metric.ENTROPY,
+    Metric.LENGTH_MEAN,
+    Metric.STEP_S,
+    Metric.TOKENS_PER_S,
+    Metric.pass_at(1, "humaneval"),  # runs that evaluate on HumanEval compare on the benchmark itself
 )
 RUN_SORTS = {
     "newest": ("-created_at", "-pk"),
@@ -69,7 +70,7 @@ def run_list_filtered(
 ) -> QuerySet[Run]:
     """The runs list: text search over name and dataset, status and dataset filters, latest key metrics."""
     runs = run_list_for_user(user=user).annotate(
-        latest_pass_rate=_latest("pass_rate"), latest_reward=_latest("reward/mean")
+        latest_pass_rate=_latest(Metric.PASS_RATE), latest_reward=_latest(Metric.REWARD_MEAN)
     )
     if q:
         runs = runs.filter(
@@ -94,7 +95,7 @@ def run_compare_rows(*, user: User, run_ids: Sequence[int]) -> list[dict[str, An
         if run is None:
             continue
         rates = list(
-            MetricPoint.objects.filter(run_id=run_id, key="pass_rate")
+            MetricPoint.objects.filter(run_id=run_id, key=Metric.PASS_RATE)
             .order_by("step", "pk")
             .values_list("value", flat=True)
         )
@@ -113,11 +114,35 @@ def run_compare_rows(*, user: User, run_ids: Sequence[int]) -> list[dict[str, An
     return rows
 
 
-def config_differences(configs: Sequence[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
-    """Only the settings that differ between runs, as (key, [value per run]); a missing key shows as None."""
-    keys = sorted({key for config in configs for key in config})
-    table = [(key, [config.get(key) for config in configs]) for key in keys]
-    return [(key, values) for key, values in table if len({repr(v) for v in values}) > 1]
+@dataclass(frozen=True)
+class ConfigRow:
+    key: str
+    label: str  # the setting's label (workers.spec); the key itself for a setting since removed
+    unit: str
+    values: list[Any]  # one per run: a run's own page has one
+
+
+def run_config_rows(*, run: Run) -> list[ConfigRow]:
+    """Every setting of the run, as it trains (settings newer than the run show their defaults)."""
+    config = config_from_stored(run.config).as_dict()
+    return [ConfigRow(key, s.label, s.unit, [config[key]]) for key, s in SETTINGS.items()]
+
+
+def config_differences(configs: Sequence[dict[str, Any]]) -> list[ConfigRow]:
+    """Only the settings that differ between runs, in workers.spec's order (settings since removed
+    last); a missing key shows as None."""
+    given = {key for config in configs for key in config}
+    keys = [key for key in SETTINGS if key in given] + sorted(given - SETTINGS.keys())
+    rows = [
+        ConfigRow(
+            key,
+            SETTINGS[key].label if key in SETTINGS else key,
+            SETTINGS[key].unit if key in SETTINGS else "",
+            [config.get(key) for config in configs],
+        )
+        for key in keys
+    ]
+    return [row for row in rows if len({repr(v) for v in row.values}) > 1]
 
 
 # What one read of a run's metrics (metrics.json) returns at most: a run may log thousands of keys and
@@ -217,23 +242,18 @@ class ChartGroup:
     title: str = ""
 
 
-REWARD_COMPONENTS = ("correctness", "efficiency", "style", "format")
-
-
 def run_chart_groups(*, run: Run) -> list[ChartGroup]:
     """The multi-metric charts the run's config calls for: each weighted reward component's share of
     reward/mean (stacked; when anything besides correctness is weighted) and pass@1 / pass@k of its
     evaluations (held-out problems, evaluation set)."""
-    from runs.spec import RunConfig
-
-    config = RunConfig(**{k: v for k, v in run.config.items() if k in RunConfig.__dataclass_fields__})
+    config = config_from_stored(run.config)
     groups: list[ChartGroup] = []
     weighted = [c for c in REWARD_COMPONENTS if getattr(config, f"reward_{c}")]
     if any(c != "correctness" for c in weighted):
         groups.append(
             ChartGroup(
                 name="reward/share",
-                keys=tuple(f"reward/{c}/share" for c in weighted),
+                keys=tuple(Metric.reward_share(c) for c in weighted),
                 labels=tuple(weighted),
                 stacked=True,
                 title="Each component's weight × mean score, stacked: the stack's height is reward/mean. "
@@ -242,10 +262,10 @@ def run_chart_groups(*, run: Run) -> list[ChartGroup]:
         )
     if config.eval_every:
         ks = list(dict.fromkeys([1, config.eval_k]))
-        prefixes = (["eval"] if config.eval_problems else []) + (
-            [f"eval/{config.eval_set}"] if config.eval_set != "none" else []
+        sets = ([""] if config.eval_problems else []) + (
+            [config.eval_set] if config.eval_set != "none" else []
         )
-        keys = tuple(f"{prefix}/pass@{k}" for prefix in prefixes for k in ks)
+        keys = tuple(Metric.pass_at(k, eval_set) for eval_set in sets for k in ks)
         if keys:
             groups.append(
                 ChartGroup(

@@ -85,6 +85,7 @@ def run_detail(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
         "log_lines": selectors.run_log_tail(run_id=run.pk),
         "chart_keys": selectors.CHART_KEYS,
         "chart_groups": selectors.run_chart_groups(run=run),
+        "config_rows": selectors.run_config_rows(run=run),
         "resumable": lifecycle.RESUMABLE,
     }
     return render_page(request, "runs/run_detail.html", context, partials={"run-status", "generations"})

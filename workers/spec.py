@@ -18,12 +18,87 @@ import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, TypeVar
 
 NODE = "node"  # the trainer receives it in the spec
 CONTROL = "control"  # the control plane acts on it; the trainer never sees it
 
 EVAL_SETS: dict[str, int] = {"humaneval": 164}  # built-in benchmarks: name -> problems in it
+
+# --------------------------------------------------------------------------- names both sides use
+
+
+class RunState(StrEnum):
+    """A run's states (runs.models.RunStatus takes its values from here). The launcher reports some and
+    obeys others as the desired state its control plane answers."""
+
+    QUEUED = "queued"
+    STARTING = "starting"
+    RUNNING = "running"
+    CANCELLING = "cancelling"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    BUDGET_STOPPED = "budget_stopped"
+    LOST = "lost"
+
+
+# What a node may report; queued, cancelling and lost are the control plane's to set.
+REPORTED_STATES = (
+    RunState.STARTING,
+    RunState.RUNNING,
+    RunState.SUCCEEDED,
+    RunState.FAILED,
+    RunState.CANCELLED,
+    RunState.BUDGET_STOPPED,
+)
+# Desired states that stop a running trainer (with a checkpoint, except lost: its attempt is fenced).
+STOP_STATES = frozenset({RunState.CANCELLING, RunState.BUDGET_STOPPED, RunState.LOST})
+
+# A sandbox verdict's class (workers.sandbox.types.Result.error_class; Generation.error_class).
+ERROR_CLASSES = (
+    "passed",
+    "wrong_answer",
+    "runtime_error",
+    "syntax_error",
+    "timeout",
+    "memory_limit",
+    "output_limit",
+    "crash",
+    "sandbox_error",
+)
+
+# The reward's components; each has a weight setting reward_<component> (docs/trainer.md).
+REWARD_COMPONENTS = ("correctness", "efficiency", "style", "format")
+
+
+class Metric:
+    """Metric keys the trainer emits that the control plane reads by name (stop rules, charts, the
+    estimate). Keyed families: `reward_share(c)`, `pass_at(k, eval_set)`."""
+
+    REWARD_MEAN = "reward/mean"
+    PASS_RATE = "pass_rate"  # noqa: S105 - a metric's name, not a password
+    FRAC_REWARD_ZERO_STD = "frac_reward_zero_std"
+    LOSS = "loss"
+    KL = "kl"
+    ENTROPY = "entropy"
+    LENGTH_MEAN = "length/mean"
+    STEP_S = "time/step_s"
+    TOKENS_PER_S = "throughput/tokens_per_s"
+
+    @staticmethod
+    def reward_share(component: str) -> str:
+        """A component's weight × mean score: its part of reward/mean."""
+        return f"reward/{component}/share"
+
+    @staticmethod
+    def pass_at(k: int, eval_set: str = "") -> str:
+        """pass@k on the held-out problems, or on the evaluation set `eval_set`."""
+        return f"eval/{eval_set}/pass@{k}" if eval_set else f"eval/pass@{k}"
+
+
+# --------------------------------------------------------------------------- settings
 
 
 @dataclass(frozen=True)
@@ -105,7 +180,6 @@ class TrainConfig(_Config):
         5,
         label="Steps",
         help="Optimizer steps, the SFT warm-up's included.",
-        unit="steps",
         low=1,
         high=_STEPS,
         basic=True,
@@ -123,7 +197,6 @@ class TrainConfig(_Config):
         2,
         label="Prompts per step",
         help="Problems sampled per step.",
-        unit="prompts",
         low=1,
         high=1024,
         basic=True,
@@ -143,7 +216,6 @@ class TrainConfig(_Config):
         48,
         label="Max new tokens",
         help="Longest completion sampled per prompt.",
-        unit="tokens",
         low=8,
         high=4096,
         basic=True,
@@ -182,7 +254,6 @@ class TrainConfig(_Config):
         0,
         label="SFT warm-up steps",
         help="Steps of imitation on the reference solutions before RL (counted in Steps).",
-        unit="steps",
         low=0,
         high=_STEPS,
         basic=True,
@@ -225,7 +296,6 @@ class TrainConfig(_Config):
         0,
         label="Held-out problems",
         help="The last N problems are kept out of training for that evaluation.",
-        unit="problems",
         low=0,
         high=_STEPS,
         basic=True,
@@ -234,7 +304,6 @@ class TrainConfig(_Config):
         8,
         label="Eval samples",
         help="Completions sampled per evaluated problem (n of pass@k).",
-        unit="samples",
         low=1,
         high=1024,
     )
@@ -259,7 +328,6 @@ class TrainConfig(_Config):
         20,
         label="Eval set problems",
         help="The benchmark's first N problems (0: all).",
-        unit="problems",
         low=0,
         high=max(EVAL_SETS.values()),
     )
@@ -310,7 +378,6 @@ class TrainConfig(_Config):
         256,
         label="Critic min verdicts",
         help="Verdicts the critic learns from before it skips any.",
-        unit="verdicts",
         low=0,
         high=10_000_000,
     )
@@ -337,7 +404,6 @@ class ControlConfig(_Config):
         0,
         label="GPUs",
         help="GPUs billed per hour (0: one; on a CPU pool, its trainer processes).",
-        unit="GPUs",
         low=0,
         high=4096,
         basic=True,
@@ -346,7 +412,6 @@ class ControlConfig(_Config):
         0.0,
         label="Budget (USD)",
         help="Stop the run, with a checkpoint, once it has cost this much (0: no cap).",
-        unit="USD",
         low=0,
         high=10_000_000,
         basic=True,
@@ -410,8 +475,12 @@ def _settings() -> dict[str, Setting]:
             raise RuntimeError(f"RunConfig.{f.name}: int, float, bool or str with choices")
         if kind in (int, float) and (meta.low is None or meta.high is None):
             raise RuntimeError(f"RunConfig.{f.name}: a number needs low and high")
+        if f.name.startswith("reward_") and f.name.removeprefix("reward_") not in REWARD_COMPONENTS:
+            raise RuntimeError(f"RunConfig.{f.name}: a reward weight needs its name in REWARD_COMPONENTS")
         side = CONTROL if f.name in control else NODE
         out[f.name] = dataclasses.replace(meta, name=f.name, kind=kind, default=f.default, side=side)
+    if missing := [c for c in REWARD_COMPONENTS if f"reward_{c}" not in out]:
+        raise RuntimeError(f"RunConfig needs a weight setting reward_<component> for {missing}")
     return out
 
 
@@ -419,7 +488,7 @@ _KINDS: dict[type, str] = {int: "an integer", float: "a number", bool: "true or 
 _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 SETTINGS: dict[str, Setting] = _settings()  # every setting, in RunConfig's field order
-REWARD_WEIGHTS = tuple(name for name in SETTINGS if name.startswith("reward_"))
+REWARD_WEIGHTS = tuple(f"reward_{component}" for component in REWARD_COMPONENTS)
 
 
 class SettingError(ValueError):

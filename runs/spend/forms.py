@@ -9,10 +9,12 @@ from django.db.models import QuerySet
 from controlplane.accounts.models import Team
 from datasets_app.models import DatasetVersion
 from datasets_app.selectors import dataset_readable_q
-from runs.config_schema import ConfigError, config_from_yaml
+from runs.config_schema import ConfigError, config_from_yaml, setting_field, setting_values
 from runs.models import Node
-from runs.spec import RunConfig
 from runs.spend.models import GpuPrice
+from workers.spec import SETTINGS, RunConfig
+
+ESTIMATE_SETTINGS = ("steps", "gpu_count", "budget_usd")  # the launch form's fields an estimate reads
 
 
 class SpendPeriodForm(forms.Form):
@@ -28,15 +30,14 @@ class EstimateForm(forms.Form):
     launch: it is parsed by the same schema, and its error is shown instead of an estimate."""
 
     dataset_version = forms.ModelChoiceField(queryset=DatasetVersion.objects.all(), required=False)
-    steps = forms.IntegerField(required=False, min_value=1, max_value=100_000)
-    gpu_count = forms.IntegerField(required=False, min_value=0, max_value=4096)
-    budget_usd = forms.FloatField(required=False, min_value=0)
     config_yaml = forms.CharField(required=False, max_length=20_000, strip=False)
 
     yaml_config: RunConfig | None = None
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        for name in ESTIMATE_SETTINGS:
+            self.fields[name] = setting_field(SETTINGS[name], required=False)
         # Only the versions the user reads: an estimate draws on the step times of runs on it.
         field = self.fields["dataset_version"]
         assert isinstance(field, forms.ModelChoiceField)
@@ -61,12 +62,7 @@ class EstimateForm(forms.Form):
         self.is_valid()
         if self.yaml_config is not None:
             return self.yaml_config
-        data = self.cleaned_data
-        return RunConfig(
-            steps=data.get("steps") or RunConfig.steps,
-            gpu_count=data.get("gpu_count") or 0,
-            budget_usd=data.get("budget_usd") or 0.0,
-        )
+        return RunConfig(**setting_values(self, ESTIMATE_SETTINGS))
 
 
 class GpuPriceForm(forms.ModelForm):  # type: ignore[type-arg]

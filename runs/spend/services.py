@@ -29,9 +29,6 @@ from runs.lifecycle import run_budget_stop
 from runs.live.broadcast import broadcast_run_update
 from runs.metric_store import metric_points_write
 from runs.models import TERMINAL_STATUSES, MetricPoint, Node, Run, RunStatus, StopCause
-
-# The run state machine's one door; there is no public wrapper for a budget stop yet.
-from runs.spec import RunConfig
 from runs.spend.models import CostEntry, GpuPrice, MonthlyBudget, RunCost, TeamMonthlyBudget
 from runs.spend.selectors import (
     Price,
@@ -43,6 +40,8 @@ from runs.spend.selectors import (
     usd_for,
     user_month_spend,
 )
+
+from workers.spec import Metric, RunConfig
 
 STARTED = (RunStatus.STARTING, RunStatus.RUNNING, RunStatus.CANCELLING)
 # Finished runs accrued (their last stretch) per tick, so a first tick over a long history stays short.
@@ -360,7 +359,10 @@ def learning_stop_reason(*, run_id: int, config: dict[str, Any], last_step: int 
     zero_std_steps = int(config.get("stop_zero_std_steps") or 0)
     if last_step is None or (flat_steps <= 0 and zero_std_steps <= 0):
         return ""
-    windows = {"flat": ("pass_rate", flat_steps), "zero_std": ("frac_reward_zero_std", zero_std_steps)}
+    windows = {
+        "flat": (Metric.PASS_RATE, flat_steps),
+        "zero_std": (Metric.FRAC_REWARD_ZERO_STD, zero_std_steps),
+    }
     aggregates: dict[str, Any] = {}
     for name, (key, steps) in windows.items():
         if steps > 0:

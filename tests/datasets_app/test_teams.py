@@ -14,7 +14,6 @@ from datasets_app.models import Dataset, DatasetVersion
 from datasets_app.services import dataset_import
 from runs.forms import RunLaunchForm
 from runs.launch import RunLaunchError, run_launch
-from runs.spec import RunConfig
 from tests.factories import (
     DatasetFactory,
     DatasetVersionFactory,
@@ -23,6 +22,7 @@ from tests.factories import (
     TeamFactory,
     UserFactory,
 )
+from workers.spec import RunConfig
 
 pytestmark = pytest.mark.django_db
 

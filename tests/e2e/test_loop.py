@@ -11,9 +11,9 @@ from datasets_app.services import dataset_import
 from runs.launch import run_launch
 from runs.lifecycle import run_cancel
 from runs.models import Generation, MetricPoint, Run, RunStatus
-from runs.spec import RunConfig
 from tests.e2e.conftest import processes_mentioning, wait_until, wait_verified
 from tests.factories import UserFactory
+from workers.spec import RunConfig
 
 pytestmark = pytest.mark.e2e
 

@@ -13,8 +13,8 @@ from controlplane.celery import app
 from runs.launch import RunNotQueuedError, run_launch, run_resume
 from runs.lifecycle import run_reap_unenqueued
 from runs.models import LogLine, Run, RunStatus
-from runs.spec import RunConfig
 from tests.factories import ProblemFactory, RunFactory
+from workers.spec import RunConfig
 
 FORM = {
     "steps": 3,

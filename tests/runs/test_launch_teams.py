@@ -8,8 +8,8 @@ from controlplane.accounts.models import AuditAction, AuditEntry, Role
 from runs.launch import run_launch, run_resume
 from runs.lifecycle import run_cancel
 from runs.models import Run, RunStatus
-from runs.spec import RunConfig
 from tests.factories import ProblemFactory, RunFactory, TeamFactory, UserFactory
+from workers.spec import RunConfig
 
 pytestmark = pytest.mark.django_db
 

@@ -72,7 +72,10 @@ def test_compare_rows_give_best_and_final_pass_rate_in_the_order_asked():
 def test_config_differences_show_only_what_differs():
     diff = config_differences([{"lr": 0.001, "seed": 0, "steps": 5}, {"lr": 0.0001, "seed": 0}])
 
-    assert diff == [("lr", [0.001, 0.0001]), ("steps", [5, None])]
+    assert [(row.key, row.label, row.values) for row in diff] == [
+        ("steps", "Steps", [5, None]),
+        ("lr", "Learning rate", [0.001, 0.0001]),
+    ]
 
 
 def test_rollups_merge_across_batches_and_serve_long_series_with_their_spikes():

@@ -5,9 +5,9 @@ import pytest
 from runs.launch import run_launch, run_resume
 from runs.lifecycle import run_cancel, run_reap_lost
 from runs.models import LogLine, Run, RunStatus
-from runs.spec import RunConfig
 from runs.tokens import token_hash
 from tests.factories import DatasetVersionFactory, ProblemFactory, RunFactory
+from workers.spec import RunConfig
 
 pytestmark = pytest.mark.django_db
 

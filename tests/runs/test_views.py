@@ -161,7 +161,7 @@ def test_a_warm_up_as_long_as_the_run_is_refused(logged_in):
         },
     )
 
-    assert b"SFT warm-up steps: must be fewer than Steps (5)" in response.content
+    assert b"sft_warmup_steps (5) must be fewer than steps (5)" in response.content
     assert Run.objects.count() == 0
 
 
@@ -195,7 +195,7 @@ def test_compare_page_shows_the_differing_settings_and_a_summary(logged_in):
     content = response.content.decode()
     assert response.status_code == 200
     assert "low-lr" in content and "high-lr" in content
-    assert "<th>lr</th>" in content and "<th>seed</th>" not in content
+    assert '<th title="lr">Learning rate</th>' in content and '<th title="seed">' not in content
 
 
 @pytest.mark.parametrize(("ids", "message"), [("1,x", "not a run id"), ("", "This field is required")])

@@ -117,7 +117,7 @@ def test_rules_across_settings_name_every_setting_involved(values, keys, message
 
 
 def test_config_from_dict_refuses_unknown_keys_and_prefixes_the_trainers_messages():
-    with pytest.raises(SettingError, match="^groupsize: unknown setting$"):
+    with pytest.raises(SettingError, match=r"^groupsize: unknown setting$"):
         config_from_dict({"groupsize": 8}, config_type=RunConfig)
     with pytest.raises(SettingError, match=r"^train\.budget_usd: unknown setting$"):
         config_from_dict({"budget_usd": 1.0}, config_type=TrainConfig, prefix="train.")

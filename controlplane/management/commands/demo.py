@@ -23,8 +23,8 @@ from datasets_app.services import dataset_import
 from runs.launch import RunLaunchError, run_launch
 from runs.lifecycle import run_cancel
 from runs.models import ACTIVE_STATUSES, Run
-from runs.spec import RunConfig
 from workers.sandbox.batch import SandboxUnavailable, resolve_backend
+from workers.spec import RunConfig
 
 BUNDLED_DATASET = Path(settings.BASE_DIR) / "datasets_app" / "data" / "demo_problems.jsonl"
 

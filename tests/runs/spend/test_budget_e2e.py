@@ -8,12 +8,12 @@ import pytest
 from datasets_app.services import dataset_import
 from runs.launch import run_launch
 from runs.models import Run, RunStatus
-from runs.spec import RunConfig
 from runs.spend.models import GpuPrice, RunCost
 from runs.spend.services import run_cost_accrue
 from tests.e2e.conftest import processes_mentioning, stack, wait_until, wait_verified  # noqa: F401 (fixture)
 from tests.e2e.test_loop import DATASET
 from tests.factories import UserFactory
+from workers.spec import RunConfig
 
 pytestmark = pytest.mark.e2e
 

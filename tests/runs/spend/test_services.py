@@ -8,11 +8,12 @@ from runs.launch import RunLaunchError, run_launch
 from runs.lifecycle import run_reap_lost
 from runs.models import MetricPoint, Run, RunStatus
 from runs.nodes import NodeInfo, node_register, run_node_assign
-from runs.spec import RunConfig, run_spec
+from runs.spec import run_spec
 from runs.spend.models import CostEntry, GpuPrice, MonthlyBudget, RunCost
 from runs.spend.selectors import run_cost_projection
 from runs.spend.services import node_price_set, run_cost_accrue
 from tests.factories import MetricPointFactory, ProblemFactory, RunFactory
+from workers.spec import RunConfig
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,6 @@ from django.core.exceptions import PermissionDenied
 from controlplane.accounts.models import AuditAction, AuditEntry, Role
 from runs.launch import RunLaunchError, run_launch
 from runs.models import Run, RunStatus
-from runs.spec import RunConfig
 from runs.spend.models import CostEntry, GpuPrice, TeamMonthlyBudget
 from runs.spend.services import (
     gpu_price_set,
@@ -18,6 +17,7 @@ from runs.spend.services import (
     team_monthly_budget_set,
 )
 from tests.factories import ProblemFactory, RunFactory, TeamFactory, UserFactory
+from workers.spec import RunConfig
 
 pytestmark = pytest.mark.django_db
 
