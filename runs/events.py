@@ -5,8 +5,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from workers.spec import REPORTED_STATES
+
 EVENT_TYPES = ("metric", "generation", "log", "status", "heartbeat")
-REPORTED_STATUSES = ("starting", "running", "succeeded", "failed", "cancelled", "budget_stopped")
+REPORTED_STATUSES = tuple(REPORTED_STATES)  # what a node may report (workers.spec)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SOURCES = ("trainer", "launcher", "external")
 MAX_METRIC_KEY = 100

@@ -2,18 +2,20 @@ from django.conf import settings
 from django.db import models
 
 from datasets_app.models import DatasetVersion
+from workers.spec import RunState
 
 
 class RunStatus(models.TextChoices):
-    QUEUED = "queued"
-    STARTING = "starting"
-    RUNNING = "running"
-    CANCELLING = "cancelling"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    BUDGET_STOPPED = "budget_stopped"
-    LOST = "lost"
+    # The values are workers.spec.RunState's, which the launcher and the trainer report and obey.
+    QUEUED = RunState.QUEUED.value, "Queued"
+    STARTING = RunState.STARTING.value, "Starting"
+    RUNNING = RunState.RUNNING.value, "Running"
+    CANCELLING = RunState.CANCELLING.value, "Cancelling"
+    SUCCEEDED = RunState.SUCCEEDED.value, "Succeeded"
+    FAILED = RunState.FAILED.value, "Failed"
+    CANCELLED = RunState.CANCELLED.value, "Cancelled"
+    BUDGET_STOPPED = RunState.BUDGET_STOPPED.value, "Budget Stopped"
+    LOST = RunState.LOST.value, "Lost"
 
 
 class StopCause(models.TextChoices):

@@ -26,11 +26,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+# Desired states on which the trainer checkpoints and stops and the launcher stops its process group
+# (`lost`: the control plane gave up on this attempt and fences it; only a new attempt, Resume, goes on).
+from workers.spec import STOP_STATES as STOP_STATES
+
 MAX_TEXT_CHARS = 64 * 1024
 MAX_BACKOFF_S = 30.0
-# Desired states on which the trainer checkpoints and stops and the launcher stops its process group.
-# `lost`: the control plane gave up on this attempt and fences it; only a new attempt (Resume) goes on.
-STOP_STATES = frozenset({"cancelling", "budget_stopped", "lost"})
 
 
 class IngestError(Exception):

@@ -24,7 +24,8 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from workers.client import STOP_STATES, IngestClient, IngestError, IngestRefused, claim_run, fetch_spec
+from workers.client import IngestClient, IngestError, IngestRefused, claim_run, fetch_spec
+from workers.spec import STOP_STATES, RunState
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -233,15 +234,15 @@ def run_supervised(
         if stop_state is not None:
             return _report_stop(client, stop_state, f"trainer exit code {rc}")
         if rc == 0:
-            final = "succeeded"
+            final = RunState.SUCCEEDED
             client.status(final, "trainer exited 0")
         else:
-            final = "failed"
+            final = RunState.FAILED
             client.status(final, f"trainer exit code {rc}\n{_tail(log_path)}")
         return final
     except Exception as exc:
         failing = True
-        client.status("failed", f"launcher error: {type(exc).__name__}: {exc}")
+        client.status(RunState.FAILED, f"launcher error: {type(exc).__name__}: {exc}")
         raise
     except BaseException:  # KeyboardInterrupt, SystemExit (a worker's shutdown): the group goes too
         failing = True
@@ -263,10 +264,10 @@ def run_supervised(
 
 def _report_stop(client: IngestClient, state: str, detail: str) -> str:
     """The status that confirms a stop, posted; `lost` posts nothing (the attempt is fenced)."""
-    if state == "lost":
+    if state == RunState.LOST:
         client.log(f"launcher: stopped: the control plane marked this attempt lost; {detail}", "warning")
-        return "lost"
-    final = "cancelled" if state == "cancelling" else "budget_stopped"
+        return RunState.LOST
+    final = RunState.CANCELLED if state == RunState.CANCELLING else RunState.BUDGET_STOPPED
     client.status(final, f"stopped on desired_state={state}; {detail}")
     return final
 
@@ -297,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         kill_grace_s=args.kill_grace_s,
     )
     print(final)
-    return 0 if final == "succeeded" else 1
+    return 0 if final == RunState.SUCCEEDED else 1
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from controlplane.accounts.models import Role
 from controlplane.accounts.selectors import team_filter, user_list_managed_by
 from runs.models import MetricPoint, Node, Run, status_label
 from runs.spend.models import CostEntry, GpuPrice, MonthlyBudget, RunCost, TeamMonthlyBudget
+from workers.spec import Metric
 
 CENT = Decimal("0.01")
 # How many recent similar runs, and how many of their step times, an estimate looks at.
@@ -87,7 +88,7 @@ def _median_step_s(runs: QuerySet[Run]) -> float | None:
     if not run_ids:
         return None
     values = list(
-        MetricPoint.objects.filter(run_id__in=run_ids, key="time/step_s", value__gt=0)
+        MetricPoint.objects.filter(run_id__in=run_ids, key=Metric.STEP_S, value__gt=0)
         .order_by("-pk")
         .values_list("value", flat=True)[:STEP_SAMPLES]
     )
@@ -176,7 +177,7 @@ def _first_last(run_id: int, key: str) -> tuple[float, float] | None:
 
 def pass_rate_gain_points(*, run_id: int) -> float | None:
     """Pass rate gained from the first step to the latest, in percentage points."""
-    ends = _first_last(run_id, "pass_rate")
+    ends = _first_last(run_id, Metric.PASS_RATE)
     return None if ends is None else (ends[1] - ends[0]) * 100
 
 

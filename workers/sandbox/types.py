@@ -5,17 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-ERROR_CLASSES = (
-    "passed",
-    "wrong_answer",
-    "runtime_error",
-    "syntax_error",
-    "timeout",
-    "memory_limit",
-    "output_limit",
-    "crash",
-    "sandbox_error",
-)
+from workers.spec import ERROR_CLASSES as ERROR_CLASSES  # named once, for the control plane too
 
 
 @dataclass(frozen=True)

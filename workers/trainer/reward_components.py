@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-COMPONENTS: tuple[str, ...] = ("correctness", "efficiency", "style", "format")
+from workers.spec import REWARD_COMPONENTS
+
+COMPONENTS: tuple[str, ...] = REWARD_COMPONENTS  # named in workers.spec, with their weight settings
 EFFICIENCY_SLACK_MS = 1.0  # added to both times: sub-millisecond differences are noise, not inefficiency
 REFERENCE_RUNS = 3  # the reference's time is the median of this many sandbox runs
 STYLE_PENALTY = 0.25  # per finding
