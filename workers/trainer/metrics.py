@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from workers.spec import Metric
 from workers.trainer.critic import CRITIC_SKIPPED
 from workers.trainer.grpo import pass_at_k
 from workers.trainer.reward_components import weights_active
@@ -159,25 +160,25 @@ def merge_metrics(
             errors[k] = errors.get(k, 0) + v
     valid = len(rewards)
     m: dict[str, float] = {
-        "reward/mean": statistics.fmean(rewards) if rewards else 0.0,
+        Metric.REWARD_MEAN: statistics.fmean(rewards) if rewards else 0.0,
         "reward/std": statistics.pstdev(rewards) if len(rewards) > 1 else 0.0,
-        "pass_rate": sum(s.passed for s in stats) / n if n else 0.0,
+        Metric.PASS_RATE: sum(s.passed for s in stats) / n if n else 0.0,
         "tests/pass_frac": statistics.fmean([f for s in stats for f in s.pass_frac]) if valid else 0.0,
-        "frac_reward_zero_std": sum(s.zero_std_groups for s in stats) / groups if groups else 0.0,
-        "kl": sum(s.kl_sum for s in stats) / tokens if tokens else 0.0,
-        "entropy": sum(s.entropy_sum for s in stats) / tokens if tokens else 0.0,
+        Metric.FRAC_REWARD_ZERO_STD: sum(s.zero_std_groups for s in stats) / groups if groups else 0.0,
+        Metric.KL: sum(s.kl_sum for s in stats) / tokens if tokens else 0.0,
+        Metric.ENTROPY: sum(s.entropy_sum for s in stats) / tokens if tokens else 0.0,
         "clip_frac": sum(s.clip_sum for s in stats) / tokens if tokens else 0.0,
         "grad_norm": grad_norm,
         "lr": lr,
-        "loss": sum(s.loss_sum for s in stats) / tokens if tokens else 0.0,
-        "length/mean": statistics.fmean(lengths) if lengths else 0.0,
+        Metric.LOSS: sum(s.loss_sum for s in stats) / tokens if tokens else 0.0,
+        Metric.LENGTH_MEAN: statistics.fmean(lengths) if lengths else 0.0,
         "length/max": float(max(lengths)) if lengths else 0.0,
         "length/clipped_frac": sum(s.truncated for s in stats) / n if n else 0.0,
-        "time/step_s": step_s,
+        Metric.STEP_S: step_s,
         "time/gen_s": max(s.gen_s for s in stats),
         "time/reward_s": max(s.reward_s for s in stats),
         "time/train_s": max(s.train_s for s in stats),
-        "throughput/tokens_per_s": sum(lengths) / step_s if step_s > 0 else 0.0,
+        Metric.TOKENS_PER_S: sum(lengths) / step_s if step_s > 0 else 0.0,
         "sandbox/latency_p50_ms": percentile(lat, 50),
         "sandbox/latency_p99_ms": percentile(lat, 99),
         "sandbox/infra_error_frac": errors.get(INFRA_ERROR, 0) / n if n else 0.0,
@@ -187,7 +188,7 @@ def merge_metrics(
     for name, weight in weights_active(weights or {}).items():
         scores = [v for s in stats for v in s.components.get(name, [])]
         m[f"reward/{name}/mean"] = statistics.fmean(scores) if scores else 0.0
-        m[f"reward/{name}/share"] = weight * m[f"reward/{name}/mean"]
+        m[Metric.reward_share(name)] = weight * m[f"reward/{name}/mean"]
     return m
 
 
