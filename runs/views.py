@@ -9,8 +9,8 @@ from controlplane.accounts.models import Role
 from controlplane.accounts.selectors import role_allows, role_of, team_list_for
 from controlplane.htmx import partial_name, render_page
 from controlplane.http import AuthedHttpRequest
-from runs import nodes as nodes_service
 from runs import launch, lifecycle, selectors
+from runs import nodes as nodes_service
 from runs.config_schema import PRESETS, preset_values
 from runs.forms import MetricQueryForm, RunCompareForm, RunFilterForm, RunLaunchForm
 
