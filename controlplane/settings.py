@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "runs",
     "runs.review",
     "runs.spend",
+    "runs.registry",
 ]
 
 MIDDLEWARE = [

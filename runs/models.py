@@ -78,6 +78,10 @@ class Run(models.Model):
     claimed_by = models.CharField(max_length=200, blank=True)
     # When the broker took the attempt's start task; None while that has not happened (yet).
     enqueued_at = models.DateTimeField(null=True, blank=True)
+    # The registered model the run starts from; None is the built-in tiny model (docs/models.md).
+    model = models.ForeignKey(
+        "registry.RegisteredModel", null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+    )
 
     class Meta:
         ordering = ["-created_at", "-pk"]

@@ -1,0 +1,2 @@
+"""The model registry: Hugging Face models that runs start from, inspected by a node of their pool
+(docs/models.md)."""
