@@ -99,6 +99,7 @@ def main() -> None:
             "sft_warmup_steps": args.sft_steps,
             "sft_lr": args.sft_lr,
             "reset_optimizer_after_sft": args.reset_optimizer,
+            "checkpoint_every": 0,  # as measured before the default became 50: no checkpoint stalls
         },
         "resources": {"num_nodes": 1, "procs_per_node": 1, "gpu": False},
         "sandbox": {"timeout_s": 5.0, "memory_mb": 512},

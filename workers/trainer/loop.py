@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 
 from workers.client import STOP_STATES, IngestClient
+from workers.spec import RunState
 from workers.trainer.checkpoints import checkpoint_dirs, run_attempt
 from workers.trainer.critic import TrainerCritic
 from workers.trainer.engine import (
@@ -385,7 +386,7 @@ class Trainer:
         self._grad_norm = 0.0
         train = self.spec.train
         if self.client is not None:
-            self.client.status("running", f"{self.world} rank(s) on {self.device.type}")
+            self.client.status(RunState.RUNNING, f"{self.world} rank(s) on {self.device.type}")
             self.client.flush()
         self.maybe_resume()
         step = self.start_step
