@@ -1,5 +1,5 @@
-"""The GPU path of the trainer, end to end: a small Hugging Face causal LM (built here from a config,
-random weights, with a byte-level BPE tokenizer trained here — nothing is downloaded), trained with GRPO
+"""The GPU path of the trainer, end to end: a small Hugging Face causal LM (workers/trainer/tiny_hf.py:
+random weights, with a byte-level BPE tokenizer trained on the bundled problems — nothing is downloaded), trained with GRPO
 through the DeepSpeed engine (bf16, ZeRO-2) under the real `deepspeed` launcher, rewards from the
 sandbox, telemetry into a recording stand-in of the ingest API.
 
@@ -28,59 +28,10 @@ import torch  # noqa: E402
 
 from tests.workers.trainer.fake_control import FakeControl  # noqa: E402
 from workers.launcher import run_supervised  # noqa: E402
+from workers.model_info import inspect_model  # noqa: E402
+from workers.trainer.tiny_hf import build_tiny_hf  # noqa: E402
 
 DATA = REPO / "datasets_app" / "data" / "demo_problems.jsonl"
-
-
-def build_model(out: Path, *, gpu: bool) -> int:
-    """A small Llama-architecture model and a BPE tokenizer trained on the bundled problems."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    problems = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
-    corpus = [p["prompt"] + p["canonical_solution"] + p["test"] for p in problems] * 20
-    tok = Tokenizer(models.BPE(unk_token=None))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=2048,
-        special_tokens=["<|bos|>", "<|eos|>", "<|pad|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator(corpus, trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<|bos|>", eos_token="<|eos|>", pad_token="<|pad|>"
-    )
-    fast.save_pretrained(out)
-    size = (
-        dict(
-            hidden_size=512,
-            intermediate_size=1408,
-            num_hidden_layers=8,
-            num_attention_heads=8,
-            num_key_value_heads=4,
-        )
-        if gpu
-        else dict(
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-        )
-    )
-    config = LlamaConfig(
-        vocab_size=len(fast),
-        max_position_embeddings=1024,
-        bos_token_id=fast.bos_token_id,
-        eos_token_id=fast.eos_token_id,
-        pad_token_id=fast.pad_token_id,
-        **size,
-    )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    model.save_pretrained(out)
-    return sum(p.numel() for p in model.parameters())
 
 
 def torch_anchor(model_dir: Path, *, gpu: bool, batch: int, seq: int, steps: int) -> float:
@@ -129,7 +80,7 @@ def main() -> None:
     problems = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
     work = Path(tempfile.mkdtemp(prefix="triad-gpu-"))
     model_dir = work / "model"
-    n_params = build_model(model_dir, gpu=gpu)
+    n_params = inspect_model(str(build_tiny_hf(model_dir, size="gpu" if gpu else "cpu"))).params
     prompts, group, new_tokens = (4, 8, 64) if gpu else (2, 4, 24)
     spec = {
         "run_id": 1,
