@@ -76,5 +76,5 @@ def test_log_in_upload_launch_watch_cancel_clone_and_compare(stack, page, tmp_pa
     page.check(f"input[name=pick][value='{clone.pk}']")
     page.click("#compare-button")
     expect(page).to_have_url(f"{stack.base_url}/runs/compare/?ids={clone.pk}%2C{run.pk}")
-    expect(page.locator("#config-diff")).to_contain_text("steps")
+    expect(page.locator("#config-diff th[title=steps]")).to_have_text("Steps")
     expect(page.locator('figure.chart[data-key="pass_rate"]')).to_have_attribute("data-series", "2")
