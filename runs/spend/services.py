@@ -40,7 +40,6 @@ from runs.spend.selectors import (
     usd_for,
     user_month_spend,
 )
-
 from workers.spec import Metric, RunConfig
 
 STARTED = (RunStatus.STARTING, RunStatus.RUNNING, RunStatus.CANCELLING)
