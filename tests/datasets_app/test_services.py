@@ -168,6 +168,7 @@ def test_import_enqueues_verification_chunks_and_analysis_on_commit(
     settings.TRIAD_VERIFY_CHUNK = 2
     settings.TRIAD_SANDBOX_QUEUE = "sandbox-test"
     sent = []
+
     def send_task(name, args=None, kwargs=None, **options):  # what Task.apply_async hands the broker
         sent.append((name, tuple(args), options.get("queue")))
 
