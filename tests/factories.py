@@ -122,3 +122,21 @@ class GenerationFactory(factory.django.DjangoModelFactory):
         'Traceback (most recent call last):\n  File "<tests>", line 2, in check\n'
         "    assert candidate(1, 2) == 3\nAssertionError\n"
     )
+
+
+class RegisteredModelFactory(factory.django.DjangoModelFactory):
+    """A model a node of pool cpu found ready (`status="pending"` for one it has not answered about)."""
+
+    class Meta:
+        model = "registry.RegisteredModel"
+
+    name = factory.Sequence(lambda n: f"model-{n}")
+    source = "/models/tiny"
+    pool = "cpu"
+    registered_by = factory.SubFactory(UserFactory)
+    team = factory.LazyAttribute(lambda model: _team_of(model.registered_by))
+    status = "ready"
+    architecture = "LlamaForCausalLM"
+    params = 130_496
+    vocab_size = 441
+    context_length = 1024

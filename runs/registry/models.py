@@ -24,6 +24,7 @@ class RegisteredModel(models.Model):
     source = models.CharField(max_length=500)
     tokenizer = models.CharField(max_length=500, blank=True)  # "" = the tokenizer shipped with `source`
     chat = models.BooleanField(default=False)  # an instruct model: prompts go through its chat template
+    stop = models.JSONField(default=list, blank=True)  # extra stop strings of this model (the spec's)
     dtype = models.CharField(max_length=8, choices=ModelDtype.choices, default=ModelDtype.BF16)
     pool = models.CharField(max_length=100)
     team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="registered_models")
@@ -52,3 +53,18 @@ class RegisteredModel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def params_label(self) -> str:
+        return params_label(self.params)
+
+
+def params_label(params: int | None) -> str:
+    """A parameter count as people say it: 1.2 B, 494 M, 130.5 K."""
+    if params is None:
+        return ""
+    for size, unit in ((10**12, "T"), (10**9, "B"), (10**6, "M"), (10**3, "K")):
+        if params >= size:
+            value = params / size
+            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
+    return str(params)

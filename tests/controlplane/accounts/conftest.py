@@ -6,8 +6,16 @@ from django.utils import timezone
 from controlplane.accounts.models import Role, Team
 from datasets_app.models import Problem
 from runs.models import Generation, Run, RunStatus
+from runs.registry.models import RegisteredModel
 from runs.review.services import review_generations_scan
-from tests.factories import GenerationFactory, ProblemFactory, RunFactory, TeamFactory, UserFactory
+from tests.factories import (
+    GenerationFactory,
+    ProblemFactory,
+    RegisteredModelFactory,
+    RunFactory,
+    TeamFactory,
+    UserFactory,
+)
 
 
 @dataclass
@@ -23,6 +31,7 @@ class World:
     beta_run: Run
     users: dict
     problem: Problem | None = None  # a problem of the run's dataset version (a dataset of alpha)
+    model: RegisteredModel | None = None  # a model of alpha that its node refused
 
 
 ROLES = ("admin", "member", "viewer", "outsider", "loner", "superuser")
@@ -61,4 +70,7 @@ def world(db):
         dataset_version=run.dataset_version,
     )
     problem = ProblemFactory(version=run.dataset_version)
-    return World(alpha, beta, run, generation, other, beta_run, users, problem)
+    model = RegisteredModelFactory(
+        registered_by=users["member"], team=alpha, status="refused", error="no config.json"
+    )
+    return World(alpha, beta, run, generation, other, beta_run, users, problem, model)

@@ -114,6 +114,12 @@ TABLE = [
     ("get", "datasets:problem", {"problem_id": "@problem"}, {}, (200, 200, 200, 404, 404, 200)),
     ("post", "datasets:verify_retry", {"version_id": "@version"}, {}, (302, 302, 403, 404, 404, 302)),
     ("post", "datasets:delete", {"dataset_id": "@dataset"}, {}, (302, 403, 403, 404, 404, 302)),
+    # models belong to a team (the world's is alpha's, refused): everyone sees the page (their teams'
+    # models), members register and inspect again; another team's model is a 404
+    ("get", "registry:list", {}, {}, (200, 200, 200, 200, 200, 200)),
+    ("htmx#models", "registry:list", {}, {}, (200, 200, 200, 200, 200, 200)),
+    ("post", "registry:list", {}, {}, (400, 400, 403, 400, 403, 400)),  # no fields: the form's 400
+    ("post", "registry:inspect", {"model_id": "@model"}, {}, (302, 302, 403, 404, 404, 302)),
 ]
 # Names that are not pages of a logged-in browser: the login pages themselves, and the run-token APIs
 # (machine auth, tests/runs/test_api.py and test_claim.py).
