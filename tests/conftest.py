@@ -37,3 +37,12 @@ def redis_server(tmp_path):
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_dir(tmp_path_factory):
+    """A real Hugging Face model directory (a few hundred K parameters; workers/trainer/tiny_hf.py),
+    built once per session. Tests that change files copy it first."""
+    from workers.trainer.tiny_hf import build_tiny_hf
+
+    return build_tiny_hf(tmp_path_factory.mktemp("tiny-hf") / "model")
