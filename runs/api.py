@@ -8,7 +8,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from runs import ingest, lifecycle, spec
+from runs import attempts, ingest, lifecycle, spec
 from runs.events import BatchTooLarge, EventError, parse_batch, string_problem
 from runs.models import TERMINAL_STATUSES, Run
 from runs.ratelimit import ingest_retry_after
@@ -103,21 +103,33 @@ def run_spec(request: HttpRequest, run_id: int) -> JsonResponse:
         return _error(
             409, f"run {run_id} is {run.status}; there is nothing to start", desired_state=run.status
         )
-    return JsonResponse(spec.run_spec(run=run))
+    served = spec.run_spec(run=run)
+    # What the attempt's node trains from, kept for the run page and "re-run exactly".
+    attempts.attempt_spec_record(run_id=run.pk, attempt=run.attempt, spec=served)
+    return JsonResponse(served)
 
 
 CLAIM_MAX_CHARS = 200  # Run.claimed_by
+# The claim's body: its key and attempt, and the launcher's provenance (at most PROVENANCE_MAX_BYTES
+# once parsed; its escapes, \uXXXX for a character, may make it a few times that on the wire).
+CLAIM_MAX_BYTES = 4 * attempts.PROVENANCE_MAX_BYTES
 
 
 @csrf_exempt
 @login_not_required
 @require_POST
 def run_claim(request: HttpRequest, run_id: int) -> JsonResponse:
-    """`{"attempt": n, "claim": "<key>"}`: the launcher takes the run's attempt before starting anything;
-    200 if this key holds it, 409 (with the desired state) if another does or the run moved on."""
+    """`{"attempt": n, "claim": "<key>", "provenance": {...}}`: the launcher takes the run's attempt
+    before starting anything; 200 if this key holds it, 409 (with the desired state) if another does or
+    the run moved on. "provenance" (what the node runs with) is optional: an older launcher sends none."""
+    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    if length > CLAIM_MAX_BYTES:
+        return _error(413, f"body: {length} bytes is over the {CLAIM_MAX_BYTES}-byte limit", field="body")
     auth = _authenticate(request, run_id)
     if isinstance(auth, JsonResponse):
         return auth
+    if len(request.body) > CLAIM_MAX_BYTES:  # a body sent without Content-Length
+        return _error(413, f"body: over the {CLAIM_MAX_BYTES}-byte limit", field="body")
     try:
         body = json.loads(request.body)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
@@ -132,7 +144,13 @@ def run_claim(request: HttpRequest, run_id: int) -> JsonResponse:
         )
     if (problem := string_problem(claim)) is not None:
         return _error(400, f"claim: {problem}", field="claim")
-    result = lifecycle.run_claim(run_id=auth, attempt=attempt, claim=claim)
+    provenance = body.get("provenance")
+    if provenance is not None:
+        try:
+            provenance = attempts.provenance_clean(provenance)
+        except attempts.ProvenanceError as exc:
+            return _error(400, str(exc), field="provenance")
+    result = lifecycle.run_claim(run_id=auth, attempt=attempt, claim=claim, provenance=provenance)
     if not result.claimed:
         return _error(
             409,

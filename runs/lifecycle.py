@@ -21,6 +21,7 @@ from runs.models import (
     TERMINAL_STATUSES,
     LogLine,
     Run,
+    RunAttempt,
     RunStatus,
     StopCause,
     status_label,
@@ -140,10 +141,15 @@ def run_reap_lost(*, timeout_s: float | None = None) -> list[int]:
     return [run_id for run_id in list(candidates) if transition(run_id, RunStatus.LOST, message, when=silent)]
 
 
-def run_claim(*, run_id: int, attempt: int, claim: str) -> ClaimResult:
+def run_claim(
+    *, run_id: int, attempt: int, claim: str, provenance: dict[str, Any] | None = None
+) -> ClaimResult:
     """A launcher takes the run's current attempt (`queued` → `starting`) before it starts anything.
     Exactly one claim key wins an attempt; the same key again is accepted (a request retried after its
-    answer was lost), any other is refused: a redelivered start task must not start a second trainer."""
+    answer was lost), any other is refused: a redelivered start task must not start a second trainer.
+
+    The winning claim records the attempt's `RunAttempt` with what the launcher said it runs with
+    (`provenance`, checked by the API); a retried claim records nothing again."""
     with transaction.atomic():
         unclaimed = Q(attempt=attempt, claimed_by="")
         if transition(
@@ -153,9 +159,29 @@ def run_claim(*, run_id: int, attempt: int, claim: str) -> ClaimResult:
             when=unclaimed,
             claimed_by=claim,
         ):
+            _attempt_record_claim(run_id=run_id, attempt=attempt, claim=claim, provenance=provenance)
             return ClaimResult(claimed=True, desired_state=RunStatus.STARTING)
         status, held_by, current = Run.objects.values_list("status", "claimed_by", "attempt").get(pk=run_id)
     return ClaimResult(claimed=current == attempt and held_by == claim, desired_state=status)
+
+
+def _attempt_record_claim(
+    *, run_id: int, attempt: int, claim: str, provenance: dict[str, Any] | None
+) -> None:
+    """The attempt's record, made or completed (the spec fetch before the claim may have made it)."""
+    hostname = provenance.get("hostname") if provenance else None
+    # An old launcher sends no provenance: its claim key ends in its host (workers.launcher.claim_key).
+    node = hostname if isinstance(hostname, str) and hostname else claim.rpartition("@")[2]
+    RunAttempt.objects.update_or_create(
+        run_id=run_id,
+        attempt=attempt,
+        defaults={
+            "claimed_by": claim,
+            "node": node[:200],
+            "claimed_at": timezone.now(),
+            "provenance": provenance,
+        },
+    )
 
 
 def run_reap_unenqueued(*, grace_s: float | None = None) -> list[int]:

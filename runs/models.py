@@ -195,3 +195,26 @@ class LogLine(models.Model):
 
     class Meta:
         ordering = ["pk"]
+
+
+class RunAttempt(models.Model):
+    """What produced one attempt of a run (docs/runs.md, "Provenance"): the node that claimed it and
+    what that node ran with, as its launcher reported it in the claim, and the spec it was served."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="attempts")
+    attempt = models.PositiveIntegerField()
+    claimed_by = models.CharField(max_length=200, blank=True)  # the claim key that won ("" until then)
+    node = models.CharField(max_length=200, blank=True)  # the host the launcher said it ran on
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    # As the launcher sent it (workers/provenance.py); None: a launcher that sends none.
+    provenance = models.JSONField(null=True, blank=True)
+    # The resolved spec served to the attempt's node, whole (the first one served: GET spec).
+    spec = models.JSONField(null=True, blank=True)
+    spec_served_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "attempt"]
+        constraints = [models.UniqueConstraint(fields=["run", "attempt"], name="run_attempt_unique")]
+
+    def __str__(self) -> str:
+        return f"run #{self.run_id} attempt {self.attempt}"

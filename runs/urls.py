@@ -12,4 +12,6 @@ urlpatterns = [
     path("<int:run_id>/metrics.json", views.run_metrics, name="metrics"),
     path("<int:run_id>/cancel/", views.run_cancel, name="cancel"),
     path("<int:run_id>/resume/", views.run_resume, name="resume"),
+    path("<int:run_id>/attempts/<int:attempt>/spec.json", views.run_attempt_spec, name="attempt-spec"),
+    path("<int:run_id>/attempts/<int:attempt>/rerun/", views.run_rerun, name="rerun"),
 ]

@@ -1,7 +1,7 @@
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -9,7 +9,7 @@ from controlplane.accounts.models import Role
 from controlplane.accounts.selectors import role_allows, role_of, team_list_for
 from controlplane.htmx import partial_name, render_page
 from controlplane.http import AuthedHttpRequest
-from runs import launch, lifecycle, selectors
+from runs import attempts, launch, lifecycle, selectors
 from runs import nodes as nodes_service
 from runs.config_schema import PRESETS, preset_values
 from runs.forms import MetricQueryForm, RunCompareForm, RunFilterForm, RunLaunchForm
@@ -89,6 +89,7 @@ def run_detail(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
         "resumable": lifecycle.RESUMABLE,
     }
     return render_page(request, "runs/run_detail.html", context, partials={"run-status", "generations"})
+        "attempts": attempts.attempt_list(run=run),
 
 
 def run_metrics(request: AuthedHttpRequest, run_id: int) -> JsonResponse:
@@ -157,3 +158,29 @@ def run_cancel(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
 
 def node_list(request: AuthedHttpRequest) -> HttpResponse:
     return render(request, "runs/node_list.html", {"nodes": nodes_service.node_list(user=request.user)})
+def run_attempt_spec(request: AuthedHttpRequest, run_id: int, attempt: int) -> JsonResponse:
+    """The resolved spec an attempt's node was served, whole (the run page shows a summary)."""
+    run = selectors.run_get_for_user(user=request.user, run_id=run_id)
+    record = attempts.attempt_get(run=run, attempt=attempt)
+    if record is None or record.spec is None:
+        raise Http404(f"run #{run.pk} attempt {attempt}: no spec recorded")
+    response = JsonResponse(record.spec, json_dumps_params={"indent": 1})
+    response["Content-Disposition"] = f'attachment; filename="run-{run.pk}-attempt-{attempt}-spec.json"'
+    return response
+
+
+@require_POST
+def run_rerun(request: AuthedHttpRequest, run_id: int, attempt: int) -> HttpResponse:
+    """Re-run exactly: a new run from the attempt's resolved spec (docs/runs.md, "Provenance")."""
+    run = selectors.run_get_for_user(user=request.user, run_id=run_id, at_least=Role.MEMBER)
+    try:
+        result = attempts.run_rerun_exact(user=request.user, run=run, attempt=attempt)
+    except launch.RunLaunchError as exc:  # the broker down too: that run is recorded as failed, saying so
+        messages.error(request, f"Not re-run: {exc}")
+        return redirect("runs:detail", run_id=run.pk)
+    messages.success(
+        request, f"Run #{result.run.pk} queued: attempt {attempt} of run #{run.pk} again, exactly."
+    )
+    return redirect("runs:detail", run_id=result.run.pk)
+
+

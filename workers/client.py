@@ -162,15 +162,26 @@ def _state(answer: dict[str, Any]) -> str:
 
 
 def claim_run(
-    control_url: str, run_id: int, token: str, attempt: int, key: str, timeout_s: float = 10.0
+    control_url: str,
+    run_id: int,
+    token: str,
+    attempt: int,
+    key: str,
+    timeout_s: float = 10.0,
+    *,
+    provenance: Mapping[str, Any] | None = None,
 ) -> str:
     """Claim the run's attempt for this launcher (POST .../claim); returns the run's desired state.
 
-    Raises IngestRefused when another claim holds the attempt or the run moved on (a redelivered start
-    task, a cancel): the caller then starts nothing. Transient failures are retried with the same key,
-    which the control plane accepts again, and in the end raise IngestUnavailable."""
+    `provenance` (workers/provenance.py) goes with the claim, for the run page. Raises IngestRefused when
+    another claim holds the attempt or the run moved on (a redelivered start task, a cancel): the caller
+    then starts nothing. Transient failures are retried with the same key, which the control plane
+    accepts again, and in the end raise IngestUnavailable."""
     url = f"{control_url.rstrip('/')}/api/v1/runs/{run_id}/claim"
-    body = json.dumps({"attempt": attempt, "claim": key}).encode("utf-8")
+    fields: dict[str, Any] = {"attempt": attempt, "claim": key}
+    if provenance is not None:
+        fields["provenance"] = _clean(dict(provenance))
+    body = json.dumps(fields).encode("utf-8")
     last: IngestUnavailable | None = None
     for retry in range(4):
         try:
@@ -183,6 +194,14 @@ def claim_run(
             raise IngestAuthError(f"POST {url}: HTTP {status}: {answer.get('error', '')}")
         if status == 409:
             raise IngestRefused(f"POST {url}: {answer.get('error', '')}", desired_state=_state(answer))
+        if status == 400 and answer.get("field") == "provenance" and "provenance" in fields:
+            # Provenance is bookkeeping: a control plane that refuses ours still gets the claim.
+            print(
+                f"claim: provenance refused ({answer.get('error', '')}); claiming without it", file=sys.stderr
+            )
+            del fields["provenance"]
+            body = json.dumps(fields).encode("utf-8")
+            continue
         if status != 200:
             raise IngestError(f"POST {url}: HTTP {status}: {answer}")
         return _state(answer)

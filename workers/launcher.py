@@ -5,7 +5,8 @@ session (so the whole process tree can be signalled as one group), heartbeats th
 and obeys the desired state carried on every answer: on ``cancelling`` / ``budget_stopped`` / ``lost`` it
 sends SIGTERM to the group (the trainer checkpoints and exits), waits ``kill_grace_s`` and SIGKILLs
 whatever is left. It posts the final status itself (none over ``lost``). Before starting anything it
-claims the run's attempt: a second launcher for the same attempt (a redelivered task) starts nothing.
+claims the run's attempt, sending what the node runs with (workers/provenance.py): a second launcher
+for the same attempt (a redelivered task) starts nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from workers.client import IngestClient, IngestError, IngestRefused, claim_run, fetch_spec
+from workers.provenance import provenance
 from workers.spec import STOP_STATES, RunState
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -159,7 +161,10 @@ def run_supervised(
     try:
         spec = fetch_spec(control_url, run_id, token)
         attempt = int(spec.get("attempt", 1))
-        state: str | None = claim_run(control_url, run_id, token, attempt, key := claim_key())
+        # What this node runs the attempt with goes with the claim (the run page's "Provenance").
+        state: str | None = claim_run(
+            control_url, run_id, token, attempt, key := claim_key(), provenance=provenance()
+        )
     except IngestRefused as exc:
         # The run ended, or another launcher holds this attempt (a redelivered task): leave it alone,
         # and its work dir too (it may be that launcher's, on this very node).

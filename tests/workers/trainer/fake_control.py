@@ -10,7 +10,8 @@ from typing import Any
 
 
 class FakeControl:
-    """Records events (idempotent on (source, seq)) and answers a configurable desired_state."""
+    """Records events (idempotent on (source, seq)) and claims (with the launcher's provenance) and
+    answers a configurable desired_state."""
 
     def __init__(
         self,
@@ -25,6 +26,9 @@ class FakeControl:
         self.posts: list[dict[str, Any]] = []  # every body received
         self.seen: set[tuple[str, int]] = set()
         self.claims: dict[int, str] = {}  # attempt -> the claim key that holds it
+        self.claim_bodies: list[dict[str, Any]] = []  # every claim body received, provenance included
+        # -> the reason to refuse the claim's provenance with a 400, as the control plane does a bad one
+        self.reject_provenance: Callable[[dict[str, Any]], str | None] = lambda _p: None
         self.desired_state: Callable[[FakeControl], str] = lambda _c: "running"
         self.reject: Callable[[dict[str, Any]], str | None] = lambda _e: None  # -> field name to 400 on
         self.throttle: Callable[[FakeControl], bool] = lambda _c: False  # -> answer 429, write nothing
@@ -65,6 +69,10 @@ class FakeControl:
                 if self.path.rstrip("/").endswith("/claim"):
                     # As runs.lifecycle.run_claim: one key per attempt (the spec's), the same key again.
                     with fake.lock:
+                        fake.claim_bodies.append(body)
+                        if "provenance" in body and (why := fake.reject_provenance(body["provenance"])):
+                            self._answer(400, {"error": f"provenance: {why}", "field": "provenance"})
+                            return
                         attempt, key = body["attempt"], body["claim"]
                         state = fake.desired_state(fake)
                         current = int(fake.spec.get("attempt", 1))
