@@ -11,6 +11,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from workers.model_info import ModelRefused, resolve_source
 from workers.trainer.model import build_tiny_model
 from workers.trainer.rollout import LogitsFn, RolloutEngine, Tokenizer, TorchEngine
 from workers.trainer.spec import RunSpec, TrainSpec
@@ -35,6 +36,19 @@ def init_distributed(*, gpu: bool) -> tuple[int, int, int, torch.device]:
     return rank, world, local_rank, device
 
 
+TORCH_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+VLLM_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
+def local_source(source: str, field: str) -> str:
+    """A directory on this node for a model or tokenizer source: the directory itself, or a hub id's
+    snapshot in the node's Hugging Face cache (workers.model_info's rule). Nothing downloads here."""
+    try:
+        return str(resolve_source(source))
+    except ModelRefused as exc:
+        raise ValueError(f"{field}: {exc}") from exc
+
+
 def load_policy(spec: RunSpec, device: torch.device) -> tuple[torch.nn.Module, Tokenizer, int]:
     """(the policy model on device, its tokenizer, the longest sequence it takes): a local transformers
     checkpoint (model.kind "hf"), or the tiny model built in code and seeded with the run's seed."""
@@ -44,10 +58,22 @@ def load_policy(spec: RunSpec, device: torch.device) -> tuple[torch.nn.Module, T
     if spec.model.kind == "hf":
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        assert spec.model.path is not None
-        dtype = torch.bfloat16 if train.precision == "bf16" else torch.float32
-        model = AutoModelForCausalLM.from_pretrained(spec.model.path, local_files_only=True, dtype=dtype)
-        tokenizer = HFTokenizer(AutoTokenizer.from_pretrained(spec.model.path, local_files_only=True))
+        assert spec.model.path is not None and spec.model.tokenizer_path is not None
+        # Weights load in the precision the run trains in: fp32 training needs fp32 weights whatever
+        # the model is stored in (model.dtype is what vLLM rollouts use).
+        path = local_source(spec.model.path, "model.path")
+        model = AutoModelForCausalLM.from_pretrained(
+            path, local_files_only=True, dtype=TORCH_DTYPES[train.precision]
+        )
+        tok_path = local_source(
+            spec.model.tokenizer_path, "model.tokenizer" if spec.model.tokenizer else "model.path"
+        )
+        hf_tok = HFTokenizer(AutoTokenizer.from_pretrained(tok_path, local_files_only=True))
+        if spec.model.chat and not hf_tok.has_chat_template:
+            raise ValueError(
+                f"model.chat: the tokenizer at {spec.model.tokenizer_path!r} has no chat template"
+            )
+        tokenizer = hf_tok
         max_len = int(getattr(model.config, "max_position_embeddings", spec.model.max_len))
     else:
         tok = ByteTokenizer()
@@ -116,7 +142,12 @@ def rollout_engine(
             from workers.trainer.rollout import VLLMEngine
 
             assert spec.model.path is not None
-            return VLLMEngine(spec.model.path)
+            tok = spec.model.tokenizer
+            return VLLMEngine(
+                local_source(spec.model.path, "model.path"),
+                tokenizer=local_source(tok, "model.tokenizer") if tok else None,
+                dtype=VLLM_DTYPES[spec.model.dtype],
+            )
     return TorchEngine(logits_fn, tokenizer, device=device, max_len=max_len, bos=not hf)
 
 

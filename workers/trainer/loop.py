@@ -46,11 +46,13 @@ from workers.trainer.metrics import (
     merge_metrics,
 )
 from workers.trainer.problems import evaluation_set, held_out_split, rank_share, select_problems
+from workers.trainer.prompting import build_prompt, scoring_inputs, sft_completion, stop_strings
 from workers.trainer.reasoning import sft_target
 from workers.trainer.reward_components import ReferenceTimes
 from workers.trainer.rewards import Score, complete_components, score_completions
 from workers.trainer.rollout import Completion, RolloutEngine, TorchEngine
 from workers.trainer.spec import Problem, RunSpec, load_spec, reward_weights
+from workers.trainer.tokenizer import HFTokenizer
 
 EVAL_ROWS = 64  # completions sampled per generate call while evaluating (bounds the logits' memory)
 SIGTERM_RECEIVED = threading.Event()
@@ -85,7 +87,9 @@ class Trainer:
         spec, train = self.spec, self.spec.train
         torch.manual_seed(train.seed)
         self.hf = spec.model.kind == "hf"
+        self.chat = spec.model.chat
         model, self.tokenizer, max_len = load_policy(spec, self.device)
+        self._prompts: dict[str, str] = {}
         self.ref: torch.nn.Module | None = frozen_copy(model) if train.beta > 0 else None
         self.engine: Any = build_engine(model, train, world=self.world, device=self.device)
         self.logits_fn = tiny_logits_fn(self.engine, hf=self.hf)
@@ -140,6 +144,38 @@ class Trainer:
             self.critic.save(self.ckpt_dir / f"step{next_step}" / "critic.pt")
         self.log(f"checkpoint saved: step{next_step}")
 
+    # ------------------------------------------------------------------ prompts and answers
+    def prompt(self, problem: Problem) -> str:
+        """What the model is given for this problem (a chat model's goes through its chat template)."""
+        text = self._prompts.get(problem.prompt)
+        if text is None:
+            template = self.tokenizer if isinstance(self.tokenizer, HFTokenizer) else None
+            text = build_prompt(problem, chat=self.chat, tokenizer=template)
+            self._prompts[problem.prompt] = text
+        return text
+
+    def sample(
+        self, problems: Sequence[Problem], n: int, temperature: float, seed: int
+    ) -> list[list[Completion]]:
+        return self.rollout.generate(
+            [self.prompt(p) for p in problems],
+            n,
+            self.spec.train.max_new_tokens,
+            temperature,
+            seed=seed,
+            stops=[stop_strings(p, self.spec.model) for p in problems],
+        )
+
+    def scoring_inputs(
+        self, problems: Sequence[Problem], groups: Sequence[Sequence[Completion]]
+    ) -> tuple[list[Problem], list[list[str]]]:
+        """The problems and texts the scorers run (a chat answer's extracted program)."""
+        pairs = [
+            scoring_inputs(p, [c.text for c in g], chat=self.chat)
+            for p, g in zip(problems, groups, strict=True)
+        ]
+        return [p for p, _ in pairs], [t for _, t in pairs]
+
     # ------------------------------------------------------------------ one step
     def step(self, step: int) -> LocalStats:
         spec, train = self.spec, self.spec.train
@@ -157,12 +193,8 @@ class Trainer:
                 reset_optimizer_state(self.engine)
 
         t0 = time.monotonic()
-        groups: list[list[Completion]] = self.rollout.generate(
-            [p.prompt for p in mine],
-            train.group_size,
-            train.max_new_tokens,
-            train.temperature,
-            seed=train.seed * 1_000_003 + step * 1009 + self.rank,
+        groups: list[list[Completion]] = self.sample(
+            mine, train.group_size, train.temperature, seed=train.seed * 1_000_003 + step * 1009 + self.rank
         )
         st.gen_s = time.monotonic() - t0
 
@@ -178,13 +210,13 @@ class Trainer:
                 reference_times=self.reference_times,
             )
 
-        texts = [[c.text for c in g] for g in groups]
+        scored, texts = self.scoring_inputs(mine, groups)
         scores: list[list[Score]]
         if self.critic is not None:  # every rank, problems or not: it gathers across ranks
-            scores = self.critic.score(mine, texts, step=step, run_sandbox=run_sandbox)
-            scores = complete_components(mine, texts, scores, weights=self.reward_weights)
+            scores = self.critic.score(scored, texts, step=step, run_sandbox=run_sandbox)
+            scores = complete_components(scored, texts, scores, weights=self.reward_weights)
         else:
-            scores = run_sandbox(mine, texts) if mine else []
+            scores = run_sandbox(scored, texts) if mine else []
         st.reward_s = time.monotonic() - t0
 
         t0 = time.monotonic()
@@ -198,7 +230,9 @@ class Trainer:
             adv, zero_std = group_advantages(rewards, valid)
             st.groups += 1
             st.zero_std_groups += int(zero_std.item())
-            p_ids = self.tokenizer.encode(problem.prompt, bos=not self.hf)[-max(1, self._max_prompt()) :]
+            p_ids = self.tokenizer.encode(self.prompt(problem), bos=not self.hf)[
+                -max(1, self._max_prompt()) :
+            ]
             for j, (c, s) in enumerate(zip(group, group_scores, strict=True)):
                 st.record(problem, c, s)
                 if not s.valid:
@@ -241,16 +275,14 @@ class Trainer:
         counts: list[tuple[int, int]] = []
         for start in range(0, len(mine), per_call):
             chunk = mine[start : start + per_call]
-            groups = self.rollout.generate(
-                [p.prompt for p in chunk],
+            groups = self.sample(
+                chunk,
                 train.eval_samples,
-                train.max_new_tokens,
                 train.eval_temperature or train.temperature,
                 seed=train.seed * 1_000_003 + step * 1009 + self.rank + salt + start,
             )
-            scores = score_completions(
-                chunk, [[c.text for c in g] for g in groups], sandbox=self.spec.sandbox, partial_credit=False
-            )
+            scored, texts = self.scoring_inputs(chunk, groups)
+            scores = score_completions(scored, texts, sandbox=self.spec.sandbox, partial_credit=False)
             for group_scores in scores:
                 valid = [s for s in group_scores if s.valid]
                 counts.append((len(valid), sum(s.passed for s in valid)))
@@ -321,11 +353,14 @@ class Trainer:
         t0 = time.monotonic()
         with_solution = [p for p in mine if p.solution]
         prompt_rows = [
-            self.tokenizer.encode(p.prompt, bos=not self.hf)[-self._max_prompt() :] for p in with_solution
+            self.tokenizer.encode(self.prompt(p), bos=not self.hf)[-self._max_prompt() :]
+            for p in with_solution
         ]
         with_reasoning = self.spec.train.sft_with_reasoning
         comp_rows = [
-            self.tokenizer.encode(sft_target(p, with_reasoning=with_reasoning), eos=True)
+            self.tokenizer.encode(
+                sft_completion(p, sft_target(p, with_reasoning=with_reasoning), chat=self.chat), eos=True
+            )
             for p in with_solution
         ]
         if prompt_rows:

@@ -12,8 +12,7 @@ from typing import Any, Protocol
 
 import torch
 
-# HumanEval harnesses cut run-on code at these boundaries.
-STOP_STRINGS: tuple[str, ...] = ("\ndef ", "\nclass ", "\nif __name__")
+from workers.trainer.prompting import STOP_STRINGS
 
 
 class Tokenizer(Protocol):
@@ -46,8 +45,17 @@ class Completion:
 
 class RolloutEngine(Protocol):
     def generate(
-        self, prompts: list[str], n: int, max_new_tokens: int, temperature: float, seed: int
-    ) -> list[list[Completion]]: ...
+        self,
+        prompts: list[str],
+        n: int,
+        max_new_tokens: int,
+        temperature: float,
+        seed: int,
+        stops: Sequence[Sequence[str]] | None = None,
+    ) -> list[list[Completion]]:
+        """n samples per prompt; stops[i]: where prompt i's samples end besides EOS (None: the
+        engine's own stop strings)."""
+        ...
 
 
 def cut_at_stop(
@@ -103,10 +111,20 @@ class TorchEngine:
 
     @torch.no_grad()
     def generate(
-        self, prompts: list[str], n: int, max_new_tokens: int, temperature: float, seed: int
+        self,
+        prompts: list[str],
+        n: int,
+        max_new_tokens: int,
+        temperature: float,
+        seed: int,
+        stops: Sequence[Sequence[str]] | None = None,
     ) -> list[list[Completion]]:
         if not prompts:
             return []
+        per_prompt = [tuple(s) for s in stops] if stops is not None else [self.stops] * len(prompts)
+        if len(per_prompt) != len(prompts):
+            raise ValueError(f"{len(per_prompt)} stop lists for {len(prompts)} prompts")
+        row_stops = [s for s in per_prompt for _ in range(n)]
         gen = torch.Generator(device="cpu").manual_seed(seed)
         rows = [self.encode_prompt(p, max_new_tokens) for p in prompts for _ in range(n)]
         ids, mask = left_pad(rows, self.tokenizer.pad_id)
@@ -132,9 +150,10 @@ class TorchEngine:
                 if tok == eos:
                     finish[i] = "eos"
                     continue
-                cut = cut_at_stop(self.tokenizer, out_ids[i][-16:], self.stops) if self.stops else None
+                row = row_stops[i]
+                cut = cut_at_stop(self.tokenizer, out_ids[i][-16:], row) if row else None
                 if cut is not None:
-                    full = cut_at_stop(self.tokenizer, out_ids[i], self.stops)
+                    full = cut_at_stop(self.tokenizer, out_ids[i], row)
                     assert full is not None
                     keep = full[0]
                     out_ids[i], out_lp[i] = out_ids[i][:keep], out_lp[i][:keep]
@@ -167,12 +186,20 @@ class VLLMEngine:
     """vLLM rollouts for HF models on GPU nodes. Not exercised in CI (needs vllm and a GPU)."""
 
     def __init__(
-        self, model_path: str, *, dtype: str = "bfloat16", gpu_memory_utilization: float = 0.3
+        self,
+        model_path: str,
+        *,
+        tokenizer: str | None = None,
+        dtype: str = "bfloat16",
+        gpu_memory_utilization: float = 0.3,
+        stops: Sequence[str] = STOP_STRINGS,
     ) -> None:
         from vllm import LLM  # imported lazily: only GPU nodes have it
 
+        self.stops = tuple(stops)
         self.llm: Any = LLM(
             model=model_path,
+            tokenizer=tokenizer,
             dtype=dtype,
             gpu_memory_utilization=gpu_memory_utilization,
             enable_prefix_caching=True,
@@ -188,18 +215,28 @@ class VLLMEngine:
             engine.reset_prefix_cache()
 
     def generate(
-        self, prompts: list[str], n: int, max_new_tokens: int, temperature: float, seed: int
+        self,
+        prompts: list[str],
+        n: int,
+        max_new_tokens: int,
+        temperature: float,
+        seed: int,
+        stops: Sequence[Sequence[str]] | None = None,
     ) -> list[list[Completion]]:
         from vllm import SamplingParams
 
-        params = SamplingParams(
-            n=n,
-            max_tokens=max_new_tokens,
-            temperature=temperature,
-            seed=seed,
-            logprobs=0,
-            stop=list(STOP_STRINGS),
-        )
+        per_prompt = [list(s) for s in stops] if stops is not None else [list(self.stops)] * len(prompts)
+        params = [
+            SamplingParams(
+                n=n,
+                max_tokens=max_new_tokens,
+                temperature=temperature,
+                seed=seed,
+                logprobs=0,
+                stop=stop or None,
+            )
+            for stop in per_prompt
+        ]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         results: list[list[Completion]] = []
         for out in outputs:

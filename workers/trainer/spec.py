@@ -52,6 +52,9 @@ def _str(d: dict[str, Any], prefix: str, key: str, default: str | None = None) -
     return value
 
 
+DTYPES = ("bf16", "fp16", "fp32")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     kind: str = "tiny"
@@ -60,6 +63,14 @@ class ModelSpec:
     n_layers: int = 2
     n_heads: int = 4
     max_len: int = 512
+    tokenizer: str | None = None  # a Hugging Face model's tokenizer, when not at path
+    chat: bool = False  # an instruct model: prompts go through its chat template
+    dtype: str = "fp32"  # what its weights are stored and served in
+    stop: tuple[str, ...] = ()  # this model's own stop strings
+
+    @property
+    def tokenizer_path(self) -> str | None:
+        return self.tokenizer or self.path
 
 
 # The trainer's settings are defined once, with the control plane's, in workers/spec.py.
@@ -92,6 +103,7 @@ class Problem:
     tests: str
     solution: str = ""
     reasoning: str = ""  # a teacher's step-by-step trace, when the dataset has one
+    stop: tuple[str, ...] = ()  # the dataset's stop strings
 
 
 @dataclass(frozen=True)
@@ -106,15 +118,35 @@ class RunSpec:
     problems: tuple[Problem, ...]
 
 
+def _stop_list(d: dict[str, Any], prefix: str) -> tuple[str, ...]:
+    value = d.get("stop")
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(s, str) and s for s in value):
+        raise ValueError(f"{prefix}.stop: must be a list of non-empty strings (got {value!r})")
+    return tuple(value)
+
+
+def _optional_str(d: dict[str, Any], prefix: str, key: str) -> str | None:
+    value = d.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{prefix}.{key}: must be a string or null (got {value!r})")
+    return value or None
+
+
 def _parse_model(d: dict[str, Any]) -> ModelSpec:
     kind = _str(d, "model", "kind", "tiny")
     if kind not in ("tiny", "hf"):
         raise ValueError(f"model.kind: must be 'tiny' or 'hf' (got {kind!r})")
-    path = d.get("path")
-    if path is not None and not isinstance(path, str):
-        raise ValueError(f"model.path: must be a string or null (got {path!r})")
+    path = _optional_str(d, "model", "path")
     if kind == "hf" and not path:
         raise ValueError("model.path: required when model.kind is 'hf'")
+    chat = _bool(d, "model", "chat", False)
+    if chat and kind != "hf":
+        raise ValueError("model.chat: only a Hugging Face model (model.kind 'hf') has a chat template")
+    dtype = _str(d, "model", "dtype", "fp32")
+    if dtype not in DTYPES:
+        raise ValueError(f"model.dtype: must be one of {', '.join(DTYPES)} (got {dtype!r})")
     d_model = _int(d, "model", "d_model", 64, minimum=8)
     n_heads = _int(d, "model", "n_heads", 4, minimum=1)
     if d_model % n_heads:
@@ -126,6 +158,10 @@ def _parse_model(d: dict[str, Any]) -> ModelSpec:
         n_layers=_int(d, "model", "n_layers", 2, minimum=1),
         n_heads=n_heads,
         max_len=_int(d, "model", "max_len", 512, minimum=16),
+        tokenizer=_optional_str(d, "model", "tokenizer"),
+        chat=chat,
+        dtype=dtype,
+        stop=_stop_list(d, "model"),
     )
 
 
@@ -155,6 +191,7 @@ def _parse_problems(raw: Any) -> tuple[Problem, ...]:
                 tests=_str(item, prefix, "tests"),
                 solution=solution,
                 reasoning=reasoning,
+                stop=_stop_list(item, prefix),
             )
         )
     return tuple(out)

@@ -67,3 +67,11 @@ class HFTokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         text: str = self.tok.decode(list(ids), skip_special_tokens=True)
         return text
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tok, "chat_template", None))
+
+    def apply_chat_template(self, conversation: Any, **kwargs: Any) -> Any:
+        """The wrapped tokenizer's chat template (an instruct model's prompts are rendered by it)."""
+        return self.tok.apply_chat_template(conversation, **kwargs)
