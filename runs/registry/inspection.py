@@ -7,6 +7,15 @@ from django.utils import timezone
 
 from runs.registry.models import ModelStatus, RegisteredModel
 
+NOTHING_READ: dict[str, Any] = {
+    "architecture": "",
+    "params": None,
+    "vocab_size": None,
+    "context_length": None,
+    "config_dtype": "",
+    "resolved_path": "",
+}
+
 
 @dataclass(frozen=True)
 class ModelAnswer:
@@ -49,9 +58,14 @@ def model_record(*, model_id: int, answer: ModelAnswer) -> bool:
 
 
 def model_refuse(*, model_id: int, error: str, node: str = "") -> bool:
+    """A pending model no node will train from; what an earlier inspection read no longer holds."""
     return bool(
         RegisteredModel.objects.filter(pk=model_id, status=ModelStatus.PENDING).update(
-            status=ModelStatus.REFUSED, error=error, inspected_by=node, inspected_at=timezone.now()
+            status=ModelStatus.REFUSED,
+            error=error,
+            inspected_by=node,
+            inspected_at=timezone.now(),
+            **NOTHING_READ,
         )
     )
 
