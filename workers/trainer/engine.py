@@ -13,6 +13,7 @@ import torch.distributed as dist
 
 from workers.model_info import ModelRefused, resolve_source
 from workers.trainer.model import build_tiny_model
+from workers.trainer.prompting import prompt_bos
 from workers.trainer.rollout import LogitsFn, RolloutEngine, Tokenizer, TorchEngine
 from workers.trainer.spec import RunSpec, TrainSpec
 from workers.trainer.tokenizer import ByteTokenizer, HFTokenizer
@@ -133,6 +134,7 @@ def rollout_engine(
 ) -> RolloutEngine:
     """vLLM for a transformers model on GPUs where it is installed; else sampling with the policy itself."""
     hf = spec.model.kind == "hf"
+    bos = prompt_bos(spec.model)
     if hf and spec.resources.gpu:
         try:
             import vllm  # noqa: F401
@@ -147,8 +149,9 @@ def rollout_engine(
                 local_source(spec.model.path, "model.path"),
                 tokenizer=local_source(tok, "model.tokenizer") if tok else None,
                 dtype=VLLM_DTYPES[spec.model.dtype],
+                encode=lambda prompt: tokenizer.encode(prompt, bos=bos),
             )
-    return TorchEngine(logits_fn, tokenizer, device=device, max_len=max_len, bos=not hf)
+    return TorchEngine(logits_fn, tokenizer, device=device, max_len=max_len, bos=bos)
 
 
 def backward_step(engine: Any, loss: torch.Tensor) -> float:

@@ -46,7 +46,13 @@ from workers.trainer.metrics import (
     merge_metrics,
 )
 from workers.trainer.problems import evaluation_set, held_out_split, rank_share, select_problems
-from workers.trainer.prompting import build_prompt, scoring_inputs, sft_completion, stop_strings
+from workers.trainer.prompting import (
+    build_prompt,
+    prompt_bos,
+    scoring_inputs,
+    sft_completion,
+    stop_strings,
+)
 from workers.trainer.reasoning import sft_target
 from workers.trainer.reward_components import ReferenceTimes
 from workers.trainer.rewards import Score, complete_components, score_completions
@@ -88,6 +94,7 @@ class Trainer:
         torch.manual_seed(train.seed)
         self.hf = spec.model.kind == "hf"
         self.chat = spec.model.chat
+        self.bos = prompt_bos(spec.model)
         model, self.tokenizer, max_len = load_policy(spec, self.device)
         self._prompts: dict[str, str] = {}
         self.ref: torch.nn.Module | None = frozen_copy(model) if train.beta > 0 else None
@@ -230,9 +237,7 @@ class Trainer:
             adv, zero_std = group_advantages(rewards, valid)
             st.groups += 1
             st.zero_std_groups += int(zero_std.item())
-            p_ids = self.tokenizer.encode(self.prompt(problem), bos=not self.hf)[
-                -max(1, self._max_prompt()) :
-            ]
+            p_ids = self.tokenizer.encode(self.prompt(problem), bos=self.bos)[-max(1, self._max_prompt()) :]
             for j, (c, s) in enumerate(zip(group, group_scores, strict=True)):
                 st.record(problem, c, s)
                 if not s.valid:
@@ -353,8 +358,7 @@ class Trainer:
         t0 = time.monotonic()
         with_solution = [p for p in mine if p.solution]
         prompt_rows = [
-            self.tokenizer.encode(self.prompt(p), bos=not self.hf)[-self._max_prompt() :]
-            for p in with_solution
+            self.tokenizer.encode(self.prompt(p), bos=self.bos)[-self._max_prompt() :] for p in with_solution
         ]
         with_reasoning = self.spec.train.sft_with_reasoning
         comp_rows = [

@@ -129,6 +129,13 @@ def scoring_inputs(problem: Problem, answers: Sequence[str], *, chat: bool) -> t
     return replace(problem, prompt="", solution=solution), programs
 
 
+def prompt_bos(model: ModelSpec) -> bool:
+    """Whether a prompt's ids begin with the tokenizer's BOS: a continuation's do (a Hugging Face
+    tokenizer's only where it adds one by default, as the model was trained), a chat prompt's do not —
+    the template writes its own."""
+    return not model.chat
+
+
 def stop_strings(problem: Problem, model: ModelSpec) -> tuple[str, ...]:
     """Where a sample of this problem ends besides EOS: the dataset's and the model's stop strings;
     when neither gives any, HumanEval's for a model that continues the prompt, none for a chat model

@@ -193,10 +193,14 @@ class VLLMEngine:
         dtype: str = "bfloat16",
         gpu_memory_utilization: float = 0.3,
         stops: Sequence[str] = STOP_STRINGS,
+        encode: Callable[[str], list[int]] | None = None,
     ) -> None:
         from vllm import LLM  # imported lazily: only GPU nodes have it
 
         self.stops = tuple(stops)
+        # Prompts go in as the trainer's own token ids, so the update scores the very tokens sampled
+        # from (vLLM's text path would add a BOS that a chat template already wrote).
+        self.encode = encode
         self.llm: Any = LLM(
             model=model_path,
             tokenizer=tokenizer,
@@ -237,7 +241,10 @@ class VLLMEngine:
             )
             for stop in per_prompt
         ]
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        inputs: list[Any] = (
+            [{"prompt_token_ids": self.encode(p)} for p in prompts] if self.encode else list(prompts)
+        )
+        outputs = self.llm.generate(inputs, params, use_tqdm=False)
         results: list[list[Completion]] = []
         for out in outputs:
             group = []

@@ -47,6 +47,10 @@ class HFTokenizer:
         self.tok = tok
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
+        # Llama's tokenizers start every text with BOS, GPT-2's and Qwen's with nothing: a prompt asked
+        # to begin with BOS gets one only where the tokenizer adds it by default.
+        bos_id = tok.bos_token_id
+        self.adds_bos = bos_id is not None and bos_id in tok.encode("", add_special_tokens=True)
 
     @property
     def eos_id(self) -> int:
@@ -58,7 +62,7 @@ class HFTokenizer:
 
     def encode(self, text: str, *, bos: bool = False, eos: bool = False) -> list[int]:
         ids: list[int] = list(self.tok.encode(text, add_special_tokens=False))
-        if bos and self.tok.bos_token_id is not None:
+        if bos and self.adds_bos:
             ids.insert(0, int(self.tok.bos_token_id))
         if eos:
             ids.append(self.eos_id)

@@ -19,6 +19,7 @@ from workers.trainer.prompting import (
     STOP_STRINGS,
     build_prompt,
     extract_code,
+    prompt_bos,
     scoring_inputs,
     sft_completion,
     stop_strings,
@@ -79,6 +80,26 @@ def test_a_chat_models_prompt_is_a_user_turn_through_its_template_ending_where_t
 def test_a_chat_prompt_needs_a_tokenizer():
     with pytest.raises(ValueError, match="chat template"):
         build_prompt(ADD, chat=True, tokenizer=None)
+
+
+def test_a_continuation_starts_with_bos_only_where_the_tokenizer_adds_one(chat_model_dir: Path):
+    from tokenizers.processors import TemplateProcessing
+    from transformers import AutoTokenizer
+
+    plain = HFTokenizer(AutoTokenizer.from_pretrained(chat_model_dir, local_files_only=True))
+    llama_like = AutoTokenizer.from_pretrained(chat_model_dir, local_files_only=True)
+    bos_id = llama_like.bos_token_id
+    llama_like._tokenizer.post_processor = TemplateProcessing(
+        single="<|bos|> $A", special_tokens=[("<|bos|>", bos_id)]
+    )
+    with_bos = HFTokenizer(llama_like)
+
+    assert not plain.adds_bos and plain.encode("x = 1", bos=True) == plain.encode("x = 1")
+    assert with_bos.adds_bos and with_bos.encode("x = 1", bos=True) == [bos_id, *plain.encode("x = 1")]
+    assert with_bos.encode("x = 1") == plain.encode("x = 1")
+    # A chat prompt's template writes its own BOS; a continuation asks for the tokenizer's.
+    assert prompt_bos(ModelSpec(kind="hf", path="m", chat=True)) is False
+    assert prompt_bos(ModelSpec(kind="hf", path="m")) is True and prompt_bos(ModelSpec()) is True
 
 
 # --------------------------------------------------------------------------- answers
