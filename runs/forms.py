@@ -18,6 +18,8 @@ from runs.config_schema import (
 )
 from runs.launch import RunLaunchError
 from runs.models import RunStatus
+from runs.registry.models import RegisteredModel
+from runs.registry.selectors import model_list_ready_for_teams
 from workers.spec import (
     CONTROL,
     SETTINGS,
@@ -47,6 +49,13 @@ class RunLaunchForm(forms.Form):
         queryset=DatasetVersion.objects.select_related("dataset").order_by("dataset__name", "-number"),
         empty_label=None,
     )
+    model = forms.ModelChoiceField(
+        queryset=RegisteredModel.objects.none(),
+        required=False,
+        empty_label="Built-in tiny model",
+        help_text="A ready model of the team (the Models page), or the tiny one the CPU demo trains. "
+        "The run goes to the model's pool.",
+    )
     config_yaml = forms.CharField(
         label="Advanced: full config as YAML",
         required=False,
@@ -64,7 +73,9 @@ class RunLaunchForm(forms.Form):
         for name in BASIC_SETTINGS:  # generated from workers.spec; the YAML reaches every setting
             # The spend fields may be left empty (no cap; one GPU), as before.
             self.fields[name] = setting_field(SETTINGS[name], required=SETTINGS[name].side != CONTROL)
-        self.order_fields(["preset", "name", "team", "dataset_version", *BASIC_SETTINGS, "config_yaml"])
+        self.order_fields(
+            ["preset", "name", "team", "dataset_version", "model", *BASIC_SETTINGS, "config_yaml"]
+        )
         if teams is not None:  # the teams the user may launch into; the first is the default
             self.fields["team"].queryset = teams  # type: ignore[attr-defined]
             # Only what those teams may train on: their datasets and the shared ones (run_launch checks
@@ -73,6 +84,8 @@ class RunLaunchForm(forms.Form):
             self.fields["dataset_version"].queryset = versions.filter(  # type: ignore[attr-defined]
                 dataset_readable_by_teams_q(teams=teams)
             )
+            # Likewise their ready models (run_launch checks the chosen team against the chosen model).
+            self.fields["model"].queryset = model_list_ready_for_teams(teams=teams)  # type: ignore[attr-defined]
         else:
             del self.fields["team"]
         if not self.is_bound and "config_yaml" not in self.initial:

@@ -22,6 +22,8 @@ from runs.models import (
     Run,
     RunStatus,
 )
+from runs.registry.models import ModelStatus, RegisteredModel
+from runs.registry.selectors import model_readable_by_team
 from runs.spend.selectors import BudgetState, spend_estimate, team_budget_state, user_budget_state
 from runs.tokens import token_new
 from workers.spec import RunConfig
@@ -61,9 +63,14 @@ def run_launch(
     config: RunConfig,
     pool: str = "",
     team: Team | None = None,
+    model: RegisteredModel | None = None,
 ) -> LaunchResult:
     """Queue a run in the team (default: the user's first team they may launch into; see
-    `run_launch_team`). Refused past the run's or the user's or the team's monthly budget remainder."""
+    `run_launch_team`). Refused past the run's or the user's or the team's monthly budget remainder.
+
+    `model`: a ready registered model of the team (None: the built-in tiny model). The run goes to its
+    pool when `pool` is left empty; another pool is refused, since only the model's pool's nodes were
+    seen to hold it."""
     team = run_launch_team(user=user, team=team)
     if not dataset_version_readable_by_team(version=dataset_version, team=team):
         # Another team's dataset: its problems are not this team's to train on (docs/teams.md).
@@ -85,6 +92,9 @@ def run_launch(
             f"holding out {config.eval_problems} problems leaves none of the {problems.count()} to train on",
             field="eval_problems",
         )
+    if model is not None:
+        _check_model(model=model, team=team, pool=pool)
+        pool = pool or model.pool
     pool = pool or settings.TRIAD_DEFAULT_POOL
     _check_monthly_budget(user=user, team=team, dataset_version=dataset_version, config=config, pool=pool)
     token, hashed = token_new()
@@ -96,6 +106,7 @@ def run_launch(
             dataset_version=dataset_version,
             config=config.as_dict(),
             pool=pool,
+            model=model,
             token_hash=hashed,
         )
         LogLine.objects.create(run=run, source="control", message="run queued", time=timezone.now())
@@ -106,7 +117,13 @@ def run_launch(
             target_id=run.pk,
             target=f"run #{run.pk} {run.name}",
             team_id=team.pk,
-            after={"status": run.status, "dataset_version": dataset_version.pk, "pool": pool, **run.config},
+            after={
+                "status": run.status,
+                "dataset_version": dataset_version.pk,
+                "pool": pool,
+                "model": model.name if model else None,
+                **run.config,
+            },
         )
         run_id, queue = run.pk, f"gpu.{run.pool}"
 
@@ -115,6 +132,22 @@ def run_launch(
 
         transaction.on_commit(enqueue)
     return LaunchResult(run=run, token=token)
+
+
+def _check_model(*, model: RegisteredModel, team: Team, pool: str) -> None:
+    if not model_readable_by_team(model=model, team=team):
+        raise RunLaunchError(f"model {model.name} is not a model of team {team.name}", field="model")
+    if model.status != ModelStatus.READY:
+        why = f": {model.error}" if model.error else ": no node of its pool has inspected it yet"
+        raise RunLaunchError(
+            f"model {model.name} is {model.get_status_display().lower()}{why}", field="model"
+        )
+    if pool and pool != model.pool:
+        raise RunLaunchError(
+            f"model {model.name} is registered on pool {model.pool}, not {pool}: only that pool's nodes "
+            "were seen to hold it (register it on this pool too, under another name)",
+            field="model",
+        )
 
 
 def _check_monthly_budget(

@@ -8,6 +8,24 @@ from datasets_app.selectors import problem_list_for_run
 from runs.models import Run
 from workers.spec import config_from_stored
 
+TINY_MODEL = {"kind": "tiny", "path": None, "d_model": 64, "n_layers": 2, "n_heads": 4, "max_len": 512}
+
+
+def model_section(*, run: Run) -> dict[str, Any]:
+    """The spec's "model": the built-in tiny model, or the registered Hugging Face model, by the source
+    it was registered with — the node resolves it again from its own disks and cache (docs/models.md)."""
+    model = run.model
+    if model is None:
+        return dict(TINY_MODEL)
+    return {
+        "kind": "hf",
+        "path": model.source,
+        "tokenizer": model.tokenizer or None,
+        "chat": model.chat,
+        "dtype": model.dtype,
+        "stop": list(model.stop),
+    }
+
 
 def run_spec(*, run: Run) -> dict[str, Any]:
     """Everything a GPU node needs to train this run; it holds no database credentials."""
@@ -34,7 +52,7 @@ def run_spec(*, run: Run) -> dict[str, Any]:
             "version": run.dataset_version.number,
             "content_hash": run.dataset_version.content_hash,
         },
-        "model": {"kind": "tiny", "path": None, "d_model": 64, "n_layers": 2, "n_heads": 4, "max_len": 512},
+        "model": model_section(run=run),
         "train": config.train().as_dict(),
         "resources": {"num_nodes": 1, "procs_per_node": settings.TRIAD_PROCS_PER_NODE, "gpu": False},
         "sandbox": {"timeout_s": 2.0, "memory_mb": 512},

@@ -50,6 +50,7 @@ def run_launch(request: AuthedHttpRequest) -> HttpResponse:
             "name": f"{source.name} (clone)",
             "dataset_version": source.dataset_version_id,
             "team": source.team_id,
+            "model": source.model_id,
         }
     if partial_name(request, {"config-yaml"}):  # the YAML, from the fields as they stand
         context = {"form": RunLaunchForm.yaml_from_fields(request.GET)}
@@ -64,6 +65,7 @@ def run_launch(request: AuthedHttpRequest) -> HttpResponse:
                 dataset_version=form.cleaned_data["dataset_version"],
                 name=form.cleaned_data["name"],
                 config=form.config(),
+                model=form.cleaned_data.get("model"),
             )
         except launch.RunLaunchError as exc:
             form.add_launch_error(exc)  # a broker that is down, too: the run is recorded as failed
