@@ -89,9 +89,9 @@ def run_detail(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
         "chart_groups": selectors.run_chart_groups(run=run),
         "config_rows": selectors.run_config_rows(run=run),
         "resumable": lifecycle.RESUMABLE,
+        "attempts": attempts.attempt_list(run=run),
     }
     return render_page(request, "runs/run_detail.html", context, partials={"run-status", "generations"})
-        "attempts": attempts.attempt_list(run=run),
 
 
 def run_metrics(request: AuthedHttpRequest, run_id: int) -> JsonResponse:
@@ -158,8 +158,6 @@ def run_cancel(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
     return redirect("runs:detail", run_id=run.pk)
 
 
-def node_list(request: AuthedHttpRequest) -> HttpResponse:
-    return render(request, "runs/node_list.html", {"nodes": nodes_service.node_list(user=request.user)})
 def run_attempt_spec(request: AuthedHttpRequest, run_id: int, attempt: int) -> JsonResponse:
     """The resolved spec an attempt's node was served, whole (the run page shows a summary)."""
     run = selectors.run_get_for_user(user=request.user, run_id=run_id)
@@ -186,3 +184,5 @@ def run_rerun(request: AuthedHttpRequest, run_id: int, attempt: int) -> HttpResp
     return redirect("runs:detail", run_id=result.run.pk)
 
 
+def node_list(request: AuthedHttpRequest) -> HttpResponse:
+    return render(request, "runs/node_list.html", {"nodes": nodes_service.node_list(user=request.user)})
