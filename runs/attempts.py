@@ -16,6 +16,7 @@ from datasets_app.selectors import problem_list_for_run
 from runs import launch
 from runs.events import string_problem
 from runs.models import Run, RunAttempt
+from runs.spec import model_section
 from workers.spec import RunConfig, SettingError, config_from_dict
 
 PROVENANCE_MAX_BYTES = 64 * 1024
@@ -164,6 +165,7 @@ def run_rerun_exact(*, user: User, run: Run, attempt: int) -> launch.LaunchResul
         config=config,
         pool=run.pool,
         team=run.team,
+        model=run.model,
     )
 
 
@@ -184,7 +186,13 @@ def _check_same_problems(*, spec: dict[str, Any], run: Run, include_unverified: 
 
 
 def _check_same_model(*, spec: dict[str, Any], run: Run, attempt: int) -> None:
-    model = spec.get("model")
-    model = model if isinstance(model, dict) else {}
-    if model.get("kind", "tiny") != "tiny":
-        raise RerunError(f"attempt {attempt} trained a registered model; re-running one is not supported yet")
+    """The model section a run of this model would be served now must be the one the attempt was: a
+    registered model whose source or settings changed since, or a built-in model since changed, is no
+    longer what it trained. Readable and ready are run_launch's checks."""
+    served = spec.get("model")
+    if served != model_section(run=run):
+        name = run.model.name if run.model else "the built-in model"
+        raise RerunError(
+            f"{name} is no longer what attempt {attempt} was served (its spec's model section differs): "
+            "clone the run instead"
+        )

@@ -7,7 +7,14 @@ import pytest
 
 from datasets_app.models import ProblemStatus
 from runs.models import Run, RunAttempt
-from tests.factories import TEST_TOKEN, ProblemFactory, RunFactory, TeamFactory, UserFactory
+from tests.factories import (
+    TEST_TOKEN,
+    ProblemFactory,
+    RegisteredModelFactory,
+    RunFactory,
+    TeamFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -215,3 +222,22 @@ def test_rerun_exactly_refuses_when_the_versions_content_is_gone(logged_in, clie
 
     assert Run.objects.count() == 1
     assert "is gone" in response.content.decode()
+
+
+def test_rerun_exactly_trains_the_same_registered_model_while_it_is_unchanged_and_ready(
+    logged_in, client, user
+):
+    model = RegisteredModelFactory(registered_by=user, source="/models/small", dtype="bf16")
+    run = a_run(created_by=user, model=model, pool="cpu")
+    api(client, "get", run.pk, "spec")
+
+    logged_in.post(f"/runs/{run.pk}/attempts/1/rerun/")
+    type(model).objects.filter(pk=model.pk).update(source="/models/other")
+    changed = logged_in.post(f"/runs/{run.pk}/attempts/1/rerun/", follow=True)
+    type(model).objects.filter(pk=model.pk).update(source="/models/small", status="refused", error="gone")
+    not_ready = logged_in.post(f"/runs/{run.pk}/attempts/1/rerun/", follow=True)
+
+    [again] = Run.objects.exclude(pk=run.pk)
+    assert (again.model_id, again.pool) == (model.pk, "cpu")
+    assert f"{model.name} is no longer what attempt 1 was served" in changed.content.decode()
+    assert f"model {model.name} is refused: gone" in not_ready.content.decode()
