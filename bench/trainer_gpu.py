@@ -1,7 +1,7 @@
 """The GPU path of the trainer, end to end: a small Hugging Face causal LM (workers/trainer/tiny_hf.py:
-random weights, with a byte-level BPE tokenizer trained on the bundled problems — nothing is downloaded), trained with GRPO
-through the DeepSpeed engine (bf16, ZeRO-2) under the real `deepspeed` launcher, rewards from the
-sandbox, telemetry into a recording stand-in of the ingest API.
+random weights, a byte-level BPE tokenizer trained on the bundled problems — nothing is downloaded),
+trained with GRPO through the DeepSpeed engine (bf16, ZeRO-2) under the real `deepspeed` launcher,
+rewards from the sandbox, telemetry into a recording stand-in of the ingest API.
 
 Anchor (same run, same model and batch shape): plain torch — the same forward/backward/AdamW step on
 the same device without DeepSpeed — so `ratio_train_vs_torch` shows what the engine costs per update.
