@@ -12,7 +12,7 @@ import torch
 
 from tests.workers.trainer.fake_control import FakeControl
 from workers.launcher import run_supervised
-from workers.provenance import PACKAGE_DIR, code_commit, provenance
+from workers.provenance import PACKAGE_DIR, code_commit, gpus, provenance
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,6 +47,18 @@ def test_provenance_names_this_checkouts_commit_and_the_installed_versions():
 def test_outside_a_checkout_there_is_no_commit(tmp_path: Path):
     assert code_commit(tmp_path) is None
     assert code_commit(PACKAGE_DIR) is not None
+
+
+def test_gpus_are_read_from_nvidia_smi_where_there_is_one(tmp_path: Path, monkeypatch):
+    # A stand-in for the driver's tool, printing what it prints for --format=csv,noheader on an H200 node.
+    tool = tmp_path / "nvidia-smi"
+    tool.write_text("#!/bin/sh\nprintf 'NVIDIA H200, 143771 MiB\\nNVIDIA H200, 143771 MiB\\n'\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+
+    assert gpus() == [{"name": "NVIDIA H200", "memory": "143771 MiB"}] * 2
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    assert gpus() == []
 
 
 def _spec(url: str) -> dict:
