@@ -6,14 +6,13 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from controlplane.accounts.models import AuditAction, Role, Team
-from controlplane.accounts.selectors import team_list_for
-from controlplane.accounts.services import audit_record, require_role, team_default
+from controlplane.accounts.models import AuditAction, Team
+from controlplane.accounts.services import audit_record, team_acting_for
 from datasets_app.models import DatasetVersion
 from datasets_app.selectors import dataset_version_readable_by_team, problem_list_for_run, version_summary
 from runs.lifecycle import audit_run_status, transition
@@ -42,17 +41,8 @@ class RunLaunchError(ValueError):
 
 
 def run_launch_team(*, user: User, team: Team | None = None) -> Team:
-    """The team a launch goes to: the one asked for, if the user is a member or admin of it (else
-    PermissionDenied); else their first such team by name. A superuser with no team gets the default."""
-    if team is not None:
-        require_role(user=user, team_id=team.pk, at_least=Role.MEMBER, doing="launching a run")
-        return team
-    first = team_list_for(user=user, at_least=Role.MEMBER).first()
-    if first is not None:
-        return first
-    if user.is_superuser:
-        return team_default()
-    raise PermissionDenied("launching a run needs the member role in a team")
+    """The team a launch goes to (see `team_acting_for`)."""
+    return team_acting_for(user=user, team=team, doing="launching a run")
 
 
 def run_launch(

@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from controlplane.accounts.models import DEFAULT_TEAM, AuditAction, AuditEntry, Membership, Role, Team
-from controlplane.accounts.selectors import role_allows, role_of
+from controlplane.accounts.selectors import role_allows, role_of, team_list_for
 
 
 class MembershipError(ValueError):
@@ -57,6 +57,21 @@ def team_default() -> Team:
     """The team existing data and new installs start in (created on first use)."""
     team, _ = Team.objects.get_or_create(name=DEFAULT_TEAM)
     return team
+
+
+def team_acting_for(*, user: User, team: Team | None, doing: str) -> Team:
+    """The team a user acts for (launching a run, registering a model): the one asked for, if they are a
+    member or admin of it (else PermissionDenied); else their first such team by name. A superuser with
+    no team gets the default one."""
+    if team is not None:
+        require_role(user=user, team_id=team.pk, at_least=Role.MEMBER, doing=doing)
+        return team
+    first = team_list_for(user=user, at_least=Role.MEMBER).first()
+    if first is not None:
+        return first
+    if user.is_superuser:
+        return team_default()
+    raise PermissionDenied(f"{doing} needs the member role in a team")
 
 
 @transaction.atomic

@@ -5,12 +5,10 @@ import re
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from controlplane.accounts.models import Role, Team
-from controlplane.accounts.selectors import team_list_for
-from controlplane.accounts.services import require_role, team_default
+from controlplane.accounts.services import require_role, team_acting_for
 from runs.registry.inspection import model_refuse
 from runs.registry.models import ModelDtype, ModelStatus, RegisteredModel
 
@@ -25,17 +23,8 @@ class ModelRegisterError(ValueError):
 
 
 def model_register_team(*, user: User, team: Team | None = None) -> Team:
-    """The team a model goes to: the one asked for if the user is a member of it, else their first such
-    team by name; a superuser with no team gets the default."""
-    if team is not None:
-        require_role(user=user, team_id=team.pk, at_least=Role.MEMBER, doing="registering a model")
-        return team
-    first = team_list_for(user=user, at_least=Role.MEMBER).first()
-    if first is not None:
-        return first
-    if user.is_superuser:
-        return team_default()
-    raise PermissionDenied("registering a model needs the member role in a team")
+    """The team a model goes to (see `team_acting_for`)."""
+    return team_acting_for(user=user, team=team, doing="registering a model")
 
 
 def model_register(
