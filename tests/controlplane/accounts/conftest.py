@@ -5,9 +5,10 @@ from django.utils import timezone
 
 from controlplane.accounts.models import Role, Team
 from datasets_app.models import Problem
-from runs.models import Generation, Run, RunStatus
+from runs.models import Generation, Run, RunAttempt, RunStatus
 from runs.registry.models import RegisteredModel
 from runs.review.services import review_generations_scan
+from runs.spec import run_spec
 from tests.factories import (
     GenerationFactory,
     ProblemFactory,
@@ -70,6 +71,8 @@ def world(db):
         dataset_version=run.dataset_version,
     )
     problem = ProblemFactory(version=run.dataset_version)
+    # The attempt its node claimed, with the spec it was served (the run page's provenance, re-run exactly).
+    RunAttempt.objects.create(run=run, attempt=run.attempt, node="gpu-node-1", spec=run_spec(run=run))
     model = RegisteredModelFactory(
         registered_by=users["member"], team=alpha, status="refused", error="no config.json"
     )

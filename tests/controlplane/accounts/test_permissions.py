@@ -28,6 +28,8 @@ TABLE = [
     ("get", "runs:compare", {}, {"ids": "@run"}, (200, 200, 200, 404, 404, 200)),
     ("post", "runs:cancel", {"run_id": "@run"}, {}, (302, 302, 403, 404, 404, 302)),
     ("post", "runs:resume", {"run_id": "@run"}, {}, (302, 302, 403, 404, 404, 302)),
+    ("get", "runs:attempt-spec", {"run_id": "@run", "attempt": 1}, {}, (200, 200, 200, 404, 404, 200)),
+    ("post", "runs:rerun", {"run_id": "@run", "attempt": 1}, {}, (302, 302, 403, 404, 404, 302)),
     ("get", "runs:nodes", {}, {}, (200, 200, 200, 200, 200, 200)),
     # review
     ("get", "review:run", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
