@@ -24,6 +24,11 @@ INSTRUCTION = (
     "Complete the following Python function. Answer with the complete function, including its "
     "signature and any imports it needs, in one ```python fenced code block."
 )
+# A problem stated in words rather than as a stub: the answer must still define the entry point.
+TASK_INSTRUCTION = (
+    "Answer with a Python function named `{entry_point}`, including any imports it needs, in one "
+    "```python fenced code block."
+)
 
 _FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)[^\n]*\n(.*?)(^[ \t]*```|\Z)", re.MULTILINE | re.DOTALL)
 # The start of a closing fence that the token budget cut short.
@@ -39,13 +44,17 @@ class ChatTemplate(Protocol):
 
 def build_prompt(problem: Problem, *, chat: bool, tokenizer: ChatTemplate | None = None) -> str:
     """The text the model is given: the problem's prompt for a base model; for a chat model, the
-    instruction and the prompt as one user message rendered by the tokenizer's chat template, up to
-    where the assistant's answer begins."""
+    instruction and the prompt (a stub in a fence, a task in words as it is) as one user message
+    rendered by the tokenizer's chat template, up to where the assistant's answer begins."""
     if not chat:
         return problem.prompt
     if tokenizer is None:
         raise ValueError("a chat model's prompt needs its tokenizer's chat template")
-    message = f"{INSTRUCTION}\n\n```python\n{problem.prompt.rstrip()}\n```"
+    if defines(problem.prompt, problem.entry_point):
+        message = f"{INSTRUCTION}\n\n```python\n{problem.prompt.rstrip()}\n```"
+    else:
+        task = TASK_INSTRUCTION.format(entry_point=problem.entry_point)
+        message = f"{problem.prompt.strip()}\n\n{task}"
     text = tokenizer.apply_chat_template(
         [{"role": "user", "content": message}], add_generation_prompt=True, tokenize=False
     )

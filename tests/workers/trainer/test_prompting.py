@@ -77,6 +77,13 @@ def test_a_chat_models_prompt_is_a_user_turn_through_its_template_ending_where_t
     assert ids.count(chat_tokenizer.eos_id) == 1
 
 
+def test_a_task_in_words_is_asked_as_it_is_naming_the_function(chat_tokenizer: HFTokenizer):
+    words = Problem("T/w", "Write a function that sums two numbers.", "total", "")
+    prompt = build_prompt(words, chat=True, tokenizer=chat_tokenizer)
+    assert prompt.startswith("<|bos|>user\nWrite a function that sums two numbers.\n\n")
+    assert "named `total`" in prompt and INSTRUCTION not in prompt
+
+
 def test_a_chat_prompt_needs_a_tokenizer():
     with pytest.raises(ValueError, match="chat template"):
         build_prompt(ADD, chat=True, tokenizer=None)
