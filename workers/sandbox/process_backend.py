@@ -80,6 +80,18 @@ def remove_workdir(workdir: str) -> None:
     shutil.rmtree(workdir, ignore_errors=True)
 
 
+def clean_slot_cgroup(item: Item, slot: int, start: float) -> cgroup.SlotCgroup | Result:
+    """The slot's cgroup, emptied, for an item to run in; else the item's infra verdict. Fails closed: no
+    item runs without the guarantee that nothing of the one before it survives."""
+    try:
+        cg = cgroup.for_slot(slot)
+    except OSError as e:
+        return infra(item, start, f"sandbox: {e}")
+    if not cg.empty():
+        return infra(item, start, "sandbox: the slot's cgroup holds processes that do not die")
+    return cg
+
+
 def execute(item: Item, limits: Limits, backend: str, slot: int) -> Result:
     """Run one item in a fresh child and return its verdict; never raises for the item's sake."""
     start = time.monotonic()
@@ -88,12 +100,9 @@ def execute(item: Item, limits: Limits, backend: str, slot: int) -> Result:
         return replace(ready, stderr=ready.stderr[: limits.output_bytes])
     uid = slot_uid(backend, slot)
     if backend == "bwrap":  # its /tmp is a fresh tmpfs of its own
-        try:
-            cg = cgroup.for_slot(slot)
-        except OSError as e:  # fail closed: no item runs without the guarantee
-            return infra(item, start, f"sandbox: {e}")
-        if not cg.empty():
-            return infra(item, start, "sandbox: the slot's cgroup holds processes that do not die")
+        cg = clean_slot_cgroup(item, slot, start)
+        if isinstance(cg, Result):
+            return cg
         try:
             return _execute_in(item, limits, backend, slot, uid, "/", ready, start, cg)
         except OSError as e:

@@ -182,12 +182,9 @@ def execute(item: Item, limits: Limits, slot: int) -> Result:
     ready = prepare(item, start)
     if isinstance(ready, Result):
         return replace(ready, stderr=ready.stderr[: limits.output_bytes])
-    try:
-        cg = cgroup.for_slot(slot)
-    except OSError as e:  # fail closed: no item runs without the guarantee
-        return infra(item, start, f"sandbox: {e}")
-    if not cg.empty():
-        return infra(item, start, "sandbox: the slot's cgroup holds processes that do not die")
+    cg = process_backend.clean_slot_cgroup(item, slot, start)
+    if isinstance(cg, Result):
+        return cg
     try:
         z = _take(slot, cg)
     except OSError as e:

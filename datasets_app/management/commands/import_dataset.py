@@ -1,10 +1,10 @@
 from pathlib import Path
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from controlplane.accounts.models import DEFAULT_TEAM, Team
+from controlplane.management.users import command_user
 from datasets_app.services import DatasetImportError, dataset_import
 
 
@@ -28,15 +28,7 @@ class Command(BaseCommand):
     def handle(self, *args: object, **options: object) -> None:
         path = options["file"]
         assert isinstance(path, Path)
-        user_model = get_user_model()
-        username = options["user"]
-        user = (
-            user_model.objects.filter(username=username).first()
-            if username
-            else user_model.objects.filter(is_superuser=True).order_by("pk").first()
-        )
-        if user is None:
-            raise CommandError("no such user; create one with `manage.py createsuperuser` or pass --user")
+        user = command_user(options["user"])
         shared = bool(options["shared"])
         team = None
         if not shared:

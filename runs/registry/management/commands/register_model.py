@@ -1,11 +1,11 @@
 import argparse
 import time
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from controlplane.accounts.models import DEFAULT_TEAM, Team
+from controlplane.management.users import command_user
 from runs.registry.models import ModelDtype, ModelStatus, RegisteredModel
 from runs.registry.services import ModelRegisterError, model_register
 
@@ -33,15 +33,7 @@ class Command(BaseCommand):
         parser.add_argument("--wait", type=float, default=0, metavar="SECONDS", help="wait for the answer")
 
     def handle(self, *args: object, **options: object) -> None:
-        user_model = get_user_model()
-        username = options["user"]
-        user = (
-            user_model.objects.filter(username=username).first()
-            if username
-            else user_model.objects.filter(is_superuser=True).order_by("pk").first()
-        )
-        if user is None:
-            raise CommandError("no such user; create one with `manage.py createsuperuser` or pass --user")
+        user = command_user(options["user"])
         team_name = str(options["team"])
         team = Team.objects.filter(name=team_name).first()
         if team is None and team_name == DEFAULT_TEAM:
