@@ -79,7 +79,7 @@ def load(runs: int, steps: int, long_steps: int) -> tuple[list[int], int]:
             dataset_version=version,
             status=RunStatus.RUNNING,
             pool="cpu",
-            config={"steps": steps, "gpu_count": 1},
+            config={"steps": steps, "gpus_per_node": 1},
             started_at=T0,
             last_heartbeat_at=far,
             last_step=steps - 1,
@@ -110,7 +110,7 @@ def main() -> None:
     from runs.spend.services import learning_stop_reason, run_cost_accrue
 
     ids, long_id = load(args.runs, args.steps, args.long_steps)
-    base = {"steps": args.steps, "gpu_count": 1}
+    base = {"steps": args.steps, "gpus_per_node": 1}
     times: dict[str, list[float]] = {"off": [], "on": []}
     tick = 0
     for i in range(args.repeats + 1):

@@ -156,7 +156,7 @@ def _check_monthly_budget(
     if not budgets:
         return
     estimate = spend_estimate(
-        dataset_version_id=dataset_version.pk, pool=pool, steps=config.steps, gpu_count=config.gpu_count
+        dataset_version_id=dataset_version.pk, pool=pool, steps=config.steps, gpus=config.gpus_per_node
     )
     expected = estimate.usd
     if config.budget_usd > 0:

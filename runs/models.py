@@ -40,6 +40,11 @@ class Node(models.Model):
     pool = models.CharField(max_length=100)
     gpu_type = models.CharField(max_length=100, default="cpu")
     gpu_count = models.PositiveIntegerField(default=0)
+    # What a run's resources are checked against (runs/resources.py), as the node announced them.
+    gpu_memory_gb = models.FloatField(null=True, blank=True)  # per GPU
+    compute_capability = models.CharField(max_length=16, blank=True)  # "8.0"; "" on a CPU node
+    cpu_count = models.PositiveIntegerField(null=True, blank=True)
+    address = models.CharField(max_length=200, blank=True)  # where the pool's other nodes reach it
     usd_per_gpu_hour = models.FloatField(null=True, blank=True)  # overrides the pool's price
     registered_at = models.DateTimeField()
     last_heartbeat_at = models.DateTimeField()

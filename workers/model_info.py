@@ -21,6 +21,8 @@ from typing import Any
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 # One of these makes a directory a tokenizer: a fast tokenizer, a SentencePiece model, or BPE files.
 TOKENIZER_FILES = (("tokenizer.json",), ("tokenizer.model",), ("vocab.json", "merges.txt"))
+HIDDEN_KEYS = ("hidden_size", "n_embd", "d_model")
+LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
 CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
 
 
@@ -35,6 +37,8 @@ class ModelInfo:
     params: int
     vocab_size: int | None
     context_length: int | None
+    hidden_size: int | None  # with num_layers: what a LoRA adapter's size and activations follow
+    num_layers: int | None
     config_dtype: str  # the dtype its config.json names ("" when none)
     path: str  # the directory the weights were read from, on this node
     tokenizer_path: str
@@ -202,6 +206,8 @@ def inspect_model(
         params=params,
         vocab_size=_first_int(config, ("vocab_size",)) or _first_int(text, ("vocab_size",)),
         context_length=_first_int(config, CONTEXT_KEYS) or _first_int(text, CONTEXT_KEYS),
+        hidden_size=_first_int(config, HIDDEN_KEYS) or _first_int(text, HIDDEN_KEYS),
+        num_layers=_first_int(config, LAYER_KEYS) or _first_int(text, LAYER_KEYS),
         config_dtype=str(dtype),
         path=str(model_dir),
         tokenizer_path=str(tokenizer_dir(tokenizer, model_dir, env)),

@@ -226,9 +226,10 @@ class TrainConfig(_Config):
     beta: float = setting(
         0.0,
         label="KL β",
-        help="Weight of the KL penalty to the reference model (0: none).",
+        help="Weight of the KL penalty to the reference: the policy as RL starts (0: none).",
         low=0.0,
         high=10.0,
+        basic=True,
     )
     clip_eps: float = setting(
         0.2,
@@ -238,12 +239,46 @@ class TrainConfig(_Config):
         high=1.0,
         low_exclusive=True,
         high_exclusive=True,
+        basic=True,
     )
     zero_stage: int = setting(
-        0, label="ZeRO stage", help="DeepSpeed ZeRO stage (0: plain data parallel).", low=0, high=3
+        0,
+        label="ZeRO stage",
+        help="DeepSpeed ZeRO: 0 plain data parallel; 1 shards optimizer states, 2 gradients too, "
+        "3 weights too.",
+        low=0,
+        high=3,
+        basic=True,
     )
     precision: str = setting(
-        "fp32", label="Precision", help="Training precision.", choices=("fp32", "bf16", "fp16")
+        "fp32",
+        label="Precision",
+        help="Training precision: bf16 (GPUs of compute capability 8.0 or later), fp16 with loss "
+        "scaling, fp32.",
+        choices=("fp32", "bf16", "fp16"),
+        basic=True,
+    )
+    gradient_checkpointing: bool = setting(
+        False,
+        label="Gradient checkpointing",
+        help="Recompute activations in the backward pass: less memory, about a third more compute.",
+        basic=True,
+    )
+    lora_rank: int = setting(
+        0,
+        label="LoRA rank",
+        help="Train low-rank adapters of this rank instead of every weight (0: full fine-tuning).",
+        low=0,
+        high=1024,
+        basic=True,
+    )
+    lora_alpha: float = setting(
+        16.0,
+        label="LoRA α",
+        help="Scale of the adapters' update (α / rank).",
+        low=0.0,
+        high=4096.0,
+        low_exclusive=True,
     )
     partial_credit: bool = setting(
         False,
@@ -400,12 +435,13 @@ class ControlConfig(_Config):
         help="Train on problems whose reference solution failed, was flaky or has weak tests too.",
         basic=True,
     )
-    gpu_count: int = setting(
+    gpus_per_node: int = setting(
         0,
-        label="GPUs",
-        help="GPUs billed per hour (0: one; on a CPU pool, its trainer processes).",
+        label="GPUs per node",
+        help="GPUs the run trains on in each node, one rank each (0: all the node has; on a CPU pool, "
+        "the trainer processes its node is set to start). Billed per GPU-hour.",
         low=0,
-        high=4096,
+        high=1024,
         basic=True,
     )
     budget_usd: float = setting(
@@ -586,6 +622,8 @@ def config_from_stored(values: Mapping[str, Any]) -> RunConfig:
     defaults, and may hold settings since removed, which are ignored. Not checked again: it was when
     the run was launched, and the trainer checks what it receives."""
     known = {key: value for key, value in values.items() if key in SETTINGS}
+    if "gpu_count" in values and "gpus_per_node" not in values:  # its name before models and pools
+        known["gpus_per_node"] = values["gpu_count"]
     for key, value in known.items():
         if SETTINGS[key].kind is float and isinstance(value, int) and not isinstance(value, bool):
             known[key] = float(value)

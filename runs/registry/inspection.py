@@ -12,6 +12,8 @@ NOTHING_READ: dict[str, Any] = {
     "params": None,
     "vocab_size": None,
     "context_length": None,
+    "hidden_size": None,
+    "num_layers": None,
     "config_dtype": "",
     "resolved_path": "",
 }
@@ -43,6 +45,8 @@ def model_record(*, model_id: int, answer: ModelAnswer) -> bool:
         "params": _count(info.get("params")),
         "vocab_size": _count(info.get("vocab_size")),
         "context_length": _count(info.get("context_length")),
+        "hidden_size": _count(info.get("hidden_size")),
+        "num_layers": _count(info.get("num_layers")),
         "config_dtype": str(info.get("config_dtype") or "")[:32],
         "resolved_path": str(info.get("path") or "")[:1000],
     }

@@ -4,6 +4,7 @@ from django.db import models
 
 class ModelStatus(models.TextChoices):
     PENDING = "pending", "Pending"  # a node of the pool has not answered yet
+    EXPORTING = "exporting", "Exporting"  # a node is writing it from a run's checkpoint (then pending)
     READY = "ready", "Ready"
     REFUSED = "refused", "Refused"
 
@@ -37,6 +38,8 @@ class RegisteredModel(models.Model):
     params = models.BigIntegerField(null=True, blank=True)
     vocab_size = models.PositiveIntegerField(null=True, blank=True)
     context_length = models.PositiveIntegerField(null=True, blank=True)
+    hidden_size = models.PositiveIntegerField(null=True, blank=True)
+    num_layers = models.PositiveIntegerField(null=True, blank=True)
     config_dtype = models.CharField(max_length=32, blank=True)  # torch_dtype in its config.json
     resolved_path = models.CharField(max_length=1000, blank=True)  # on the node that inspected it
     inspected_by = models.CharField(max_length=200, blank=True)  # that node's name
@@ -47,6 +50,7 @@ class RegisteredModel(models.Model):
     from_run = models.ForeignKey(
         "runs.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="exported_models"
     )
+    from_step = models.PositiveIntegerField(null=True, blank=True)  # that run's checkpoint it came from
 
     class Meta:
         ordering = ["name"]

@@ -14,7 +14,7 @@ from runs.models import Node
 from runs.spend.models import GpuPrice
 from workers.spec import SETTINGS, RunConfig
 
-ESTIMATE_SETTINGS = ("steps", "gpu_count", "budget_usd")  # the launch form's fields an estimate reads
+ESTIMATE_SETTINGS = ("steps", "gpus_per_node", "budget_usd")  # the launch form's fields an estimate reads
 
 
 class SpendPeriodForm(forms.Form):

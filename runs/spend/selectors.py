@@ -20,7 +20,7 @@ from controlplane.accounts.models import Role
 from controlplane.accounts.selectors import team_filter, user_list_managed_by
 from runs.models import MetricPoint, Node, Run, status_label
 from runs.spend.models import CostEntry, GpuPrice, MonthlyBudget, RunCost, TeamMonthlyBudget
-from workers.spec import Metric
+from workers.spec import Metric, config_from_stored
 
 CENT = Decimal("0.01")
 # How many recent similar runs, and how many of their step times, an estimate looks at.
@@ -54,10 +54,10 @@ def price_for_node(*, pool_price: Price, node: Node | None) -> Price:
     return dataclasses.replace(pool_price, usd_per_gpu_hour=usd, is_default=False, node=node.name)
 
 
-def billed_units(*, gpu_count: int, price: Price) -> int:
+def billed_units(*, gpus: int, price: Price) -> int:
     """GPUs billed for a run: its GPU count; on a CPU pool with none set, its trainer processes."""
-    if gpu_count > 0:
-        return gpu_count
+    if gpus > 0:
+        return gpus
     return settings.TRIAD_PROCS_PER_NODE if price.is_cpu else 1
 
 
@@ -95,7 +95,7 @@ def _median_step_s(runs: QuerySet[Run]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def spend_estimate(*, dataset_version_id: int | None, pool: str, steps: int, gpu_count: int) -> Estimate:
+def spend_estimate(*, dataset_version_id: int | None, pool: str, steps: int, gpus: int) -> Estimate:
     """Steps × the recent median step time of similar runs (same dataset version, else same pool, else
     a default) × GPUs × the pool's price."""
     price = price_for_pool(pool=pool)
@@ -112,7 +112,7 @@ def spend_estimate(*, dataset_version_id: int | None, pool: str, steps: int, gpu
         )
     if step_s is None:
         step_s, source = settings.TRIAD_SPEND_DEFAULT_STEP_S, "default: no similar run measured one yet"
-    units = billed_units(gpu_count=gpu_count, price=price)
+    units = billed_units(gpus=gpus, price=price)
     usd = usd_for(seconds=steps * step_s, units=units, price=price)
     return Estimate(usd=usd, steps=steps, step_s=step_s, step_s_source=source, units=units, price=price)
 
@@ -204,7 +204,9 @@ def run_cost_projection(*, run: Run) -> Projection:
     if step_s is not None and steps:
         price = price_for_node(pool_price=price_for_pool(pool=run.pool), node=run.node)
         units = (
-            cost.gpus if cost else billed_units(gpu_count=int(run.config.get("gpu_count") or 0), price=price)
+            cost.gpus
+            if cost
+            else billed_units(gpus=config_from_stored(run.config).gpus_per_node, price=price)
         )
         remaining = max(0, steps - ((run.last_step or 0) + 1)) if run.is_active else 0
         projected = usd + usd_for(seconds=remaining * step_s, units=units, price=price)

@@ -40,7 +40,7 @@ from runs.spend.selectors import (
     usd_for,
     user_month_spend,
 )
-from workers.spec import Metric, RunConfig
+from workers.spec import Metric, RunConfig, config_from_stored
 
 STARTED = (RunStatus.STARTING, RunStatus.RUNNING, RunStatus.CANCELLING)
 # Finished runs accrued (their last stretch) per tick, so a first tick over a long history stays short.
@@ -220,7 +220,7 @@ def _accrue_run(run: Run, now: dt.datetime, price: Price) -> RunCost | None:
             run_id=run.pk,
             defaults={
                 "accrued_until": run.started_at,
-                "gpus": billed_units(gpu_count=int(run.config.get("gpu_count") or 0), price=price),
+                "gpus": billed_units(gpus=config_from_stored(run.config).gpus_per_node, price=price),
             },
         )
         if cost.final and not terminal:

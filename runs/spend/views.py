@@ -207,7 +207,7 @@ def spend_estimate(request: AuthedHttpRequest) -> HttpResponse:
         dataset_version_id=version.pk if version else None,
         pool=settings.TRIAD_DEFAULT_POOL,
         steps=config.steps,
-        gpu_count=config.gpu_count,
+        gpus=config.gpus_per_node,
     )
     context = {
         "estimate": estimate,

@@ -35,7 +35,7 @@ def running_run(**kwargs) -> Run:
     defaults = {
         "status": RunStatus.RUNNING,
         "pool": "a100",
-        "config": {"steps": 100, "gpu_count": 2},
+        "config": {"steps": 100, "gpus_per_node": 2},
         "started_at": T0,
         "last_heartbeat_at": T0,
         "last_step": 3,
@@ -148,7 +148,7 @@ def test_a_resumed_run_is_billed_again_from_its_restart():
 
 
 def test_a_run_past_its_budget_is_budget_stopped_and_says_why():
-    run = running_run(config={"steps": 100, "gpu_count": 2, "budget_usd": 0.1}, last_heartbeat_at=at(60))
+    run = running_run(config={"steps": 100, "gpus_per_node": 2, "budget_usd": 0.1}, last_heartbeat_at=at(60))
 
     result = run_cost_accrue(now=at(60))
 
@@ -161,7 +161,7 @@ def test_a_run_past_its_budget_is_budget_stopped_and_says_why():
 
 
 def test_a_run_under_its_budget_keeps_running():
-    run = running_run(config={"steps": 100, "gpu_count": 2, "budget_usd": 1.0}, last_heartbeat_at=at(60))
+    run = running_run(config={"steps": 100, "gpus_per_node": 2, "budget_usd": 1.0}, last_heartbeat_at=at(60))
 
     run_cost_accrue(now=at(60))
 
@@ -190,7 +190,7 @@ def test_a_launch_whose_estimate_exceeds_the_monthly_remainder_is_refused_with_t
     spent = RunFactory(created_by=user, pool="a100")
     CostEntry.objects.create(run=spent, day=dt.datetime.now(dt.UTC).date(), usd=Decimal("0.90"))
     MonthlyBudget.objects.create(user=user, usd_per_month=Decimal("1.00"))
-    config = RunConfig(steps=100, gpu_count=1)  # 100 × 10 s × 1 GPU × $3.60/h = $1.00
+    config = RunConfig(steps=100, gpus_per_node=1)  # 100 × 10 s × 1 GPU × $3.60/h = $1.00
 
     with pytest.raises(RunLaunchError) as refused:
         run_launch(user=user, dataset_version=version, name="", config=config, pool="a100")
@@ -205,7 +205,7 @@ def test_a_launch_whose_estimate_exceeds_the_monthly_remainder_is_refused_with_t
 def test_a_launch_capped_within_the_monthly_remainder_is_accepted(user):
     version = ProblemFactory().version
     MonthlyBudget.objects.create(user=user, usd_per_month=Decimal("1.00"))
-    config = RunConfig(steps=10_000, gpu_count=8, budget_usd=0.5)
+    config = RunConfig(steps=10_000, gpus_per_node=8, budget_usd=0.5)
 
     result = run_launch(user=user, dataset_version=version, name="", config=config, pool="a100")
 
@@ -220,7 +220,7 @@ def test_the_estimate_uses_the_median_step_time_of_runs_on_the_same_dataset_vers
         MetricPointFactory(run=earlier, key="time/step_s", step=step, value=seconds)
 
     estimate = spend_estimate(
-        dataset_version_id=earlier.dataset_version_id, pool="a100", steps=1000, gpu_count=1
+        dataset_version_id=earlier.dataset_version_id, pool="a100", steps=1000, gpus=1
     )
 
     assert estimate.step_s == 4.0
@@ -254,7 +254,7 @@ def test_a_run_on_a_node_with_its_own_price_accrues_at_that_price_until_staff_re
 def test_a_node_price_set_by_staff_overrides_the_pool_price_in_the_projection_too(settings):
     node = node_register(info=NodeInfo(name="gpu@h1", hostname="h1", pool="a100"))
     node_price_set(node_id=node.pk, usd_per_gpu_hour=Decimal("36"), user=None)
-    run = running_run(config={"steps": 10, "gpu_count": 1}, last_step=4, node=node)
+    run = running_run(config={"steps": 10, "gpus_per_node": 1}, last_step=4, node=node)
     for step in range(5):
         MetricPointFactory(run=run, key="time/step_s", step=step, value=10.0)
 
@@ -267,7 +267,7 @@ def test_a_node_price_set_by_staff_overrides_the_pool_price_in_the_projection_to
 
 
 def run_with_series(key: str, values: list[float], **config) -> Run:
-    run = running_run(config={"steps": 1000, "gpu_count": 1, **config}, last_step=None)
+    run = running_run(config={"steps": 1000, "gpus_per_node": 1, **config}, last_step=None)
     log_steps(run, key, values)
     return run
 
@@ -351,7 +351,7 @@ def test_steps_before_the_metric_is_logged_do_not_count_towards_a_stop():
 
 
 def test_learning_stops_are_off_by_default():
-    config = RunConfig(steps=1000, gpu_count=1).as_dict()
+    config = RunConfig(steps=1000, gpus_per_node=1).as_dict()
     assert config["stop_pass_rate_flat_steps"] == 0 and config["stop_zero_std_steps"] == 0
     run = running_run(config=config, last_step=None)
     log_steps(run, "pass_rate", [0.0] * 300)

@@ -40,7 +40,7 @@ def test_a_launch_past_the_teams_monthly_remainder_is_refused_with_the_numbers(s
     spent = RunFactory(created_by=bob, team=team, pool="a100")  # a teammate spent most of it
     CostEntry.objects.create(run=spent, day=dt.datetime.now(dt.UTC).date(), usd=Decimal("0.90"))
     TeamMonthlyBudget.objects.create(team=team, usd_per_month=Decimal("1.00"))
-    config = RunConfig(steps=100, gpu_count=1)  # 100 × 10 s × 1 GPU × $3.60/h = $1.00
+    config = RunConfig(steps=100, gpus_per_node=1)  # 100 × 10 s × 1 GPU × $3.60/h = $1.00
 
     with pytest.raises(RunLaunchError) as refused:
         run_launch(user=alice, dataset_version=version, name="", config=config, pool="a100")
@@ -64,7 +64,7 @@ def test_another_teams_spend_does_not_count_against_this_teams_budget(settings):
         user=alice,
         dataset_version=ProblemFactory(version__dataset__team=ml).version,
         name="",
-        config=RunConfig(steps=100, gpu_count=1),
+        config=RunConfig(steps=100, gpus_per_node=1),
         pool="a100",
     ).run
 
@@ -75,7 +75,7 @@ def test_a_team_past_its_monthly_cap_has_all_its_running_work_stopped_and_no_oth
     now = dt.datetime.now(dt.UTC)
     ml, infra = TeamFactory(name="ml"), TeamFactory(name="infra")
     alice, bob, ivan = member_of(ml, "alice"), member_of(ml, "bob"), member_of(infra, "ivan")
-    running = {"status": RunStatus.RUNNING, "pool": "a100", "config": {"steps": 100, "gpu_count": 2}}
+    running = {"status": RunStatus.RUNNING, "pool": "a100", "config": {"steps": 100, "gpus_per_node": 2}}
     first = RunFactory(
         created_by=alice, team=ml, started_at=now - dt.timedelta(seconds=60), last_heartbeat_at=now, **running
     )

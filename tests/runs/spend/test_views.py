@@ -109,7 +109,7 @@ def test_the_launch_form_estimate_follows_its_fields(logged_in, settings):
     version = ProblemFactory().version
 
     response = logged_in.get(
-        reverse("spend:estimate"), {"dataset_version": version.pk, "steps": 100, "gpu_count": 4}
+        reverse("spend:estimate"), {"dataset_version": version.pk, "steps": 100, "gpus_per_node": 4}
     )
 
     # 100 steps × 36 s × 4 processes × $0.10 (the seeded cpu price)
@@ -132,7 +132,7 @@ def test_a_refused_launch_shows_the_numbers_on_the_budget_field(logged_in, user,
         "sft_lr": 0.003,
         "eval_every": 0,
         "eval_problems": 0,
-        "gpu_count": 0,
+        "gpus_per_node": 0,
         "budget_usd": 0,
     }
 
@@ -171,10 +171,10 @@ def test_the_run_page_shows_cost_so_far_projection_and_dollars_per_point(logged_
 def test_the_launch_form_estimate_follows_the_config_yaml_over_the_fields(logged_in, settings):
     settings.TRIAD_SPEND_DEFAULT_STEP_S = 36
     version = ProblemFactory().version
-    fields = {"dataset_version": version.pk, "steps": 100, "gpu_count": 4, "budget_usd": 0}
+    fields = {"dataset_version": version.pk, "steps": 100, "gpus_per_node": 4, "budget_usd": 0}
 
     response = logged_in.get(
-        reverse("spend:estimate"), {**fields, "config_yaml": "steps: 300\ngpu_count: 1\nbudget_usd: 0.05\n"}
+        reverse("spend:estimate"), {**fields, "config_yaml": "steps: 300\ngpus_per_node: 1\nbudget_usd: 0.05\n"}
     )
 
     page = response.content.decode()
@@ -258,7 +258,7 @@ def test_the_estimate_reads_step_times_only_of_dataset_versions_the_user_reads(l
     beta = TeamFactory(name="beta")
     theirs = RunFactory(pool="cpu", team=beta, dataset_version__dataset__team=beta)  # on beta's own dataset
     MetricPointFactory(run=theirs, key="time/step_s", step=0, value=1.0)
-    query = {"dataset_version": theirs.dataset_version_id, "steps": 100, "gpu_count": 4}
+    query = {"dataset_version": theirs.dataset_version_id, "steps": 100, "gpus_per_node": 4}
 
     page = logged_in.get(reverse("spend:estimate"), query).content.decode()
 
