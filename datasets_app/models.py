@@ -86,6 +86,7 @@ class Problem(models.Model):
     tests = models.TextField()
     # A teacher's step-by-step trace towards the solution, when the dataset carries one.
     reasoning = models.TextField(blank=True, default="")
+    stop = models.JSONField(default=list, blank=True)  # strings that end a model's answer (the dataset's)
     difficulty = models.CharField(max_length=200, blank=True)
     tags = models.JSONField(default=list, blank=True)
     source = models.CharField(max_length=200, blank=True)

@@ -7,7 +7,8 @@ once per file, from the fields of its first JSON object (see docs/datasets.md):
 - MBPP: task_id, text, code, test_list (assert lines), optional test_setup_code.
 - Triad: prompt, entry_point, solution, tests, optional task_id, difficulty, tags, source.
 
-Any shape may carry ``reasoning``: a teacher's step-by-step trace towards the solution (a string).
+Any shape may carry ``reasoning``: a teacher's step-by-step trace towards the solution (a string), and
+``stop``: the strings that end a model's answer to this problem (a list of non-empty strings).
 
 Every shape becomes the same ``ParsedProblem``, whose program is ``prompt + solution`` run against
 ``tests``. A bad file is refused whole: the parser reads to the end and reports each problem by line
@@ -34,7 +35,8 @@ TRIAD_FIELDS = ("prompt", "entry_point", "solution", "tests")
 MAX_REPORTED_ERRORS = 50
 MAX_LINE_BYTES = 1 << 20  # one problem; a longer line is refused without holding it in memory
 MAX_TAGS = 32
-MAX_SHORT = 200  # task_id, entry_point, difficulty, source, each tag
+MAX_SHORT = 200  # task_id, entry_point, difficulty, source, each tag, each stop string
+MAX_STOPS = 16
 
 _WORDS = re.compile(r"\s+")
 _FIRST_DEF = re.compile(r"^def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
@@ -53,6 +55,7 @@ class ParsedProblem:
     tags: tuple[str, ...] = ()
     source: str = ""
     reasoning: str = ""
+    stop: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -175,10 +178,11 @@ class Parser:
             self.format = detect_format(record)
         converted = _CONVERTERS[self.format](number, record, self._error)
         reasoning = _reasoning(number, record, self._error)
-        if converted is None or reasoning is None:
+        stop = _stop(number, record, self._error)
+        if converted is None or reasoning is None or stop is None:
             return None
-        if reasoning:
-            converted = replace(converted, reasoning=reasoning)
+        if reasoning or stop:
+            converted = replace(converted, reasoning=reasoning, stop=stop)
         if converted.task_id in self._seen:
             first = self._seen[converted.task_id]
             self._error(number, "task_id", f"duplicate of line {first}: {converted.task_id!r}")
@@ -204,6 +208,8 @@ def canonical(problem: ParsedProblem) -> bytes:
         values += [problem.difficulty, list(problem.tags), problem.source]
     if problem.reasoning:  # last and only when present: versions without traces keep their hashes
         values.append(problem.reasoning)
+    if problem.stop:  # likewise; an object, so it never reads as a trace
+        values.append({"stop": list(problem.stop)})
     return json.dumps(values, ensure_ascii=False).encode() + b"\n"
 
 
@@ -243,6 +249,24 @@ def _reasoning(number: int, record: dict[str, Any], error: Report) -> str | None
         error(number, "reasoning", "must be a string")
         return None
     return value.replace("\r\n", "\n")
+
+
+def _stop(number: int, record: dict[str, Any], error: Report) -> tuple[str, ...] | None:
+    """The optional stop strings: a list of non-empty strings (null or absent: none); None after
+    reporting what is wrong with it."""
+    value = record.get("stop")
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(s, str) and s for s in value):
+        error(number, "stop", "must be a list of non-empty strings")
+        return None
+    if len(value) > MAX_STOPS:
+        error(number, "stop", f"at most {MAX_STOPS} stop strings (got {len(value)})")
+        return None
+    if any(len(s) > MAX_SHORT for s in value):
+        error(number, "stop", f"a stop string is longer than {MAX_SHORT} characters")
+        return None
+    return tuple(value)
 
 
 def _entry_point_ok(number: int, entry_point: str, error: Report) -> bool:

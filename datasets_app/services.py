@@ -96,6 +96,7 @@ def _problem(version: DatasetVersion, index: int, p: ParsedProblem, duplicate_of
         solution=p.solution,
         tests=p.tests,
         reasoning=p.reasoning,
+        stop=list(p.stop),
         difficulty=p.difficulty,
         tags=list(p.tags),
         source=p.source,

@@ -39,6 +39,7 @@ def run_spec(*, run: Run) -> dict[str, Any]:
             "solution": p.solution,
             "tests": p.tests,
             "reasoning": p.reasoning,
+            "stop": list(p.stop),  # the dataset's; the node adds the model's (workers/trainer/prompting.py)
         }
         for p in problem_list_for_run(version=version, include_unverified=config.include_unverified)
     ]

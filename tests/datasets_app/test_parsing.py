@@ -173,3 +173,39 @@ def test_a_trace_changes_the_content_hash_and_no_trace_keeps_the_old_one():
     assert plain == before_traces == parse_jsonl(lines({**HE, "reasoning": None})).content_hash
     assert with_trace != plain
     assert with_trace != parse_jsonl(lines({**HE, "reasoning": "y"})).content_hash
+
+
+def test_every_shape_accepts_stop_strings_and_hashes_them_only_when_present():
+    for record in (HE, MBPP_RECORD, TRIAD_RECORD):
+        result = parse_jsonl(lines({**record, "stop": ["\nclass ", "\nif __name__"]}))
+        assert not result.errors
+        assert result.problems[0].stop == ("\nclass ", "\nif __name__")
+        assert parse_jsonl(lines({**record, "stop": None})).problems[0].stop == ()
+
+    plain = parse_jsonl(lines(HE)).content_hash
+    assert parse_jsonl(lines({**HE, "stop": []})).content_hash == plain
+    assert parse_jsonl(lines({**HE, "stop": ["\nclass "]})).content_hash != plain
+    # a stop list never reads as a trace of the same text
+    assert (
+        parse_jsonl(lines({**HE, "reasoning": "x"})).content_hash
+        != parse_jsonl(lines({**HE, "stop": ["x"]})).content_hash
+    )
+
+
+def test_bad_stop_strings_are_named_with_their_line():
+    result = parse_jsonl(
+        lines(
+            {**HE, "stop": "\nclass "},
+            {**HE, "task_id": "H/1", "stop": ["ok", ""]},
+            {**HE, "task_id": "H/2", "stop": ["x"] * 17},
+            {**HE, "task_id": "H/3", "stop": ["y" * 201]},
+        )
+    )
+
+    assert result.problems == []
+    assert [str(e) for e in result.errors] == [
+        "line 1, field 'stop': must be a list of non-empty strings",
+        "line 2, field 'stop': must be a list of non-empty strings",
+        "line 3, field 'stop': at most 16 stop strings (got 17)",
+        "line 4, field 'stop': a stop string is longer than 200 characters",
+    ]

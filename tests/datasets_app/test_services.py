@@ -14,7 +14,7 @@ def jsonl(*records: dict) -> io.BytesIO:
     return io.BytesIO("".join(json.dumps(r) + "\n" for r in records).encode())
 
 
-def problem(task_id: str = "T/0", **overrides: str) -> dict:
+def problem(task_id: str = "T/0", **overrides: object) -> dict:
     record = {
         "task_id": task_id,
         "prompt": "def f(x):\n",
@@ -219,3 +219,11 @@ def test_a_reasoning_trace_is_stored_with_its_problem(user):
         "T/0": "Add nothing: return x.",
         "T/1": "",
     }
+
+
+def test_stop_strings_are_stored_with_their_problem(user):
+    records = [problem("T/0", stop=["\nclass "]), problem("T/1", prompt="def g(x):\n")]
+
+    version = dataset_import(user=user, name="stops", fileobj=jsonl(*records)).version
+
+    assert dict(version.problems.values_list("task_id", "stop")) == {"T/0": ["\nclass "], "T/1": []}

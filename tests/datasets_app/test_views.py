@@ -116,12 +116,13 @@ def test_the_problem_page_highlights_code_and_escapes_it(logged_in):
 def test_the_problem_page_shows_its_reasoning_trace_escaped(logged_in):
     from tests.factories import ProblemFactory
 
-    traced = ProblemFactory(reasoning="First <b>think</b>.\nThen add.")
+    traced = ProblemFactory(reasoning="First <b>think</b>.\nThen add.", stop=["</s><script>"])
     plain = ProblemFactory()
 
     body = logged_in.get(f"/datasets/problems/{traced.pk}/").content.decode()
 
     assert "First &lt;b&gt;think&lt;/b&gt;.\nThen add." in body
+    assert "<code>&lt;/s&gt;&lt;script&gt;</code>" in body
     assert 'data-testid="reasoning"' not in logged_in.get(f"/datasets/problems/{plain.pk}/").content.decode()
 
 

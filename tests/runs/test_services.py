@@ -188,7 +188,7 @@ def test_the_spec_carries_reasoning_traces_and_critic_settings_the_trainer_accep
     from workers.trainer.spec import parse_spec
 
     version = DatasetVersionFactory()
-    ProblemFactory(version=version, task_id="traced", reasoning="Add the two numbers.")
+    ProblemFactory(version=version, task_id="traced", reasoning="Add the two numbers.", stop=["\n#"])
     ProblemFactory(version=version, task_id="plain")
     config = RunConfig(critic=True, critic_skip=True, critic_audit_frac=0.2, sft_with_reasoning=True)
 
@@ -196,9 +196,9 @@ def test_the_spec_carries_reasoning_traces_and_critic_settings_the_trainer_accep
         run = run_launch(user=user, dataset_version=version, name="", config=config).run
     spec = parse_spec(run_spec(run=run))
 
-    assert [(p.task_id, p.reasoning) for p in spec.problems] == [
-        ("traced", "Add the two numbers."),
-        ("plain", ""),
+    assert [(p.task_id, p.reasoning, p.stop) for p in spec.problems] == [
+        ("traced", "Add the two numbers.", ("\n#",)),
+        ("plain", "", ()),
     ]
     assert (spec.train.critic, spec.train.critic_skip, spec.train.critic_audit_frac) == (True, True, 0.2)
     assert spec.train.sft_with_reasoning is True
