@@ -125,7 +125,7 @@ def setting_values(form: forms.Form, names: tuple[str, ...]) -> dict[str, Any]:
     values = {}
     for name in names:
         value = form.cleaned_data.get(name)
-        if value is None and name not in form.errors:
+        if value in (None, "") and name not in form.errors:  # "": an empty choice
             value = SETTINGS[name].default
         if name in form.errors:
             continue

@@ -21,7 +21,6 @@ from runs.models import RunStatus
 from runs.registry.models import RegisteredModel
 from runs.registry.selectors import model_list_ready_for_teams
 from workers.spec import (
-    CONTROL,
     SETTINGS,
     RunConfig,
     SettingError,
@@ -71,8 +70,9 @@ class RunLaunchForm(forms.Form):
     def __init__(self, *args: Any, teams: QuerySet[Team] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for name in BASIC_SETTINGS:  # generated from workers.spec; the YAML reaches every setting
-            # The spend fields may be left empty (no cap; one GPU), as before.
-            self.fields[name] = setting_field(SETTINGS[name], required=SETTINGS[name].side != CONTROL)
+            # A field left out or empty takes its default, as a key left out of the YAML does: a post
+            # (a script, an older page) written before a setting became basic still launches.
+            self.fields[name] = setting_field(SETTINGS[name], required=False)
         self.order_fields(
             ["preset", "name", "team", "dataset_version", "model", *BASIC_SETTINGS, "config_yaml"]
         )
@@ -136,7 +136,9 @@ class RunLaunchForm(forms.Form):
         fields = cls(data)
         fields.is_valid()
         known = {
-            key: value for key, value in fields.cleaned_data.items() if key in SETTINGS and value is not None
+            key: value
+            for key, value in fields.cleaned_data.items()
+            if key in SETTINGS and value not in (None, "")
         }
         if known.get("sft_warmup_steps", 0) >= known.get("steps", RunConfig.steps):
             known.pop("sft_warmup_steps", None)
