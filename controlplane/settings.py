@@ -173,6 +173,16 @@ TRIAD_NODE_HEARTBEAT_S = env_float("TRIAD_NODE_HEARTBEAT_S", 15.0, minimum=0.5)
 TRIAD_NODE_GPU_TYPE = env_str("TRIAD_NODE_GPU_TYPE")
 TRIAD_NODE_GPU_COUNT = env_int("TRIAD_NODE_GPU_COUNT", -1, minimum=-1)
 TRIAD_NODE_USD_PER_GPU_HOUR = env_float("TRIAD_NODE_USD_PER_GPU_HOUR", -1.0, minimum=-1.0)
+# Memory per GPU in GB and compute capability ("9.0"), detected with nvidia-smi where unset (-1 / "").
+TRIAD_NODE_GPU_MEMORY_GB = env_float("TRIAD_NODE_GPU_MEMORY_GB", -1.0, minimum=-1.0)
+TRIAD_NODE_COMPUTE_CAPABILITY = env_str("TRIAD_NODE_COMPUTE_CAPABILITY")
+_major, _, _minor = TRIAD_NODE_COMPUTE_CAPABILITY.partition(".")
+if TRIAD_NODE_COMPUTE_CAPABILITY and not (_major.isdigit() and _minor.isdigit()):
+    raise ConfigError(
+        f"TRIAD_NODE_COMPUTE_CAPABILITY: expected N.N (e.g. 8.0), got {TRIAD_NODE_COMPUTE_CAPABILITY!r}"
+    )
+# Where the pool's other nodes reach this one (rank 0's address); unset: what its hostname resolves to.
+TRIAD_NODE_ADDRESS = env_str("TRIAD_NODE_ADDRESS")
 # A started run silent for this long is marked lost by the reaper (Celery beat, every 15 s).
 TRIAD_LOST_AFTER_S = env_float("TRIAD_LOST_AFTER_S", 60.0, minimum=1.0)
 # A queued run (or a version's verification) that never reached the broker is failed by a reaper after

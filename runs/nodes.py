@@ -1,4 +1,4 @@
-"""Nodes: GPU workers register when they start and heartbeat while they live.
+"""Nodes: GPU workers register when they start, saying what they have, and heartbeat while they live.
 
 The node side (a Celery worker on a `gpu.<pool>` queue) holds no database credentials: it describes
 itself in Celery messages to the control queue, and the control worker records them here.
@@ -29,21 +29,61 @@ class NodeInfo:
     gpu_type: str = "cpu"
     gpu_count: int = 0
     usd_per_gpu_hour: float | None = None
+    address: str = ""  # where the pool's other nodes reach it
+    gpu_memory_gb: float | None = None  # per GPU
+    compute_capability: str = ""  # "8.0"; "" on a CPU node
+    cpu_count: int | None = None
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "NodeInfo":
         return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_capability(value: object) -> bool:
+    major, dot, minor = value.partition(".") if isinstance(value, str) else ("", "", "")
+    return bool(dot) and major.isdigit() and minor.isdigit()
+
+
+def _resources(info: NodeInfo) -> dict[str, Any]:
+    """What the node says it has, as fields to store. A value that cannot be true (negative memory, a
+    capability that is not "N.N") is left out with a warning, like a bad price: launches are checked
+    against these, and a wrong figure is worse than none."""
+    fields: dict[str, Any] = {"address": str(info.address or "")[:200]}
+    memory, capability, cpus = info.gpu_memory_gb, info.compute_capability, info.cpu_count
+    if memory is None or (_is_number(memory) and memory >= 0):
+        fields["gpu_memory_gb"] = memory
+    else:
+        logger.warning("node %s states %r GB of memory per GPU; ignored (a size is ≥ 0)", info.name, memory)
+    if capability == "" or _is_capability(capability):
+        fields["compute_capability"] = capability
+    else:
+        logger.warning(
+            "node %s states a compute capability of %r; ignored (expected N.N, e.g. 8.0)",
+            info.name,
+            capability,
+        )
+    if cpus is None or (isinstance(cpus, int) and not isinstance(cpus, bool) and cpus > 0):
+        fields["cpu_count"] = cpus
+    else:
+        logger.warning("node %s states %r CPUs; ignored (a count is ≥ 1)", info.name, cpus)
+    return fields
+
+
 def node_register(*, info: NodeInfo) -> Node:
-    """Record a node that started. Its price per GPU-hour (TRIAD_NODE_USD_PER_GPU_HOUR on the node)
-    overrides its pool's; a node that states none keeps the one an admin set, so a restart loses nothing."""
+    """Record a node that started, with what it has (address, GPU memory and compute capability, CPUs).
+    Its price per GPU-hour (TRIAD_NODE_USD_PER_GPU_HOUR on the node) overrides its pool's; a node that
+    states none keeps the one an admin set, so a restart loses nothing."""
     now = timezone.now()
     defaults: dict[str, Any] = {
         "hostname": info.hostname,
         "pool": info.pool,
         "gpu_type": info.gpu_type,
         "gpu_count": info.gpu_count,
+        **_resources(info),
         "registered_at": now,
         "last_heartbeat_at": now,
     }

@@ -1,6 +1,10 @@
 import datetime as dt
+import logging
+import os
+import socket
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from controlplane import node_agent
@@ -90,3 +94,105 @@ def test_a_node_that_states_no_price_keeps_the_one_staff_set_when_it_registers_a
 
     node_register(info=NodeInfo(name="gpu@h1", hostname="h1", pool="a100", usd_per_gpu_hour=3.0))
     assert Node.objects.get(pk=node.pk).usd_per_gpu_hour == 3.0  # a price the node states wins
+
+
+def _path_with_nvidia_smi(tmp_path, monkeypatch, rows: str) -> None:
+    """A stand-in for the driver's tool on PATH, printing `rows` as it prints the agent's query."""
+    tool = tmp_path / "nvidia-smi"
+    tool.write_text(f"#!/bin/sh\nprintf '{rows}'\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_a_node_without_nvidia_smi_announces_a_cpu_node_with_its_cpus_and_address(settings, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    settings.TRIAD_NODE_ADDRESS = ""
+
+    info = node_agent.node_info("cpu@host", "cpu")
+
+    assert (info["gpu_type"], info["gpu_count"], info["gpu_memory_gb"], info["compute_capability"]) == (
+        "cpu",
+        0,
+        None,
+        "",
+    )
+    assert info["cpu_count"] == len(os.sched_getaffinity(0))
+    assert info["address"] == socket.gethostbyname(socket.gethostname())
+
+
+def test_a_gpu_node_reads_its_gpus_memory_and_capability_from_nvidia_smi(tmp_path, monkeypatch):
+    _path_with_nvidia_smi(tmp_path, monkeypatch, "NVIDIA H200, 143771, 9.0\\nNVIDIA H200, 143771, 9.0\\n")
+
+    info = node_agent.node_info("gpu@host", "h200")
+
+    assert (info["gpu_type"], info["gpu_count"], info["gpu_memory_gb"], info["compute_capability"]) == (
+        "NVIDIA H200",
+        2,
+        140.4,
+        "9.0",
+    )
+
+
+def test_the_node_settings_override_what_nvidia_smi_says(settings, tmp_path, monkeypatch):
+    _path_with_nvidia_smi(tmp_path, monkeypatch, "NVIDIA H200, 143771, 9.0\\n")
+    settings.TRIAD_NODE_GPU_COUNT, settings.TRIAD_NODE_GPU_MEMORY_GB = 4, 80.0
+    settings.TRIAD_NODE_COMPUTE_CAPABILITY, settings.TRIAD_NODE_ADDRESS = "8.0", "10.0.0.17"
+
+    info = node_agent.node_info("gpu@host", "a100")
+
+    assert (info["gpu_type"], info["gpu_count"], info["gpu_memory_gb"], info["compute_capability"]) == (
+        "NVIDIA H200",  # not overridden: nvidia-smi's
+        4,
+        80.0,
+        "8.0",
+    )
+    assert info["address"] == "10.0.0.17"
+
+
+def test_a_registered_node_keeps_what_it_announced_and_the_pages_show_it(logged_in, admin_client):
+    node_register(
+        info=NodeInfo.from_dict(
+            {
+                "name": "gpu@h1",
+                "hostname": "h1",
+                "pool": "h200",
+                "gpu_type": "H200",
+                "gpu_count": 8,
+                "address": "10.0.0.17",
+                "gpu_memory_gb": 140.4,
+                "compute_capability": "9.0",
+                "cpu_count": 96,
+                "a_field_of_a_newer_agent": 1,
+            }
+        )
+    )
+
+    node = Node.objects.get()
+    assert (node.address, node.gpu_memory_gb, node.compute_capability, node.cpu_count) == (
+        "10.0.0.17",
+        140.4,
+        "9.0",
+        96,
+    )
+    for page in (logged_in.get("/runs/nodes/"), admin_client.get(reverse("spend:prices"))):
+        content = page.content.decode()
+        assert "8 × H200 140.4 GB" in content and "cc 9.0" in content
+        assert "96 CPUs" in content and "10.0.0.17" in content
+
+
+@pytest.mark.parametrize(
+    ("field", "garbage"),
+    [("gpu_memory_gb", -80.0), ("gpu_memory_gb", "80GB"), ("compute_capability", "sm_90"), ("cpu_count", 0)],
+)
+def test_a_node_that_announces_garbage_keeps_what_it_had_with_a_warning(field, garbage, caplog):
+    good = {"gpu_memory_gb": 80.0, "compute_capability": "8.0", "cpu_count": 32}
+    node_register(info=NodeInfo(name="gpu@h1", hostname="h1", pool="a100", gpu_count=8, **good))
+
+    with caplog.at_level(logging.WARNING, logger="runs.nodes"):
+        node_register(
+            info=NodeInfo(name="gpu@h1", hostname="h1", pool="a100", gpu_count=8, **{**good, field: garbage})
+        )
+
+    node = Node.objects.get()
+    assert getattr(node, field) == good[field]
+    assert "ignored" in caplog.text and repr(garbage) in caplog.text
