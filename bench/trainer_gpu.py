@@ -6,7 +6,7 @@ rewards from the sandbox, telemetry into a recording stand-in of the ingest API.
 Anchor (same run, same model and batch shape): plain torch — the same forward/backward/AdamW step on
 the same device without DeepSpeed — so `ratio_train_vs_torch` shows what the engine costs per update.
 
-    python bench/trainer_gpu.py [--steps 6] [--sft-steps 0]
+    python bench/trainer_gpu.py [--steps 6] [--sft-steps 0] [--size gpu-100m]
 
 Runs on CPU too (fp32, gloo, tiny sizes) so it can be checked anywhere. Last line: one JSON object.
 """
@@ -71,6 +71,11 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--deepspeed-bin", default=None)
     parser.add_argument(
+        "--size",
+        default=None,
+        help="the test model's size (workers/trainer/tiny_hf.py SIZES); default gpu-100m on a GPU, cpu else",
+    )
+    parser.add_argument(
         "--train",
         default="{}",
         help='extra train options as JSON, e.g. \'{"critic": true, "reward_format": 0.2}\'',
@@ -80,7 +85,8 @@ def main() -> None:
     problems = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
     work = Path(tempfile.mkdtemp(prefix="triad-gpu-"))
     model_dir = work / "model"
-    n_params = inspect_model(str(build_tiny_hf(model_dir, size="gpu" if gpu else "cpu"))).params
+    size = args.size or ("gpu-100m" if gpu else "cpu")
+    n_params = inspect_model(str(build_tiny_hf(model_dir, size=size))).params
     prompts, group, new_tokens = (4, 8, 64) if gpu else (2, 4, 24)
     spec = {
         "run_id": 1,
@@ -155,7 +161,7 @@ def main() -> None:
                 "pass_rate_first10_rl": _mean([m["pass_rate"] for m in metrics if "pass_rate" in m][:10]),
                 "pass_rate_last10_rl": _mean([m["pass_rate"] for m in metrics if "pass_rate" in m][-10:]),
                 "gpu_mem_gb": metrics[-1].get("gpu/mem_gb") if metrics else None,
-                "tokens_per_s": metrics[-1]["throughput/tokens_per_s"] if metrics else None,
+                "rollout_tokens_per_s": metrics[-1]["throughput/tokens_per_s"] if metrics else None,
                 # What the reward components and the critic logged last (present when the options are on).
                 **{
                     k: round(v, 4)
