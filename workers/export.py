@@ -1,0 +1,213 @@
+"""Export a run's newest checkpoint as a Hugging Face model directory, on a node of the run's pool
+(docs/models.md, "Export and lineage").
+
+Plain Python, no Django: the node reads the run's work dir (spec.json and checkpoints/attempt-<n>/<tag>/,
+workers/trainer/checkpoints.py), rebuilds the model the run trained from its spec's model section (local
+files only), loads the checkpoint's weights consolidated in fp32 — every ZeRO stage, without a process
+group — casts them to the model's 16-bit dtype and writes safetensors and the tokenizer to
+<workdir>/export-step<N>/, atomically. The control plane then registers that directory as a new model.
+
+By hand on a node: python -m workers.export WORKDIR [--dtype bf16|fp16|fp32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workers.model_info import ModelRefused, resolve_source
+
+TINY_REFUSAL = "the built-in tiny model is not a Hugging Face model; export needs a run of a registered model"
+LORA_REFUSAL = (
+    "a LoRA run (train.lora_rank {rank}) is not exported yet: its checkpoint holds adapters to merge "
+    "into the base model, which this node does not do"
+)
+TAG_RE = re.compile(r"^step(\d+)$")
+DTYPES = ("bf16", "fp16", "fp32")
+
+
+class ExportRefused(ValueError):
+    """The run cannot be exported; the message says why (shown on the model's row)."""
+
+
+@dataclass(frozen=True)
+class ExportInfo:
+    step: int  # the checkpoint's step: the run's steps done when it was saved
+    path: str  # the exported directory, on this node (the pool's shared run storage)
+    params: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "path": self.path, "params": self.params}
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    attempt_dir: Path  # checkpoints/attempt-<n> (or checkpoints/ itself: the layout before attempts)
+    tag: str
+    step: int
+
+    @property
+    def dir(self) -> Path:
+        return self.attempt_dir / self.tag
+
+
+def newest_checkpoint(workdir: Path) -> Checkpoint:
+    """The checkpoint a resume would start from: the `latest` of the highest attempt that saved one
+    (a later attempt resumed from the earlier ones, so its checkpoint is the newer), else the layout
+    before attempts. Other directories under checkpoints/ (a pinned reference) are not the run's."""
+    root = workdir / "checkpoints"
+    attempts = sorted(
+        (int(p.name.removeprefix("attempt-")), p)
+        for p in root.glob("attempt-*")
+        if p.name.removeprefix("attempt-").isdigit() and (p / "latest").is_file()
+    )
+    candidates = [p for _, p in attempts] or ([root] if (root / "latest").is_file() else [])
+    if not candidates:
+        raise ExportRefused(f"the run saved no checkpoint (no {root}/attempt-<n>/latest on this node)")
+    attempt_dir = candidates[-1]
+    tag = (attempt_dir / "latest").read_text().strip()
+    if not (attempt_dir / tag).is_dir():
+        raise ExportRefused(f"{attempt_dir}/latest names {tag!r}, which is not a directory there")
+    match = TAG_RE.match(tag)
+    if match is None:
+        raise ExportRefused(f"checkpoint tag {tag!r} in {attempt_dir} is not step<N>")
+    return Checkpoint(attempt_dir=attempt_dir, tag=tag, step=int(match.group(1)))
+
+
+def read_spec(workdir: Path) -> dict[str, Any]:
+    path = workdir / "spec.json"
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ExportRefused(f"no {path} on this node: the run never started here") from None
+    except (OSError, ValueError) as exc:
+        raise ExportRefused(f"{path} is unreadable: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ExportRefused(f"{path} is not a JSON object")
+    return raw
+
+
+def checkpoint_state_dict(ckpt: Checkpoint) -> dict[str, Any]:
+    """The checkpoint's module weights in fp32, whole. ZeRO 1-3 keep fp32 master weights partitioned
+    in the optimizer files, which DeepSpeed's zero_to_fp32 consolidates without a process group; ZeRO-0
+    keeps none there, and its model states hold the whole module (in the precision it trained in)."""
+    import torch
+
+    states = sorted(ckpt.dir.glob("*mp_rank_00_model_states.pt"))
+    if not states:
+        raise ExportRefused(f"{ckpt.dir} holds no DeepSpeed model states (*mp_rank_00_model_states.pt)")
+    # weights_only=False: DeepSpeed pickles its config and client state next to the tensors; this is the
+    # run's own checkpoint, written by the trainer on this pool's storage, not an upload.
+    first = torch.load(states[0], map_location="cpu", weights_only=False)
+    stage = int(((first.get("ds_config") or {}).get("zero_optimization") or {}).get("stage", 0))
+    if stage == 0:
+        module = first.get("module")
+        if not isinstance(module, dict) or not module:
+            raise ExportRefused(f"{states[0]} holds no module weights")
+        return {k: v.float() for k, v in module.items()}
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+    return dict(get_fp32_state_dict_from_zero_checkpoint(str(ckpt.attempt_dir), tag=ckpt.tag))
+
+
+def export_checkpoint(workdir: Path, out_dir: Path | None = None, *, dtype: str | None = None) -> ExportInfo:
+    """Write the run's newest checkpoint as a Hugging Face model to `out_dir`/export-step<N> (default
+    `workdir`, next to the checkpoints), in `dtype` (default: the spec's model.dtype, the 16-bit one
+    the model is served in; fp32 for an fp32 model). An export already there is the answer again (a
+    redelivered task). Raises ExportRefused saying why it cannot."""
+    spec = read_spec(workdir)
+    model_section = spec.get("model") or {}
+    if model_section.get("kind", "tiny") != "hf":
+        raise ExportRefused(TINY_REFUSAL)
+    rank = (spec.get("train") or {}).get("lora_rank") or 0
+    if rank:
+        raise ExportRefused(LORA_REFUSAL.format(rank=rank))
+    dtype = dtype or str(model_section.get("dtype") or "bf16")
+    if dtype not in DTYPES:
+        raise ExportRefused(f"dtype: one of {', '.join(DTYPES)}, not {dtype!r}")
+    ckpt = newest_checkpoint(workdir)
+    target = (out_dir or workdir) / f"export-step{ckpt.step}"
+    if (target / "config.json").is_file():
+        return ExportInfo(step=ckpt.step, path=str(target), params=_saved_params(target))
+    try:
+        model_path = resolve_source(str(model_section.get("path") or ""))
+        tok_source = str(model_section.get("tokenizer") or "")
+        tok_path = resolve_source(tok_source) if tok_source else model_path
+    except ModelRefused as exc:
+        raise ExportRefused(f"the run's model is not on this node: {exc}") from None
+    return _write(ckpt, model_path, tok_path, target, dtype)
+
+
+def _write(ckpt: Checkpoint, model_path: Path, tok_path: Path, target: Path, dtype: str) -> ExportInfo:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
+    config = AutoConfig.from_pretrained(str(model_path), local_files_only=True)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)  # type: ignore[no-untyped-call]
+    state = checkpoint_state_dict(ckpt)
+    expected = set(model.state_dict())
+    missing = expected - set(state)
+    # A tied output layer is one tensor under two names; the checkpoint may hold it under either.
+    tied = {k for k in missing if _is_tied(model, k)}
+    unexpected = set(state) - expected
+    if missing - tied or unexpected:
+        raise ExportRefused(
+            f"the checkpoint {ckpt.dir} does not fit the model at {model_path}: missing "
+            f"{sorted(missing - tied)[:5]}, unexpected {sorted(unexpected)[:5]}"
+        )
+    model.load_state_dict(state, strict=False)  # copy_ casts the fp32 weights to the model's dtype
+    model.tie_weights()
+    tokenizer = AutoTokenizer.from_pretrained(str(tok_path), local_files_only=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside the target and renamed into place: a reader (or a redelivered task) never sees a
+    # half-written directory, and a failed export leaves nothing behind but the temp dir it removes.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
+        tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    params = sum(p.numel() for p in model.parameters())
+    return ExportInfo(step=ckpt.step, path=str(target), params=params)
+
+
+def _is_tied(model: Any, key: str) -> bool:
+    tied = getattr(model.config, "tie_word_embeddings", False)
+    return bool(tied) and key.endswith("lm_head.weight")
+
+
+def _saved_params(target: Path) -> int:
+    from workers.model_info import inspect_model
+
+    try:
+        return inspect_model(str(target)).params
+    except ModelRefused:
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workers.export", description=__doc__.split("\n\n")[0])
+    parser.add_argument("workdir", type=Path, help="the run's work dir (TRIAD_RUNS_DIR/<run id>)")
+    parser.add_argument("--dtype", choices=DTYPES, default=None, help="default: the spec's model.dtype")
+    args = parser.parse_args(argv)
+    try:
+        info = export_checkpoint(args.workdir, dtype=args.dtype)
+    except ExportRefused as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(info.as_dict()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
