@@ -45,6 +45,7 @@ app.conf.task_routes = {
     "nodes.*": {"queue": CONTROL},
     # A node's answer about a model it inspected (`models.inspect` goes to the model's gpu.<pool>).
     "models.record": {"queue": CONTROL},
+    "models.exported": {"queue": CONTROL},  # and its answer about an export (`models.export`: gpu.<pool>)
 }
 app.conf.beat_schedule = {
     "reap-lost-runs": {"task": "runs.reap_lost", "schedule": 15.0},
