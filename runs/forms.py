@@ -1,6 +1,7 @@
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
@@ -18,9 +19,11 @@ from runs.config_schema import (
 )
 from runs.launch import RunLaunchError
 from runs.models import RunStatus
+from runs.pools import pool_list
 from runs.registry.models import RegisteredModel
 from runs.registry.selectors import model_list_ready_for_teams
 from workers.spec import (
+    CONTROL,
     SETTINGS,
     RunConfig,
     SettingError,
@@ -29,6 +32,23 @@ from workers.spec import (
 )
 
 BASIC_SETTINGS = tuple(name for name, s in SETTINGS.items() if s.basic)  # the launch form's own fields
+
+# How the launch form groups its fields (the fields themselves come from SETTINGS): what is trained,
+# the training recipe, how DeepSpeed holds it, where it runs and what it may cost.
+RUN_FIELDS = ("preset", "name", "team", "dataset_version", "include_unverified", "model")
+ENGINE_SETTINGS = ("precision", "zero_stage", "gradient_checkpointing", "lora_rank")
+FIELDSETS = (
+    ("Run", RUN_FIELDS),
+    (
+        "Training",
+        tuple(n for n in BASIC_SETTINGS if SETTINGS[n].side != CONTROL and n not in ENGINE_SETTINGS),
+    ),
+    ("Engine", ENGINE_SETTINGS),
+    (
+        "Resources",
+        ("pool", *(n for n in BASIC_SETTINGS if SETTINGS[n].side == CONTROL and n not in RUN_FIELDS)),
+    ),
+)
 
 
 class RunLaunchForm(forms.Form):
@@ -55,6 +75,10 @@ class RunLaunchForm(forms.Form):
         help_text="A ready model of the team (the Models page), or the tiny one the CPU demo trains. "
         "The run goes to the model's pool.",
     )
+    pool = forms.ChoiceField(
+        required=False,
+        help_text="The nodes that train the run. A pool with no node yet takes the run when one registers.",
+    )
     config_yaml = forms.CharField(
         label="Advanced: full config as YAML",
         required=False,
@@ -73,9 +97,8 @@ class RunLaunchForm(forms.Form):
             # A field left out or empty takes its default, as a key left out of the YAML does: a post
             # (a script, an older page) written before a setting became basic still launches.
             self.fields[name] = setting_field(SETTINGS[name], required=False)
-        self.order_fields(
-            ["preset", "name", "team", "dataset_version", "model", *BASIC_SETTINGS, "config_yaml"]
-        )
+        self.order_fields([name for _, names in FIELDSETS for name in names] + ["config_yaml"])
+        self.fields["pool"].choices = pool_choices()  # type: ignore[attr-defined]
         if teams is not None:  # the teams the user may launch into; the first is the default
             self.fields["team"].queryset = teams  # type: ignore[attr-defined]
             # Only what those teams may train on: their datasets and the shared ones (run_launch checks
@@ -93,6 +116,11 @@ class RunLaunchForm(forms.Form):
             self.initial["config_yaml"] = config_to_yaml(config_from_stored(known))
         elif self.uses_yaml:  # shown again, open, with its error
             self.fields["config_yaml"].widget.attrs.pop("disabled", None)
+
+    def fieldsets(self) -> list[tuple[str, list[forms.BoundField]]]:
+        return [
+            (legend, [self[name] for name in names if name in self.fields]) for legend, names in FIELDSETS
+        ]
 
     @property
     def uses_yaml(self) -> bool:
@@ -150,6 +178,12 @@ class RunLaunchForm(forms.Form):
         if self.parsed is not None:
             return self.parsed.config
         return RunConfig(**self.values)
+
+
+def pool_choices() -> list[tuple[str, str]]:
+    """The pools registered nodes announced, each with its nodes and GPUs; first, the model's pool."""
+    automatic = f"The model's pool (the built-in tiny model: {settings.TRIAD_DEFAULT_POOL})"
+    return [("", automatic), *((pool.name, pool.label()) for pool in pool_list())]
 
 
 class RunFilterForm(forms.Form):

@@ -4,7 +4,6 @@ broker (also on resume)."""
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.db import transaction
@@ -21,6 +20,7 @@ from runs.models import (
     Run,
     RunStatus,
 )
+from runs.pools import launch_resources, pool_for_run
 from runs.registry.models import ModelStatus, RegisteredModel
 from runs.registry.selectors import model_readable_by_team
 from runs.spend.selectors import BudgetState, spend_estimate, team_budget_state, user_budget_state
@@ -60,7 +60,10 @@ def run_launch(
 
     `model`: a ready registered model of the team (None: the built-in tiny model). The run goes to its
     pool when `pool` is left empty; another pool is refused, since only the model's pool's nodes were
-    seen to hold it."""
+    seen to hold it. `pool` empty without a model: the default pool.
+
+    Refused too, with the numbers, when the pool's nodes cannot train it (runs/resources.py); all of it
+    before anything is stored, queued or billed."""
     team = run_launch_team(user=user, team=team)
     if not dataset_version_readable_by_team(version=dataset_version, team=team):
         # Another team's dataset: its problems are not this team's to train on (docs/teams.md).
@@ -84,8 +87,8 @@ def run_launch(
         )
     if model is not None:
         _check_model(model=model, team=team, pool=pool)
-        pool = pool or model.pool
-    pool = pool or settings.TRIAD_DEFAULT_POOL
+    pool = pool_for_run(pool=pool, model=model)
+    _check_resources(config=config, model=model, pool=pool)
     _check_monthly_budget(user=user, team=team, dataset_version=dataset_version, config=config, pool=pool)
     token, hashed = token_new()
     with transaction.atomic():
@@ -138,6 +141,14 @@ def _check_model(*, model: RegisteredModel, team: Team, pool: str) -> None:
             "were seen to hold it (register it on this pool too, under another name)",
             field="model",
         )
+
+
+def _check_resources(*, config: RunConfig, model: RegisteredModel | None, pool: str) -> None:
+    """Refuse what the pool's nodes cannot train: too many GPUs, bf16 on older GPUs, a model that does
+    not fit their memory; LoRA on the tiny model (runs/resources.py)."""
+    refusal = launch_resources(config=config, model=model, pool=pool).refusal
+    if refusal is not None:
+        raise RunLaunchError(refusal.message, field=refusal.field)
 
 
 def _check_monthly_budget(

@@ -51,6 +51,7 @@ def run_launch(request: AuthedHttpRequest) -> HttpResponse:
             "dataset_version": source.dataset_version_id,
             "team": source.team_id,
             "model": source.model_id,
+            "pool": source.pool,
         }
     if partial_name(request, {"config-yaml"}):  # the YAML, from the fields as they stand
         context = {"form": RunLaunchForm.yaml_from_fields(request.GET)}
@@ -66,6 +67,7 @@ def run_launch(request: AuthedHttpRequest) -> HttpResponse:
                 name=form.cleaned_data["name"],
                 config=form.config(),
                 model=form.cleaned_data.get("model"),
+                pool=form.cleaned_data.get("pool") or "",
             )
         except launch.RunLaunchError as exc:
             form.add_launch_error(exc)  # a broker that is down, too: the run is recorded as failed

@@ -11,10 +11,13 @@ from datasets_app.models import DatasetVersion
 from datasets_app.selectors import dataset_readable_q
 from runs.config_schema import ConfigError, config_from_yaml, setting_field, setting_values
 from runs.models import Node
+from runs.registry.models import RegisteredModel
+from runs.registry.selectors import model_list_for_user
 from runs.spend.models import GpuPrice
 from workers.spec import SETTINGS, RunConfig
 
-ESTIMATE_SETTINGS = ("steps", "gpus_per_node", "budget_usd")  # the launch form's fields an estimate reads
+# The launch form's settings an estimate reads: the cost's, then the memory per GPU's (runs/resources.py).
+ESTIMATE_SETTINGS = ("steps", "gpus_per_node", "budget_usd", "precision", "zero_stage", "lora_rank", "beta")
 
 
 class SpendPeriodForm(forms.Form):
@@ -26,10 +29,13 @@ class SpendPeriodForm(forms.Form):
 
 class EstimateForm(forms.Form):
     """The launch form's fields that an estimate needs; a field missing or malformed falls back to its
-    default. The Advanced YAML, sent only while its section is open, is then the whole config, as at
-    launch: it is parsed by the same schema, and its error is shown instead of an estimate."""
+    default (a model the user does not read, to the built-in one). The Advanced YAML, sent only while its
+    section is open, is then the whole config, as at launch: it is parsed by the same schema, and its
+    error is shown instead of an estimate."""
 
     dataset_version = forms.ModelChoiceField(queryset=DatasetVersion.objects.all(), required=False)
+    model = forms.ModelChoiceField(queryset=RegisteredModel.objects.none(), required=False)
+    pool = forms.CharField(required=False, max_length=100)
     config_yaml = forms.CharField(required=False, max_length=20_000, strip=False)
 
     yaml_config: RunConfig | None = None
@@ -42,6 +48,8 @@ class EstimateForm(forms.Form):
         field = self.fields["dataset_version"]
         assert isinstance(field, forms.ModelChoiceField)
         field.queryset = DatasetVersion.objects.filter(dataset_readable_q(user=user, prefix="dataset__"))
+        # Only the models the user reads (another team's model does not exist for them, not even its size).
+        self.fields["model"].queryset = model_list_for_user(user=user)  # type: ignore[attr-defined]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -23,6 +23,7 @@ from controlplane.accounts.selectors import (
 )
 from controlplane.http import AuthedHttpRequest
 from runs.models import Node
+from runs.pools import launch_resources, pool_for_run
 from runs.selectors import run_get_for_user
 from runs.spend import selectors, services
 from runs.spend.forms import (
@@ -202,15 +203,17 @@ def spend_estimate(request: AuthedHttpRequest) -> HttpResponse:
     config = form.config()
     if form.yaml_error:
         return render(request, "spend/estimate.html", {"yaml_error": form.yaml_error})
-    version = form.cleaned_data.get("dataset_version")
+    version, model = form.cleaned_data.get("dataset_version"), form.cleaned_data.get("model")
+    pool = pool_for_run(pool=form.cleaned_data.get("pool") or "", model=model)
     estimate = selectors.spend_estimate(
         dataset_version_id=version.pk if version else None,
-        pool=settings.TRIAD_DEFAULT_POOL,
+        pool=pool,
         steps=config.steps,
         gpus=config.gpus_per_node,
     )
     context = {
         "estimate": estimate,
+        "resources": launch_resources(config=config, model=model, pool=pool),
         "budget_usd": config.budget_usd,
         "from_yaml": form.yaml_config is not None,
         "monthly": selectors.user_budget_state(user_id=request.user.pk),

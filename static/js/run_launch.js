@@ -12,7 +12,9 @@
     if (!values) return;
     for (const [key, value] of Object.entries(values)) {
       const input = form.querySelector("#id_" + key);
-      if (input) input.value = value;
+      if (!input) continue;
+      if (input.type === "checkbox") input.checked = Boolean(value);  // its value is what a tick sends
+      else input.value = value;
     }
   });
   const details = document.getElementById("advanced-config");
