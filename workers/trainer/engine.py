@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -92,8 +93,59 @@ def load_policy(spec: RunSpec, device: torch.device) -> tuple[torch.nn.Module, T
     return model.to(device), tokenizer, max_len  # type: ignore[arg-type]
 
 
+def enable_gradient_checkpointing(model: torch.nn.Module, *, hf: bool) -> None:
+    """Recompute activations in the backward pass (train.gradient_checkpointing): a transformers
+    model's own layer-wise checkpointing, the tiny model's per block."""
+    if hf:
+        hf_model: Any = model
+        # Non-reentrant: torch's recommendation, and right with LoRA (frozen embeddings: the layers'
+        # inputs need no gradient). transformers 5 renamed gradient_* to activation_checkpointing_*.
+        if hasattr(hf_model, "activation_checkpointing_enable"):
+            hf_model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            hf_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        # A KV cache is useless while training and transformers refuses it under checkpointing; the
+        # TorchEngine samples without one.
+        hf_model.config.use_cache = False
+    else:
+        setattr(model, "gradient_checkpointing", True)  # noqa: B010 - TinyCausalLM's flag
+
+
+def with_lora(model: torch.nn.Module, train: TrainSpec, *, hf: bool) -> torch.nn.Module:
+    """The policy with low-rank adapters on every linear layer (train.lora_rank > 0); only the adapters
+    are trainable, so the optimizer (which takes the parameters that need a gradient) steps them alone."""
+    if train.lora_rank == 0:
+        return model
+    if not hf:
+        raise ValueError("train.lora_rank: LoRA needs a Hugging Face model (model.kind hf)")
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=train.lora_rank,
+        lora_alpha=train.lora_alpha,  # type: ignore[arg-type] # typed int, used as a float (α / r)
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+    peft_model: torch.nn.Module = get_peft_model(model, config)
+    return peft_model
+
+
+def prepare_policy(model: torch.nn.Module, train: TrainSpec, *, hf: bool) -> torch.nn.Module:
+    """The policy as it trains: gradient checkpointing and LoRA applied as the run asks."""
+    if train.gradient_checkpointing:
+        enable_gradient_checkpointing(model, hf=hf)
+    return with_lora(model, train, hf=hf)
+
+
+def param_counts(model: torch.nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameters, each shared tensor counted once."""
+    params = list(model.parameters())  # parameters() already yields a tied weight once
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
 def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
-    """The KL reference: the policy as it starts, in eval mode, never trained."""
+    """A frozen copy of the policy, in eval mode, never trained: the KL reference's shape, into which
+    the pinned reference weights are loaded (workers/trainer/reference.py)."""
     ref = copy.deepcopy(model).eval()
     for p in ref.parameters():
         p.requires_grad_(False)
@@ -151,7 +203,19 @@ def rollout_engine(
                 dtype=VLLM_DTYPES[spec.model.dtype],
                 encode=lambda prompt: tokenizer.encode(prompt, bos=bos),
             )
-    return TorchEngine(logits_fn, tokenizer, device=device, max_len=max_len, bos=bos)
+    lockstep = all_ranks_done(device) if spec.train.zero_stage == 3 else None
+    return TorchEngine(logits_fn, tokenizer, device=device, max_len=max_len, bos=bos, all_done=lockstep)
+
+
+def all_ranks_done(device: torch.device) -> Callable[[bool], bool]:
+    """(this rank is done) -> whether every rank is: one all-reduce, so all ranks call it together."""
+
+    def all_done(done: bool) -> bool:
+        flag = torch.tensor([0 if done else 1], dtype=torch.int64, device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return int(flag.item()) == 0
+
+    return all_done
 
 
 def backward_step(engine: Any, loss: torch.Tensor) -> float:
@@ -185,7 +249,11 @@ def reset_optimizer_state(engine: Any) -> None:
     inner.state.clear()
 
 
-def zero_loss(engine: Any, device: torch.device) -> torch.Tensor:
+def zero_loss(engine: Any, device: torch.device, logits_fn: LogitsFn) -> torch.Tensor:
     """A loss of zero that touches every parameter: a rank with nothing to learn from still takes part
-    in the collective gradient reduce."""
+    in the collective gradient reduce. Under ZeRO-3 it runs a one-token forward, because the other ranks'
+    forwards gather the weights with this one and a parameter here holds only its shard."""
+    if engine.zero_optimization_stage() == 3:
+        one = torch.zeros((1, 1), dtype=torch.long, device=device)
+        return logits_fn(one, torch.ones_like(one, dtype=torch.bool)).sum() * 0.0
     return sum((p.sum() * 0.0 for p in engine.module.parameters()), torch.zeros((), device=device))

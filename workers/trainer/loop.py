@@ -25,11 +25,14 @@ from workers.spec import RunState
 from workers.trainer.checkpoints import checkpoint_dirs, run_attempt
 from workers.trainer.critic import TrainerCritic
 from workers.trainer.engine import (
+    TORCH_DTYPES,
     backward_step,
     build_engine,
     frozen_copy,
     init_distributed,
     load_policy,
+    param_counts,
+    prepare_policy,
     reset_optimizer_state,
     rollout_engine,
     set_lr,
@@ -54,6 +57,7 @@ from workers.trainer.prompting import (
     stop_strings,
 )
 from workers.trainer.reasoning import sft_target
+from workers.trainer.reference import gathered_state_dict, load_pin, read_pin, reference_dir, write_pin
 from workers.trainer.reward_components import ReferenceTimes
 from workers.trainer.rewards import Score, complete_components, score_completions
 from workers.trainer.rollout import Completion, RolloutEngine, TorchEngine
@@ -96,8 +100,17 @@ class Trainer:
         self.chat = spec.model.chat
         self.bos = prompt_bos(spec.model)
         model, self.tokenizer, max_len = load_policy(spec, self.device)
+        model = prepare_policy(model, train, hf=self.hf)
+        trainable, total = param_counts(model)
+        self.log(
+            f"training {trainable:,} of {total:,} parameters ({100 * trainable / max(1, total):.2f}%"
+            + (f", LoRA rank {train.lora_rank})" if train.lora_rank else ")")
+        )
         self._prompts: dict[str, str] = {}
-        self.ref: torch.nn.Module | None = frozen_copy(model) if train.beta > 0 else None
+        # The KL reference is the policy as RL starts, pinned at the first RL step (_load_reference);
+        # its module is copied now, before ZeRO-3 shards the policy's parameters.
+        self._ref_shape: torch.nn.Module | None = frozen_copy(model) if train.beta > 0 else None
+        self.ref: torch.nn.Module | None = None
         self.engine: Any = build_engine(model, train, world=self.world, device=self.device)
         self.logits_fn = tiny_logits_fn(self.engine, hf=self.hf)
         self.rollout: RolloutEngine = rollout_engine(
@@ -151,6 +164,38 @@ class Trainer:
             self.critic.save(self.ckpt_dir / f"step{next_step}" / "critic.pt")
         self.log(f"checkpoint saved: step{next_step}")
 
+    def _load_reference(self, step: int) -> torch.nn.Module:
+        """The frozen KL reference, on every rank: the pinned one if the run has it, else the policy as
+        it is now (at the first RL step), pinned first by rank 0 so that later attempts load the same."""
+        assert self._ref_shape is not None
+        train = self.spec.train
+        directory = reference_dir(self.workdir / "checkpoints")
+        # Rank 0 decides for all: on shared storage another rank could see rank 0's pin half-way.
+        flag = torch.tensor([int(self.rank == 0 and read_pin(directory) is None)], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        if flag.item():
+            if step != train.sft_warmup_steps:
+                self.log(
+                    f"no pinned KL reference (a checkpoint from before pinning): the reference is the "
+                    f"policy at step {step}, not at the start of RL (step {train.sft_warmup_steps})",
+                    "warning",
+                )
+            state = gathered_state_dict(self.engine.module, rank=self.rank)  # every rank gathers
+            if state is not None:
+                written = write_pin(state, directory, step=step, precision=train.precision)
+                self.log(
+                    f"KL reference pinned at step {written.step}: {directory} (sha256 {written.sha256[:12]})"
+                )
+            dist.barrier()
+        pin = read_pin(directory)
+        if pin is None:
+            raise RuntimeError(f"KL reference: nothing pinned in {directory} (on storage every rank sees?)")
+        ref = load_pin(pin, self._ref_shape, dtype=TORCH_DTYPES[train.precision])
+        self._ref_shape = None
+        if not flag.item():
+            self.log(f"KL reference loaded from the pin of step {pin.step} (sha256 {pin.sha256[:12]})")
+        return ref
+
     # ------------------------------------------------------------------ prompts and answers
     def prompt(self, problem: Problem) -> str:
         """What the model is given for this problem (a chat model's goes through its chat template)."""
@@ -198,6 +243,8 @@ class Trainer:
             set_lr(self.engine, train.lr)
             if train.reset_optimizer_after_sft:
                 reset_optimizer_state(self.engine)
+        if self.ref is None and self._ref_shape is not None:
+            self.ref = self._load_reference(step)
 
         t0 = time.monotonic()
         groups: list[list[Completion]] = self.sample(
@@ -277,8 +324,11 @@ class Trainer:
         train = self.spec.train
         mine = [problems[i] for i in rank_share(range(len(problems)), self.rank, self.world)]
         per_call = max(1, EVAL_ROWS // train.eval_samples)
+        # Under ZeRO-3 every rank samples as often as rank 0 (whose share is the largest), a rank out
+        # of problems with empty calls: each forward gathers the weights with all the ranks.
+        calls = len(rank_share(range(len(problems)), 0, self.world)) if train.zero_stage == 3 else len(mine)
         counts: list[tuple[int, int]] = []
-        for start in range(0, len(mine), per_call):
+        for start in range(0, calls, per_call):
             chunk = mine[start : start + per_call]
             groups = self.sample(
                 chunk,
@@ -286,6 +336,8 @@ class Trainer:
                 train.eval_temperature or train.temperature,
                 seed=train.seed * 1_000_003 + step * 1009 + self.rank + salt + start,
             )
+            if not chunk:
+                continue
             scored, texts = self.scoring_inputs(chunk, groups)
             scores = score_completions(scored, texts, sandbox=self.spec.sandbox, partial_credit=False)
             for group_scores in scores:
@@ -350,7 +402,7 @@ class Trainer:
             st.loss_sum = float(loss.detach()) * out.n_tokens
             st.entropy_sum = float((entropy * mask).sum())
         else:
-            loss = zero_loss(self.engine, self.device)  # nothing to learn from on this rank
+            loss = zero_loss(self.engine, self.device, self.logits_fn)  # nothing to learn from on this rank
         return backward_step(self.engine, loss)
 
     def _sft_step(self, mine: list[Problem], st: LocalStats) -> LocalStats:
@@ -382,7 +434,7 @@ class Trainer:
             st.loss_sum = float(loss.detach()) * st.tokens
             st.entropy_sum = float((entropy * mask_f).sum())
         else:
-            loss = zero_loss(self.engine, self.device)
+            loss = zero_loss(self.engine, self.device, self.logits_fn)
         self._grad_norm = backward_step(self.engine, loss)
         st.train_s = time.monotonic() - t0
         return st

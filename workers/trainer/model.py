@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 
 class Block(nn.Module):
@@ -43,6 +44,9 @@ class TinyCausalLM(nn.Module):
         self.ln_f = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, vocab_size, bias=False)
         self.head.weight = self.tok.weight
+        # train.gradient_checkpointing: each block's activations are recomputed in the backward pass
+        # instead of kept (only while training with gradients: sampling keeps nothing anyway).
+        self.gradient_checkpointing = False
         self.apply(self._init)
 
     @staticmethod
@@ -68,8 +72,10 @@ class TinyCausalLM(nn.Module):
             attn_mask = attn_mask | torch.eye(t, dtype=torch.bool, device=ids.device).unsqueeze(0)
             attn_mask = attn_mask.unsqueeze(1)
         x = self.tok(ids) + self.pos(positions)
+        recompute = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for block in self.blocks:
-            x = block(x, attn_mask)
+            # Non-reentrant: what torch recommends, and correct when the block's input needs no grad.
+            x = checkpoint(block, x, attn_mask, use_reentrant=False) if recompute else block(x, attn_mask)
         logits: torch.Tensor = self.head(self.ln_f(x))
         return logits
 

@@ -96,7 +96,12 @@ class TorchEngine:
         max_len: int,
         bos: bool = True,
         stops: Sequence[str] = STOP_STRINGS,
+        all_done: Callable[[bool], bool] | None = None,
     ) -> None:
+        """all_done: (this rank has finished) -> whether every rank has. Given under ZeRO-3, where each
+        forward gathers the weights with the other ranks: they must all run the same number of
+        forwards, so a rank that finished (or has no prompts) keeps stepping until the last one is done."""
+        self.all_done = all_done
         self.logits_fn = logits_fn
         self.tokenizer = tokenizer
         self.device = device
@@ -119,7 +124,7 @@ class TorchEngine:
         seed: int,
         stops: Sequence[Sequence[str]] | None = None,
     ) -> list[list[Completion]]:
-        if not prompts:
+        if not prompts and self.all_done is None:
             return []
         per_prompt = [tuple(s) for s in stops] if stops is not None else [self.stops] * len(prompts)
         if len(per_prompt) != len(prompts):
@@ -127,12 +132,14 @@ class TorchEngine:
         row_stops = [s for s in per_prompt for _ in range(n)]
         gen = torch.Generator(device="cpu").manual_seed(seed)
         rows = [self.encode_prompt(p, max_new_tokens) for p in prompts for _ in range(n)]
+        finish: list[str | None] = [None] * len(rows)
+        if not rows:  # lock-step with the other ranks: one dummy row, finished from the start
+            rows, finish = [[self.tokenizer.pad_id]], ["length"]
         ids, mask = left_pad(rows, self.tokenizer.pad_id)
         ids, mask = ids.to(self.device), mask.to(self.device)
         batch = len(rows)
         out_ids: list[list[int]] = [[] for _ in range(batch)]
         out_lp: list[list[float]] = [[] for _ in range(batch)]
-        finish: list[str | None] = [None] * batch
         eos = self.tokenizer.eos_id
         for _ in range(max_new_tokens):
             logits = self.logits_fn(ids, mask)[:, -1, :].float() / temperature
@@ -161,7 +168,8 @@ class TorchEngine:
             step_ids = torch.where(alive, nxt, torch.full_like(nxt, self.tokenizer.pad_id)).to(self.device)
             ids = torch.cat([ids, step_ids.unsqueeze(1)], dim=1)
             mask = torch.cat([mask, alive.to(self.device).unsqueeze(1)], dim=1)
-            if all(f is not None for f in finish):
+            done = all(f is not None for f in finish)
+            if self.all_done(done) if self.all_done is not None else done:
                 break
         results: list[list[Completion]] = []
         for p in range(len(prompts)):
