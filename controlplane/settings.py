@@ -156,6 +156,7 @@ TRIAD_COMPARE_PER_MIN = env_int("TRIAD_COMPARE_PER_MIN", 10, minimum=0)
 TRIAD_CONTROL_URL = env_str("TRIAD_CONTROL_URL", "http://127.0.0.1:8000").rstrip("/")
 TRIAD_RUNS_DIR = Path(env_str("TRIAD_RUNS_DIR", str(VAR_DIR / "runs")))
 TRIAD_DEFAULT_POOL = env_str("TRIAD_DEFAULT_POOL", "cpu")
+# On a node: the trainer processes of a CPU run that leaves its GPUs per node at 0 (workers/launcher.py).
 TRIAD_PROCS_PER_NODE = env_int("TRIAD_PROCS_PER_NODE", 2, minimum=1)
 # The Celery queue of code-execution batches (dataset verification and trainers' rewards).
 TRIAD_SANDBOX_QUEUE = env_str("TRIAD_SANDBOX_QUEUE", "sandbox")

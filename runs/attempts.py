@@ -17,6 +17,7 @@ from runs import launch
 from runs.events import string_problem
 from runs.models import Run, RunAttempt
 from runs.spec import model_section
+from workers.provenance import resolved_ranks
 from workers.spec import RunConfig, SettingError, config_from_dict
 
 PROVENANCE_MAX_BYTES = 64 * 1024
@@ -82,6 +83,15 @@ class AttemptView:
     versions: list[tuple[str, str]]  # (package, version or "–"), in the order the node sent them
     gpus: list[str]
     spec_summary: str  # the spec as JSON, problems elided to their count
+    ranks: str  # "2 GPU ranks", "4 CPU ranks" as the node resolved them; "" when it did not say
+
+
+def _ranks_label(provenance: object) -> str:
+    resolved = resolved_ranks(provenance)
+    if resolved is None:
+        return ""
+    ranks, gpu = resolved
+    return f"{ranks} {'GPU' if gpu else 'CPU'} rank{'s' if ranks != 1 else ''}"
 
 
 def attempt_list(*, run: Run) -> list[AttemptView]:
@@ -99,6 +109,7 @@ def attempt_list(*, run: Run) -> list[AttemptView]:
                 else [],
                 gpus=[_gpu_label(gpu) for gpu in gpus] if isinstance(gpus, list) else [],
                 spec_summary=spec_summary(record.spec) if record.spec is not None else "",
+                ranks=_ranks_label(provenance),
             )
         )
     return shown

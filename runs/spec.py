@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 
 from datasets_app.selectors import problem_list_for_run
-from runs.models import Run
+from runs.models import Node, Run
 from workers.spec import config_from_stored
 
 TINY_MODEL = {"kind": "tiny", "path": None, "d_model": 64, "n_layers": 2, "n_heads": 4, "max_len": 512}
@@ -24,6 +24,17 @@ def model_section(*, run: Run) -> dict[str, Any]:
         "chat": model.chat,
         "dtype": model.dtype,
         "stop": list(model.stop),
+    }
+
+
+def run_resources(*, run: Run) -> dict[str, Any]:
+    """What the run asks of a node: its GPUs per node (0: the node decides — all its GPUs, or on a CPU
+    pool the trainer processes the node is set to start; workers/launcher.py resolves it there), and
+    whether it trains on GPUs: it does where the pool's registered nodes have them."""
+    return {
+        "num_nodes": 1,
+        "procs_per_node": config_from_stored(run.config).gpus_per_node,
+        "gpu": Node.objects.filter(pool=run.pool, gpu_count__gt=0).exists(),
     }
 
 
@@ -55,7 +66,7 @@ def run_spec(*, run: Run) -> dict[str, Any]:
         },
         "model": model_section(run=run),
         "train": config.train().as_dict(),
-        "resources": {"num_nodes": 1, "procs_per_node": settings.TRIAD_PROCS_PER_NODE, "gpu": False},
+        "resources": run_resources(run=run),
         "sandbox": {"timeout_s": 2.0, "memory_mb": 512},
         "problems": problems,
     }

@@ -36,6 +36,7 @@ def run_execute_task(self: Any, run_id: int, token: str) -> str:
         workdir=workdir,
         heartbeat_s=settings.TRIAD_HEARTBEAT_S,
         on_claimed=node_assign,
+        cpu_procs=settings.TRIAD_PROCS_PER_NODE,  # this node's, for a CPU run that leaves it to the node
     )
 
 

@@ -6,7 +6,9 @@ and obeys the desired state carried on every answer: on ``cancelling`` / ``budge
 sends SIGTERM to the group (the trainer checkpoints and exits), waits ``kill_grace_s`` and SIGKILLs
 whatever is left. It posts the final status itself (none over ``lost``). Before starting anything it
 claims the run's attempt, sending what the node runs with (workers/provenance.py): a second launcher
-for the same attempt (a redelivered task) starts nothing.
+for the same attempt (a redelivered task) starts nothing. The spec's resources are resolved here, on the
+node (`resolve_resources`: "0 GPUs per node" is all this node's), sent with the claim and written into
+``spec.json``; a run that asks for more GPUs than the node has is failed, and nothing is started.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -65,24 +68,112 @@ def remove_shm_buffers(port: int) -> int:
     return removed
 
 
+class ResourceError(ValueError):
+    """This node cannot give the run what its spec asks; the message names both numbers."""
+
+
+def _visible_devices(value: str) -> int:
+    """How many GPUs CUDA_VISIBLE_DEVICES shows: CUDA stops at the first entry that is not a device
+    ("-1", say), so "" and "-1" show none."""
+    count = 0
+    for entry in value.split(","):
+        entry = entry.strip()
+        if not entry or entry.startswith("-"):
+            break
+        count += 1
+    return count
+
+
+def node_gpu_count() -> int:
+    """The GPUs a run started here may use: CUDA_VISIBLE_DEVICES where it is set (what the ranks will
+    see), else nvidia-smi's list, else torch's count — asked in a child process, because initialising
+    CUDA in this one (a forking Celery worker) would break the CUDA of every process it forks later."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return _visible_devices(visible)
+    commands = (
+        ["nvidia-smi", "--list-gpus"],
+        [sys.executable, "-c", "import torch; print(torch.cuda.device_count())"],
+    )
+    for cmd in commands:
+        if shutil.which(cmd[0]) is None:
+            continue
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        lines = [line for line in done.stdout.splitlines() if line.strip()]
+        if done.returncode != 0 or not lines:
+            continue
+        if cmd[0] == "nvidia-smi":
+            return len(lines)
+        with contextlib.suppress(ValueError):
+            return max(0, int(lines[-1]))
+    return 0
+
+
+def resolve_resources(
+    resources: object, *, cpu_procs: int, gpu_count: Callable[[], int] = node_gpu_count
+) -> dict[str, object]:
+    """The spec's resources as this node runs them. `procs_per_node` 0 is the node's to decide: all its
+    GPUs on a GPU run, else `cpu_procs` (its TRIAD_PROCS_PER_NODE). A GPU run that asks for more GPUs than
+    the node has, or for all of none, raises ResourceError: it would not fit, and fails rather than
+    training on fewer ranks than it asked for (docs/runs.md, "Nodes")."""
+    asked = resources if isinstance(resources, dict) else {}
+    gpu = bool(asked.get("gpu"))
+    procs = asked.get("procs_per_node", 0)
+    if isinstance(procs, bool) or not isinstance(procs, int) or procs < 0:
+        raise ResourceError(f"resources.procs_per_node: expected a whole number ≥ 0, got {procs!r}")
+    host = socket.gethostname()
+    if gpu:
+        have = gpu_count()
+        if have == 0:
+            raise ResourceError(f"the run trains on GPUs, and this node ({host}) has none it may use")
+        if procs > have:
+            raise ResourceError(f"the run asks for {procs} GPUs per node; this node ({host}) has {have}")
+        procs = procs or have
+    else:
+        procs = procs or cpu_procs
+    return {"num_nodes": 1, "procs_per_node": procs, "gpu": gpu}
+
+
+def cpu_procs_from_env() -> int:
+    """TRIAD_PROCS_PER_NODE as the launcher run by hand reads it (a worker passes its setting)."""
+    raw = os.environ.get("TRIAD_PROCS_PER_NODE", "").strip() or "1"
+    if not raw.isdigit() or int(raw) < 1:
+        raise ResourceError(f"TRIAD_PROCS_PER_NODE: expected a whole number ≥ 1, got {raw!r}")
+    return int(raw)
+
+
 def deepspeed_command(
-    spec: dict[str, object], spec_path: Path, *, deepspeed_bin: str | None, port: int
+    spec: dict[str, object],
+    spec_path: Path,
+    *,
+    deepspeed_bin: str | None,
+    port: int,
+    visible_devices: str | None = None,
 ) -> list[str]:
-    """The deepspeed launcher command line for a single-node run.
+    """The deepspeed launcher command line for a single-node run of the spec's (resolved) resources.
 
     On the CPU accelerator DeepSpeed detects one "device" per NUMA node; ``--num_gpus`` (an alias of
-    ``--num_accelerators``) overrides that, so ``procs_per_node`` ranks are started on localhost.
+    ``--num_accelerators``) overrides that, so ``procs_per_node`` ranks are started on localhost. On a GPU
+    run whose node sets CUDA_VISIBLE_DEVICES (``visible_devices``), DeepSpeed drops that variable when
+    ``--num_gpus`` is given and would start on GPUs 0…N-1 of the machine: the first N visible ones are
+    named with ``--include`` instead, as DeepSpeed itself does when it is given no count.
     """
     resources = spec.get("resources") or {}
     assert isinstance(resources, dict)
     procs = int(resources.get("procs_per_node", 1) or 1)
     binary = deepspeed_bin or str(Path(sys.executable).parent / "deepspeed")
+    visible = visible_devices or ""
+    devices = [d.strip() for d in visible.split(",")][: _visible_devices(visible)]
+    if resources.get("gpu") and devices and all(d.isdigit() for d in devices):
+        where = ["--include", f"localhost:{','.join(devices[:procs])}"]
+    else:
+        where = ["--num_nodes", "1", "--num_gpus", str(procs)]
     return [
         binary,
-        "--num_nodes",
-        "1",
-        "--num_gpus",
-        str(procs),
+        *where,
         "--master_addr",
         "127.0.0.1",
         "--master_port",
@@ -150,20 +241,32 @@ def run_supervised(
     kill_grace_s: float = 10.0,
     deepspeed_bin: str | None = None,
     on_claimed: Callable[[], None] | None = None,
+    cpu_procs: int | None = None,
 ) -> str:
     """Run one training job to completion; returns the final status it reported, the stop state it
     obeyed (`lost`: nothing reported), or "refused" when the attempt was not this launcher's to start.
 
     Nothing is started, and nothing that changes the run is reported, before the claim of the spec's
-    attempt has been accepted. `on_claimed` runs right after it (the worker records its node there)."""
+    attempt has been accepted. `on_claimed` runs right after it (the worker records its node there).
+    `cpu_procs`: the trainer processes of a CPU run that leaves the count to the node (its
+    TRIAD_PROCS_PER_NODE; None: read from the environment)."""
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         spec = fetch_spec(control_url, run_id, token)
         attempt = int(spec.get("attempt", 1))
-        # What this node runs the attempt with goes with the claim (the run page's "Provenance").
+        # What this node runs the attempt with goes with the claim (the run page's "Provenance"), the
+        # ranks it resolved included; a run this node cannot fit is claimed too, to be failed, saying why.
+        facts = provenance()
+        refusal = ""
+        try:
+            spec["resources"] = facts["resources"] = resolve_resources(
+                spec.get("resources"), cpu_procs=cpu_procs_from_env() if cpu_procs is None else cpu_procs
+            )
+        except ResourceError as exc:
+            refusal = str(exc)
         state: str | None = claim_run(
-            control_url, run_id, token, attempt, key := claim_key(), provenance=provenance()
+            control_url, run_id, token, attempt, key := claim_key(), provenance=facts
         )
     except IngestRefused as exc:
         # The run ended, or another launcher holds this attempt (a redelivered task): leave it alone,
@@ -181,11 +284,20 @@ def run_supervised(
     port = 0
     failing = False
     try:
+        if refusal:
+            client.status(RunState.FAILED, f"launcher: not started on this node: {refusal}")
+            return RunState.FAILED
         spec.setdefault("control_url", control_url)
         spec_path = workdir / "spec.json"
         spec_path.write_text(json.dumps(spec, indent=1))
         port = free_port()
-        cmd = deepspeed_command(spec, spec_path, deepspeed_bin=deepspeed_bin, port=port)
+        cmd = deepspeed_command(
+            spec,
+            spec_path,
+            deepspeed_bin=deepspeed_bin,
+            port=port,
+            visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+        )
         client.log(f"launcher: attempt {attempt} claimed by {key}; starting {' '.join(cmd)}")
         # A cancel (or a loss) may have landed after the claim: ask once more before starting anything.
         client.heartbeat()

@@ -1,7 +1,8 @@
 """What a node runs a run with, as the launcher reports it in its claim (docs/runs.md, "Provenance").
 
 Standard library only, and never raises: a node that cannot say something reports None for it rather
-than failing the run it was about to start.
+than failing the run it was about to start. The launcher adds the resources it resolved ("resources");
+`resolved_ranks` reads them back on the control plane's side (the run page, billing).
 """
 
 from __future__ import annotations
@@ -83,3 +84,15 @@ def provenance() -> dict[str, Any]:
         "gpus": gpus(),
         "cpu_count": os.cpu_count(),
     }
+
+
+def resolved_ranks(reported: object) -> tuple[int, bool] | None:
+    """(ranks, on GPUs) from a claim's provenance: the resources the launcher resolved on its node
+    (workers.launcher.resolve_resources) and sent under "resources"; None where it did not say (an older
+    launcher, or a provenance the control plane refused) or says something impossible."""
+    resources = reported.get("resources") if isinstance(reported, dict) else None
+    procs = resources.get("procs_per_node") if isinstance(resources, dict) else None
+    if isinstance(procs, bool) or not isinstance(procs, int) or procs < 1:
+        return None
+    assert isinstance(resources, dict)
+    return procs, bool(resources.get("gpu"))

@@ -18,8 +18,9 @@ from django.utils import timezone
 
 from controlplane.accounts.models import Role
 from controlplane.accounts.selectors import team_filter, user_list_managed_by
-from runs.models import MetricPoint, Node, Run, status_label
+from runs.models import MetricPoint, Node, Run, RunAttempt, status_label
 from runs.spend.models import CostEntry, GpuPrice, MonthlyBudget, RunCost, TeamMonthlyBudget
+from workers.provenance import resolved_ranks
 from workers.spec import Metric, config_from_stored
 
 CENT = Decimal("0.01")
@@ -54,11 +55,37 @@ def price_for_node(*, pool_price: Price, node: Node | None) -> Price:
     return dataclasses.replace(pool_price, usd_per_gpu_hour=usd, is_default=False, node=node.name)
 
 
-def billed_units(*, gpus: int, price: Price) -> int:
-    """GPUs billed for a run: its GPU count; on a CPU pool with none set, its trainer processes."""
+def billed_units(*, gpus: int, price: Price, ranks: int | None = None, node_gpus: int = 0) -> int:
+    """GPUs billed for a run (docs/spend.md): the GPUs per node it set; when it left them to the node
+    (0), the ranks its attempt resolved there (`ranks`), else its node's GPU count, else 1 — on a CPU
+    pool, where each trainer process is billed as a GPU, TRIAD_PROCS_PER_NODE instead of the last two."""
     if gpus > 0:
         return gpus
-    return settings.TRIAD_PROCS_PER_NODE if price.is_cpu else 1
+    if ranks:
+        return ranks
+    if price.is_cpu:
+        return settings.TRIAD_PROCS_PER_NODE
+    return node_gpus or 1
+
+
+def run_billed_units(*, run: Run, price: Price) -> int:
+    """`billed_units` of a started run: what its latest claimed attempt resolved on its node."""
+    gpus = config_from_stored(run.config).gpus_per_node
+    if gpus > 0:
+        return gpus  # what it asked for: no need to read what the node made of it
+    reported = (
+        RunAttempt.objects.filter(run_id=run.pk, claimed_at__isnull=False)
+        .order_by("-attempt")
+        .values_list("provenance", flat=True)
+        .first()
+    )
+    resolved = resolved_ranks(reported)
+    return billed_units(
+        gpus=0,
+        price=price,
+        ranks=resolved[0] if resolved else None,
+        node_gpus=run.node.gpu_count if run.node else 0,
+    )
 
 
 def usd_for(*, seconds: float, units: int, price: Price) -> Decimal:
@@ -203,11 +230,7 @@ def run_cost_projection(*, run: Run) -> Projection:
     steps = int(run.config.get("steps") or 0)
     if step_s is not None and steps:
         price = price_for_node(pool_price=price_for_pool(pool=run.pool), node=run.node)
-        units = (
-            cost.gpus
-            if cost
-            else billed_units(gpus=config_from_stored(run.config).gpus_per_node, price=price)
-        )
+        units = cost.gpus if cost else run_billed_units(run=run, price=price)
         remaining = max(0, steps - ((run.last_step or 0) + 1)) if run.is_active else 0
         projected = usd + usd_for(seconds=remaining * step_s, units=units, price=price)
     gain = pass_rate_gain_points(run_id=run.pk)

@@ -32,15 +32,15 @@ from runs.models import TERMINAL_STATUSES, MetricPoint, Node, Run, RunStatus, St
 from runs.spend.models import CostEntry, GpuPrice, MonthlyBudget, RunCost, TeamMonthlyBudget
 from runs.spend.selectors import (
     Price,
-    billed_units,
     month_start,
     price_for_node,
     price_for_pool,
+    run_billed_units,
     team_month_spend,
     usd_for,
     user_month_spend,
 )
-from workers.spec import Metric, RunConfig, config_from_stored
+from workers.spec import Metric, RunConfig
 
 STARTED = (RunStatus.STARTING, RunStatus.RUNNING, RunStatus.CANCELLING)
 # Finished runs accrued (their last stretch) per tick, so a first tick over a long history stays short.
@@ -216,16 +216,18 @@ def _accrue_run(run: Run, now: dt.datetime, price: Price) -> RunCost | None:
     terminal = run.status in TERMINAL_STATUSES
     assert run.started_at is not None
     with transaction.atomic():
-        cost, _ = RunCost.objects.get_or_create(
-            run_id=run.pk,
-            defaults={
-                "accrued_until": run.started_at,
-                "gpus": billed_units(gpus=config_from_stored(run.config).gpus_per_node, price=price),
-            },
-        )
+        cost = RunCost.objects.filter(run_id=run.pk).first()
+        if cost is None:  # its first tick: the units are decided once, from what its node resolved
+            cost, _ = RunCost.objects.get_or_create(
+                run_id=run.pk,
+                defaults={"accrued_until": run.started_at, "gpus": run_billed_units(run=run, price=price)},
+            )
         if cost.final and not terminal:
-            # Resumed (or a lost node spoke again): bill again from now; the gap was silence.
-            RunCost.objects.filter(pk=run.pk, final=True).update(final=False, accrued_until=now)
+            # Resumed (or a lost node spoke again): bill again from now, for what the attempt now
+            # running resolved; the gap was silence.
+            RunCost.objects.filter(pk=run.pk, final=True).update(
+                final=False, accrued_until=now, gpus=run_billed_units(run=run, price=price)
+            )
             return None
         start, end = cost.accrued_until, _billable_end(run, now)
         seconds = (end - start).total_seconds()
@@ -276,6 +278,7 @@ def run_cost_accrue(*, now: dt.datetime | None = None) -> AccrualResult:
         "last_step",
         "node__name",
         "node__usd_per_gpu_hour",
+        "node__gpu_count",
     )
     runs = Run.objects.select_related("node").only(*fields)
     active = list(runs.filter(status__in=STARTED, started_at__isnull=False))

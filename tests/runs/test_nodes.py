@@ -10,6 +10,7 @@ from django.utils import timezone
 from controlplane import node_agent
 from runs.models import Node, RunStatus
 from runs.nodes import NodeInfo, node_heartbeat, node_is_healthy, node_register, run_node_assign
+from runs.spec import run_resources
 from tests.factories import RunFactory
 
 pytestmark = pytest.mark.django_db
@@ -196,3 +197,19 @@ def test_a_node_that_announces_garbage_keeps_what_it_had_with_a_warning(field, g
     node = Node.objects.get()
     assert getattr(node, field) == good[field]
     assert "ignored" in caplog.text and repr(garbage) in caplog.text
+
+
+def test_the_spec_asks_for_the_runs_gpus_per_node_and_gpus_where_the_pool_has_them(settings):
+    settings.TRIAD_PROCS_PER_NODE = 7  # a node's setting: the web no longer puts it in the spec
+    node_register(info=NodeInfo(name="gpu@h1", hostname="h1", pool="h200", gpu_type="H200", gpu_count=8))
+    node_register(info=NodeInfo(name="cpu@h2", hostname="h2", pool="cpu"))
+
+    on_gpus = run_resources(run=RunFactory(pool="h200", config={"steps": 2, "gpus_per_node": 4}))
+    left_to_the_node = run_resources(run=RunFactory(pool="h200", config={"steps": 2}))
+    on_cpus = run_resources(run=RunFactory(pool="cpu", config={"steps": 2}))
+    no_node_yet = run_resources(run=RunFactory(pool="a100", config={"steps": 2, "gpus_per_node": 2}))
+
+    assert on_gpus == {"num_nodes": 1, "procs_per_node": 4, "gpu": True}
+    assert left_to_the_node == {"num_nodes": 1, "procs_per_node": 0, "gpu": True}
+    assert on_cpus == {"num_nodes": 1, "procs_per_node": 0, "gpu": False}
+    assert no_node_yet == {"num_nodes": 1, "procs_per_node": 2, "gpu": False}

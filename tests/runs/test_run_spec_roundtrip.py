@@ -15,6 +15,7 @@ from runs.config_schema import config_to_yaml
 from runs.models import Run
 from runs.spec import run_spec
 from tests.factories import ProblemFactory, RunFactory
+from workers.launcher import resolve_resources
 from workers.spec import (
     CONTROL,
     NODE,
@@ -59,7 +60,9 @@ def _launch(client: Any, fields: dict[str, Any]) -> Run:
 
 
 def _as_the_node_reads_it(run: Run) -> tuple[dict[str, Any], Any]:
-    raw = json.loads(json.dumps(run_spec(run=run)))  # what the launcher writes and the node loads
+    raw = json.loads(json.dumps(run_spec(run=run)))  # what the control plane serves
+    # What the launcher writes and the trainer loads: the resources as the node resolved them.
+    raw["resources"] = resolve_resources(raw["resources"], cpu_procs=2)
     return raw, parse_spec(raw)
 
 
