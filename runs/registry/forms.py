@@ -43,3 +43,9 @@ class ModelRegisterForm(forms.Form):
 
     def clean_stop(self) -> list[str]:
         return [line for line in self.cleaned_data.get("stop", "").splitlines() if line.strip()]
+
+
+class ModelExportForm(forms.Form):
+    name = forms.CharField(
+        max_length=200, help_text="The new model's name: what the launch form calls it; unique."
+    )

@@ -6,6 +6,7 @@ from django.http import Http404
 
 from controlplane.accounts.models import Team
 from controlplane.accounts.selectors import is_site_admin, team_filter
+from runs.models import Run
 from runs.registry.models import ModelStatus, RegisteredModel
 
 
@@ -39,3 +40,13 @@ def model_list_ready_for_teams(*, teams: QuerySet[Team]) -> QuerySet[RegisteredM
 
 def model_readable_by_team(*, model: RegisteredModel, team: Team) -> bool:
     return model.team_id == team.pk
+
+
+def model_runs_from(*, model: RegisteredModel) -> QuerySet[Run]:
+    """Its lineage onward: the runs that started from the model (all of its team, as run_launch holds)."""
+    return model.runs.filter(team_id=model.team_id).order_by("-created_at", "-pk")
+
+
+def model_list_exported_from(*, run: Run) -> QuerySet[RegisteredModel]:
+    """The models exported from the run's checkpoints, newest first."""
+    return RegisteredModel.objects.filter(from_run=run).order_by("-created_at", "-pk")

@@ -9,8 +9,9 @@ from controlplane.accounts.selectors import team_list_for
 from controlplane.htmx import render_page
 from controlplane.http import AuthedHttpRequest
 from runs.registry import selectors, services
-from runs.registry.forms import ModelRegisterForm
+from runs.registry.forms import ModelExportForm, ModelRegisterForm
 from runs.registry.models import ModelStatus
+from runs.selectors import run_get_for_user
 
 NO_REGISTER = "Registering a model needs the member role in a team."
 
@@ -39,7 +40,7 @@ def model_list(request: AuthedHttpRequest) -> HttpResponse:
         "form": form,
         "refusal": refusal,
         "models": models,
-        "pending": any(m.status == ModelStatus.PENDING for m in models),
+        "pending": any(m.status in (ModelStatus.PENDING, ModelStatus.EXPORTING) for m in models),
     }
     return render_page(request, "registry/model_list.html", context, partials={"models"}, status=status)
 
@@ -48,7 +49,38 @@ def model_list(request: AuthedHttpRequest) -> HttpResponse:
 def model_inspect_again_view(request: AuthedHttpRequest, model_id: int) -> HttpResponse:
     model = selectors.model_get_for_user(user=request.user, model_id=model_id)
     if services.model_inspect_again(user=request.user, model=model):
-        messages.success(request, f"A node of pool {model.pool} inspects {model.name} again.")
+        doing = "exports" if model.from_run_id and not model.source else "inspects"
+        messages.success(request, f"A node of pool {model.pool} {doing} {model.name} again.")
     else:
         messages.info(request, f"{model.name} is not refused: nothing to inspect again.")
     return redirect("registry:list")
+
+
+def model_detail(request: AuthedHttpRequest, model_id: int) -> HttpResponse:
+    """One model: what the node read, where it came from (the run and step it was exported at) and the
+    runs that started from it. Refreshes while a node exports or inspects it."""
+    model = selectors.model_get_for_user(user=request.user, model_id=model_id)
+    context = {
+        "model": model,
+        "runs": selectors.model_runs_from(model=model),
+        "waiting": model.status in (ModelStatus.EXPORTING, ModelStatus.PENDING),
+    }
+    return render_page(request, "registry/model_detail.html", context, partials={"model"})
+
+
+@require_POST
+def model_export_view(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
+    """The run page's "Export" form: a new model from the run's newest checkpoint, written by a node of
+    its pool; its page follows the export."""
+    run = run_get_for_user(user=request.user, run_id=run_id, at_least=Role.MEMBER)
+    form = ModelExportForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"Not exported: name: {form.errors['name'][0]}")
+        return redirect("runs:detail", run.pk)
+    try:
+        model = services.model_export(user=request.user, run=run, name=form.cleaned_data["name"])
+    except services.ModelRegisterError as exc:
+        messages.error(request, f"Not exported: {exc.field}: {exc}")
+        return redirect("runs:detail", run.pk)
+    messages.success(request, f"Exporting run #{run.pk} as {model.name} on a node of pool {model.pool}.")
+    return redirect("registry:detail", model.pk)
