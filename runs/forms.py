@@ -182,7 +182,7 @@ class RunLaunchForm(forms.Form):
 
 def pool_choices() -> list[tuple[str, str]]:
     """The pools registered nodes announced, each with its nodes and GPUs; first, the model's pool."""
-    automatic = f"The model's pool (the built-in tiny model: {settings.TRIAD_DEFAULT_POOL})"
+    automatic = f"The model's pool (tiny model: {settings.TRIAD_DEFAULT_POOL})"
     return [("", automatic), *((pool.name, pool.label()) for pool in pool_list())]
 
 
