@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db.models import Count, F, QuerySet, Sum
+from django.db.models import Count, F, Max, QuerySet, Sum
 from django.utils import timezone
 
 from controlplane.accounts.models import Role
@@ -124,7 +124,7 @@ def _median_step_s(runs: QuerySet[Run]) -> float | None:
 
 def spend_estimate(*, dataset_version_id: int | None, pool: str, steps: int, gpus: int) -> Estimate:
     """Steps × the recent median step time of similar runs (same dataset version, else same pool, else
-    a default) × GPUs × the pool's price."""
+    a default) × GPUs (`billed_units`) × the pool's price."""
     price = price_for_pool(pool=pool)
     step_s, source = None, ""
     if dataset_version_id is not None:
@@ -139,7 +139,9 @@ def spend_estimate(*, dataset_version_id: int | None, pool: str, steps: int, gpu
         )
     if step_s is None:
         step_s, source = settings.TRIAD_SPEND_DEFAULT_STEP_S, "default: no similar run measured one yet"
-    units = billed_units(gpus=gpus, price=price)
+    # GPUs per node left to the node (0): the most GPUs a node of the pool has, as a budget fails closed.
+    node_gpus = Node.objects.filter(pool=pool).aggregate(most=Max("gpu_count"))["most"] or 0
+    units = billed_units(gpus=gpus, price=price, node_gpus=node_gpus)
     usd = usd_for(seconds=steps * step_s, units=units, price=price)
     return Estimate(usd=usd, steps=steps, step_s=step_s, step_s_source=source, units=units, price=price)
 

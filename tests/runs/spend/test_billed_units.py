@@ -10,6 +10,7 @@ from runs.lifecycle import run_claim
 from runs.models import Run, RunStatus
 from runs.nodes import NodeInfo, node_register, run_node_assign
 from runs.spend.models import GpuPrice, RunCost
+from runs.spend.selectors import spend_estimate
 from runs.spend.services import run_cost_accrue
 from tests.factories import RunFactory
 
@@ -87,3 +88,15 @@ def test_a_resumed_run_is_billed_for_what_its_new_attempt_resolved():
     cost = RunCost.objects.get(run=run)
     assert cost.gpus == 2
     assert cost.usd == Decimal("14.400000") + Decimal("7.200000")  # 4 GPUs × 1 h, then 2 GPUs × 1 h
+
+
+def test_the_launch_estimate_of_a_run_that_leaves_its_gpus_to_the_node_counts_the_pools_largest_node():
+    node_register(info=NodeInfo(name="gpu@h1", hostname="h1", pool="h200", gpu_type="H200", gpu_count=4))
+    node_register(info=NodeInfo(name="gpu@h2", hostname="h2", pool="h200", gpu_type="H200", gpu_count=8))
+
+    left_to_the_node = spend_estimate(dataset_version_id=None, pool="h200", steps=10, gpus=0)
+    two = spend_estimate(dataset_version_id=None, pool="h200", steps=10, gpus=2)
+    no_node_yet = spend_estimate(dataset_version_id=None, pool="a100", steps=10, gpus=0)
+
+    assert (left_to_the_node.units, two.units, no_node_yet.units) == (8, 2, 1)
+    assert "× 8 GPU(s)" in left_to_the_node.explanation
