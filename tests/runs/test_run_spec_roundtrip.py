@@ -14,7 +14,7 @@ from datasets_app.models import ProblemStatus
 from runs.config_schema import config_to_yaml
 from runs.models import Run
 from runs.spec import run_spec
-from tests.factories import ProblemFactory, RunFactory
+from tests.factories import ProblemFactory, RegisteredModelFactory, RunFactory
 from workers.launcher import resolve_resources
 from workers.spec import (
     CONTROL,
@@ -54,7 +54,9 @@ def _launch(client: Any, fields: dict[str, Any]) -> Run:
     version = ProblemFactory().version
     ProblemFactory(version=version)
     ProblemFactory(version=version, status=ProblemStatus.FAILING)  # trained on with include_unverified
-    response = client.post("/runs/new/", {"dataset_version": version.pk, **fields})
+    # A registered (Hugging Face) model: LoRA, changed like every setting, is refused on the tiny one.
+    model = RegisteredModelFactory()
+    response = client.post("/runs/new/", {"dataset_version": version.pk, "model": model.pk, **fields})
     assert response.status_code == 302, response.content.decode()[-3000:]
     return Run.objects.get()
 
