@@ -105,8 +105,8 @@ def node_gpu_count() -> int:
         lines = [line for line in done.stdout.splitlines() if line.strip()]
         if done.returncode != 0 or not lines:
             continue
-        if cmd[0] == "nvidia-smi":
-            return len(lines)
+        if cmd[0] == "nvidia-smi":  # "GPU 0: NVIDIA H200 (UUID: …)", MIG devices indented below theirs
+            return sum(1 for line in lines if line.startswith("GPU "))
         with contextlib.suppress(ValueError):
             return max(0, int(lines[-1]))
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 from pathlib import Path
 
@@ -56,6 +57,19 @@ def test_a_spec_with_a_count_that_is_not_one_is_refused():
 def test_the_node_counts_the_gpus_cuda_visible_devices_shows(monkeypatch, visible, count):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
     assert node_gpu_count() == count
+
+
+def test_without_cuda_visible_devices_the_node_counts_the_gpus_nvidia_smi_lists(monkeypatch, tmp_path: Path):
+    tool = tmp_path / "nvidia-smi"  # a stand-in printing what `nvidia-smi --list-gpus` prints with MIG on
+    tool.write_text(
+        "#!/bin/sh\nprintf 'GPU 0: NVIDIA H200 (UUID: GPU-a)\\n  MIG 3g.71gb Device 0: (UUID: MIG-b)\\n"
+        "GPU 1: NVIDIA H200 (UUID: GPU-c)\\n'\n"
+    )
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+
+    assert node_gpu_count() == 2
 
 
 def test_a_malformed_procs_per_node_on_the_node_is_refused_naming_it(monkeypatch):
