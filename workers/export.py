@@ -2,10 +2,11 @@
 (docs/models.md, "Export and lineage").
 
 Plain Python, no Django: the node reads the run's work dir (spec.json and checkpoints/attempt-<n>/<tag>/,
-workers/trainer/checkpoints.py), rebuilds the model the run trained from its spec's model section (local
-files only), loads the checkpoint's weights consolidated in fp32 — every ZeRO stage, without a process
-group — casts them to the model's 16-bit dtype and writes safetensors and the tokenizer to
-<workdir>/export-step<N>/, atomically. The control plane then registers that directory as a new model.
+workers/trainer/checkpoints.py), rebuilds the model the run trained from its spec (local files only),
+loads the checkpoint's weights consolidated in fp32 — every ZeRO stage, without a process group —, merges
+a LoRA run's adapters into the base weights, casts them to the model's 16-bit dtype and writes
+safetensors and the tokenizer to <workdir>/export-step<N>/, atomically. The control plane then registers
+that directory as a new model.
 
 By hand on a node: python -m workers.export WORKDIR [--dtype bf16|fp16|fp32]
 """
@@ -23,12 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from workers.model_info import ModelRefused, resolve_source
+from workers.spec import TrainConfig, config_from_dict
 
 TINY_REFUSAL = "the built-in tiny model is not a Hugging Face model; export needs a run of a registered model"
-LORA_REFUSAL = (
-    "a LoRA run (train.lora_rank {rank}) is not exported yet: its checkpoint holds adapters to merge "
-    "into the base model, which this node does not do"
-)
 TAG_RE = re.compile(r"^step(\d+)$")
 DTYPES = ("bf16", "fp16", "fp32")
 
@@ -126,9 +124,6 @@ def export_checkpoint(workdir: Path, out_dir: Path | None = None, *, dtype: str 
     model_section = spec.get("model") or {}
     if model_section.get("kind", "tiny") != "hf":
         raise ExportRefused(TINY_REFUSAL)
-    rank = (spec.get("train") or {}).get("lora_rank") or 0
-    if rank:
-        raise ExportRefused(LORA_REFUSAL.format(rank=rank))
     dtype = dtype or str(model_section.get("dtype") or "bf16")
     if dtype not in DTYPES:
         raise ExportRefused(f"dtype: one of {', '.join(DTYPES)}, not {dtype!r}")
@@ -142,29 +137,17 @@ def export_checkpoint(workdir: Path, out_dir: Path | None = None, *, dtype: str 
         tok_path = resolve_source(tok_source) if tok_source else model_path
     except ModelRefused as exc:
         raise ExportRefused(f"the run's model is not on this node: {exc}") from None
-    return _write(ckpt, model_path, tok_path, target, dtype)
+    return _write(spec, ckpt, model_path, tok_path, target, dtype)
 
 
-def _write(ckpt: Checkpoint, model_path: Path, tok_path: Path, target: Path, dtype: str) -> ExportInfo:
+def _write(
+    spec: dict[str, Any], ckpt: Checkpoint, model_path: Path, tok_path: Path, target: Path, dtype: str
+) -> ExportInfo:
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
-    config = AutoConfig.from_pretrained(str(model_path), local_files_only=True)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)  # type: ignore[no-untyped-call]
-    state = checkpoint_state_dict(ckpt)
-    expected = set(model.state_dict())
-    missing = expected - set(state)
-    # A tied output layer is one tensor under two names; the checkpoint may hold it under either.
-    tied = {k for k in missing if _is_tied(model, k)}
-    unexpected = set(state) - expected
-    if missing - tied or unexpected:
-        raise ExportRefused(
-            f"the checkpoint {ckpt.dir} does not fit the model at {model_path}: missing "
-            f"{sorted(missing - tied)[:5]}, unexpected {sorted(unexpected)[:5]}"
-        )
-    model.load_state_dict(state, strict=False)  # copy_ casts the fp32 weights to the model's dtype
-    model.tie_weights()
+    model = _rebuild(spec, ckpt, model_path).to(torch_dtype)
     tokenizer = AutoTokenizer.from_pretrained(str(tok_path), local_files_only=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     # Written beside the target and renamed into place: a reader (or a redelivered task) never sees a
@@ -179,6 +162,53 @@ def _write(ckpt: Checkpoint, model_path: Path, tok_path: Path, target: Path, dty
         raise
     params = sum(p.numel() for p in model.parameters())
     return ExportInfo(step=ckpt.step, path=str(target), params=params)
+
+
+def _rebuild(spec: dict[str, Any], ckpt: Checkpoint, model_path: Path) -> Any:
+    """The model the run trained, holding the checkpoint's weights in fp32. A LoRA run's policy is the
+    base model with adapters (workers.trainer.engine.with_lora, from the spec's train section): rebuilt
+    the same way, loaded, and the adapters merged into the base weights, so that the export is a plain
+    model of the base's architecture."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    train = _train_config(spec)
+    if train.lora_rank:
+        from workers.trainer.engine import with_lora
+
+        base = AutoModelForCausalLM.from_pretrained(
+            str(model_path), local_files_only=True, dtype=torch.float32
+        )
+        policy = with_lora(base, train, hf=True)
+        _load(policy, checkpoint_state_dict(ckpt), ckpt, model_path)
+        return policy.merge_and_unload()  # type: ignore[operator]
+    config = AutoConfig.from_pretrained(str(model_path), local_files_only=True)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)  # type: ignore[no-untyped-call]
+    _load(model, checkpoint_state_dict(ckpt), ckpt, model_path)
+    return model
+
+
+def _train_config(spec: dict[str, Any]) -> TrainConfig:
+    try:
+        return config_from_dict(spec.get("train") or {}, config_type=TrainConfig, prefix="train.")
+    except ValueError as exc:
+        raise ExportRefused(f"spec.json: {exc}") from None
+
+
+def _load(model: Any, state: dict[str, Any], ckpt: Checkpoint, model_path: Path) -> None:
+    """Every weight of the model from the checkpoint, refusing one that does not fit it."""
+    expected = set(model.state_dict())
+    missing = expected - set(state)
+    # A tied output layer is one tensor under two names; the checkpoint may hold it under either.
+    tied = {k for k in missing if _is_tied(model, k)}
+    unexpected = set(state) - expected
+    if missing - tied or unexpected:
+        raise ExportRefused(
+            f"the checkpoint {ckpt.dir} does not fit the model at {model_path}: missing "
+            f"{sorted(missing - tied)[:5]}, unexpected {sorted(unexpected)[:5]}"
+        )
+    model.load_state_dict(state, strict=False)
+    model.tie_weights()
 
 
 def _is_tied(model: Any, key: str) -> bool:

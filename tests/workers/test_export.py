@@ -19,18 +19,11 @@ from workers.export import TINY_REFUSAL, ExportRefused, export_checkpoint, main,
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _checkpoint(model_dir: Path, workdir: Path, zero_stage: int, step: int = 3) -> Path:
+def _checkpoint(model_dir: Path, workdir: Path, zero_stage: int, step: int = 3, lora_rank: int = 0) -> Path:
     workdir.mkdir(parents=True)
+    args = [str(model_dir), str(workdir), str(zero_stage), str(step), str(lora_rank)]
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.workers.ds_checkpoint",
-            str(model_dir),
-            str(workdir),
-            str(zero_stage),
-            str(step),
-        ],
+        [sys.executable, "-m", "tests.workers.ds_checkpoint", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -131,13 +124,23 @@ def test_a_run_of_the_built_in_tiny_model_is_refused(tmp_path):
     assert str(refused.value) == TINY_REFUSAL
 
 
-def test_a_lora_run_is_refused_until_adapters_are_merged(tmp_path, tiny_hf_dir):
-    spec = {"model": {"kind": "hf", "path": str(tiny_hf_dir)}, "train": {"lora_rank": 8}}
-    (tmp_path / "spec.json").write_text(json.dumps(spec))
-    _attempt(tmp_path, 1, "step2")
+@pytest.mark.parametrize("zero_stage", [0, 2])
+def test_a_lora_runs_adapters_are_merged_into_a_plain_model_of_the_base_architecture(
+    tiny_hf_dir, tmp_path, zero_stage
+):
+    workdir = _checkpoint(tiny_hf_dir, tmp_path / "run", zero_stage, step=4, lora_rank=4)
 
-    with pytest.raises(ExportRefused, match=r"LoRA run \(train.lora_rank 8\)"):
-        export_checkpoint(tmp_path)
+    info = export_checkpoint(workdir)
+
+    exported = AutoModelForCausalLM.from_pretrained(info.path, local_files_only=True)
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_hf_dir), local_files_only=True).state_dict()
+    merged = torch.load(workdir / "trained.pt")  # the trained adapters merged, in the trainer's process
+    weights = exported.state_dict()
+    assert set(weights) == set(base)  # no adapter left: a model of the base's architecture
+    assert all(torch.equal(weights[k], v.to(torch.bfloat16)) for k, v in merged.items())
+    changed = [k for k, v in merged.items() if not torch.equal(base[k], v)]
+    assert changed and all(k.endswith("proj.weight") for k in changed)  # the adapted linear layers
+    assert info.params == sum(v.numel() for v in base.values())
 
 
 def test_a_model_no_longer_on_the_node_is_refused_naming_it(run_dir, tmp_path):
