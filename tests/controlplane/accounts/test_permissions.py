@@ -122,6 +122,10 @@ TABLE = [
     ("htmx#models", "registry:list", {}, {}, (200, 200, 200, 200, 200, 200)),
     ("post", "registry:list", {}, {}, (400, 400, 403, 400, 403, 400)),  # no fields: the form's 400
     ("post", "registry:inspect", {"model_id": "@model"}, {}, (302, 302, 403, 404, 404, 302)),
+    ("get", "registry:detail", {"model_id": "@model"}, {}, (200, 200, 200, 404, 404, 200)),
+    ("htmx#model", "registry:detail", {"model_id": "@model"}, {}, (200, 200, 200, 404, 404, 200)),
+    # exporting a run's checkpoint: members of its team (the world's run is running: refused, back to it)
+    ("post", "registry:export", {"run_id": "@run"}, {"name": "m"}, (302, 302, 403, 404, 404, 302)),
 ]
 # Names that are not pages of a logged-in browser: the login pages themselves, and the run-token APIs
 # (machine auth, tests/runs/test_api.py and test_claim.py).
