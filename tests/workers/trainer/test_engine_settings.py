@@ -165,3 +165,23 @@ def test_the_torch_engine_samples_through_a_lora_policy_and_its_logprobs_match_a
             fn, [[5, 6, 7, 8]], [list(c.token_ids)], pad_id=2, temperature=1.0, device=CPU
         )
     assert torch.allclose(logp[0, : len(c.logprobs)], torch.tensor(c.logprobs), atol=1e-4)
+
+
+def test_under_zero3_a_rank_without_prompts_keeps_stepping_until_every_rank_is_done():
+    model = _tiny().eval()
+    forwards = [0]
+
+    def fn(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        forwards[0] += 1
+        return model(ids, mask)
+
+    # The other ranks (stood in for by the all-reduce's answer) sample for 5 tokens.
+    engine = TorchEngine(fn, ByteTokenizer(), device=CPU, max_len=64, all_done=lambda done: forwards[0] >= 5)
+    assert engine.generate([], n=4, max_new_tokens=10, temperature=1.0, seed=0) == []
+    assert forwards[0] == 5
+
+    # With prompts, a lock-step engine whose ranks agree samples exactly what a lone one does.
+    alone = TorchEngine(fn, ByteTokenizer(), device=CPU, max_len=64)
+    agreeing = TorchEngine(fn, ByteTokenizer(), device=CPU, max_len=64, all_done=lambda done: done)
+    args = (["def f(x):\n"], 3, 10, 1.0, 7)
+    assert agreeing.generate(*args) == alone.generate(*args)

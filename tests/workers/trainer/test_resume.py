@@ -53,6 +53,7 @@ def test_a_cancelled_zero2_run_resumes_where_it_stopped(control, tmp_path: Path)
     # The second attempt read the first one's checkpoint and wrote only its own directory.
     assert {p: p.stat().st_mtime_ns for p in first_dir.rglob("*")} == first_files
     assert (tmp_path / "checkpoints" / "attempt-2" / "latest").read_text().strip() == "step6"
+    assert not (tmp_path / "checkpoints" / "reference").exists()  # beta 0: no KL reference pinned
 
     metrics = control.of_type("metric", "trainer")
     assert [m["step"] for m in metrics] == list(range(6))  # no step repeated, none missing
