@@ -20,7 +20,7 @@ from runs.models import (
     Run,
     RunStatus,
 )
-from runs.pools import launch_resources, pool_for_run
+from runs.pools import launch_resources, model_pool_refusal, pool_for_run
 from runs.registry.models import ModelStatus, RegisteredModel
 from runs.registry.selectors import model_readable_by_team
 from runs.spend.selectors import BudgetState, spend_estimate, team_budget_state, user_budget_state
@@ -135,12 +135,8 @@ def _check_model(*, model: RegisteredModel, team: Team, pool: str) -> None:
         raise RunLaunchError(
             f"model {model.name} is {model.get_status_display().lower()}{why}", field="model"
         )
-    if pool and pool != model.pool:
-        raise RunLaunchError(
-            f"model {model.name} is registered on pool {model.pool}, not {pool}: only that pool's nodes "
-            "were seen to hold it (register it on this pool too, under another name)",
-            field="model",
-        )
+    if (refusal := model_pool_refusal(model=model, pool=pool)) is not None:
+        raise RunLaunchError(refusal.message, field=refusal.field)
 
 
 def _check_resources(*, config: RunConfig, model: RegisteredModel | None, pool: str) -> None:

@@ -56,6 +56,17 @@ def pool_for_run(*, pool: str, model: RegisteredModel | None) -> str:
     return pool or (model.pool if model is not None else "") or settings.TRIAD_DEFAULT_POOL
 
 
+def model_pool_refusal(*, model: RegisteredModel | None, pool: str) -> Refusal | None:
+    """A pool asked for that is not the model's: only that pool's nodes were seen to hold it."""
+    if model is None or not pool or pool == model.pool:
+        return None
+    return Refusal(
+        f"model {model.name} is registered on pool {model.pool}, not {pool}: only that pool's nodes "
+        "were seen to hold it (register it on this pool too, under another name)",
+        field="model",
+    )
+
+
 def model_size(*, model: RegisteredModel | None) -> ModelSize:
     """A registered model's size as its node read it; the built-in tiny model's from its shape."""
     if model is None:
@@ -97,12 +108,14 @@ class LaunchResources:
 
 
 def launch_resources(*, config: RunConfig, model: RegisteredModel | None, pool: str) -> LaunchResources:
-    """The run's memory per GPU on `pool` (already resolved: see `pool_for_run`) and why its nodes
-    cannot train it, if they cannot (runs/resources.py)."""
-    found, size = pool_get(name=pool), model_size(model=model)
+    """The run's memory per GPU on `pool` (empty: the model's, else the default; see `pool_for_run`)
+    and why it cannot go there, if it cannot: another pool than the model's, or nodes that cannot train
+    it (runs/resources.py)."""
+    mismatch = model_pool_refusal(model=model, pool=pool)
+    found, size = pool_get(name=pool_for_run(pool=pool, model=model)), model_size(model=model)
     return LaunchResources(
         pool=found,
         size=size,
         memory=shown_estimate(config=config, size=size, pool=found),
-        refusal=launch_refusal(config=config, size=size, pool=found),
+        refusal=mismatch or launch_refusal(config=config, size=size, pool=found),
     )

@@ -204,10 +204,10 @@ def spend_estimate(request: AuthedHttpRequest) -> HttpResponse:
     if form.yaml_error:
         return render(request, "spend/estimate.html", {"yaml_error": form.yaml_error})
     version, model = form.cleaned_data.get("dataset_version"), form.cleaned_data.get("model")
-    pool = pool_for_run(pool=form.cleaned_data.get("pool") or "", model=model)
+    pool = form.cleaned_data.get("pool") or ""
     estimate = selectors.spend_estimate(
         dataset_version_id=version.pk if version else None,
-        pool=pool,
+        pool=pool_for_run(pool=pool, model=model),
         steps=config.steps,
         gpus=config.gpus_per_node,
     )

@@ -238,3 +238,12 @@ def test_the_estimate_panel_hides_a_model_the_user_does_not_read(logged_in):
     page = logged_in.get(reverse("spend:estimate"), {"model": other.pk}).content.decode()
 
     assert "secret" not in page and "the built-in tiny model" in page
+
+
+def test_the_estimate_panel_shows_a_pool_other_than_the_models(logged_in, user):
+    _node("a10-1", "a10", gpu_type="A10G", gpus=1, memory=24.0, capability="8.6")
+    model = _llama_7b(user, "h100")
+
+    page = logged_in.get(reverse("spend:estimate"), {"model": model.pk, "pool": "a10"}).content.decode()
+
+    assert "A launch would be refused: model llama-7b is registered on pool h100, not a10" in page
