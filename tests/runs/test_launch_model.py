@@ -79,7 +79,8 @@ def test_the_launch_form_stores_the_chosen_model_and_the_run_goes_to_its_pool(lo
     run = Run.objects.get()
     assert (run.model, run.pool) == (model, "a100")
     page = logged_in.get(reverse("runs:detail", kwargs={"run_id": run.pk})).content.decode()
-    assert 'data-testid="run-model"><a href="/models/">coder</a> (LlamaForCausalLM, 130 K)' in page
+    model_url = reverse("registry:detail", args=[model.pk])  # the model's page, with its lineage
+    assert f'data-testid="run-model"><a href="{model_url}">coder</a> (LlamaForCausalLM, 130 K)' in page
 
 
 def test_the_launch_form_offers_the_tiny_model_and_the_teams_ready_models_only(logged_in, user):
