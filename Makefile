@@ -73,7 +73,8 @@ test: install system-packages services lint
 	-find $(HOME)/.cache/torch_extensions -name lock -mmin +10 -delete 2>/dev/null
 	$(TEST_ENV) $(BIN)/pytest -q
 	@# Again on the embedded default: every test but those that need the servers. The e2e tests too are
-	@# left out here: their stack fixture is wired to PostgreSQL and Redis.
+	@# left out here: their stack fixture is wired to PostgreSQL and Redis, and the trainer's real
+	@# deepspeed runs (also marked e2e) touch no database, so a second run would test nothing new.
 	rm -rf $(EMBEDDED_VAR)
 	$(EMBEDDED_TEST_ENV) $(BIN)/pytest -q -m "not postgres_only and not e2e"
 

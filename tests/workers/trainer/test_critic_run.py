@@ -10,6 +10,9 @@ from tests.workers.test_launcher import PROBLEMS, _spec
 from tests.workers.trainer.fake_control import FakeControl
 from workers.launcher import run_supervised
 
+# Real deepspeed runs (no database): run once, with the e2e tests, not again on the embedded default.
+pytestmark = pytest.mark.e2e
+
 # Anything that stays on the comment line passes: the untrained policy gets both verdicts.
 COMMENT = {
     "task_id": "T/comment",

@@ -106,6 +106,7 @@ def control():
     fake.stop()
 
 
+@pytest.mark.e2e  # a real deepspeed run
 def test_a_run_with_eval_set_humaneval_charts_pass_at_1_and_pass_at_k_on_it(control, tmp_path):
     # given a short run on the demo problems that evaluates the first 3 HumanEval problems every step
     spec = _spec(control.url, steps=2)

@@ -295,6 +295,7 @@ def control():
     fake.stop()
 
 
+@pytest.mark.e2e  # a real deepspeed run
 def test_a_tiny_chat_model_learns_the_fenced_answer_and_its_extracted_code_passes(
     control, chat_model_dir: Path, tmp_path: Path
 ):

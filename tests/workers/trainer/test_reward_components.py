@@ -277,6 +277,7 @@ def control():
     fake.stop()
 
 
+@pytest.mark.e2e  # a real deepspeed run
 def test_a_run_logs_each_components_mean_and_shares_that_add_up_to_the_reward(control, tmp_path):
     # given two problems whose prompts already hold the body and end in a comment, so that most of
     # the untrained model's short completions parse: one passes its test, one never can
