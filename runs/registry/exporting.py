@@ -8,6 +8,8 @@ from django.utils import timezone
 
 from runs.registry.models import ModelStatus, RegisteredModel
 
+SOURCE_MAX = RegisteredModel._meta.get_field("source").max_length or 500
+
 
 @dataclass(frozen=True)
 class ExportAnswer:
@@ -38,9 +40,12 @@ def model_exported(*, model_id: int, answer: ExportAnswer) -> bool:
     if answer.error or not answer.path or answer.step is None:
         error = answer.error or "the node answered without a directory and step"
         return model_export_refuse(model_id=model_id, error=error, node=answer.node)
+    if len(answer.path) > SOURCE_MAX:  # cut short, it would name another directory
+        error = f"the export's path is longer than {SOURCE_MAX} characters: {answer.path[:200]}…"
+        return model_export_refuse(model_id=model_id, error=error, node=answer.node)
     return bool(
         RegisteredModel.objects.filter(pk=model_id, status=ModelStatus.EXPORTING).update(
-            status=ModelStatus.PENDING, source=answer.path[:500], from_step=answer.step, error=""
+            status=ModelStatus.PENDING, source=answer.path, from_step=answer.step, error=""
         )
     )
 

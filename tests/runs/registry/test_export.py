@@ -118,6 +118,18 @@ def test_an_answer_without_a_step_is_a_refusal_not_a_model_with_no_lineage(user)
     assert model.error == "the node answered without a directory and step"
 
 
+@pytest.mark.django_db
+def test_a_path_too_long_to_store_is_refused_rather_than_cut_short(user):
+    model = RegisteredModelFactory(registered_by=user, status=ModelStatus.EXPORTING, source="")
+    path = "/runs/" + "d" * 600 + "/export-step3"
+
+    model_exported(model_id=model.pk, answer=ExportAnswer(path=path, step=3))
+
+    model.refresh_from_db()
+    assert (model.status, model.source) == (ModelStatus.REFUSED, "")
+    assert model.error.startswith("the export's path is longer than 500 characters: /runs/ddd")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_with_the_broker_down_the_export_says_so_and_is_exported_again(user, broker):
     run = _run(user)
