@@ -11,6 +11,7 @@ from controlplane.htmx import partial_name, render_page
 from controlplane.http import AuthedHttpRequest
 from runs import attempts, launch, lifecycle, selectors
 from runs import nodes as nodes_service
+from runs import queue as queue_service
 from runs.config_schema import PRESETS, preset_values
 from runs.forms import MetricQueryForm, RunCompareForm, RunFilterForm, RunLaunchForm
 
@@ -92,6 +93,7 @@ def run_detail(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
         "config_rows": selectors.run_config_rows(run=run),
         "resumable": lifecycle.RESUMABLE,
         "attempts": attempts.attempt_list(run=run),
+        "queue_place": queue_service.run_queue_place(run=run),
     }
     return render_page(request, "runs/run_detail.html", context, partials={"run-status", "generations"})
 
@@ -188,3 +190,12 @@ def run_rerun(request: AuthedHttpRequest, run_id: int, attempt: int) -> HttpResp
 
 def node_list(request: AuthedHttpRequest) -> HttpResponse:
     return render(request, "runs/node_list.html", {"nodes": nodes_service.node_list(user=request.user)})
+
+
+def queue_list(request: AuthedHttpRequest) -> HttpResponse:
+    return render(request, "runs/queue_list.html", {"pools": queue_service.pool_queue_list()})
+
+
+def queue_pool(request: AuthedHttpRequest, pool: str) -> HttpResponse:
+    queue = queue_service.pool_queue(user=request.user, pool=pool)
+    return render(request, "runs/queue_pool.html", {"queue": queue})

@@ -1,0 +1,256 @@
+"""The queue of each pool, as people see it: the queued runs in the order the nodes take them, what
+each waits for, the pool's nodes with what they run, and how long the head has waited (docs/runs.md,
+"The queue").
+
+Read-only. The order is the broker's: a `gpu.<pool>` queue is first in, first out, and a run's start
+task reached it at `Run.enqueued_at`. Today a run takes one node and a node runs one run at a time
+(its worker runs `-P solo`: one task, the launcher of one run, at a time), so a node is free when it
+is healthy and no started run holds it.
+"""
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db.models import F
+from django.utils import timezone
+
+from controlplane.accounts.selectors import team_ids_for
+from runs.models import Node, Run, RunAttempt, RunStatus
+from runs.nodes import node_is_healthy
+from runs.spend.selectors import BudgetState, team_budget_state, user_budget_state
+
+# The runs that hold a node: claimed by a launcher on it, and not yet ended.
+HOLDING_STATUSES = (RunStatus.STARTING, RunStatus.RUNNING, RunStatus.CANCELLING)
+
+
+def nodes_needed(run: Run) -> int:
+    """How many nodes of its pool the run waits for. One, until multi-node (gang) runs exist."""
+    return 1
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """A run that waits, or consecutive runs of teams the user is not in (shown without names)."""
+
+    position: int  # 1 is the head of the queue
+    waiting_since: dt.datetime | None  # None: its start task has not reached the broker yet
+    run: Run | None = None  # None: runs of other teams
+    hidden_count: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def last_position(self) -> int:
+        return self.position + max(self.hidden_count, 1) - 1
+
+
+@dataclass(frozen=True)
+class PoolNode:
+    node: Node
+    healthy: bool
+    run: Run | None  # the started run that holds it, if the user may see it
+    held_elsewhere: bool  # held by a run of another team: busy, not named
+    # The holder's claim, while its launcher has not started the trainer ("starting").
+    claim_waiting: bool = False
+
+
+@dataclass(frozen=True)
+class PoolQueue:
+    pool: str
+    entries: list[QueueEntry]
+    nodes: list[PoolNode]
+    length: int
+    head_waiting_since: dt.datetime | None
+
+    @property
+    def healthy(self) -> int:
+        return sum(1 for row in self.nodes if row.healthy)
+
+    @property
+    def free(self) -> int:
+        return _free(self.nodes)
+
+
+def _free(nodes: list[PoolNode]) -> int:
+    """Healthy nodes that no started run holds."""
+    return sum(1 for row in nodes if row.healthy and not (row.run or row.held_elsewhere))
+
+
+def _queued(pool: str | None = None) -> list[Run]:
+    """Queued runs in the broker's order: those it took first by when, then those it has not (yet)."""
+    runs = Run.objects.filter(status=RunStatus.QUEUED).select_related("team", "created_by")
+    if pool is not None:
+        runs = runs.filter(pool=pool)
+    return list(runs.order_by(F("enqueued_at").asc(nulls_last=True), "created_at", "pk"))
+
+
+def _pool_nodes(*, pool: str, team_ids: list[int] | None, now: dt.datetime) -> list[PoolNode]:
+    holders: dict[int | None, Run] = {}
+    for run in Run.objects.filter(status__in=HOLDING_STATUSES, node__pool=pool).order_by("pk"):
+        holders.setdefault(run.node_id, run)
+    rows = []
+    for node in Node.objects.filter(pool=pool):
+        holder = holders.get(node.pk)
+        visible = holder is not None and (team_ids is None or holder.team_id in team_ids)
+        rows.append(
+            PoolNode(
+                node=node,
+                healthy=node_is_healthy(node, now=now),
+                run=holder if visible else None,
+                held_elsewhere=holder is not None and not visible,
+                claim_waiting=holder is not None and holder.status == RunStatus.STARTING,
+            )
+        )
+    return rows
+
+
+class _Budgets:
+    """The monthly budget states a page needs, each read once (a queue holds many runs of one owner)."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+        self.users: dict[int, BudgetState | None] = {}
+        self.teams: dict[int, BudgetState | None] = {}
+
+    def spent(self, run: Run) -> list[str]:
+        """A spent monthly budget does not hold a run in the queue, but stops it as soon as it starts
+        (runs.spend.services): say so while it waits."""
+        if run.created_by_id not in self.users:
+            self.users[run.created_by_id] = user_budget_state(user_id=run.created_by_id, now=self.now)
+        if run.team_id not in self.teams:
+            self.teams[run.team_id] = team_budget_state(team_id=run.team_id, now=self.now)
+        reasons = []
+        for whose, budget in (
+            (f"{run.created_by.get_username()}'s", self.users[run.created_by_id]),
+            (f"team {run.team.name}'s", self.teams[run.team_id]),
+        ):
+            if budget is not None and budget.remaining <= 0:
+                reasons.append(
+                    f"{whose} monthly budget is spent (${budget.spent:.2f} of ${budget.cap:.2f}): "
+                    "it stops as soon as it starts"
+                )
+        return reasons
+
+
+def _reasons(
+    run: Run, *, nodes: list[PoolNode], needed_ahead: int, spec_fetched: set[int], budgets: _Budgets
+) -> list[str]:
+    reasons = []
+    needed = nodes_needed(run)
+    if not nodes:
+        reasons.append(f"no node is registered in the {run.pool} pool: start a worker on gpu.{run.pool}")
+    else:
+        free = _free(nodes)
+        claims = sum(1 for row in nodes if row.claim_waiting)
+        need = f"needs {_plural(needed, 'node')}, {free} free"
+        if claims:
+            need += f" ({_plural(claims, 'node')} held by a claim whose trainer has not started)"
+        if free < needed:
+            reasons.append(need)
+        elif free - needed_ahead < needed:
+            reasons.append(f"{need}, taken first by the runs ahead")
+    if run.enqueued_at is None:
+        grace = settings.TRIAD_ENQUEUE_GRACE_S
+        reasons.append(
+            f"its start task has not reached the broker yet (failed if it does not within {grace:.0f}s)"
+        )
+    elif run.pk in spec_fetched:
+        reasons.append("a node took its start task and has not claimed it yet")
+    reasons.extend(budgets.spent(run))
+    return reasons
+
+
+def _entries(
+    runs: Iterable[Run], *, team_ids: list[int] | None, nodes: list[PoolNode], now: dt.datetime
+) -> list[QueueEntry]:
+    runs = list(runs)
+    # A node that fetched the current attempt's spec took its start task: the claim comes next.
+    fetched = RunAttempt.objects.filter(
+        run__in=runs, attempt=F("run__attempt"), spec_served_at__isnull=False, claimed_by=""
+    )
+    spec_fetched = set(fetched.values_list("run_id", flat=True))
+    budgets = _Budgets(now)
+    entries: list[QueueEntry] = []
+    needed_ahead = 0
+    for position, run in enumerate(runs, start=1):
+        if team_ids is not None and run.team_id not in team_ids:
+            last = entries[-1] if entries else None
+            if last is not None and last.run is None:  # consecutive runs of other teams: one row
+                entries[-1] = QueueEntry(
+                    last.position, last.waiting_since, hidden_count=last.hidden_count + 1
+                )
+            else:
+                entries.append(QueueEntry(position, run.enqueued_at, hidden_count=1))
+        else:
+            reasons = _reasons(
+                run, nodes=nodes, needed_ahead=needed_ahead, spec_fetched=spec_fetched, budgets=budgets
+            )
+            entries.append(QueueEntry(position, run.enqueued_at, run=run, reasons=reasons))
+        needed_ahead += nodes_needed(run)
+    return entries
+
+
+def pool_queue(*, user: User, pool: str, now: dt.datetime | None = None) -> PoolQueue:
+    """One pool's queue as `user` may see it: runs of teams they are not in count and hold their place,
+    without id, name or reasons (as on the nodes page, runs.nodes.node_list)."""
+    now = now or timezone.now()
+    team_ids = team_ids_for(user=user)  # None: every team (a superuser)
+    nodes = _pool_nodes(pool=pool, team_ids=team_ids, now=now)
+    runs = _queued(pool)
+    head = runs[0].enqueued_at if runs else None
+    entries = _entries(runs, team_ids=team_ids, nodes=nodes, now=now)
+    return PoolQueue(pool=pool, entries=entries, nodes=nodes, length=len(runs), head_waiting_since=head)
+
+
+@dataclass(frozen=True)
+class PoolSummary:
+    pool: str
+    length: int
+    head_waiting_since: dt.datetime | None
+    nodes: int
+    healthy: int
+    free: int
+
+
+def pool_queue_list(*, now: dt.datetime | None = None) -> list[PoolSummary]:
+    """Every pool that has a node or a queued run, with its queue length and how long its head waited.
+    Counts only: they name no run, so every user sees them (as the nodes page's "busy")."""
+    now = now or timezone.now()
+    queued: dict[str, list[Run]] = {}
+    for run in _queued():
+        queued.setdefault(run.pool, []).append(run)
+    held = set(
+        Run.objects.filter(status__in=HOLDING_STATUSES, node__isnull=False).values_list("node_id", flat=True)
+    )
+    nodes: dict[str, list[Node]] = {}
+    for node in Node.objects.all():
+        nodes.setdefault(node.pool, []).append(node)
+    summaries = []
+    for pool in sorted(set(queued) | set(nodes)):
+        runs, members = queued.get(pool, []), nodes.get(pool, [])
+        healthy = [node for node in members if node_is_healthy(node, now=now)]
+        summaries.append(
+            PoolSummary(
+                pool=pool,
+                length=len(runs),
+                head_waiting_since=runs[0].enqueued_at if runs else None,
+                nodes=len(members),
+                healthy=len(healthy),
+                free=sum(1 for node in healthy if node.pk not in held),
+            )
+        )
+    return summaries
+
+
+def run_queue_place(*, run: Run) -> tuple[int, int] | None:
+    """(position, queue length) of a queued run in its pool's queue; None when it does not wait."""
+    if run.status != RunStatus.QUEUED:
+        return None
+    ids = [queued.pk for queued in _queued(run.pool)]
+    return (ids.index(run.pk) + 1, len(ids)) if run.pk in ids else None
