@@ -1,7 +1,7 @@
 """Write a real DeepSpeed checkpoint of a Hugging Face model the way the trainer does, in a process of its
 own (a one-rank gloo group, so the test process never joins a process group):
 
-    python -m tests.workers.ds_checkpoint MODEL_DIR WORKDIR ZERO_STAGE STEP [LORA_RANK]
+    python -m tests.workers.ds_checkpoint MODEL_DIR WORKDIR ZERO_STAGE STEP [LORA_RANK [PRECISION]]
 
 It builds the trainer's engine (workers.trainer.engine.build_engine) around the model, takes one
 optimizer step so that the weights are no longer the model's own, saves the checkpoint as the trainer
@@ -27,7 +27,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def main(model_dir: Path, workdir: Path, zero_stage: int, step: int, lora_rank: int = 0) -> None:
+def main(
+    model_dir: Path, workdir: Path, zero_stage: int, step: int, lora_rank: int = 0, precision: str = "fp32"
+) -> None:
     os.environ.update(
         {
             "RANK": "0",
@@ -48,7 +50,7 @@ def main(model_dir: Path, workdir: Path, zero_stage: int, step: int, lora_rank: 
     deepspeed.init_distributed(dist_backend="gloo")
     train_section = {
         "zero_stage": zero_stage,
-        "precision": "fp32",
+        "precision": precision,
         "lr": 0.05,
         "prompts_per_step": 1,
         "group_size": 2,
@@ -56,7 +58,8 @@ def main(model_dir: Path, workdir: Path, zero_stage: int, step: int, lora_rank: 
     if lora_rank:
         train_section.update({"lora_rank": lora_rank, "lora_alpha": 2.0 * lora_rank})
     train = config_from_dict(train_section, config_type=TrainConfig)
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True, dtype=torch.float32)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32  # as the trainer loads it
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True, dtype=dtype)
     model = prepare_policy(model, train, hf=True)
     engine = build_engine(model, train, world=1, device=torch.device("cpu"))
     ids = torch.randint(0, model.config.vocab_size, (2, 16))
@@ -83,4 +86,5 @@ def main(model_dir: Path, workdir: Path, zero_stage: int, step: int, lora_rank: 
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]), *(int(a) for a in sys.argv[3:6]))
+    precision = sys.argv[6] if len(sys.argv) > 6 else "fp32"
+    main(Path(sys.argv[1]), Path(sys.argv[2]), *(int(a) for a in sys.argv[3:6]), precision=precision)

@@ -19,9 +19,16 @@ from workers.export import TINY_REFUSAL, ExportRefused, export_checkpoint, main,
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _checkpoint(model_dir: Path, workdir: Path, zero_stage: int, step: int = 3, lora_rank: int = 0) -> Path:
+def _checkpoint(
+    model_dir: Path,
+    workdir: Path,
+    zero_stage: int,
+    step: int = 3,
+    lora_rank: int = 0,
+    precision: str = "fp32",
+) -> Path:
     workdir.mkdir(parents=True)
-    args = [str(model_dir), str(workdir), str(zero_stage), str(step), str(lora_rank)]
+    args = [str(model_dir), str(workdir), str(zero_stage), str(step), str(lora_rank), precision]
     done = subprocess.run(
         [sys.executable, "-m", "tests.workers.ds_checkpoint", *args],
         cwd=ROOT,
@@ -61,6 +68,19 @@ def test_the_export_holds_the_checkpoints_weights_in_16_bit_and_the_runs_tokeniz
         "def add(a, b):\n    return a + b"
     )
     assert [p.name for p in run_dir.iterdir() if p.name.startswith(".export")] == []  # no temp dir left
+
+
+@pytest.mark.parametrize("zero_stage", [0, 2])
+def test_a_run_trained_in_bf16_exports_the_weights_it_trained_to(tiny_hf_dir, tmp_path, zero_stage):
+    # bf16 training: ZeRO-2 keeps fp32 master weights (consolidated, then rounded), ZeRO-0 the bf16 module
+    workdir = _checkpoint(tiny_hf_dir, tmp_path / "run", zero_stage, precision="bf16")
+
+    info = export_checkpoint(workdir)
+
+    weights = AutoModelForCausalLM.from_pretrained(info.path, local_files_only=True).state_dict()
+    trained = torch.load(workdir / "trained.pt")  # the bf16 module's weights, as fp32
+    assert all(torch.equal(weights[k].float(), v) for k, v in trained.items())
+    assert weights["model.embed_tokens.weight"].dtype == torch.bfloat16
 
 
 def test_a_redelivered_export_answers_with_the_directory_already_written(run_dir):
