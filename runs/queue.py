@@ -82,12 +82,15 @@ def _free(nodes: list[PoolNode]) -> int:
     return sum(1 for row in nodes if row.healthy and not (row.run or row.held_elsewhere))
 
 
+# The broker's order: the runs whose start task it took, by when, then those it has not taken (yet).
+QUEUE_ORDER = (F("enqueued_at").asc(nulls_last=True), "created_at", "pk")
+
+
 def _queued(pool: str | None = None) -> list[Run]:
-    """Queued runs in the broker's order: those it took first by when, then those it has not (yet)."""
     runs = Run.objects.filter(status=RunStatus.QUEUED).select_related("team", "created_by")
     if pool is not None:
         runs = runs.filter(pool=pool)
-    return list(runs.order_by(F("enqueued_at").asc(nulls_last=True), "created_at", "pk"))
+    return list(runs.order_by(*QUEUE_ORDER))
 
 
 def _pool_nodes(*, pool: str, team_ids: list[int] | None, now: dt.datetime) -> list[PoolNode]:
@@ -148,9 +151,12 @@ def _reasons(
     else:
         free = _free(nodes)
         claims = sum(1 for row in nodes if row.claim_waiting)
+        silent = sum(1 for row in nodes if not row.healthy)
         need = f"needs {_plural(needed, 'node')}, {free} free"
         if claims:
             need += f" ({_plural(claims, 'node')} held by a claim whose trainer has not started)"
+        if silent:
+            need += f" ({silent} silent: no heartbeat)"
         if free < needed:
             reasons.append(need)
         elif free - needed_ahead < needed:
@@ -252,5 +258,9 @@ def run_queue_place(*, run: Run) -> tuple[int, int] | None:
     """(position, queue length) of a queued run in its pool's queue; None when it does not wait."""
     if run.status != RunStatus.QUEUED:
         return None
-    ids = [queued.pk for queued in _queued(run.pool)]
+    ids = list(
+        Run.objects.filter(status=RunStatus.QUEUED, pool=run.pool)
+        .order_by(*QUEUE_ORDER)
+        .values_list("pk", flat=True)
+    )
     return (ids.index(run.pk) + 1, len(ids)) if run.pk in ids else None

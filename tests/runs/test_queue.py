@@ -103,7 +103,7 @@ def test_a_silent_node_is_not_free(alpha):
 
     (entry,) = pool_queue(user=alpha, pool="a100").entries
 
-    assert entry.reasons == ["needs 1 node, 0 free"]
+    assert entry.reasons == ["needs 1 node, 0 free (1 silent: no heartbeat)"]
 
 
 def test_a_node_held_by_a_claim_whose_trainer_has_not_started_is_named_as_such(client, alpha):
@@ -157,6 +157,9 @@ def test_a_spent_monthly_budget_of_the_user_or_the_team_is_named(alpha):
 def test_another_teams_queued_runs_keep_their_place_without_their_names(client, alpha):
     secret = queued(9, created_by=alpha, name="alpha-secret-run")
     queued(8, created_by=alpha, name="alpha-other-secret")
+    node("gpu@h1")
+    holder = RunFactory(status=RunStatus.RUNNING, created_by=alpha, pool="a100", name="alpha-running")
+    assert run_node_assign(run_id=holder.pk, node_name="gpu@h1")
     beta = TeamFactory(name="beta")
     lou = UserFactory(username="lou", password=None, membership__team=beta, membership__role=Role.ADMIN)
     mine = queued(1, created_by=lou, team=beta, name="lous-run")
@@ -167,9 +170,11 @@ def test_another_teams_queued_runs_keep_their_place_without_their_names(client, 
         (1, 2, None, 2),
         (3, 3, mine, 0),
     ]
+    assert queue.nodes[0].run is None and queue.nodes[0].held_elsewhere
     html = page(client, lou, reverse("runs:queue", args=["a100"]))
-    assert "2 runs of another team" in html and "lous-run" in html
+    assert "2 runs of another team" in html and "lous-run" in html and "busy: a run of another team" in html
     assert "alpha-secret-run" not in html and "alpha-other-secret" not in html and "ana" not in html
+    assert "alpha-running" not in html and reverse("runs:detail", args=[holder.pk]) not in html
     assert reverse("runs:detail", args=[secret.pk]) not in html
 
 
