@@ -5,7 +5,6 @@ here at once: if any step (form, YAML, stored config, run_spec, the trainer's pa
 it, this fails.
 """
 
-import json
 from typing import Any
 
 import pytest
@@ -13,9 +12,8 @@ import pytest
 from datasets_app.models import ProblemStatus
 from runs.config_schema import config_to_yaml
 from runs.models import Run
-from runs.spec import run_spec
 from tests.factories import ProblemFactory, RegisteredModelFactory, RunFactory
-from workers.launcher import resolve_resources
+from tests.runs.node_spec import node_spec
 from workers.spec import (
     CONTROL,
     NODE,
@@ -62,9 +60,7 @@ def _launch(client: Any, fields: dict[str, Any]) -> Run:
 
 
 def _as_the_node_reads_it(run: Run) -> tuple[dict[str, Any], Any]:
-    raw = json.loads(json.dumps(run_spec(run=run)))  # what the control plane serves
-    # What the launcher writes and the trainer loads: the resources as the node resolved them.
-    raw["resources"] = resolve_resources(raw["resources"], cpu_procs=2)
+    raw = node_spec(run)  # what the launcher writes and the trainer loads
     return raw, parse_spec(raw)
 
 

@@ -184,7 +184,7 @@ def test_problems_reviewers_flagged_are_left_out_of_new_runs(user, django_captur
 def test_the_spec_carries_reasoning_traces_and_critic_settings_the_trainer_accepts(
     user, django_capture_on_commit_callbacks
 ):
-    from runs.spec import run_spec
+    from tests.runs.node_spec import node_spec
     from workers.trainer.spec import parse_spec
 
     version = DatasetVersionFactory()
@@ -194,7 +194,7 @@ def test_the_spec_carries_reasoning_traces_and_critic_settings_the_trainer_accep
 
     with django_capture_on_commit_callbacks(execute=False):
         run = run_launch(user=user, dataset_version=version, name="", config=config).run
-    spec = parse_spec(run_spec(run=run))
+    spec = parse_spec(node_spec(run))
 
     assert [(p.task_id, p.reasoning, p.stop) for p in spec.problems] == [
         ("traced", "Add the two numbers.", ("\n#",)),
@@ -207,7 +207,7 @@ def test_the_spec_carries_reasoning_traces_and_critic_settings_the_trainer_accep
 def test_the_spec_carries_reward_weights_and_the_evaluation_set_the_trainer_accepts(
     user, django_capture_on_commit_callbacks
 ):
-    from runs.spec import run_spec
+    from tests.runs.node_spec import node_spec
     from workers.trainer.spec import parse_spec, reward_weights
 
     version = DatasetVersionFactory()
@@ -216,7 +216,7 @@ def test_the_spec_carries_reward_weights_and_the_evaluation_set_the_trainer_acce
 
     with django_capture_on_commit_callbacks(execute=False):
         run = run_launch(user=user, dataset_version=version, name="", config=config).run
-    train = parse_spec(run_spec(run=run)).train
+    train = parse_spec(node_spec(run)).train
 
     assert reward_weights(train) == {"correctness": 1.0, "efficiency": 0.0, "style": 0.2, "format": 0.1}
     assert (train.eval_set, train.eval_set_problems) == ("humaneval", 20)
@@ -224,13 +224,13 @@ def test_the_spec_carries_reward_weights_and_the_evaluation_set_the_trainer_acce
 
 
 def test_a_run_launched_before_reward_weights_existed_trains_on_correctness_alone(db):
-    from runs.spec import run_spec
+    from tests.runs.node_spec import node_spec
     from workers.trainer.spec import parse_spec, reward_weights
 
     # a config stored before the reward and eval-set settings existed
     run = RunFactory(config={"steps": 3})
     ProblemFactory(version=run.dataset_version)
-    train = parse_spec(run_spec(run=run)).train
+    train = parse_spec(node_spec(run)).train
 
     assert reward_weights(train) == {"correctness": 1.0, "efficiency": 0.0, "style": 0.0, "format": 0.0}
     assert train.eval_set == "none"

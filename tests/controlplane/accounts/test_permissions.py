@@ -31,6 +31,9 @@ TABLE = [
     ("get", "runs:attempt-spec", {"run_id": "@run", "attempt": 1}, {}, (200, 200, 200, 404, 404, 200)),
     ("post", "runs:rerun", {"run_id": "@run", "attempt": 1}, {}, (302, 302, 403, 404, 404, 302)),
     ("get", "runs:nodes", {}, {}, (200, 200, 200, 200, 200, 200)),
+    # the queues show every team's runs in place, another team's without a name (docs/runs.md)
+    ("get", "runs:queue-list", {}, {}, (200, 200, 200, 200, 200, 200)),
+    ("get", "runs:queue", {"pool": "cpu"}, {}, (200, 200, 200, 200, 200, 200)),
     # review
     ("get", "review:run", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
     ("htmx#review-rows", "review:run", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),

@@ -219,9 +219,7 @@ def test_the_estimate_uses_the_median_step_time_of_runs_on_the_same_dataset_vers
     for step, seconds in enumerate([2.0, 4.0, 100.0]):
         MetricPointFactory(run=earlier, key="time/step_s", step=step, value=seconds)
 
-    estimate = spend_estimate(
-        dataset_version_id=earlier.dataset_version_id, pool="a100", steps=1000, gpus=1
-    )
+    estimate = spend_estimate(dataset_version_id=earlier.dataset_version_id, pool="a100", steps=1000, gpus=1)
 
     assert estimate.step_s == 4.0
     assert estimate.usd == Decimal("4.000000")  # 1000 × 4 s × $0.001

@@ -174,7 +174,8 @@ def test_the_launch_form_estimate_follows_the_config_yaml_over_the_fields(logged
     fields = {"dataset_version": version.pk, "steps": 100, "gpus_per_node": 4, "budget_usd": 0}
 
     response = logged_in.get(
-        reverse("spend:estimate"), {**fields, "config_yaml": "steps: 300\ngpus_per_node: 1\nbudget_usd: 0.05\n"}
+        reverse("spend:estimate"),
+        {**fields, "config_yaml": "steps: 300\ngpus_per_node: 1\nbudget_usd: 0.05\n"},
     )
 
     page = response.content.decode()
