@@ -232,6 +232,13 @@ def launch_refusal(*, config: RunConfig, size: ModelSize, pool: Pool) -> Refusal
             field="lora_rank",
         )
     gpu_nodes = pool.gpu_nodes
+    if pool.nodes and not gpu_nodes and config.precision == "fp16":
+        # DeepSpeed's CPU accelerator refuses fp16 at start-up: say so before anything is queued.
+        return Refusal(
+            f"fp16 needs GPUs, and the {pool.name} pool's nodes have none (DeepSpeed trains fp16 on "
+            "GPUs only): use bf16 or fp32, or a GPU pool",
+            field="precision",
+        )
     if not gpu_nodes:
         return None
     most = max(gpu_nodes, key=lambda node: node.gpu_count)

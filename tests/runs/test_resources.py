@@ -184,6 +184,17 @@ def test_a_pool_without_nodes_or_without_gpus_checks_no_gpu():
     assert launch_refusal(config=huge, size=LLAMA_7B, pool=cpu) is None
 
 
+def test_fp16_on_a_pool_of_cpu_nodes_is_refused():
+    cpu = Pool("cpu", (NodeResources(name="cpu-1", gpu_type="cpu", gpu_count=0, cpu_count=16),))
+
+    refusal = launch_refusal(config=RunConfig(precision="fp16"), size=TINY, pool=cpu)
+
+    assert refusal is not None and refusal.field == "precision"
+    assert refusal.message.startswith("fp16 needs GPUs, and the cpu pool's nodes have none")
+    assert launch_refusal(config=RunConfig(precision="fp16"), size=TINY, pool=Pool("empty")) is None
+    assert launch_refusal(config=RunConfig(precision="bf16"), size=TINY, pool=cpu) is None
+
+
 def test_a_model_of_unknown_size_is_not_refused_for_memory():
     pool = Pool("a10", (_gpu("a10-1", 1, 24.0, "8.6", "A10G"),))
 
