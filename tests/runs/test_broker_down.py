@@ -14,20 +14,10 @@ from runs.launch import RunNotQueuedError, run_launch, run_resume
 from runs.lifecycle import run_reap_unenqueued
 from runs.models import LogLine, Run, RunStatus
 from tests.factories import ProblemFactory, RunFactory
+from tests.runs.launch_form import LAUNCH_FORM
 from workers.spec import RunConfig
 
-FORM = {
-    "steps": 3,
-    "group_size": 4,
-    "prompts_per_step": 2,
-    "lr": 0.001,
-    "seed": 1,
-    "max_new_tokens": 32,
-    "sft_warmup_steps": 0,
-    "sft_lr": 0.003,
-    "eval_every": 0,
-    "eval_problems": 0,
-}
+FORM = LAUNCH_FORM
 
 
 @pytest.fixture

@@ -6,23 +6,13 @@ from django.urls import reverse
 
 from runs.models import Run
 from tests.factories import ProblemFactory
+from tests.runs.launch_form import LAUNCH_FORM
 
 pytestmark = pytest.mark.django_db
 
 # What a page from before the engine settings became basic posted: none of precision, zero_stage, beta,
 # clip_eps, gradient_checkpointing, lora_rank.
-OLDER_POST = {
-    "steps": 3,
-    "group_size": 4,
-    "prompts_per_step": 2,
-    "lr": 0.001,
-    "seed": 1,
-    "max_new_tokens": 32,
-    "sft_warmup_steps": 0,
-    "sft_lr": 0.003,
-    "eval_every": 0,
-    "eval_problems": 0,
-}
+OLDER_POST = LAUNCH_FORM
 
 
 def test_a_post_without_the_engine_settings_launches_with_their_defaults(logged_in):

@@ -9,22 +9,10 @@ from runs.launch import RunLaunchError, run_launch
 from runs.models import Run
 from runs.spec import run_spec
 from tests.factories import ProblemFactory, RegisteredModelFactory, RunFactory, TeamFactory, UserFactory
+from tests.runs.launch_form import LAUNCH_FORM
 from workers.spec import RunConfig
 
 pytestmark = pytest.mark.django_db
-
-LAUNCH_FORM = {
-    "steps": 3,
-    "group_size": 4,
-    "prompts_per_step": 2,
-    "lr": 0.001,
-    "seed": 1,
-    "max_new_tokens": 32,
-    "sft_warmup_steps": 0,
-    "sft_lr": 0.003,
-    "eval_every": 0,
-    "eval_problems": 0,
-}
 
 
 def test_a_run_without_a_model_trains_the_built_in_tiny_one():

@@ -9,22 +9,10 @@ from runs.models import Run
 from runs.nodes import NodeInfo, node_register
 from runs.spend.models import CostEntry
 from tests.factories import ProblemFactory, RegisteredModelFactory, TeamFactory, UserFactory
+from tests.runs.launch_form import LAUNCH_FORM
 from workers.spec import RunConfig
 
 pytestmark = pytest.mark.django_db
-
-LAUNCH_FORM = {
-    "steps": 3,
-    "group_size": 4,
-    "prompts_per_step": 2,
-    "lr": 0.001,
-    "seed": 1,
-    "max_new_tokens": 32,
-    "sft_warmup_steps": 0,
-    "sft_lr": 0.003,
-    "eval_every": 0,
-    "eval_problems": 0,
-}
 
 
 def _node(name, pool, *, gpu_type="cpu", gpus=0, memory=None, capability="", cpus=16):

@@ -9,22 +9,10 @@ from runs.launch import run_launch, run_resume
 from runs.lifecycle import run_cancel
 from runs.models import Run, RunStatus
 from tests.factories import ProblemFactory, RunFactory, TeamFactory, UserFactory
+from tests.runs.launch_form import LAUNCH_FORM
 from workers.spec import RunConfig
 
 pytestmark = pytest.mark.django_db
-
-LAUNCH_FORM = {
-    "steps": 3,
-    "group_size": 4,
-    "prompts_per_step": 2,
-    "lr": 0.001,
-    "seed": 1,
-    "max_new_tokens": 32,
-    "sft_warmup_steps": 0,
-    "sft_lr": 0.003,
-    "eval_every": 0,
-    "eval_problems": 0,
-}
 
 
 def shared_version():
