@@ -2,6 +2,7 @@
 and how long the head has waited; runs of other teams keep their place without their names."""
 
 import datetime as dt
+import sys
 from decimal import Decimal
 
 import pytest
@@ -21,6 +22,13 @@ from tests.factories import RunFactory, TeamFactory, UserFactory
 pytestmark = pytest.mark.django_db
 
 NOW = timezone.now()
+
+
+@pytest.fixture(autouse=True)
+def _now(monkeypatch):
+    """Each test's "now", taken as it starts: the pages read the real clock, so a module-wide one would
+    drift by however long the suite ran before this test."""
+    monkeypatch.setattr(sys.modules[__name__], "NOW", timezone.now())
 
 
 def queued(minutes_ago: float | None, **kwargs):
