@@ -84,9 +84,13 @@ def run_events(request: HttpRequest, run_id: int) -> JsonResponse:
         return response
     result = ingest.run_ingest(run_id=auth, batch=batch)
     if result.fenced:
-        return _error(
-            409, f"run {run_id} is lost: its attempt is fenced; resume it", desired_state=result.desired_state
-        )
+        if batch.attempt not in (None, result.attempt):
+            message = (
+                f"run {run_id}: attempt {batch.attempt} is fenced: the run is on attempt {result.attempt}"
+            )
+        else:
+            message = f"run {run_id} is lost: its attempt is fenced; resume it"
+        return _error(409, message, desired_state=result.desired_state)
     return JsonResponse(
         {"accepted": result.accepted, "duplicates": result.duplicates, "desired_state": result.desired_state}
     )

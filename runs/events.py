@@ -54,6 +54,9 @@ class Batch:
     source: str
     events: list[Event]
     received: int
+    # The attempt the events belong to; None from a client older than attempt-keyed telemetry, whose
+    # events count as the run's current attempt's (runs/ingest.py).
+    attempt: int | None = None
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -242,6 +245,11 @@ def parse_batch(body: Any, *, max_events: int) -> Batch:
     source = body.get("source", "trainer")
     if source not in SOURCES:
         raise EventError(f"source: must be one of {', '.join(SOURCES)}", field="source")
+    attempt = body.get("attempt")
+    if attempt is not None and (
+        isinstance(attempt, bool) or not isinstance(attempt, int) or not 1 <= attempt <= MAX_INT
+    ):
+        raise EventError(f"attempt: must be an integer from 1 to {MAX_INT}", field="attempt")
     raw_events = body.get("events")
     if not isinstance(raw_events, list) or not raw_events:
         raise EventError("events: must be a non-empty list", field="events")
@@ -264,4 +272,4 @@ def parse_batch(body: Any, *, max_events: int) -> Batch:
             continue  # a repeat inside one batch is a repeat like any other
         seen.add(seq)
         events.append(Event(seq=seq, type=kind, data=data))
-    return Batch(source=source, events=events, received=len(raw_events))
+    return Batch(source=source, events=events, received=len(raw_events), attempt=attempt)

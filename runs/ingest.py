@@ -1,4 +1,4 @@
-"""Ingest: a node's batch of events stored exactly once per (run, source, seq), then broadcast."""
+"""Ingest: a node's batch of events stored exactly once per (run, attempt, source, seq), then broadcast."""
 
 import datetime as dt
 from dataclasses import dataclass
@@ -26,7 +26,8 @@ class IngestResult:
     accepted: int
     duplicates: int
     desired_state: str
-    fenced: bool = False  # the run is lost: nothing of the batch was accepted (answered 409)
+    fenced: bool = False  # the run is lost, or the batch's attempt is not its current one: nothing accepted
+    attempt: int = 0  # the run's current attempt
 
 
 def _when(epoch: float, default: dt.datetime) -> dt.datetime:
@@ -36,16 +37,21 @@ def _when(epoch: float, default: dt.datetime) -> dt.datetime:
 
 
 def run_ingest(*, run_id: int, batch: Batch) -> IngestResult:
-    """Persist a batch of events exactly once per (run, source, seq), then broadcast what was new. A lost
-    run's batch is refused whole (`fenced`): a heartbeat, a status or a final `succeeded` from an attempt
-    the control plane gave up on never moves the run, nor bills it; only Resume starts it again."""
+    """Persist a batch of events exactly once per (run, attempt, source, seq), then broadcast what was
+    new. A batch is refused whole (`fenced`) when the run is lost or the batch is of another attempt than
+    the run's current one (an attempt it gave up on, since resumed): a heartbeat, a status or a final
+    `succeeded` from such an attempt never moves the run, nor bills it. Its desired state is then `lost`,
+    which stops that attempt's trainer. A batch without an attempt (an older client) is the current
+    attempt's."""
     now = timezone.now()
     with transaction.atomic():
         # One writer per run at a time (the run's row lock), the heartbeat and the seen-seq check, in one
-        # round trip: the events whose (run, source, seq) was already claimed are the repeats.
-        status, claimed = _events_claim(run_id=run_id, source=batch.source, events=batch.events, now=now)
-        if status == RunStatus.LOST:
-            return IngestResult(accepted=0, duplicates=0, desired_state=status, fenced=True)
+        # round trip: the events whose (run, attempt, source, seq) was already claimed are the repeats.
+        status, current, claimed = _events_claim(run_id=run_id, batch=batch, now=now)
+        if status == RunStatus.LOST or batch.attempt not in (None, current):
+            return IngestResult(
+                accepted=0, duplicates=0, desired_state=RunStatus.LOST, fenced=True, attempt=current
+            )
         fresh = [e for e in batch.events if e.seq in claimed]
         payload = _store_events(run_id, batch.source, fresh, now)
         statuses = [e.data for e in fresh if e.type == "status"]
@@ -54,24 +60,26 @@ def run_ingest(*, run_id: int, batch: Batch) -> IngestResult:
         if payload["metrics"] or payload["generations"] or payload["logs"]:
             broadcast_run_update(run_id, payload)
         desired = Run.objects.values_list("status", flat=True).get(pk=run_id) if statuses else status
-    return IngestResult(accepted=len(fresh), duplicates=batch.received - len(fresh), desired_state=desired)
+    return IngestResult(
+        accepted=len(fresh), duplicates=batch.received - len(fresh), desired_state=desired, attempt=current
+    )
 
 
 # Locks the run's row, records the heartbeat and the furthest new metric step, and inserts the batch's
-# idempotency keys; answers the run's status and the seqs that were new. ORDER BY seq: concurrent
-# batches claim overlapping keys in the same order. A lost run (fenced) gets none of it: no key, no
-# heartbeat, only its status.
+# idempotency keys; answers the run's status, its attempt and the seqs that were new. ORDER BY seq:
+# concurrent batches claim overlapping keys in the same order. A lost run, or a batch of another attempt
+# (fenced), gets none of it: no key, no heartbeat, only the run's status and attempt.
 _CLAIM_SQL = """
 WITH run AS (
-    SELECT id, status FROM runs_run WHERE id = %(run_id)s FOR UPDATE
+    SELECT id, status, attempt FROM runs_run WHERE id = %(run_id)s FOR UPDATE
 ), unfenced AS (
-    SELECT id FROM run WHERE status <> %(fenced)s
+    SELECT id, attempt FROM run WHERE status <> %(fenced)s AND attempt = COALESCE(%(attempt)s::int, attempt)
 ), fresh AS (
-    INSERT INTO runs_ingestedevent (run_id, source, seq, type, received_at)
-    SELECT unfenced.id, %(source)s, b.seq, b.type, %(now)s
+    INSERT INTO runs_ingestedevent (run_id, attempt, source, seq, type, received_at)
+    SELECT unfenced.id, unfenced.attempt, %(source)s, b.seq, b.type, %(now)s
     FROM unfenced, unnest(%(seqs)s::bigint[], %(types)s::varchar[]) AS b(seq, type)
     ORDER BY b.seq
-    ON CONFLICT (run_id, source, seq) DO NOTHING
+    ON CONFLICT (run_id, attempt, source, seq) DO NOTHING
     RETURNING seq
 ), beat AS (
     UPDATE runs_run SET
@@ -84,16 +92,18 @@ WITH run AS (
         )
     WHERE id = (SELECT id FROM unfenced)
 )
-SELECT (SELECT status FROM run), ARRAY(SELECT seq FROM fresh)
+SELECT (SELECT status FROM run), (SELECT attempt FROM run), ARRAY(SELECT seq FROM fresh)
 """
 
 
-def _events_claim(*, run_id: int, source: str, events: list[Event], now: dt.datetime) -> tuple[str, set[int]]:
+def _events_claim(*, run_id: int, batch: Batch, now: dt.datetime) -> tuple[str, int, set[int]]:
+    source, events = batch.source, batch.events
     metrics = [e for e in events if e.type == "metric"]
     if connection.vendor == "postgresql":
         params: dict[str, Any] = {
             "run_id": run_id,
             "fenced": RunStatus.LOST.value,
+            "attempt": batch.attempt,
             "source": source,
             "now": now,
             "seqs": [e.seq for e in events],
@@ -103,19 +113,18 @@ def _events_claim(*, run_id: int, source: str, events: list[Event], now: dt.date
         }
         with connection.cursor() as cursor:
             cursor.execute(_CLAIM_SQL, params)
-            status, fresh = cursor.fetchone()
+            status, attempt, fresh = cursor.fetchone()
         if status is None:
             raise Run.DoesNotExist(f"run {run_id}: no such run")
-        return status, set(fresh)
-    status = Run.objects.select_for_update().values_list("status", flat=True).get(pk=run_id)
-    if status == RunStatus.LOST:
-        return status, set()
+        return status, attempt, set(fresh)
+    status, attempt = Run.objects.select_for_update().values_list("status", "attempt").get(pk=run_id)
+    if status == RunStatus.LOST or batch.attempt not in (None, attempt):
+        return status, attempt, set()
     seqs = [e.seq for e in events]
-    seen = set(
-        IngestedEvent.objects.filter(run_id=run_id, source=source, seq__in=seqs).values_list("seq", flat=True)
-    )
+    keys = IngestedEvent.objects.filter(run_id=run_id, attempt=attempt, source=source, seq__in=seqs)
+    seen = set(keys.values_list("seq", flat=True))
     IngestedEvent.objects.bulk_create(
-        IngestedEvent(run_id=run_id, source=source, seq=e.seq, type=e.type, received_at=now)
+        IngestedEvent(run_id=run_id, attempt=attempt, source=source, seq=e.seq, type=e.type, received_at=now)
         for e in events
         if e.seq not in seen
     )
@@ -123,7 +132,7 @@ def _events_claim(*, run_id: int, source: str, events: list[Event], now: dt.date
     if steps := [e.data["step"] for e in metrics if e.seq not in seen]:
         fields["last_step"] = max(steps)
     Run.objects.filter(pk=run_id).update(**fields)
-    return status, {seq for seq in seqs if seq not in seen}
+    return status, attempt, {seq for seq in seqs if seq not in seen}
 
 
 def _store_events(run_id: int, source: str, events: list[Event], now: dt.datetime) -> dict[str, list[Any]]:

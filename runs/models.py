@@ -113,9 +113,11 @@ def status_label(status: str, stop_cause: str = "") -> str:
 
 
 class IngestedEvent(models.Model):
-    """One row per accepted (run, source, seq): the idempotency key of the ingest API."""
+    """One row per accepted (run, attempt, source, seq): the idempotency key of the ingest API. Keyed by
+    attempt because a resumed attempt on another node starts its sequence at 0 again (a fresh spool)."""
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+")
+    attempt = models.PositiveIntegerField(default=1)
     source = models.CharField(max_length=32)
     seq = models.BigIntegerField()
     type = models.CharField(max_length=16)
@@ -123,12 +125,16 @@ class IngestedEvent(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["run", "source", "seq"], name="ingested_event_unique"),
+            models.UniqueConstraint(
+                fields=["run", "attempt", "source", "seq"], name="ingested_event_attempt_unique"
+            ),
         ]
 
 
 class MetricPoint(models.Model):
-    """A narrow table: one value of one metric at one step."""
+    """A narrow table: one value of one metric at one step. One point per (run, key, step), the latest
+    written replacing an earlier one (a resumed attempt re-runs steps): runs/metric_store.py keeps it
+    under the run's row lock, not a unique constraint, which COPY could not write through."""
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metric_points")
     key = models.CharField(max_length=100)
