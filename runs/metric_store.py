@@ -11,8 +11,9 @@ blow-up shows at any zoom).
 
 import datetime as dt
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from django.db import connection
@@ -81,15 +82,27 @@ class _Acc:
 
 
 def metric_points_write(rows: Sequence[Row]) -> None:
+    """Store the points, one per (run, key, step): a point replaces the one stored at its step (a resumed
+    attempt re-runs the steps after its checkpoint, which the lost attempt may have posted), and of two
+    in `rows` the later wins. The rollups of a bucket that lost a point are rebuilt (`_rollups_rebuild`).
+
+    Writers of one series must not race: ingest holds the run's row lock (runs/ingest.py), a cost tick
+    the run's cost row (runs/spend). There is no unique constraint to catch one that does: COPY, the
+    volume path, cannot write through one."""
+    latest = {(r, k, s): (r, k, s, v, w) for r, k, s, v, w in rows}
+    if len(latest) < len(rows):
+        rows = list(latest.values())
     if not rows:
         return
     if connection.vendor != "postgresql":
+        replaced = _points_delete_sqlite(rows)
         MetricPoint.objects.bulk_create(
             (MetricPoint(run_id=r, key=k, step=s, value=v, wall_time=w) for r, k, s, v, w in rows),
             batch_size=2000,
         )
         with connection.cursor() as cursor:
             cursor.executemany(_UPSERT_SQLITE, _rollup_rows(rows))
+        _rollups_rebuild(replaced)
         return
     rollups = [list(column) for column in zip(*_rollup_rows(rows), strict=True)]
     connection.ensure_connection()
@@ -97,15 +110,175 @@ def metric_points_write(rows: Sequence[Row]) -> None:
     # cost half as much as the text literals of Django's (client-side binding) cursor.
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         if len(rows) <= SMALL_BATCH:
-            # A trainer's step (tens of points): the points and the rollups in one round trip.
+            # A trainer's step (tens of points): the replaced points out, the points and the rollups in,
+            # in one round trip.
             points = [list(column) for column in zip(*rows, strict=True)]
-            cursor.execute(_INSERT_POINTS_PG + _UPSERT_PG, [*points, *rollups])
-            return
-        with cursor.copy(COPY_SQL + " (FORMAT BINARY)") as copy:  # no text to parse: a quarter faster
-            copy.set_types(COPY_TYPES)
-            for row in rows:
-                copy.write_row(row)
-        cursor.execute(_UPSERT_PG, rollups)
+            cursor.execute(_WRITE_SMALL_PG, [*points[:3], *points, *rollups])
+            gone = cursor.fetchone()
+            assert gone is not None  # a SELECT of three arrays: always one row
+            run_ids, keys, steps = gone
+            replaced = list(zip(run_ids, keys, steps, strict=True))
+        else:
+            replaced = _points_delete_pg(cursor, rows)
+            with cursor.copy(COPY_SQL + " (FORMAT BINARY)") as copy:  # no text to parse: a quarter faster
+                copy.set_types(COPY_TYPES)
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(_UPSERT_PG, rollups)
+    _rollups_rebuild(replaced)
+
+
+_DELETE_PG = (
+    "DELETE FROM runs_metricpoint p USING unnest(%b::bigint[], %b::varchar[], %b::int[]) AS n(run_id, key, "
+    "step) WHERE p.run_id = n.run_id AND p.key = n.key AND p.step = n.step RETURNING p.run_id, p.key, p.step"
+)
+# The furthest step stored of each series of a batch: one probe of the (run, key, step) index each.
+_HIGHS_PG = (
+    "SELECT n.run_id, n.key, (SELECT max(p.step) FROM runs_metricpoint p WHERE p.run_id = n.run_id AND "
+    "p.key = n.key) FROM unnest(%b::bigint[], %b::varchar[]) AS n(run_id, key)"
+)
+
+
+def _points_delete_pg(cursor: psycopg.Cursor[Any], rows: Sequence[Row]) -> list[tuple[int, str, int]]:
+    """Delete the stored points at the steps of `rows`, answering which there were. A large batch is
+    nearly always past everything stored (a backlog flushed in order): it looks up each series' furthest
+    step first, and probes only the points that might be replaced."""
+    series = sorted({(r, k) for r, k, *_ in rows})
+    cursor.execute(_HIGHS_PG, [[r for r, _ in series], [k for _, k in series]])
+    highs = {(r, k): high for r, k, high in cursor.fetchall() if high is not None}
+    maybe = [row for row in rows if row[2] <= highs.get((row[0], row[1]), -1)]
+    if not maybe:
+        return []
+    columns = [list(column) for column in zip(*maybe, strict=True)]
+    cursor.execute(_DELETE_PG, columns[:3])
+    return [(r, k, s) for r, k, s in cursor.fetchall()]
+
+
+def _points_delete_sqlite(rows: Sequence[Row]) -> list[tuple[int, str, int]]:
+    by_series: dict[tuple[int, str], set[int]] = {}
+    for run_id, key, step, _, _ in rows:
+        by_series.setdefault((run_id, key), set()).add(step)
+    replaced: list[tuple[int, str, int]] = []
+    for (run_id, key), steps in by_series.items():
+        stored = MetricPoint.objects.filter(
+            run_id=run_id, key=key, step__gte=min(steps), step__lte=max(steps)
+        )
+        found = [(pk, step) for pk, step in stored.values_list("pk", "step") if step in steps]
+        if found:
+            MetricPoint.objects.filter(pk__in=[pk for pk, _ in found]).delete()
+            replaced.extend((run_id, key, step) for _, step in found)
+    return replaced
+
+
+def _spans(buckets: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted buckets as runs of consecutive ones, (first, last): one range query each."""
+    spans: list[tuple[int, int]] = []
+    for bucket in sorted(set(buckets)):
+        if spans and bucket == spans[-1][1] + 1:
+            spans[-1] = (spans[-1][0], bucket)
+        else:
+            spans.append((bucket, bucket))
+    return spans
+
+
+_ROLLUP_FIELDS = (
+    "n",
+    "min_value",
+    "min_step",
+    "max_value",
+    "max_step",
+    "first_step",
+    "first_value",
+    "last_step",
+    "last_value",
+)
+
+
+def _rollups_rebuild(replaced: Iterable[tuple[int, str, int]]) -> None:
+    """Recompute the rollups of every bucket that held a replaced point: the merge at write time only
+    adds (a count, extremes), so a bucket whose point changed holds the old one's count and extremes.
+    The finest width from the points (at most ROLLUP_WIDTHS[0] per bucket), each wider one from the
+    rebuilt buckets below it: a few hundred rows per series whatever its length, and three statements
+    per width for all the batch's series together (a resumed attempt re-runs steps a batch at a time)."""
+    width = ROLLUP_WIDTHS[0]
+    buckets: dict[tuple[int, str], set[int]] = {}
+    for run_id, key, step in replaced:
+        buckets.setdefault((run_id, key), set()).add(step // width)
+    if not buckets:
+        return
+    with connection.cursor() as cursor:
+        stored: list[tuple[Any, ...]] = []
+        for where, params in _under(buckets, factor=width, column="step"):
+            sql = f"SELECT run_id, key, step, value FROM runs_metricpoint WHERE {where}"  # noqa: S608
+            cursor.execute(sql, params)
+            stored.extend(cursor.fetchall())
+        accs: dict[tuple[int, str, int], _Acc] = {}
+        # In step order, as _rollup_rows sees a series: of equal extremes, the earliest step is kept.
+        for run_id, key, step, value in sorted(stored, key=lambda point: point[2]):
+            ident = (run_id, key, step // width)
+            acc = accs.get(ident)
+            if acc is None:
+                accs[ident] = _Acc(1, value, step, value, step, step, value, step, value)
+            else:
+                acc.add(step, value)
+        _rollups_put(cursor, buckets, width, accs)
+        for wider in ROLLUP_WIDTHS[1:]:
+            factor = wider // width
+            buckets = {series: {bucket // factor for bucket in held} for series, held in buckets.items()}
+            children: list[tuple[Any, ...]] = []
+            for where, params in _under(buckets, factor=factor, column="bucket"):
+                cursor.execute(_ROLLUPS_UNDER.format(where=where), [width, *params])
+                children.extend(cursor.fetchall())
+            accs = {}
+            for run_id, key, bucket, *fields in sorted(children, key=lambda child: child[2]):
+                child = _Acc(*fields)
+                merged = accs.get((run_id, key, bucket // factor))
+                if merged is None:
+                    accs[(run_id, key, bucket // factor)] = child
+                else:
+                    merged.merge(child)
+            _rollups_put(cursor, buckets, wider, accs)
+            width = wider
+
+
+# Spans per statement: 4 parameters each stay under SQLite's oldest limit of 999.
+_SPANS_PER_STATEMENT = 200
+
+
+def _under(
+    buckets: dict[tuple[int, str], set[int]], *, factor: int, column: str
+) -> Iterator[tuple[str, list[int | str]]]:
+    """WHERE clauses for what lies under the buckets: the points (`step`) or the rollups of the width
+    below (`bucket`, `factor` of them to each bucket), a range per run of consecutive buckets of a
+    series. ORed ranges of the (run, key, ...) indexes, which both databases read as index range scans
+    (a join against a list of ranges is planned as a scan of the table)."""
+    spans = [
+        (run_id, key, lo * factor, (hi + 1) * factor)
+        for (run_id, key), held in buckets.items()
+        for lo, hi in _spans(held)
+    ]
+    term = f"(run_id = %s AND key = %s AND {column} >= %s AND {column} < %s)"
+    for start in range(0, len(spans), _SPANS_PER_STATEMENT):
+        chunk = spans[start : start + _SPANS_PER_STATEMENT]
+        yield " OR ".join([term] * len(chunk)), [value for span in chunk for value in span]
+
+
+_ROLLUPS_UNDER = (
+    f"SELECT run_id, key, bucket, {', '.join(_ROLLUP_FIELDS)} FROM runs_metricrollup "  # noqa: S608
+    "WHERE width = %s AND ({where})"
+)
+
+
+def _rollups_put(
+    cursor: Any, buckets: dict[tuple[int, str], set[int]], width: int, accs: dict[tuple[int, str, int], _Acc]
+) -> None:
+    for where, params in _under(buckets, factor=1, column="bucket"):
+        sql = f"DELETE FROM runs_metricrollup WHERE width = %s AND ({where})"  # noqa: S608
+        cursor.execute(sql, [width, *params])
+    MetricRollup.objects.bulk_create(
+        MetricRollup(run_id=run_id, key=key, width=width, bucket=bucket, **vars(acc))
+        for (run_id, key, bucket), acc in accs.items()
+    )
 
 
 def _rollup_rows(rows: Sequence[Row]) -> list[tuple[int | str | float, ...]]:
@@ -177,6 +350,13 @@ _UPSERT_PG = (
     "%b::bigint[], %b::varchar[], %b::int[], %b::int[], %b::int[], %b::float8[], %b::int[], %b::float8[], "
     "%b::int[], %b::int[], %b::float8[], %b::int[], %b::float8[])"
     + _MERGE.format(least="LEAST", greatest="GREATEST")
+)
+# The points a small batch replaces deleted (and answered), its points inserted, its rollups merged.
+_WRITE_SMALL_PG = (
+    f"WITH gone AS ({_DELETE_PG}), "  # noqa: S608 (constants only)
+    + _INSERT_POINTS_PG.removeprefix("WITH ")
+    + f", merged AS ({_UPSERT_PG}) "
+    + "SELECT ARRAY(SELECT run_id FROM gone), ARRAY(SELECT key FROM gone), ARRAY(SELECT step FROM gone)"
 )
 _UPSERT_SQLITE = (
     f"INSERT INTO runs_metricrollup AS r ({_COLUMNS}) VALUES ({', '.join(['%s'] * 13)})"  # noqa: S608
