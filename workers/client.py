@@ -2,12 +2,15 @@
 
 Standard library only. Every event gets a per-(run, source) sequence number that persists across
 restarts, is appended to an on-disk spool before it is sent, and is removed from the spool only once
-the control plane has acknowledged it. The control plane treats (run, source, seq) as an idempotency
-key, so re-sending after a crash or a lost answer is harmless.
+the control plane has acknowledged it. Every batch names the run's attempt it belongs to; the control
+plane treats (run, attempt, source, seq) as an idempotency key, so re-sending after a crash or a lost
+answer is harmless, and a resumed attempt on a fresh node, whose sequence starts at 0 again, is not
+taken for a repeat of the attempt before it.
 
 Spool layout (``spool_dir``):
     next_seq       the next sequence number to hand out (written atomically at every flush)
     acked          high-water mark: every event with seq <= this is acknowledged or rejected
+    attempt        the attempt whose events the spool holds (when the client was given one)
     spool.jsonl    append-only JSONL of events, compacted once everything in it is acked
     rejected.jsonl events the control plane refused with a 400 (kept for inspection)
 """
@@ -220,9 +223,15 @@ class IngestClient:
         source: str = "trainer",
         timeout_s: float = 10.0,
         max_batch: int = 500,
+        attempt: int | None = None,
     ) -> None:
+        """`attempt`: the run's attempt this process belongs to, sent with every batch. None (an older
+        caller) sends none, and the control plane counts the events as the run's current attempt's."""
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
+        if attempt is not None and attempt < 1:
+            raise ValueError(f"attempt: expected an integer >= 1, got {attempt}")
+        self.attempt = attempt
         self.url = f"{control_url.rstrip('/')}/api/v1/runs/{run_id}/events"
         self.token = token
         self.source = source
@@ -237,6 +246,7 @@ class IngestClient:
         self._spool_path = self.spool_dir / "spool.jsonl"
         self._acked = self._read_int(self.spool_dir / "acked", -1)
         self._pending: list[dict[str, Any]] = self._load_pending()
+        self._spool_attempt_check()
         max_spooled = max((int(e["seq"]) for e in self._pending), default=-1)
         self._next_seq = max(self._read_int(self.spool_dir / "next_seq", 0), self._acked + 1, max_spooled + 1)
         self._write_int(self.spool_dir / "next_seq", self._next_seq)
@@ -273,6 +283,22 @@ class IngestClient:
                 if seq > self._acked:
                     events[seq] = event
         return [events[s] for s in sorted(events)]
+
+    def _spool_attempt_check(self) -> None:
+        """Events left in the spool by an earlier attempt (a resume on the same node, same work dir) are
+        that attempt's: sent under this one they would land as this attempt's, and under theirs they
+        are refused (fenced). They go to rejected.jsonl; the sequence goes on from where it was."""
+        if self.attempt is None:
+            return
+        stored = self._read_int(self.spool_dir / "attempt", self.attempt)
+        if stored != self.attempt and self._pending:
+            for event in self._pending:
+                self._reject(event, f"left by attempt {stored}; this is attempt {self.attempt}")
+            self._acked = max(int(e["seq"]) for e in self._pending)
+            self._write_int(self.spool_dir / "acked", self._acked)
+            self._pending = []
+            self._spool_path.write_text("")
+        self._write_int(self.spool_dir / "attempt", self.attempt)
 
     def _compact(self) -> None:
         """Rewrite the spool with only the unacknowledged events."""
@@ -358,7 +384,10 @@ class IngestClient:
             self._write_int(self.spool_dir / "acked", self._acked)
 
     def _post(self, batch: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
-        body = json.dumps({"source": self.source, "events": batch}).encode("utf-8")
+        fields: dict[str, Any] = {"source": self.source, "events": batch}
+        if self.attempt is not None:
+            fields["attempt"] = self.attempt
+        body = json.dumps(fields).encode("utf-8")
         return _request(self.url, self.token, body=body, timeout_s=self.timeout_s)
 
     def _send_batch(self, batch: list[dict[str, Any]]) -> None:
@@ -374,8 +403,8 @@ class IngestClient:
             if status in (401, 403, 404):
                 raise IngestAuthError(f"POST {self.url}: HTTP {status}: {answer.get('error', '')}")
             if status == 409 and _state(answer):
-                # The run is fenced (lost): nothing will ever be accepted. Keep the command it carries
-                # (a stop) and drop the batch below.
+                # The run is lost, or this attempt is not its current one (fenced): nothing will ever be
+                # accepted. Keep the command it carries (a stop) and drop the batch below.
                 self.desired_state = _state(answer)
             if status == 413:
                 limit = answer.get("max_events")

@@ -279,7 +279,9 @@ def run_supervised(
         except Exception as exc:  # bookkeeping only: the attempt is ours, run it
             print(f"launcher: on_claimed failed: {type(exc).__name__}: {exc}", file=sys.stderr)
 
-    client = IngestClient(control_url, run_id, token, source="launcher", spool_dir=workdir / "spool-launcher")
+    client = IngestClient(
+        control_url, run_id, token, source="launcher", spool_dir=workdir / "spool-launcher", attempt=attempt
+    )
     proc: subprocess.Popen[bytes] | None = None
     port = 0
     failing = False

@@ -77,13 +77,18 @@ class Trainer:
     def __init__(self, spec: RunSpec, spec_path: Path, token: str) -> None:
         self.spec = spec
         self.workdir = spec_path.resolve().parent
-        self.ckpt_dir, self.resume_dir = checkpoint_dirs(self.workdir / "checkpoints", run_attempt())
+        self.attempt = run_attempt()
+        self.ckpt_dir, self.resume_dir = checkpoint_dirs(self.workdir / "checkpoints", self.attempt)
         self.stop_reason = ""
         self.rank, self.world, self.local_rank, self.device = init_distributed(gpu=spec.resources.gpu)
         self.client: IngestClient | None = None
         if self.rank == 0:
             self.client = IngestClient(
-                spec.control_url, spec.run_id, token, spool_dir=self.workdir / "spool-trainer"
+                spec.control_url,
+                spec.run_id,
+                token,
+                spool_dir=self.workdir / "spool-trainer",
+                attempt=self.attempt,
             )
         self._set_up_model()
         self.start_step = 0
