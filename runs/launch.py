@@ -214,7 +214,8 @@ def _run_enqueue(*, run_id: int, token: str, queue: str, again: str) -> None:
 def run_resume(*, run_id: int, user: User | None = None) -> LaunchResult | None:
     """Queue a lost, failed or cancelled run again as a new attempt (attempt + 1, unclaimed) under a fresh
     token. Its trainer resumes from the newest checkpoint of the earlier attempts and continues its step
-    count, curves and event sequence."""
+    count and curves; its events are keyed by the new attempt, so they land wherever it runs (the steps
+    it re-runs replace the earlier attempt's points)."""
     token, hashed = token_new()
     with transaction.atomic():
         before = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
