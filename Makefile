@@ -74,9 +74,11 @@ test: install system-packages services lint
 	$(TEST_ENV) $(BIN)/pytest -q
 	@# Again on the embedded default: every test but those that need the servers. The e2e tests too are
 	@# left out here: their stack fixture is wired to PostgreSQL and Redis, and the trainer's real
-	@# deepspeed runs (also marked e2e) touch no database, so a second run would test nothing new.
+	@# deepspeed runs (also marked e2e) touch no database, so a second run would test nothing new; nor
+	@# do the sandbox's and the trainer's own tests (plain Python, no Django), left out here too.
 	rm -rf $(EMBEDDED_VAR)
-	$(EMBEDDED_TEST_ENV) $(BIN)/pytest -q -m "not postgres_only and not e2e"
+	$(EMBEDDED_TEST_ENV) $(BIN)/pytest -q -m "not postgres_only and not e2e" \
+		--ignore=tests/workers/sandbox --ignore=tests/workers/trainer
 
 test-fast: install
 	$(TEST_ENV) $(BIN)/pytest -q -m "not e2e"
