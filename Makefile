@@ -66,6 +66,11 @@ lint: install
 	TRIAD_DEV=true $(BIN)/mypy controlplane runs datasets_app workers
 	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
 
+# Tests of the node side that touch neither Django nor a database: run once, with PostgreSQL.
+NODE_SIDE_ONLY := tests/workers/sandbox tests/workers/trainer tests/workers/test_client.py \
+	tests/workers/test_client_attempt.py tests/workers/test_client_strings.py tests/workers/test_export.py \
+	tests/workers/test_launcher.py tests/workers/test_model_info.py tests/workers/test_provenance.py
+
 test: install system-packages services lint
 	@# Shared memory that runs killed before their launcher could clean up (an hour old at least).
 	-find /dev/shm -maxdepth 1 -name 'deepspeed_allreduce_buffer_*' -mmin +60 -delete
@@ -75,10 +80,10 @@ test: install system-packages services lint
 	@# Again on the embedded default: every test but those that need the servers. The e2e tests too are
 	@# left out here: their stack fixture is wired to PostgreSQL and Redis, and the trainer's real
 	@# deepspeed runs (also marked e2e) touch no database, so a second run would test nothing new; nor
-	@# do the sandbox's and the trainer's own tests (plain Python, no Django), left out here too.
+	@# do the node side's own tests (plain Python, no Django: the sandbox, the trainer, the launcher and
+	@# the ingest client against stand-ins), left out here too.
 	rm -rf $(EMBEDDED_VAR)
-	$(EMBEDDED_TEST_ENV) $(BIN)/pytest -q -m "not postgres_only and not e2e" \
-		--ignore=tests/workers/sandbox --ignore=tests/workers/trainer
+	$(EMBEDDED_TEST_ENV) $(BIN)/pytest -q -m "not postgres_only and not e2e" $(NODE_SIDE_ONLY:%=--ignore=%)
 
 test-fast: install
 	$(TEST_ENV) $(BIN)/pytest -q -m "not e2e"
