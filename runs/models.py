@@ -84,6 +84,9 @@ class Run(models.Model):
     # When the broker took the attempt's start task; None while that has not happened (yet).
     enqueued_at = models.DateTimeField(null=True, blank=True)
     # The registered model the run starts from; None is the built-in tiny model (docs/models.md).
+    # The checkpoints its trainer keeps, as it last reported them (retention, docs/runs.md): {"kept":
+    # [{"attempt", "step", "tag", "bytes", "why": ["last", "best"], "metric"}], "used_bytes", ...}.
+    checkpoints = models.JSONField(default=dict, blank=True)
     model = models.ForeignKey(
         "registry.RegisteredModel", null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
     )
@@ -222,6 +225,16 @@ class RunAttempt(models.Model):
     # The resolved spec served to the attempt's node, whole (the first one served: GET spec).
     spec = models.JSONField(null=True, blank=True)
     spec_served_at = models.DateTimeField(null=True, blank=True)
+    # The gang that ran it, in node-rank order, once it formed: [{"node", "node_rank", "address",
+    # "ranks"}, ...] (runs/gang.py).
+    nodes = models.JSONField(default=list, blank=True)
+    # The first and the furthest metric step it reported (ingest), and how it ended: the status it
+    # ended in and its message, when the run ended or was resumed past it.
+    first_step = models.IntegerField(null=True, blank=True)
+    last_step = models.IntegerField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_status = models.CharField(max_length=20, blank=True)
+    end_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["run", "attempt"]
@@ -229,3 +242,32 @@ class RunAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"run #{self.run_id} attempt {self.attempt}"
+
+
+class RunClaim(models.Model):
+    """One node's claim on an attempt of a run (runs/gang.py): a run with `nodes: N` starts when N nodes
+    of its pool hold a claim on its current attempt, one each. Node ranks go by order of claim."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="claims")
+    attempt = models.PositiveIntegerField()
+    node = models.CharField(max_length=200)  # the claiming worker's node name (its host, if it sent none)
+    key = models.CharField(max_length=200)  # the launcher's claim key (workers.launcher.claim_key)
+    node_rank = models.PositiveIntegerField()
+    address = models.CharField(max_length=200, blank=True)  # where the gang's other nodes reach it
+    port = models.PositiveIntegerField(null=True, blank=True)  # a free port there (rank 0's: the master's)
+    ranks = models.PositiveIntegerField(default=1)  # the trainer processes it starts (resolved there)
+    devices = models.JSONField(default=list, blank=True)  # the GPU ids it starts them on; [] on CPU
+    provenance = models.JSONField(null=True, blank=True)
+    claimed_at = models.DateTimeField()
+    # Refreshed by the claim's polls while the gang forms, then by the node's launcher heartbeats.
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["run", "attempt", "node_rank"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "attempt", "node"], name="run_claim_node_unique"),
+            models.UniqueConstraint(fields=["run", "attempt", "node_rank"], name="run_claim_rank_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run #{self.run_id} attempt {self.attempt} node {self.node} (rank {self.node_rank})"
