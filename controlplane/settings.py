@@ -155,6 +155,9 @@ TRIAD_COMPARE_PER_MIN = env_int("TRIAD_COMPARE_PER_MIN", 10, minimum=0)
 # Where GPU nodes reach the control plane (the ingest API); put into every run's spec.
 TRIAD_CONTROL_URL = env_str("TRIAD_CONTROL_URL", "http://127.0.0.1:8000").rstrip("/")
 TRIAD_RUNS_DIR = Path(env_str("TRIAD_RUNS_DIR", str(VAR_DIR / "runs")))
+# Checkpoints, on storage every node of a pool mounts (a shared filesystem; one machine: a local
+# directory), so any node can resume a run: each run's go under <this>/run-<id>.
+TRIAD_CHECKPOINT_DIR = Path(env_str("TRIAD_CHECKPOINT_DIR", str(VAR_DIR / "checkpoints")))
 TRIAD_DEFAULT_POOL = env_str("TRIAD_DEFAULT_POOL", "cpu")
 # On a node: the trainer processes of a CPU run that leaves its GPUs per node at 0 (workers/launcher.py).
 TRIAD_PROCS_PER_NODE = env_int("TRIAD_PROCS_PER_NODE", 2, minimum=1)
@@ -186,6 +189,10 @@ if TRIAD_NODE_COMPUTE_CAPABILITY and not (_major.isdigit() and _minor.isdigit())
 TRIAD_NODE_ADDRESS = env_str("TRIAD_NODE_ADDRESS")
 # A started run silent for this long is marked lost by the reaper (Celery beat, every 15 s).
 TRIAD_LOST_AFTER_S = env_float("TRIAD_LOST_AFTER_S", 60.0, minimum=1.0)
+# Gang claims (runs/gang.py): a claim of a run still gathering its nodes that has not been polled for
+# TRIAD_GANG_CLAIM_TTL_S is dropped; a launcher waits at most TRIAD_GANG_WAIT_S for its gang to form.
+TRIAD_GANG_CLAIM_TTL_S = env_float("TRIAD_GANG_CLAIM_TTL_S", 20.0, minimum=1.0)
+TRIAD_GANG_WAIT_S = env_float("TRIAD_GANG_WAIT_S", 120.0, minimum=1.0)
 # A queued run (or a version's verification) that never reached the broker is failed by a reaper after
 # this long (docs/runs.md, "Broker down"); one that did reach it may wait in the queue for hours.
 TRIAD_ENQUEUE_GRACE_S = env_float("TRIAD_ENQUEUE_GRACE_S", 120.0, minimum=1.0)
