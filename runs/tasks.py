@@ -18,8 +18,14 @@ def run_execute_task(self: Any, run_id: int, token: str) -> str:
     a broker redelivers a message left unacknowledged that long (Redis's visibility timeout, RabbitMQ's
     consumer timeout). A redelivery may still happen (a worker lost before its ack reached the broker);
     the claim makes it harmless: its launcher is refused and returns "refused" without starting anything
-    (docs/runs.md, "Attempts")."""
-    from workers.launcher import run_supervised
+    (docs/runs.md, "Attempts").
+
+    A run of N nodes has N of these messages in flight; each worker that takes one joins the run's gang.
+    A gang that does not form in time, or another gang of the pool gathering, makes the launcher answer
+    "requeue": the message goes back on the queue it came from, at once (a countdown would be an ETA
+    message, held by one busy worker), so the run keeps its N messages."""
+    from controlplane.node_agent import node_address
+    from workers.launcher import REQUEUE, run_supervised
 
     hostname = self.request.hostname
 
@@ -29,7 +35,7 @@ def run_execute_task(self: Any, run_id: int, token: str) -> str:
 
     workdir = Path(settings.TRIAD_RUNS_DIR) / str(run_id)
     workdir.mkdir(parents=True, exist_ok=True)
-    return run_supervised(
+    result = run_supervised(
         run_id=run_id,
         token=token,
         control_url=settings.TRIAD_CONTROL_URL,
@@ -37,7 +43,15 @@ def run_execute_task(self: Any, run_id: int, token: str) -> str:
         heartbeat_s=settings.TRIAD_HEARTBEAT_S,
         on_claimed=node_assign,
         cpu_procs=settings.TRIAD_PROCS_PER_NODE,  # this node's, for a CPU run that leaves it to the node
+        node=hostname or "",
+        address=node_address(),  # what this node announces (the registry's): where its gang reaches it
+        checkpoint_root=Path(settings.TRIAD_CHECKPOINT_DIR),
+        lost_after_s=settings.TRIAD_LOST_AFTER_S,
     )
+    if result == REQUEUE:
+        queue = (self.request.delivery_info or {}).get("routing_key") or f"gpu.{settings.TRIAD_DEFAULT_POOL}"
+        run_execute_task.apply_async(args=[run_id, token], queue=queue)
+    return result
 
 
 @shared_task(name="runs.reap_lost", ignore_result=True, acks_late=True)

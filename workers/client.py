@@ -25,7 +25,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from workers.spec import STOP_STATES as STOP_STATES
 
 MAX_TEXT_CHARS = 64 * 1024
 MAX_BACKOFF_S = 30.0
+GANG_WAIT_S = 120.0  # how long a node waits for its gang when the control plane does not say
 
 
 class IngestError(Exception):
@@ -46,11 +48,15 @@ class IngestAuthError(IngestError):
 
 
 class IngestRefused(IngestError):
-    """409: the run is not this caller's to start (it ended, or another launcher holds its attempt)."""
+    """409: the run is not this caller's to start (it ended, or another launcher holds its attempt).
 
-    def __init__(self, message: str, *, desired_state: str) -> None:
+    `retry`: not now, but later (another run of the pool is gathering its nodes, or this node's ranks
+    differ from the gang's): the caller puts the run's message back on its queue."""
+
+    def __init__(self, message: str, *, desired_state: str, retry: bool = False) -> None:
         super().__init__(message)
         self.desired_state = desired_state
+        self.retry = retry
 
 
 class IngestUnavailable(IngestError):
@@ -151,7 +157,7 @@ def fetch_spec(control_url: str, run_id: int, token: str, timeout_s: float = 10.
         if status in (401, 403, 404):
             raise IngestAuthError(f"GET {url}: HTTP {status}: {answer.get('error', '')}")
         if status == 409:
-            raise IngestRefused(f"GET {url}: {answer.get('error', '')}", desired_state=_state(answer))
+            raise _refused(f"GET {url}", answer)
         if status != 200:
             raise IngestError(f"GET {url}: HTTP {status}: {answer}")
         return answer
@@ -164,6 +170,84 @@ def _state(answer: dict[str, Any]) -> str:
     return state if isinstance(state, str) else ""
 
 
+@dataclass(frozen=True)
+class GangMember:
+    """One node of a run's gang, as the claim's answer names it."""
+
+    node_rank: int
+    node: str
+    address: str
+    port: int | None
+    ranks: int
+    devices: tuple[int, ...] = ()  # the GPU ids it starts its ranks on; () on CPU, or all of the node's
+
+
+@dataclass(frozen=True)
+class Gang:
+    """The nodes a run's attempt runs on (docs: the gang protocol of issue #17). `formed`: all `size`
+    have claimed, the run is starting; until then `members` holds those that have."""
+
+    size: int
+    formed: bool
+    node_rank: int
+    claimed: int
+    members: tuple[GangMember, ...]
+    master_addr: str
+    master_port: int | None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The claim's answer: the run's desired state, its gang, and how long a node waits for the gang."""
+
+    desired_state: str
+    gang: Gang
+    wait_s: float
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _gang(answer: dict[str, Any]) -> Gang:
+    """The answer's gang; a control plane that sends none (before gangs) started a run of one node."""
+    raw = answer.get("gang")
+    if not isinstance(raw, dict):
+        return Gang(size=1, formed=True, node_rank=0, claimed=1, members=(), master_addr="", master_port=None)
+    members = []
+    for m in raw.get("members") or []:
+        if not isinstance(m, dict):
+            continue
+        devices = m.get("devices")
+        if not isinstance(devices, list):
+            devices = []
+        members.append(
+            GangMember(
+                node_rank=int(m.get("node_rank", 0)),
+                node=str(m.get("node", "")),
+                address=str(m.get("address", "") or ""),
+                port=_int_or_none(m.get("port")),
+                ranks=int(m.get("ranks", 1) or 1),
+                devices=tuple(int(d) for d in devices),
+            )
+        )
+    return Gang(
+        size=int(raw.get("size", 1)),
+        formed=bool(raw.get("formed")),
+        node_rank=int(raw.get("node_rank", 0)),
+        claimed=int(raw.get("claimed", len(members))),
+        members=tuple(sorted(members, key=lambda m: m.node_rank)),
+        master_addr=str(raw.get("master_addr", "") or ""),
+        master_port=_int_or_none(raw.get("master_port")),
+    )
+
+
+def _refused(what: str, answer: dict[str, Any]) -> IngestRefused:
+    return IngestRefused(
+        f"{what}: {answer.get('error', '')}", desired_state=_state(answer), retry=answer.get("retry") is True
+    )
+
+
 def claim_run(
     control_url: str,
     run_id: int,
@@ -173,15 +257,32 @@ def claim_run(
     timeout_s: float = 10.0,
     *,
     provenance: Mapping[str, Any] | None = None,
-) -> str:
-    """Claim the run's attempt for this launcher (POST .../claim); returns the run's desired state.
+    node: str = "",
+    address: str = "",
+    port: int | None = None,
+    ranks: int | None = None,
+    devices: Sequence[int] = (),
+) -> Claim:
+    """Claim the run's attempt for this launcher on this node (POST .../claim); returns the answer.
 
+    `node` (the worker's node name), `address` and `port` (where the gang's other nodes reach this one),
+    `ranks` (the trainer processes it starts) and `devices` (the GPU ids it starts them on) make this
+    node a member of the run's gang; the same body again is a poll while the gang forms.
     `provenance` (workers/provenance.py) goes with the claim, for the run page. Raises IngestRefused when
     another claim holds the attempt or the run moved on (a redelivered start task, a cancel): the caller
-    then starts nothing. Transient failures are retried with the same key, which the control plane
-    accepts again, and in the end raise IngestUnavailable."""
+    then starts nothing; with `.retry` when it is only "not now". Transient failures are retried with
+    the same key, which the control plane accepts again, and in the end raise IngestUnavailable."""
     url = f"{control_url.rstrip('/')}/api/v1/runs/{run_id}/claim"
     fields: dict[str, Any] = {"attempt": attempt, "claim": key}
+    if node:
+        fields["node"] = node
+    if address:
+        fields["address"] = address
+    if port is not None:
+        fields["port"] = port
+    if ranks is not None:
+        fields["ranks"] = ranks
+    fields["devices"] = list(devices)
     if provenance is not None:
         fields["provenance"] = _clean(dict(provenance))
     body = json.dumps(fields).encode("utf-8")
@@ -196,7 +297,7 @@ def claim_run(
         if status in (401, 403, 404):
             raise IngestAuthError(f"POST {url}: HTTP {status}: {answer.get('error', '')}")
         if status == 409:
-            raise IngestRefused(f"POST {url}: {answer.get('error', '')}", desired_state=_state(answer))
+            raise _refused(f"POST {url}", answer)
         if status == 400 and answer.get("field") == "provenance" and "provenance" in fields:
             # Provenance is bookkeeping: a control plane that refuses ours still gets the claim.
             print(
@@ -207,9 +308,31 @@ def claim_run(
             continue
         if status != 200:
             raise IngestError(f"POST {url}: HTTP {status}: {answer}")
-        return _state(answer)
+        wait_s = answer.get("wait_s")
+        if not isinstance(wait_s, int | float) or isinstance(wait_s, bool):
+            wait_s = GANG_WAIT_S
+        return Claim(desired_state=_state(answer), gang=_gang(answer), wait_s=float(wait_s))
     assert last is not None
     raise last
+
+
+def release_run(
+    control_url: str, run_id: int, token: str, attempt: int, key: str, timeout_s: float = 10.0
+) -> bool:
+    """Give up this node's claim on a gang that did not form in time (POST .../release); returns whether
+    the control plane dropped it. Raises IngestRefused when the gang formed meanwhile (the caller then
+    runs its share after all), IngestUnavailable when the control plane cannot be reached (the claim
+    then times out there by itself)."""
+    url = f"{control_url.rstrip('/')}/api/v1/runs/{run_id}/release"
+    body = json.dumps({"attempt": attempt, "claim": key}).encode("utf-8")
+    status, answer = _request(url, token, body=body, timeout_s=timeout_s)
+    if status in (401, 403, 404):
+        raise IngestAuthError(f"POST {url}: HTTP {status}: {answer.get('error', '')}")
+    if status == 409:
+        raise _refused(f"POST {url}", answer)
+    if status != 200:
+        raise IngestError(f"POST {url}: HTTP {status}: {answer}")
+    return answer.get("released") is True
 
 
 class IngestClient:
@@ -365,6 +488,10 @@ class IngestClient:
 
     def heartbeat(self) -> None:
         self._emit({"type": "heartbeat", "time": time.time()})
+
+    def checkpoints(self, report: Mapping[str, Any]) -> None:
+        """The checkpoints retention kept (workers/trainer/retention.py Retained.as_event)."""
+        self._emit({"type": "checkpoints", **report})
 
     @property
     def pending_count(self) -> int:

@@ -25,19 +25,34 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from workers.client import IngestClient, IngestError, IngestRefused, claim_run, fetch_spec
+from workers.client import (
+    Claim,
+    Gang,
+    GangMember,
+    IngestClient,
+    IngestError,
+    IngestRefused,
+    IngestUnavailable,
+    claim_run,
+    fetch_spec,
+    release_run,
+)
 from workers.provenance import provenance
 from workers.spec import STOP_STATES, RunState
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# run_supervised's answer when the run's gang did not form here: its message goes back on the queue.
+REQUEUE = "requeue"
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on `host` now ("0.0.0.0": on every address, for a gang's master that other nodes
+    reach)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
@@ -134,7 +149,22 @@ def resolve_resources(
         procs = procs or have
     else:
         procs = procs or cpu_procs
-    return {"num_nodes": 1, "procs_per_node": procs, "gpu": gpu}
+    nodes = asked.get("num_nodes", 1)
+    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
+        raise ResourceError(f"resources.num_nodes: expected a whole number ≥ 1, got {nodes!r}")
+    return {"num_nodes": nodes, "procs_per_node": procs, "gpu": gpu}
+
+
+def node_devices(resources: dict[str, object], visible_devices: str | None) -> tuple[int, ...]:
+    """The GPU ids this node starts a run's ranks on, as the claim tells its gang: the first
+    `procs_per_node` of CUDA_VISIBLE_DEVICES on a GPU run; () when unknown (no CUDA_VISIBLE_DEVICES:
+    GPUs 0…p-1) or on a CPU run."""
+    visible = visible_devices or ""
+    devices = [d.strip() for d in visible.split(",")][: _visible_devices(visible)]
+    if not resources.get("gpu") or not devices or not all(d.isdigit() for d in devices):
+        return ()
+    procs = resources.get("procs_per_node")
+    return tuple(int(d) for d in devices[: procs if isinstance(procs, int) and procs > 0 else None])
 
 
 def cpu_procs_from_env() -> int:
@@ -145,6 +175,47 @@ def cpu_procs_from_env() -> int:
     return int(raw)
 
 
+class GangError(ValueError):
+    """The gang's members cannot be written as a DeepSpeed hostfile; the message names them."""
+
+
+def hostfile_lines(members: Sequence[GangMember]) -> list[str]:
+    """DeepSpeed's hostfile for a gang, one line per node in rank order: "<address> slots=<n>". A node
+    that named its GPUs gets as many slots as its highest id needs, since `--include` picks them by id
+    out of 0…slots-1 (the ranks it starts are the ones named, `ranks` of them)."""
+    seen: dict[str, GangMember] = {}
+    lines = []
+    for member in sorted(members, key=lambda m: m.node_rank):
+        if not member.address:
+            raise GangError(f"node {member.node} (rank {member.node_rank}) announces no address")
+        if member.address in seen:  # DeepSpeed keys its hostfile by address: it would refuse it
+            other = seen[member.address]
+            raise GangError(
+                f"nodes {other.node} (rank {other.node_rank}) and {member.node} (rank {member.node_rank}) "
+                f"announce the same address {member.address}"
+            )
+        seen[member.address] = member
+        slots = max(member.devices) + 1 if member.devices else member.ranks
+        lines.append(f"{member.address} slots={slots}")
+    return lines
+
+
+def write_hostfile(path: Path, members: Sequence[GangMember]) -> Path:
+    path.write_text("".join(f"{line}\n" for line in hostfile_lines(members)))
+    return path
+
+
+def gang_include(members: Sequence[GangMember]) -> str:
+    """`--include` for a gang some of whose nodes named their GPUs ("a:2,3@b:0,1"; a node that named
+    none: all its slots); "" when none did (every node's slots are its ranks)."""
+    ordered = sorted(members, key=lambda m: m.node_rank)
+    if not any(m.devices for m in ordered):
+        return ""
+    return "@".join(
+        f"{m.address}:{','.join(str(d) for d in m.devices)}" if m.devices else m.address for m in ordered
+    )
+
+
 def deepspeed_command(
     spec: dict[str, object],
     spec_path: Path,
@@ -152,8 +223,14 @@ def deepspeed_command(
     deepspeed_bin: str | None,
     port: int,
     visible_devices: str | None = None,
+    gang: Gang | None = None,
+    hostfile: Path | None = None,
 ) -> list[str]:
-    """The deepspeed launcher command line for a single-node run of the spec's (resolved) resources.
+    """The deepspeed launcher command line for this node's share of the spec's (resolved) resources.
+
+    A gang of more than one node (`gang`, with its `hostfile` written by write_hostfile) runs DeepSpeed's
+    runner with `--no_ssh --node_rank r`: it starts `deepspeed.launcher.launch` for this node's ranks
+    only (the other nodes' workers start theirs), rank 0's node as the master; `port` is unused.
 
     On the CPU accelerator DeepSpeed detects one "device" per NUMA node; ``--num_gpus`` (an alias of
     ``--num_accelerators``) overrides that, so ``procs_per_node`` ranks are started on localhost. On a GPU
@@ -165,6 +242,25 @@ def deepspeed_command(
     assert isinstance(resources, dict)
     procs = int(resources.get("procs_per_node", 1) or 1)
     binary = deepspeed_bin or str(Path(sys.executable).parent / "deepspeed")
+    trainer = ["--module", "workers.trainer", "--spec", str(spec_path)]
+    if gang is not None and gang.size > 1:
+        if hostfile is None or gang.master_port is None or not gang.master_addr:
+            raise GangError("a gang's command needs its hostfile and its master's address and port")
+        include = gang_include(gang.members) if resources.get("gpu") else ""
+        return [
+            binary,
+            "--hostfile",
+            str(hostfile),
+            "--no_ssh",
+            "--node_rank",
+            str(gang.node_rank),
+            *(["--include", include] if include else []),
+            "--master_addr",
+            gang.master_addr,
+            "--master_port",
+            str(gang.master_port),
+            *trainer,
+        ]
     visible = visible_devices or ""
     devices = [d.strip() for d in visible.split(",")][: _visible_devices(visible)]
     if resources.get("gpu") and devices and all(d.isdigit() for d in devices):
@@ -178,10 +274,7 @@ def deepspeed_command(
         "127.0.0.1",
         "--master_port",
         str(port),
-        "--module",
-        "workers.trainer",
-        "--spec",
-        str(spec_path),
+        *trainer,
     ]
 
 
@@ -231,6 +324,28 @@ def claim_key() -> str:
     return f"{secrets.token_hex(8)}@{socket.gethostname()}"[:200]
 
 
+def _gather(claim: Callable[[], Claim], release: Callable[[], object], *, poll_s: float) -> Claim | None:
+    """Claim, then poll the claim (the same body: it keeps the claim fresh) until the gang has formed;
+    None when it did not within the answer's `wait_s`, the claim released. A release refused because
+    the gang formed at that moment is answered by one more poll, which then finds it formed: a member
+    that walked away from a formed gang would leave the others waiting on it."""
+    answer = claim()
+    deadline = time.monotonic() + answer.wait_s
+    while not answer.gang.formed:
+        if time.monotonic() >= deadline:
+            try:
+                release()
+            except IngestRefused:
+                answer = claim()  # raises IngestRefused in turn where the run moved on
+                return answer if answer.gang.formed else None
+            except IngestUnavailable as exc:  # the claim goes stale there and is dropped by itself
+                print(f"launcher: release not delivered: {exc}", file=sys.stderr)
+            return None
+        time.sleep(poll_s)
+        answer = claim()
+    return answer
+
+
 def run_supervised(
     *,
     run_id: int,
@@ -242,14 +357,26 @@ def run_supervised(
     deepspeed_bin: str | None = None,
     on_claimed: Callable[[], None] | None = None,
     cpu_procs: int | None = None,
+    node: str = "",
+    address: str = "",
+    checkpoint_root: Path | None = None,
+    lost_after_s: float = 60.0,
+    gang_poll_s: float = 1.0,
 ) -> str:
-    """Run one training job to completion; returns the final status it reported, the stop state it
-    obeyed (`lost`: nothing reported), or "refused" when the attempt was not this launcher's to start.
+    """Run this node's share of a run's attempt to completion; returns the final status it reported,
+    the stop state it obeyed (`lost`: nothing reported), "refused" when the attempt was not this
+    launcher's to start, or "requeue" when its gang did not form (or another gang of the pool was
+    gathering): the caller puts the run's message back on its queue.
 
     Nothing is started, and nothing that changes the run is reported, before the claim of the spec's
-    attempt has been accepted. `on_claimed` runs right after it (the worker records its node there).
-    `cpu_procs`: the trainer processes of a CPU run that leaves the count to the node (its
-    TRIAD_PROCS_PER_NODE; None: read from the environment)."""
+    attempt has been accepted and its gang has formed (a run of one node forms at once). `on_claimed`
+    runs right after (the worker records its node there). `cpu_procs`: the trainer processes of a CPU
+    run that leaves the count to the node (its TRIAD_PROCS_PER_NODE; None: read from the environment).
+    `node` and `address`: this worker's node name and the address it announces (TRIAD_NODE_ADDRESS), where
+    a gang's other nodes reach it; a run of one node without an address uses 127.0.0.1, a gang refuses.
+    `checkpoint_root`: the shared checkpoint storage; the trainer checkpoints under <it>/run-<id> (None:
+    the work dir's checkpoints/). `lost_after_s`: the control plane's TRIAD_LOST_AFTER_S, how long a
+    gang member whose trainer failed watches for the run going lost (its peer died) before reporting."""
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     try:
@@ -259,31 +386,71 @@ def run_supervised(
         # ranks it resolved included; a run this node cannot fit is claimed too, to be failed, saying why.
         facts = provenance()
         refusal = ""
+        resources: dict[str, object] = {}
         try:
-            spec["resources"] = facts["resources"] = resolve_resources(
+            spec["resources"] = facts["resources"] = resources = resolve_resources(
                 spec.get("resources"), cpu_procs=cpu_procs_from_env() if cpu_procs is None else cpu_procs
             )
         except ResourceError as exc:
             refusal = str(exc)
-        state: str | None = claim_run(
-            control_url, run_id, token, attempt, key := claim_key(), provenance=facts
-        )
+        nodes = resources.get("num_nodes", 1)
+        if isinstance(nodes, int) and nodes > 1 and not address and not refusal:
+            refusal = f"node {node or socket.gethostname()} announces no address: set TRIAD_NODE_ADDRESS"
+        port = free_port("0.0.0.0" if isinstance(nodes, int) and nodes > 1 else "127.0.0.1")  # noqa: S104
+        procs = resources.get("procs_per_node")
+        key = claim_key()
+
+        def claim() -> Claim:
+            return claim_run(
+                control_url,
+                run_id,
+                token,
+                attempt,
+                key,
+                provenance=facts,
+                node=node,
+                address=address or "127.0.0.1",
+                port=port,
+                ranks=procs if isinstance(procs, int) else None,
+                devices=node_devices(resources, os.environ.get("CUDA_VISIBLE_DEVICES")),
+            )
+
+        if refusal:  # claimed only to be failed: no waiting for a gang it will not join
+            answer: Claim | None = claim()
+        else:
+            answer = _gather(
+                claim, lambda: release_run(control_url, run_id, token, attempt, key), poll_s=gang_poll_s
+            )
+        if answer is None:
+            print(
+                f"launcher: run {run_id}: its nodes did not gather in time; back to the queue",
+                file=sys.stderr,
+            )
+            return REQUEUE
     except IngestRefused as exc:
+        if exc.retry:  # not now: another gang of the pool is gathering; the message goes back in a moment
+            print(f"launcher: run {run_id} not started yet: {exc}", file=sys.stderr)
+            time.sleep(gang_poll_s)
+            return REQUEUE
         # The run ended, or another launcher holds this attempt (a redelivered task): leave it alone,
         # and its work dir too (it may be that launcher's, on this very node).
         print(f"launcher: run {run_id} not started: {exc}", file=sys.stderr)
         return "refused"
+    gang = answer.gang
+    state: str | None = answer.desired_state
     if on_claimed is not None:
         try:
             on_claimed()
         except Exception as exc:  # bookkeeping only: the attempt is ours, run it
             print(f"launcher: on_claimed failed: {type(exc).__name__}: {exc}", file=sys.stderr)
 
+    # Each node heartbeats and reports as its own source; the trainer posts from global rank 0 only.
+    source = "launcher" if gang.node_rank == 0 else f"launcher-{gang.node_rank}"
     client = IngestClient(
-        control_url, run_id, token, source="launcher", spool_dir=workdir / "spool-launcher", attempt=attempt
+        control_url, run_id, token, source=source, spool_dir=workdir / f"spool-{source}", attempt=attempt
     )
     proc: subprocess.Popen[bytes] | None = None
-    port = 0
+    shm_port = 0
     failing = False
     try:
         if refusal:
@@ -292,15 +459,19 @@ def run_supervised(
         spec.setdefault("control_url", control_url)
         spec_path = workdir / "spec.json"
         spec_path.write_text(json.dumps(spec, indent=1))
-        port = free_port()
+        hostfile = write_hostfile(workdir / "hostfile", gang.members) if gang.size > 1 else None
+        shm_port = (gang.master_port or port) if gang.size > 1 else port  # buffers are named by it
         cmd = deepspeed_command(
             spec,
             spec_path,
             deepspeed_bin=deepspeed_bin,
             port=port,
             visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+            gang=gang,
+            hostfile=hostfile,
         )
-        client.log(f"launcher: attempt {attempt} claimed by {key}; starting {' '.join(cmd)}")
+        where = f" as node rank {gang.node_rank} of {gang.size}" if gang.size > 1 else ""
+        client.log(f"launcher: attempt {attempt} claimed by {key}{where}; starting {' '.join(cmd)}")
         # A cancel (or a loss) may have landed after the claim: ask once more before starting anything.
         client.heartbeat()
         state = client.flush() or state
@@ -310,6 +481,12 @@ def run_supervised(
         env = dict(os.environ)
         env["TRIAD_RUN_TOKEN"] = token
         env["TRIAD_RUN_ATTEMPT"] = str(attempt)  # its checkpoint dir (workers/trainer/checkpoints.py)
+        env["TRIAD_NODE_RANK"] = str(gang.node_rank)
+        env["TRIAD_NUM_NODES"] = str(gang.size)
+        if checkpoint_root is not None:
+            env["TRIAD_CHECKPOINT_DIR"] = str(Path(checkpoint_root) / f"run-{run_id}")
+        else:
+            env.pop("TRIAD_CHECKPOINT_DIR", None)  # the worker's own setting is the root, not a run's
         env.setdefault("DS_ACCELERATOR", "gpu" if _spec_gpu(spec) else "cpu")
         if env["DS_ACCELERATOR"] == "gpu":
             del env["DS_ACCELERATOR"]  # let DeepSpeed auto-detect cuda
@@ -350,6 +527,15 @@ def run_supervised(
         # The leader is gone; make sure nothing of its group outlives it.
         _stop_group(proc, pgid, kill_grace_s)
 
+        if stop_state is None and rc != 0 and gang.size > 1:
+            # A peer's death fails this node's ranks too (their collectives error out): before calling
+            # the run failed, watch for the control plane marking it lost, as it does a silent node.
+            client.log(
+                f"launcher: trainer exit code {rc} on node rank {gang.node_rank}; watching up to "
+                f"{lost_after_s + 3 * heartbeat_s:.0f}s for the run going lost (a peer node died)",
+                "warning",
+            )
+            stop_state = _watch_for_stop(client, lost_after_s + 3 * heartbeat_s, heartbeat_s)
         if stop_state is not None:
             return _report_stop(client, stop_state, f"trainer exit code {rc}")
         if rc == 0:
@@ -371,14 +557,27 @@ def run_supervised(
         # with it: nothing it started trains on unsupervised.
         if proc is not None:
             _stop_group(proc, proc.pid, kill_grace_s)
-        if port:
-            remove_shm_buffers(port)
+        if shm_port:
+            remove_shm_buffers(shm_port)
         try:
             client.close()
         except IngestError as exc:
             if not failing:  # else the error already on its way out says more
                 raise
             print(f"launcher: final events not delivered: {exc}", file=sys.stderr)
+
+
+def _watch_for_stop(client: IngestClient, watch_s: float, heartbeat_s: float) -> str | None:
+    """Heartbeat for up to `watch_s`; the stop state the control plane answers meanwhile, else None."""
+    deadline = time.monotonic() + watch_s
+    while True:
+        client.heartbeat()
+        state = client.flush()
+        if state in STOP_STATES:
+            return state
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(min(heartbeat_s, max(0.0, deadline - time.monotonic())))
 
 
 def _report_stop(client: IngestClient, state: str, detail: str) -> str:

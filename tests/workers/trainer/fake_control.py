@@ -32,6 +32,8 @@ class FakeControl:
         self.desired_state: Callable[[FakeControl], str] = lambda _c: "running"
         self.reject: Callable[[dict[str, Any]], str | None] = lambda _e: None  # -> field name to 400 on
         self.throttle: Callable[[FakeControl], bool] = lambda _c: False  # -> answer 429, write nothing
+        # -> (status, answer) of a claim or release POST, in place of the one-node claim above (a gang's)
+        self.gang: Callable[[str, dict[str, Any]], tuple[int, dict[str, Any]]] | None = None
         self.lock = threading.Lock()
         fake = self
 
@@ -65,6 +67,12 @@ class FakeControl:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length))
                 if not self._authorised():
+                    return
+                if fake.gang is not None and self.path.rstrip("/").endswith(("/claim", "/release")):
+                    with fake.lock:
+                        fake.claim_bodies.append(body)
+                        code, answer = fake.gang(self.path.rstrip("/").rpartition("/")[2], body)
+                    self._answer(code, answer)
                     return
                 if self.path.rstrip("/").endswith("/claim"):
                     # As runs.lifecycle.run_claim: one key per attempt (the spec's), the same key again.
