@@ -318,6 +318,35 @@ class TrainConfig(_Config):
         low=0,
         high=_STEPS,
     )
+    # Retention (workers/trainer/retention.py): after each save the trainer deletes what these don't keep.
+    checkpoint_keep_last: int = setting(
+        2,
+        label="Checkpoints kept",
+        help="The newest checkpoints kept (the best by the metric below is kept besides).",
+        low=1,
+        high=1000,
+    )
+    checkpoint_best_metric: str = setting(
+        "",
+        label="Keep the best by",
+        help="Also keep the checkpoint with the best value of this metric when it was saved ('': none).",
+        choices=("", Metric.PASS_RATE, Metric.REWARD_MEAN, Metric.pass_at(1), Metric.LOSS),
+    )
+    checkpoint_best_mode: str = setting(
+        "max",
+        label="Best is the",
+        help="Whether the best checkpoint has the metric's highest value (max) or its lowest (min).",
+        choices=("max", "min"),
+    )
+    checkpoint_quota_gb: float = setting(
+        0.0,
+        label="Checkpoint quota",
+        help="Most storage the run's checkpoints take; the oldest beyond the newest and the best "
+        "are deleted first (0: no quota).",
+        unit="GB",
+        low=0,
+        high=1_000_000,
+    )
     eval_every: int = setting(
         0,
         label="Evaluate every",

@@ -1,4 +1,4 @@
-"""Where an attempt of a run writes its checkpoints and where it resumes from."""
+"""Where a run's checkpoints live, where an attempt of it writes its own and where it resumes from."""
 
 from __future__ import annotations
 
@@ -18,6 +18,25 @@ def run_attempt() -> int:
     return attempt
 
 
+def checkpoint_root(workdir: Path) -> Path:
+    """The run's checkpoint root: TRIAD_CHECKPOINT_DIR when the launcher sets it (`<shared>/run-<id>`,
+    on storage every node of the pool mounts, so that any node can resume the run), else
+    `<workdir>/checkpoints` (one node, as before). The attempts' directories and the pinned KL reference
+    sit under it."""
+    shared = os.environ.get("TRIAD_CHECKPOINT_DIR", "").strip()
+    return Path(shared) if shared else workdir / "checkpoints"
+
+
+def _resumable(directory: Path) -> bool:
+    """Whether `directory` holds a `latest` naming a checkpoint that is there (retention may have
+    deleted what an earlier attempt's `latest` named)."""
+    try:
+        tag = (directory / "latest").read_text().strip()
+    except OSError:
+        return False
+    return bool(tag) and (directory / tag).is_dir()
+
+
 def checkpoint_dirs(root: Path, attempt: int) -> tuple[Path, Path | None]:
     """Where this attempt writes its checkpoints, and where it resumes from (None: from scratch).
 
@@ -28,6 +47,6 @@ def checkpoint_dirs(root: Path, attempt: int) -> tuple[Path, Path | None]:
     own = root / f"attempt-{attempt}"
     for earlier in range(attempt, 0, -1):
         candidate = root / f"attempt-{earlier}"
-        if (candidate / "latest").is_file():
+        if _resumable(candidate):
             return own, candidate
-    return own, root if (root / "latest").is_file() else None
+    return own, root if _resumable(root) else None

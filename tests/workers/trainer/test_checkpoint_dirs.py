@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.trainer.checkpoints import checkpoint_dirs, run_attempt
+from workers.trainer.checkpoints import checkpoint_dirs, checkpoint_root, run_attempt
 
 
 def saved(directory: Path, tag: str) -> Path:
@@ -53,3 +53,15 @@ def test_a_malformed_attempt_is_refused_naming_the_variable(monkeypatch, value):
 
     with pytest.raises(ValueError, match="TRIAD_RUN_ATTEMPT"):
         run_attempt()
+
+
+def test_the_root_is_the_shared_checkpoint_dir_when_the_launcher_sets_it(monkeypatch, tmp_path: Path):
+    monkeypatch.setenv("TRIAD_CHECKPOINT_DIR", str(tmp_path / "shared" / "run-7"))
+
+    assert checkpoint_root(tmp_path / "work") == tmp_path / "shared" / "run-7"
+
+
+def test_the_root_is_the_work_dirs_checkpoints_without_one(monkeypatch, tmp_path: Path):
+    monkeypatch.delenv("TRIAD_CHECKPOINT_DIR", raising=False)
+
+    assert checkpoint_root(tmp_path / "work") == tmp_path / "work" / "checkpoints"
