@@ -7,7 +7,7 @@ from typing import Any
 
 from workers.spec import REPORTED_STATES
 
-EVENT_TYPES = ("metric", "generation", "log", "status", "heartbeat")
+EVENT_TYPES = ("metric", "generation", "log", "status", "heartbeat", "checkpoints")
 REPORTED_STATUSES = tuple(REPORTED_STATES)  # what a node may report (workers.spec)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SOURCES = ("trainer", "launcher", "external")
@@ -18,6 +18,8 @@ MAX_TEXT = 64 * 1024  # generated code, stdout and stderr are capped, with a mar
 MAX_INT = 2**31 - 1
 MAX_SEQ = 2**63 - 1
 MAX_EPOCH = 253_402_300_799.0
+MAX_CHECKPOINTS = 200  # entries of a "checkpoints" report (a run keeps a few; this bounds Run.checkpoints)
+CHECKPOINT_REASONS = ("last", "best")
 
 
 class EventError(ValueError):
@@ -230,12 +232,56 @@ def _heartbeat(r: _Reader) -> dict[str, Any]:
     return {"time": r.epoch("time")}
 
 
+class _EntryReader(_Reader):
+    """Reads one entry of a list field, naming it in errors as `<list>[<i>].<name>`."""
+
+    def __init__(self, raw: dict[str, Any], index: int, prefix: str):
+        super().__init__(raw, index)
+        self.prefix = prefix
+
+    def fail(self, name: str, message: str) -> EventError:
+        return super().fail(f"{self.prefix}.{name}", message)
+
+
+def _checkpoint_entry(r: _Reader) -> dict[str, Any]:
+    why = r.raw.get("why")
+    if not isinstance(why, list) or not why or any(w not in CHECKPOINT_REASONS for w in why):
+        raise r.fail("why", f"must be a non-empty list of {', '.join(CHECKPOINT_REASONS)}")
+    metric = None if r.raw.get("metric") is None else r.number("metric")
+    return {
+        "attempt": r.integer("attempt", minimum=1),
+        "step": r.integer("step"),
+        "tag": r.text("tag", max_len=100),
+        "bytes": r.integer("bytes", maximum=MAX_SEQ),
+        "why": list(dict.fromkeys(why)),
+        "metric": metric,
+    }
+
+
+def _checkpoints(r: _Reader) -> dict[str, Any]:
+    """What the trainer's retention kept (workers/trainer/retention.py), oldest first."""
+    kept = r.raw.get("kept")
+    if not isinstance(kept, list) or len(kept) > MAX_CHECKPOINTS:
+        raise r.fail("kept", f"must be a list of at most {MAX_CHECKPOINTS} checkpoints")
+    entries = []
+    for i, entry in enumerate(kept):
+        if not isinstance(entry, dict):
+            raise r.fail(f"kept[{i}]", "must be an object")
+        entries.append(_checkpoint_entry(_EntryReader(entry, r.index, f"kept[{i}]")))
+    return {
+        "kept": entries,
+        "used_bytes": r.integer("used_bytes", maximum=MAX_SEQ),
+        "quota_bytes": r.integer("quota_bytes", maximum=MAX_SEQ),
+    }
+
+
 _PARSERS = {
     "metric": _metric,
     "generation": _generation,
     "log": _log,
     "status": _status,
     "heartbeat": _heartbeat,
+    "checkpoints": _checkpoints,
 }
 
 

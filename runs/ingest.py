@@ -54,6 +54,7 @@ def run_ingest(*, run_id: int, batch: Batch) -> IngestResult:
             )
         fresh = [e for e in batch.events if e.seq in claimed]
         payload = _store_events(run_id, batch.source, fresh, now)
+        _store_checkpoints(run_id, current, fresh)
         statuses = [e.data for e in fresh if e.type == "status"]
         for reported in statuses:
             transition(run_id, reported["status"], reported["message"])
@@ -133,6 +134,15 @@ def _events_claim(*, run_id: int, batch: Batch, now: dt.datetime) -> tuple[str, 
         fields["last_step"] = max(steps)
     Run.objects.filter(pk=run_id).update(**fields)
     return status, attempt, {seq for seq in seqs if seq not in seen}
+
+
+def _store_checkpoints(run_id: int, attempt: int, events: list[Event]) -> None:
+    """The newest "checkpoints" report of the batch becomes the run's (only its current attempt's
+    batches get here: another attempt's are fenced before)."""
+    reports = [e for e in events if e.type == "checkpoints"]
+    if reports:
+        newest = max(reports, key=lambda e: e.seq).data
+        Run.objects.filter(pk=run_id, attempt=attempt).update(checkpoints={**newest, "attempt": attempt})
 
 
 def _store_events(run_id: int, source: str, events: list[Event], now: dt.datetime) -> dict[str, list[Any]]:

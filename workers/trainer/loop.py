@@ -2,12 +2,13 @@
 
 The loop's parts live beside it: the rank's set-up (engine.py), which problems it works on
 (problems.py), per-token log-probs (logprobs.py), step metrics (metrics.py), checkpoint directories
-(checkpoints.py)."""
+(checkpoints.py) and which checkpoints are kept (retention.py)."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -22,7 +23,7 @@ import torch.distributed as dist
 
 from workers.client import STOP_STATES, IngestClient
 from workers.spec import RunState
-from workers.trainer.checkpoints import checkpoint_dirs, run_attempt
+from workers.trainer.checkpoints import checkpoint_dirs, checkpoint_root, run_attempt
 from workers.trainer.critic import TrainerCritic
 from workers.trainer.engine import (
     TORCH_DTYPES,
@@ -58,6 +59,7 @@ from workers.trainer.prompting import (
 )
 from workers.trainer.reasoning import sft_target
 from workers.trainer.reference import gathered_state_dict, load_pin, read_pin, reference_dir, write_pin
+from workers.trainer.retention import Policy, retain, write_meta
 from workers.trainer.reward_components import ReferenceTimes
 from workers.trainer.rewards import Score, complete_components, score_completions
 from workers.trainer.rollout import Completion, RolloutEngine, TorchEngine
@@ -78,7 +80,17 @@ class Trainer:
         self.spec = spec
         self.workdir = spec_path.resolve().parent
         self.attempt = run_attempt()
-        self.ckpt_dir, self.resume_dir = checkpoint_dirs(self.workdir / "checkpoints", self.attempt)
+        # Under TRIAD_CHECKPOINT_DIR (storage every node mounts) when the launcher sets it: a resumed
+        # attempt on another node finds the earlier attempts' checkpoints there.
+        self.ckpt_root = checkpoint_root(self.workdir)
+        self.ckpt_dir, self.resume_dir = checkpoint_dirs(self.ckpt_root, self.attempt)
+        self.retention = Policy(
+            keep_last=spec.train.checkpoint_keep_last,
+            best_metric=spec.train.checkpoint_best_metric,
+            best_mode=spec.train.checkpoint_best_mode,
+            quota_bytes=int(spec.train.checkpoint_quota_gb * 1e9),
+        )
+        self.latest_metrics: dict[str, float] = {}  # rank 0: each metric's latest value, for retention
         self.stop_reason = ""
         self.rank, self.world, self.local_rank, self.device = init_distributed(gpu=spec.resources.gpu)
         self.client: IngestClient | None = None
@@ -90,6 +102,7 @@ class Trainer:
                 spool_dir=self.workdir / "spool-trainer",
                 attempt=self.attempt,
             )
+            self._copy_spec(spec_path)
         self._set_up_model()
         self.start_step = 0
         self.train_problems, self.eval_problems = held_out_split(spec.problems, spec.train.eval_problems)
@@ -149,6 +162,16 @@ class Trainer:
             self.client.log(message, level)
 
     # ------------------------------------------------------------------ checkpoints
+    def _copy_spec(self, spec_path: Path) -> None:
+        """A copy of the spec beside a shared checkpoint root (rank 0): an export on another node of the
+        pool, which never ran the run, rebuilds its model from it (workers/export.py)."""
+        if self.ckpt_root == self.workdir / "checkpoints":
+            return
+        self.ckpt_root.mkdir(parents=True, exist_ok=True)
+        tmp = self.ckpt_root / f".spec.json.{os.getpid()}"
+        shutil.copyfile(spec_path, tmp)
+        tmp.replace(self.ckpt_root / "spec.json")
+
     def maybe_resume(self) -> None:
         if self.resume_dir is None:
             return
@@ -162,19 +185,39 @@ class Trainer:
                 self.log(f"no critic state in checkpoint {tag}: the critic starts afresh", "warning")
 
     def save(self, next_step: int) -> None:
-        self.engine.save_checkpoint(
-            str(self.ckpt_dir), tag=f"step{next_step}", client_state={"next_step": next_step}
-        )
-        if self.critic is not None and self.rank == 0:  # every rank's critic is the same
-            self.critic.save(self.ckpt_dir / f"step{next_step}" / "critic.pt")
-        self.log(f"checkpoint saved: step{next_step}")
+        """Every rank writes its shards (DeepSpeed writes `latest` from global rank 0); rank 0 adds the
+        critic and the metrics it was saved at, then, once every rank is done, applies retention."""
+        tag = f"step{next_step}"
+        self.engine.save_checkpoint(str(self.ckpt_dir), tag=tag, client_state={"next_step": next_step})
+        if self.rank == 0:
+            if self.critic is not None:  # every rank's critic is the same
+                self.critic.save(self.ckpt_dir / tag / "critic.pt")
+            write_meta(self.ckpt_dir / tag, step=next_step, metrics=self.latest_metrics)
+        self.log(f"checkpoint saved: {tag}")
+        dist.barrier()  # every rank's shards are written before any checkpoint is deleted
+        if self.rank == 0:
+            self._retain()
+
+    def _retain(self) -> None:
+        """Delete the checkpoints retention does not keep, and report those it keeps (rank 0)."""
+        try:
+            result = retain(self.ckpt_root, self.retention, attempt=self.attempt)
+        except OSError as exc:  # storage trouble: keep training, with every checkpoint kept
+            self.log(f"checkpoint retention skipped: {exc}", "warning")
+            return
+        for error in result.errors:
+            self.log(f"checkpoint retention could not delete {error}", "warning")
+        if deleted := result.choice.deleted:
+            self.log("checkpoints deleted: " + ", ".join(f"attempt-{s.attempt}/{s.tag}" for s in deleted))
+        if self.client is not None:
+            self.client.checkpoints(result.as_event())
 
     def _load_reference(self, step: int) -> torch.nn.Module:
         """The frozen KL reference, on every rank: the pinned one if the run has it, else the policy as
         it is now (at the first RL step), pinned first by rank 0 so that later attempts load the same."""
         assert self._ref_shape is not None
         train = self.spec.train
-        directory = reference_dir(self.workdir / "checkpoints")
+        directory = reference_dir(self.ckpt_root)
         # Rank 0 decides for all: on shared storage another rank could see rank 0's pin half-way.
         flag = torch.tensor([int(self.rank == 0 and read_pin(directory) is None)], device=self.device)
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
@@ -460,6 +503,7 @@ class Trainer:
         if self.critic is not None:
             metrics.update(self.critic.take_metrics())
         self.client.metric(step, metrics)
+        self.latest_metrics.update(metrics)
         if self.on_step is not None:
             self.on_step(step, metrics)
         for s in generations_to_post(all_stats):
