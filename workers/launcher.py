@@ -342,7 +342,13 @@ def _gather(claim: Callable[[], Claim], release: Callable[[], object], *, poll_s
                 print(f"launcher: release not delivered: {exc}", file=sys.stderr)
             return None
         time.sleep(poll_s)
-        answer = claim()
+        try:
+            answer = claim()
+        except IngestUnavailable as exc:
+            # Out of reach for longer than the claim's retries: the run's message goes back on the
+            # queue rather than being lost with this task (the claim goes stale and is dropped).
+            print(f"launcher: gang poll failed: {exc}", file=sys.stderr)
+            return None
     return answer
 
 

@@ -339,6 +339,33 @@ def test_a_gang_that_does_not_form_in_time_is_released_and_the_run_requeued(cont
     assert control.events == []  # a queued run: nothing reported
 
 
+def test_a_control_plane_out_of_reach_while_the_gang_gathers_requeues_the_run(control, tmp_path: Path):
+    gang = GangStandIn(size=2, polls_before_behind=None)
+
+    def answer_then_go_away(kind: str, body: dict) -> tuple[int, dict]:
+        if gang.polls >= 2:  # the control plane restarts: 503s from now on
+            return 503, {"error": "unavailable"}
+        return gang(kind, body)
+
+    control.gang = answer_then_go_away
+    stand_in = stand_in_deepspeed(tmp_path)
+
+    final = run_supervised(
+        **supervise_args(
+            stand_in,
+            run_id=7,
+            token="tok",
+            control_url=control.url,
+            workdir=tmp_path / "run",
+            address="10.0.0.1",
+            gang_poll_s=0.05,
+        )
+    )
+
+    assert final == "requeue"  # its message goes back, not lost with the task
+    assert stand_in.starts() == [] and control.events == []
+
+
 def test_a_release_refused_because_the_gang_just_formed_runs_the_members_share(control, tmp_path: Path):
     gang = GangStandIn(
         size=2, behind=[_member(0, "10.0.0.2")], polls_before_behind=None, wait_s=0.2, formed_on_release=True
@@ -509,3 +536,82 @@ def test_without_a_checkpoint_root_the_trainer_gets_no_checkpoint_dir(control, t
         assert launch.wait(30)
     finally:
         kill_groups(stand_in.starts())
+
+
+# ------------------------------------------------------------------ for real: two "nodes" on loopback
+
+
+class TwoNodes:
+    """The control plane's gang claims for two launchers of one run: ranks by order of claim, formed
+    once both have claimed (each poll answers the gang as it stands)."""
+
+    def __init__(self) -> None:
+        self.members: dict[str, dict] = {}
+
+    def __call__(self, kind: str, body: dict) -> tuple[int, dict]:
+        assert kind == "claim", kind
+        key = body["claim"]
+        if key not in self.members:
+            self.members[key] = {
+                "node_rank": len(self.members),
+                **{f: body[f] for f in ("node", "address", "port", "ranks", "devices")},
+            }
+        members = sorted(self.members.values(), key=lambda m: m["node_rank"])
+        formed = len(members) == 2
+        gang = {
+            "size": 2,
+            "formed": formed,
+            "node_rank": self.members[key]["node_rank"],
+            "claimed": len(members),
+            "members": members,
+            "master_addr": members[0]["address"],
+            "master_port": members[0]["port"],
+        }
+        state = "starting" if formed else "queued"
+        return 200, {"claimed": True, "attempt": 1, "desired_state": state, "gang": gang, "wait_s": 60}
+
+
+@pytest.mark.e2e
+def test_two_nodes_train_one_run_each_starting_its_own_rank_through_deepspeed(tmp_path: Path, monkeypatch):
+    """Two launchers of one run, as two nodes' workers would run them, on 127.0.0.1 and 127.0.0.2 (both
+    loopback): each runs DeepSpeed's runner with --no_ssh for its node rank; the two ranks form one
+    world of 2 over gloo and train the tiny model to the end."""
+    from tests.workers.test_launcher import _spec as trainer_spec
+
+    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")
+    control = FakeControl(token="tok").start()
+    try:
+        spec = trainer_spec(control.url, steps=2)
+        spec.update(run_id=7, attempt=1)
+        spec["resources"] = {"num_nodes": 2, "procs_per_node": 1, "gpu": False}
+        control.spec = spec
+        control.gang = TwoNodes()
+        launches = [
+            Launch(
+                run_id=7,
+                token="tok",
+                control_url=control.url,
+                workdir=tmp_path / f"node{i}",
+                heartbeat_s=0.5,
+                kill_grace_s=20,
+                node=f"gpu@node{i}",
+                address=f"127.0.0.{i + 1}",
+                checkpoint_root=tmp_path / "shared-checkpoints",
+                gang_poll_s=0.2,
+                lost_after_s=5,  # a member whose trainer failed reports it soon
+            )
+            for i in range(2)
+        ]
+        for launch in launches:
+            assert launch.wait(120)
+
+        logs = {i: (tmp_path / f"node{i}" / "train.log").read_text()[-3000:] for i in range(2)}
+        assert [launch.result for launch in launches] == ["succeeded", "succeeded"], (launches[0].error, logs)
+        assert "dist_world_size=2" in logs[0] and "dist_world_size=2" in logs[1]
+        metrics = control.of_type("metric", "trainer")
+        assert [m["step"] for m in metrics] == [0, 1]  # global rank 0 alone reports
+        sources = {(e["source"], e["status"]) for e in control.of_type("status")}
+        assert {("launcher", "succeeded"), ("launcher-1", "succeeded")} <= sources
+        assert (tmp_path / "shared-checkpoints" / "run-7").is_dir()
+    finally:
+        control.stop()
