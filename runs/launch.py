@@ -25,7 +25,7 @@ from runs.registry.models import ModelStatus, RegisteredModel
 from runs.registry.selectors import model_readable_by_team
 from runs.spend.selectors import BudgetState, spend_estimate, team_budget_state, user_budget_state
 from runs.tokens import token_new
-from workers.spec import RunConfig
+from workers.spec import RunConfig, config_from_stored
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def run_launch(
         run_id, queue = run.pk, f"gpu.{run.pool}"
 
         def enqueue() -> None:
-            _run_enqueue(run_id=run_id, token=token, queue=queue, again="launch again")
+            _run_enqueue(run_id=run_id, token=token, queue=queue, nodes=config.nodes, again="launch again")
 
         transaction.on_commit(enqueue)
     return LaunchResult(run=run, token=token)
@@ -163,7 +163,11 @@ def _check_monthly_budget(
     if not budgets:
         return
     estimate = spend_estimate(
-        dataset_version_id=dataset_version.pk, pool=pool, steps=config.steps, gpus=config.gpus_per_node
+        dataset_version_id=dataset_version.pk,
+        pool=pool,
+        steps=config.steps,
+        gpus=config.gpus_per_node,
+        nodes=config.nodes,
     )
     expected = estimate.usd
     if config.budget_usd > 0:
@@ -189,16 +193,21 @@ class RunNotQueuedError(RunLaunchError):
         self.run_id = run_id
 
 
-def _run_enqueue(*, run_id: int, token: str, queue: str, again: str) -> None:
-    """On commit: hand the attempt's start task to the broker and record that it took it.
+def _run_enqueue(*, run_id: int, token: str, queue: str, nodes: int, again: str) -> None:
+    """On commit: hand the attempt's start task to the broker, once per node the run needs (a gang of
+    `nodes`: each message is taken by one node's worker, which claims the run; docs/runs.md), and record
+    that it took them.
 
     A broker that is down or hung would leave a committed `queued` run that nothing ever starts: fail it
-    with the reason and raise RunNotQueuedError, so the person launching hears of it now."""
+    with the reason and raise RunNotQueuedError, so the person launching hears of it now. So too when it
+    took only some of a gang's messages: the run could never gather its nodes (the workers that got one
+    find it failed and start nothing)."""
     from controlplane.celery import BROKER_ERRORS, broker_unreachable
     from runs.tasks import run_execute_task
 
     try:
-        run_execute_task.apply_async(args=[run_id, token], queue=queue)
+        for _ in range(nodes):
+            run_execute_task.apply_async(args=[run_id, token], queue=queue)
     except BROKER_ERRORS as exc:
         reason = f"not started: {broker_unreachable(exc)}; {again} when it is back"
         with transaction.atomic():
@@ -233,10 +242,10 @@ def run_resume(*, run_id: int, user: User | None = None) -> LaunchResult | None:
             return None
         audit_run_status(run_id, AuditAction.RUN_RESUME, user, str(before), RunStatus.QUEUED)
         run = Run.objects.get(pk=run_id)
-        queue = f"gpu.{run.pool}"
+        queue, nodes = f"gpu.{run.pool}", config_from_stored(run.config).nodes
 
         def enqueue() -> None:
-            _run_enqueue(run_id=run_id, token=token, queue=queue, again="resume it again")
+            _run_enqueue(run_id=run_id, token=token, queue=queue, nodes=nodes, again="resume it again")
 
         transaction.on_commit(enqueue)
     return LaunchResult(run=run, token=token)

@@ -198,9 +198,10 @@ class Refusal:
     field: str  # the launch form's field it is about ("__all__": the whole form)
 
 
-def world_size_on(node: NodeResources, *, gpus_per_node: int) -> int:
-    """The ranks a run trains on on this node: its GPUs per node, or (0) all the node has."""
-    return gpus_per_node or node.gpu_count
+def world_size_on(node: NodeResources, *, gpus_per_node: int, nodes: int = 1) -> int:
+    """The ranks a run trains on: its GPUs per node, or (0) all the node has, on each of its `nodes`
+    (a gang's nodes are taken alike: each must fit the run, so each is counted as this one)."""
+    return (gpus_per_node or node.gpu_count) * nodes
 
 
 def node_memory_estimate(*, config: RunConfig, size: ModelSize, node: NodeResources) -> MemoryEstimate | None:
@@ -211,7 +212,7 @@ def node_memory_estimate(*, config: RunConfig, size: ModelSize, node: NodeResour
         params=size.params,
         precision=config.precision,
         zero_stage=config.zero_stage,
-        world_size=world_size_on(node, gpus_per_node=config.gpus_per_node),
+        world_size=world_size_on(node, gpus_per_node=config.gpus_per_node, nodes=config.nodes),
         lora_rank=config.lora_rank,
         hidden_size=size.hidden_size,
         num_layers=size.num_layers,
@@ -230,6 +231,14 @@ def launch_refusal(*, config: RunConfig, size: ModelSize, pool: Pool) -> Refusal
             f"LoRA needs a Hugging Face model: {size.name} trains every weight "
             "(set LoRA rank to 0, or pick a registered model)",
             field="lora_rank",
+        )
+    if pool.nodes and len(pool.nodes) < config.nodes:
+        # A gang starts when `nodes` nodes of the pool claim it: with fewer registered it would wait for
+        # ever. A pool with none refuses nothing: the run waits for its nodes to register.
+        return Refusal(
+            f"{config.nodes} nodes asked, the {pool.name} pool has {len(pool.nodes)} registered: ask for "
+            f"{len(pool.nodes)} or fewer, or register more nodes in the pool",
+            field="nodes",
         )
     gpu_nodes = pool.gpu_nodes
     if pool.nodes and not gpu_nodes and config.precision == "fp16":

@@ -3,9 +3,10 @@
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Count, Max
 
 from datasets_app.selectors import problem_list_for_run
-from runs.models import Node, Run
+from runs.models import Node, Run, RunClaim
 from workers.spec import config_from_stored
 
 TINY_MODEL = {"kind": "tiny", "path": None, "d_model": 64, "n_layers": 2, "n_heads": 4, "max_len": 512}
@@ -28,14 +29,36 @@ def model_section(*, run: Run) -> dict[str, Any]:
 
 
 def run_resources(*, run: Run) -> dict[str, Any]:
-    """What the run asks of a node: its GPUs per node (0: the node decides — all its GPUs, or on a CPU
-    pool the trainer processes the node is set to start; workers/launcher.py resolves it there), and
-    whether it trains on GPUs: it does where the pool's registered nodes have them."""
+    """What the run asks of each node: how many nodes train it at once (`nodes`: a gang of them), its GPUs
+    per node (0: the node decides — all its GPUs, or on a CPU pool the trainer processes the node is set
+    to start; workers/launcher.py resolves it there), and whether it trains on GPUs: it does where the
+    pool's registered nodes have them.
+
+    A resumed gang run (attempt > 1 whose earlier attempt formed a gang) is pinned to the ranks per node
+    that attempt ran with (its RunClaim.ranks), whatever its GPUs per node say: a ZeRO checkpoint is
+    sharded over its world size, so the new attempt must have the same one to load it."""
+    config = config_from_stored(run.config)
     return {
-        "num_nodes": 1,
-        "procs_per_node": config_from_stored(run.config).gpus_per_node,
+        "num_nodes": config.nodes,
+        "procs_per_node": _ranks_ran_with(run=run, nodes=config.nodes) or config.gpus_per_node,
         "gpu": Node.objects.filter(pool=run.pool, gpu_count__gt=0).exists(),
     }
+
+
+def _ranks_ran_with(*, run: Run, nodes: int) -> int | None:
+    """The ranks per node of the latest earlier attempt of `run` that formed its gang of `nodes` (all its
+    claims in place); None for a first attempt, a single-node run, or when no earlier attempt formed."""
+    if run.attempt <= 1 or nodes <= 1:
+        return None
+    formed = (
+        RunClaim.objects.filter(run=run, attempt__lt=run.attempt)
+        .values("attempt")
+        .annotate(members=Count("pk"), ranks=Max("ranks"))
+        .filter(members__gte=nodes)
+        .order_by("-attempt")
+        .first()
+    )
+    return formed["ranks"] if formed else None
 
 
 def run_spec(*, run: Run) -> dict[str, Any]:

@@ -473,6 +473,14 @@ class ControlConfig(_Config):
         high=1024,
         basic=True,
     )
+    nodes: int = setting(
+        1,
+        label="Nodes",
+        help="Nodes of the pool the run trains on at once (a gang: it starts when all have claimed it)",
+        low=1,
+        high=64,
+        basic=True,
+    )
     budget_usd: float = setting(
         0.0,
         label="Budget (USD)",

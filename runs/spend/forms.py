@@ -17,7 +17,16 @@ from runs.spend.models import GpuPrice
 from workers.spec import SETTINGS, RunConfig
 
 # The launch form's settings an estimate reads: the cost's, then the memory per GPU's (runs/resources.py).
-ESTIMATE_SETTINGS = ("steps", "gpus_per_node", "budget_usd", "precision", "zero_stage", "lora_rank", "beta")
+ESTIMATE_SETTINGS = (
+    "steps",
+    "gpus_per_node",
+    "nodes",
+    "budget_usd",
+    "precision",
+    "zero_stage",
+    "lora_rank",
+    "beta",
+)
 
 
 class SpendPeriodForm(forms.Form):

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from controlplane.accounts.models import Role
 from controlplane.accounts.selectors import team_filter, user_list_managed_by
-from runs.models import MetricPoint, Node, Run, RunAttempt, status_label
+from runs.models import MetricPoint, Node, Run, RunAttempt, RunClaim, status_label
 from runs.spend.models import CostEntry, GpuPrice, MonthlyBudget, RunCost, TeamMonthlyBudget
 from workers.provenance import resolved_ranks
 from workers.spec import Metric, config_from_stored
@@ -69,8 +69,13 @@ def billed_units(*, gpus: int, price: Price, ranks: int | None = None, node_gpus
 
 
 def run_billed_units(*, run: Run, price: Price) -> int:
-    """`billed_units` of a started run: what its latest claimed attempt resolved on its node."""
-    gpus = config_from_stored(run.config).gpus_per_node
+    """`billed_units` of a started run: what its latest claimed attempt resolved on its node — on each
+    node of a gang (`nodes` > 1), summed over the attempt's claims (the ranks each node started), or the
+    units of one node × its nodes while no claim says more."""
+    config = config_from_stored(run.config)
+    gpus = config.gpus_per_node
+    if config.nodes > 1:
+        return _gang_billed_units(run=run, price=price, gpus=gpus, nodes=config.nodes)
     if gpus > 0:
         return gpus  # what it asked for: no need to read what the node made of it
     reported = (
@@ -88,6 +93,18 @@ def run_billed_units(*, run: Run, price: Price) -> int:
     )
 
 
+def _gang_billed_units(*, run: Run, price: Price, gpus: int, nodes: int) -> int:
+    claims = list(RunClaim.objects.filter(run_id=run.pk, attempt=run.attempt).values_list("node", "ranks"))
+    named = Node.objects.filter(name__in=[node for node, _ in claims])
+    node_gpus = dict(named.values_list("name", "gpu_count"))
+    if claims:
+        return sum(
+            billed_units(gpus=gpus, price=price, ranks=ranks, node_gpus=node_gpus.get(node, 0))
+            for node, ranks in claims
+        )
+    return billed_units(gpus=gpus, price=price, node_gpus=run.node.gpu_count if run.node else 0) * nodes
+
+
 def usd_for(*, seconds: float, units: int, price: Price) -> Decimal:
     gpu_hours = Decimal(str(seconds * units / 3600.0))
     return (gpu_hours * price.usd_per_gpu_hour).quantize(Decimal("0.000001"))
@@ -99,13 +116,17 @@ class Estimate:
     steps: int
     step_s: float
     step_s_source: str  # where the step time came from, said on the form
-    units: int
+    units: int  # GPUs billed, on every node of the run
     price: Price
+    nodes: int = 1
 
     @property
     def explanation(self) -> str:
+        gpus = f"{self.units} GPU(s)"
+        if self.nodes > 1:
+            gpus = f"{self.nodes} nodes × {self.units // self.nodes} GPU(s)"
         return (
-            f"{self.steps} steps × {self.step_s:.2f} s/step ({self.step_s_source}) × {self.units} GPU(s) "
+            f"{self.steps} steps × {self.step_s:.2f} s/step ({self.step_s_source}) × {gpus} "
             f"× ${self.price.usd_per_gpu_hour:.2f}/GPU-hour"
         )
 
@@ -122,9 +143,12 @@ def _median_step_s(runs: QuerySet[Run]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def spend_estimate(*, dataset_version_id: int | None, pool: str, steps: int, gpus: int) -> Estimate:
+def spend_estimate(
+    *, dataset_version_id: int | None, pool: str, steps: int, gpus: int, nodes: int = 1
+) -> Estimate:
     """Steps × the recent median step time of similar runs (same dataset version, else same pool, else
-    a default) × GPUs (`billed_units`) × the pool's price."""
+    a default) × GPUs per node (`billed_units`) × nodes (a gang pays for each of its nodes) × the pool's
+    price."""
     price = price_for_pool(pool=pool)
     step_s, source = None, ""
     if dataset_version_id is not None:
@@ -141,9 +165,11 @@ def spend_estimate(*, dataset_version_id: int | None, pool: str, steps: int, gpu
         step_s, source = settings.TRIAD_SPEND_DEFAULT_STEP_S, "default: no similar run measured one yet"
     # GPUs per node left to the node (0): the most GPUs a node of the pool has, as a budget fails closed.
     node_gpus = Node.objects.filter(pool=pool).aggregate(most=Max("gpu_count"))["most"] or 0
-    units = billed_units(gpus=gpus, price=price, node_gpus=node_gpus)
+    units = billed_units(gpus=gpus, price=price, node_gpus=node_gpus) * nodes
     usd = usd_for(seconds=steps * step_s, units=units, price=price)
-    return Estimate(usd=usd, steps=steps, step_s=step_s, step_s_source=source, units=units, price=price)
+    return Estimate(
+        usd=usd, steps=steps, step_s=step_s, step_s_source=source, units=units, price=price, nodes=nodes
+    )
 
 
 def month_start(now: dt.datetime) -> dt.date:

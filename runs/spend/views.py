@@ -210,6 +210,7 @@ def spend_estimate(request: AuthedHttpRequest) -> HttpResponse:
         pool=pool_for_run(pool=pool, model=model),
         steps=config.steps,
         gpus=config.gpus_per_node,
+        nodes=config.nodes,
     )
     context = {
         "estimate": estimate,
