@@ -122,6 +122,49 @@ class ConfigRow:
     values: list[Any]  # one per run: a run's own page has one
 
 
+@dataclass(frozen=True)
+class KeptCheckpoint:
+    attempt: int
+    step: int
+    bytes: int
+    why: tuple[str, ...]  # "last", "best"
+    metric: float | None  # the best-metric's value when it was saved
+
+
+@dataclass(frozen=True)
+class RunCheckpoints:
+    """The checkpoints a run keeps, as its trainer last reported them (retention, docs/runs.md)."""
+
+    kept: list[KeptCheckpoint]
+    used_bytes: int
+    quota_bytes: int  # 0: no quota
+    every: int  # checkpoint_every: 0 saves only at the end
+    best_metric: str  # "": no best kept
+
+
+def run_checkpoints(*, run: Run) -> RunCheckpoints:
+    """Run.checkpoints (validated when it was ingested, runs/events.py) with the settings that explain it."""
+    config = config_from_stored(run.config)
+    report: dict[str, Any] = run.checkpoints or {}
+    kept = [
+        KeptCheckpoint(
+            attempt=int(k["attempt"]),
+            step=int(k["step"]),
+            bytes=int(k["bytes"]),
+            why=tuple(k["why"]),
+            metric=k.get("metric"),
+        )
+        for k in report.get("kept", [])
+    ]
+    return RunCheckpoints(
+        kept=kept,
+        used_bytes=int(report.get("used_bytes", 0)),
+        quota_bytes=int(report.get("quota_bytes", 0)),
+        every=config.checkpoint_every,
+        best_metric=config.checkpoint_best_metric,
+    )
+
+
 def run_config_rows(*, run: Run) -> list[ConfigRow]:
     """Every setting of the run, as it trains (settings newer than the run show their defaults)."""
     config = config_from_stored(run.config).as_dict()

@@ -94,8 +94,11 @@ def run_detail(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
         "resumable": lifecycle.RESUMABLE,
         "attempts": attempts.attempt_list(run=run),
         "queue_place": queue_service.run_queue_place(run=run),
+        "checkpoints": selectors.run_checkpoints(run=run),
     }
-    return render_page(request, "runs/run_detail.html", context, partials={"run-status", "generations"})
+    return render_page(
+        request, "runs/run_detail.html", context, partials={"run-status", "generations", "checkpoints"}
+    )
 
 
 def run_metrics(request: AuthedHttpRequest, run_id: int) -> JsonResponse:
