@@ -67,7 +67,8 @@ def _holders(*, nodes: list[Node], now: dt.datetime) -> dict[int, Run]:
     holders: dict[int, Run] = {}
     started = Run.objects.filter(status__in=HOLDING_STATUSES, node__in=nodes).order_by("pk")
     for run in started:
-        holders.setdefault(run.node_id, run)  # type: ignore[arg-type]
+        if run.node_id is not None:
+            holders.setdefault(run.node_id, run)
     aliases = _node_aliases(nodes)
     for claim in _holding_claims(pools={node.pool for node in nodes}, now=now):
         if (held := aliases.get(claim.node)) is not None and held.pool == claim.run.pool:
