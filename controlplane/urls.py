@@ -17,4 +17,5 @@ urlpatterns = [
     path("api/v1/runs/<int:run_id>/events", api.run_events, name="api-run-events"),
     path("api/v1/runs/<int:run_id>/spec", api.run_spec, name="api-run-spec"),
     path("api/v1/runs/<int:run_id>/claim", api.run_claim, name="api-run-claim"),
+    path("api/v1/runs/<int:run_id>/release", api.run_release, name="api-run-release"),
 ]

@@ -1,6 +1,7 @@
 """The ingest API: the one door through which everything a run emits enters the control plane."""
 
 import json
+from typing import Any, TypeGuard
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
@@ -8,7 +9,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from runs import attempts, ingest, lifecycle, spec
+from runs import attempts, gang, ingest, spec
 from runs.events import BatchTooLarge, EventError, parse_batch, string_problem
 from runs.models import TERMINAL_STATUSES, Run
 from runs.ratelimit import ingest_retry_after
@@ -113,19 +114,24 @@ def run_spec(request: HttpRequest, run_id: int) -> JsonResponse:
     return JsonResponse(served)
 
 
-CLAIM_MAX_CHARS = 200  # Run.claimed_by
-# The claim's body: its key and attempt, and the launcher's provenance (at most PROVENANCE_MAX_BYTES
-# once parsed; its escapes, \uXXXX for a character, may make it a few times that on the wire).
+CLAIM_MAX_CHARS = 200  # Run.claimed_by, RunClaim.key/node/address
+# The claim's body: its key and attempt, what the node offers the gang, and the launcher's provenance (at
+# most PROVENANCE_MAX_BYTES once parsed; its escapes, \uXXXX for a character, may make it a few times that
+# on the wire).
 CLAIM_MAX_BYTES = 4 * attempts.PROVENANCE_MAX_BYTES
+CLAIM_MAX_DEVICES = 64
+_MAX_INT = 2**31 - 1  # RunClaim's integer columns
 
 
-@csrf_exempt
-@login_not_required
-@require_POST
-def run_claim(request: HttpRequest, run_id: int) -> JsonResponse:
-    """`{"attempt": n, "claim": "<key>", "provenance": {...}}`: the launcher takes the run's attempt
-    before starting anything; 200 if this key holds it, 409 (with the desired state) if another does or
-    the run moved on. "provenance" (what the node runs with) is optional: an older launcher sends none."""
+class _BadClaim(ValueError):
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+def _claim_body(request: HttpRequest, run_id: int) -> tuple[int, dict[str, Any]] | JsonResponse:
+    """The run's id and the JSON object of a claim or release, with its attempt and key checked; else the
+    error to answer."""
     length = int(request.META.get("CONTENT_LENGTH") or 0)
     if length > CLAIM_MAX_BYTES:
         return _error(413, f"body: {length} bytes is over the {CLAIM_MAX_BYTES}-byte limit", field="body")
@@ -138,28 +144,112 @@ def run_claim(request: HttpRequest, run_id: int) -> JsonResponse:
         body = json.loads(request.body)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return _error(400, "body: expected a JSON object", field="body")
-    attempt = body.get("attempt") if isinstance(body, dict) else None
-    claim = body.get("claim") if isinstance(body, dict) else None
-    if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
+    if not isinstance(body, dict):
+        return _error(400, "body: expected a JSON object", field="body")
+    attempt = body.get("attempt")
+    if not _is_int(attempt) or not 1 <= attempt <= _MAX_INT:
         return _error(400, "attempt: expected an integer ≥ 1", field="attempt")
-    if not isinstance(claim, str) or not claim.strip() or len(claim) > CLAIM_MAX_CHARS:
-        return _error(
-            400, f"claim: expected a non-empty string of at most {CLAIM_MAX_CHARS} characters", field="claim"
-        )
-    if (problem := string_problem(claim)) is not None:
-        return _error(400, f"claim: {problem}", field="claim")
+    try:
+        _text(body, "claim", required=True)
+    except _BadClaim as exc:
+        return _error(400, str(exc), field=exc.field)
+    return auth, body
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _text(body: dict[str, Any], name: str, *, required: bool = False) -> str:
+    value = body.get(name)
+    if value is None and not required:
+        return ""
+    limit = f"a{' non-empty' if required else ''} string of at most {CLAIM_MAX_CHARS} characters"
+    if not isinstance(value, str) or (required and not value.strip()) or len(value) > CLAIM_MAX_CHARS:
+        raise _BadClaim(name, f"expected {limit}")
+    if (problem := string_problem(value)) is not None:
+        raise _BadClaim(name, problem)
+    return value
+
+
+def _gang_offer(body: dict[str, Any]) -> dict[str, Any]:
+    """What the node offers the gang (all optional: an older launcher sends none of it)."""
+    port, ranks, devices = body.get("port"), body.get("ranks"), body.get("devices")
+    if port is not None and not (_is_int(port) and 1 <= port <= 65535):
+        raise _BadClaim("port", "expected an integer from 1 to 65535, or null")
+    if ranks is not None and not (_is_int(ranks) and 1 <= ranks <= _MAX_INT):
+        raise _BadClaim("ranks", "expected an integer ≥ 1")
+    if devices is not None and not (
+        isinstance(devices, list)
+        and len(devices) <= CLAIM_MAX_DEVICES
+        and all(_is_int(d) and 0 <= d <= _MAX_INT for d in devices)
+    ):
+        raise _BadClaim("devices", f"expected a list of at most {CLAIM_MAX_DEVICES} GPU ids (integers ≥ 0)")
+    return {
+        "node": _text(body, "node").strip(),
+        "address": _text(body, "address").strip(),
+        "port": port,
+        "ranks": ranks,
+        "devices": devices or [],
+    }
+
+
+@csrf_exempt
+@login_not_required
+@require_POST
+def run_claim(request: HttpRequest, run_id: int) -> JsonResponse:
+    """`{"attempt": n, "claim": "<key>", "node", "address", "port", "ranks", "devices", "provenance"}`: a
+    node claims its place in the gang of the run's attempt before starting anything, and polls the same
+    way until the gang formed (runs/gang.py). 200 with the gang if this key holds a claim; 409 (with the
+    desired state; "retry": true when it may work later) if not. Everything but attempt and claim is
+    optional: an older launcher sends none of it (a gang of one, its node from its key)."""
+    parsed = _claim_body(request, run_id)
+    if isinstance(parsed, JsonResponse):
+        return parsed
+    auth, body = parsed
+    try:
+        offer = _gang_offer(body)
+    except _BadClaim as exc:
+        return _error(400, str(exc), field=exc.field)
     provenance = body.get("provenance")
     if provenance is not None:
         try:
             provenance = attempts.provenance_clean(provenance)
         except attempts.ProvenanceError as exc:
             return _error(400, str(exc), field="provenance")
-    result = lifecycle.run_claim(run_id=auth, attempt=attempt, claim=claim, provenance=provenance)
+    attempt = body["attempt"]
+    result = gang.gang_claim(
+        run_id=auth, attempt=attempt, claim=body["claim"], provenance=provenance, **offer
+    )
     if not result.claimed:
+        extra = {"retry": True} if result.retry else {}
+        return _error(409, result.error, desired_state=result.desired_state, **extra)
+    return JsonResponse(
+        {
+            "claimed": True,
+            "attempt": attempt,
+            "desired_state": result.desired_state,
+            "gang": result.gang,
+            "wait_s": settings.TRIAD_GANG_WAIT_S,
+        }
+    )
+
+
+@csrf_exempt
+@login_not_required
+@require_POST
+def run_release(request: HttpRequest, run_id: int) -> JsonResponse:
+    """`{"attempt": n, "claim": "<key>"}`: a node gives back its claim on a gang that has not formed (it
+    waited long enough, or stops). 200 whether or not the key held one; 409 once the gang formed."""
+    parsed = _claim_body(request, run_id)
+    if isinstance(parsed, JsonResponse):
+        return parsed
+    auth, body = parsed
+    result = gang.gang_release(run_id=auth, attempt=body["attempt"], claim=body["claim"])
+    if result.formed:
         return _error(
             409,
-            f"run {run_id}: attempt {attempt} is not this launcher's to start "
-            f"(the run is {result.desired_state})",
+            f"run {run_id}: attempt {body['attempt']}'s gang formed; its claims are the run's now",
             desired_state=result.desired_state,
         )
-    return JsonResponse({"claimed": True, "attempt": attempt, "desired_state": result.desired_state})
+    return JsonResponse({"released": result.released, "desired_state": result.desired_state})

@@ -10,7 +10,9 @@ from workers.spec import REPORTED_STATES
 EVENT_TYPES = ("metric", "generation", "log", "status", "heartbeat", "checkpoints")
 REPORTED_STATUSES = tuple(REPORTED_STATES)  # what a node may report (workers.spec)
 LOG_LEVELS = ("debug", "info", "warning", "error")
-SOURCES = ("trainer", "launcher", "external")
+# A gang's node of rank r ≥ 1 heartbeats as "launcher-<r>" (runs/gang.py); node rank 0 as "launcher".
+NODE_SOURCES = tuple(f"launcher-{rank}" for rank in range(1, 64))
+SOURCES = ("trainer", "launcher", "external", *NODE_SOURCES)
 MAX_METRIC_KEY = 100
 MAX_TEXT = 64 * 1024  # generated code, stdout and stderr are capped, with a marker, beyond this
 # What the columns hold: steps and counts are PostgreSQL integers, seq a bigint; a time must make a
@@ -290,7 +292,9 @@ def parse_batch(body: Any, *, max_events: int) -> Batch:
         raise EventError("body: must be a JSON object with an 'events' list", field="body")
     source = body.get("source", "trainer")
     if source not in SOURCES:
-        raise EventError(f"source: must be one of {', '.join(SOURCES)}", field="source")
+        raise EventError(
+            "source: must be one of trainer, launcher, launcher-1 … launcher-63, external", field="source"
+        )
     attempt = body.get("attempt")
     if attempt is not None and (
         isinstance(attempt, bool) or not isinstance(attempt, int) or not 1 <= attempt <= MAX_INT

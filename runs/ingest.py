@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from runs.events import Batch, Event
@@ -16,6 +18,8 @@ from runs.models import (
     IngestedEvent,
     LogLine,
     Run,
+    RunAttempt,
+    RunClaim,
     RunStatus,
 )
 from runs.review.services import review_generations_scan
@@ -69,7 +73,9 @@ def run_ingest(*, run_id: int, batch: Batch) -> IngestResult:
 # Locks the run's row, records the heartbeat and the furthest new metric step, and inserts the batch's
 # idempotency keys; answers the run's status, its attempt and the seqs that were new. ORDER BY seq:
 # concurrent batches claim overlapping keys in the same order. A lost run, or a batch of another attempt
-# (fenced), gets none of it: no key, no heartbeat, only the run's status and attempt.
+# (fenced), gets none of it: no key, no heartbeat, only the run's status and attempt. Also, in the same
+# round trip: the attempt's first and furthest metric step (only a batch with new metrics writes), and a
+# node's launcher heartbeat on its gang claim (only a batch from a launcher source: node_rank not null).
 _CLAIM_SQL = """
 WITH run AS (
     SELECT id, status, attempt FROM runs_run WHERE id = %(run_id)s FOR UPDATE
@@ -92,9 +98,32 @@ WITH run AS (
             last_step
         )
     WHERE id = (SELECT id FROM unfenced)
+), steps AS (
+    SELECT min(m.step) AS lo, max(m.step) AS hi
+    FROM unnest(%(metric_seqs)s::bigint[], %(metric_steps)s::int[]) AS m(seq, step)
+    WHERE m.seq IN (SELECT seq FROM fresh)
+), attempt_steps AS (
+    UPDATE runs_runattempt SET
+        first_step = COALESCE(first_step, (SELECT lo FROM steps)),
+        last_step = GREATEST(last_step, (SELECT hi FROM steps))
+    WHERE (SELECT hi FROM steps) IS NOT NULL
+        AND run_id = (SELECT id FROM unfenced) AND attempt = (SELECT attempt FROM unfenced)
+), node_seen AS (
+    UPDATE runs_runclaim SET last_seen_at = %(now)s
+    WHERE %(node_rank)s::int IS NOT NULL AND node_rank = %(node_rank)s::int
+        AND run_id = (SELECT id FROM unfenced) AND attempt = (SELECT attempt FROM unfenced)
 )
 SELECT (SELECT status FROM run), (SELECT attempt FROM run), ARRAY(SELECT seq FROM fresh)
 """
+
+
+def node_rank_of(source: str) -> int | None:
+    """The gang node rank a launcher's batch speaks for ("launcher": 0, "launcher-<r>": r); None for the
+    trainer and outside sources, whose batches refresh no node's claim."""
+    if source == "launcher":
+        return 0
+    prefix, _, rank = source.partition("-")
+    return int(rank) if prefix == "launcher" and rank.isdigit() else None
 
 
 def _events_claim(*, run_id: int, batch: Batch, now: dt.datetime) -> tuple[str, int, set[int]]:
@@ -111,6 +140,7 @@ def _events_claim(*, run_id: int, batch: Batch, now: dt.datetime) -> tuple[str, 
             "types": [e.type for e in events],
             "metric_seqs": [e.seq for e in metrics],
             "metric_steps": [e.data["step"] for e in metrics],
+            "node_rank": node_rank_of(source),
         }
         with connection.cursor() as cursor:
             cursor.execute(_CLAIM_SQL, params)
@@ -132,7 +162,13 @@ def _events_claim(*, run_id: int, batch: Batch, now: dt.datetime) -> tuple[str, 
     fields: dict[str, Any] = {"last_heartbeat_at": now}
     if steps := [e.data["step"] for e in metrics if e.seq not in seen]:
         fields["last_step"] = max(steps)
+        RunAttempt.objects.filter(run_id=run_id, attempt=attempt).update(
+            first_step=Coalesce(F("first_step"), Value(min(steps))),
+            last_step=Greatest(Coalesce(F("last_step"), Value(max(steps))), Value(max(steps))),
+        )
     Run.objects.filter(pk=run_id).update(**fields)
+    if (node_rank := node_rank_of(source)) is not None:
+        RunClaim.objects.filter(run_id=run_id, attempt=attempt, node_rank=node_rank).update(last_seen_at=now)
     return status, attempt, {seq for seq in seqs if seq not in seen}
 
 

@@ -1,6 +1,7 @@
-"""The run state machine: which status may follow which, and the edges people and reapers take.
+"""The run state machine: the edges people, reapers and launchers take.
 
-Every move is one conditional UPDATE (`transition`), so a repeated or racing request is a no-op.
+Which status may follow which, and the one conditional UPDATE that moves a run (`transition`), live in
+runs/transitions.py (re-exported here), so a repeated or racing request is a no-op.
 """
 
 import datetime as dt
@@ -10,79 +11,22 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from controlplane.accounts.models import AuditAction
 from controlplane.accounts.services import audit_record
-from runs.live.broadcast import broadcast_run_update
-from runs.models import (
-    TERMINAL_STATUSES,
-    LogLine,
-    Run,
-    RunAttempt,
-    RunStatus,
-    StopCause,
-    status_label,
-)
-
-# Which statuses each reported status may replace. A report that does not fit is ignored, so a
-# repeated or late delivery can never move a run backwards.
-RESUMABLE = (RunStatus.LOST, RunStatus.FAILED, RunStatus.CANCELLED)
-ALLOWED_FROM: dict[str, tuple[str, ...]] = {
-    RunStatus.QUEUED: RESUMABLE,
-    # Taken by the launcher's claim of the attempt (`run_claim`), once per attempt.
-    RunStatus.STARTING: (RunStatus.QUEUED,),
-    # Never from `lost`: a lost attempt is fenced (its events are refused, docs/runs.md); only Resume
-    # starts the run again, as a new attempt.
-    RunStatus.RUNNING: (RunStatus.QUEUED, RunStatus.STARTING),
-    RunStatus.SUCCEEDED: (RunStatus.STARTING, RunStatus.RUNNING),
-    RunStatus.FAILED: (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING, RunStatus.CANCELLING),
-    # Cancel on a started run asks its launcher to stop; never from `cancelling` itself, so a second
-    # click changes nothing (`run_cancel`).
-    RunStatus.CANCELLING: (RunStatus.STARTING, RunStatus.RUNNING),
-    RunStatus.CANCELLED: (RunStatus.QUEUED, RunStatus.CANCELLING, RunStatus.LOST),
-    RunStatus.BUDGET_STOPPED: (RunStatus.STARTING, RunStatus.RUNNING, RunStatus.CANCELLING),
-    RunStatus.LOST: (RunStatus.STARTING, RunStatus.RUNNING, RunStatus.CANCELLING),
-}
+from runs import gang
+from runs.models import LogLine, Run, RunClaim, RunStatus, StopCause
+from runs.transitions import ALLOWED_FROM as ALLOWED_FROM
+from runs.transitions import RESUMABLE as RESUMABLE
+from runs.transitions import transition as transition
 
 
 @dataclass(frozen=True)
 class ClaimResult:
     claimed: bool  # this claim holds the attempt (now, or already: a retried request)
     desired_state: str
-
-
-def transition(
-    run_id: int, new_status: str, message: str = "", *, when: Q | None = None, **extra: Any
-) -> bool:
-    """Conditional UPDATE: moves the run only from a status that allows it (and only while `when`
-    holds). Returns whether it moved, so a repeated or racing request is a no-op."""
-    now = timezone.now()
-    fields: dict[str, Any] = {"status": new_status, "stop_cause": "", **extra}
-    if message:
-        fields["status_message"] = message[:10_000]
-    if new_status in (RunStatus.STARTING, RunStatus.RUNNING):
-        fields["started_at"] = Coalesce(F("started_at"), Value(now))
-        fields["finished_at"] = None
-    if new_status in TERMINAL_STATUSES:
-        fields["finished_at"] = now
-    rows = Run.objects.filter(pk=run_id, status__in=ALLOWED_FROM[new_status])
-    if when is not None:
-        rows = rows.filter(when)
-    moved = rows.update(**fields)
-    if moved:
-        LogLine.objects.create(
-            run_id=run_id,
-            source="control",
-            message=f"status → {new_status}" + (f": {message}" if message else ""),
-            level="error" if new_status == RunStatus.FAILED else "info",
-            time=now,
-        )
-        label = status_label(new_status, fields["stop_cause"])
-        broadcast_run_update(run_id, {"status": new_status, "status_label": label, "status_message": message})
-    return bool(moved)
 
 
 def audit_run_status(run_id: int, action: AuditAction, user: User | None, before: str, after: str) -> None:
@@ -128,60 +72,48 @@ def run_budget_stop(*, run_id: int, message: str, cause: StopCause = StopCause.B
 
 
 def run_reap_lost(*, timeout_s: float | None = None) -> list[int]:
-    """Mark `lost` every started run whose node has not been heard from within the timeout."""
+    """Mark `lost` every started run whose node has not been heard from within the timeout. A gang run
+    (claims of node rank ≥ 1 on its current attempt) is also lost when any one of its nodes is silent:
+    the others' heartbeats keep the run's own time fresh while a peer's ranks are gone, and theirs would
+    then wait on a collective forever. Its message names the node and its rank."""
     timeout = settings.TRIAD_LOST_AFTER_S if timeout_s is None else timeout_s
     cutoff = timezone.now() - dt.timedelta(seconds=timeout)
     silent = Q(last_heartbeat_at__lt=cutoff) | Q(last_heartbeat_at__isnull=True, started_at__lt=cutoff)
-    candidates = Run.objects.filter(silent, status__in=ALLOWED_FROM[RunStatus.LOST]).values_list(
-        "pk", flat=True
-    )
+    current = RunClaim.objects.filter(run_id=OuterRef("pk"), attempt=OuterRef("attempt"))
+    # Single-node runs are judged by the run's heartbeat alone, as before gangs: any source refreshes it.
+    silent_member = Exists(current.filter(last_seen_at__lt=cutoff)) & Exists(current.filter(node_rank__gte=1))
+    candidates = Run.objects.filter(silent | silent_member, status__in=ALLOWED_FROM[RunStatus.LOST])
     message = (
         f"no heartbeat for {timeout:.0f}s: the node or its worker is gone; resume from the last checkpoint"
     )
-    return [run_id for run_id in list(candidates) if transition(run_id, RunStatus.LOST, message, when=silent)]
+    reaped = []
+    for run_id, attempt in list(candidates.values_list("pk", "attempt")):
+        if transition(run_id, RunStatus.LOST, message, when=silent):
+            reaped.append(run_id)
+            continue
+        silent_claims = RunClaim.objects.filter(run_id=run_id, attempt=attempt, last_seen_at__lt=cutoff)
+        quiet = silent_claims.order_by("last_seen_at").first()
+        if quiet is None:
+            continue
+        because = (
+            f"node {quiet.node} (node rank {quiet.node_rank}) sent no heartbeat for {timeout:.0f}s: it or "
+            "its worker is gone, and the gang cannot go on without it; resume from the last checkpoint"
+        )
+        if transition(run_id, RunStatus.LOST, because, when=silent_member):
+            reaped.append(run_id)
+    return reaped
 
 
 def run_claim(
     *, run_id: int, attempt: int, claim: str, provenance: dict[str, Any] | None = None
 ) -> ClaimResult:
-    """A launcher takes the run's current attempt (`queued` → `starting`) before it starts anything.
-    Exactly one claim key wins an attempt; the same key again is accepted (a request retried after its
-    answer was lost), any other is refused: a redelivered start task must not start a second trainer.
-
-    The winning claim records the attempt's `RunAttempt` with what the launcher said it runs with
-    (`provenance`, checked by the API); a retried claim records nothing again."""
-    with transaction.atomic():
-        unclaimed = Q(attempt=attempt, claimed_by="")
-        if transition(
-            run_id,
-            RunStatus.STARTING,
-            f"attempt {attempt} claimed by {claim}",
-            when=unclaimed,
-            claimed_by=claim,
-        ):
-            _attempt_record_claim(run_id=run_id, attempt=attempt, claim=claim, provenance=provenance)
-            return ClaimResult(claimed=True, desired_state=RunStatus.STARTING)
-        status, held_by, current = Run.objects.values_list("status", "claimed_by", "attempt").get(pk=run_id)
-    return ClaimResult(claimed=current == attempt and held_by == claim, desired_state=status)
-
-
-def _attempt_record_claim(
-    *, run_id: int, attempt: int, claim: str, provenance: dict[str, Any] | None
-) -> None:
-    """The attempt's record, made or completed (the spec fetch before the claim may have made it)."""
-    hostname = provenance.get("hostname") if provenance else None
-    # An old launcher sends no provenance: its claim key ends in its host (workers.launcher.claim_key).
-    node = hostname if isinstance(hostname, str) and hostname else claim.rpartition("@")[2]
-    RunAttempt.objects.update_or_create(
-        run_id=run_id,
-        attempt=attempt,
-        defaults={
-            "claimed_by": claim,
-            "node": node[:200],
-            "claimed_at": timezone.now(),
-            "provenance": provenance,
-        },
-    )
+    """A launcher takes the run's current attempt before it starts anything, through the gang claim
+    (runs/gang.py) as a node that says nothing but its key and provenance. For a single-node run exactly
+    one claim key wins an attempt (`queued` → `starting`); the same key again is accepted (a request
+    retried after its answer was lost), any other is refused: a redelivered start task must not start a
+    second trainer. The winning claim records the attempt's `RunAttempt`."""
+    result = gang.gang_claim(run_id=run_id, attempt=attempt, claim=claim, provenance=provenance)
+    return ClaimResult(claimed=result.claimed, desired_state=result.desired_state)
 
 
 def run_reap_unenqueued(*, grace_s: float | None = None) -> list[int]:

@@ -12,11 +12,11 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Subquery
 from django.utils import timezone
 
 from controlplane.accounts.selectors import team_ids_for
-from runs.models import ACTIVE_STATUSES, Node, Run
+from runs.models import ACTIVE_STATUSES, Node, Run, RunClaim
 
 logger = logging.getLogger(__name__)
 
@@ -106,8 +106,17 @@ def node_heartbeat(*, name: str, at: dt.datetime | None = None) -> bool:
 
 
 def run_node_assign(*, run_id: int, node_name: str) -> bool:
+    """The node that claimed the run holds it (its page, spend). A gang's every member says so: the run's
+    node stays its node rank 0's (the run page lists all of them, from its claims)."""
     node = Node.objects.filter(name=node_name).first()
     if node is None:
+        return False
+    attempt = Subquery(Run.objects.filter(pk=run_id).values("attempt"))
+    current = RunClaim.objects.filter(run_id=run_id, attempt=attempt)
+    if (
+        current.filter(node_rank=1).exists()
+        and not current.filter(node_rank=0, node__in=(node.name, node.hostname)).exists()
+    ):
         return False
     return bool(Run.objects.filter(pk=run_id).update(node=node))
 
