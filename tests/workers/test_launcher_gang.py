@@ -615,3 +615,63 @@ def test_two_nodes_train_one_run_each_starting_its_own_rank_through_deepspeed(tm
         assert (tmp_path / "shared-checkpoints" / "run-7").is_dir()
     finally:
         control.stop()
+
+
+# ------------------------------------------------------------------ against the control plane itself
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_members_gather_on_the_control_plane_start_their_own_node_ranks_and_stop_together(
+    live_server, tmp_path: Path
+):
+    from runs.lifecycle import run_cancel
+    from runs.models import Run, RunAttempt, RunClaim, RunStatus
+    from tests.factories import TEST_TOKEN, RunFactory
+
+    run = RunFactory(config={"steps": 2, "nodes": 2})
+    stand_ins = []
+    for i in range(2):
+        (tmp_path / f"n{i}").mkdir()
+        stand_ins.append(stand_in_deepspeed(tmp_path / f"n{i}"))
+    launches: list[Launch] = []
+    try:
+        for i, stand_in in enumerate(stand_ins):
+            launches.append(
+                Launch(
+                    **supervise_args(
+                        stand_in,
+                        run_id=run.pk,
+                        token=TEST_TOKEN,
+                        control_url=live_server.url,
+                        workdir=tmp_path / f"n{i}" / "run",
+                        node=f"gpu@node{i}",
+                        address=f"10.9.0.{i + 1}",
+                        cpu_procs=1,
+                        gang_poll_s=0.1,
+                    )
+                )
+            )
+            if i == 0:  # the first to claim is rank 0; it waits, starting nothing, until the second claims
+                wait_until(lambda: RunClaim.objects.filter(run=run).exists(), 30, "the first claim")
+                assert stand_ins[0].starts() == []
+                assert Run.objects.get(pk=run.pk).status == RunStatus.QUEUED
+        pgids = [wait_until(s.starts, 60, f"node {i} to start its ranks")[0] for i, s in enumerate(stand_ins)]
+
+        for rank, pgid in enumerate(pgids):
+            argv, env = _started(pgid)
+            assert argv[argv.index("--node_rank") + 1] == str(rank)
+            assert argv[argv.index("--master_addr") + 1] == "10.9.0.1"
+            assert (env["TRIAD_NODE_RANK"], env["TRIAD_NUM_NODES"]) == (str(rank), "2")
+        assert (tmp_path / "n1" / "run" / "hostfile").read_text() == "10.9.0.1 slots=1\n10.9.0.2 slots=1\n"
+        attempt = RunAttempt.objects.get(run=run, attempt=1)
+        assert [(m["node"], m["node_rank"]) for m in attempt.nodes] == [("gpu@node0", 0), ("gpu@node1", 1)]
+
+        run_cancel(run_id=run.pk)
+        assert all(launch.wait(60) for launch in launches)
+        results = [(launch.result, launch.error) for launch in launches]
+        assert results == [("cancelled", None), ("cancelled", None)]
+        assert Run.objects.get(pk=run.pk).status == RunStatus.CANCELLED
+    finally:
+        run_cancel(run_id=run.pk)
+        for stand_in in stand_ins:
+            kill_groups(stand_in.starts())
