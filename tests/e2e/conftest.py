@@ -1,6 +1,7 @@
 """A real stack for end-to-end tests: uvicorn serving the ASGI app and a Celery worker on a GPU queue,
 both on the test PostgreSQL database and Redis, with the trainer launched by the real `deepspeed`."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -8,6 +9,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,8 +42,11 @@ class Stack:
     env: dict[str, str]
     workers: list[subprocess.Popen] = field(default_factory=list)
 
-    def start_worker(self) -> subprocess.Popen:
-        """A Celery worker on this stack's GPU queue (its log: worker-<n>.log)."""
+    def start_worker(self, *, gpu: bool = True) -> subprocess.Popen:
+        """A Celery worker on this stack's GPU queue (unless `gpu` is False: GPU nodes of their own, from
+        tests/e2e/netns.py, serve it), sandbox and control queues (its log: worker-<n>.log)."""
+        queues = [f"gpu.{self.pool}"] if gpu else []
+        queues += [f"sandbox-{self.pool}", f"control-{self.pool}"]
         log = (self.var_dir / f"worker-{len(self.workers)}.log").open("wb")
         proc = subprocess.Popen(
             [
@@ -52,7 +57,7 @@ class Stack:
                 "controlplane",
                 "worker",
                 "-Q",
-                f"gpu.{self.pool},sandbox-{self.pool},control-{self.pool}",
+                ",".join(queues),
                 "-P",
                 "solo",
                 "--loglevel",
@@ -84,6 +89,22 @@ class Stack:
 
 @pytest.fixture
 def stack(transactional_db, tmp_path, settings):
+    with running_stack(tmp_path, settings) as stack:
+        yield stack
+
+
+@pytest.fixture
+def host_stack(transactional_db, tmp_path, settings):
+    """The stack with a worker for its control and sandbox queues only: its GPU queue is left to nodes of
+    their own (tests/e2e/netns.py)."""
+    with running_stack(tmp_path, settings, gpu_worker=False) as stack:
+        yield stack
+
+
+@contextlib.contextmanager
+def running_stack(tmp_path: Path, settings, *, gpu_worker: bool = True) -> Iterator[Stack]:
+    """The ASGI server and one worker on the configured database and Redis (`settings`: the test's, or
+    django.conf.settings in a bench); at the end every active run is cancelled and everything stopped."""
     db = connection.settings_dict
     database_url = (
         f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
@@ -109,7 +130,7 @@ def stack(transactional_db, tmp_path, settings):
     web = asgi_server(env, port, tmp_path / "web.log")
     settings.TRIAD_SANDBOX_QUEUE = env["TRIAD_SANDBOX_QUEUE"]  # imports made by the test itself too
     stack = Stack(base_url=base_url, pool=pool, var_dir=tmp_path, env=env)
-    stack.start_worker()
+    stack.start_worker(gpu=gpu_worker)
 
     def web_up() -> bool:
         try:
