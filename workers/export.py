@@ -1,14 +1,16 @@
 """Export a run's newest checkpoint as a Hugging Face model directory, on a node of the run's pool
 (docs/models.md, "Export and lineage").
 
-Plain Python, no Django: the node reads the run's work dir (spec.json and checkpoints/attempt-<n>/<tag>/,
-workers/trainer/checkpoints.py), rebuilds the model the run trained from its spec (local files only),
-loads the checkpoint's weights consolidated in fp32 — every ZeRO stage, without a process group —, merges
-a LoRA run's adapters into the base weights, casts them to the model's 16-bit dtype and writes
-safetensors and the tokenizer to <workdir>/export-step<N>/, atomically. The control plane then registers
-that directory as a new model.
+Plain Python, no Django: the node reads the run's checkpoint root — `<TRIAD_CHECKPOINT_DIR>/run-<id>` on
+storage every node of the pool mounts, or, for a run from before it, `<workdir>/checkpoints` —
+(attempt-<n>/<tag>/, workers/trainer/checkpoints.py) and its spec (the work dir's spec.json, else the copy
+the trainer left in the shared root: this node may never have run it), rebuilds the model the run trained
+from its spec (local files only), loads the checkpoint's weights consolidated in fp32 — every ZeRO stage,
+without a process group —, merges a LoRA run's adapters into the base weights, casts them to the model's
+16-bit dtype and writes safetensors and the tokenizer to export-step<N>/ next to the checkpoints (the
+shared root, or the work dir), atomically. The control plane then registers that directory as a new model.
 
-By hand on a node: python -m workers.export WORKDIR [--dtype bf16|fp16|fp32]
+By hand on a node: python -m workers.export WORKDIR [--checkpoints ROOT] [--dtype bf16|fp16|fp32]
 """
 
 from __future__ import annotations
@@ -56,15 +58,31 @@ class Checkpoint:
         return self.attempt_dir / self.tag
 
 
-def newest_checkpoint(workdir: Path) -> Checkpoint:
-    """The checkpoint a resume would start from: the `latest` of the highest attempt that saved one
-    (a later attempt resumed from the earlier ones, so its checkpoint is the newer), else the layout
-    before attempts. Other directories under checkpoints/ (a pinned reference) are not the run's."""
-    root = workdir / "checkpoints"
+def checkpoint_root(run_id: int, *, shared: Path, workdir: Path) -> Path:
+    """Where run `run_id`'s checkpoints are: `<shared>/run-<id>` (TRIAD_CHECKPOINT_DIR, what the
+    launcher gives the trainer) when it exists, else the work dir's, where runs from before it saved."""
+    root = shared / f"run-{run_id}"
+    return root if root.is_dir() else workdir / "checkpoints"
+
+
+def _names_a_checkpoint(attempt_dir: Path) -> bool:
+    """A `latest` naming a directory that is there (retention deletes what an older one named)."""
+    try:
+        tag = (attempt_dir / "latest").read_text().strip()
+    except OSError:
+        return False
+    return bool(tag) and (attempt_dir / tag).is_dir()
+
+
+def newest_checkpoint(root: Path) -> Checkpoint:
+    """The checkpoint a resume would start from: the `latest` of the highest attempt under the
+    checkpoint root that saved one (a later attempt resumed from the earlier ones, so its checkpoint is
+    the newer), else the layout before attempts. Other directories under the root (a pinned reference,
+    exports) are not the run's checkpoints."""
     attempts = sorted(
         (int(p.name.removeprefix("attempt-")), p)
         for p in root.glob("attempt-*")
-        if p.name.removeprefix("attempt-").isdigit() and (p / "latest").is_file()
+        if p.name.removeprefix("attempt-").isdigit() and _names_a_checkpoint(p)
     )
     candidates = [p for _, p in attempts] or ([root] if (root / "latest").is_file() else [])
     if not candidates:
@@ -79,8 +97,11 @@ def newest_checkpoint(workdir: Path) -> Checkpoint:
     return Checkpoint(attempt_dir=attempt_dir, tag=tag, step=int(match.group(1)))
 
 
-def read_spec(workdir: Path) -> dict[str, Any]:
+def read_spec(workdir: Path, root: Path | None = None) -> dict[str, Any]:
+    """The run's spec: the work dir's, else the copy in the checkpoint root (a node that never ran it)."""
     path = workdir / "spec.json"
+    if not path.is_file() and root is not None and (root / "spec.json").is_file():
+        path = root / "spec.json"
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError:
@@ -115,20 +136,25 @@ def checkpoint_state_dict(ckpt: Checkpoint) -> dict[str, Any]:
     return dict(get_fp32_state_dict_from_zero_checkpoint(str(ckpt.attempt_dir), tag=ckpt.tag))
 
 
-def export_checkpoint(workdir: Path, out_dir: Path | None = None, *, dtype: str | None = None) -> ExportInfo:
-    """Write the run's newest checkpoint as a Hugging Face model to `out_dir`/export-step<N> (default
-    `workdir`, next to the checkpoints), in `dtype` (default: the spec's model.dtype, the 16-bit one
-    the model is served in; fp32 for an fp32 model). An export already there is the answer again (a
-    redelivered task). Raises ExportRefused saying why it cannot."""
-    spec = read_spec(workdir)
+def export_checkpoint(
+    workdir: Path, out_dir: Path | None = None, *, dtype: str | None = None, root: Path | None = None
+) -> ExportInfo:
+    """Write the run's newest checkpoint, under `root` (default `workdir`/checkpoints), as a Hugging
+    Face model to `out_dir`/export-step<N> (default: next to the checkpoints — the shared root itself,
+    or `workdir`), in `dtype` (default: the spec's model.dtype, the 16-bit one the model is served in;
+    fp32 for an fp32 model). An export already there is the answer again (a redelivered task). Raises
+    ExportRefused saying why it cannot."""
+    legacy = workdir / "checkpoints"
+    root = root or legacy
+    spec = read_spec(workdir, root)
     model_section = spec.get("model") or {}
     if model_section.get("kind", "tiny") != "hf":
         raise ExportRefused(TINY_REFUSAL)
     dtype = dtype or str(model_section.get("dtype") or "bf16")
     if dtype not in DTYPES:
         raise ExportRefused(f"dtype: one of {', '.join(DTYPES)}, not {dtype!r}")
-    ckpt = newest_checkpoint(workdir)
-    target = (out_dir or workdir) / f"export-step{ckpt.step}"
+    ckpt = newest_checkpoint(root)
+    target = (out_dir or (workdir if root == legacy else root)) / f"export-step{ckpt.step}"
     if (target / "config.json").is_file():
         return ExportInfo(step=ckpt.step, path=str(target), params=_saved_params(target))
     try:
@@ -235,10 +261,16 @@ def _saved_params(target: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workers.export", description=__doc__.split("\n\n")[0])
     parser.add_argument("workdir", type=Path, help="the run's work dir (TRIAD_RUNS_DIR/<run id>)")
+    parser.add_argument(
+        "--checkpoints",
+        type=Path,
+        default=None,
+        help="the run's checkpoint root (default WORKDIR/checkpoints)",
+    )
     parser.add_argument("--dtype", choices=DTYPES, default=None, help="default: the spec's model.dtype")
     args = parser.parse_args(argv)
     try:
-        info = export_checkpoint(args.workdir, dtype=args.dtype)
+        info = export_checkpoint(args.workdir, dtype=args.dtype, root=args.checkpoints)
     except ExportRefused as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 1

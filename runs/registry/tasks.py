@@ -57,19 +57,21 @@ EXPORT_TIME_LIMIT_S = 3600
 )
 def model_export_task(self: Any, model_id: int, run_id: int, dtype: str) -> None:
     """On a `gpu.<pool>` worker: write the run's newest checkpoint as a Hugging Face model next to its
-    checkpoints (workers/export.py) and send the answer to the control queue. A redelivery finds the
-    export already written and answers with it (acks_late)."""
+    checkpoints (workers/export.py; under TRIAD_CHECKPOINT_DIR/run-<id>, which every node of the pool
+    mounts, or a run's from before it in its work dir) and send the answer to the control queue. A
+    redelivery finds the export already written and answers with it (acks_late)."""
     from pathlib import Path
 
     from django.conf import settings
 
     from runs.registry.exporting import ExportAnswer
-    from workers.export import ExportRefused, export_checkpoint
+    from workers.export import ExportRefused, checkpoint_root, export_checkpoint
 
     node = self.request.hostname or ""
     workdir = Path(settings.TRIAD_RUNS_DIR) / str(run_id)
+    root = checkpoint_root(run_id, shared=Path(settings.TRIAD_CHECKPOINT_DIR), workdir=workdir)
     try:
-        info = export_checkpoint(workdir, dtype=dtype)
+        info = export_checkpoint(workdir, dtype=dtype, root=root)
         answer = ExportAnswer(path=info.path, step=info.step, node=node)
     except ExportRefused as exc:
         answer = ExportAnswer(error=str(exc), node=node)

@@ -14,7 +14,14 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from workers.export import TINY_REFUSAL, ExportRefused, export_checkpoint, main, newest_checkpoint
+from workers.export import (
+    TINY_REFUSAL,
+    ExportRefused,
+    checkpoint_root,
+    export_checkpoint,
+    main,
+    newest_checkpoint,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -124,7 +131,7 @@ def test_the_newest_checkpoint_is_the_latest_of_the_last_attempt_that_saved_one(
     (tmp_path / "checkpoints" / "attempt-3").mkdir()  # started, saved nothing
     (tmp_path / "checkpoints" / "reference" / "step0").mkdir(parents=True)  # not one of the run's
 
-    ckpt = newest_checkpoint(tmp_path)
+    ckpt = newest_checkpoint(tmp_path / "checkpoints")
 
     assert (ckpt.attempt_dir.name, ckpt.tag, ckpt.step) == ("attempt-2", "step9", 9)
 
@@ -183,3 +190,32 @@ def test_a_model_no_longer_on_the_node_is_refused_naming_it(run_dir, tmp_path):
 def test_the_command_line_prints_the_export_or_the_refusal(tmp_path, capsys):
     assert main([str(tmp_path)]) == 1
     assert "refused: no " in capsys.readouterr().err
+
+
+def test_the_checkpoint_root_is_the_runs_shared_one_else_the_work_dirs(tmp_path):
+    shared, workdir = tmp_path / "shared", tmp_path / "runs" / "7"
+
+    assert checkpoint_root(7, shared=shared, workdir=workdir) == workdir / "checkpoints"  # a run from before
+    (shared / "run-7").mkdir(parents=True)
+    assert checkpoint_root(7, shared=shared, workdir=workdir) == shared / "run-7"
+
+
+def test_an_attempt_whose_latest_names_a_deleted_checkpoint_is_passed_over(tmp_path):
+    _attempt(tmp_path, 1, "step4")
+    _attempt(tmp_path, 2, "step9")
+    (tmp_path / "checkpoints" / "attempt-2" / "step9").rmdir()  # retention deleted it
+
+    ckpt = newest_checkpoint(tmp_path / "checkpoints")
+
+    assert (ckpt.attempt_dir.name, ckpt.tag) == ("attempt-1", "step4")
+
+
+def test_a_node_that_never_ran_the_run_reads_its_spec_from_the_shared_root(tmp_path):
+    root = tmp_path / "shared" / "run-7"
+    (root / "attempt-1" / "step2").mkdir(parents=True)
+    (root / "attempt-1" / "latest").write_text("step2")
+    (root / "spec.json").write_text(json.dumps({"model": {"kind": "tiny"}, "train": {}}))
+
+    with pytest.raises(ExportRefused) as refused:
+        export_checkpoint(tmp_path / "runs" / "7", root=root)  # no work dir on this node
+    assert str(refused.value) == TINY_REFUSAL  # the spec was found: the refusal is about the model

@@ -206,7 +206,7 @@ class Trainer:
             self.log(f"checkpoint retention skipped: {exc}", "warning")
             return
         for error in result.errors:
-            self.log(f"checkpoint retention could not delete {error}", "warning")
+            self.log(f"checkpoint retention: {error}", "warning")
         if deleted := result.choice.deleted:
             self.log("checkpoints deleted: " + ", ".join(f"attempt-{s.attempt}/{s.tag}" for s in deleted))
         if self.client is not None:

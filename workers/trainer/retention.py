@@ -184,7 +184,7 @@ def saved_checkpoints(root: Path, *, metric: str = "") -> list[Saved]:
 class Retained:
     choice: Choice
     quota_bytes: int
-    errors: tuple[str, ...] = ()  # what could not be deleted, and why
+    errors: tuple[str, ...] = ()  # what was not deleted, and why
 
     def as_event(self) -> dict[str, Any]:
         """The "checkpoints" ingest event's body (runs/events.py)."""
@@ -208,11 +208,23 @@ class Retained:
 def retain(root: Path, policy: Policy, *, attempt: int) -> Retained:
     """Apply the rule to the checkpoints under `root`, deleting what it does not keep. The `latest` of
     attempt `attempt` (the one running) is in use; an earlier attempt's `latest` that names a deleted
-    checkpoint is removed with it, so that no resume looks there."""
+    checkpoint is removed with it, so that no resume looks there.
+
+    An attempt that a later one has superseded (a fenced trainer not stopped yet) deletes nothing: the
+    later attempt may be resuming from, or writing, what the rule would drop."""
     saved = saved_checkpoints(root, metric=policy.best_metric)
     current = root / f"attempt-{attempt}"
     in_use = {(attempt, tag)} if (tag := _latest(current)) else set()
     choice = choose_kept(saved, policy, in_use=in_use)
+    later = sorted(
+        int(m.group(1))
+        for p in (root.iterdir() if root.is_dir() else ())
+        if (m := ATTEMPT_RE.match(p.name)) and int(m.group(1)) > attempt
+    )
+    if later:
+        note = f"{root}: attempt {attempt} is superseded by attempt {later[-1]}, it deletes nothing"
+        kept_all = Choice(kept=choice.kept, deleted=())  # its report is fenced at ingest anyway
+        return Retained(choice=kept_all, quota_bytes=policy.quota_bytes, errors=(note,))
     errors: list[str] = []
     for s in choice.deleted:
         attempt_dir = root / f"attempt-{s.attempt}"
@@ -221,5 +233,5 @@ def retain(root: Path, policy: Policy, *, attempt: int) -> Retained:
         try:
             shutil.rmtree(attempt_dir / s.tag)
         except OSError as exc:
-            errors.append(f"{attempt_dir / s.tag}: {exc.strerror or exc}")
+            errors.append(f"could not delete {attempt_dir / s.tag}: {exc.strerror or exc}")
     return Retained(choice=choice, quota_bytes=policy.quota_bytes, errors=tuple(errors))

@@ -223,3 +223,24 @@ def test_a_real_checkpoint_becomes_a_ready_model_that_names_the_run_and_step(
     assert (model.from_run, model.from_step, Path(model.source)) == (run, 5, export_dir)
     assert (model.architecture, model.params) == ("LlamaForCausalLM", 130_496)
     assert json.loads((export_dir / "config.json").read_text())["dtype"] == "bfloat16"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_checkpoint_in_the_shared_root_is_exported_there_by_a_node_that_never_ran_the_run(
+    user, eager, settings, tmp_path, tiny_hf_dir
+):
+    settings.TRIAD_RUNS_DIR = str(tmp_path / "node-runs")  # this node's work dirs: none of this run's
+    settings.TRIAD_CHECKPOINT_DIR = str(tmp_path / "shared")
+    run = _run(user, source=str(tiny_hf_dir))
+    written = _checkpoint(tiny_hf_dir, tmp_path / "elsewhere", zero_stage=2, step=5)
+    root = tmp_path / "shared" / f"run-{run.pk}"
+    root.parent.mkdir()
+    (written / "checkpoints").rename(root)  # as the trainer writes under TRIAD_CHECKPOINT_DIR
+    (written / "spec.json").rename(root / "spec.json")  # the copy the trainer leaves beside them
+
+    model = model_export(user=user, run=run, name="coder-rl-step5")
+
+    model.refresh_from_db()
+    assert (model.status, model.error) == (ModelStatus.READY, "")
+    assert (model.from_step, Path(model.source)) == (5, root / "export-step5")
+    assert not (tmp_path / "node-runs").exists()

@@ -214,3 +214,17 @@ def test_a_resume_skips_an_attempt_whose_latest_names_no_checkpoint(tmp_path: Pa
     (tmp_path / "attempt-2" / "latest").write_text("step9")  # step9 deleted (or never completed)
 
     assert checkpoint_dirs(tmp_path, 3) == (tmp_path / "attempt-3", tmp_path / "attempt-1")
+
+
+def test_an_attempt_superseded_by_a_later_one_deletes_nothing(tmp_path: Path):
+    # Attempt 1's trainer, fenced but not stopped yet, saves again while attempt 2 resumes from step4.
+    save(tmp_path, 1, 2)
+    save(tmp_path, 1, 4)
+    (tmp_path / "attempt-2").mkdir()
+    save(tmp_path, 1, 6)
+
+    result = retain(tmp_path, Policy(keep_last=1), attempt=1)
+
+    assert sorted(p.name for p in (tmp_path / "attempt-1").glob("step*")) == ["step2", "step4", "step6"]
+    assert "superseded by attempt 2" in result.errors[0]
+    assert result.choice.deleted == ()
