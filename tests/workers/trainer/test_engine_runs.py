@@ -83,6 +83,7 @@ def test_the_kl_reference_is_the_policy_after_sft_and_a_resumed_attempt_loads_th
             "sft_lr": 0.01,
             "beta": 0.1,
             "checkpoint_every": 2,  # step2: the policy as RL starts
+            "checkpoint_keep_last": 10,  # retention keeps step2 too: it is compared with the pin
         }
     )
     reference = tmp_path / "checkpoints" / "reference"
