@@ -400,9 +400,10 @@ def run_supervised(
         except ResourceError as exc:
             refusal = str(exc)
         nodes = resources.get("num_nodes", 1)
-        if isinstance(nodes, int) and nodes > 1 and not address and not refusal:
+        in_gang = isinstance(nodes, int) and nodes > 1
+        if in_gang and not address and not refusal:
             refusal = f"node {node or socket.gethostname()} announces no address: set TRIAD_NODE_ADDRESS"
-        port = free_port("0.0.0.0" if isinstance(nodes, int) and nodes > 1 else "127.0.0.1")  # noqa: S104
+        port = free_port("0.0.0.0" if in_gang else "127.0.0.1")  # noqa: S104 (the gang's nodes reach it)
         procs = resources.get("procs_per_node")
         key = claim_key()
 
@@ -415,7 +416,7 @@ def run_supervised(
                 key,
                 provenance=facts,
                 node=node,
-                address=address or "127.0.0.1",
+                address=address or ("" if in_gang else "127.0.0.1"),  # a run of one: its own master
                 port=port,
                 ranks=procs if isinstance(procs, int) else None,
                 devices=node_devices(resources, os.environ.get("CUDA_VISIBLE_DEVICES")),

@@ -436,6 +436,7 @@ def test_a_gang_member_without_an_address_fails_the_run_saying_how_to_set_one(co
     assert stand_in.starts() == []
     [status] = control.of_type("status")
     assert "node gpu@lonely announces no address: set TRIAD_NODE_ADDRESS" in status["message"]
+    assert control.claim_bodies[0].get("address", "") == ""  # no made-up address for the gang to reach
 
 
 def test_a_run_of_one_node_runs_todays_command_on_localhost_without_an_address(control, tmp_path: Path):
