@@ -119,7 +119,9 @@ def choose_kept(
 
 
 def write_meta(tag_dir: Path, *, step: int, metrics: Mapping[str, float]) -> None:
-    """Record beside a checkpoint the metrics it was saved with (rank 0, after saving it)."""
+    """Record beside a checkpoint the metrics it was saved with (rank 0, after saving it; the directory
+    is made if rank 0 wrote no shard into it)."""
+    tag_dir.mkdir(parents=True, exist_ok=True)
     tmp = tag_dir / f".{META}.tmp"
     tmp.write_text(json.dumps({"step": step, "metrics": dict(metrics)}))
     tmp.replace(tag_dir / META)
