@@ -301,6 +301,31 @@ def test_the_reaper_loses_a_gang_whose_rank_1_node_is_silent_while_rank_0_heartb
     assert "node gpu@h1 (node rank 1)" in run.status_message
 
 
+def test_a_gang_whose_rank_0_node_is_silent_is_lost_though_rank_1_keeps_the_runs_heartbeat_fresh(
+    client, settings
+):
+    settings.TRIAD_LOST_AFTER_S = 60
+    run = formed_gang(client, nodes=2)
+    transition(run.pk, RunStatus.RUNNING)
+    assert heartbeat(client, run.pk, 0, source="launcher-1").status_code == 200
+    age(run, 0, 61)
+
+    assert run_reap_lost() == [run.pk]
+    assert "node gpu@h0 (node rank 0)" in Run.objects.get(pk=run.pk).status_message
+
+
+def test_a_single_node_run_is_judged_by_its_heartbeat_alone_as_before(client, settings):
+    settings.TRIAD_LOST_AFTER_S = 60
+    run = RunFactory()
+    api(client, run.pk, "claim", {"attempt": 1, "claim": "k1@node-a"})
+    transition(run.pk, RunStatus.RUNNING)
+    assert heartbeat(client, run.pk, 0, source="trainer").status_code == 200
+    age(run, 0, 61)  # its launcher's own beats refresh the claim; the trainer's do not need to
+
+    assert run_reap_lost() == []
+    assert Run.objects.get(pk=run.pk).status == RunStatus.RUNNING
+
+
 def test_a_heartbeat_from_launcher_1_refreshes_node_rank_1s_claim(client, settings):
     settings.TRIAD_LOST_AFTER_S = 60
     run = formed_gang(client, nodes=2)
