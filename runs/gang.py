@@ -1,11 +1,10 @@
-"""Gang claims (docs/runs.md, "Gangs"): a run with `nodes: N` starts when N nodes of its pool each hold a
-claim on its current attempt. Node ranks go by order of arrival; the Nth claim forms the gang and moves
-the run `queued` → `starting`. A single-node run is a gang of one: its first claim forms it at once.
+"""Gang claims: a run with `nodes: N` starts when N nodes of its pool each hold a claim on its current
+attempt. Node ranks go by order of arrival; the Nth claim forms the gang and moves the run `queued` →
+`starting`. A single-node run is a gang of one: its first claim forms it at once.
 
 Partial gangs cannot deadlock the pool: only one run of a pool gathers nodes at a time (a node offered
 another run meanwhile is told to retry later), and a claim not polled for TRIAD_GANG_CLAIM_TTL_S while its
-gang gathers is dropped (its launcher gave up or died). The contract with the nodes is
-/tmp/briefs/protocol.md's, kept in docs/runs.md.
+gang gathers is dropped (its launcher gave up or died). The contract with the nodes: docs/runs.md, "Gangs".
 """
 
 import datetime as dt
