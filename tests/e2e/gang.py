@@ -15,13 +15,16 @@ from django.test import Client
 from django.urls import reverse
 
 from datasets_app.services import dataset_import
+from runs.config_schema import config_to_yaml
 from runs.models import MetricPoint, Run
 from runs.registry.models import ModelStatus, RegisteredModel
 from runs.registry.services import model_register
 from tests.e2e.conftest import Stack, wait_until, wait_verified
+from tests.e2e.netns import Cluster
 from tests.e2e.test_loop import DATASET
 from tests.factories import UserFactory
 from tests.runs.launch_form import LAUNCH_FORM
+from workers.spec import SETTINGS, config_from_stored
 
 # Posted every step by the trainer's rank 0 (workers/trainer/metrics.py): what "no step lost or doubled
 # across a resume" is counted on.
@@ -52,20 +55,19 @@ def prepare(stack: Stack, model_dir: Path, *, log_tail=lambda: "") -> Prepared:
     return Prepared(client=client, model=model, version_id=version.pk)
 
 
-def launch_from_form(prepared: Prepared, pool: str, **fields: object) -> Run:
-    """POST the launch form as its page would (ZeRO-2, fp32, the model on `pool`), plus `fields`; the run
-    it redirects to."""
+def launch_from_form(prepared: Prepared, pool: str, **settings: object) -> Run:
+    """POST the launch form as its page would, the settings in its "Advanced: full config as YAML"
+    section (checkpoint_every is no field of its own): the form's basic values, ZeRO-2 in fp32, and
+    `settings`; the model on `pool`. The run it redirects to."""
+    basic = {key: value for key, value in LAUNCH_FORM.items() if key in SETTINGS}
+    engine = {"precision": "fp32", "zero_stage": 2, "group_size": 2, "max_new_tokens": 16}
+    config = {**basic, **engine, **settings}
     data = {
-        **LAUNCH_FORM,
         "name": "gang",
         "dataset_version": prepared.version_id,
         "model": prepared.model.pk,
         "pool": pool,
-        "precision": "fp32",
-        "zero_stage": 2,
-        "group_size": 2,
-        "max_new_tokens": 16,
-        **fields,
+        "config_yaml": config_to_yaml(config_from_stored(config)),
     }
     response = prepared.client.post(reverse("runs:launch"), data)
     if response.status_code != 302:
@@ -75,6 +77,17 @@ def launch_from_form(prepared: Prepared, pool: str, **fields: object) -> Run:
     return Run.objects.get(pk=run_id)
 
 
+def checkpointed(cluster: Cluster, run: Run) -> bool:
+    """Whether attempt 1 of the run has saved a checkpoint on the nodes' shared storage (its `latest`
+    names a directory that is there): what a resume will start from."""
+    attempt = cluster.checkpoint_dir / f"run-{run.pk}" / "attempt-1"
+    try:
+        tag = (attempt / "latest").read_text().strip()
+    except OSError:
+        return False
+    return bool(tag) and (attempt / tag).is_dir()
+
+
 def resume_from_page(prepared: Prepared, run: Run) -> None:
     """The run page's Resume button."""
     response = prepared.client.post(reverse("runs:resume", args=[run.pk]))
@@ -82,13 +95,15 @@ def resume_from_page(prepared: Prepared, run: Run) -> None:
         raise AssertionError(f"resume answered {response.status_code}")
 
 
-def metric_accounting(run: Run, steps: int, keys: tuple[str, ...] = METRIC_KEYS) -> tuple[int, int]:
-    """(missing, duplicated): (key, step) pairs of steps 0..steps-1 × keys with no stored point, and
-    pairs stored more than once."""
+def metric_accounting(
+    run: Run, steps: int, keys: tuple[str, ...] = METRIC_KEYS
+) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """(missing, duplicated): the (key, step) pairs of steps 0..steps-1 × keys with no stored point, and
+    the pairs stored more than once (each as often as it is stored beyond the first)."""
     rows = (
         MetricPoint.objects.filter(run=run, key__in=keys).values_list("key", "step").annotate(n=Count("id"))
     )
     seen = Counter({(key, step): n for key, step, n in rows})
-    missing = sum(1 for key in keys for step in range(steps) if seen[(key, step)] == 0)
-    duplicated = sum(n - 1 for n in seen.values() if n > 1)
+    missing = [(key, step) for step in range(steps) for key in keys if seen[(key, step)] == 0]
+    duplicated = [pair for pair, n in sorted(seen.items()) for _ in range(n - 1)]
     return missing, duplicated

@@ -219,6 +219,12 @@ class Cluster:
                 os.killpg(node.worker.pid, signal.SIGKILL)
             node.worker.wait()
 
+    def kill_node(self, node: Node) -> None:
+        """As a machine dying would: its worker and everything it started (the run's ranks, which a
+        killed worker alone leaves running) SIGKILLed at once."""
+        self.kill_worker(node)
+        _kill_namespace(node.netns)
+
     def stop_node(self, node: Node, grace_s: float = 20) -> None:
         """A node taken out of the pool: its worker stopped (SIGTERM, then SIGKILL after `grace_s`), and
         whatever still runs in its namespace killed."""
