@@ -2,6 +2,9 @@
 worker of its own on the pool's GPU queue, with its own hostname and address, reaching the control plane,
 Redis and PostgreSQL through relays; the stack's own worker serves only the control and sandbox queues."""
 
+import os
+import shutil
+
 import pytest
 
 from runs.lifecycle import run_reap_lost
@@ -18,6 +21,8 @@ FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatu
 
 @pytest.fixture
 def cluster(host_stack):
+    if os.geteuid() != 0 or not all(shutil.which(tool) for tool in ("ip", "socat", "nsenter", "unshare")):
+        pytest.skip("nodes as network namespaces need root and ip, socat, nsenter, unshare")
     nodes = Cluster(
         # a gang member whose trainer failed watches this long for the run going lost (its peer died)
         env={**host_stack.env, "TRIAD_LOST_AFTER_S": str(LOST_AFTER_S)},
