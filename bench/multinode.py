@@ -4,9 +4,9 @@ The stack of the e2e tests (uvicorn, a Celery worker for the control and sandbox
 made for the run; nodes are network namespaces of this machine joined by veth pairs
 (tests/e2e/netns.py, needs root), each with a Celery worker on the pool's GPU queue. The small Hugging
 Face model with ZeRO-2 on gloo is launched from the launch form (Django's test client) on nodes a and b;
-after a checkpoint node b dies (its worker and its rank SIGKILLed; `--kill worker`: the worker's process
-group only); the reaper marks the run lost; a is stopped; c and d come up; the run page's Resume is
-posted; the run finishes on c and d.
+after a checkpoint node b's worker is SIGKILLed (its rank goes with it: workers/group_guard.py;
+`--kill node`: everything in b's namespace at once); the reaper marks the run lost; a is stopped; c and
+d come up; the run page's Resume is posted; the run finishes on c and d.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/triad_bench .venv/bin/python bench/multinode.py
 
@@ -40,9 +40,9 @@ def main() -> None:
     parser.add_argument(
         "--kill",
         choices=("node", "worker"),
-        default="node",
-        help="node: b's worker and its rank die together, as with a machine lost; worker: only the "
-        "worker's process group is SIGKILLed, and b's rank runs on until the gang stops",
+        default="worker",
+        help="worker: b's worker is SIGKILLed (its launcher's group guard takes b's rank with it); node: "
+        "everything in b's namespace is SIGKILLed at once, as with a machine lost",
     )
     args = parser.parse_args()
 

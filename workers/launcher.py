@@ -1,13 +1,15 @@
 """Start and supervise the `deepspeed` launcher for one run (plain Python, no Django).
 
-The launcher fetches the run spec, writes it to ``workdir/spec.json``, starts ``deepspeed`` in a new
-session (so the whole process tree can be signalled as one group), heartbeats through the ingest API
-and obeys the desired state carried on every answer: on ``cancelling`` / ``budget_stopped`` / ``lost`` it
-sends SIGTERM to the group (the trainer checkpoints and exits), waits ``kill_grace_s`` and SIGKILLs
-whatever is left. It posts the final status itself (none over ``lost``). Before starting anything it
-claims the run's attempt, sending what the node runs with (workers/provenance.py): a second launcher
-for the same attempt (a redelivered task) starts nothing. The spec's resources are resolved here, on the
-node (`resolve_resources`: "0 GPUs per node" is all this node's), sent with the claim and written into
+The launcher fetches the run spec, writes it to ``workdir/spec.json``, starts ``deepspeed`` in a new session
+(so the whole process tree can be signalled as one group), heartbeats through the ingest API and obeys the
+desired state carried on every answer: on ``cancelling`` / ``budget_stopped`` it sends SIGTERM to the group
+(the trainer checkpoints and exits), waits ``kill_grace_s`` and SIGKILLs whatever is left; on ``lost`` (a
+fenced attempt) it SIGKILLs the group at once, so no checkpoint is written past the metrics the control
+plane accepted. The group is started through workers/group_guard.py, which takes it down if the launcher
+itself dies. It posts the final status itself (none over ``lost``). Before starting anything it claims the
+run's attempt, sending what the node runs with (workers/provenance.py): a second launcher for the same
+attempt (a redelivered task) starts nothing. The spec's resources are resolved here, on the node
+(`resolve_resources`: "0 GPUs per node" is all this node's), sent with the claim and written into
 ``spec.json``; a run that asks for more GPUs than the node has is failed, and nothing is started.
 """
 
@@ -54,16 +56,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM it when the launcher dies (a worker killed hard, say), so the
-    deepspeed runner tears its ranks down instead of training on unsupervised."""
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 SHM_DIR = Path("/dev/shm")  # noqa: S108 (where DeepSpeed puts them; we only delete our own)
@@ -501,14 +493,14 @@ def run_supervised(
         env["PYTHONUNBUFFERED"] = "1"
         log_path = workdir / "train.log"
         with open(log_path, "ab") as log:
+            # Through the group guard: if this launcher dies (its worker killed), the run's whole group goes.
             proc = subprocess.Popen(
-                cmd,
+                [sys.executable, "-m", "workers.group_guard", "--", *cmd],
                 cwd=REPO_ROOT,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
         pgid = proc.pid  # new session: the leader's pid is the group id
         stop_state: str | None = None
@@ -525,8 +517,14 @@ def run_supervised(
                 next_beat = now + heartbeat_s
                 if state in STOP_STATES and stop_state is None:
                     stop_state = state
-                    client.log(f"launcher: desired_state={state}; sending SIGTERM to the run")
-                    _signal_group(pgid, signal.SIGTERM)
+                    if state == RunState.LOST:
+                        # Fenced: the control plane refuses this attempt's metrics from now on, so it
+                        # must write no checkpoint past them (a resume would skip those steps).
+                        client.log("launcher: the attempt is lost (fenced); killing the run, no checkpoint")
+                        _signal_group(pgid, signal.SIGKILL)
+                    else:
+                        client.log(f"launcher: desired_state={state}; sending SIGTERM to the run")
+                        _signal_group(pgid, signal.SIGTERM)
                     killed_at = now
             if killed_at is not None and now - killed_at > kill_grace_s:
                 _signal_group(pgid, signal.SIGKILL)

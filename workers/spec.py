@@ -476,7 +476,7 @@ class ControlConfig(_Config):
     nodes: int = setting(
         1,
         label="Nodes",
-        help="Nodes of the pool the run trains on at once (a gang: it starts when all have claimed it)",
+        help="Nodes of the pool the run trains on at once (a gang: it starts when all have claimed it).",
         low=1,
         high=64,
         basic=True,

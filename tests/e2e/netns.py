@@ -219,9 +219,24 @@ class Cluster:
                 os.killpg(node.worker.pid, signal.SIGKILL)
             node.worker.wait()
 
+    def run_processes(self, node: Node) -> list[int]:
+        """The pids in the node's namespace that belong to a run: deepspeed's runner, its per-node launch,
+        the ranks, the group guard (not the relays)."""
+        pids = subprocess.run(
+            ["ip", "netns", "pids", node.netns], capture_output=True, text=True, check=False
+        ).stdout.split()
+        found = []
+        for pid in pids:
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if b"deepspeed" in cmdline or b"workers.trainer" in cmdline or b"group_guard" in cmdline:
+                found.append(int(pid))
+        return found
+
     def kill_node(self, node: Node) -> None:
-        """As a machine dying would: its worker and everything it started (the run's ranks, which a
-        killed worker alone leaves running) SIGKILLed at once."""
+        """As a machine dying would: its worker and everything in its namespace SIGKILLed at once."""
         self.kill_worker(node)
         _kill_namespace(node.netns)
 

@@ -76,8 +76,12 @@ def test_a_two_node_run_that_loses_a_node_resumes_on_two_others(host_stack, clus
         f"a checkpoint\n{host_stack.log_tail()}\n{cluster.log_tail()}",
         interval_s=0.1,
     )
-    # ... node b dies (its worker and the run's rank on it)
-    cluster.kill_node(b)
+    # ... node b's worker is killed: its launcher's group guard takes b's rank with it
+    assert cluster.run_processes(b), "b runs none of the run"
+    cluster.kill_worker(b)
+    wait_until(
+        lambda: not cluster.run_processes(b), 15, f"b's rank to die with its worker\n{cluster.log_tail()}"
+    )
     settings.TRIAD_LOST_AFTER_S = LOST_AFTER_S
     wait_until(lambda: run.pk in run_reap_lost(), 60, f"the run going lost\n{cluster.log_tail()}")
     lost = Run.objects.get(pk=run.pk)
