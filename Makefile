@@ -16,6 +16,7 @@ TEST_ENV := DATABASE_URL=postgres://postgres@127.0.0.1:5432/triad REDIS_URL=redi
             CELERY_BROKER_URL=redis://127.0.0.1:6379/1 TRIAD_DEV=true
 # The embedded default that `make demo` runs: SQLite, the filesystem broker, in-memory channels.
 EMBEDDED_VAR := $(CURDIR)/var/test-embedded
+EMBEDDED_LOG := $(CURDIR)/var/test-embedded.log
 EMBEDDED_TEST_ENV := env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL TRIAD_DEV=true \
                      TRIAD_VAR_DIR=$(EMBEDDED_VAR)
 
@@ -69,21 +70,31 @@ lint: install
 # Tests of the node side that touch neither Django nor a database: run once, with PostgreSQL.
 NODE_SIDE_ONLY := tests/workers/sandbox tests/workers/trainer tests/workers/test_client.py \
 	tests/workers/test_client_attempt.py tests/workers/test_client_strings.py tests/workers/test_export.py \
-	tests/workers/test_launcher.py tests/workers/test_model_info.py tests/workers/test_provenance.py
+	tests/workers/test_launcher.py tests/workers/test_model_info.py tests/workers/test_provenance.py \
+	tests/workers/test_group_guard.py
 
 test: install system-packages services lint
 	@# Shared memory that runs killed before their launcher could clean up (an hour old at least).
 	-find /dev/shm -maxdepth 1 -name 'deepspeed_allreduce_buffer_*' -mmin +60 -delete
 	@# A JIT build of DeepSpeed's CPU op killed midway leaves its lock, and every later run waits on it.
 	-find $(HOME)/.cache/torch_extensions -name lock -mmin +10 -delete 2>/dev/null
-	$(TEST_ENV) $(BIN)/pytest -q
-	@# Again on the embedded default: every test but those that need the servers. The e2e tests too are
-	@# left out here: their stack fixture is wired to PostgreSQL and Redis, and the trainer's real
-	@# deepspeed runs (also marked e2e) touch no database, so a second run would test nothing new; nor
-	@# do the node side's own tests (plain Python, no Django: the sandbox, the trainer, the launcher and
-	@# the ingest client against stand-ins), left out here too.
-	rm -rf $(EMBEDDED_VAR)
-	$(EMBEDDED_TEST_ENV) $(BIN)/pytest -q -m "not postgres_only and not e2e" $(NODE_SIDE_ONLY:%=--ignore=%)
+	@# Two runs at once, each of the whole suite it can run: on PostgreSQL and Redis, and on the embedded
+	@# default (SQLite, the filesystem broker) that `make demo` runs. They share nothing (databases,
+	@# brokers, var dirs are their own), and the PostgreSQL run spends much of its time waiting on the
+	@# processes its end-to-end tests start, which leaves the second core to the other run. The embedded
+	@# run leaves out the tests that need the servers and the e2e tests (their stack is wired to
+	@# PostgreSQL and Redis; the trainer's real deepspeed runs, also marked e2e, touch no database), and
+	@# the node side's own tests (plain Python, no Django), which the PostgreSQL run has run.
+	rm -rf $(EMBEDDED_VAR) $(EMBEDDED_LOG)
+	mkdir -p $(dir $(EMBEDDED_LOG))
+	@$(EMBEDDED_TEST_ENV) $(BIN)/pytest -q -p no:cacheprovider -m "not postgres_only and not e2e" \
+		$(NODE_SIDE_ONLY:%=--ignore=%) > $(EMBEDDED_LOG) 2>&1 & embedded=$$!; \
+	echo "embedded-default run started (pid $$embedded, its output: $(EMBEDDED_LOG))"; \
+	$(TEST_ENV) $(BIN)/pytest -q; postgres=$$?; \
+	wait $$embedded; embedded_rc=$$?; \
+	echo "--- the run on the embedded default ($(EMBEDDED_LOG)):"; cat $(EMBEDDED_LOG); \
+	echo "make test: PostgreSQL run exit $$postgres, embedded-default run exit $$embedded_rc"; \
+	test $$postgres -eq 0 -a $$embedded_rc -eq 0
 
 test-fast: install
 	$(TEST_ENV) $(BIN)/pytest -q -m "not e2e"
