@@ -84,6 +84,8 @@ class AttemptView:
     gpus: list[str]
     spec_summary: str  # the spec as JSON, problems elided to their count
     ranks: str  # "2 GPU ranks", "4 CPU ranks" as the node resolved them; "" when it did not say
+    nodes: list[str]  # the gang in node-rank order, "h1 (rank 0, 2 ranks)"; [] before it formed
+    steps: str  # "steps 3–30" of the metrics it reported, "step 3", or "" before any
 
 
 def _ranks_label(provenance: object) -> str:
@@ -110,9 +112,29 @@ def attempt_list(*, run: Run) -> list[AttemptView]:
                 gpus=[_gpu_label(gpu) for gpu in gpus] if isinstance(gpus, list) else [],
                 spec_summary=spec_summary(record.spec) if record.spec is not None else "",
                 ranks=_ranks_label(provenance),
+                nodes=_node_labels(record.nodes),
+                steps=_steps_label(record.first_step, record.last_step),
             )
         )
     return shown
+
+
+def _node_labels(nodes: object) -> list[str]:
+    """The attempt's gang as RunAttempt.nodes records it (runs/gang.py), in node-rank order."""
+    labels = []
+    for member in nodes if isinstance(nodes, list) else []:
+        if not isinstance(member, dict):
+            continue
+        ranks = member.get("ranks")
+        count = f", {ranks} rank{'s' if ranks != 1 else ''}" if isinstance(ranks, int) else ""
+        labels.append(f"{member.get('node') or '?'} (node rank {member.get('node_rank', '?')}{count})")
+    return labels
+
+
+def _steps_label(first: int | None, last: int | None) -> str:
+    if first is None or last is None:
+        return ""
+    return f"step {first}" if first == last else f"steps {first}–{last}"
 
 
 def _gpu_label(gpu: object) -> str:
