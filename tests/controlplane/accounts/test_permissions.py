@@ -132,7 +132,7 @@ TABLE = [
 ]
 # Names that are not pages of a logged-in browser: the login pages themselves, and the run-token APIs
 # (machine auth, tests/runs/test_api.py and test_claim.py).
-NOT_PAGES = {"login", "logout", "home", "api-run-events", "api-run-spec", "api-run-claim"}
+NOT_PAGES = {"login", "logout", "home", "api-run-events", "api-run-spec", "api-run-claim", "api-run-release"}
 
 
 def _resolve(world, value):
