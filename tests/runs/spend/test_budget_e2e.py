@@ -36,7 +36,8 @@ def test_a_tiny_run_budget_stops_a_real_run_with_a_checkpoint(stack):  # noqa: F
     assert "run budget reached" in run.status_message
     spec_path = str(stack.var_dir / "runs" / str(run.pk) / "spec.json")
     wait_until(lambda: not processes_mentioning(spec_path), 60, f"the trainer to exit\n{stack.log_tail()}")
-    checkpoints = stack.var_dir / "runs" / str(run.pk) / "checkpoints"
+    # The stack's nodes keep checkpoints under TRIAD_CHECKPOINT_DIR (default <TRIAD_VAR_DIR>/checkpoints).
+    checkpoints = stack.var_dir / "checkpoints" / f"run-{run.pk}"
     assert checkpoints.is_dir() and any(checkpoints.iterdir()), stack.log_tail()
     run_cost_accrue()  # the last stretch, up to the stop
     cost = RunCost.objects.get(run=run)
