@@ -258,6 +258,13 @@ class TrainConfig(_Config):
         choices=("fp32", "bf16", "fp16"),
         basic=True,
     )
+    rollout: str = setting(
+        "torch",
+        label="Rollout engine",
+        help="What samples the completions: torch (the policy itself; with a KV cache for Hugging Face "
+        "models) or vllm (a colocated vLLM on GPU nodes that have it installed; opt-in).",
+        choices=("torch", "vllm"),
+    )
     gradient_checkpointing: bool = setting(
         False,
         label="Gradient checkpointing",

@@ -15,7 +15,7 @@ import torch.distributed as dist
 from workers.model_info import ModelRefused, resolve_source
 from workers.trainer.model import build_tiny_model
 from workers.trainer.prompting import prompt_bos
-from workers.trainer.rollout import LogitsFn, RolloutEngine, Tokenizer, TorchEngine
+from workers.trainer.rollout import CachedEngine, LogitsFn, RolloutEngine, Tokenizer, TorchEngine
 from workers.trainer.spec import RunSpec, TrainSpec
 from workers.trainer.tokenizer import ByteTokenizer, HFTokenizer
 
@@ -104,8 +104,8 @@ def enable_gradient_checkpointing(model: torch.nn.Module, *, hf: bool) -> None:
             hf_model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         else:
             hf_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        # A KV cache is useless while training and transformers refuses it under checkpointing; the
-        # TorchEngine samples without one.
+        # A KV cache is useless while training and transformers refuses it under checkpointing (in
+        # training mode); the CachedEngine samples in eval mode and asks for its cache explicitly.
         hf_model.config.use_cache = False
     else:
         setattr(model, "gradient_checkpointing", True)  # noqa: B010 - TinyCausalLM's flag
@@ -182,29 +182,80 @@ def build_engine(model: torch.nn.Module, train: TrainSpec, *, world: int, device
 
 
 def rollout_engine(
-    spec: RunSpec, logits_fn: LogitsFn, tokenizer: Tokenizer, *, device: torch.device, max_len: int
+    spec: RunSpec,
+    logits_fn: LogitsFn,
+    tokenizer: Tokenizer,
+    *,
+    device: torch.device,
+    max_len: int,
+    policy: torch.nn.Module | None = None,
+    forward: Any = None,
 ) -> RolloutEngine:
-    """vLLM for a transformers model on GPUs where it is installed; else sampling with the policy itself."""
+    """What samples the rollouts (the `rollout` setting): "torch" samples with the policy itself, through
+    a KV cache for a transformers model (CachedEngine), the tiny model's KV-less loop otherwise;
+    "vllm" a colocated vLLM, never chosen unless asked for.
+
+    policy: the module whose weights vLLM is fed and whose mode the cached sampler switches;
+    forward: the transformers model as it is called (the DeepSpeed engine around it)."""
     hf = spec.model.kind == "hf"
     bos = prompt_bos(spec.model)
-    if hf and spec.resources.gpu:
-        try:
-            import vllm  # noqa: F401
-        except ImportError:
-            pass
-        else:
-            from workers.trainer.rollout import VLLMEngine
-
-            assert spec.model.path is not None
-            tok = spec.model.tokenizer
-            return VLLMEngine(
-                local_source(spec.model.path, "model.path"),
-                tokenizer=local_source(tok, "model.tokenizer") if tok else None,
-                dtype=VLLM_DTYPES[spec.model.dtype],
-                encode=lambda prompt: tokenizer.encode(prompt, bos=bos),
-            )
     lockstep = all_ranks_done(device) if spec.train.zero_stage == 3 else None
+    if spec.train.rollout == "vllm":
+        return vllm_engine(spec, logits_fn, tokenizer, device=device, max_len=max_len, policy=policy)
+    if hf:
+        model = forward if forward is not None else policy
+        assert model is not None, "a transformers model samples through its forward"
+        return CachedEngine(
+            model,
+            tokenizer,
+            device=device,
+            max_len=max_len,
+            bos=bos,
+            all_done=lockstep,
+            module=policy,
+        )
     return TorchEngine(logits_fn, tokenizer, device=device, max_len=max_len, bos=bos, all_done=lockstep)
+
+
+def vllm_engine(
+    spec: RunSpec,
+    logits_fn: LogitsFn,
+    tokenizer: Tokenizer,
+    *,
+    device: torch.device,
+    max_len: int,
+    policy: torch.nn.Module | None,
+) -> RolloutEngine:
+    """`rollout: vllm`: a colocated vLLM, refused with the reason where it cannot run."""
+    if spec.model.kind != "hf":
+        raise ValueError("rollout: vllm needs a Hugging Face model (model.kind hf); use rollout: torch")
+    if not spec.resources.gpu:
+        raise ValueError("rollout: vllm needs GPU nodes; use rollout: torch on CPU nodes")
+    if spec.train.lora_rank:
+        raise ValueError("rollout: vllm does not take LoRA adapters yet; use rollout: torch")
+    try:
+        import vllm  # noqa: F401
+    except ImportError as exc:
+        raise ValueError(
+            "rollout: vllm, but vllm is not installed on this node (pip install vllm there, "
+            "or choose rollout: torch)"
+        ) from exc
+    from workers.trainer.rollout import VLLMEngine
+
+    assert spec.model.path is not None and policy is not None
+    tok = spec.model.tokenizer
+    return VLLMEngine(
+        local_source(spec.model.path, "model.path"),
+        policy=policy,
+        logits_fn=logits_fn,
+        tokenizer=tokenizer,
+        device=device,
+        max_len=max_len,
+        bos=prompt_bos(spec.model),
+        hf_tokenizer=local_source(tok, "model.tokenizer") if tok else None,
+        dtype=VLLM_DTYPES[spec.model.dtype],
+        seed=spec.train.seed,
+    )
 
 
 def all_ranks_done(device: torch.device) -> Callable[[bool], bool]:

@@ -62,7 +62,7 @@ from workers.trainer.reference import gathered_state_dict, load_pin, read_pin, r
 from workers.trainer.retention import Policy, retain, write_meta
 from workers.trainer.reward_components import ReferenceTimes
 from workers.trainer.rewards import Score, complete_components, score_completions
-from workers.trainer.rollout import Completion, RolloutEngine, TorchEngine
+from workers.trainer.rollout import Completion, RolloutEngine, TorchEngine, VLLMEngine
 from workers.trainer.spec import Problem, RunSpec, load_spec, reward_weights
 from workers.trainer.tokenizer import HFTokenizer
 
@@ -132,7 +132,13 @@ class Trainer:
         self.engine: Any = build_engine(model, train, world=self.world, device=self.device)
         self.logits_fn = tiny_logits_fn(self.engine, hf=self.hf)
         self.rollout: RolloutEngine = rollout_engine(
-            spec, self.logits_fn, self.tokenizer, device=self.device, max_len=max_len
+            spec,
+            self.logits_fn,
+            self.tokenizer,
+            device=self.device,
+            max_len=max_len,
+            policy=self.engine.module,
+            forward=self.engine,
         )
 
     def _set_up_rewards(self) -> None:
@@ -178,6 +184,7 @@ class Trainer:
         # Read once: an earlier attempt still writing its directory may move its `latest` meanwhile.
         tag = (self.resume_dir / "latest").read_text().strip()
         path, client_state = self.engine.load_checkpoint(str(self.resume_dir), tag=tag)
+        self._weights_changed()
         if path is not None and client_state:
             self.start_step = int(client_state.get("next_step", 0))
             self.log(f"resumed from {path} at step {self.start_step}")
@@ -395,7 +402,7 @@ class Trainer:
 
     def _max_prompt(self) -> int:
         rollout = self.rollout
-        if isinstance(rollout, TorchEngine):
+        if isinstance(rollout, (TorchEngine, VLLMEngine)):
             return rollout.max_len - self.spec.train.max_new_tokens
         return 1 << 30
 
@@ -451,7 +458,18 @@ class Trainer:
             st.entropy_sum = float((entropy * mask).sum())
         else:
             loss = zero_loss(self.engine, self.device, self.logits_fn)  # nothing to learn from on this rank
-        return backward_step(self.engine, loss)
+        return self._optimizer_step(loss)
+
+    def _optimizer_step(self, loss: torch.Tensor) -> float:
+        """backward_step, then tell a vLLM rollout engine its weights are stale: it syncs them before the
+        next sampling."""
+        norm = backward_step(self.engine, loss)
+        self._weights_changed()
+        return norm
+
+    def _weights_changed(self) -> None:
+        if isinstance(self.rollout, VLLMEngine):
+            self.rollout.weights_changed()
 
     def _sft_step(self, mine: list[Problem], st: LocalStats) -> LocalStats:
         """Warm-up: cross-entropy on the reference solutions (problems without one are skipped)."""
@@ -483,7 +501,7 @@ class Trainer:
             st.entropy_sum = float((entropy * mask_f).sum())
         else:
             loss = zero_loss(self.engine, self.device, self.logits_fn)
-        self._grad_norm = backward_step(self.engine, loss)
+        self._grad_norm = self._optimizer_step(loss)
         st.train_s = time.monotonic() - t0
         return st
 

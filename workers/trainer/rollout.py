@@ -1,7 +1,8 @@
 """Rollout engines: sample n completions per prompt with their sampling log-probabilities.
 
-``TorchEngine`` samples with the training model itself (a simple KV-less loop, fine at the tiny size
-used on CPU). ``VLLMEngine`` uses vLLM on GPU nodes; vllm is imported lazily and only when used.
+``TorchEngine`` samples with the training model itself (a simple KV-less loop, the tiny model's path);
+``CachedEngine`` is its counterpart for Hugging Face models, with a KV cache. ``VLLMEngine`` (only with
+``rollout: vllm``) uses a colocated vLLM; vllm is imported only there.
 """
 
 from __future__ import annotations
@@ -190,41 +191,287 @@ class TorchEngine:
         return results
 
 
+HFForward = Callable[..., Any]
+"""A transformers causal LM (or the DeepSpeed engine around one), called with keyword arguments
+(input_ids, attention_mask, position_ids, past_key_values, use_cache) -> an output with .logits and
+.past_key_values."""
+
+STOP_CHECK_EVERY = 8  # tokens sampled between two looks at the decoded text for stop strings
+STOP_WINDOW = 16  # tokens the per-token check decodes (TorchEngine's cut_at_stop on the last 16)
+
+
+class CachedEngine(TorchEngine):
+    """TorchEngine's sampler for Hugging Face models with a KV cache: the prompt is run once, then one
+    token per forward. Sampling and the sampled distribution's log-probs stay on the model's device; the
+    decoded text is looked at for stop strings only every STOP_CHECK_EVERY tokens, and where it shows
+    one the per-token check is replayed over those tokens, so a completion is cut exactly where
+    TorchEngine cuts it. With the same seed on the same device it draws the same random numbers in the
+    same order as TorchEngine (one multinomial over the whole batch per token, finished rows included)."""
+
+    def __init__(
+        self,
+        model: HFForward,
+        tokenizer: Tokenizer,
+        *,
+        device: torch.device,
+        max_len: int,
+        bos: bool = True,
+        stops: Sequence[str] = STOP_STRINGS,
+        all_done: Callable[[bool], bool] | None = None,
+        module: torch.nn.Module | None = None,
+    ) -> None:
+        """module: what is switched to eval mode while sampling (a transformers model refuses a cache
+        under gradient checkpointing in training mode); its mode is restored afterwards."""
+        super().__init__(
+            _no_logits_fn, tokenizer, device=device, max_len=max_len, bos=bos, stops=stops, all_done=all_done
+        )
+        self.model = model
+        self.module = module
+
+    def _forward(
+        self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any
+    ) -> tuple[torch.Tensor, Any]:
+        out = self.model(
+            input_ids=ids,
+            attention_mask=mask.long(),
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+        )
+        return out.logits[:, -1, :], out.past_key_values
+
+    def _stop_at(self, toks: list[int], start: int, end: int, row: Sequence[str]) -> int | None:
+        """The first k in (start, end] at which TorchEngine's per-token check fires on toks[:k]."""
+        for k in range(start + 1, end + 1):
+            if cut_at_stop(self.tokenizer, toks[max(0, k - STOP_WINDOW) : k], row) is not None:
+                return k
+        return None
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompts: list[str],
+        n: int,
+        max_new_tokens: int,
+        temperature: float,
+        seed: int,
+        stops: Sequence[Sequence[str]] | None = None,
+    ) -> list[list[Completion]]:
+        if not prompts and self.all_done is None:
+            return []
+        was_training = self.module.training if self.module is not None else False
+        if self.module is not None:
+            self.module.eval()
+        try:
+            return self._generate(prompts, n, max_new_tokens, temperature, seed, stops)
+        finally:
+            if self.module is not None and was_training:
+                self.module.train()
+
+    def _generate(
+        self,
+        prompts: list[str],
+        n: int,
+        max_new_tokens: int,
+        temperature: float,
+        seed: int,
+        stops: Sequence[Sequence[str]] | None,
+    ) -> list[list[Completion]]:
+        per_prompt = [tuple(s) for s in stops] if stops is not None else [self.stops] * len(prompts)
+        if len(per_prompt) != len(prompts):
+            raise ValueError(f"{len(per_prompt)} stop lists for {len(prompts)} prompts")
+        row_stops = [s for s in per_prompt for _ in range(n)]
+        rows = [self.encode_prompt(p, max_new_tokens) for p in prompts for _ in range(n)]
+        dummy = not rows
+        if dummy:  # lock-step with the other ranks: one dummy row, finished from the start
+            rows, row_stops = [[self.tokenizer.pad_id]], [()]
+        batch = len(rows)
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        ids, mask = left_pad(rows, self.tokenizer.pad_id)
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        next_pos = positions[:, -1:] + 1
+        eos = self.tokenizer.eos_id
+        toks = torch.full(
+            (batch, max_new_tokens), self.tokenizer.pad_id, dtype=torch.long, device=self.device
+        )
+        lps = torch.zeros((batch, max_new_tokens), dtype=torch.float32, device=self.device)
+        eos_at = torch.full((batch,), max_new_tokens, dtype=torch.long, device=self.device)
+        stop_keep: dict[int, int] = {}  # row -> tokens kept, for rows cut at a stop string
+        stopped = torch.zeros(batch, dtype=torch.bool, device=self.device)
+        if dummy:
+            stopped[:] = True
+        checked = 0  # tokens already looked at for stop strings
+        steps = 0
+        cache: Any = None
+        step_ids, step_mask, step_pos = ids, mask, positions
+        for t in range(max_new_tokens):
+            logits, cache = self._forward(step_ids, step_mask, step_pos, cache)
+            logp = torch.log_softmax(logits.float() / temperature, dim=-1)
+            nxt = torch.multinomial(logp.exp(), 1, generator=gen).squeeze(1)
+            toks[:, t] = nxt
+            lps[:, t] = logp.gather(1, nxt.unsqueeze(1)).squeeze(1)
+            eos_at = torch.where((nxt == eos) & (eos_at == max_new_tokens), t, eos_at)
+            steps = t + 1
+            if steps - checked >= STOP_CHECK_EVERY or steps == max_new_tokens:
+                self._check_stops(toks, eos_at, checked, steps, row_stops, stop_keep, stopped)
+                checked = steps
+            finished = stopped | (eos_at < max_new_tokens)
+            done = bool(finished.all())
+            if self.all_done(done) if self.all_done is not None else done:
+                break
+            step_ids = nxt.unsqueeze(1)
+            mask = torch.cat([mask, torch.ones((batch, 1), dtype=torch.bool, device=self.device)], dim=1)
+            step_mask, step_pos = mask, next_pos
+            next_pos = next_pos + 1
+        if checked < steps:
+            self._check_stops(toks, eos_at, checked, steps, row_stops, stop_keep, stopped)
+        if dummy:
+            return []
+        tok_rows: list[list[int]] = toks[:, :steps].tolist()
+        lp_rows: list[list[float]] = lps[:, :steps].tolist()
+        eos_rows: list[int] = eos_at.tolist()
+        results: list[list[Completion]] = []
+        for p in range(len(prompts)):
+            group: list[Completion] = []
+            for j in range(n):
+                i = p * n + j
+                if i in stop_keep:
+                    keep, reason = stop_keep[i], "stop"
+                elif eos_rows[i] < max_new_tokens:
+                    keep, reason = eos_rows[i] + 1, "eos"
+                else:
+                    keep, reason = steps, "length"
+                row_toks = tok_rows[i][:keep]
+                text_ids = row_toks[:-1] if reason == "eos" else row_toks
+                group.append(
+                    Completion(
+                        text=self.tokenizer.decode(text_ids),
+                        token_ids=tuple(row_toks),
+                        logprobs=tuple(lp_rows[i][:keep]),
+                        finish_reason=reason,
+                    )
+                )
+            results.append(group)
+        return results
+
+    def _check_stops(
+        self,
+        toks: torch.Tensor,
+        eos_at: torch.Tensor,
+        start: int,
+        end: int,
+        row_stops: Sequence[Sequence[str]],
+        stop_keep: dict[int, int],
+        stopped: torch.Tensor,
+    ) -> None:
+        """Look at tokens start..end of every unfinished row with stop strings: one decode of the new
+        tokens (with the window before them) per row; where it shows a stop, find the token at which
+        the per-token check fires and cut there, as TorchEngine does."""
+        candidates = [i for i, row in enumerate(row_stops) if row and i not in stop_keep]
+        if not candidates:
+            return
+        eos_rows: list[int] = eos_at.tolist()
+        window: list[list[int]] = toks[:, max(0, start - STOP_WINDOW + 1) : end].tolist()
+        lo = max(0, start - STOP_WINDOW + 1)
+        for i in candidates:
+            if eos_rows[i] < start:
+                continue  # ended at EOS before these tokens
+            last = min(end, eos_rows[i])  # an EOS token itself is never checked for a stop
+            text = self.tokenizer.decode(window[i][: last - lo])
+            if not any(s in text for s in row_stops[i]):
+                continue
+            row_toks: list[int] = toks[i, :last].tolist()
+            k = self._stop_at(row_toks, start, last, row_stops[i])
+            if k is None:
+                continue
+            full = cut_at_stop(self.tokenizer, row_toks[:k], row_stops[i])
+            assert full is not None
+            stop_keep[i] = full[0]
+            stopped[i] = True
+
+
+def _no_logits_fn(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    raise RuntimeError("CachedEngine samples through its model's cache, not a LogitsFn")
+
+
 class VLLMEngine:
-    """vLLM rollouts for HF models on GPU nodes. Not exercised in CI (needs vllm and a GPU)."""
+    """vLLM rollouts, colocated with the trainer as TRL's and verl's colocate modes run it (chosen only
+    by ``rollout: vllm``; nothing here has run against a real vLLM, see docs/trainer.md).
+
+    Each rank holds its own ``vllm.LLM`` in its process (``distributed_executor_backend=
+    "external_launcher"``). The policy's weights are pushed into it (``load_weights``, gathered under
+    ZeRO-3) before the first sampling and after every optimizer step (``weights_changed``), before the
+    next sampling. Prompts go in as token ids from the trainer's own tokenizer; returned ids are cut at
+    stop strings exactly as TorchEngine cuts them; π_old is recomputed with the trainer's forward pass
+    at the sampling temperature (vLLM's log-probs are, by default, those before temperature)."""
 
     def __init__(
         self,
         model_path: str,
         *,
-        tokenizer: str | None = None,
+        policy: torch.nn.Module,
+        logits_fn: LogitsFn,
+        tokenizer: Tokenizer,
+        device: torch.device,
+        max_len: int,
+        bos: bool = True,
+        hf_tokenizer: str | None = None,
         dtype: str = "bfloat16",
         gpu_memory_utilization: float = 0.3,
         stops: Sequence[str] = STOP_STRINGS,
-        encode: Callable[[str], list[int]] | None = None,
+        seed: int = 0,
+        llm: Any = None,
     ) -> None:
-        from vllm import LLM  # imported lazily: only GPU nodes have it
-
+        """llm: a ready LLM (tests pass a stand-in); else one is made here, importing vllm."""
+        self.policy = policy
+        self.logits_fn = logits_fn
+        self.tokenizer = tokenizer
+        self.device = device
+        self.max_len = max_len
+        self.bos = bos
         self.stops = tuple(stops)
-        # Prompts go in as the trainer's own token ids, so the update scores the very tokens sampled
-        # from (vLLM's text path would add a BOS that a chat template already wrote).
-        self.encode = encode
-        self.llm: Any = LLM(
-            model=model_path,
-            tokenizer=tokenizer,
-            dtype=dtype,
-            gpu_memory_utilization=gpu_memory_utilization,
-            enable_prefix_caching=True,
-        )
+        self.stale = True  # the LLM holds weights other than the policy's: sync before sampling
+        if llm is None:
+            from vllm import LLM  # import-guarded: only GPU nodes with vLLM installed have it
 
-    def sync_weights(self, model: torch.nn.Module) -> None:
-        """Push the policy's current weights into the vLLM workers."""
-        state = {k: v.detach() for k, v in model.state_dict().items()}
-        engine = self.llm.llm_engine
-        runner = engine.model_executor.driver_worker.worker.model_runner
-        runner.model.load_weights(state.items())
-        if hasattr(engine, "reset_prefix_cache"):
-            engine.reset_prefix_cache()
+            llm = LLM(
+                model=model_path,
+                tokenizer=hf_tokenizer,
+                dtype=dtype,
+                gpu_memory_utilization=gpu_memory_utilization,
+                enable_prefix_caching=True,
+                distributed_executor_backend="external_launcher",
+                seed=seed,
+            )
+        self.llm: Any = llm
+
+    def weights_changed(self) -> None:
+        """The policy took an optimizer step (or loaded a checkpoint): sync before the next sampling."""
+        self.stale = True
+
+    def sync_weights(self) -> None:
+        """Push the policy's current weights into vLLM's model, one tensor at a time; a ZeRO-3
+        partitioned parameter is gathered for the call (every rank takes part, as in every
+        generate)."""
+        target = vllm_model(self.llm)
+        params = dict(self.policy.named_parameters())
+        for name, tensor in self.policy.state_dict().items():
+            param = params.get(name)
+            if param is not None and hasattr(param, "ds_id"):
+                import deepspeed
+
+                with deepspeed.zero.GatheredParameters([param]):
+                    target.load_weights([(name, param.data.detach())])
+            else:
+                target.load_weights([(name, tensor.detach())])
+        if hasattr(self.llm, "reset_prefix_cache"):
+            self.llm.reset_prefix_cache()  # cached prefixes were computed by the old weights
+        self.stale = False
+
+    def encode_prompt(self, prompt: str, max_new_tokens: int) -> list[int]:
+        ids = self.tokenizer.encode(prompt, bos=self.bos)
+        return ids[-max(1, self.max_len - max_new_tokens) :]
 
     def generate(
         self,
@@ -235,31 +482,105 @@ class VLLMEngine:
         seed: int,
         stops: Sequence[Sequence[str]] | None = None,
     ) -> list[list[Completion]]:
-        from vllm import SamplingParams
-
-        per_prompt = [list(s) for s in stops] if stops is not None else [list(self.stops)] * len(prompts)
-        params = [
-            SamplingParams(
-                n=n,
-                max_tokens=max_new_tokens,
-                temperature=temperature,
-                seed=seed,
-                logprobs=0,
-                stop=stop or None,
-            )
-            for stop in per_prompt
-        ]
-        inputs: list[Any] = (
-            [{"prompt_token_ids": self.encode(p)} for p in prompts] if self.encode else list(prompts)
+        if self.stale:
+            self.sync_weights()
+        from_vllm = self._sampling_params(n, max_new_tokens, temperature, seed)
+        per_prompt = [tuple(s) for s in stops] if stops is not None else [self.stops] * len(prompts)
+        if len(per_prompt) != len(prompts):
+            raise ValueError(f"{len(per_prompt)} stop lists for {len(prompts)} prompts")
+        rows = [self.encode_prompt(p, max_new_tokens) for p in prompts]
+        params = [from_vllm(list(stop) or None) for stop in per_prompt]
+        outputs = (
+            self.llm.generate([{"prompt_token_ids": r} for r in rows], params, use_tqdm=False) if rows else []
         )
-        outputs = self.llm.generate(inputs, params, use_tqdm=False)
-        results: list[list[Completion]] = []
-        for out in outputs:
+        eos = self.tokenizer.eos_id
+        cut: list[list[tuple[list[int], str]]] = []
+        for out, row in zip(outputs, per_prompt, strict=True):
             group = []
             for c in out.outputs:
-                ids = tuple(int(t) for t in c.token_ids)
-                lps = tuple(float(step[t].logprob) for step, t in zip(c.logprobs or [], ids, strict=False))
-                reason = "length" if c.finish_reason == "length" else ("stop" if c.stop_reason else "eos")
-                group.append(Completion(text=c.text, token_ids=ids, logprobs=lps, finish_reason=reason))
-            results.append(group)
+                ids = [int(t) for t in c.token_ids]
+                group.append(cut_completion(self.tokenizer, ids, row, eos=eos, max_new_tokens=max_new_tokens))
+            cut.append(group)
+        logprobs = self._recompute(rows, cut, temperature)
+        results: list[list[Completion]] = []
+        for p, group in enumerate(cut):
+            done = []
+            for j, (ids, reason) in enumerate(group):
+                text_ids = ids[:-1] if reason == "eos" else ids
+                done.append(
+                    Completion(
+                        text=self.tokenizer.decode(text_ids),
+                        token_ids=tuple(ids),
+                        logprobs=tuple(logprobs[p][j]),
+                        finish_reason=reason,
+                    )
+                )
+            results.append(done)
         return results
+
+    def _sampling_params(self, n: int, max_new_tokens: int, temperature: float, seed: int) -> Any:
+        from vllm import SamplingParams
+
+        def params(stop: list[str] | None) -> Any:
+            # vLLM stops at the stop strings too (it would otherwise sample on); the ids it returns are
+            # cut again here, the way TorchEngine cuts them. No log-probs asked: π_old is recomputed.
+            return SamplingParams(
+                n=n, max_tokens=max_new_tokens, temperature=temperature, seed=seed, stop=stop
+            )
+
+        return params
+
+    @torch.no_grad()
+    def _recompute(
+        self, rows: list[list[int]], cut: list[list[tuple[list[int], str]]], temperature: float
+    ) -> list[list[list[float]]]:
+        """π_old: the sampled tokens' log-probs under the policy at the sampling temperature, in one
+        forward (a rank with nothing sampled runs a one-token one, in step with ZeRO-3's gathers)."""
+        from workers.trainer.logprobs import completion_logprobs
+
+        prompt_rows = [rows[p] for p, group in enumerate(cut) for _ in group]
+        comp_rows = [ids for group in cut for ids, _ in group]
+        if not comp_rows:
+            prompt_rows, comp_rows = [[self.tokenizer.pad_id]], [[self.tokenizer.pad_id]]
+        logp, _, _ = completion_logprobs(
+            self.logits_fn,
+            prompt_rows,
+            comp_rows,
+            pad_id=self.tokenizer.pad_id,
+            temperature=temperature,
+            device=self.device,
+        )
+        flat: list[list[float]] = logp.float().cpu().tolist()
+        out: list[list[list[float]]] = []
+        k = 0
+        for group in cut:
+            out.append([flat[k + j][: len(ids)] for j, (ids, _) in enumerate(group)])
+            k += len(group)
+        return out
+
+
+def vllm_model(llm: Any) -> Any:
+    """The torch model inside a colocated vLLM LLM (the path TRL's colocate mode loads weights into;
+    vLLM's V1 worker keeps its model runner one level deeper)."""
+    worker = llm.llm_engine.model_executor.driver_worker
+    runner = getattr(worker, "model_runner", None) or worker.worker.model_runner
+    return runner.model
+
+
+def cut_completion(
+    tokenizer: Tokenizer, ids: list[int], stops: Sequence[str], *, eos: int, max_new_tokens: int
+) -> tuple[list[int], str]:
+    """(token ids kept, finish reason) for ids sampled elsewhere, as TorchEngine would have ended them:
+    at the first EOS, or at the first token where its per-token stop check fires, cut by cut_at_stop."""
+    end = ids.index(eos) if eos in ids else len(ids)
+    if stops:
+        for k in range(1, end + 1):
+            if cut_at_stop(tokenizer, ids[max(0, k - STOP_WINDOW) : k], stops) is not None:
+                full = cut_at_stop(tokenizer, ids[:k], stops)
+                assert full is not None
+                return ids[: full[0]], "stop"
+    if end < len(ids):
+        return ids[: end + 1], "eos"
+    if len(ids) >= max_new_tokens:
+        return ids, "length"
+    return [*ids, eos], "eos"  # ended at EOS without returning it: the update scores the ending too
