@@ -6,7 +6,12 @@ GRPO loss, backward, clip_grad_norm_ 1.0, AdamW step, zero_grad) against the Dee
 median of `--iters`. ``ratio`` = DeepSpeed / torch. Then tokens per second of every rollout engine that
 is available here (the torch engine; vLLM only where it imports and a GPU exists).
 
-    .venv/bin/python bench/trainer.py [--iters 30] [--d-model 64]
+    .venv/bin/python bench/trainer.py [--iters 30] [--d-model 64] [--rollout-only]
+
+Then, for the small Hugging Face test model (workers/trainer/tiny_hf.py, "cpu" size) at a fixed shape
+(32 samples: 4 prompts x 8, 256-token prompts, 128 new tokens, no stop strings), rollout tokens/s of
+today's KV-less loop (TorchEngine) and of the cached engine (CachedEngine) in the same run, and
+``rollout_speedup`` = cached / today's. ``--rollout-only`` measures only that.
 
 Last line: one JSON object with the figures.
 """
@@ -35,6 +40,60 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def rollout_hf(reps: int) -> dict[str, Any]:
+    """Tokens/s of TorchEngine and CachedEngine on the small HF test model, same prompts and seeds."""
+    import tempfile
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from workers.trainer.logprobs import tiny_logits_fn
+    from workers.trainer.rollout import CachedEngine, TorchEngine
+    from workers.trainer.tiny_hf import DEMO_PROBLEMS, build_tiny_hf
+    from workers.trainer.tokenizer import HFTokenizer
+
+    prompts_n, group, prompt_len, new_tokens = 4, 8, 256, 128
+    cpu = torch.device("cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = build_tiny_hf(Path(tmp) / "model", size="cpu")
+        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32).eval()
+        tok = HFTokenizer(AutoTokenizer.from_pretrained(path, local_files_only=True))
+    lines = DEMO_PROBLEMS.read_text().splitlines()
+    prompts = []
+    for i in range(prompts_n):  # each at least prompt_len tokens; the engines keep the last prompt_len
+        text = "\n".join(lines[i:])
+        assert len(tok.encode(text, bos=True)) >= prompt_len
+        prompts.append(text)
+    max_len = prompt_len + new_tokens
+    engines = {
+        "today": TorchEngine(tiny_logits_fn(model, hf=True), tok, device=cpu, max_len=max_len, stops=()),
+        "cached": CachedEngine(model, tok, device=cpu, max_len=max_len, stops=(), module=model),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in engines}
+    for engine in engines.values():
+        engine.generate(prompts[:1], 2, 4, 1.0, seed=0)  # warm-up
+    for rep in range(reps):  # interleaved, same seeds
+        for name, engine in engines.items():
+            t0 = time.perf_counter()
+            out = engine.generate(prompts, group, new_tokens, 1.0, seed=rep)
+            dt = time.perf_counter() - t0
+            rates[name].append(sum(len(c.token_ids) for g in out for c in g) / dt)
+    today, cached = (statistics.median(rates[n]) for n in ("today", "cached"))
+    return {
+        "rollout_hf": {
+            "model": "tiny_hf cpu",
+            "params": sum(p.numel() for p in model.parameters()),
+            "samples": prompts_n * group,
+            "prompt_tokens": prompt_len,
+            "new_tokens": new_tokens,
+            "reps": reps,
+            "today_tokens_per_s": round(today, 1),
+            "cached_tokens_per_s": round(cached, 1),
+        },
+        "rollout_speedup": round(cached / today, 2),
+        "rollout_speedup_target": 3.0,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--iters", type=int, default=30)
@@ -42,8 +101,14 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32, help="completions per update (prompts x group)")
     ap.add_argument("--new-tokens", type=int, default=24)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rollout-only", action="store_true", help="only the HF rollout engines' figure")
+    ap.add_argument("--rollout-reps", type=int, default=2, help="timed generate calls per engine (median)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    hf_rollout = rollout_hf(args.rollout_reps)
+    if args.rollout_only:
+        print(json.dumps({"bench": "trainer", "device": "cpu", "threads": args.threads} | hf_rollout))
+        return
     os.environ.setdefault("DS_ACCELERATOR", "cpu")
     os.environ.update(
         {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_SIZE": "1"}
@@ -152,6 +217,7 @@ def main() -> None:
                 "ratio_target": 1.3,
                 "rollout": engines,
             }
+            | hf_rollout
         )
     )
 

@@ -227,18 +227,24 @@ class CachedEngine(TorchEngine):
         )
         self.model = model
         self.module = module
+        self._cache_name = "past_key_values"
 
     def _forward(
         self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any
     ) -> tuple[torch.Tensor, Any]:
+        """One forward through the cache; the first (cache None) fills it with the prompts. Recent
+        transformers name the cache `cache` (`past_key_values` before, deprecated since): whichever
+        field the first answer fills is the name used from then on."""
+        kwargs: dict[str, Any] = {}
+        if cache is not None:
+            kwargs[self._cache_name] = cache
         out = self.model(
-            input_ids=ids,
-            attention_mask=mask.long(),
-            position_ids=positions,
-            past_key_values=cache,
-            use_cache=True,
+            input_ids=ids, attention_mask=mask.long(), position_ids=positions, use_cache=True, **kwargs
         )
-        return out.logits[:, -1, :], out.past_key_values
+        if cache is None:
+            self._cache_name = "cache" if getattr(out, "cache", None) is not None else "past_key_values"
+        logits: torch.Tensor = out.logits[:, -1, :]
+        return logits, getattr(out, self._cache_name)
 
     def _stop_at(self, toks: list[int], start: int, end: int, row: Sequence[str]) -> int | None:
         """The first k in (start, end] at which TorchEngine's per-token check fires on toks[:k]."""
