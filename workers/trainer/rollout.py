@@ -461,7 +461,9 @@ class VLLMEngine:
         partitioned parameter is gathered for the call (every rank takes part, as in every
         generate)."""
         target = vllm_model(self.llm)
-        params = dict(self.policy.named_parameters())
+        # Every name a parameter has (a tied output head included): under ZeRO-3 state_dict holds only
+        # this rank's shard, so each is gathered through its parameter.
+        params = dict(self.policy.named_parameters(remove_duplicate=False))
         for name, tensor in self.policy.state_dict().items():
             param = params.get(name)
             if param is not None and hasattr(param, "ds_id"):
