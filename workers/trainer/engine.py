@@ -240,7 +240,7 @@ def vllm_engine(
             "rollout: vllm, but vllm is not installed on this node (pip install vllm there, "
             "or choose rollout: torch)"
         ) from exc
-    from workers.trainer.rollout import VLLMEngine
+    from workers.trainer.vllm_rollout import VLLMEngine
 
     assert spec.model.path is not None and policy is not None
     tok = spec.model.tokenizer

@@ -62,9 +62,10 @@ from workers.trainer.reference import gathered_state_dict, load_pin, read_pin, r
 from workers.trainer.retention import Policy, retain, write_meta
 from workers.trainer.reward_components import ReferenceTimes
 from workers.trainer.rewards import Score, complete_components, score_completions
-from workers.trainer.rollout import Completion, RolloutEngine, TorchEngine, VLLMEngine
+from workers.trainer.rollout import Completion, RolloutEngine, TorchEngine
 from workers.trainer.spec import Problem, RunSpec, load_spec, reward_weights
 from workers.trainer.tokenizer import HFTokenizer
+from workers.trainer.vllm_rollout import VLLMEngine
 
 EVAL_ROWS = 64  # completions sampled per generate call while evaluating (bounds the logits' memory)
 SIGTERM_RECEIVED = threading.Event()

@@ -16,9 +16,10 @@ from workers.spec import TrainConfig
 from workers.trainer.engine import rollout_engine
 from workers.trainer.logprobs import completion_logprobs, tiny_logits_fn
 from workers.trainer.loop import Trainer
-from workers.trainer.rollout import CachedEngine, TorchEngine, VLLMEngine, cut_at_stop, cut_completion
+from workers.trainer.rollout import CachedEngine, TorchEngine, cut_at_stop, cut_completion
 from workers.trainer.spec import ModelSpec, ResourcesSpec, RunSpec, SandboxSpec
 from workers.trainer.tokenizer import HFTokenizer
+from workers.trainer.vllm_rollout import VLLMEngine
 
 CPU = torch.device("cpu")
 PROMPTS = ["def add(a, b):\n", 'def is_even(n):\n    """Return True if n is even."""\n']
