@@ -232,6 +232,13 @@ def launch_refusal(*, config: RunConfig, size: ModelSize, pool: Pool) -> Refusal
             "(set LoRA rank to 0, or pick a registered model)",
             field="lora_rank",
         )
+    if config.rollout == "vllm" and (not size.huggingface or config.lora_rank > 0):
+        # The trainer refuses these at start-up (workers/trainer/engine.py): say so before queueing.
+        what = f"{size.name} is not a Hugging Face model" if not size.huggingface else "LoRA is not supported"
+        return Refusal(
+            f"rollout: vllm needs a Hugging Face model trained without LoRA ({what}): use rollout: torch",
+            field="rollout",
+        )
     if pool.nodes and len(pool.nodes) < config.nodes:
         # A gang starts when `nodes` nodes of the pool claim it: with fewer registered it would wait for
         # ever. A pool with none refuses nothing: the run waits for its nodes to register.
@@ -247,6 +254,12 @@ def launch_refusal(*, config: RunConfig, size: ModelSize, pool: Pool) -> Refusal
             f"fp16 needs GPUs, and the {pool.name} pool's nodes have none (DeepSpeed trains fp16 on "
             "GPUs only): use bf16 or fp32, or a GPU pool",
             field="precision",
+        )
+    if pool.nodes and not gpu_nodes and config.rollout == "vllm":
+        return Refusal(
+            f"rollout: vllm needs GPU nodes, and the {pool.name} pool's nodes have none: use rollout: torch, "
+            "or a GPU pool whose nodes have vllm installed",
+            field="rollout",
         )
     if not gpu_nodes:
         return None

@@ -195,6 +195,20 @@ def test_fp16_on_a_pool_of_cpu_nodes_is_refused():
     assert launch_refusal(config=RunConfig(precision="bf16"), size=TINY, pool=cpu) is None
 
 
+def test_rollout_vllm_is_refused_where_the_trainer_would_refuse_it():
+    cpu = Pool("cpu", (NodeResources(name="cpu-1", gpu_type="cpu", gpu_count=0, cpu_count=16),))
+    vllm = RunConfig(rollout="vllm")
+
+    on_tiny = launch_refusal(config=vllm, size=TINY, pool=Pool("empty"))
+    on_cpus = launch_refusal(config=vllm, size=LLAMA_7B, pool=cpu)
+
+    assert on_tiny is not None and on_tiny.field == "rollout"
+    assert on_tiny.message.startswith("rollout: vllm needs a Hugging Face model")
+    assert on_cpus is not None and on_cpus.field == "rollout"
+    assert on_cpus.message.startswith("rollout: vllm needs GPU nodes, and the cpu pool's nodes have none")
+    assert launch_refusal(config=vllm, size=LLAMA_7B, pool=Pool("h100")) is None  # waits for its nodes
+
+
 def test_a_model_of_unknown_size_is_not_refused_for_memory():
     pool = Pool("a10", (_gpu("a10-1", 1, 24.0, "8.6", "A10G"),))
 
