@@ -4,6 +4,7 @@ exposes vLLM's method names (tests/workers/trainer/vllm_standin.py)."""
 
 from __future__ import annotations
 
+import sys
 from types import SimpleNamespace
 from typing import Any
 
@@ -135,7 +136,7 @@ def test_torch_rollout_picks_the_cached_engine_for_hf_models_and_todays_loop_for
 
 def test_rollout_vllm_without_vllm_installed_fails_naming_the_setting(hf, monkeypatch):
     model, tok = hf
-    monkeypatch.setitem(__import__("sys").modules, "vllm", None)  # import vllm raises ImportError
+    monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm raises ImportError
     with pytest.raises(ValueError, match=r"rollout: vllm.*not installed"):
         rollout_engine(
             _spec(kind="hf", rollout="vllm"),
