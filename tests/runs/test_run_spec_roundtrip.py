@@ -74,6 +74,8 @@ def test_every_changed_value_is_valid_and_not_the_default():
 
 def test_every_setting_launched_from_the_yaml_reaches_its_side(logged_in, django_capture_on_commit_callbacks):
     chosen = _every_setting_changed()
+    # rollout: vllm is refused beside LoRA, changed here too (runs/resources.py): it has a test of its own.
+    chosen["rollout"] = SETTINGS["rollout"].default
 
     with django_capture_on_commit_callbacks(execute=False):
         run = _launch(logged_in, {"config_yaml": config_to_yaml(RunConfig(**chosen))})
@@ -86,6 +88,17 @@ def test_every_setting_launched_from_the_yaml_reaches_its_side(logged_in, django
             assert getattr(spec.train, name) == chosen[name], name
         else:
             assert s.side == CONTROL and name not in raw["train"], name
+
+
+def test_rollout_vllm_from_the_yaml_reaches_the_trainer(logged_in, django_capture_on_commit_callbacks):
+    chosen = {"rollout": "vllm"}  # a Hugging Face model without LoRA, on a pool with no nodes yet: allowed
+
+    with django_capture_on_commit_callbacks(execute=False):
+        run = _launch(logged_in, {"config_yaml": config_to_yaml(RunConfig(**chosen))})
+    raw, spec = _as_the_node_reads_it(run)
+
+    assert run.config["rollout"] == "vllm"
+    assert raw["train"]["rollout"] == "vllm" and spec.train.rollout == "vllm"
 
 
 def test_the_launch_forms_own_fields_reach_the_trainer_too(logged_in, django_capture_on_commit_callbacks):
