@@ -179,7 +179,7 @@ class TrainConfig(_Config):
     steps: int = setting(
         5,
         label="Steps",
-        help="Optimizer steps, the SFT warm-up's included.",
+        help="Training steps, the SFT warm-up's included; each samples a rollout batch and learns from it.",
         low=1,
         high=_STEPS,
         basic=True,
@@ -203,6 +203,28 @@ class TrainConfig(_Config):
     )
     lr: float = setting(
         1e-3, label="Learning rate", help="AdamW's learning rate for RL.", low=1e-8, high=1.0, basic=True
+    )
+    lr_warmup_steps: int = setting(
+        0,
+        label="LR warm-up",
+        help="RL optimizer steps over which the learning rate rises linearly to lr.",
+        unit="optimizer steps",
+        low=0,
+        high=_STEPS,
+    )
+    lr_schedule: str = setting(
+        "constant",
+        label="LR schedule",
+        help="The RL learning rate after the warm-up: constant, or cosine down to lr × lr_min_ratio at "
+        "the last step.",
+        choices=("constant", "cosine"),
+    )
+    lr_min_ratio: float = setting(
+        0.0,
+        label="LR floor",
+        help="The cosine schedule's last learning rate, as a share of lr.",
+        low=0,
+        high=1,
     )
     seed: int = setting(
         0,
@@ -240,6 +262,102 @@ class TrainConfig(_Config):
         low_exclusive=True,
         high_exclusive=True,
         basic=True,
+    )
+    clip_eps_high: float | None = setting(
+        None,
+        label="Clip ε high",
+        help="Upper clip range of the policy ratio, DAPO's clip-higher (null: clip_eps).",
+        low=0.0,
+        high=10.0,
+        low_exclusive=True,
+        nullable=True,
+    )
+    # The update's batch structure (docs/trainer.md, "One step"): a step's rollout batch is split into
+    # mini-batches, one optimizer step each, ppo_epochs times over; a rank's part of a mini-batch runs in
+    # micro-batches whose gradients accumulate.
+    mini_batches: int = setting(
+        1,
+        label="Mini-batches",
+        help="Optimizer steps per pass over a step's rollout batch: the batch's groups are split into "
+        "this many mini-batches.",
+        low=1,
+        high=1024,
+    )
+    ppo_epochs: int = setting(
+        1,
+        label="PPO epochs",
+        help="Passes over each rollout batch (more than one makes the policy ratio and the clip matter).",
+        low=1,
+        high=64,
+    )
+    micro_batch_size: int = setting(
+        0,
+        label="Micro-batch size",
+        help="Completions per forward and backward on a rank; gradients accumulate over a mini-batch's "
+        "micro-batches (0: a rank's whole mini-batch at once).",
+        unit="completions",
+        low=0,
+        high=65536,
+    )
+    loss_agg: str = setting(
+        "token_mean",
+        label="Loss aggregation",
+        help="How token losses add up: token_mean over every token of the global mini-batch (DAPO), "
+        "seq_mean of each completion's token mean (DeepSeekMath's GRPO), or constant: the token sum over "
+        "completions × max_new_tokens (Dr. GRPO).",
+        choices=("token_mean", "seq_mean", "constant"),
+    )
+    adv_scale: str = setting(
+        "group",
+        label="Advantage scaling",
+        help="What divides a reward minus its group's mean: the group's std (GRPO), the std of the whole "
+        "batch's rewards, or none (Dr. GRPO).",
+        choices=("group", "batch", "none"),
+    )
+    adv_std: str = setting(
+        "population",
+        label="Advantage std",
+        help="The std that scales advantages: population (divides by n) or unbiased (by n - 1).",
+        choices=("population", "unbiased"),
+    )
+    overlong: str = setting(
+        "none",
+        label="Overlong completions",
+        help="Completions cut at max_new_tokens: none (trained on as they are), mask (left out of the loss "
+        "but in their group's baseline, DAPO's overlong filtering) or penalty (DAPO's soft overlong "
+        "punishment over the last overlong_buffer tokens).",
+        choices=("none", "mask", "penalty"),
+    )
+    overlong_buffer: int = setting(
+        16,
+        label="Overlong buffer",
+        help="The last tokens before max_new_tokens over which the overlong penalty grows from 0 to 1.",
+        unit="tokens",
+        low=1,
+        high=4096,
+    )
+    dynamic_sampling: bool = setting(
+        False,
+        label="Dynamic sampling",
+        help="Drop groups whose rewards all agree and sample more problems to refill the batch (DAPO).",
+    )
+    dynamic_sampling_max_rounds: int = setting(
+        2,
+        label="Dynamic sampling rounds",
+        help="Extra sampling rounds a step may take to refill its batch; what is still missing after "
+        "them is left out.",
+        low=1,
+        high=64,
+    )
+    kl_monitor_every: int | None = setting(
+        None,
+        label="KL monitor every",
+        help="With β = 0, steps between measurements of the KL to the policy as RL started (null: every "
+        "10 steps for models under 1B parameters, never for larger ones; 0: never).",
+        unit="steps",
+        low=0,
+        high=_STEPS,
+        nullable=True,
     )
     zero_stage: int = setting(
         0,
@@ -633,6 +751,26 @@ def check_rules(config: TrainConfig) -> None:
             "eval_set_problems",
             f"{config.eval_set} has {size} problems (got {config.eval_set_problems})",
             keys=("eval_set_problems", "eval_set"),
+        )
+    if config.clip_eps_high is not None and config.clip_eps_high < config.clip_eps:
+        raise SettingError(
+            "clip_eps_high",
+            f"clip_eps_high ({config.clip_eps_high:g}) must be at least clip_eps ({config.clip_eps:g})",
+            keys=("clip_eps_high", "clip_eps"),
+        )
+    if config.mini_batches > config.prompts_per_step:
+        raise SettingError(
+            "mini_batches",
+            f"mini_batches ({config.mini_batches}) must be at most prompts_per_step "
+            f"({config.prompts_per_step}): a mini-batch holds whole groups",
+            keys=("mini_batches", "prompts_per_step"),
+        )
+    if config.overlong == "penalty" and config.overlong_buffer >= config.max_new_tokens:
+        raise SettingError(
+            "overlong_buffer",
+            f"overlong_buffer ({config.overlong_buffer}) must be fewer than max_new_tokens "
+            f"({config.max_new_tokens})",
+            keys=("overlong_buffer", "max_new_tokens", "overlong"),
         )
     if not any(getattr(config, key) for key in REWARD_WEIGHTS):
         raise SettingError(

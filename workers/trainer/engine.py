@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 
 from workers.model_info import ModelRefused, resolve_source
+from workers.trainer.batches import micro_batches_per_step
 from workers.trainer.model import build_tiny_model
 from workers.trainer.prompting import prompt_bos
 from workers.trainer.rollout import CachedEngine, LogitsFn, RolloutEngine, Tokenizer, TorchEngine
@@ -154,8 +155,10 @@ def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
 
 def deepspeed_config(train: TrainSpec, world: int) -> dict[str, Any]:
     return {
-        "train_micro_batch_size_per_gpu": max(1, train.prompts_per_step * train.group_size // world),
-        "gradient_accumulation_steps": 1,
+        # DeepSpeed only counts samples with the micro-batch size; the update sizes its own micro-batches.
+        "train_micro_batch_size_per_gpu": max(1, train.micro_batch_size or train.group_size),
+        # Every optimizer step accumulates this many backwards on every rank (workers/trainer/batches.py).
+        "gradient_accumulation_steps": micro_batches_per_step(train, world),
         "gradient_clipping": 1.0,
         "zero_optimization": {"stage": train.zero_stage},
         "bf16": {"enabled": train.precision == "bf16"},
@@ -269,19 +272,26 @@ def all_ranks_done(device: torch.device) -> Callable[[bool], bool]:
     return all_done
 
 
-def backward_step(engine: Any, loss: torch.Tensor) -> float:
-    """engine.backward + engine.step; returns the global gradient norm before clipping.
+def accumulate(engine: Any, loss: torch.Tensor) -> float | None:
+    """One micro-batch: engine.backward + engine.step. DeepSpeed steps the optimizer on the last of the
+    gradient_accumulation_steps micro-batches (the boundary); there this returns the global gradient
+    norm before clipping, elsewhere None.
 
-    ZeRO and the mixed-precision optimizers record the norm they clip with. On the plain fp32
-    ZeRO-0 path DeepSpeed clips a client optimizer's gradients without keeping the norm, so it is
-    measured here on the already all-reduced gradients, before the step clips them.
+    The loss is already normalised over the whole mini-batch (grpo.token_weights), so DeepSpeed must not
+    divide it by the accumulation steps again. ZeRO and the mixed-precision optimizers record the norm
+    they clip with. On the plain fp32 ZeRO-0 path DeepSpeed clips a client optimizer's gradients without
+    keeping the norm, so it is measured here on the already all-reduced gradients, before the step clips
+    them.
     """
-    engine.backward(loss)
+    boundary = engine.is_gradient_accumulation_boundary()
+    engine.backward(loss, scale_wrt_gas=False)
     measured: float | None = None
-    if not (engine.zero_optimization() or engine.fp16_enabled() or engine.bfloat16_enabled()):
+    if boundary and not (engine.zero_optimization() or engine.fp16_enabled() or engine.bfloat16_enabled()):
         grads = [p.grad.detach().float() for p in engine.module.parameters() if p.grad is not None]
         measured = float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))) if grads else 0.0
     engine.step()
+    if not boundary:
+        return None
     if measured is not None:
         return measured
     norm = engine.get_global_grad_norm()

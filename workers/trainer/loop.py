@@ -10,6 +10,7 @@ import argparse
 import os
 import shutil
 import signal
+import statistics
 import sys
 import threading
 import time
@@ -23,11 +24,20 @@ import torch.distributed as dist
 
 from workers.client import STOP_STATES, IngestClient
 from workers.spec import RunState
+from workers.trainer.batches import (
+    Row,
+    loss_rows,
+    lr_at,
+    micro_batches,
+    micro_batches_per_step,
+    mini_batches,
+    split_even,
+)
 from workers.trainer.checkpoints import checkpoint_dirs, checkpoint_root, run_attempt
 from workers.trainer.critic import TrainerCritic
 from workers.trainer.engine import (
     TORCH_DTYPES,
-    backward_step,
+    accumulate,
     build_engine,
     frozen_copy,
     init_distributed,
@@ -39,7 +49,14 @@ from workers.trainer.engine import (
     set_lr,
     zero_loss,
 )
-from workers.trainer.grpo import group_advantages, grpo_loss
+from workers.trainer.grpo import (
+    group_advantages,
+    grpo_loss,
+    k3_kl,
+    moments_std,
+    overlong_penalty,
+    token_weights,
+)
 from workers.trainer.logprobs import completion_logprobs, tiny_logits_fn
 from workers.trainer.metrics import (
     SFT_METRICS,
@@ -128,9 +145,15 @@ class Trainer:
         self._prompts: dict[str, str] = {}
         # The KL reference is the policy as RL starts, pinned at the first RL step (_load_reference);
         # its module is copied now, before ZeRO-3 shards the policy's parameters.
-        self._ref_shape: torch.nn.Module | None = frozen_copy(model) if train.beta > 0 else None
+        # With β = 0 it is kept for measuring the KL only (kl_monitor_every; by default on small models).
+        self.kl_monitor_every = (
+            train.kl_monitor_every if train.kl_monitor_every is not None else (10 if total < 1e9 else 0)
+        )
+        keep_ref = train.beta > 0 or self.kl_monitor_every > 0
+        self._ref_shape: torch.nn.Module | None = frozen_copy(model) if keep_ref else None
         self.ref: torch.nn.Module | None = None
         self.engine: Any = build_engine(model, train, world=self.world, device=self.device)
+        self.n_micro = micro_batches_per_step(train, self.world)  # backwards per optimizer step, every rank
         self.logits_fn = tiny_logits_fn(self.engine, hf=self.hf)
         self.rollout: RolloutEngine = rollout_engine(
             spec,
@@ -293,12 +316,10 @@ class Trainer:
         self.engine.train()
         if step < train.sft_warmup_steps:
             return self._sft_step(mine, st)
-        if step == train.sft_warmup_steps:
-            # RL needs a far smaller step than imitation: at the warm-up's rate a tiny policy that
-            # just learned the references collapses within a few updates.
-            set_lr(self.engine, train.lr)
-            if train.reset_optimizer_after_sft:
-                reset_optimizer_state(self.engine)
+        if step == train.sft_warmup_steps and train.reset_optimizer_after_sft:
+            # RL takes its own, far smaller, learning rate from here (batches.lr_at): at the warm-up's
+            # rate a tiny policy that just learned the references collapses within a few updates.
+            reset_optimizer_state(self.engine)
         if self.ref is None and self._ref_shape is not None:
             self.ref = self._load_reference(step)
 
@@ -330,29 +351,73 @@ class Trainer:
         st.reward_s = time.monotonic() - t0
 
         t0 = time.monotonic()
-        prompt_rows: list[list[int]] = []
-        comp_rows: list[list[int]] = []
-        old_rows: list[list[float]] = []
-        adv_list: list[float] = []
-        for problem, group, group_scores in zip(mine, groups, scores, strict=True):
-            rewards = torch.tensor([[s.reward for s in group_scores]])
-            valid = torch.tensor([[s.valid for s in group_scores]])
-            adv, zero_std = group_advantages(rewards, valid)
+        rows = self._rows(mine, groups, scores, st)
+        self._grad_norm = self._update(step, rows, st)
+        st.train_s = time.monotonic() - t0
+        return st
+
+    def _rows(
+        self,
+        problems: Sequence[Problem],
+        groups: Sequence[Sequence[Completion]],
+        scores: Sequence[Sequence[Score]],
+        st: LocalStats,
+    ) -> list[list[Row]]:
+        """Every group's completions as the update's rows, with their advantages. Every rank calls it:
+        the batch's reward std (adv_scale: batch) is all-reduced."""
+        train = self.spec.train
+        penalise = train.overlong == "penalty"
+        shaped: list[list[float]] = []
+        for group, group_scores in zip(groups, scores, strict=True):
+            row = []
+            for c, s in zip(group, group_scores, strict=True):
+                bonus = 0.0
+                if penalise and s.valid:
+                    bonus = overlong_penalty(
+                        len(c.token_ids),
+                        c.truncated,
+                        max_new_tokens=train.max_new_tokens,
+                        buffer=train.overlong_buffer,
+                    )
+                    st.overlong_penalties.append(bonus)
+                row.append(s.reward + bonus)
+            shaped.append(row)
+        batch_std = None
+        if train.adv_scale == "batch":
+            pairs = zip(shaped, scores, strict=True)
+            values = [r for row, gs in pairs for r, s in zip(row, gs, strict=True) if s.valid]
+            moments = torch.tensor(
+                [sum(values), sum(v * v for v in values), len(values)],
+                dtype=torch.float64,
+                device=self.device,
+            )
+            dist.all_reduce(moments)
+            total, total_sq, count = moments.tolist()
+            batch_std = moments_std(total, total_sq, count, unbiased=train.adv_std == "unbiased")
+        out: list[list[Row]] = []
+        for problem, group, group_scores, rewards in zip(problems, groups, scores, shaped, strict=True):
+            adv, zero_std = group_advantages(
+                torch.tensor([rewards], dtype=torch.float64),
+                torch.tensor([[s.valid for s in group_scores]]),
+                scale=train.adv_scale,
+                unbiased=train.adv_std == "unbiased",
+                batch_std=batch_std,
+            )
             st.groups += 1
             st.zero_std_groups += int(zero_std.item())
             p_ids = self.tokenizer.encode(self.prompt(problem), bos=self.bos)[-max(1, self._max_prompt()) :]
+            rows: list[Row] = []
             for j, (c, s) in enumerate(zip(group, group_scores, strict=True)):
                 st.record(problem, c, s)
                 if not s.valid:
                     continue  # sandbox_error: dropped from the update
-                prompt_rows.append(p_ids)
-                comp_rows.append(list(c.token_ids))
-                old_rows.append(list(c.logprobs))
-                adv_list.append(float(adv[0, j]))
-        grad_norm = self._update(prompt_rows, comp_rows, old_rows, adv_list, st)
-        st.train_s = time.monotonic() - t0
-        self._grad_norm = grad_norm
-        return st
+                in_loss = not (train.overlong == "mask" and c.truncated)
+                st.overlong_masked += int(not in_loss)
+                if in_loss:
+                    st.advantages.append(float(adv[0, j]))
+                rows.append(Row(p_ids, list(c.token_ids), list(c.logprobs), float(adv[0, j]), in_loss))
+            out.append(rows)
+        return out
 
     def eval_due(self, step: int) -> bool:
         train = self.spec.train
@@ -407,65 +472,111 @@ class Trainer:
             return rollout.max_len - self.spec.train.max_new_tokens
         return 1 << 30
 
-    def _update(
-        self,
-        prompt_rows: list[list[int]],
-        comp_rows: list[list[int]],
-        old_rows: list[list[float]],
-        adv_list: list[float],
-        st: LocalStats,
-    ) -> float:
+    def _update(self, step: int, groups: list[list[Row]], st: LocalStats) -> float:
+        """ppo_epochs passes over the batch, one optimizer step per mini-batch, each at its scheduled
+        learning rate. Returns the mean gradient norm of the step's updates."""
         train = self.spec.train
-        if prompt_rows:
-            logp, mask, entropy = completion_logprobs(
-                self.logits_fn,
-                prompt_rows,
-                comp_rows,
-                pad_id=self.tokenizer.pad_id,
-                temperature=train.temperature,
-                device=self.device,
-            )
-            width = logp.shape[1]
-            old = torch.zeros_like(logp)
-            for i, row in enumerate(old_rows):
-                if row:
-                    old[i, : len(row)] = torch.tensor(row, dtype=old.dtype)
-            ref_logp = None
-            if self.ref is not None:
-                with torch.no_grad():
-                    ref_logp, _, _ = completion_logprobs(
-                        tiny_logits_fn(self.ref, hf=self.hf),
-                        prompt_rows,
-                        comp_rows,
-                        pad_id=self.tokenizer.pad_id,
-                        temperature=train.temperature,
-                        device=self.device,
-                    )
-                ref_logp = ref_logp[:, :width]
-            out = grpo_loss(
-                logp,
-                old,
-                torch.tensor(adv_list, device=self.device),
-                mask,
-                clip_eps=train.clip_eps,
-                beta=train.beta,
-                logp_ref=ref_logp,
-            )
-            loss = out.loss
-            st.tokens = out.n_tokens
-            st.kl_sum = out.kl * out.n_tokens
-            st.clip_sum = out.clip_frac * out.n_tokens
-            st.loss_sum = float(loss.detach()) * out.n_tokens
-            st.entropy_sum = float((entropy * mask).sum())
-        else:
-            loss = zero_loss(self.engine, self.device, self.logits_fn)  # nothing to learn from on this rank
-        return self._optimizer_step(loss)
+        parts = mini_batches(groups, train)
+        first = (step - train.sft_warmup_steps) * train.mini_batches * train.ppo_epochs
+        norms: list[float] = []
+        for epoch in range(train.ppo_epochs):
+            for j, rows in enumerate(parts):
+                set_lr(self.engine, lr_at(train, first + epoch * train.mini_batches + j))
+                norms.append(self._mini_batch(rows, st, monitor_kl=epoch == 0 and self._kl_due(step)))
+        return statistics.fmean(norms)
 
-    def _optimizer_step(self, loss: torch.Tensor) -> float:
-        """backward_step, then tell a vLLM rollout engine its weights are stale: it syncs them before the
-        next sampling."""
-        norm = backward_step(self.engine, loss)
-        self._weights_changed()
+    def _mini_batch(self, rows: list[Row], st: LocalStats, *, monitor_kl: bool) -> float:
+        """One optimizer step on this rank's part of a global mini-batch, in micro-batches; the loss is
+        normalised over every rank's part (all-reduced counts), so the accumulated gradient is the one
+        of the whole mini-batch at once."""
+        train = self.spec.train
+        counts = torch.tensor(loss_rows(rows), dtype=torch.float64, device=self.device)
+        dist.all_reduce(counts)
+        tokens, sequences = counts.tolist()
+        before = (st.tokens, st.clip_low + st.clip_high)
+        norm: float | None = None
+        for micro in micro_batches(rows, size=train.micro_batch_size, count=self.n_micro):
+            if micro:
+                loss = self._micro_loss(micro, st, tokens=tokens, sequences=sequences, monitor_kl=monitor_kl)
+            else:
+                loss = zero_loss(self.engine, self.device, self.logits_fn)  # nothing left on this rank
+            result = self._accumulate(loss)
+            norm = result if result is not None else norm
+        st.updates.append((st.tokens - before[0], st.clip_low + st.clip_high - before[1]))
+        return norm or 0.0
+
+    def _micro_loss(
+        self, micro: list[Row], st: LocalStats, *, tokens: float, sequences: float, monitor_kl: bool
+    ) -> torch.Tensor:
+        train = self.spec.train
+        prompt_rows = [r.prompt for r in micro]
+        comp_rows = [r.completion for r in micro]
+        logp, mask, entropy = completion_logprobs(
+            self.logits_fn,
+            prompt_rows,
+            comp_rows,
+            pad_id=self.tokenizer.pad_id,
+            temperature=train.temperature,
+            device=self.device,
+        )
+        mask = mask & torch.tensor([r.in_loss for r in micro], device=self.device).unsqueeze(1)
+        width = logp.shape[1]
+        old = torch.zeros_like(logp)
+        for i, r in enumerate(micro):
+            if r.old_logprobs:
+                old[i, : len(r.old_logprobs)] = torch.tensor(r.old_logprobs, dtype=old.dtype)
+        ref_logp = None
+        if self.ref is not None and (train.beta > 0 or monitor_kl):
+            with torch.no_grad():
+                ref_logp, _, _ = completion_logprobs(
+                    tiny_logits_fn(self.ref, hf=self.hf),
+                    prompt_rows,
+                    comp_rows,
+                    pad_id=self.tokenizer.pad_id,
+                    temperature=train.temperature,
+                    device=self.device,
+                )
+            ref_logp = ref_logp[:, :width]
+        weights = token_weights(
+            mask, agg=train.loss_agg, tokens=tokens, sequences=sequences, max_new_tokens=train.max_new_tokens
+        )
+        out = grpo_loss(
+            logp,
+            old,
+            torch.tensor([r.advantage for r in micro], device=self.device),
+            mask,
+            clip_eps=train.clip_eps,
+            clip_eps_high=train.clip_eps_high,
+            beta=train.beta,
+            logp_ref=ref_logp if train.beta > 0 else None,
+            weights=weights,
+        )
+        st.tokens += out.n_tokens
+        st.kl_sum += out.kl * out.n_tokens
+        st.clip_low += out.clip_low
+        st.clip_high += out.clip_high
+        st.log_ratio_sum += out.log_ratio_sum
+        st.log_ratio_sq_sum += out.log_ratio_sq_sum
+        st.log_ratio_max = max(st.log_ratio_max, out.log_ratio_max)
+        st.loss_sum += float(out.loss.detach())
+        st.entropy_sum += float((entropy * mask).sum())
+        if monitor_kl and ref_logp is not None:
+            st.kl_start_sum += float((k3_kl(logp.detach(), ref_logp) * mask).sum())
+            st.kl_start_tokens += out.n_tokens
+        # DeepSpeed averages the ranks' gradients; the weights already divide by the global count.
+        return out.loss * self.world
+
+    def _kl_due(self, step: int) -> bool:
+        """Is the KL to the policy as RL started measured this step (kl_monitor_every, with β = 0)?"""
+        every = self.kl_monitor_every
+        return self.spec.train.beta == 0 and every > 0 and step % every == 0
+
+    def _accumulate(self, loss: torch.Tensor) -> float | None:
+        """One micro-batch's backward (accumulate); at the optimizer step it ends, tell a vLLM rollout
+        engine its weights are stale: it syncs them before the next sampling."""
+        norm = accumulate(self.engine, loss)
+        if norm is not None:
+            self._weights_changed()
         return norm
 
     def _weights_changed(self) -> None:
@@ -486,23 +597,34 @@ class Trainer:
             )
             for p in with_solution
         ]
-        if prompt_rows:
-            logp, mask, entropy = completion_logprobs(
-                self.logits_fn,
-                prompt_rows,
-                comp_rows,
-                pad_id=self.tokenizer.pad_id,
-                temperature=1.0,
-                device=self.device,
-            )
-            mask_f = mask.to(logp.dtype)
-            loss = -(logp * mask_f).sum() / mask_f.sum().clamp(min=1.0)
-            st.tokens = int(mask_f.sum())
-            st.loss_sum = float(loss.detach()) * st.tokens
-            st.entropy_sum = float((entropy * mask_f).sum())
-        else:
-            loss = zero_loss(self.engine, self.device, self.logits_fn)
-        self._grad_norm = self._optimizer_step(loss)
+        # Imitation's loss is the token mean over every rank's warm-up rows, in the same number of
+        # micro-batches as an RL update (DeepSpeed's accumulation steps).
+        counts = torch.tensor([sum(len(c) for c in comp_rows)], dtype=torch.float64, device=self.device)
+        dist.all_reduce(counts)
+        tokens = max(1.0, float(counts.item()))
+        norm: float | None = None
+        for micro in split_even(list(zip(prompt_rows, comp_rows, strict=True)), self.n_micro):
+            if micro:
+                logp, mask, entropy = completion_logprobs(
+                    self.logits_fn,
+                    [p for p, _ in micro],
+                    [c for _, c in micro],
+                    pad_id=self.tokenizer.pad_id,
+                    temperature=1.0,
+                    device=self.device,
+                )
+                mask_f = mask.to(logp.dtype)
+                loss = -(logp * mask_f).sum() / tokens
+                st.tokens += int(mask_f.sum())
+                st.loss_sum += float(loss.detach())
+                st.entropy_sum += float((entropy * mask_f).sum())
+                loss = loss * self.world
+            else:
+                loss = zero_loss(self.engine, self.device, self.logits_fn)
+            result = self._accumulate(loss)
+            norm = result if result is not None else norm
+        st.updates.append((st.tokens, 0))
+        self._grad_norm = norm or 0.0
         st.train_s = time.monotonic() - t0
         return st
 
@@ -514,6 +636,8 @@ class Trainer:
             all_stats, lr=lr, grad_norm=self._grad_norm, step_s=step_s, weights=self.reward_weights
         )
         metrics.update(gpu_metrics(self.device))
+        if self.engine.fp16_enabled():  # loss-scale overflows: DeepSpeed skipped those optimizer steps
+            metrics["optim/skipped_steps"] = float(self.engine.skipped_steps)
         if step < self.spec.train.sft_warmup_steps:
             # Warm-up steps sample nothing: report what they measure, not zeros for rewards.
             metrics = {k: v for k, v in metrics.items() if k in SFT_METRICS or k.startswith("gpu/")}
@@ -549,8 +673,6 @@ class Trainer:
             self.client.flush()
         self.maybe_resume()
         step = self.start_step
-        if step > train.sft_warmup_steps:
-            set_lr(self.engine, train.lr)
         stopped = False
         while step < train.steps:
             t0 = time.monotonic()

@@ -53,11 +53,23 @@ class LocalStats:
     lengths: list[int] = field(default_factory=list)
     truncated: int = 0
     latencies_ms: list[int] = field(default_factory=list)
-    tokens: int = 0
+    tokens: int = 0  # loss tokens trained on, summed over the step's updates (epochs included)
     kl_sum: float = 0.0
     entropy_sum: float = 0.0
-    clip_sum: float = 0.0
-    loss_sum: float = 0.0
+    clip_low: int = 0  # tokens clipped below (ratio < 1 - clip_eps, advantage < 0)
+    clip_high: int = 0  # tokens clipped above (ratio > 1 + clip_eps_high, advantage > 0)
+    log_ratio_sum: float = 0.0  # of log(π / π_old) over the loss tokens
+    log_ratio_sq_sum: float = 0.0
+    log_ratio_max: float = 0.0  # the largest |log(π / π_old)|
+    loss_sum: float = 0.0  # this rank's shares of each update's global loss, summed over the updates
+    updates: list[tuple[int, int]] = field(default_factory=list)  # (tokens, clipped) per optimizer step
+    advantages: list[float] = field(default_factory=list)  # of the samples in the loss
+    lengths_passed: list[int] = field(default_factory=list)
+    lengths_failed: list[int] = field(default_factory=list)  # valid samples that failed
+    overlong_masked: int = 0
+    overlong_penalties: list[float] = field(default_factory=list)
+    kl_start_sum: float = 0.0  # k3 to the policy as RL started, on monitored steps (β = 0)
+    kl_start_tokens: int = 0
     gen_s: float = 0.0
     reward_s: float = 0.0
     train_s: float = 0.0
@@ -74,6 +86,7 @@ class LocalStats:
         self.lengths.append(len(c.token_ids))
         self.truncated += int(c.truncated)
         if s.valid:
+            (self.lengths_passed if s.passed else self.lengths_failed).append(len(c.token_ids))
             self.rewards.append(s.reward)
             for name, value in s.components.items():
                 self.components.setdefault(name, []).append(value)
@@ -159,6 +172,7 @@ def merge_metrics(
         for k, v in s.errors.items():
             errors[k] = errors.get(k, 0) + v
     valid = len(rewards)
+    gen_s, train_s, reward_s = (max(getattr(s, k) for s in stats) for k in ("gen_s", "train_s", "reward_s"))
     m: dict[str, float] = {
         Metric.REWARD_MEAN: statistics.fmean(rewards) if rewards else 0.0,
         "reward/std": statistics.pstdev(rewards) if len(rewards) > 1 else 0.0,
@@ -167,28 +181,75 @@ def merge_metrics(
         Metric.FRAC_REWARD_ZERO_STD: sum(s.zero_std_groups for s in stats) / groups if groups else 0.0,
         Metric.KL: sum(s.kl_sum for s in stats) / tokens if tokens else 0.0,
         Metric.ENTROPY: sum(s.entropy_sum for s in stats) / tokens if tokens else 0.0,
-        "clip_frac": sum(s.clip_sum for s in stats) / tokens if tokens else 0.0,
+        "clip_frac": sum(s.clip_low + s.clip_high for s in stats) / tokens if tokens else 0.0,
         "grad_norm": grad_norm,
         "lr": lr,
-        Metric.LOSS: sum(s.loss_sum for s in stats) / tokens if tokens else 0.0,
+        Metric.LOSS: sum(s.loss_sum for s in stats) / max(1, max(len(s.updates) for s in stats)),
         Metric.LENGTH_MEAN: statistics.fmean(lengths) if lengths else 0.0,
         "length/max": float(max(lengths)) if lengths else 0.0,
         "length/clipped_frac": sum(s.truncated for s in stats) / n if n else 0.0,
         Metric.STEP_S: step_s,
-        "time/gen_s": max(s.gen_s for s in stats),
-        "time/reward_s": max(s.reward_s for s in stats),
-        "time/train_s": max(s.train_s for s in stats),
+        "time/gen_s": gen_s,
+        "time/reward_s": reward_s,
+        "time/train_s": train_s,
         Metric.TOKENS_PER_S: sum(lengths) / step_s if step_s > 0 else 0.0,
+        "throughput/gen_tokens_per_s": sum(lengths) / gen_s if gen_s > 0 else 0.0,
+        "throughput/sandbox_samples_per_s": n / reward_s if reward_s > 0 else 0.0,
+        "throughput/train_tokens_per_s": tokens / train_s if train_s > 0 else 0.0,
         "sandbox/latency_p50_ms": percentile(lat, 50),
         "sandbox/latency_p99_ms": percentile(lat, 99),
         "sandbox/infra_error_frac": errors.get(INFRA_ERROR, 0) / n if n else 0.0,
     }
+    m.update(update_metrics(stats, tokens))
     for cls, count in sorted(errors.items()):
         m[f"error/{cls}"] = count / n if n else 0.0
     for name, weight in weights_active(weights or {}).items():
         scores = [v for s in stats for v in s.components.get(name, [])]
         m[f"reward/{name}/mean"] = statistics.fmean(scores) if scores else 0.0
         m[Metric.reward_share(name)] = weight * m[f"reward/{name}/mean"]
+    return m
+
+
+def _spread(values: Sequence[float]) -> tuple[float, float]:
+    return (statistics.fmean(values), statistics.pstdev(values)) if values else (0.0, 0.0)
+
+
+def update_metrics(stats: Sequence[LocalStats], tokens: int) -> dict[str, float]:
+    """What the policy update did (docs/trainer.md, "Metrics"): the clip split low and high and its
+    spread over the step's optimizer steps, log(π / π_old), the advantages, lengths of passed and failed
+    samples, overlong handling and the monitored KL to the policy as RL started."""
+    m: dict[str, float] = {
+        "clip_frac/low": sum(s.clip_low for s in stats) / tokens if tokens else 0.0,
+        "clip_frac/high": sum(s.clip_high for s in stats) / tokens if tokens else 0.0,
+    }
+    n_updates = max(len(s.updates) for s in stats)
+    if n_updates > 1:  # each update's clip share over every rank, then its spread across the updates
+        shares = []
+        for i in range(n_updates):
+            done = [s.updates[i] for s in stats if i < len(s.updates)]
+            tok = sum(t for t, _ in done)
+            shares.append(sum(c for _, c in done) / tok if tok else 0.0)
+        m["clip_frac/update_std"] = statistics.pstdev(shares)
+        m["clip_frac/update_max"] = max(shares)
+    if tokens:
+        mean = sum(s.log_ratio_sum for s in stats) / tokens
+        m["policy/log_ratio_mean"] = mean
+        m["policy/log_ratio_std"] = math.sqrt(
+            max(0.0, sum(s.log_ratio_sq_sum for s in stats) / tokens - mean**2)
+        )
+        m["policy/log_ratio_max"] = max(s.log_ratio_max for s in stats)
+    m["adv/mean"], m["adv/std"] = _spread([a for s in stats for a in s.advantages])
+    passed = [n for s in stats for n in s.lengths_passed]
+    failed = [n for s in stats for n in s.lengths_failed]
+    m["length/passed_mean"] = statistics.fmean(passed) if passed else 0.0
+    m["length/failed_mean"] = statistics.fmean(failed) if failed else 0.0
+    samples = sum(s.n_samples for s in stats)
+    if masked := sum(s.overlong_masked for s in stats):
+        m["overlong/masked_frac"] = masked / samples if samples else 0.0
+    if penalties := [p for s in stats for p in s.overlong_penalties]:
+        m["overlong/penalty_mean"] = statistics.fmean(penalties)
+    if kl_tokens := sum(s.kl_start_tokens for s in stats):
+        m["kl/rl_start"] = sum(s.kl_start_sum for s in stats) / kl_tokens
     return m
 
 

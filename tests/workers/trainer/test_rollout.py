@@ -181,19 +181,19 @@ def test_vllm_engine_syncs_after_every_optimizer_step_before_the_next_sampling(h
     trainer = SimpleNamespace(rollout=_vllm(model, tok, llm), engine=None)
     trainer._weights_changed = lambda: Trainer._weights_changed(trainer)
 
-    def fake_backward_step(engine: Any, loss: torch.Tensor) -> float:
+    def fake_accumulate(engine: Any, loss: torch.Tensor) -> float:
         llm.calls.append("optimizer step")
         with torch.no_grad():
             for p in policy.parameters():
                 p.add_(0.01)
         return 0.0
 
-    monkeypatch.setattr("workers.trainer.loop.backward_step", fake_backward_step)
+    monkeypatch.setattr("workers.trainer.loop.accumulate", fake_accumulate)
     try:
         for _ in range(3):
             trainer.rollout.generate(PROMPTS[:1], n=2, max_new_tokens=4, temperature=1.0, seed=0)
             assert llm.loaded_equals(policy)  # vLLM sampled with the policy's current weights
-            Trainer._optimizer_step(trainer, torch.zeros(()))
+            Trainer._accumulate(trainer, torch.zeros(()))
     finally:
         policy.load_state_dict(saved)
 
