@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -51,6 +53,13 @@ def group_advantages(
         adv = centered
     adv = torch.where(zero_std.unsqueeze(1), torch.zeros_like(adv), adv)
     return adv, zero_std
+
+
+def informative(scores: Sequence[Any]) -> bool:
+    """Do a group's valid rewards disagree (beyond ZERO_STD_TOL), so that it has advantages to learn
+    from? scores: objects with .reward and .valid (rewards.Score)."""
+    rewards = [s.reward for s in scores if s.valid]
+    return len(rewards) >= 2 and max(rewards) - min(rewards) > ZERO_STD_TOL
 
 
 def moments_std(total: float, total_sq: float, count: float, *, unbiased: bool) -> float:

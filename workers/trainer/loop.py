@@ -52,6 +52,7 @@ from workers.trainer.engine import (
 from workers.trainer.grpo import (
     group_advantages,
     grpo_loss,
+    informative,
     k3_kl,
     moments_std,
     overlong_penalty,
@@ -309,7 +310,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def step(self, step: int) -> LocalStats:
-        spec, train = self.spec, self.spec.train
+        train = self.spec.train
         st = LocalStats()
         chosen = select_problems(len(self.train_problems), train.prompts_per_step, step, train.seed)
         mine: list[Problem] = [self.train_problems[i] for i in rank_share(chosen, self.rank, self.world)]
@@ -323,11 +324,27 @@ class Trainer:
         if self.ref is None and self._ref_shape is not None:
             self.ref = self._load_reference(step)
 
+        groups, scores = self._sample_and_score(mine, step, st)
+        keep = None
+        if train.dynamic_sampling:
+            mine, groups, scores, keep = self._refill(mine, groups, scores, step, st)
+
         t0 = time.monotonic()
-        groups: list[list[Completion]] = self.sample(
-            mine, train.group_size, train.temperature, seed=train.seed * 1_000_003 + step * 1009 + self.rank
-        )
-        st.gen_s = time.monotonic() - t0
+        rows = self._rows(mine, groups, scores, st, keep=keep)
+        self._grad_norm = self._update(step, rows, st)
+        st.train_s = time.monotonic() - t0
+        return st
+
+    def _sample_and_score(
+        self, problems: list[Problem], step: int, st: LocalStats, *, round_: int = 0
+    ) -> tuple[list[list[Completion]], list[list[Score]]]:
+        """group_size completions of each problem and their scores. Every rank calls it, problems or
+        not: sampling runs in lockstep under ZeRO-3 and the critic gathers across ranks."""
+        spec, train = self.spec, self.spec.train
+        t0 = time.monotonic()
+        seed = train.seed * 1_000_003 + step * 1009 + self.rank + round_ * 7_919_993
+        groups: list[list[Completion]] = self.sample(problems, train.group_size, train.temperature, seed=seed)
+        st.gen_s += time.monotonic() - t0
 
         t0 = time.monotonic()
 
@@ -341,20 +358,58 @@ class Trainer:
                 reference_times=self.reference_times,
             )
 
-        scored, texts = self.scoring_inputs(mine, groups)
+        scored, texts = self.scoring_inputs(problems, groups)
         scores: list[list[Score]]
         if self.critic is not None:  # every rank, problems or not: it gathers across ranks
             scores = self.critic.score(scored, texts, step=step, run_sandbox=run_sandbox)
             scores = complete_components(scored, texts, scores, weights=self.reward_weights)
         else:
-            scores = run_sandbox(scored, texts) if mine else []
-        st.reward_s = time.monotonic() - t0
+            scores = run_sandbox(scored, texts) if problems else []
+        st.reward_s += time.monotonic() - t0
+        return groups, scores
 
-        t0 = time.monotonic()
-        rows = self._rows(mine, groups, scores, st)
-        self._grad_norm = self._update(step, rows, st)
-        st.train_s = time.monotonic() - t0
-        return st
+    def _refill(
+        self,
+        problems: list[Problem],
+        groups: list[list[Completion]],
+        scores: list[list[Score]],
+        step: int,
+        st: LocalStats,
+    ) -> tuple[list[Problem], list[list[Completion]], list[list[Score]], list[bool]]:
+        """Dynamic sampling (DAPO, Yu et al. 2025): groups whose rewards all agree teach nothing, so each
+        rank samples more problems, in rounds, until it holds as many informative groups as it was
+        dealt, for at most dynamic_sampling_max_rounds rounds. Every rank takes part in every round any
+        rank needs (a rank already full samples nothing). Returns every group scored, with whether it
+        enters the update: only informative ones do, up to the rank's share."""
+        train = self.spec.train
+        target = len(problems)
+        keep = [informative(g) for g in scores]
+        wanted = sum(keep)
+        for round_ in range(1, train.dynamic_sampling_max_rounds + 1):
+            need = torch.tensor([max(0, target - wanted)], dtype=torch.int64, device=self.device)
+            dist.all_reduce(need, op=dist.ReduceOp.MAX)
+            if not need.item():
+                break
+            st.dynamic_rounds = round_
+            chosen = select_problems(
+                len(self.train_problems), train.prompts_per_step, step, train.seed + round_ * 7_919
+            )
+            share = [self.train_problems[i] for i in rank_share(chosen, self.rank, self.world)]
+            more = share[: max(0, target - wanted)]
+            more_groups, more_scores = self._sample_and_score(more, step, st, round_=round_)
+            st.dynamic_extra_groups += len(more)
+            for problem, group, group_scores in zip(more, more_groups, more_scores, strict=True):
+                useful = informative(group_scores) and wanted < target
+                wanted += int(useful)
+                problems, groups, scores, keep = (
+                    [*problems, problem],
+                    [*groups, group],
+                    [*scores, group_scores],
+                    [*keep, useful],
+                )
+        st.dynamic_target_groups += target
+        st.dynamic_kept_groups += wanted
+        return problems, groups, scores, keep
 
     def _rows(
         self,
@@ -362,9 +417,13 @@ class Trainer:
         groups: Sequence[Sequence[Completion]],
         scores: Sequence[Sequence[Score]],
         st: LocalStats,
+        *,
+        keep: Sequence[bool] | None = None,
     ) -> list[list[Row]]:
-        """Every group's completions as the update's rows, with their advantages. Every rank calls it:
-        the batch's reward std (adv_scale: batch) is all-reduced."""
+        """The completions of the groups kept (all without `keep`) as the update's rows, with their
+        advantages; every group scored counts in the step's metrics. Every rank calls it: the batch's
+        reward std (adv_scale: batch) is all-reduced over the groups kept."""
+        keep = [True] * len(groups) if keep is None else keep
         train = self.spec.train
         penalise = train.overlong == "penalty"
         shaped: list[list[float]] = []
@@ -384,8 +443,8 @@ class Trainer:
             shaped.append(row)
         batch_std = None
         if train.adv_scale == "batch":
-            pairs = zip(shaped, scores, strict=True)
-            values = [r for row, gs in pairs for r, s in zip(row, gs, strict=True) if s.valid]
+            pairs = zip(shaped, scores, keep, strict=True)
+            values = [r for row, gs, k in pairs if k for r, s in zip(row, gs, strict=True) if s.valid]
             moments = torch.tensor(
                 [sum(values), sum(v * v for v in values), len(values)],
                 dtype=torch.float64,
@@ -395,7 +454,9 @@ class Trainer:
             total, total_sq, count = moments.tolist()
             batch_std = moments_std(total, total_sq, count, unbiased=train.adv_std == "unbiased")
         out: list[list[Row]] = []
-        for problem, group, group_scores, rewards in zip(problems, groups, scores, shaped, strict=True):
+        for problem, group, group_scores, rewards, kept in zip(
+            problems, groups, scores, shaped, keep, strict=True
+        ):
             adv, zero_std = group_advantages(
                 torch.tensor([rewards], dtype=torch.float64),
                 torch.tensor([[s.valid for s in group_scores]]),
@@ -409,14 +470,15 @@ class Trainer:
             rows: list[Row] = []
             for j, (c, s) in enumerate(zip(group, group_scores, strict=True)):
                 st.record(problem, c, s)
-                if not s.valid:
-                    continue  # sandbox_error: dropped from the update
+                if not (s.valid and kept):
+                    continue  # sandbox_error (or a group dynamic sampling dropped): not in the update
                 in_loss = not (train.overlong == "mask" and c.truncated)
                 st.overlong_masked += int(not in_loss)
                 if in_loss:
                     st.advantages.append(float(adv[0, j]))
                 rows.append(Row(p_ids, list(c.token_ids), list(c.logprobs), float(adv[0, j]), in_loss))
-            out.append(rows)
+            if kept:
+                out.append(rows)
         return out
 
     def eval_due(self, step: int) -> bool:

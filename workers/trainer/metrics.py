@@ -70,6 +70,10 @@ class LocalStats:
     overlong_penalties: list[float] = field(default_factory=list)
     kl_start_sum: float = 0.0  # k3 to the policy as RL started, on monitored steps (β = 0)
     kl_start_tokens: int = 0
+    dynamic_target_groups: int = 0  # dynamic sampling: groups this rank was dealt
+    dynamic_kept_groups: int = 0  # informative groups it trained on
+    dynamic_extra_groups: int = 0  # groups it sampled beyond its share to refill
+    dynamic_rounds: int = 0
     gen_s: float = 0.0
     reward_s: float = 0.0
     train_s: float = 0.0
@@ -248,6 +252,10 @@ def update_metrics(stats: Sequence[LocalStats], tokens: int) -> dict[str, float]
         m["overlong/masked_frac"] = masked / samples if samples else 0.0
     if penalties := [p for s in stats for p in s.overlong_penalties]:
         m["overlong/penalty_mean"] = statistics.fmean(penalties)
+    if target := sum(s.dynamic_target_groups for s in stats):
+        m["dynamic/kept_frac"] = sum(s.dynamic_kept_groups for s in stats) / target
+        m["dynamic/extra_frac"] = sum(s.dynamic_extra_groups for s in stats) / target
+        m["dynamic/rounds"] = float(max(s.dynamic_rounds for s in stats))
     if kl_tokens := sum(s.kl_start_tokens for s in stats):
         m["kl/rl_start"] = sum(s.kl_start_sum for s in stats) / kl_tokens
     return m
