@@ -22,7 +22,9 @@ from workers.trainer.spec import Problem
 GENERATIONS_FAILING_CAP = 8
 GENERATIONS_PASSING_CAP = 2
 # What a warm-up step measures: it samples nothing, so rewards and pass rates would read as zeros.
-SFT_METRICS = frozenset({"loss", "entropy", "lr", "grad_norm", "time/step_s", "time/train_s"})
+SFT_METRICS = frozenset(
+    {"loss", "entropy", "lr", "grad_norm", "time/step_s", "time/train_s", "sft/skipped_rows"}
+)
 
 
 @dataclass
@@ -67,6 +69,7 @@ class LocalStats:
     eval_set_counts: list[tuple[int, int]] = field(default_factory=list)  # the same, on the eval set
     eval_s: float = 0.0
     components: dict[str, list[float]] = field(default_factory=dict)  # valid samples' component scores
+    sft_skipped_rows: int | None = None  # a warm-up step's rows too long for the model (None: RL)
 
     def record(self, problem: Problem, c: Completion, s: Score) -> None:
         """Count one scored completion, and keep it as a generation to post while under the caps."""
@@ -189,6 +192,8 @@ def merge_metrics(
         scores = [v for s in stats for v in s.components.get(name, [])]
         m[f"reward/{name}/mean"] = statistics.fmean(scores) if scores else 0.0
         m[Metric.reward_share(name)] = weight * m[f"reward/{name}/mean"]
+    if skipped := [s.sft_skipped_rows for s in stats if s.sft_skipped_rows is not None]:
+        m["sft/skipped_rows"] = float(sum(skipped))
     return m
 
 
