@@ -70,6 +70,7 @@ class LocalStats:
     eval_s: float = 0.0
     components: dict[str, list[float]] = field(default_factory=dict)  # valid samples' component scores
     sft_skipped_rows: int | None = None  # a warm-up step's rows too long for the model (None: RL)
+    ungated: dict[str, list[float]] = field(default_factory=dict)  # style and format before the gate
 
     def record(self, problem: Problem, c: Completion, s: Score) -> None:
         """Count one scored completion, and keep it as a generation to post while under the caps."""
@@ -80,6 +81,8 @@ class LocalStats:
             self.rewards.append(s.reward)
             for name, value in s.components.items():
                 self.components.setdefault(name, []).append(value)
+            for name, value in s.ungated.items():
+                self.ungated.setdefault(name, []).append(value)
             self.passed += int(s.passed)
             self.pass_frac.append(s.tests_passed / s.tests_total if s.tests_total else float(s.passed))
         if s.error_class == CRITIC_SKIPPED:
@@ -150,7 +153,8 @@ def merge_metrics(
 
     With reward weights, each weighted component c also gets reward/<c>/mean (its mean score over the
     valid samples) and reward/<c>/share = weight * that mean: its part of reward/mean, so the shares
-    add up to reward/mean."""
+    add up to reward/mean; style and format also get reward/<c>/ungated_mean, their mean score before
+    the reward_aux_gate."""
     rewards = [r for s in stats for r in s.rewards]
     n = sum(s.n_samples for s in stats)
     tokens = sum(s.tokens for s in stats)
@@ -192,6 +196,8 @@ def merge_metrics(
         scores = [v for s in stats for v in s.components.get(name, [])]
         m[f"reward/{name}/mean"] = statistics.fmean(scores) if scores else 0.0
         m[Metric.reward_share(name)] = weight * m[f"reward/{name}/mean"]
+        if ungated := [v for s in stats for v in s.ungated.get(name, [])]:
+            m[f"reward/{name}/ungated_mean"] = statistics.fmean(ungated)
     if skipped := [s.sft_skipped_rows for s in stats if s.sft_skipped_rows is not None]:
         m["sft/skipped_rows"] = float(sum(skipped))
     return m

@@ -339,6 +339,21 @@ def test_component_shares_add_up_to_the_mean_reward():
     assert "reward/style/mean" not in m  # weight 0: not a component of this run
 
 
+def test_gated_components_log_their_mean_before_the_gate_and_their_shares_still_add_up():
+    # a passing sample (format 1) and a failing stub whose format 1 the pass gate zeroed
+    a = LocalStats(
+        rewards=[1.5, 0.0],
+        pass_frac=[1.0, 0.0],
+        components={"correctness": [1.0, 0.0], "format": [1.0, 0.0]},
+        ungated={"format": [1.0, 1.0]},
+    )
+    m = merge_metrics([a], lr=0.1, grad_norm=0.0, step_s=1.0, weights={"correctness": 1.0, "format": 0.5})
+    assert m["reward/format/mean"] == 0.5  # what the reward counted
+    assert m["reward/format/ungated_mean"] == 1.0  # what the code earned before the gate
+    assert m["reward/correctness/share"] + m["reward/format/share"] == m["reward/mean"] == 0.75
+    assert "reward/correctness/ungated_mean" not in m
+
+
 def test_reward_weights_come_from_the_spec_and_are_checked():
     raw = {
         "run_id": 1,
@@ -435,6 +450,9 @@ def test_a_run_logs_each_components_mean_and_shares_that_add_up_to_the_reward(co
     for m in metrics:
         assert 0 < m["reward/correctness/mean"] < 1 and 0 < m["reward/format/mean"] <= 1
         assert m["reward/format/share"] == pytest.approx(0.5 * m["reward/format/mean"])
+        # the pass gate: format counts only where the sample passed, so never above its ungated mean
+        assert m["reward/format/mean"] <= m["reward/correctness/mean"]
+        assert m["reward/format/mean"] <= m["reward/format/ungated_mean"] <= 1
         total = m["reward/correctness/share"] + m["reward/format/share"]
         assert total == pytest.approx(m["reward/mean"], abs=1e-9)
         assert "reward/style/mean" not in m and "reward/efficiency/mean" not in m
