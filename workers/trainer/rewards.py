@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from workers.spec import SETTINGS
 from workers.trainer.reward_components import (
     GATED,
     REFERENCE_RUNS,
@@ -25,7 +26,7 @@ from workers.trainer.spec import Problem, SandboxSpec
 
 INFRA_ERROR = "sandbox_error"
 DEFAULT_WEIGHTS: Mapping[str, float] = {"correctness": 1.0}
-DEFAULT_AUX_GATE = "pass"  # reward_aux_gate's default (workers.spec)
+DEFAULT_AUX_GATE: str = SETTINGS["reward_aux_gate"].default  # "pass"
 # Set by the launchers for each rank: the ranks on this node (torchrun's name, then deepspeed's).
 LOCAL_WORLD_ENV = ("LOCAL_WORLD_SIZE", "LOCAL_SIZE")
 
