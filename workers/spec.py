@@ -537,6 +537,15 @@ class TrainConfig(_Config):
     reward_format: float = setting(
         0.0, label="Reward: format", help="Weight of the format score.", low=0, high=100
     )
+    reward_aux_gate: str = setting(
+        "pass",
+        label="Reward: style and format gate",
+        help=(
+            "Which samples style and format count for: pass (passing ones only), correctness (scaled by "
+            "the correctness score) or none (every sample)."
+        ),
+        choices=("pass", "correctness", "none"),
+    )
     # The execution-outcome critic (docs/trainer.md); skipping the sandbox is opt-in and audited.
     critic: bool = setting(False, label="Critic", help="Train a critic that predicts each sample's verdict.")
     critic_skip: bool = setting(
@@ -673,7 +682,8 @@ def _settings() -> dict[str, Setting]:
             raise RuntimeError(f"RunConfig.{f.name}: int, float, bool or str with choices")
         if kind in (int, float) and (meta.low is None or meta.high is None):
             raise RuntimeError(f"RunConfig.{f.name}: a number needs low and high")
-        if f.name.startswith("reward_") and f.name.removeprefix("reward_") not in REWARD_COMPONENTS:
+        weight = f.name.startswith("reward_") and kind is float  # reward_aux_gate is not a weight
+        if weight and f.name.removeprefix("reward_") not in REWARD_COMPONENTS:
             raise RuntimeError(f"RunConfig.{f.name}: a reward weight needs its name in REWARD_COMPONENTS")
         side = CONTROL if f.name in control else NODE
         out[f.name] = dataclasses.replace(meta, name=f.name, kind=kind, default=f.default, side=side)

@@ -81,6 +81,7 @@ from workers.trainer.retention import Policy, retain, write_meta
 from workers.trainer.reward_components import ReferenceTimes
 from workers.trainer.rewards import Score, complete_components, score_completions
 from workers.trainer.rollout import Completion, RolloutEngine, TorchEngine
+from workers.trainer.sft_fit import fit_sft_rows
 from workers.trainer.spec import Problem, RunSpec, load_spec, reward_weights
 from workers.trainer.tokenizer import HFTokenizer
 from workers.trainer.vllm_rollout import VLLMEngine
@@ -356,13 +357,16 @@ class Trainer:
                 partial_credit=train.partial_credit,
                 weights=self.reward_weights,
                 reference_times=self.reference_times,
+                aux_gate=train.reward_aux_gate,
             )
 
         scored, texts = self.scoring_inputs(problems, groups)
         scores: list[list[Score]]
         if self.critic is not None:  # every rank, problems or not: it gathers across ranks
             scores = self.critic.score(scored, texts, step=step, run_sandbox=run_sandbox)
-            scores = complete_components(scored, texts, scores, weights=self.reward_weights)
+            scores = complete_components(
+                scored, texts, scores, weights=self.reward_weights, aux_gate=train.reward_aux_gate
+            )
         else:
             scores = run_sandbox(scored, texts) if problems else []
         st.reward_s += time.monotonic() - t0
@@ -659,6 +663,15 @@ class Trainer:
             )
             for p in with_solution
         ]
+        fit = fit_sft_rows(
+            prompt_rows, comp_rows, max_len=self._max_prompt() + self.spec.train.max_new_tokens
+        )
+        prompt_rows, comp_rows, st.sft_skipped_rows = fit.prompts, fit.targets, len(fit.skipped)
+        if fit.skipped:
+            ids = ", ".join(with_solution[i].task_id for i in fit.skipped)
+            self.log(
+                f"SFT warm-up skips {len(fit.skipped)} row(s) whose target exceeds the model's length: {ids}"
+            )
         # Imitation's loss is the token mean over every rank's warm-up rows, in the same number of
         # micro-batches as an RL update (DeepSpeed's accumulation steps).
         counts = torch.tensor([sum(len(c) for c in comp_rows)], dtype=torch.float64, device=self.device)

@@ -22,7 +22,9 @@ from workers.trainer.spec import Problem
 GENERATIONS_FAILING_CAP = 8
 GENERATIONS_PASSING_CAP = 2
 # What a warm-up step measures: it samples nothing, so rewards and pass rates would read as zeros.
-SFT_METRICS = frozenset({"loss", "entropy", "lr", "grad_norm", "time/step_s", "time/train_s"})
+SFT_METRICS = frozenset(
+    {"loss", "entropy", "lr", "grad_norm", "time/step_s", "time/train_s", "sft/skipped_rows"}
+)
 
 
 @dataclass
@@ -83,6 +85,8 @@ class LocalStats:
     eval_set_counts: list[tuple[int, int]] = field(default_factory=list)  # the same, on the eval set
     eval_s: float = 0.0
     components: dict[str, list[float]] = field(default_factory=dict)  # valid samples' component scores
+    sft_skipped_rows: int | None = None  # a warm-up step's rows too long for the model (None: RL)
+    ungated: dict[str, list[float]] = field(default_factory=dict)  # style and format before the gate
 
     def record(self, problem: Problem, c: Completion, s: Score) -> None:
         """Count one scored completion, and keep it as a generation to post while under the caps."""
@@ -94,6 +98,8 @@ class LocalStats:
             self.rewards.append(s.reward)
             for name, value in s.components.items():
                 self.components.setdefault(name, []).append(value)
+            for name, value in s.ungated.items():
+                self.ungated.setdefault(name, []).append(value)
             self.passed += int(s.passed)
             self.pass_frac.append(s.tests_passed / s.tests_total if s.tests_total else float(s.passed))
         if s.error_class == CRITIC_SKIPPED:
@@ -164,7 +170,8 @@ def merge_metrics(
 
     With reward weights, each weighted component c also gets reward/<c>/mean (its mean score over the
     valid samples) and reward/<c>/share = weight * that mean: its part of reward/mean, so the shares
-    add up to reward/mean."""
+    add up to reward/mean; style and format also get reward/<c>/ungated_mean, their mean score before
+    the reward_aux_gate."""
     rewards = [r for s in stats for r in s.rewards]
     n = sum(s.n_samples for s in stats)
     tokens = sum(s.tokens for s in stats)
@@ -211,6 +218,10 @@ def merge_metrics(
         scores = [v for s in stats for v in s.components.get(name, [])]
         m[f"reward/{name}/mean"] = statistics.fmean(scores) if scores else 0.0
         m[Metric.reward_share(name)] = weight * m[f"reward/{name}/mean"]
+        if ungated := [v for s in stats for v in s.ungated.get(name, [])]:
+            m[f"reward/{name}/ungated_mean"] = statistics.fmean(ungated)
+    if skipped := [s.sft_skipped_rows for s in stats if s.sft_skipped_rows is not None]:
+        m["sft/skipped_rows"] = float(sum(skipped))
     return m
 
 

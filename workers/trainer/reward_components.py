@@ -18,13 +18,14 @@ executed. Efficiency times come from the sandbox only.
 from __future__ import annotations
 
 import ast
+import math
 import statistics
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from workers.spec import REWARD_COMPONENTS
+from workers.spec import REWARD_COMPONENTS, SETTINGS
 
 COMPONENTS: tuple[str, ...] = REWARD_COMPONENTS  # named in workers.spec, with their weight settings
 EFFICIENCY_SLACK_MS = 1.0  # added to both times: sub-millisecond differences are noise, not inefficiency
@@ -201,13 +202,19 @@ def style_report(prompt: str, completion: str, entry_point: str, reference: str 
 
 # --------------------------------------------------------------------------- efficiency
 def efficiency_score(passed: bool, cpu_ms: float, reference_ms: float | None) -> float:
-    """min(1, (reference + slack) / (candidate + slack)); 0 unless the candidate passed; 1 for a
-    passing candidate when there is no reference time to compare against."""
+    """min(1, (reference + slack) / (candidate + slack)) with the candidate's time past the reference's
+    counted in whole slacks (rounded down); 0 unless the candidate passed; 1 for a passing candidate
+    when there is no reference time to compare against.
+
+    The rounding is a dead band: every candidate within one slack of the reference scores exactly 1,
+    so in a group of equally good programs timing noise cannot make the scores (and, after the
+    group's std scaling, the advantages) differ."""
     if not passed:
         return 0.0
     if reference_ms is None:
         return 1.0
-    return min(1.0, (reference_ms + EFFICIENCY_SLACK_MS) / (max(0.0, cpu_ms) + EFFICIENCY_SLACK_MS))
+    excess = EFFICIENCY_SLACK_MS * math.floor(max(0.0, cpu_ms - reference_ms) / EFFICIENCY_SLACK_MS)
+    return min(1.0, (reference_ms + EFFICIENCY_SLACK_MS) / (reference_ms + excess + EFFICIENCY_SLACK_MS))
 
 
 class ReferenceTimes:
@@ -255,3 +262,24 @@ def weights_active(weights: Mapping[str, float]) -> dict[str, float]:
 def weighted_reward(weights: Mapping[str, float], scores: Mapping[str, float]) -> float:
     """sum(weight * score) over the weighted components."""
     return sum(w * scores[c] for c, w in weights_active(weights).items())
+
+
+AUX_GATES = SETTINGS["reward_aux_gate"].choices  # "pass", "correctness", "none"
+GATED = ("style", "format")  # the components a stub can earn without solving anything
+
+
+def gate_factor(gate: str, *, passed: bool, correctness: float) -> float:
+    """What style and format are multiplied by in the reward (docs/trainer.md, "Rewards"): 1 for a
+    passing sample and 0 otherwise ("pass"), the correctness score ("correctness"), always 1 ("none")."""
+    if gate == "pass":
+        return 1.0 if passed else 0.0
+    if gate == "correctness":
+        return correctness
+    if gate == "none":
+        return 1.0
+    raise ValueError(f"reward_aux_gate: must be one of {', '.join(AUX_GATES)}, got {gate!r}")
+
+
+def gated(scores: Mapping[str, float], factor: float) -> dict[str, float]:
+    """The scores with style and format multiplied by the gate's factor; the others as they are."""
+    return {c: v * factor if c in GATED else v for c, v in scores.items()}

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from workers.spec import SETTINGS
 from workers.trainer.reward_components import (
+    GATED,
+    REFERENCE_RUNS,
     ReferenceTimes,
     efficiency_score,
     format_score,
+    gate_factor,
+    gated,
     style_report,
     weighted_reward,
     weights_active,
@@ -18,6 +26,9 @@ from workers.trainer.spec import Problem, SandboxSpec
 
 INFRA_ERROR = "sandbox_error"
 DEFAULT_WEIGHTS: Mapping[str, float] = {"correctness": 1.0}
+DEFAULT_AUX_GATE: str = SETTINGS["reward_aux_gate"].default  # "pass"
+# Set by the launchers for each rank: the ranks on this node (torchrun's name, then deepspeed's).
+LOCAL_WORLD_ENV = ("LOCAL_WORLD_SIZE", "LOCAL_SIZE")
 
 
 @dataclass(frozen=True)
@@ -32,9 +43,12 @@ class Score:
     stdout: str
     stderr: str
     cpu_ms: float = 0.0  # the candidate's CPU time in the sandbox (0 when it gave no verdict)
-    # Each weighted component's score in [0, 1]; reward = sum(weight * score). Empty: not yet scored
-    # by components (a sample the critic skipped; see complete_components).
+    # Each weighted component's score in [0, 1] as the reward counts it (style and format after the
+    # reward_aux_gate); reward = sum(weight * score). Empty: not yet scored by components (a sample
+    # the critic skipped; see complete_components).
     components: Mapping[str, float] = field(default_factory=dict)
+    # The weighted style and format scores before the gate: what the code earned on its own.
+    ungated: Mapping[str, float] = field(default_factory=dict)
 
 
 def component_scores(
@@ -63,12 +77,21 @@ def component_scores(
     return out
 
 
+def gated_components(
+    raw: Mapping[str, float], aux_gate: str, *, passed: bool, correctness: float
+) -> tuple[dict[str, float], dict[str, float]]:
+    """(the components the reward counts, the ungated style and format scores) from component_scores'."""
+    factor = gate_factor(aux_gate, passed=passed, correctness=correctness)
+    return gated(raw, factor), {c: v for c, v in raw.items() if c in GATED}
+
+
 def complete_components(
     problems: Sequence[Problem],
     completions: Sequence[Sequence[str]],
     scores: list[list[Score]],
     *,
     weights: Mapping[str, float],
+    aux_gate: str = DEFAULT_AUX_GATE,
 ) -> list[list[Score]]:
     """Give scores that carry no components (samples the critic predicted instead of running) their
     components and weighted reward: correctness is the predicted reward, efficiency has no time."""
@@ -79,10 +102,11 @@ def complete_components(
             if s.components or not s.valid:
                 row.append(s)
                 continue
-            parts = component_scores(
+            raw = component_scores(
                 problem, text, correctness=s.reward, passed=s.passed, cpu_ms=None, weights=weights
             )
-            row.append(replace(s, components=parts, reward=weighted_reward(weights, parts)))
+            parts, ungated = gated_components(raw, aux_gate, passed=s.passed, correctness=s.reward)
+            row.append(replace(s, components=parts, ungated=ungated, reward=weighted_reward(weights, parts)))
         out.append(row)
     return out
 
@@ -100,13 +124,56 @@ def reward_from_result(
     return 0.0, True
 
 
-RunBatch = Callable[[list[Any], Any], list[Any]]
+RunBatch = Callable[..., list[Any]]  # run_batch(items, limits, **options)
 
 
 def _real_sandbox() -> tuple[type[Any], type[Any], RunBatch]:
     from workers.sandbox import Item, Limits, run_batch
 
     return Item, Limits, run_batch
+
+
+def sandbox_workers(environ: Mapping[str, str] | None = None, cpus: int | None = None) -> int:
+    """This rank's sandbox pool: its share of the CPUs it may use, cpus // the ranks on this node
+    (LOCAL_WORLD_SIZE, else LOCAL_SIZE; 1 when neither is set), at least 1. The ranks of a node
+    score at the same time, so a pool as large as the node per rank would oversubscribe it."""
+    env = os.environ if environ is None else environ
+    cpus = len(os.sched_getaffinity(0)) if cpus is None else cpus
+    ranks = 1
+    for name in LOCAL_WORLD_ENV:
+        value = env.get(name, "").strip()
+        if not value:
+            continue
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(
+                f"{name}: expected the number of ranks on this node (an integer >= 1), got {value!r}"
+            )
+        ranks = int(value)
+        break
+    return max(1, cpus // ranks)
+
+
+def robust_times(
+    items: Sequence[Any], results: Sequence[Any], timed: Sequence[int], *, limits: Any, run_batch: RunBatch
+) -> dict[int, float]:
+    """{k: CPU ms} for the items at indexes `timed`: the median of REFERENCE_RUNS runs, as the
+    reference's is (results[k] is the first; the rest run now, uncached). Identical programs (code,
+    tests and entry point) are timed once and share the time, so they share their efficiency."""
+    firsts: dict[tuple[str, str, str], int] = {}
+    for k in timed:
+        firsts.setdefault((items[k].code, items[k].tests, items[k].entry_point), k)
+    extra = [
+        (key, replace(items[k], id=f"{items[k].id}#time{r}"))
+        for key, k in firsts.items()
+        for r in range(1, REFERENCE_RUNS)
+    ]
+    again = run_batch([item for _, item in extra], limits, cache=False) if extra else []
+    runs = {key: [float(results[k].cpu_ms)] for key, k in firsts.items()}
+    for (key, _), r in zip(extra, again, strict=True):
+        if r.passed:  # a failed re-run (a timeout under load, our own error) has no time to give
+            runs[key].append(float(r.cpu_ms))
+    medians = {key: statistics.median(times) for key, times in runs.items()}
+    return {k: medians[(items[k].code, items[k].tests, items[k].entry_point)] for k in timed}
 
 
 def score_completions(
@@ -118,12 +185,17 @@ def score_completions(
     retries: int = 1,
     weights: Mapping[str, float] = DEFAULT_WEIGHTS,
     reference_times: ReferenceTimes | None = None,
+    aux_gate: str = DEFAULT_AUX_GATE,
 ) -> list[list[Score]]:
     """Score completions[i][j] (j-th sample for problems[i]); sandbox_error items are retried once.
 
-    The reward is the weighted sum of the components in `weights` (default: correctness alone).
-    Efficiency needs `reference_times`: the problems' reference solutions are timed on first use."""
-    item_cls, limits_cls, run_batch = _real_sandbox()
+    The reward is the weighted sum of the components in `weights` (default: correctness alone), style
+    and format gated by `aux_gate` (reward_aux_gate). Efficiency needs `reference_times`: the
+    problems' reference solutions are timed on first use, and each passing candidate that has one to
+    compare with is timed as robustly (robust_times). The sandbox pool is this rank's share of the
+    node's CPUs (sandbox_workers)."""
+    item_cls, limits_cls, sandbox_run = _real_sandbox()
+    run_batch: RunBatch = functools.partial(sandbox_run, workers=sandbox_workers())
     limits = limits_cls(timeout_s=sandbox.timeout_s, memory_mb=sandbox.memory_mb)
     if weights.get("efficiency") and reference_times is not None:
         reference_times.ensure(problems, item_cls=item_cls, limits=limits, run_batch=run_batch)
@@ -148,8 +220,16 @@ def score_completions(
         again = run_batch([items[k] for k in redo], limits)
         for k, r in zip(redo, again, strict=True):
             results[k] = r
+    times: dict[int, float] = {}
+    if weights.get("efficiency") and reference_times is not None:
+        timed = [
+            k
+            for k, ((i, _), r) in enumerate(zip(keys, results, strict=True))
+            if r.passed and reference_times.get(problems[i].task_id) is not None
+        ]
+        times = robust_times(items, results, timed, limits=limits, run_batch=run_batch) if timed else {}
     out: list[list[Score]] = [[] for _ in problems]
-    for (i, j), r in zip(keys, results, strict=True):
+    for k, ((i, j), r) in enumerate(zip(keys, results, strict=True)):
         correctness, valid = reward_from_result(
             bool(r.passed),
             str(r.error_class),
@@ -157,8 +237,8 @@ def score_completions(
             int(r.tests_total),
             partial_credit=partial_credit,
         )
-        cpu_ms = float(getattr(r, "cpu_ms", 0.0))
-        parts = (
+        cpu_ms = times.get(k, float(getattr(r, "cpu_ms", 0.0)))
+        raw = (
             component_scores(
                 problems[i],
                 completions[i][j],
@@ -171,6 +251,7 @@ def score_completions(
             if valid
             else {}
         )
+        parts, ungated = gated_components(raw, aux_gate, passed=bool(r.passed), correctness=correctness)
         out[i].append(
             Score(
                 reward=weighted_reward(weights, parts) if valid else 0.0,
@@ -184,6 +265,7 @@ def score_completions(
                 stderr=str(r.stderr),
                 cpu_ms=cpu_ms,
                 components=parts,
+                ungated=ungated,
             )
         )
     return out
