@@ -23,7 +23,6 @@ from datasets_app.models import DatasetVersion, Problem
 from runs.metric_store import Row, metric_points_write
 from runs.models import Generation, Run
 from runs.ratelimit import compare_retry_after
-from runs.review.detectors import scan
 from runs.review.matrix import MATRIX_ROWS_MAX
 from runs.review.models import (
     PROBLEM_LABELS,
@@ -35,6 +34,7 @@ from runs.review.models import (
     ReviewStepCount,
 )
 from runs.review.selectors import CompareSide, review_compare_side, review_problem_of
+from workers.detectors import scan
 
 logger = logging.getLogger(__name__)
 
