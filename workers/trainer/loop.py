@@ -40,6 +40,7 @@ from workers.trainer.engine import (
     zero_loss,
 )
 from workers.trainer.grpo import group_advantages, grpo_loss
+from workers.trainer.hacks import hack_review
 from workers.trainer.logprobs import completion_logprobs, tiny_logits_fn
 from workers.trainer.metrics import (
     SFT_METRICS,
@@ -287,7 +288,7 @@ class Trainer:
     # ------------------------------------------------------------------ one step
     def step(self, step: int) -> LocalStats:
         spec, train = self.spec, self.spec.train
-        st = LocalStats()
+        st = LocalStats(keep=train.generations_keep, keep_sample=train.generations_sample)
         chosen = select_problems(len(self.train_problems), train.prompts_per_step, step, train.seed)
         mine: list[Problem] = [self.train_problems[i] for i in rank_share(chosen, self.rank, self.world)]
         self.engine.train()
@@ -328,6 +329,9 @@ class Trainer:
         else:
             scores = run_sandbox(scored, texts) if mine else []
         st.reward_s = time.monotonic() - t0
+        hacks = hack_review(scored, texts, scores, zero_reward=train.hack_zero_reward)
+        scores = hacks.scores
+        st.note_hacks(mine, groups, hacks)
 
         t0 = time.monotonic()
         prompt_rows: list[list[int]] = []
