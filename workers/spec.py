@@ -586,6 +586,27 @@ class TrainConfig(_Config):
         low=0.0,
         high=1.0,
     )
+    hack_zero_reward: bool = setting(
+        False,
+        label="Zero hacked rewards",
+        help="A passing sample a reward-hacking detector flags scores 0 before the advantages are "
+        "computed (docs/review.md).",
+    )
+    generations_keep: str = setting(
+        "capped",
+        label="Generations kept",
+        help="Which samples of a step are posted for review besides the flagged ones (always posted): "
+        "capped (the first 8 failing and 2 passing), all, or sample (a uniform sample of "
+        "generations_sample).",
+        choices=("capped", "all", "sample"),
+    )
+    generations_sample: int = setting(
+        32,
+        label="Generations sampled",
+        help="Samples posted per step with generations_keep: sample (flagged ones besides).",
+        low=1,
+        high=100_000,
+    )
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 from django import forms
 
-from runs.review.detectors import RULES
 from runs.review.models import Label
 from runs.review.selectors import CompareSide, ReviewFilters
+from workers.detectors import RULES
 
 
 class ReviewFilterForm(forms.Form):

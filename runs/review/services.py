@@ -23,7 +23,6 @@ from datasets_app.models import DatasetVersion, Problem
 from runs.metric_store import Row, metric_points_write
 from runs.models import Generation, Run
 from runs.ratelimit import compare_retry_after
-from runs.review.detectors import scan
 from runs.review.matrix import MATRIX_ROWS_MAX
 from runs.review.models import (
     PROBLEM_LABELS,
@@ -35,10 +34,14 @@ from runs.review.models import (
     ReviewStepCount,
 )
 from runs.review.selectors import CompareSide, review_compare_side, review_problem_of
+from workers.detectors import scan
 
 logger = logging.getLogger(__name__)
 
-FLAGGED_FRAC_KEY = "review/flagged_frac"
+# The flagged share of the step's posted generations. The share of all its samples, review/flagged_frac,
+# is the trainer's (it scans every sample on the node, docs/review.md); the posted ones are a biased
+# few (every flagged one is posted), so this figure is kept apart and never replaces the trainer's.
+POSTED_FLAGGED_FRAC_KEY = "review/posted_flagged_frac"
 PASSED = "passed"
 _EXCEPTION = re.compile(r"^([A-Za-z_][\w.]*)(?::|$)")
 _EXCEPTION_SUFFIXES = ("Error", "Exception", "Exit", "Interrupt", "Warning", "Iteration", "Timeout")
@@ -76,8 +79,9 @@ def _problems(version_id: int, task_ids: set[str]) -> dict[str, tuple[str, str]]
 
 def review_generations_scan(*, run_id: int, generations: Sequence[Generation], now: dt.datetime) -> int:
     """At ingest: run the reward-hacking detectors on freshly stored generations, index the failing
-    and flagged ones for review, count them per step and write the step's flagged share as the metric
-    `review/flagged_frac`. Returns how many were flagged. Call inside the ingest transaction."""
+    and flagged ones for review, count them per step and write the flagged share of the step's posted
+    generations as the metric `review/posted_flagged_frac`. Returns how many were flagged. Call inside
+    the ingest transaction."""
     if not generations:
         return 0
     version_id = Run.objects.values_list("dataset_version_id", flat=True).get(pk=run_id)
@@ -127,7 +131,7 @@ def review_generations_scan(*, run_id: int, generations: Sequence[Generation], n
         .annotate(n=Sum("n"), flagged=Sum("flagged"))
     )
     points: list[Row] = [
-        (run_id, FLAGGED_FRAC_KEY, step, flagged / n, now) for step, n, flagged in totals if n
+        (run_id, POSTED_FLAGGED_FRAC_KEY, step, flagged / n, now) for step, n, flagged in totals if n
     ]
     metric_points_write(points)
     return sum(flagged_counts.values())

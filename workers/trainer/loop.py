@@ -58,6 +58,7 @@ from workers.trainer.grpo import (
     overlong_penalty,
     token_weights,
 )
+from workers.trainer.hacks import hack_review
 from workers.trainer.logprobs import completion_logprobs, tiny_logits_fn
 from workers.trainer.metrics import (
     SFT_METRICS,
@@ -312,7 +313,7 @@ class Trainer:
     # ------------------------------------------------------------------ one step
     def step(self, step: int) -> LocalStats:
         train = self.spec.train
-        st = LocalStats()
+        st = LocalStats(keep=train.generations_keep, keep_sample=train.generations_sample)
         chosen = select_problems(len(self.train_problems), train.prompts_per_step, step, train.seed)
         mine: list[Problem] = [self.train_problems[i] for i in rank_share(chosen, self.rank, self.world)]
         self.engine.train()
@@ -369,6 +370,9 @@ class Trainer:
             )
         else:
             scores = run_sandbox(scored, texts) if problems else []
+        hacks = hack_review(scored, texts, scores, zero_reward=train.hack_zero_reward)
+        scores = hacks.scores
+        st.note_hacks(problems, groups, hacks)
         st.reward_s += time.monotonic() - t0
         return groups, scores
 

@@ -4,6 +4,8 @@ record into the catalog metrics (docs/trainer.md)."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import heapq
 import math
 import statistics
 from collections.abc import Mapping, Sequence
@@ -11,9 +13,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from workers.detectors import Flag
 from workers.spec import Metric
 from workers.trainer.critic import CRITIC_SKIPPED
 from workers.trainer.grpo import pass_at_k
+from workers.trainer.hacks import HackReview
 from workers.trainer.reward_components import weights_active
 from workers.trainer.rewards import INFRA_ERROR, Score
 from workers.trainer.rollout import Completion
@@ -87,9 +91,31 @@ class LocalStats:
     components: dict[str, list[float]] = field(default_factory=dict)  # valid samples' component scores
     sft_skipped_rows: int | None = None  # a warm-up step's rows too long for the model (None: RL)
     ungated: dict[str, list[float]] = field(default_factory=dict)  # style and format before the gate
+    keep: str = "capped"  # generations_keep: which samples are kept to post besides the flagged ones
+    keep_sample: int = 32  # generations_sample
+    kept: list[Sample] = field(default_factory=list)  # "all": every sample
+    # "sample": the keep_sample samples of smallest key, as (-key, order, sample): a max-heap on the key
+    sampled: list[tuple[int, int, Sample]] = field(default_factory=list)
+    # The detectors' flags by (task_id, text), set by note_hacks before record() sees the samples;
+    # flagged samples only, so the record gathered to rank 0 stays small.
+    hack_flags: dict[tuple[str, str], tuple[Flag, ...]] = field(default_factory=dict)
+    flagged: int = 0
+    zeroed: int = 0
+    flagged_samples: list[Sample] = field(default_factory=list)  # always posted
+
+    def note_hacks(
+        self, problems: Sequence[Problem], groups: Sequence[Sequence[Completion]], review: HackReview
+    ) -> None:
+        """Take the step's detector flags (workers/trainer/hacks.py) for record() to count and keep."""
+        for problem, group, group_flags in zip(problems, groups, review.flags, strict=True):
+            for c, flags in zip(group, group_flags, strict=True):
+                if flags:
+                    self.hack_flags[(problem.task_id, c.text)] = flags
+        self.zeroed += review.zeroed
 
     def record(self, problem: Problem, c: Completion, s: Score) -> None:
-        """Count one scored completion, and keep it as a generation to post while under the caps."""
+        """Count one scored completion, and keep it as a generation to post: always when the detectors
+        flagged it, else as `keep` says."""
         self.n_samples += 1
         self.lengths.append(len(c.token_ids))
         self.truncated += int(c.truncated)
@@ -118,10 +144,28 @@ class LocalStats:
             s.stderr,
             s.duration_ms,
         )
-        if s.passed and len(self.passing) < GENERATIONS_PASSING_CAP:
+        if (problem.task_id, c.text) in self.hack_flags:
+            self.flagged += 1
+            self.flagged_samples.append(sample)
+        elif self.keep == "all":
+            self.kept.append(sample)
+        elif self.keep == "sample":
+            order = self.n_samples
+            heapq.heappush(self.sampled, (-sample_key(sample, order), order, sample))
+            if len(self.sampled) > self.keep_sample:
+                heapq.heappop(self.sampled)
+        elif s.passed and len(self.passing) < GENERATIONS_PASSING_CAP:
             self.passing.append(sample)
         elif not s.passed and len(self.failing) < GENERATIONS_FAILING_CAP:
             self.failing.append(sample)
+
+
+def sample_key(sample: Sample, order: int) -> int:
+    """A sample's place in the uniform draw of generations_keep "sample": a 64-bit hash, so every rank
+    keeps its smallest keys and rank 0 the smallest of those, the same draw as over all samples at once
+    (and the same again on a re-run of the step)."""
+    text = f"{sample.problem_id}\0{order}\0{sample.completion}".encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -214,6 +258,8 @@ def merge_metrics(
     m.update(update_metrics(stats, tokens))
     for cls, count in sorted(errors.items()):
         m[f"error/{cls}"] = count / n if n else 0.0
+    m["review/flagged_frac"] = sum(s.flagged for s in stats) / n if n else 0.0
+    m["review/zeroed_frac"] = sum(s.zeroed for s in stats) / n if n else 0.0
     for name, weight in weights_active(weights or {}).items():
         scores = [v for s in stats for v in s.components.get(name, [])]
         m[f"reward/{name}/mean"] = statistics.fmean(scores) if scores else 0.0
@@ -284,7 +330,19 @@ def gpu_metrics(device: torch.device) -> dict[str, float]:
 
 
 def generations_to_post(stats: Sequence[LocalStats]) -> list[Sample]:
-    """The samples rank 0 posts for a step: the first failing and passing ones, under the caps."""
+    """The samples rank 0 posts for a step: every flagged one, and as generations_keep says the first
+    failing and passing ones under the caps ("capped"), all the others ("all"), or the
+    generations_sample of smallest key over every rank ("sample")."""
+    flagged = [s for st in stats for s in st.flagged_samples]
+    keep = stats[0].keep if stats else "capped"
+    if keep == "all":
+        return [s for st in stats for s in st.kept] + flagged
+    if keep == "sample":
+        drawn = sorted(
+            ((-neg_key, rank, order, s) for rank, st in enumerate(stats) for neg_key, order, s in st.sampled),
+            key=lambda row: row[:3],
+        )[: stats[0].keep_sample]
+        return [s for _, _, _, s in sorted(drawn, key=lambda row: row[1:3])] + flagged
     failing = [s for st in stats for s in st.failing][:GENERATIONS_FAILING_CAP]
     passing = [s for st in stats for s in st.passing][:GENERATIONS_PASSING_CAP]
-    return failing + passing
+    return failing + passing + flagged

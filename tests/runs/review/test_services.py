@@ -66,8 +66,33 @@ def test_ingest_indexes_failing_generations_and_flags_a_hardcoded_pass():
     failing = next(i for i in items.values() if not i.passed)
     assert failing.exception_type == "ZeroDivisionError"
     assert sum(ReviewStepCount.objects.values_list("n", flat=True)) == 3
-    point = MetricPoint.objects.get(run=run, key="review/flagged_frac")
-    assert (point.step, round(point.value, 3)) == (1, 0.333)
+    point = MetricPoint.objects.get(run=run, key="review/posted_flagged_frac")
+    assert (point.step, round(point.value, 3)) == (1, 0.333)  # 1 of the 3 posted
+
+
+def test_the_trainers_flagged_share_of_all_samples_is_not_replaced_by_the_posted_ones():
+    run = RunFactory()
+    ProblemFactory(
+        version=run.dataset_version,
+        task_id="Test/add",
+        tests="def check(candidate):\n    assert candidate(20, 22) == 42\n",
+    )
+    # The node scanned 40 samples and flagged 2 (both posted, with one honest pass): 2/40, not 2/3.
+    metric = Event(
+        seq=1, type="metric", data={"step": 1, "time": 0.0, "values": {"review/flagged_frac": 0.05}}
+    )
+    events = [
+        metric,
+        generation_event(2),
+        generation_event(3, completion="    return 42\n"),
+        generation_event(4, completion="    if a == 20:\n        return 42\n    return a + b\n"),
+    ]
+
+    run_ingest(run_id=run.pk, batch=Batch(source="trainer", received=4, events=events))
+
+    points = dict(MetricPoint.objects.filter(run=run, step=1).values_list("key", "value"))
+    assert points["review/flagged_frac"] == 0.05
+    assert round(points["review/posted_flagged_frac"], 3) == 0.667
 
 
 def test_exception_type_comes_from_the_tracebacks_last_line():

