@@ -10,7 +10,7 @@ Sizes are in GB as the nodes announce them: nvidia-smi's MiB / 1024, that is GiB
 
 from dataclasses import dataclass
 
-from workers.spec import RunConfig
+from workers.spec import RunConfig, keeps_reference
 
 GIB = 2**30
 
@@ -111,14 +111,15 @@ def memory_estimate(
     lora_rank: int = 0,
     hidden_size: int | None = None,
     num_layers: int | None = None,
-    beta: float = 0.0,
+    reference: bool = False,
 ) -> MemoryEstimate:
     """Per GPU, over `world_size` data-parallel ranks: ZeRO-1 shards the optimizer states, ZeRO-2 the
     gradients too, ZeRO-3 the weights too (each ÷ world size); stage 0 keeps every state on every rank.
 
     With LoRA the base weights are frozen in the training precision (sharded by ZeRO-3 like any weight)
-    and only the adapters have gradients and optimizer states. With β > 0 the KL reference is a full copy
-    of the weights (16-bit under bf16/fp16, else fp32), on every rank, never sharded."""
+    and only the adapters have gradients and optimizer states. With `reference` (β > 0, or the KL monitor:
+    workers.spec.keeps_reference) the policy as RL started is a full copy of the weights (16-bit under
+    bf16/fp16, else fp32), on every rank, never sharded."""
     weight_b, grad_b, opt_b = BYTES_PER_PARAM[precision]
     world = max(1, world_size)
     weight_div = world if zero_stage >= 3 else 1
@@ -138,7 +139,7 @@ def memory_estimate(
         weights=weights // weight_div,
         grads=trainable * grad_b // grad_div,
         optimizer=trainable * opt_b // opt_div,
-        reference=params * weight_b if beta > 0 else 0,
+        reference=params * weight_b if reference else 0,
         world_size=world,
         trainable=trainable,
         lora_unknown=lora_unknown,
@@ -216,7 +217,7 @@ def node_memory_estimate(*, config: RunConfig, size: ModelSize, node: NodeResour
         lora_rank=config.lora_rank,
         hidden_size=size.hidden_size,
         num_layers=size.num_layers,
-        beta=config.beta,
+        reference=keeps_reference(config, size.params),
     )
 
 
@@ -313,8 +314,10 @@ def _memory_remedies(*, config: RunConfig, size: ModelSize) -> str:
         remedies.append("LoRA")
     if config.precision == "fp32":
         remedies.append("bf16 or fp16")
-    if config.beta > 0:
-        remedies.append("β 0 (no reference copy)")
+    if size.params is not None and keeps_reference(config, size.params):
+        remedies.append(
+            "β 0 and kl_monitor_every 0 (no reference copy)" if config.beta > 0 else "kl_monitor_every 0"
+        )
     remedies.append("more GPUs" if config.zero_stage >= 1 else "more GPUs with ZeRO")
     return "use " + ", ".join(remedies[:-1]) + (" or " if len(remedies) > 1 else "") + remedies[-1]
 

@@ -813,6 +813,22 @@ def check_rules(config: TrainConfig) -> None:
         raise SettingError("critic_skip", "critic_skip needs critic: true", keys=("critic_skip", "critic"))
 
 
+KL_MONITOR_DEFAULT_EVERY = 10
+KL_MONITOR_MAX_PARAMS = 1_000_000_000  # larger models measure no KL by default: the copy costs memory
+
+
+def kl_monitor_every(config: TrainConfig, params: int) -> int:
+    """Steps between measurements of the KL to the policy as RL started with β = 0 (0: never)."""
+    if config.kl_monitor_every is not None:
+        return config.kl_monitor_every
+    return KL_MONITOR_DEFAULT_EVERY if params < KL_MONITOR_MAX_PARAMS else 0
+
+
+def keeps_reference(config: TrainConfig, params: int) -> bool:
+    """Does the trainer keep a frozen copy of the policy as RL started (the KL term, or its monitor)?"""
+    return config.beta > 0 or kl_monitor_every(config, params) > 0
+
+
 def config_from_dict(values: Mapping[str, Any], *, config_type: type[_C], prefix: str = "") -> _C:
     """A config from user input or the spec: unknown keys, bad values and broken rules are refused
     (SettingError, its key with `prefix`); keys left out take their defaults."""

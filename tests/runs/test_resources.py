@@ -73,7 +73,7 @@ def test_lora_on_a_model_of_unknown_shape_counts_the_base_only_and_says_so():
 
 @pytest.mark.parametrize(("precision", "per_param"), [("bf16", 2), ("fp16", 2), ("fp32", 4)])
 def test_the_kl_reference_is_a_whole_copy_on_every_rank(precision, per_param):
-    estimate = memory_estimate(params=B7, precision=precision, zero_stage=3, world_size=8, beta=0.1)
+    estimate = memory_estimate(params=B7, precision=precision, zero_stage=3, world_size=8, reference=True)
 
     assert estimate.reference == B7 * per_param  # not sharded, even by ZeRO-3
     assert "reference" in estimate.breakdown()

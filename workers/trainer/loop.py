@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 
 from workers.client import STOP_STATES, IngestClient
-from workers.spec import RunState
+from workers.spec import RunState, keeps_reference, kl_monitor_every
 from workers.trainer.batches import (
     Row,
     loss_rows,
@@ -149,11 +149,10 @@ class Trainer:
         # The KL reference is the policy as RL starts, pinned at the first RL step (_load_reference);
         # its module is copied now, before ZeRO-3 shards the policy's parameters.
         # With β = 0 it is kept for measuring the KL only (kl_monitor_every; by default on small models).
-        self.kl_monitor_every = (
-            train.kl_monitor_every if train.kl_monitor_every is not None else (10 if total < 1e9 else 0)
+        self.kl_monitor_every = kl_monitor_every(train, total)
+        self._ref_shape: torch.nn.Module | None = (
+            frozen_copy(model) if keeps_reference(train, total) else None
         )
-        keep_ref = train.beta > 0 or self.kl_monitor_every > 0
-        self._ref_shape: torch.nn.Module | None = frozen_copy(model) if keep_ref else None
         self.ref: torch.nn.Module | None = None
         self.engine: Any = build_engine(model, train, world=self.world, device=self.device)
         self.n_micro = micro_batches_per_step(train, self.world)  # backwards per optimizer step, every rank

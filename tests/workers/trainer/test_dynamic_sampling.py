@@ -44,7 +44,9 @@ def _trainer(verdicts: dict[str, list[float]], **train: Any) -> tuple[Trainer, l
 
     def sample_and_score(problems: list[Problem], step: int, st: LocalStats, *, round_: int = 0):
         sampled.extend(p.task_id for p in problems)
-        groups = [[Completion(text="x", token_ids=(1,), logprobs=(0.0,), finish_reason="eos")] * 4 for _ in problems]
+        groups = [
+            [Completion(text="x", token_ids=(1,), logprobs=(0.0,), finish_reason="eos")] * 4 for _ in problems
+        ]
         return groups, [[_score(r) for r in verdicts.get(p.task_id, [1.0] * 4)] for p in problems]
 
     trainer._sample_and_score = sample_and_score  # type: ignore[method-assign]

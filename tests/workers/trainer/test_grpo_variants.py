@@ -8,7 +8,7 @@ import statistics
 import pytest
 import torch
 
-from workers.spec import SettingError, TrainConfig, check_rules
+from workers.spec import SettingError, TrainConfig, check_rules, keeps_reference, kl_monitor_every
 from workers.trainer.batches import Row, loss_rows, lr_at, micro_batches, micro_batches_per_step, mini_batches
 from workers.trainer.grpo import (
     ADV_EPS,
@@ -244,3 +244,14 @@ def test_cosine_falls_from_lr_to_the_floor_at_the_last_update():
     assert lr_at(train, 15) == pytest.approx(1e-4)
     half = 1e-4 + 0.9e-3 * 0.5 * (1 + math.cos(math.pi * (8 - 2) / 13))
     assert lr_at(train, 8) == pytest.approx(half)
+
+
+# --------------------------------------------------------------------------- the KL monitor
+def test_the_kl_monitor_is_on_for_small_models_off_for_large_ones_unless_set():
+    assert kl_monitor_every(_train(), params=500_000_000) == 10
+    assert kl_monitor_every(_train(), params=7_000_000_000) == 0
+    assert kl_monitor_every(_train(kl_monitor_every=3), params=7_000_000_000) == 3
+    assert keeps_reference(_train(), params=1_000) and not keeps_reference(
+        _train(kl_monitor_every=0), params=1_000
+    )
+    assert keeps_reference(_train(beta=0.1, kl_monitor_every=0), params=7_000_000_000)
