@@ -61,8 +61,11 @@ def load_model(spec: RunSpec, checkpoint: Path | None, device: torch.device) -> 
                 f"--checkpoint: {attempt_dir / tag} does not fit the spec's model: missing {untied[:5]}, "
                 f"unexpected {list(unexpected)[:5]}"
             )
-        if hasattr(model, "tie_weights"):
-            model.tie_weights()
+        tie: Any = getattr(
+            model, "tie_weights", None
+        )  # a transformers model's; the tiny one shares its tensor
+        if callable(tie):
+            tie()
     return model.eval(), tokenizer, max_len
 
 
