@@ -168,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         device = torch.device("cuda" if spec.resources.gpu and torch.cuda.is_available() else "cpu")
         evaluated, problems = problems_to_evaluate(spec, args.on)
         model, tokenizer, max_len = load_model(spec, args.checkpoint, device)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: an eval set not installed here
         print(f"refused: {exc}", file=sys.stderr)
         return 2
     hf = spec.model.kind == "hf"
