@@ -82,7 +82,7 @@ def main() -> None:
 
     engine = TorchEngine(logits_fn, tok, device=torch.device("cpu"), max_len=512)
     chosen = problems[: args.eval_problems]
-    rows = 64  # workers.trainer.loop.EVAL_ROWS
+    rows = 64  # workers.trainer.eval_protocol.EVAL_ROWS
     per_call = max(1, rows // args.eval_samples)
     t0 = time.perf_counter()
     passed = 0

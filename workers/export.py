@@ -114,26 +114,13 @@ def read_spec(workdir: Path, root: Path | None = None) -> dict[str, Any]:
 
 
 def checkpoint_state_dict(ckpt: Checkpoint) -> dict[str, Any]:
-    """The checkpoint's module weights in fp32, whole. ZeRO 1-3 keep fp32 master weights partitioned
-    in the optimizer files, which DeepSpeed's zero_to_fp32 consolidates without a process group; ZeRO-0
-    keeps none there, and its model states hold the whole module (in the precision it trained in)."""
-    import torch
+    """The checkpoint's module weights in fp32, whole (workers.trainer.checkpoints reads them)."""
+    from workers.trainer.checkpoints import consolidated_weights
 
-    states = sorted(ckpt.dir.glob("*mp_rank_00_model_states.pt"))
-    if not states:
-        raise ExportRefused(f"{ckpt.dir} holds no DeepSpeed model states (*mp_rank_00_model_states.pt)")
-    # weights_only=False: DeepSpeed pickles its config and client state next to the tensors; this is the
-    # run's own checkpoint, written by the trainer on this pool's storage, not an upload.
-    first = torch.load(states[0], map_location="cpu", weights_only=False)
-    stage = int(((first.get("ds_config") or {}).get("zero_optimization") or {}).get("stage", 0))
-    if stage == 0:
-        module = first.get("module")
-        if not isinstance(module, dict) or not module:
-            raise ExportRefused(f"{states[0]} holds no module weights")
-        return {k: v.float() for k, v in module.items()}
-    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
-
-    return dict(get_fp32_state_dict_from_zero_checkpoint(str(ckpt.attempt_dir), tag=ckpt.tag))
+    try:
+        return consolidated_weights(ckpt.attempt_dir, ckpt.tag)
+    except ValueError as exc:
+        raise ExportRefused(str(exc)) from None
 
 
 def export_checkpoint(

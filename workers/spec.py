@@ -502,7 +502,8 @@ class TrainConfig(_Config):
     eval_temperature: float | None = setting(
         None,
         label="Eval temperature",
-        help="Sampling temperature of evaluations (null: the rollouts' temperature).",
+        help="Sampling temperature of evaluations (null: 0.8 under eval_protocol codex, the rollouts' "
+        "temperature under sampled).",
         low=1e-3,
         high=10.0,
         nullable=True,
@@ -519,6 +520,14 @@ class TrainConfig(_Config):
         help="The benchmark's first N problems (0: all).",
         low=0,
         high=max(EVAL_SETS.values()),
+    )
+    eval_protocol: str = setting(
+        "codex",
+        label="Eval protocol",
+        help="codex: pass@1 from one greedy completion, pass@k from eval_samples sampled at 0.8 (Chen et "
+        "al. 2021); sampled: both from eval_samples sampled at one temperature (eval_temperature "
+        "overrides either's sampling temperature).",
+        choices=("codex", "sampled"),
     )
     # The reward is the weighted sum of these components' scores, each in [0, 1] (docs/trainer.md).
     reward_correctness: float = setting(

@@ -14,6 +14,7 @@ from workers.spec import (
     RunState,
     TrainConfig,
 )
+from workers.trainer.eval_protocol import ProblemCounts
 from workers.trainer.metrics import LocalStats, merge_metrics, pass_metrics
 from workers.trainer.reward_components import COMPONENTS
 from workers.trainer.spec import reward_weights
@@ -37,7 +38,7 @@ def test_the_trainer_emits_every_metric_the_control_plane_reads_by_name():
     stats = LocalStats(rewards=[1.0], passed=1, pass_frac=[1.0], n_samples=1, groups=1, lengths=[3], tokens=3)
 
     emitted = merge_metrics([stats], lr=1e-3, grad_norm=1.0, step_s=1.0, weights={"style": 0.5})
-    evaluated = pass_metrics([(4, 2)], 2, "eval/humaneval")
+    evaluated = pass_metrics([ProblemCounts("HumanEval/0", 4, 2, greedy=(1, 1))], 2, "eval/humaneval")
 
     assert {value for name, value in vars(Metric).items() if name.isupper()} <= set(emitted)
     assert Metric.reward_share("style") in emitted

@@ -49,6 +49,13 @@ from workers.trainer.engine import (
     set_lr,
     zero_loss,
 )
+from workers.trainer.eval_protocol import (
+    ProblemCounts,
+    eval_plan,
+    evaluate_problems,
+    score_pass_fail,
+    unscored_message,
+)
 from workers.trainer.grpo import (
     group_advantages,
     grpo_loss,
@@ -87,7 +94,6 @@ from workers.trainer.spec import Problem, RunSpec, load_spec, reward_weights
 from workers.trainer.tokenizer import HFTokenizer
 from workers.trainer.vllm_rollout import VLLMEngine
 
-EVAL_ROWS = 64  # completions sampled per generate call while evaluating (bounds the logits' memory)
 SIGTERM_RECEIVED = threading.Event()
 
 
@@ -496,9 +502,9 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, step: int, st: LocalStats) -> None:
-        """Sample eval_samples completions for this rank's share of the held-out problems and of the
-        evaluation set; record (valid, passed) per problem in st (sandbox_error samples do not count
-        towards n)."""
+        """Draw what eval_protocol asks (eval_protocol.py) for this rank's share of the held-out problems
+        and of the evaluation set; record each problem's counts in st (sandbox_error completions do not
+        count towards n)."""
         t0 = time.monotonic()
         self.engine.eval()
         try:
@@ -508,32 +514,33 @@ class Trainer:
             self.engine.train()
         st.eval_s = time.monotonic() - t0
 
-    def _pass_counts(self, problems: Sequence[Problem], step: int, *, salt: int) -> list[tuple[int, int]]:
-        """(valid samples, passed) for each of this rank's share of problems, sampled EVAL_ROWS
-        completions at a time and scored pass/fail (no partial credit, no other components)."""
+    def _pass_counts(self, problems: Sequence[Problem], step: int, *, salt: int) -> list[ProblemCounts]:
+        """Each of this rank's share of problems evaluated by the run's protocol, scored pass/fail (no
+        partial credit, no other components)."""
         train = self.spec.train
         mine = [problems[i] for i in rank_share(range(len(problems)), self.rank, self.world)]
-        per_call = max(1, EVAL_ROWS // train.eval_samples)
         # Under ZeRO-3 every rank samples as often as rank 0 (whose share is the largest), a rank out
         # of problems with empty calls: each forward gathers the weights with all the ranks.
         calls = len(rank_share(range(len(problems)), 0, self.world)) if train.zero_stage == 3 else len(mine)
-        counts: list[tuple[int, int]] = []
-        for start in range(0, calls, per_call):
-            chunk = mine[start : start + per_call]
-            groups = self.sample(
-                chunk,
-                train.eval_samples,
-                train.eval_temperature or train.temperature,
-                seed=train.seed * 1_000_003 + step * 1009 + self.rank + salt + start,
-            )
-            if not chunk:
-                continue
-            scored, texts = self.scoring_inputs(chunk, groups)
-            scores = score_completions(scored, texts, sandbox=self.spec.sandbox, partial_credit=False)
-            for group_scores in scores:
-                valid = [s for s in group_scores if s.valid]
-                counts.append((len(valid), sum(s.passed for s in valid)))
-        return counts
+        return evaluate_problems(
+            mine,
+            eval_plan(train),
+            sample=lambda chunk, n, temperature, seed: self.sample(chunk, n, temperature, seed=seed),
+            score=lambda chunk, groups: score_pass_fail(
+                chunk, groups, sandbox=self.spec.sandbox, chat=self.chat
+            ),
+            seed=train.seed * 1_000_003 + step * 1009 + self.rank + salt,
+            slots=calls,
+        )
+
+    def _warn_unscored(self, all_stats: list[LocalStats], eval_set: str) -> None:
+        """Name the evaluated problems left out of pass@1 and pass@k (rank 0, after the step's metrics)."""
+        for label, counts in (
+            ("eval", [c for s in all_stats for c in s.eval_counts]),
+            (f"eval/{eval_set}", [c for s in all_stats for c in s.eval_set_counts]),
+        ):
+            if message := unscored_message(counts, label):
+                self.log(message, "warning")
 
     def _max_prompt(self) -> int:
         rollout = self.rollout
@@ -721,6 +728,7 @@ class Trainer:
             metrics = {k: v for k, v in metrics.items() if k in SFT_METRICS or k.startswith("gpu/")}
         eval_set = "" if self.spec.train.eval_set == "none" else self.spec.train.eval_set
         metrics.update(eval_metrics(all_stats, self.spec.train.eval_k, eval_set=eval_set))
+        self._warn_unscored(all_stats, eval_set)
         if self.critic is not None:
             metrics.update(self.critic.take_metrics())
         self.client.metric(step, metrics)

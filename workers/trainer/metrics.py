@@ -16,7 +16,7 @@ import torch
 from workers.detectors import Flag
 from workers.spec import Metric
 from workers.trainer.critic import CRITIC_SKIPPED
-from workers.trainer.grpo import pass_at_k
+from workers.trainer.eval_protocol import ProblemCounts
 from workers.trainer.hacks import HackReview
 from workers.trainer.reward_components import weights_active
 from workers.trainer.rewards import INFRA_ERROR, Score
@@ -85,8 +85,8 @@ class LocalStats:
     train_s: float = 0.0
     failing: list[Sample] = field(default_factory=list)
     passing: list[Sample] = field(default_factory=list)
-    eval_counts: list[tuple[int, int]] = field(default_factory=list)  # (valid samples, passed) per problem
-    eval_set_counts: list[tuple[int, int]] = field(default_factory=list)  # the same, on the eval set
+    eval_counts: list[ProblemCounts] = field(default_factory=list)  # per held-out problem evaluated
+    eval_set_counts: list[ProblemCounts] = field(default_factory=list)  # the same, on the eval set
     eval_s: float = 0.0
     components: dict[str, list[float]] = field(default_factory=dict)  # valid samples' component scores
     sft_skipped_rows: int | None = None  # a warm-up step's rows too long for the model (None: RL)
@@ -176,18 +176,24 @@ def percentile(values: Sequence[float], q: float) -> float:
     return float(ordered[k])
 
 
-def pass_metrics(counts: Sequence[tuple[int, int]], k: int, prefix: str) -> dict[str, float]:
-    """<prefix>/pass@1, <prefix>/pass@<k> (unbiased, averaged over problems) and <prefix>/problems;
-    problems whose samples all failed in the sandbox (n = 0) are left out."""
-    counted = [nc for nc in counts if nc[0] > 0]
-    if not counted:
+def pass_metrics(counts: Sequence[ProblemCounts], k: int, prefix: str) -> dict[str, float]:
+    """<prefix>/pass@1 and <prefix>/pass@<k> (unbiased, averaged over the scored problems),
+    <prefix>/problems (scored), <prefix>/problems_unscored (every completion drawn for an estimate hit
+    sandbox_error: left out, and counted here rather than silently dropped) and <prefix>/n_min (the
+    fewest valid completions behind a scored problem's pass@k; pass@k needs n_min >= k)."""
+    if not counts:
         return {}
+    scored = [c for c in counts if not c.unscored]
     out = {
-        f"{prefix}/pass@1": statistics.fmean(pass_at_k(n, c, 1) for n, c in counted),
-        f"{prefix}/problems": float(len(counted)),
+        f"{prefix}/problems": float(len(scored)),
+        f"{prefix}/problems_unscored": float(len(counts) - len(scored)),
     }
-    if k > 1 and min(n for n, _ in counted) >= k:
-        out[f"{prefix}/pass@{k}"] = statistics.fmean(pass_at_k(n, c, k) for n, c in counted)
+    if not scored:
+        return out
+    out[f"{prefix}/pass@1"] = statistics.fmean(c.pass_at(1) or 0.0 for c in scored)
+    out[f"{prefix}/n_min"] = float(min(c.n for c in scored))
+    if k > 1 and min(c.n for c in scored) >= k:
+        out[f"{prefix}/pass@{k}"] = statistics.fmean(c.pass_at(k) or 0.0 for c in scored)
     return out
 
 

@@ -59,6 +59,21 @@ class RolloutEngine(Protocol):
         ...
 
 
+GREEDY = 0.0
+"""The temperature that asks an engine for greedy decoding: each token is the argmax of the model's
+logits, no random number is drawn, and the log-prob reported is the token's under the model's own
+distribution (temperature 1). vLLM reads temperature 0 the same way."""
+
+
+def token_logp(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Log-softmax of the last position's logits at `temperature` (at GREEDY: the model's own, at 1)."""
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (0: greedy), got {temperature}")
+    return torch.log_softmax(
+        logits.float() / temperature if temperature != GREEDY else logits.float(), dim=-1
+    )
+
+
 def cut_at_stop(
     tokenizer: Tokenizer, ids: Sequence[int], stops: Sequence[str] = STOP_STRINGS
 ) -> tuple[int, str] | None:
@@ -143,10 +158,11 @@ class TorchEngine:
         out_lp: list[list[float]] = [[] for _ in range(batch)]
         eos = self.tokenizer.eos_id
         for _ in range(max_new_tokens):
-            logits = self.logits_fn(ids, mask)[:, -1, :].float() / temperature
-            logp = torch.log_softmax(logits, dim=-1)
-            probs = logp.exp().cpu()
-            nxt = torch.multinomial(probs, 1, generator=gen).squeeze(1)
+            logp = token_logp(self.logits_fn(ids, mask)[:, -1, :], temperature)
+            if temperature == GREEDY:
+                nxt = logp.argmax(dim=-1).cpu()
+            else:
+                nxt = torch.multinomial(logp.exp().cpu(), 1, generator=gen).squeeze(1)
             chosen = logp.gather(1, nxt.to(logp.device).unsqueeze(1)).squeeze(1).cpu()
             alive = torch.tensor([f is None for f in finish], dtype=torch.bool)
             for i in range(batch):
@@ -313,8 +329,11 @@ class CachedEngine(TorchEngine):
         step_ids, step_mask, step_pos = ids, mask, positions
         for t in range(max_new_tokens):
             logits, cache = self._forward(step_ids, step_mask, step_pos, cache)
-            logp = torch.log_softmax(logits.float() / temperature, dim=-1)
-            nxt = torch.multinomial(logp.exp(), 1, generator=gen).squeeze(1)
+            logp = token_logp(logits, temperature)
+            if temperature == GREEDY:
+                nxt = logp.argmax(dim=-1)
+            else:
+                nxt = torch.multinomial(logp.exp(), 1, generator=gen).squeeze(1)
             toks[:, t] = nxt
             lps[:, t] = logp.gather(1, nxt.unsqueeze(1)).squeeze(1)
             eos_at = torch.where((nxt == eos) & (eos_at == max_new_tokens), t, eos_at)

@@ -10,7 +10,7 @@ import torch
 
 from workers.trainer.logprobs import completion_logprobs
 from workers.trainer.prompting import STOP_STRINGS
-from workers.trainer.rollout import Completion, LogitsFn, Tokenizer, cut_completion
+from workers.trainer.rollout import GREEDY, Completion, LogitsFn, Tokenizer, cut_completion
 
 
 class VLLMEngine:
@@ -120,8 +120,9 @@ class VLLMEngine:
             for c in out.outputs:
                 ids = [int(t) for t in c.token_ids]
                 group.append(cut_completion(self.tokenizer, ids, row, eos=eos, max_new_tokens=max_new_tokens))
-            cut.append(group)
-        logprobs = self._recompute(rows, cut, temperature)
+            # vLLM refuses n > 1 with greedy sampling: its one completion is each of the n.
+            cut.append(group * n if temperature == GREEDY else group)
+        logprobs = self._recompute(rows, cut, temperature if temperature != GREEDY else 1.0)
         results: list[list[Completion]] = []
         for p, group in enumerate(cut):
             done = []
@@ -144,8 +145,14 @@ class VLLMEngine:
         def params(stop: list[str] | None) -> Any:
             # vLLM stops at the stop strings too (it would otherwise sample on); the ids it returns are
             # cut again here, the way TorchEngine cuts them. No log-probs asked: π_old is recomputed.
+            # temperature 0 is vLLM's greedy sampling ("Zero means greedy sampling", SamplingParams),
+            # which takes n = 1 only.
             return SamplingParams(
-                n=n, max_tokens=max_new_tokens, temperature=temperature, seed=seed, stop=stop
+                n=1 if temperature == GREEDY else n,
+                max_tokens=max_new_tokens,
+                temperature=temperature,
+                seed=seed,
+                stop=stop,
             )
 
         return params
