@@ -36,7 +36,9 @@ def _launch(control: FakeControl, workdir: Path) -> str:
 
 def test_a_cancelled_zero2_run_resumes_where_it_stopped(control, tmp_path: Path):
     spec = _spec(control.url, steps=6)
-    spec["train"].update({"zero_stage": 2, "max_new_tokens": 16, "sft_warmup_steps": 3, "sft_lr": 0.01})
+    spec["train"].update(
+        {"zero_stage": 2, "max_new_tokens": 16, "sft_warmup_steps": 3, "sft_lr": 0.01, "kl_monitor_every": 0}
+    )
     control.spec = spec
     control.desired_state = lambda c: (
         "cancelling" if any(e["type"] == "metric" and e["step"] >= 1 for e in c.events) else "running"
@@ -56,7 +58,8 @@ def test_a_cancelled_zero2_run_resumes_where_it_stopped(control, tmp_path: Path)
     # The second attempt read the first one's checkpoint and wrote only its own directory.
     assert {p: p.stat().st_mtime_ns for p in first_dir.rglob("*")} == first_files
     assert (tmp_path / "checkpoints" / "attempt-2" / "latest").read_text().strip() == "step6"
-    assert not (tmp_path / "checkpoints" / "reference").exists()  # beta 0: no KL reference pinned
+    # β 0 and the KL monitor off: no reference copy kept, none pinned
+    assert not (tmp_path / "checkpoints" / "reference").exists()
 
     metrics = control.of_type("metric", "trainer")
     assert [m["step"] for m in metrics] == list(range(6))  # no step repeated, none missing
