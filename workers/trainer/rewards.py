@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -10,6 +11,7 @@ from workers.trainer.reward_components import (
     ReferenceTimes,
     efficiency_score,
     format_score,
+    parse_program,
     style_report,
     weighted_reward,
     weights_active,
@@ -17,6 +19,7 @@ from workers.trainer.reward_components import (
 from workers.trainer.spec import Problem, SandboxSpec
 
 INFRA_ERROR = "sandbox_error"
+SYNTAX_ERROR = "syntax_error"
 DEFAULT_WEIGHTS: Mapping[str, float] = {"correctness": 1.0}
 
 
@@ -35,6 +38,9 @@ class Score:
     # Each weighted component's score in [0, 1]; reward = sum(weight * score). Empty: not yet scored
     # by components (a sample the critic skipped; see complete_components).
     components: Mapping[str, float] = field(default_factory=dict)
+    # Scored by the critic's prediction, never run (error_class critic_skipped): it may set its group's
+    # baseline, and enters the policy-gradient term only as critic.policy_mask says.
+    skipped: bool = False
 
 
 def component_scores(
@@ -71,20 +77,48 @@ def complete_components(
     weights: Mapping[str, float],
 ) -> list[list[Score]]:
     """Give scores that carry no components (samples the critic predicted instead of running) their
-    components and weighted reward: correctness is the predicted reward, efficiency has no time."""
+    components and weighted reward, scored like the samples of the same group that ran
+    (docs/trainer.md, "Audited skip mode"): see imputed_components."""
     out: list[list[Score]] = []
     for problem, texts, group in zip(problems, completions, scores, strict=True):
+        ran = [s for s in group if s.valid and s.components]
         row: list[Score] = []
         for text, s in zip(texts, group, strict=True):
             if s.components or not s.valid:
                 row.append(s)
                 continue
-            parts = component_scores(
-                problem, text, correctness=s.reward, passed=s.passed, cpu_ms=None, weights=weights
-            )
+            parts = imputed_components(problem, text, passed=s.passed, ran=ran, weights=weights)
             row.append(replace(s, components=parts, reward=weighted_reward(weights, parts)))
         out.append(row)
     return out
+
+
+def imputed_components(
+    problem: Problem, completion: str, *, passed: bool, ran: Sequence[Score], weights: Mapping[str, float]
+) -> dict[str, float]:
+    """The components of a sample that never ran, predicted to pass or not, beside the samples of its
+    group that ran (`ran`, scored by component_scores).
+
+    Style and format need no run. The critic predicts pass/fail only, so the rest is taken from the
+    group, which is what the sample's reward is compared with: a predicted pass scores correctness 1 and
+    the median efficiency of the group's passing samples (1, the reference's own, when none passed);
+    a predicted failure that parses scores the mean correctness of the group's failures that parse
+    (their partial credit, 0 without partial_credit), 0 when none did; one that does not parse is a
+    syntax error for sure, and scores 0 like one that ran."""
+    parts = component_scores(
+        problem, completion, correctness=float(passed), passed=passed, cpu_ms=None, weights=weights
+    )
+    if passed and "efficiency" in parts:
+        measured = [s.components["efficiency"] for s in ran if s.passed and "efficiency" in s.components]
+        parts["efficiency"] = statistics.median(measured) if measured else 1.0
+    if not passed and "correctness" in parts and parse_program(problem.prompt + completion) is not None:
+        credit = [
+            s.components["correctness"]
+            for s in ran
+            if not s.passed and "correctness" in s.components and s.error_class != SYNTAX_ERROR
+        ]
+        parts["correctness"] = statistics.fmean(credit) if credit else 0.0
+    return parts
 
 
 def reward_from_result(
