@@ -18,8 +18,8 @@ the sandbox's result cache is on, as in a real run, so repeated completions cost
 ``--seeds 0,1,2`` repeats the pair for each seed: skip on against off (shadow never changes the policy,
 so it is the run without skipping) on the pass rate and reward mean of the last 10 RL steps (the skip
 run's include its skipped samples' predicted verdicts and imputed scores) and the sandbox seconds saved,
-per seed and as medians. ``--skip-scoring`` and ``--partial-credit`` set ``critic_skip_scoring`` and
-``partial_credit`` (docs/trainer.md, "Audited skip mode").
+per seed and as medians. ``--skip-scoring``, ``--partial-credit`` and ``--reward-efficiency`` set
+``critic_skip_scoring``, ``partial_credit`` and ``reward_efficiency`` (docs/trainer.md).
 
     .venv/bin/python bench/critic.py [--seeds 0,1,2] [--rl-steps 60] [--sft-steps 100] [--threshold 0.95] ...
 
@@ -74,6 +74,7 @@ def child(args: argparse.Namespace) -> None:
         "critic_min_labels": args.min_labels,
         "critic_skip_scoring": args.skip_scoring,
         "partial_credit": args.partial_credit,
+        "reward_efficiency": args.reward_efficiency,
     }
     raw = {
         "run_id": 1,
@@ -239,6 +240,7 @@ def main() -> None:
     ap.add_argument("--min-labels", type=int, default=256)
     ap.add_argument("--skip-scoring", choices=["baseline", "train"], default="baseline")
     ap.add_argument("--partial-credit", action="store_true")
+    ap.add_argument("--reward-efficiency", type=float, default=0.0, help="weight of the efficiency reward")
     ap.add_argument("--warm-steps", type=int, default=10, help="RL steps left out of the critic's figures")
     ap.add_argument("--child", choices=["shadow", "skip"], help=argparse.SUPPRESS)
     args = ap.parse_args()
