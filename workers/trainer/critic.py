@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from workers.spec import SETTINGS
 from workers.trainer.rewards import Score
 from workers.trainer.spec import Problem, TrainSpec
 
@@ -452,7 +453,7 @@ def predicted_score(prob: float) -> Score:
     )
 
 
-SKIP_SCORING = ("baseline", "train")  # critic_skip_scoring's choices (workers.spec)
+SKIP_SCORING = SETTINGS["critic_skip_scoring"].choices  # baseline (the default), train
 
 
 def policy_mask(scores: Sequence[Score], skip_scoring: str = "baseline") -> list[bool]:
