@@ -15,9 +15,15 @@ Both runs start with the same SFT warm-up (no sampling, identical), then RL with
 seconds per step are ``time/reward_s - time/critic_s`` (the scoring step without the critic's own work);
 the sandbox's result cache is on, as in a real run, so repeated completions cost nothing either way.
 
-    .venv/bin/python bench/critic.py [--rl-steps 60] [--sft-steps 100] [--threshold 0.95] ...
+``--seeds 0,1,2`` repeats the pair for each seed: skip on against off (shadow never changes the policy,
+so it is the run without skipping) on the pass rate and reward mean of the last 10 RL steps (the skip
+run's include its skipped samples' predicted verdicts and imputed scores) and the sandbox seconds saved,
+per seed and as medians. ``--skip-scoring``, ``--partial-credit`` and ``--reward-efficiency`` set
+``critic_skip_scoring``, ``partial_credit`` and ``reward_efficiency`` (docs/trainer.md).
 
-Last line: one JSON object with the figures.
+    .venv/bin/python bench/critic.py [--seeds 0,1,2] [--rl-steps 60] [--sft-steps 100] [--threshold 0.95] ...
+
+Last line: one JSON object with the figures (one seed: that seed's, at the top level as before).
 """
 
 from __future__ import annotations
@@ -66,6 +72,9 @@ def child(args: argparse.Namespace) -> None:
         "critic_audit_frac": args.audit_frac,
         "critic_max_skip_frac": args.max_skip_frac,
         "critic_min_labels": args.min_labels,
+        "critic_skip_scoring": args.skip_scoring,
+        "partial_credit": args.partial_credit,
+        "reward_efficiency": args.reward_efficiency,
     }
     raw = {
         "run_id": 1,
@@ -116,27 +125,9 @@ def critic_s(rows: list[dict[str, float]]) -> float:
     return sum(r.get("time/critic_s", 0.0) for r in rows)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rl-steps", type=int, default=60)
-    ap.add_argument("--sft-steps", type=int, default=100)
-    ap.add_argument("--sft-lr", type=float, default=3e-3)
-    ap.add_argument("--lr", type=float, default=3e-4)
-    ap.add_argument("--prompts-per-step", type=int, default=4)
-    ap.add_argument("--group-size", type=int, default=8)
-    ap.add_argument("--max-new-tokens", type=int, default=24)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threshold", type=float, default=0.95)
-    ap.add_argument("--audit-frac", type=float, default=0.1)
-    ap.add_argument("--max-skip-frac", type=float, default=0.5)
-    ap.add_argument("--min-labels", type=int, default=256)
-    ap.add_argument("--warm-steps", type=int, default=10, help="RL steps left out of the critic's figures")
-    ap.add_argument("--child", choices=["shadow", "skip"], help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.child:
-        child(args)
-        return
-    argv = list(sys.argv[1:])
+def compare(args: argparse.Namespace, argv: list[str], seed: int) -> dict[str, Any]:
+    """Shadow and skip runs with this seed, and their figures."""
+    argv = [*argv, "--seed", str(seed)]  # argparse keeps the last --seed
     shadow = run_child("shadow", argv)
     skip = run_child("skip", argv)
 
@@ -157,55 +148,129 @@ def main() -> None:
         * args.prompts_per_step
         * args.group_size
     )
+    return {
+        "seed": seed,
+        "critic_steps_measured": len(rows),
+        "accuracy": round(accuracy, 4),
+        "base_rate": round(base, 4),
+        "majority_baseline": round(majority, 4),
+        "accuracy_over_majority": round(accuracy - majority, 4),
+        "precision": _mean(rows, "critic/precision"),
+        "recall": _mean(rows, "critic/recall"),
+        "brier": _mean(rows, "critic/brier"),
+        "ece": _mean(rows, "critic/ece"),
+        "savable_frac": _mean(rows, "critic/savable_frac"),
+        "sandbox_calls_skipped_frac": round(skipped / samples, 4),
+        "skip_audited": int(audited),
+        "skip_audit_error_rate": round(audit_wrong / audited, 4) if audited else None,
+        # steps that could have skipped but the guard held back (too few or too wrong)
+        "skip_paused_steps": int(sum(r.get("critic/skip_paused", 0.0) for r in skip["steps"])),
+        "skip_max_confident_error_rate": max(
+            (r["critic/confident_error_rate"] for r in skip["steps"] if "critic/confident_error_rate" in r),
+            default=None,
+        ),
+        "sandbox_executed_shadow": shadow["sandbox"]["executed"],
+        "sandbox_executed_skip": skip["sandbox"]["executed"],
+        "sandbox_executions_saved_frac": round(
+            1 - skip["sandbox"]["executed"] / shadow["sandbox"]["executed"], 4
+        ),
+        "sandbox_cache_hits_shadow": shadow["sandbox"]["cache_hits"],
+        "sandbox_cache_hits_skip": skip["sandbox"]["cache_hits"],
+        "sandbox_s_shadow": round(shadow_s, 2),
+        "sandbox_s_skip": round(skip_s, 2),
+        "sandbox_s_saved": round(shadow_s - skip_s, 2),
+        "sandbox_time_saved_frac": round(1 - skip_s / shadow_s, 4) if shadow_s else None,
+        "critic_s_shadow": round(critic_s(shadow["steps"]), 2),
+        "critic_s_skip": round(skip_critic_s, 2),
+        # scoring with the critic skipping (its own work included) ÷ scoring without a critic
+        "ratio_scoring_skip_vs_no_critic": round((skip_s + skip_critic_s) / shadow_s, 4)
+        if shadow_s
+        else None,
+        "pass_rate_last10_shadow": _mean(shadow["steps"][-10:], "pass_rate"),
+        "pass_rate_last10_skip": _mean(skip["steps"][-10:], "pass_rate"),
+        "reward_mean_last10_shadow": _mean(shadow["steps"][-10:], "reward/mean"),
+        "reward_mean_last10_skip": _mean(skip["steps"][-10:], "reward/mean"),
+        "wall_s": round(shadow["wall_s"] + skip["wall_s"], 1),
+    }
+
+
+# Skip on against off, per seed: their medians over the seeds.
+COMPARED = (
+    "pass_rate_last10_shadow",
+    "pass_rate_last10_skip",
+    "reward_mean_last10_shadow",
+    "reward_mean_last10_skip",
+    "sandbox_s_saved",
+    "sandbox_time_saved_frac",
+    "sandbox_executions_saved_frac",
+    "sandbox_calls_skipped_frac",
+    "skip_audit_error_rate",
+    "accuracy",
+)
+
+
+def medians(per_seed: list[dict[str, Any]]) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for key in COMPARED:
+        values = [r[key] for r in per_seed if r[key] is not None]
+        out[key] = round(statistics.median(values), 4) if values else None
+    diffs = [
+        r["pass_rate_last10_skip"] - r["pass_rate_last10_shadow"]
+        for r in per_seed
+        if r["pass_rate_last10_skip"] is not None and r["pass_rate_last10_shadow"] is not None
+    ]
+    out["pass_rate_last10_skip_minus_shadow"] = round(statistics.median(diffs), 4) if diffs else None
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rl-steps", type=int, default=60)
+    ap.add_argument("--sft-steps", type=int, default=100)
+    ap.add_argument("--sft-lr", type=float, default=3e-3)
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--prompts-per-step", type=int, default=4)
+    ap.add_argument("--group-size", type=int, default=8)
+    ap.add_argument("--max-new-tokens", type=int, default=24)
+    ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)  # one child's; see --seeds
+    ap.add_argument("--seeds", default="0", help="comma-separated seeds, one shadow and skip pair each")
+    ap.add_argument("--threshold", type=float, default=0.95)
+    ap.add_argument("--audit-frac", type=float, default=0.1)
+    ap.add_argument("--max-skip-frac", type=float, default=0.5)
+    ap.add_argument("--min-labels", type=int, default=256)
+    ap.add_argument("--skip-scoring", choices=["baseline", "train"], default="baseline")
+    ap.add_argument("--partial-credit", action="store_true")
+    ap.add_argument("--reward-efficiency", type=float, default=0.0, help="weight of the efficiency reward")
+    ap.add_argument("--warm-steps", type=int, default=10, help="RL steps left out of the critic's figures")
+    ap.add_argument("--child", choices=["shadow", "skip"], help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args)
+        return
+    try:
+        seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+    except ValueError:
+        raise SystemExit(f"--seeds: comma-separated integers, got {args.seeds!r}") from None
+    if not seeds:
+        raise SystemExit("--seeds: at least one seed")
+    per_seed = []
+    for seed in seeds:
+        per_seed.append(compare(args, list(sys.argv[1:]), seed))
+        print(json.dumps(per_seed[-1]), file=sys.stderr, flush=True)  # progress: a seed takes minutes
+    config = {k: v for k, v in vars(args).items() if k not in ("child", "seed")}
+    head = {"bench": "critic", "dataset": DATASET.name, "rl_steps": args.rl_steps}
+    if len(seeds) == 1:
+        print(json.dumps(head | per_seed[0] | {"config": config}))
+        return
     print(
         json.dumps(
-            {
-                "bench": "critic",
-                "dataset": DATASET.name,
-                "rl_steps": args.rl_steps,
-                "critic_steps_measured": len(rows),
-                "accuracy": round(accuracy, 4),
-                "base_rate": round(base, 4),
-                "majority_baseline": round(majority, 4),
-                "accuracy_over_majority": round(accuracy - majority, 4),
-                "precision": _mean(rows, "critic/precision"),
-                "recall": _mean(rows, "critic/recall"),
-                "brier": _mean(rows, "critic/brier"),
-                "ece": _mean(rows, "critic/ece"),
-                "savable_frac": _mean(rows, "critic/savable_frac"),
-                "sandbox_calls_skipped_frac": round(skipped / samples, 4),
-                "skip_audited": int(audited),
-                "skip_audit_error_rate": round(audit_wrong / audited, 4) if audited else None,
-                # steps that could have skipped but the guard held back (too few or too wrong)
-                "skip_paused_steps": int(sum(r.get("critic/skip_paused", 0.0) for r in skip["steps"])),
-                "skip_max_confident_error_rate": max(
-                    (
-                        r["critic/confident_error_rate"]
-                        for r in skip["steps"]
-                        if "critic/confident_error_rate" in r
-                    ),
-                    default=None,
-                ),
-                "sandbox_executed_shadow": shadow["sandbox"]["executed"],
-                "sandbox_executed_skip": skip["sandbox"]["executed"],
-                "sandbox_executions_saved_frac": round(
-                    1 - skip["sandbox"]["executed"] / shadow["sandbox"]["executed"], 4
-                ),
-                "sandbox_cache_hits_shadow": shadow["sandbox"]["cache_hits"],
-                "sandbox_cache_hits_skip": skip["sandbox"]["cache_hits"],
-                "sandbox_s_shadow": round(shadow_s, 2),
-                "sandbox_s_skip": round(skip_s, 2),
-                "sandbox_time_saved_frac": round(1 - skip_s / shadow_s, 4) if shadow_s else None,
-                "critic_s_shadow": round(critic_s(shadow["steps"]), 2),
-                "critic_s_skip": round(skip_critic_s, 2),
-                # scoring with the critic skipping (its own work included) ÷ scoring without a critic
-                "ratio_scoring_skip_vs_no_critic": round((skip_s + skip_critic_s) / shadow_s, 4)
-                if shadow_s
-                else None,
-                "pass_rate_last10_shadow": _mean(shadow["steps"][-10:], "pass_rate"),
-                "pass_rate_last10_skip": _mean(skip["steps"][-10:], "pass_rate"),
-                "config": {k: v for k, v in vars(args).items() if k != "child"},
-                "wall_s": round(shadow["wall_s"] + skip["wall_s"], 1),
+            head
+            | {
+                "seeds": seeds,
+                "median": medians(per_seed),
+                "per_seed": per_seed,
+                "config": config,
+                "wall_s": round(sum(r["wall_s"] for r in per_seed), 1),
             }
         )
     )

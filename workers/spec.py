@@ -595,6 +595,12 @@ class TrainConfig(_Config):
         low=0.0,
         high=1.0,
     )
+    critic_skip_scoring: str = setting(
+        "baseline",
+        label="Critic-skipped samples",
+        help="Skipped samples set their group's baseline only (baseline) or are trained on too (train).",
+        choices=("baseline", "train"),
+    )
     hack_zero_reward: bool = setting(
         False,
         label="Zero hacked rewards",

@@ -14,8 +14,10 @@ Each RL step (``TrainerCritic.score``):
    while ``SkipGuard`` finds its recent sure predictions right often enough), pick
    the samples it is sure of (confidence ``max(p, 1 - p) >= critic_threshold``); a random
    ``critic_audit_frac`` of them (rounded up) always runs, and no more than ``critic_max_skip_frac`` of
-   the batch is skipped (``choose_skips``). A skipped sample is scored 1.0 or 0.0 as predicted, with the
-   error class ``critic_skipped`` (it never ran, so it has no real class, latency or generation);
+   the batch is skipped (``choose_skips``). A skipped sample is scored as predicted, with the error class
+   ``critic_skipped`` (it never ran, so it has no real class, latency or generation), then given the
+   components of its group's samples that ran (``rewards.complete_components``) and, by default, kept
+   out of the policy-gradient term (``policy_mask``);
 3. run the rest in the sandbox, gather (prediction, verdict) pairs from every rank, compute the step's
    ``critic/*`` metrics and only then train on the verdicts.
 """
@@ -41,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from workers.spec import SETTINGS
 from workers.trainer.rewards import Score
 from workers.trainer.spec import Problem, TrainSpec
 
@@ -433,7 +436,8 @@ class TrainerCritic:
 
 
 def predicted_score(prob: float) -> Score:
-    """A skipped sample's score: the predicted verdict, reward 1.0 or 0.0; it never ran."""
+    """A skipped sample's score: the predicted verdict, reward 1.0 or 0.0 until complete_components
+    scores it beside its group; it never ran."""
     passed = prob >= 0.5
     return Score(
         reward=1.0 if passed else 0.0,
@@ -445,4 +449,22 @@ def predicted_score(prob: float) -> Score:
         duration_ms=0,
         stdout="",
         stderr="",
+        skipped=True,
     )
+
+
+SKIP_SCORING = SETTINGS["critic_skip_scoring"].choices  # baseline (the default), train
+
+
+def policy_mask(scores: Sequence[Score], skip_scoring: str = "baseline") -> list[bool]:
+    """Which samples of a group enter the policy-gradient term.
+
+    Never a sandbox_error (invalid). A sample the critic skipped only with skip_scoring "train": by
+    default ("baseline") its score, imputed from its group (rewards.complete_components), counts in
+    the group's mean and std like any valid sample's, but its advantage is not trained on — its reward
+    is a prediction, so a wrong one would push the policy without a verdict behind it."""
+    if skip_scoring not in SKIP_SCORING:
+        raise ValueError(
+            f"critic_skip_scoring: must be one of {', '.join(SKIP_SCORING)}, got {skip_scoring!r}"
+        )
+    return [s.valid and (not s.skipped or skip_scoring == "train") for s in scores]

@@ -34,7 +34,7 @@ from workers.trainer.batches import (
     split_even,
 )
 from workers.trainer.checkpoints import checkpoint_dirs, checkpoint_root, run_attempt
-from workers.trainer.critic import TrainerCritic
+from workers.trainer.critic import TrainerCritic, policy_mask
 from workers.trainer.engine import (
     TORCH_DTYPES,
     accumulate,
@@ -481,12 +481,16 @@ class Trainer:
             st.zero_std_groups += int(zero_std.item())
             p_ids = self.tokenizer.encode(self.prompt(problem), bos=self.bos)[-max(1, self._max_prompt()) :]
             rows: list[Row] = []
+            # A sample the critic skipped sets its group's baseline above, and is trained on only when
+            # critic_skip_scoring says so: its reward is a prediction.
+            trained = policy_mask(group_scores, train.critic_skip_scoring)
             for j, (c, s) in enumerate(zip(group, group_scores, strict=True)):
                 st.record(problem, c, s)
                 if not (s.valid and kept):
                     continue  # sandbox_error (or a group dynamic sampling dropped): not in the update
-                in_loss = not (train.overlong == "mask" and c.truncated)
-                st.overlong_masked += int(not in_loss)
+                overlong = train.overlong == "mask" and c.truncated
+                st.overlong_masked += int(overlong)
+                in_loss = trained[j] and not overlong
                 if in_loss:
                     st.advantages.append(float(adv[0, j]))
                 rows.append(Row(p_ids, list(c.token_ids), list(c.logprobs), float(adv[0, j]), in_loss))

@@ -18,6 +18,7 @@ from workers.trainer.reward_components import (
     format_score,
     gate_factor,
     gated,
+    parse_program,
     style_report,
     weighted_reward,
     weights_active,
@@ -25,6 +26,7 @@ from workers.trainer.reward_components import (
 from workers.trainer.spec import Problem, SandboxSpec
 
 INFRA_ERROR = "sandbox_error"
+SYNTAX_ERROR = "syntax_error"
 DEFAULT_WEIGHTS: Mapping[str, float] = {"correctness": 1.0}
 DEFAULT_AUX_GATE: str = SETTINGS["reward_aux_gate"].default  # "pass"
 # Set by the launchers for each rank: the ranks on this node (torchrun's name, then deepspeed's).
@@ -49,6 +51,9 @@ class Score:
     components: Mapping[str, float] = field(default_factory=dict)
     # The weighted style and format scores before the gate: what the code earned on its own.
     ungated: Mapping[str, float] = field(default_factory=dict)
+    # Scored by the critic's prediction, never run (error_class critic_skipped): it may set its group's
+    # baseline, and enters the policy-gradient term only as critic.policy_mask says.
+    skipped: bool = False
 
 
 def component_scores(
@@ -94,21 +99,50 @@ def complete_components(
     aux_gate: str = DEFAULT_AUX_GATE,
 ) -> list[list[Score]]:
     """Give scores that carry no components (samples the critic predicted instead of running) their
-    components and weighted reward: correctness is the predicted reward, efficiency has no time."""
+    components and weighted reward, scored like the samples of the same group that ran
+    (docs/trainer.md, "Audited skip mode"): see imputed_components."""
     out: list[list[Score]] = []
     for problem, texts, group in zip(problems, completions, scores, strict=True):
+        ran = [s for s in group if s.valid and s.components]
         row: list[Score] = []
         for text, s in zip(texts, group, strict=True):
             if s.components or not s.valid:
                 row.append(s)
                 continue
-            raw = component_scores(
-                problem, text, correctness=s.reward, passed=s.passed, cpu_ms=None, weights=weights
-            )
-            parts, ungated = gated_components(raw, aux_gate, passed=s.passed, correctness=s.reward)
+            raw = imputed_components(problem, text, passed=s.passed, ran=ran, weights=weights)
+            correctness = raw.get("correctness", float(s.passed))
+            parts, ungated = gated_components(raw, aux_gate, passed=s.passed, correctness=correctness)
             row.append(replace(s, components=parts, ungated=ungated, reward=weighted_reward(weights, parts)))
         out.append(row)
     return out
+
+
+def imputed_components(
+    problem: Problem, completion: str, *, passed: bool, ran: Sequence[Score], weights: Mapping[str, float]
+) -> dict[str, float]:
+    """The components of a sample that never ran, predicted to pass or not, beside the samples of its
+    group that ran (`ran`, scored by component_scores).
+
+    Style and format need no run. The critic predicts pass/fail only, so the rest is taken from the
+    group, which is what the sample's reward is compared with: a predicted pass scores correctness 1 and
+    the median efficiency of the group's passing samples (1, the reference's own, when none passed);
+    a predicted failure that parses scores the mean correctness of the group's failures that parse
+    (their partial credit, 0 without partial_credit), 0 when none did; one that does not parse is a
+    syntax error for sure, and scores 0 like one that ran."""
+    parts = component_scores(
+        problem, completion, correctness=float(passed), passed=passed, cpu_ms=None, weights=weights
+    )
+    if passed and "efficiency" in parts:
+        measured = [s.components["efficiency"] for s in ran if s.passed and "efficiency" in s.components]
+        parts["efficiency"] = statistics.median(measured) if measured else 1.0
+    if not passed and "correctness" in parts and parse_program(problem.prompt + completion) is not None:
+        credit = [
+            s.components["correctness"]
+            for s in ran
+            if not s.passed and "correctness" in s.components and s.error_class != SYNTAX_ERROR
+        ]
+        parts["correctness"] = statistics.fmean(credit) if credit else 0.0
+    return parts
 
 
 def reward_from_result(

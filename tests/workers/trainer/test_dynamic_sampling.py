@@ -113,3 +113,20 @@ def test_a_kept_group_list_of_the_right_shape_reaches_the_rows():
     assert len(rows) == 1 and len(rows[0]) == 4
     assert (st.groups, st.zero_std_groups, st.n_samples) == (2, 1, 8)
     assert dataclasses.asdict(rows[0][0])["advantage"] == pytest.approx(0.75 / (0.4330127 + 1e-4), rel=1e-5)
+
+
+@pytest.mark.parametrize(("scoring", "trained"), [("baseline", False), ("train", True)])
+def test_a_critic_skipped_sample_sets_the_baseline_and_is_trained_on_only_when_asked(scoring, trained):
+    trainer, _ = _trainer({}, prompts_per_step=1, critic_skip_scoring=scoring)
+    trainer.tokenizer = type("Tok", (), {"encode": lambda self, text, bos=False: [1, 2]})()
+    trainer.bos, trainer._prompts = False, {}
+    trainer.prompt = lambda p: p.prompt  # type: ignore[method-assign]
+    trainer._max_prompt = lambda: 100  # type: ignore[method-assign]
+    group = [Completion(text="x", token_ids=(1,), logprobs=(0.0,), finish_reason="eos")] * 4
+    scores = [_score(1.0), _score(0.0), _score(0.0), dataclasses.replace(_score(1.0), skipped=True)]
+
+    rows = trainer._rows(PROBLEMS[:1], [group], [scores], LocalStats())
+
+    # the skipped pass counts in the baseline: mean 0.5, std 0.5, so the ran pass gets 0.5 / 0.5
+    assert rows[0][0].advantage == pytest.approx(0.5 / (0.5 + 1e-4))
+    assert [r.in_loss for r in rows[0]] == [True, True, True, trained]
