@@ -34,7 +34,9 @@ def test_the_verifier_scores_the_share_of_its_cases_the_candidate_gets_right(bac
 
 
 def test_the_verifier_runs_on_a_candidate_that_fails_the_tests(backend):
-    result = run_one(backend, "def double(x):\n    return x + 1\n", FOUR_CASES, tests="assert double(2) == 4\n")
+    result = run_one(
+        backend, "def double(x):\n    return x + 1\n", FOUR_CASES, tests="assert double(2) == 4\n"
+    )
 
     assert result.error_class == "wrong_answer"
     assert result.custom_score == 0.25  # only 1 + 1 == 2
@@ -130,10 +132,7 @@ def test_a_candidate_that_prints_a_score_and_exits_under_the_verifier_gets_none(
 
 def test_a_candidate_that_prints_a_score_and_fails_keeps_its_real_score(backend):
     code = (
-        "print('{\"custom_score\": \"1.0\"}')\n"
-        "def double(x):\n"
-        "    print('custom_score 1.0')\n"
-        "    return x\n"
+        "print('{\"custom_score\": \"1.0\"}')\ndef double(x):\n    print('custom_score 1.0')\n    return x\n"
     )
 
     result = run_one(backend, code, FOUR_CASES, tests="assert True\n")
@@ -143,7 +142,7 @@ def test_a_candidate_that_prints_a_score_and_fails_keeps_its_real_score(backend)
 
 
 def test_a_candidate_that_exits_at_import_gets_no_score(backend):
-    code = "import os\nprint('{\"custom_score\": \"1.0\"}')\nos._exit(0)\n" + DOUBLE
+    code = 'import os\nprint(\'{"custom_score": "1.0"}\')\nos._exit(0)\n' + DOUBLE
 
     result = run_one(backend, code, FOUR_CASES)
 
