@@ -168,11 +168,13 @@ def test_a_verifier_reads_from_a_yaml_block_and_is_written_back_as_one():
     [
         (
             "reward_custom: 1\nreward_custom_source: |\n  def reward(candidate, problem):\n    x = (\n",
-            "config line 2, 'reward_custom_source': line 2 of the source does not parse: '(' was never closed",
+            "config line 2, 'reward_custom_source': line 2 of the source does not parse: "
+            "'(' was never closed",
         ),
         (
             "reward_custom: 1\nreward_custom_source: |\n  def score(candidate, problem):\n    return 1\n",
-            "config line 2, 'reward_custom_source': defines no function reward(candidate, problem) at module level",
+            "config line 2, 'reward_custom_source': defines no function reward(candidate, problem) "
+            "at module level",
         ),
         (
             "reward_custom: 1\nreward_custom_source: |\n  x = 1\n  def reward(candidate):\n    return 1\n",

@@ -31,7 +31,9 @@ pytestmark = pytest.mark.django_db
 
 # A free-text setting's changed value: what it holds must be valid (a verifier: Python defining reward).
 CHANGED_TEXT = {
-    "reward_custom_source": 'def reward(candidate, problem):\n    """<&> kept as written."""\n    return 1.0\n',
+    "reward_custom_source": (
+        'def reward(candidate, problem):\n    """<&> kept as written."""\n    return 1.0\n'
+    ),
 }
 
 

@@ -79,7 +79,10 @@ def test_a_failing_verifier_scores_0_and_the_sample_still_counts():
 def test_the_verifiers_calls_do_not_count_in_the_efficiency_time():
     # The verifier makes the candidate work far longer than the reference's tests do; the candidate
     # is the reference itself, so timed without the verifier it is as fast: efficiency 1.
-    busy = "def reward(candidate, problem):\n    return min(1, sum(candidate(i, 1) > 0 for i in range(3000)) / 3000)\n"
+    busy = (
+        "def reward(candidate, problem):\n"
+        "    return min(1, sum(candidate(i, 1) > 0 for i in range(3000)) / 3000)\n"
+    )
     [[s]] = score_completions(
         [ADD],
         [[SOLUTION]],
