@@ -990,6 +990,8 @@ def _custom_score(
         forced = _from_state(state, verdict["tests_passed"], verdict["tests_total"])
         verdict.update(forced or {})
         return zero("the candidate process ended or broke the call protocol during the verifier's calls")
+    if isinstance(error, _NotPlain):
+        return zero(f"raised NonPlainReturn: a candidate value of type {error} is not plain data")
     if error is not None:
         name, text = _describe(error, sources)
         return zero(f"raised {name}\n{text}")

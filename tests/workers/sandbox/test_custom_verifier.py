@@ -103,7 +103,7 @@ def test_a_verifier_that_misuses_a_candidate_object_does_not_change_the_tests_ve
 
     assert result.error_class == "passed"
     assert result.custom_score == 0.0
-    assert "verifier: raised" in result.stderr
+    assert "verifier: raised NonPlainReturn" in result.stderr
 
 
 # --- the candidate cannot forge the score ----------------------------------------------------------
@@ -148,3 +148,19 @@ def test_a_candidate_that_exits_at_import_gets_no_score(backend):
 
     assert result.error_class == "crash"
     assert result.custom_score == 0.0
+
+
+def test_a_candidate_that_answers_the_verifier_with_an_always_equal_object_gets_0(backend):
+    code = (
+        "class Yes:\n"
+        "    def __eq__(self, other):\n"
+        "        return True\n"
+        "def double(x):\n"
+        "    return 2 * x if x < 3 else Yes()\n"  # honest for the tests, a cheat for the verifier
+    )
+
+    result = run_one(backend, code, FOUR_CASES)
+
+    assert result.error_class == "passed"
+    assert result.custom_score == 0.0
+    assert "verifier: raised NonPlainReturn: a candidate value of type Yes" in result.stderr
