@@ -21,7 +21,8 @@ def _yaml(source: str, weight: float = 0.5) -> str:
 
 
 def test_a_verifier_in_the_yaml_reaches_the_trainer(logged_in, django_capture_on_commit_callbacks):
-    version = ProblemFactory().version
+    own = "def reward(candidate, problem):\n    return 0.5\n"
+    version = ProblemFactory(verifier=own).version
 
     with django_capture_on_commit_callbacks(execute=False):
         response = logged_in.post(
@@ -33,6 +34,7 @@ def test_a_verifier_in_the_yaml_reaches_the_trainer(logged_in, django_capture_on
     assert run.config["reward_custom_source"] == VERIFIER and run.config["reward_custom"] == 0.5
     spec = parse_spec(node_spec(run))
     assert spec.train.reward_custom_source == VERIFIER and spec.train.reward_custom == 0.5
+    assert [p.verifier for p in spec.problems] == [own]  # the problem's own, over the run's
 
 
 @pytest.mark.parametrize(

@@ -210,17 +210,17 @@ def score_completions(
     and format gated by `aux_gate` (reward_aux_gate). Efficiency needs `reference_times`: the
     problems' reference solutions are timed on first use, and each passing candidate that has one to
     compare with is timed as robustly (robust_times). The sandbox pool is this rank's share of the
-    node's CPUs (sandbox_workers). `verifier` (reward_custom_source) runs in the sandbox beside each
-    sample's tests when custom is weighted; its score is the custom component."""
+    node's CPUs (sandbox_workers). `verifier` (reward_custom_source), or the problem's own, runs in the
+    sandbox beside each sample's tests when custom is weighted; its score is the custom component."""
     item_cls, limits_cls, sandbox_run = _real_sandbox()
     run_batch: RunBatch = functools.partial(sandbox_run, workers=sandbox_workers())
     limits = limits_cls(timeout_s=sandbox.timeout_s, memory_mb=sandbox.memory_mb)
     if weights.get("efficiency") and reference_times is not None:
         reference_times.ensure(problems, item_cls=item_cls, limits=limits, run_batch=run_batch)
-    custom = verifier if weights.get("custom") else ""
     keys: list[tuple[int, int]] = []
     items: list[Any] = []
     for i, (problem, group) in enumerate(zip(problems, completions, strict=True)):
+        custom = (problem.verifier or verifier) if weights.get("custom") else ""  # the problem's first
         for j, text in enumerate(group):
             keys.append((i, j))
             items.append(

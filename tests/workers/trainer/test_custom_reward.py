@@ -108,3 +108,25 @@ def test_a_sample_the_critic_skipped_gets_its_predicted_correctness_as_custom():
 
     assert up.components == {"correctness": 1.0, "custom": 1.0} and up.reward == 2.0
     assert down.components == {"correctness": 0.0, "custom": 0.0} and down.reward == 0.0
+
+
+def test_a_problems_own_verifier_scores_its_samples_instead_of_the_runs():
+    own = Problem(
+        task_id="T/own",
+        prompt=PROMPT,
+        entry_point="add",
+        tests=ADD.tests,
+        verifier="def reward(candidate, problem):\n    return 0.5 if candidate(2, 2) == 4 else 0.0\n",
+    )
+
+    [[runs], [owns]] = score_completions(
+        [ADD, own],
+        [[SOLUTION], [SOLUTION]],
+        sandbox=SANDBOX,
+        partial_credit=False,
+        weights={"correctness": 1.0, "custom": 1.0},
+        verifier=FOUR_SUMS,
+    )
+
+    assert runs.components["custom"] == 0.75  # the run's verifier
+    assert owns.components["custom"] == 0.5  # the problem's own
