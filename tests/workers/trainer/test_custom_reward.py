@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.workers.test_launcher import _spec
+from tests.workers.trainer.fake_control import FakeControl
+from workers.launcher import run_supervised
 from workers.trainer.reward_components import ReferenceTimes
 from workers.trainer.rewards import Score, complete_components, score_completions
 from workers.trainer.spec import Problem, SandboxSpec
@@ -130,3 +133,45 @@ def test_a_problems_own_verifier_scores_its_samples_instead_of_the_runs():
 
     assert runs.components["custom"] == 0.75  # the run's verifier
     assert owns.components["custom"] == 0.5  # the problem's own
+
+
+@pytest.fixture
+def control():
+    fake = FakeControl(token="secret-token").start()
+    yield fake
+    fake.stop()
+
+
+@pytest.mark.e2e  # a real deepspeed run
+def test_a_run_with_a_verifier_logs_its_custom_component(control, tmp_path):
+    # given a problem whose prompt already holds the body, and a verifier that gives every sample
+    # whose module runs 0.5 (0 to one that does not parse: it never ran)
+    spec = _spec(control.url, steps=2)
+    spec["problems"] = [
+        {
+            "task_id": "T/add",
+            "prompt": "def add(a, b):\n    return a + b  # ",
+            "entry_point": "add",
+            "tests": "def check(candidate):\n    assert candidate(1, 2) == 3\n",
+        }
+    ]
+    verifier = "def reward(candidate, problem):\n    return 0.5 if candidate(2, 2) == 4 else 0.0\n"
+    spec["train"].update(
+        {"max_new_tokens": 8, "prompts_per_step": 1, "reward_custom": 2.0, "reward_custom_source": verifier}
+    )
+    control.spec = spec
+    # when the real trainer runs under the deepspeed launcher
+    final = run_supervised(
+        run_id=4, token="secret-token", control_url=control.url, workdir=tmp_path, heartbeat_s=0.5
+    )
+    # then the verifier's score is the custom component: a passing sample's is 0.5, so its mean is half
+    # the pass rate's (a sample passes exactly when add(2, 2) == 4 runs too), and the shares add up
+    assert final == "succeeded", (tmp_path / "train.log").read_text()[-3000:]
+    metrics = [m["values"] for m in control.of_type("metric", "trainer")]
+    assert len(metrics) == 2
+    for m in metrics:
+        assert 0 < m["reward/custom/mean"] <= 0.5
+        assert m["reward/custom/mean"] == pytest.approx(0.5 * m["reward/correctness/mean"])
+        assert m["reward/custom/share"] == pytest.approx(2.0 * m["reward/custom/mean"])
+        total = m["reward/correctness/share"] + m["reward/custom/share"]
+        assert total == pytest.approx(m["reward/mean"], abs=1e-9)
