@@ -87,6 +87,8 @@ class Problem(models.Model):
     # A teacher's step-by-step trace towards the solution, when the dataset carries one.
     reasoning = models.TextField(blank=True, default="")
     stop = models.JSONField(default=list, blank=True)  # strings that end a model's answer (the dataset's)
+    # The problem's own verifier, run instead of the run's reward_custom_source (docs/datasets.md).
+    verifier = models.TextField(blank=True, default="")
     difficulty = models.CharField(max_length=200, blank=True)
     tags = models.JSONField(default=list, blank=True)
     source = models.CharField(max_length=200, blank=True)

@@ -24,6 +24,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from workers.spec import VERIFIER_MAX_CHARS, SettingError, check_verifier_source
+
 HUMANEVAL = "humaneval"
 MBPP = "mbpp"
 TRIAD = "triad"
@@ -56,6 +58,7 @@ class ParsedProblem:
     source: str = ""
     reasoning: str = ""
     stop: tuple[str, ...] = ()
+    verifier: str = ""  # the problem's own reward(candidate, problem), over the run's (docs/datasets.md)
 
 
 @dataclass(frozen=True)
@@ -179,10 +182,11 @@ class Parser:
         converted = _CONVERTERS[self.format](number, record, self._error)
         reasoning = _reasoning(number, record, self._error)
         stop = _stop(number, record, self._error)
-        if converted is None or reasoning is None or stop is None:
+        verifier = _verifier(number, record, self._error)
+        if converted is None or reasoning is None or stop is None or verifier is None:
             return None
-        if reasoning or stop:
-            converted = replace(converted, reasoning=reasoning, stop=stop)
+        if reasoning or stop or verifier:
+            converted = replace(converted, reasoning=reasoning, stop=stop, verifier=verifier)
         if converted.task_id in self._seen:
             first = self._seen[converted.task_id]
             self._error(number, "task_id", f"duplicate of line {first}: {converted.task_id!r}")
@@ -210,6 +214,8 @@ def canonical(problem: ParsedProblem) -> bytes:
         values.append(problem.reasoning)
     if problem.stop:  # likewise; an object, so it never reads as a trace
         values.append({"stop": list(problem.stop)})
+    if problem.verifier:  # likewise
+        values.append({"verifier": problem.verifier})
     return json.dumps(values, ensure_ascii=False).encode() + b"\n"
 
 
@@ -249,6 +255,29 @@ def _reasoning(number: int, record: dict[str, Any], error: Report) -> str | None
         error(number, "reasoning", "must be a string")
         return None
     return value.replace("\r\n", "\n")
+
+
+def _verifier(number: int, record: dict[str, Any], error: Report) -> str | None:
+    """The optional verifier: Python defining reward(candidate, problem), parsed (never run) here;
+    None after reporting what is wrong with it, the source's own line included."""
+    value = record.get("verifier")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        error(number, "verifier", "must be a string")
+        return None
+    value = value.replace("\r\n", "\n")
+    if not value.strip():
+        return ""
+    if len(value) > VERIFIER_MAX_CHARS:
+        error(number, "verifier", f"longer than {VERIFIER_MAX_CHARS} characters")
+        return None
+    try:
+        check_verifier_source(value)
+    except SettingError as exc:
+        error(number, "verifier", exc.message)
+        return None
+    return value
 
 
 def _stop(number: int, record: dict[str, Any], error: Report) -> tuple[str, ...] | None:

@@ -97,6 +97,7 @@ def _problem(version: DatasetVersion, index: int, p: ParsedProblem, duplicate_of
         tests=p.tests,
         reasoning=p.reasoning,
         stop=list(p.stop),
+        verifier=p.verifier,
         difficulty=p.difficulty,
         tags=list(p.tags),
         source=p.source,

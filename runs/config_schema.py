@@ -57,9 +57,21 @@ class ParsedConfig:
     lines: dict[str, int]  # the YAML line (1-based) of each key given
 
 
+class _Dumper(yaml.SafeDumper):
+    """Multi-line text (a verifier's source) as a literal block, the way a user writes it."""
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _text)
+
+
 def config_to_yaml(config: RunConfig) -> str:
     header = "# Every setting with its value; a key left out takes its default.\n"
-    return header + yaml.safe_dump(config.as_dict(), sort_keys=False, default_flow_style=False)
+    return header + yaml.dump(config.as_dict(), Dumper=_Dumper, sort_keys=False, default_flow_style=False)
 
 
 def config_from_yaml(text: str) -> ParsedConfig:
@@ -110,6 +122,11 @@ def setting_field(s: Setting, *, required: bool = True) -> forms.Field:
     common: dict[str, Any] = {"label": s.label, "help_text": s.help, "initial": s.default}
     if s.kind is bool:
         return forms.BooleanField(required=False, **common)
+    if s.text:
+        textarea = forms.Textarea(attrs={"rows": 8, "spellcheck": "false"})
+        return forms.CharField(
+            required=False, max_length=s.max_length, strip=False, widget=textarea, **common
+        )
     if s.kind is str:
         return forms.ChoiceField(choices=[(c, c) for c in s.choices], required=required, **common)
     common["required"] = required and not s.nullable

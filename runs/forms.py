@@ -82,7 +82,7 @@ class RunLaunchForm(forms.Form):
     config_yaml = forms.CharField(
         label="Advanced: full config as YAML",
         required=False,
-        max_length=20_000,
+        max_length=30_000,  # every setting, a verifier's source (workers.spec.VERIFIER_MAX_CHARS) besides
         widget=forms.Textarea(attrs={"rows": 17, "spellcheck": "false", "disabled": True}),
         help_text="While this section is open, the YAML is the whole config: it overrides the fields "
         "above, and a key left out takes its default. Opening it fills it from the fields above.",

@@ -120,6 +120,7 @@ class ConfigRow:
     label: str  # the setting's label (workers.spec); the key itself for a setting since removed
     unit: str
     values: list[Any]  # one per run: a run's own page has one
+    code: bool = False  # free text (a verifier's source): shown as a block of code, escaped
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ def run_checkpoints(*, run: Run) -> RunCheckpoints:
 def run_config_rows(*, run: Run) -> list[ConfigRow]:
     """Every setting of the run, as it trains (settings newer than the run show their defaults)."""
     config = config_from_stored(run.config).as_dict()
-    return [ConfigRow(key, s.label, s.unit, [config[key]]) for key, s in SETTINGS.items()]
+    return [ConfigRow(key, s.label, s.unit, [config[key]], code=s.text) for key, s in SETTINGS.items()]
 
 
 def config_differences(configs: Sequence[dict[str, Any]]) -> list[ConfigRow]:
@@ -182,6 +183,7 @@ def config_differences(configs: Sequence[dict[str, Any]]) -> list[ConfigRow]:
             SETTINGS[key].label if key in SETTINGS else key,
             SETTINGS[key].unit if key in SETTINGS else "",
             [config.get(key) for config in configs],
+            code=key in SETTINGS and SETTINGS[key].text,
         )
         for key in keys
     ]

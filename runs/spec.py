@@ -74,6 +74,7 @@ def run_spec(*, run: Run) -> dict[str, Any]:
             "tests": p.tests,
             "reasoning": p.reasoning,
             "stop": list(p.stop),  # the dataset's; the node adds the model's (workers/trainer/prompting.py)
+            "verifier": p.verifier,  # over the run's reward_custom_source for this problem
         }
         for p in problem_list_for_run(version=version, include_unverified=config.include_unverified)
     ]

@@ -70,7 +70,7 @@ ERROR_CLASSES = (
 )
 
 # The reward's components; each has a weight setting reward_<component> (docs/trainer.md).
-REWARD_COMPONENTS = ("correctness", "efficiency", "style", "format")
+REWARD_COMPONENTS = ("correctness", "efficiency", "style", "format", "custom")
 
 
 class Metric:
@@ -114,6 +114,8 @@ class Setting:
     low_exclusive: bool = False  # low itself is refused (a learning rate of 0 ...)
     high_exclusive: bool = False
     choices: tuple[str, ...] = ()  # the names a text setting takes
+    text: bool = False  # free text (str without choices), up to max_length characters
+    max_length: int = 0
     basic: bool = False  # a field of its own on the launch form; the rest is set through its YAML
     nullable: bool = False  # None is a value (it means what `help` says)
     name: str = ""
@@ -125,6 +127,8 @@ class Setting:
         """What a valid value is, as the end of "<key> must be ..."."""
         if self.kind is bool:
             text = "must be true or false"
+        elif self.text:
+            text = f"must be text of at most {self.max_length} characters"
         elif self.kind is str:
             text = f"must be one of {', '.join(self.choices)}"
         else:
@@ -145,6 +149,8 @@ def setting(
     low_exclusive: bool = False,
     high_exclusive: bool = False,
     choices: tuple[str, ...] = (),
+    text: bool = False,
+    max_length: int = 0,
     basic: bool = False,
     nullable: bool = False,
 ) -> Any:
@@ -158,6 +164,8 @@ def setting(
         low_exclusive=low_exclusive,
         high_exclusive=high_exclusive,
         choices=choices,
+        text=text,
+        max_length=max_length,
         basic=basic,
         nullable=nullable,
     )
@@ -170,6 +178,9 @@ class _Config:
 
 
 _STEPS = 100_000
+VERIFIER_SOURCE = "reward_custom_source"
+VERIFIER_FUNCTION = "reward"
+VERIFIER_MAX_CHARS = 8_000  # the YAML holding it, every other setting besides, stays under 30 000
 
 
 @dataclass(frozen=True)
@@ -546,6 +557,22 @@ class TrainConfig(_Config):
     reward_format: float = setting(
         0.0, label="Reward: format", help="Weight of the format score.", low=0, high=100
     )
+    # The user's own verifier, run in the sandbox's judge beside the tests (docs/trainer.md, "Rewards").
+    reward_custom: float = setting(
+        0.0,
+        label="Reward: custom",
+        help="Weight of the score of the verifier in reward_custom_source.",
+        low=0,
+        high=100,
+    )
+    reward_custom_source: str = setting(
+        "",
+        label="Reward: custom verifier",
+        help="Python source defining reward(candidate, problem) -> a number in [0, 1], run in the "
+        "sandbox beside the tests (docs/trainer.md, Rewards).",
+        text=True,
+        max_length=VERIFIER_MAX_CHARS,
+    )
     reward_aux_gate: str = setting(
         "pass",
         label="Reward: style and format gate",
@@ -714,8 +741,10 @@ def _settings() -> dict[str, Setting]:
             raise RuntimeError(f"RunConfig.{f.name} must be declared with workers.spec.setting()")
         kinds = [k for k in typing.get_args(hints[f.name]) if k is not type(None)] or [hints[f.name]]
         kind = kinds[0]
-        if kind not in _KINDS or (kind is str) != bool(meta.choices):
-            raise RuntimeError(f"RunConfig.{f.name}: int, float, bool or str with choices")
+        if kind not in _KINDS or (kind is str) != bool(meta.choices or meta.text):
+            raise RuntimeError(f"RunConfig.{f.name}: int, float, bool, str with choices or text")
+        if meta.text and (kind is not str or meta.choices or meta.max_length < 1):
+            raise RuntimeError(f"RunConfig.{f.name}: text is a str without choices, with a max_length")
         if kind in (int, float) and (meta.low is None or meta.high is None):
             raise RuntimeError(f"RunConfig.{f.name}: a number needs low and high")
         weight = f.name.startswith("reward_") and kind is float  # reward_aux_gate is not a weight
@@ -752,6 +781,12 @@ def setting_value(key: str, value: Any) -> Any:
         return None
     if s.kind is float and isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
         value = float(value)  # YAML 1.1 reads 3e-4 (no dot) as text
+    if s.text:
+        if not isinstance(value, str) or len(value) > s.max_length or "\x00" in value:
+            raise SettingError(key, f"{s.describe()} (no NUL), got {_shown(value)}")
+        if key == VERIFIER_SOURCE and value:
+            check_verifier_source(value)
+        return value
     if s.kind is bool or s.kind is str:
         valid = isinstance(value, bool) if s.kind is bool else isinstance(value, str) and value in s.choices
         if not valid:
@@ -824,8 +859,52 @@ def check_rules(config: TrainConfig) -> None:
             f"at least one reward weight must be > 0 ({', '.join(REWARD_WEIGHTS)} are all 0)",
             keys=REWARD_WEIGHTS,
         )
+    if config.reward_custom and not config.reward_custom_source.strip():
+        raise SettingError(
+            "reward_custom",
+            "reward_custom > 0 needs a verifier in reward_custom_source",
+            keys=("reward_custom", VERIFIER_SOURCE),
+        )
+    if config.reward_custom_source.strip() and not config.reward_custom:
+        raise SettingError(
+            VERIFIER_SOURCE,
+            "reward_custom_source is only run with reward_custom > 0 (its weight is 0)",
+            keys=(VERIFIER_SOURCE, "reward_custom"),
+        )
     if config.critic_skip and not config.critic:
         raise SettingError("critic_skip", "critic_skip needs critic: true", keys=("critic_skip", "critic"))
+
+
+def check_verifier_source(source: str) -> None:
+    """Refuse a verifier that does not parse or defines no module-level ``reward(candidate, problem)``,
+    naming the source's line. Parsed with ``ast`` only: nothing of it runs outside the sandbox."""
+    import ast  # here: the trainer's every import of this module would pay for it
+
+    key = VERIFIER_SOURCE
+    try:
+        tree = ast.parse(source, "<verifier>")
+    except SyntaxError as exc:
+        raise SettingError(key, f"line {exc.lineno or 1} of the source does not parse: {exc.msg}") from None
+    except (ValueError, RecursionError, MemoryError) as exc:
+        raise SettingError(key, f"the source does not parse: {exc}") from None
+    found: ast.FunctionDef | None = None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == VERIFIER_FUNCTION:
+            found = node
+        elif isinstance(node, ast.AsyncFunctionDef) and node.name == VERIFIER_FUNCTION:
+            raise SettingError(key, f"line {node.lineno}: reward must be a plain def, not async")
+    if found is None:
+        raise SettingError(
+            key, "defines no function reward(candidate, problem) at module level (no line has one)"
+        )
+    args = found.args
+    positional = len(args.posonlyargs) + len(args.args)
+    required = positional - len(args.defaults)
+    kw_required = sum(1 for d in args.kw_defaults if d is None)
+    if (positional < 2 and args.vararg is None) or required > 2 or kw_required:
+        raise SettingError(
+            key, f"line {found.lineno}: reward must take exactly (candidate, problem) positionally"
+        )
 
 
 KL_MONITOR_DEFAULT_EVERY = 10

@@ -209,3 +209,38 @@ def test_bad_stop_strings_are_named_with_their_line():
         "line 3, field 'stop': at most 16 stop strings (got 17)",
         "line 4, field 'stop': a stop string is longer than 200 characters",
     ]
+
+
+VERIFIER = "def reward(candidate, problem):\n    return 1.0 if candidate(1) == 1 else 0.0\n"
+
+
+def test_every_shape_accepts_a_verifier_and_hashes_it_only_when_present():
+    for record in (HE, MBPP_RECORD, TRIAD_RECORD):
+        result = parse_jsonl(lines({**record, "verifier": VERIFIER.replace("\n", "\r\n")}))
+        assert not result.errors
+        assert result.problems[0].verifier == VERIFIER
+        assert parse_jsonl(lines({**record, "verifier": None})).problems[0].verifier == ""
+
+    plain = parse_jsonl(lines(HE)).content_hash
+    assert parse_jsonl(lines({**HE, "verifier": " \n"})).content_hash == plain
+    assert parse_jsonl(lines({**HE, "verifier": VERIFIER})).content_hash != plain
+
+
+def test_a_bad_verifier_is_named_with_its_line_and_the_sources_line():
+    result = parse_jsonl(
+        lines(
+            {**HE, "verifier": 3},
+            {**HE, "task_id": "H/1", "verifier": "x = 1\ndef reward(candidate, problem)\n    return 1\n"},
+            {**HE, "task_id": "H/2", "verifier": "def score(candidate, problem):\n    return 1\n"},
+            {**HE, "task_id": "H/3", "verifier": "#" * 8001},
+        )
+    )
+
+    assert result.problems == []
+    assert [str(e) for e in result.errors] == [
+        "line 1, field 'verifier': must be a string",
+        "line 2, field 'verifier': line 2 of the source does not parse: expected ':'",
+        "line 3, field 'verifier': defines no function reward(candidate, problem) at module level "
+        "(no line has one)",
+        "line 4, field 'verifier': longer than 8000 characters",
+    ]

@@ -227,3 +227,12 @@ def test_stop_strings_are_stored_with_their_problem(user):
     version = dataset_import(user=user, name="stops", fileobj=jsonl(*records)).version
 
     assert dict(version.problems.values_list("task_id", "stop")) == {"T/0": ["\nclass "], "T/1": []}
+
+
+def test_a_verifier_is_stored_with_its_problem(user):
+    verifier = "def reward(candidate, problem):\n    return 0.5\n"
+    records = [problem("T/0", verifier=verifier), problem("T/1", prompt="def g(x):\n")]
+
+    version = dataset_import(user=user, name="verifiers", fileobj=jsonl(*records)).version
+
+    assert dict(version.problems.values_list("task_id", "verifier")) == {"T/0": verifier, "T/1": ""}

@@ -141,3 +141,65 @@ def test_bad_reward_weights_and_evaluation_settings_name_their_key(text, message
         config_from_yaml(text)
 
     assert str(caught.value).startswith(message)
+
+
+VERIFIER = (
+    "def reward(candidate, problem):\n"
+    "    # how many of 2 inputs it gets right\n"
+    "    return (candidate(1) == 2) / 2 + (candidate(2) == 4) / 2\n"
+)
+
+
+def test_a_verifier_reads_from_a_yaml_block_and_is_written_back_as_one():
+    text = "reward_custom: 0.5\nreward_custom_source: |\n" + "".join(
+        f"  {line}\n" for line in VERIFIER.splitlines()
+    )
+
+    parsed = config_from_yaml(text)
+
+    assert parsed.config == RunConfig(reward_custom=0.5, reward_custom_source=VERIFIER)
+    written = config_to_yaml(parsed.config)
+    assert "\nreward_custom_source: |\n  def reward(candidate, problem):\n" in written
+    assert config_from_yaml(written).config == parsed.config
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "reward_custom: 1\nreward_custom_source: |\n  def reward(candidate, problem):\n    x = (\n",
+            "config line 2, 'reward_custom_source': line 2 of the source does not parse: "
+            "'(' was never closed",
+        ),
+        (
+            "reward_custom: 1\nreward_custom_source: |\n  def score(candidate, problem):\n    return 1\n",
+            "config line 2, 'reward_custom_source': defines no function reward(candidate, problem) "
+            "at module level",
+        ),
+        (
+            "reward_custom: 1\nreward_custom_source: |\n  x = 1\n  def reward(candidate):\n    return 1\n",
+            "config line 2, 'reward_custom_source': line 2: reward must take exactly (candidate, problem)",
+        ),
+        (
+            "reward_custom_source: 3",
+            "config line 1, 'reward_custom_source': must be text of at most 8000 characters",
+        ),
+        (
+            "reward_custom_source: '" + "#" * 8001 + "'",
+            "config line 1, 'reward_custom_source': must be text of at most 8000 characters",
+        ),
+        (
+            "reward_custom: 1\n",
+            "config line 1, 'reward_custom': reward_custom > 0 needs a verifier in reward_custom_source",
+        ),
+        (
+            "steps: 9\nreward_custom_source: |\n  def reward(c, p):\n    return 1\n",
+            "config line 2, 'reward_custom_source': reward_custom_source is only run with reward_custom > 0",
+        ),
+    ],
+)
+def test_a_bad_verifier_is_refused_naming_the_key_and_the_sources_line(text, message):
+    with pytest.raises(ConfigError) as caught:
+        config_from_yaml(text)
+
+    assert str(caught.value).startswith(message)

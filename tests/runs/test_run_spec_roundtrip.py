@@ -29,10 +29,20 @@ from workers.trainer.spec import parse_spec
 pytestmark = pytest.mark.django_db
 
 
+# A free-text setting's changed value: what it holds must be valid (a verifier: Python defining reward).
+CHANGED_TEXT = {
+    "reward_custom_source": (
+        'def reward(candidate, problem):\n    """<&> kept as written."""\n    return 1.0\n'
+    ),
+}
+
+
 def _changed(s: Setting) -> Any:
     """A valid value other than the default, from the setting's own metadata."""
     if s.kind is bool:
         return not s.default
+    if s.text:
+        return CHANGED_TEXT[s.name]
     if s.kind is str:
         return next(choice for choice in s.choices if choice != s.default)
     assert s.low is not None and s.high is not None

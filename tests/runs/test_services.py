@@ -218,7 +218,13 @@ def test_the_spec_carries_reward_weights_and_the_evaluation_set_the_trainer_acce
         run = run_launch(user=user, dataset_version=version, name="", config=config).run
     train = parse_spec(node_spec(run)).train
 
-    assert reward_weights(train) == {"correctness": 1.0, "efficiency": 0.0, "style": 0.2, "format": 0.1}
+    assert reward_weights(train) == {
+        "correctness": 1.0,
+        "efficiency": 0.0,
+        "style": 0.2,
+        "format": 0.1,
+        "custom": 0.0,
+    }
     assert (train.eval_set, train.eval_set_problems) == ("humaneval", 20)
     assert (train.eval_every, train.eval_k) == (5, 2)
 
@@ -232,7 +238,13 @@ def test_a_run_launched_before_reward_weights_existed_trains_on_correctness_alon
     ProblemFactory(version=run.dataset_version)
     train = parse_spec(node_spec(run)).train
 
-    assert reward_weights(train) == {"correctness": 1.0, "efficiency": 0.0, "style": 0.0, "format": 0.0}
+    assert reward_weights(train) == {
+        "correctness": 1.0,
+        "efficiency": 0.0,
+        "style": 0.0,
+        "format": 0.0,
+        "custom": 0.0,
+    }
     assert train.eval_set == "none"
 
 

@@ -1,6 +1,7 @@
 """CLI: ``python -m workers.sandbox [--backend B] [--workers N] [--mode cold|warm] < batch.json``.
 
-Reads ``{"limits": {...}, "items": [{"id", "code", "tests", "entry_point"}]}`` on stdin, writes
+Reads ``{"limits": {...}, "items": [{"id", "code", "tests", "entry_point"}]}`` on stdin (an item may
+also carry a ``verifier`` and the ``task_id`` and ``prompt`` it is given, see docs/sandbox.md), writes
 ``{"results": [...]}`` on stdout, one per item, in order. Bad input: exit status 2 and one line on
 stderr naming the item index and the field. Where isolation does not work: exit status 1 and
 ``sandbox unavailable: <why and what to install>`` on stderr; nothing runs.
@@ -46,9 +47,9 @@ def parse_batch(doc: Any) -> tuple[Limits, list[Item]]:
         if not isinstance(raw, dict):
             raise BadInput(f"items[{i}]: must be an object")
         fields: dict[str, str] = {}
-        for name in ("id", "code", "tests", "entry_point"):
+        for name in ("id", "code", "tests", "entry_point", "verifier", "task_id", "prompt"):
             if name not in raw:
-                if name == "entry_point":
+                if name not in ("id", "code", "tests"):
                     continue
                 raise BadInput(f"items[{i}].{name}: missing")
             if not isinstance(raw[name], str):

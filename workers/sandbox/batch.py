@@ -49,7 +49,8 @@ class _SlotPool:
 
 
 class ResultCache:
-    """A bounded, thread-safe LRU of results keyed by (code, tests, entry_point, limits, backend)."""
+    """A bounded, thread-safe LRU of results keyed by (code, tests, entry_point, the verifier
+    and its problem, limits, backend)."""
 
     def __init__(self, maxsize: int = 4096) -> None:
         self.maxsize = maxsize
@@ -61,7 +62,9 @@ class ResultCache:
     @staticmethod
     def key(item: Item, limits: Limits, backend: str) -> str:
         h = hashlib.sha256()
-        for part in (item.code, item.tests, item.entry_point, repr(limits), backend):
+        # The verifier's problem matters only with a verifier: without one, the key is as it was.
+        custom = (item.verifier, item.task_id, item.prompt) if item.verifier else ()
+        for part in (item.code, item.tests, item.entry_point, *custom, repr(limits), backend):
             data = part.encode("utf-8", "surrogatepass")
             h.update(len(data).to_bytes(8, "little"))
             h.update(data)

@@ -81,6 +81,28 @@ def prepared_tests(tests: str, entry_point: str) -> tuple[tuple[str, str] | None
     return None, marshal.dumps(prepared), int(prepared[3 if prepared[0] == "check" else 2])
 
 
+@lru_cache(maxsize=64)
+def prepared_verifier(source: str) -> bytes | str:
+    """The verifier compiled for the judge (marshalled), once per source; the source itself when it
+    does not compile, for the judge to report why (its score is then 0, see runner._custom_score)."""
+    try:
+        with _AST_LOCK:
+            code = compile(source, "<verifier>", "exec", dont_inherit=True, optimize=0)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return source
+    return marshal.dumps(code)
+
+
+def verifier_part(item: Item, compiled: bool) -> tuple[bytes | str, str, dict[str, str]] | None:
+    """What the judge needs to run the item's verifier, or None: (its code, compiled or as source;
+    its source, for tracebacks; the problem it is given)."""
+    if not item.verifier:
+        return None
+    problem = {"task_id": item.task_id, "prompt": item.prompt, "entry_point": item.entry_point}
+    code = prepared_verifier(item.verifier) if compiled else item.verifier
+    return code, item.verifier, problem
+
+
 @dataclass(frozen=True)
 class Prepared:
     """An item made ready for a runner of our own interpreter: its code and tests compiled."""
@@ -137,7 +159,8 @@ def item_stdin(
     runner_code is None for a warm zygote, which has it; cpus, when not empty, is the CPU set the
     judge moves to before it forks the candidate; cgroup_fds, the slot cgroup's ``cgroup.procs``
     descriptors that the judge joins first, see cgroup.py), then the part only the judge reads,
-    after it has forked the candidate: ``marshal((nonce, tests, entry_point, output_bytes))``.
+    after it has forked the candidate: ``marshal((nonce, tests, entry_point, output_bytes, custom))``,
+    custom the item's verifier (``verifier_part``) or None.
     Without ``ready`` (docker: the image's Python may differ from ours) the code and the tests go
     as source.
     """
@@ -147,5 +170,6 @@ def item_stdin(
     compiled = ready.code if ready is not None else None
     public = marshal.dumps((runner_code, (item.code, compiled, *limits_part)))
     tests: bytes | str = ready.tests if ready is not None else item.tests
-    secret = marshal.dumps((nonce, tests, item.entry_point, int(limits.output_bytes)))
+    custom = verifier_part(item, ready is not None)
+    secret = marshal.dumps((nonce, tests, item.entry_point, int(limits.output_bytes), custom))
     return len(public).to_bytes(4, "big") + public + secret, nonce

@@ -544,6 +544,8 @@ class _Remote:
         self.state = state
         self.callbacks: list[Callable[..., Any]] = []
         self.go = False
+        self.loaded = False  # the candidate's module ran to its end
+        self.entry: Any = None  # its entry point (a handle) once loaded, when it defines one
 
     def request(self, kind: bytes, payload: Any) -> Any:
         if self.state.gone or self.state.bad:
@@ -901,6 +903,8 @@ def _judge(
         if kind != _READY:
             raise ValueError(f"unexpected message {kind!r}")
         test_ns, candidate_ns, callables = _namespaces(dec.value(), modules)
+        remote.loaded = True
+        remote.entry = candidate_ns[entry_point] if entry_point in callables else None
     except (BrokenPipeError, _Gone):
         state.gone = True
         return _verdict("crash", 0, total)
@@ -939,6 +943,62 @@ def _judge(
         first["tests_passed"] = passed
         return first
     return _verdict("passed", passed, total)
+
+
+def _custom_score(
+    custom: tuple[Any, str, dict[str, Any]], remote: _Remote, entry_point: str, verdict: dict[str, Any]
+) -> dict[str, str]:
+    """Run the user's verifier on the candidate's entry point, after the tests: {"custom_score":
+    repr of a float in [0, 1], "custom_error": why it is 0 ("" when the verifier gave the score)}.
+
+    It runs here, in the judge, like the tests: the candidate's calls cross the pipes as for them, and
+    the score leaves in the verdict that carries the nonce. A verifier that raises, or returns
+    anything but an int or float in [0, 1], scores 0. A candidate process that ends or breaks the
+    protocol during the verifier's calls makes the verdict a crash, as during the tests.
+    """
+    code, source, problem = custom
+    state = remote.state
+
+    def zero(why: str) -> dict[str, str]:
+        return {"custom_score": "0.0", "custom_error": "verifier: " + why}
+
+    if not remote.loaded:
+        return zero("not run: the candidate's module did not run to its end")
+    if state.gone or state.bad:
+        return zero("not run: the candidate process ended or broke the call protocol during the tests")
+    if remote.entry is None:
+        return zero(f"not run: the candidate defines no function {entry_point!r}")
+    not_plain = state.not_plain  # the verifier's misuse of a value is its own, not the tests' verdict
+    sources = {"<verifier>": source.splitlines()}
+    value: Any = None
+    error: BaseException | None = None
+    try:
+        if type(code) is bytes:  # compiled by the parent (the same interpreter)
+            code = marshal.loads(code)  # noqa: S302 — from our trusted parent
+        else:  # docker, or a source that does not compile: the error is the verifier's
+            code = compile(code, "<verifier>", "exec", dont_inherit=True, optimize=0)
+        ns: dict[str, Any] = {"__name__": "__verifier__", "__builtins__": builtins}
+        exec(code, ns)  # noqa: S102 — the user's verifier, trusted like the tests
+        function = ns.get("reward")
+        if not callable(function):
+            raise TypeError("the source defines no function reward(candidate, problem)")
+        value = function(remote.entry, dict(problem))
+    except BaseException as e:
+        error = e
+    state.not_plain = not_plain
+    if state.gone or state.bad:
+        forced = _from_state(state, verdict["tests_passed"], verdict["tests_total"])
+        verdict.update(forced or {})
+        return zero("the candidate process ended or broke the call protocol during the verifier's calls")
+    if isinstance(error, _NotPlain):
+        return zero(f"raised NonPlainReturn: a candidate value of type {error} is not plain data")
+    if error is not None:
+        name, text = _describe(error, sources)
+        return zero(f"raised {name}\n{text}")
+    if type(value) not in (int, float) or not 0.0 <= value <= 1.0:  # NaN fails the comparison too
+        shown = repr(value) if type(value) in (int, float) else f"a value of type {type(value).__name__}"
+        return zero(f"reward() returned {shown[:80]}, not a number in [0, 1]")
+    return {"custom_score": repr(float(value)), "custom_error": ""}
 
 
 def _json(value: Any) -> str:
@@ -1070,7 +1130,7 @@ def run_item(public: tuple[Any, ...], vfd: int, clean_up: bool = False) -> None:
     while chunk := _read(0, 1 << 16):
         secret += chunk
     _stdin_to_null()
-    nonce, tests, entry_point, max_text = marshal.loads(secret)  # noqa: S302 — from our trusted parent
+    nonce, tests, entry_point, max_text, custom = marshal.loads(secret)  # noqa: S302 — our trusted parent
     del secret
     # prepared by the parent (the same interpreter), or the source (docker)
     prepared = marshal.loads(tests) if type(tests) is bytes else prepare_tests(tests, entry_point)  # noqa: S302
@@ -1081,6 +1141,9 @@ def run_item(public: tuple[Any, ...], vfd: int, clean_up: bool = False) -> None:
     state = _State()
     remote = _Remote(_Channel(to_judge[0], to_candidate[1], max(1 << 20, memory_mb << 20)), state)
     verdict = _judge(prepared, entry_point, remote, started)
+    if custom is not None and verdict["error_class"] != "sandbox_error":
+        verdict.update(_custom_score(custom, remote, entry_point, verdict))
+        verdict["custom_error"] = verdict["custom_error"][:max_text]
     if remote.go and not state.bad:
         if not state.gone:
             try:  # let the candidate flush its output and exit, then take its CPU time

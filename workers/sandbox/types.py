@@ -29,6 +29,11 @@ class Item:
     code: str  # the candidate program
     tests: str  # HumanEval-style (defines check(candidate)) or MBPP-style top-level asserts
     entry_point: str = ""  # function passed to check(); required for HumanEval style
+    # The user's verifier (source defining reward(candidate, problem)), run by the judge after the
+    # tests; task_id and prompt go into the problem it is given (docs/sandbox.md, "Custom verifier").
+    verifier: str = ""
+    task_id: str = ""
+    prompt: str = ""
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,9 @@ class Result:
     # threads; interpreter start-up excluded), measured by the judge with wait4 once it has exited,
     # so the candidate cannot under-report it. 0.0 when there is no verdict.
     cpu_ms: float = 0.0
+    # The verifier's score in [0, 1], from the judge's verdict (why it is 0, when it is, is in
+    # stderr); None when the item has no verifier or gave no verdict.
+    custom_score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -132,7 +132,21 @@ def _valid(v: dict[str, Any]) -> bool:
         and all(type(v.get(k)) is int for k in ("tests_passed", "tests_total"))
         and all(type(v.get(k)) is str for k in ("exception_type", "failing_test", "traceback"))
         and all(type(v.get(k, 0)) is int for k in ("cpu_us", "exit_status"))
+        and all(type(v.get(k, "")) is str for k in ("custom_score", "custom_error"))
     )
+
+
+def _custom(verdict: dict[str, Any]) -> tuple[float | None, str]:
+    """(the verifier's score, why it is 0) from a verdict; (None, "") when it ran no verifier."""
+    if "custom_score" not in verdict:
+        return None, ""
+    try:
+        score = float(verdict["custom_score"])
+    except ValueError:
+        return 0.0, "sandbox: the verifier's score is not a number"
+    if not 0.0 <= score <= 1.0:
+        return 0.0, "sandbox: the verifier's score is not in [0, 1]"
+    return score, str(verdict.get("custom_error", ""))
 
 
 def _text(raw: bytes, cap: int) -> str:
@@ -167,6 +181,8 @@ def classify(
     cap = limits.output_bytes
     started, total, verdict = read_verdict(raw_verdict, nonce)
     passed_n, exc_type, failing, tb, cpu_ms = 0, "", "", "", 0.0
+    custom: float | None = None
+    custom_error = ""
     if reason == "timeout":
         cls = "timeout" if started else "sandbox_error"
         tb = "" if started else "sandbox: the runner did not start in time"
@@ -179,6 +195,7 @@ def classify(
         exc_type, failing, tb = verdict["exception_type"], verdict["failing_test"], verdict["traceback"]
         cpu_us = verdict.get("cpu_us")
         cpu_ms = cpu_us / 1000 if type(cpu_us) is int and cpu_us >= 0 else 0.0
+        custom, custom_error = _custom(verdict)
         if "exit_status" in verdict:  # the judge saw the candidate process end during the tests
             cls, exc_type, note = _died(verdict["exit_status"], err)
             tb = note.replace("process", "candidate process") if note else tb
@@ -194,6 +211,8 @@ def classify(
     stderr = _text(err, cap)
     if tb:
         stderr = f"{stderr}\n{tb[:cap]}" if stderr else tb[:cap]
+    if custom_error:
+        stderr = f"{stderr}\n{custom_error[:cap]}" if stderr else custom_error[:cap]
     return Result(
         id=item.id,
         passed=cls == "passed",
@@ -206,4 +225,5 @@ def classify(
         exception_type=exc_type,
         failing_test=failing,
         cpu_ms=cpu_ms,
+        custom_score=custom,
     )

@@ -364,6 +364,7 @@ class Trainer:
                 weights=self.reward_weights,
                 reference_times=self.reference_times,
                 aux_gate=train.reward_aux_gate,
+                verifier=train.reward_custom_source,
             )
 
         scored, texts = self.scoring_inputs(problems, groups)

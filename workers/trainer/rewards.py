@@ -65,9 +65,11 @@ def component_scores(
     cpu_ms: float | None,
     weights: Mapping[str, float],
     reference_times: ReferenceTimes | None = None,
+    custom: float | None = None,
 ) -> dict[str, float]:
     """The score of every weighted component (docs/trainer.md, "Rewards"). cpu_ms None: the sample
-    never ran, so there is no time to compare (a passing one counts as efficient)."""
+    never ran, so there is no time to compare (a passing one counts as efficient). custom: the
+    verifier's score from the sandbox (None: it gave none, which scores 0)."""
     out: dict[str, float] = {}
     for name in weights_active(weights):
         if name == "correctness":
@@ -79,6 +81,8 @@ def component_scores(
             out[name] = style_report(problem.prompt, completion, problem.entry_point, problem.solution).score
         elif name == "format":
             out[name] = format_score(problem.prompt, completion, problem.entry_point)
+        elif name == "custom":
+            out[name] = custom if custom is not None else 0.0
     return out
 
 
@@ -100,7 +104,8 @@ def complete_components(
 ) -> list[list[Score]]:
     """Give scores that carry no components (samples the critic predicted instead of running) their
     components and weighted reward, scored like the samples of the same group that ran
-    (docs/trainer.md, "Audited skip mode"): see imputed_components."""
+    (docs/trainer.md, "Audited skip mode"): see imputed_components
+    (custom, the verifier never ran, is the predicted correctness)."""
     out: list[list[Score]] = []
     for problem, texts, group in zip(problems, completions, scores, strict=True):
         ran = [s for s in group if s.valid and s.components]
@@ -130,7 +135,13 @@ def imputed_components(
     (their partial credit, 0 without partial_credit), 0 when none did; one that does not parse is a
     syntax error for sure, and scores 0 like one that ran."""
     parts = component_scores(
-        problem, completion, correctness=float(passed), passed=passed, cpu_ms=None, weights=weights
+        problem,
+        completion,
+        correctness=float(passed),
+        passed=passed,
+        cpu_ms=None,
+        weights=weights,
+        custom=float(passed),
     )
     if passed and "efficiency" in parts:
         measured = [s.components["efficiency"] for s in ran if s.passed and "efficiency" in s.components]
@@ -192,21 +203,26 @@ def robust_times(
 ) -> dict[int, float]:
     """{k: CPU ms} for the items at indexes `timed`: the median of REFERENCE_RUNS runs, as the
     reference's is (results[k] is the first; the rest run now, uncached). Identical programs (code,
-    tests and entry point) are timed once and share the time, so they share their efficiency."""
+    tests and entry point) are timed once and share the time, so they share their efficiency.
+    An item run with a verifier also spent CPU on the verifier's calls, which the reference's time
+    does not hold: its REFERENCE_RUNS runs are all new ones, without the verifier."""
     firsts: dict[tuple[str, str, str], int] = {}
     for k in timed:
         firsts.setdefault((items[k].code, items[k].tests, items[k].entry_point), k)
+    custom = {key for key, k in firsts.items() if getattr(items[k], "verifier", "")}
     extra = [
-        (key, replace(items[k], id=f"{items[k].id}#time{r}"))
+        (key, replace(items[k], id=f"{items[k].id}#time{r}", **({"verifier": ""} if key in custom else {})))
         for key, k in firsts.items()
-        for r in range(1, REFERENCE_RUNS)
+        for r in range(0 if key in custom else 1, REFERENCE_RUNS)
     ]
     again = run_batch([item for _, item in extra], limits, cache=False) if extra else []
-    runs = {key: [float(results[k].cpu_ms)] for key, k in firsts.items()}
+    runs = {key: [] if key in custom else [float(results[k].cpu_ms)] for key, k in firsts.items()}
     for (key, _), r in zip(extra, again, strict=True):
         if r.passed:  # a failed re-run (a timeout under load, our own error) has no time to give
             runs[key].append(float(r.cpu_ms))
-    medians = {key: statistics.median(times) for key, times in runs.items()}
+    medians = {
+        key: statistics.median(times or [float(results[firsts[key]].cpu_ms)]) for key, times in runs.items()
+    }
     return {k: medians[(items[k].code, items[k].tests, items[k].entry_point)] for k in timed}
 
 
@@ -220,6 +236,7 @@ def score_completions(
     weights: Mapping[str, float] = DEFAULT_WEIGHTS,
     reference_times: ReferenceTimes | None = None,
     aux_gate: str = DEFAULT_AUX_GATE,
+    verifier: str = "",
 ) -> list[list[Score]]:
     """Score completions[i][j] (j-th sample for problems[i]); sandbox_error items are retried once.
 
@@ -227,7 +244,8 @@ def score_completions(
     and format gated by `aux_gate` (reward_aux_gate). Efficiency needs `reference_times`: the
     problems' reference solutions are timed on first use, and each passing candidate that has one to
     compare with is timed as robustly (robust_times). The sandbox pool is this rank's share of the
-    node's CPUs (sandbox_workers)."""
+    node's CPUs (sandbox_workers). `verifier` (reward_custom_source), or the problem's own, runs in the
+    sandbox beside each sample's tests when custom is weighted; its score is the custom component."""
     item_cls, limits_cls, sandbox_run = _real_sandbox()
     run_batch: RunBatch = functools.partial(sandbox_run, workers=sandbox_workers())
     limits = limits_cls(timeout_s=sandbox.timeout_s, memory_mb=sandbox.memory_mb)
@@ -236,6 +254,7 @@ def score_completions(
     keys: list[tuple[int, int]] = []
     items: list[Any] = []
     for i, (problem, group) in enumerate(zip(problems, completions, strict=True)):
+        custom = (problem.verifier or verifier) if weights.get("custom") else ""  # the problem's first
         for j, text in enumerate(group):
             keys.append((i, j))
             items.append(
@@ -244,6 +263,11 @@ def score_completions(
                     code=problem.prompt + text,
                     tests=problem.tests,
                     entry_point=problem.entry_point,
+                    **(
+                        {"verifier": custom, "task_id": problem.task_id, "prompt": problem.prompt}
+                        if custom
+                        else {}
+                    ),
                 )
             )
     results: list[Any] = list(run_batch(items, limits)) if items else []
@@ -281,6 +305,7 @@ def score_completions(
                 cpu_ms=cpu_ms,
                 weights=weights,
                 reference_times=reference_times,
+                custom=getattr(r, "custom_score", None),
             )
             if valid
             else {}

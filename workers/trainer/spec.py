@@ -104,6 +104,7 @@ class Problem:
     solution: str = ""
     reasoning: str = ""  # a teacher's step-by-step trace, when the dataset has one
     stop: tuple[str, ...] = ()  # the dataset's stop strings
+    verifier: str = ""  # the problem's own reward(candidate, problem), over reward_custom_source
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,9 @@ def _parse_problems(raw: Any) -> tuple[Problem, ...]:
         reasoning = item.get("reasoning") or ""
         if not isinstance(reasoning, str):
             raise ValueError(f"{prefix}.reasoning: must be a string (got {type(reasoning).__name__})")
+        verifier = item.get("verifier") or ""
+        if not isinstance(verifier, str):
+            raise ValueError(f"{prefix}.verifier: must be a string (got {type(verifier).__name__})")
         out.append(
             Problem(
                 task_id=_str(item, prefix, "task_id"),
@@ -192,6 +196,7 @@ def _parse_problems(raw: Any) -> tuple[Problem, ...]:
                 solution=solution,
                 reasoning=reasoning,
                 stop=_stop_list(item, prefix),
+                verifier=verifier,
             )
         )
     return tuple(out)

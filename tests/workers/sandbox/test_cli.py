@@ -49,8 +49,25 @@ def test_cli_runs_a_batch_and_writes_results_in_order() -> None:
     assert [r["error_class"] for r in results] == ["passed", "wrong_answer"]
     assert set(results[0]) == {
         "id", "passed", "error_class", "tests_passed", "tests_total", "duration_ms",
-        "stdout", "stderr", "exception_type", "failing_test", "cpu_ms",
+        "stdout", "stderr", "exception_type", "failing_test", "cpu_ms", "custom_score",
     }  # fmt: skip
+    assert results[0]["custom_score"] is None  # no verifier
+
+
+def test_cli_runs_an_items_verifier() -> None:
+    item = {
+        "id": "v",
+        "code": "def f(x):\n    return x\n",
+        "tests": "assert f(1) == 1\n",
+        "entry_point": "f",
+        "verifier": "def reward(c, problem):\n    return (c(2) == 2) / 4 + len(problem['prompt'])\n",
+        "task_id": "T/1",
+        "prompt": "",
+    }
+    done = cli(json.dumps({"items": [item]}), "--backend", "process")
+    assert done.returncode == 0, done.stderr
+    [result] = json.loads(done.stdout)["results"]
+    assert result["custom_score"] == 0.25
 
 
 def test_cli_rejects_invalid_json_with_exit_2() -> None:

@@ -365,6 +365,7 @@ def test_reward_weights_come_from_the_spec_and_are_checked():
         "efficiency": 0.0,
         "style": 0.0,
         "format": 0.0,
+        "custom": 0.0,
     }
     raw["train"] = {"reward_style": 0.5, "reward_format": 0.25}
     assert reward_weights(parse_spec(raw).train)["style"] == 0.5
