@@ -6,7 +6,8 @@ import pytest
 from django.urls import reverse
 
 from runs.evals.models import EvalJob, EvalJobStatus
-from tests.factories import DatasetVersionFactory, ProblemFactory, RegisteredModelFactory
+from runs.models import RunStatus
+from tests.factories import DatasetVersionFactory, ProblemFactory, RegisteredModelFactory, RunFactory
 from tests.runs.evals.factories import eval_job, node_result
 
 pytestmark = pytest.mark.django_db
@@ -139,3 +140,16 @@ def test_compare_needs_two_ids(logged_in, user):
 
     assert logged_in.get(reverse("evals:compare"), {"a": job.pk}).status_code == 400
     assert logged_in.get(reverse("evals:compare"), {"a": job.pk, "b": "x"}).status_code == 400
+
+
+def test_a_finished_runs_page_links_to_its_evaluation_and_a_running_ones_does_not(logged_in, user):
+    finished = RunFactory(created_by=user, status=RunStatus.SUCCEEDED)
+    running = RunFactory(created_by=user, status=RunStatus.RUNNING)
+
+    page = logged_in.get(reverse("runs:detail", args=[finished.pk])).content.decode()
+    running_page = logged_in.get(reverse("runs:detail", args=[running.pk])).content.decode()
+
+    assert f'href="{reverse("evals:new")}?run={finished.pk}" data-testid="evaluate"' in page
+    assert 'data-testid="evaluate"' not in running_page
+    form = logged_in.get(reverse("evals:new"), {"run": finished.pk}).content.decode()
+    assert "Nothing to evaluate yet" in form  # it reported no checkpoint: not offered
