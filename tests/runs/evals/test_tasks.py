@@ -20,6 +20,7 @@ from tests.factories import (
     RunFactory,
 )
 from tests.runs.evals.factories import KEPT
+from tests.workers.test_export import _checkpoint
 
 
 @pytest.fixture
@@ -128,3 +129,21 @@ def test_a_model_missing_on_the_node_fails_the_job_with_the_evaluations_own_word
     assert job.status == EvalJobStatus.FAILED
     assert job.error.startswith("the evaluation exited with status 2: refused:")
     assert "not-here" in job.error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_node_evaluates_a_runs_newest_checkpoint_where_the_pool_keeps_it(
+    user, eager, settings, tmp_path, tiny_hf_dir
+):
+    settings.TRIAD_RUNS_DIR = str(tmp_path)  # a run from before the shared checkpoint dir: its work dir's
+    settings.TRIAD_CHECKPOINT_DIR = str(tmp_path / "shared")
+    base = RegisteredModelFactory(registered_by=user, source=str(tiny_hf_dir))
+    run = RunFactory(created_by=user, model=base, status=RunStatus.CANCELLED, checkpoints=KEPT)
+    _checkpoint(tiny_hf_dir, tmp_path / str(run.pk), zero_stage=0, step=2)
+
+    job = eval_job_create(user=user, run=run, dataset_version=_version(user), protocol={"max_new_tokens": 8})
+
+    job.refresh_from_db()
+    assert job.status == EvalJobStatus.SUCCEEDED, job.error
+    assert job.result["checkpoint"] == str(tmp_path / str(run.pk) / "checkpoints")
+    assert [p["task_id"] for p in job.result["problems"]] == ["Add/0"]
