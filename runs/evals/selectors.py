@@ -13,8 +13,9 @@ from controlplane.accounts.selectors import is_site_admin, team_filter, team_lis
 from datasets_app.models import DatasetVersion
 from datasets_app.selectors import dataset_readable_by_teams_q
 from runs.evals.models import EvalJob
-from runs.models import Run, RunStatus
+from runs.models import Run
 from runs.registry.models import ModelStatus, RegisteredModel
+from runs.registry.services import EXPORTABLE_STATUSES
 
 CHOICES_MAX = 200  # the newest runs and versions the form offers
 
@@ -47,8 +48,8 @@ def eval_teams(*, user: User) -> QuerySet[Team]:
 def eval_subject_choices(*, teams: QuerySet[Team]) -> tuple[list[RegisteredModel], list[Run]]:
     """The ready models and the finished runs that reported a checkpoint, of these teams."""
     models = list(RegisteredModel.objects.filter(status=ModelStatus.READY, team__in=teams).order_by("name"))
-    finished = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.BUDGET_STOPPED)
-    runs = Run.objects.filter(team__in=teams, status__in=finished).order_by("-created_at", "-pk")
+    finished = Run.objects.filter(team__in=teams, status__in=EXPORTABLE_STATUSES)
+    runs = finished.order_by("-created_at", "-pk")
     return models, [r for r in runs[:CHOICES_MAX] if (r.checkpoints or {}).get("kept")]
 
 

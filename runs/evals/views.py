@@ -27,7 +27,7 @@ def eval_new(request: AuthedHttpRequest) -> HttpResponse:
         raise PermissionDenied(refusal)
     models, runs = selectors.eval_subject_choices(teams=teams)
     versions = selectors.eval_version_choices(teams=teams)
-    initial = {"subject": _prefill(request)} if _prefill(request) else {}
+    initial = {"subject": _prefill(request)}
     form = EvalJobForm(request.POST or None, initial=initial, models=models, runs=runs, versions=versions)
     if request.method == "POST" and form.is_valid():
         try:
