@@ -46,6 +46,7 @@ app.conf.task_routes = {
     # A node's answer about a model it inspected (`models.inspect` goes to the model's gpu.<pool>).
     "models.record": {"queue": CONTROL},
     "models.exported": {"queue": CONTROL},  # and its answer about an export (`models.export`: gpu.<pool>)
+    "evals.record": {"queue": CONTROL},  # a node's answers about an evaluation (`evals.execute`: gpu.<pool>)
 }
 app.conf.beat_schedule = {
     "reap-lost-runs": {"task": "runs.reap_lost", "schedule": 15.0},
@@ -55,7 +56,9 @@ app.conf.beat_schedule = {
     "accrue-run-costs": {"task": "spend.accrue", "schedule": settings.TRIAD_SPEND_ACCRUE_S},
 }
 # Each app's tasks.py, and the sandbox node's task (workers/tasks.py).
-app.autodiscover_tasks(["runs", "runs.review", "runs.spend", "runs.registry", "datasets_app", "workers"])
+app.autodiscover_tasks(
+    ["runs", "runs.review", "runs.spend", "runs.registry", "runs.evals", "datasets_app", "workers"]
+)
 
 # What a publish raises when the broker is down, refuses or hangs past TRIAD_BROKER_TIMEOUT_S.
 BROKER_ERRORS: tuple[type[BaseException], ...] = (OperationalError, OSError)

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "runs.review",
     "runs.spend",
     "runs.registry",
+    "runs.evals",
 ]
 
 MIDDLEWARE = [

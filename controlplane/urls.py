@@ -13,6 +13,7 @@ urlpatterns = [
     path("spend/", include("runs.spend.urls")),
     path("review/", include("runs.review.urls")),
     path("models/", include("runs.registry.urls")),
+    path("evals/", include("runs.evals.urls")),
     path("", include("controlplane.accounts.urls")),
     path("api/v1/runs/<int:run_id>/events", api.run_events, name="api-run-events"),
     path("api/v1/runs/<int:run_id>/spec", api.run_spec, name="api-run-spec"),

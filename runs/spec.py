@@ -7,8 +7,10 @@ from django.db.models import Count, Max
 
 from datasets_app.selectors import problem_list_for_run
 from runs.models import Node, Run, RunClaim
+from runs.registry.models import RegisteredModel
 from workers.spec import config_from_stored
 
+SANDBOX_LIMITS = {"timeout_s": 2.0, "memory_mb": 512}  # what each (code, tests) item may use
 TINY_MODEL = {"kind": "tiny", "path": None, "d_model": 64, "n_layers": 2, "n_heads": 4, "max_len": 512}
 
 
@@ -18,6 +20,11 @@ def model_section(*, run: Run) -> dict[str, Any]:
     model = run.model
     if model is None:
         return dict(TINY_MODEL)
+    return registered_model_section(model=model)
+
+
+def registered_model_section(*, model: RegisteredModel) -> dict[str, Any]:
+    """The spec's "model" of a registered Hugging Face model (a run's, or one evaluated on its own)."""
     return {
         "kind": "hf",
         "path": model.source,
@@ -91,6 +98,6 @@ def run_spec(*, run: Run) -> dict[str, Any]:
         "model": model_section(run=run),
         "train": config.train().as_dict(),
         "resources": run_resources(run=run),
-        "sandbox": {"timeout_s": 2.0, "memory_mb": 512},
+        "sandbox": dict(SANDBOX_LIMITS),
         "problems": problems,
     }

@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from controlplane.accounts.models import Role, Team
 from datasets_app.models import Problem
+from runs.evals.models import EvalJob
 from runs.models import Generation, Run, RunAttempt, RunStatus
 from runs.registry.models import RegisteredModel
 from runs.review.services import review_generations_scan
@@ -33,6 +34,7 @@ class World:
     users: dict
     problem: Problem | None = None  # a problem of the run's dataset version (a dataset of alpha)
     model: RegisteredModel | None = None  # a model of alpha that its node refused
+    eval_job: EvalJob | None = None  # a failed evaluation of that model, alpha's
 
 
 ROLES = ("admin", "member", "viewer", "outsider", "loner", "superuser")
@@ -76,4 +78,17 @@ def world(db):
     model = RegisteredModelFactory(
         registered_by=users["member"], team=alpha, status="refused", error="no config.json"
     )
-    return World(alpha, beta, run, generation, other, beta_run, users, problem, model)
+    eval_job = EvalJob.objects.create(
+        team=alpha,
+        created_by=users["member"],
+        model=model,
+        dataset_version=run.dataset_version,
+        eval_protocol="codex",
+        eval_samples=8,
+        eval_k=4,
+        max_new_tokens=48,
+        pool="cpu",
+        status="failed",
+        error="not sent: the broker is down",
+    )
+    return World(alpha, beta, run, generation, other, beta_run, users, problem, model, eval_job)

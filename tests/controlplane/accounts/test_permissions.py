@@ -129,6 +129,16 @@ TABLE = [
     ("htmx#model", "registry:detail", {"model_id": "@model"}, {}, (200, 200, 200, 404, 404, 200)),
     # exporting a run's checkpoint: members of its team (the world's run is running: refused, back to it)
     ("post", "registry:export", {"run_id": "@run"}, {"name": "m"}, (302, 302, 403, 404, 404, 302)),
+    # evaluation jobs belong to the team of what they evaluate (the world's is alpha's, failed):
+    # everyone sees the pages (their teams' jobs), members evaluate; another team's job is a 404
+    ("get", "evals:list", {}, {}, (200, 200, 200, 200, 200, 200)),
+    ("htmx#evals", "evals:list", {}, {}, (200, 200, 200, 200, 200, 200)),
+    ("get", "evals:new", {}, {}, (200, 200, 200, 200, 200, 200)),  # a viewer reads why not
+    ("post", "evals:new", {}, {}, (400, 400, 403, 400, 403, 400)),  # no fields: the form's 400
+    ("get", "evals:detail", {"job_id": "@eval_job"}, {}, (200, 200, 200, 404, 404, 200)),
+    ("htmx#eval", "evals:detail", {"job_id": "@eval_job"}, {}, (200, 200, 200, 404, 404, 200)),
+    ("post", "evals:again", {"job_id": "@eval_job"}, {}, (302, 302, 403, 404, 404, 302)),
+    ("get", "evals:compare", {}, {"a": "@eval_job", "b": "@eval_job"}, (200, 200, 200, 404, 404, 200)),
 ]
 # Names that are not pages of a logged-in browser: the login pages themselves, and the run-token APIs
 # (machine auth, tests/runs/test_api.py and test_claim.py).

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class EvalsConfig(AppConfig):
+    name = "runs.evals"
+    label = "evals"
+    verbose_name = "Evaluation jobs"
