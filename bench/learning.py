@@ -207,7 +207,9 @@ def _evaluate(spec: dict[str, Any], problems: list[dict[str, Any]], ckpt: Path, 
     alone = spec | {"problems": problems, "train": spec["train"] | {"eval_problems": 0}}
     path.with_suffix(".spec").write_text(json.dumps(alone))
     out = tmp / (path.name + ".out")
-    code = evaluate.main(["--spec", str(path.with_suffix(".spec")), "--checkpoint", str(ckpt), "--out", str(out)])
+    code = evaluate.main(
+        ["--spec", str(path.with_suffix(".spec")), "--checkpoint", str(ckpt), "--out", str(out)]
+    )
     if code != 0:
         raise SystemExit(f"evaluate.py refused {ckpt}")
     return float(json.loads(out.read_text())["totals"]["eval/pass@1"])
@@ -299,20 +301,32 @@ def run_child(args: argparse.Namespace, seed: int, shuffled: bool) -> dict[str, 
     """One seed in a child process; its result is kept in --out-dir (when given) and reused from
     there by a later call with the same settings."""
     config = {k: getattr(args, k) for k in RUN_KEYS if k != "seed"} | {"seed": seed, "shuffled": shuffled}
-    saved = Path(args.out_dir) / f"seed{seed}-{'shuffled' if shuffled else 'normal'}.json" if args.out_dir else None
+    saved = (
+        Path(args.out_dir) / f"seed{seed}-{'shuffled' if shuffled else 'normal'}.json"
+        if args.out_dir
+        else None
+    )
     if saved is not None and saved.exists():
         kept = json.loads(saved.read_text())
         if kept.get("config") == config:
             print(f"seed {seed} {'shuffled' if shuffled else 'normal'}: reused {saved}", file=sys.stderr)
             return dict(kept["result"])
-    argv = [f"--{k.replace('_', '-')}={v}" for k, v in config.items() if k not in ("shuffled", "reset_optimizer")]
+    argv = [
+        f"--{k.replace('_', '-')}={v}" for k, v in config.items() if k not in ("shuffled", "reset_optimizer")
+    ]
     argv += ["--reset-optimizer" if args.reset_optimizer else "--no-reset-optimizer"]
     argv += ["--child", "--mode", "heldout"] + (["--shuffle-rewards"] if shuffled else [])
     out = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True, check=False)
     if out.returncode != 0:
-        raise SystemExit(f"seed {seed} ({'shuffled' if shuffled else 'normal'}) failed:\n{out.stderr[-3000:]}")
+        raise SystemExit(
+            f"seed {seed} ({'shuffled' if shuffled else 'normal'}) failed:\n{out.stderr[-3000:]}"
+        )
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"seed {seed} {'shuffled' if shuffled else 'normal'}: {json.dumps(result)}", file=sys.stderr, flush=True)
+    print(
+        f"seed {seed} {'shuffled' if shuffled else 'normal'}: {json.dumps(result)}",
+        file=sys.stderr,
+        flush=True,
+    )
     if saved is not None:
         saved.parent.mkdir(parents=True, exist_ok=True)
         saved.write_text(json.dumps({"config": config, "result": result}, indent=1))
@@ -385,7 +399,8 @@ def heldout(args: argparse.Namespace) -> None:
     out |= {
         "config": {k: getattr(args, k) for k in RUN_KEYS if k != "seed"},
         "wall_s_per_run": {
-            f"{seed}{'-shuffled' if shuffled else ''}": round(r["wall_s"], 1) for (seed, shuffled), r in runs.items()
+            f"{seed}{'-shuffled' if shuffled else ''}": round(r["wall_s"], 1)
+            for (seed, shuffled), r in runs.items()
         },
         "wall_s": round(time.monotonic() - t0, 1),
     }
@@ -416,7 +431,9 @@ def main() -> None:
     ap.add_argument("--problems", type=int, default=64, help="problems of --families, held-out ones included")
     ap.add_argument("--heldout", type=int, default=16, help="the last N of them are never trained on")
     ap.add_argument("--unseen-problems", type=int, default=16)
-    ap.add_argument("--data-seed", type=int, default=0, help="generate()'s seed: the same problems every seed")
+    ap.add_argument(
+        "--data-seed", type=int, default=0, help="generate()'s seed: the same problems every seed"
+    )
     ap.add_argument("--eval-every", type=int, default=10)
     ap.add_argument(
         "--shuffle-rewards",

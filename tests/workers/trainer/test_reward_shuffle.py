@@ -41,9 +41,7 @@ def test_advantages_after_the_shuffle_are_the_same_values_on_other_completions()
     rewards = [[1.0, 0.0, 0.0, 1.0]]
     valid = [[True] * 4]
     shuffled = shuffle_within_groups(rewards, valid, 1)
-    adv, _ = group_advantages(
-        torch.tensor(shuffled, dtype=torch.float64), torch.tensor(valid), scale="group"
-    )
+    adv, _ = group_advantages(torch.tensor(shuffled, dtype=torch.float64), torch.tensor(valid), scale="group")
     expected = [(r - 0.5) / (0.5 + 1e-4) for r in shuffled[0]]
     assert adv[0].tolist() == pytest.approx(expected)
 
