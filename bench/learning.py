@@ -17,7 +17,7 @@ GRPO runs. Two modes:
 - ``--mode demo``: the earlier figure, the training pass rate on the 12 bundled demo problems it trains
   on, first against last ten RL steps (docs/benchmarks.md, "Does it learn?").
 
-    .venv/bin/python bench/learning.py [--seeds 0,1,2] [--rl-steps 300] [--sft-steps 200] ...
+    .venv/bin/python bench/learning.py [--seeds 0,1,2] [--rl-steps 300] [--sft-steps 100] [--out-dir DIR] ...
     .venv/bin/python bench/learning.py --shuffle-rewards --seeds 0      # the shuffled control only
     .venv/bin/python bench/learning.py --mode demo [--rl-steps 150] [--sft-steps 100] ...
 
@@ -316,11 +316,21 @@ def run_child(args: argparse.Namespace, seed: int, shuffled: bool) -> dict[str, 
     ]
     argv += ["--reset-optimizer" if args.reset_optimizer else "--no-reset-optimizer"]
     argv += ["--child", "--mode", "heldout"] + (["--shuffle-rewards"] if shuffled else [])
-    out = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise SystemExit(
-            f"seed {seed} ({'shuffled' if shuffled else 'normal'}) failed:\n{out.stderr[-3000:]}"
+    argv += ["--verbose"] if args.verbose else []
+    # The child's log (each step's figures with --verbose) beside its result: a long run can be followed.
+    if saved is not None:
+        log = saved.with_suffix(".log")
+    else:
+        fd, name = tempfile.mkstemp(suffix=".log")
+        os.close(fd)
+        log = Path(name)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w", encoding="utf-8") as err:
+        out = subprocess.run(
+            [sys.executable, __file__, *argv], stdout=subprocess.PIPE, stderr=err, text=True, check=False
         )
+    if out.returncode != 0:
+        raise SystemExit(f"seed {seed} ({'shuffled' if shuffled else 'normal'}) failed: see {log}")
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     print(
         f"seed {seed} {'shuffled' if shuffled else 'normal'}: {json.dumps(result)}",
@@ -411,7 +421,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mode", choices=("heldout", "demo"), default="heldout")
     ap.add_argument("--rl-steps", type=int, default=None, help="heldout: 300, demo: 150")
-    ap.add_argument("--sft-steps", type=int, default=None, help="heldout: 200, demo: 100")
+    ap.add_argument("--sft-steps", type=int, default=None, help="heldout: 100, demo: 100")
     ap.add_argument("--sft-lr", type=float, default=3e-3)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--prompts-per-step", type=int, default=4)
@@ -428,9 +438,11 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2", help="the trainer seeds, one child process each")
     ap.add_argument("--families", default="arithmetic,strings", help="trained on, and held out by instance")
     ap.add_argument("--unseen-families", default="lists", help="never trained on ('' for none)")
-    ap.add_argument("--problems", type=int, default=64, help="problems of --families, held-out ones included")
-    ap.add_argument("--heldout", type=int, default=16, help="the last N of them are never trained on")
-    ap.add_argument("--unseen-problems", type=int, default=16)
+    ap.add_argument(
+        "--problems", type=int, default=128, help="problems of --families, held-out ones included"
+    )
+    ap.add_argument("--heldout", type=int, default=32, help="the last N of them are never trained on")
+    ap.add_argument("--unseen-problems", type=int, default=32)
     ap.add_argument(
         "--data-seed", type=int, default=0, help="generate()'s seed: the same problems every seed"
     )
@@ -452,7 +464,7 @@ def main() -> None:
     held = args.mode == "heldout"
     for name, heldout_default, demo_default in (
         ("rl_steps", 300, 150),
-        ("sft_steps", 200, 100),
+        ("sft_steps", 100, 100),
         ("max_new_tokens", 56, 24),
     ):
         if getattr(args, name) is None:
