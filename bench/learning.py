@@ -17,7 +17,7 @@ GRPO runs. Two modes:
 - ``--mode demo``: the earlier figure, the training pass rate on the 12 bundled demo problems it trains
   on, first against last ten RL steps (docs/benchmarks.md, "Does it learn?").
 
-    .venv/bin/python bench/learning.py [--seeds 0,1,2] [--rl-steps 300] [--sft-steps 100] [--out-dir DIR] ...
+    .venv/bin/python bench/learning.py [--seeds 0,1,2] [--rl-steps 200] [--sft-steps 200] [--out-dir DIR] ...
     .venv/bin/python bench/learning.py --shuffle-rewards --seeds 0      # the shuffled control only
     .venv/bin/python bench/learning.py --mode demo [--rl-steps 150] [--sft-steps 100] ...
 
@@ -420,8 +420,8 @@ def heldout(args: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mode", choices=("heldout", "demo"), default="heldout")
-    ap.add_argument("--rl-steps", type=int, default=None, help="heldout: 300, demo: 150")
-    ap.add_argument("--sft-steps", type=int, default=None, help="heldout: 100, demo: 100")
+    ap.add_argument("--rl-steps", type=int, default=None, help="heldout: 200, demo: 150")
+    ap.add_argument("--sft-steps", type=int, default=None, help="heldout: 200, demo: 100")
     ap.add_argument("--sft-lr", type=float, default=3e-3)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--prompts-per-step", type=int, default=4)
@@ -463,8 +463,8 @@ def main() -> None:
     args = ap.parse_args()
     held = args.mode == "heldout"
     for name, heldout_default, demo_default in (
-        ("rl_steps", 300, 150),
-        ("sft_steps", 100, 100),
+        ("rl_steps", 200, 150),
+        ("sft_steps", 200, 100),
         ("max_new_tokens", 56, 24),
     ):
         if getattr(args, name) is None:
