@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -205,3 +206,25 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     for i in range(n - c + 1, n + 1):
         prod *= 1.0 - k / i
     return 1.0 - prod
+
+
+def shuffle_within_groups(
+    rewards: Sequence[Sequence[float]], valid: Sequence[Sequence[bool]], seed: int
+) -> list[list[float]]:
+    """Each group's rewards permuted at random among its valid members (invalid ones keep theirs, so
+    sandbox_error samples stay out of the update). The control run of a learning measure: every group
+    keeps its rewards' mean and spread, but a reward no longer belongs to the completion that earned
+    it, so any gain left is not learning from execution."""
+    rng = random.Random(seed)
+    out: list[list[float]] = []
+    for row, ok in zip(rewards, valid, strict=True):
+        if len(row) != len(ok):
+            raise ValueError(f"a group of {len(row)} rewards has {len(ok)} valid flags")
+        slots = [j for j, v in enumerate(ok) if v]
+        moved = [row[j] for j in slots]
+        rng.shuffle(moved)
+        new = list(row)
+        for j, r in zip(slots, moved, strict=True):
+            new[j] = r
+        out.append(new)
+    return out

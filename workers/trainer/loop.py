@@ -63,6 +63,7 @@ from workers.trainer.grpo import (
     k3_kl,
     moments_std,
     overlong_penalty,
+    shuffle_within_groups,
     token_weights,
 )
 from workers.trainer.hacks import hack_review
@@ -134,6 +135,7 @@ class Trainer:
         self.start_step = 0
         self.train_problems, self.eval_problems = held_out_split(spec.problems, spec.train.eval_problems)
         self.on_step: Callable[[int, dict[str, float]], None] | None = None  # rank 0, after each post
+        self.reward_shuffle = False  # bench/learning.py's control: rewards permuted in each group
         self._set_up_rewards()
         self._set_up_eval_set()
 
@@ -455,6 +457,9 @@ class Trainer:
                     st.overlong_penalties.append(bonus)
                 row.append(s.reward + bonus)
             shaped.append(row)
+        if self.reward_shuffle:  # seeded per optimizer step and rank: the same run shuffles the same way
+            seed = train.seed * 1_000_003 + int(self.engine.global_steps) * 1009 + self.rank
+            shaped = shuffle_within_groups(shaped, [[s.valid for s in gs] for gs in scores], seed)
         batch_std = None
         if train.adv_scale == "batch":
             pairs = zip(shaped, scores, keep, strict=True)
