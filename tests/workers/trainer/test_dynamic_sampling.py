@@ -40,6 +40,7 @@ def _trainer(verdicts: dict[str, list[float]], **train: Any) -> tuple[Trainer, l
     trainer.spec = type("Spec", (), {"train": TrainConfig(group_size=4, **train)})()
     trainer.train_problems = PROBLEMS
     trainer.rank, trainer.world, trainer.device = 0, 1, torch.device("cpu")
+    trainer.reward_shuffle = False
     sampled: list[str] = []
 
     def sample_and_score(problems: list[Problem], step: int, st: LocalStats, *, round_: int = 0):
