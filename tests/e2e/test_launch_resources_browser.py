@@ -34,7 +34,7 @@ def test_the_memory_estimate_follows_the_fields_and_shows_the_refusal(stack, pag
     page.fill("#id_password", "correct horse battery")
     page.click("button[type=submit]")
     expect(page.locator("#id_pool")).to_contain_text("a10 — 1 node, 1 × A10G 24 GB")
-    expect(estimate).to_contain_text("~2.3 MB")  # the tiny model, fp32
+    expect(estimate).to_contain_text("~2.9 MB")  # the tiny model, fp32, with the KL monitor's reference
 
     page.select_option("#id_model", label="llama-7b")
     page.select_option("#id_precision", "bf16")
