@@ -14,18 +14,22 @@ ERROR_MAX = 4000  # a node's error kept (its stderr's end already)
 
 
 def eval_job_record(*, job_id: int, answer: dict[str, Any]) -> bool:
-    """Write a node's answer: "running" moves a queued job on; "succeeded" (with its result) or "failed"
+    """Write a node's answer: "running" moves a queued job on (and, repeated by the node that has it,
+    keeps it alive: eval_job_reap_lost); "succeeded" (with its result) or "failed"
     (with why) ends a queued or running one. Idempotent: a repeat or a late answer changes nothing
     (False)."""
     node = str(answer.get("node") or "")[:200]
     state = answer.get("state")
     now = timezone.now()
     if state == EvalJobStatus.RUNNING:
-        return bool(
-            EvalJob.objects.filter(pk=job_id, status=EvalJobStatus.QUEUED).update(
-                status=EvalJobStatus.RUNNING, node=node, started_at=now
-            )
+        started = EvalJob.objects.filter(pk=job_id, status=EvalJobStatus.QUEUED).update(
+            status=EvalJobStatus.RUNNING, node=node, started_at=now, last_heartbeat_at=now
         )
+        if not started:  # the node that has it, saying it is still at it (the lost-job reaper reads it)
+            EvalJob.objects.filter(pk=job_id, status=EvalJobStatus.RUNNING, node=node).update(
+                last_heartbeat_at=now
+            )
+        return bool(started)
     if state == EvalJobStatus.SUCCEEDED:
         try:
             result = eval_result_clean(answer.get("result"))

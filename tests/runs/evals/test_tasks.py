@@ -88,16 +88,18 @@ def test_with_the_broker_down_the_job_fails_at_once_saying_so_and_is_sent_again(
     assert job.status == EvalJobStatus.FAILED
     assert job.error.startswith(f"not sent: the task broker at 127.0.0.1:{broker.port} is unreachable")
     broker.start()
-    assert eval_job_again(user=user, job=job)
-    assert EvalJob.objects.get(pk=job.pk).status == EvalJobStatus.QUEUED
+    again = eval_job_again(user=user, job=job)
+    assert EvalJob.objects.get(pk=again.pk).status == EvalJobStatus.QUEUED
     [message] = queued(broker, "gpu.a100")
     assert message["headers"]["task"] == "evals.execute"
+    assert json.loads(base64.b64decode(message["body"]))[0][0] == again.pk
 
 
 @pytest.mark.django_db(transaction=True)  # on_commit sends the job
 def test_the_node_evaluates_a_registered_model_for_real_and_the_job_holds_its_result(
-    user, eager, tiny_hf_dir
+    user, eager, tiny_hf_dir, settings
 ):
+    settings.TRIAD_NODE_HEARTBEAT_S = 0.5  # the evaluation (torch's import alone) takes longer
     model = RegisteredModelFactory(registered_by=user, source=str(tiny_hf_dir))
     version = _version(user)
 
@@ -111,6 +113,8 @@ def test_the_node_evaluates_a_registered_model_for_real_and_the_job_holds_its_re
     job.refresh_from_db()
     assert job.status == EvalJobStatus.SUCCEEDED, job.error
     assert job.node and job.started_at and job.finished_at
+    # while it evaluated, the node said so (what keeps the job from the lost-job reaper)
+    assert job.started_at < job.last_heartbeat_at < job.finished_at
     [problem] = job.result["problems"]
     assert (problem["task_id"], problem["n"]) == ("Add/0", 2)
     # An untrained model's 8 tokens pass or not; whatever they did, the estimate is that count over n.
