@@ -1,20 +1,16 @@
 """Evaluation jobs: the row and its refusals, the job for a node of the pool, and the node's answers
 (docs/evals.md). Modelled on exporting a run's checkpoint (runs/registry/services.py)."""
 
-import datetime as dt
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Q
-from django.utils import timezone
 
 from controlplane.accounts.models import Role, Team
 from controlplane.accounts.services import require_role
 from datasets_app.models import DatasetVersion
 from datasets_app.selectors import dataset_version_readable_by_team, problem_list_for_run
-from runs.evals.models import FINISHED, EvalJob, EvalJobStatus
+from runs.evals.models import FINISHED, EvalJob
 from runs.evals.spec import PROTOCOL_KEYS, eval_train
 from runs.models import Run
 from runs.registry.models import ModelStatus, RegisteredModel
@@ -145,30 +141,6 @@ def eval_job_again(*, user: User, job: EvalJob) -> EvalJob:
         builtin_problems=job.builtin_problems,
         protocol={key: getattr(job, key) for key in PROTOCOL_KEYS},
     )
-
-
-def eval_job_reap_lost(*, timeout_s: float | None = None) -> list[int]:
-    """Fail every running job whose node has sent no word (it says it is still evaluating every
-    TRIAD_NODE_HEARTBEAT_S) for the timeout: its worker died, or was killed, mid-job — `evals.execute` is
-    acked when it starts, so nothing would deliver it again and it would stay running for ever. Each
-    failure is a conditional update on the silence, so a word that arrives meanwhile keeps the job."""
-    timeout = settings.TRIAD_EVAL_LOST_AFTER_S if timeout_s is None else timeout_s
-    cutoff = timezone.now() - dt.timedelta(seconds=timeout)
-    silent = Q(last_heartbeat_at__lt=cutoff) | Q(last_heartbeat_at__isnull=True, started_at__lt=cutoff)
-    reaped = []
-    for job_id, node in list(
-        EvalJob.objects.filter(silent, status=EvalJobStatus.RUNNING).values_list("pk", "node")
-    ):
-        error = (
-            f"no word from node {node or '(unnamed)'} for {timeout:.0f} s: its worker stopped while "
-            "evaluating (it died or was killed); evaluate it again"
-        )
-        failed = EvalJob.objects.filter(silent, pk=job_id, status=EvalJobStatus.RUNNING).update(
-            status=EvalJobStatus.FAILED, error=error, finished_at=timezone.now()
-        )
-        if failed:
-            reaped.append(job_id)
-    return reaped
 
 
 def eval_job_enqueue(*, job_id: int) -> None:

@@ -83,6 +83,6 @@ def eval_job_send(*, job_id: int) -> None:
 @shared_task(name="evals.reap_lost", ignore_result=True, acks_late=True, expires=60)
 def eval_job_reap_lost_task() -> list[int]:
     """Beat, on the control queue: running jobs whose node went silent become failed. Idempotent."""
-    from runs.evals.services import eval_job_reap_lost
+    from runs.evals.answers import eval_job_reap_lost
 
     return eval_job_reap_lost()

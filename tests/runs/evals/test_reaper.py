@@ -7,9 +7,9 @@ import pytest
 from django.utils import timezone
 
 from controlplane.celery import CONTROL, app
-from runs.evals.answers import eval_job_record
+from runs.evals.answers import eval_job_reap_lost, eval_job_record
 from runs.evals.models import EvalJob, EvalJobStatus
-from runs.evals.services import EvalJobError, eval_job_again, eval_job_reap_lost
+from runs.evals.services import EvalJobError, eval_job_again
 from runs.evals.tasks import eval_job_reap_lost_task
 from tests.factories import ProblemFactory, RegisteredModelFactory
 from tests.runs.evals.factories import eval_job, node_result
