@@ -4,6 +4,7 @@ hung evaluation is that process's, not the worker's) and turn what it wrote into
 `evals.record`."""
 
 import json
+import logging
 import subprocess
 import sys
 import tempfile
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]  # where `python -m workers...` is found
+log = logging.getLogger(__name__)
 STDERR_TAIL = 2000  # what of the evaluation's stderr a failure keeps: its traceback's end
 
 
@@ -78,7 +80,10 @@ def _run(argv: list[str], *, timeout_s: float, beat: Callable[[], None], beat_s:
                     proc.kill()
                     proc.communicate()
                     raise
-                beat()
+                try:
+                    beat()
+                except Exception as exc:  # a broker hiccup must not stop the evaluation; the next may pass
+                    log.warning("could not say the evaluation is still running: %s", exc)
 
 
 def _checkpoints_of(run_id: int, runs_dir: Path, checkpoint_dir: Path) -> Path:
