@@ -289,8 +289,8 @@ class ChartGroup:
 
 def run_chart_groups(*, run: Run) -> list[ChartGroup]:
     """The multi-metric charts the run's config calls for: each weighted reward component's share of
-    reward/mean (stacked; when anything besides correctness is weighted) and pass@1 / pass@k of its
-    evaluations (held-out problems, evaluation set)."""
+    reward/mean (stacked; when anything besides correctness is weighted), pass@1 / pass@k of its
+    evaluations (held-out problems, evaluation set) and what is behind them (unscored problems, n_min)."""
     config = config_from_stored(run.config)
     groups: list[ChartGroup] = []
     weighted = [c for c in REWARD_COMPONENTS if getattr(config, f"reward_{c}")]
@@ -318,6 +318,21 @@ def run_chart_groups(*, run: Run) -> list[ChartGroup]:
                     keys=keys,
                     labels=tuple(key.removeprefix("eval/") for key in keys),
                     title="Unbiased pass@k (Chen et al. 2021) on the held-out problems and the eval set",
+                )
+            )
+            coverage = tuple(
+                Metric.eval_coverage(name, eval_set)
+                for eval_set in sets
+                for name in ("problems_unscored", "n_min")
+            )
+            groups.append(
+                ChartGroup(
+                    name="eval/coverage",
+                    keys=coverage,
+                    labels=tuple(key.removeprefix("eval/") for key in coverage),
+                    title="What is behind each pass@k: problems left out because every completion hit a "
+                    "sandbox error (unscored: counted, never dropped) and the fewest valid samples of a "
+                    "scored problem (n_min; pass@k needs at least k)",
                 )
             )
     return groups
