@@ -9,7 +9,8 @@ makes a personal API token, starts uvicorn on the ASGI app, then times in altern
 API csv, API jsonl, …) so that load from other work on the machine hits all alike: the raw SELECT (every
 row fetched into Python by a client-side psycopg cursor, the anchor) and the API export read whole by
 an httpx streaming client, lines counted. Points/s are from the median round. Last line: one JSON
-object with `export_ratio` = API csv points/s ÷ raw SELECT points/s (issue #20's goal: ≥ 0.3).
+object with `export_ratio` = API csv points/s ÷ raw SELECT points/s (issue #20's goal: ≥ 0.3), and the
+server's peak resident memory (a 68 MB export that was built whole would show in it).
 """
 
 import argparse
@@ -71,6 +72,15 @@ def api_export(base: str, token: str, run_id: int, fmt: str) -> int:
     return lines - 1 if fmt == "csv" else lines  # the CSV's header
 
 
+def _rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """The server's resident memory (VmHWM: its peak): flat if the export streams, up by the export's
+    size and more if it is built whole."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
@@ -80,7 +90,12 @@ def main() -> None:
     user = UserFactory(username=f"bench-api-{time.time_ns()}", password=None, membership=None)
     team = TeamFactory(name=f"bench-api-{time.time_ns()}")
     user.memberships.create(team=team, role=Role.MEMBER)
-    run = RunFactory(created_by=user, team=team, dataset_version__dataset__created_by=user)
+    run = RunFactory(
+        created_by=user,
+        team=team,
+        dataset_version__dataset__created_by=user,
+        dataset_version__dataset__name=f"bench-api-{time.time_ns()}",
+    )
     token, _ = api_token_create(user=user, name="bench", scope=TokenScope.READ)
     load_s = load(run.pk)
 
@@ -94,6 +109,8 @@ def main() -> None:
     try:
         wait_port(port)
         base = f"http://127.0.0.1:{port}"
+        httpx.get(f"{base}/api/v1/me", headers={"Authorization": f"Bearer {token}"}).raise_for_status()
+        before_rss_mb = _rss_mb(server.pid)  # Django loaded, one request served, no export yet
         api_export(base, token, run.pk, "csv")  # warm-up: the first request's imports are not counted
         for _ in range(args.rounds):
             for name, fn in (
@@ -104,6 +121,7 @@ def main() -> None:
                 t = time.perf_counter()
                 counts[name] = fn()
                 times[name].append(time.perf_counter() - t)
+        peak_rss_mb = _rss_mb(server.pid, "VmHWM")
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
@@ -121,6 +139,8 @@ def main() -> None:
                 "export_ratio": round(per_s["csv"] / per_s["raw"], 3),
                 "export_ratio_jsonl": round(per_s["jsonl"] / per_s["raw"], 3),
                 "seconds": {name: [round(t, 3) for t in values] for name, values in times.items()},
+                "server_rss_before_mb": before_rss_mb,
+                "server_peak_rss_mb": peak_rss_mb,
                 "load_s": round(load_s, 1),
             }
         )

@@ -8,8 +8,9 @@ per key."""
 
 import json
 import math
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from functools import cache
+from itertools import islice
 
 from runs.metric_store import EXPORT_CHUNK, metric_points_iter
 
@@ -33,28 +34,27 @@ def _json_number(value: float) -> str:
 def metric_export_chunks(*, run_id: int, fmt: str, keys: Sequence[str] = ()) -> Generator[bytes, None, None]:
     """The export of the run's points (of `keys`, if named) in `fmt` ("csv" with a header, or "jsonl"),
     as chunks of bytes of EXPORT_CHUNK rows each. Times are ISO 8601 (UTC)."""
-    rows = metric_points_iter(run_id=run_id, keys=keys)
-    lines: list[str] = []
-    if fmt == "csv":
-        lines.append(CSV_HEADER)
-        run = f"{run_id},"
-        for key, step, value, wall_time in rows:
-            lines.append(f"{run}{_csv_text(key)},{step},{value!r},{wall_time.isoformat()}\n")
-            if len(lines) >= EXPORT_CHUNK:
-                yield "".join(lines).encode()
-                lines = []
-    elif fmt == "jsonl":
-        run = f'{{"run":{run_id},"key":'
-        quoted = cache(json.dumps)
-        for key, step, value, wall_time in rows:
-            lines.append(
-                f'{run}{quoted(key)},"step":{step},"value":{_json_number(value)},'
-                f'"wall_time":"{wall_time.isoformat()}"}}\n'
-            )
-            if len(lines) >= EXPORT_CHUNK:
-                yield "".join(lines).encode()
-                lines = []
-    else:
+    if fmt not in FORMATS:
         raise ValueError(f"format: {fmt!r} is not one of {', '.join(FORMATS)}")
-    if lines:
+    rows = metric_points_iter(run_id=run_id, keys=keys)
+    try:
+        yield from _formatted(rows, run_id=run_id, fmt=fmt)
+    finally:  # a client that went away: the cursor and its transaction end now, not when collected
+        rows.close()
+
+
+def _formatted(rows: Iterator[tuple[str, int, float, str]], *, run_id: int, fmt: str) -> Iterator[bytes]:
+    if fmt == "csv":
+        yield CSV_HEADER.encode()
+    run, start = f"{run_id},", f'{{"run":{run_id},"key":'
+    quoted = cache(json.dumps)
+    # A chunk's lines by one comprehension each: a loop that appends and counts per row is slower.
+    while chunk := list(islice(rows, EXPORT_CHUNK)):
+        if fmt == "csv":
+            lines = [f"{run}{_csv_text(k)},{s},{v!r},{w}\n" for k, s, v, w in chunk]
+        else:
+            lines = [
+                f'{start}{quoted(k)},"step":{s},"value":{_json_number(v)},"wall_time":"{w}"}}\n'
+                for k, s, v, w in chunk
+            ]
         yield "".join(lines).encode()

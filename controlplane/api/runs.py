@@ -9,7 +9,8 @@ refuses exactly what the page refuses, with the same words, naming the field."""
 from typing import Any, Literal
 
 from django.http import HttpRequest, StreamingHttpResponse
-from ninja import Query, Router, Schema
+from ninja import Router, Schema
+from ninja.params import P, QueryEx
 from pydantic import ConfigDict, Field
 
 from controlplane.accounts.models import Role
@@ -214,7 +215,7 @@ class MetricsOut(Schema):
 def run_metrics(
     request: HttpRequest,
     run_id: int,
-    metric_keys: str = Query("", alias="keys"),  # `keys` itself would shadow the parameters' .keys()
+    metric_keys: QueryEx[str, P(alias="keys")] = "",  # `keys` itself would shadow the parameters' .keys()
     max_points: int | None = None,
     after_step: int | None = None,
     until_step: int | None = None,
@@ -251,7 +252,7 @@ def run_metrics_export(
     request: HttpRequest,
     run_id: int,
     format: Literal["csv", "jsonl"] = "csv",
-    metric_keys: str = Query("", alias="keys"),
+    metric_keys: QueryEx[str, P(alias="keys")] = "",
 ) -> StreamingHttpResponse:
     """Every point, not downsampled, by key and step: CSV `run,key,step,value,wall_time` or one JSON
     object per line; streamed from a server-side cursor, so any size is exported in constant memory."""

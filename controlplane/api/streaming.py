@@ -13,10 +13,14 @@ from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, StreamingHttpResponse
 
 
+def _next(chunks: Generator[bytes, None, None]) -> bytes | None:
+    return next(chunks, None)
+
+
 async def _pulled(chunks: Generator[bytes, None, None]) -> AsyncIterator[bytes]:
-    pull = sync_to_async(next, thread_sensitive=True)
+    pull = sync_to_async(_next, thread_sensitive=True)
     try:
-        while (chunk := await pull(chunks, None)) is not None:
+        while (chunk := await pull(chunks)) is not None:
             yield chunk
     finally:  # a client that went away: end the generator (and its transaction) on its own thread
         await sync_to_async(chunks.close, thread_sensitive=True)()
