@@ -40,13 +40,13 @@ from controlplane.accounts.services import api_token_create  # noqa: E402
 from runs.metric_store import metric_points_write  # noqa: E402
 from runs.models import Run  # noqa: E402
 
-POINTS, KEYS, BATCH = 1_000_000, 10, 100_000
+KEYS, BATCH = 10, 100_000
 RAW_SQL = "SELECT key, step, value, wall_time FROM runs_metricpoint WHERE run_id = %s ORDER BY key, step"
 
 
-def load(run_id: int) -> float:
+def load(run_id: int, points: int) -> float:
     now = dt.datetime.now(dt.UTC)
-    steps = POINTS // KEYS
+    steps = points // KEYS
     rows = [(run_id, f"metric/{k}", s, (s % 997) / 997.0 + k, now) for k in range(KEYS) for s in range(steps)]
     t = time.perf_counter()
     for start in range(0, len(rows), BATCH):
@@ -84,7 +84,9 @@ def _rss_mb(pid: int, field: str = "VmRSS") -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--points", type=int, default=1_000_000, help="a multiple of 10 (keys)")
     args = parser.parse_args()
+    points = args.points
     from tests.factories import RunFactory, TeamFactory, UserFactory
 
     user = UserFactory(username=f"bench-api-{time.time_ns()}", password=None, membership=None)
@@ -97,7 +99,7 @@ def main() -> None:
         dataset_version__dataset__name=f"bench-api-{time.time_ns()}",
     )
     token, _ = api_token_create(user=user, name="bench", scope=TokenScope.READ)
-    load_s = load(run.pk)
+    load_s = load(run.pk, points)
 
     db = settings.DATABASES["default"]
     dsn = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
@@ -126,13 +128,13 @@ def main() -> None:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
         Run.objects.filter(pk=run.pk).delete()
-    assert counts == {"raw": POINTS, "csv": POINTS, "jsonl": POINTS}, counts
+    assert counts == {"raw": points, "csv": points, "jsonl": points}, counts
     median = {name: statistics.median(values) for name, values in times.items()}
-    per_s = {name: POINTS / seconds for name, seconds in median.items()}
+    per_s = {name: points / seconds for name, seconds in median.items()}
     print(
         json.dumps(
             {
-                "points": POINTS,
+                "points": points,
                 "api_points_per_s": round(per_s["csv"]),
                 "api_jsonl_points_per_s": round(per_s["jsonl"]),
                 "raw_points_per_s": round(per_s["raw"]),

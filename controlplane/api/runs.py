@@ -78,9 +78,9 @@ class LaunchIn(Schema):
     model_config = ConfigDict(extra="forbid")
     yaml: str | None = Field(None, max_length=YAML_MAX)
     name: str | None = None
-    dataset_version: int | None = None
-    team: int | None = None
-    model: int | None = None
+    dataset_version: int | None = Field(None, strict=True)  # ids: `true` is not 1
+    team: int | None = Field(None, strict=True)
+    model: int | None = Field(None, strict=True)
     pool: str | None = None
     config: dict[str, Any] | None = None
 
@@ -271,9 +271,16 @@ def _refuse_invalid(form: Any) -> None:
 
 def _parsed_yaml(text: str) -> ParsedConfig:
     try:
-        return config_from_yaml(text, run_keys=RUN_KEYS)
+        parsed = config_from_yaml(text, run_keys=RUN_KEYS)
     except ConfigError as exc:
         raise ApiError(400, str(exc), field=exc.key or "yaml") from None
+    for key, value in parsed.run.items():  # as the JSON's types: text, or an id (`yes` is not 1)
+        text_key = key in ("name", "pool")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, str if text_key else int)):
+            wanted = "text (quote it)" if text_key else "an id"
+            message = f"must be {wanted}, got {str(value)[:60]!r}"
+            raise ApiError(400, yaml_error_message(parsed, key, message), field=key)
+    return parsed
 
 
 def _config_from_json(values: dict[str, Any]) -> RunConfig:

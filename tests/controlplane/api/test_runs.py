@@ -138,6 +138,8 @@ def test_a_launch_from_the_yaml_document(world):
         (["steps: 4", "", "lr: fast"], "lr", "config line 3, 'lr': "),
         (["steps: 4", "steps: 5"], "steps", "config line 2, 'steps': given twice"),
         (["steps: 2", "sft_warmup_steps: 2"], "sft_warmup_steps", "config line 2, 'sft_warmup_steps': "),
+        (["steps: 2", "team: yes"], "team", "config line 2, 'team': must be an id, got 'True'"),
+        (["steps: 2", "pool: [a, b]"], "pool", "config line 2, 'pool': must be text"),
     ],
 )
 def test_a_bad_yaml_names_its_line_and_key_and_creates_nothing(world, lines, field, message):
@@ -169,6 +171,7 @@ def test_the_api_refuses_a_yaml_in_the_launch_forms_words(world, client):
     [
         ({"colour": "red"}, "colour"),
         ({"dataset_version": "latest"}, "dataset_version"),
+        ({"team": True}, "team"),
         ({"name": 5}, "name"),
         ({"config": {"colour": 1}}, "config.colour"),
         ({"config": {"steps": "ten"}}, "config.steps"),
