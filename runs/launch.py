@@ -5,12 +5,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib.auth.models import User
-from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from controlplane.accounts.models import AuditAction, Team
+from controlplane.accounts.models import AuditAction, Role, Team
+from controlplane.accounts.selectors import team_list_for
 from controlplane.accounts.services import audit_record, team_acting_for
 from datasets_app.models import DatasetVersion
 from datasets_app.selectors import dataset_version_readable_by_team, problem_list_for_run, version_summary
@@ -38,6 +39,16 @@ class RunLaunchError(ValueError):
     def __init__(self, message: str, *, field: str):
         super().__init__(message)
         self.field = field
+
+
+def run_launch_teams(*, user: User) -> QuerySet[Team]:
+    """The teams the user may launch into (the launch form's choices; the first is the default). Refused
+    with PermissionDenied when there are none: a viewer may look but not launch (a superuser in no team
+    launches into the default team)."""
+    teams = team_list_for(user=user, at_least=Role.MEMBER)
+    if not user.is_superuser and not teams.exists():
+        raise PermissionDenied("launching a run needs the member role in a team")
+    return teams
 
 
 def run_launch_team(*, user: User, team: Team | None = None) -> Team:

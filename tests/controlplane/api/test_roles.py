@@ -17,6 +17,26 @@ from tests.controlplane.api.conftest import api_client_for
 TABLE = [
     ("me", "get", "/me", None, (200,) * 6),
     ("me-token-revoke", "delete", "/me/token", None, (200,) * 6),
+    # Runs: another team's run does not exist (404); a viewer reads but does not act (403). Launching on
+    # alpha's dataset: the outsider may not train on it (400, naming dataset_version), the loner launches
+    # nowhere (403). The world's run is running: it cancels, and does not resume (409).
+    ("runs-list", "get", "/runs", None, (200,) * 6),
+    ("run-detail", "get", "/runs/@run", None, (200, 200, 200, 404, 404, 200)),
+    (
+        "runs-launch",
+        "post",
+        "/runs",
+        {"name": "scripted", "dataset_version": "@version", "config": {"steps": 3}},
+        (201, 201, 403, 400, 403, 201),
+    ),
+    ("run-clone", "post", "/runs/@run/clone", {}, (201, 201, 403, 404, 404, 201)),
+    ("run-cancel", "post", "/runs/@run/cancel", None, (200, 200, 403, 404, 404, 200)),
+    ("run-resume", "post", "/runs/@run/resume", None, (409, 409, 403, 404, 404, 409)),
+    ("run-logs", "get", "/runs/@run/logs", None, (200, 200, 200, 404, 404, 200)),
+    ("run-metric-keys", "get", "/runs/@run/metrics/keys", None, (200, 200, 200, 404, 404, 200)),
+    ("run-metrics", "get", "/runs/@run/metrics", None, (200, 200, 200, 404, 404, 200)),
+    ("run-metrics-export", "get", "/runs/@run/metrics/export", None, (200, 200, 200, 404, 404, 200)),
+    ("nodes-list", "get", "/nodes", None, (200,) * 6),
 ]
 # Not routes a token calls: the schema (open, like the docs of any public API) and the docs page.
 NOT_CALLS = {"openapi-json", "openapi-view", "api-root"}
@@ -43,6 +63,13 @@ def _path(world, template: str) -> str:
     )
 
 
+def _body(world, body):
+    """A body's "@name" values as the world's ids (like the path's)."""
+    if body is None:
+        return None
+    return {k: int(_path(world, v)) if str(v).startswith("@") else v for k, v in body.items()}
+
+
 @pytest.mark.parametrize("role", range(len(ROLES)), ids=ROLES)
 @pytest.mark.parametrize(("name", "method", "template", "body", "expected"), TABLE, ids=[r[0] for r in TABLE])
 def test_every_route_answers_each_role_as_its_permissions_say(
@@ -50,7 +77,7 @@ def test_every_route_answers_each_role_as_its_permissions_say(
 ):
     api = api_client_for(world.users[ROLES[role]], TokenScope.WRITE)
     path = _path(world, template)
-    response = api.post(path, body) if method == "post" else getattr(api, method)(path)
+    response = api.post(path, _body(world, body)) if method == "post" else getattr(api, method)(path)
     assert response.status_code == expected[role], (ROLES[role], method, path, response.content[:300])
     if response.status_code >= 400:
         assert set(response.json()) >= {"error", "field"}
@@ -64,5 +91,5 @@ def test_every_route_answers_each_role_as_its_permissions_say(
 def test_a_read_token_is_refused_every_write(world, name, method, template, body, expected):
     api = api_client_for(world.users["superuser"], TokenScope.READ)
     path = _path(world, template)
-    response = api.post(path, body) if method == "post" else getattr(api, method)(path)
+    response = api.post(path, _body(world, body)) if method == "post" else getattr(api, method)(path)
     assert response.status_code == 403 and "read-only" in response.json()["error"]
