@@ -9,14 +9,13 @@ import hashlib
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.core.files.uploadedfile import UploadedFile as DjangoUploadedFile
 from django.http import HttpRequest
 from ninja import File, Form, Router, Schema, Status, UploadedFile
 
 from controlplane.accounts.models import Team
 from controlplane.api.errors import ApiError
 from controlplane.api.idempotency import idempotent, request_fingerprint
-from controlplane.api.lookups import page_url, team_of_caller
+from controlplane.api.lookups import caller, page_url, team_of_caller
 from controlplane.api.paging import PER_PAGE_DEFAULT, Page, paged
 from datasets_app import selectors
 from datasets_app.forms import DatasetUploadForm
@@ -174,13 +173,13 @@ def _problem_item(problem: Problem) -> dict[str, Any]:
 @router.get("/datasets", response=Page[DatasetOut], url_name="datasets-list", summary="Datasets you read")
 def dataset_list(request: HttpRequest, page: int = 1, per_page: int = PER_PAGE_DEFAULT) -> dict[str, Any]:
     """Your teams' datasets and the shared ones, as the datasets page lists them (shared first)."""
-    datasets = selectors.dataset_list_for_user(user=request.user)  # type: ignore[arg-type]
+    datasets = selectors.dataset_list_for_user(user=caller(request))
     return _page_of(request, datasets, page, per_page, _datasets)
 
 
 @router.get("/datasets/{dataset_id}", response=DatasetOut, url_name="dataset-detail", summary="A dataset")
 def dataset_detail(request: HttpRequest, dataset_id: int) -> dict[str, Any]:
-    dataset = selectors.dataset_get_for_user(user=request.user, dataset_id=dataset_id)  # type: ignore[arg-type]
+    dataset = selectors.dataset_get_for_user(user=caller(request), dataset_id=dataset_id)
     dataset = Dataset.objects.prefetch_related("versions").select_related("team").get(pk=dataset.pk)
     return _datasets(request, [dataset])[0]
 
@@ -194,7 +193,7 @@ def dataset_detail(request: HttpRequest, dataset_id: int) -> dict[str, Any]:
 def dataset_versions(
     request: HttpRequest, dataset_id: int, page: int = 1, per_page: int = PER_PAGE_DEFAULT
 ) -> dict[str, Any]:
-    dataset = selectors.dataset_get_for_user(user=request.user, dataset_id=dataset_id)  # type: ignore[arg-type]
+    dataset = selectors.dataset_get_for_user(user=caller(request), dataset_id=dataset_id)
     versions = dataset.versions.select_related("dataset__team", "created_by").order_by("-number")
     return _page_of(request, versions, page, per_page, _versions)
 
@@ -207,7 +206,7 @@ def dataset_versions(
 )
 def dataset_version_detail(request: HttpRequest, version_id: int) -> dict[str, Any]:
     """Poll it after an upload: `status` turns from "verifying" to "checked" as the version page's."""
-    version = selectors.dataset_version_get_for_user(user=request.user, version_id=version_id)  # type: ignore[arg-type]
+    version = selectors.dataset_version_get_for_user(user=caller(request), version_id=version_id)
     summary = selectors.version_summary(version=version, max_tags=0)
     return {
         **version_item(request, version, summary.by_status),
@@ -234,10 +233,12 @@ def dataset_version_problems(
     """`status`: one of pending, verified, failing, flaky, weak_tests; `q`: text in the task id, prompt
     or solution."""
     if status and status not in ProblemStatus.values:
-        raise ApiError(400, f"status: one of {', '.join(ProblemStatus.values)}, not {status!r}", field="status")
+        raise ApiError(
+            400, f"status: one of {', '.join(ProblemStatus.values)}, not {status!r}", field="status"
+        )
     if len(q) > 200:
         raise ApiError(400, "q: at most 200 characters", field="q")
-    version = selectors.dataset_version_get_for_user(user=request.user, version_id=version_id)  # type: ignore[arg-type]
+    version = selectors.dataset_version_get_for_user(user=caller(request), version_id=version_id)
     problems = selectors.problem_search(version=version, text=q, status=status)
     return paged(problems, page=page, per_page=per_page, to_item=_problem_item)
 
@@ -253,7 +254,7 @@ def _unknown_fields(request: HttpRequest) -> None:
         raise ApiError(400, f"{unknown[0]}: unknown field", field=unknown[0])
 
 
-def _file_hash(upload: DjangoUploadedFile) -> str:
+def _file_hash(upload: UploadedFile) -> str:
     digest = hashlib.sha256()
     for chunk in upload.chunks():
         digest.update(chunk)
@@ -269,7 +270,7 @@ def _form_error(form: DatasetUploadForm) -> ApiError:
 
 
 def _upload(
-    request: HttpRequest, user: User, upload: DjangoUploadedFile, name: str, team: Team | None, shared: bool
+    request: HttpRequest, user: User, upload: UploadedFile, name: str, team: Team | None, shared: bool
 ) -> tuple[int, dict[str, Any]]:
     form = DatasetUploadForm(
         {"name": name, "team": team.pk if team else ""},
@@ -282,7 +283,7 @@ def _upload(
         outcome = dataset_import(
             user=user,
             name=form.cleaned_data["name"],
-            fileobj=upload,  # type: ignore[arg-type]
+            fileobj=upload,
             filename=upload.name or "",
             team=team,
             shared=shared,
@@ -291,7 +292,8 @@ def _upload(
         first = exc.errors[0]
         raise ApiError(
             400,
-            "; ".join(str(e) for e in exc.errors[:5]) + (f" (and {len(exc.errors) - 5} more)" if len(exc.errors) > 5 else ""),
+            "; ".join(str(e) for e in exc.errors[:5])
+            + (f" (and {len(exc.errors) - 5} more)" if len(exc.errors) > 5 else ""),
             field=first.field or "file",
             errors=[{"line": e.line, "field": e.field, "message": e.message} for e in exc.errors],
         ) from None
@@ -303,7 +305,7 @@ def _upload(
 
 @router.post(
     "/datasets",
-    response={200: Version, 201: Version, 413: UploadError},
+    response={200: Version, 201: Version, 400: UploadError, 413: UploadError},
     url_name="datasets-upload",
     summary="Upload a JSONL(.gz) file as a dataset's new version",
 )
@@ -320,7 +322,7 @@ def dataset_upload(
     upload; poll `GET /dataset-versions/{id}`. With an `Idempotency-Key`, a retry answers the first
     upload's answer and imports nothing again."""
     _unknown_fields(request)
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     owner = team_of_caller(user=user, team_id=team)
     fingerprint = request_fingerprint(name, str(team), str(shared), file.name or "", _file_hash(file))
     status, body = idempotent(
@@ -330,4 +332,3 @@ def dataset_upload(
         create=lambda: _upload(request, user, file, name, owner, shared),
     )
     return Status(status, body)
-

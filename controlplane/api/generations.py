@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field
 
 from controlplane.accounts.models import Role
 from controlplane.api.errors import ApiError
+from controlplane.api.lookups import caller
 from controlplane.api.paging import PER_PAGE_DEFAULT, Page, paged
 from datasets_app.models import Problem
 from runs.models import Generation
@@ -72,9 +73,9 @@ def _items(version_id: int, rows: list[tuple[Generation, ReviewItem | None]]) ->
     their problems' ids in a query each."""
     labels = selectors.review_latest_labels(generation_ids=[g.pk for g, _ in rows])
     problems = dict(
-        Problem.objects.filter(version_id=version_id, task_id__in={g.problem_id for g, _ in rows}).values_list(
-            "task_id", "pk"
-        )
+        Problem.objects.filter(
+            version_id=version_id, task_id__in={g.problem_id for g, _ in rows}
+        ).values_list("task_id", "pk")
     )
     return [
         {
@@ -121,7 +122,7 @@ def run_generations(
     """As the review page: the failing generations, oldest step first; `flagged=true` the ones a
     detector flagged (passing ones too), `flagged=false` the failing unflagged ones, `flagged=<rule>` one
     rule's; `label=<label>` those whose latest label it is (`none`: unlabelled); `step` one step."""
-    run = run_get_for_user(user=request.user, run_id=run_id)  # type: ignore[arg-type]
+    run = run_get_for_user(user=caller(request), run_id=run_id)
     for name, value in (("step", step), ("step_min", step_min), ("step_max", step_max)):
         if value is not None and value < 0:
             raise ApiError(400, f"{name}: must be 0 or more", field=name)
@@ -150,14 +151,17 @@ def generation_label(request: HttpRequest, generation_id: int, payload: LabelIn)
     """`label`: model_wrong, bad_test, bad_reference, flaky or reward_hack; `note`: a comment. A
     problem's verdicts (bad_test, bad_reference, flaky) reach the dataset as from the page."""
     selectors.review_generation_get_for_user(
-        user=request.user,  # type: ignore[arg-type]
+        user=caller(request),
         generation_id=generation_id,
         at_least=Role.MEMBER,
     )
     if payload.label not in Label.values:
         raise ApiError(400, f"label: one of {', '.join(Label.values)}, not {payload.label!r}", field="label")
     services.review_label_add(
-        generation_id=generation_id, user=request.user, label=payload.label, comment=payload.note  # type: ignore[arg-type]
+        generation_id=generation_id,
+        user=caller(request),
+        label=payload.label,
+        comment=payload.note,
     )
     generation = Generation.objects.select_related("run").get(pk=generation_id)
     item = ReviewItem.objects.filter(generation_id=generation_id).first()

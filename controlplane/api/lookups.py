@@ -6,6 +6,7 @@ from django.urls import reverse
 
 from controlplane.accounts.models import Team
 from controlplane.accounts.selectors import team_list_for
+from controlplane.api.auth import Principal
 from controlplane.api.errors import ApiError
 
 
@@ -23,3 +24,9 @@ def team_of_caller(*, user: User, team_id: int | None) -> Team | None:
 def page_url(request: HttpRequest, name: str, *args: int) -> str:
     """The absolute URL of the page that shows the same thing, for people following a script's output."""
     return request.build_absolute_uri(reverse(name, args=args))
+
+
+def caller(request: HttpRequest) -> User:
+    """Who is calling: the authenticated user (the API's auth ran before any route)."""
+    principal: Principal = request.auth  # type: ignore[attr-defined]
+    return principal.user

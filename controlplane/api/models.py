@@ -3,14 +3,13 @@ service: the model is recorded pending and a node of its pool is asked to inspec
 
 from typing import Any
 
-from django.contrib.auth.models import User
 from django.http import HttpRequest
 from ninja import Router, Schema, Status
 from pydantic import ConfigDict
 
 from controlplane.accounts.models import Team
 from controlplane.api.errors import ApiError
-from controlplane.api.lookups import page_url, team_of_caller
+from controlplane.api.lookups import caller, page_url, team_of_caller
 from controlplane.api.paging import PER_PAGE_DEFAULT, Page, paged
 from runs.registry import selectors, services
 from runs.registry.forms import ModelRegisterForm
@@ -98,13 +97,13 @@ def _item(request: HttpRequest, model: RegisteredModel) -> dict[str, Any]:
 @router.get("/models", response=Page[ModelOut], url_name="models-list", summary="Models you read")
 def model_list(request: HttpRequest, page: int = 1, per_page: int = PER_PAGE_DEFAULT) -> dict[str, Any]:
     """Your teams' models (every team's for site admins), by name, as the registry page lists them."""
-    models = selectors.model_list_for_user(user=request.user)  # type: ignore[arg-type]
+    models = selectors.model_list_for_user(user=caller(request))
     return paged(models, page=page, per_page=per_page, to_item=lambda m: _item(request, m))
 
 
 @router.get("/models/{model_id}", response=ModelOut, url_name="model-detail", summary="A model")
 def model_detail(request: HttpRequest, model_id: int) -> dict[str, Any]:
-    return _item(request, selectors.model_get_for_user(user=request.user, model_id=model_id))  # type: ignore[arg-type]
+    return _item(request, selectors.model_get_for_user(user=caller(request), model_id=model_id))
 
 
 def _form_error(form: ModelRegisterForm) -> ApiError:
@@ -112,14 +111,12 @@ def _form_error(form: ModelRegisterForm) -> ApiError:
     return ApiError(400, f"{field}: {messages[0]}", field=field)
 
 
-@router.post(
-    "/models", response={201: ModelOut}, url_name="models-register", summary="Register a model"
-)
+@router.post("/models", response={201: ModelOut}, url_name="models-register", summary="Register a model")
 def model_register(request: HttpRequest, payload: ModelIn) -> Status[dict[str, Any]]:
     """As the registry page's form: `source` is a directory on the pool's nodes or a Hugging Face hub
     id in their cache; `team` (id) defaults to your first team where you are a member. The model
     answers `pending` until a node of its pool has inspected it; poll `GET /models/{id}`."""
-    user: User = request.user  # type: ignore[assignment]
+    user = caller(request)
     team = team_of_caller(user=user, team_id=payload.team)
     form = ModelRegisterForm(
         {**payload.dict(exclude={"stop", "team", "chat"}), "team": team.pk if team else ""}

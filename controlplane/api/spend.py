@@ -10,6 +10,7 @@ from django.utils import timezone
 from ninja import Router, Schema
 
 from controlplane.api.errors import ApiError
+from controlplane.api.lookups import caller
 from runs.spend import selectors
 from runs.spend.csv_export import spend_csv_filename, spend_csv_lines
 
@@ -34,7 +35,11 @@ def _rows(user: Any, by: str, since: dt.date, until: dt.date | None) -> list[dic
     if by == "run":
         rows = selectors.spend_top_runs(user=user, since=since, until=until, limit=None)
     else:
-        grouped = {"day": selectors.spend_by_day, "user": selectors.spend_by_user, "team": selectors.spend_by_team}
+        grouped = {
+            "day": selectors.spend_by_day,
+            "user": selectors.spend_by_user,
+            "team": selectors.spend_by_team,
+        }
         rows = grouped[by](user=user, since=since, until=until)
     return rows
 
@@ -50,7 +55,7 @@ def spend(
     by: Literal["run", "user", "team", "day"] = "run",
     since: dt.date | None = None,
     until: dt.date | None = None,
-    format: Literal["json", "csv"] = "json",  # noqa: A002 (the contract's parameter name)
+    format: Literal["json", "csv"] = "json",  # the contract names it so, shadowing the builtin here
 ) -> Any:
     """`since` and `until` are UTC days, both included (default: the page's last 30 days, to today).
     `format=csv` streams the page's CSV export (every ledger row: day, run, user, team, pool, status,
@@ -60,12 +65,12 @@ def spend(
     if until is not None and until < since:
         raise ApiError(400, f"until: {until} is before since, {since}", field="until")
     if format == "csv":
-        lines = spend_csv_lines(user=request.user, since=since, until=until)  # type: ignore[arg-type]
+        lines = spend_csv_lines(user=caller(request), since=since, until=until)
         response = StreamingHttpResponse(lines, content_type="text/csv")
         filename = spend_csv_filename(since=since, until=until)
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
-    rows = _rows(request.user, by, since, until)
+    rows = _rows(caller(request), by, since, until)
     total = sum((row["usd"] or Decimal(0) for row in rows), start=Decimal(0))  # summed exactly, then shown
     return {
         "by": by,

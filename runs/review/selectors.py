@@ -82,7 +82,9 @@ def _items(run_id: int, f: ReviewFilters, *, with_class: bool = True) -> QuerySe
     if f.label == "none":
         qs = qs.exclude(generation_id__in=ReviewLabel.objects.values("generation_id"))
     elif f.label:
-        latest = ReviewLabel.objects.filter(generation_id=OuterRef("generation_id")).order_by("-created_at", "-pk")
+        latest = ReviewLabel.objects.filter(generation_id=OuterRef("generation_id")).order_by(
+            "-created_at", "-pk"
+        )
         qs = qs.annotate(latest_label=Subquery(latest.values("label")[:1])).filter(latest_label=f.label)
     return qs
 

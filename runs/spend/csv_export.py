@@ -35,4 +35,6 @@ def spend_csv_lines(*, user: User, since: dt.date, until: dt.date | None = None)
 
 
 def spend_csv_filename(*, since: dt.date, until: dt.date | None = None) -> str:
-    return f"triad-spend-since-{since.isoformat()}" + (f"-until-{until.isoformat()}" if until else "") + ".csv"
+    return (
+        f"triad-spend-since-{since.isoformat()}" + (f"-until-{until.isoformat()}" if until else "") + ".csv"
+    )

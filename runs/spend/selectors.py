@@ -301,11 +301,15 @@ def spend_by_day(*, user: User, since: dt.date, until: dt.date | None = None) ->
 
 
 def spend_by_user(*, user: User, since: dt.date, until: dt.date | None = None) -> list[dict[str, Any]]:
-    return _spend_grouped(user=user, since=since, until=until, by="user", field="run__created_by__username", order="-usd")
+    return _spend_grouped(
+        user=user, since=since, until=until, by="user", field="run__created_by__username", order="-usd"
+    )
 
 
 def spend_by_team(*, user: User, since: dt.date, until: dt.date | None = None) -> list[dict[str, Any]]:
-    return _spend_grouped(user=user, since=since, until=until, by="team", field="run__team__name", order="-usd")
+    return _spend_grouped(
+        user=user, since=since, until=until, by="team", field="run__team__name", order="-usd"
+    )
 
 
 def spend_by_pool(*, user: User, since: dt.date, until: dt.date | None = None) -> list[dict[str, Any]]:
@@ -342,9 +346,7 @@ def spend_top_runs(
 CSV_HEADER = ("day", "run_id", "run_name", "user", "team", "pool", "status", "usd", "gpu_hours")
 
 
-def spend_csv_rows(
-    *, user: User, since: dt.date, until: dt.date | None = None
-) -> Iterator[tuple[Any, ...]]:
+def spend_csv_rows(*, user: User, since: dt.date, until: dt.date | None = None) -> Iterator[tuple[Any, ...]]:
     """Every ledger row of the period, oldest first, read in chunks (for a streamed CSV)."""
     rows = (
         _entries(user=user, since=since, until=until)

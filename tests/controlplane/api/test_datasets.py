@@ -39,7 +39,9 @@ def _upload(api, content: bytes = GOOD, key: str | None = None, **fields):
 
 
 def _nothing_written():
-    return Dataset.objects.count() == 0 and DatasetVersion.objects.count() == 0 and Problem.objects.count() == 0
+    return (
+        Dataset.objects.count() == 0 and DatasetVersion.objects.count() == 0 and Problem.objects.count() == 0
+    )
 
 
 @pytest.fixture

@@ -43,7 +43,9 @@ def run(team, member):
 def test_the_failing_generations_oldest_step_first_with_code_failing_test_and_traceback(member, run):
     first = indexed(run, step=1, problem_id="P/0")
     indexed(run, step=0, problem_id="P/0", passed=True, error_class="passed", completion="    return a + b\n")
-    second = indexed(run, step=2, problem_id="P/9", error_class="runtime_error", stderr="Traceback\nKeyError: 'x'\n")
+    second = indexed(
+        run, step=2, problem_id="P/9", error_class="runtime_error", stderr="Traceback\nKeyError: 'x'\n"
+    )
 
     body = api_client_for(member).get(f"/runs/{run.pk}/generations").json()
 
@@ -62,7 +64,9 @@ def test_the_failing_generations_oldest_step_first_with_code_failing_test_and_tr
 
 def test_filters_are_the_review_pages(member, run):
     for step in range(4):
-        indexed(run, step=step, problem_id=f"P/{step % 2}", error_class="timeout" if step == 3 else "wrong_answer")
+        indexed(
+            run, step=step, problem_id=f"P/{step % 2}", error_class="timeout" if step == 3 else "wrong_answer"
+        )
     api = api_client_for(member)
 
     def steps(**query):

@@ -50,7 +50,11 @@ def test_registering_records_a_pending_model_and_asks_a_node_of_its_pool(member,
         ({"name": "m", "source": "/m", "chat": "yes"}, "chat", "chat: Input should be a valid boolean"),
         ({"name": 5, "source": "/m"}, "name", "name: Input should be a valid string"),
         ({"name": "m", "source": "/m", "stop": "\n"}, "stop", "stop: Input should be a valid list"),
-        ({"name": "m", "source": "/m", "dtype": "int3"}, "dtype", "dtype: Select a valid choice. int3 is not"),
+        (
+            {"name": "m", "source": "/m", "dtype": "int3"},
+            "dtype",
+            "dtype: Select a valid choice. int3 is not",
+        ),
         ({"name": "m" * 201, "source": "/m"}, "name", "name: Ensure this value has at most 200 characters"),
         ({"name": "m", "source": "   "}, "source", "source: This field is required."),
         ({"name": "m", "source": "/m", "pool": "a b"}, "pool", "pool: 'a b' is not a pool name"),
@@ -94,7 +98,9 @@ def test_another_teams_team_does_not_exist_and_its_viewer_may_not_register_into_
 @pytest.mark.django_db
 def test_the_list_is_the_teams_models_by_name_and_another_teams_model_does_not_exist(member):
     RegisteredModelFactory(name="zeta", registered_by=member)
-    RegisteredModelFactory(name="alpha", registered_by=member, status=ModelStatus.REFUSED, error="no config.json")
+    RegisteredModelFactory(
+        name="alpha", registered_by=member, status=ModelStatus.REFUSED, error="no config.json"
+    )
     outsider = UserFactory(username="otto", password=None, membership__team=TeamFactory(name="delta"))
     theirs = RegisteredModelFactory(name="secret", registered_by=outsider)
     api = api_client_for(member)
@@ -104,7 +110,9 @@ def test_the_list_is_the_teams_models_by_name_and_another_teams_model_does_not_e
 
     assert [m["name"] for m in listed["items"]] == ["alpha", "zeta"] and listed["count"] == 2
     assert listed["items"][0]["status"] == "refused" and listed["items"][0]["error"] == "no config.json"
-    assert listed["items"][1]["architecture"] == "LlamaForCausalLM" and listed["items"][1]["params"] == 130_496
+    assert (
+        listed["items"][1]["architecture"] == "LlamaForCausalLM" and listed["items"][1]["params"] == 130_496
+    )
     assert hidden.status_code == 404 and set(hidden.json()) == {"error", "field"}
 
 

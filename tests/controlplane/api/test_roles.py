@@ -38,17 +38,41 @@ class Upload(dict):
 
 TABLE += [
     ("datasets-list", "get", "/datasets", None, (200,) * 6),
-    ("datasets-upload", "post", "/datasets", Upload(name="api-set", file=A_FILE), (201, 201, 403, 201, 403, 201)),
+    (
+        "datasets-upload",
+        "post",
+        "/datasets",
+        Upload(name="api-set", file=A_FILE),
+        (201, 201, 403, 201, 403, 201),
+    ),
     ("dataset-detail", "get", "/datasets/@dataset", None, (200, 200, 200, 404, 404, 200)),
     ("dataset-versions", "get", "/datasets/@dataset/versions", None, (200, 200, 200, 404, 404, 200)),
     ("dataset-version-detail", "get", "/dataset-versions/@version", None, (200, 200, 200, 404, 404, 200)),
-    ("dataset-version-problems", "get", "/dataset-versions/@version/problems", None, (200, 200, 200, 404, 404, 200)),
+    (
+        "dataset-version-problems",
+        "get",
+        "/dataset-versions/@version/problems",
+        None,
+        (200, 200, 200, 404, 404, 200),
+    ),
     ("models-list", "get", "/models", None, (200,) * 6),
     ("model-detail", "get", "/models/@model", None, (200, 200, 200, 404, 404, 200)),
-    ("models-register", "post", "/models", {"name": "api-model", "source": "/models/x"}, (201, 201, 403, 201, 403, 201)),
+    (
+        "models-register",
+        "post",
+        "/models",
+        {"name": "api-model", "source": "/models/x"},
+        (201, 201, 403, 201, 403, 201),
+    ),
     ("spend", "get", "/spend", None, (200,) * 6),
     ("run-generations", "get", "/runs/@run/generations", None, (200, 200, 200, 404, 404, 200)),
-    ("generation-label", "post", "/generations/@generation/label", {"label": "bad_test"}, (200, 200, 403, 404, 404, 200)),
+    (
+        "generation-label",
+        "post",
+        "/generations/@generation/label",
+        {"label": "bad_test"},
+        (200, 200, 403, 404, 404, 200),
+    ),
 ]
 # Not routes a token calls: the schema (open, like the docs of any public API) and the docs page.
 NOT_CALLS = {"openapi-json", "openapi-view", "api-root"}

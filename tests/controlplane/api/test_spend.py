@@ -91,7 +91,17 @@ def test_the_csv_is_the_pages_export_of_the_period(ledger):
     assert rows[0] == ["day", "run_id", "run_name", "user", "team", "pool", "status", "usd", "gpu_hours"]
     small, big = ledger["small"], ledger["big"]
     assert rows[1:] == [
-        [(TODAY - DAY).isoformat(), str(small.pk), "small", "bob", "gamma", "cpu", "queued", "1.250000", "0.5"],
+        [
+            (TODAY - DAY).isoformat(),
+            str(small.pk),
+            "small",
+            "bob",
+            "gamma",
+            "cpu",
+            "queued",
+            "1.250000",
+            "0.5",
+        ],
         # A run name that a spreadsheet would run as a formula is text, as in the page's export.
         [TODAY.isoformat(), str(big.pk), "'=big", "ann", "gamma", "cpu", "succeeded", "2.500000", "1.0"],
     ]
