@@ -173,14 +173,16 @@ def _problem_item(problem: Problem) -> dict[str, Any]:
 @router.get("/datasets", response=Page[DatasetOut], url_name="datasets-list", summary="Datasets you read")
 def dataset_list(request: HttpRequest, page: int = 1, per_page: int = PER_PAGE_DEFAULT) -> dict[str, Any]:
     """Your teams' datasets and the shared ones, as the datasets page lists them (shared first)."""
-    datasets = selectors.dataset_list_for_user(user=caller(request))
+    datasets = selectors.dataset_list_for_user(user=caller(request)).prefetch_related("versions__created_by")
     return _page_of(request, datasets, page, per_page, _datasets)
 
 
 @router.get("/datasets/{dataset_id}", response=DatasetOut, url_name="dataset-detail", summary="A dataset")
 def dataset_detail(request: HttpRequest, dataset_id: int) -> dict[str, Any]:
     dataset = selectors.dataset_get_for_user(user=caller(request), dataset_id=dataset_id)
-    dataset = Dataset.objects.prefetch_related("versions").select_related("team").get(pk=dataset.pk)
+    dataset = (
+        Dataset.objects.prefetch_related("versions__created_by").select_related("team").get(pk=dataset.pk)
+    )
     return _datasets(request, [dataset])[0]
 
 

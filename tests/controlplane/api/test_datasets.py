@@ -294,3 +294,22 @@ def test_a_datasets_versions_are_newest_first(member):
     body = api_client_for(member).get(f"/datasets/{dataset.pk}/versions").json()
 
     assert [v["version"] for v in body["items"]] == [3, 2, 1]
+
+
+@pytest.mark.django_db
+def test_a_page_of_datasets_costs_the_same_few_queries_however_many_it_holds(
+    member, django_assert_max_num_queries
+):
+    team = member.memberships.get().team
+    api = api_client_for(member)
+    for _ in range(2):
+        ProblemFactory(version=DatasetVersionFactory(dataset=DatasetFactory(team=team, created_by=member)))
+    with django_assert_max_num_queries(20) as few:
+        api.get("/datasets")
+    for _ in range(20):
+        ProblemFactory(version=DatasetVersionFactory(dataset=DatasetFactory(team=team, created_by=member)))
+
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        body = api.get("/datasets").json()
+
+    assert body["count"] == 22 and all(d["latest_version"]["counts"]["verified"] == 1 for d in body["items"])

@@ -180,3 +180,20 @@ def test_a_viewer_may_not_label_and_another_team_may_not_see(team, run):
 
     assert as_viewer.status_code == 403 and as_outsider.status_code == 404 and listed.status_code == 404
     assert not ReviewLabel.objects.exists()
+
+
+def test_a_page_of_generations_costs_the_same_few_queries_however_many_it_holds(
+    member, run, django_assert_max_num_queries
+):
+    api = api_client_for(member)
+    for step in range(2):
+        indexed(run, step=step, problem_id="P/0")
+    with django_assert_max_num_queries(20) as few:
+        api.get(f"/runs/{run.pk}/generations")
+    for step in range(2, 30):
+        indexed(run, step=step, problem_id="P/0")
+
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        body = api.get(f"/runs/{run.pk}/generations").json()
+
+    assert body["count"] == 30 and all(g["problem"]["task_id"] == "P/0" for g in body["items"])
