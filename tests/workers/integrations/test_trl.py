@@ -1,0 +1,178 @@
+"""TRL → Triad (docs/external-runs.md): TRL's real GRPOTrainer on the CPU, with the tiny Hugging Face model
+the tests build, streams an external run to a live server through the ingest door; the sandbox reward
+scores as Triad's trainer does."""
+
+import pytest
+
+pytest.importorskip("trl")
+
+from datasets import Dataset  # noqa: E402
+from transformers import TrainerCallback  # noqa: E402
+from trl import GRPOConfig, GRPOTrainer  # noqa: E402
+
+from controlplane.accounts.models import Role  # noqa: E402
+from runs.external import run_create_external  # noqa: E402
+from runs.lifecycle import run_cancel  # noqa: E402
+from runs.models import Generation, IngestedEvent, MetricPoint, Run, RunStatus  # noqa: E402
+from tests.factories import DatasetVersionFactory, ProblemFactory, TeamFactory, UserFactory  # noqa: E402
+from workers.integrations.trl import SandboxReward, TriadCallback, triad_metrics  # noqa: E402
+
+PROMPT = "def add(a, b):\n"
+TESTS = "def check(candidate):\n    assert candidate(1, 2) == 3\n    assert candidate(2, 2) == 4\n"
+
+
+def problems():
+    team = TeamFactory(name="ml")
+    user = UserFactory(membership=None)
+    user.memberships.create(team=team, role=Role.MEMBER)
+    version = DatasetVersionFactory(dataset__team=team, problem_count=2)
+    rows = [
+        ProblemFactory(version=version, task_id=f"Add/{i}", prompt=PROMPT, entry_point="add", tests=TESTS)
+        for i in range(2)
+    ]
+    return user, version, rows
+
+
+def jsonl_rows(rows):
+    return [{"task_id": p.task_id, "prompt": p.prompt, "entry_point": p.entry_point, "test": p.tests} for p in rows]
+
+
+def grpo(tiny_hf_dir, tmp_path, rows, reward, callback, *, steps):
+    dataset = Dataset.from_list([{"prompt": p.prompt, "task_id": p.task_id} for p in rows])
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "out"),
+        max_steps=steps,
+        per_device_train_batch_size=2,
+        num_generations=2,
+        max_completion_length=8,
+        learning_rate=1e-4,
+        beta=0.0,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        seed=0,
+    )
+    return GRPOTrainer(
+        model=str(tiny_hf_dir), reward_funcs=[reward], args=args, train_dataset=dataset, callbacks=[callback]
+    )
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_trl_grpo_run_streams_its_metrics_and_generations_to_an_external_run(
+    live_server, tiny_hf_dir, tmp_path, offline
+):
+    user, version, rows = problems()
+    created = run_create_external(user=user, team=None, dataset_version=version, name="trl", pool="cpu", gpus=1)
+    callback = TriadCallback(
+        url=live_server.url, run_id=created.run.pk, token=created.token, spool_dir=tmp_path / "spool", heartbeat_s=0.2
+    )
+    reward = SandboxReward(jsonl_rows(rows), callback=callback)
+
+    grpo(tiny_hf_dir, tmp_path, rows, reward, callback, steps=3).train()
+
+    run = Run.objects.get(pk=created.run.pk)
+    assert run.status == RunStatus.SUCCEEDED and run.started_at and run.last_heartbeat_at
+    assert run.last_step == 3
+    keys = set(MetricPoint.objects.filter(run=run).values_list("key", flat=True))
+    assert {"reward/mean", "reward/std", "pass_rate", "loss", "lr", "error/syntax_error"} <= keys
+    assert MetricPoint.objects.filter(run=run, key="reward/mean").count() == 3
+    generations = Generation.objects.filter(run=run)
+    assert generations.count() == 3 * 2  # every sample of 3 steps of one group of 2
+    assert set(generations.values_list("step", flat=True)) == {1, 2, 3}
+    assert set(generations.values_list("problem_id", flat=True)) <= {"Add/0", "Add/1"}
+    assert all(g.error_class and g.tests_total in (0, 2) for g in generations)
+    events = IngestedEvent.objects.filter(run=run)
+    assert set(events.values_list("source", flat=True)) == {"external"}
+    assert events.filter(type="heartbeat").exists()  # the thread's, every 0.2 s while training
+    assert not (tmp_path / "spool" / "rejected.jsonl").exists()
+
+
+class CancelAfterFirstStep(TrainerCallback):
+    def __init__(self, run_id, user):
+        self.run_id, self.user = run_id, user
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == 1:
+            run_cancel(run_id=self.run_id, user=self.user)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancel_reaches_the_trl_run_on_an_answer_and_it_stops_as_cancelled(
+    live_server, tiny_hf_dir, tmp_path, offline
+):
+    user, version, rows = problems()
+    created = run_create_external(user=user, team=None, dataset_version=version, name="trl", pool="cpu", gpus=1)
+    callback = TriadCallback(
+        url=live_server.url, run_id=created.run.pk, token=created.token, spool_dir=tmp_path / "spool", heartbeat_s=30
+    )
+    trainer = grpo(tiny_hf_dir, tmp_path, rows, SandboxReward(jsonl_rows(rows)), callback, steps=20)
+    trainer.add_callback(CancelAfterFirstStep(created.run.pk, user))
+
+    trainer.train()
+
+    run = Run.objects.get(pk=created.run.pk)
+    assert run.status == RunStatus.CANCELLED
+    # Cancelled at step 1's end, before its log: the answer to that log said cancelling.
+    assert trainer.state.global_step == 1
+    assert "cancelled" in run.status_message
+
+
+@pytest.mark.django_db
+def test_the_sandbox_reward_scores_as_triads_trainer_with_verdicts_and_flags():
+    rows = [{"task_id": "Add/0", "prompt": PROMPT, "entry_point": "add", "test": TESTS}]
+    reward = SandboxReward(rows)
+    completions = ["    return a + b\n", "    return a - b\n", "    return (\n", "    import sys\n    sys.exit(0)\n"]
+    logged, extra = {}, {}
+
+    rewards = reward(
+        prompts=[PROMPT] * 4,
+        completions=completions,
+        task_id=["Add/0"] * 4,
+        log_metric=logged.__setitem__,
+        log_extra=extra.__setitem__,
+    )
+
+    assert rewards[:3] == [1.0, 0.0, 0.0]
+    classes = [s.error_class for s in reward.last_scores]
+    assert classes[:3] == ["passed", "wrong_answer", "syntax_error"]
+    assert reward.last_scores[1].tests_total == 2 and "AssertionError" in reward.last_scores[1].stderr
+    assert reward.last_flags[3] == ["early_exit"]  # Triad's hack detectors ran on it
+    assert extra["error_class"] == classes and extra["task_id"] == ["Add/0"] * 4
+    assert logged["pass_rate"] == pytest.approx(sum(c == "passed" for c in classes) / 4)
+    assert logged["review/flagged_frac"] == 0.25
+
+
+def test_a_chat_completion_is_scored_by_the_code_in_its_answer_and_columns_can_carry_the_tests():
+    answer = [{"role": "assistant", "content": "Here:\n```python\ndef add(a, b):\n    return a + b\n```"}]
+
+    rewards = SandboxReward()(
+        prompts=[[{"role": "user", "content": "add two numbers"}]],
+        completions=[answer],
+        task_id=["Add/0"],
+        entry_point=["add"],
+        test=[TESTS],
+    )
+
+    assert rewards == [1.0]
+
+
+def test_without_a_task_id_column_it_says_so():
+    with pytest.raises(ValueError, match="task_id column"):
+        SandboxReward()(prompts=[PROMPT], completions=["    return a + b\n"])
+
+
+def test_trl_names_map_to_triads_catalog_and_the_rest_keep_theirs():
+    logs = {"reward": 0.5, "kl": 0.1, "learning_rate": 1e-5, "rewards/triad_sandbox/mean": 0.5, "epoch": 1,
+            "nan": float("nan"), "note": "text", "flag": True}
+
+    assert triad_metrics(logs) == {
+        "reward/mean": 0.5, "kl": 0.1, "lr": 1e-5, "rewards/triad_sandbox/mean": 0.5, "epoch": 1.0
+    }
