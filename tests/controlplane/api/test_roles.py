@@ -17,6 +17,13 @@ from tests.controlplane.api.conftest import api_client_for
 TABLE = [
     ("me", "get", "/me", None, (200,) * 6),
     ("me-token-revoke", "delete", "/me/token", None, (200,) * 6),
+    (
+        "runs-create-external",
+        "post",
+        "/runs/external",
+        {"name": "trl", "dataset_version": "@version", "pool": "cpu", "gpus": 1},
+        (201, 201, 403, 404, 404, 201),
+    ),
 ]
 # Not routes a token calls: the schema (open, like the docs of any public API) and the docs page.
 NOT_CALLS = {"openapi-json", "openapi-view", "api-root"}
@@ -43,13 +50,20 @@ def _path(world, template: str) -> str:
     )
 
 
+def _body(world, body):
+    """A JSON body with its "@..." placeholders (an id from the world) replaced by the ids."""
+    if body is None:
+        return None
+    return {k: int(_path(world, v)) if isinstance(v, str) and v.startswith("@") else v for k, v in body.items()}
+
+
 @pytest.mark.parametrize("role", range(len(ROLES)), ids=ROLES)
 @pytest.mark.parametrize(("name", "method", "template", "body", "expected"), TABLE, ids=[r[0] for r in TABLE])
 def test_every_route_answers_each_role_as_its_permissions_say(
     world, role, name, method, template, body, expected
 ):
     api = api_client_for(world.users[ROLES[role]], TokenScope.WRITE)
-    path = _path(world, template)
+    path, body = _path(world, template), _body(world, body)
     response = api.post(path, body) if method == "post" else getattr(api, method)(path)
     assert response.status_code == expected[role], (ROLES[role], method, path, response.content[:300])
     if response.status_code >= 400:
@@ -63,6 +77,6 @@ def test_every_route_answers_each_role_as_its_permissions_say(
 )
 def test_a_read_token_is_refused_every_write(world, name, method, template, body, expected):
     api = api_client_for(world.users["superuser"], TokenScope.READ)
-    path = _path(world, template)
+    path, body = _path(world, template), _body(world, body)
     response = api.post(path, body) if method == "post" else getattr(api, method)(path)
     assert response.status_code == 403 and "read-only" in response.json()["error"]
