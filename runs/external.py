@@ -79,7 +79,8 @@ def _check_timeout(heartbeat_timeout_s: int | None) -> int | None:
         or not low <= heartbeat_timeout_s <= high
     ):
         raise RunLaunchError(
-            f"heartbeat_timeout_s: must be an integer from {low} to {high} seconds, got {heartbeat_timeout_s!r}",
+            f"heartbeat_timeout_s: must be an integer from {low} to {high} seconds, "
+            f"got {heartbeat_timeout_s!r}",
             field="heartbeat_timeout_s",
         )
     return heartbeat_timeout_s

@@ -101,7 +101,9 @@ def gang_claim(
         _claims_drop_stale(pool=run.pool, now=now)
         members = list(RunClaim.objects.filter(run_id=run_id, attempt=attempt).order_by("node_rank"))
         if run.external:
-            return _refused(run, "an external run: its own trainer reports to it, no node of Triad's starts it")
+            return _refused(
+                run, "an external run: its own trainer reports to it, no node of Triad's starts it"
+            )
         if run.attempt != attempt:
             return _refused(run, f"run {run_id} is on attempt {run.attempt}, not {attempt}")
         held = next((c for c in members if c.key == claim), None)

@@ -82,7 +82,8 @@ def run_reap_lost(*, timeout_s: float | None = None) -> list[int]:
     timeout = settings.TRIAD_LOST_AFTER_S if timeout_s is None else timeout_s
     reaped = _reap_silent(timeout=timeout, own=None)
     started = Run.objects.filter(status__in=ALLOWED_FROM[RunStatus.LOST], heartbeat_timeout_s__isnull=False)
-    for own in sorted(set(started.values_list("heartbeat_timeout_s", flat=True))):
+    owns = {own for own in started.values_list("heartbeat_timeout_s", flat=True) if own is not None}
+    for own in sorted(owns):
         reaped.extend(_reap_silent(timeout=float(own), own=own))
     return reaped
 
@@ -143,9 +144,9 @@ def run_reap_unenqueued(*, grace_s: float | None = None) -> list[int]:
     # happened to the run lately, so its enqueue is not merely still under way.
     recent = LogLine.objects.filter(run_id=OuterRef("pk"), time__gte=cutoff)
     # An external run is never handed to the broker: it waits for its own trainer (docs/external-runs.md).
-    never = Q(
-        status=RunStatus.QUEUED, enqueued_at__isnull=True, created_at__lt=cutoff, external=False
-    ) & ~Q(Exists(recent))
+    never = Q(status=RunStatus.QUEUED, enqueued_at__isnull=True, created_at__lt=cutoff, external=False) & ~Q(
+        Exists(recent)
+    )
     candidates = Run.objects.filter(never).values_list("pk", flat=True)
     message = (
         f"not started: never reached the task broker within {grace:.0f}s of being queued (the broker "

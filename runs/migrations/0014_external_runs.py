@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('runs', '0013_gang_claims'),
+        ("runs", "0013_gang_claims"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='run',
-            name='external',
+            model_name="run",
+            name="external",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='run',
-            name='heartbeat_timeout_s',
+            model_name="run",
+            name="heartbeat_timeout_s",
             field=models.PositiveIntegerField(blank=True, null=True),
         ),
     ]

@@ -149,7 +149,9 @@ def test_it_is_billed_for_its_declared_gpus_at_its_pools_price_while_it_runs(cli
     result = create(member(), pool="a100", gpus=4)
     post(client, result.run.pk, result.token, [{"seq": 0, "type": "heartbeat"}])
     start = timezone.now() - dt.timedelta(seconds=600)
-    Run.objects.filter(pk=result.run.pk).update(started_at=start, last_heartbeat_at=start + dt.timedelta(seconds=300))
+    Run.objects.filter(pk=result.run.pk).update(
+        started_at=start, last_heartbeat_at=start + dt.timedelta(seconds=300)
+    )
 
     run_cost_accrue(now=start + dt.timedelta(seconds=300))
 
@@ -198,3 +200,38 @@ def test_a_queued_external_run_is_cancelled_at_once_and_none_is_resumed(client):
     assert Run.objects.get(pk=result.run.pk).status == RunStatus.CANCELLED
     assert run_resume(run_id=result.run.pk, user=user) is None  # its trainer is not Triad's to start
     assert Run.objects.get(pk=result.run.pk).status == RunStatus.CANCELLED
+
+
+def test_its_page_shows_it_as_external_without_the_launchers_cards(client):
+    user = member()
+    result = create(user, heartbeat_timeout_s=45, config={"lr": 2e-5})
+    client.force_login(user)
+
+    page = client.get(f"/runs/{result.run.pk}/").content.decode()
+
+    assert 'data-testid="external-badge"' in page and 'data-testid="external"' in page
+    assert "Waiting for its trainer's first event" in page
+    assert "2 GPUs at pool cpu" in page and "45 s" in page
+    for card in (
+        'id="attempts"',
+        'id="provenance"',
+        'id="checkpoints"',
+        'id="exported-models"',
+        'data-testid="clone"',
+    ):
+        assert card not in page, card
+    config = page[page.index('id="config"') :]
+    config = config[: config.index("</table>")]
+    assert 'title="lr"' in config and 'title="gpus_per_node"' in config
+    assert 'title="group_size"' not in config  # a setting of Triad's trainer it did not declare
+
+
+def test_a_lost_external_runs_page_offers_cancel_but_no_resume(client):
+    user = member()
+    result = create(user)
+    Run.objects.filter(pk=result.run.pk).update(status=RunStatus.LOST)
+    client.force_login(user)
+
+    page = client.get(f"/runs/{result.run.pk}/").content.decode()
+
+    assert 'data-testid="cancel"' in page and 'data-testid="resume"' not in page

@@ -75,7 +75,7 @@ def triad_metrics(logs: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-class TriadCallback(TrainerCallback):  # type: ignore[misc]
+class TriadCallback(TrainerCallback):
     """Streams a `transformers.Trainer` (TRL's trainers are ones) to an external run of Triad.
 
     `on_log` sends the logged metrics at the step; `SandboxReward` hands it what it scored, sent as
@@ -122,7 +122,9 @@ class TriadCallback(TrainerCallback):  # type: ignore[misc]
         run_id = os.environ["TRIAD_RUN_ID"]
         if not run_id.isdigit():
             raise ValueError(f"TRIAD_RUN_ID: expected the run's id (an integer), got {run_id!r}")
-        return cls(url=os.environ["TRIAD_URL"], run_id=int(run_id), token=os.environ["TRIAD_RUN_TOKEN"], **kwargs)
+        return cls(
+            url=os.environ["TRIAD_URL"], run_id=int(run_id), token=os.environ["TRIAD_RUN_TOKEN"], **kwargs
+        )
 
     # ------------------------------------------------------------------ what the desired state says
     @property
@@ -304,7 +306,9 @@ class SandboxReward:
                 "entry_point and test columns to run it with"
             )
         start = prompt if isinstance(prompt, str) else ""
-        return Problem(task_id=task_id, prompt=start, entry_point=str(entry_points[index]), tests=str(tests[index]))
+        return Problem(
+            task_id=task_id, prompt=start, entry_point=str(entry_points[index]), tests=str(tests[index])
+        )
 
     def __call__(
         self,
@@ -352,7 +356,9 @@ class SandboxReward:
         if log_metric is None or not scores:
             return
         valid = [s for s in scores if s.valid]
-        log_metric("sandbox/infra_error_frac", sum(1 for s in scores if s.error_class == INFRA_ERROR) / len(scores))
+        log_metric(
+            "sandbox/infra_error_frac", sum(1 for s in scores if s.error_class == INFRA_ERROR) / len(scores)
+        )
         if not valid:
             return
         log_metric(Metric.PASS_RATE, sum(s.passed for s in valid) / len(valid))

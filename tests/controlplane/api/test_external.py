@@ -31,13 +31,24 @@ def test_it_answers_the_run_and_its_token_and_the_token_opens_the_ingest_door(me
 
     response = api.post(
         "/runs/external",
-        {"name": "trl-grpo", "dataset_version": version.pk, "pool": "cpu", "gpus": 2, "heartbeat_timeout_s": 90},
+        {
+            "name": "trl-grpo",
+            "dataset_version": version.pk,
+            "pool": "cpu",
+            "gpus": 2,
+            "heartbeat_timeout_s": 90,
+        },
     )
 
     assert response.status_code == 201, response.content
     body = response.json()
     run = body["run"]
-    assert (run["status"], run["external"], run["pool"], run["heartbeat_timeout_s"]) == ("queued", True, "cpu", 90)
+    assert (run["status"], run["external"], run["pool"], run["heartbeat_timeout_s"]) == (
+        "queued",
+        True,
+        "cpu",
+        90,
+    )
     assert run["team"]["name"] == "ml" and run["user"] == "trl-user" and run["config"]["gpus_per_node"] == 2
     assert run["url"].endswith(f"/runs/{run['id']}/")
     assert body["token"].startswith("triad_run_")

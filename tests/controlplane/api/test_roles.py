@@ -54,7 +54,9 @@ def _body(world, body):
     """A JSON body with its "@..." placeholders (an id from the world) replaced by the ids."""
     if body is None:
         return None
-    return {k: int(_path(world, v)) if isinstance(v, str) and v.startswith("@") else v for k, v in body.items()}
+    return {
+        k: int(_path(world, v)) if isinstance(v, str) and v.startswith("@") else v for k, v in body.items()
+    }
 
 
 @pytest.mark.parametrize("role", range(len(ROLES)), ids=ROLES)

@@ -2,20 +2,22 @@
 the tests build, streams an external run to a live server through the ingest door; the sandbox reward
 scores as Triad's trainer does."""
 
+import json
+
 import pytest
 
 pytest.importorskip("trl")
 
-from datasets import Dataset  # noqa: E402
-from transformers import TrainerCallback  # noqa: E402
-from trl import GRPOConfig, GRPOTrainer  # noqa: E402
+from datasets import Dataset
+from transformers import TrainerCallback
+from trl import GRPOConfig, GRPOTrainer
 
-from controlplane.accounts.models import Role  # noqa: E402
-from runs.external import run_create_external  # noqa: E402
-from runs.lifecycle import run_cancel  # noqa: E402
-from runs.models import Generation, IngestedEvent, MetricPoint, Run, RunStatus  # noqa: E402
-from tests.factories import DatasetVersionFactory, ProblemFactory, TeamFactory, UserFactory  # noqa: E402
-from workers.integrations.trl import SandboxReward, TriadCallback, triad_metrics  # noqa: E402
+from controlplane.accounts.models import Role
+from runs.external import run_create_external
+from runs.lifecycle import run_cancel
+from runs.models import Generation, IngestedEvent, MetricPoint, Run, RunStatus
+from tests.factories import DatasetVersionFactory, ProblemFactory, TeamFactory, UserFactory
+from workers.integrations.trl import SandboxReward, TriadCallback, triad_metrics
 
 PROMPT = "def add(a, b):\n"
 TESTS = "def check(candidate):\n    assert candidate(1, 2) == 3\n    assert candidate(2, 2) == 4\n"
@@ -34,7 +36,10 @@ def problems():
 
 
 def jsonl_rows(rows):
-    return [{"task_id": p.task_id, "prompt": p.prompt, "entry_point": p.entry_point, "test": p.tests} for p in rows]
+    return [
+        {"task_id": p.task_id, "prompt": p.prompt, "entry_point": p.entry_point, "test": p.tests}
+        for p in rows
+    ]
 
 
 def grpo(tiny_hf_dir, tmp_path, rows, reward, callback, *, steps):
@@ -70,9 +75,15 @@ def test_a_trl_grpo_run_streams_its_metrics_and_generations_to_an_external_run(
     live_server, tiny_hf_dir, tmp_path, offline
 ):
     user, version, rows = problems()
-    created = run_create_external(user=user, team=None, dataset_version=version, name="trl", pool="cpu", gpus=1)
+    created = run_create_external(
+        user=user, team=None, dataset_version=version, name="trl", pool="cpu", gpus=1
+    )
     callback = TriadCallback(
-        url=live_server.url, run_id=created.run.pk, token=created.token, spool_dir=tmp_path / "spool", heartbeat_s=0.2
+        url=live_server.url,
+        run_id=created.run.pk,
+        token=created.token,
+        spool_dir=tmp_path / "spool",
+        heartbeat_s=0.2,
     )
     reward = SandboxReward(jsonl_rows(rows), callback=callback)
 
@@ -109,9 +120,15 @@ def test_cancel_reaches_the_trl_run_on_an_answer_and_it_stops_as_cancelled(
     live_server, tiny_hf_dir, tmp_path, offline
 ):
     user, version, rows = problems()
-    created = run_create_external(user=user, team=None, dataset_version=version, name="trl", pool="cpu", gpus=1)
+    created = run_create_external(
+        user=user, team=None, dataset_version=version, name="trl", pool="cpu", gpus=1
+    )
     callback = TriadCallback(
-        url=live_server.url, run_id=created.run.pk, token=created.token, spool_dir=tmp_path / "spool", heartbeat_s=30
+        url=live_server.url,
+        run_id=created.run.pk,
+        token=created.token,
+        spool_dir=tmp_path / "spool",
+        heartbeat_s=30,
     )
     trainer = grpo(tiny_hf_dir, tmp_path, rows, SandboxReward(jsonl_rows(rows)), callback, steps=20)
     trainer.add_callback(CancelAfterFirstStep(created.run.pk, user))
@@ -129,7 +146,12 @@ def test_cancel_reaches_the_trl_run_on_an_answer_and_it_stops_as_cancelled(
 def test_the_sandbox_reward_scores_as_triads_trainer_with_verdicts_and_flags():
     rows = [{"task_id": "Add/0", "prompt": PROMPT, "entry_point": "add", "test": TESTS}]
     reward = SandboxReward(rows)
-    completions = ["    return a + b\n", "    return a - b\n", "    return (\n", "    import sys\n    sys.exit(0)\n"]
+    completions = [
+        "    return a + b\n",
+        "    return a - b\n",
+        "    return (\n",
+        "    import sys\n    sys.exit(0)\n",
+    ]
     logged, extra = {}, {}
 
     rewards = reward(
@@ -170,9 +192,56 @@ def test_without_a_task_id_column_it_says_so():
 
 
 def test_trl_names_map_to_triads_catalog_and_the_rest_keep_theirs():
-    logs = {"reward": 0.5, "kl": 0.1, "learning_rate": 1e-5, "rewards/triad_sandbox/mean": 0.5, "epoch": 1,
-            "nan": float("nan"), "note": "text", "flag": True}
+    logs = {
+        "reward": 0.5,
+        "kl": 0.1,
+        "learning_rate": 1e-5,
+        "rewards/triad_sandbox/mean": 0.5,
+        "epoch": 1,
+        "nan": float("nan"),
+        "note": "text",
+        "flag": True,
+    }
 
     assert triad_metrics(logs) == {
-        "reward/mean": 0.5, "kl": 0.1, "lr": 1e-5, "rewards/triad_sandbox/mean": 0.5, "epoch": 1.0
+        "reward/mean": 0.5,
+        "kl": 0.1,
+        "lr": 1e-5,
+        "rewards/triad_sandbox/mean": 0.5,
+        "epoch": 1.0,
     }
+
+
+def doc_example() -> str:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[3] / "docs" / "external-runs.md").read_text()
+    block = text.split("<!-- test: trl-example -->", 1)[1]
+    return block.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_docs_example_runs_as_written(live_server, tiny_hf_dir, tmp_path, offline, monkeypatch):
+    user, version, rows = problems()
+    created = run_create_external(
+        user=user, team=None, dataset_version=version, name="doc", pool="cpu", gpus=1
+    )
+    (tmp_path / "problems.jsonl").write_text("\n".join(json.dumps(row) for row in jsonl_rows(rows)))
+    monkeypatch.chdir(tmp_path)
+    env = {
+        "TRIAD_URL": live_server.url,
+        "TRIAD_RUN_ID": str(created.run.pk),
+        "TRIAD_RUN_TOKEN": created.token,
+        "MODEL": str(tiny_hf_dir),
+        "PROBLEMS": str(tmp_path / "problems.jsonl"),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    exec(compile(doc_example(), "docs/external-runs.md", "exec"), {"__name__": "__doc_example__"})  # noqa: S102
+
+    run = Run.objects.get(pk=created.run.pk)
+    assert run.status == RunStatus.SUCCEEDED and run.last_step == 2
+    assert MetricPoint.objects.filter(run=run, key="reward/mean").count() == 2
+    assert Generation.objects.filter(run=run).count() == 2 * 2
+    assert (tmp_path / f"triad-spool-run-{run.pk}").is_dir()
