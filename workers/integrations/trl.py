@@ -18,6 +18,7 @@ run's desired state, and a cancel or a budget stop ends training at the next ste
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import sys
@@ -112,6 +113,9 @@ class TriadCallback(TrainerCallback):
         self._beat: threading.Thread | None = None
         self._posted: Counter[int] = Counter()
         self._ended = False
+        # Why the control plane refused us for good (a wrong token, an unknown run): training goes on,
+        # nothing more is sent, what was not sent stays in the spool.
+        self.refused = ""
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> TriadCallback:
@@ -132,11 +136,14 @@ class TriadCallback(TrainerCallback):
         return self.client.desired_state
 
     def _flush(self, control: TrainerControl | None = None) -> None:
+        if self.refused:
+            return
         try:
             state = self.client.flush()
-        except IngestAuthError as exc:  # a wrong token or run: training goes on, Triad hears nothing
-            print(f"triad: {exc}; nothing more is sent", file=sys.stderr)
-            state = None
+        except IngestAuthError as exc:
+            self.refused = str(exc)
+            print(f"triad: {exc}; training goes on, nothing more is sent to Triad", file=sys.stderr)
+            return
         if state in STOPS:
             self.stop_reason = state
         if control is not None and self.stop_reason:
@@ -206,9 +213,11 @@ class TriadCallback(TrainerCallback):
         self._stop.set()
         if self._beat is not None:
             self._beat.join(timeout=self.heartbeat_s + 30)
-        if status:
+        if status and not self.refused:
             self.client.status(status, message)
-        self.client.close()
+        # Refused (said once already): close() still closes the spool, which keeps what was not sent.
+        with contextlib.suppress(IngestAuthError):
+            self.client.close(timeout_s=0 if self.refused else 30)
 
     # ------------------------------------------------------------------ generations
     def record(self, *, step: int, problem_id: str, completion: str, score: Score) -> None:

@@ -5,9 +5,6 @@ scores as Triad's trainer does."""
 import json
 
 import pytest
-
-pytest.importorskip("trl")
-
 from datasets import Dataset
 from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
@@ -72,7 +69,7 @@ def offline(monkeypatch):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_trl_grpo_run_streams_its_metrics_and_generations_to_an_external_run(
-    live_server, tiny_hf_dir, tmp_path, offline
+    live_server, tiny_hf_dir, tmp_path, offline, client
 ):
     user, version, rows = problems()
     created = run_create_external(
@@ -104,6 +101,9 @@ def test_a_trl_grpo_run_streams_its_metrics_and_generations_to_an_external_run(
     assert set(events.values_list("source", flat=True)) == {"external"}
     assert events.filter(type="heartbeat").exists()  # the thread's, every 0.2 s while training
     assert not (tmp_path / "spool" / "rejected.jsonl").exists()
+    client.force_login(user)
+    review = client.get(f"/review/runs/{run.pk}/").content.decode()
+    assert "<td>Add/0</td>" in review or "<td>Add/1</td>" in review  # its generations, in review
 
 
 class CancelAfterFirstStep(TrainerCallback):
@@ -245,3 +245,30 @@ def test_the_docs_example_runs_as_written(live_server, tiny_hf_dir, tmp_path, of
     assert MetricPoint.objects.filter(run=run, key="reward/mean").count() == 2
     assert Generation.objects.filter(run=run).count() == 2 * 2
     assert (tmp_path / f"triad-spool-run-{run.pk}").is_dir()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_wrong_token_never_stops_training_and_is_said_once(live_server, tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from transformers import TrainerControl, TrainerState
+
+    user, version, _ = problems()
+    created = run_create_external(user=user, team=None, dataset_version=version, name="x", pool="cpu", gpus=1)
+    wrong = "triad_run_wrong"
+    callback = TriadCallback(
+        url=live_server.url, run_id=created.run.pk, token=wrong, spool_dir=tmp_path, heartbeat_s=30
+    )
+    args, state, control = SimpleNamespace(max_steps=2, output_dir="out"), TrainerState(), TrainerControl()
+
+    callback.on_train_begin(args, state, control)
+    for step in (1, 2):
+        state.global_step = step
+        callback.on_log(args, state, control, logs={"loss": 0.5})
+    callback.on_train_end(args, state, control)
+
+    assert not control.should_training_stop
+    assert callback.refused and "401" in callback.refused
+    assert capsys.readouterr().err.count("nothing more is sent to Triad") == 1
+    assert Run.objects.get(pk=created.run.pk).status == RunStatus.QUEUED
+    assert (tmp_path / "spool.jsonl").read_text().count('"metric"') == 2  # kept, unsent
