@@ -272,3 +272,43 @@ def test_a_wrong_token_never_stops_training_and_is_said_once(live_server, tmp_pa
     assert capsys.readouterr().err.count("nothing more is sent to Triad") == 1
     assert Run.objects.get(pk=created.run.pk).status == RunStatus.QUEUED
     assert (tmp_path / "spool.jsonl").read_text().count('"metric"') == 2  # kept, unsent
+
+
+def wait_for(predicate, seconds=10.0):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_heartbeats_answer_stops_training_at_the_steps_end_and_a_budget_stop_is_left_as_it_is(
+    live_server, tmp_path
+):
+    from types import SimpleNamespace
+
+    from transformers import TrainerControl, TrainerState
+
+    from runs.lifecycle import run_budget_stop
+
+    user, version, _ = problems()
+    created = run_create_external(user=user, team=None, dataset_version=version, name="x", pool="cpu", gpus=1)
+    callback = TriadCallback(
+        url=live_server.url, run_id=created.run.pk, token=created.token, spool_dir=tmp_path, heartbeat_s=0.05
+    )
+    args, state, control = SimpleNamespace(max_steps=9, output_dir="out"), TrainerState(), TrainerControl()
+    callback.on_train_begin(args, state, control)
+    assert Run.objects.get(pk=created.run.pk).status == RunStatus.RUNNING
+
+    assert run_budget_stop(run_id=created.run.pk, message="run budget reached")
+    wait_for(lambda: callback.stop_reason == "budget_stopped")  # a heartbeat's answer, between logs
+    callback.on_step_end(args, state, control)
+    assert control.should_training_stop
+    callback.on_train_end(args, state, control)
+
+    run = Run.objects.get(pk=created.run.pk)
+    assert run.status == RunStatus.BUDGET_STOPPED and run.status_message == "run budget reached"
+    assert IngestedEvent.objects.filter(run=run, type="heartbeat").exists()
+    assert not IngestedEvent.objects.filter(run=run, type="status").exclude(seq=0).exists()  # no end report
