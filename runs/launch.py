@@ -100,7 +100,7 @@ def run_launch(
         _check_model(model=model, team=team, pool=pool)
     pool = pool_for_run(pool=pool, model=model)
     _check_resources(config=config, model=model, pool=pool)
-    _check_monthly_budget(user=user, team=team, dataset_version=dataset_version, config=config, pool=pool)
+    check_monthly_budget(user=user, team=team, dataset_version=dataset_version, config=config, pool=pool)
     token, hashed = token_new()
     with transaction.atomic():
         run = Run.objects.create(
@@ -158,7 +158,7 @@ def _check_resources(*, config: RunConfig, model: RegisteredModel | None, pool: 
         raise RunLaunchError(refusal.message, field=refusal.field)
 
 
-def _check_monthly_budget(
+def check_monthly_budget(
     *, user: User, team: Team, dataset_version: DatasetVersion, config: RunConfig, pool: str
 ) -> None:
     """Refuse a launch whose estimate (bounded by its own cap) exceeds the user's or the team's monthly
@@ -240,10 +240,12 @@ def run_resume(*, run_id: int, user: User | None = None) -> LaunchResult | None:
     with transaction.atomic():
         before = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
         # The old attempt's token stops working here: a launcher of it still alive gets 401s and stops.
+        # Not an external run: its trainer is not Triad's to start again (docs/external-runs.md).
         if not transition(
             run_id,
             RunStatus.QUEUED,
             "resumed",
+            when=Q(external=False),
             token_hash=hashed,
             last_heartbeat_at=None,
             attempt=F("attempt") + 1,

@@ -198,9 +198,14 @@ def run_checkpoints(*, run: Run) -> RunCheckpoints:
 
 
 def run_config_rows(*, run: Run) -> list[ConfigRow]:
-    """Every setting of the run, as it trains (settings newer than the run show their defaults)."""
+    """Every setting of the run, as it trains (settings newer than the run show their defaults). An
+    external run's trainer is not Triad's: only what it declared (its GPUs, and the settings it gave
+    that differ from the defaults) says anything about it."""
     config = config_from_stored(run.config).as_dict()
-    return [ConfigRow(key, s.label, s.unit, [config[key]], code=s.text) for key, s in SETTINGS.items()]
+    rows = [ConfigRow(key, s.label, s.unit, [config[key]], code=s.text) for key, s in SETTINGS.items()]
+    if run.external:
+        rows = [r for r in rows if r.key == "gpus_per_node" or r.values[0] != SETTINGS[r.key].default]
+    return rows
 
 
 def config_differences(configs: Sequence[dict[str, Any]]) -> list[ConfigRow]:

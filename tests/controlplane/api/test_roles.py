@@ -18,6 +18,7 @@ from tests.controlplane.api.conftest import api_client_for
 TABLE = [
     ("me", "get", "/me", None, (200,) * 6),
     ("me-token-revoke", "delete", "/me/token", None, (200,) * 6),
+<<<<<<< HEAD
     # Runs: another team's run does not exist (404); a viewer reads but does not act (403). Launching on
     # alpha's dataset: the outsider may not train on it (400, naming dataset_version), the loner launches
     # nowhere (403). The world's run is running: it cancels, and does not resume (409).
@@ -92,6 +93,13 @@ TABLE += [
         "/generations/@generation/label",
         {"label": "bad_test"},
         (200, 200, 403, 404, 404, 200),
+    ),
+    (
+        "runs-create-external",
+        "post",
+        "/runs/external",
+        {"name": "trl", "dataset_version": "@version", "pool": "cpu", "gpus": 1},
+        (201, 201, 403, 404, 404, 201),
     ),
 ]
 # Not routes a token calls: the schema (open, like the docs of any public API) and the docs page.
