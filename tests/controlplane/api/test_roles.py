@@ -18,7 +18,6 @@ from tests.controlplane.api.conftest import api_client_for
 TABLE = [
     ("me", "get", "/me", None, (200,) * 6),
     ("me-token-revoke", "delete", "/me/token", None, (200,) * 6),
-<<<<<<< HEAD
     # Runs: another team's run does not exist (404); a viewer reads but does not act (403). Launching on
     # alpha's dataset: the outsider may not train on it (400, naming dataset_version), the loner launches
     # nowhere (403). The world's run is running: it cancels, and does not resume (409).
