@@ -47,13 +47,14 @@ api = TriadAPI(
 )
 errors.install(api, parameters=BODY_PARAMETERS)
 api.add_router("", me.router)
+# /runs/external before /runs/{run_id}: the first pattern that matches a path answers it (405 for POST)
+api.add_router("", external.router)
 api.add_router("", runs.router)
 api.add_router("", nodes.router)
 api.add_router("", datasets.router)  # /datasets…, /dataset-versions…
 api.add_router("", models.router)  # /models…
 api.add_router("", spend.router)  # /spend
 api.add_router("", generations.router)  # /runs/{id}/generations, /generations/{id}/label
-api.add_router("", external.router)  # /runs/external
 
 
 _BEHIND_LOGIN = ("openapi-view", "api-root")  # the browsable docs, and "/api/v1/" that leads to them

@@ -4,17 +4,17 @@ answer holds the run's token, shown once; the trainer sends its events with it t
 
 from typing import Any
 
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import Http404, HttpRequest
 from ninja import Router, Schema, Status
 from pydantic import ConfigDict, Field
 
 from controlplane.accounts.models import Team
 from controlplane.api.errors import ApiError
+from controlplane.api.run_objects import RunOut, run_object
 from datasets_app.selectors import dataset_version_get_for_user
 from runs.external import run_create_external
 from runs.launch import RunLaunchError
-from runs.models import Run
+from runs.selectors import run_get_api
 
 router = Router(tags=["runs"])
 
@@ -32,36 +32,8 @@ class ExternalRunIn(Schema):
 
 
 class ExternalRunOut(Schema):
-    run: dict[str, Any]
+    run: RunOut
     token: str
-
-
-def external_run_object(request: HttpRequest, run: Run) -> dict[str, Any]:
-    """The contract's run object for a run just created: nothing reported, billed or measured yet. (The
-    runs router's serializer, when it lands, is the one to use for a run read later.)"""
-    version = run.dataset_version
-    return {
-        "id": run.pk,
-        "name": run.name,
-        "status": run.status,
-        "team": {"id": run.team_id, "name": run.team.name},
-        "user": run.created_by.get_username(),
-        "dataset_version": {"id": version.pk, "dataset": version.dataset.name, "version": version.number},
-        "model": None,
-        "pool": run.pool,
-        "external": run.external,
-        "heartbeat_timeout_s": run.heartbeat_timeout_s,
-        "created_at": run.created_at.isoformat(),
-        "started_at": None,
-        "finished_at": None,
-        "step": run.last_step,
-        "total_steps": run.config.get("steps"),
-        "cost_usd": 0.0,
-        "gpu_hours": 0.0,
-        "latest": {},
-        "config": run.config,
-        "url": request.build_absolute_uri(reverse("runs:detail", args=[run.pk])),
-    }
 
 
 @router.post(
@@ -74,7 +46,10 @@ def runs_create_external(request: HttpRequest, payload: ExternalRunIn) -> Status
     """Checked as a launch is (team role, dataset, settings, budget); never queued to a node. It becomes
     `running` on its trainer's first event, is billed for `gpus` at `pool`'s price while it runs, and is
     `lost` after `heartbeat_timeout_s` of silence (default: the server's). The token is shown once."""
-    version = dataset_version_get_for_user(user=request.user, version_id=payload.dataset_version)  # type: ignore[arg-type]
+    try:
+        version = dataset_version_get_for_user(user=request.user, version_id=payload.dataset_version)  # type: ignore[arg-type]
+    except Http404 as exc:
+        raise ApiError(404, f"dataset_version: {exc}", field="dataset_version") from None
     team = None
     if payload.team is not None:
         team = Team.objects.filter(pk=payload.team).first()
@@ -93,4 +68,5 @@ def runs_create_external(request: HttpRequest, payload: ExternalRunIn) -> Status
         )
     except RunLaunchError as exc:
         raise ApiError(400, str(exc), field=exc.field) from None
-    return Status(201, {"run": external_run_object(request, result.run), "token": result.token})
+    run = run_get_api(user=request.user, run_id=result.run.pk)  # type: ignore[arg-type]
+    return Status(201, {"run": run_object(request, run), "token": result.token})

@@ -38,6 +38,7 @@ class RunOut(Schema):
     model: ModelRef | None
     pool: str
     external: bool
+    heartbeat_timeout_s: int | None  # an external run's own; None: the server's
     created_at: str
     started_at: str | None
     finished_at: str | None
@@ -70,7 +71,8 @@ def run_object(request: HttpRequest, run: Run) -> dict[str, Any]:
         "dataset_version": {"id": version.pk, "dataset": version.dataset.name, "version": version.number},
         "model": {"id": run.model.pk, "name": run.model.name} if run.model is not None else None,
         "pool": run.pool,
-        "external": bool(getattr(run, "external", False)),  # bring-your-own-trainer runs (api/external)
+        "external": run.external,  # bring-your-own-trainer runs (api/external.py)
+        "heartbeat_timeout_s": run.heartbeat_timeout_s,
         "created_at": _time(run.created_at),
         "started_at": _time(run.started_at),
         "finished_at": _time(run.finished_at),

@@ -9,7 +9,7 @@ refuses exactly what the page refuses, with the same words, naming the field."""
 from typing import Any, Literal
 
 from django.http import HttpRequest, StreamingHttpResponse
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 from ninja.params import P, QueryEx
 from pydantic import ConfigDict, Field
 
@@ -88,7 +88,7 @@ class LaunchIn(Schema):
 @router.post(
     "/runs", response={201: RunOut}, url_name="runs-launch", summary="Launch a run (Idempotency-Key)"
 )
-def runs_launch(request: HttpRequest, payload: LaunchIn) -> tuple[int, Any]:
+def runs_launch(request: HttpRequest, payload: LaunchIn) -> Status[Any]:
     given = payload.model_dump(exclude_none=True)
     if "yaml" in given:
         if besides := sorted(given.keys() - {"yaml"}):
@@ -101,12 +101,13 @@ def runs_launch(request: HttpRequest, payload: LaunchIn) -> tuple[int, Any]:
         parsed = None
         fields = {key: value for key, value in given.items() if key in RUN_KEYS}
         config = _config_from_json(payload.config or {})
-    return idempotent(
+    status, body = idempotent(
         request,
         operation="runs.launch",
         fingerprint=request_fingerprint(request.body),
         create=lambda: (201, _launch(request, fields=fields, config=config, parsed=parsed)),
     )
+    return Status(status, body)
 
 
 class CloneIn(Schema):
@@ -116,7 +117,7 @@ class CloneIn(Schema):
 
 
 @router.post("/runs/{run_id}/clone", response={201: RunOut}, url_name="run-clone", summary="Clone a run")
-def run_clone(request: HttpRequest, run_id: int, payload: CloneIn) -> tuple[int, Any]:
+def run_clone(request: HttpRequest, run_id: int, payload: CloneIn) -> Status[Any]:
     """A new run with the source's dataset version, team, model, pool and settings (as the page's Clone
     fills the launch form), the settings in `config` changed."""
     source = selectors.run_get_for_user(user=caller(request), run_id=run_id, at_least=Role.MEMBER)
@@ -128,12 +129,13 @@ def run_clone(request: HttpRequest, run_id: int, payload: CloneIn) -> tuple[int,
         "model": source.model_id,
         "pool": source.pool,
     }
-    return idempotent(
+    status, body = idempotent(
         request,
         operation="runs.clone",
         fingerprint=request_fingerprint(request.path, request.body),
         create=lambda: (201, _launch(request, fields=fields, config=config, parsed=None)),
     )
+    return Status(status, body)
 
 
 @router.post("/runs/{run_id}/cancel", response=RunOut, url_name="run-cancel", summary="Cancel a run")

@@ -19,6 +19,9 @@ READS = re.compile(
 NOT_CONFIGURATION = {
     "TRIAD_RUN_TOKEN",  # the launcher hands each trainer its run's token
     "TRIAD_RUN_ATTEMPT",  # the launcher hands each trainer its attempt number
+    "TRIAD_RUN_ID",  # an external trainer's run (what `triad runs create --external` prints)
+    "TRIAD_URL",  # where the client and an external trainer find the server (docs/api.md)
+    "TRIAD_TOKEN",  # the client's personal API token, when not from `triad login`
     "LOCAL_RANK",  # set per rank by the deepspeed launcher
     "DJANGO_SETTINGS_MODULE",
     "HOME",

@@ -38,8 +38,8 @@ imported = []
 for root in ("controlplane", "runs", "datasets_app", "workers"):
     package = importlib.import_module(root)
     for info in pkgutil.walk_packages(package.__path__, prefix=root + "."):
-        if info.name == "workers.trainer" or info.name.startswith("workers.trainer."):
-            continue  # the trainer is what needs them
+        if info.name.startswith(("workers.trainer", "workers.integrations")):
+            continue  # the trainer, and the door for TRL trainers (the `trl` extra), are what need them
         importlib.import_module(info.name)  # an ImportError propagates: the walk must not skip
         imported.append(info.name)
 patterns = len(get_resolver().url_patterns)

@@ -73,7 +73,7 @@ def test_it_answers_the_run_and_its_token_and_the_token_opens_the_ingest_door(me
         ({"heartbeat_timeout_s": 0}, 400, "heartbeat_timeout_s"),
         ({"colour": "red"}, 400, "colour"),
         ({"team": 99999}, 404, "team"),
-        ({"dataset_version": 99999}, 404, None),
+        ({"dataset_version": 99999}, 404, "dataset_version"),
     ],
 )
 def test_bad_input_is_refused_naming_the_field_and_nothing_is_created(member, version, change, status, field):
