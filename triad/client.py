@@ -183,7 +183,7 @@ class Client:
         """One page of any list endpoint, as the server answers it ({"items", "count", "page", ...})."""
         return self._get(path, **params)  # type: ignore[no-any-return]
 
-    def _stream(self, path: str, params: Mapping[str, Any], chunk_size: int) -> Iterator[bytes]:
+    def _stream(self, path: str, params: Mapping[str, Any], chunk_size: int | None) -> Iterator[bytes]:
         received = 0
         url = f"{self.url}/api/v1{path}"
         try:
@@ -277,10 +277,11 @@ class Client:
         return self._get(f"/runs/{int(run_id)}/metrics", keys=_csv(keys), max_points=max_points)  # type: ignore[no-any-return]
 
     def export_metrics(
-        self, run_id: int, fmt: str = "csv", keys: list[str] | str | None = None, chunk_size: int = 64 * 1024
+        self, run_id: int, fmt: str = "csv", keys: list[str] | str | None = None, chunk_size: int | None = None
     ) -> Iterator[bytes]:
         """Every point of the run's metrics, streamed: `fmt` "csv" (header run,key,step,value,wall_time)
-        or "jsonl" (one JSON object a line; "json" is taken to mean it)."""
+        or "jsonl" (one JSON object a line; "json" is taken to mean it). Chunks come as they arrive
+        (`chunk_size` None), so nothing received is held back if the connection breaks."""
         fmt = "jsonl" if fmt == "json" else fmt
         return self._stream(
             f"/runs/{int(run_id)}/metrics/export", {"format": fmt, "keys": _csv(keys)}, chunk_size
