@@ -58,3 +58,50 @@ def triad(tmp_path):
 
 def no_traceback(done) -> None:
     assert "Traceback" not in done.stderr, done.stderr
+
+
+@pytest.fixture
+def world(live_server, triad):
+    """A live server with alice, her write and read tokens, a dataset version of three verified
+    problems, and a running run that has logged and reported metrics through the ingest door."""
+    import httpx
+
+    from controlplane.accounts.services import api_token_create
+    from runs.models import RunStatus
+    from tests.factories import TEST_TOKEN, DatasetVersionFactory, ProblemFactory, RunFactory, UserFactory
+
+    alice = UserFactory(username="alice")
+    version = DatasetVersionFactory(dataset__created_by=alice, dataset__name="adders", problem_count=3)
+    for _ in range(3):
+        ProblemFactory(version=version)
+    run = RunFactory(created_by=alice, dataset_version=version, name="warm-up", status=RunStatus.RUNNING)
+    write, _ = api_token_create(user=alice, name="laptop", scope="write", expires_in_days=30)
+    read, _ = api_token_create(user=alice, name="ci", scope="read", expires_in_days=30)
+
+    events = [
+        {"seq": i, "type": "log", "level": "info", "message": f"step {i} done", "time": 1767225600.0 + i}
+        for i in range(3)
+    ] + [
+        {
+            "seq": 10 + step,
+            "type": "metric",
+            "step": step,
+            "time": 1767225600.0 + step,
+            "values": {"reward/mean": step / 10, "pass_rate": step / 20},
+        }
+        for step in range(5)
+    ]
+    answer = httpx.post(
+        f"{live_server.url}/api/v1/runs/{run.pk}/events",
+        headers={"Authorization": f"Bearer {TEST_TOKEN}"},
+        json={"events": events},
+    )
+    assert answer.status_code == 200, answer.text
+
+    triad.env.update({"TRIAD_URL": live_server.url, "TRIAD_TOKEN": write})
+    return World(url=live_server.url, user=alice, token=write, read_token=read, run=run, version=version)
+
+
+class World:
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
