@@ -154,7 +154,7 @@ class Client:
             time.sleep(self._backoff(attempt))
 
     def _backoff(self, attempt: int) -> float:
-        return self.backoff_s * 2 ** (attempt - 1)
+        return self.backoff_s * float(2 ** (attempt - 1))
 
     def _get(self, path: str, **params: Any) -> Any:
         return self._send("GET", path, replayable=True, params=_params(params)).json()
