@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "channels",
+    "ninja",  # the REST API's browsable docs, served from its own static files (no CDN)
     "controlplane",
     "controlplane.accounts",
     "datasets_app",
@@ -152,6 +153,9 @@ TRIAD_INGEST_EVENTS_PER_S = env_int("TRIAD_INGEST_EVENTS_PER_S", 50_000, minimum
 # New test-by-test matrices of the review compare page (sandbox work) per user per clock minute (0: no
 # limit); a matrix already computed for the same code and tests is free.
 TRIAD_COMPARE_PER_MIN = env_int("TRIAD_COMPARE_PER_MIN", 10, minimum=0)
+# Calls per personal API token per clock minute through the REST API (0: no limit); past it, 429 with
+# Retry-After.
+TRIAD_API_CALLS_PER_MIN = env_int("TRIAD_API_CALLS_PER_MIN", 600, minimum=0)
 
 # Where GPU nodes reach the control plane (the ingest API); put into every run's spec.
 TRIAD_CONTROL_URL = env_str("TRIAD_CONTROL_URL", "http://127.0.0.1:8000").rstrip("/")

@@ -1,7 +1,8 @@
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
+from controlplane.api import app as rest_api
 from runs import api
 
 urlpatterns = [
@@ -19,4 +20,7 @@ urlpatterns = [
     path("api/v1/runs/<int:run_id>/spec", api.run_spec, name="api-run-spec"),
     path("api/v1/runs/<int:run_id>/claim", api.run_claim, name="api-run-claim"),
     path("api/v1/runs/<int:run_id>/release", api.run_release, name="api-run-release"),
+    # The REST API (controlplane/api/): after the ingest routes, which keep their run-token door.
+    path("api/v1/", include(rest_api.urls(), namespace="api")),
+    re_path(r"^api/(?P<rest>.*)$", rest_api.not_found, name="api-not-found"),
 ]

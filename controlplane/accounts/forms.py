@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
-from controlplane.accounts.models import AuditAction, Role
+from controlplane.accounts.models import AuditAction, Role, TokenScope
 
 
 class TeamForm(forms.Form):
@@ -40,3 +40,18 @@ class AuditFilterForm(forms.Form):
     def __init__(self, *args: Any, users: QuerySet[User], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["user"].queryset = users  # type: ignore[attr-defined]  # whom this admin may see
+
+
+EXPIRY_CHOICES = [("30", "30 days"), ("90", "90 days"), ("365", "1 year"), ("never", "Never")]
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(
+        max_length=100, help_text="What the token is for, e.g. 'laptop CLI' or 'CI sweep'."
+    )
+    scope = forms.ChoiceField(choices=TokenScope.choices, initial=TokenScope.READ)
+    expires = forms.ChoiceField(choices=EXPIRY_CHOICES, initial="90", label="Expires after")
+
+    def expires_in_days(self) -> int | None:
+        value = self.cleaned_data["expires"]
+        return None if value == "never" else int(value)

@@ -57,6 +57,8 @@ class AuditAction(models.TextChoices):
     TEAM_CREATE = "team.create", "Team created"
     MEMBERSHIP_SET = "membership.set", "Membership set"
     MEMBERSHIP_REMOVE = "membership.remove", "Membership removed"
+    TOKEN_CREATE = "token.create", "API token created"
+    TOKEN_REVOKE = "token.revoke", "API token revoked"
 
 
 class AuditEntry(models.Model):
@@ -93,3 +95,51 @@ class AuditEntry(models.Model):
     @property
     def after_json(self) -> str:
         return "–" if self.after is None else json.dumps(self.after, sort_keys=True)
+
+
+class TokenScope(models.TextChoices):
+    READ = "read", "Read"
+    WRITE = "write", "Read and write"
+
+
+API_TOKEN_PREFIX = "triad_pat_"  # noqa: S105 (makes a leaked token greppable; not a secret)
+
+
+class ApiToken(models.Model):
+    """A personal API token: the user's roles, narrowed to reading when its scope says so. Only the hash
+    of the token is stored; the token itself is shown once, when it is made."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    token_hash = models.CharField(max_length=64, unique=True)
+    # The first characters after the prefix, shown on the user page so that a token can be recognised.
+    hint = models.CharField(max_length=16)
+    scope = models.CharField(max_length=8, choices=TokenScope.choices, default=TokenScope.READ)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)  # None: never
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.name} ({self.scope})"
+
+
+class ApiIdempotency(models.Model):
+    """The first answer to a request that carried an `Idempotency-Key`: a retry with the same key gets
+    it again instead of creating a second run or dataset."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200)
+    operation = models.CharField(max_length=100)  # e.g. "runs.launch"
+    request_hash = models.CharField(max_length=64)  # of the request body: the same key, another body → 409
+    status = models.PositiveSmallIntegerField()
+    response = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "operation", "key"], name="api_idempotency_user_key")
+        ]

@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from controlplane.accounts.models import ROLE_RANK, AuditEntry, Membership, Role, Team
+from controlplane.accounts.models import ROLE_RANK, ApiToken, AuditEntry, Membership, Role, Team
 
 
 def role_allows(role: str | None, at_least: str) -> bool:
@@ -134,3 +134,18 @@ def team_get_for_admin(*, user: User, team_id: int) -> Team:
     if not role_allows(role_of(user=user, team_id=team.pk), Role.ADMIN):
         raise PermissionDenied("only the team's admins manage its members")
     return team
+
+
+def api_token_list(*, user: User) -> QuerySet[ApiToken]:
+    """The user's own tokens, newest first, revoked ones too (the page shows when each was revoked)."""
+    return ApiToken.objects.filter(user_id=user.pk).order_by("-created_at", "-pk")
+
+
+def team_roles_of(*, user: User) -> list[tuple[Team, Role]]:
+    """Every team the user can see, with their role in it (a superuser: admin of every team)."""
+    if user.is_superuser:
+        return [(team, Role.ADMIN) for team in Team.objects.order_by("name")]
+    return [
+        (m.team, Role(m.role))
+        for m in Membership.objects.filter(user_id=user.pk).select_related("team").order_by("team__name")
+    ]

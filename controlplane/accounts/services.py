@@ -4,13 +4,27 @@ Every service that changes something worth auditing (a launch, a cancel, a price
 calls `audit_record` in its own transaction, so the entry exists exactly when the change does.
 """
 
+import hashlib
+import secrets
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.utils import timezone
 
-from controlplane.accounts.models import DEFAULT_TEAM, AuditAction, AuditEntry, Membership, Role, Team
+from controlplane.accounts.models import (
+    API_TOKEN_PREFIX,
+    DEFAULT_TEAM,
+    ApiToken,
+    AuditAction,
+    AuditEntry,
+    Membership,
+    Role,
+    Team,
+    TokenScope,
+)
 from controlplane.accounts.selectors import role_allows, role_of, team_list_for
 
 
@@ -154,3 +168,107 @@ def membership_remove(*, team: Team, user: User, actor: User | None) -> bool:
         after=None,
     )
     return True
+
+
+# Personal API tokens. A token is the prefix and 32 random bytes; only its SHA-256 is stored, so a
+# database dump leaks no usable token. Expiry defaults to 90 days: a forgotten token stops working.
+API_TOKEN_DEFAULT_DAYS = 90
+API_TOKEN_MAX_DAYS = 366
+# last_used_at is written at most this often per token, so that a busy script does not turn every read
+# into a write.
+API_TOKEN_TOUCH_S = 60
+
+
+class ApiTokenError(ValueError):
+    def __init__(self, message: str, *, field: str):
+        super().__init__(message)
+        self.field = field
+
+
+def api_token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def api_token_create(
+    *,
+    user: User,
+    name: str,
+    scope: str = TokenScope.READ,
+    expires_in_days: int | None = API_TOKEN_DEFAULT_DAYS,
+) -> tuple[str, ApiToken]:
+    """A new token for the user: the token (shown once) and its stored row. `expires_in_days=None`: a
+    token that never expires."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise ApiTokenError("a token needs a name of 1 to 100 characters", field="name")
+    if scope not in TokenScope.values:
+        raise ApiTokenError(f"scope must be one of {', '.join(TokenScope.values)}", field="scope")
+    if expires_in_days is not None and not 1 <= expires_in_days <= API_TOKEN_MAX_DAYS:
+        raise ApiTokenError(
+            f"expiry must be 1 to {API_TOKEN_MAX_DAYS} days, or never", field="expires_in_days"
+        )
+    token = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    expires_at = None if expires_in_days is None else timezone.now() + timedelta(days=expires_in_days)
+    with transaction.atomic():
+        row = ApiToken.objects.create(
+            user=user,
+            name=name,
+            token_hash=api_token_hash(token),
+            hint=token[len(API_TOKEN_PREFIX) : len(API_TOKEN_PREFIX) + 6],
+            scope=scope,
+            expires_at=expires_at,
+        )
+        audit_record(
+            actor=user,
+            action=AuditAction.TOKEN_CREATE,
+            target_type="api_token",
+            target_id=row.pk,
+            target=f"{user.username}: {name}",
+            after={"scope": scope, "expires_at": expires_at.isoformat() if expires_at else None},
+        )
+    return token, row
+
+
+def api_token_revoke(*, user: User, token_id: int) -> ApiToken:
+    """Revoke one of the user's own tokens (revoking twice is a no-op). Another user's token: not found."""
+    with transaction.atomic():
+        row = ApiToken.objects.select_for_update().filter(pk=token_id, user=user).first()
+        if row is None:
+            raise ApiTokenError(f"you have no token {token_id}", field="token")
+        if row.revoked_at is None:
+            row.revoked_at = timezone.now()
+            row.save(update_fields=["revoked_at"])
+            audit_record(
+                actor=user,
+                action=AuditAction.TOKEN_REVOKE,
+                target_type="api_token",
+                target_id=row.pk,
+                target=f"{user.username}: {row.name}",
+            )
+    return row
+
+
+class ApiTokenRefused(Exception):
+    """Why a presented token does not authenticate (said to the caller: they hold the token)."""
+
+
+def api_token_authenticate(token: str) -> ApiToken:
+    """The live token row for a presented token, with its user, its use recorded; else ApiTokenRefused.
+    The lookup is by hash (indexed, unique): comparing hashes of a secret of 256 random bits leaks nothing
+    usable through timing."""
+    if not token.startswith(API_TOKEN_PREFIX):
+        raise ApiTokenRefused(f"not a personal API token (they start with {API_TOKEN_PREFIX!r})")
+    row = ApiToken.objects.select_related("user").filter(token_hash=api_token_hash(token)).first()
+    if row is None:
+        raise ApiTokenRefused("unknown API token")
+    now = timezone.now()
+    if row.revoked_at is not None:
+        raise ApiTokenRefused(f"API token {row.name!r} was revoked")
+    if row.expires_at is not None and row.expires_at <= now:
+        raise ApiTokenRefused(f"API token {row.name!r} expired on {row.expires_at:%Y-%m-%d %H:%M} UTC")
+    if not row.user.is_active:
+        raise ApiTokenRefused("the token's user is inactive")
+    if row.last_used_at is None or (now - row.last_used_at).total_seconds() >= API_TOKEN_TOUCH_S:
+        ApiToken.objects.filter(pk=row.pk).update(last_used_at=now)
+        row.last_used_at = now
+    return row

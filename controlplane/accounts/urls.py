@@ -9,4 +9,6 @@ urlpatterns = [
     path("teams/<int:team_id>/", views.team_detail, name="team"),
     path("teams/<int:team_id>/remove/", views.team_member_remove, name="team-remove"),
     path("audit/", views.audit_log, name="audit"),
+    path("account/", views.account, name="account"),
+    path("account/tokens/<int:token_id>/revoke/", views.api_token_revoke, name="token-revoke"),
 ]

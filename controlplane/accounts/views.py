@@ -2,13 +2,20 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from controlplane import orchestration
 from controlplane.accounts import selectors, services
-from controlplane.accounts.forms import AuditFilterForm, MembershipForm, MembershipRemoveForm, TeamForm
+from controlplane.accounts.forms import (
+    ApiTokenForm,
+    AuditFilterForm,
+    MembershipForm,
+    MembershipRemoveForm,
+    TeamForm,
+)
 from controlplane.accounts.models import Role
 from controlplane.http import AuthedHttpRequest
 
@@ -97,3 +104,47 @@ def audit_log(request: AuthedHttpRequest) -> HttpResponse:
     query.pop("page", None)
     context = {"form": form, "page": page, "query": query.urlencode()}
     return render(request, "accounts/audit_log.html", context)
+
+
+def account(request: AuthedHttpRequest) -> HttpResponse:
+    """The user's page: their teams and roles, and their personal API tokens. A new token is shown in the
+    answer to the POST that made it, once; it is never stored, so no later page can show it again."""
+    form = ApiTokenForm(request.POST or None)
+    new_token = ""
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                new_token, _ = services.api_token_create(
+                    user=request.user,
+                    name=form.cleaned_data["name"],
+                    scope=form.cleaned_data["scope"],
+                    expires_in_days=form.expires_in_days(),
+                )
+            except services.ApiTokenError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+        if form.errors:
+            status = 400
+        else:
+            form = ApiTokenForm()
+    context = {
+        "form": form,
+        "new_token": new_token,
+        "tokens": selectors.api_token_list(user=request.user),
+        "team_roles": selectors.team_roles_of(user=request.user),
+        "now": timezone.now(),
+    }
+    response = render(request, "accounts/account.html", context, status=status)
+    if new_token:
+        response["Cache-Control"] = "no-store"  # the token must not be kept by a cache or the back button
+    return response
+
+
+@require_POST
+def api_token_revoke(request: AuthedHttpRequest, token_id: int) -> HttpResponse:
+    try:
+        token = services.api_token_revoke(user=request.user, token_id=token_id)
+    except services.ApiTokenError as exc:
+        raise Http404(str(exc)) from None
+    messages.success(request, f"Token {token.name!r} revoked: it no longer authenticates.")
+    return redirect("accounts:account")

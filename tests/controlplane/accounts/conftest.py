@@ -3,7 +3,8 @@ from dataclasses import dataclass
 import pytest
 from django.utils import timezone
 
-from controlplane.accounts.models import Role, Team
+from controlplane.accounts.models import ApiToken, Role, Team, TokenScope
+from controlplane.accounts.services import api_token_create
 from datasets_app.models import Problem
 from runs.evals.models import EvalJob
 from runs.models import Generation, Run, RunAttempt, RunStatus
@@ -35,6 +36,7 @@ class World:
     problem: Problem | None = None  # a problem of the run's dataset version (a dataset of alpha)
     model: RegisteredModel | None = None  # a model of alpha that its node refused
     eval_job: EvalJob | None = None  # a failed evaluation of that model, alpha's
+    token: ApiToken | None = None  # the admin's personal API token (read-write)
 
 
 ROLES = ("admin", "member", "viewer", "outsider", "loner", "superuser")
@@ -91,4 +93,5 @@ def world(db):
         status="failed",
         error="not sent: the broker is down",
     )
-    return World(alpha, beta, run, generation, other, beta_run, users, problem, model, eval_job)
+    _, token = api_token_create(user=users["admin"], name="admin's script", scope=TokenScope.WRITE)
+    return World(alpha, beta, run, generation, other, beta_run, users, problem, model, eval_job, token)
