@@ -106,14 +106,26 @@ def cmd_login(args: argparse.Namespace) -> int:
 
 
 def cmd_logout(args: argparse.Namespace) -> int:
+    """Revoke the stored token on the server, then forget it here. The file goes in every case: a
+    token the server could not be told about is named, so that it can be revoked on the account page."""
     stored = remove_config()
-    if stored.get("url"):
-        print(
-            f"logged out of {clean(stored['url'])}: the token is forgotten here; revoke it on "
-            f"{clean(stored['url'])}/account/ to end it"
-        )
-    else:
+    url, token = stored.get("url"), stored.get("token")
+    if not url or not token:
         print(f"not logged in (no {config_path()})")
+        return EXIT_OK
+    try:
+        with Client(url, token) as client:
+            revoked = client.revoke_token()["revoked"]
+    except ApiError as exc:
+        if exc.status != 401:  # 401: revoked or expired already, which is what logging out wants
+            raise ApiError(
+                exc.status,
+                f"logged out here, but the token could not be revoked ({exc.message}): revoke it on "
+                f"{url}/account/",
+            ) from None
+        revoked = None
+    what = f"token {clean(revoked)} revoked" if revoked else "the token had already ended"
+    print(f"logged out of {clean(url)}: {what}, and forgotten here")
     return EXIT_OK
 
 

@@ -208,6 +208,10 @@ class Client:
     def me(self) -> JSON:
         return self._get("/me")  # type: ignore[no-any-return]
 
+    def revoke_token(self) -> JSON:
+        """Revoke the token this client calls with (`triad logout`): {"revoked": its name}."""
+        return self._send("DELETE", "/me/token", replayable=True).json()  # type: ignore[no-any-return]
+
     # --- runs ----------------------------------------------------------------------------------------
 
     def runs(
@@ -277,7 +281,11 @@ class Client:
         return self._get(f"/runs/{int(run_id)}/metrics", keys=_csv(keys), max_points=max_points)  # type: ignore[no-any-return]
 
     def export_metrics(
-        self, run_id: int, fmt: str = "csv", keys: list[str] | str | None = None, chunk_size: int | None = None
+        self,
+        run_id: int,
+        fmt: str = "csv",
+        keys: list[str] | str | None = None,
+        chunk_size: int | None = None,
     ) -> Iterator[bytes]:
         """Every point of the run's metrics, streamed: `fmt` "csv" (header run,key,step,value,wall_time)
         or "jsonl" (one JSON object a line; "json" is taken to mean it). Chunks come as they arrive

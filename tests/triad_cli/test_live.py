@@ -30,9 +30,12 @@ def test_login_checks_the_token_stores_it_privately_and_whoami_and_logout_use_it
     assert "alice" in triad("whoami").stdout
 
     out = triad("logout")
-    assert out.returncode == 0 and "revoke it on" in out.stdout
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == f"logged out of {world.url}: token laptop revoked, and forgotten here\n"
     assert not triad.config_file.exists()
     assert triad("whoami").returncode == 2
+    # Revoked on the server too: the token no longer opens anything.
+    assert triad("whoami", TRIAD_URL=world.url, TRIAD_TOKEN=world.token).returncode == 1
 
 
 def test_a_bad_token_is_refused_at_login_and_nothing_is_stored(world, triad):
