@@ -377,7 +377,9 @@ def cmd_datasets_upload(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise UsageError(f"{args.file}: no such file")
     with _client(args) as client:
-        version = client.upload_dataset(path, args.name, team=args.team, idempotency_key=args.idempotency_key)
+        version = client.upload_dataset(
+            path, args.name, team=args.team, idempotency_key=args.idempotency_key, shared=args.shared
+        )
         if args.wait:
             progress = Progress(f"verifying {clean(args.name)}")
             try:
@@ -387,24 +389,29 @@ def cmd_datasets_upload(args: argparse.Namespace) -> int:
     if args.json:
         dump_json(version, sys.stdout)
     else:
-        block(
-            [
-                (key.replace("_", " "), version.get(key))
-                for key in (
-                    "id",
-                    "dataset",
-                    "version",
-                    "status",
-                    "problems",
-                    "content_hash",
-                    "created_at",
-                    "url",
-                )
-                if key in version
-            ],
-            sys.stdout,
+        _version_block(version, sys.stdout)
+    if version.get("status") == "not_queued":  # imported, but nothing will verify it: the broker's fault
+        raise ApiError(
+            503,
+            f"version {version.get('id')} is stored but not being verified: {version.get('verify_error')}",
         )
     return EXIT_OK
+
+
+def _version_block(version: Mapping[str, Any], out: TextIO) -> None:
+    counts = version.get("counts") or {}
+    pairs: list[tuple[str, Any]] = [
+        ("id", version.get("id")),
+        ("dataset", _name(version.get("dataset"))),
+        ("version", version.get("version")),
+        ("status", version.get("status")),
+        ("problems", version.get("problems")),
+    ]
+    pairs += [(f"  {status}", n) for status, n in counts.items() if n]
+    if version.get("verify_error"):
+        pairs.append(("verify error", version["verify_error"]))
+    pairs += [("content hash", version.get("content_hash")), ("url", version.get("url"))]
+    block(pairs, out)
 
 
 # --- models, spend, nodes ----------------------------------------------------------------------------
@@ -604,6 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--name", required=True, help="the dataset's name (a new one, or a new version of it)"
     )
     upload.add_argument("--team", type=int, help="the team's id (default: your first team)")
+    upload.add_argument("--shared", action="store_true", help="into the shared area (site admins only)")
     upload.add_argument(
         "--wait", action="store_true", help="wait (with a progress bar) until verification ends"
     )

@@ -6,8 +6,8 @@ when no answer came (the server could not be reached, or the connection broke mi
 
 Retries: a request that never reached the server (connection refused, DNS) and a 429 are retried for any
 method; a timeout or a 502/503/504 only for reads and for the writes that carry an Idempotency-Key
-(launch, upload, which get a fresh uuid4 key by default), which the server answers once however often
-they arrive. Other writes are sent once, so a cancel or a clone is never done twice behind your back.
+(launch, clone, upload, which get a fresh uuid4 key by default), which the server answers once however
+often they arrive. Other writes are sent once, so a cancel or a resume is never repeated behind your back.
 """
 
 from __future__ import annotations
@@ -38,12 +38,20 @@ class ApiError(Exception):
     """The server said no (status 4xx/5xx, with its message and the field it names), or no answer came
     (status 0)."""
 
-    def __init__(self, status: int, message: str, field: str | None = None, retry_after: float | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        field: str | None = None,
+        retry_after: float | None = None,
+        body: Any = None,
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
         self.retry_after = retry_after
+        self.body = body  # the whole error answer (an upload's lists every bad line under "errors")
 
     @property
     def unreachable(self) -> bool:
@@ -242,13 +250,22 @@ class Client:
     def resume(self, run_id: int) -> JSON:
         return self._post(f"/runs/{int(run_id)}/resume")  # type: ignore[no-any-return]
 
-    def clone(self, run_id: int, *, name: str | None = None, config: Mapping[str, Any] | None = None) -> JSON:
+    def clone(
+        self,
+        run_id: int,
+        *,
+        name: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> JSON:
+        """A new run with the source's settings, `config` changed (an Idempotency-Key, as launch)."""
         body: JSON = {}
         if name is not None:
             body["name"] = name
         if config is not None:
             body["config"] = dict(config)
-        return self._post(f"/runs/{int(run_id)}/clone", body)  # type: ignore[no-any-return]
+        key = idempotency_key or str(uuid.uuid4())
+        return self._post(f"/runs/{int(run_id)}/clone", body, idempotency_key=key)  # type: ignore[no-any-return]
 
     def logs(self, run_id: int, after: int | None = None, limit: int | None = None) -> JSON:
         return self._get(f"/runs/{int(run_id)}/logs", after=after, limit=limit)  # type: ignore[no-any-return]
@@ -346,22 +363,21 @@ class Client:
             f"/dataset-versions/{int(version_id)}/problems", _params({"status": status}), limit
         )
 
-    def problem_count(self, version_id: int, status: str | None = None) -> int:
-        answer = self._get(f"/dataset-versions/{int(version_id)}/problems", status=status, per_page=1)
-        return int(answer["count"])
-
     def upload_dataset(
         self,
         path: str | os.PathLike[str],
         name: str,
         team: int | None = None,
         idempotency_key: str | None = None,
+        shared: bool = False,
     ) -> JSON:
         """Upload a JSONL file as a new version of dataset `name`; answers the version object (its
         problems are verified afterwards: see wait_for_verification). The file is streamed, not read
         into memory; a retry resends it with the same Idempotency-Key."""
         file = Path(path)
         data = {"name": name, **({"team": str(team)} if team is not None else {})}
+        if shared:  # the shared area, which only site admins may add to
+            data["shared"] = "true"
         key = idempotency_key or str(uuid.uuid4())
         opened: list[Any] = []
 
@@ -387,21 +403,22 @@ class Client:
         timeout_s: float | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> JSON:
-        """Poll a dataset version until no problem of it is pending verification; `progress(done, total)`
-        is called after each poll. Answers the version object."""
+        """Poll a dataset version while its status is "verifying" (some problem has no verdict yet);
+        `progress(checked, total)` is called after each poll. Answers the version object: status
+        "checked", or "not_queued" with `verify_error` saying why nothing verifies it."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             version = self.dataset_version(version_id)
-            total = _problem_total(version)
-            pending = self.problem_count(version_id, status="pending")
+            total = int(version.get("problems") or 0)
+            checked = int(version.get("checked") or 0)
             if progress:
-                progress(max(total - pending, 0), total)
-            if pending == 0 or version.get("verify_error"):
+                progress(min(checked, total), total)
+            if version.get("status") != "verifying":
                 return version
             if deadline is not None and time.monotonic() > deadline:
                 raise ApiError(
                     0,
-                    f"dataset version {version_id}: {pending} of {total} problems still pending "
+                    f"dataset version {version_id}: {total - checked} of {total} problems still pending "
                     f"after {timeout_s:g} s",
                 )
             time.sleep(poll_s)
@@ -443,15 +460,6 @@ def _csv(keys: list[str] | str | None) -> str | None:
     return ",".join(keys)
 
 
-def _problem_total(version: Mapping[str, Any]) -> int:
-    problems = version.get("problems")
-    if isinstance(problems, int):
-        return problems
-    if isinstance(problems, Mapping):  # counts by status
-        return int(problems.get("total") or sum(v for v in problems.values() if isinstance(v, int)))
-    return int(version.get("problem_count") or 0)
-
-
 def _retry_after(response: httpx.Response) -> float | None:
     try:
         return max(float(response.headers.get("Retry-After", "")), 0.0)
@@ -483,4 +491,4 @@ def _checked(response: httpx.Response) -> httpx.Response:
             message = f"{where}: not found (is this the Triad server's URL?)"
         else:
             message = f"{where}: HTTP {status} {response.reason_phrase}".rstrip()
-    raise ApiError(status, message, field, _retry_after(response))
+    raise ApiError(status, message, field, _retry_after(response), body)

@@ -89,6 +89,8 @@ def test_upload_wait_shows_progress_on_a_terminal_until_verification_ends(world,
 
     assert proc.returncode == 0, bar
     version = json.loads(stdout)
+    assert version["dataset"]["name"] == "uploaded"
+    assert (version["status"], version["checked"], version["problems"]) == ("checked", 4, 4)
     assert "verifying uploaded [" in bar
     assert "0/4" in bar and "2/4" in bar and "4/4" in bar
     assert not Problem.objects.filter(version_id=version["id"], status=ProblemStatus.PENDING).exists()
