@@ -530,7 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     ).add_subparsers(dest="runs_command", required=True, metavar="ACTION", parser_class=_Parser)
     ls = runs.add_parser("ls", parents=[as_json, limited], help="list runs (newest first)")
     ls.add_argument("--status", help="only runs in this state (running, failed, ...)")
-    ls.add_argument("--dataset", help="only runs on this dataset (id or name)")
+    ls.add_argument("--dataset", type=int, metavar="DATASET_ID", help="only runs on this dataset")
     ls.add_argument("--q", help="only runs whose name contains this")
     ls.add_argument("--sort", choices=["newest", "oldest", "reward", "cost"])
     ls.set_defaults(func=cmd_runs_ls)

@@ -178,12 +178,11 @@ class Client:
         page, seen = 1, 0
         while True:
             answer = self._get(path, **params, page=page, per_page=per_page)
-            for item in answer["items"]:
-                if limit is not None and seen >= limit:
-                    return
+            for item in answer["items"][: None if limit is None else limit - seen]:
                 seen += 1
                 yield item
-            if not answer["items"] or page >= int(answer.get("pages") or 0):
+            done = limit is not None and seen >= limit
+            if done or not answer["items"] or page >= int(answer.get("pages") or 0):
                 return
             page += 1
 
