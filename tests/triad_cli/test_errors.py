@@ -3,6 +3,8 @@ bad usage (2), the server saying no (1), no server or a 5xx (3), a broken transf
 
 import signal
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -173,3 +175,18 @@ def test_ctrl_c_while_following_logs_exits_130_without_a_traceback(triad):
     assert proc.returncode == 130
     assert stderr == "error: interrupted\n"
     assert stdout == "2026-01-01 00:00 info    hello\n"
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(triad):
+    # `triad metrics export RUN | head -1`: the pipe closes under a large export.
+    body = b"run,key,step,value,wall_time\n" + b"1,kl,0,0.5,2026-01-01T00:00:00Z\n" * 200_000
+    with ScriptedServer(lambda seen, request: Answer(200, body, {"Content-Type": "text/csv"})) as server:
+        done = subprocess.run(
+            ["bash", "-c", f"{sys.executable} -m triad metrics export 1 | head -1; exit ${{PIPESTATUS[0]}}"],
+            env={**triad.env, "TRIAD_URL": server.url, "TRIAD_TOKEN": "t"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert (done.returncode, done.stdout, done.stderr) == (0, "run,key,step,value,wall_time\n", "")
