@@ -212,25 +212,38 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         return _emit(args, client.run(args.id), _run_block)
 
 
+def _run_line(verb: str) -> Callable[[Any, TextIO], None]:
+    """One line for a write: what became of which run, and where to see it (`runs show` has the rest)."""
+
+    def line(run: Any, out: TextIO) -> None:
+        out.write(
+            f'{verb} run {clean(run.get("id"))} "{clean(run.get("name"))}": {clean(run.get("status"))}'
+            f"  {clean(run.get('url'))}\n"
+        )
+
+    return line
+
+
 def cmd_runs_launch(args: argparse.Namespace) -> int:
     text = _read_text(args.config)
     with _client(args) as client:
-        return _emit(args, client.launch(text, idempotency_key=args.idempotency_key), _run_block)
+        run = client.launch(text, idempotency_key=args.idempotency_key)
+    return _emit(args, run, _run_line("launched"))
 
 
 def cmd_runs_cancel(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        return _emit(args, client.cancel(args.id), _run_block)
+        return _emit(args, client.cancel(args.id), _run_line("cancelled"))
 
 
 def cmd_runs_resume(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        return _emit(args, client.resume(args.id), _run_block)
+        return _emit(args, client.resume(args.id), _run_line("resumed"))
 
 
 def cmd_runs_clone(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        return _emit(args, client.clone(args.id, name=args.name), _run_block)
+        return _emit(args, client.clone(args.id, name=args.name), _run_line("cloned as"))
 
 
 def cmd_runs_logs(args: argparse.Namespace) -> int:
@@ -268,7 +281,8 @@ def cmd_runs_create(args: argparse.Namespace) -> int:
     if args.json:
         dump_json(answer, sys.stdout)
         return EXIT_OK
-    _run_block(answer["run"], sys.stdout)
+    run = answer["run"]
+    _run_line("created external")(run, sys.stdout)
     print(f"run token: {answer['token']}")
     print("note: the run token is shown once and never again; give it to the trainer (docs/external-runs.md)")
     return EXIT_OK
@@ -441,7 +455,10 @@ def cmd_models_register(args: argparse.Namespace) -> int:
         fields["stop"] = args.stop
     with _client(args) as client:
         model = client.register_model(name=args.name, source=args.source, team=args.team, **fields)
-    return _emit(args, model, lambda m, out: block(((k, _name(v)) for k, v in m.items()), out))
+    keys = ("id", "name", "status", "error", "source", "tokenizer", "chat", "dtype", "pool", "team", "url")
+    return _emit(
+        args, model, lambda m, out: block(((k, _name(m.get(k))) for k in keys if m.get(k) != ""), out)
+    )
 
 
 def cmd_spend(args: argparse.Namespace) -> int:
@@ -464,6 +481,8 @@ def cmd_spend(args: argparse.Namespace) -> int:
             for key in keys
         ]
         table(rows, columns, sys.stdout)
+    else:
+        print("(no spend in the period)", file=sys.stderr)
     print(f"total: ${_money(answer.get('total_usd'))}")
     return EXIT_OK
 

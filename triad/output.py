@@ -64,7 +64,7 @@ def block(pairs: Iterable[tuple[str, Any]], out: TextIO) -> None:
     pairs = list(pairs)
     width = max((len(k) for k, _ in pairs), default=0)
     for key, value in pairs:
-        out.write(f"{key + ':':<{width + 1}} {clean(value)}\n")
+        out.write(f"{key + ':':<{width + 1}} {clean(value)}".rstrip() + "\n")
 
 
 def dump_json(value: Any, out: TextIO) -> None:

@@ -134,15 +134,28 @@ def test_a_config_the_server_refuses_names_its_line_and_key(world, triad):
 
 
 def test_cancel_then_cancelling_again_is_refused(world, triad):
-    first = triad("runs", "cancel", str(world.run.pk), "--json")
+    first = triad("runs", "cancel", str(world.run.pk))
     assert first.returncode == 0, first.stderr
-    assert json.loads(first.stdout)["status"] in ("cancelling", "cancelled")
-    Run.objects.filter(pk=world.run.pk).update(status="cancelled")
+    assert first.stdout.startswith(f'cancelled run {world.run.pk} "warm-up": cancelling  http')
+    world.run.refresh_from_db()
+    assert world.run.status == "cancelling"
 
     again = triad("runs", "cancel", str(world.run.pk))
 
     assert again.returncode == 1
+    assert again.stderr.startswith(f"error: run #{world.run.pk} ")
     no_traceback(again)
+
+
+def test_clone_launches_a_copy_and_resume_of_a_running_run_is_refused(world, triad):
+    cloned = triad("runs", "clone", str(world.run.pk), "--name", "warm-up-again", "--json")
+    resumed = triad("runs", "resume", str(world.run.pk))
+
+    assert cloned.returncode == 0, cloned.stderr
+    copy = Run.objects.get(pk=json.loads(cloned.stdout)["id"])
+    assert (copy.name, copy.dataset_version_id, copy.status) == ("warm-up-again", world.version.pk, "queued")
+    assert resumed.returncode == 1
+    assert resumed.stderr.startswith(f"error: run #{world.run.pk} ")
 
 
 def test_an_external_run_prints_its_token_once_and_the_token_opens_the_ingest_door(world, triad):
