@@ -5,6 +5,7 @@ import csv
 import io
 import json
 import stat
+import threading
 
 import httpx
 
@@ -216,3 +217,34 @@ def test_spend_and_nodes(world, triad):
     assert as_csv.returncode == 0, as_csv.stderr
     assert nodes.returncode == 0, nodes.stderr
     assert json.loads(nodes.stdout) == []
+
+
+def test_following_prints_lines_as_they_arrive_and_stops_when_the_run_ends(world, triad):
+    from tests.factories import TEST_TOKEN
+
+    def send(*events):
+        answer = httpx.post(
+            f"{world.url}/api/v1/runs/{world.run.pk}/events",
+            headers={"Authorization": f"Bearer {TEST_TOKEN}"},
+            json={"events": list(events)},
+        )
+        assert answer.status_code == 200, answer.text
+
+    proc = triad.popen("runs", "logs", str(world.run.pk), "-f", "--poll", "0.2")
+    watchdog = threading.Timer(60, proc.kill)  # a line that never comes fails the test, not hangs it
+    watchdog.start()
+    first = [proc.stdout.readline() for _ in range(3)]  # the three lines already there
+    send({"seq": 100, "type": "log", "level": "warning", "message": "late line", "time": 1767225700.0})
+    fourth = proc.stdout.readline()  # arrives while the run is still running
+    Run.objects.filter(pk=world.run.pk).update(status="succeeded")
+    rest, stderr = proc.communicate(timeout=60)
+    watchdog.cancel()
+
+    assert proc.returncode == 0, stderr
+    assert [line.rstrip("\n").split(None, 3)[-1] for line in first] == [
+        "step 0 done",
+        "step 1 done",
+        "step 2 done",
+    ]
+    assert fourth.split(None, 2)[-1].split() == ["warning", "late", "line"]
+    assert rest == ""
