@@ -1,7 +1,8 @@
 """The `triad` command: what the launch, runs, dataset, model and spend pages do, from a shell.
 
 Exit status: 0 done; 1 the server refused (4xx); 2 a usage error (bad arguments, no login, a file that
-cannot be read); 3 no answer from the server, or a 5xx; 130 interrupted (Ctrl-C). Errors are one line on
+cannot be read); 3 no answer from the server, a 5xx, or an answer that is not the API's; 130 interrupted
+(Ctrl-C). Errors are one line on
 stderr, `error: <message> (field: <field>)`, never a traceback. Read commands take --json for scripts.
 """
 
@@ -712,3 +713,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a local file: the output of an export, say
         where = f"{exc.filename}: " if exc.filename else ""
         return _fail(f"{where}{exc.strerror or exc}", EXIT_USAGE)
+    except Exception as exc:  # an answer of a shape this version does not know, or a bug: still one line
+        if os.environ.get("TRIAD_DEBUG"):
+            raise
+        return _fail(
+            f"unexpected {type(exc).__name__}: {exc} (TRIAD_DEBUG=1 shows the traceback)", EXIT_UNREACHABLE
+        )

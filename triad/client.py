@@ -165,12 +165,11 @@ class Client:
         return self.backoff_s * float(2 ** (attempt - 1))
 
     def _get(self, path: str, **params: Any) -> Any:
-        return self._send("GET", path, replayable=True, params=_params(params)).json()
+        return _json(self._send("GET", path, replayable=True, params=_params(params)))
 
     def _post(self, path: str, body: Any = None, *, idempotency_key: str | None = None) -> Any:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        response = self._send("POST", path, replayable=bool(idempotency_key), json=body, headers=headers)
-        return response.json()
+        return _json(self._send("POST", path, replayable=bool(idempotency_key), json=body, headers=headers))
 
     def _pages(self, path: str, params: Mapping[str, Any], limit: int | None = None) -> Iterator[JSON]:
         """Every item of a paged list, page after page as they are needed; `limit` stops early."""
@@ -217,7 +216,7 @@ class Client:
 
     def revoke_token(self) -> JSON:
         """Revoke the token this client calls with (`triad logout`): {"revoked": its name}."""
-        return self._send("DELETE", "/me/token", replayable=True).json()  # type: ignore[no-any-return]
+        return _json(self._send("DELETE", "/me/token", replayable=True))  # type: ignore[no-any-return]
 
     # --- runs ----------------------------------------------------------------------------------------
 
@@ -392,7 +391,7 @@ class Client:
         finally:
             for handle in opened:
                 handle.close()
-        return response.json()  # type: ignore[no-any-return]
+        return _json(response)  # type: ignore[no-any-return]
 
     def wait_for_verification(
         self,
@@ -457,6 +456,18 @@ def _csv(keys: list[str] | str | None) -> str | None:
     if keys is None or isinstance(keys, str):
         return keys
     return ",".join(keys)
+
+
+def _json(response: httpx.Response) -> Any:
+    """A success's JSON body; a success that is not JSON (a proxy's page, another server) is an error."""
+    try:
+        return response.json()
+    except ValueError:
+        kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+        where = f"{response.request.method} {response.request.url.copy_with(query=None)}"
+        raise ApiError(
+            response.status_code, f"{where}: the answer is not JSON ({kind}); is this the Triad server's URL?"
+        ) from None
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -190,3 +190,25 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(triad):
         )
 
     assert (done.returncode, done.stdout, done.stderr) == (0, "run,key,step,value,wall_time\n", "")
+
+
+def test_an_answer_that_is_not_the_apis_exits_3_in_one_line(triad):
+    def script(seen, request):
+        if request.path.startswith("/api/v1/me"):  # a proxy's or another server's page, with a 200
+            return Answer(200, b"<html>Welcome to nginx</html>", {"Content-Type": "text/html"})
+        return Answer(200, {"unexpected": "shape"})
+
+    with ScriptedServer(script) as server:
+        env = {"TRIAD_URL": server.url, "TRIAD_TOKEN": "t"}
+        html = triad("whoami", **env)
+        odd = triad("runs", "ls", **env)
+
+    assert html.returncode == 3
+    assert html.stderr == (
+        f"error: GET {server.url}/api/v1/me: the answer is not JSON (text/html); "
+        "is this the Triad server's URL?\n"
+    )
+    assert odd.returncode == 3
+    assert odd.stderr.startswith("error: unexpected KeyError: 'items' (TRIAD_DEBUG=1 shows the traceback)")
+    for done in (html, odd):
+        no_traceback(done)
