@@ -40,7 +40,7 @@ $(DEMO_STAMP): pyproject.toml
 	touch $@
 
 $(STAMP): pyproject.toml
-	$(call pip_install,trainer$(COMMA)dev)
+	$(call pip_install,trainer$(COMMA)dev$(COMMA)trl)
 	touch $@ $(DEMO_STAMP)
 
 install-demo: $(DEMO_STAMP)

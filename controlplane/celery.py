@@ -40,6 +40,7 @@ app.conf.task_routes = {
     "review.compare_matrix": {"queue": settings.TRIAD_SANDBOX_QUEUE},
     "runs.reap_lost": {"queue": CONTROL},
     "runs.reap_unenqueued": {"queue": CONTROL},
+    "evals.reap_lost": {"queue": CONTROL},
     "datasets.reap_unenqueued": {"queue": CONTROL},
     "spend.accrue": {"queue": CONTROL},
     "nodes.*": {"queue": CONTROL},
@@ -50,6 +51,8 @@ app.conf.task_routes = {
 }
 app.conf.beat_schedule = {
     "reap-lost-runs": {"task": "runs.reap_lost", "schedule": 15.0},
+    # Evaluation jobs whose node went silent mid-job (TRIAD_EVAL_LOST_AFTER_S; docs/evals.md).
+    "reap-lost-evaluations": {"task": "evals.reap_lost", "schedule": 30.0},
     # Runs and verifications whose enqueue failed or never happened (docs/runs.md, "Broker down").
     "reap-unenqueued-runs": {"task": "runs.reap_unenqueued", "schedule": 30.0},
     "reap-unenqueued-verifications": {"task": "datasets.reap_unenqueued", "schedule": 30.0},

@@ -194,6 +194,14 @@ if TRIAD_NODE_COMPUTE_CAPABILITY and not (_major.isdigit() and _minor.isdigit())
 TRIAD_NODE_ADDRESS = env_str("TRIAD_NODE_ADDRESS")
 # A started run silent for this long is marked lost by the reaper (Celery beat, every 15 s).
 TRIAD_LOST_AFTER_S = env_float("TRIAD_LOST_AFTER_S", 60.0, minimum=1.0)
+# A running evaluation job whose node sent no word for this long (it says so every
+# TRIAD_NODE_HEARTBEAT_S) is failed by its reaper (Celery beat, every 30 s; docs/evals.md).
+TRIAD_EVAL_LOST_AFTER_S = env_float("TRIAD_EVAL_LOST_AFTER_S", 120.0, minimum=1.0)
+if TRIAD_EVAL_LOST_AFTER_S <= 2 * TRIAD_NODE_HEARTBEAT_S:  # one late word would fail a job that is fine
+    raise ConfigError(
+        f"TRIAD_EVAL_LOST_AFTER_S ({TRIAD_EVAL_LOST_AFTER_S:g}) must be more than twice "
+        f"TRIAD_NODE_HEARTBEAT_S ({TRIAD_NODE_HEARTBEAT_S:g}), how often a node says it is still evaluating"
+    )
 # Gang claims (runs/gang.py): a claim of a run still gathering its nodes that has not been polled for
 # TRIAD_GANG_CLAIM_TTL_S is dropped; a launcher waits at most TRIAD_GANG_WAIT_S for its gang to form.
 TRIAD_GANG_CLAIM_TTL_S = env_float("TRIAD_GANG_CLAIM_TTL_S", 20.0, minimum=1.0)

@@ -38,7 +38,9 @@ class DatasetUploadForm(forms.Form):
         upload = self.cleaned_data["file"]
         limit = settings.TRIAD_MAX_UPLOAD_BYTES
         if upload.size > limit:
-            raise forms.ValidationError(f"The file is {upload.size} bytes; the limit is {limit} bytes.")
+            raise forms.ValidationError(
+                f"The file is {upload.size} bytes; the limit is {limit} bytes.", code="too_large"
+            )
         return upload
 
 

@@ -190,6 +190,21 @@ def version_summary(*, version: DatasetVersion, max_tags: int = 30) -> VersionSu
     )
 
 
+def version_status_counts(*, version_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Problems per status of each version (every status, zeros included), in one query: the
+    verification progress of a page of versions."""
+    counts: dict[int, dict[str, int]] = {pk: {s.value: 0 for s in ProblemStatus} for pk in version_ids}
+    rows = (
+        Problem.objects.filter(version_id__in=version_ids)
+        .values_list("version_id", "status")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for version_id, status, n in rows:
+        counts[version_id][status] = int(n)
+    return counts
+
+
 def problem_search(*, version: DatasetVersion, text: str = "", status: str = "") -> QuerySet[Problem]:
     """Problems of a version whose task id, prompt or solution contains `text`, with `status` if given."""
     problems = Problem.objects.filter(version=version).order_by("index")
@@ -206,6 +221,7 @@ def problem_search(*, version: DatasetVersion, text: str = "", status: str = "")
         "entry_point",
         "status",
         "error_class",
+        "exception_type",
         "difficulty",
         "tags",
         "duplicate_of",

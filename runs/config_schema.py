@@ -5,7 +5,8 @@ of a setting; both from workers.spec's settings.
 settings (workers.spec's one validator) with the YAML line and the key; keys left out take the default.
 """
 
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -48,13 +49,16 @@ class ConfigError(ValueError):
     def __init__(self, message: str, *, line: int, key: str = "", column: int | None = None):
         where = f"config line {line}" + (f", column {column}" if column is not None else "")
         super().__init__(f"{where}, {key!r}: {message}" if key else f"{where}: {message}")
-        self.line, self.key = line, key
+        self.line, self.key, self.problem = line, key, message
 
 
 @dataclass(frozen=True)
 class ParsedConfig:
     config: RunConfig
     lines: dict[str, int]  # the YAML line (1-based) of each key given
+    # The values of the `run_keys` the caller let the YAML carry besides the settings (the API's launch
+    # document also names its run, dataset version, team, model and pool); their lines are in `lines`.
+    run: dict[str, Any] = field(default_factory=dict)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -74,7 +78,7 @@ def config_to_yaml(config: RunConfig) -> str:
     return header + yaml.dump(config.as_dict(), Dumper=_Dumper, sort_keys=False, default_flow_style=False)
 
 
-def config_from_yaml(text: str) -> ParsedConfig:
+def config_from_yaml(text: str, *, run_keys: Collection[str] = ()) -> ParsedConfig:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -91,15 +95,18 @@ def config_from_yaml(text: str) -> ParsedConfig:
         raise ConfigError("must be a mapping of setting: value", line=root.start_mark.line + 1)
     constructor = yaml.SafeLoader("")
     values: dict[str, Any] = {}
+    run: dict[str, Any] = {}
     lines: dict[str, int] = {}
     for key_node, value_node in root.value:
         line = key_node.start_mark.line + 1
         key = constructor.construct_object(key_node, deep=True)
-        if not isinstance(key, str) or key not in SETTINGS:
-            known = ", ".join(SETTINGS)
-            raise ConfigError(f"unknown key {str(key)[:60]!r} (known: {known})", line=line)
+        if not isinstance(key, str) or (key not in SETTINGS and key not in run_keys):
+            raise ConfigError(f"unknown key {str(key)[:60]!r} (known: {_known(run_keys)})", line=line)
         if key in lines:
             raise ConfigError(f"given twice (first on line {lines[key]})", line=line, key=key)
+        if key in run_keys:  # checked by the caller (the launch form's fields)
+            run[key], lines[key] = constructor.construct_object(value_node, deep=True), line
+            continue
         try:
             values[key] = setting_value(key, constructor.construct_object(value_node, deep=True))
         except SettingError as exc:
@@ -113,7 +120,36 @@ def config_from_yaml(text: str) -> ParsedConfig:
         given = [key for key in exc.keys if key in lines]
         key = given[0] if given else exc.key
         raise ConfigError(exc.message, line=lines.get(key, 1), key=key) from None
-    return ParsedConfig(config=config, lines=lines)
+    return ParsedConfig(config=config, lines=lines, run=run)
+
+
+def yaml_error_message(parsed: ParsedConfig, key: str, message: str) -> str:
+    """An error about a key of the YAML (a launch refused for a setting's value), at the key's line."""
+    line = parsed.lines.get(key)
+    where = f"config line {line}, " if line else "config, "
+    return f"{where}{key!r}: {message}"
+
+
+def _known(run_keys: Collection[str]) -> str:
+    return ", ".join([*run_keys, *SETTINGS])
+
+
+def config_from_values(values: Mapping[str, Any]) -> RunConfig:
+    """A config from settings given as a mapping (the API's JSON), checked as config_from_yaml checks the
+    YAML's: unknown keys, types, ranges, the rules between settings; keys left out take the default.
+    Raises SettingError naming the key."""
+    checked: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in SETTINGS:
+            raise SettingError(str(key)[:60], f"unknown setting (known: {_known(())})")
+        checked[key] = setting_value(key, value)
+    config = RunConfig(**checked)
+    try:
+        check_rules(config)
+    except SettingError as exc:  # on the first setting involved that was given (the rest are defaults)
+        given = [key for key in exc.keys if key in checked]
+        raise SettingError(given[0] if given else exc.key, exc.message, keys=exc.keys) from None
+    return config
 
 
 def setting_field(s: Setting, *, required: bool = True) -> forms.Field:

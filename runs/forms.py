@@ -16,6 +16,7 @@ from runs.config_schema import (
     config_to_yaml,
     setting_field,
     setting_values,
+    yaml_error_message,
 )
 from runs.launch import RunLaunchError
 from runs.models import RunStatus
@@ -91,9 +92,20 @@ class RunLaunchForm(forms.Form):
     parsed: ParsedConfig | None = None
     values: dict[str, Any]  # the basic fields' settings, once clean
 
-    def __init__(self, *args: Any, teams: QuerySet[Team] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        teams: QuerySet[Team] | None = None,
+        config: RunConfig | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """`config`: the settings, already checked (the API's launch reads them from its own YAML or
+        JSON, config_schema.py); the form then checks only the run's own fields, as for the page."""
         super().__init__(*args, **kwargs)
-        for name in BASIC_SETTINGS:  # generated from workers.spec; the YAML reaches every setting
+        self.given_config = config
+        if config is not None:
+            del self.fields["config_yaml"], self.fields["preset"]
+        for name in BASIC_SETTINGS if config is None else ():  # from workers.spec; YAML reaches every one
             # A field left out or empty takes its default, as a key left out of the YAML does: a post
             # (a script, an older page) written before a setting became basic still launches.
             self.fields[name] = setting_field(SETTINGS[name], required=False)
@@ -114,7 +126,7 @@ class RunLaunchForm(forms.Form):
         if not self.is_bound and "config_yaml" not in self.initial:
             known = {key: value for key, value in self.initial.items() if key in SETTINGS}
             self.initial["config_yaml"] = config_to_yaml(config_from_stored(known))
-        elif self.uses_yaml:  # shown again, open, with its error
+        elif self.uses_yaml and config is None:  # shown again, open, with its error
             self.fields["config_yaml"].widget.attrs.pop("disabled", None)
 
     def fieldsets(self) -> list[tuple[str, list[forms.BoundField]]]:
@@ -128,6 +140,8 @@ class RunLaunchForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        if self.given_config is not None:
+            return data
         if data.get("config_yaml", "").strip():
             return self._clean_yaml(data)
         self.values = setting_values(self, BASIC_SETTINGS)
@@ -151,9 +165,7 @@ class RunLaunchForm(forms.Form):
     def add_launch_error(self, exc: RunLaunchError) -> None:
         """A refused launch, on the field it is about: the YAML's line for that key when YAML was used."""
         if self.parsed is not None and exc.field in SETTINGS:
-            line = self.parsed.lines.get(exc.field)
-            where = f"config line {line}, " if line else "config, "
-            self.add_error("config_yaml", f"{where}{exc.field!r}: {exc}")
+            self.add_error("config_yaml", yaml_error_message(self.parsed, exc.field, str(exc)))
         else:
             self.add_error(exc.field, str(exc))
 
@@ -175,6 +187,8 @@ class RunLaunchForm(forms.Form):
         return form
 
     def config(self) -> RunConfig:
+        if self.given_config is not None:
+            return self.given_config
         if self.parsed is not None:
             return self.parsed.config
         return RunConfig(**self.values)
@@ -201,6 +215,8 @@ class RunFilterForm(forms.Form):
             ("status", "Status"),
             ("step", "Most steps"),
             ("pass_rate", "Pass rate"),
+            ("reward", "Reward"),
+            ("cost", "Cost"),
         ],
     )
 

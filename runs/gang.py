@@ -100,6 +100,10 @@ def gang_claim(
         run, pool_queued = _pool_lock(run_id=run_id)
         _claims_drop_stale(pool=run.pool, now=now)
         members = list(RunClaim.objects.filter(run_id=run_id, attempt=attempt).order_by("node_rank"))
+        if run.external:
+            return _refused(
+                run, "an external run: its own trainer reports to it, no node of Triad's starts it"
+            )
         if run.attempt != attempt:
             return _refused(run, f"run {run_id} is on attempt {run.attempt}, not {attempt}")
         held = next((c for c in members if c.key == claim), None)
@@ -181,8 +185,8 @@ def _pool_lock(*, run_id: int) -> tuple[Run, list[Run]]:
         raise Run.DoesNotExist(f"run {run_id}: no such run")
     locked = list(
         Run.objects.select_for_update()
-        .filter(Q(pk=run_id) | Q(pool=pool, status=RunStatus.QUEUED))
-        .only("pk", "status", "attempt", "config", "pool", "claimed_by")
+        .filter(Q(pk=run_id) | Q(pool=pool, status=RunStatus.QUEUED, external=False))
+        .only("pk", "status", "attempt", "config", "pool", "claimed_by", "external")
         .order_by("pk")
     )
     run = next(r for r in locked if r.pk == run_id)

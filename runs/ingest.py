@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F, Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
@@ -57,6 +57,12 @@ def run_ingest(*, run_id: int, batch: Batch) -> IngestResult:
                 accepted=0, duplicates=0, desired_state=RunStatus.LOST, fenced=True, attempt=current
             )
         fresh = [e for e in batch.events if e.seq in claimed]
+        started = False
+        if status == RunStatus.QUEUED and fresh:
+            # An external run starts with its trainer's first event: no launcher claims it
+            # (docs/external-runs.md). Any other queued run is started by its claim alone.
+            message = "its trainer's first event arrived"
+            started = transition(run_id, RunStatus.RUNNING, message, when=Q(external=True))
         payload = _store_events(run_id, batch.source, fresh, now)
         _store_checkpoints(run_id, current, fresh)
         statuses = [e.data for e in fresh if e.type == "status"]
@@ -64,7 +70,8 @@ def run_ingest(*, run_id: int, batch: Batch) -> IngestResult:
             transition(run_id, reported["status"], reported["message"])
         if payload["metrics"] or payload["generations"] or payload["logs"]:
             broadcast_run_update(run_id, payload)
-        desired = Run.objects.values_list("status", flat=True).get(pk=run_id) if statuses else status
+        moved = statuses or started
+        desired = Run.objects.values_list("status", flat=True).get(pk=run_id) if moved else status
     return IngestResult(
         accepted=len(fresh), duplicates=batch.received - len(fresh), desired_state=desired, attempt=current
     )

@@ -5,12 +5,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib.auth.models import User
-from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from controlplane.accounts.models import AuditAction, Team
+from controlplane.accounts.models import AuditAction, Role, Team
+from controlplane.accounts.selectors import team_list_for
 from controlplane.accounts.services import audit_record, team_acting_for
 from datasets_app.models import DatasetVersion
 from datasets_app.selectors import dataset_version_readable_by_team, problem_list_for_run, version_summary
@@ -38,6 +39,16 @@ class RunLaunchError(ValueError):
     def __init__(self, message: str, *, field: str):
         super().__init__(message)
         self.field = field
+
+
+def run_launch_teams(*, user: User) -> QuerySet[Team]:
+    """The teams the user may launch into (the launch form's choices; the first is the default). Refused
+    with PermissionDenied when there are none: a viewer may look but not launch (a superuser in no team
+    launches into the default team)."""
+    teams = team_list_for(user=user, at_least=Role.MEMBER)
+    if not user.is_superuser and not teams.exists():
+        raise PermissionDenied("launching a run needs the member role in a team")
+    return teams
 
 
 def run_launch_team(*, user: User, team: Team | None = None) -> Team:
@@ -89,7 +100,7 @@ def run_launch(
         _check_model(model=model, team=team, pool=pool)
     pool = pool_for_run(pool=pool, model=model)
     _check_resources(config=config, model=model, pool=pool)
-    _check_monthly_budget(user=user, team=team, dataset_version=dataset_version, config=config, pool=pool)
+    check_monthly_budget(user=user, team=team, dataset_version=dataset_version, config=config, pool=pool)
     token, hashed = token_new()
     with transaction.atomic():
         run = Run.objects.create(
@@ -147,7 +158,7 @@ def _check_resources(*, config: RunConfig, model: RegisteredModel | None, pool: 
         raise RunLaunchError(refusal.message, field=refusal.field)
 
 
-def _check_monthly_budget(
+def check_monthly_budget(
     *, user: User, team: Team, dataset_version: DatasetVersion, config: RunConfig, pool: str
 ) -> None:
     """Refuse a launch whose estimate (bounded by its own cap) exceeds the user's or the team's monthly
@@ -229,10 +240,12 @@ def run_resume(*, run_id: int, user: User | None = None) -> LaunchResult | None:
     with transaction.atomic():
         before = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
         # The old attempt's token stops working here: a launcher of it still alive gets 401s and stops.
+        # Not an external run: its trainer is not Triad's to start again (docs/external-runs.md).
         if not transition(
             run_id,
             RunStatus.QUEUED,
             "resumed",
+            when=Q(external=False),
             token_hash=hashed,
             last_heartbeat_at=None,
             attempt=F("attempt") + 1,

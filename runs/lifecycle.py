@@ -75,16 +75,34 @@ def run_reap_lost(*, timeout_s: float | None = None) -> list[int]:
     """Mark `lost` every started run whose node has not been heard from within the timeout. A gang run
     (claims of node rank ≥ 1 on its current attempt) is also lost when any one of its nodes is silent:
     the others' heartbeats keep the run's own time fresh while a peer's ranks are gone, and theirs would
-    then wait on a collective forever. Its message names the node and its rank."""
+    then wait on a collective forever. Its message names the node and its rank.
+
+    `timeout_s` (default TRIAD_LOST_AFTER_S) is for every run but those with a heartbeat timeout of
+    their own (external runs, docs/external-runs.md), each judged by its own."""
     timeout = settings.TRIAD_LOST_AFTER_S if timeout_s is None else timeout_s
+    reaped = _reap_silent(timeout=timeout, own=None)
+    started = Run.objects.filter(status__in=ALLOWED_FROM[RunStatus.LOST], heartbeat_timeout_s__isnull=False)
+    owns = {own for own in started.values_list("heartbeat_timeout_s", flat=True) if own is not None}
+    for own in sorted(owns):
+        reaped.extend(_reap_silent(timeout=float(own), own=own))
+    return reaped
+
+
+def _reap_silent(*, timeout: float, own: int | None) -> list[int]:
+    """Reap the started runs silent for `timeout`: those without a timeout of their own (`own` None), or
+    those whose own timeout is `own`."""
     cutoff = timezone.now() - dt.timedelta(seconds=timeout)
     silent = Q(last_heartbeat_at__lt=cutoff) | Q(last_heartbeat_at__isnull=True, started_at__lt=cutoff)
+    mine = Q(heartbeat_timeout_s__isnull=True) if own is None else Q(heartbeat_timeout_s=own)
+    silent &= mine
     current = RunClaim.objects.filter(run_id=OuterRef("pk"), attempt=OuterRef("attempt"))
     # Single-node runs are judged by the run's heartbeat alone, as before gangs: any source refreshes it.
     silent_member = Exists(current.filter(last_seen_at__lt=cutoff)) & Exists(current.filter(node_rank__gte=1))
-    candidates = Run.objects.filter(silent | silent_member, status__in=ALLOWED_FROM[RunStatus.LOST])
+    candidates = Run.objects.filter(silent | silent_member, mine, status__in=ALLOWED_FROM[RunStatus.LOST])
     message = (
         f"no heartbeat for {timeout:.0f}s: the node or its worker is gone; resume from the last checkpoint"
+        if own is None
+        else f"no event from its trainer for {own}s (its heartbeat timeout): the trainer is gone or cut off"
     )
     reaped = []
     for run_id, attempt in list(candidates.values_list("pk", "attempt")):
@@ -125,7 +143,10 @@ def run_reap_unenqueued(*, grace_s: float | None = None) -> list[int]:
     # A resume queues an old run again and logs it: nothing logged within the grace means nothing has
     # happened to the run lately, so its enqueue is not merely still under way.
     recent = LogLine.objects.filter(run_id=OuterRef("pk"), time__gte=cutoff)
-    never = Q(status=RunStatus.QUEUED, enqueued_at__isnull=True, created_at__lt=cutoff) & ~Q(Exists(recent))
+    # An external run is never handed to the broker: it waits for its own trainer (docs/external-runs.md).
+    never = Q(status=RunStatus.QUEUED, enqueued_at__isnull=True, created_at__lt=cutoff, external=False) & ~Q(
+        Exists(recent)
+    )
     candidates = Run.objects.filter(never).values_list("pk", flat=True)
     message = (
         f"not started: never reached the task broker within {grace:.0f}s of being queued (the broker "

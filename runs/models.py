@@ -90,6 +90,11 @@ class Run(models.Model):
     model = models.ForeignKey(
         "registry.RegisteredModel", null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
     )
+    # An external run's trainer is not launched by Triad (docs/external-runs.md): it is never queued to a
+    # node, goes to running on its first event, and is reaped as lost after its own heartbeat timeout
+    # (None: TRIAD_LOST_AFTER_S, as every other run).
+    external = models.BooleanField(default=False)
+    heartbeat_timeout_s = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]

@@ -166,7 +166,8 @@ QUEUE_ORDER = (F("enqueued_at").asc(nulls_last=True), "created_at", "pk")
 
 
 def _queued(pool: str | None = None) -> list[Run]:
-    runs = Run.objects.filter(status=RunStatus.QUEUED).select_related("team", "created_by")
+    # External runs wait for their own trainer, not for the pool's nodes (docs/external-runs.md).
+    runs = Run.objects.filter(status=RunStatus.QUEUED, external=False).select_related("team", "created_by")
     if pool is not None:
         runs = runs.filter(pool=pool)
     return list(runs.order_by(*QUEUE_ORDER))
@@ -375,10 +376,10 @@ def pool_queue_list(*, now: dt.datetime | None = None) -> list[PoolSummary]:
 
 def run_queue_place(*, run: Run) -> tuple[int, int] | None:
     """(position, queue length) of a queued run in its pool's queue; None when it does not wait."""
-    if run.status != RunStatus.QUEUED:
+    if run.status != RunStatus.QUEUED or run.external:
         return None
     ids = list(
-        Run.objects.filter(status=RunStatus.QUEUED, pool=run.pool)
+        Run.objects.filter(status=RunStatus.QUEUED, pool=run.pool, external=False)
         .order_by(*QUEUE_ORDER)
         .values_list("pk", flat=True)
     )

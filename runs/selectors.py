@@ -5,7 +5,8 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db import connection
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.expressions import OrderBy
 from django.http import Http404
 from django.utils import timezone
 
@@ -29,13 +30,16 @@ COMPARE_KEYS = (
     Metric.TOKENS_PER_S,
     Metric.pass_at(1, "humaneval"),  # runs that evaluate on HumanEval compare on the benchmark itself
 )
-RUN_SORTS = {
+RUN_SORTS: dict[str, tuple[str | OrderBy, ...]] = {
     "newest": ("-created_at", "-pk"),
     "oldest": ("created_at", "pk"),
     "name": ("name", "-pk"),
     "status": ("status", "-pk"),
     "step": ("-last_step", "-pk"),
     "pass_rate": ("-latest_pass_rate", "-pk"),
+    # Runs with no reward yet, or no cost, last (PostgreSQL puts NULLs first in a descending order).
+    "reward": (F("latest_reward").desc(nulls_last=True), "-pk"),
+    "cost": (F("cost__usd").desc(nulls_last=True), "-pk"),
 }
 
 
@@ -83,6 +87,33 @@ def run_list_filtered(
     if dataset_id:
         runs = runs.filter(dataset_version__dataset_id=dataset_id)
     return runs.order_by(*RUN_SORTS.get(sort, RUN_SORTS["newest"]))
+
+
+# The latest values a run object of the API carries (runs list annotations, one query per page).
+API_LATEST_KEYS = (Metric.REWARD_MEAN, Metric.PASS_RATE, Metric.KL)
+
+
+def run_list_api(
+    *, user: User, q: str = "", status: str = "", dataset_id: int | None = None, sort: str = "newest"
+) -> QuerySet[Run]:
+    """The runs list of the page, filtered and sorted the same, with what the API's run object adds: its
+    model, its cost so far and its latest KL (reward and pass rate are the page's annotations)."""
+    runs = run_list_filtered(user=user, q=q, status=status, dataset_id=dataset_id, sort=sort)
+    return runs.select_related("model", "cost").annotate(latest_kl=_latest(Metric.KL))
+
+
+def run_get_api(*, user: User, run_id: int) -> Run:
+    """One run of run_list_api (404 when the user may not see it)."""
+    run = run_list_api(user=user).filter(pk=run_id).first()
+    if run is None:
+        raise Http404(f"no run #{run_id}")
+    return run
+
+
+def run_log_after(*, run_id: int, after: int = 0, limit: int = 200) -> list[LogLine]:
+    """The run's log lines after line `after` (their ids are their sequence), oldest first: a client
+    following the log asks again from the last one it got."""
+    return list(LogLine.objects.filter(run_id=run_id, pk__gt=after).order_by("pk")[:limit])
 
 
 def run_compare_rows(*, user: User, run_ids: Sequence[int]) -> list[dict[str, Any]]:
@@ -167,9 +198,14 @@ def run_checkpoints(*, run: Run) -> RunCheckpoints:
 
 
 def run_config_rows(*, run: Run) -> list[ConfigRow]:
-    """Every setting of the run, as it trains (settings newer than the run show their defaults)."""
+    """Every setting of the run, as it trains (settings newer than the run show their defaults). An
+    external run's trainer is not Triad's: only what it declared (its GPUs, and the settings it gave
+    that differ from the defaults) says anything about it."""
     config = config_from_stored(run.config).as_dict()
-    return [ConfigRow(key, s.label, s.unit, [config[key]], code=s.text) for key, s in SETTINGS.items()]
+    rows = [ConfigRow(key, s.label, s.unit, [config[key]], code=s.text) for key, s in SETTINGS.items()]
+    if run.external:
+        rows = [r for r in rows if r.key == "gpus_per_node" or r.values[0] != SETTINGS[r.key].default]
+    return rows
 
 
 def config_differences(configs: Sequence[dict[str, Any]]) -> list[ConfigRow]:
@@ -289,8 +325,8 @@ class ChartGroup:
 
 def run_chart_groups(*, run: Run) -> list[ChartGroup]:
     """The multi-metric charts the run's config calls for: each weighted reward component's share of
-    reward/mean (stacked; when anything besides correctness is weighted) and pass@1 / pass@k of its
-    evaluations (held-out problems, evaluation set)."""
+    reward/mean (stacked; when anything besides correctness is weighted), pass@1 / pass@k of its
+    evaluations (held-out problems, evaluation set) and what is behind them (unscored problems, n_min)."""
     config = config_from_stored(run.config)
     groups: list[ChartGroup] = []
     weighted = [c for c in REWARD_COMPONENTS if getattr(config, f"reward_{c}")]
@@ -318,6 +354,21 @@ def run_chart_groups(*, run: Run) -> list[ChartGroup]:
                     keys=keys,
                     labels=tuple(key.removeprefix("eval/") for key in keys),
                     title="Unbiased pass@k (Chen et al. 2021) on the held-out problems and the eval set",
+                )
+            )
+            coverage = tuple(
+                Metric.eval_coverage(name, eval_set)
+                for eval_set in sets
+                for name in ("problems_unscored", "n_min")
+            )
+            groups.append(
+                ChartGroup(
+                    name="eval/coverage",
+                    keys=coverage,
+                    labels=tuple(key.removeprefix("eval/") for key in coverage),
+                    title="What is behind each pass@k: problems left out because every completion hit a "
+                    "sandbox error (unscored: counted, never dropped) and the fewest valid samples of a "
+                    "scored problem (n_min; pass@k needs at least k)",
                 )
             )
     return groups

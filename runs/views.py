@@ -1,12 +1,11 @@
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from controlplane.accounts.models import Role
-from controlplane.accounts.selectors import role_allows, role_of, team_list_for
+from controlplane.accounts.selectors import role_allows, role_of
 from controlplane.htmx import partial_name, render_page
 from controlplane.http import AuthedHttpRequest
 from runs import attempts, launch, lifecycle, selectors
@@ -36,9 +35,7 @@ def run_list(request: AuthedHttpRequest) -> HttpResponse:
 
 
 def run_launch(request: AuthedHttpRequest) -> HttpResponse:
-    teams = team_list_for(user=request.user, at_least=Role.MEMBER)
-    if not request.user.is_superuser and not teams.exists():
-        raise PermissionDenied("launching a run needs the member role in a team")
+    teams = launch.run_launch_teams(user=request.user)
     initial: dict[str, object] = {}
     if version := request.GET.get("dataset_version"):
         initial["dataset_version"] = version

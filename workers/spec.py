@@ -75,7 +75,7 @@ REWARD_COMPONENTS = ("correctness", "efficiency", "style", "format", "custom")
 
 class Metric:
     """Metric keys the trainer emits that the control plane reads by name (stop rules, charts, the
-    estimate). Keyed families: `reward_share(c)`, `pass_at(k, eval_set)`."""
+    estimate). Keyed families: `reward_share(c)`, `pass_at(k, eval_set)`, `eval_coverage(name, eval_set)`."""
 
     REWARD_MEAN = "reward/mean"
     PASS_RATE = "pass_rate"  # noqa: S105 - a metric's name, not a password
@@ -96,6 +96,12 @@ class Metric:
     def pass_at(k: int, eval_set: str = "") -> str:
         """pass@k on the held-out problems, or on the evaluation set `eval_set`."""
         return f"eval/{eval_set}/pass@{k}" if eval_set else f"eval/pass@{k}"
+
+    @staticmethod
+    def eval_coverage(name: str, eval_set: str = "") -> str:
+        """What is behind an evaluation's pass@k: `problems_unscored` (left out: every completion hit a
+        sandbox error) or `n_min` (the fewest valid samples of a scored problem), per set as pass_at."""
+        return f"eval/{eval_set}/{name}" if eval_set else f"eval/{name}"
 
 
 # --------------------------------------------------------------------------- settings

@@ -13,7 +13,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import URLPattern, URLResolver
 from ninja import NinjaAPI
 
-from controlplane.api import errors, me
+from controlplane.api import datasets, errors, external, generations, me, models, nodes, runs, spend
 from controlplane.api.auth import BrowserSession, TokenAuth
 from controlplane.api.ingest_schema import INGEST_PATHS, INGEST_SECURITY
 
@@ -47,6 +47,13 @@ api = TriadAPI(
 )
 errors.install(api, parameters=BODY_PARAMETERS)
 api.add_router("", me.router)
+api.add_router("", runs.router)
+api.add_router("", nodes.router)
+api.add_router("", datasets.router)  # /datasets…, /dataset-versions…
+api.add_router("", models.router)  # /models…
+api.add_router("", spend.router)  # /spend
+api.add_router("", generations.router)  # /runs/{id}/generations, /generations/{id}/label
+api.add_router("", external.router)  # /runs/external
 
 
 _BEHIND_LOGIN = ("openapi-view", "api-root")  # the browsable docs, and "/api/v1/" that leads to them

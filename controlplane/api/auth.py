@@ -35,6 +35,12 @@ class Principal:
     expires_at: str | None = None
 
 
+def caller(request: HttpRequest) -> User:
+    """The authenticated caller of an API route (its token's user, or the session's)."""
+    principal: Principal = request.auth  # type: ignore[attr-defined]
+    return principal.user
+
+
 class TokenAuth(HttpBearer):
     """A personal API token. A token that is present but wrong is answered 401 with the reason (unknown,
     revoked, expired) rather than passed on to the session: the caller meant to use it."""

@@ -1,9 +1,12 @@
 """A node's answers to `evals.execute`, and writing them: what the control queue's `evals.record` does
-(docs/evals.md). A node's result is checked field by field before it is stored: pages show exactly it."""
+(docs/evals.md), and what it does about a node gone silent (`evals.reap_lost`). A node's result is
+checked field by field before it is stored: pages show exactly it."""
 
+import datetime as dt
 import math
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -14,18 +17,22 @@ ERROR_MAX = 4000  # a node's error kept (its stderr's end already)
 
 
 def eval_job_record(*, job_id: int, answer: dict[str, Any]) -> bool:
-    """Write a node's answer: "running" moves a queued job on; "succeeded" (with its result) or "failed"
+    """Write a node's answer: "running" moves a queued job on (and, repeated by the node that has it,
+    keeps it alive: eval_job_reap_lost); "succeeded" (with its result) or "failed"
     (with why) ends a queued or running one. Idempotent: a repeat or a late answer changes nothing
     (False)."""
     node = str(answer.get("node") or "")[:200]
     state = answer.get("state")
     now = timezone.now()
     if state == EvalJobStatus.RUNNING:
-        return bool(
-            EvalJob.objects.filter(pk=job_id, status=EvalJobStatus.QUEUED).update(
-                status=EvalJobStatus.RUNNING, node=node, started_at=now
-            )
+        started = EvalJob.objects.filter(pk=job_id, status=EvalJobStatus.QUEUED).update(
+            status=EvalJobStatus.RUNNING, node=node, started_at=now, last_heartbeat_at=now
         )
+        if not started:  # the node that has it, saying it is still at it (the lost-job reaper reads it)
+            EvalJob.objects.filter(pk=job_id, status=EvalJobStatus.RUNNING, node=node).update(
+                last_heartbeat_at=now
+            )
+        return bool(started)
     if state == EvalJobStatus.SUCCEEDED:
         try:
             result = eval_result_clean(answer.get("result"))
@@ -56,6 +63,30 @@ def eval_job_fail(*, job_id: int, error: str, node: str = "") -> bool:
             status=EvalJobStatus.FAILED, error=error[:ERROR_MAX], node=node, finished_at=timezone.now()
         )
     )
+
+
+def eval_job_reap_lost(*, timeout_s: float | None = None) -> list[int]:
+    """Fail every running job whose node has sent no word (it says it is still evaluating every
+    TRIAD_NODE_HEARTBEAT_S) for the timeout: its worker died, or was killed, mid-job — `evals.execute` is
+    acked when it starts, so nothing would deliver it again and it would stay running for ever. Each
+    failure is a conditional update on the silence, so a word that arrives meanwhile keeps the job."""
+    timeout = settings.TRIAD_EVAL_LOST_AFTER_S if timeout_s is None else timeout_s
+    cutoff = timezone.now() - dt.timedelta(seconds=timeout)
+    silent = Q(last_heartbeat_at__lt=cutoff) | Q(last_heartbeat_at__isnull=True, started_at__lt=cutoff)
+    reaped = []
+    for job_id, node in list(
+        EvalJob.objects.filter(silent, status=EvalJobStatus.RUNNING).values_list("pk", "node")
+    ):
+        error = (
+            f"no word from node {node or '(unnamed)'} for {timeout:.0f} s: its worker stopped while "
+            "evaluating (it died or was killed); evaluate it again"
+        )
+        failed = EvalJob.objects.filter(silent, pk=job_id, status=EvalJobStatus.RUNNING).update(
+            status=EvalJobStatus.FAILED, error=error, finished_at=timezone.now()
+        )
+        if failed:
+            reaped.append(job_id)
+    return reaped
 
 
 def _number(value: Any, what: str, *, nullable: bool = False) -> float | None:

@@ -51,6 +51,9 @@ class EvalJob(models.Model):
     result = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # The node's last word while it evaluates ("running" answers, every TRIAD_NODE_HEARTBEAT_S): a running
+    # job silent past TRIAD_EVAL_LOST_AFTER_S lost its worker (eval_job_reap_lost).
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -100,6 +103,28 @@ class EvalJob(models.Model):
     @property
     def pass_at_k(self) -> float | None:
         return _number(self.totals.get(f"eval/pass@{self.eval_k}"))
+
+    @property
+    def problems_scored(self) -> int | None:
+        value = _number(self.totals.get("eval/problems"))
+        return None if value is None else int(value)
+
+    @property
+    def problems_unscored(self) -> int | None:
+        """Problems left out of every average (each completion for an estimate hit a sandbox error): the
+        node's count, or, where its totals lack it, the rows it marked. None before a result."""
+        counted = _number(self.totals.get("eval/problems_unscored"))
+        if counted is not None:
+            return int(counted)
+        rows = self.result.get("problems") if isinstance(self.result, dict) else None
+        return sum(1 for p in rows if p.get("unscored")) if isinstance(rows, list) and self.result else None
+
+    @property
+    def n_min(self) -> int | None:
+        """The fewest valid samples behind a scored problem's estimate (fewer than eval_samples: sandbox
+        errors took some; pass@k needs at least k)."""
+        value = _number(self.totals.get("eval/n_min"))
+        return None if value is None else int(value)
 
 
 def _number(value: Any) -> float | None:

@@ -10,7 +10,7 @@ from controlplane.accounts.models import Role, Team
 from controlplane.accounts.services import require_role
 from datasets_app.models import DatasetVersion
 from datasets_app.selectors import dataset_version_readable_by_team, problem_list_for_run
-from runs.evals.models import EvalJob, EvalJobStatus
+from runs.evals.models import FINISHED, EvalJob
 from runs.evals.spec import PROTOCOL_KEYS, eval_train
 from runs.models import Run
 from runs.registry.models import ModelStatus, RegisteredModel
@@ -121,17 +121,26 @@ def _protocol(*, run: Run | None, given: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def eval_job_again(*, user: User, job: EvalJob) -> bool:
-    """Send a failed job again (a broker that is back, a node that now has the model)."""
+def eval_job_again(*, user: User, job: EvalJob) -> EvalJob:
+    """A new job with the finished (succeeded or failed) `job`'s inputs: the same model or run, eval set
+    and protocol, checked again as any new job is (the model may since have been refused, say). The
+    first job and its result stay as they are, to compare with."""
     require_role(user=user, team_id=job.team_id, at_least=Role.MEMBER, doing="evaluating a model")
-    with transaction.atomic():
-        again = EvalJob.objects.filter(pk=job.pk, status=EvalJobStatus.FAILED).update(
-            status=EvalJobStatus.QUEUED, error="", node="", result={}, started_at=None, finished_at=None
+    if job.status not in FINISHED:
+        raise EvalJobError(
+            f"evaluation #{job.pk} is {job.get_status_display().lower()}: evaluate it again once it has "
+            "finished",
+            field="subject",
         )
-        if again:
-            job_id = job.pk
-            transaction.on_commit(lambda: eval_job_enqueue(job_id=job_id))
-    return bool(again)
+    return eval_job_create(
+        user=user,
+        model=job.model,
+        run=job.run,
+        dataset_version=job.dataset_version,
+        builtin_set=job.builtin_set,
+        builtin_problems=job.builtin_problems,
+        protocol={key: getattr(job, key) for key in PROTOCOL_KEYS},
+    )
 
 
 def eval_job_enqueue(*, job_id: int) -> None:

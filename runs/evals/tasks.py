@@ -16,13 +16,15 @@ EVAL_TIME_LIMIT_S = 4 * 3600
     bind=True,
     ignore_result=True,
     # Acked on start, as runs.execute: a job longer than the broker's visibility timeout would otherwise
-    # be delivered again and evaluated twice. A worker that dies mid-job leaves it running; run it again.
+    # be delivered again and evaluated twice. A worker that dies mid-job stops saying it is running, and
+    # the lost-job reaper (evals.reap_lost) fails the job after TRIAD_EVAL_LOST_AFTER_S; run it again.
     acks_late=False,
     soft_time_limit=EVAL_TIME_LIMIT_S + 30,
     time_limit=EVAL_TIME_LIMIT_S + 90,
 )
 def eval_job_execute_task(self: Any, job_id: int, message: dict[str, Any]) -> None:
-    """On a `gpu.<pool>` worker: say it started, evaluate in a subprocess, send the answer."""
+    """On a `gpu.<pool>` worker: say it started, evaluate in a subprocess (saying it is still at it every
+    TRIAD_NODE_HEARTBEAT_S), send the answer."""
     from pathlib import Path
 
     from django.conf import settings
@@ -37,6 +39,9 @@ def eval_job_execute_task(self: Any, job_id: int, message: dict[str, Any]) -> No
         runs_dir=Path(settings.TRIAD_RUNS_DIR),
         checkpoint_dir=Path(settings.TRIAD_CHECKPOINT_DIR),
         timeout_s=EVAL_TIME_LIMIT_S,
+        # "still running", as often as the node heartbeats: what keeps the job from the lost-job reaper
+        beat=lambda: eval_job_record_task.delay(job_id, {"state": "running", "node": node}),
+        beat_s=settings.TRIAD_NODE_HEARTBEAT_S,
     )
     eval_job_record_task.delay(job_id, answer)
 
@@ -73,3 +78,11 @@ def eval_job_send(*, job_id: int) -> None:
         eval_job_execute_task.apply_async(args=[job.pk, message], queue=f"gpu.{job.pool}")
     except BROKER_ERRORS as exc:
         eval_job_fail(job_id=job.pk, error=f"not sent: {broker_unreachable(exc)}; evaluate it again")
+
+
+@shared_task(name="evals.reap_lost", ignore_result=True, acks_late=True, expires=60)
+def eval_job_reap_lost_task() -> list[int]:
+    """Beat, on the control queue: running jobs whose node went silent become failed. Idempotent."""
+    from runs.evals.answers import eval_job_reap_lost
+
+    return eval_job_reap_lost()

@@ -59,12 +59,15 @@ def eval_detail(request: AuthedHttpRequest, job_id: int) -> HttpResponse:
 
 @require_POST
 def eval_again(request: AuthedHttpRequest, job_id: int) -> HttpResponse:
+    """A new job with a finished one's inputs; the first one stays, to compare with."""
     job = selectors.eval_job_get_for_user(user=request.user, job_id=job_id)
-    if services.eval_job_again(user=request.user, job=job):
-        messages.success(request, f"Evaluation #{job.pk} sent to pool {job.pool} again.")
-    else:
-        messages.info(request, f"Evaluation #{job.pk} has not failed: nothing to run again.")
-    return redirect("evals:detail", job.pk)
+    try:
+        again = services.eval_job_again(user=request.user, job=job)
+    except services.EvalJobError as exc:
+        messages.error(request, f"Evaluation #{job.pk} was not evaluated again: {exc}")
+        return redirect("evals:detail", job.pk)
+    messages.success(request, f"Evaluation #{again.pk}: #{job.pk} again, queued for pool {again.pool}.")
+    return redirect("evals:detail", again.pk)
 
 
 def eval_compare(request: AuthedHttpRequest) -> HttpResponse:

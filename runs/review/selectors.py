@@ -12,7 +12,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import connection
-from django.db.models import Count, F, Q, QuerySet, Sum, Window
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum, Window
 from django.db.models.functions import RowNumber
 from django.http import Http404
 
@@ -36,7 +36,8 @@ class ReviewFilters:
     step_max: int | None = None
     problem_id: str = ""
     tag: str = ""  # one of the problem's tags (Problem.tags of the run's dataset version)
-    flag: str = ""  # "" all failing; "any" flagged (passing ones too); or one rule
+    flag: str = ""  # "" all failing; "any" flagged (passing ones too); "none" failing unflagged; or one rule
+    label: str = ""  # the latest label people gave it (a Label value), or "none": unlabelled
     after_step: int | None = None  # keyset: the page starts after (after_step, after_id)
     after_id: int | None = None
 
@@ -60,6 +61,8 @@ def _items(run_id: int, f: ReviewFilters, *, with_class: bool = True) -> QuerySe
     qs = ReviewItem.objects.filter(run_id=run_id)
     if f.flag == "any":
         qs = qs.filter(flagged=True)
+    elif f.flag == "none":
+        qs = qs.filter(passed=False, flagged=False)
     elif f.flag:
         qs = qs.filter(flagged=True, flag_rules__contains=f",{f.flag},")
     else:
@@ -76,7 +79,31 @@ def _items(run_id: int, f: ReviewFilters, *, with_class: bool = True) -> QuerySe
         qs = qs.filter(problem_id=f.problem_id)
     if f.tag:
         qs = qs.filter(problem_id__in=_tagged(run_id, f.tag))
+    if f.label == "none":
+        qs = qs.exclude(generation_id__in=ReviewLabel.objects.values("generation_id"))
+    elif f.label:
+        latest = ReviewLabel.objects.filter(generation_id=OuterRef("generation_id")).order_by(
+            "-created_at", "-pk"
+        )
+        qs = qs.annotate(latest_label=Subquery(latest.values("label")[:1])).filter(latest_label=f.label)
     return qs
+
+
+def review_item_list(*, run_id: int, filters: ReviewFilters) -> QuerySet[ReviewItem]:
+    """The generations the review page lists for these filters (failing ones by default), oldest step
+    first, with their generation: for paging by page number (the API) rather than by keyset."""
+    return _items(run_id, filters).select_related("generation").order_by("step", "generation_id")
+
+
+def review_latest_labels(*, generation_ids: list[int]) -> dict[int, str]:
+    """Each generation's latest label (none: not in the answer)."""
+    labels = ReviewLabel.objects.filter(generation_id__in=generation_ids).order_by(
+        "generation_id", "-created_at", "-pk"
+    )
+    latest: dict[int, str] = {}
+    for gen_id, label in labels.values_list("generation_id", "label"):
+        latest.setdefault(gen_id, label)
+    return latest
 
 
 def _tagged(run_id: int, tag: str) -> QuerySet[Problem, str] | list[str]:
@@ -149,7 +176,7 @@ def review_page(*, run_id: int, filters: ReviewFilters) -> ReviewPage:
     # answer when only steps narrow the set; a problem, exception or flag filter counts its own rows.
     counts = _counts(run_id, f).exclude(error_class=PASSED)
     facet_rows: list[tuple[str, int]]
-    if f.problem_id or f.flag or f.tag:
+    if f.problem_id or f.flag or f.tag or f.label:
         facet_rows = list(
             _items(run_id, f, with_class=False).values_list("error_class").annotate(n=Count("pk")).order_by()
         )
@@ -158,12 +185,7 @@ def review_page(*, run_id: int, filters: ReviewFilters) -> ReviewPage:
         facet_rows = list(by_class.values_list("error_class").annotate(n=Sum("n")).order_by())
     exc_counts = counts.filter(error_class=f.error_class) if f.error_class else counts
     exception_rows = exc_counts.exclude(exception_type="").values_list("exception_type").annotate(n=Sum("n"))
-    labels = ReviewLabel.objects.filter(generation_id__in=[i.generation_id for i in items]).order_by(
-        "generation_id", "-created_at", "-pk"
-    )
-    latest: dict[int, str] = {}
-    for gen_id, label in labels.values_list("generation_id", "label"):
-        latest.setdefault(gen_id, label)
+    latest = review_latest_labels(generation_ids=[i.generation_id for i in items])
     return ReviewPage(
         items=items,
         facets=sorted(((c, int(n)) for c, n in facet_rows), key=lambda r: -r[1]),

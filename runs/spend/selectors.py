@@ -276,14 +276,18 @@ def run_cost_projection(*, run: Run) -> Projection:
 # --- the dashboard ---
 
 
-def _entries(*, user: User, since: dt.date) -> QuerySet[CostEntry]:
-    """The ledger rows of the period for the runs of the user's teams (all of them for a superuser)."""
-    return CostEntry.objects.filter(team_filter(user=user, field="run__team_id"), day__gte=since)
+def _entries(*, user: User, since: dt.date, until: dt.date | None = None) -> QuerySet[CostEntry]:
+    """The ledger rows of the period (`until` included; None: up to today) for the runs of the user's
+    teams (all of them for a superuser)."""
+    entries = CostEntry.objects.filter(team_filter(user=user, field="run__team_id"), day__gte=since)
+    return entries if until is None else entries.filter(day__lte=until)
 
 
-def _spend_grouped(*, user: User, since: dt.date, by: str, field: str, order: str) -> list[dict[str, Any]]:
+def _spend_grouped(
+    *, user: User, since: dt.date, until: dt.date | None, by: str, field: str, order: str
+) -> list[dict[str, Any]]:
     """Dollars, GPU-hours and runs of the period, one row per value of `field`, named `by`."""
-    entries = _entries(user=user, since=since)
+    entries = _entries(user=user, since=since, until=until)
     rows = (
         (entries.values(by) if by == field else entries.values(**{by: F(field)}))
         .annotate(usd=Sum("usd"), gpu_hours=Sum("gpu_hours"), runs=Count("run", distinct=True))
@@ -292,26 +296,33 @@ def _spend_grouped(*, user: User, since: dt.date, by: str, field: str, order: st
     return [dict(row) for row in rows]
 
 
-def spend_by_day(*, user: User, since: dt.date) -> list[dict[str, Any]]:
-    return _spend_grouped(user=user, since=since, by="day", field="day", order="day")
+def spend_by_day(*, user: User, since: dt.date, until: dt.date | None = None) -> list[dict[str, Any]]:
+    return _spend_grouped(user=user, since=since, until=until, by="day", field="day", order="day")
 
 
-def spend_by_user(*, user: User, since: dt.date) -> list[dict[str, Any]]:
-    return _spend_grouped(user=user, since=since, by="user", field="run__created_by__username", order="-usd")
+def spend_by_user(*, user: User, since: dt.date, until: dt.date | None = None) -> list[dict[str, Any]]:
+    return _spend_grouped(
+        user=user, since=since, until=until, by="user", field="run__created_by__username", order="-usd"
+    )
 
 
-def spend_by_team(*, user: User, since: dt.date) -> list[dict[str, Any]]:
-    return _spend_grouped(user=user, since=since, by="team", field="run__team__name", order="-usd")
+def spend_by_team(*, user: User, since: dt.date, until: dt.date | None = None) -> list[dict[str, Any]]:
+    return _spend_grouped(
+        user=user, since=since, until=until, by="team", field="run__team__name", order="-usd"
+    )
 
 
-def spend_by_pool(*, user: User, since: dt.date) -> list[dict[str, Any]]:
-    return _spend_grouped(user=user, since=since, by="pool", field="run__pool", order="-usd")
+def spend_by_pool(*, user: User, since: dt.date, until: dt.date | None = None) -> list[dict[str, Any]]:
+    return _spend_grouped(user=user, since=since, until=until, by="pool", field="run__pool", order="-usd")
 
 
-def spend_top_runs(*, user: User, since: dt.date, limit: int = 20) -> list[dict[str, Any]]:
-    """The costliest runs of the period with their pass-rate gains and dollars per point gained."""
+def spend_top_runs(
+    *, user: User, since: dt.date, until: dt.date | None = None, limit: int | None = 20
+) -> list[dict[str, Any]]:
+    """The costliest runs of the period with their pass-rate gains and dollars per point gained (every
+    run of the period with `limit` None: the API's spend by run)."""
     top = (
-        _entries(user=user, since=since)
+        _entries(user=user, since=since, until=until)
         .values(
             "run_id",
             name=F("run__name"),
@@ -335,10 +346,10 @@ def spend_top_runs(*, user: User, since: dt.date, limit: int = 20) -> list[dict[
 CSV_HEADER = ("day", "run_id", "run_name", "user", "team", "pool", "status", "usd", "gpu_hours")
 
 
-def spend_csv_rows(*, user: User, since: dt.date) -> Iterator[tuple[Any, ...]]:
+def spend_csv_rows(*, user: User, since: dt.date, until: dt.date | None = None) -> Iterator[tuple[Any, ...]]:
     """Every ledger row of the period, oldest first, read in chunks (for a streamed CSV)."""
     rows = (
-        _entries(user=user, since=since)
+        _entries(user=user, since=since, until=until)
         .order_by("day", "run_id")
         .values_list(
             "day",

@@ -1,6 +1,5 @@
-import csv
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from functools import wraps
 from typing import Any
@@ -26,6 +25,7 @@ from runs.models import Node
 from runs.pools import launch_resources, pool_for_run
 from runs.selectors import run_get_for_user
 from runs.spend import selectors, services
+from runs.spend.csv_export import spend_csv_filename, spend_csv_lines
 from runs.spend.forms import (
     EstimateForm,
     GpuPriceForm,
@@ -86,34 +86,10 @@ def spend_dashboard(request: AuthedHttpRequest) -> HttpResponse:
     return render(request, "spend/dashboard.html", context)
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _csv_cell(value: object) -> object:
-    """Text that a spreadsheet would take for a formula (a run named `=HYPERLINK(...)`, say) gets a
-    leading `'`, so it is shown as text. Numbers and dates are ours and pass as they are."""
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
 def spend_csv(request: AuthedHttpRequest) -> StreamingHttpResponse:
     _, since = _since(request)
-    writer = csv.writer(_Echo())
-
-    def lines() -> Iterator[str]:
-        yield writer.writerow(selectors.CSV_HEADER)
-        for row in selectors.spend_csv_rows(user=request.user, since=since):
-            yield writer.writerow([_csv_cell(cell) for cell in row])
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="triad-spend-since-{since.isoformat()}.csv"'
+    response = StreamingHttpResponse(spend_csv_lines(user=request.user, since=since), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{spend_csv_filename(since=since)}"'
     return response
 
 

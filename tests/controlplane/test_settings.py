@@ -55,6 +55,18 @@ def test_a_bare_start_without_a_secret_key_fails_and_names_the_variable(tmp_path
     assert not (tmp_path / "var" / "secret_key").exists()  # no key invented outside development
 
 
+def test_an_eval_reaper_timeout_within_two_node_heartbeats_fails_and_names_both_variables(tmp_path):
+    env = _env(tmp_path, TRIAD_DEV="true", TRIAD_NODE_HEARTBEAT_S="15", TRIAD_EVAL_LOST_AFTER_S="30")
+
+    done = _python("import django; django.setup()", env)
+
+    assert done.returncode != 0
+    assert "TRIAD_EVAL_LOST_AFTER_S (30) must be more than twice TRIAD_NODE_HEARTBEAT_S (15)" in done.stderr
+    assert _settings({**env, "TRIAD_EVAL_LOST_AFTER_S": "31"}, "TRIAD_EVAL_LOST_AFTER_S") == {
+        "TRIAD_EVAL_LOST_AFTER_S": 31.0
+    }
+
+
 def test_a_bare_start_with_a_secret_key_is_production_safe(tmp_path):
     got = _settings(
         _production(tmp_path),

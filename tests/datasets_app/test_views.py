@@ -126,6 +126,22 @@ def test_the_problem_page_shows_its_reasoning_trace_escaped(logged_in):
     assert 'data-testid="reasoning"' not in logged_in.get(f"/datasets/problems/{plain.pk}/").content.decode()
 
 
+def test_the_problem_page_shows_its_verifier_highlighted_and_escaped(logged_in):
+    from tests.factories import ProblemFactory
+
+    verifier = 'def reward(candidate, problem):\n    return "<img src=x onerror=alert(1)>" != ""\n'
+    checked = ProblemFactory(verifier=verifier)
+    plain = ProblemFactory()
+
+    body = logged_in.get(f"/datasets/problems/{checked.pk}/").content.decode()
+
+    section = body[body.index('data-testid="verifier"') :]
+    assert "<img src=x" not in body
+    assert "&lt;img src=x onerror=alert(1)&gt;" in section
+    assert 'class="highlight"' in section and "reward" in section
+    assert 'data-testid="verifier"' not in logged_in.get(f"/datasets/problems/{plain.pk}/").content.decode()
+
+
 def test_the_dataset_page_lists_versions_with_their_changes(logged_in, user):
     from datasets_app.services import dataset_import
 

@@ -42,11 +42,12 @@ class Stack:
     env: dict[str, str]
     workers: list[subprocess.Popen] = field(default_factory=list)
 
-    def start_worker(self, *, gpu: bool = True) -> subprocess.Popen:
+    def start_worker(self, *, gpu: bool = True, control: bool = True) -> subprocess.Popen:
         """A Celery worker on this stack's GPU queue (unless `gpu` is False: GPU nodes of their own, from
-        tests/e2e/netns.py, serve it), sandbox and control queues (its log: worker-<n>.log)."""
+        tests/e2e/netns.py, serve it), sandbox and control queues (unless `control` is False: a node
+        alone, whose answers another worker records while it is busy) (its log: worker-<n>.log)."""
         queues = [f"gpu.{self.pool}"] if gpu else []
-        queues += [f"sandbox-{self.pool}", f"control-{self.pool}"]
+        queues += [f"sandbox-{self.pool}", f"control-{self.pool}"] if control else []
         log = (self.var_dir / f"worker-{len(self.workers)}.log").open("wb")
         proc = subprocess.Popen(
             [

@@ -20,17 +20,6 @@ from workers.spec import RunConfig
 FORM = LAUNCH_FORM
 
 
-@pytest.fixture
-def broker(redis_server, monkeypatch):
-    """Celery publishes to a private redis-server, which the test may stop as a crash would."""
-    monkeypatch.setenv("CELERY_BROKER_URL", redis_server.url(1))  # Celery reads it before its settings
-    # The app keeps its connection pools for the broker it first used: make fresh ones for this one
-    # (monkeypatch puts the old ones back afterwards).
-    monkeypatch.setattr(app, "_pool", None)
-    monkeypatch.setattr(app.amqp, "_producer_pool", None)
-    return redis_server
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_launch_records_when_the_broker_took_its_start_task(user, broker):
     version = ProblemFactory().version

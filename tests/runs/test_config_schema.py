@@ -3,11 +3,12 @@ import pytest
 from runs.config_schema import (
     PRESETS,
     ConfigError,
+    config_from_values,
     config_from_yaml,
     config_to_yaml,
     preset_values,
 )
-from workers.spec import SETTINGS, RunConfig
+from workers.spec import SETTINGS, RunConfig, SettingError
 
 
 def test_the_default_yaml_lists_every_field_and_reads_back_to_the_defaults():
@@ -203,3 +204,28 @@ def test_a_bad_verifier_is_refused_naming_the_key_and_the_sources_line(text, mes
         config_from_yaml(text)
 
     assert str(caught.value).startswith(message)
+
+
+def test_a_launch_document_may_carry_the_run_keys_named_with_their_lines():
+    parsed = config_from_yaml(
+        "steps: 40\nname: mine\ndataset_version: 3\n", run_keys=("name", "dataset_version")
+    )
+
+    assert parsed.config == RunConfig(steps=40)
+    assert parsed.run == {"name": "mine", "dataset_version": 3}
+    assert parsed.lines == {"steps": 1, "name": 2, "dataset_version": 3}
+    with pytest.raises(ConfigError, match="config line 1: unknown key 'name'"):
+        config_from_yaml("name: mine\n")  # the launch form's YAML: settings only
+
+
+def test_settings_given_as_a_mapping_are_checked_as_the_yaml_is():
+    assert config_from_values({"steps": 40, "lr": 3e-4}) == RunConfig(steps=40, lr=3e-4)
+    for values, key in (
+        ({"colour": 1}, "colour"),
+        ({"steps": "40"}, "steps"),
+        ({"steps": True}, "steps"),
+        ({"sft_warmup_steps": 5, "steps": 5}, "sft_warmup_steps"),  # the first given of the rule's keys
+    ):
+        with pytest.raises(SettingError) as refused:
+            config_from_values(values)
+        assert refused.value.key == key, values

@@ -4,7 +4,9 @@ import datetime as dt
 import random
 
 import pytest
+from django.db import connection
 
+from runs.metric_export import metric_export_chunks
 from runs.metric_store import SMALL_BATCH, metric_points_write
 from runs.models import MetricPoint, MetricRollup
 from tests.factories import RunFactory
@@ -43,3 +45,19 @@ def test_a_series_sent_step_by_step_has_the_points_and_rollups_of_the_same_serie
     widest = MetricRollup.objects.filter(run=by_step, key="loss").order_by("-width").first()
     assert widest.n == 1_200
     assert widest.max_value == max(v for _, k, _, v, _ in rows if k == "loss")
+
+
+def test_an_export_read_partly_ends_its_cursors_transaction_when_closed():
+    """On PostgreSQL the export's server-side cursor lives in a transaction (a savepoint inside a test):
+    a client that goes away mid-export must not leave it open on the connection."""
+    run = RunFactory()
+    metric_points_write(series(run.pk, 30_000))
+    depth = len(connection.savepoint_ids)
+
+    chunks = metric_export_chunks(run_id=run.pk, fmt="csv")
+    next(chunks), next(chunks)  # the header, then the first rows
+    during = len(connection.savepoint_ids)
+    chunks.close()
+
+    assert len(connection.savepoint_ids) == depth
+    assert during == depth + (1 if connection.vendor == "postgresql" else 0)

@@ -127,7 +127,7 @@ def test_chart_groups_follow_the_runs_reward_weights_and_evaluations():
     [shares] = run_chart_groups(run=weighted)
     assert shares.keys == ("reward/correctness/share", "reward/style/share", "reward/format/share")
     assert shares.labels == ("correctness", "style", "format") and shares.stacked
-    [evals] = run_chart_groups(run=evaluated)
+    [evals, coverage] = run_chart_groups(run=evaluated)
     assert evals.keys == (
         "eval/pass@1",
         "eval/pass@4",
@@ -135,3 +135,11 @@ def test_chart_groups_follow_the_runs_reward_weights_and_evaluations():
         "eval/humaneval/pass@4",
     )
     assert not evals.stacked
+    # what is behind each pass@k: the problems left out (counted, never dropped) and the fewest samples
+    assert coverage.keys == (
+        "eval/problems_unscored",
+        "eval/n_min",
+        "eval/humaneval/problems_unscored",
+        "eval/humaneval/n_min",
+    )
+    assert coverage.labels == ("problems_unscored", "n_min", "humaneval/problems_unscored", "humaneval/n_min")

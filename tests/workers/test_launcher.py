@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.processes import processes_mentioning
-from tests.workers.trainer.fake_control import FakeControl
-from workers.launcher import deepspeed_command, run_supervised
+from tests.workers.supervised import supervise
+from workers.launcher import deepspeed_command
 
 CATALOG = [
     "reward/mean",
@@ -80,13 +80,6 @@ def _spec(url: str, steps: int) -> dict:
     }
 
 
-@pytest.fixture
-def control():
-    fake = FakeControl(token="secret-token").start()
-    yield fake
-    fake.stop()
-
-
 def test_deepspeed_command_runs_the_trainer_module_on_procs_per_node_ranks(tmp_path: Path):
     cmd = deepspeed_command(
         _spec("http://x", 1), tmp_path / "spec.json", deepspeed_bin="/bin/deepspeed", port=1234
@@ -100,14 +93,7 @@ def test_a_run_claims_its_attempt_reports_running_metrics_generations_and_succee
     control.spec = _spec(control.url, steps=2)
 
     shm_before = set(Path("/dev/shm").glob("deepspeed_allreduce_buffer_*"))
-    final = run_supervised(
-        run_id=3,
-        token="secret-token",
-        control_url=control.url,
-        workdir=tmp_path,
-        heartbeat_s=0.5,
-        kill_grace_s=20,
-    )
+    final = supervise(control, tmp_path)
 
     assert final == "succeeded", (tmp_path / "train.log").read_text()[-3000:]
     statuses = [(e["source"], e["status"]) for e in control.of_type("status")]
@@ -137,14 +123,7 @@ def test_cancel_checkpoints_and_leaves_no_process_behind(control, tmp_path: Path
         "cancelling" if any(e["type"] == "metric" for e in c.events) else "running"
     )
 
-    final = run_supervised(
-        run_id=3,
-        token="secret-token",
-        control_url=control.url,
-        workdir=tmp_path,
-        heartbeat_s=0.5,
-        kill_grace_s=20,
-    )
+    final = supervise(control, tmp_path)
 
     assert final == "cancelled"
     assert (tmp_path / "checkpoints" / "attempt-1" / "latest").exists()
@@ -159,14 +138,7 @@ def test_sft_warm_up_reports_imitation_metrics_then_rl_runs_at_its_own_rate(cont
     spec["train"].update({"sft_warmup_steps": 2, "sft_lr": 0.01, "lr": 0.0001})
     control.spec = spec
 
-    final = run_supervised(
-        run_id=3,
-        token="secret-token",
-        control_url=control.url,
-        workdir=tmp_path,
-        heartbeat_s=0.5,
-        kill_grace_s=20,
-    )
+    final = supervise(control, tmp_path)
 
     assert final == "succeeded", (tmp_path / "train.log").read_text()[-3000:]
     by_step = {m["step"]: m["values"] for m in control.of_type("metric", "trainer")}

@@ -6,6 +6,7 @@ Every route of the API must have a row here (the first test checks), so a new ro
 """
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from controlplane.accounts.models import TokenScope
@@ -17,6 +18,88 @@ from tests.controlplane.api.conftest import api_client_for
 TABLE = [
     ("me", "get", "/me", None, (200,) * 6),
     ("me-token-revoke", "delete", "/me/token", None, (200,) * 6),
+    # Runs: another team's run does not exist (404); a viewer reads but does not act (403). Launching on
+    # alpha's dataset: the outsider may not train on it (400, naming dataset_version), the loner launches
+    # nowhere (403). The world's run is running: it cancels, and does not resume (409).
+    ("runs-list", "get", "/runs", None, (200,) * 6),
+    ("run-detail", "get", "/runs/@run", None, (200, 200, 200, 404, 404, 200)),
+    (
+        "runs-launch",
+        "post",
+        "/runs",
+        {"name": "scripted", "dataset_version": "@version", "config": {"steps": 3}},
+        (201, 201, 403, 400, 403, 201),
+    ),
+    ("run-clone", "post", "/runs/@run/clone", {}, (201, 201, 403, 404, 404, 201)),
+    ("run-cancel", "post", "/runs/@run/cancel", None, (200, 200, 403, 404, 404, 200)),
+    ("run-resume", "post", "/runs/@run/resume", None, (409, 409, 403, 404, 404, 409)),
+    ("run-logs", "get", "/runs/@run/logs", None, (200, 200, 200, 404, 404, 200)),
+    ("run-metric-keys", "get", "/runs/@run/metrics/keys", None, (200, 200, 200, 404, 404, 200)),
+    ("run-metrics", "get", "/runs/@run/metrics", None, (200, 200, 200, 404, 404, 200)),
+    ("run-metrics-export", "get", "/runs/@run/metrics/export", None, (200, 200, 200, 404, 404, 200)),
+    ("nodes-list", "get", "/nodes", None, (200,) * 6),
+]
+
+# Datasets, models, spend and generations (controlplane/api/datasets.py, models.py, spend.py,
+# generations.py). Writes without a team go to the caller's first team where they are a member: the
+# outsider's is beta, the superuser's the default team; a viewer or a user in no team has none (403).
+A_FILE = (
+    b'{"task_id": "T/0", "prompt": "def f(x):\\n", "entry_point": "f", '
+    b'"canonical_solution": "    return x\\n", "test": "def check(c):\\n    assert c(1) == 1\\n"}\n'
+)
+
+
+class Upload(dict):
+    """A multipart body (an upload); its file is made afresh for each request."""
+
+    def data(self) -> dict:
+        return {k: SimpleUploadedFile("set.jsonl", v) if isinstance(v, bytes) else v for k, v in self.items()}
+
+
+TABLE += [
+    ("datasets-list", "get", "/datasets", None, (200,) * 6),
+    (
+        "datasets-upload",
+        "post",
+        "/datasets",
+        Upload(name="api-set", file=A_FILE),
+        (201, 201, 403, 201, 403, 201),
+    ),
+    ("dataset-detail", "get", "/datasets/@dataset", None, (200, 200, 200, 404, 404, 200)),
+    ("dataset-versions", "get", "/datasets/@dataset/versions", None, (200, 200, 200, 404, 404, 200)),
+    ("dataset-version-detail", "get", "/dataset-versions/@version", None, (200, 200, 200, 404, 404, 200)),
+    (
+        "dataset-version-problems",
+        "get",
+        "/dataset-versions/@version/problems",
+        None,
+        (200, 200, 200, 404, 404, 200),
+    ),
+    ("models-list", "get", "/models", None, (200,) * 6),
+    ("model-detail", "get", "/models/@model", None, (200, 200, 200, 404, 404, 200)),
+    (
+        "models-register",
+        "post",
+        "/models",
+        {"name": "api-model", "source": "/models/x"},
+        (201, 201, 403, 201, 403, 201),
+    ),
+    ("spend", "get", "/spend", None, (200,) * 6),
+    ("run-generations", "get", "/runs/@run/generations", None, (200, 200, 200, 404, 404, 200)),
+    (
+        "generation-label",
+        "post",
+        "/generations/@generation/label",
+        {"label": "bad_test"},
+        (200, 200, 403, 404, 404, 200),
+    ),
+    (
+        "runs-create-external",
+        "post",
+        "/runs/external",
+        {"name": "trl", "dataset_version": "@version", "pool": "cpu", "gpus": 1},
+        (201, 201, 403, 404, 404, 201),
+    ),
 ]
 # Not routes a token calls: the schema (open, like the docs of any public API) and the docs page.
 NOT_CALLS = {"openapi-json", "openapi-view", "api-root"}
@@ -43,6 +126,19 @@ def _path(world, template: str) -> str:
     )
 
 
+def _body(world, body):
+    """A body's "@name" values as the world's ids (like the path's)."""
+    if body is None or isinstance(body, Upload):
+        return body
+    return {k: int(_path(world, v)) if str(v).startswith("@") else v for k, v in body.items()}
+
+
+def _send(api, method: str, path: str, body):
+    if isinstance(body, Upload):
+        return api.post(path, data=body.data())
+    return api.post(path, body) if method == "post" else getattr(api, method)(path)
+
+
 @pytest.mark.parametrize("role", range(len(ROLES)), ids=ROLES)
 @pytest.mark.parametrize(("name", "method", "template", "body", "expected"), TABLE, ids=[r[0] for r in TABLE])
 def test_every_route_answers_each_role_as_its_permissions_say(
@@ -50,7 +146,7 @@ def test_every_route_answers_each_role_as_its_permissions_say(
 ):
     api = api_client_for(world.users[ROLES[role]], TokenScope.WRITE)
     path = _path(world, template)
-    response = api.post(path, body) if method == "post" else getattr(api, method)(path)
+    response = _send(api, method, path, _body(world, body))
     assert response.status_code == expected[role], (ROLES[role], method, path, response.content[:300])
     if response.status_code >= 400:
         assert set(response.json()) >= {"error", "field"}
@@ -64,5 +160,5 @@ def test_every_route_answers_each_role_as_its_permissions_say(
 def test_a_read_token_is_refused_every_write(world, name, method, template, body, expected):
     api = api_client_for(world.users["superuser"], TokenScope.READ)
     path = _path(world, template)
-    response = api.post(path, body) if method == "post" else getattr(api, method)(path)
+    response = _send(api, method, path, _body(world, body))
     assert response.status_code == 403 and "read-only" in response.json()["error"]

@@ -28,6 +28,7 @@ def node_result(problems: list[tuple[str, int, int, bool]], k: int = 2) -> dict[
     totals = {"eval/problems": float(len(scored)), "eval/problems_unscored": float(len(rows) - len(scored))}
     if scored:
         totals["eval/pass@1"] = sum(r["pass@1"] for r in scored) / len(scored)
+        totals["eval/n_min"] = float(min(r["n"] for r in scored))
     return {
         "protocol": "sampled",
         "samples": 4,

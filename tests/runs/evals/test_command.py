@@ -6,17 +6,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from controlplane.celery import app
 from runs.evals.models import EvalJob
 from tests.factories import RegisteredModelFactory, UserFactory
-
-
-@pytest.fixture
-def eager():
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
 
 
 def evaluate(*args):

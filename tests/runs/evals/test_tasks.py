@@ -6,9 +6,7 @@ import base64
 import json
 
 import pytest
-import redis
 
-from controlplane.celery import app
 from runs.evals.models import EvalJob, EvalJobStatus
 from runs.evals.services import eval_job_again, eval_job_create
 from runs.models import RunStatus
@@ -23,28 +21,6 @@ from tests.runs.evals.factories import KEPT
 from tests.workers.test_export import _checkpoint
 
 
-@pytest.fixture
-def broker(redis_server, monkeypatch):
-    """Celery publishes to a private redis-server, which the test may stop."""
-    monkeypatch.setenv("CELERY_BROKER_URL", redis_server.url(1))
-    monkeypatch.setattr(app, "_pool", None)
-    monkeypatch.setattr(app.amqp, "_producer_pool", None)
-    return redis_server
-
-
-@pytest.fixture
-def eager():
-    """Each task runs where it is sent: the node's evaluation, then the control queue's records."""
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
-
-
-def queued(broker, queue):
-    return [json.loads(m) for m in redis.Redis.from_url(broker.url(1)).lrange(queue, 0, -1)]
-
-
 def _version(user, **problem):
     version = DatasetVersionFactory(dataset__created_by=user)
     ProblemFactory(version=version, task_id="Add/0", **problem)
@@ -53,14 +29,14 @@ def _version(user, **problem):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_job_goes_to_the_runs_pool_with_its_spec_and_no_secret(user, broker):
+def test_the_job_goes_to_the_runs_pool_with_its_spec_and_no_secret(user, queued):
     run = RunFactory(
         created_by=user, status=RunStatus.SUCCEEDED, checkpoints=KEPT, pool="a100", config={"seed": 3}
     )
 
     job = eval_job_create(user=user, run=run, dataset_version=_version(user), protocol={"max_new_tokens": 64})
 
-    [message] = queued(broker, "gpu.a100")
+    [message] = queued("gpu.a100")
     assert message["headers"]["task"] == "evals.execute"
     args, _, _ = json.loads(base64.b64decode(message["body"]))
     job_id, sent = args
@@ -78,7 +54,7 @@ def test_the_job_goes_to_the_runs_pool_with_its_spec_and_no_secret(user, broker)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_with_the_broker_down_the_job_fails_at_once_saying_so_and_is_sent_again(user, broker):
+def test_with_the_broker_down_the_job_fails_at_once_saying_so_and_is_sent_again(user, broker, queued):
     model = RegisteredModelFactory(registered_by=user, pool="a100")
     broker.stop()
 
@@ -88,16 +64,18 @@ def test_with_the_broker_down_the_job_fails_at_once_saying_so_and_is_sent_again(
     assert job.status == EvalJobStatus.FAILED
     assert job.error.startswith(f"not sent: the task broker at 127.0.0.1:{broker.port} is unreachable")
     broker.start()
-    assert eval_job_again(user=user, job=job)
-    assert EvalJob.objects.get(pk=job.pk).status == EvalJobStatus.QUEUED
-    [message] = queued(broker, "gpu.a100")
+    again = eval_job_again(user=user, job=job)
+    assert EvalJob.objects.get(pk=again.pk).status == EvalJobStatus.QUEUED
+    [message] = queued("gpu.a100")
     assert message["headers"]["task"] == "evals.execute"
+    assert json.loads(base64.b64decode(message["body"]))[0][0] == again.pk
 
 
 @pytest.mark.django_db(transaction=True)  # on_commit sends the job
 def test_the_node_evaluates_a_registered_model_for_real_and_the_job_holds_its_result(
-    user, eager, tiny_hf_dir
+    user, eager, tiny_hf_dir, settings
 ):
+    settings.TRIAD_NODE_HEARTBEAT_S = 0.5  # the evaluation (torch's import alone) takes longer
     model = RegisteredModelFactory(registered_by=user, source=str(tiny_hf_dir))
     version = _version(user)
 
@@ -111,6 +89,8 @@ def test_the_node_evaluates_a_registered_model_for_real_and_the_job_holds_its_re
     job.refresh_from_db()
     assert job.status == EvalJobStatus.SUCCEEDED, job.error
     assert job.node and job.started_at and job.finished_at
+    # while it evaluated, the node said so (what keeps the job from the lost-job reaper)
+    assert job.started_at < job.last_heartbeat_at < job.finished_at
     [problem] = job.result["problems"]
     assert (problem["task_id"], problem["n"]) == ("Add/0", 2)
     # An untrained model's 8 tokens pass or not; whatever they did, the estimate is that count over n.

@@ -52,6 +52,47 @@ def test_a_job_escapes_a_hostile_problem_id_and_error_and_marks_unscored_problem
     assert "Evaluate again" in failed_page
 
 
+def test_unscored_problems_and_n_min_are_shown_on_the_list_the_job_and_compare(logged_in, user):
+    # given a result with 1 unscored problem of 3, and one whose node sent no unscored count in its totals
+    result = node_result([("T/0", 4, 1, False), ("T/1", 3, 3, False), ("Flaky/2", 4, 0, True)])
+    job = eval_job(user, status=EvalJobStatus.SUCCEEDED, result=result)
+    bare = node_result([("T/0", 4, 2, False), ("Flaky/2", 4, 0, True)])
+    del bare["totals"]["eval/problems_unscored"]
+    other = eval_job(user, status=EvalJobStatus.SUCCEEDED, result=bare)
+
+    listed = logged_in.get(reverse("evals:list")).content.decode()
+    page = logged_in.get(reverse("evals:detail", args=[job.pk])).content.decode()
+    bare_page = logged_in.get(reverse("evals:detail", args=[other.pk])).content.decode()
+    compared = logged_in.get(reverse("evals:compare"), {"a": job.pk, "b": other.pk}).content.decode()
+
+    # then each counts the unscored problem and names the fewest valid samples (3, on T/1)
+    row = listed[listed.index(f'data-eval="{job.pk}"') :]
+    assert '<td data-testid="unscored">1</td>' in row and '<td data-testid="n-min">3</td>' in row
+    assert "on 2 scored problems" in page
+    assert '<span data-testid="unscored-count" class="status status-failed"' in page
+    assert "1 unscored</span>" in page and "n_min 3</span>" in page
+    assert "1 unscored</span>" in bare_page  # counted from the rows the node marked
+    assert "<th>Unscored problems</th><td>1</td><td>1</td></tr>" in compared
+    assert '<tr data-testid="compare-n-min"><th>n_min</th><td>3</td><td>4</td></tr>' in compared
+
+
+def test_evaluate_again_on_a_succeeded_job_opens_the_new_job(logged_in, user):
+    job = eval_job(user, status=EvalJobStatus.SUCCEEDED, result=node_result([("T/0", 4, 1, False)]))
+    ProblemFactory(version=job.dataset_version)
+    running = eval_job(user, status=EvalJobStatus.RUNNING)
+
+    page = logged_in.get(reverse("evals:detail", args=[job.pk])).content.decode()
+    assert 'data-testid="eval-again"' in page
+    response = logged_in.post(reverse("evals:again", args=[job.pk]))  # the send waits for a commit
+    refused = logged_in.post(reverse("evals:again", args=[running.pk]), follow=True)
+
+    again = EvalJob.objects.exclude(pk__in=[job.pk, running.pk]).get()
+    assert response["Location"] == reverse("evals:detail", args=[again.pk])
+    assert (again.model, again.dataset_version, again.status) == (job.model, job.dataset_version, "queued")
+    assert "is running: evaluate it again once it has finished" in refused.content.decode()
+    assert 'data-testid="eval-again"' not in refused.content.decode()  # a waiting job offers none
+
+
 def test_the_form_offers_the_teams_ready_models_and_versions_and_prefills_from_a_model_page(logged_in, user):
     model = RegisteredModelFactory(registered_by=user, name=HOSTILE)
     RegisteredModelFactory(registered_by=user, name="still-pending", status="pending")

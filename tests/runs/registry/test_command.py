@@ -3,18 +3,8 @@
 import pytest
 from django.core.management import CommandError, call_command
 
-from controlplane.celery import app
 from runs.registry.models import ModelStatus, RegisteredModel
 from workers.model_info import inspect_model
-
-
-@pytest.fixture
-def eager():
-    """Celery runs each task where it is sent: the node's inspection, then the control queue's record."""
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
 
 
 def register(*args):

@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import pytest
-import redis
 from django.core.exceptions import PermissionDenied
 
 from controlplane.accounts.models import Role
@@ -19,36 +18,13 @@ from tests.factories import RegisteredModelFactory, RunFactory, TeamFactory, Use
 from tests.workers.test_export import _checkpoint
 
 
-@pytest.fixture
-def broker(redis_server, monkeypatch):
-    """Celery publishes to a private redis-server, which the test may stop."""
-    monkeypatch.setenv("CELERY_BROKER_URL", redis_server.url(1))
-    monkeypatch.setattr(app, "_pool", None)
-    monkeypatch.setattr(app.amqp, "_producer_pool", None)
-    return redis_server
-
-
-@pytest.fixture
-def eager():
-    """Celery runs each task where it is sent: the node's export and inspection, the control queue's
-    answers."""
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
-
-
-def queued(broker, queue):
-    return [json.loads(m) for m in redis.Redis.from_url(broker.url(1)).lrange(queue, 0, -1)]
-
-
 def _run(user, status=RunStatus.SUCCEEDED, **model_fields):
     base = RegisteredModelFactory(registered_by=user, pool="a100", **model_fields)
     return RunFactory(created_by=user, model=base, pool="a100", status=status, name="coder-rl")
 
 
 @pytest.mark.django_db(transaction=True)
-def test_exporting_records_an_exporting_model_with_its_lineage_and_asks_a_node_of_the_runs_pool(user, broker):
+def test_exporting_records_an_exporting_model_with_its_lineage_and_asks_a_node_of_the_runs_pool(user, queued):
     run = _run(user, chat=True, stop=["###"], dtype="fp16", tokenizer="/tok")
 
     model = model_export(user=user, run=run, name=" coder-rl-final ")
@@ -63,13 +39,13 @@ def test_exporting_records_an_exporting_model_with_its_lineage_and_asks_a_node_o
     assert (row.pool, row.team, row.registered_by) == ("a100", run.team, user)
     assert (row.chat, row.stop, row.dtype) == (True, ["###"], "fp16")
     assert (row.source, row.tokenizer) == ("", "")  # the node names the directory, tokenizer inside it
-    [message] = queued(broker, "gpu.a100")
+    [message] = queued("gpu.a100")
     assert message["headers"]["task"] == "models.export"
     assert message["headers"]["argsrepr"] == f"[{model.pk}, {run.pk}, 'fp16']"
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_nodes_export_makes_the_model_pending_and_asks_for_its_inspection_once(user, broker):
+def test_the_nodes_export_makes_the_model_pending_and_asks_for_its_inspection_once(user, queued):
     run = _run(user)
     model = model_export(user=user, run=run, name="m")
     answer = ExportAnswer(path=f"/runs/{run.pk}/export-step40", step=40, node="gpu@a")
@@ -85,7 +61,7 @@ def test_the_nodes_export_makes_the_model_pending_and_asks_for_its_inspection_on
         40,
         "",
     )
-    inspect, export = queued(broker, "gpu.a100")  # LPUSH: the newest first
+    inspect, export = queued("gpu.a100")  # LPUSH: the newest first
     assert (inspect["headers"]["task"], export["headers"]["task"]) == ("models.inspect", "models.export")
     assert inspect["headers"]["argsrepr"] == f"[{model.pk}, '/runs/{run.pk}/export-step40', None]"
 
@@ -131,7 +107,7 @@ def test_a_path_too_long_to_store_is_refused_rather_than_cut_short(user):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_with_the_broker_down_the_export_says_so_and_is_exported_again(user, broker):
+def test_with_the_broker_down_the_export_says_so_and_is_exported_again(user, broker, queued):
     run = _run(user)
     broker.stop()
 
@@ -143,7 +119,7 @@ def test_with_the_broker_down_the_export_says_so_and_is_exported_again(user, bro
     broker.start()
     assert model_inspect_again(user=user, model=row)
     assert RegisteredModel.objects.get(pk=model.pk).status == ModelStatus.EXPORTING
-    assert [m["headers"]["task"] for m in queued(broker, "gpu.a100")] == ["models.export"]
+    assert [m["headers"]["task"] for m in queued("gpu.a100")] == ["models.export"]
 
 
 @pytest.mark.django_db

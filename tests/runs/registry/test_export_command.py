@@ -6,20 +6,10 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from controlplane.celery import app
 from runs.models import RunStatus
 from runs.registry.models import ModelStatus, RegisteredModel
 from tests.factories import RegisteredModelFactory, RunFactory, UserFactory
 from tests.workers.test_export import _checkpoint
-
-
-@pytest.fixture
-def eager():
-    """Celery runs each task where it is sent: the node's export and inspection, the control queue's."""
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
 
 
 def export(*args):

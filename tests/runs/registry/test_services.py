@@ -1,9 +1,6 @@
 """Registering a model, the node's answer, and a broker that is down (docs/models.md)."""
 
-import json
-
 import pytest
-import redis
 from django.core.exceptions import PermissionDenied
 
 from controlplane.accounts.models import Role
@@ -16,42 +13,20 @@ from tests.factories import RegisteredModelFactory, TeamFactory, UserFactory
 from workers.model_info import inspect_model
 
 
-@pytest.fixture
-def broker(redis_server, monkeypatch):
-    """Celery publishes to a private redis-server, which the test may stop (as in test_broker_down)."""
-    monkeypatch.setenv("CELERY_BROKER_URL", redis_server.url(1))
-    monkeypatch.setattr(app, "_pool", None)
-    monkeypatch.setattr(app.amqp, "_producer_pool", None)
-    return redis_server
-
-
-@pytest.fixture
-def eager():
-    """Celery runs each task where it is sent: the node's inspection, then the control queue's record."""
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
-
-
-def queued(broker, queue):
-    return [json.loads(m) for m in redis.Redis.from_url(broker.url(1)).lrange(queue, 0, -1)]
-
-
 @pytest.mark.django_db(transaction=True)
-def test_registering_records_a_pending_model_and_asks_a_node_of_its_pool(user, broker):
+def test_registering_records_a_pending_model_and_asks_a_node_of_its_pool(user, queued):
     model = model_register(user=user, name="coder", source="/models/coder", pool="a100", chat=True)
 
     row = RegisteredModel.objects.get(pk=model.pk)
     assert (row.status, row.team.name, row.registered_by) == (ModelStatus.PENDING, "default", user)
     assert row.chat
-    [message] = queued(broker, "gpu.a100")
+    [message] = queued("gpu.a100")
     assert message["headers"]["task"] == "models.inspect"
     assert message["headers"]["argsrepr"] == f"[{model.pk}, '/models/coder', None]"
 
 
 @pytest.mark.django_db(transaction=True)
-def test_with_the_broker_down_the_model_says_so_and_can_be_inspected_again(user, broker):
+def test_with_the_broker_down_the_model_says_so_and_can_be_inspected_again(user, broker, queued):
     broker.stop()
 
     model = model_register(user=user, name="coder", source="/models/coder", pool="a100")
@@ -62,7 +37,7 @@ def test_with_the_broker_down_the_model_says_so_and_can_be_inspected_again(user,
     broker.start()
     assert model_inspect_again(user=user, model=row)
     assert RegisteredModel.objects.get(pk=model.pk).status == ModelStatus.PENDING
-    assert [m["headers"]["task"] for m in queued(broker, "gpu.a100")] == ["models.inspect"]
+    assert [m["headers"]["task"] for m in queued("gpu.a100")] == ["models.inspect"]
 
 
 @pytest.mark.django_db

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.workers.supervised import supervise
 from tests.workers.test_launcher import PROBLEMS, _spec
-from tests.workers.trainer.fake_control import FakeControl
-from workers.launcher import run_supervised
 
 # Real deepspeed runs (no database): run once, with the e2e tests, not again on the embedded default.
 pytestmark = pytest.mark.e2e
@@ -22,13 +21,6 @@ COMMENT = {
     "tests": "def check(candidate):\n    assert candidate(2) == 2\n",
     "reasoning": "The function returns its argument.\nNothing else is needed.",
 }
-
-
-@pytest.fixture
-def control():
-    fake = FakeControl(token="secret-token").start()
-    yield fake
-    fake.stop()
 
 
 def test_a_run_with_the_critic_posts_its_metrics_every_step_and_skips_within_its_share(
@@ -52,14 +44,7 @@ def test_a_run_with_the_critic_posts_its_metrics_every_step_and_skips_within_its
     )
     control.spec = spec
 
-    final = run_supervised(
-        run_id=3,
-        token="secret-token",
-        control_url=control.url,
-        workdir=tmp_path,
-        heartbeat_s=0.5,
-        kill_grace_s=20,
-    )
+    final = supervise(control, tmp_path)
 
     assert final == "succeeded", (tmp_path / "train.log").read_text()[-3000:]
     metrics = {m["step"]: m["values"] for m in control.of_type("metric", "trainer")}

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.workers.supervised import supervise
 from tests.workers.test_launcher import _spec
-from tests.workers.trainer.fake_control import FakeControl
 from workers.detectors import scan
-from workers.launcher import run_supervised
 
 # Real deepspeed runs (no database): run once, with the e2e tests, not again on the embedded default.
 pytestmark = pytest.mark.e2e
@@ -34,13 +33,6 @@ PROBLEMS = {
 }
 
 
-@pytest.fixture
-def control():
-    fake = FakeControl(token="secret-token").start()
-    yield fake
-    fake.stop()
-
-
 def test_flagged_passes_are_counted_over_every_sample_posted_and_rewarded_zero(control, tmp_path: Path):
     spec = _spec(control.url, steps=WARM_UP + 2)
     spec["problems"] = list(PROBLEMS.values())
@@ -56,14 +48,7 @@ def test_flagged_passes_are_counted_over_every_sample_posted_and_rewarded_zero(c
     )
     control.spec = spec
 
-    final = run_supervised(
-        run_id=3,
-        token="secret-token",
-        control_url=control.url,
-        workdir=tmp_path,
-        heartbeat_s=0.5,
-        kill_grace_s=20,
-    )
+    final = supervise(control, tmp_path)
 
     assert final == "succeeded", (tmp_path / "train.log").read_text()[-3000:]
     metrics = {m["step"]: m["values"] for m in control.of_type("metric", "trainer")}

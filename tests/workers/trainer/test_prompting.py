@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.workers.supervised import supervise
 from tests.workers.test_launcher import _spec
-from tests.workers.trainer.fake_control import FakeControl
-from workers.launcher import run_supervised
 from workers.trainer.engine import load_policy, local_source
 from workers.trainer.logprobs import tiny_logits_fn
 from workers.trainer.model import build_tiny_model
@@ -288,13 +287,6 @@ KEEP = {
 }
 
 
-@pytest.fixture
-def control():
-    fake = FakeControl(token="secret-token").start()
-    yield fake
-    fake.stop()
-
-
 @pytest.mark.e2e  # a real deepspeed run
 def test_a_tiny_chat_model_learns_the_fenced_answer_and_its_extracted_code_passes(
     control, chat_model_dir: Path, tmp_path: Path
@@ -322,14 +314,7 @@ def test_a_tiny_chat_model_learns_the_fenced_answer_and_its_extracted_code_passe
     )
     control.spec = spec
 
-    final = run_supervised(
-        run_id=3,
-        token="secret-token",
-        control_url=control.url,
-        workdir=tmp_path,
-        heartbeat_s=0.5,
-        kill_grace_s=20,
-    )
+    final = supervise(control, tmp_path)
 
     assert final == "succeeded", (tmp_path / "train.log").read_text()[-3000:]
     metrics = {m["step"]: m["values"] for m in control.of_type("metric", "trainer")}

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.workers.supervised import supervise
 from tests.workers.test_launcher import PROBLEMS, _spec
-from tests.workers.trainer.fake_control import FakeControl
 from tests.workers.trainer.test_critic_run import COMMENT
-from workers.launcher import run_supervised
 from workers.spec import TrainConfig
 from workers.trainer.batches import lr_at
 
@@ -43,27 +42,13 @@ VARIANTS = {
 }
 
 
-@pytest.fixture
-def control():
-    fake = FakeControl(token="secret-token").start()
-    yield fake
-    fake.stop()
-
-
 def test_a_run_with_every_variant_on_trains_and_reports_its_update(control, tmp_path: Path):
     spec = _spec(control.url, steps=5)
     spec["problems"] = [*PROBLEMS, COMMENT]
     spec["train"].update(VARIANTS)
     control.spec = spec
 
-    final = run_supervised(
-        run_id=3,
-        token="secret-token",
-        control_url=control.url,
-        workdir=tmp_path,
-        heartbeat_s=0.5,
-        kill_grace_s=20,
-    )
+    final = supervise(control, tmp_path)
 
     assert final == "succeeded", (tmp_path / "train.log").read_text()[-3000:]
     metrics = {m["step"]: m["values"] for m in control.of_type("metric", "trainer")}

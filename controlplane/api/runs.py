@@ -1,0 +1,330 @@
+"""Runs: list, read, launch (from the launch form's YAML or as JSON), clone, cancel, resume, logs,
+metrics and their export.
+
+Launching goes through the launch page's own checks: the settings through config_schema (the YAML's
+line and key in each error), the run's fields (name, team, dataset version, model, pool) through
+RunLaunchForm with the same choices the page offers the user, then runs.launch.run_launch. So the API
+refuses exactly what the page refuses, with the same words, naming the field."""
+
+from typing import Any, Literal
+
+from django.http import HttpRequest, StreamingHttpResponse
+from ninja import Router, Schema
+from ninja.params import P, QueryEx
+from pydantic import ConfigDict, Field
+
+from controlplane.accounts.models import Role
+from controlplane.api.auth import caller
+from controlplane.api.errors import ApiError
+from controlplane.api.idempotency import idempotent, request_fingerprint
+from controlplane.api.paging import PER_PAGE_DEFAULT, Page, paged
+from controlplane.api.run_objects import RunOut, run_object
+from controlplane.api.streaming import streamed
+from runs import launch, lifecycle, selectors
+from runs.config_schema import (
+    ConfigError,
+    ParsedConfig,
+    config_from_values,
+    config_from_yaml,
+    yaml_error_message,
+)
+from runs.forms import MetricQueryForm, RunFilterForm, RunLaunchForm
+from runs.metric_export import FORMATS, metric_export_chunks
+from runs.metric_store import metric_keys_list
+from workers.spec import SETTINGS, RunConfig, SettingError, config_from_stored
+
+router = Router(tags=["runs"])
+
+# What a launch document names besides the settings: the launch form's own fields.
+RUN_KEYS = ("name", "dataset_version", "team", "model", "pool")
+YAML_MAX = RunLaunchForm.base_fields["config_yaml"].max_length  # type: ignore[attr-defined]
+LOG_LIMIT_MAX = 1000
+
+
+@router.get("/runs", response=Page[RunOut], url_name="runs-list", summary="List runs")
+def runs_list(
+    request: HttpRequest,
+    q: str = "",
+    status: str = "",
+    dataset: int | None = None,
+    sort: str = "newest",
+    page: int = 1,
+    per_page: int = PER_PAGE_DEFAULT,
+) -> dict[str, Any]:
+    """The runs page's list: search over name and dataset, status and dataset filters, its sorts (and
+    `reward`, `cost`), 50 a page by default."""
+    form = RunFilterForm({"q": q, "status": status, "dataset": dataset, "sort": sort}, user=caller(request))
+    _refuse_invalid(form)
+    filters = form.cleaned_data
+    runs = selectors.run_list_api(
+        user=caller(request),
+        q=filters["q"],
+        status=filters["status"],
+        dataset_id=filters["dataset"].pk if filters["dataset"] else None,
+        sort=filters["sort"] or "newest",
+    )
+    return paged(runs, page=page, per_page=per_page, to_item=lambda run: run_object(request, run))
+
+
+@router.get("/runs/{run_id}", response=RunOut, url_name="run-detail", summary="Read a run")
+def run_detail(request: HttpRequest, run_id: int) -> dict[str, Any]:
+    return run_object(request, selectors.run_get_api(user=caller(request), run_id=run_id))
+
+
+class LaunchIn(Schema):
+    """Either `yaml` (the launch form's YAML, which may also name the run's fields) or the fields and
+    `config` as JSON."""
+
+    model_config = ConfigDict(extra="forbid")
+    yaml: str | None = Field(None, max_length=YAML_MAX)
+    name: str | None = None
+    dataset_version: int | None = Field(None, strict=True)  # ids: `true` is not 1
+    team: int | None = Field(None, strict=True)
+    model: int | None = Field(None, strict=True)
+    pool: str | None = None
+    config: dict[str, Any] | None = None
+
+
+@router.post(
+    "/runs", response={201: RunOut}, url_name="runs-launch", summary="Launch a run (Idempotency-Key)"
+)
+def runs_launch(request: HttpRequest, payload: LaunchIn) -> tuple[int, Any]:
+    given = payload.model_dump(exclude_none=True)
+    if "yaml" in given:
+        if besides := sorted(given.keys() - {"yaml"}):
+            raise ApiError(
+                400, f"{besides[0]}: give the YAML document or the JSON fields, not both", field=besides[0]
+            )
+        parsed = _parsed_yaml(payload.yaml or "")
+        fields, config = parsed.run, parsed.config
+    else:
+        parsed = None
+        fields = {key: value for key, value in given.items() if key in RUN_KEYS}
+        config = _config_from_json(payload.config or {})
+    return idempotent(
+        request,
+        operation="runs.launch",
+        fingerprint=request_fingerprint(request.body),
+        create=lambda: (201, _launch(request, fields=fields, config=config, parsed=parsed)),
+    )
+
+
+class CloneIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+    config: dict[str, Any] | None = None  # settings to change; the rest are the source run's
+
+
+@router.post("/runs/{run_id}/clone", response={201: RunOut}, url_name="run-clone", summary="Clone a run")
+def run_clone(request: HttpRequest, run_id: int, payload: CloneIn) -> tuple[int, Any]:
+    """A new run with the source's dataset version, team, model, pool and settings (as the page's Clone
+    fills the launch form), the settings in `config` changed."""
+    source = selectors.run_get_for_user(user=caller(request), run_id=run_id, at_least=Role.MEMBER)
+    config = _config_from_json({**config_from_stored(source.config).as_dict(), **(payload.config or {})})
+    fields = {
+        "name": payload.name if payload.name is not None else f"{source.name} (clone)",
+        "dataset_version": source.dataset_version_id,
+        "team": source.team_id,
+        "model": source.model_id,
+        "pool": source.pool,
+    }
+    return idempotent(
+        request,
+        operation="runs.clone",
+        fingerprint=request_fingerprint(request.path, request.body),
+        create=lambda: (201, _launch(request, fields=fields, config=config, parsed=None)),
+    )
+
+
+@router.post("/runs/{run_id}/cancel", response=RunOut, url_name="run-cancel", summary="Cancel a run")
+def run_cancel(request: HttpRequest, run_id: int) -> dict[str, Any]:
+    run = selectors.run_get_for_user(user=caller(request), run_id=run_id, at_least=Role.MEMBER)
+    if not lifecycle.run_cancel(run_id=run.pk, user=caller(request)):
+        raise ApiError(409, f"run #{run.pk} is {run.get_status_display()}: nothing to cancel")
+    return run_object(request, selectors.run_get_api(user=caller(request), run_id=run.pk))
+
+
+@router.post("/runs/{run_id}/resume", response=RunOut, url_name="run-resume", summary="Resume a run")
+def run_resume(request: HttpRequest, run_id: int) -> dict[str, Any]:
+    """A lost, failed or cancelled run, queued again as a new attempt from its last checkpoint."""
+    run = selectors.run_get_for_user(user=caller(request), run_id=run_id, at_least=Role.MEMBER)
+    try:
+        resumed = launch.run_resume(run_id=run.pk, user=caller(request))
+    except launch.RunNotQueuedError as exc:  # the broker is down: the run is failed again, saying so
+        raise ApiError(503, str(exc)) from None
+    if resumed is None:
+        raise ApiError(
+            409, f"run #{run.pk} is {run.get_status_display()}: only lost, failed or cancelled runs resume"
+        )
+    return run_object(request, selectors.run_get_api(user=caller(request), run_id=run.pk))
+
+
+class LogLineOut(Schema):
+    seq: int
+    time: str
+    level: str
+    source: str
+    message: str
+
+
+class LogsOut(Schema):
+    items: list[LogLineOut]
+    next_after: int
+
+
+@router.get("/runs/{run_id}/logs", response=LogsOut, url_name="run-logs", summary="Read a run's log")
+def run_logs(request: HttpRequest, run_id: int, after: int = 0, limit: int = 200) -> dict[str, Any]:
+    """The log lines after line `after`, oldest first; ask again with `after=next_after` to follow."""
+    run = selectors.run_get_for_user(user=caller(request), run_id=run_id)
+    if after < 0:
+        raise ApiError(400, "after: must be 0 or more", field="after")
+    if not 1 <= limit <= LOG_LIMIT_MAX:
+        raise ApiError(400, f"limit: must be 1 to {LOG_LIMIT_MAX}", field="limit")
+    lines = selectors.run_log_after(run_id=run.pk, after=after, limit=limit)
+    items = [
+        {
+            "seq": ln.pk,
+            "time": ln.time.isoformat(),
+            "level": ln.level,
+            "source": ln.source,
+            "message": ln.message,
+        }
+        for ln in lines
+    ]
+    return {"items": items, "next_after": lines[-1].pk if lines else after}
+
+
+class KeysOut(Schema):
+    keys: list[str]
+
+
+@router.get(
+    "/runs/{run_id}/metrics/keys", response=KeysOut, url_name="run-metric-keys", summary="A run's metrics"
+)
+def run_metric_keys(request: HttpRequest, run_id: int) -> dict[str, Any]:
+    run = selectors.run_get_for_user(user=caller(request), run_id=run_id)
+    return {"keys": metric_keys_list(run_id=run.pk, limit=selectors.METRICS_KEYS_LISTED)}
+
+
+class MetricsOut(Schema):
+    series: dict[str, list[list[float]]]
+    downsampled: bool
+
+
+@router.get("/runs/{run_id}/metrics", response=MetricsOut, url_name="run-metrics", summary="Read metrics")
+def run_metrics(
+    request: HttpRequest,
+    run_id: int,
+    metric_keys: QueryEx[str, P(alias="keys")] = "",  # `keys` itself would shadow the parameters' .keys()
+    max_points: int | None = None,
+    after_step: int | None = None,
+    until_step: int | None = None,
+) -> dict[str, Any]:
+    """Series as the run page's charts read them: each cut to about `max_points` with every bucket's min
+    and max kept (`downsampled` says points or keys were left out)."""
+    run = selectors.run_get_for_user(user=caller(request), run_id=run_id)
+    query = {
+        "keys": metric_keys,
+        "max_points": max_points,
+        "after_step": after_step,
+        "until_step": until_step,
+    }
+    form = MetricQueryForm({k: v for k, v in query.items() if v is not None})
+    _refuse_invalid(form)
+    data = form.cleaned_data
+    read = selectors.run_metric_read(
+        run_id=run.pk,
+        after_step=data["after_step"],
+        until_step=data["until_step"],
+        keys=data["keys"],
+        max_points=data["max_points"],
+    )
+    return {"series": read.series, "downsampled": read.truncated}
+
+
+@router.get(
+    "/runs/{run_id}/metrics/export",
+    url_name="run-metrics-export",
+    summary="Export every metric point (CSV or JSON lines, streamed)",
+    response={200: None},
+)
+def run_metrics_export(
+    request: HttpRequest,
+    run_id: int,
+    format: Literal["csv", "jsonl"] = "csv",
+    metric_keys: QueryEx[str, P(alias="keys")] = "",
+) -> StreamingHttpResponse:
+    """Every point, not downsampled, by key and step: CSV `run,key,step,value,wall_time` or one JSON
+    object per line; streamed from a server-side cursor, so any size is exported in constant memory."""
+    run = selectors.run_get_for_user(user=caller(request), run_id=run_id)
+    wanted = [key.strip() for key in metric_keys.split(",") if key.strip()]
+    chunks = metric_export_chunks(run_id=run.pk, fmt=format, keys=wanted)
+    return streamed(request, chunks, content_type=FORMATS[format], filename=f"run-{run.pk}-metrics.{format}")
+
+
+def _refuse_invalid(form: Any) -> None:
+    """A form's first error as the API's 400, naming its field."""
+    if not form.is_valid():
+        field, errors = next(iter(form.errors.items()))
+        raise ApiError(400, f"{field}: {errors[0]}", field=field)
+
+
+def _parsed_yaml(text: str) -> ParsedConfig:
+    try:
+        parsed = config_from_yaml(text, run_keys=RUN_KEYS)
+    except ConfigError as exc:
+        raise ApiError(400, str(exc), field=exc.key or "yaml") from None
+    for key, value in parsed.run.items():  # as the JSON's types: text, or an id (`yes` is not 1)
+        text_key = key in ("name", "pool")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, str if text_key else int)):
+            wanted = "text (quote it)" if text_key else "an id"
+            message = f"must be {wanted}, got {str(value)[:60]!r}"
+            raise ApiError(400, yaml_error_message(parsed, key, message), field=key)
+    return parsed
+
+
+def _config_from_json(values: dict[str, Any]) -> RunConfig:
+    try:
+        return config_from_values(values)
+    except SettingError as exc:
+        raise ApiError(400, f"config.{exc.key}: {exc.message}", field=f"config.{exc.key}") from None
+
+
+def _launch(
+    request: HttpRequest, *, fields: dict[str, Any], config: RunConfig, parsed: ParsedConfig | None
+) -> dict[str, Any]:
+    """The launch page's checks of the run's fields, then run_launch. The run's token is not in the
+    answer: a run Triad launches gets it from its start task, on its node."""
+    user = caller(request)
+    teams = launch.run_launch_teams(user=user)
+    data = {key: "" if value is None else value for key, value in fields.items()}
+    form = RunLaunchForm(data, teams=teams, config=config)
+    if not form.is_valid():
+        field, errors = next(iter(form.errors.items()))
+        raise _launch_refusal(field, str(errors[0]), parsed)
+    try:
+        result = launch.run_launch(
+            user=user,
+            team=form.cleaned_data.get("team"),
+            dataset_version=form.cleaned_data["dataset_version"],
+            name=form.cleaned_data["name"],
+            config=form.config(),
+            model=form.cleaned_data.get("model"),
+            pool=form.cleaned_data.get("pool") or "",
+        )
+    except launch.RunNotQueuedError as exc:  # recorded as failed, saying why (docs/runs.md, "Broker down")
+        raise ApiError(503, str(exc)) from None
+    except launch.RunLaunchError as exc:
+        raise _launch_refusal(exc.field, str(exc), parsed) from None
+    return run_object(request, selectors.run_get_api(user=user, run_id=result.run.pk))
+
+
+def _launch_refusal(field: str, message: str, parsed: ParsedConfig | None) -> ApiError:
+    """Where the refused value was given: the YAML's line, the JSON's `config.<setting>`, or the field."""
+    if parsed is not None and field in parsed.lines:
+        return ApiError(400, yaml_error_message(parsed, field, message), field=field)
+    if field in SETTINGS and field not in RUN_KEYS:
+        return ApiError(400, f"config.{field}: {message}", field=f"config.{field}")
+    if field == "__all__":
+        return ApiError(400, message)
+    return ApiError(400, f"{field}: {message}", field=field)
