@@ -47,13 +47,15 @@ api = TriadAPI(
 )
 errors.install(api, parameters=BODY_PARAMETERS)
 api.add_router("", me.router)
+# /runs/external before runs' /runs/{run_id}: ninja's path parameters match any text, so the other order
+# routes POST /runs/external to the run-detail path, which answers 405 (tests/triad_cli/test_live.py).
+api.add_router("", external.router)  # /runs/external
 api.add_router("", runs.router)
 api.add_router("", nodes.router)
 api.add_router("", datasets.router)  # /datasets…, /dataset-versions…
 api.add_router("", models.router)  # /models…
 api.add_router("", spend.router)  # /spend
 api.add_router("", generations.router)  # /runs/{id}/generations, /generations/{id}/label
-api.add_router("", external.router)  # /runs/external
 
 
 _BEHIND_LOGIN = ("openapi-view", "api-root")  # the browsable docs, and "/api/v1/" that leads to them
