@@ -64,7 +64,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	TRIAD_DEV=true $(BIN)/mypy controlplane runs datasets_app workers
+	TRIAD_DEV=true $(BIN)/mypy controlplane runs datasets_app workers triad
 	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
 
 # Tests of the node side that touch neither Django nor a database: run once, with PostgreSQL.
