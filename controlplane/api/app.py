@@ -11,6 +11,7 @@ from typing import Any
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, JsonResponse
 from django.urls import URLPattern, URLResolver
+from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 
 from controlplane.api import datasets, errors, external, generations, me, models, nodes, runs, spend
@@ -77,6 +78,7 @@ def urls() -> tuple[list[URLPattern | URLResolver], str]:
     return _open_to_the_api(list(patterns)), app_name
 
 
+@csrf_exempt  # a POST to a wrong path is told it is wrong, not that it lacks a CSRF token
 @login_not_required
 def not_found(request: HttpRequest, rest: str = "") -> JsonResponse:
     """Any other path under /api/: a JSON 404, not the HTML page a browser gets."""

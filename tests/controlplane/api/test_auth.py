@@ -4,6 +4,7 @@ JSON (never the login page's 302); a read token cannot write; each token has a r
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from controlplane.accounts.models import ApiToken, AuditAction, AuditEntry, TokenScope
@@ -135,3 +136,5 @@ def test_an_unknown_api_path_is_a_json_404(api):
     response = api.get("/no-such-thing")
     assert response.status_code == 404
     assert response.json()["error"].startswith("no API route '/api/v1/no-such-thing'")
+    posted = Client(enforce_csrf_checks=True).post("/api/v1/no-such-thing", {})
+    assert posted.status_code == 404 and posted.json()["field"] is None
