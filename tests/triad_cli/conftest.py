@@ -1,4 +1,5 @@
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -46,7 +47,14 @@ class Triad:
             text=True,
             env={**self.env, **env},
             cwd=self.home,
+            # As a person's shell would start it. A job started with `&` (make test's embedded run) has
+            # SIGINT ignored, which its children inherit; Python then installs no KeyboardInterrupt.
+            preexec_fn=_interruptible,
         )
+
+
+def _interruptible() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture
