@@ -8,7 +8,8 @@ Loads the points with the metric store's bulk writer (COPY, 100,000 a batch; 10 
 makes a personal API token, starts uvicorn on the ASGI app, then times in alternating rounds (raw,
 API csv, API jsonl, …) so that load from other work on the machine hits all alike: the raw SELECT (every
 row fetched into Python by a client-side psycopg cursor, the anchor) and the API export read whole by
-an httpx streaming client, lines counted. Points/s are from the median round. Last line: one JSON
+an httpx streaming client and by `triad.Client.export_metrics` (the CLI's path), lines counted.
+Points/s are from the median round. Last line: one JSON
 object with `export_ratio` = API csv points/s ÷ raw SELECT points/s (issue #20's goal: ≥ 0.3), and the
 server's peak resident memory (a 68 MB export that was built whole would show in it).
 """
@@ -39,6 +40,7 @@ from controlplane.accounts.models import Role, TokenScope  # noqa: E402
 from controlplane.accounts.services import api_token_create  # noqa: E402
 from runs.metric_store import metric_points_write  # noqa: E402
 from runs.models import Run  # noqa: E402
+from triad import Client  # noqa: E402
 
 KEYS, BATCH = 10, 100_000
 RAW_SQL = "SELECT key, step, value, wall_time FROM runs_metricpoint WHERE run_id = %s ORDER BY key, step"
@@ -70,6 +72,12 @@ def api_export(base: str, token: str, run_id: int, fmt: str) -> int:
         for chunk in response.iter_bytes():
             lines += chunk.count(b"\n")
     return lines - 1 if fmt == "csv" else lines  # the CSV's header
+
+
+def client_export(base: str, token: str, run_id: int) -> int:
+    """The same CSV through the Python client (`triad.Client.export_metrics`), as a script reads it."""
+    lines = sum(chunk.count(b"\n") for chunk in Client(url=base, token=token).export_metrics(run_id, "csv"))
+    return lines - 1
 
 
 def _rss_mb(pid: int, field: str = "VmRSS") -> float:
@@ -106,7 +114,7 @@ def main() -> None:
     port = free_port()
     env = {**os.environ, "TRIAD_DEV": "true", "PYTHONUNBUFFERED": "1"}
     server = asgi_server(env, port, Path(tempfile.gettempdir()) / "triad-bench-api-web.log")
-    times: dict[str, list[float]] = {"raw": [], "csv": [], "jsonl": []}
+    times: dict[str, list[float]] = {"raw": [], "csv": [], "jsonl": [], "client": []}
     counts: dict[str, int] = {}
     try:
         wait_port(port)
@@ -119,6 +127,7 @@ def main() -> None:
                 ("raw", lambda: raw_select(dsn, run.pk)),
                 ("csv", lambda: api_export(base, token, run.pk, "csv")),
                 ("jsonl", lambda: api_export(base, token, run.pk, "jsonl")),
+                ("client", lambda: client_export(base, token, run.pk)),
             ):
                 t = time.perf_counter()
                 counts[name] = fn()
@@ -128,7 +137,7 @@ def main() -> None:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
         Run.objects.filter(pk=run.pk).delete()
-    assert counts == {"raw": points, "csv": points, "jsonl": points}, counts
+    assert counts == {"raw": points, "csv": points, "jsonl": points, "client": points}, counts
     median = {name: statistics.median(values) for name, values in times.items()}
     per_s = {name: points / seconds for name, seconds in median.items()}
     print(
@@ -140,6 +149,8 @@ def main() -> None:
                 "raw_points_per_s": round(per_s["raw"]),
                 "export_ratio": round(per_s["csv"] / per_s["raw"], 3),
                 "export_ratio_jsonl": round(per_s["jsonl"] / per_s["raw"], 3),
+                "client_points_per_s": round(per_s["client"]),
+                "export_ratio_client": round(per_s["client"] / per_s["raw"], 3),
                 "seconds": {name: [round(t, 3) for t in values] for name, values in times.items()},
                 "server_rss_before_mb": before_rss_mb,
                 "server_peak_rss_mb": peak_rss_mb,

@@ -162,6 +162,7 @@ class TriadCallback(TrainerCallback):
         if not self.main:
             return
         self.client.status(RunState.RUNNING, f"{type(self).__name__}: training started")
+        self.client.heartbeat()  # alive from the start, however short the first wait of the thread
         self.client.log(f"training started: {args.max_steps} steps at most, output in {args.output_dir}")
         self._flush(control)
         self._stop.clear()

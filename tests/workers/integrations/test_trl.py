@@ -99,7 +99,7 @@ def test_a_trl_grpo_run_streams_its_metrics_and_generations_to_an_external_run(
     assert all(g.error_class and g.tests_total in (0, 2) for g in generations)
     events = IngestedEvent.objects.filter(run=run)
     assert set(events.values_list("source", flat=True)) == {"external"}
-    assert events.filter(type="heartbeat").exists()  # the thread's, every 0.2 s while training
+    assert events.filter(type="heartbeat").exists()  # one at the start, then the thread's every 0.2 s
     assert not (tmp_path / "spool" / "rejected.jsonl").exists()
     client.force_login(user)
     review = client.get(f"/review/runs/{run.pk}/").content.decode()
