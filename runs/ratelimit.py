@@ -5,9 +5,8 @@ this process's memory in embedded mode, where there is one process.
   nothing; the ingest client keeps the batch spooled and sends it again after the wait, so a burst costs
   time, never data. Redis is transport, not the record: while it is unreachable this limit is not
   enforced (the batch is let through, and a warning logged) rather than failing the ingest.
-- REST API, per personal token: calls per clock minute. Like ingest, it is not enforced while Redis is
-  unreachable (a warning is logged): it protects the server from a runaway script, and an outage of the
-  transport should not take the API down with it.
+- REST API, per personal token: calls per clock minute. While Redis is unreachable it falls back to this
+  process's own count, as compare does: a limit on callers is never silently off.
 - Review compare, per user: new test-by-test matrices (sandbox work) per minute. While Redis is
   unreachable this one falls back to this process's own count: it limits sandbox work, so it stays on.
 """
@@ -97,11 +96,10 @@ def api_retry_after(*, token_id: int) -> int | None:
         return None
     now = time.time()
     window = int(now // API_WINDOW_S)
+    used = None
     if settings.REDIS_URL:
         used = _redis_count(f"triad:api:{token_id}:{window}", 1, API_WINDOW_S + 5)
-        if used is None:
-            return None
-    else:
+    if used is None:  # embedded mode, or Redis unreachable: this process's own count
         used = _local_count("api", token_id, window, 1)
     if used > limit:
         return max(1, math.ceil((window + 1) * API_WINDOW_S - now))

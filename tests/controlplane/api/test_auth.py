@@ -138,3 +138,15 @@ def test_an_unknown_api_path_is_a_json_404(api):
     assert response.json()["error"].startswith("no API route '/api/v1/no-such-thing'")
     posted = Client(enforce_csrf_checks=True).post("/api/v1/no-such-thing", {})
     assert posted.status_code == 404 and posted.json()["field"] is None
+
+
+def test_the_rate_limit_holds_while_redis_is_unreachable(api, settings, monkeypatch):
+    from runs import ratelimit
+
+    monkeypatch.setattr(ratelimit, "_redis_paused_until", 0.0)  # restored after: other tests reach Redis
+    settings.TRIAD_API_CALLS_PER_MIN = 2
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    statuses = [api.get("/me").status_code for _ in range(3)]
+    if statuses != [200, 200, 429]:  # the minute turned over mid-test: one more try
+        statuses = [api.get("/me").status_code for _ in range(3)]
+    assert statuses[-1] == 429
