@@ -72,6 +72,8 @@ def test_drop_a_file_watch_verification_and_read_the_failing_traceback(stack, pa
     page.fill("#id_username", "dora")
     page.fill("#id_password", "correct horse battery")
     page.click("button[type=submit]")
+    # the drop is handled by a script at the end of the page: dropping before it has loaded loses the file
+    page.wait_for_url(f"{stack.base_url}/datasets/")
 
     # when a file with one broken problem is dropped onto the upload form
     transfer = page.evaluate_handle(
