@@ -102,6 +102,7 @@ def metric_points_write(rows: Sequence[Row]) -> None:
         )
         with connection.cursor() as cursor:
             cursor.executemany(_UPSERT_SQLITE, _rollup_rows(rows))
+            cursor.executemany(_KEYS_UPSERT_SQLITE, list(zip(*_key_columns(rows), strict=True)))
         _rollups_rebuild(replaced)
         return
     rollups = [list(column) for column in zip(*_rollup_rows(rows), strict=True)]
@@ -113,7 +114,7 @@ def metric_points_write(rows: Sequence[Row]) -> None:
             # A trainer's step (tens of points): the replaced points out, the points and the rollups in,
             # in one round trip.
             points = [list(column) for column in zip(*rows, strict=True)]
-            cursor.execute(_WRITE_SMALL_PG, [*points[:3], *points, *rollups])
+            cursor.execute(_WRITE_SMALL_PG, [*points[:3], *points, *rollups, *_key_columns(rows)])
             gone = cursor.fetchone()
             assert gone is not None  # a SELECT of three arrays: always one row
             run_ids, keys, steps = gone
@@ -125,6 +126,7 @@ def metric_points_write(rows: Sequence[Row]) -> None:
                 for row in rows:
                     copy.write_row(row)
             cursor.execute(_UPSERT_PG, rollups)
+            cursor.execute(_KEYS_UPSERT_PG, _key_columns(rows))
     _rollups_rebuild(replaced)
 
 
@@ -281,6 +283,15 @@ def _rollups_put(
     )
 
 
+def _key_columns(rows: Sequence[Row]) -> list[list[Any]]:
+    """The batch's (run, key, furthest step) as three columns, for the key index's upsert."""
+    furthest: dict[tuple[int, str], int] = {}
+    for run_id, key, step, _, _ in rows:
+        if step > furthest.get((run_id, key), step - 1):
+            furthest[(run_id, key)] = step
+    return [[r for r, _ in furthest], [k for _, k in furthest], list(furthest.values())]
+
+
 def _rollup_rows(rows: Sequence[Row]) -> list[tuple[int | str | float, ...]]:
     # The finest width from the points; each wider one from the buckets of the width below it (every
     # width is a multiple of the one before), so each point is looked at once, not once per width.
@@ -351,11 +362,23 @@ _UPSERT_PG = (
     "%b::int[], %b::int[], %b::float8[], %b::int[], %b::float8[])"
     + _MERGE.format(least="LEAST", greatest="GREATEST")
 )
-# The points a small batch replaces deleted (and answered), its points inserted, its rollups merged.
+# The run's metric key index (RunMetricKey, the metric picker's list): each key of a batch, with its
+# furthest step. A replaced point never lowers it (a resumed attempt re-runs steps it had passed).
+_KEYS_UPSERT_PG = (
+    "INSERT INTO runs_runmetrickey AS k (run_id, key, last_step) SELECT * FROM unnest(%b::bigint[], "
+    "%b::varchar[], %b::int[]) ON CONFLICT (run_id, key) DO UPDATE SET last_step = "
+    "GREATEST(k.last_step, excluded.last_step)"
+)
+_KEYS_UPSERT_SQLITE = (
+    "INSERT INTO runs_runmetrickey AS k (run_id, key, last_step) VALUES (%s, %s, %s) ON CONFLICT (run_id, "
+    "key) DO UPDATE SET last_step = MAX(k.last_step, excluded.last_step)"
+)
+# The points a small batch replaces deleted (and answered), its points inserted, its rollups merged, its
+# keys indexed.
 _WRITE_SMALL_PG = (
     f"WITH gone AS ({_DELETE_PG}), "  # noqa: S608 (constants only)
     + _INSERT_POINTS_PG.removeprefix("WITH ")
-    + f", merged AS ({_UPSERT_PG}) "
+    + f", merged AS ({_UPSERT_PG}), keyed AS ({_KEYS_UPSERT_PG}) "
     + "SELECT ARRAY(SELECT run_id FROM gone), ARRAY(SELECT key FROM gone), ARRAY(SELECT step FROM gone)"
 )
 _UPSERT_SQLITE = (

@@ -95,6 +95,10 @@ class Run(models.Model):
     # (None: TRIAD_LOST_AFTER_S, as every other run).
     external = models.BooleanField(default=False)
     heartbeat_timeout_s = models.PositiveIntegerField(null=True, blank=True)
+    # A free-text note in Markdown, rendered sanitized on the run page (docs/runs.md, "Organizing runs").
+    note = models.TextField(blank=True)
+    # An archived run is hidden from the runs list unless asked for; nothing else about it changes.
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -118,6 +122,65 @@ def status_label(status: str, stop_cause: str = "") -> str:
     if status == RunStatus.BUDGET_STOPPED and stop_cause == StopCause.LEARNING:
         return "Stopped: not learning"
     return str(RunStatus(status).label) if status in RunStatus.values else status
+
+
+class RunTag(models.Model):
+    """One tag of a run: a table, not a JSON list, so the runs list filters by tag on every database."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="run_tag_unique")]
+        indexes = [models.Index(fields=["name"], name="run_tag_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RunMetricKey(models.Model):
+    """The metric keys a run has logged, with the furthest step of each: the metric picker's list. Kept
+    at ingest (runs/metric_store.py), because a DISTINCT over the points reads every point of the run."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metric_keys")
+    key = models.CharField(max_length=100)
+    last_step = models.IntegerField()
+
+    class Meta:
+        ordering = ["run", "key"]
+        constraints = [models.UniqueConstraint(fields=["run", "key"], name="run_metric_key_unique")]
+
+
+class ChartLayout(models.Model):
+    """A user's chart layout of one page ("run", "compare"): which panels, in what order, and the
+    chart settings (smoothing, log scale, x axis), as the page's script saves it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    page = models.CharField(max_length=64)
+    layout = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "page"], name="chart_layout_unique")]
+
+
+class NodeSample(models.Model):
+    """A node's system metrics at one time, as its heartbeat carried them: CPU and memory always, and per
+    GPU (where NVML answers) its utilisation, memory and temperature."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="samples")
+    time = models.DateTimeField()
+    cpu_percent = models.FloatField(null=True, blank=True)
+    memory_percent = models.FloatField(null=True, blank=True)
+    memory_used_gb = models.FloatField(null=True, blank=True)
+    # [{"index": 0, "util_percent": 97.0, "memory_used_gb": 61.2, "memory_total_gb": 80.0,
+    #   "temperature_c": 71.0}, ...]; [] on a node without NVML.
+    gpus = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["node", "time"]
+        indexes = [models.Index(fields=["node", "time"], name="node_sample_node_time")]
 
 
 class IngestedEvent(models.Model):

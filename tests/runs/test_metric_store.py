@@ -8,7 +8,7 @@ from django.db import connection
 
 from runs.metric_export import metric_export_chunks
 from runs.metric_store import SMALL_BATCH, metric_points_write
-from runs.models import MetricPoint, MetricRollup
+from runs.models import MetricPoint, MetricRollup, RunMetricKey
 from tests.factories import RunFactory
 
 pytestmark = pytest.mark.django_db
@@ -45,6 +45,23 @@ def test_a_series_sent_step_by_step_has_the_points_and_rollups_of_the_same_serie
     widest = MetricRollup.objects.filter(run=by_step, key="loss").order_by("-width").first()
     assert widest.n == 1_200
     assert widest.max_value == max(v for _, k, _, v, _ in rows if k == "loss")
+
+
+def test_the_key_index_holds_each_key_with_its_furthest_step_however_the_points_arrive():
+    small, big = RunFactory(), RunFactory()
+    rows = series(small.pk, 400)
+    for start in range(0, len(rows), 30):  # the one-statement INSERT path
+        metric_points_write(rows[start : start + 30])
+    metric_points_write([(big.pk, *row[1:]) for row in rows])  # the COPY path
+    now = dt.datetime.now(dt.UTC)
+    # a resumed attempt re-runs an earlier step, and a new key appears
+    metric_points_write([(small.pk, "loss", 5, 0.5, now), (small.pk, "eval/pass@1", 99, 0.25, now)])
+
+    def index(run):
+        return dict(RunMetricKey.objects.filter(run=run).values_list("key", "last_step"))
+
+    assert index(small) == {"kl": 399, "loss": 399, "eval/pass@1": 99}
+    assert index(big) == {"kl": 399, "loss": 399}
 
 
 def test_an_export_read_partly_ends_its_cursors_transaction_when_closed():
