@@ -201,13 +201,27 @@ def pool_choices() -> list[tuple[str, str]]:
 
 
 class RunFilterForm(forms.Form):
-    q = forms.CharField(required=False, label="Search", max_length=200)
-    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *RunStatus.choices])
+    # The list shows these without <label>s: aria-label names each box for screen readers (axe: label).
+    q = forms.CharField(
+        required=False,
+        label="Search",
+        max_length=200,
+        widget=forms.TextInput(attrs={"type": "search", "aria-label": "Search runs", "placeholder": "Search"}),
+    )
+    status = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any status"), *RunStatus.choices],
+        widget=forms.Select(attrs={"aria-label": "Status"}),
+    )
     dataset = forms.ModelChoiceField(
-        required=False, queryset=Dataset.objects.all(), empty_label="Any dataset"
+        required=False,
+        queryset=Dataset.objects.all(),
+        empty_label="Any dataset",
+        widget=forms.Select(attrs={"aria-label": "Dataset"}),
     )
     sort = forms.ChoiceField(
         required=False,
+        widget=forms.Select(attrs={"aria-label": "Sort by"}),
         choices=[
             ("newest", "Newest"),
             ("oldest", "Oldest"),

@@ -29,9 +29,14 @@ class MembershipRemoveForm(forms.Form):
 
 
 class AuditFilterForm(forms.Form):
-    action = forms.ChoiceField(required=False, choices=[("", "Any action"), *AuditAction.choices])
+    action = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any action"), *AuditAction.choices],
+        widget=forms.Select(attrs={"aria-label": "Action"}),  # shown without a <label>
+    )
     user = forms.ModelChoiceField(
         required=False,
+        widget=forms.Select(attrs={"aria-label": "User"}),
         queryset=get_user_model().objects.order_by("username"),
         to_field_name="username",
         empty_label="Anyone",
