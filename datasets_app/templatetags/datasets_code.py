@@ -8,6 +8,10 @@ from pygments.lexers import PythonLexer, PythonTracebackLexer
 
 register = template.Library()
 _FORMATTER = HtmlFormatter(cssclass="highlight", wrapcode=True)
+# The dark theme's colours for the same classes (docs/ui.md): chosen with the toggle, or the system's.
+_DARK_FORMATTER = HtmlFormatter(cssclass="highlight", wrapcode=True, style="github-dark")
+_DARK_CHOSEN = ':root[data-theme="dark"] .highlight'
+_DARK_SYSTEM = ':root:not([data-theme="light"]) .highlight'
 _LEXERS = {"python": PythonLexer(), "traceback": PythonTracebackLexer()}
 
 
@@ -20,3 +24,15 @@ def highlighted(code: str, language: str = "python") -> SafeString:
 @register.simple_tag
 def highlight_css() -> SafeString:
     return mark_safe(str(_FORMATTER.get_style_defs(".highlight")))  # noqa: S308 — constant CSS
+
+
+def highlight_css_dark() -> str:
+    """The dark theme's rules, scoped as static/css/triad.css scopes its dark variables: under
+    data-theme="dark", and under the system's dark preference unless light was chosen."""
+
+    def scoped(prefix: str) -> list[str]:
+        # Only the .highlight rules: the unscoped ones (line numbers) are the light block's.
+        return [line for line in _DARK_FORMATTER.get_style_defs(prefix).splitlines() if line.startswith(prefix)]
+
+    system = "\n".join("  " + line for line in scoped(_DARK_SYSTEM))
+    return "\n".join(scoped(_DARK_CHOSEN)) + "\n@media (prefers-color-scheme: dark) {\n" + system + "\n}\n"

@@ -12,14 +12,21 @@
     const data = JSON.parse(dataEl.textContent);
     const classes = Object.keys(data.series);
     if (data.steps.length) {
-      new uPlot({
-        width: Math.max(320, chartEl.clientWidth || 640), height: 200,
-        scales: { x: { time: false } },
-        series: [{ label: "step" }].concat(classes.map((c, i) => ({
-          label: c, stroke: PALETTE[i % PALETTE.length], width: 2, points: { show: data.steps.length < 60 },
-        }))),
-        axes: [{ label: "step" }, { label: "failing" }],
-      }, [data.steps].concat(classes.map((c) => data.series[c])), chartEl);
+      const axes = () => (window.triadTheme ? window.triadTheme.chartAxes() : {});
+      let plot = null;
+      const draw = () => {
+        if (plot) plot.destroy();
+        plot = new uPlot({
+          width: Math.max(320, chartEl.clientWidth || 640), height: 200,
+          scales: { x: { time: false } },
+          series: [{ label: "step" }].concat(classes.map((c, i) => ({
+            label: c, stroke: PALETTE[i % PALETTE.length], width: 2, points: { show: data.steps.length < 60 },
+          }))),
+          axes: [{ ...axes(), label: "step" }, { ...axes(), label: "failing" }],
+        }, [data.steps].concat(classes.map((c) => data.series[c])), chartEl);
+      };
+      draw();
+      document.addEventListener("triad:themechange", draw); // the axes' colours are drawn into the canvas
     } else {
       chartEl.textContent = "No failing generations yet.";
     }

@@ -1,7 +1,8 @@
 // The colour theme: light, dark, or the system's (no choice saved). Loaded in <head> without defer, so
 // the saved choice is on <html data-theme> before the first paint and a dark page never flashes white.
 // The header's button (#theme-toggle) and the `t` shortcut cycle system → light → dark → system; the
-// choice lives in localStorage ("triad-theme"). Charts listen for "triad:themechange" to redraw.
+// choice lives in localStorage ("triad-theme"). Charts take their axis colours from
+// triadTheme.chartAxes() and listen for "triad:themechange" to redraw.
 (function () {
   "use strict";
   const KEY = "triad-theme";
@@ -53,8 +54,17 @@
     set(ORDER[(ORDER.indexOf(saved()) + 1) % ORDER.length]);
   }
 
+  // Axis and grid colours for a uPlot chart, from the theme's --chart-axis and --chart-grid (uPlot draws on
+  // a canvas, which CSS does not reach); uPlot's own colours where they are unset.
+  function chartAxes() {
+    const style = getComputedStyle(root);
+    const axis = style.getPropertyValue("--chart-axis").trim() || "#000";
+    const grid = style.getPropertyValue("--chart-grid").trim() || "rgba(0,0,0,0.07)";
+    return { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
+  }
+
   apply(saved());
-  window.triadTheme = { saved, effective, set, cycle };
+  window.triadTheme = { saved, effective, set, cycle, chartAxes };
 
   document.addEventListener("DOMContentLoaded", () => {
     const button = document.getElementById("theme-toggle");

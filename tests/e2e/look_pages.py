@@ -24,6 +24,7 @@ def look_pages_build(*, username: str = "lee", steps: int = 60) -> LookPages:
     from runs.evals.models import EvalJob
     from runs.metric_store import metric_points_write
     from runs.models import Node, Run, RunStatus
+    from runs.review.services import review_generations_scan
     from tests.factories import (
         DatasetVersionFactory,
         GenerationFactory,
@@ -35,8 +36,8 @@ def look_pages_build(*, username: str = "lee", steps: int = 60) -> LookPages:
 
     user = UserFactory(username=username, password=PASSWORD)
     version = DatasetVersionFactory(dataset__name="mbpp-synthetic", dataset__created_by=user, problem_count=3)
-    for _ in range(3):
-        ProblemFactory(version=version)
+    for i in range(3):
+        ProblemFactory(version=version, task_id=f"Look/{i}")
     now = timezone.now()
     runs = []
     for i, name in enumerate(("grpo-baseline", "grpo-kl-0.02 <b>escaped</b>")):
@@ -65,8 +66,11 @@ def look_pages_build(*, username: str = "lee", steps: int = 60) -> LookPages:
             points += [(run.pk, key, step, value, now) for key, value in values.items()]
         metric_points_write(points)  # as ingest writes them: the rollups and the key index too
         runs.append(run)
-    for step in range(6):
-        GenerationFactory(run=runs[0], step=step, problem_id=f"Test/{step % 3}")
+    generations = [
+        GenerationFactory(run=runs[0], step=step, problem_id=f"Look/{step % 3}", error_class=error_class, stderr="")
+        for step, error_class in enumerate(["wrong_answer", "timeout", "wrong_answer", "runtime_error", "timeout"])
+    ]
+    review_generations_scan(run_id=runs[0].pk, generations=generations, now=now)
     model = RegisteredModelFactory(name="tiny-coder", registered_by=user)
     EvalJob.objects.create(
         team=runs[0].team,
