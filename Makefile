@@ -20,7 +20,7 @@ EMBEDDED_LOG := $(CURDIR)/var/test-embedded.log
 EMBEDDED_TEST_ENV := env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL TRIAD_DEV=true \
                      TRIAD_VAR_DIR=$(EMBEDDED_VAR)
 
-.PHONY: install install-demo demo test test-fast lint services system-packages system-packages-demo bench clean
+.PHONY: install install-demo demo test test-fast lint services system-packages system-packages-demo bench screenshots clean
 
 # $(call pip_install,EXTRAS): torch first, at the pin: pip takes the CPU build from local disk (any other
 # pin pulls several GB of CUDA). Then DeepSpeed without build isolation, because its build imports torch;
@@ -101,6 +101,10 @@ test-fast: install
 
 bench: install services
 	$(TEST_ENV) $(BIN)/python bench/sandbox.py
+
+# The pictures in docs/screenshots/ (docs/ui.md), from demo data on a database of their own.
+screenshots: install services
+	$(TEST_ENV) $(BIN)/python bench/screenshots.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -50,7 +50,9 @@ class ProblemFilterForm(forms.Form):
         required=False,
         max_length=200,
         label="Search",
-        widget=forms.TextInput(attrs={"type": "search", "aria-label": "Search problems", "placeholder": "Search"}),
+        widget=forms.TextInput(
+            attrs={"type": "search", "aria-label": "Search problems", "placeholder": "Search"}
+        ),
     )
     status = forms.ChoiceField(
         required=False,

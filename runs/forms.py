@@ -206,7 +206,9 @@ class RunFilterForm(forms.Form):
         required=False,
         label="Search",
         max_length=200,
-        widget=forms.TextInput(attrs={"type": "search", "aria-label": "Search runs", "placeholder": "Search"}),
+        widget=forms.TextInput(
+            attrs={"type": "search", "aria-label": "Search runs", "placeholder": "Search"}
+        ),
     )
     status = forms.ChoiceField(
         required=False,

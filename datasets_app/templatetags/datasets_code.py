@@ -32,7 +32,8 @@ def highlight_css_dark() -> str:
 
     def scoped(prefix: str) -> list[str]:
         # Only the .highlight rules: the unscoped ones (line numbers) are the light block's.
-        return [line for line in _DARK_FORMATTER.get_style_defs(prefix).splitlines() if line.startswith(prefix)]
+        lines = _DARK_FORMATTER.get_style_defs(prefix).splitlines()
+        return [line for line in lines if line.startswith(prefix)]
 
     system = "\n".join("  " + line for line in scoped(_DARK_SYSTEM))
     return "\n".join(scoped(_DARK_CHOSEN)) + "\n@media (prefers-color-scheme: dark) {\n" + system + "\n}\n"

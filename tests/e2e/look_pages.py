@@ -20,7 +20,9 @@ class LookPages:
     paths: dict[str, str]  # page name -> path, in the order a person would visit them
 
 
-def look_pages_build(*, username: str = "lee", steps: int = 60) -> LookPages:
+def look_pages_build(*, username: str = "lee", steps: int = 60, markup_in_names: bool = True) -> LookPages:
+    """`markup_in_names`: one run's name holds HTML, which every page must show as text (the tests keep it;
+    the docs' screenshots leave it out)."""
     from runs.evals.models import EvalJob
     from runs.metric_store import metric_points_write
     from runs.models import Node, Run, RunStatus
@@ -40,7 +42,8 @@ def look_pages_build(*, username: str = "lee", steps: int = 60) -> LookPages:
         ProblemFactory(version=version, task_id=f"Look/{i}")
     now = timezone.now()
     runs = []
-    for i, name in enumerate(("grpo-baseline", "grpo-kl-0.02 <b>escaped</b>")):
+    second = "grpo-kl-0.02 <b>escaped</b>" if markup_in_names else "grpo-kl-0.02"
+    for i, name in enumerate(("grpo-baseline", second)):
         run = RunFactory(
             name=name,
             created_by=user,
@@ -49,6 +52,7 @@ def look_pages_build(*, username: str = "lee", steps: int = 60) -> LookPages:
             started_at=now - timezone.timedelta(hours=2),
             finished_at=now - timezone.timedelta(minutes=5),
             config={"steps": steps, "lr": 1e-5 * (i + 1), "kl_coef": 0.02 * i},
+            last_step=steps - 1,
         )
         points = []
         for step in range(steps):
@@ -66,9 +70,10 @@ def look_pages_build(*, username: str = "lee", steps: int = 60) -> LookPages:
             points += [(run.pk, key, step, value, now) for key, value in values.items()]
         metric_points_write(points)  # as ingest writes them: the rollups and the key index too
         runs.append(run)
+    classes = ["wrong_answer", "timeout", "wrong_answer", "runtime_error", "timeout"]
     generations = [
-        GenerationFactory(run=runs[0], step=step, problem_id=f"Look/{step % 3}", error_class=error_class, stderr="")
-        for step, error_class in enumerate(["wrong_answer", "timeout", "wrong_answer", "runtime_error", "timeout"])
+        GenerationFactory(run=runs[0], step=step, problem_id=f"Look/{step % 3}", error_class=cls, stderr="")
+        for step, cls in enumerate(classes)
     ]
     review_generations_scan(run_id=runs[0].pk, generations=generations, now=now)
     model = RegisteredModelFactory(name="tiny-coder", registered_by=user)

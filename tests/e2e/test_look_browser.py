@@ -14,6 +14,14 @@ LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 DARK_BG = "rgb(15, 19, 26)"
 LIGHT_BG = "rgb(246, 247, 251)"
+GO_TO = [
+    ("r", "Runs"),
+    ("d", "Datasets"),
+    ("m", "Models"),
+    ("e", "Evaluations"),
+    ("s", "Spend"),
+    ("n", "Nodes"),
+]
 
 
 def test_no_main_page_scrolls_sideways_on_a_laptop_or_a_phone(stack, page):
@@ -68,9 +76,8 @@ def test_the_theme_toggle_follows_the_system_until_chosen_and_keeps_the_choice(s
     page.emulate_media(color_scheme="light")  # a chosen theme wins over the system's
     assert page.evaluate(body_bg) == DARK_BG
     # The charts redraw their axes in the theme's colours (drawn into the canvas, which CSS cannot reach).
-    assert page.evaluate("getComputedStyle(document.documentElement).getPropertyValue('--chart-axis').trim()") == (
-        "#c8d0e0"
-    )
+    axis = "getComputedStyle(document.documentElement).getPropertyValue('--chart-axis').trim()"
+    assert page.evaluate(axis) == "#c8d0e0"
     toggle.click()
     expect(toggle).to_have_text("Theme: system")
     assert page.evaluate("document.documentElement.hasAttribute('data-theme')") is False
@@ -87,9 +94,8 @@ def test_question_mark_lists_the_shortcuts_and_they_work_but_not_while_typing(st
     page.keyboard.press("?")
     help_dialog = page.locator("dialog#shortcuts-help")
     expect(help_dialog).to_be_visible()
-    for keys, what in (("g then r", "Go to Runs"), ("g then d", "Go to Datasets"), ("g then m", "Go to Models"),
-                       ("g then e", "Go to Evaluations"), ("g then s", "Go to Spend"), ("g then n", "Go to Nodes"),
-                       ("/", "Search this page"), ("t", "Switch the theme")):  # fmt: skip
+    listed = [(f"g then {key}", f"Go to {page_name}") for key, page_name in GO_TO]
+    for keys, what in [*listed, ("/", "Search this page"), ("t", "Switch the theme")]:
         expect(help_dialog.locator("dt", has_text=re.compile(f"^{re.escape(keys)}$"))).to_have_count(1)
         expect(help_dialog).to_contain_text(what)
     page.keyboard.press("Escape")
