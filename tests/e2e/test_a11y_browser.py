@@ -45,5 +45,19 @@ def test_the_main_pages_pass_axe_in_the_light_and_the_dark_theme(stack, page):
             if failures:
                 found[f"{scheme} {name} ({path})"] = failures
 
+    # The shortcuts' help dialog, open over a page (dark: the theme still emulated from the loop).
+    page.goto(stack.base_url + pages.paths["runs"])
+    page.keyboard.press("?")
+    page.locator("dialog#shortcuts-help").wait_for()
+    failures = _failures(axe.run(page, options=OPTIONS).response)
+    if failures:
+        found["dark shortcuts help"] = failures
+    # And the login page, the one page anybody may see.
+    page.context.clear_cookies()
+    page.goto(stack.base_url + "/login/")
+    failures = _failures(axe.run(page, options=OPTIONS).response)
+    if failures:
+        found["dark login"] = failures
+
     assert checked == 2 * 12
     assert found == {}, "\n".join(f"{where}: {failures}" for where, failures in found.items())

@@ -6,7 +6,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from runs.models import Run
 from tests.e2e.look_pages import log_in, look_pages_build
+from tests.factories import RunFactory
 
 pytestmark = pytest.mark.e2e
 
@@ -52,6 +54,18 @@ def test_no_main_page_scrolls_sideways_on_a_laptop_or_a_phone(stack, page):
     page.goto(f"{stack.base_url}{pages.paths['evals']}")
     table = page.locator("main table").first
     assert table.evaluate("t => t.scrollWidth > t.clientWidth && getComputedStyle(t).overflowX === 'auto'")
+
+    # On the laptop, a comparison of 40 runs: its config table (a column per run) scrolls in its card.
+    first = Run.objects.get(name="grpo-baseline")
+    many = [
+        RunFactory(created_by=first.created_by, config={"steps": 10, "lr": 1e-5 * i}, name=f"sweep-lr-{i}")
+        for i in range(1, 41)
+    ]
+    page.set_viewport_size(LAPTOP)
+    page.goto(f"{stack.base_url}/runs/compare/?ids={','.join(str(run.pk) for run in many)}")
+    assert page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth")
+    card = page.locator(".card", has=page.locator("table", has_text="Learning rate"))
+    assert card.evaluate("c => c.scrollWidth > c.clientWidth && getComputedStyle(c).overflowX === 'auto'")
 
 
 def test_the_theme_toggle_follows_the_system_until_chosen_and_keeps_the_choice(stack, page):
