@@ -1,7 +1,7 @@
 """The main pages with something on them, for the look-and-feel checks (tests/e2e/test_a11y_browser.py,
 tests/e2e/test_layout_browser.py) and the docs screenshots (bench/screenshots.py): one call makes a user,
 two finished runs with a few hundred metric points, failing generations to review, a dataset version,
-a registered model, an evaluation and a node, and says where each page is."""
+a registered model, an evaluation, a node and a teammate, and says where each page is."""
 
 from __future__ import annotations
 
@@ -36,10 +36,11 @@ def look_pages_build(*, username: str = "lee", steps: int = 60, markup_in_names:
         UserFactory,
     )
 
-    user = UserFactory(username=username, password=PASSWORD)
+    # A team admin, so that the team's page (with a member to remove) is one of the pages.
+    user = UserFactory(username=username, password=PASSWORD, membership__role="admin")
+    UserFactory(username=f"{username}-teammate")
     version = DatasetVersionFactory(dataset__name="mbpp-synthetic", dataset__created_by=user, problem_count=3)
-    for i in range(3):
-        ProblemFactory(version=version, task_id=f"Look/{i}")
+    problems = [ProblemFactory(version=version, task_id=f"Look/{i}") for i in range(3)]
     now = timezone.now()
     runs = []
     second = "grpo-kl-0.02 <b>escaped</b>" if markup_in_names else "grpo-kl-0.02"
@@ -118,6 +119,8 @@ def look_pages_build(*, username: str = "lee", steps: int = 60, markup_in_names:
             "account": "/account/",
             "evals": "/evals/",
             "models": "/models/",
+            "problem": f"/datasets/problems/{problems[0].pk}/",  # highlighted code
+            "team": f"/teams/{a.team_id}/",
         },
     )
 
