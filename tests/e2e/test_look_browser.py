@@ -105,6 +105,13 @@ def test_question_mark_lists_the_shortcuts_and_they_work_but_not_while_typing(st
     log_in(page, stack.base_url, pages.username)
     page.goto(f"{stack.base_url}/runs/")
 
+    page.keyboard.press("Tab")  # the first Tab shows the way past the header
+    skip = page.locator("a.skip-link")
+    expect(skip).to_be_focused()
+    assert skip.bounding_box()["y"] >= 0
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+
     page.keyboard.press("?")
     help_dialog = page.locator("dialog#shortcuts-help")
     expect(help_dialog).to_be_visible()
