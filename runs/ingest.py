@@ -226,5 +226,13 @@ def _store_events(run_id: int, source: str, events: list[Event], now: dt.datetim
             }
             for g in generations
         ],
-        "logs": [{"level": line.level, "message": line.message[:500], "source": source} for line in logs],
+        "logs": [
+            {
+                "level": line.level,
+                "message": line.message[:500],
+                "source": source,
+                "time": line.time.isoformat(),
+            }
+            for line in logs
+        ],
     }

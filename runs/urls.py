@@ -1,6 +1,6 @@
 from django.urls import path
 
-from runs import views
+from runs import organize_views, views
 
 app_name = "runs"
 urlpatterns = [
@@ -14,6 +14,13 @@ urlpatterns = [
     path("<int:run_id>/metrics.json", views.run_metrics, name="metrics"),
     path("<int:run_id>/cancel/", views.run_cancel, name="cancel"),
     path("<int:run_id>/resume/", views.run_resume, name="resume"),
+    # Organizing runs (runs/organize_views.py): the run page's heading.
+    path("<int:run_id>/progress/", organize_views.run_progress, name="progress"),
+    path("<int:run_id>/rename/", organize_views.run_rename, name="rename"),
+    path("<int:run_id>/tags/", organize_views.run_tags, name="tags"),
+    path("<int:run_id>/note/", organize_views.run_note, name="note"),
+    path("<int:run_id>/archive/", organize_views.run_archive, name="archive"),
+    path("<int:run_id>/delete/", organize_views.run_delete, name="delete"),
     path("<int:run_id>/attempts/<int:attempt>/spec.json", views.run_attempt_spec, name="attempt-spec"),
     path("<int:run_id>/attempts/<int:attempt>/rerun/", views.run_rerun, name="rerun"),
 ]

@@ -8,7 +8,7 @@ from controlplane.accounts.models import Role
 from controlplane.accounts.selectors import role_allows, role_of
 from controlplane.htmx import partial_name, render_page
 from controlplane.http import AuthedHttpRequest
-from runs import attempts, launch, lifecycle, selectors
+from runs import attempts, launch, lifecycle, organize_views, progress, selectors
 from runs import nodes as nodes_service
 from runs import queue as queue_service
 from runs.config_schema import PRESETS, preset_values
@@ -19,15 +19,9 @@ PRESETS_JSON = {name: preset_values(name) for name in PRESETS}
 
 def run_list(request: AuthedHttpRequest) -> HttpResponse:
     form = RunFilterForm(request.GET, user=request.user)
-    filters = form.cleaned_data if form.is_valid() else {}
-    runs = selectors.run_list_filtered(
-        user=request.user,
-        q=filters.get("q") or "",
-        status=filters.get("status") or "",
-        dataset_id=filters["dataset"].pk if filters.get("dataset") else None,
-        sort=filters.get("sort") or "newest",
-    )
+    runs = selectors.run_list_filtered(user=request.user, **form.selector_filters())
     page = Paginator(runs, 50).get_page(request.GET.get("page"))
+    progress.run_progress_many(page.object_list)
     query = request.GET.copy()
     query.pop("page", None)
     context = {"form": form, "page": page, "runs": page.object_list, "query": query.urlencode()}
@@ -92,6 +86,7 @@ def run_detail(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
         "attempts": attempts.attempt_list(run=run),
         "queue_place": queue_service.run_queue_place(run=run),
         "checkpoints": selectors.run_checkpoints(run=run),
+        **organize_views.header_context(request, run),  # progress, tags, note (templates/runs/_organize.html)
     }
     return render_page(
         request, "runs/run_detail.html", context, partials={"run-status", "generations", "checkpoints"}

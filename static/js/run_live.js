@@ -186,7 +186,7 @@
         for (const line of msg.logs) {
           const span = document.createElement("span");
           span.className = `lvl-${line.level}`;
-          span.textContent = `${new Date().toLocaleTimeString()} [${line.source}] ${line.message}\n`; // text, never HTML
+          span.textContent = `${window.triadFormatTime ? window.triadFormatTime(line.time, true) : line.time} [${line.source}] ${line.message}\n`; // text, never HTML
           log.appendChild(span);
         }
         log.scrollTop = log.scrollHeight;
