@@ -158,6 +158,7 @@ RUN_COLUMNS: list[Column] = [
     ("REWARD", lambda r: (r.get("latest") or {}).get("reward/mean")),
     ("PASS", lambda r: (r.get("latest") or {}).get("pass_rate")),
     ("COST$", lambda r: _money(r.get("cost_usd"))),
+    ("TAGS", lambda r: ",".join(r.get("tags") or [])),
     ("CREATED", lambda r: _time(r.get("created_at"))),
 ]
 
@@ -190,6 +191,8 @@ def _run_block(run: Mapping[str, Any], out: TextIO) -> None:
         ("finished", run.get("finished_at")),
         ("cost_usd", _money(run.get("cost_usd"))),
         ("gpu_hours", run.get("gpu_hours")),
+        ("tags", ", ".join(run.get("tags") or [])),
+        ("archived", run.get("archived_at") or "no"),
     ]
     pairs += [(f"latest {key}", value) for key, value in (run.get("latest") or {}).items()]
     pairs.append(("url", run.get("url")))
@@ -203,7 +206,15 @@ def _run_block(run: Mapping[str, Any], out: TextIO) -> None:
 def cmd_runs_ls(args: argparse.Namespace) -> int:
     with _client(args) as client:
         runs = client.runs(
-            q=args.q, status=args.status, dataset=args.dataset, sort=args.sort, limit=args.limit
+            q=args.q,
+            status=args.status,
+            dataset=args.dataset,
+            sort=args.sort,
+            limit=args.limit,
+            tag=args.tag,
+            model=args.model,
+            user=args.user,
+            archived=args.archived,
         )
         return _list(args, runs, RUN_COLUMNS)
 
@@ -245,6 +256,53 @@ def cmd_runs_resume(args: argparse.Namespace) -> int:
 def cmd_runs_clone(args: argparse.Namespace) -> int:
     with _client(args) as client:
         return _emit(args, client.clone(args.id, name=args.name), _run_line("cloned as"))
+
+
+def cmd_runs_tag(args: argparse.Namespace) -> int:
+    """Add TAGs and take --remove ones off: the run's tags as read, changed, written back whole."""
+    with _client(args) as client:
+        tags = [t for t in client.run(args.id).get("tags") or [] if t not in set(args.remove or [])]
+        tags += [t for t in args.tags if t not in tags]
+        return _emit(args, client.update_run(args.id, tags=tags), _run_tags_line)
+
+
+def _run_tags_line(run: Any, out: TextIO) -> None:
+    out.write(f"run {clean(run.get('id'))} tags: {clean(', '.join(run.get('tags') or [])) or '(none)'}\n")
+
+
+def cmd_runs_rename(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        return _emit(args, client.update_run(args.id, name=args.name), _run_line("renamed"))
+
+
+def cmd_runs_note(args: argparse.Namespace) -> int:
+    text = _read_text(args.file)
+    with _client(args) as client:
+        return _emit(args, client.update_run(args.id, note=text), _run_line("annotated"))
+
+
+def cmd_runs_archive(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        run = client.update_run(args.id, archived=not args.undo)
+        return _emit(args, run, _run_line("unarchived" if args.undo else "archived"))
+
+
+def cmd_runs_delete(args: argparse.Namespace) -> int:
+    if not args.yes:
+        sys.stderr.write(
+            f"error: deleting run {args.id} removes its metrics, generations and logs for good; "
+            "add --yes to confirm\n"
+        )
+        return 2
+    with _client(args) as client:
+        answer = client.delete_run(args.id)
+
+        def human(done: Any, out: TextIO) -> None:
+            out.write(
+                f"deleted run {clean(done.get('deleted'))} (its checkpoints stay on the pool's storage)\n"
+            )
+
+        return _emit(args, answer, human)
 
 
 def cmd_runs_logs(args: argparse.Namespace) -> int:
@@ -546,13 +604,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     runs = commands.add_parser(
-        "runs", help="list, launch, cancel, resume, clone runs; their logs"
+        "runs", help="list, launch, cancel, resume, clone, tag, rename, archive, delete runs; their logs"
     ).add_subparsers(dest="runs_command", required=True, metavar="ACTION", parser_class=_Parser)
     ls = runs.add_parser("ls", parents=[as_json, limited], help="list runs (newest first)")
     ls.add_argument("--status", help="only runs in this state (running, failed, ...)")
     ls.add_argument("--dataset", type=int, metavar="DATASET_ID", help="only runs on this dataset")
     ls.add_argument("--q", help="only runs whose name contains this")
     ls.add_argument("--sort", choices=["newest", "oldest", "reward", "cost"])
+    ls.add_argument("--tag", help="only runs with this tag")
+    ls.add_argument("--model", type=int, metavar="MODEL_ID", help="only runs of this registered model")
+    ls.add_argument("--user", metavar="USERNAME", help="only runs this user launched")
+    ls.add_argument(
+        "--archived", choices=["only", "all"], help="archived runs too (all) or only them (default: hidden)"
+    )
     ls.set_defaults(func=cmd_runs_ls)
     show = runs.add_parser("show", parents=[as_json], help="one run")
     show.add_argument("id", type=int, metavar="ID")
@@ -571,6 +635,29 @@ def build_parser() -> argparse.ArgumentParser:
         sub = runs.add_parser(action, parents=[as_json], help=what)
         sub.add_argument("id", type=int, metavar="ID")
         sub.set_defaults(func=func)
+    tag = runs.add_parser("tag", parents=[as_json], help="add (and --remove) tags of a run")
+    tag.add_argument("id", type=int, metavar="ID")
+    tag.add_argument("tags", nargs="*", metavar="TAG")
+    tag.add_argument("--remove", action="append", metavar="TAG", help="take this tag off (repeatable)")
+    tag.set_defaults(func=cmd_runs_tag)
+    rename = runs.add_parser("rename", parents=[as_json], help="rename a run")
+    rename.add_argument("id", type=int, metavar="ID")
+    rename.add_argument("name", metavar="NAME")
+    rename.set_defaults(func=cmd_runs_rename)
+    note = runs.add_parser(
+        "note", parents=[as_json], help="set a run's Markdown note from a file ('-': stdin)"
+    )
+    note.add_argument("id", type=int, metavar="ID")
+    note.add_argument("file", metavar="FILE.md")
+    note.set_defaults(func=cmd_runs_note)
+    archive = runs.add_parser("archive", parents=[as_json], help="hide a run from the runs list")
+    archive.add_argument("id", type=int, metavar="ID")
+    archive.add_argument("--undo", action="store_true", help="bring it back")
+    archive.set_defaults(func=cmd_runs_archive)
+    delete = runs.add_parser("delete", parents=[as_json], help="delete a run that has ended (team admins)")
+    delete.add_argument("id", type=int, metavar="ID")
+    delete.add_argument("--yes", action="store_true", help="confirm: it cannot be undone")
+    delete.set_defaults(func=cmd_runs_delete)
     clone = runs.add_parser("clone", parents=[as_json], help="launch a copy of a run")
     clone.add_argument("id", type=int, metavar="ID")
     clone.add_argument("--name", help="the copy's name")

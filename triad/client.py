@@ -228,10 +228,15 @@ class Client:
         dataset: int | str | None = None,
         sort: str | None = None,
         limit: int | None = None,
+        tag: str | None = None,
+        model: int | str | None = None,
+        user: str | None = None,
+        archived: str | None = None,
     ) -> Iterator[JSON]:
-        return self._pages(
-            "/runs", _params({"q": q, "status": status, "dataset": dataset, "sort": sort}), limit
-        )
+        """Runs, filtered as the runs page filters them; archived ones only with `archived` "only" or
+        "all"."""
+        filters = {"q": q, "status": status, "dataset": dataset, "sort": sort, "tag": tag, "model": model}
+        return self._pages("/runs", _params({**filters, "user": user, "archived": archived}), limit)
 
     def run(self, run_id: int) -> JSON:
         return self._get(f"/runs/{int(run_id)}")  # type: ignore[no-any-return]
@@ -241,6 +246,25 @@ class Client:
         Idempotency-Key (a fresh uuid4 unless given), so a retry never launches twice."""
         body = {"yaml": config} if isinstance(config, str) else dict(config)
         return self._post("/runs", body, idempotency_key=idempotency_key or str(uuid.uuid4()))  # type: ignore[no-any-return]
+
+    def update_run(
+        self,
+        run_id: int,
+        *,
+        name: str | None = None,
+        note: str | None = None,
+        tags: list[str] | None = None,
+        archived: bool | None = None,
+    ) -> JSON:
+        """Rename, annotate, tag (the run's tags become exactly `tags`) or archive a run; what is None
+        stays. A repeat sets the same again, so it is retried like a read."""
+        given = {"name": name, "note": note, "tags": tags, "archived": archived}
+        body = {key: value for key, value in given.items() if value is not None}
+        return _json(self._send("PATCH", f"/runs/{int(run_id)}", replayable=True, json=body))  # type: ignore[no-any-return]
+
+    def delete_run(self, run_id: int) -> JSON:
+        """Delete a run that has ended (team admins); its checkpoints stay on the pool's storage."""
+        return _json(self._send("DELETE", f"/runs/{int(run_id)}", replayable=False))  # type: ignore[no-any-return]
 
     def cancel(self, run_id: int) -> JSON:
         return self._post(f"/runs/{int(run_id)}/cancel")  # type: ignore[no-any-return]

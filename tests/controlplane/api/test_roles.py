@@ -33,6 +33,10 @@ TABLE = [
     ("run-clone", "post", "/runs/@run/clone", {}, (201, 201, 403, 404, 404, 201)),
     ("run-cancel", "post", "/runs/@run/cancel", None, (200, 200, 403, 404, 404, 200)),
     ("run-resume", "post", "/runs/@run/resume", None, (409, 409, 403, 404, 404, 409)),
+    # Organizing (docs/runs.md): members rename, tag, annotate, archive; only admins delete, and not a
+    # run that is still running (409: cancel it first).
+    ("run-update", "patch", "/runs/@run", {"tags": ["ablation"]}, (200, 200, 403, 404, 404, 200)),
+    ("run-delete", "delete", "/runs/@run", None, (409, 403, 403, 404, 404, 409)),
     ("run-logs", "get", "/runs/@run/logs", None, (200, 200, 200, 404, 404, 200)),
     ("run-metric-keys", "get", "/runs/@run/metrics/keys", None, (200, 200, 200, 404, 404, 200)),
     ("run-metrics", "get", "/runs/@run/metrics", None, (200, 200, 200, 404, 404, 200)),
@@ -136,6 +140,8 @@ def _body(world, body):
 def _send(api, method: str, path: str, body):
     if isinstance(body, Upload):
         return api.post(path, data=body.data())
+    if method == "patch":
+        return api.patch(path, body)
     return api.post(path, body) if method == "post" else getattr(api, method)(path)
 
 
