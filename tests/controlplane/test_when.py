@@ -39,7 +39,8 @@ def test_an_aware_time_of_another_zone_is_shown_in_utc():
 
 def test_a_missing_time_reads_as_the_empty_text_escaped():
     assert render("{% when t %}", t=None) == '<span class="muted">–</span>'
-    assert render('{% when t empty="<never>" %}', t=None) == '<span class="muted">&lt;never&gt;</span>'
+    html = render("{% when t empty=label %}", t=None, label="<never>")
+    assert html == '<span class="muted">&lt;never&gt;</span>'
 
 
 def test_no_template_writes_its_own_utc_time():
