@@ -130,10 +130,13 @@ def run_archive(*, run: Run, user: User | None, archived: bool) -> bool:
     return bool(moved)
 
 
-def run_delete(*, run: Run, user: User | None) -> None:
+def run_delete(*, run: Run, user: User | None, checkpoints: bool = False) -> bool:
     """Delete a run that has ended, with everything recorded of it (points, generations, logs, costs, tags:
-    CASCADE). Its checkpoints stay on the pool's storage. Refused, changing nothing, while it is active
-    or while something still needs it (an evaluation of it)."""
+    CASCADE). Its checkpoints stay on the pool's storage unless `checkpoints`: then a node of its pool
+    removes them once the delete has committed (runs.checkpoints_delete; models exported from it are
+    kept). Refused, changing nothing, while it is active or while something still needs it (an
+    evaluation of it). False when the checkpoints were asked for and the broker did not take the task
+    (the run is deleted all the same; its checkpoints stay)."""
     if run.is_active:
         raise OrganizeError(
             f"run #{run.pk} is {run.get_status_display()}: cancel it first, then delete it", field="run"
@@ -146,13 +149,14 @@ def run_delete(*, run: Run, user: User | None) -> None:
     with transaction.atomic():
         # Only an ended run: a run started since the page was read is not deleted under its launcher.
         locked = Run.objects.select_for_update().filter(pk=run.pk).first()
-        if locked is None:
-            return
+        if locked is None:  # deleted meanwhile (a second click)
+            return True
         if locked.is_active:
             raise OrganizeError(
                 f"run #{run.pk} is {locked.get_status_display()}: cancel it first", field="run"
             )
-        _audit(run, user, AuditAction.RUN_DELETE, {"status": locked.status, "name": locked.name}, None)
+        after = {"checkpoints": f"deleted on pool {locked.pool}" if checkpoints else "kept"}
+        _audit(run, user, AuditAction.RUN_DELETE, {"status": locked.status, "name": locked.name}, after)
         try:
             locked.delete()
         except ProtectedError as exc:
@@ -160,3 +164,19 @@ def run_delete(*, run: Run, user: User | None) -> None:
             raise OrganizeError(
                 f"run #{run.pk} is still needed by: {', '.join(str(n) for n in names)}", field="run"
             ) from None
+    if checkpoints:
+        return _checkpoints_delete_send(run_id=run.pk, pool=run.pool)
+    return True
+
+
+def _checkpoints_delete_send(*, run_id: int, pool: str) -> bool:
+    """Hand the deletion of a deleted run's checkpoints to its pool (after the commit: a rolled-back delete
+    keeps them). A broker that is down: False, and the files stay."""
+    from controlplane.celery import BROKER_ERRORS
+    from runs.tasks import run_checkpoints_delete_task
+
+    try:
+        run_checkpoints_delete_task.apply_async(args=[run_id], queue=f"gpu.{pool}")
+    except BROKER_ERRORS:
+        return False
+    return True

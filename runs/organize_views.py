@@ -89,10 +89,15 @@ def run_archive(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
 @require_POST
 def run_delete(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
     run = selectors.run_get_for_user(user=request.user, run_id=run_id, at_least=Role.ADMIN)
+    checkpoints = request.POST.get("checkpoints") == "1"
     try:
-        organize.run_delete(run=run, user=request.user)
+        sent = organize.run_delete(run=run, user=request.user, checkpoints=checkpoints)
     except organize.OrganizeError as exc:
         messages.error(request, f"Not deleted: {exc}")
         return redirect("runs:detail", run_id=run.pk)
     messages.success(request, f"Run #{run_id} {run.name} deleted, with its metrics, generations and logs.")
+    if checkpoints and sent:
+        messages.info(request, f"A node of pool {run.pool} deletes its checkpoints (exported models stay).")
+    elif checkpoints:
+        messages.error(request, "Its checkpoints were not deleted: the broker is unreachable.")
     return redirect(reverse("runs:list"))

@@ -92,3 +92,18 @@ def run_node_assign_task(run_id: int, node_name: str) -> None:
     from runs.nodes import run_node_assign
 
     run_node_assign(run_id=run_id, node_name=node_name)
+
+
+@shared_task(name="runs.checkpoints_delete", ignore_result=True, acks_late=True)
+def run_checkpoints_delete_task(run_id: int) -> dict[str, Any]:
+    """On a `gpu.<pool>` worker of a deleted run's pool: remove its checkpoints from the storage the
+    pool's nodes mount, keeping the models exported from it (workers/checkpoint_files.py). Idempotent:
+    a redelivery finds nothing left to remove."""
+    from workers.checkpoint_files import checkpoints_delete
+
+    done = checkpoints_delete(
+        run_id,
+        shared=Path(settings.TRIAD_CHECKPOINT_DIR),
+        workdir=Path(settings.TRIAD_RUNS_DIR) / str(run_id),
+    )
+    return {"removed": done.removed, "kept": done.kept, "bytes": done.bytes}

@@ -295,11 +295,11 @@ def cmd_runs_delete(args: argparse.Namespace) -> int:
         )
         return 2
     with _client(args) as client:
-        answer = client.delete_run(args.id)
+        answer = client.delete_run(args.id, checkpoints=args.checkpoints)
 
         def human(done: Any, out: TextIO) -> None:
             out.write(
-                f"deleted run {clean(done.get('deleted'))} (its checkpoints stay on the pool's storage)\n"
+                f"deleted run {clean(done.get('deleted'))} (checkpoints: {clean(done.get('checkpoints'))})\n"
             )
 
         return _emit(args, answer, human)
@@ -657,6 +657,9 @@ def build_parser() -> argparse.ArgumentParser:
     delete = runs.add_parser("delete", parents=[as_json], help="delete a run that has ended (team admins)")
     delete.add_argument("id", type=int, metavar="ID")
     delete.add_argument("--yes", action="store_true", help="confirm: it cannot be undone")
+    delete.add_argument(
+        "--checkpoints", action="store_true", help="also delete its checkpoints (exported models stay)"
+    )
     delete.set_defaults(func=cmd_runs_delete)
     clone = runs.add_parser("clone", parents=[as_json], help="launch a copy of a run")
     clone.add_argument("id", type=int, metavar="ID")

@@ -262,9 +262,11 @@ class Client:
         body = {key: value for key, value in given.items() if value is not None}
         return _json(self._send("PATCH", f"/runs/{int(run_id)}", replayable=True, json=body))  # type: ignore[no-any-return]
 
-    def delete_run(self, run_id: int) -> JSON:
-        """Delete a run that has ended (team admins); its checkpoints stay on the pool's storage."""
-        return _json(self._send("DELETE", f"/runs/{int(run_id)}", replayable=False))  # type: ignore[no-any-return]
+    def delete_run(self, run_id: int, *, checkpoints: bool = False) -> JSON:
+        """Delete a run that has ended (team admins); its checkpoints stay on the pool's storage unless
+        `checkpoints` (models exported from it stay either way)."""
+        params = {"checkpoints": "true"} if checkpoints else {}
+        return _json(self._send("DELETE", f"/runs/{int(run_id)}", replayable=False, params=params))  # type: ignore[no-any-return]
 
     def cancel(self, run_id: int) -> JSON:
         return self._post(f"/runs/{int(run_id)}/cancel")  # type: ignore[no-any-return]

@@ -105,18 +105,23 @@ def run_update(request: HttpRequest, run_id: int, payload: RunPatchIn) -> dict[s
 
 class DeletedOut(Schema):
     deleted: int
+    checkpoints: str  # "kept", "deleting" (a node of its pool removes them) or why they were kept
 
 
 @router.delete("/runs/{run_id}", response=DeletedOut, url_name="run-delete", summary="Delete a run (admins)")
-def run_delete(request: HttpRequest, run_id: int) -> dict[str, Any]:
+def run_delete(request: HttpRequest, run_id: int, checkpoints: bool = False) -> dict[str, Any]:
     """A run that has ended, with its points, generations and logs; its checkpoints stay on the pool's
-    storage. 409 while it is active (cancel it first) or while an evaluation of it exists."""
+    storage unless `checkpoints=true` (then a node of its pool removes them; exported models stay).
+    409 while it is active (cancel it first) or while an evaluation of it exists."""
     run = selectors.run_get_for_user(user=caller(request), run_id=run_id, at_least=Role.ADMIN)
     try:
-        organize.run_delete(run=run, user=caller(request))
+        sent = organize.run_delete(run=run, user=caller(request), checkpoints=checkpoints)
     except organize.OrganizeError as exc:
         raise ApiError(409, str(exc), field=exc.field) from None
-    return {"deleted": run_id}
+    return {
+        "deleted": run_id,
+        "checkpoints": ("deleting" if sent else "kept: broker unreachable") if checkpoints else "kept",
+    }
 
 
 class LaunchIn(Schema):

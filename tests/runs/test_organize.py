@@ -168,3 +168,30 @@ def test_a_run_an_evaluation_needs_is_not_deleted_and_the_message_names_it():
         organize.run_delete(run=run, user=None)
 
     assert Run.objects.filter(pk=run.pk).exists()
+
+
+def test_deleting_with_its_checkpoints_has_a_node_of_its_pool_remove_them(eager, settings, tmp_path):
+    settings.TRIAD_CHECKPOINT_DIR = tmp_path / "ckpt"
+    settings.TRIAD_RUNS_DIR = tmp_path / "runs"
+    run = RunFactory(status=RunStatus.CANCELLED)
+    root = tmp_path / "ckpt" / f"run-{run.pk}"
+    (root / "attempt-1").mkdir(parents=True)
+    (root / "attempt-1" / "latest").write_text("global_step2")
+    (root / "export-step2").mkdir()
+
+    assert organize.run_delete(run=run, user=None, checkpoints=True)
+
+    assert sorted(p.name for p in root.iterdir()) == ["export-step2"]
+    assert AuditEntry.objects.get(action=AuditAction.RUN_DELETE).after == {
+        "checkpoints": "deleted on pool cpu"
+    }
+
+
+def test_deleting_without_asking_keeps_the_checkpoints(eager, settings, tmp_path):
+    settings.TRIAD_CHECKPOINT_DIR = tmp_path
+    run = RunFactory(status=RunStatus.SUCCEEDED)
+    (tmp_path / f"run-{run.pk}" / "attempt-1").mkdir(parents=True)
+
+    organize.run_delete(run=run, user=None)
+
+    assert (tmp_path / f"run-{run.pk}" / "attempt-1").is_dir()

@@ -73,5 +73,5 @@ def test_delete_takes_an_ended_run_and_refuses_a_running_one(world):
     done = api.delete(f"/runs/{ended.pk}")
 
     assert refused.status_code == 409 and "cancel it first" in refused.json()["error"]
-    assert done.status_code == 200 and done.json() == {"deleted": ended.pk}
+    assert done.status_code == 200 and done.json() == {"deleted": ended.pk, "checkpoints": "kept"}
     assert not Run.objects.filter(pk=ended.pk).exists() and Run.objects.filter(pk=world.run.pk).exists()
