@@ -30,6 +30,14 @@ TABLE = [
     ("post", "runs:resume", {"run_id": "@run"}, {}, (302, 302, 403, 404, 404, 302)),
     ("get", "runs:attempt-spec", {"run_id": "@run", "attempt": 1}, {}, (200, 200, 200, 404, 404, 200)),
     ("post", "runs:rerun", {"run_id": "@run", "attempt": 1}, {}, (302, 302, 403, 404, 404, 302)),
+    # organizing (runs/organize_views.py): members act, viewers read; only admins delete (the world's
+    # run is running: refused with a message on the page, a redirect)
+    ("get", "runs:progress", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
+    ("post", "runs:rename", {"run_id": "@run"}, {"name": "renamed"}, (302, 302, 403, 404, 404, 302)),
+    ("post", "runs:tags", {"run_id": "@run"}, {"tags": "kl"}, (302, 302, 403, 404, 404, 302)),
+    ("post", "runs:note", {"run_id": "@run"}, {"note": "*n*"}, (302, 302, 403, 404, 404, 302)),
+    ("post", "runs:archive", {"run_id": "@run"}, {"archived": "1"}, (302, 302, 403, 404, 404, 302)),
+    ("post", "runs:delete", {"run_id": "@run"}, {}, (302, 403, 403, 404, 404, 302)),
     ("get", "runs:nodes", {}, {}, (200, 200, 200, 200, 200, 200)),
     # the queues show every team's runs in place, another team's without a name (docs/runs.md)
     ("get", "runs:queue-list", {}, {}, (200, 200, 200, 200, 200, 200)),
