@@ -27,4 +27,5 @@ _MD = _renderer()
 def note_html(text: str) -> SafeString:
     """The note as HTML: markdown-it escapes every character of text and refuses links it does not
     validate (they stay as text), so the output is safe to mark as such."""
-    return mark_safe(_MD.render(text or ""))  # noqa: S308 (escaped by the renderer, html off)
+    html: str = _MD.render(text or "")
+    return mark_safe(html)  # noqa: S308 (escaped by the renderer, html off)

@@ -6,6 +6,7 @@ admins delete)."""
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -47,7 +48,9 @@ def tag_clean(name: str) -> str:
     return tag
 
 
-def _audit(run: Run, user: User | None, action: AuditAction, before: dict, after: dict | None) -> None:
+def _audit(
+    run: Run, user: User | None, action: AuditAction, before: dict[str, Any], after: dict[str, Any] | None
+) -> None:
     audit_record(
         actor=user,
         action=action,
@@ -141,7 +144,7 @@ def run_delete(*, run: Run, user: User | None, checkpoints: bool = False) -> boo
         raise OrganizeError(
             f"run #{run.pk} is {run.get_status_display()}: cancel it first, then delete it", field="run"
         )
-    if jobs := list(run.eval_jobs.values_list("pk", flat=True)[:5]):  # type: ignore[attr-defined]
+    if jobs := list(run.eval_jobs.values_list("pk", flat=True)[:5]):
         named = ", ".join(f"#{pk}" for pk in jobs)
         raise OrganizeError(
             f"run #{run.pk} is evaluated by evaluation {named}: delete the evaluation first", field="run"
@@ -160,7 +163,7 @@ def run_delete(*, run: Run, user: User | None, checkpoints: bool = False) -> boo
         try:
             locked.delete()
         except ProtectedError as exc:
-            names = sorted({type(obj)._meta.verbose_name for obj in exc.protected_objects})
+            names = sorted({str(type(obj)._meta.verbose_name) for obj in exc.protected_objects})
             raise OrganizeError(
                 f"run #{run.pk} is still needed by: {', '.join(str(n) for n in names)}", field="run"
             ) from None

@@ -24,7 +24,7 @@ def header_context(request: AuthedHttpRequest, run: Run) -> dict[str, Any]:
         "run": run,
         "progress": progress.run_progress(run=run),
         "note_html": note_html(run.note),
-        "run_tags": list(run.tags.values_list("name", flat=True)),  # type: ignore[attr-defined]
+        "run_tags": list(run.tags.values_list("name", flat=True)),
         "can_organize": role_allows(role, Role.MEMBER),
         "can_delete": role_allows(role, Role.ADMIN),
     }

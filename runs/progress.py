@@ -102,8 +102,8 @@ def run_progress(*, run: Run, now: dt.datetime | None = None) -> RunProgress:
     if run.status == RunStatus.RUNNING:
         eta = eta_seconds(samples=_rate_samples(run.pk), done=done, total=total)
     try:
-        usd: float | None = float(run.cost.usd)  # type: ignore[attr-defined]
-    except Run.cost.RelatedObjectDoesNotExist:  # type: ignore[attr-defined]
+        usd: float | None = float(run.cost.usd)
+    except Run.cost.RelatedObjectDoesNotExist:
         usd = None
     return RunProgress(done=done, total=total, elapsed_s=elapsed, eta_s=eta, usd=usd)
 

@@ -100,7 +100,7 @@ def run_object(request: HttpRequest, run: Run) -> dict[str, Any]:
             Metric.KL: getattr(run, "latest_kl", None),
         },
         "config": config.as_dict(),
-        "tags": sorted(tag.name for tag in run.tags.all()),  # type: ignore[attr-defined]
+        "tags": sorted(tag.name for tag in run.tags.all()),
         "note": run.note,
         "archived": run.archived_at is not None,
         "archived_at": _time(run.archived_at),
