@@ -1,6 +1,7 @@
 """Organizing runs in Chromium (docs/runs.md, "Organizing runs" and "Progress"): the progress line, a tag
 added and the runs list filtered by it, a rename, a Markdown note that runs no script, the Cancel
-confirmation (dismissed: nothing happens; confirmed: the run is cancelling), and archive hiding the run."""
+confirmation (dismissed: nothing happens; confirmed: the run is cancelling), archive hiding the run; and
+the confirmations of member removal and delete."""
 
 import datetime as dt
 
@@ -8,8 +9,9 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from controlplane.accounts.models import Membership, Role
 from runs.models import Run, RunStatus
-from tests.factories import RunFactory, UserFactory
+from tests.factories import RunFactory, TeamFactory, UserFactory
 
 pytestmark = pytest.mark.e2e
 
@@ -91,3 +93,38 @@ def test_tag_filter_rename_note_cancel_confirmation_and_archive(host_stack, page
     page.locator("#run-filters button[type=submit]").click()
     expect(page.locator("#runs-table tbody tr")).to_have_count(1)
     expect(page.locator("#runs-table")).to_contain_text("archived")
+
+
+def test_a_team_admin_confirms_member_removal_and_deletes_an_ended_run(host_stack, page):
+    lab = TeamFactory(name="lab")
+    ada = UserFactory(
+        username="olga", password="correct horse battery", membership__team=lab, membership__role=Role.ADMIN
+    )
+    UserFactory(username="max", membership__team=lab, membership__role=Role.MEMBER)
+    ended = RunFactory(created_by=ada, team=lab, name="finished-run", status=RunStatus.SUCCEEDED)
+    _login(page, host_stack.base_url, f"/teams/{lab.pk}/")
+
+    # Removing a member asks first; keeping them does nothing.
+    row = page.locator("[data-user=max]")
+    row.get_by_role("button", name="Remove").click()
+    dialog = page.locator("#confirm-dialog")
+    expect(dialog).to_contain_text("Remove max from lab?")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    page.wait_for_timeout(300)
+    assert Membership.objects.filter(team=lab, user__username="max").exists()
+    row.get_by_role("button", name="Remove").click()
+    page.get_by_test_id("confirm-go").click()
+    expect(page.locator(".messages")).to_contain_text("max removed from lab")
+
+    # Delete, confirmed: the run is gone and the list says so.
+    page.goto(f"{host_stack.base_url}/runs/{ended.pk}/")
+    page.get_by_test_id("delete").click()
+    expect(dialog).to_contain_text(f"Delete run #{ended.pk} finished-run?")
+    page.get_by_test_id("confirm-keep").click()
+    expect(dialog).to_be_hidden()
+    assert Run.objects.filter(pk=ended.pk).exists()
+    page.get_by_test_id("delete").click()
+    page.get_by_test_id("confirm-go").click()
+    expect(page.locator(".messages")).to_contain_text(f"Run #{ended.pk} finished-run deleted")
+    assert not Run.objects.filter(pk=ended.pk).exists()
