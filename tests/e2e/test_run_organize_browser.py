@@ -4,14 +4,16 @@ confirmation (dismissed: nothing happens; confirmed: the run is cancelling), arc
 the confirmations of member removal and delete."""
 
 import datetime as dt
+import re
 
+import httpx
 import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
 from controlplane.accounts.models import Membership, Role
-from runs.models import Run, RunStatus
-from tests.factories import RunFactory, TeamFactory, UserFactory
+from runs.models import LogLine, Run, RunStatus
+from tests.factories import TEST_TOKEN, RunFactory, TeamFactory, UserFactory
 
 pytestmark = pytest.mark.e2e
 
@@ -128,3 +130,32 @@ def test_a_team_admin_confirms_member_removal_and_deletes_an_ended_run(host_stac
     page.get_by_test_id("confirm-go").click()
     expect(page.locator(".messages")).to_contain_text(f"Run #{ended.pk} finished-run deleted")
     assert not Run.objects.filter(pk=ended.pk).exists()
+
+
+def test_live_log_lines_read_in_the_same_local_time_as_the_rendered_ones(host_stack, page):
+    olga = UserFactory(username="olga", password="correct horse battery")
+    run = RunFactory(created_by=olga, status=RunStatus.RUNNING)
+    logged = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    LogLine.objects.create(run=run, source="trainer", message="rendered by the server", time=logged)
+    _login(page, host_stack.base_url, f"/runs/{run.pk}/")
+    expect(page.locator("#live-state")).to_have_text("live", timeout=30_000)
+
+    answer = httpx.post(
+        f"{host_stack.base_url}/api/v1/runs/{run.pk}/events",
+        headers={"Authorization": f"Bearer {TEST_TOKEN}"},
+        json={
+            "events": [{"seq": 1, "type": "log", "message": "arrived live", "time": logged.timestamp() + 1}]
+        },
+    )
+    assert answer.status_code == 200, answer.text
+
+    lines = page.locator("#log > span")
+    expect(lines).to_have_count(2)
+    expect(page.locator("#log time.when")).to_have_attribute("title", "2026-01-02 03:04:05 UTC")
+    rendered, live = lines.nth(0).inner_text(), lines.nth(1).inner_text()
+    stamp = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \[(trainer|external)\] ")
+    first, second = stamp.match(rendered), stamp.match(live)
+    assert first and second, (rendered, live)
+    # The browser's zone, both: one second apart, as logged (not when the line arrived).
+    parse = dt.datetime.fromisoformat
+    assert (parse(second.group(1)) - parse(first.group(1))).total_seconds() == 1
