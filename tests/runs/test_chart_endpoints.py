@@ -2,6 +2,7 @@
 user's saved layouts (runs/chart_layouts.py), through the pages' JSON endpoints and the API."""
 
 import datetime as dt
+import itertools
 import json
 
 import pytest
@@ -70,7 +71,7 @@ def test_wall_time_of_a_long_run_is_every_nth_step_and_the_last(logged_in, user)
 
     assert len(wall) <= 102
     assert wall[0] == [0, 0.0] and wall[-1] == [1_000, 1_000.0]
-    assert all(b[0] > a[0] and b[1] >= a[1] for a, b in zip(wall, wall[1:], strict=False))
+    assert all(b[0] > a[0] and b[1] >= a[1] for a, b in itertools.pairwise(wall))
 
 
 def test_a_layout_is_saved_per_user_and_page_and_read_back(logged_in, user):
