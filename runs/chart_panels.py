@@ -2,9 +2,12 @@
 charts, and what each says when it has no point yet. The page's script (static/js/charts.js) draws
 them; a saved layout (runs/chart_layouts.py) replaces this list with the user's own."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from django.contrib.auth.models import User
+
+from runs.chart_layouts import chart_layout_get
 from runs.models import Run
 from workers.spec import Metric
 
@@ -67,5 +70,46 @@ def run_default_panels(*, run: Run) -> list[str]:
     return keys
 
 
-def panel_notes() -> dict[str, dict[str, Any]]:
-    return {key: asdict(note) for key, note in PANEL_NOTES.items()}
+def prefix_of(key: str) -> str:
+    """A panel's section: its key up to the first "/" ("reward/"), or "general" for a key without one."""
+    return key[: key.index("/") + 1] if "/" in key else "general"
+
+
+@dataclass(frozen=True)
+class Panel:
+    key: str
+    full: bool = False
+    note: PanelNote = PanelNote()
+
+
+@dataclass
+class ChartSection:
+    prefix: str
+    panels: list[Panel] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ChartBoard:
+    """The run page's charts as first drawn: sections in the order their first panel comes, and what the
+    page's script starts from (`setup`: the layout, and the notes of panels the user may add)."""
+
+    sections: list[ChartSection]
+    setup: dict[str, Any]
+
+
+def run_chart_board(*, run: Run, user: User) -> ChartBoard:
+    """The user's saved layout of run pages, or the defaults for this run, grouped by prefix."""
+    saved = chart_layout_get(user=user, page="run")
+    layout = dict(saved or {})
+    if "panels" not in layout:
+        layout["panels"] = [{"key": key, "full": False} for key in run_default_panels(run=run)]
+    sections: dict[str, ChartSection] = {}
+    for panel in layout["panels"]:
+        prefix = prefix_of(panel["key"])
+        section = sections.setdefault(prefix, ChartSection(prefix=prefix))
+        note = PANEL_NOTES.get(panel["key"], PanelNote())
+        section.panels.append(Panel(key=panel["key"], full=panel["full"], note=note))
+    # The critic's notes only where the run has a critic: nobody picks a chart of what is not there.
+    relevant = set(run_default_panels(run=run)) | {p["key"] for p in layout["panels"]}
+    notes = {key: asdict(note) for key, note in PANEL_NOTES.items() if key in relevant}
+    return ChartBoard(sections=list(sections.values()), setup={"layout": layout, "notes": notes})

@@ -89,11 +89,7 @@ def run_detail(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
         "generations": selectors.run_generations(run_id=run.pk),
         "log_lines": selectors.run_log_tail(run_id=run.pk),
         "chart_groups": selectors.run_chart_groups(run=run),
-        "chart_setup": {
-            "defaults": chart_panels.run_default_panels(run=run),
-            "notes": chart_panels.panel_notes(),
-            "layout": chart_layouts.chart_layout_get(user=request.user, page="run"),
-        },
+        "chart_board": chart_panels.run_chart_board(run=run, user=request.user),
         "config_rows": selectors.run_config_rows(run=run),
         "resumable": lifecycle.RESUMABLE,
         "attempts": attempts.attempt_list(run=run),
