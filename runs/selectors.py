@@ -286,7 +286,8 @@ def run_metric_key_list(*, run_id: int, q: str = "") -> list[dict[str, Any]]:
     keys = RunMetricKey.objects.filter(run_id=run_id)
     if q:
         keys = keys.filter(key__icontains=q)
-    return list(keys.order_by("key").values("key", "last_step")[:METRIC_KEYS_PICKED])
+    rows = keys.order_by("key").values_list("key", "last_step")[:METRIC_KEYS_PICKED]
+    return [{"key": key, "last_step": last_step} for key, last_step in rows]
 
 
 def run_metric_series(

@@ -35,7 +35,7 @@ def layout_get(request: HttpRequest, page: str) -> dict[str, Any]:
 @router.put(
     "/me/layouts/{page}", response=LayoutOut, url_name="me-layout-save", summary="Save a chart layout"
 )
-def layout_save(request: HttpRequest, page: str, payload: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+def layout_save(request: HttpRequest, page: str, payload: Body[dict[str, Any]]) -> dict[str, Any]:
     """The whole layout: `{"panels": [{"key": "kl", "full": false}], "smoothing": 0.6, "log": false,
     "x": "step" | "wall" | "tokens" | "usd"}`, each field optional; unknown fields are refused."""
     layout = _checked(chart_layouts.chart_layout_save, user=caller(request), page=page, layout=payload)
