@@ -148,6 +148,7 @@
     const answers = await Promise.all(slices);
     addPoints(Object.assign({}, ...answers));
     if (board.settings.x === "wall") { await board.ensureAxis(); board.renderAll(); }
+    root.dataset.loaded = "true"; // every panel has had its backfill
   }
 
   function connect() {

@@ -4,14 +4,15 @@ reload, and the compare page overlays several runs in stable colours."""
 
 import datetime as dt
 
+import httpx
 import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
 from runs.metric_store import metric_points_write
-from runs.models import ChartLayout
+from runs.models import ChartLayout, RunStatus
 from tests.e2e.conftest import wait_until
-from tests.factories import RunFactory, UserFactory
+from tests.factories import TEST_TOKEN, RunFactory, UserFactory
 
 pytestmark = pytest.mark.e2e
 
@@ -179,3 +180,35 @@ def test_the_compare_page_overlays_every_run_in_the_same_colour_in_every_chart(s
         10,
         "the compare layout to be saved",
     )
+
+
+def _post_metrics(base_url: str, run_id: int, seq: int, step: int, values: dict[str, float]) -> None:
+    body = {"events": [{"seq": seq, "type": "metric", "step": step, "values": values}]}
+    response = httpx.post(
+        f"{base_url}/api/v1/runs/{run_id}/events",
+        json=body,
+        headers={"Authorization": f"Bearer {TEST_TOKEN}"},
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_a_metric_first_logged_live_can_be_picked_and_its_chart_grows_live(stack, page):
+    user = UserFactory(username="cleo", password="correct horse battery")
+    run = RunFactory(created_by=user, status=RunStatus.RUNNING)
+    metric_points_write([(run.pk, "reward/mean", step, 0.1 * step, timezone.now()) for step in range(3)])
+
+    _log_in(page, stack.base_url, f"/runs/{run.pk}/")
+    expect(page.locator("#live-state")).to_have_text("live")
+    reward = page.locator('figure.chart[data-key="reward/mean"]')
+    expect(reward).to_have_attribute("data-points", "3")
+
+    _post_metrics(stack.base_url, run.pk, 1, 3, {"reward/mean": 0.4, "custom/live_new": 0.5})
+    expect(reward).to_have_attribute("data-points", "4")
+    page.get_by_label("Add a metric").fill("live_new")
+    page.locator(".metric-option", has_text="custom/live_new").click()
+    picked = page.locator('figure.chart[data-key="custom/live_new"]')
+    expect(picked).to_have_attribute("data-points", "1")
+
+    _post_metrics(stack.base_url, run.pk, 2, 4, {"custom/live_new": 0.25})
+    expect(picked).to_have_attribute("data-points", "2")
+    assert picked.evaluate("(fig) => fig._plot.data[1]") == [0.5, 0.25]
