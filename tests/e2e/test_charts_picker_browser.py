@@ -92,6 +92,10 @@ def test_pick_a_metric_smooth_log_scale_tokens_axis_and_keep_the_layout(stack, p
     expect(reward).to_have_attribute("data-log", "true")
     assert _plot(page, "kl", "u.scales.y.distr") == 3
 
+    # X by wall time: each step at the minutes since the run's first point (30 s a step here).
+    page.get_by_label("X axis").select_option("wall")
+    expect(reward).to_have_attribute("data-x", "wall")
+    assert _plot(page, "reward/mean", "u.data[0]") == [pytest.approx(0.5 * s) for s in range(len(REWARDS))]
     # X by tokens: each step at the tokens generated so far (throughput/tokens_total).
     page.get_by_label("X axis").select_option("tokens")
     expect(reward).to_have_attribute("data-x", "tokens")
