@@ -151,6 +151,8 @@
         const n = section.querySelectorAll("figure.chart").length;
         if (!n) { section.remove(); continue; }
         section.querySelector(".chart-count").textContent = ` ${n}`;
+        // Its share of a row (static/css/charts.css); a full-width panel takes its section's whole row.
+        section.style.setProperty("--n", section.querySelector(".chart-full") ? "99" : String(n));
       }
     }
 
@@ -235,6 +237,7 @@
         panel.full = !panel.full;
         fig.classList.toggle("chart-full", panel.full);
         button.setAttribute("aria-pressed", String(panel.full));
+        countSections();
         changed();
       }
     });
@@ -522,6 +525,7 @@
     if (window.matchMedia) window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", redraw);
 
     for (const p of layout.panels || []) addPanel(p.key, { full: !!p.full, save: false });
+    countSections();
 
     return {
       panels, settings, addPanel, addSeries, render, renderAll, ensureAxis, layout: currentLayout,
