@@ -552,5 +552,5 @@
     return resp.ok;
   }
 
-  window.TriadCharts = { createBoard, colour, ema, mapStep, saveLayout, X_AXES };
+  window.TriadCharts = { createBoard, colour, ema, mapStep, saveLayout, themeColours, X_AXES };
 })();

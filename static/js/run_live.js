@@ -98,6 +98,8 @@
     if (group.plot) { group.plot.setData(data); return; }
     if (!steps.length) return;
     const el = group.fig.querySelector(".plot");
+    const theme = window.TriadCharts.themeColours();
+    const axis = { stroke: theme.axis, grid: { stroke: theme.grid, width: 1 }, ticks: { stroke: theme.grid } };
     group.plot = new uPlot({
       width: Math.max(200, el.clientWidth || 360), height: 200,
       // Shares and pass@k are never negative: the axis starts at 0, so the stack is seen whole.
@@ -114,7 +116,7 @@
           return own == null ? "–" : own.toPrecision(3);
         },
       }))],
-      axes: [{ label: "step" }, {}],
+      axes: [{ ...axis, label: "step" }, { ...axis }],
       hooks: { draw: [(u) => { if (u.data[0].length) group.fig.dataset.drawn = "true"; }] },
     }, data, el);
     group.fig._plot = group.plot;
