@@ -113,6 +113,7 @@
       }
     });
     let saveTimer = null;
+    let wallTimer = null;
 
     function currentLayout() {
       return {
@@ -265,6 +266,14 @@
         touched.add(key);
       }
       for (const key of touched) if (panels.has(key)) render(panels.get(key));
+      // Live steps past the wall-time mapping are not drawn until it is read again: at most every 5 s.
+      if (settings.x === "wall" && touched.size && !wallTimer) {
+        wallTimer = setTimeout(async () => {
+          mappings.wall = await opts.loadMapping("wall");
+          wallTimer = null;
+          renderAll();
+        }, 5000);
+      }
       // A live tokens or dollars point moves that axis on: every chart drawn on it is redrawn.
       if (settings.x !== "step" && X_AXES[settings.x].key && touched.has(X_AXES[settings.x].key)) {
         panels.forEach((p) => { if (!touched.has(p.key)) render(p); });
@@ -467,9 +476,9 @@
       changed();
     });
 
-    async function ensureAxis() {
+    async function ensureAxis({ refresh = false } = {}) {
       const axis = X_AXES[settings.x];
-      if (settings.x === "wall" && !mappings.wall) mappings.wall = await opts.loadMapping("wall");
+      if (settings.x === "wall" && (refresh || !mappings.wall)) mappings.wall = await opts.loadMapping("wall");
       else if (axis.key && !panels.has(axis.key) && !extraPoints.has(axis.key)) addSeries(await opts.loadSeries([axis.key], {}));
     }
 

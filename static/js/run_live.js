@@ -149,7 +149,7 @@
     for (let i = 0; i < keys.length; i += 50) slices.push(readSeries(keys.slice(i, i + 50), range));
     const answers = await Promise.all(slices);
     addPoints(Object.assign({}, ...answers));
-    if (board.settings.x === "wall") { await board.ensureAxis(); board.renderAll(); }
+    if (board.settings.x === "wall") { await board.ensureAxis({ refresh: true }); board.renderAll(); }
     root.dataset.loaded = "true"; // every panel has had its backfill
   }
 
