@@ -399,6 +399,10 @@
       if (panel.plot && panel.shape === shape) {
         const x = panel.plot.scales.x;
         panel.plot.setData(view.data);
+        // A run switched off (or on) in a legend: setData keeps the lines' visibility, so set it.
+        view.series.forEach((s, i) => {
+          if (i > 0 && panel.plot.series[i].show !== s.show) panel.plot.setSeries(i, { show: s.show });
+        });
         if (keepX) panel.plot.setScale("x", { min: x.min, max: x.max });
         legendAt(panel, null);
         return;

@@ -170,6 +170,19 @@ def test_the_compare_page_overlays_every_run_in_the_same_colour_in_every_chart(s
     assert [s.split(" ")[0] for s in strokes[0]] == [f"#{run.pk}" for run in runs]
     assert len({s.split(" ", 1)[1] for s in strokes[0]}) == 3
 
+    # A run switched off in one legend leaves every chart; switched on, it comes back.
+    middle = page.locator('figure.chart[data-key="pass_rate"] .legend-item').nth(1)
+    middle.click()
+    expect(page.locator('figure.chart[data-key="reward/mean"] .legend-item').nth(1)).to_have_class(
+        "legend-item off"
+    )
+    assert _plot(page, "reward/mean", "u.series.map((s) => s.show)") == [True, True, False, True]
+    page.locator('figure.chart[data-key="reward/mean"] .legend-item').nth(1).click()
+    expect(page.locator('figure.chart[data-key="pass_rate"] .legend-item').nth(1)).to_have_class(
+        "legend-item"
+    )
+    assert _plot(page, "pass_rate", "u.series.map((s) => s.show)") == [True, True, True, True]
+
     # The picker lists the union of the runs' keys, with how many runs logged each.
     page.get_by_label("Add a metric").fill("extra")
     option = page.locator(".metric-option")
