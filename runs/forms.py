@@ -311,6 +311,8 @@ class MetricQueryForm(forms.Form):
     until_step = forms.IntegerField(required=False, min_value=0)
     keys = MetricKeysField(required=False)
     max_points = forms.IntegerField(required=False, min_value=10, max_value=20_000)
+    # wall=1: the answer maps steps to wall time too (the charts' "wall time" x axis)
+    wall = forms.BooleanField(required=False)
 
     def clean_after_step(self) -> int:
         value = self.cleaned_data.get("after_step")

@@ -13,7 +13,7 @@ from django.utils import timezone
 from controlplane.accounts.models import Role
 from controlplane.accounts.selectors import role_allows, role_of, team_filter
 from runs.metric_store import metric_keys_list, metric_series_bounded
-from runs.models import Generation, LogLine, MetricPoint, Run, RunTag
+from runs.models import Generation, LogLine, MetricPoint, Run, RunMetricKey, RunTag
 from workers.spec import REWARD_COMPONENTS, SETTINGS, Metric, config_from_stored
 
 CHART_KEYS = (Metric.REWARD_MEAN, Metric.PASS_RATE, Metric.LOSS, Metric.STEP_S)
@@ -297,6 +297,19 @@ def run_metric_read(
         if points:
             series[key] = points
     return MetricSeries(series=series, truncated=truncated, keys=listed)
+
+
+METRIC_KEYS_PICKED = 2_000  # keys listed to the metric picker, matching its search
+
+
+def run_metric_key_list(*, run_id: int, q: str = "") -> list[dict[str, Any]]:
+    """The keys the run has logged (containing `q`, any case) with the furthest step of each, by key:
+    the metric picker's list, from the index kept at ingest rather than a scan of the points."""
+    keys = RunMetricKey.objects.filter(run_id=run_id)
+    if q:
+        keys = keys.filter(key__icontains=q)
+    rows = keys.order_by("key").values_list("key", "last_step")[:METRIC_KEYS_PICKED]
+    return [{"key": key, "last_step": last_step} for key, last_step in rows]
 
 
 def run_metric_series(

@@ -12,6 +12,8 @@ urlpatterns = [
     path("queue/<str:pool>/", views.queue_pool, name="queue"),
     path("<int:run_id>/", views.run_detail, name="detail"),
     path("<int:run_id>/metrics.json", views.run_metrics, name="metrics"),
+    path("<int:run_id>/metric-keys.json", views.run_metric_keys, name="metric-keys"),
+    path("layouts/<str:page>.json", views.chart_layout, name="chart-layout"),
     path("<int:run_id>/cancel/", views.run_cancel, name="cancel"),
     path("<int:run_id>/resume/", views.run_resume, name="resume"),
     # Organizing runs (runs/organize_views.py): the run page's heading.

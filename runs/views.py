@@ -1,3 +1,5 @@
+import json
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, JsonResponse
@@ -8,11 +10,12 @@ from controlplane.accounts.models import Role
 from controlplane.accounts.selectors import role_allows, role_of
 from controlplane.htmx import partial_name, render_page
 from controlplane.http import AuthedHttpRequest
-from runs import attempts, launch, lifecycle, organize_views, progress, selectors
+from runs import attempts, chart_layouts, chart_panels, launch, lifecycle, organize_views, progress, selectors
 from runs import nodes as nodes_service
 from runs import queue as queue_service
 from runs.config_schema import PRESETS, preset_values
 from runs.forms import MetricQueryForm, RunCompareForm, RunFilterForm, RunLaunchForm
+from runs.metric_store import metric_wall_times
 
 PRESETS_JSON = {name: preset_values(name) for name in PRESETS}
 
@@ -79,8 +82,8 @@ def run_detail(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
         "latest": selectors.run_latest_metrics(run_id=run.pk),
         "generations": selectors.run_generations(run_id=run.pk),
         "log_lines": selectors.run_log_tail(run_id=run.pk),
-        "chart_keys": selectors.CHART_KEYS,
         "chart_groups": selectors.run_chart_groups(run=run),
+        "chart_board": chart_panels.run_chart_board(run=run, user=request.user),
         "config_rows": selectors.run_config_rows(run=run),
         "resumable": lifecycle.RESUMABLE,
         "attempts": attempts.attempt_list(run=run),
@@ -110,7 +113,36 @@ def run_metrics(request: AuthedHttpRequest, run_id: int) -> JsonResponse:
     answer: dict[str, object] = {"series": read.series, "truncated": read.truncated}
     if read.keys is not None:
         answer["keys"] = read.keys
+    if data["wall"]:
+        answer["wall"] = metric_wall_times(run_id=run_id, max_points=data["max_points"] or 2_000)
     return JsonResponse(answer)
+
+
+def run_metric_keys(request: AuthedHttpRequest, run_id: int) -> JsonResponse:
+    """The metric picker's list: every key the run logged, containing ?q= (any case)."""
+    run = selectors.run_get_for_user(user=request.user, run_id=run_id)
+    keys = selectors.run_metric_key_list(run_id=run.pk, q=request.GET.get("q", "")[:100])
+    return JsonResponse({"keys": keys})
+
+
+def chart_layout(request: AuthedHttpRequest, page: str) -> JsonResponse:
+    """GET: the user's saved chart layout of a page ("run", "compare"; {} if none); PUT: replace it."""
+    try:
+        if request.method == "PUT":
+            try:
+                body = json.loads(request.body or b"null")
+            except ValueError:
+                return JsonResponse({"error": "body: not valid JSON", "field": "body"}, status=400)
+            layout = chart_layouts.chart_layout_save(user=request.user, page=page, layout=body)
+            return JsonResponse({"page": page, "layout": layout, "saved": True})
+        if request.method != "GET":
+            return JsonResponse({"error": "GET or PUT", "field": None}, status=405)
+        saved = chart_layouts.chart_layout_get(user=request.user, page=page)
+    except chart_layouts.LayoutError as exc:
+        return JsonResponse(
+            {"error": str(exc), "field": exc.field}, status=404 if exc.field == "page" else 400
+        )
+    return JsonResponse({"page": page, "layout": saved or {}, "saved": saved is not None})
 
 
 def run_compare(request: AuthedHttpRequest) -> HttpResponse:

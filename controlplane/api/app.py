@@ -17,6 +17,7 @@ from ninja import NinjaAPI
 from controlplane.api import datasets, errors, external, generations, me, models, nodes, runs, spend
 from controlplane.api.auth import BrowserSession, TokenAuth
 from controlplane.api.ingest_schema import INGEST_PATHS, INGEST_SECURITY
+from controlplane.api.layouts import router as layouts_router
 
 # Routes name their body parameter `payload`: the error handler drops it from an error's location.
 BODY_PARAMETERS = {"payload"}
@@ -48,6 +49,7 @@ api = TriadAPI(
 )
 errors.install(api, parameters=BODY_PARAMETERS)
 api.add_router("", me.router)
+api.add_router("", layouts_router)  # /me/layouts/{page}: chart layouts
 # /runs/external before /runs/{run_id}: the first pattern that matches a path answers it (405 for POST)
 api.add_router("", external.router)
 api.add_router("", runs.router)

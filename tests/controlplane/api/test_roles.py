@@ -18,6 +18,9 @@ from tests.controlplane.api.conftest import api_client_for
 TABLE = [
     ("me", "get", "/me", None, (200,) * 6),
     ("me-token-revoke", "delete", "/me/token", None, (200,) * 6),
+    # A chart layout is the caller's own: every user reads and saves theirs.
+    ("me-layout", "get", "/me/layouts/run", None, (200,) * 6),
+    ("me-layout-save", "put", "/me/layouts/compare", {"panels": [{"key": "kl"}], "x": "tokens"}, (200,) * 6),
     # Runs: another team's run does not exist (404); a viewer reads but does not act (403). Launching on
     # alpha's dataset: the outsider may not train on it (400, naming dataset_version), the loner launches
     # nowhere (403). The world's run is running: it cancels, and does not resume (409).
@@ -140,9 +143,9 @@ def _body(world, body):
 def _send(api, method: str, path: str, body):
     if isinstance(body, Upload):
         return api.post(path, data=body.data())
-    if method == "patch":
-        return api.patch(path, body)
-    return api.post(path, body) if method == "post" else getattr(api, method)(path)
+    if method in ("post", "put", "patch"):
+        return getattr(api, method)(path, body)
+    return getattr(api, method)(path)
 
 
 @pytest.mark.parametrize("role", range(len(ROLES)), ids=ROLES)
