@@ -12,7 +12,8 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db.models import Prefetch, Subquery
+from django.db.models import Prefetch, QuerySet, Subquery
+from django.http import Http404
 from django.utils import timezone
 
 from controlplane.accounts.selectors import team_ids_for
@@ -134,16 +135,28 @@ class NodeRow:
     busy_elsewhere: int  # active runs of other teams: the node is busy, but they are not named
 
 
+def _node_row(node: Node, team_ids: list[int] | None) -> NodeRow:
+    mine = [run for run in node.active_runs if team_ids is None or run.team_id in team_ids]
+    return NodeRow(node, node_is_healthy(node), mine, len(node.active_runs) - len(mine))
+
+
+def _nodes_with_active_runs() -> QuerySet[Node]:
+    active = Run.objects.filter(status__in=ACTIVE_STATUSES).only("pk", "name", "team_id", "node_id")
+    return Node.objects.prefetch_related(
+        Prefetch("runs", queryset=active.order_by("-pk"), to_attr="active_runs")
+    )
+
+
+def node_row_get(*, user: User, name: str) -> NodeRow:
+    """One node of the nodes page, by its name (404 if none): nodes are shared by every team."""
+    node = _nodes_with_active_runs().filter(name=name).first()
+    if node is None:
+        raise Http404(f"no node {name!r}")
+    return _node_row(node, team_ids_for(user=user))
+
+
 def node_list(*, user: User) -> list[NodeRow]:
     """Every node (nodes are shared by all teams) with what runs on it. Another team's run does not exist
     for the user (docs/teams.md): it only makes the node show as busy, without its id or name."""
-    active = Run.objects.filter(status__in=ACTIVE_STATUSES).only("pk", "name", "team_id", "node_id")
-    nodes = Node.objects.prefetch_related(
-        Prefetch("runs", queryset=active.order_by("-pk"), to_attr="active_runs")
-    )
     team_ids = team_ids_for(user=user)  # None: every team (a superuser)
-    rows = []
-    for node in nodes:
-        mine = [run for run in node.active_runs if team_ids is None or run.team_id in team_ids]
-        rows.append(NodeRow(node, node_is_healthy(node), mine, len(node.active_runs) - len(mine)))
-    return rows
+    return [_node_row(node, team_ids) for node in _nodes_with_active_runs()]
