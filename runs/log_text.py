@@ -15,7 +15,9 @@ CONTENT_TYPE = "text/plain; charset=utf-8"
 
 
 def _rows(run_id: int) -> Iterator[tuple[object, str, str, str]]:
-    rows = LogLine.objects.filter(run_id=run_id).order_by("pk").values_list("time", "source", "level", "message")
+    rows = (
+        LogLine.objects.filter(run_id=run_id).order_by("pk").values_list("time", "source", "level", "message")
+    )
     return rows.iterator(chunk_size=CHUNK)
 
 

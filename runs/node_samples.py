@@ -39,9 +39,9 @@ def _figure(value: object, bounds: tuple[float, float], *, node: str, name: str)
     if value is None:
         return None
     low, high = bounds
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        if low <= value <= high:
-            return float(value)
+    number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if number and low <= value <= high:  # type: ignore[operator]
+        return float(value)  # type: ignore[arg-type]
     logger.warning("node %s: sample %s=%r dropped (a number from %g to %g)", node, name, value, low, high)
     return None
 
@@ -71,7 +71,9 @@ def sample_clean(*, node: str, raw: object) -> dict[str, Any] | None:
             index = position
         row: dict[str, Any] = {"index": index}
         for name, bounds in GPU_FIELDS.items():
-            if (value := _figure(gpu.get(name), bounds, node=node, name=f"gpus[{position}].{name}")) is not None:
+            if (
+                value := _figure(gpu.get(name), bounds, node=node, name=f"gpus[{position}].{name}")
+            ) is not None:
                 row[name] = value
         rows.append(row)
     clean["gpus"] = rows
@@ -151,7 +153,7 @@ def node_samples_read(
                 buckets.append((sample.time.timestamp(), values))
                 current = slot
                 continue
-            time, kept = buckets[-1]
+            _, kept = buckets[-1]
             for name, value in values.items():
                 kept[name] = max(kept.get(name, value), value)
     names = sorted({name for _, values in buckets for name in values})

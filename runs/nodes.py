@@ -136,8 +136,9 @@ class NodeRow:
 
 
 def _node_row(node: Node, team_ids: list[int] | None) -> NodeRow:
-    mine = [run for run in node.active_runs if team_ids is None or run.team_id in team_ids]
-    return NodeRow(node, node_is_healthy(node), mine, len(node.active_runs) - len(mine))
+    active: list[Run] = node.active_runs  # type: ignore[attr-defined]  # prefetched (to_attr)
+    mine = [run for run in active if team_ids is None or run.team_id in team_ids]
+    return NodeRow(node, node_is_healthy(node), mine, len(active) - len(mine))
 
 
 def _nodes_with_active_runs() -> QuerySet[Node]:

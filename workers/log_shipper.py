@@ -89,7 +89,9 @@ class LogShipper:
     def pump(self) -> int:
         """Ship what the rate allows now; returns how many lines were shipped."""
         now = time.monotonic()
-        self._allowance = min(float(self.lines_per_s), self._allowance + (now - self._last) * self.lines_per_s)
+        self._allowance = min(
+            float(self.lines_per_s), self._allowance + (now - self._last) * self.lines_per_s
+        )
         self._last = now
         if len(self._ready) < self._allowance:
             self._read()

@@ -86,7 +86,9 @@ def test_the_shipper_sends_at_most_its_rate_and_loses_nothing(tmp_path: Path):
 
     assert first == 10  # a second's worth at once, the rest waits in the file
     assert shipper.drain() == 41
-    assert [m for m, _ in sink.lines] == [f"line {i}" for i in range(50)] + ["Traceback (most recent call last):"]
+    assert [m for m, _ in sink.lines] == [f"line {i}" for i in range(50)] + [
+        "Traceback (most recent call last):"
+    ]
     assert sink.lines[-1][1] == "error"
 
 

@@ -1,0 +1,86 @@
+"""System metrics and whole logs in a real browser, on the real stack: the worker's node heartbeats with
+samples of this machine (CPU path: no NVML here), the node page and a run's System card chart them, and
+the run's full log downloads."""
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from runs.models import LogLine, Node, NodeSample, RunStatus
+from tests.e2e.conftest import wait_until
+from tests.factories import RunFactory, UserFactory
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def fast_node_heartbeat(monkeypatch):
+    """Set before the stack starts its worker (fixtures are set up in the order a test names them)."""
+    monkeypatch.setenv("TRIAD_NODE_HEARTBEAT_S", "1")
+
+
+def _login(page, url: str) -> None:
+    page.goto(url)
+    page.fill("#id_username", "sam")
+    page.fill("#id_password", "correct horse battery")
+    page.click("button[type=submit]")
+
+
+def test_heartbeats_chart_the_nodes_cpu_and_memory_and_the_runs_log_downloads_whole(
+    fast_node_heartbeat, stack, page, tmp_path
+):
+    started = timezone.now()
+    node = wait_until(
+        lambda: Node.objects.filter(pool=stack.pool).first(), 60, "the worker's node to register"
+    )
+    wait_until(lambda: NodeSample.objects.filter(node=node).count() >= 3, 60, "three heartbeats with samples")
+    user = UserFactory(username="sam", password="correct horse battery")
+    run = RunFactory(
+        created_by=user,
+        status=RunStatus.SUCCEEDED,
+        node=node,
+        started_at=started,
+        finished_at=timezone.now() + dt.timedelta(seconds=1),
+    )
+    messages = [
+        "launcher: attempt 1 claimed",
+        "[rank1]: <img src=x onerror=alert(1)> step 3",
+        "trainer: done",
+    ]
+    for i, (source, message) in enumerate(zip(["launcher", "train.log", "trainer"], messages, strict=True)):
+        LogLine.objects.create(
+            run=run, source=source, message=message, time=started + dt.timedelta(seconds=i)
+        )
+
+    # The node page, from the nodes list: CPU and memory charted with the heartbeats' points.
+    _login(page, f"{stack.base_url}/runs/nodes/")
+    page.click(f'[data-testid="node-link"]:text-is("{node.name}")')
+    expect(page.locator("h1")).to_have_text(f"Node {node.name}")
+    for key in ("cpu", "memory"):
+        chart = page.locator(f'#node-system figure.chart[data-key="{key}"]')
+        expect(chart).to_have_attribute("data-drawn", "true")
+        expect(chart.locator("canvas")).to_have_count(1)
+        assert int(chart.get_attribute("data-points")) >= 3
+    expect(page.locator('#node-system figure.chart[data-key="memory"] .latest')).to_contain_text("GB used")
+    expect(page.locator('#node-system figure.chart[data-key^="gpu"]')).to_have_count(0)  # no NVML here
+
+    # The run page's System card: its node over the run's time.
+    page.goto(f"{stack.base_url}/runs/{run.pk}/")
+    cpu = page.locator('#system figure.chart[data-key="cpu"]')
+    expect(cpu).to_have_attribute("data-drawn", "true")
+    assert int(cpu.get_attribute("data-points")) >= 3
+
+    # The full log, every source, as a file.
+    with page.expect_download() as download:
+        page.click('[data-testid="log-download"]')
+    assert download.value.suggested_filename == f"run-{run.pk}-log.txt"
+    path = tmp_path / "log.txt"
+    download.value.save_as(path)
+    lines = path.read_text().splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == [
+        "[launcher] info: launcher: attempt 1 claimed",
+        "[train.log] info: [rank1]: <img src=x onerror=alert(1)> step 3",
+        "[trainer] info: trainer: done",
+    ]
