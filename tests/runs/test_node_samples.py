@@ -36,6 +36,39 @@ def test_this_machines_sample_is_sound_and_has_no_gpus_without_nvml(caplog):
     assert caplog.records == []
 
 
+# What controlplane/node_metrics.py sampled on a node with one NVIDIA H200, through NVML (a device check
+# of this change; no GPU here or in CI): the GPU path's shape, kept whole by the control plane.
+H200_SAMPLE = {
+    "cpu_percent": 0.0,
+    "memory_percent": 0.4,
+    "memory_used_gb": 0.502,
+    "gpus": [
+        {
+            "index": 0,
+            "util_percent": 0.0,
+            "memory_used_gb": 0.601,
+            "memory_total_gb": 140.401,
+            "temperature_c": 37.0,
+        }
+    ],
+}
+
+
+def test_a_gpu_nodes_sample_is_kept_whole_and_charted_per_gpu(caplog):
+    node = _node()
+    at = timezone.now()
+
+    with caplog.at_level(logging.WARNING):
+        node_heartbeat_task("gpu@h1", at.timestamp(), H200_SAMPLE)
+
+    assert caplog.records == []
+    read = node_samples_read(
+        node=node, since=at - dt.timedelta(seconds=1), until=at + dt.timedelta(seconds=1)
+    )
+    assert read.series["gpu0/memory_used_gb"] == [0.601] and read.series["gpu0/temperature_c"] == [37.0]
+    assert read.gpu_memory_total_gb == {"0": 140.401}
+
+
 def test_a_heartbeat_of_the_previous_version_carries_no_sample_and_still_counts():
     node = _node()
     later = timezone.now() + dt.timedelta(seconds=5)
