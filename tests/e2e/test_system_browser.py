@@ -1,6 +1,6 @@
 """System metrics and whole logs in a real browser, on the real stack: the worker's node heartbeats with
-samples of this machine (CPU path: no NVML here), the node page and a run's System card chart them, and
-the run's full log downloads."""
+samples of this machine (CPU path: no NVML here), the node page and a run's System card chart them, a
+listed checkpoint links to the export, and the run's full log downloads."""
 
 import datetime as dt
 
@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from runs.models import LogLine, Node, NodeSample, RunStatus
 from tests.e2e.conftest import wait_until
-from tests.factories import RunFactory, UserFactory
+from tests.factories import RegisteredModelFactory, RunFactory, UserFactory
 
 pytestmark = pytest.mark.e2e
 
@@ -43,6 +43,16 @@ def test_heartbeats_chart_the_nodes_cpu_and_memory_and_the_runs_log_downloads_wh
         node=node,
         started_at=started,
         finished_at=timezone.now() + dt.timedelta(seconds=1),
+        model=RegisteredModelFactory(registered_by=user),
+        checkpoints={
+            "kept": [
+                {"attempt": 1, "step": 2, "tag": "step2", "bytes": 2048, "why": ["best"], "metric": 0.5},
+                {"attempt": 1, "step": 4, "tag": "step4", "bytes": 2048, "why": ["last"], "metric": 0.25},
+            ],
+            "used_bytes": 4096,
+            "quota_bytes": 0,
+            "attempt": 1,
+        },
     )
     messages = [
         "launcher: attempt 1 claimed",
@@ -71,6 +81,14 @@ def test_heartbeats_chart_the_nodes_cpu_and_memory_and_the_runs_log_downloads_wh
     cpu = page.locator('#system figure.chart[data-key="cpu"]')
     expect(cpu).to_have_attribute("data-drawn", "true")
     assert int(cpu.get_attribute("data-points")) >= 3
+
+    # A listed checkpoint links to the export: the newest one offers it, the form is where it leads.
+    rows = page.locator('[data-testid="checkpoint"]')
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0).locator('[data-testid="checkpoint-export"]')).to_have_text("newest only")
+    rows.nth(1).locator('[data-testid="checkpoint-export"]').click()
+    expect(page).to_have_url(f"{stack.base_url}/runs/{run.pk}/#exported-models")
+    expect(page.locator('[data-testid="export-form"]')).to_be_in_viewport()
 
     # The full log, every source, as a file.
     with page.expect_download() as download:
