@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from runs.models import Node, NodeSample, Run, RunClaim
@@ -160,6 +160,17 @@ def node_samples_read(
     out.times = [round(time, 3) for time, _ in buckets]
     out.series = {name: [values.get(name) for _, values in buckets] for name in names}
     return out
+
+
+def node_latest_samples(*, node_ids: list[int]) -> dict[int, NodeSample]:
+    """Each node's newest sample, in two queries whatever the count (the nodes page's load column)."""
+    newest = NodeSample.objects.filter(node=OuterRef("pk")).order_by("-time").values("pk")[:1]
+    ids = (
+        Node.objects.filter(pk__in=node_ids)
+        .annotate(newest=Subquery(newest))
+        .values_list("newest", flat=True)
+    )
+    return {sample.node_id: sample for sample in NodeSample.objects.filter(pk__in=[i for i in ids if i])}
 
 
 def run_nodes(*, run: Run) -> list[Node]:

@@ -7,7 +7,7 @@ itself in Celery messages to the control queue, and the control worker records t
 import datetime as dt
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.conf import settings
@@ -17,7 +17,8 @@ from django.http import Http404
 from django.utils import timezone
 
 from controlplane.accounts.selectors import team_ids_for
-from runs.models import ACTIVE_STATUSES, Node, Run, RunClaim
+from runs.models import ACTIVE_STATUSES, Node, NodeSample, Run, RunClaim
+from runs.node_samples import node_latest_samples
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +134,7 @@ class NodeRow:
     healthy: bool
     runs: list[Run]  # the active runs on it that the user may see
     busy_elsewhere: int  # active runs of other teams: the node is busy, but they are not named
+    sample: NodeSample | None = None  # its newest system metrics (runs/node_samples.py)
 
 
 def _node_row(node: Node, team_ids: list[int] | None) -> NodeRow:
@@ -160,4 +162,6 @@ def node_list(*, user: User) -> list[NodeRow]:
     """Every node (nodes are shared by all teams) with what runs on it. Another team's run does not exist
     for the user (docs/teams.md): it only makes the node show as busy, without its id or name."""
     team_ids = team_ids_for(user=user)  # None: every team (a superuser)
-    return [_node_row(node, team_ids) for node in _nodes_with_active_runs()]
+    rows = [_node_row(node, team_ids) for node in _nodes_with_active_runs()]
+    latest = node_latest_samples(node_ids=[row.node.pk for row in rows])
+    return [replace(row, sample=latest.get(row.node.pk)) for row in rows]

@@ -217,3 +217,21 @@ def test_another_teams_run_has_no_system_samples_for_the_user(logged_in):
 
     assert logged_in.get(f"/runs/{run.pk}/system.json").status_code == 404
     assert logged_in.get(f"/runs/{run.pk}/log.txt").status_code == 404
+
+
+def test_the_nodes_page_shows_each_nodes_newest_load(logged_in):
+    busy, _quiet = _node(), _node("gpu@h2")
+    now = timezone.now()
+    NodeSample.objects.create(node=busy, time=now - dt.timedelta(minutes=1), cpu_percent=5, memory_percent=5)
+    NodeSample.objects.create(
+        node=busy,
+        time=now,
+        cpu_percent=87.4,
+        memory_percent=41.6,
+        gpus=[{"index": 0, "util_percent": 99.0}, {"index": 1}],
+    )
+
+    page = logged_in.get("/runs/nodes/").content.decode()
+
+    assert page.count('data-testid="node-load"') == 1  # the node without samples shows none
+    assert "CPU 87% · memory 42% · GPUs 99% –" in page
