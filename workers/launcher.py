@@ -503,7 +503,8 @@ def run_supervised(
             run_id,
             token,
             source=log_source_name,
-            spool_dir=workdir / f"spool-{log_source_name}",
+            # Not "spool-train.log": a directory whose name ends in .log is taken for a log file by globs.
+            spool_dir=workdir / f"spool-{log_source_name.replace('.', '-')}",
             attempt=attempt,
         )
         shipper = LogShipper(

@@ -5,11 +5,13 @@ listed checkpoint links to the export, and the run's full log downloads."""
 import datetime as dt
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from runs.models import LogLine, Node, NodeSample, RunStatus
+from runs.models import LogLine, Node, NodeSample, Run, RunStatus
 from tests.e2e.conftest import wait_until
+from tests.e2e.test_loop import launch
 from tests.factories import RegisteredModelFactory, RunFactory, UserFactory
 
 pytestmark = pytest.mark.e2e
@@ -102,3 +104,31 @@ def test_heartbeats_chart_the_nodes_cpu_and_memory_and_the_runs_log_downloads_wh
         "[train.log] info: [rank1]: <img src=x onerror=alert(1)> step 3",
         "[trainer] info: trainer: done",
     ]
+
+
+def test_every_line_a_real_runs_ranks_write_to_train_log_reaches_the_control_plane(stack):
+    """launch → worker → launcher → deepspeed with 2 CPU ranks: the node's train.log, line for line, is
+    the run's `train.log` log lines, and the run page's download holds them."""
+    user, run = launch(stack, steps=2)
+    wait_until(
+        lambda: Run.objects.get(pk=run.pk).status in (RunStatus.SUCCEEDED, RunStatus.FAILED),
+        300,
+        "the run to finish",
+    )
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, f"{run.status_message}\n{stack.log_tail()}"
+
+    (train_log,) = stack.var_dir.rglob(f"runs/{run.pk}/train.log")
+    written = train_log.read_text(errors="replace").splitlines()
+    shipped = list(
+        LogLine.objects.filter(run=run, source="train.log").order_by("pk").values_list("message", flat=True)
+    )
+    assert len(written) > 5 and shipped == written
+    assert [p for p in train_log.parent.rglob("*.log") if p.is_dir()] == []  # globs of *.log find files
+
+    client = Client()
+    client.force_login(user)
+    text = b"".join(client.get(f"/runs/{run.pk}/log.txt").streaming_content).decode()
+    # "<ISO time> [<source>] <level>: <message>": the time has no space, the level no ": ".
+    downloaded = [line.split(": ", 1)[1] for line in text.splitlines() if line.split(" ")[1] == "[train.log]"]
+    assert downloaded == written
