@@ -192,6 +192,8 @@ if TRIAD_NODE_COMPUTE_CAPABILITY and not (_major.isdigit() and _minor.isdigit())
     )
 # Where the pool's other nodes reach this one (rank 0's address); unset: what its hostname resolves to.
 TRIAD_NODE_ADDRESS = env_str("TRIAD_NODE_ADDRESS")
+# Nodes' system metrics (CPU, memory, GPUs; runs/node_samples.py) are kept this many hours, then pruned.
+TRIAD_NODE_SAMPLES_KEEP_H = env_float("TRIAD_NODE_SAMPLES_KEEP_H", 72.0, minimum=0.1)
 # A started run silent for this long is marked lost by the reaper (Celery beat, every 15 s).
 TRIAD_LOST_AFTER_S = env_float("TRIAD_LOST_AFTER_S", 60.0, minimum=1.0)
 # A running evaluation job whose node sent no word for this long (it says so every

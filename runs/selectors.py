@@ -195,6 +195,11 @@ class RunCheckpoints:
     every: int  # checkpoint_every: 0 saves only at the end
     best_metric: str  # "": no best kept
 
+    @property
+    def newest(self) -> KeptCheckpoint | None:
+        """The one export writes (workers/export.py: the newest attempt's latest), None when none is kept."""
+        return max(self.kept, key=lambda k: (k.attempt, k.step), default=None)
+
 
 def run_checkpoints(*, run: Run) -> RunCheckpoints:
     """Run.checkpoints (validated when it was ingested, runs/events.py) with the settings that explain it."""

@@ -79,12 +79,18 @@ def node_register_task(info: dict[str, Any]) -> None:
 
 
 @shared_task(name="nodes.heartbeat", ignore_result=True, expires=60)
-def node_heartbeat_task(name: str, at: float) -> None:
+def node_heartbeat_task(name: str, at: float, sample: dict[str, Any] | None = None) -> None:
+    """`sample`: the node's system metrics (controlplane/node_metrics.py); a node of an older version
+    sends none, and its heartbeat counts as before."""
     import datetime as dt
 
+    from runs.node_samples import node_sample_record
     from runs.nodes import node_heartbeat
 
-    node_heartbeat(name=name, at=dt.datetime.fromtimestamp(at, tz=dt.UTC))
+    when = dt.datetime.fromtimestamp(at, tz=dt.UTC)
+    node_heartbeat(name=name, at=when)
+    if sample is not None:
+        node_sample_record(name=name, at=when, raw=sample)
 
 
 @shared_task(name="nodes.assign_run", ignore_result=True, acks_late=True)

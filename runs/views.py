@@ -2,12 +2,13 @@ import json
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from controlplane.accounts.models import Role
 from controlplane.accounts.selectors import role_allows, role_of
+from controlplane.api.streaming import streamed
 from controlplane.htmx import partial_name, render_page
 from controlplane.http import AuthedHttpRequest
 from runs import attempts, chart_layouts, chart_panels, launch, lifecycle, organize_views, progress, selectors
@@ -15,7 +16,11 @@ from runs import nodes as nodes_service
 from runs import queue as queue_service
 from runs.config_schema import PRESETS, preset_values
 from runs.forms import MetricQueryForm, RunCompareForm, RunFilterForm, RunLaunchForm
+from runs.log_text import CONTENT_TYPE as LOG_CONTENT_TYPE
+from runs.log_text import log_filename, log_text_chunks
 from runs.metric_store import metric_wall_times
+from runs.node_sample_query import NodeSamplesQueryForm
+from runs.node_samples import node_samples_read, run_samples_read
 
 PRESETS_JSON = {name: preset_values(name) for name in PRESETS}
 
@@ -217,6 +222,38 @@ def run_rerun(request: AuthedHttpRequest, run_id: int, attempt: int) -> HttpResp
 
 def node_list(request: AuthedHttpRequest) -> HttpResponse:
     return render(request, "runs/node_list.html", {"nodes": nodes_service.node_list(user=request.user)})
+
+
+def node_detail(request: AuthedHttpRequest, name: str) -> HttpResponse:
+    """A node and its system metrics (CPU, memory, GPUs) charted over time (docs/runs.md)."""
+    row = nodes_service.node_row_get(user=request.user, name=name)
+    return render(request, "runs/node_detail.html", {"row": row, "node": row.node})
+
+
+def node_samples(request: AuthedHttpRequest, name: str) -> JsonResponse:
+    node = nodes_service.node_row_get(user=request.user, name=name).node
+    form = NodeSamplesQueryForm(request.GET)
+    if not form.is_valid():
+        field, error = form.first_error()
+        return JsonResponse({"error": error, "field": field}, status=400)
+    data = form.cleaned_data
+    read = node_samples_read(
+        node=node, since=data["since"], until=data["until"], max_points=data["max_points"]
+    )
+    return JsonResponse(read.as_dict())
+
+
+def run_system(request: AuthedHttpRequest, run_id: int) -> JsonResponse:
+    """The run's nodes' samples from its start to its end: the run page's System card."""
+    run = selectors.run_get_for_user(user=request.user, run_id=run_id)
+    return JsonResponse({"nodes": [read.as_dict() for read in run_samples_read(run=run)]})
+
+
+def run_log_download(request: AuthedHttpRequest, run_id: int) -> StreamingHttpResponse:
+    """The run's whole log, every line of every source, as a text file (streamed)."""
+    run = selectors.run_get_for_user(user=request.user, run_id=run_id)
+    chunks = log_text_chunks(run_id=run.pk)
+    return streamed(request, chunks, content_type=LOG_CONTENT_TYPE, filename=log_filename(run_id=run.pk))
 
 
 def queue_list(request: AuthedHttpRequest) -> HttpResponse:

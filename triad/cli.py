@@ -9,6 +9,7 @@ stderr, `error: <message> (field: <field>)`, never a traceback. Read commands ta
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import getpass
 import json
@@ -306,6 +307,10 @@ def cmd_runs_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_runs_logs(args: argparse.Namespace) -> int:
+    if args.all:
+        return _runs_logs_all(args)
+    if args.output:
+        raise UsageError("-o/--output goes with --all (the whole log as a file)")
     with _client(args) as client:
         if args.follow:
             lines: Iterable[Mapping[str, Any]] = client.follow_logs(
@@ -320,6 +325,25 @@ def cmd_runs_logs(args: argparse.Namespace) -> int:
                 when, level = clean(_time(line.get("time"))), clean(line.get("level"))
                 sys.stdout.write(f"{when} {level:<7} {clean(line.get('message'), multiline=True)}\n")
             sys.stdout.flush()
+    return EXIT_OK
+
+
+def _runs_logs_all(args: argparse.Namespace) -> int:
+    """The whole log as text: to a file as it is, or to the terminal with control characters escaped
+    (a log is the run's output: it may hold escape sequences)."""
+    if args.follow or args.json or args.after is not None or args.limit is not None:
+        raise UsageError("--all is the whole log: without -f, --json, --after or --limit")
+    with _client(args) as client:
+        chunks = client.log_text(args.id)
+        if args.output:
+            written = _write_atomically(Path(args.output), chunks)
+            print(f"wrote {written} bytes to {args.output}", file=sys.stderr)
+            return EXIT_OK
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        for chunk in chunks:
+            sys.stdout.write(clean(decoder.decode(chunk), multiline=True))
+        sys.stdout.write(clean(decoder.decode(b"", final=True), multiline=True))
+        sys.stdout.flush()
     return EXIT_OK
 
 
@@ -673,6 +697,10 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--after", type=int, help="only lines after this sequence number")
     logs.add_argument("--limit", type=_positive, help="at most this many lines (without -f)")
     logs.add_argument("--poll", type=float, default=2.0, help="seconds between polls with -f (default 2)")
+    logs.add_argument(
+        "--all", action="store_true", help="the whole log, every source, as text (the run page's download)"
+    )
+    logs.add_argument("-o", "--output", metavar="FILE", help="with --all: write it to FILE")
     logs.set_defaults(func=cmd_runs_logs)
     create = runs.add_parser(
         "create",

@@ -313,6 +313,11 @@ class Client:
                 return
             time.sleep(poll_s)
 
+    def log_text(self, run_id: int, chunk_size: int | None = None) -> Iterator[bytes]:
+        """The run's whole log, every source, as UTF-8 text streamed: `<ISO time> [<source>] <level>:
+        <message>` a line (what the run page's "Download full log" gives)."""
+        return self._stream(f"/runs/{int(run_id)}/logs", {"format": "text"}, chunk_size)
+
     def metric_keys(self, run_id: int) -> list[str]:
         return list(self._get(f"/runs/{int(run_id)}/metrics/keys")["keys"])
 

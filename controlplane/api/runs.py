@@ -30,6 +30,8 @@ from runs.config_schema import (
     yaml_error_message,
 )
 from runs.forms import MetricQueryForm, RunFilterForm, RunLaunchForm
+from runs.log_text import CONTENT_TYPE as LOG_CONTENT_TYPE
+from runs.log_text import log_filename, log_text_chunks
 from runs.metric_export import FORMATS, metric_export_chunks
 from runs.metric_store import metric_keys_list
 from workers.spec import SETTINGS, RunConfig, SettingError, config_from_stored
@@ -227,10 +229,25 @@ class LogsOut(Schema):
     next_after: int
 
 
-@router.get("/runs/{run_id}/logs", response=LogsOut, url_name="run-logs", summary="Read a run's log")
-def run_logs(request: HttpRequest, run_id: int, after: int = 0, limit: int = 200) -> dict[str, Any]:
-    """The log lines after line `after`, oldest first; ask again with `after=next_after` to follow."""
+@router.get(
+    "/runs/{run_id}/logs",
+    response={200: LogsOut},
+    url_name="run-logs",
+    summary="Read a run's log (format=text: all of it, as a file)",
+)
+def run_logs(
+    request: HttpRequest,
+    run_id: int,
+    after: int = 0,
+    limit: int = 200,
+    format: Literal["json", "text"] = "json",
+) -> Any:
+    """The log lines after line `after`, oldest first; ask again with `after=next_after` to follow.
+    `format=text`: the whole log, every source, as plain text streamed (`after` and `limit` unused)."""
     run = selectors.run_get_for_user(user=caller(request), run_id=run_id)
+    if format == "text":
+        chunks = log_text_chunks(run_id=run.pk)
+        return streamed(request, chunks, content_type=LOG_CONTENT_TYPE, filename=log_filename(run_id=run.pk))
     if after < 0:
         raise ApiError(400, "after: must be 0 or more", field="after")
     if not 1 <= limit <= LOG_LIMIT_MAX:

@@ -45,6 +45,9 @@ TABLE = [
     ("run-metrics", "get", "/runs/@run/metrics", None, (200, 200, 200, 404, 404, 200)),
     ("run-metrics-export", "get", "/runs/@run/metrics/export", None, (200, 200, 200, 404, 404, 200)),
     ("nodes-list", "get", "/nodes", None, (200,) * 6),
+    # Nodes are shared by every team; the world has none, so a node's samples are a 404 for all (read
+    # by every role in tests/controlplane/api/test_system.py).
+    ("node-samples", "get", "/nodes/gpu-none/samples", None, (404,) * 6),
 ]
 
 # Datasets, models, spend and generations (controlplane/api/datasets.py, models.py, spend.py,
