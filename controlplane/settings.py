@@ -229,7 +229,9 @@ TRIAD_WEBHOOK_ALLOW_PRIVATE = env_bool("TRIAD_WEBHOOK_ALLOW_PRIVATE", TRIAD_DEV)
 # under var/mail/ instead of sending it; production sends through EMAIL_HOST.
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
-    "django.core.mail.backends.filebased.EmailBackend" if TRIAD_DEV else "django.core.mail.backends.smtp.EmailBackend",
+    "django.core.mail.backends.filebased.EmailBackend"
+    if TRIAD_DEV
+    else "django.core.mail.backends.smtp.EmailBackend",
 )
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")

@@ -107,7 +107,11 @@ def alert_webhook_post(*, firing_id: int, attempt: int) -> tuple[Delivery | None
         try:
             # No redirects: a redirect could lead to an address the target check refused.
             response = httpx.post(
-                rule.webhook_url, content=body, headers=headers, timeout=WEBHOOK_TIMEOUT_S, follow_redirects=False
+                rule.webhook_url,
+                content=body,
+                headers=headers,
+                timeout=WEBHOOK_TIMEOUT_S,
+                follow_redirects=False,
             )
             delivery.status_code = response.status_code
             delivery.ok = 200 <= response.status_code < 300

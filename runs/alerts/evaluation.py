@@ -86,7 +86,9 @@ def alert_silence_evaluate() -> int:
     Returns the firings."""
     now = timezone.now()
     fired = 0
-    for rule in AlertRule.objects.filter(enabled=True, condition=Condition.NO_DATA).select_related("created_by"):
+    for rule in AlertRule.objects.filter(enabled=True, condition=Condition.NO_DATA).select_related(
+        "created_by"
+    ):
         runs = Run.objects.filter(team_id=rule.team_id, status=RunStatus.RUNNING)
         if rule.run_id is not None:
             runs = runs.filter(pk=rule.run_id)

@@ -26,7 +26,9 @@ class AlertRuleForm(forms.Form):
     metric_key = forms.CharField(
         label="Metric", required=False, max_length=100, help_text="Any key the run logs, e.g. reward/mean."
     )
-    threshold = forms.FloatField(label="Threshold", required=False, help_text="For rises above / falls below.")
+    threshold = forms.FloatField(
+        label="Threshold", required=False, help_text="For rises above / falls below."
+    )
     minutes = forms.IntegerField(label="Minutes", required=False, help_text="For no new point.")
     states = forms.MultipleChoiceField(
         label="States",

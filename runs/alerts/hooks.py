@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 
 from controlplane.redis_client import redis_client
+from runs.alerts.sending import send_safely
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,9 @@ def _first_in_window(run_id: int, window_s: float) -> bool:
         try:
             if _redis is None:
                 _redis = redis_client(settings.REDIS_URL, socket_timeout=1)
-            return bool(_redis.set(f"triad:alerts:eval:{run_id}", 1, nx=True, px=max(1, int(window_s * 1000))))
+            return bool(
+                _redis.set(f"triad:alerts:eval:{run_id}", 1, nx=True, px=max(1, int(window_s * 1000)))
+            )
         except Exception as exc:  # redis.RedisError or a socket error: fall back to this process's window
             logger.warning("alerts: Redis unreachable for the evaluation window (%s)", exc)
     now = time.monotonic()
@@ -54,11 +57,9 @@ def _metric_rules_exist(run_id: int) -> bool:
 
 
 def _metrics_check(run_id: int) -> None:
-    from runs.alerts import tasks
-
     window = settings.TRIAD_ALERTS_EVAL_DELAY_S
     if _first_in_window(run_id, window) and _metric_rules_exist(run_id):
-        tasks.send_safely(tasks.alert_metrics_evaluate_task, run_id, countdown=window)
+        send_safely("alerts.evaluate_metrics", run_id, countdown=window)
 
 
 def metrics_stored(run_id: int) -> None:
@@ -69,8 +70,6 @@ def metrics_stored(run_id: int) -> None:
 def metric_values_refused(run_id: int, body: Any, event_index: int | None) -> None:
     """The ingest API refused a batch because an event's metric value is NaN or infinite (JSON and the
     charts cannot carry one, runs/events.py): the NaN rules on those keys hear of it, as a task."""
-    from runs.alerts import tasks
-
     events = body.get("events") if isinstance(body, dict) else None
     if event_index is None or not isinstance(events, list) or not 0 <= event_index < len(events):
         return
@@ -81,17 +80,16 @@ def metric_values_refused(run_id: int, body: Any, event_index: int | None) -> No
     step = event.get("step") if isinstance(event.get("step"), int) else None
     for key, value in values.items():
         if isinstance(value, float) and not math.isfinite(value) and isinstance(key, str) and key:
-            tasks.send_safely(tasks.alert_nonfinite_task, run_id, key[:100], step, str(value))
+            send_safely("alerts.nonfinite", run_id, key[:100], step, str(value))
 
 
 def _state_check(run_id: int, status: str) -> None:
-    from runs.alerts import tasks
     from runs.alerts.models import AlertRule, Condition
     from runs.models import Run
 
     team = Run.objects.filter(pk=run_id).values("team_id")
     if AlertRule.objects.filter(enabled=True, condition=Condition.STATE, team_id__in=team).exists():
-        tasks.send_safely(tasks.alert_state_evaluate_task, run_id, status)
+        send_safely("alerts.evaluate_state", run_id, status)
 
 
 def status_changed(run_id: int, status: str) -> None:

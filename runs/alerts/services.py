@@ -23,6 +23,7 @@ from runs.alerts.models import (
     Condition,
     Notification,
 )
+from runs.alerts.sending import send_safely
 from runs.alerts.targets import webhook_url_problem
 from runs.models import ACTIVE_STATUSES, MetricPoint, Run
 from runs.selectors import run_get_for_user
@@ -155,7 +156,9 @@ def alert_rule_update(*, user: User, rule: AlertRule, data: RuleInput) -> tuple[
     starts the rule afresh on every run: what fired under the old one says nothing about the new."""
     _require_member(user=user, rule=rule)
     values = _clean(data, creating=not rule.webhook_secret)
-    made = "" if (data.webhook_secret or "").strip() or rule.webhook_secret else values.get("webhook_secret", "")
+    made = (
+        "" if (data.webhook_secret or "").strip() or rule.webhook_secret else values.get("webhook_secret", "")
+    )
     watched = ("condition", "metric_key", "threshold", "minutes", "states")
     changed = any(getattr(rule, name) != values[name] for name in watched)
     with transaction.atomic():
@@ -188,11 +191,11 @@ def alert_rule_delete(*, user: User, rule: AlertRule) -> None:
     rule.delete()
 
 
-def alert_fire(*, rule: AlertRule, run_id: int, step: int | None, value: float | None, message: str) -> AlertFiring:
+def alert_fire(
+    *, rule: AlertRule, run_id: int, step: int | None, value: float | None, message: str
+) -> AlertFiring:
     """Record a breach (the caller won the rule's firing flag on the run, so this happens once per
     breach), notify the rule's author in the app, and hand mail and webhook to their tasks on commit."""
-    from runs.alerts import tasks  # the tasks call back into these services
-
     now = timezone.now()
     firing = AlertFiring.objects.create(
         rule=rule,
@@ -204,9 +207,9 @@ def alert_fire(*, rule: AlertRule, run_id: int, step: int | None, value: float |
     )
     Notification.objects.create(user_id=rule.created_by_id, firing=firing, created_at=now)
     if rule.emails:
-        transaction.on_commit(lambda: tasks.send_safely(tasks.alert_mail_task, firing.pk))
+        transaction.on_commit(lambda: send_safely("alerts.mail", firing.pk))
     if rule.webhook_url:
-        transaction.on_commit(lambda: tasks.send_safely(tasks.alert_webhook_task, firing.pk))
+        transaction.on_commit(lambda: send_safely("alerts.webhook", firing.pk))
     return firing
 
 

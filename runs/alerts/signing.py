@@ -17,7 +17,9 @@ def signature(*, secret: str, timestamp: int, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
-def signature_valid(*, secret: str, timestamp: str, body: bytes, header: str, now: float, tolerance_s: int = 300) -> bool:
+def signature_valid(
+    *, secret: str, timestamp: str, body: bytes, header: str, now: float, tolerance_s: int = 300
+) -> bool:
     """What a receiver checks: the signature matches (compared in constant time) and the timestamp is
     within `tolerance_s` of its clock."""
     if not timestamp.isdigit() or abs(now - int(timestamp)) > tolerance_s:

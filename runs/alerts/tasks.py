@@ -1,24 +1,10 @@
 """Celery tasks of alerts, on the control queue: evaluation after an ingest batch and after a status
 change, the beat's silence check, and delivery by mail and webhook with retries and backoff."""
 
-import logging
 from typing import Any
 
 from celery import shared_task
 from django.conf import settings
-
-logger = logging.getLogger(__name__)
-
-
-def send_safely(task: Any, *args: Any, countdown: float = 0) -> None:
-    """Publish after commit without failing the caller: a broker that is down costs the alert (logged),
-    never the ingest batch or the status change that raised it."""
-    from controlplane.celery import BROKER_ERRORS
-
-    try:
-        task.apply_async(args=args, countdown=countdown or None)
-    except BROKER_ERRORS as exc:
-        logger.warning("alerts: %s not sent for %s: %s", task.name, args, exc)
 
 
 @shared_task(name="alerts.evaluate_metrics", ignore_result=True, acks_late=True)
@@ -74,4 +60,6 @@ def alert_webhook_task(self: Any, firing_id: int) -> None:
 
     delivery, retry = alert_webhook_post(firing_id=firing_id, attempt=self.request.retries + 1)
     if delivery is not None and retry and self.request.retries + 1 < settings.TRIAD_WEBHOOK_ATTEMPTS:
-        raise self.retry(countdown=_backoff(self.request.retries), max_retries=settings.TRIAD_WEBHOOK_ATTEMPTS)
+        raise self.retry(
+            countdown=_backoff(self.request.retries), max_retries=settings.TRIAD_WEBHOOK_ATTEMPTS
+        )

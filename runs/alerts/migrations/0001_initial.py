@@ -6,110 +6,213 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0003_api_tokens'),
-        ('runs', '0015_organize_charts_system'),
+        ("accounts", "0003_api_tokens"),
+        ("runs", "0015_organize_charts_system"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AlertRule',
+            name="AlertRule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(blank=True, max_length=200)),
-                ('condition', models.CharField(choices=[('above', 'rises above'), ('below', 'falls below'), ('nan', 'is NaN or infinite'), ('no_data', 'has no new point for'), ('state', 'run ends')], max_length=16)),
-                ('metric_key', models.CharField(blank=True, max_length=100)),
-                ('threshold', models.FloatField(blank=True, null=True)),
-                ('minutes', models.PositiveIntegerField(blank=True, null=True)),
-                ('states', models.JSONField(blank=True, default=list)),
-                ('emails', models.JSONField(blank=True, default=list)),
-                ('webhook_url', models.CharField(blank=True, max_length=500)),
-                ('webhook_secret', models.CharField(blank=True, max_length=200)),
-                ('enabled', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('created_by', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('run', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='alert_rules', to='runs.run')),
-                ('team', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.team')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(blank=True, max_length=200)),
+                (
+                    "condition",
+                    models.CharField(
+                        choices=[
+                            ("above", "rises above"),
+                            ("below", "falls below"),
+                            ("nan", "is NaN or infinite"),
+                            ("no_data", "has no new point for"),
+                            ("state", "run ends"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("metric_key", models.CharField(blank=True, max_length=100)),
+                ("threshold", models.FloatField(blank=True, null=True)),
+                ("minutes", models.PositiveIntegerField(blank=True, null=True)),
+                ("states", models.JSONField(blank=True, default=list)),
+                ("emails", models.JSONField(blank=True, default=list)),
+                ("webhook_url", models.CharField(blank=True, max_length=500)),
+                ("webhook_secret", models.CharField(blank=True, max_length=200)),
+                ("enabled", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="alert_rules",
+                        to="runs.run",
+                    ),
+                ),
+                (
+                    "team",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="accounts.team"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='AlertFiring',
+            name="AlertFiring",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('step', models.IntegerField(blank=True, null=True)),
-                ('value', models.FloatField(blank=True, null=True)),
-                ('message', models.TextField()),
-                ('fired_at', models.DateTimeField()),
-                ('cleared_at', models.DateTimeField(blank=True, null=True)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='runs.run')),
-                ('rule', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='firings', to='alerts.alertrule')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("step", models.IntegerField(blank=True, null=True)),
+                ("value", models.FloatField(blank=True, null=True)),
+                ("message", models.TextField()),
+                ("fired_at", models.DateTimeField()),
+                ("cleared_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="runs.run"
+                    ),
+                ),
+                (
+                    "rule",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="firings",
+                        to="alerts.alertrule",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-fired_at', '-pk'],
+                "ordering": ["-fired_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='AlertRuleRun',
+            name="AlertRuleRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('firing', models.BooleanField(default=False)),
-                ('checked_step', models.IntegerField(blank=True, null=True)),
-                ('rule', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='alerts.alertrule')),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='runs.run')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("firing", models.BooleanField(default=False)),
+                ("checked_step", models.IntegerField(blank=True, null=True)),
+                (
+                    "rule",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="alerts.alertrule"
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="runs.run"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Delivery',
+            name="Delivery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('channel', models.CharField(choices=[('mail', 'Mail'), ('webhook', 'Webhook')], max_length=16)),
-                ('target', models.CharField(max_length=500)),
-                ('attempt', models.PositiveIntegerField(default=1)),
-                ('ok', models.BooleanField(default=False)),
-                ('status_code', models.PositiveIntegerField(blank=True, null=True)),
-                ('error', models.TextField(blank=True)),
-                ('at', models.DateTimeField()),
-                ('firing', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='alerts.alertfiring')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "channel",
+                    models.CharField(choices=[("mail", "Mail"), ("webhook", "Webhook")], max_length=16),
+                ),
+                ("target", models.CharField(max_length=500)),
+                ("attempt", models.PositiveIntegerField(default=1)),
+                ("ok", models.BooleanField(default=False)),
+                ("status_code", models.PositiveIntegerField(blank=True, null=True)),
+                ("error", models.TextField(blank=True)),
+                ("at", models.DateTimeField()),
+                (
+                    "firing",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deliveries",
+                        to="alerts.alertfiring",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-at', '-pk'],
+                "ordering": ["-at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='Notification',
+            name="Notification",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField()),
-                ('read_at', models.DateTimeField(blank=True, null=True)),
-                ('firing', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='notifications', to='alerts.alertfiring')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField()),
+                ("read_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "firing",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="notifications",
+                        to="alerts.alertfiring",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.AddIndex(
-            model_name='alertrule',
-            index=models.Index(fields=['team', 'condition'], name='alert_rule_team_condition'),
+            model_name="alertrule",
+            index=models.Index(fields=["team", "condition"], name="alert_rule_team_condition"),
         ),
         migrations.AddIndex(
-            model_name='alertfiring',
-            index=models.Index(fields=['rule', '-fired_at'], name='alert_firing_rule_time'),
+            model_name="alertfiring",
+            index=models.Index(fields=["rule", "-fired_at"], name="alert_firing_rule_time"),
         ),
         migrations.AddConstraint(
-            model_name='alertrulerun',
-            constraint=models.UniqueConstraint(fields=('rule', 'run'), name='alert_rule_run_unique'),
+            model_name="alertrulerun",
+            constraint=models.UniqueConstraint(fields=("rule", "run"), name="alert_rule_run_unique"),
         ),
         migrations.AddIndex(
-            model_name='notification',
-            index=models.Index(fields=['user', 'read_at'], name='notification_user_read'),
+            model_name="notification",
+            index=models.Index(fields=["user", "read_at"], name="notification_user_read"),
         ),
     ]

@@ -28,8 +28,14 @@ def api(member):
 def test_a_script_makes_reads_changes_and_deletes_a_rule(api, run):
     made = api.post(
         "/alerts/rules",
-        {"run": run.pk, "condition": "below", "metric_key": "pass_rate", "threshold": 0.2,
-         "emails": ["ops@example.com"], "webhook_url": "https://hooks.example.com/t"},
+        {
+            "run": run.pk,
+            "condition": "below",
+            "metric_key": "pass_rate",
+            "threshold": 0.2,
+            "emails": ["ops@example.com"],
+            "webhook_url": "https://hooks.example.com/t",
+        },
     )
     assert made.status_code == 201, made.content
     rule = made.json()
@@ -42,7 +48,11 @@ def test_a_script_makes_reads_changes_and_deletes_a_rule(api, run):
     assert [r["id"] for r in listed["items"]] == [rule["id"]]
     changed = api.patch(f"/alerts/rules/{rule['id']}", {"threshold": 0.3, "enabled": False})
     assert changed.status_code == 200 and changed.json()["webhook_secret"] is None
-    assert (changed.json()["threshold"], changed.json()["enabled"], changed.json()["metric_key"]) == (0.3, False, "pass_rate")
+    assert (changed.json()["threshold"], changed.json()["enabled"], changed.json()["metric_key"]) == (
+        0.3,
+        False,
+        "pass_rate",
+    )
     assert AlertRule.objects.get().webhook_secret == secret  # kept
     assert api.delete(f"/alerts/rules/{rule['id']}").json() == {"deleted": rule["id"]}
     assert not AlertRule.objects.exists()
@@ -54,10 +64,19 @@ def test_a_bad_rule_is_a_400_naming_the_field_with_every_error(api, run):
     body = response.json()
     assert body["field"] == "metric_key" and body["error"].startswith("metric_key: required")
     assert set(body["errors"]) == {"metric_key", "threshold"}
-    assert api.post("/alerts/rules", {"run": run.pk, "condition": "nan", "metric_key": "k", "colour": 1}).json()[
-        "field"
-    ] == "colour"
-    patched = api.patch(f"/alerts/rules/{AlertRule.objects.create(team=run.team, run=run, condition='nan', metric_key='k', created_by=run.created_by).pk}", {"condition": "state"})
+    assert (
+        api.post("/alerts/rules", {"run": run.pk, "condition": "nan", "metric_key": "k", "colour": 1}).json()[
+            "field"
+        ]
+        == "colour"
+    )
+    rule = AlertRule.objects.create(
+        team=run.team, run=run, condition="nan", metric_key="k", created_by=run.created_by
+    )
+    patched = api.patch(
+        f"/alerts/rules/{rule.pk}",
+        {"condition": "state"},
+    )
     assert patched.status_code == 400 and patched.json()["field"] == "states"
 
 
@@ -69,7 +88,10 @@ def test_notifications_list_and_mark_read(api, run, member):
     page = api.get("/alerts/notifications", {"unread": "true"}).json()
     assert page["count"] == 2 and [n["step"] for n in page["items"]] == [2, 0]
     first = page["items"][-1]["id"]
-    assert api.post("/alerts/notifications/read", {"ids": [first, 999_999]}).json() == {"marked": 1, "unread": 1}
+    assert api.post("/alerts/notifications/read", {"ids": [first, 999_999]}).json() == {
+        "marked": 1,
+        "unread": 1,
+    }
     assert api.post("/alerts/notifications/read", {}).json() == {"marked": 1, "unread": 0}
     other = api_client_for(UserFactory(username="ned", password=None))
     assert other.get("/alerts/notifications").json()["count"] == 0  # they are the rule author's

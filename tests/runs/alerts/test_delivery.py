@@ -34,7 +34,9 @@ def breach(run, rule, value=9.0, step=3):
 def test_a_firing_is_posted_to_the_webhook_signed_with_the_rules_secret(
     run, make_rule, receiver, eager, django_capture_on_commit_callbacks
 ):
-    rule = make_rule(condition="above", metric_key="kl", threshold=1, webhook_url=receiver.url, webhook_secret=SECRET)
+    rule = make_rule(
+        condition="above", metric_key="kl", threshold=1, webhook_url=receiver.url, webhook_secret=SECRET
+    )
     with django_capture_on_commit_callbacks(execute=True):
         firing = breach(run, rule)
     (request,) = receiver.requests
@@ -58,7 +60,12 @@ def test_a_firing_is_posted_to_the_webhook_signed_with_the_rules_secret(
     assert payload["rule"]["description"] == "kl rises above 1"
     assert (payload["run"]["id"], payload["run"]["name"]) == (run.pk, "grpo-7b")
     (delivery,) = Delivery.objects.filter(firing=firing)
-    assert (delivery.channel, delivery.ok, delivery.status_code, delivery.attempt) == ("webhook", True, 200, 1)
+    assert (delivery.channel, delivery.ok, delivery.status_code, delivery.attempt) == (
+        "webhook",
+        True,
+        200,
+        1,
+    )
 
 
 def test_a_failing_webhook_is_retried_with_backoff_and_every_attempt_is_recorded(
@@ -66,20 +73,30 @@ def test_a_failing_webhook_is_retried_with_backoff_and_every_attempt_is_recorded
 ):
     settings.TRIAD_WEBHOOK_ATTEMPTS = 4
     receiver.statuses = [500, 503]  # then 200
-    rule = make_rule(condition="above", metric_key="kl", threshold=1, webhook_url=receiver.url, webhook_secret=SECRET)
+    rule = make_rule(
+        condition="above", metric_key="kl", threshold=1, webhook_url=receiver.url, webhook_secret=SECRET
+    )
     firing = breach(run, rule)
     alert_webhook_task.apply(args=[firing.pk])
     assert len(receiver.requests) == 3
-    attempts = list(Delivery.objects.filter(firing=firing).order_by("attempt").values_list("attempt", "status_code", "ok"))
+    attempts = list(
+        Delivery.objects.filter(firing=firing).order_by("attempt").values_list("attempt", "status_code", "ok")
+    )
     assert attempts == [(1, 500, False), (2, 503, False), (3, 200, True)]
     # each attempt signs afresh, and says which attempt it is
-    assert [r.headers["X-Triad-Delivery"] for r in receiver.requests] == [f"{firing.pk}-{n}" for n in (1, 2, 3)]
+    assert [r.headers["X-Triad-Delivery"] for r in receiver.requests] == [
+        f"{firing.pk}-{n}" for n in (1, 2, 3)
+    ]
 
 
-def test_retries_stop_after_the_configured_attempts_and_a_4xx_is_not_retried(run, make_rule, receiver, eager, settings):
+def test_retries_stop_after_the_configured_attempts_and_a_4xx_is_not_retried(
+    run, make_rule, receiver, eager, settings
+):
     settings.TRIAD_WEBHOOK_ATTEMPTS = 3
     receiver.statuses = [500] * 10
-    rule = make_rule(condition="above", metric_key="kl", threshold=1, webhook_url=receiver.url, webhook_secret=SECRET)
+    rule = make_rule(
+        condition="above", metric_key="kl", threshold=1, webhook_url=receiver.url, webhook_secret=SECRET
+    )
     firing = breach(run, rule)
     alert_webhook_task.apply(args=[firing.pk])
     assert Delivery.objects.filter(firing=firing).count() == 3
@@ -103,8 +120,12 @@ def test_an_unreachable_webhook_records_the_error(run, make_rule, eager, setting
     assert len(errors) == 2 and all(not ok and "ConnectError" in error for ok, error in errors)
 
 
-def test_webhooks_to_loopback_are_refused_unless_private_targets_are_allowed(run, make_rule, receiver, eager, settings):
-    rule = make_rule(condition="above", metric_key="kl", threshold=1, webhook_url=receiver.url, webhook_secret=SECRET)
+def test_webhooks_to_loopback_are_refused_unless_private_targets_are_allowed(
+    run, make_rule, receiver, eager, settings
+):
+    rule = make_rule(
+        condition="above", metric_key="kl", threshold=1, webhook_url=receiver.url, webhook_secret=SECRET
+    )
     settings.TRIAD_WEBHOOK_ALLOW_PRIVATE = False
     firing = breach(run, rule)
     alert_webhook_task.apply(args=[firing.pk])
@@ -114,7 +135,9 @@ def test_webhooks_to_loopback_are_refused_unless_private_targets_are_allowed(run
 
 
 def test_a_firing_is_mailed_to_the_rules_addresses(run, make_rule, eager, django_capture_on_commit_callbacks):
-    rule = make_rule(condition="below", metric_key="pass_rate", threshold=0.5, emails=["ops@example.com", "ml@example.com"])
+    rule = make_rule(
+        condition="below", metric_key="pass_rate", threshold=0.5, emails=["ops@example.com", "ml@example.com"]
+    )
     with django_capture_on_commit_callbacks(execute=True):
         firing = breach(run, rule, value=0.25)
     (message,) = mail.outbox
@@ -122,4 +145,8 @@ def test_a_firing_is_mailed_to_the_rules_addresses(run, make_rule, eager, django
     assert message.subject == f"[Triad] pass_rate falls below 0.5: run #{run.pk} grpo-7b"
     assert "pass_rate = 0.25 at step 3" in message.body and f"/runs/{run.pk}/" in message.body
     (delivery,) = Delivery.objects.filter(firing=firing)
-    assert (delivery.channel, delivery.ok, delivery.target) == ("mail", True, "ops@example.com, ml@example.com")
+    assert (delivery.channel, delivery.ok, delivery.target) == (
+        "mail",
+        True,
+        "ops@example.com, ml@example.com",
+    )

@@ -35,7 +35,10 @@ def test_a_threshold_rule_fires_once_per_breach_and_re_arms_when_it_clears(run, 
     assert AlertFiring.objects.get(rule=rule).cleared_at is not None
     points(run, "reward/mean", [0.09], start=6)  # a second breach
     assert alert_metrics_evaluate(run_id=run.pk) == 1
-    assert list(AlertFiring.objects.filter(rule=rule).order_by("step").values_list("step", flat=True)) == [1, 6]
+    assert list(AlertFiring.objects.filter(rule=rule).order_by("step").values_list("step", flat=True)) == [
+        1,
+        6,
+    ]
     assert Notification.objects.filter(user=member, read_at__isnull=True).count() == 2
 
 
@@ -65,14 +68,18 @@ def test_a_nan_rule_fires_on_a_nan_the_ingest_api_refuses_and_re_arms_on_the_nex
     nan = '{"events": [{"seq": 1, "type": "metric", "step": 7, "values": {"loss": NaN, "kl": 0.1}}]}'
     for _ in range(2):  # the client drops the refused event; a second NaN of the same breach fires nothing
         response = client.post(
-            f"/api/v1/runs/{run.pk}/events", nan, content_type="application/json",
+            f"/api/v1/runs/{run.pk}/events",
+            nan,
+            content_type="application/json",
             headers={"Authorization": f"Bearer {TEST_TOKEN}"},
         )
         assert response.status_code == 400 and response.json()["field"] == "values.loss"
     firing = AlertFiring.objects.get(rule__metric_key="loss")
     assert firing.rule == rule and firing.step == 7 and firing.message.startswith("loss = nan at step 7")
     with django_capture_on_commit_callbacks(execute=True):
-        response = post_events(client, run, [{"seq": 2, "type": "metric", "step": 8, "values": {"loss": 0.5}}])
+        response = post_events(
+            client, run, [{"seq": 2, "type": "metric", "step": 8, "values": {"loss": 0.5}}]
+        )
     assert response.status_code == 200
     assert AlertFiring.objects.get(rule=rule).cleared_at is not None
 
@@ -110,7 +117,9 @@ def test_points_posted_through_the_ingest_api_are_evaluated_by_the_task_after_co
 
     def post(seq, step, value):
         with django_capture_on_commit_callbacks(execute=True):
-            response = post_events(client, run, [{"seq": seq, "type": "metric", "step": step, "values": {"kl": value}}])
+            response = post_events(
+                client, run, [{"seq": seq, "type": "metric", "step": step, "values": {"kl": value}}]
+            )
         assert response.status_code == 200, response.content
 
     post(1, 0, 0.1)
@@ -172,7 +181,9 @@ def test_a_state_rule_fires_when_the_run_fails_and_re_arms_when_it_is_resumed(
     assert AlertFiring.objects.filter(rule=rule).count() == 2
 
 
-def test_a_state_rule_ignores_the_states_it_does_not_watch(run, make_rule, eager, django_capture_on_commit_callbacks):
+def test_a_state_rule_ignores_the_states_it_does_not_watch(
+    run, make_rule, eager, django_capture_on_commit_callbacks
+):
     rule = make_rule(condition="state", states=["budget_stopped"])
     with django_capture_on_commit_callbacks(execute=True):
         transition(run.pk, RunStatus.SUCCEEDED)
@@ -181,4 +192,6 @@ def test_a_state_rule_ignores_the_states_it_does_not_watch(run, make_rule, eager
     make_rule(run_id=other.pk, condition="state", states=["budget_stopped"])
     with django_capture_on_commit_callbacks(execute=True):
         run_budget_stop(run_id=other.pk, message="over the team's monthly budget")
-    assert AlertFiring.objects.get(run=other).message.endswith("Budget Stopped: over the team's monthly budget")
+    assert AlertFiring.objects.get(run=other).message.endswith(
+        "Budget Stopped: over the team's monthly budget"
+    )

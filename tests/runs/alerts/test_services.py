@@ -7,7 +7,13 @@ from django.http import Http404
 
 from controlplane.accounts.models import Role
 from runs.alerts.models import AlertRule, AlertRuleRun
-from runs.alerts.services import AlertRuleInvalid, RuleInput, alert_rule_create, alert_rule_delete, alert_rule_update
+from runs.alerts.services import (
+    AlertRuleInvalid,
+    RuleInput,
+    alert_rule_create,
+    alert_rule_delete,
+    alert_rule_update,
+)
 from tests.factories import MetricPointFactory, TeamFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -25,10 +31,23 @@ pytestmark = pytest.mark.django_db
         ({"condition": "no_data", "metric_key": "kl", "minutes": 0}, "minutes", "from 1 to"),
         ({"condition": "state"}, "states", "one or more of failed, lost, budget_stopped"),
         ({"condition": "state", "states": ["succeeded"]}, "states", "one or more of"),
-        ({"condition": "nan", "metric_key": "loss", "emails": ["not-an-address"]}, "emails", "'not-an-address'"),
-        ({"condition": "nan", "metric_key": "loss", "webhook_url": "ftp://x.example"}, "webhook_url", "http://"),
         (
-            {"condition": "nan", "metric_key": "loss", "webhook_url": "https://x.example", "webhook_secret": "short"},
+            {"condition": "nan", "metric_key": "loss", "emails": ["not-an-address"]},
+            "emails",
+            "'not-an-address'",
+        ),
+        (
+            {"condition": "nan", "metric_key": "loss", "webhook_url": "ftp://x.example"},
+            "webhook_url",
+            "http://",
+        ),
+        (
+            {
+                "condition": "nan",
+                "metric_key": "loss",
+                "webhook_url": "https://x.example",
+                "webhook_secret": "short",
+            },
             "webhook_secret",
             "at least 16",
         ),
@@ -58,22 +77,29 @@ def test_private_webhook_targets_are_refused_when_not_allowed(make_rule, setting
         with pytest.raises(AlertRuleInvalid) as caught:
             make_rule(condition="nan", metric_key="loss", webhook_url=url)
         assert words in caught.value.errors["webhook_url"], url
-    make_rule(condition="nan", metric_key="loss", webhook_url="https://hooks.example.com/triad")  # a name: checked at delivery
+    make_rule(
+        condition="nan", metric_key="loss", webhook_url="https://hooks.example.com/triad"
+    )  # a name: checked at delivery
 
 
 def test_a_webhook_without_a_secret_gets_one_made_and_returned_once(make_rule, member, run):
     rule, made = alert_rule_create(
-        user=member, data=RuleInput(condition="nan", metric_key="loss", run_id=run.pk, webhook_url="https://h.example/x")
+        user=member,
+        data=RuleInput(condition="nan", metric_key="loss", run_id=run.pk, webhook_url="https://h.example/x"),
     )
     assert len(made) >= 32 and rule.webhook_secret == made
     rule, again = alert_rule_update(
-        user=member, rule=rule, data=RuleInput(condition="nan", metric_key="loss", webhook_url="https://h.example/y")
+        user=member,
+        rule=rule,
+        data=RuleInput(condition="nan", metric_key="loss", webhook_url="https://h.example/y"),
     )
     assert again == "" and rule.webhook_secret == made  # a blank secret keeps the rule's
     rule, _ = alert_rule_update(
         user=member,
         rule=rule,
-        data=RuleInput(condition="nan", metric_key="loss", webhook_url="https://h.example/y", webhook_secret="n" * 20),
+        data=RuleInput(
+            condition="nan", metric_key="loss", webhook_url="https://h.example/y", webhook_secret="n" * 20
+        ),
     )
     assert rule.webhook_secret == "n" * 20
 

@@ -56,7 +56,8 @@ def test_a_bad_rule_is_shown_again_with_each_fields_error(browser, run):
 
 def test_a_team_rule_from_the_alerts_page_and_its_edit_and_delete(browser, run, member):
     response = browser.post(
-        "/alerts/rules/new/", {"team": run.team_id, "condition": "state", "states": ["failed", "lost"], "enabled": "on"}
+        "/alerts/rules/new/",
+        {"team": run.team_id, "condition": "state", "states": ["failed", "lost"], "enabled": "on"},
     )
     rule = AlertRule.objects.get()
     assert response["Location"] == f"/alerts/rules/{rule.pk}/" and rule.run_id is None
@@ -79,7 +80,10 @@ def test_a_viewer_sees_rules_but_gets_no_form_and_cannot_post(client, run, make_
     card = client.get(f"/alerts/runs/{run.pk}/").content.decode()
     assert "loss is NaN or infinite" in card and "Alert me when" not in card
     assert client.post(f"/alerts/rules/{rule.pk}/delete/").status_code == 403
-    assert client.post("/alerts/rules/new/", {"run": run.pk, "condition": "nan", "metric_key": "x"}).status_code == 403
+    assert (
+        client.post("/alerts/rules/new/", {"run": run.pk, "condition": "nan", "metric_key": "x"}).status_code
+        == 403
+    )
     outsider = UserFactory(username="otto", membership__team=TeamFactory(name="beta"))
     client.force_login(outsider)
     assert client.get(f"/alerts/rules/{rule.pk}/").status_code == 404
