@@ -11,7 +11,9 @@ from tests.triad_cli.conftest import no_traceback
 def test_alerts_ls_and_notifications_for_people_and_scripts(world, triad):
     rule, _ = alert_rule_create(
         user=world.user,
-        data=RuleInput(condition="above", metric_key="kl", threshold=1.0, run_id=world.run.pk, name="kl blew up"),
+        data=RuleInput(
+            condition="above", metric_key="kl", threshold=1.0, run_id=world.run.pk, name="kl blew up"
+        ),
     )
     MetricPointFactory(run=world.run, key="kl", step=7, value=3.5)
     alert_metrics_evaluate(run_id=world.run.pk)
