@@ -14,7 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from runs.alerts.conditions import breaches, silent
-from runs.alerts.models import AlertRule, AlertRuleRun, Condition
+from runs.alerts.models import AlertFiring, AlertRule, AlertRuleRun, Condition
 from runs.alerts.services import alert_clear, alert_fire
 from runs.models import MetricPoint, Run, RunStatus, status_label
 
@@ -38,13 +38,14 @@ def _fmt(value: float) -> str:
     return f"{value:.6g}" if math.isfinite(value) else str(value)
 
 
-def alert_metrics_evaluate(*, run_id: int) -> int:
+def alert_metrics_evaluate(*, run_id: int) -> list[AlertFiring]:
     """Walk each threshold and NaN rule on the run over the points it has not seen yet, in step order:
-    the first breaching point fires it, the first clear point after re-arms it. Returns the firings."""
+    the first breaching point fires it, the first clear point after re-arms it. Returns the firings
+    (committed)."""
     run = Run.objects.filter(pk=run_id).only("pk", "team_id", "name").first()
     if run is None:
-        return 0
-    fired = 0
+        return []
+    fired: list[AlertFiring] = []
     for rule in _rules_watching(run, (Condition.ABOVE, Condition.BELOW, Condition.NAN)):
         with transaction.atomic():
             state = _state(rule, run_id)
@@ -63,8 +64,9 @@ def alert_metrics_evaluate(*, run_id: int) -> int:
                         state.firing = not state.firing
                         if state.firing:
                             message = f"{rule.metric_key} = {_fmt(value)} at step {step}: {rule.describe()}"
-                            alert_fire(rule=rule, run_id=run_id, step=step, value=value, message=message)
-                            fired += 1
+                            fired.append(
+                                alert_fire(rule=rule, run_id=run_id, step=step, value=value, message=message)
+                            )
                         else:
                             alert_clear(rule=rule, run_id=run_id)
                     state.checked_step = step
@@ -80,12 +82,12 @@ def _last_point_at(run: Run, key: str) -> dt.datetime | None:
     return row["wall_time"] if row else None
 
 
-def alert_silence_evaluate() -> int:
+def alert_silence_evaluate() -> list[AlertFiring]:
     """Beat: every no-data rule on every running run it watches fires once its metric has been silent for
     its minutes (counted from the run's start when it has no point yet) and re-arms when a point comes.
     Returns the firings."""
     now = timezone.now()
-    fired = 0
+    fired: list[AlertFiring] = []
     for rule in AlertRule.objects.filter(enabled=True, condition=Condition.NO_DATA).select_related(
         "created_by"
     ):
@@ -106,8 +108,7 @@ def alert_silence_evaluate() -> int:
                 if quiet and not state.firing:
                     minutes = int((now - seen).total_seconds() // 60)
                     message = f"no new {rule.metric_key} point for {minutes} min (rule: {rule.minutes} min)"
-                    alert_fire(rule=rule, run_id=run.pk, step=None, value=None, message=message)
-                    fired += 1
+                    fired.append(alert_fire(rule=rule, run_id=run.pk, step=None, value=None, message=message))
                 elif not quiet and state.firing:
                     alert_clear(rule=rule, run_id=run.pk)
                 else:
@@ -117,14 +118,14 @@ def alert_silence_evaluate() -> int:
     return fired
 
 
-def alert_state_evaluate(*, run_id: int, status: str) -> int:
+def alert_state_evaluate(*, run_id: int, status: str) -> list[AlertFiring]:
     """The run moved to `status` (tasks run in the order of the moves, each with its own): each state
     rule watching the run fires if that is one of its states (once: a repeated task finds it firing) and
     re-arms on any other status (a resume)."""
     run = Run.objects.filter(pk=run_id).first()
     if run is None:
-        return 0
-    fired = 0
+        return []
+    fired: list[AlertFiring] = []
     for rule in _rules_watching(run, (Condition.STATE,)):
         with transaction.atomic():
             state = _state(rule, run_id)
@@ -134,8 +135,9 @@ def alert_state_evaluate(*, run_id: int, status: str) -> int:
                 message = f"run #{run.pk} {run.name}: {label}" + (
                     f": {run.status_message[:500]}" if run.status_message else ""
                 )
-                alert_fire(rule=rule, run_id=run_id, step=run.last_step, value=None, message=message)
-                fired += 1
+                fired.append(
+                    alert_fire(rule=rule, run_id=run_id, step=run.last_step, value=None, message=message)
+                )
             elif not now_in and state.firing:
                 alert_clear(rule=rule, run_id=run_id)
             else:
@@ -145,13 +147,13 @@ def alert_state_evaluate(*, run_id: int, status: str) -> int:
     return fired
 
 
-def alert_nonfinite_record(*, run_id: int, key: str, step: int | None, value: str) -> int:
+def alert_nonfinite_record(*, run_id: int, key: str, step: int | None, value: str) -> list[AlertFiring]:
     """The ingest API refused a NaN or infinite value of `key` (runs/events.py: it is never stored): the
     NaN rules on that key fire, once, and re-arm on the key's next finite point after `step`."""
     run = Run.objects.filter(pk=run_id).only("pk", "team_id").first()
     if run is None:
-        return 0
-    fired = 0
+        return []
+    fired: list[AlertFiring] = []
     for rule in _rules_watching(run, (Condition.NAN,)):
         if rule.metric_key != key:
             continue
@@ -162,8 +164,7 @@ def alert_nonfinite_record(*, run_id: int, key: str, step: int | None, value: st
             if not state.firing:
                 where = f" at step {step}" if step is not None else ""
                 message = f"{key} = {value}{where} (refused at ingest: not a finite number)"
-                alert_fire(rule=rule, run_id=run_id, step=step, value=None, message=message)
+                fired.append(alert_fire(rule=rule, run_id=run_id, step=step, value=None, message=message))
                 state.firing = True
-                fired += 1
             state.save(update_fields=["firing", "checked_step"])
     return fired

@@ -18,28 +18,31 @@ from django.conf import settings
 from django.db import transaction
 
 from controlplane.redis_client import redis_client
-from runs.alerts.sending import send_safely
+from runs.alerts import tasks
 
 logger = logging.getLogger(__name__)
 
 _local_lock = threading.Lock()
 _local_until: dict[int, float] = {}
 _redis: Any = None
+_redis_url = ""
+_REDIS_PAUSE_S = 1.0  # after Redis failed, windows skip it this long: no batch waits on a dead Redis
+_redis_paused_until = 0.0
 
 
 def _first_in_window(run_id: int, window_s: float) -> bool:
     """Whether this call opens the run's evaluation window (and so must enqueue its task)."""
-    global _redis
-    if settings.REDIS_URL:
-        try:
-            if _redis is None:
-                _redis = redis_client(settings.REDIS_URL, socket_timeout=1)
-            return bool(
-                _redis.set(f"triad:alerts:eval:{run_id}", 1, nx=True, px=max(1, int(window_s * 1000)))
-            )
-        except Exception as exc:  # redis.RedisError or a socket error: fall back to this process's window
-            logger.warning("alerts: Redis unreachable for the evaluation window (%s)", exc)
+    global _redis, _redis_url, _redis_paused_until
     now = time.monotonic()
+    if settings.REDIS_URL and now >= _redis_paused_until:
+        try:
+            if _redis is None or _redis_url != settings.REDIS_URL:
+                _redis, _redis_url = redis_client(settings.REDIS_URL, socket_timeout=1), settings.REDIS_URL
+            key, window_ms = f"triad:alerts:eval:{run_id}", max(1, int(window_s * 1000))
+            return bool(_redis.set(key, 1, nx=True, px=window_ms))
+        except Exception as exc:  # redis.RedisError or a socket error: fall back to this process's window
+            _redis_paused_until = now + _REDIS_PAUSE_S
+            logger.warning("alerts: Redis unreachable for the evaluation window (%s)", exc)
     with _local_lock:
         if _local_until.get(run_id, 0.0) > now:
             return False
@@ -59,7 +62,7 @@ def _metric_rules_exist(run_id: int) -> bool:
 def _metrics_check(run_id: int) -> None:
     window = settings.TRIAD_ALERTS_EVAL_DELAY_S
     if _first_in_window(run_id, window) and _metric_rules_exist(run_id):
-        send_safely("alerts.evaluate_metrics", run_id, countdown=window)
+        tasks.send_safely(tasks.alert_metrics_evaluate_task, run_id, countdown=window)
 
 
 def metrics_stored(run_id: int) -> None:
@@ -80,7 +83,7 @@ def metric_values_refused(run_id: int, body: Any, event_index: int | None) -> No
     step = event.get("step") if isinstance(event.get("step"), int) else None
     for key, value in values.items():
         if isinstance(value, float) and not math.isfinite(value) and isinstance(key, str) and key:
-            send_safely("alerts.nonfinite", run_id, key[:100], step, str(value))
+            tasks.send_safely(tasks.alert_nonfinite_task, run_id, key[:100], step, str(value))
 
 
 def _state_check(run_id: int, status: str) -> None:
@@ -89,7 +92,7 @@ def _state_check(run_id: int, status: str) -> None:
 
     team = Run.objects.filter(pk=run_id).values("team_id")
     if AlertRule.objects.filter(enabled=True, condition=Condition.STATE, team_id__in=team).exists():
-        send_safely("alerts.evaluate_state", run_id, status)
+        tasks.send_safely(tasks.alert_state_evaluate_task, run_id, status)
 
 
 def status_changed(run_id: int, status: str) -> None:

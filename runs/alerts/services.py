@@ -23,7 +23,6 @@ from runs.alerts.models import (
     Condition,
     Notification,
 )
-from runs.alerts.sending import send_safely
 from runs.alerts.targets import webhook_url_problem
 from runs.models import ACTIVE_STATUSES, MetricPoint, Run
 from runs.selectors import run_get_for_user
@@ -195,7 +194,8 @@ def alert_fire(
     *, rule: AlertRule, run_id: int, step: int | None, value: float | None, message: str
 ) -> AlertFiring:
     """Record a breach (the caller won the rule's firing flag on the run, so this happens once per
-    breach), notify the rule's author in the app, and hand mail and webhook to their tasks on commit."""
+    breach) and notify the rule's author in the app. Mail and webhook are the caller's to send, once this
+    has committed (runs/alerts/tasks.py: `firings_deliver`)."""
     now = timezone.now()
     firing = AlertFiring.objects.create(
         rule=rule,
@@ -206,10 +206,6 @@ def alert_fire(
         fired_at=now,
     )
     Notification.objects.create(user_id=rule.created_by_id, firing=firing, created_at=now)
-    if rule.emails:
-        transaction.on_commit(lambda: send_safely("alerts.mail", firing.pk))
-    if rule.webhook_url:
-        transaction.on_commit(lambda: send_safely("alerts.webhook", firing.pk))
     return firing
 
 

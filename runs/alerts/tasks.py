@@ -1,10 +1,35 @@
 """Celery tasks of alerts, on the control queue: evaluation after an ingest batch and after a status
-change, the beat's silence check, and delivery by mail and webhook with retries and backoff."""
+change, the beat's silence check, and delivery by mail and webhook with retries and backoff. Each
+evaluation task hands the firings it made (committed by then) to the delivery tasks."""
 
+import logging
+from collections.abc import Sequence
 from typing import Any
 
 from celery import shared_task
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+
+def send_safely(task: Any, *args: Any, countdown: float = 0) -> None:
+    """Publish without failing the caller: a broker that is down costs the alert (logged), never the
+    ingest batch or the status change that raised it."""
+    from controlplane.celery import BROKER_ERRORS
+
+    try:
+        task.apply_async(args=args, countdown=countdown or None)
+    except BROKER_ERRORS as exc:
+        logger.warning("alerts: %s not sent for %s: %s", task.name, args, exc)
+
+
+def firings_deliver(firings: Sequence[Any]) -> None:
+    """Mail and webhook for each firing whose rule has them (the app's notification is already made)."""
+    for firing in firings:
+        if firing.rule.emails:
+            send_safely(alert_mail_task, firing.pk)
+        if firing.rule.webhook_url:
+            send_safely(alert_webhook_task, firing.pk)
 
 
 @shared_task(name="alerts.evaluate_metrics", ignore_result=True, acks_late=True)
@@ -12,7 +37,7 @@ def alert_metrics_evaluate_task(run_id: int) -> None:
     """Idempotent: a rule's row on the run records how far it has seen the points."""
     from runs.alerts.evaluation import alert_metrics_evaluate
 
-    alert_metrics_evaluate(run_id=run_id)
+    firings_deliver(alert_metrics_evaluate(run_id=run_id))
 
 
 @shared_task(name="alerts.evaluate_state", ignore_result=True, acks_late=True)
@@ -20,21 +45,21 @@ def alert_state_evaluate_task(run_id: int, status: str) -> None:
     """Idempotent: a rule fires on a status once, until a status it does not watch re-arms it."""
     from runs.alerts.evaluation import alert_state_evaluate
 
-    alert_state_evaluate(run_id=run_id, status=status)
+    firings_deliver(alert_state_evaluate(run_id=run_id, status=status))
 
 
 @shared_task(name="alerts.nonfinite", ignore_result=True, acks_late=True)
 def alert_nonfinite_task(run_id: int, key: str, step: int | None, value: str) -> None:
     from runs.alerts.evaluation import alert_nonfinite_record
 
-    alert_nonfinite_record(run_id=run_id, key=key, step=step, value=value)
+    firings_deliver(alert_nonfinite_record(run_id=run_id, key=key, step=step, value=value))
 
 
 @shared_task(name="alerts.check_silence", ignore_result=True, acks_late=True)
 def alert_silence_check_task() -> None:
     from runs.alerts.evaluation import alert_silence_evaluate
 
-    alert_silence_evaluate()
+    firings_deliver(alert_silence_evaluate())
 
 
 def _backoff(retries: int) -> float:

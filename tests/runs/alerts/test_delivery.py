@@ -10,7 +10,7 @@ from django.core import mail
 from runs.alerts.evaluation import alert_metrics_evaluate
 from runs.alerts.models import AlertFiring, Delivery
 from runs.alerts.signing import signature_valid
-from runs.alerts.tasks import alert_webhook_task
+from runs.alerts.tasks import alert_metrics_evaluate_task, alert_webhook_task
 from tests.factories import MetricPointFactory
 from tests.runs.alerts.receiver import Receiver
 
@@ -25,20 +25,22 @@ def receiver():
     r.stop()
 
 
-def breach(run, rule, value=9.0, step=3):
+def breach(run, rule, value=9.0, step=3, *, deliver=False):
+    """A point, then its evaluation: by the task (which sends what it fired), or (deliver=False) by the
+    evaluation alone, for the test to call the delivery task itself."""
     MetricPointFactory(run=run, key=rule.metric_key, step=step, value=value)
-    alert_metrics_evaluate(run_id=run.pk)
+    if deliver:
+        alert_metrics_evaluate_task.apply(args=[run.pk])
+    else:
+        alert_metrics_evaluate(run_id=run.pk)
     return AlertFiring.objects.filter(rule=rule).order_by("-pk").first()
 
 
-def test_a_firing_is_posted_to_the_webhook_signed_with_the_rules_secret(
-    run, make_rule, receiver, eager, django_capture_on_commit_callbacks
-):
+def test_a_firing_is_posted_to_the_webhook_signed_with_the_rules_secret(run, make_rule, receiver, eager):
     rule = make_rule(
         condition="above", metric_key="kl", threshold=1, webhook_url=receiver.url, webhook_secret=SECRET
     )
-    with django_capture_on_commit_callbacks(execute=True):
-        firing = breach(run, rule)
+    firing = breach(run, rule, deliver=True)
     (request,) = receiver.requests
     assert request.path == "/hooks/triad" and request.headers["Content-Type"] == "application/json"
     assert signature_valid(
@@ -134,12 +136,11 @@ def test_webhooks_to_loopback_are_refused_unless_private_targets_are_allowed(
     assert receiver.requests == []
 
 
-def test_a_firing_is_mailed_to_the_rules_addresses(run, make_rule, eager, django_capture_on_commit_callbacks):
+def test_a_firing_is_mailed_to_the_rules_addresses(run, make_rule, eager):
     rule = make_rule(
         condition="below", metric_key="pass_rate", threshold=0.5, emails=["ops@example.com", "ml@example.com"]
     )
-    with django_capture_on_commit_callbacks(execute=True):
-        firing = breach(run, rule, value=0.25)
+    firing = breach(run, rule, value=0.25, deliver=True)
     (message,) = mail.outbox
     assert message.to == ["ops@example.com", "ml@example.com"]
     assert message.subject == f"[Triad] pass_rate falls below 0.5: run #{run.pk} grpo-7b"

@@ -25,16 +25,16 @@ def points(run, key, values, start=0):
 def test_a_threshold_rule_fires_once_per_breach_and_re_arms_when_it_clears(run, make_rule, member):
     rule = make_rule(condition="below", metric_key="reward/mean", threshold=0.1)
     points(run, "reward/mean", [0.5, 0.05, 0.02, 0.01])  # one breach over three points
-    assert alert_metrics_evaluate(run_id=run.pk) == 1
+    assert len(alert_metrics_evaluate(run_id=run.pk)) == 1
     firing = AlertFiring.objects.get(rule=rule)
     assert (firing.step, firing.value, firing.cleared_at) == (1, 0.05, None)
     assert "reward/mean = 0.05 at step 1" in firing.message
-    assert alert_metrics_evaluate(run_id=run.pk) == 0  # nothing new: nothing fires again
+    assert len(alert_metrics_evaluate(run_id=run.pk)) == 0  # nothing new: nothing fires again
     points(run, "reward/mean", [0.3, 0.2], start=4)  # cleared: re-armed
-    assert alert_metrics_evaluate(run_id=run.pk) == 0
+    assert len(alert_metrics_evaluate(run_id=run.pk)) == 0
     assert AlertFiring.objects.get(rule=rule).cleared_at is not None
     points(run, "reward/mean", [0.09], start=6)  # a second breach
-    assert alert_metrics_evaluate(run_id=run.pk) == 1
+    assert len(alert_metrics_evaluate(run_id=run.pk)) == 1
     assert list(AlertFiring.objects.filter(rule=rule).order_by("step").values_list("step", flat=True)) == [
         1,
         6,
@@ -46,7 +46,7 @@ def test_an_above_rule_watches_its_own_key_only(run, make_rule):
     above = make_rule(condition="above", metric_key="kl", threshold=0.2)
     points(run, "kl", [0.1, 0.3])
     points(run, "other", [99.0])
-    assert alert_metrics_evaluate(run_id=run.pk) == 1
+    assert len(alert_metrics_evaluate(run_id=run.pk)) == 1
     assert AlertFiring.objects.get(rule=above).value == 0.3
 
 
@@ -97,16 +97,16 @@ def test_a_team_rule_watches_every_run_of_its_team_and_no_other(run, make_rule, 
 def test_a_new_rule_judges_the_latest_point_not_the_history(run, make_rule):
     points(run, "kl", [9.0, 9.0, 0.0, 9.0, 0.0])  # old breaches, cleared by now
     rule = make_rule(condition="above", metric_key="kl", threshold=1)
-    assert alert_metrics_evaluate(run_id=run.pk) == 0
+    assert len(alert_metrics_evaluate(run_id=run.pk)) == 0
     points(run, "kl", [3.0], start=5)
-    assert alert_metrics_evaluate(run_id=run.pk) == 1
+    assert len(alert_metrics_evaluate(run_id=run.pk)) == 1
     assert AlertFiring.objects.get(rule=rule).step == 5
 
 
 def test_a_disabled_rule_does_not_fire(run, make_rule):
     make_rule(condition="above", metric_key="kl", threshold=1, enabled=False)
     points(run, "kl", [5.0])
-    assert alert_metrics_evaluate(run_id=run.pk) == 0
+    assert len(alert_metrics_evaluate(run_id=run.pk)) == 0
 
 
 def test_points_posted_through_the_ingest_api_are_evaluated_by_the_task_after_commit(
@@ -143,12 +143,12 @@ def test_a_no_data_rule_fires_after_its_minutes_of_silence_and_re_arms_on_a_new_
     rule = make_rule(condition="no_data", metric_key="reward/mean", minutes=5)
     old = timezone.now() - dt.timedelta(minutes=6)
     MetricPointFactory(run=run, key="reward/mean", step=0, value=1.0, wall_time=old)
-    assert alert_silence_evaluate() == 1
-    assert alert_silence_evaluate() == 0  # still silent: fired once
+    assert len(alert_silence_evaluate()) == 1
+    assert len(alert_silence_evaluate()) == 0  # still silent: fired once
     firing = AlertFiring.objects.get(rule=rule)
     assert "no new reward/mean point for 6 min" in firing.message
     MetricPointFactory(run=run, key="reward/mean", step=1, value=1.0)
-    assert alert_silence_evaluate() == 0
+    assert len(alert_silence_evaluate()) == 0
     assert AlertFiring.objects.get(rule=rule).cleared_at is not None
     assert not AlertRuleRun.objects.get(rule=rule, run=run).firing
 
@@ -160,7 +160,7 @@ def test_a_no_data_rule_counts_from_the_start_of_a_run_without_points_and_ignore
     quiet = RunFactory(created_by=member, status="running", started_at=started)
     done = RunFactory(created_by=member, status="succeeded", started_at=started)
     rule = make_rule(run_id=None, team_id=quiet.team_id, condition="no_data", metric_key="loss", minutes=10)
-    assert alert_silence_evaluate() == 1
+    assert len(alert_silence_evaluate()) == 1
     assert list(AlertFiring.objects.filter(rule=rule).values_list("run_id", flat=True)) == [quiet.pk]
     assert done.pk not in AlertRuleRun.objects.values_list("run_id", flat=True)
 
@@ -173,7 +173,7 @@ def test_a_state_rule_fires_when_the_run_fails_and_re_arms_when_it_is_resumed(
         transition(run.pk, RunStatus.FAILED, "CUDA error: out of memory")
     firing = AlertFiring.objects.get(rule=rule)
     assert firing.message == f"run #{run.pk} grpo-7b: Failed: CUDA error: out of memory"
-    assert alert_state_evaluate(run_id=run.pk, status="failed") == 0  # a repeated task: fired once
+    assert len(alert_state_evaluate(run_id=run.pk, status="failed")) == 0  # a repeated task: fired once
     with django_capture_on_commit_callbacks(execute=True):  # the tasks run after all three moves
         transition(run.pk, RunStatus.QUEUED, "resumed")
         transition(run.pk, RunStatus.RUNNING)
