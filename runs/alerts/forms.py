@@ -53,12 +53,22 @@ class AlertRuleForm(forms.Form):
     )
     enabled = forms.BooleanField(label="Enabled", required=False, initial=True)
 
-    def __init__(self, *args: Any, teams: list[tuple[int, str]], editing: bool = False, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        teams: list[tuple[int, str]],
+        editing: bool = False,
+        for_run: bool = False,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
         self.fields["team"].choices = [("", "–"), *teams]  # type: ignore[attr-defined]
         if editing:  # a rule's scope stays what it was made with
             del self.fields["run"], self.fields["team"]
             self.fields["webhook_secret"].help_text = "Empty: keep the current one. Never shown again."
+        elif for_run:  # the run page's card: the rule is on that run
+            self.fields["run"].widget = forms.HiddenInput()
+            del self.fields["team"]
 
     def rule_input(self) -> RuleInput:
         data = self.cleaned_data

@@ -205,7 +205,9 @@ def alert_fire(
         message=message[:2000],
         fired_at=now,
     )
-    Notification.objects.create(user_id=rule.created_by_id, firing=firing, created_at=now)
+    # Its author, while they may still see the team's runs (a member who left is told nothing more).
+    if role_of(user=rule.created_by, team_id=rule.team_id) is not None:
+        Notification.objects.create(user_id=rule.created_by_id, firing=firing, created_at=now)
     return firing
 
 

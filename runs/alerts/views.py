@@ -111,6 +111,6 @@ def run_alerts(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
     run = run_get_for_user(user=request.user, run_id=run_id)
     can_edit = role_allows(role_of(user=request.user, team_id=run.team_id), Role.MEMBER)
     rules = list(selectors.alert_rule_list_for_user(user=request.user, run_id=run.pk)[:100])
-    form = AlertRuleForm(teams=[], initial={"enabled": True, "run": run.pk})
+    form = AlertRuleForm(teams=[], for_run=True, initial={"enabled": True, "run": run.pk})
     context = {"run": run, "rules": rules, "form": form, "can_edit": can_edit}
     return render(request, "alerts/run_alerts.html", context)

@@ -195,3 +195,13 @@ def test_a_state_rule_ignores_the_states_it_does_not_watch(
     assert AlertFiring.objects.get(run=other).message.endswith(
         "Budget Stopped: over the team's monthly budget"
     )
+
+
+def test_a_rule_author_who_left_the_team_is_no_longer_notified(run, make_rule, member):
+    from controlplane.accounts.models import Membership
+
+    rule = make_rule(condition="above", metric_key="kl", threshold=1)
+    Membership.objects.filter(user=member).delete()
+    points(run, "kl", [5.0])
+    assert len(alert_metrics_evaluate(run_id=run.pk)) == 1  # recorded, on the rule's page
+    assert AlertFiring.objects.filter(rule=rule).exists() and not Notification.objects.exists()

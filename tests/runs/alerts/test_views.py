@@ -20,8 +20,9 @@ def browser(client, member):
 def test_a_rule_made_from_the_run_pages_card_goes_back_to_the_run(browser, run):
     page = browser.get(f"/runs/{run.pk}/")
     assert b'id="run-alerts"' in page.content and f"/alerts/runs/{run.pk}/".encode() in page.content
-    card = browser.get(f"/alerts/runs/{run.pk}/")
-    assert b"Alert me when" in card.content and b"No alert rule watches this run" in card.content
+    card = browser.get(f"/alerts/runs/{run.pk}/").content.decode()
+    assert "Alert me when" in card and "No alert rule watches this run" in card
+    assert f'<input type="hidden" name="run" value="{run.pk}"' in card and 'name="team"' not in card
     response = browser.post(
         "/alerts/rules/new/",
         {
