@@ -583,6 +583,29 @@ def cmd_nodes_ls(args: argparse.Namespace) -> int:
         return _list(args, client.nodes(limit=args.limit), columns)
 
 
+def cmd_alerts_ls(args: argparse.Namespace) -> int:
+    columns: list[Column] = [
+        ("ID", lambda r: r.get("id")),
+        ("RULE", lambda r: r.get("name") or r.get("description")),
+        ("ON", lambda r: f"run {r['run']}" if r.get("run") else f"team {r.get('team')}"),
+        ("ENABLED", lambda r: "yes" if r.get("enabled") else "no"),
+    ]
+    with _client(args) as client:
+        return _list(args, client.alert_rules(run=args.run, limit=args.limit), columns)
+
+
+def cmd_alerts_notifications(args: argparse.Namespace) -> int:
+    columns: list[Column] = [
+        ("FIRED", lambda n: _time(n.get("fired_at"))),
+        ("RULE", lambda n: n.get("rule")),
+        ("RUN", lambda n: n.get("run")),
+        ("READ", lambda n: "yes" if n.get("read") else "no"),
+        ("MESSAGE", lambda n: n.get("message")),
+    ]
+    with _client(args) as client:
+        return _list(args, client.alert_notifications(unread=args.unread, limit=args.limit), columns)
+
+
 def _read_text(name: str) -> str:
     if name == "-":
         return sys.stdin.read()
@@ -798,6 +821,16 @@ def build_parser() -> argparse.ArgumentParser:
         dest="nodes_command", required=True, metavar="ACTION", parser_class=_Parser
     )
     nodes.add_parser("ls", parents=[as_json, limited], help="list nodes").set_defaults(func=cmd_nodes_ls)
+
+    alerts = commands.add_parser("alerts", help="alert rules and your notifications").add_subparsers(
+        dest="alerts_command", required=True, metavar="ACTION", parser_class=_Parser
+    )
+    alerts_ls = alerts.add_parser("ls", parents=[as_json, limited], help="list alert rules")
+    alerts_ls.add_argument("--run", type=int, help="only those watching this run")
+    alerts_ls.set_defaults(func=cmd_alerts_ls)
+    notes = alerts.add_parser("notifications", parents=[as_json, limited], help="your alert notifications")
+    notes.add_argument("--unread", action="store_true", help="only those not read yet")
+    notes.set_defaults(func=cmd_alerts_notifications)
     return parser
 
 

@@ -477,6 +477,13 @@ class Client:
     def nodes(self, *, limit: int | None = None) -> Iterator[JSON]:
         return self._pages("/nodes", {}, limit)
 
+    def alert_rules(self, *, run: int | None = None, limit: int | None = None) -> Iterator[JSON]:
+        """Alert rules of your teams (docs/alerts.md); `run`: those watching that run."""
+        return self._pages("/alerts/rules", {"run": run}, limit)
+
+    def alert_notifications(self, *, unread: bool = False, limit: int | None = None) -> Iterator[JSON]:
+        return self._pages("/alerts/notifications", {"unread": "true" if unread else None}, limit)
+
 
 def _params(params: Mapping[str, Any]) -> dict[str, Any]:
     """Query parameters without the unset ones (None), so the server's defaults apply."""

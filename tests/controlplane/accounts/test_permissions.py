@@ -152,6 +152,33 @@ TABLE = [
     ("post", "evals:again", {"job_id": "@eval_job"}, {}, (302, 302, 403, 404, 404, 302)),
     ("get", "evals:compare", {}, {"a": "@eval_job", "b": "@eval_job"}, (200, 200, 200, 404, 404, 200)),
 ]
+# Alerts (runs/alerts): the world's rule is on alpha's run. Everyone has the list, the notifications and
+# the bell (their own); members make, change and delete rules; viewers see them; another team's rule or
+# run does not exist.
+TABLE += [
+    ("get", "alerts:list", {}, {}, (200, 200, 200, 200, 200, 200)),
+    ("get", "alerts:new", {}, {}, (200, 200, 200, 200, 200, 200)),
+    (
+        "post",
+        "alerts:new",
+        {},
+        {"run": "@run", "condition": "nan", "metric_key": "loss"},
+        (302, 302, 403, 404, 404, 302),
+    ),
+    ("get", "alerts:rule", {"rule_id": "@alert_rule"}, {}, (200, 200, 200, 404, 404, 200)),
+    (
+        "post",
+        "alerts:rule",
+        {"rule_id": "@alert_rule"},
+        {"condition": "nan", "metric_key": "loss"},
+        (302, 302, 403, 404, 404, 302),
+    ),
+    ("post", "alerts:delete", {"rule_id": "@alert_rule"}, {}, (302, 302, 403, 404, 404, 302)),
+    ("get", "alerts:notifications", {}, {}, (200, 200, 200, 200, 200, 200)),
+    ("post", "alerts:read", {}, {}, (302, 302, 302, 302, 302, 302)),
+    ("get", "alerts:bell", {}, {}, (200, 200, 200, 200, 200, 200)),
+    ("get", "alerts:run", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
+]
 # Names that are not pages of a logged-in browser: the login pages themselves, and the run-token APIs
 # (machine auth, tests/runs/test_api.py and test_claim.py).
 NOT_PAGES = {

@@ -111,6 +111,29 @@ TABLE += [
         (201, 201, 403, 404, 404, 201),
     ),
 ]
+# Alerts (controlplane/api/alerts.py): the world's rule is on alpha's run. Members make, change and
+# delete rules; a viewer reads them; another team's rule does not exist. Notifications are the caller's.
+TABLE += [
+    ("alert-rules-list", "get", "/alerts/rules", None, (200,) * 6),
+    (
+        "alert-rules-create",
+        "post",
+        "/alerts/rules",
+        {"run": "@run", "condition": "nan", "metric_key": "loss"},
+        (201, 201, 403, 404, 404, 201),
+    ),
+    ("alert-rule-detail", "get", "/alerts/rules/@alert_rule", None, (200, 200, 200, 404, 404, 200)),
+    (
+        "alert-rule-update",
+        "patch",
+        "/alerts/rules/@alert_rule",
+        {"threshold": 2},
+        (200, 200, 403, 404, 404, 200),
+    ),
+    ("alert-rule-delete", "delete", "/alerts/rules/@alert_rule", None, (200, 200, 403, 404, 404, 200)),
+    ("alert-notifications", "get", "/alerts/notifications", None, (200,) * 6),
+    ("alert-notifications-read", "post", "/alerts/notifications/read", {}, (200,) * 6),
+]
 # Not routes a token calls: the schema (open, like the docs of any public API) and the docs page.
 NOT_CALLS = {"openapi-json", "openapi-view", "api-root"}
 
@@ -129,7 +152,7 @@ def test_the_table_walks_every_route_of_the_api():
 
 
 def _path(world, template: str) -> str:
-    for name in ("run", "beta_run", "generation", "model", "eval_job", "problem"):
+    for name in ("run", "beta_run", "generation", "model", "eval_job", "problem", "alert_rule"):
         template = template.replace(f"@{name}", str(getattr(world, name).pk))
     return template.replace("@version", str(world.run.dataset_version_id)).replace(
         "@dataset", str(world.run.dataset_version.dataset_id)
