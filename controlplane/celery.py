@@ -43,6 +43,7 @@ app.conf.task_routes = {
     "evals.reap_lost": {"queue": CONTROL},
     "datasets.reap_unenqueued": {"queue": CONTROL},
     "spend.accrue": {"queue": CONTROL},
+    "sweeps.halve": {"queue": CONTROL},
     "nodes.*": {"queue": CONTROL},
     # A node's answer about a model it inspected (`models.inspect` goes to the model's gpu.<pool>).
     "models.record": {"queue": CONTROL},
@@ -57,10 +58,21 @@ app.conf.beat_schedule = {
     "reap-unenqueued-runs": {"task": "runs.reap_unenqueued", "schedule": 30.0},
     "reap-unenqueued-verifications": {"task": "datasets.reap_unenqueued", "schedule": 30.0},
     "accrue-run-costs": {"task": "spend.accrue", "schedule": settings.TRIAD_SPEND_ACCRUE_S},
+    # Successive halving of sweeps, off the ingest path (docs/sweeps.md).
+    "halve-sweeps": {"task": "sweeps.halve", "schedule": 15.0},
 }
 # Each app's tasks.py, and the sandbox node's task (workers/tasks.py).
 app.autodiscover_tasks(
-    ["runs", "runs.review", "runs.spend", "runs.registry", "runs.evals", "datasets_app", "workers"]
+    [
+        "runs",
+        "runs.review",
+        "runs.spend",
+        "runs.registry",
+        "runs.evals",
+        "runs.sweeps",
+        "datasets_app",
+        "workers",
+    ]
 )
 
 # What a publish raises when the broker is down, refuses or hangs past TRIAD_BROKER_TIMEOUT_S.

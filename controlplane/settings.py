@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "runs.spend",
     "runs.registry",
     "runs.evals",
+    "runs.sweeps",
 ]
 
 MIDDLEWARE = [
