@@ -101,6 +101,26 @@ TABLE += [
         (201, 201, 403, 404, 404, 201),
     ),
 ]
+# Sweeps (controlplane/api/sweeps.py): as runs. Launching on alpha's dataset: the outsider may not train on
+# it (400, naming dataset_version), the loner launches nowhere (403). @sweep: a sweep of alpha over the
+# world's run.
+TABLE += [
+    ("sweeps-list", "get", "/sweeps", None, (200,) * 6),
+    (
+        "sweeps-create",
+        "post",
+        "/sweeps",
+        {
+            "name": "api-grid",
+            "dataset_version": "@version",
+            "config": {"steps": 3},
+            "axes": {"lr": [1e-5, 3e-5]},
+        },
+        (201, 201, 403, 400, 403, 201),
+    ),
+    ("sweep-detail", "get", "/sweeps/@sweep", None, (200, 200, 200, 404, 404, 200)),
+    ("sweep-stop", "post", "/sweeps/@sweep/stop", None, (200, 200, 403, 404, 404, 200)),
+]
 # Not routes a token calls: the schema (open, like the docs of any public API) and the docs page.
 NOT_CALLS = {"openapi-json", "openapi-view", "api-root"}
 
@@ -118,7 +138,24 @@ def test_the_table_walks_every_route_of_the_api():
     assert names - {row[0] for row in TABLE} == set()
 
 
+def _world_sweep(world) -> int:
+    from runs.sweeps.models import Sweep, SweepRun
+
+    sweep, _ = Sweep.objects.get_or_create(
+        name="world-sweep",
+        team=world.alpha,
+        created_by=world.run.created_by,
+        dataset_version=world.run.dataset_version,
+        pool=world.run.pool,
+        axes={"lr": [1e-5]},
+    )
+    SweepRun.objects.get_or_create(sweep=sweep, run=world.run, index=1, params={"lr": 1e-5})
+    return sweep.pk
+
+
 def _path(world, template: str) -> str:
+    if "@sweep" in template:
+        template = template.replace("@sweep", str(_world_sweep(world)))
     for name in ("run", "beta_run", "generation", "model", "eval_job", "problem"):
         template = template.replace(f"@{name}", str(getattr(world, name).pk))
     return template.replace("@version", str(world.run.dataset_version_id)).replace(

@@ -100,11 +100,22 @@ def test_more_than_a_hundred_runs_is_refused():
     [
         ({"name": "has space", "dataset_version": 1, "axes": {"lr": [1e-5]}}, "name"),
         ({"name": "s", "axes": {"lr": [1e-5]}}, "dataset_version"),
-        ({"name": "s", "dataset_version": 1, "axes": {"lr": [1e-5]}, "config": {"steps": -1}}, "config.steps"),
-        ({"name": "s", "dataset_version": 1, "axes": {"lr": [1e-5]}, "colour": "red"}, "colour"),
-        ({"name": "s", "dataset_version": 1, "axes": {"lr": [1e-5]}, "halving": {"fraction": 0.5}}, "halving.step"),
         (
-            {"name": "s", "dataset_version": 1, "axes": {"lr": [1e-5]}, "halving": {"step": 2, "fraction": 1}},
+            {"name": "s", "dataset_version": 1, "axes": {"lr": [1e-5]}, "config": {"steps": -1}},
+            "config.steps",
+        ),
+        ({"name": "s", "dataset_version": 1, "axes": {"lr": [1e-5]}, "colour": "red"}, "colour"),
+        (
+            {"name": "s", "dataset_version": 1, "axes": {"lr": [1e-5]}, "halving": {"fraction": 0.5}},
+            "halving.step",
+        ),
+        (
+            {
+                "name": "s",
+                "dataset_version": 1,
+                "axes": {"lr": [1e-5]},
+                "halving": {"step": 2, "fraction": 1},
+            },
             "halving.fraction",
         ),
     ],
