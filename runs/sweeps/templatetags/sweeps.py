@@ -13,3 +13,11 @@ register = template.Library()
 @register.simple_tag
 def sweep_of(run: Run) -> Sweep | None:
     return sweep_for_run(run_id=run.pk)
+
+
+@register.filter
+def sweep_value(value: object) -> str:
+    """A swept setting's value as written (3e-05, not Django's 0.00003)."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
