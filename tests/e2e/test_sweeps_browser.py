@@ -46,13 +46,12 @@ def test_a_two_by_two_grid_sweep_is_launched_from_the_browser_and_compared(host_
     expect(plot.locator("polyline")).to_have_count(4)
     expect(plot.locator("svg text", has_text="group_size")).to_have_count(1)
 
+    ids = ",".join(str(r.pk) for r in runs)
     page.get_by_test_id("sweep-compare").click()
-    expect(page).to_have_url(
-        f"{host_stack.base_url}/runs/compare/?ids={','.join(str(r.pk) for r in runs)}&runs={','.join(str(r.pk) for r in runs)}"
-    )
+    expect(page).to_have_url(f"{host_stack.base_url}/runs/compare/?ids={ids}&runs={ids}")
     for run in runs:
         expect(page.locator("main")).to_contain_text(run.name)
-    expect(page.locator("#compare-charts")).to_have_attribute("data-runs", ",".join(str(r.pk) for r in runs))
+    expect(page.locator("#compare-charts")).to_have_attribute("data-runs", ids)
 
     page.goto(f"{host_stack.base_url}/runs/{runs[0].pk}/")  # and back from a run to its sweep
     page.get_by_test_id("run-sweep").get_by_role("link").click()
