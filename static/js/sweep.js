@@ -89,16 +89,24 @@
     root.dataset.drawn = "true";
   }
 
-  function start() {
+  // The data sits in the runs table's part, which htmx refreshes while the sweep is active: read it
+  // afresh for every drawing.
+  function redraw() {
     const root = document.getElementById("sweep-plot");
     const source = document.getElementById("sweep-plot-data");
-    if (!root || !source) return;
-    const data = JSON.parse(source.textContent);
-    draw(root, data);
+    if (root && source) draw(root, JSON.parse(source.textContent));
+  }
+
+  function start() {
+    redraw();
     let pending = null;
     window.addEventListener("resize", () => {
       clearTimeout(pending);
-      pending = setTimeout(() => draw(root, data), 150);
+      pending = setTimeout(redraw, 150);
+    });
+    // htmx:load fires on content htmx has just put in (the refreshed runs part), once it is in place.
+    document.body.addEventListener("htmx:load", (event) => {
+      if (event.target && event.target.id === "sweep-runs") redraw();
     });
   }
 

@@ -151,3 +151,29 @@ def test_stop_sweep_cancels_its_runs(member, version):
     assert "Sweep grid stopped: 2 active run(s) cancelled." in response.content.decode()
     assert set(Run.objects.values_list("status", flat=True)) == {RunStatus.CANCELLED}
     assert Sweep.objects.get().status == SweepStatus.STOPPED
+
+
+def test_untrusted_swept_text_is_escaped_on_the_page_and_in_the_plot_data(member, version):
+    sources = [
+        "def reward(candidate, problem):\n    return 1.0  # <img src=x onerror=alert(1)>\n",
+        "def reward(candidate, problem):\n    return 0.5  # </script><script>alert(2)</script>\n",
+    ]
+    sweep = launched(member, version, config={"reward_custom": 1.0}, axes={"reward_custom_source": sources})
+
+    text = client_for(member).get(f"/sweeps/{sweep.pk}/").content.decode()
+
+    assert "<img src=x" not in text and "&lt;img src=x onerror=alert(1)&gt;" in text
+    assert "</script><script>alert(2)" not in text
+    assert "\\u003C/script\\u003E\\u003Cscript\\u003Ealert(2)" in text  # json_script's escaping
+
+
+def test_the_runs_part_refreshes_alone_with_the_plot_data(member, version):
+    sweep = launched(member, version)
+
+    part = client_for(member).get(
+        f"/sweeps/{sweep.pk}/", headers={"HX-Request": "true", "HX-Target": "sweep-runs"}
+    )
+
+    text = part.content.decode()
+    assert text.lstrip().startswith('<section class="card" id="sweep-runs"') and "<h1>" not in text
+    assert 'id="sweep-plot-data"' in text and 'hx-trigger="every 5s"' in text
