@@ -11,7 +11,8 @@ from runs.spend.selectors import spend_estimate
 from runs.sweeps.document import sweep_document_from
 from runs.sweeps.expansion import SweepError
 from runs.sweeps.models import Sweep, SweepHalt, SweepRun, SweepRung, SweepStatus
-from runs.sweeps.services import halving_pick, sweep_halve, sweep_halve_all, sweep_launch, sweep_stop
+from runs.sweeps.services import halving_pick, sweep_halve, sweep_launch, sweep_stop
+from runs.sweeps.tasks import sweep_halve_task
 from tests.factories import MetricPointFactory, UserFactory
 from workers.spec import RunConfig
 
@@ -154,7 +155,7 @@ def test_halving_waits_for_every_run_then_cancels_the_bottom_half_once_saying_wh
     _log(runs[2], "pass_rate", [0.0, 0.3, 0.2])
     _log(runs[3], "pass_rate", [0.0, 0.3, 0.8])
 
-    assert sorted(sweep_halve_all()) == sorted([runs[1].pk, runs[2].pk])
+    assert sorted(sweep_halve_task()) == sorted([runs[1].pk, runs[2].pk])  # the beat task
     assert sweep_halve(sweep_id=sweep.pk) == []  # judged once
 
     stopped = Run.objects.get(pk=runs[1].pk)
