@@ -48,6 +48,9 @@ def sweep_plan_make(*, user: User, document: SweepDocument) -> SweepPlan:
     """The sweep expanded and estimated; refused (SweepError naming the field) for a bad axis, value,
     dataset version or model. PermissionDenied for a team the user may not launch into."""
     team = launch.run_launch_team(user=user, team=_team(document.team))
+    if Sweep.objects.filter(team=team, name=document.name).exists():
+        # Its runs would share names with the other's: <name>-1 must say which sweep it is.
+        raise SweepError(f"name: team {team.name} has a sweep named {document.name} already", field="name")
     version = DatasetVersion.objects.select_related("dataset").filter(pk=document.dataset_version).first()
     if version is None:
         raise SweepError(
@@ -112,6 +115,15 @@ def sweep_budget_check(*, user: User, plan: SweepPlan) -> None:
             "(budget_usd) that fits",
             field="budget",
         )
+
+
+def sweep_budget_refusal(*, user: User, plan: SweepPlan) -> str:
+    """Why the budget check would refuse the sweep ("" if it fits): the preview's warning."""
+    try:
+        sweep_budget_check(user=user, plan=plan)
+    except SweepError as exc:
+        return str(exc)
+    return ""
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,12 @@ def sweep_new(request: AuthedHttpRequest) -> HttpResponse:
     teams = launch.run_launch_teams(user=request.user)
     form = SweepForm(request.POST or None, teams=teams)
     preview = partial_name(request, {"sweep-preview"}) is not None
-    plan, status = None, 200
+    plan, over_budget, status = None, "", 200
     if request.method == "POST" and form.is_valid() and form.document is not None:
         try:
             if preview:
                 plan = services.sweep_plan_make(user=request.user, document=form.document)
+                over_budget = services.sweep_budget_refusal(user=request.user, plan=plan)
             else:
                 result = services.sweep_launch(user=request.user, document=form.document)
                 if result.not_queued:
@@ -42,7 +43,7 @@ def sweep_new(request: AuthedHttpRequest) -> HttpResponse:
             form.add_sweep_error(exc)
     if request.method == "POST" and not preview and form.errors:
         status = 400
-    context = {"form": form, "plan": plan}
+    context = {"form": form, "plan": plan, "over_budget": over_budget}
     return render_page(request, "sweeps/sweep_new.html", context, partials={"sweep-preview"}, status=status)
 
 

@@ -201,3 +201,13 @@ def test_halving_compares_only_the_runs_that_reached_the_step_and_not_in_a_stopp
     Run.objects.filter(pk__in=[r.pk for r in runs]).update(status=RunStatus.RUNNING)
     Run.objects.filter(pk=runs[1].pk).update(status=RunStatus.FAILED)  # ended before step 1: not waited for
     assert sweep_halve(sweep_id=sweep.pk) == [runs[2].pk]  # 3 compared: floor(1.5) stopped
+
+
+def test_a_second_sweep_of_the_same_name_in_the_team_is_refused(member, version):
+    sweep_launch(user=member, document=document(version))
+
+    with pytest.raises(SweepError) as refused:
+        sweep_launch(user=member, document=document(version))
+
+    assert refused.value.field == "name" and "team ml has a sweep named lr-grid already" in str(refused.value)
+    assert Run.objects.count() == 4

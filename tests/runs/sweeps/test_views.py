@@ -2,11 +2,13 @@
 link, halving record), stop (members only), and the run page's link back to its sweep."""
 
 import json
+from decimal import Decimal
 
 import pytest
 from django.test import Client
 
 from runs.models import Run, RunMetricKey, RunStatus
+from runs.spend.models import TeamMonthlyBudget
 from runs.sweeps.document import sweep_document_from
 from runs.sweeps.models import Sweep, SweepStatus
 from runs.sweeps.services import sweep_launch
@@ -177,3 +179,18 @@ def test_the_runs_part_refreshes_alone_with_the_plot_data(member, version):
     text = part.content.decode()
     assert text.lstrip().startswith('<section class="card" id="sweep-runs"') and "<h1>" not in text
     assert 'id="sweep-plot-data"' in text and 'hx-trigger="every 5s"' in text
+
+
+def test_the_preview_warns_of_a_sweep_over_the_budget_before_launch(member, version, team):
+    TeamMonthlyBudget.objects.create(team=team, usd_per_month=Decimal("0.01"))
+
+    preview = client_for(member).post(
+        "/sweeps/new/",
+        form_data(version, config_yaml="steps: 1000\n"),
+        headers={"HX-Request": "true", "HX-Target": "sweep-preview"},
+    )
+
+    text = preview.content.decode()
+    assert 'data-testid="preview-count">4 runs' in text
+    assert "Launching would be refused: this sweep of 4 runs is estimated at $" in text
+    assert "only $0.01 of team ml&#x27;s $0.01 monthly budget is left" in text
