@@ -22,7 +22,7 @@ def sweep_new(request: AuthedHttpRequest) -> HttpResponse:
     """The form; its preview (htmx, as the fields change) shows the runs it expands to and their total
     estimate; a POST launches them all or none."""
     teams = launch.run_launch_teams(user=request.user)
-    form = SweepForm(request.POST or None, teams=teams)
+    form = SweepForm(request.POST if request.method == "POST" else None, teams=teams)
     preview = partial_name(request, {"sweep-preview"}) is not None
     plan, over_budget, status = None, "", 200
     if request.method == "POST" and form.is_valid() and form.document is not None:

@@ -12,6 +12,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from controlplane.accounts.models import TokenScope
 from tests.controlplane.accounts.conftest import ROLES
 from tests.controlplane.api.conftest import api_client_for
+from tests.runs.sweeps.world import world_sweep
 
 # (url name, method, path with @placeholders from the world, JSON body, expected status per role in ROLES
 # order: admin, member, viewer of alpha; outsider (admin of beta); loner (no team); superuser)
@@ -138,24 +139,9 @@ def test_the_table_walks_every_route_of_the_api():
     assert names - {row[0] for row in TABLE} == set()
 
 
-def _world_sweep(world) -> int:
-    from runs.sweeps.models import Sweep, SweepRun
-
-    sweep, _ = Sweep.objects.get_or_create(
-        name="world-sweep",
-        team=world.alpha,
-        created_by=world.run.created_by,
-        dataset_version=world.run.dataset_version,
-        pool=world.run.pool,
-        axes={"lr": [1e-5]},
-    )
-    SweepRun.objects.get_or_create(sweep=sweep, run=world.run, index=1, params={"lr": 1e-5})
-    return sweep.pk
-
-
 def _path(world, template: str) -> str:
     if "@sweep" in template:
-        template = template.replace("@sweep", str(_world_sweep(world)))
+        template = template.replace("@sweep", str(world_sweep(world)))
     for name in ("run", "beta_run", "generation", "model", "eval_job", "problem"):
         template = template.replace(f"@{name}", str(getattr(world, name).pk))
     return template.replace("@version", str(world.run.dataset_version_id)).replace(
