@@ -56,3 +56,11 @@ def test_a_two_by_two_grid_sweep_is_launched_from_the_browser_and_compared(host_
     page.goto(f"{host_stack.base_url}/runs/{runs[0].pk}/")  # and back from a run to its sweep
     page.get_by_test_id("run-sweep").get_by_role("link").click()
     expect(page.locator("h1")).to_contain_text("Sweep e2e-grid")
+
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
+    page.get_by_test_id("sweep-stop").click()
+    expect(page.locator(".messages")).to_contain_text("Sweep e2e-grid stopped: 4 active run(s) cancelled.")
+    assert dialogs == ["Stop sweep e2e-grid? Its queued and running runs are cancelled."]
+    expect(page.get_by_test_id("sweep-status")).to_have_text("Stopped")
+    expect(page.get_by_test_id("sweep-run-status")).to_have_text(["Cancelled"] * 4)
