@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Max, QuerySet
+from django.db.models import Count, Max, OuterRef, QuerySet, Subquery
 from django.http import Http404
 
 from controlplane.accounts.models import Role
@@ -87,19 +87,14 @@ def sweep_rows(*, sweep: Sweep) -> list[SweepRow]:
 
 
 def _finals(*, run_ids: list[int], key: str) -> dict[int, float]:
-    """Each run's latest value of `key`, from the key index's last step (one point each)."""
-    last = dict(RunMetricKey.objects.filter(run_id__in=run_ids, key=key).values_list("run_id", "last_step"))
-    out = {}
-    for run_id, step in last.items():
-        value = (
-            MetricPoint.objects.filter(run_id=run_id, key=key, step=step)
-            .order_by("-pk")
-            .values_list("value", flat=True)
-            .first()
-        )
-        if value is not None:
-            out[run_id] = value
-    return out
+    """Each run's latest value of `key`: its point at the key index's last step, in one query."""
+    at_last = MetricPoint.objects.filter(run_id=OuterRef("run_id"), key=key, step=OuterRef("last_step"))
+    rows = (
+        RunMetricKey.objects.filter(run_id__in=run_ids, key=key)
+        .annotate(value=Subquery(at_last.order_by("-pk").values("value")[:1]))
+        .values_list("run_id", "value")
+    )
+    return {run_id: value for run_id, value in rows if value is not None}
 
 
 def sweep_best(rows: list[SweepRow]) -> SweepRow | None:
