@@ -9,6 +9,7 @@ from controlplane.htmx import partial_name, render_page
 from controlplane.http import AuthedHttpRequest
 from runs import launch
 from runs.sweeps import selectors, services
+from runs.sweeps.document import SweepDocument
 from runs.sweeps.expansion import SweepError
 from runs.sweeps.forms import SweepForm
 
@@ -24,27 +25,28 @@ def sweep_new(request: AuthedHttpRequest) -> HttpResponse:
     teams = launch.run_launch_teams(user=request.user)
     form = SweepForm(request.POST if request.method == "POST" else None, teams=teams)
     preview = partial_name(request, {"sweep-preview"}) is not None
-    plan, over_budget, status = None, "", 200
+    plan, over_budget = None, ""
     if request.method == "POST" and form.is_valid() and form.document is not None:
         try:
-            if preview:
-                plan = services.sweep_plan_make(user=request.user, document=form.document)
-                over_budget = services.sweep_budget_refusal(user=request.user, plan=plan)
-            else:
-                result = services.sweep_launch(user=request.user, document=form.document)
-                if result.not_queued:
-                    messages.error(request, result.not_queued)
-                else:
-                    messages.success(
-                        request, f"Sweep {result.sweep.name}: {result.sweep.sweep_runs.count()} runs queued."
-                    )
-                return redirect("sweeps:detail", result.sweep.pk)
+            if not preview:
+                return _launch(request, form.document)
+            plan = services.sweep_plan_make(user=request.user, document=form.document)
+            over_budget = services.sweep_budget_refusal(user=request.user, plan=plan)
         except SweepError as exc:
             form.add_sweep_error(exc)
-    if request.method == "POST" and not preview and form.errors:
-        status = 400
+    status = 400 if request.method == "POST" and not preview and form.errors else 200
     context = {"form": form, "plan": plan, "over_budget": over_budget}
     return render_page(request, "sweeps/sweep_new.html", context, partials={"sweep-preview"}, status=status)
+
+
+def _launch(request: AuthedHttpRequest, document: SweepDocument) -> HttpResponse:
+    result = services.sweep_launch(user=request.user, document=document)
+    if result.not_queued:  # recorded, but the broker is down: the sweep page says which runs failed
+        messages.error(request, result.not_queued)
+    else:
+        count = result.sweep.sweep_runs.count()
+        messages.success(request, f"Sweep {result.sweep.name}: {count} runs queued.")
+    return redirect("sweeps:detail", result.sweep.pk)
 
 
 def sweep_detail(request: AuthedHttpRequest, sweep_id: int) -> HttpResponse:
