@@ -11,7 +11,7 @@ from runs.models import Run, RunMetricKey, RunStatus
 from runs.spend.models import TeamMonthlyBudget
 from runs.sweeps.document import sweep_document_from
 from runs.sweeps.models import Sweep, SweepStatus
-from runs.sweeps.services import sweep_launch
+from runs.sweeps.services import sweep_halve, sweep_launch
 from tests.factories import MetricPointFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -194,3 +194,26 @@ def test_the_preview_warns_of_a_sweep_over_the_budget_before_launch(member, vers
     assert 'data-testid="preview-count">4 runs' in text
     assert "Launching would be refused: this sweep of 4 runs is estimated at $" in text
     assert "only $0.01 of team ml&#x27;s $0.01 monthly budget is left" in text
+
+
+def test_the_sweep_page_shows_which_runs_halving_stopped_and_why(member, version):
+    sweep = launched(member, version, config={"steps": 4}, halving={"step": 1, "fraction": 0.5})
+    runs = [m.run for m in sweep.sweep_runs.select_related("run")]
+    Run.objects.filter(pk__in=[r.pk for r in runs]).update(status=RunStatus.RUNNING)
+    for run, value in zip(runs, (0.25, 0.75), strict=True):
+        for step in (0, 1):
+            MetricPointFactory(run=run, key="pass_rate", step=step, value=value)
+        RunMetricKey.objects.create(run=run, key="pass_rate", last_step=1)
+    page = client_for(member).get(f"/sweeps/{sweep.pk}/").content.decode()
+    assert "No rung judged yet" in page
+
+    assert sweep_halve(sweep_id=sweep.pk) == [runs[0].pk]
+
+    page = client_for(member).get(f"/sweeps/{sweep.pk}/").content.decode()
+    assert "the bottom 50% of the runs by pass_rate (higher is better) are cancelled" in page
+    assert "Step 1: 2 runs compared by pass_rate" in page
+    assert f'stopped <a href="/runs/{runs[0].pk}/">grid-1</a> (0.2500)' in page
+    assert (
+        'data-testid="halted">stopped by successive halving at step 1: pass_rate 0.25 was in the bottom 50% '
+        "of the 2 runs of sweep grid</small>"
+    ) in page
