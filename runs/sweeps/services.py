@@ -17,6 +17,7 @@ from runs import launch, lifecycle
 from runs.models import MetricPoint, Run, RunMetricKey, RunStatus
 from runs.pools import pool_for_run
 from runs.registry.models import RegisteredModel
+from runs.registry.selectors import model_readable_by_team
 from runs.spend.selectors import BudgetState, spend_estimate, team_budget_state, user_budget_state
 from runs.sweeps.document import Halving, SweepDocument, halving_from
 from runs.sweeps.expansion import PlannedRun, SweepError
@@ -64,7 +65,8 @@ def sweep_plan_make(*, user: User, document: SweepDocument) -> SweepPlan:
     model = None
     if document.model is not None:
         model = RegisteredModel.objects.filter(pk=document.model).first()
-        if model is None:
+        # Another team's model does not exist for this team, not even its name.
+        if model is None or not model_readable_by_team(model=model, team=team):
             raise SweepError(f"model: no model #{document.model}", field="model")
     runs = document.plan()
     pool = pool_for_run(pool=document.pool, model=model)

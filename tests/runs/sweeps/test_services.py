@@ -13,7 +13,7 @@ from runs.sweeps.expansion import SweepError
 from runs.sweeps.models import Sweep, SweepHalt, SweepRun, SweepRung, SweepStatus
 from runs.sweeps.services import halving_pick, sweep_halve, sweep_launch, sweep_stop
 from runs.sweeps.tasks import sweep_halve_task
-from tests.factories import MetricPointFactory, UserFactory
+from tests.factories import MetricPointFactory, RegisteredModelFactory, TeamFactory, UserFactory
 from workers.spec import RunConfig
 
 pytestmark = pytest.mark.django_db
@@ -211,3 +211,12 @@ def test_a_second_sweep_of_the_same_name_in_the_team_is_refused(member, version)
 
     assert refused.value.field == "name" and "team ml has a sweep named lr-grid already" in str(refused.value)
     assert Run.objects.count() == 4
+
+
+def test_another_teams_model_does_not_exist_for_the_sweep(member, version):
+    other = RegisteredModelFactory(team=TeamFactory(name="beta"), name="secret-model", status="ready")
+
+    with pytest.raises(SweepError) as refused:
+        sweep_launch(user=member, document=document(version, model=other.pk))
+
+    assert refused.value.field == "model" and str(refused.value) == f"model: no model #{other.pk}"
