@@ -6,6 +6,7 @@ from typing import Any
 
 import yaml
 from django.http import HttpRequest
+from django.urls import reverse
 from ninja import Router, Schema, Status
 from pydantic import ConfigDict, Field
 
@@ -105,7 +106,7 @@ def sweep_object(request: HttpRequest, sweep: Sweep) -> dict[str, Any]:
         "axes": sweep.axes,
         "halving": sweep.halving,
         "created_at": sweep.created_at,
-        "url": request.build_absolute_uri(f"/sweeps/{sweep.pk}/"),
+        "url": request.build_absolute_uri(reverse("sweeps:detail", args=[sweep.pk])),
         "runs": [
             {
                 "id": row.run.pk,
