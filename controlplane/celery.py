@@ -63,17 +63,9 @@ app.conf.beat_schedule = {
 }
 # Each app's tasks.py, and the sandbox node's task (workers/tasks.py).
 app.autodiscover_tasks(
-    [
-        "runs",
-        "runs.review",
-        "runs.spend",
-        "runs.registry",
-        "runs.evals",
-        "runs.sweeps",
-        "datasets_app",
-        "workers",
-    ]
+    ["runs", "runs.review", "runs.spend", "runs.registry", "runs.evals", "datasets_app", "workers"]
 )
+app.autodiscover_tasks(["runs.sweeps"])  # a line of its own: apps added in parallel merge cleanly
 
 # What a publish raises when the broker is down, refuses or hangs past TRIAD_BROKER_TIMEOUT_S.
 BROKER_ERRORS: tuple[type[BaseException], ...] = (OperationalError, OSError)
