@@ -43,6 +43,7 @@ app.conf.task_routes = {
     "evals.reap_lost": {"queue": CONTROL},
     "datasets.reap_unenqueued": {"queue": CONTROL},
     "spend.accrue": {"queue": CONTROL},
+    "sweeps.halve": {"queue": CONTROL},
     "nodes.*": {"queue": CONTROL},
     # A node's answer about a model it inspected (`models.inspect` goes to the model's gpu.<pool>).
     "models.record": {"queue": CONTROL},
@@ -60,12 +61,15 @@ app.conf.beat_schedule = {
     "accrue-run-costs": {"task": "spend.accrue", "schedule": settings.TRIAD_SPEND_ACCRUE_S},
     # Alert rules on silence ("no new point for N minutes"; docs/alerts.md).
     "check-alert-silence": {"task": "alerts.check_silence", "schedule": 30.0},
+    # Successive halving of sweeps, off the ingest path (docs/sweeps.md).
+    "halve-sweeps": {"task": "sweeps.halve", "schedule": 15.0},
 }
 # Each app's tasks.py, and the sandbox node's task (workers/tasks.py).
 app.autodiscover_tasks(
     ["runs", "runs.review", "runs.spend", "runs.registry", "runs.evals", "datasets_app", "workers"]
 )
 app.autodiscover_tasks(["runs.alerts"])  # alerts: evaluation and delivery (docs/alerts.md)
+app.autodiscover_tasks(["runs.sweeps"])  # a line of its own: apps added in parallel merge cleanly
 
 # What a publish raises when the broker is down, refuses or hangs past TRIAD_BROKER_TIMEOUT_S.
 BROKER_ERRORS: tuple[type[BaseException], ...] = (OperationalError, OSError)

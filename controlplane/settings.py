@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "runs.registry",
     "runs.evals",
     "runs.alerts",
+    "runs.sweeps",
 ]
 
 MIDDLEWARE = [

@@ -604,6 +604,76 @@ def cmd_alerts_notifications(args: argparse.Namespace) -> int:
     ]
     with _client(args) as client:
         return _list(args, client.alert_notifications(unread=args.unread, limit=args.limit), columns)
+def _sweep_block(sweep: Mapping[str, Any], out: TextIO) -> None:
+    block(
+        [
+            ("id", sweep.get("id")),
+            ("name", sweep.get("name")),
+            ("state", sweep.get("state")),
+            ("method", sweep.get("method")),
+            ("team", sweep.get("team")),
+            ("axes", ", ".join(sweep.get("axes") or {})),
+            ("best run", sweep.get("best_run")),
+            ("url", sweep.get("url")),
+        ],
+        out,
+    )
+    runs = sweep.get("runs") or []
+    if runs:
+        out.write("runs:\n")
+        table(runs, SWEEP_RUN_COLUMNS, out)
+
+
+SWEEP_RUN_COLUMNS: list[Column] = [
+    ("ID", lambda r: r.get("id")),
+    ("NAME", lambda r: r.get("name")),
+    ("PARAMS", lambda r: " ".join(f"{k}={v}" for k, v in (r.get("params") or {}).items())),
+    ("STATUS", lambda r: r.get("status")),
+    ("STEP", lambda r: f"{r.get('last_step') if r.get('last_step') is not None else '-'}/{r.get('steps')}"),
+    ("BEST_PASS", lambda r: r.get("best_pass_rate")),
+    ("FINAL_PASS", lambda r: r.get("final_pass_rate")),
+]
+SWEEP_COLUMNS: list[Column] = [
+    ("ID", lambda s: s.get("id")),
+    ("NAME", lambda s: s.get("name")),
+    ("STATE", lambda s: s.get("state")),
+    ("METHOD", lambda s: s.get("method")),
+    ("RUNS", lambda s: len(s.get("runs") or [])),
+    ("BEST_RUN", lambda s: s.get("best_run")),
+    ("CREATED", lambda s: _time(s.get("created_at"))),
+]
+
+
+def cmd_sweeps_ls(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        return _list(args, client.sweeps(limit=args.limit), SWEEP_COLUMNS)
+
+
+def cmd_sweeps_show(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        return _emit(args, client.sweep(args.id), _sweep_block)
+
+
+def _sweep_line(verb: str) -> Callable[[Any, TextIO], None]:
+    def line(sweep: Any, out: TextIO) -> None:
+        out.write(
+            f'{verb} sweep {clean(sweep.get("id"))} "{clean(sweep.get("name"))}": '
+            f"{len(sweep.get('runs') or [])} runs, {clean(sweep.get('state'))}  {clean(sweep.get('url'))}\n"
+        )
+
+    return line
+
+
+def cmd_sweeps_create(args: argparse.Namespace) -> int:
+    text = _read_text(args.file)
+    with _client(args) as client:
+        sweep = client.create_sweep(text, idempotency_key=args.idempotency_key)
+    return _emit(args, sweep, _sweep_line("launched"))
+
+
+def cmd_sweeps_stop(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        return _emit(args, client.stop_sweep(args.id), _sweep_line("stopped"))
 
 
 def _read_text(name: str) -> str:
@@ -816,6 +886,24 @@ def build_parser() -> argparse.ArgumentParser:
     spend.add_argument("--until", metavar="YYYY-MM-DD")
     spend.add_argument("--csv", action="store_true", help="the server's CSV")
     spend.set_defaults(func=cmd_spend)
+
+    sweeps = commands.add_parser("sweeps", help="launch, list, show and stop sweeps").add_subparsers(
+        dest="sweeps_command", required=True, metavar="ACTION", parser_class=_Parser
+    )
+    sweeps.add_parser("ls", parents=[as_json, limited], help="list sweeps").set_defaults(func=cmd_sweeps_ls)
+    sweep_create = sweeps.add_parser(
+        "create", parents=[as_json], help="launch a sweep from a YAML file ('-': stdin)"
+    )
+    sweep_create.add_argument("--file", required=True, metavar="SWEEP.yaml")
+    sweep_create.add_argument("--idempotency-key", help="send this key (the same key never launches twice)")
+    sweep_create.set_defaults(func=cmd_sweeps_create)
+    for action, func, what in (
+        ("show", cmd_sweeps_show, "one sweep and its runs"),
+        ("stop", cmd_sweeps_stop, "stop a sweep: cancel its active runs"),
+    ):
+        sub = sweeps.add_parser(action, parents=[as_json], help=what)
+        sub.add_argument("id", type=int, metavar="ID")
+        sub.set_defaults(func=func)
 
     nodes = commands.add_parser("nodes", help="the GPU nodes").add_subparsers(
         dest="nodes_command", required=True, metavar="ACTION", parser_class=_Parser

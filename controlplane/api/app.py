@@ -14,7 +14,7 @@ from django.urls import URLPattern, URLResolver
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 
-from controlplane.api import alerts, datasets, errors, external, generations, me, models, nodes, runs, spend
+from controlplane.api import alerts, datasets, errors, external, generations, me, models, nodes, runs, spend, sweeps
 from controlplane.api.auth import BrowserSession, TokenAuth
 from controlplane.api.ingest_schema import INGEST_PATHS, INGEST_SECURITY
 from controlplane.api.layouts import router as layouts_router
@@ -59,6 +59,7 @@ api.add_router("", models.router)  # /models…
 api.add_router("", spend.router)  # /spend
 api.add_router("", generations.router)  # /runs/{id}/generations, /generations/{id}/label
 api.add_router("", alerts.router)  # /alerts/rules…, /alerts/notifications…
+api.add_router("", sweeps.router)  # /sweeps…
 
 
 _BEHIND_LOGIN = ("openapi-view", "api-root")  # the browsable docs, and "/api/v1/" that leads to them

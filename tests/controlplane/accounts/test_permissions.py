@@ -11,6 +11,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from runs.models import LogLine, Run, RunStatus
 from runs.spend.models import MonthlyBudget, TeamMonthlyBudget
 from tests.controlplane.accounts.conftest import ROLES
+from tests.runs.sweeps.world import world_sweep
 
 ADMIN, MEMBER, VIEWER, OUTSIDER, LONER, SUPER = range(6)
 
@@ -151,6 +152,15 @@ TABLE = [
     ("htmx#eval", "evals:detail", {"job_id": "@eval_job"}, {}, (200, 200, 200, 404, 404, 200)),
     ("post", "evals:again", {"job_id": "@eval_job"}, {}, (302, 302, 403, 404, 404, 302)),
     ("get", "evals:compare", {}, {"a": "@eval_job", "b": "@eval_job"}, (200, 200, 200, 404, 404, 200)),
+    # sweeps belong to a team (@sweep: alpha's, over the world's run): everyone sees the list, members
+    # launch (a viewer or a user in no team is refused the form), another team's sweep is a 404
+    ("get", "sweeps:list", {}, {}, (200, 200, 200, 200, 200, 200)),
+    ("get", "sweeps:new", {}, {}, (200, 200, 403, 200, 403, 200)),
+    ("htmx#sweep-preview", "sweeps:new", {}, {}, (200, 200, 403, 200, 403, 200)),
+    ("post", "sweeps:new", {}, {}, (400, 400, 403, 400, 403, 400)),  # no fields: the form's 400
+    ("get", "sweeps:detail", {"sweep_id": "@sweep"}, {}, (200, 200, 200, 404, 404, 200)),
+    ("htmx#sweep-runs", "sweeps:detail", {"sweep_id": "@sweep"}, {}, (200, 200, 200, 404, 404, 200)),
+    ("post", "sweeps:stop", {"sweep_id": "@sweep"}, {}, (302, 302, 403, 404, 404, 302)),
 ]
 # Alerts (runs/alerts): the world's rule is on alpha's run. Everyone has the list, the notifications and
 # the bell (their own); members make, change and delete rules; viewers see them; another team's rule or
@@ -202,6 +212,8 @@ def _resolve(world, value):
         return world.run.dataset_version_id
     if name == "dataset":
         return world.run.dataset_version.dataset_id
+    if name == "sweep":
+        return world_sweep(world)
     return world.users[name].pk if name in world.users else getattr(world, name).pk
 
 

@@ -12,6 +12,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from controlplane.accounts.models import TokenScope
 from tests.controlplane.accounts.conftest import ROLES
 from tests.controlplane.api.conftest import api_client_for
+from tests.runs.sweeps.world import world_sweep
 
 # (url name, method, path with @placeholders from the world, JSON body, expected status per role in ROLES
 # order: admin, member, viewer of alpha; outsider (admin of beta); loner (no team); superuser)
@@ -133,6 +134,25 @@ TABLE += [
     ("alert-rule-delete", "delete", "/alerts/rules/@alert_rule", None, (200, 200, 403, 404, 404, 200)),
     ("alert-notifications", "get", "/alerts/notifications", None, (200,) * 6),
     ("alert-notifications-read", "post", "/alerts/notifications/read", {}, (200,) * 6),
+# Sweeps (controlplane/api/sweeps.py): as runs. Launching on alpha's dataset: the outsider may not train on
+# it (400, naming dataset_version), the loner launches nowhere (403). @sweep: a sweep of alpha over the
+# world's run.
+TABLE += [
+    ("sweeps-list", "get", "/sweeps", None, (200,) * 6),
+    (
+        "sweeps-create",
+        "post",
+        "/sweeps",
+        {
+            "name": "api-grid",
+            "dataset_version": "@version",
+            "config": {"steps": 3},
+            "axes": {"lr": [1e-5, 3e-5]},
+        },
+        (201, 201, 403, 400, 403, 201),
+    ),
+    ("sweep-detail", "get", "/sweeps/@sweep", None, (200, 200, 200, 404, 404, 200)),
+    ("sweep-stop", "post", "/sweeps/@sweep/stop", None, (200, 200, 403, 404, 404, 200)),
 ]
 # Not routes a token calls: the schema (open, like the docs of any public API) and the docs page.
 NOT_CALLS = {"openapi-json", "openapi-view", "api-root"}
@@ -152,6 +172,8 @@ def test_the_table_walks_every_route_of_the_api():
 
 
 def _path(world, template: str) -> str:
+    if "@sweep" in template:
+        template = template.replace("@sweep", str(world_sweep(world)))
     for name in ("run", "beta_run", "generation", "model", "eval_job", "problem", "alert_rule"):
         template = template.replace(f"@{name}", str(getattr(world, name).pk))
     return template.replace("@version", str(world.run.dataset_version_id)).replace(
