@@ -604,6 +604,8 @@ def cmd_alerts_notifications(args: argparse.Namespace) -> int:
     ]
     with _client(args) as client:
         return _list(args, client.alert_notifications(unread=args.unread, limit=args.limit), columns)
+
+
 def _sweep_block(sweep: Mapping[str, Any], out: TextIO) -> None:
     block(
         [

@@ -483,6 +483,7 @@ class Client:
 
     def alert_notifications(self, *, unread: bool = False, limit: int | None = None) -> Iterator[JSON]:
         return self._pages("/alerts/notifications", {"unread": "true" if unread else None}, limit)
+
     def sweeps(self, *, limit: int | None = None) -> Iterator[JSON]:
         return self._pages("/sweeps", {}, limit)
 

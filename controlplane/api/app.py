@@ -14,7 +14,19 @@ from django.urls import URLPattern, URLResolver
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 
-from controlplane.api import alerts, datasets, errors, external, generations, me, models, nodes, runs, spend, sweeps
+from controlplane.api import (
+    alerts,
+    datasets,
+    errors,
+    external,
+    generations,
+    me,
+    models,
+    nodes,
+    runs,
+    spend,
+    sweeps,
+)
 from controlplane.api.auth import BrowserSession, TokenAuth
 from controlplane.api.ingest_schema import INGEST_PATHS, INGEST_SECURITY
 from controlplane.api.layouts import router as layouts_router

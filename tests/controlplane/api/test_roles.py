@@ -134,6 +134,7 @@ TABLE += [
     ("alert-rule-delete", "delete", "/alerts/rules/@alert_rule", None, (200, 200, 403, 404, 404, 200)),
     ("alert-notifications", "get", "/alerts/notifications", None, (200,) * 6),
     ("alert-notifications-read", "post", "/alerts/notifications/read", {}, (200,) * 6),
+]
 # Sweeps (controlplane/api/sweeps.py): as runs. Launching on alpha's dataset: the outsider may not train on
 # it (400, naming dataset_version), the loner launches nowhere (403). @sweep: a sweep of alpha over the
 # world's run.
