@@ -43,11 +43,13 @@ app.conf.task_routes = {
     "evals.reap_lost": {"queue": CONTROL},
     "datasets.reap_unenqueued": {"queue": CONTROL},
     "spend.accrue": {"queue": CONTROL},
+    "sweeps.halve": {"queue": CONTROL},
     "nodes.*": {"queue": CONTROL},
     # A node's answer about a model it inspected (`models.inspect` goes to the model's gpu.<pool>).
     "models.record": {"queue": CONTROL},
     "models.exported": {"queue": CONTROL},  # and its answer about an export (`models.export`: gpu.<pool>)
     "evals.record": {"queue": CONTROL},  # a node's answers about an evaluation (`evals.execute`: gpu.<pool>)
+    "alerts.*": {"queue": CONTROL},  # evaluation and delivery of alerts (runs/alerts/tasks.py)
 }
 app.conf.beat_schedule = {
     "reap-lost-runs": {"task": "runs.reap_lost", "schedule": 15.0},
@@ -57,11 +59,17 @@ app.conf.beat_schedule = {
     "reap-unenqueued-runs": {"task": "runs.reap_unenqueued", "schedule": 30.0},
     "reap-unenqueued-verifications": {"task": "datasets.reap_unenqueued", "schedule": 30.0},
     "accrue-run-costs": {"task": "spend.accrue", "schedule": settings.TRIAD_SPEND_ACCRUE_S},
+    # Alert rules on silence ("no new point for N minutes"; docs/alerts.md).
+    "check-alert-silence": {"task": "alerts.check_silence", "schedule": 30.0},
+    # Successive halving of sweeps, off the ingest path (docs/sweeps.md).
+    "halve-sweeps": {"task": "sweeps.halve", "schedule": 15.0},
 }
 # Each app's tasks.py, and the sandbox node's task (workers/tasks.py).
 app.autodiscover_tasks(
     ["runs", "runs.review", "runs.spend", "runs.registry", "runs.evals", "datasets_app", "workers"]
 )
+app.autodiscover_tasks(["runs.alerts"])  # alerts: evaluation and delivery (docs/alerts.md)
+app.autodiscover_tasks(["runs.sweeps"])  # a line of its own: apps added in parallel merge cleanly
 
 # What a publish raises when the broker is down, refuses or hangs past TRIAD_BROKER_TIMEOUT_S.
 BROKER_ERRORS: tuple[type[BaseException], ...] = (OperationalError, OSError)

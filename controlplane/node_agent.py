@@ -1,6 +1,7 @@
 """What a GPU worker does for the control plane besides running tasks: say who it is when it starts
 (host, address, pool, GPUs with their memory and compute capability, CPUs, price) and heartbeat while it
-lives — as messages to the control queue, since a GPU node holds no database credentials.
+lives, each heartbeat with a sample of the machine (controlplane/node_metrics.py) — as messages to the
+control queue, since a GPU node holds no database credentials.
 """
 
 import os
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+
+from controlplane.node_metrics import Nvml, node_sample
 
 GPU_QUEUE_PREFIX = "gpu."
 
@@ -115,8 +118,12 @@ def start(app: Any, nodename: str, queues: list[str]) -> None:
     app.send_task("nodes.register", args=[node_info(nodename, pools[0])])
 
     def beat() -> None:
+        nvml = Nvml()
+        node_sample()  # primes psutil's CPU counter: each sample is then the interval since the last
         while True:
             time.sleep(settings.TRIAD_NODE_HEARTBEAT_S)
-            app.send_task("nodes.heartbeat", args=[nodename, time.time()])
+            # The sample rides as a third argument: a control plane of the previous version (two) would
+            # refuse it, so nodes are upgraded after the control plane (docs/runs.md, "System metrics").
+            app.send_task("nodes.heartbeat", args=[nodename, time.time(), node_sample(nvml)])
 
     threading.Thread(target=beat, name="triad-node-heartbeat", daemon=True).start()

@@ -58,6 +58,8 @@ INSTALLED_APPS = [
     "runs.spend",
     "runs.registry",
     "runs.evals",
+    "runs.alerts",
+    "runs.sweeps",
 ]
 
 MIDDLEWARE = [
@@ -192,6 +194,8 @@ if TRIAD_NODE_COMPUTE_CAPABILITY and not (_major.isdigit() and _minor.isdigit())
     )
 # Where the pool's other nodes reach this one (rank 0's address); unset: what its hostname resolves to.
 TRIAD_NODE_ADDRESS = env_str("TRIAD_NODE_ADDRESS")
+# Nodes' system metrics (CPU, memory, GPUs; runs/node_samples.py) are kept this many hours, then pruned.
+TRIAD_NODE_SAMPLES_KEEP_H = env_float("TRIAD_NODE_SAMPLES_KEEP_H", 72.0, minimum=0.1)
 # A started run silent for this long is marked lost by the reaper (Celery beat, every 15 s).
 TRIAD_LOST_AFTER_S = env_float("TRIAD_LOST_AFTER_S", 60.0, minimum=1.0)
 # A running evaluation job whose node sent no word for this long (it says so every
@@ -215,6 +219,31 @@ TRIAD_SPEND_ACCRUE_S = env_float("TRIAD_SPEND_ACCRUE_S", 10.0, minimum=1.0)
 TRIAD_SPEND_GRACE_S = env_float("TRIAD_SPEND_GRACE_S", 30.0, minimum=0.0)
 TRIAD_SPEND_DEFAULT_USD_PER_GPU_HOUR = env_float("TRIAD_SPEND_DEFAULT_USD_PER_GPU_HOUR", 2.0, minimum=0.0)
 TRIAD_SPEND_DEFAULT_STEP_S = env_float("TRIAD_SPEND_DEFAULT_STEP_S", 10.0, minimum=0.001)
+
+# Alerts (docs/alerts.md). Metric rules are evaluated at most once per run per TRIAD_ALERTS_EVAL_DELAY_S,
+# that long after a batch. Webhooks: tried TRIAD_WEBHOOK_ATTEMPTS times in all, waiting
+# TRIAD_WEBHOOK_BACKOFF_S, then twice that, and so on; private and loopback targets are refused
+# unless TRIAD_WEBHOOK_ALLOW_PRIVATE (on in development, so a local receiver can be tried).
+TRIAD_ALERTS_EVAL_DELAY_S = env_float("TRIAD_ALERTS_EVAL_DELAY_S", 2.0, minimum=0.1)
+TRIAD_WEBHOOK_ATTEMPTS = env_int("TRIAD_WEBHOOK_ATTEMPTS", 5, minimum=1)
+TRIAD_WEBHOOK_BACKOFF_S = env_float("TRIAD_WEBHOOK_BACKOFF_S", 10.0, minimum=0.0)
+TRIAD_WEBHOOK_ALLOW_PRIVATE = env_bool("TRIAD_WEBHOOK_ALLOW_PRIVATE", TRIAD_DEV)
+# Mail (alerts): Django's mail settings from the environment. Development writes each mail as a file
+# under var/mail/ instead of sending it; production sends through EMAIL_HOST.
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.filebased.EmailBackend"
+    if TRIAD_DEV
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "triad@localhost")
 
 # Celery. No broker URL: a filesystem broker under var/ that needs no server (embedded mode).
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")

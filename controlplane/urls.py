@@ -15,6 +15,8 @@ urlpatterns = [
     path("review/", include("runs.review.urls")),
     path("models/", include("runs.registry.urls")),
     path("evals/", include("runs.evals.urls")),
+    path("alerts/", include("runs.alerts.urls")),
+    path("sweeps/", include("runs.sweeps.urls")),
     path("", include("controlplane.accounts.urls")),
     path("api/v1/runs/<int:run_id>/events", api.run_events, name="api-run-events"),
     path("api/v1/runs/<int:run_id>/spec", api.run_spec, name="api-run-spec"),

@@ -10,6 +10,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from runs import attempts, gang, ingest, spec
+from runs.alerts import hooks as alert_hooks
 from runs.events import BatchTooLarge, EventError, parse_batch, string_problem
 from runs.models import TERMINAL_STATUSES, Run
 from runs.ratelimit import ingest_retry_after
@@ -76,6 +77,7 @@ def run_events(request: HttpRequest, run_id: int) -> JsonResponse:
         # 413 with the limit, so that a client splits the batch instead of dropping it.
         return JsonResponse(exc.as_dict(), status=413)
     except EventError as exc:
+        alert_hooks.metric_values_refused(auth, body, exc.event_index)  # NaN rules hear of a NaN value
         return JsonResponse(exc.as_dict(), status=400)
     if (wait := ingest_retry_after(run_id=auth, events=batch.received)) is not None:
         response = _error(

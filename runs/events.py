@@ -12,7 +12,9 @@ REPORTED_STATUSES = tuple(REPORTED_STATES)  # what a node may report (workers.sp
 LOG_LEVELS = ("debug", "info", "warning", "error")
 # A gang's node of rank r ≥ 1 heartbeats as "launcher-<r>" (runs/gang.py); node rank 0 as "launcher".
 NODE_SOURCES = tuple(f"launcher-{rank}" for rank in range(1, 64))
-SOURCES = ("trainer", "launcher", "external", *NODE_SOURCES)
+# Each node's train.log (every rank's output), shipped line by line by its launcher (workers/log_shipper.py).
+LOG_SOURCES = ("train.log", *(f"train.log-{rank}" for rank in range(1, 64)))
+SOURCES = ("trainer", "launcher", "external", *NODE_SOURCES, *LOG_SOURCES)
 MAX_METRIC_KEY = 100
 MAX_TEXT = 64 * 1024  # generated code, stdout and stderr are capped, with a marker, beyond this
 # What the columns hold: steps and counts are PostgreSQL integers, seq a bigint; a time must make a
@@ -293,7 +295,9 @@ def parse_batch(body: Any, *, max_events: int) -> Batch:
     source = body.get("source", "trainer")
     if source not in SOURCES:
         raise EventError(
-            "source: must be one of trainer, launcher, launcher-1 … launcher-63, external", field="source"
+            "source: must be one of trainer, launcher, launcher-1 … launcher-63, train.log, "
+            "train.log-1 … train.log-63, external",
+            field="source",
         )
     attempt = body.get("attempt")
     if attempt is not None and (

@@ -6,6 +6,7 @@ from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
 from controlplane.accounts.models import Team
+from controlplane.accounts.selectors import team_filter
 from datasets_app.models import Dataset, DatasetVersion
 from datasets_app.selectors import dataset_readable_by_teams_q, dataset_readable_q
 from runs.config_schema import (
@@ -19,10 +20,10 @@ from runs.config_schema import (
     yaml_error_message,
 )
 from runs.launch import RunLaunchError
-from runs.models import RunStatus
+from runs.models import Run, RunStatus
 from runs.pools import pool_list
 from runs.registry.models import RegisteredModel
-from runs.registry.selectors import model_list_ready_for_teams
+from runs.registry.selectors import model_list_ready_for_teams, model_readable_q
 from workers.spec import (
     CONTROL,
     SETTINGS,
@@ -221,6 +222,23 @@ class RunFilterForm(forms.Form):
         empty_label="Any dataset",
         widget=forms.Select(attrs={"aria-label": "Dataset"}),
     )
+    # The organizing filters (docs/runs.md, "Organizing runs"): they combine with the above.
+    tag = forms.CharField(required=False, label="Tag", max_length=64)
+    model = forms.ModelChoiceField(
+        required=False, queryset=RegisteredModel.objects.all(), empty_label="Any model", label="Model"
+    )
+    user = forms.ModelChoiceField(
+        required=False,
+        queryset=User.objects.all(),
+        empty_label="Anyone",
+        label="Launched by",
+        to_field_name="username",
+    )
+    archived = forms.ChoiceField(
+        required=False,
+        label="Archived",
+        choices=[("", "Hide archived"), ("only", "Archived only"), ("all", "With archived")],
+    )
     sort = forms.ChoiceField(
         required=False,
         widget=forms.Select(attrs={"aria-label": "Sort by"}),
@@ -242,6 +260,27 @@ class RunFilterForm(forms.Form):
             self.fields["dataset"].queryset = Dataset.objects.filter(  # type: ignore[attr-defined]
                 dataset_readable_q(user=user)
             )
+            self.fields["model"].queryset = RegisteredModel.objects.filter(  # type: ignore[attr-defined]
+                model_readable_q(user=user)
+            )
+            # Who launched runs the user sees: another team's people are not listed.
+            self.fields["user"].queryset = User.objects.filter(  # type: ignore[attr-defined]
+                pk__in=Run.objects.filter(team_filter(user=user)).values("created_by_id")
+            ).order_by("username")
+
+    def selector_filters(self) -> dict[str, Any]:
+        """The valid filters as run_list_filtered's keywords (an invalid form: none)."""
+        data = self.cleaned_data if self.is_valid() else {}
+        return {
+            "q": data.get("q") or "",
+            "status": data.get("status") or "",
+            "dataset_id": data["dataset"].pk if data.get("dataset") else None,
+            "tag": (data.get("tag") or "").strip().lower(),
+            "model_id": data["model"].pk if data.get("model") else None,
+            "created_by_id": data["user"].pk if data.get("user") else None,
+            "archived": data.get("archived") or "",
+            "sort": data.get("sort") or "newest",
+        }
 
 
 MAX_COMPARE = 100
@@ -288,6 +327,8 @@ class MetricQueryForm(forms.Form):
     until_step = forms.IntegerField(required=False, min_value=0)
     keys = MetricKeysField(required=False)
     max_points = forms.IntegerField(required=False, min_value=10, max_value=20_000)
+    # wall=1: the answer maps steps to wall time too (the charts' "wall time" x axis)
+    wall = forms.BooleanField(required=False)
 
     def clean_after_step(self) -> int:
         value = self.cleaned_data.get("after_step")

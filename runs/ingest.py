@@ -9,6 +9,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
+from runs.alerts import hooks as alert_hooks
 from runs.events import Batch, Event
 from runs.lifecycle import transition
 from runs.live.broadcast import broadcast_run_update
@@ -70,6 +71,8 @@ def run_ingest(*, run_id: int, batch: Batch) -> IngestResult:
             transition(run_id, reported["status"], reported["message"])
         if payload["metrics"] or payload["generations"] or payload["logs"]:
             broadcast_run_update(run_id, payload)
+        if payload["metrics"]:
+            alert_hooks.metrics_stored(run_id)  # an on-commit enqueue, throttled per run
         moved = statuses or started
         desired = Run.objects.values_list("status", flat=True).get(pk=run_id) if moved else status
     return IngestResult(
@@ -226,5 +229,13 @@ def _store_events(run_id: int, source: str, events: list[Event], now: dt.datetim
             }
             for g in generations
         ],
-        "logs": [{"level": line.level, "message": line.message[:500], "source": source} for line in logs],
+        "logs": [
+            {
+                "level": line.level,
+                "message": line.message[:500],
+                "source": source,
+                "time": line.time.isoformat(),
+            }
+            for line in logs
+        ],
     }

@@ -17,9 +17,10 @@ from typing import Any
 
 import psycopg
 from django.db import connection, transaction
-from django.db.models import Func, Max, Min, QuerySet, TextField
+from django.db.models import F, Func, Max, Min, Q, QuerySet, TextField, Value
+from django.db.models.functions import Mod
 
-from runs.models import MetricPoint, MetricRollup
+from runs.models import MetricPoint, MetricRollup, RunMetricKey
 
 COPY_SQL = "COPY runs_metricpoint (run_id, key, step, value, wall_time) FROM STDIN"
 COPY_TYPES = ["bigint", "varchar", "integer", "float8", "timestamptz"]
@@ -441,6 +442,29 @@ def metric_series_bounded(
         out.extend([step, seen[step]] for step in sorted(seen))
         reduced = reduced or r[8] > len(seen)
     return out, reduced
+
+
+def metric_wall_times(*, run_id: int, max_points: int) -> list[list[float]]:
+    """When the run reached its steps: [[step, seconds since the run's first point], ...], at most about
+    `max_points` of them, read from the wall times of the key logged furthest (time/step_s if it is
+    among those), every n-th step. The charts' "wall time" x axis maps each step through it."""
+    furthest = RunMetricKey.objects.filter(run_id=run_id).aggregate(hi=Max("last_step"))["hi"]
+    if furthest is None:
+        return []
+    keys = RunMetricKey.objects.filter(run_id=run_id, last_step=furthest).order_by("key")
+    key = "time/step_s" if keys.filter(key="time/step_s").exists() else keys.values_list("key", flat=True)[0]
+    stride = max(1, -(-(furthest + 1) // max_points))
+    rows = list(
+        MetricPoint.objects.filter(run_id=run_id, key=key)
+        .annotate(phase=Mod(F("step"), Value(stride)))
+        .filter(Q(phase=0) | Q(step=furthest))
+        .order_by("step", "pk")
+        .values_list("step", "wall_time")
+    )
+    if not rows:
+        return []
+    start = min(wall for _, wall in rows)
+    return [[step, (wall - start).total_seconds()] for step, wall in rows]
 
 
 def _raw(points: QuerySet[MetricPoint], max_points: int) -> tuple[list[list[float]], bool]:

@@ -7,16 +7,18 @@ itself in Celery messages to the control queue, and the control worker records t
 import datetime as dt
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db.models import Prefetch, Subquery
+from django.db.models import Prefetch, QuerySet, Subquery
+from django.http import Http404
 from django.utils import timezone
 
 from controlplane.accounts.selectors import team_ids_for
-from runs.models import ACTIVE_STATUSES, Node, Run, RunClaim
+from runs.models import ACTIVE_STATUSES, Node, NodeSample, Run, RunClaim
+from runs.node_samples import node_latest_samples
 
 logger = logging.getLogger(__name__)
 
@@ -132,18 +134,34 @@ class NodeRow:
     healthy: bool
     runs: list[Run]  # the active runs on it that the user may see
     busy_elsewhere: int  # active runs of other teams: the node is busy, but they are not named
+    sample: NodeSample | None = None  # its newest system metrics (runs/node_samples.py)
+
+
+def _node_row(node: Node, team_ids: list[int] | None) -> NodeRow:
+    active: list[Run] = node.active_runs  # type: ignore[attr-defined]  # prefetched (to_attr)
+    mine = [run for run in active if team_ids is None or run.team_id in team_ids]
+    return NodeRow(node, node_is_healthy(node), mine, len(active) - len(mine))
+
+
+def _nodes_with_active_runs() -> QuerySet[Node]:
+    active = Run.objects.filter(status__in=ACTIVE_STATUSES).only("pk", "name", "team_id", "node_id")
+    return Node.objects.prefetch_related(
+        Prefetch("runs", queryset=active.order_by("-pk"), to_attr="active_runs")
+    )
+
+
+def node_row_get(*, user: User, name: str) -> NodeRow:
+    """One node of the nodes page, by its name (404 if none): nodes are shared by every team."""
+    node = _nodes_with_active_runs().filter(name=name).first()
+    if node is None:
+        raise Http404(f"no node {name!r}")
+    return _node_row(node, team_ids_for(user=user))
 
 
 def node_list(*, user: User) -> list[NodeRow]:
     """Every node (nodes are shared by all teams) with what runs on it. Another team's run does not exist
     for the user (docs/teams.md): it only makes the node show as busy, without its id or name."""
-    active = Run.objects.filter(status__in=ACTIVE_STATUSES).only("pk", "name", "team_id", "node_id")
-    nodes = Node.objects.prefetch_related(
-        Prefetch("runs", queryset=active.order_by("-pk"), to_attr="active_runs")
-    )
     team_ids = team_ids_for(user=user)  # None: every team (a superuser)
-    rows = []
-    for node in nodes:
-        mine = [run for run in node.active_runs if team_ids is None or run.team_id in team_ids]
-        rows.append(NodeRow(node, node_is_healthy(node), mine, len(node.active_runs) - len(mine)))
-    return rows
+    rows = [_node_row(node, team_ids) for node in _nodes_with_active_runs()]
+    latest = node_latest_samples(node_ids=[row.node.pk for row in rows])
+    return [replace(row, sample=latest.get(row.node.pk)) for row in rows]

@@ -13,7 +13,7 @@ from django.utils import timezone
 from controlplane.accounts.models import Role
 from controlplane.accounts.selectors import role_allows, role_of, team_filter
 from runs.metric_store import metric_keys_list, metric_series_bounded
-from runs.models import Generation, LogLine, MetricPoint, Run
+from runs.models import Generation, LogLine, MetricPoint, Run, RunMetricKey, RunTag
 from workers.spec import REWARD_COMPONENTS, SETTINGS, Metric, config_from_stored
 
 CHART_KEYS = (Metric.REWARD_MEAN, Metric.PASS_RATE, Metric.LOSS, Metric.STEP_S)
@@ -70,12 +70,35 @@ def _latest(key: str) -> Subquery:
 
 
 def run_list_filtered(
-    *, user: User, q: str = "", status: str = "", dataset_id: int | None = None, sort: str = "newest"
+    *,
+    user: User,
+    q: str = "",
+    status: str = "",
+    dataset_id: int | None = None,
+    sort: str = "newest",
+    tag: str = "",
+    model_id: int | None = None,
+    created_by_id: int | None = None,
+    archived: str = "",
 ) -> QuerySet[Run]:
-    """The runs list: text search over name and dataset, status and dataset filters, latest key metrics."""
-    runs = run_list_for_user(user=user).annotate(
-        latest_pass_rate=_latest(Metric.PASS_RATE), latest_reward=_latest(Metric.REWARD_MEAN)
+    """The runs list: text search over name and dataset; status, dataset, tag, model, creator filters;
+    archived runs hidden unless `archived` is "only" or "all"; latest key metrics, tags and cost."""
+    runs = (
+        run_list_for_user(user=user)
+        .select_related("cost")
+        .prefetch_related("tags")
+        .annotate(latest_pass_rate=_latest(Metric.PASS_RATE), latest_reward=_latest(Metric.REWARD_MEAN))
     )
+    if tag:
+        runs = runs.filter(pk__in=RunTag.objects.filter(name=tag).values("run_id"))
+    if model_id:
+        runs = runs.filter(model_id=model_id)
+    if created_by_id:
+        runs = runs.filter(created_by_id=created_by_id)
+    if archived == "only":
+        runs = runs.filter(archived_at__isnull=False)
+    elif archived != "all":
+        runs = runs.filter(archived_at__isnull=True)
     if q:
         runs = runs.filter(
             Q(name__icontains=q)
@@ -93,18 +116,17 @@ def run_list_filtered(
 API_LATEST_KEYS = (Metric.REWARD_MEAN, Metric.PASS_RATE, Metric.KL)
 
 
-def run_list_api(
-    *, user: User, q: str = "", status: str = "", dataset_id: int | None = None, sort: str = "newest"
-) -> QuerySet[Run]:
-    """The runs list of the page, filtered and sorted the same, with what the API's run object adds: its
-    model, its cost so far and its latest KL (reward and pass rate are the page's annotations)."""
-    runs = run_list_filtered(user=user, q=q, status=status, dataset_id=dataset_id, sort=sort)
+def run_list_api(*, user: User, **filters: Any) -> QuerySet[Run]:
+    """The runs list of the page, filtered and sorted the same (run_list_filtered's keywords), with what
+    the API's run object adds: its model, its cost so far and its latest KL (reward and pass rate are
+    the page's annotations)."""
+    runs = run_list_filtered(user=user, **filters)
     return runs.select_related("model", "cost").annotate(latest_kl=_latest(Metric.KL))
 
 
 def run_get_api(*, user: User, run_id: int) -> Run:
-    """One run of run_list_api (404 when the user may not see it)."""
-    run = run_list_api(user=user).filter(pk=run_id).first()
+    """One run of run_list_api (404 when the user may not see it), archived or not."""
+    run = run_list_api(user=user, archived="all").filter(pk=run_id).first()
     if run is None:
         raise Http404(f"no run #{run_id}")
     return run
@@ -172,6 +194,11 @@ class RunCheckpoints:
     quota_bytes: int  # 0: no quota
     every: int  # checkpoint_every: 0 saves only at the end
     best_metric: str  # "": no best kept
+
+    @property
+    def newest(self) -> KeptCheckpoint | None:
+        """The one export writes (workers/export.py: the newest attempt's latest), None when none is kept."""
+        return max(self.kept, key=lambda k: (k.attempt, k.step), default=None)
 
 
 def run_checkpoints(*, run: Run) -> RunCheckpoints:
@@ -275,6 +302,19 @@ def run_metric_read(
         if points:
             series[key] = points
     return MetricSeries(series=series, truncated=truncated, keys=listed)
+
+
+METRIC_KEYS_PICKED = 2_000  # keys listed to the metric picker, matching its search
+
+
+def run_metric_key_list(*, run_id: int, q: str = "") -> list[dict[str, Any]]:
+    """The keys the run has logged (containing `q`, any case) with the furthest step of each, by key:
+    the metric picker's list, from the index kept at ingest rather than a scan of the points."""
+    keys = RunMetricKey.objects.filter(run_id=run_id)
+    if q:
+        keys = keys.filter(key__icontains=q)
+    rows = keys.order_by("key").values_list("key", "last_step")[:METRIC_KEYS_PICKED]
+    return [{"key": key, "last_step": last_step} for key, last_step in rows]
 
 
 def run_metric_series(

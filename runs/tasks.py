@@ -79,12 +79,18 @@ def node_register_task(info: dict[str, Any]) -> None:
 
 
 @shared_task(name="nodes.heartbeat", ignore_result=True, expires=60)
-def node_heartbeat_task(name: str, at: float) -> None:
+def node_heartbeat_task(name: str, at: float, sample: dict[str, Any] | None = None) -> None:
+    """`sample`: the node's system metrics (controlplane/node_metrics.py); a node of an older version
+    sends none, and its heartbeat counts as before."""
     import datetime as dt
 
+    from runs.node_samples import node_sample_record
     from runs.nodes import node_heartbeat
 
-    node_heartbeat(name=name, at=dt.datetime.fromtimestamp(at, tz=dt.UTC))
+    when = dt.datetime.fromtimestamp(at, tz=dt.UTC)
+    node_heartbeat(name=name, at=when)
+    if sample is not None:
+        node_sample_record(name=name, at=when, raw=sample)
 
 
 @shared_task(name="nodes.assign_run", ignore_result=True, acks_late=True)
@@ -92,3 +98,18 @@ def run_node_assign_task(run_id: int, node_name: str) -> None:
     from runs.nodes import run_node_assign
 
     run_node_assign(run_id=run_id, node_name=node_name)
+
+
+@shared_task(name="runs.checkpoints_delete", ignore_result=True, acks_late=True)
+def run_checkpoints_delete_task(run_id: int) -> dict[str, Any]:
+    """On a `gpu.<pool>` worker of a deleted run's pool: remove its checkpoints from the storage the
+    pool's nodes mount, keeping the models exported from it (workers/checkpoint_files.py). Idempotent:
+    a redelivery finds nothing left to remove."""
+    from workers.checkpoint_files import checkpoints_delete
+
+    done = checkpoints_delete(
+        run_id,
+        shared=Path(settings.TRIAD_CHECKPOINT_DIR),
+        workdir=Path(settings.TRIAD_RUNS_DIR) / str(run_id),
+    )
+    return {"removed": done.removed, "kept": done.kept, "bytes": done.bytes}

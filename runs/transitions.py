@@ -12,6 +12,7 @@ from django.db.models import F, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from runs.alerts import hooks as alert_hooks
 from runs.live.broadcast import broadcast_run_update
 from runs.models import TERMINAL_STATUSES, LogLine, Run, RunAttempt, RunStatus, status_label
 
@@ -64,6 +65,7 @@ def transition(
         )
         if new_status in TERMINAL_STATUSES:
             _attempt_end_record(run_id=run_id, status=new_status, message=message, at=now)
+        alert_hooks.status_changed(run_id, new_status)  # state rules fire or re-arm in a task, on commit
         label = status_label(new_status, fields["stop_cause"])
         broadcast_run_update(run_id, {"status": new_status, "status_label": label, "status_message": message})
     return bool(moved)

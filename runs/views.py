@@ -1,33 +1,35 @@
+import json
+
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from controlplane.accounts.models import Role
 from controlplane.accounts.selectors import role_allows, role_of
+from controlplane.api.streaming import streamed
 from controlplane.htmx import partial_name, render_page
 from controlplane.http import AuthedHttpRequest
-from runs import attempts, launch, lifecycle, selectors
+from runs import attempts, chart_layouts, chart_panels, launch, lifecycle, organize_views, progress, selectors
 from runs import nodes as nodes_service
 from runs import queue as queue_service
 from runs.config_schema import PRESETS, preset_values
 from runs.forms import MetricQueryForm, RunCompareForm, RunFilterForm, RunLaunchForm
+from runs.log_text import CONTENT_TYPE as LOG_CONTENT_TYPE
+from runs.log_text import log_filename, log_text_chunks
+from runs.metric_store import metric_wall_times
+from runs.node_sample_query import NodeSamplesQueryForm
+from runs.node_samples import node_samples_read, run_samples_read
 
 PRESETS_JSON = {name: preset_values(name) for name in PRESETS}
 
 
 def run_list(request: AuthedHttpRequest) -> HttpResponse:
     form = RunFilterForm(request.GET, user=request.user)
-    filters = form.cleaned_data if form.is_valid() else {}
-    runs = selectors.run_list_filtered(
-        user=request.user,
-        q=filters.get("q") or "",
-        status=filters.get("status") or "",
-        dataset_id=filters["dataset"].pk if filters.get("dataset") else None,
-        sort=filters.get("sort") or "newest",
-    )
+    runs = selectors.run_list_filtered(user=request.user, **form.selector_filters())
     page = Paginator(runs, 50).get_page(request.GET.get("page"))
+    progress.run_progress_many(page.object_list)
     query = request.GET.copy()
     query.pop("page", None)
     context = {"form": form, "page": page, "runs": page.object_list, "query": query.urlencode()}
@@ -85,13 +87,14 @@ def run_detail(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
         "latest": selectors.run_latest_metrics(run_id=run.pk),
         "generations": selectors.run_generations(run_id=run.pk),
         "log_lines": selectors.run_log_tail(run_id=run.pk),
-        "chart_keys": selectors.CHART_KEYS,
         "chart_groups": selectors.run_chart_groups(run=run),
+        "chart_board": chart_panels.run_chart_board(run=run, user=request.user),
         "config_rows": selectors.run_config_rows(run=run),
         "resumable": lifecycle.RESUMABLE,
         "attempts": attempts.attempt_list(run=run),
         "queue_place": queue_service.run_queue_place(run=run),
         "checkpoints": selectors.run_checkpoints(run=run),
+        **organize_views.header_context(request, run),  # progress, tags, note (templates/runs/_organize.html)
     }
     return render_page(
         request, "runs/run_detail.html", context, partials={"run-status", "generations", "checkpoints"}
@@ -115,7 +118,36 @@ def run_metrics(request: AuthedHttpRequest, run_id: int) -> JsonResponse:
     answer: dict[str, object] = {"series": read.series, "truncated": read.truncated}
     if read.keys is not None:
         answer["keys"] = read.keys
+    if data["wall"]:
+        answer["wall"] = metric_wall_times(run_id=run_id, max_points=data["max_points"] or 2_000)
     return JsonResponse(answer)
+
+
+def run_metric_keys(request: AuthedHttpRequest, run_id: int) -> JsonResponse:
+    """The metric picker's list: every key the run logged, containing ?q= (any case)."""
+    run = selectors.run_get_for_user(user=request.user, run_id=run_id)
+    keys = selectors.run_metric_key_list(run_id=run.pk, q=request.GET.get("q", "")[:100])
+    return JsonResponse({"keys": keys})
+
+
+def chart_layout(request: AuthedHttpRequest, page: str) -> JsonResponse:
+    """GET: the user's saved chart layout of a page ("run", "compare"; {} if none); PUT: replace it."""
+    try:
+        if request.method == "PUT":
+            try:
+                body = json.loads(request.body or b"null")
+            except ValueError:
+                return JsonResponse({"error": "body: not valid JSON", "field": "body"}, status=400)
+            layout = chart_layouts.chart_layout_save(user=request.user, page=page, layout=body)
+            return JsonResponse({"page": page, "layout": layout, "saved": True})
+        if request.method != "GET":
+            return JsonResponse({"error": "GET or PUT", "field": None}, status=405)
+        saved = chart_layouts.chart_layout_get(user=request.user, page=page)
+    except chart_layouts.LayoutError as exc:
+        return JsonResponse(
+            {"error": str(exc), "field": exc.field}, status=404 if exc.field == "page" else 400
+        )
+    return JsonResponse({"page": page, "layout": saved or {}, "saved": saved is not None})
 
 
 def run_compare(request: AuthedHttpRequest) -> HttpResponse:
@@ -190,6 +222,38 @@ def run_rerun(request: AuthedHttpRequest, run_id: int, attempt: int) -> HttpResp
 
 def node_list(request: AuthedHttpRequest) -> HttpResponse:
     return render(request, "runs/node_list.html", {"nodes": nodes_service.node_list(user=request.user)})
+
+
+def node_detail(request: AuthedHttpRequest, name: str) -> HttpResponse:
+    """A node and its system metrics (CPU, memory, GPUs) charted over time (docs/runs.md)."""
+    row = nodes_service.node_row_get(user=request.user, name=name)
+    return render(request, "runs/node_detail.html", {"row": row, "node": row.node})
+
+
+def node_samples(request: AuthedHttpRequest, name: str) -> JsonResponse:
+    node = nodes_service.node_row_get(user=request.user, name=name).node
+    form = NodeSamplesQueryForm(request.GET)
+    if not form.is_valid():
+        field, error = form.first_error()
+        return JsonResponse({"error": error, "field": field}, status=400)
+    data = form.cleaned_data
+    read = node_samples_read(
+        node=node, since=data["since"], until=data["until"], max_points=data["max_points"]
+    )
+    return JsonResponse(read.as_dict())
+
+
+def run_system(request: AuthedHttpRequest, run_id: int) -> JsonResponse:
+    """The run's nodes' samples from its start to its end: the run page's System card."""
+    run = selectors.run_get_for_user(user=request.user, run_id=run_id)
+    return JsonResponse({"nodes": [read.as_dict() for read in run_samples_read(run=run)]})
+
+
+def run_log_download(request: AuthedHttpRequest, run_id: int) -> StreamingHttpResponse:
+    """The run's whole log, every line of every source, as a text file (streamed)."""
+    run = selectors.run_get_for_user(user=request.user, run_id=run_id)
+    chunks = log_text_chunks(run_id=run.pk)
+    return streamed(request, chunks, content_type=LOG_CONTENT_TYPE, filename=log_filename(run_id=run.pk))
 
 
 def queue_list(request: AuthedHttpRequest) -> HttpResponse:

@@ -9,6 +9,7 @@ stderr, `error: <message> (field: <field>)`, never a traceback. Read commands ta
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import getpass
 import json
@@ -158,6 +159,7 @@ RUN_COLUMNS: list[Column] = [
     ("REWARD", lambda r: (r.get("latest") or {}).get("reward/mean")),
     ("PASS", lambda r: (r.get("latest") or {}).get("pass_rate")),
     ("COST$", lambda r: _money(r.get("cost_usd"))),
+    ("TAGS", lambda r: ",".join(r.get("tags") or [])),
     ("CREATED", lambda r: _time(r.get("created_at"))),
 ]
 
@@ -190,6 +192,8 @@ def _run_block(run: Mapping[str, Any], out: TextIO) -> None:
         ("finished", run.get("finished_at")),
         ("cost_usd", _money(run.get("cost_usd"))),
         ("gpu_hours", run.get("gpu_hours")),
+        ("tags", ", ".join(run.get("tags") or [])),
+        ("archived", run.get("archived_at") or "no"),
     ]
     pairs += [(f"latest {key}", value) for key, value in (run.get("latest") or {}).items()]
     pairs.append(("url", run.get("url")))
@@ -203,7 +207,15 @@ def _run_block(run: Mapping[str, Any], out: TextIO) -> None:
 def cmd_runs_ls(args: argparse.Namespace) -> int:
     with _client(args) as client:
         runs = client.runs(
-            q=args.q, status=args.status, dataset=args.dataset, sort=args.sort, limit=args.limit
+            q=args.q,
+            status=args.status,
+            dataset=args.dataset,
+            sort=args.sort,
+            limit=args.limit,
+            tag=args.tag,
+            model=args.model,
+            user=args.user,
+            archived=args.archived,
         )
         return _list(args, runs, RUN_COLUMNS)
 
@@ -247,7 +259,58 @@ def cmd_runs_clone(args: argparse.Namespace) -> int:
         return _emit(args, client.clone(args.id, name=args.name), _run_line("cloned as"))
 
 
+def cmd_runs_tag(args: argparse.Namespace) -> int:
+    """Add TAGs and take --remove ones off: the run's tags as read, changed, written back whole."""
+    with _client(args) as client:
+        tags = [t for t in client.run(args.id).get("tags") or [] if t not in set(args.remove or [])]
+        tags += [t for t in args.tags if t not in tags]
+        return _emit(args, client.update_run(args.id, tags=tags), _run_tags_line)
+
+
+def _run_tags_line(run: Any, out: TextIO) -> None:
+    out.write(f"run {clean(run.get('id'))} tags: {clean(', '.join(run.get('tags') or [])) or '(none)'}\n")
+
+
+def cmd_runs_rename(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        return _emit(args, client.update_run(args.id, name=args.name), _run_line("renamed"))
+
+
+def cmd_runs_note(args: argparse.Namespace) -> int:
+    text = _read_text(args.file)
+    with _client(args) as client:
+        return _emit(args, client.update_run(args.id, note=text), _run_line("annotated"))
+
+
+def cmd_runs_archive(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        run = client.update_run(args.id, archived=not args.undo)
+        return _emit(args, run, _run_line("unarchived" if args.undo else "archived"))
+
+
+def cmd_runs_delete(args: argparse.Namespace) -> int:
+    if not args.yes:
+        sys.stderr.write(
+            f"error: deleting run {args.id} removes its metrics, generations and logs for good; "
+            "add --yes to confirm\n"
+        )
+        return 2
+    with _client(args) as client:
+        answer = client.delete_run(args.id, checkpoints=args.checkpoints)
+
+        def human(done: Any, out: TextIO) -> None:
+            out.write(
+                f"deleted run {clean(done.get('deleted'))} (checkpoints: {clean(done.get('checkpoints'))})\n"
+            )
+
+        return _emit(args, answer, human)
+
+
 def cmd_runs_logs(args: argparse.Namespace) -> int:
+    if args.all:
+        return _runs_logs_all(args)
+    if args.output:
+        raise UsageError("-o/--output goes with --all (the whole log as a file)")
     with _client(args) as client:
         if args.follow:
             lines: Iterable[Mapping[str, Any]] = client.follow_logs(
@@ -262,6 +325,25 @@ def cmd_runs_logs(args: argparse.Namespace) -> int:
                 when, level = clean(_time(line.get("time"))), clean(line.get("level"))
                 sys.stdout.write(f"{when} {level:<7} {clean(line.get('message'), multiline=True)}\n")
             sys.stdout.flush()
+    return EXIT_OK
+
+
+def _runs_logs_all(args: argparse.Namespace) -> int:
+    """The whole log as text: to a file as it is, or to the terminal with control characters escaped
+    (a log is the run's output: it may hold escape sequences)."""
+    if args.follow or args.json or args.after is not None or args.limit is not None:
+        raise UsageError("--all is the whole log: without -f, --json, --after or --limit")
+    with _client(args) as client:
+        chunks = client.log_text(args.id)
+        if args.output:
+            written = _write_atomically(Path(args.output), chunks)
+            print(f"wrote {written} bytes to {args.output}", file=sys.stderr)
+            return EXIT_OK
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        for chunk in chunks:
+            sys.stdout.write(clean(decoder.decode(chunk), multiline=True))
+        sys.stdout.write(clean(decoder.decode(b"", final=True), multiline=True))
+        sys.stdout.flush()
     return EXIT_OK
 
 
@@ -501,6 +583,101 @@ def cmd_nodes_ls(args: argparse.Namespace) -> int:
         return _list(args, client.nodes(limit=args.limit), columns)
 
 
+def cmd_alerts_ls(args: argparse.Namespace) -> int:
+    columns: list[Column] = [
+        ("ID", lambda r: r.get("id")),
+        ("RULE", lambda r: r.get("name") or r.get("description")),
+        ("ON", lambda r: f"run {r['run']}" if r.get("run") else f"team {r.get('team')}"),
+        ("ENABLED", lambda r: "yes" if r.get("enabled") else "no"),
+    ]
+    with _client(args) as client:
+        return _list(args, client.alert_rules(run=args.run, limit=args.limit), columns)
+
+
+def cmd_alerts_notifications(args: argparse.Namespace) -> int:
+    columns: list[Column] = [
+        ("FIRED", lambda n: _time(n.get("fired_at"))),
+        ("RULE", lambda n: n.get("rule")),
+        ("RUN", lambda n: n.get("run")),
+        ("READ", lambda n: "yes" if n.get("read") else "no"),
+        ("MESSAGE", lambda n: n.get("message")),
+    ]
+    with _client(args) as client:
+        return _list(args, client.alert_notifications(unread=args.unread, limit=args.limit), columns)
+
+
+def _sweep_block(sweep: Mapping[str, Any], out: TextIO) -> None:
+    block(
+        [
+            ("id", sweep.get("id")),
+            ("name", sweep.get("name")),
+            ("state", sweep.get("state")),
+            ("method", sweep.get("method")),
+            ("team", sweep.get("team")),
+            ("axes", ", ".join(sweep.get("axes") or {})),
+            ("best run", sweep.get("best_run")),
+            ("url", sweep.get("url")),
+        ],
+        out,
+    )
+    runs = sweep.get("runs") or []
+    if runs:
+        out.write("runs:\n")
+        table(runs, SWEEP_RUN_COLUMNS, out)
+
+
+SWEEP_RUN_COLUMNS: list[Column] = [
+    ("ID", lambda r: r.get("id")),
+    ("NAME", lambda r: r.get("name")),
+    ("PARAMS", lambda r: " ".join(f"{k}={v}" for k, v in (r.get("params") or {}).items())),
+    ("STATUS", lambda r: r.get("status")),
+    ("STEP", lambda r: f"{r.get('last_step') if r.get('last_step') is not None else '-'}/{r.get('steps')}"),
+    ("BEST_PASS", lambda r: r.get("best_pass_rate")),
+    ("FINAL_PASS", lambda r: r.get("final_pass_rate")),
+]
+SWEEP_COLUMNS: list[Column] = [
+    ("ID", lambda s: s.get("id")),
+    ("NAME", lambda s: s.get("name")),
+    ("STATE", lambda s: s.get("state")),
+    ("METHOD", lambda s: s.get("method")),
+    ("RUNS", lambda s: len(s.get("runs") or [])),
+    ("BEST_RUN", lambda s: s.get("best_run")),
+    ("CREATED", lambda s: _time(s.get("created_at"))),
+]
+
+
+def cmd_sweeps_ls(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        return _list(args, client.sweeps(limit=args.limit), SWEEP_COLUMNS)
+
+
+def cmd_sweeps_show(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        return _emit(args, client.sweep(args.id), _sweep_block)
+
+
+def _sweep_line(verb: str) -> Callable[[Any, TextIO], None]:
+    def line(sweep: Any, out: TextIO) -> None:
+        out.write(
+            f'{verb} sweep {clean(sweep.get("id"))} "{clean(sweep.get("name"))}": '
+            f"{len(sweep.get('runs') or [])} runs, {clean(sweep.get('state'))}  {clean(sweep.get('url'))}\n"
+        )
+
+    return line
+
+
+def cmd_sweeps_create(args: argparse.Namespace) -> int:
+    text = _read_text(args.file)
+    with _client(args) as client:
+        sweep = client.create_sweep(text, idempotency_key=args.idempotency_key)
+    return _emit(args, sweep, _sweep_line("launched"))
+
+
+def cmd_sweeps_stop(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        return _emit(args, client.stop_sweep(args.id), _sweep_line("stopped"))
+
+
 def _read_text(name: str) -> str:
     if name == "-":
         return sys.stdin.read()
@@ -546,13 +723,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     runs = commands.add_parser(
-        "runs", help="list, launch, cancel, resume, clone runs; their logs"
+        "runs", help="list, launch, cancel, resume, clone, tag, rename, archive, delete runs; their logs"
     ).add_subparsers(dest="runs_command", required=True, metavar="ACTION", parser_class=_Parser)
     ls = runs.add_parser("ls", parents=[as_json, limited], help="list runs (newest first)")
     ls.add_argument("--status", help="only runs in this state (running, failed, ...)")
     ls.add_argument("--dataset", type=int, metavar="DATASET_ID", help="only runs on this dataset")
     ls.add_argument("--q", help="only runs whose name contains this")
     ls.add_argument("--sort", choices=["newest", "oldest", "reward", "cost"])
+    ls.add_argument("--tag", help="only runs with this tag")
+    ls.add_argument("--model", type=int, metavar="MODEL_ID", help="only runs of this registered model")
+    ls.add_argument("--user", metavar="USERNAME", help="only runs this user launched")
+    ls.add_argument(
+        "--archived", choices=["only", "all"], help="archived runs too (all) or only them (default: hidden)"
+    )
     ls.set_defaults(func=cmd_runs_ls)
     show = runs.add_parser("show", parents=[as_json], help="one run")
     show.add_argument("id", type=int, metavar="ID")
@@ -571,6 +754,32 @@ def build_parser() -> argparse.ArgumentParser:
         sub = runs.add_parser(action, parents=[as_json], help=what)
         sub.add_argument("id", type=int, metavar="ID")
         sub.set_defaults(func=func)
+    tag = runs.add_parser("tag", parents=[as_json], help="add (and --remove) tags of a run")
+    tag.add_argument("id", type=int, metavar="ID")
+    tag.add_argument("tags", nargs="*", metavar="TAG")
+    tag.add_argument("--remove", action="append", metavar="TAG", help="take this tag off (repeatable)")
+    tag.set_defaults(func=cmd_runs_tag)
+    rename = runs.add_parser("rename", parents=[as_json], help="rename a run")
+    rename.add_argument("id", type=int, metavar="ID")
+    rename.add_argument("name", metavar="NAME")
+    rename.set_defaults(func=cmd_runs_rename)
+    note = runs.add_parser(
+        "note", parents=[as_json], help="set a run's Markdown note from a file ('-': stdin)"
+    )
+    note.add_argument("id", type=int, metavar="ID")
+    note.add_argument("file", metavar="FILE.md")
+    note.set_defaults(func=cmd_runs_note)
+    archive = runs.add_parser("archive", parents=[as_json], help="hide a run from the runs list")
+    archive.add_argument("id", type=int, metavar="ID")
+    archive.add_argument("--undo", action="store_true", help="bring it back")
+    archive.set_defaults(func=cmd_runs_archive)
+    delete = runs.add_parser("delete", parents=[as_json], help="delete a run that has ended (team admins)")
+    delete.add_argument("id", type=int, metavar="ID")
+    delete.add_argument("--yes", action="store_true", help="confirm: it cannot be undone")
+    delete.add_argument(
+        "--checkpoints", action="store_true", help="also delete its checkpoints (exported models stay)"
+    )
+    delete.set_defaults(func=cmd_runs_delete)
     clone = runs.add_parser("clone", parents=[as_json], help="launch a copy of a run")
     clone.add_argument("id", type=int, metavar="ID")
     clone.add_argument("--name", help="the copy's name")
@@ -583,6 +792,10 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--after", type=int, help="only lines after this sequence number")
     logs.add_argument("--limit", type=_positive, help="at most this many lines (without -f)")
     logs.add_argument("--poll", type=float, default=2.0, help="seconds between polls with -f (default 2)")
+    logs.add_argument(
+        "--all", action="store_true", help="the whole log, every source, as text (the run page's download)"
+    )
+    logs.add_argument("-o", "--output", metavar="FILE", help="with --all: write it to FILE")
     logs.set_defaults(func=cmd_runs_logs)
     create = runs.add_parser(
         "create",
@@ -676,10 +889,38 @@ def build_parser() -> argparse.ArgumentParser:
     spend.add_argument("--csv", action="store_true", help="the server's CSV")
     spend.set_defaults(func=cmd_spend)
 
+    sweeps = commands.add_parser("sweeps", help="launch, list, show and stop sweeps").add_subparsers(
+        dest="sweeps_command", required=True, metavar="ACTION", parser_class=_Parser
+    )
+    sweeps.add_parser("ls", parents=[as_json, limited], help="list sweeps").set_defaults(func=cmd_sweeps_ls)
+    sweep_create = sweeps.add_parser(
+        "create", parents=[as_json], help="launch a sweep from a YAML file ('-': stdin)"
+    )
+    sweep_create.add_argument("--file", required=True, metavar="SWEEP.yaml")
+    sweep_create.add_argument("--idempotency-key", help="send this key (the same key never launches twice)")
+    sweep_create.set_defaults(func=cmd_sweeps_create)
+    for action, func, what in (
+        ("show", cmd_sweeps_show, "one sweep and its runs"),
+        ("stop", cmd_sweeps_stop, "stop a sweep: cancel its active runs"),
+    ):
+        sub = sweeps.add_parser(action, parents=[as_json], help=what)
+        sub.add_argument("id", type=int, metavar="ID")
+        sub.set_defaults(func=func)
+
     nodes = commands.add_parser("nodes", help="the GPU nodes").add_subparsers(
         dest="nodes_command", required=True, metavar="ACTION", parser_class=_Parser
     )
     nodes.add_parser("ls", parents=[as_json, limited], help="list nodes").set_defaults(func=cmd_nodes_ls)
+
+    alerts = commands.add_parser("alerts", help="alert rules and your notifications").add_subparsers(
+        dest="alerts_command", required=True, metavar="ACTION", parser_class=_Parser
+    )
+    alerts_ls = alerts.add_parser("ls", parents=[as_json, limited], help="list alert rules")
+    alerts_ls.add_argument("--run", type=int, help="only those watching this run")
+    alerts_ls.set_defaults(func=cmd_alerts_ls)
+    notes = alerts.add_parser("notifications", parents=[as_json, limited], help="your alert notifications")
+    notes.add_argument("--unread", action="store_true", help="only those not read yet")
+    notes.set_defaults(func=cmd_alerts_notifications)
     return parser
 
 

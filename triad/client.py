@@ -228,10 +228,15 @@ class Client:
         dataset: int | str | None = None,
         sort: str | None = None,
         limit: int | None = None,
+        tag: str | None = None,
+        model: int | str | None = None,
+        user: str | None = None,
+        archived: str | None = None,
     ) -> Iterator[JSON]:
-        return self._pages(
-            "/runs", _params({"q": q, "status": status, "dataset": dataset, "sort": sort}), limit
-        )
+        """Runs, filtered as the runs page filters them; archived ones only with `archived` "only" or
+        "all"."""
+        filters = {"q": q, "status": status, "dataset": dataset, "sort": sort, "tag": tag, "model": model}
+        return self._pages("/runs", _params({**filters, "user": user, "archived": archived}), limit)
 
     def run(self, run_id: int) -> JSON:
         return self._get(f"/runs/{int(run_id)}")  # type: ignore[no-any-return]
@@ -241,6 +246,27 @@ class Client:
         Idempotency-Key (a fresh uuid4 unless given), so a retry never launches twice."""
         body = {"yaml": config} if isinstance(config, str) else dict(config)
         return self._post("/runs", body, idempotency_key=idempotency_key or str(uuid.uuid4()))  # type: ignore[no-any-return]
+
+    def update_run(
+        self,
+        run_id: int,
+        *,
+        name: str | None = None,
+        note: str | None = None,
+        tags: list[str] | None = None,
+        archived: bool | None = None,
+    ) -> JSON:
+        """Rename, annotate, tag (the run's tags become exactly `tags`) or archive a run; what is None
+        stays. A repeat sets the same again, so it is retried like a read."""
+        given = {"name": name, "note": note, "tags": tags, "archived": archived}
+        body = {key: value for key, value in given.items() if value is not None}
+        return _json(self._send("PATCH", f"/runs/{int(run_id)}", replayable=True, json=body))  # type: ignore[no-any-return]
+
+    def delete_run(self, run_id: int, *, checkpoints: bool = False) -> JSON:
+        """Delete a run that has ended (team admins); its checkpoints stay on the pool's storage unless
+        `checkpoints` (models exported from it stay either way)."""
+        params = {"checkpoints": "true"} if checkpoints else {}
+        return _json(self._send("DELETE", f"/runs/{int(run_id)}", replayable=False, params=params))  # type: ignore[no-any-return]
 
     def cancel(self, run_id: int) -> JSON:
         return self._post(f"/runs/{int(run_id)}/cancel")  # type: ignore[no-any-return]
@@ -286,6 +312,11 @@ class Client:
                     after = answer.get("next_after", after)
                 return
             time.sleep(poll_s)
+
+    def log_text(self, run_id: int, chunk_size: int | None = None) -> Iterator[bytes]:
+        """The run's whole log, every source, as UTF-8 text streamed: `<ISO time> [<source>] <level>:
+        <message>` a line (what the run page's "Download full log" gives)."""
+        return self._stream(f"/runs/{int(run_id)}/logs", {"format": "text"}, chunk_size)
 
     def metric_keys(self, run_id: int) -> list[str]:
         return list(self._get(f"/runs/{int(run_id)}/metrics/keys")["keys"])
@@ -445,6 +476,28 @@ class Client:
 
     def nodes(self, *, limit: int | None = None) -> Iterator[JSON]:
         return self._pages("/nodes", {}, limit)
+
+    def alert_rules(self, *, run: int | None = None, limit: int | None = None) -> Iterator[JSON]:
+        """Alert rules of your teams (docs/alerts.md); `run`: those watching that run."""
+        return self._pages("/alerts/rules", {"run": run}, limit)
+
+    def alert_notifications(self, *, unread: bool = False, limit: int | None = None) -> Iterator[JSON]:
+        return self._pages("/alerts/notifications", {"unread": "true" if unread else None}, limit)
+
+    def sweeps(self, *, limit: int | None = None) -> Iterator[JSON]:
+        return self._pages("/sweeps", {}, limit)
+
+    def sweep(self, sweep_id: int) -> JSON:
+        return self._get(f"/sweeps/{int(sweep_id)}")  # type: ignore[no-any-return]
+
+    def create_sweep(self, document: str | Mapping[str, Any], idempotency_key: str | None = None) -> JSON:
+        """Launch a sweep from its YAML file's text (a str) or the same as a dict (docs/sweeps.md), with
+        an Idempotency-Key as `launch` has."""
+        body = {"yaml": document} if isinstance(document, str) else dict(document)
+        return self._post("/sweeps", body, idempotency_key=idempotency_key or str(uuid.uuid4()))  # type: ignore[no-any-return]
+
+    def stop_sweep(self, sweep_id: int) -> JSON:
+        return self._post(f"/sweeps/{int(sweep_id)}/stop")  # type: ignore[no-any-return]
 
 
 def _params(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from workers.client import (
     fetch_spec,
     release_run,
 )
+from workers.log_shipper import LogShipper, lines_per_s_from_env, log_source
 from workers.provenance import provenance
 from workers.spec import STOP_STATES, RunState
 
@@ -449,6 +450,8 @@ def run_supervised(
         control_url, run_id, token, source=source, spool_dir=workdir / f"spool-{source}", attempt=attempt
     )
     proc: subprocess.Popen[bytes] | None = None
+    log_client: IngestClient | None = None
+    shipper: LogShipper | None = None
     shm_port = 0
     failing = False
     try:
@@ -492,6 +495,24 @@ def run_supervised(
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
         env["PYTHONUNBUFFERED"] = "1"
         log_path = workdir / "train.log"
+        # Every rank's output goes to train.log; what this attempt appends to it is shipped as log
+        # events of its own source (workers/log_shipper.py), so the whole log reaches the control plane.
+        log_source_name = log_source(gang.node_rank)
+        log_client = IngestClient(
+            control_url,
+            run_id,
+            token,
+            source=log_source_name,
+            # Not "spool-train.log": a directory whose name ends in .log is taken for a log file by globs.
+            spool_dir=workdir / f"spool-{log_source_name.replace('.', '-')}",
+            attempt=attempt,
+        )
+        shipper = LogShipper(
+            log_path,
+            log_client,
+            offset=log_path.stat().st_size if log_path.exists() else 0,
+            lines_per_s=lines_per_s_from_env(),
+        )
         with open(log_path, "ab") as log:
             # Through the group guard: if this launcher dies (its worker killed), the run's whole group goes.
             proc = subprocess.Popen(
@@ -511,9 +532,11 @@ def run_supervised(
             if rc is not None:
                 break
             now = time.monotonic()
+            shipper.pump()
             if now >= next_beat:
                 client.heartbeat()
                 state = client.flush()
+                log_client.flush()
                 next_beat = now + heartbeat_s
                 if state in STOP_STATES and stop_state is None:
                     stop_state = state
@@ -531,6 +554,8 @@ def run_supervised(
             time.sleep(min(0.2, heartbeat_s))
         # The leader is gone; make sure nothing of its group outlives it.
         _stop_group(proc, pgid, kill_grace_s)
+        shipper.drain()  # the log's last lines (a traceback) go before the status that ends the run
+        log_client.flush(ignore_backoff=True)
 
         if stop_state is None and rc != 0 and gang.size > 1:
             # A peer's death fails this node's ranks too (their collectives error out): before calling
@@ -564,6 +589,13 @@ def run_supervised(
             _stop_group(proc, proc.pid, kill_grace_s)
         if shm_port:
             remove_shm_buffers(shm_port)
+        if log_client is not None:
+            try:
+                if shipper is not None:
+                    shipper.drain()
+                log_client.close()
+            except (IngestError, OSError) as exc:  # what is left stays in its spool on the node
+                print(f"launcher: train.log lines not all delivered: {exc}", file=sys.stderr)
         try:
             client.close()
         except IngestError as exc:

@@ -86,6 +86,8 @@ class Metric:
     LENGTH_MEAN = "length/mean"
     STEP_S = "time/step_s"
     TOKENS_PER_S = "throughput/tokens_per_s"
+    # Completion tokens generated since the run began (over resumes): the charts' "tokens" x axis.
+    TOKENS_TOTAL = "throughput/tokens_total"
 
     @staticmethod
     def reward_share(component: str) -> str:

@@ -14,9 +14,22 @@ from django.urls import URLPattern, URLResolver
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 
-from controlplane.api import datasets, errors, external, generations, me, models, nodes, runs, spend
+from controlplane.api import (
+    alerts,
+    datasets,
+    errors,
+    external,
+    generations,
+    me,
+    models,
+    nodes,
+    runs,
+    spend,
+    sweeps,
+)
 from controlplane.api.auth import BrowserSession, TokenAuth
 from controlplane.api.ingest_schema import INGEST_PATHS, INGEST_SECURITY
+from controlplane.api.layouts import router as layouts_router
 
 # Routes name their body parameter `payload`: the error handler drops it from an error's location.
 BODY_PARAMETERS = {"payload"}
@@ -48,6 +61,7 @@ api = TriadAPI(
 )
 errors.install(api, parameters=BODY_PARAMETERS)
 api.add_router("", me.router)
+api.add_router("", layouts_router)  # /me/layouts/{page}: chart layouts
 # /runs/external before /runs/{run_id}: the first pattern that matches a path answers it (405 for POST)
 api.add_router("", external.router)
 api.add_router("", runs.router)
@@ -56,6 +70,8 @@ api.add_router("", datasets.router)  # /datasets…, /dataset-versions…
 api.add_router("", models.router)  # /models…
 api.add_router("", spend.router)  # /spend
 api.add_router("", generations.router)  # /runs/{id}/generations, /generations/{id}/label
+api.add_router("", alerts.router)  # /alerts/rules…, /alerts/notifications…
+api.add_router("", sweeps.router)  # /sweeps…
 
 
 _BEHIND_LOGIN = ("openapi-view", "api-root")  # the browsable docs, and "/api/v1/" that leads to them

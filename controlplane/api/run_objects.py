@@ -8,6 +8,7 @@ from django.urls import reverse
 from ninja import Schema
 
 from runs.models import Run
+from runs.progress import run_progress
 from workers.spec import Metric, config_from_stored
 
 
@@ -25,6 +26,14 @@ class VersionRef(Schema):
 class ModelRef(Schema):
     id: int
     name: str
+
+
+class ProgressOut(Schema):
+    done: int  # steps done
+    total: int  # the run's `steps`
+    percent: int
+    elapsed_s: float | None
+    eta_s: float | None  # None: not running, or too few steps timed to say
 
 
 class RunOut(Schema):
@@ -48,6 +57,11 @@ class RunOut(Schema):
     gpu_hours: float
     latest: dict[str, float | None]
     config: dict[str, Any]
+    tags: list[str]
+    note: str  # Markdown, as written
+    archived: bool
+    archived_at: str | None
+    progress: ProgressOut
     url: str
 
 
@@ -86,5 +100,21 @@ def run_object(request: HttpRequest, run: Run) -> dict[str, Any]:
             Metric.KL: getattr(run, "latest_kl", None),
         },
         "config": config.as_dict(),
+        "tags": sorted(tag.name for tag in run.tags.all()),
+        "note": run.note,
+        "archived": run.archived_at is not None,
+        "archived_at": _time(run.archived_at),
+        "progress": _progress(run),
         "url": request.build_absolute_uri(reverse("runs:detail", args=[run.pk])),
+    }
+
+
+def _progress(run: Run) -> dict[str, Any]:
+    progress = run_progress(run=run)
+    return {
+        "done": progress.done,
+        "total": progress.total,
+        "percent": progress.percent,
+        "elapsed_s": progress.elapsed_s,
+        "eta_s": progress.eta_s,
     }

@@ -8,6 +8,7 @@ refuses exactly what the page refuses, with the same words, naming the field."""
 
 from typing import Any, Literal
 
+from django.db import transaction
 from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Router, Schema, Status
 from ninja.params import P, QueryEx
@@ -20,7 +21,7 @@ from controlplane.api.idempotency import idempotent, request_fingerprint
 from controlplane.api.paging import PER_PAGE_DEFAULT, Page, paged
 from controlplane.api.run_objects import RunOut, run_object
 from controlplane.api.streaming import streamed
-from runs import launch, lifecycle, selectors
+from runs import launch, lifecycle, organize, selectors
 from runs.config_schema import (
     ConfigError,
     ParsedConfig,
@@ -29,6 +30,8 @@ from runs.config_schema import (
     yaml_error_message,
 )
 from runs.forms import MetricQueryForm, RunFilterForm, RunLaunchForm
+from runs.log_text import CONTENT_TYPE as LOG_CONTENT_TYPE
+from runs.log_text import log_filename, log_text_chunks
 from runs.metric_export import FORMATS, metric_export_chunks
 from runs.metric_store import metric_keys_list
 from workers.spec import SETTINGS, RunConfig, SettingError, config_from_stored
@@ -47,28 +50,80 @@ def runs_list(
     q: str = "",
     status: str = "",
     dataset: int | None = None,
+    tag: str = "",
+    model: int | None = None,
+    user: str = "",
+    archived: Literal["", "only", "all"] = "",
     sort: str = "newest",
     page: int = 1,
     per_page: int = PER_PAGE_DEFAULT,
 ) -> dict[str, Any]:
-    """The runs page's list: search over name and dataset, status and dataset filters, its sorts (and
+    """The runs page's list: search over name and dataset; status, dataset, tag, model and user (who
+    launched it) filters; archived runs hidden unless `archived` is `only` or `all`; its sorts (and
     `reward`, `cost`), 50 a page by default."""
-    form = RunFilterForm({"q": q, "status": status, "dataset": dataset, "sort": sort}, user=caller(request))
+    query = {"q": q, "status": status, "dataset": dataset, "tag": tag, "model": model, "user": user}
+    form = RunFilterForm({**query, "archived": archived, "sort": sort}, user=caller(request))
     _refuse_invalid(form)
-    filters = form.cleaned_data
-    runs = selectors.run_list_api(
-        user=caller(request),
-        q=filters["q"],
-        status=filters["status"],
-        dataset_id=filters["dataset"].pk if filters["dataset"] else None,
-        sort=filters["sort"] or "newest",
-    )
+    runs = selectors.run_list_api(user=caller(request), **form.selector_filters())
     return paged(runs, page=page, per_page=per_page, to_item=lambda run: run_object(request, run))
 
 
 @router.get("/runs/{run_id}", response=RunOut, url_name="run-detail", summary="Read a run")
 def run_detail(request: HttpRequest, run_id: int) -> dict[str, Any]:
     return run_object(request, selectors.run_get_api(user=caller(request), run_id=run_id))
+
+
+class RunPatchIn(Schema):
+    """What a member changes about a run (docs/runs.md, "Organizing runs"); what is left out stays."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+    note: str | None = None
+    tags: list[str] | None = None  # the run's tags become exactly these
+    archived: bool | None = Field(None, strict=True)
+
+
+@router.patch(
+    "/runs/{run_id}", response=RunOut, url_name="run-update", summary="Rename, tag, annotate, archive"
+)
+def run_update(request: HttpRequest, run_id: int, payload: RunPatchIn) -> dict[str, Any]:
+    """All of it in one transaction: a refused field changes nothing (400, naming it)."""
+    user = caller(request)
+    run = selectors.run_get_for_user(user=user, run_id=run_id, at_least=Role.MEMBER)
+    try:
+        with transaction.atomic():
+            if payload.name is not None:
+                organize.run_rename(run=run, user=user, name=payload.name)
+            if payload.note is not None:
+                organize.run_note_set(run=run, note=payload.note)
+            if payload.tags is not None:
+                organize.run_tags_set(run=run, tags=payload.tags)
+            if payload.archived is not None:
+                organize.run_archive(run=run, user=user, archived=payload.archived)
+    except organize.OrganizeError as exc:
+        raise ApiError(400, str(exc), field=exc.field) from None
+    return run_object(request, selectors.run_get_api(user=user, run_id=run.pk))
+
+
+class DeletedOut(Schema):
+    deleted: int
+    checkpoints: str  # "kept", "deleting" (a node of its pool removes them) or why they were kept
+
+
+@router.delete("/runs/{run_id}", response=DeletedOut, url_name="run-delete", summary="Delete a run (admins)")
+def run_delete(request: HttpRequest, run_id: int, checkpoints: bool = False) -> dict[str, Any]:
+    """A run that has ended, with its points, generations and logs; its checkpoints stay on the pool's
+    storage unless `checkpoints=true` (then a node of its pool removes them; exported models stay).
+    409 while it is active (cancel it first) or while an evaluation of it exists."""
+    run = selectors.run_get_for_user(user=caller(request), run_id=run_id, at_least=Role.ADMIN)
+    try:
+        sent = organize.run_delete(run=run, user=caller(request), checkpoints=checkpoints)
+    except organize.OrganizeError as exc:
+        raise ApiError(409, str(exc), field=exc.field) from None
+    return {
+        "deleted": run_id,
+        "checkpoints": ("deleting" if sent else "kept: broker unreachable") if checkpoints else "kept",
+    }
 
 
 class LaunchIn(Schema):
@@ -174,10 +229,25 @@ class LogsOut(Schema):
     next_after: int
 
 
-@router.get("/runs/{run_id}/logs", response=LogsOut, url_name="run-logs", summary="Read a run's log")
-def run_logs(request: HttpRequest, run_id: int, after: int = 0, limit: int = 200) -> dict[str, Any]:
-    """The log lines after line `after`, oldest first; ask again with `after=next_after` to follow."""
+@router.get(
+    "/runs/{run_id}/logs",
+    response={200: LogsOut},
+    url_name="run-logs",
+    summary="Read a run's log (format=text: all of it, as a file)",
+)
+def run_logs(
+    request: HttpRequest,
+    run_id: int,
+    after: int = 0,
+    limit: int = 200,
+    format: Literal["json", "text"] = "json",
+) -> Any:
+    """The log lines after line `after`, oldest first; ask again with `after=next_after` to follow.
+    `format=text`: the whole log, every source, as plain text streamed (`after` and `limit` unused)."""
     run = selectors.run_get_for_user(user=caller(request), run_id=run_id)
+    if format == "text":
+        chunks = log_text_chunks(run_id=run.pk)
+        return streamed(request, chunks, content_type=LOG_CONTENT_TYPE, filename=log_filename(run_id=run.pk))
     if after < 0:
         raise ApiError(400, "after: must be 0 or more", field="after")
     if not 1 <= limit <= LOG_LIMIT_MAX:

@@ -7,6 +7,7 @@ import datetime as dt
 from django import template
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 register = template.Library()
 
@@ -22,6 +23,6 @@ def when(value: dt.datetime | None, seconds: bool = False, empty: str = "–") -
         '<time class="when" datetime="{}" title="{} UTC"{}>{} UTC</time>',
         utc.isoformat().replace("+00:00", "Z"),
         utc.strftime("%Y-%m-%d %H:%M:%S"),
-        format_html(" data-seconds") if seconds else "",
+        mark_safe(" data-seconds") if seconds else "",
         shown,
     )

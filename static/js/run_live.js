@@ -1,35 +1,76 @@
 // Live charts of one run: backfill from the database on every (re)connect, then append what the
 // WebSocket pushes. Points are keyed by step, so a point seen twice (backfill + push) is kept once.
+// The panels are static/js/charts.js's (any metric, picked by the user, laid out as they saved it);
+// the combined charts (stacked reward shares, pass@k) are drawn here.
 (function () {
   "use strict";
   const root = document.getElementById("charts");
   if (!root) return;
   const metricsUrl = root.dataset.metricsUrl;
   const wsPath = root.dataset.wsPath;
-  const RATE_KEYS = new Set(["reward/mean", "pass_rate", "tests/pass_frac", "frac_reward_zero_std"]);
-  const charts = new Map(); // key -> {fig, plot, steps: Map(step -> value)}
+  const runId = root.dataset.run;
+  const setup = JSON.parse(document.getElementById("chart-setup").textContent);
   let lastStep = -1;
   let statusTimer = null;
   let reconnecting = false;
 
-  for (const fig of root.querySelectorAll("figure.chart:not([data-keys])")) {
-    charts.set(fig.dataset.key, { fig, plot: null, points: new Map() });
+  async function readSeries(keys, { afterStep = null, untilStep = null, maxPoints = 2000 } = {}) {
+    if (!keys.length) return {};
+    let url = `${metricsUrl}?keys=${encodeURIComponent(keys.join(","))}&max_points=${maxPoints}`;
+    if (afterStep != null) url += `&after_step=${afterStep}`;
+    if (untilStep != null) url += `&until_step=${untilStep}`;
+    const resp = await fetch(url, { credentials: "same-origin" });
+    return resp.ok ? (await resp.json()).series : {};
   }
+  const perRun = (series) => Object.fromEntries(Object.entries(series).map(([k, pts]) => [k, { [runId]: pts }]));
+
+  const board = window.TriadCharts.createBoard({
+    root,
+    runs: [{ id: runId, label: root.dataset.runLabel }],
+    notes: setup.notes,
+    layout: setup.layout, // the user's saved layout, or this run's defaults (runs/chart_panels.py)
+    zoomDetail: true,
+    loadSeries: async (keys, range) => perRun(await readSeries(keys, range)),
+    loadMapping: async () => {
+      const resp = await fetch(`${metricsUrl}?keys=time/step_s&wall=1&max_points=2000`, { credentials: "same-origin" });
+      return resp.ok ? { [runId]: (await resp.json()).wall || [] } : {};
+    },
+    loadKeys: async (q) => {
+      const resp = await fetch(`${root.dataset.metricKeysUrl}?q=${encodeURIComponent(q)}`, { credentials: "same-origin" });
+      if (!resp.ok) return [];
+      return (await resp.json()).keys.map((k) => ({ key: k.key, detail: `to step ${k.last_step}` }));
+    },
+    saveLayout: (layout) => window.TriadCharts.saveLayout(root.dataset.layoutUrl, layout),
+  });
 
   // Figures with data-keys show several metrics at once, one line each; data-stacked draws each on
   // top of the ones before, so the stack's height is their sum (the reward components' shares).
   const COLORS = ["#3b6fd8", "#d8703b", "#2e9e5b", "#9b3bd8", "#d83b6a", "#6a6a6a"];
   const FILLS = ["#c9d8f6", "#f6dac9", "#c6e8d4", "#e3cbf5", "#f5c9d7", "#dddddd"];
   const groupsByKey = new Map(); // metric key -> [group]
+  const groups = [];
   for (const fig of root.querySelectorAll("figure.chart[data-keys]")) {
     const keys = fig.dataset.keys.split(",");
     const labels = (fig.dataset.labels || fig.dataset.keys).split(",");
     const group = { fig, plot: null, keys, labels, stacked: fig.dataset.stacked === "true", points: new Map() };
+    groups.push(group);
     for (const key of keys) {
       group.points.set(key, new Map());
       if (!groupsByKey.has(key)) groupsByKey.set(key, []);
       groupsByKey.get(key).push(group);
     }
+  }
+  const resizer = new ResizeObserver((entries) => {
+    for (const entry of entries) {
+      const group = entry.target._group;
+      const width = Math.max(200, Math.floor(entry.contentRect.width));
+      if (group && group.plot && width !== group.plot.width) group.plot.setSize({ width, height: 200 });
+    }
+  });
+  for (const group of groups) {
+    const plotEl = group.fig.querySelector(".plot");
+    plotEl._group = group;
+    resizer.observe(plotEl);
   }
 
   function renderGroup(group) {
@@ -57,8 +98,10 @@
     if (group.plot) { group.plot.setData(data); return; }
     if (!steps.length) return;
     const el = group.fig.querySelector(".plot");
+    const theme = window.TriadCharts.themeColours();
+    const axis = { stroke: theme.axis, grid: { stroke: theme.grid, width: 1 }, ticks: { stroke: theme.grid } };
     group.plot = new uPlot({
-      width: Math.max(260, el.clientWidth || 360), height: 200,
+      width: Math.max(200, el.clientWidth || 360), height: 200,
       // Shares and pass@k are never negative: the axis starts at 0, so the stack is seen whole.
       scales: { x: { time: false }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.05 : 1] } },
       series: [{ label: "step" }, ...order.map((i) => ({
@@ -73,86 +116,41 @@
           return own == null ? "–" : own.toPrecision(3);
         },
       }))],
-      axes: [{ label: "step" }, {}],
+      axes: [{ ...axis, label: "step" }, { ...axis }],
+      hooks: { draw: [(u) => { if (u.data[0].length) group.fig.dataset.drawn = "true"; }] },
     }, data, el);
-  }
-
-  function render(key) {
-    const chart = charts.get(key);
-    if (!chart) return;
-    const steps = Array.from(chart.points.keys()).sort((a, b) => a - b);
-    const values = steps.map((s) => chart.points.get(s));
-    const data = [steps, values];
-    chart.fig.dataset.points = String(steps.length);
-    chart.fig.querySelector(".empty-chart").hidden = steps.length > 0;
-    if (steps.length) chart.fig.querySelector(".latest").textContent = values[values.length - 1].toPrecision(4);
-    if (chart.plot) { chart.plot.setData(data); return; }
-    if (!steps.length) return;
-    const el = chart.fig.querySelector(".plot");
-    chart.plot = new uPlot({
-      width: Math.max(260, el.clientWidth || 360), height: 180,
-      // Rates live in [0, 1]: a fixed axis keeps a flat 0 from filling the plot with noise.
-      scales: { x: { time: false }, y: RATE_KEYS.has(key) ? { range: (u, min, max) => [0, Math.max(1, max)] } : {} },
-      series: [{ label: "step" }, { label: key, stroke: "#3b6fd8", width: 2, points: { show: steps.length < 60 } }],
-      axes: [{ label: "step" }, {}],
-      legend: { show: false },
-      hooks: {
-        setSelect: [(u) => {
-          if (u.select.width < 2) return;
-          const lo = u.posToVal(u.select.left, "x"), hi = u.posToVal(u.select.left + u.select.width, "x");
-          zoomDetail(key, lo, hi);
-        }],
-      },
-    }, data, el);
+    group.fig._plot = group.plot;
   }
 
   function addPoints(series) {
-    const touched = new Set();
     const touchedGroups = new Set();
     for (const [key, points] of Object.entries(series)) {
+      for (const [step] of points) if (step > lastStep) lastStep = step;
+      if (!board.panels.has(key)) board.noteKey(key, "new");
       for (const group of groupsByKey.get(key) || []) {
-        for (const [step, value] of points) {
-          group.points.get(key).set(step, value);
-          if (step > lastStep) lastStep = step;
-        }
+        for (const [step, value] of points) group.points.get(key).set(step, value);
         touchedGroups.add(group);
       }
-      let chart = charts.get(key);
-      if (!chart) continue;
-      for (const [step, value] of points) {
-        chart.points.set(step, value);
-        if (step > lastStep) lastStep = step;
-      }
-      touched.add(key);
     }
-    touched.forEach(render);
+    const touched = board.addSeries(perRun(series));
     touchedGroups.forEach(renderGroup);
     if (touched.size || touchedGroups.size) {
       document.getElementById("last-update").textContent = new Date().toLocaleTimeString();
     }
   }
 
-  const keyParam = encodeURIComponent(Array.from(new Set([...charts.keys(), ...groupsByKey.keys()])).join(","));
-
   async function backfill() {
     // First load: the whole run, downsampled on the server (each bucket's min and max kept). Later
     // (a reconnect): everything after the last step seen, so the gap is filled at full detail.
-    const query = lastStep < 0 ? "max_points=2000" : `after_step=${lastStep - 1}`;
-    const resp = await fetch(`${metricsUrl}?keys=${keyParam}&${query}`, { credentials: "same-origin" });
-    if (resp.ok) addPoints((await resp.json()).series);
-  }
-
-  async function zoomDetail(key, lo, hi) {
-    // A zoomed window is re-read at full detail (up to 2000 points) and merged into the series.
-    const url = `${metricsUrl}?keys=${encodeURIComponent(key)}&after_step=${Math.floor(lo) - 1}` +
-      `&until_step=${Math.ceil(hi)}&max_points=2000`;
-    const resp = await fetch(url, { credentials: "same-origin" });
-    if (!resp.ok) return;
-    const chart = charts.get(key);
-    for (const [step, value] of (await resp.json()).series[key] || []) chart.points.set(step, value);
-    const x = chart.plot.scales.x;
-    render(key);
-    chart.plot.setScale("x", { min: x.min, max: x.max });
+    const keys = Array.from(new Set([...board.keysWanted(), ...groupsByKey.keys()]));
+    const range = lastStep < 0 ? {} : { afterStep: lastStep - 1, maxPoints: 20000 };
+    // metrics.json answers up to 100 keys (4,000 characters of them) at once: more are read in slices.
+    const slices = [];
+    for (let i = 0; i < keys.length; i += 50) slices.push(readSeries(keys.slice(i, i + 50), range));
+    const answers = await Promise.all(slices);
+    addPoints(Object.assign({}, ...answers));
+    if (board.settings.x === "wall") { await board.ensureAxis({ refresh: true }); board.renderAll(); }
+    root.dataset.loaded = "true"; // every panel has had its backfill
   }
 
   function connect() {
@@ -186,7 +184,7 @@
         for (const line of msg.logs) {
           const span = document.createElement("span");
           span.className = `lvl-${line.level}`;
-          span.textContent = `${new Date().toLocaleTimeString()} [${line.source}] ${line.message}\n`; // text, never HTML
+          span.textContent = `${window.triadFormatTime ? window.triadFormatTime(line.time, true) : line.time} [${line.source}] ${line.message}\n`; // text, never HTML
           log.appendChild(span);
         }
         log.scrollTop = log.scrollHeight;

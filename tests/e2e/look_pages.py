@@ -121,6 +121,8 @@ def look_pages_build(*, username: str = "lee", steps: int = 60, markup_in_names:
             "models": "/models/",
             "problem": f"/datasets/problems/{problems[0].pk}/",  # highlighted code
             "team": f"/teams/{a.team_id}/",
+            "sweeps": "/sweeps/",
+            "alerts": "/alerts/",
         },
     )
 

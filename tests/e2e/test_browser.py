@@ -56,6 +56,7 @@ def test_log_in_upload_launch_watch_cancel_clone_and_compare(stack, page, tmp_pa
     expect(page.locator("[data-testid=last-update]")).not_to_have_text("never")
 
     page.click("[data-testid=cancel]")
+    page.click("[data-testid=confirm-go]")  # Cancel asks first (static/js/confirm.js)
     expect(page.locator("[data-testid=run-status]")).to_have_text("Cancelled", timeout=90_000)
     run.refresh_from_db()
     assert run.status == RunStatus.CANCELLED

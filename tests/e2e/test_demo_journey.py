@@ -133,6 +133,7 @@ def test_the_demo_stack_login_live_run_review_upload_launch_cancel_and_every_pag
     page.click("#launch-form button[type=submit]")
     expect(page.locator("[data-testid=run-status]")).to_be_visible()
     page.click("[data-testid=cancel]")
+    page.click("[data-testid=confirm-go]")  # Cancel asks first (static/js/confirm.js)
     expect(page.locator("[data-testid=run-status]")).to_have_text("Cancelled", timeout=180_000)
 
     # Every page of the nav, and the hostile dataset's own.

@@ -19,6 +19,7 @@ LIGHT_BG = "rgb(246, 247, 251)"
 GO_TO = [
     ("r", "Runs"),
     ("d", "Datasets"),
+    ("w", "Sweeps"),
     ("m", "Models"),
     ("e", "Evaluations"),
     ("s", "Spend"),

@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 
 from workers.client import STOP_STATES, IngestClient
-from workers.spec import RunState, keeps_reference, kl_monitor_every
+from workers.spec import Metric, RunState, keeps_reference, kl_monitor_every
 from workers.trainer.batches import (
     Row,
     loss_rows,
@@ -119,6 +119,7 @@ class Trainer:
             quota_bytes=int(spec.train.checkpoint_quota_gb * 1e9),
         )
         self.latest_metrics: dict[str, float] = {}  # rank 0: each metric's latest value, for retention
+        self.tokens_total = 0.0  # completion tokens so far, kept in the checkpoint so a resume continues it
         self.stop_reason = ""
         self.rank, self.world, self.local_rank, self.device = init_distributed(gpu=spec.resources.gpu)
         self.client: IngestClient | None = None
@@ -221,6 +222,7 @@ class Trainer:
         self._weights_changed()
         if path is not None and client_state:
             self.start_step = int(client_state.get("next_step", 0))
+            self.tokens_total = float(client_state.get("tokens_total", 0.0))
             self.log(f"resumed from {path} at step {self.start_step}")
             if self.critic is not None and not self.critic.load(self.resume_dir / tag / "critic.pt"):
                 self.log(f"no critic state in checkpoint {tag}: the critic starts afresh", "warning")
@@ -229,7 +231,11 @@ class Trainer:
         """Every rank writes its shards (DeepSpeed writes `latest` from global rank 0); rank 0 adds the
         critic and the metrics it was saved at, then, once every rank is done, applies retention."""
         tag = f"step{next_step}"
-        self.engine.save_checkpoint(str(self.ckpt_dir), tag=tag, client_state={"next_step": next_step})
+        self.engine.save_checkpoint(
+            str(self.ckpt_dir),
+            tag=tag,
+            client_state={"next_step": next_step, "tokens_total": self.tokens_total},
+        )
         if self.rank == 0:
             if self.critic is not None:  # every rank's critic is the same
                 self.critic.save(self.ckpt_dir / tag / "critic.pt")
@@ -728,8 +734,14 @@ class Trainer:
         assert self.client is not None
         lr = float(self.engine.get_lr()[0]) if self.engine.get_lr() else self.spec.train.lr
         metrics = merge_metrics(
-            all_stats, lr=lr, grad_norm=self._grad_norm, step_s=step_s, weights=self.reward_weights
+            all_stats,
+            lr=lr,
+            grad_norm=self._grad_norm,
+            step_s=step_s,
+            weights=self.reward_weights,
+            tokens_before=self.tokens_total,
         )
+        self.tokens_total = metrics[Metric.TOKENS_TOTAL]
         metrics.update(gpu_metrics(self.device))
         if self.engine.fp16_enabled():  # loss-scale overflows: DeepSpeed skipped those optimizer steps
             metrics["optim/skipped_steps"] = float(self.engine.skipped_steps)

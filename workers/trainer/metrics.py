@@ -215,8 +215,12 @@ def merge_metrics(
     grad_norm: float,
     step_s: float,
     weights: Mapping[str, float] | None = None,
+    tokens_before: float = 0.0,
 ) -> dict[str, float]:
     """Combine every rank's LocalStats into the catalog metrics (rank 0 posts them).
+
+    `tokens_before` is throughput/tokens_total as of the step before: the completion tokens generated
+    since the run began, which this step's add to (a cumulative count, monotone in step).
 
     With reward weights, each weighted component c also gets reward/<c>/mean (its mean score over the
     valid samples) and reward/<c>/share = weight * that mean: its part of reward/mean, so the shares
@@ -254,6 +258,7 @@ def merge_metrics(
         "time/reward_s": reward_s,
         "time/train_s": train_s,
         Metric.TOKENS_PER_S: sum(lengths) / step_s if step_s > 0 else 0.0,
+        Metric.TOKENS_TOTAL: tokens_before + sum(lengths),
         "throughput/gen_tokens_per_s": sum(lengths) / gen_s if gen_s > 0 else 0.0,
         "throughput/sandbox_samples_per_s": n / reward_s if reward_s > 0 else 0.0,
         "throughput/train_tokens_per_s": tokens / train_s if train_s > 0 else 0.0,

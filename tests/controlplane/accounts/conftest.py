@@ -6,6 +6,7 @@ from django.utils import timezone
 from controlplane.accounts.models import ApiToken, Role, Team, TokenScope
 from controlplane.accounts.services import api_token_create
 from datasets_app.models import Problem
+from runs.alerts.models import AlertRule
 from runs.evals.models import EvalJob
 from runs.models import Generation, Run, RunAttempt, RunStatus
 from runs.registry.models import RegisteredModel
@@ -37,6 +38,7 @@ class World:
     model: RegisteredModel | None = None  # a model of alpha that its node refused
     eval_job: EvalJob | None = None  # a failed evaluation of that model, alpha's
     token: ApiToken | None = None  # the admin's personal API token (read-write)
+    alert_rule: AlertRule | None = None  # an alert rule on the run, the member's
 
 
 ROLES = ("admin", "member", "viewer", "outsider", "loner", "superuser")
@@ -94,4 +96,7 @@ def world(db):
         error="not sent: the broker is down",
     )
     _, token = api_token_create(user=users["admin"], name="admin's script", scope=TokenScope.WRITE)
-    return World(alpha, beta, run, generation, other, beta_run, users, problem, model, eval_job, token)
+    rule = AlertRule.objects.create(
+        team=alpha, run=run, condition="above", metric_key="kl", threshold=1.0, created_by=users["member"]
+    )
+    return World(alpha, beta, run, generation, other, beta_run, users, problem, model, eval_job, token, rule)

@@ -11,6 +11,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from runs.models import LogLine, Run, RunStatus
 from runs.spend.models import MonthlyBudget, TeamMonthlyBudget
 from tests.controlplane.accounts.conftest import ROLES
+from tests.runs.sweeps.world import world_sweep
 
 ADMIN, MEMBER, VIEWER, OUTSIDER, LONER, SUPER = range(6)
 
@@ -30,6 +31,14 @@ TABLE = [
     ("post", "runs:resume", {"run_id": "@run"}, {}, (302, 302, 403, 404, 404, 302)),
     ("get", "runs:attempt-spec", {"run_id": "@run", "attempt": 1}, {}, (200, 200, 200, 404, 404, 200)),
     ("post", "runs:rerun", {"run_id": "@run", "attempt": 1}, {}, (302, 302, 403, 404, 404, 302)),
+    # organizing (runs/organize_views.py): members act, viewers read; only admins delete (the world's
+    # run is running: refused with a message on the page, a redirect)
+    ("get", "runs:progress", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
+    ("post", "runs:rename", {"run_id": "@run"}, {"name": "renamed"}, (302, 302, 403, 404, 404, 302)),
+    ("post", "runs:tags", {"run_id": "@run"}, {"tags": "kl"}, (302, 302, 403, 404, 404, 302)),
+    ("post", "runs:note", {"run_id": "@run"}, {"note": "*n*"}, (302, 302, 403, 404, 404, 302)),
+    ("post", "runs:archive", {"run_id": "@run"}, {"archived": "1"}, (302, 302, 403, 404, 404, 302)),
+    ("post", "runs:delete", {"run_id": "@run"}, {}, (302, 403, 403, 404, 404, 302)),
     ("get", "runs:nodes", {}, {}, (200, 200, 200, 200, 200, 200)),
     # the queues show every team's runs in place, another team's without a name (docs/runs.md)
     ("get", "runs:queue-list", {}, {}, (200, 200, 200, 200, 200, 200)),
@@ -143,6 +152,42 @@ TABLE = [
     ("htmx#eval", "evals:detail", {"job_id": "@eval_job"}, {}, (200, 200, 200, 404, 404, 200)),
     ("post", "evals:again", {"job_id": "@eval_job"}, {}, (302, 302, 403, 404, 404, 302)),
     ("get", "evals:compare", {}, {"a": "@eval_job", "b": "@eval_job"}, (200, 200, 200, 404, 404, 200)),
+    # sweeps belong to a team (@sweep: alpha's, over the world's run): everyone sees the list, members
+    # launch (a viewer or a user in no team is refused the form), another team's sweep is a 404
+    ("get", "sweeps:list", {}, {}, (200, 200, 200, 200, 200, 200)),
+    ("get", "sweeps:new", {}, {}, (200, 200, 403, 200, 403, 200)),
+    ("htmx#sweep-preview", "sweeps:new", {}, {}, (200, 200, 403, 200, 403, 200)),
+    ("post", "sweeps:new", {}, {}, (400, 400, 403, 400, 403, 400)),  # no fields: the form's 400
+    ("get", "sweeps:detail", {"sweep_id": "@sweep"}, {}, (200, 200, 200, 404, 404, 200)),
+    ("htmx#sweep-runs", "sweeps:detail", {"sweep_id": "@sweep"}, {}, (200, 200, 200, 404, 404, 200)),
+    ("post", "sweeps:stop", {"sweep_id": "@sweep"}, {}, (302, 302, 403, 404, 404, 302)),
+]
+# Alerts (runs/alerts): the world's rule is on alpha's run. Everyone has the list, the notifications and
+# the bell (their own); members make, change and delete rules; viewers see them; another team's rule or
+# run does not exist.
+TABLE += [
+    ("get", "alerts:list", {}, {}, (200, 200, 200, 200, 200, 200)),
+    ("get", "alerts:new", {}, {}, (200, 200, 200, 200, 200, 200)),
+    (
+        "post",
+        "alerts:new",
+        {},
+        {"run": "@run", "condition": "nan", "metric_key": "loss"},
+        (302, 302, 403, 404, 404, 302),
+    ),
+    ("get", "alerts:rule", {"rule_id": "@alert_rule"}, {}, (200, 200, 200, 404, 404, 200)),
+    (
+        "post",
+        "alerts:rule",
+        {"rule_id": "@alert_rule"},
+        {"condition": "nan", "metric_key": "loss"},
+        (302, 302, 403, 404, 404, 302),
+    ),
+    ("post", "alerts:delete", {"rule_id": "@alert_rule"}, {}, (302, 302, 403, 404, 404, 302)),
+    ("get", "alerts:notifications", {}, {}, (200, 200, 200, 200, 200, 200)),
+    ("post", "alerts:read", {}, {}, (302, 302, 302, 302, 302, 302)),
+    ("get", "alerts:bell", {}, {}, (200, 200, 200, 200, 200, 200)),
+    ("get", "alerts:run", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
 ]
 # Names that are not pages of a logged-in browser: the login pages themselves, and the run-token APIs
 # (machine auth, tests/runs/test_api.py and test_claim.py).
@@ -167,6 +212,8 @@ def _resolve(world, value):
         return world.run.dataset_version_id
     if name == "dataset":
         return world.run.dataset_version.dataset_id
+    if name == "sweep":
+        return world_sweep(world)
     return world.users[name].pk if name in world.users else getattr(world, name).pk
 
 

@@ -27,6 +27,16 @@ class ApiClient:
             f"/api/v1{path}", body or {}, content_type="application/json", headers=self._headers(headers)
         )
 
+    def patch(self, path: str, body=None, headers=None):
+        return self.client.patch(
+            f"/api/v1{path}", body or {}, content_type="application/json", headers=self._headers(headers)
+        )
+
+    def put(self, path: str, body=None, headers=None):
+        return self.client.put(
+            f"/api/v1{path}", body or {}, content_type="application/json", headers=self._headers(headers)
+        )
+
     def delete(self, path: str, headers=None):
         return self.client.delete(f"/api/v1{path}", headers=self._headers(headers))
 

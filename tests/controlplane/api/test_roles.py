@@ -12,12 +12,16 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from controlplane.accounts.models import TokenScope
 from tests.controlplane.accounts.conftest import ROLES
 from tests.controlplane.api.conftest import api_client_for
+from tests.runs.sweeps.world import world_sweep
 
 # (url name, method, path with @placeholders from the world, JSON body, expected status per role in ROLES
 # order: admin, member, viewer of alpha; outsider (admin of beta); loner (no team); superuser)
 TABLE = [
     ("me", "get", "/me", None, (200,) * 6),
     ("me-token-revoke", "delete", "/me/token", None, (200,) * 6),
+    # A chart layout is the caller's own: every user reads and saves theirs.
+    ("me-layout", "get", "/me/layouts/run", None, (200,) * 6),
+    ("me-layout-save", "put", "/me/layouts/compare", {"panels": [{"key": "kl"}], "x": "tokens"}, (200,) * 6),
     # Runs: another team's run does not exist (404); a viewer reads but does not act (403). Launching on
     # alpha's dataset: the outsider may not train on it (400, naming dataset_version), the loner launches
     # nowhere (403). The world's run is running: it cancels, and does not resume (409).
@@ -33,11 +37,18 @@ TABLE = [
     ("run-clone", "post", "/runs/@run/clone", {}, (201, 201, 403, 404, 404, 201)),
     ("run-cancel", "post", "/runs/@run/cancel", None, (200, 200, 403, 404, 404, 200)),
     ("run-resume", "post", "/runs/@run/resume", None, (409, 409, 403, 404, 404, 409)),
+    # Organizing (docs/runs.md): members rename, tag, annotate, archive; only admins delete, and not a
+    # run that is still running (409: cancel it first).
+    ("run-update", "patch", "/runs/@run", {"tags": ["ablation"]}, (200, 200, 403, 404, 404, 200)),
+    ("run-delete", "delete", "/runs/@run", None, (409, 403, 403, 404, 404, 409)),
     ("run-logs", "get", "/runs/@run/logs", None, (200, 200, 200, 404, 404, 200)),
     ("run-metric-keys", "get", "/runs/@run/metrics/keys", None, (200, 200, 200, 404, 404, 200)),
     ("run-metrics", "get", "/runs/@run/metrics", None, (200, 200, 200, 404, 404, 200)),
     ("run-metrics-export", "get", "/runs/@run/metrics/export", None, (200, 200, 200, 404, 404, 200)),
     ("nodes-list", "get", "/nodes", None, (200,) * 6),
+    # Nodes are shared by every team; the world has none, so a node's samples are a 404 for all (read
+    # by every role in tests/controlplane/api/test_system.py).
+    ("node-samples", "get", "/nodes/gpu-none/samples", None, (404,) * 6),
 ]
 
 # Datasets, models, spend and generations (controlplane/api/datasets.py, models.py, spend.py,
@@ -101,6 +112,49 @@ TABLE += [
         (201, 201, 403, 404, 404, 201),
     ),
 ]
+# Alerts (controlplane/api/alerts.py): the world's rule is on alpha's run. Members make, change and
+# delete rules; a viewer reads them; another team's rule does not exist. Notifications are the caller's.
+TABLE += [
+    ("alert-rules-list", "get", "/alerts/rules", None, (200,) * 6),
+    (
+        "alert-rules-create",
+        "post",
+        "/alerts/rules",
+        {"run": "@run", "condition": "nan", "metric_key": "loss"},
+        (201, 201, 403, 404, 404, 201),
+    ),
+    ("alert-rule-detail", "get", "/alerts/rules/@alert_rule", None, (200, 200, 200, 404, 404, 200)),
+    (
+        "alert-rule-update",
+        "patch",
+        "/alerts/rules/@alert_rule",
+        {"threshold": 2},
+        (200, 200, 403, 404, 404, 200),
+    ),
+    ("alert-rule-delete", "delete", "/alerts/rules/@alert_rule", None, (200, 200, 403, 404, 404, 200)),
+    ("alert-notifications", "get", "/alerts/notifications", None, (200,) * 6),
+    ("alert-notifications-read", "post", "/alerts/notifications/read", {}, (200,) * 6),
+]
+# Sweeps (controlplane/api/sweeps.py): as runs. Launching on alpha's dataset: the outsider may not train on
+# it (400, naming dataset_version), the loner launches nowhere (403). @sweep: a sweep of alpha over the
+# world's run.
+TABLE += [
+    ("sweeps-list", "get", "/sweeps", None, (200,) * 6),
+    (
+        "sweeps-create",
+        "post",
+        "/sweeps",
+        {
+            "name": "api-grid",
+            "dataset_version": "@version",
+            "config": {"steps": 3},
+            "axes": {"lr": [1e-5, 3e-5]},
+        },
+        (201, 201, 403, 400, 403, 201),
+    ),
+    ("sweep-detail", "get", "/sweeps/@sweep", None, (200, 200, 200, 404, 404, 200)),
+    ("sweep-stop", "post", "/sweeps/@sweep/stop", None, (200, 200, 403, 404, 404, 200)),
+]
 # Not routes a token calls: the schema (open, like the docs of any public API) and the docs page.
 NOT_CALLS = {"openapi-json", "openapi-view", "api-root"}
 
@@ -119,7 +173,9 @@ def test_the_table_walks_every_route_of_the_api():
 
 
 def _path(world, template: str) -> str:
-    for name in ("run", "beta_run", "generation", "model", "eval_job", "problem"):
+    if "@sweep" in template:
+        template = template.replace("@sweep", str(world_sweep(world)))
+    for name in ("run", "beta_run", "generation", "model", "eval_job", "problem", "alert_rule"):
         template = template.replace(f"@{name}", str(getattr(world, name).pk))
     return template.replace("@version", str(world.run.dataset_version_id)).replace(
         "@dataset", str(world.run.dataset_version.dataset_id)
@@ -136,7 +192,9 @@ def _body(world, body):
 def _send(api, method: str, path: str, body):
     if isinstance(body, Upload):
         return api.post(path, data=body.data())
-    return api.post(path, body) if method == "post" else getattr(api, method)(path)
+    if method in ("post", "put", "patch"):
+        return getattr(api, method)(path, body)
+    return getattr(api, method)(path)
 
 
 @pytest.mark.parametrize("role", range(len(ROLES)), ids=ROLES)

@@ -1,0 +1,126 @@
+"""Delivering a firing beyond the app: mail through Django's mail settings, and a webhook: a JSON POST
+signed with the rule's secret (runs/alerts/signing.py). Every attempt is recorded as a Delivery."""
+
+import json
+import math
+import time
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.core.mail import send_mail
+from django.urls import reverse
+from django.utils import timezone
+
+from runs.alerts.models import AlertFiring, Channel, Delivery
+from runs.alerts.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
+from runs.alerts.targets import webhook_target_refusal
+
+WEBHOOK_TIMEOUT_S = 10.0
+RETRY_STATUSES = frozenset({408, 425, 429}) | frozenset(range(500, 600))
+
+
+def _firing(firing_id: int) -> AlertFiring | None:
+    return AlertFiring.objects.select_related("rule__team", "run").filter(pk=firing_id).first()
+
+
+def _number(value: float | None) -> float | str | None:
+    """JSON has no NaN: a non-finite value is sent as its name."""
+    return value if value is None or math.isfinite(value) else str(value)
+
+
+def firing_payload(firing: AlertFiring) -> dict[str, Any]:
+    """The webhook's body (docs/alerts.md, "Webhooks")."""
+    rule, run = firing.rule, firing.run
+    return {
+        "event": "alert.fired",
+        "firing": {
+            "id": firing.pk,
+            "step": firing.step,
+            "value": _number(firing.value),
+            "message": firing.message,
+            "fired_at": firing.fired_at.isoformat(),
+        },
+        "rule": {
+            "id": rule.pk,
+            "name": rule.name,
+            "condition": rule.condition,
+            "metric_key": rule.metric_key,
+            "threshold": rule.threshold,
+            "description": rule.describe(),
+            "url": settings.TRIAD_CONTROL_URL + reverse("alerts:rule", args=[rule.pk]),
+        },
+        "run": {
+            "id": run.pk,
+            "name": run.name,
+            "status": run.status,
+            "team": rule.team.name,
+            "url": settings.TRIAD_CONTROL_URL + reverse("runs:detail", args=[run.pk]),
+        },
+    }
+
+
+def alert_mail_send(*, firing_id: int, attempt: int) -> Delivery | None:
+    """Mail the firing to its rule's addresses, recording the attempt; None when the firing is gone."""
+    firing = _firing(firing_id)
+    if firing is None or not firing.rule.emails:
+        return None
+    rule, run = firing.rule, firing.run
+    subject = f"[Triad] {rule}: run #{run.pk} {run.name}"
+    body = (
+        f"{firing.message}\n\nRun: {settings.TRIAD_CONTROL_URL}{reverse('runs:detail', args=[run.pk])}\n"
+        f"Rule: {settings.TRIAD_CONTROL_URL}{reverse('alerts:rule', args=[rule.pk])}\n"
+    )
+    delivery = Delivery(firing=firing, channel=Channel.MAIL, target=", ".join(rule.emails), attempt=attempt)
+    try:
+        send_mail(subject.replace("\n", " ")[:200], body, None, rule.emails, fail_silently=False)
+        delivery.ok = True
+    except Exception as exc:  # smtplib's errors, a refused connection, a bad backend setting
+        delivery.error = f"{type(exc).__name__}: {exc}"[:2000]
+    delivery.at = timezone.now()
+    delivery.save()
+    return delivery
+
+
+def alert_webhook_post(*, firing_id: int, attempt: int) -> tuple[Delivery | None, bool]:
+    """POST the firing to its rule's webhook, signed, recording the attempt. Returns it and whether it is
+    worth trying again (a network error, a 5xx, 408, 425 or 429); (None, False) when there is nothing to
+    deliver any more (the firing or its webhook is gone)."""
+    firing = _firing(firing_id)
+    if firing is None or not firing.rule.webhook_url:
+        return None, False
+    rule = firing.rule
+    delivery = Delivery(firing=firing, channel=Channel.WEBHOOK, target=rule.webhook_url, attempt=attempt)
+    retry = False
+    if refusal := webhook_target_refusal(rule.webhook_url):
+        delivery.error = f"refused: {refusal}"
+    else:
+        body = json.dumps(firing_payload(firing), separators=(",", ":")).encode()
+        now = int(time.time())
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "Triad-Alerts/1",
+            TIMESTAMP_HEADER: str(now),
+            SIGNATURE_HEADER: signature(secret=rule.webhook_secret, timestamp=now, body=body),
+            "X-Triad-Delivery": f"{firing.pk}-{attempt}",
+        }
+        try:
+            # No redirects: a redirect could lead to an address the target check refused.
+            response = httpx.post(
+                rule.webhook_url,
+                content=body,
+                headers=headers,
+                timeout=WEBHOOK_TIMEOUT_S,
+                follow_redirects=False,
+            )
+            delivery.status_code = response.status_code
+            delivery.ok = 200 <= response.status_code < 300
+            retry = response.status_code in RETRY_STATUSES
+            if not delivery.ok:
+                delivery.error = f"HTTP {response.status_code}: {response.text[:500]}"
+        except httpx.HTTPError as exc:
+            delivery.error = f"{type(exc).__name__}: {exc}"[:2000]
+            retry = True
+    delivery.at = timezone.now()
+    delivery.save()
+    return delivery, retry
