@@ -4,9 +4,8 @@ size (1280 x 800), from demo data made for the purpose (tests/e2e/look_pages.py)
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/triad_bench .venv/bin/python bench/screenshots.py
     (or `make screenshots`)
 
-A page that answers 404 (its app is not in this tree) is skipped and named in the output. The sweep and
-alert pages are their lists (/sweeps/, /alerts/) and, where the list links one, the first sweep's or
-rule's own page. Not a benchmark: nothing is timed; the last line is JSON like every script here:
+A page that answers 404 (its app is not in this tree) is skipped and named in the output. Not a
+benchmark: nothing is timed; the last line is JSON like every script here:
 {"saved": [paths], "skipped": {"page": "why"}}.
 """
 
@@ -15,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import signal
 import sys
 import tempfile
@@ -31,15 +29,14 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/triad_
 OUT = REPO / "docs" / "screenshots"
 SIZE: Any = {"width": 1280, "height": 800}
 MAX_BYTES = 300_000
-# name -> (path, or a page name and the pattern of a link on it to follow; theme)
+# picture -> (page of tests/e2e/look_pages.py, theme)
 SHOTS: list[tuple[str, str, Any]] = [
     ("run", "run", "light"),
     ("run-dark", "run", "dark"),
     ("compare", "compare", "light"),
-    ("sweeps", "/sweeps/", "light"),
-    ("sweep", "/sweeps/ -> /sweeps/<id>/", "light"),
-    ("alerts", "/alerts/", "light"),
-    ("alert", "/alerts/ -> /alerts/<id>/", "light"),
+    ("sweep", "sweep", "light"),
+    ("alerts", "alerts", "light"),
+    ("alert", "alert", "light"),
 ]
 
 
@@ -95,10 +92,7 @@ def shoot(tmp: Path, settings: Any) -> dict[str, object]:
             page = browser.new_page(viewport=SIZE)
             log_in(page, base_url, pages.username)
             for name, where, theme in SHOTS:
-                path = _resolve(page, base_url, pages.paths, where)
-                if path is None:
-                    skipped[name] = f"{where}: no such page in this tree (404) or nothing linked"
-                    continue
+                path = pages.paths[where]
                 page.emulate_media(color_scheme=theme)
                 response = page.goto(base_url + path)
                 if response is None or response.status == 404:
@@ -124,21 +118,6 @@ def shoot(tmp: Path, settings: Any) -> dict[str, object]:
 _CHARTS_SETTLED = """() => Array.from(document.querySelectorAll('figure.chart')).every((f) =>
     f.dataset.drawn === 'true' || f.querySelector('canvas')
     || /No (points|generations)/.test(f.textContent))"""
-
-
-def _resolve(page: Any, base_url: str, paths: dict[str, str], where: str) -> str | None:
-    """A page of the demo data by name, a path, or "LIST -> PATTERN": the first link on LIST to PATTERN."""
-    if where in paths:
-        return paths[where]
-    if " -> " not in where:
-        return where
-    listing, pattern = where.split(" -> ")
-    response = page.goto(base_url + listing)
-    if response is None or response.status == 404:
-        return None
-    wanted = re.compile("^" + re.escape(pattern).replace(re.escape("<id>"), r"\d+") + "$")
-    hrefs = page.eval_on_selector_all("main a[href]", "links => links.map((a) => a.getAttribute('href'))")
-    return next((str(href) for href in hrefs if wanted.match(href)), None)
 
 
 if __name__ == "__main__":

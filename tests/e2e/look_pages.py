@@ -1,7 +1,8 @@
 """The main pages with something on them, for the look-and-feel checks (tests/e2e/test_a11y_browser.py,
-tests/e2e/test_layout_browser.py) and the docs screenshots (bench/screenshots.py): one call makes a user,
+tests/e2e/test_look_browser.py) and the docs screenshots (bench/screenshots.py): one call makes a user,
 two finished runs with a few hundred metric points, failing generations to review, a dataset version,
-a registered model, an evaluation, a node and a teammate, and says where each page is."""
+a registered model, an evaluation, a node, a teammate, a sweep of the two runs and an alert rule, and
+says where each page is."""
 
 from __future__ import annotations
 
@@ -23,10 +24,12 @@ class LookPages:
 def look_pages_build(*, username: str = "lee", steps: int = 60, markup_in_names: bool = True) -> LookPages:
     """`markup_in_names`: one run's name holds HTML, which every page must show as text (the tests keep it;
     the docs' screenshots leave it out)."""
+    from runs.alerts.services import RuleInput, alert_rule_create
     from runs.evals.models import EvalJob
     from runs.metric_store import metric_points_write
     from runs.models import Node, Run, RunStatus
     from runs.review.services import review_generations_scan
+    from runs.sweeps.models import Sweep, SweepRun
     from tests.factories import (
         DatasetVersionFactory,
         GenerationFactory,
@@ -103,6 +106,28 @@ def look_pages_build(*, username: str = "lee", steps: int = 60, markup_in_names:
         last_heartbeat_at=now,
     )
     a, b = runs
+    sweep = Sweep.objects.create(
+        name="lr-kl-grid",
+        team=a.team,
+        created_by=user,
+        dataset_version=version,
+        pool=a.pool,
+        base_config={"steps": steps},
+        axes={"lr": [1e-5, 2e-5], "kl_coef": [0.0, 0.02]},
+    )
+    for index, run in enumerate(runs, start=1):
+        SweepRun.objects.create(
+            sweep=sweep,
+            run=run,
+            index=index,
+            params={"lr": run.config["lr"], "kl_coef": run.config["kl_coef"]},
+        )
+    rule, _ = alert_rule_create(
+        user=user,
+        data=RuleInput(
+            condition="above", team_id=a.team_id, name="KL blow-up", metric_key="kl", threshold=0.03
+        ),
+    )
     assert Run.objects.filter(pk__in=[a.pk, b.pk]).count() == 2
     return LookPages(
         username=username,
@@ -122,7 +147,9 @@ def look_pages_build(*, username: str = "lee", steps: int = 60, markup_in_names:
             "problem": f"/datasets/problems/{problems[0].pk}/",  # highlighted code
             "team": f"/teams/{a.team_id}/",
             "sweeps": "/sweeps/",
+            "sweep": f"/sweeps/{sweep.pk}/",
             "alerts": "/alerts/",
+            "alert": f"/alerts/rules/{rule.pk}/",
         },
     )
 
