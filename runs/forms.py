@@ -202,25 +202,13 @@ def pool_choices() -> list[tuple[str, str]]:
 
 
 class RunFilterForm(forms.Form):
-    # The list shows these without <label>s: aria-label names each box for screen readers (axe: label).
+    # A search box (type=search): the one `/` focuses (static/js/shortcuts.js).
     q = forms.CharField(
-        required=False,
-        label="Search",
-        max_length=200,
-        widget=forms.TextInput(
-            attrs={"type": "search", "aria-label": "Search runs", "placeholder": "Search"}
-        ),
+        required=False, label="Search", max_length=200, widget=forms.TextInput(attrs={"type": "search"})
     )
-    status = forms.ChoiceField(
-        required=False,
-        choices=[("", "Any status"), *RunStatus.choices],
-        widget=forms.Select(attrs={"aria-label": "Status"}),
-    )
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *RunStatus.choices])
     dataset = forms.ModelChoiceField(
-        required=False,
-        queryset=Dataset.objects.all(),
-        empty_label="Any dataset",
-        widget=forms.Select(attrs={"aria-label": "Dataset"}),
+        required=False, queryset=Dataset.objects.all(), empty_label="Any dataset"
     )
     # The organizing filters (docs/runs.md, "Organizing runs"): they combine with the above.
     tag = forms.CharField(required=False, label="Tag", max_length=64)
@@ -241,7 +229,6 @@ class RunFilterForm(forms.Form):
     )
     sort = forms.ChoiceField(
         required=False,
-        widget=forms.Select(attrs={"aria-label": "Sort by"}),
         choices=[
             ("newest", "Newest"),
             ("oldest", "Oldest"),
