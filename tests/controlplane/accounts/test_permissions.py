@@ -26,6 +26,15 @@ TABLE = [
     ("htmx#run-status", "runs:detail", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
     ("htmx#generations", "runs:detail", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
     ("get", "runs:metrics", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
+    ("get", "runs:metric-keys", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
+    ("get", "runs:system", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
+    ("get", "runs:log-download", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
+    # a user's own chart layout: everyone logged in has one (empty until saved)
+    ("get", "runs:chart-layout", {"page": "run"}, {}, (200, 200, 200, 200, 200, 200)),
+    # nodes are every team's; the world has none, so a node's pages are 404 for all (tests/runs/
+    # test_node_samples.py has the 200s)
+    ("get", "runs:node", {"name": "no-such-node"}, {}, (404, 404, 404, 404, 404, 404)),
+    ("get", "runs:node-samples", {"name": "no-such-node"}, {}, (404, 404, 404, 404, 404, 404)),
     ("get", "runs:compare", {}, {"ids": "@run"}, (200, 200, 200, 404, 404, 200)),
     ("post", "runs:cancel", {"run_id": "@run"}, {}, (302, 302, 403, 404, 404, 302)),
     ("post", "runs:resume", {"run_id": "@run"}, {}, (302, 302, 403, 404, 404, 302)),
