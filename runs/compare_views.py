@@ -17,7 +17,6 @@ from runs.forms import (
     RunCompareForm,
     RunFilterForm,
 )
-from runs.metric_export import FORMATS
 
 PICKER_PARTIALS = {"picker-rows"}
 
@@ -48,7 +47,6 @@ def run_compare(request: AuthedHttpRequest) -> HttpResponse:
         "run_ids": ",".join(str(row["run"].pk) for row in rows),
         "differences": selectors.config_differences([row["run"].config for row in rows]),
         "compare_keys": selectors.COMPARE_KEYS,
-        "export_formats": list(FORMATS),
     }
     return render_page(request, "runs/run_compare.html", context)
 
