@@ -2,19 +2,22 @@
 for up to thousands of (run, key) pairs in a handful of statements instead of two or three per series.
 
 A compare page of 10 runs × 20 panels is 200 series; one round trip each is most of its server time
-(bench/compare_page.py). Here: one statement for every series' first and last step (two index probes
-each, as scalar subqueries: a GROUP BY would read every point), one for the rollups of all the long
-series, one for the points of all the short ones, per chunk of pairs. The answers are the same as
-metric_series_bounded's, point for point (tests/runs/test_metric_batch.py); the rare series that needs
-the slow path (longer than the widest rollups allow, or written around the rollups) takes it alone.
+(bench/compare_page.py). Here: one statement for every series' first and last step (from the widest
+rollups, a row per series; a series written around the rollups by two index probes of its points, as
+scalar subqueries: a GROUP BY would read every point), one for the rollups of all the long series, one
+for the points of all the short ones, per chunk of pairs. The answers are metric_series_bounded's,
+point for point (tests/runs/test_metric_batch.py); the rare series that needs the slow path (longer than
+the widest rollups allow, or written around the rollups) takes it alone.
 """
 
 from collections.abc import Iterator, Sequence
 from typing import TypeVar
 
 from django.db import connection
+from django.db.models import Max, Min
 
 from runs.metric_store import POINTS_PER_BUCKET, ROLLUP_WIDTHS, metric_series_bounded
+from runs.models import MetricPoint, MetricRollup
 
 Pair = tuple[int, str]  # (run id, metric key)
 Bounded = tuple[list[list[float]], bool]  # points, and whether some were left out
@@ -40,9 +43,21 @@ def metric_series_many(*, pairs: Sequence[Pair], max_points: int) -> dict[Pair, 
     """Each pair's series in at most about `max_points` points, min and max of every bucket kept, as
     metric_series_bounded answers it; a pair without points is left out."""
     pairs = list(dict.fromkeys(pairs))
-    bounds: dict[Pair, tuple[int, int]] = {}
+    wanted = set(pairs)
+    # Each series' first and last step from its widest rollups (a row or two per series), and only for
+    # a series without rollups from its points (two index probes).
+    widest = MetricRollup.objects.filter(
+        width=ROLLUP_WIDTHS[-1], run_id__in={r for r, _ in pairs}, key__in={k for _, k in pairs}
+    )
+    spans = widest.values("run_id", "key").annotate(lo=Min("first_step"), hi=Max("last_step"))
+    bounds: dict[Pair, tuple[int, int]] = {
+        (row.run_id, row.key): (row.lo, row.hi)
+        for row in spans.values_list("run_id", "key", "lo", "hi", named=True)
+        if (row.run_id, row.key) in wanted
+    }
+    unrolled = [pair for pair in pairs if pair not in bounds]
     with connection.cursor() as cursor:
-        for chunk in _chunks(pairs):
+        for chunk in _chunks(unrolled):
             sql = " UNION ALL ".join([_BOUNDS_TERM] * len(chunk))
             params = [v for i, (run_id, key) in enumerate(chunk) for v in (i, run_id, key, run_id, key)]
             cursor.execute(sql, params)
@@ -93,13 +108,46 @@ def metric_series_many(*, pairs: Sequence[Pair], max_points: int) -> dict[Pair, 
 
 
 def _from_rollups(rows: list[tuple[int, ...]]) -> Bounded:
-    """As metric_series_bounded draws rollups: each bucket's first, min, max and last point, once each."""
+    """As metric_series_bounded draws rollups: each bucket's first, min, max and last point by step, a
+    step once (first, then min, then max win a tie, as there). A bucket's first and last steps are its
+    smallest and largest, so only min and max need ordering: the hot loop of a 200-series read."""
     points: list[list[float]] = []
     reduced = False
     for _, fs, fv, ns, nv, xs, xv, ls, lv, n in rows:
-        seen: dict[int, float] = {}
-        for step, value in ((fs, fv), (ns, nv), (xs, xv), (ls, lv)):
-            seen.setdefault(int(step), value)
-        points.extend([step, seen[step]] for step in sorted(seen))
-        reduced = reduced or n > len(seen)
+        low, high = ((ns, nv), (xs, xv)) if ns <= xs else ((xs, xv), (ns, nv))
+        points.append([fs, fv])
+        prev, kept = fs, 1
+        for step, value in (low, high, (ls, lv)):
+            if step != prev:
+                points.append([step, value])
+                prev, kept = step, kept + 1
+        reduced = reduced or n > kept
     return points, reduced
+
+
+_LAST_TERM = (
+    "SELECT %s, (SELECT value FROM runs_metricpoint WHERE run_id = %s AND key = %s ORDER BY step DESC, id "
+    "DESC LIMIT 1)"
+)
+
+
+def metric_last_and_max(*, run_ids: Sequence[int], key: str) -> dict[int, tuple[float, float]]:
+    """Each run's last value of `key` and its largest, for runs that logged it, in two or three
+    statements however long the series: the last by one index probe each, the largest from the widest
+    rollups (one bucket per 262,144 steps) or, for a series written around them, from its points."""
+    run_ids = list(dict.fromkeys(run_ids))
+    last: dict[int, float] = {}
+    with connection.cursor() as cursor:
+        for chunk in _chunks(run_ids):
+            cursor.execute(
+                " UNION ALL ".join([_LAST_TERM] * len(chunk)),
+                [v for i, run_id in enumerate(chunk) for v in (i, run_id, key)],
+            )
+            last.update({chunk[i]: value for i, value in cursor.fetchall() if value is not None})
+    logged = list(last)
+    widest = MetricRollup.objects.filter(run_id__in=logged, key=key, width=ROLLUP_WIDTHS[-1])
+    largest = dict(widest.values("run_id").annotate(top=Max("max_value")).values_list("run_id", "top"))
+    if unrolled := [run_id for run_id in logged if run_id not in largest]:
+        points = MetricPoint.objects.filter(run_id__in=unrolled, key=key)
+        largest.update(points.values("run_id").annotate(top=Max("value")).values_list("run_id", "top"))
+    return {run_id: (value, largest[run_id]) for run_id, value in last.items()}

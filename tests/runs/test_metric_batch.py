@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from runs.metric_batch import metric_series_many
+from runs.metric_batch import metric_last_and_max, metric_series_many
 from runs.metric_store import metric_points_write, metric_series_bounded
 from runs.models import MetricPoint
 from tests.factories import RunFactory
@@ -70,3 +70,18 @@ def test_two_hundred_series_take_a_handful_of_statements():
     assert len(answer) == 200
     # per 150 pairs: one for the bounds and one for the rollups; no statement per series
     assert len(queries) <= 4
+
+
+def test_the_last_and_largest_value_of_each_run_however_its_points_were_written(runs):
+    a, b, c = runs
+    none = RunFactory()
+
+    long = metric_last_and_max(run_ids=[a.pk, b.pk, c.pk, none.pk], key="long")
+    bulk = metric_last_and_max(run_ids=[c.pk], key="bulk")
+
+    assert long == {
+        a.pk: (2999 % 3, 2.0),
+        b.pk: ((19_999 % 97) / 97, pytest.approx(9 + (4321 % 97) / 97)),  # the spike, from the rollups
+        c.pk: (-59_997.0, 0.0),
+    }
+    assert bulk == {c.pk: (4999 % 5, 4.0)}  # no rollups: from the points
