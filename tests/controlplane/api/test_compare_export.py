@@ -126,3 +126,24 @@ def test_the_run_and_compare_pages_link_their_exports_and_the_links_work(logged_
         assert f'href="/api/v1/runs/{a.pk}/metrics/export?format={fmt}"' in run_page
         assert f'href="/api/v1/runs/compare/export?runs={a.pk},{b.pk}&amp;format={fmt}"' in compare_page
     assert _body(downloaded).count("\n") == 5  # the browser's session is enough: header and four points
+
+
+def test_a_comparison_export_read_partly_ends_its_cursors_transaction_when_closed(user):
+    """Runs are exported one server-side cursor at a time (on PostgreSQL, in a transaction: a savepoint
+    inside a test); a client that goes away mid-export leaves none open."""
+    from django.db import connection
+
+    from runs.metric_export import metric_export_many
+
+    a, b = RunFactory(created_by=user), RunFactory(created_by=user)
+    metric_points_write([(run.pk, "k", s, 1.0, T) for run in (a, b) for s in range(25_000)])
+    depth = len(connection.savepoint_ids)
+
+    chunks = metric_export_many(run_ids=[a.pk, b.pk], fmt="json")
+    head = [next(chunks) for _ in range(4)]  # "[", a's two chunks, then b's first: b's cursor is open
+    during = len(connection.savepoint_ids)
+    chunks.close()
+
+    assert head[0] == b"[\n" and f'"run":{b.pk}'.encode() in head[3]
+    assert len(connection.savepoint_ids) == depth
+    assert during == depth + (1 if connection.vendor == "postgresql" else 0)
