@@ -271,6 +271,7 @@ class RunFilterForm(forms.Form):
 
 
 MAX_COMPARE = 100
+COMPARE_MAX_KEYS = 100  # series keys in one compare metrics request
 MAX_RUN_ID = 2**63 - 1  # a BigAutoField, on PostgreSQL and SQLite alike
 
 
@@ -291,16 +292,44 @@ class RunIdsField(forms.Field):
         return list(dict.fromkeys(int(p) for p in parts))
 
 
+def _compared(ids: list[int]) -> list[int]:
+    if len(ids) < 1:
+        raise forms.ValidationError("pick at least one run")
+    if len(ids) > MAX_COMPARE:
+        raise forms.ValidationError(f"at most {MAX_COMPARE} runs, got {len(ids)}")
+    return ids
+
+
 class RunCompareForm(forms.Form):
     ids = RunIdsField(required=True, help_text="Run ids, comma-separated (up to 100).")
 
     def clean_ids(self) -> list[int]:
-        ids: list[int] = self.cleaned_data["ids"]
-        if len(ids) < 1:
-            raise forms.ValidationError("pick at least one run")
-        if len(ids) > MAX_COMPARE:
-            raise forms.ValidationError(f"at most {MAX_COMPARE} runs, got {len(ids)}")
-        return ids
+        return _compared(self.cleaned_data["ids"])
+
+
+class CompareMetricsForm(forms.Form):
+    """The compare page's one metrics request: ?runs=1,2,3&keys=a,b&max_points=N (runs.compare)."""
+
+    runs = RunIdsField(required=True)
+    keys = forms.CharField(required=False, max_length=20_000)
+    max_points = forms.IntegerField(required=False, min_value=10, max_value=20_000)
+
+    def clean_runs(self) -> list[int]:
+        return _compared(self.cleaned_data["runs"])
+
+    def clean_keys(self) -> list[str]:
+        keys = list(dict.fromkeys(k.strip() for k in self.cleaned_data["keys"].split(",") if k.strip()))
+        if len(keys) > COMPARE_MAX_KEYS:
+            raise forms.ValidationError(f"at most {COMPARE_MAX_KEYS} keys in one request, got {len(keys)}")
+        return keys
+
+
+class CompareKeysForm(forms.Form):
+    runs = RunIdsField(required=True)
+    q = forms.CharField(required=False, max_length=200)
+
+    def clean_runs(self) -> list[int]:
+        return _compared(self.cleaned_data["runs"])
 
 
 class MetricKeysField(forms.Field):

@@ -1,6 +1,6 @@
-"""A run's metric points as CSV or JSON lines, for the API's export: every point, streamed in chunks of
-bytes from the metric store's server-side cursor, so that a run of millions of points is exported in
-constant memory.
+"""A run's metric points (or several runs', a comparison's) as CSV, JSON lines or one JSON array, for the
+exports: every point, streamed in chunks of bytes from the metric store's server-side cursor, so that a
+run of millions of points is exported in constant memory.
 
 Rows are formatted by hand rather than by `csv` / `json` per row: an export is millions of rows, and
 the per-row cost is what bounds its speed (bench/api.py). Keys, the only free text, are escaped once
@@ -15,7 +15,12 @@ from itertools import islice
 from runs.metric_store import EXPORT_CHUNK, metric_points_iter
 
 CSV_HEADER = "run,key,step,value,wall_time\n"
-FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
+# json: one JSON array of the objects jsonl writes a line each, for a tool that reads one document.
+FORMATS = {
+    "csv": "text/csv; charset=utf-8",
+    "jsonl": "application/x-ndjson",
+    "json": "application/json",
+}
 
 
 @cache
@@ -32,29 +37,50 @@ def _json_number(value: float) -> str:
 
 
 def metric_export_chunks(*, run_id: int, fmt: str, keys: Sequence[str] = ()) -> Generator[bytes, None, None]:
-    """The export of the run's points (of `keys`, if named) in `fmt` ("csv" with a header, or "jsonl"),
-    as chunks of bytes of EXPORT_CHUNK rows each. Times are ISO 8601 (UTC)."""
+    """The export of the run's points (of `keys`, if named) in `fmt` ("csv" with a header, "jsonl", or
+    "json", one array), as chunks of bytes of EXPORT_CHUNK rows each. Times are ISO 8601 (UTC)."""
+    return metric_export_many(run_ids=[run_id], fmt=fmt, keys=keys)
+
+
+def metric_export_many(
+    *, run_ids: Sequence[int], fmt: str, keys: Sequence[str] = ()
+) -> Generator[bytes, None, None]:
+    """As metric_export_chunks, for several runs in one file (a comparison's): each run's points in
+    turn, in the order given, every row naming its run. One server-side cursor at a time."""
     if fmt not in FORMATS:
         raise ValueError(f"format: {fmt!r} is not one of {', '.join(FORMATS)}")
-    rows = metric_points_iter(run_id=run_id, keys=keys)
-    try:
-        yield from _formatted(rows, run_id=run_id, fmt=fmt)
-    finally:  # a client that went away: the cursor and its transaction end now, not when collected
-        rows.close()
+    return _exported(run_ids, fmt, keys)
 
 
-def _formatted(rows: Iterator[tuple[str, int, float, str]], *, run_id: int, fmt: str) -> Iterator[bytes]:
-    if fmt == "csv":
-        yield CSV_HEADER.encode()
+def _exported(run_ids: Sequence[int], fmt: str, keys: Sequence[str]) -> Generator[bytes, None, None]:
+    if head := {"csv": CSV_HEADER, "json": "[\n"}.get(fmt):
+        yield head.encode()
+    first = True
+    for run_id in run_ids:
+        rows = metric_points_iter(run_id=run_id, keys=keys)
+        try:
+            for lines in _formatted(rows, run_id=run_id, fmt=fmt):
+                if fmt == "json":
+                    yield (("" if first else ",\n") + ",\n".join(lines)).encode()
+                else:
+                    yield "".join(lines).encode()
+                first = False
+        finally:  # a client that went away: the cursor and its transaction end now, not when collected
+            rows.close()
+    if fmt == "json":
+        yield b"\n]\n"
+
+
+def _formatted(rows: Iterator[tuple[str, int, float, str]], *, run_id: int, fmt: str) -> Iterator[list[str]]:
     run, start = f"{run_id},", f'{{"run":{run_id},"key":'
     quoted = cache(json.dumps)
+    end = "\n" if fmt == "jsonl" else ""
     # A chunk's lines by one comprehension each: a loop that appends and counts per row is slower.
     while chunk := list(islice(rows, EXPORT_CHUNK)):
         if fmt == "csv":
-            lines = [f"{run}{_csv_text(k)},{s},{v!r},{w}\n" for k, s, v, w in chunk]
+            yield [f"{run}{_csv_text(k)},{s},{v!r},{w}\n" for k, s, v, w in chunk]
         else:
-            lines = [
-                f'{start}{quoted(k)},"step":{s},"value":{_json_number(v)},"wall_time":"{w}"}}\n'
+            yield [
+                f'{start}{quoted(k)},"step":{s},"value":{_json_number(v)},"wall_time":"{w}"}}{end}'
                 for k, s, v, w in chunk
             ]
-        yield "".join(lines).encode()

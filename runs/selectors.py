@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from controlplane.accounts.models import Role
 from controlplane.accounts.selectors import role_allows, role_of, team_filter
+from runs.metric_batch import metric_last_and_max
 from runs.metric_store import metric_keys_list, metric_series_bounded
 from runs.models import Generation, LogLine, MetricPoint, Run, RunMetricKey, RunTag
 from workers.spec import REWARD_COMPONENTS, SETTINGS, Metric, config_from_stored
@@ -140,24 +141,22 @@ def run_log_after(*, run_id: int, after: int = 0, limit: int = 200) -> list[LogL
 
 def run_compare_rows(*, user: User, run_ids: Sequence[int]) -> list[dict[str, Any]]:
     """One summary row per run the user may see, in the order asked: best and final pass rate, steps,
-    wall time."""
+    wall time. The pass rates in a few statements for all the runs, however long their series
+    (runs.metric_batch): the page is read before its charts."""
     runs = {run.pk: run for run in run_list_for_user(user=user).filter(pk__in=run_ids)}
+    rates = metric_last_and_max(run_ids=list(runs), key=Metric.PASS_RATE)
     rows = []
     for run_id in run_ids:
         run = runs.get(run_id)
         if run is None:
             continue
-        rates = list(
-            MetricPoint.objects.filter(run_id=run_id, key=Metric.PASS_RATE)
-            .order_by("step", "pk")
-            .values_list("value", flat=True)
-        )
+        final, best = rates.get(run_id, (None, None))
         end = run.finished_at or (timezone.now() if run.started_at else None)
         rows.append(
             {
                 "run": run,
-                "best_pass_rate": max(rates) if rates else None,
-                "final_pass_rate": rates[-1] if rates else None,
+                "best_pass_rate": best,
+                "final_pass_rate": final,
                 "steps": (run.last_step + 1) if run.last_step is not None else 0,
                 "wall_hours": (end - run.started_at).total_seconds() / 3600
                 if end and run.started_at

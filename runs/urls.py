@@ -1,12 +1,14 @@
 from django.urls import path
 
-from runs import organize_views, views
+from runs import compare_views, organize_views, views
 
 app_name = "runs"
 urlpatterns = [
     path("", views.run_list, name="list"),
     path("new/", views.run_launch, name="launch"),
-    path("compare/", views.run_compare, name="compare"),
+    path("compare/", compare_views.run_compare, name="compare"),
+    path("compare/metrics.json", compare_views.compare_metrics, name="compare-metrics"),
+    path("compare/metric-keys.json", compare_views.compare_keys, name="compare-keys"),
     path("nodes/", views.node_list, name="nodes"),
     path("nodes/<path:name>/", views.node_detail, name="node"),
     path("nodes/<path:name>/samples.json", views.node_samples, name="node-samples"),

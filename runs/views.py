@@ -15,7 +15,7 @@ from runs import attempts, chart_layouts, chart_panels, launch, lifecycle, organ
 from runs import nodes as nodes_service
 from runs import queue as queue_service
 from runs.config_schema import PRESETS, preset_values
-from runs.forms import MetricQueryForm, RunCompareForm, RunFilterForm, RunLaunchForm
+from runs.forms import MetricQueryForm, RunFilterForm, RunLaunchForm
 from runs.log_text import CONTENT_TYPE as LOG_CONTENT_TYPE
 from runs.log_text import log_filename, log_text_chunks
 from runs.metric_store import metric_wall_times
@@ -148,26 +148,6 @@ def chart_layout(request: AuthedHttpRequest, page: str) -> JsonResponse:
             {"error": str(exc), "field": exc.field}, status=404 if exc.field == "page" else 400
         )
     return JsonResponse({"page": page, "layout": saved or {}, "saved": saved is not None})
-
-
-def run_compare(request: AuthedHttpRequest) -> HttpResponse:
-    form = RunCompareForm(request.GET)
-    if not form.is_valid():
-        return render(request, "runs/run_compare.html", {"form": form, "rows": []}, status=400)
-    run_ids = form.cleaned_data["ids"]
-    rows = selectors.run_compare_rows(user=request.user, run_ids=run_ids)
-    shown = {row["run"].pk for row in rows}
-    if missing := [run_id for run_id in run_ids if run_id not in shown]:
-        # Another team's run does not exist for the user: the same 404 as an id that was never used.
-        form.add_error("ids", f"no run #{missing[0]}")
-        return render(request, "runs/run_compare.html", {"form": form, "rows": []}, status=404)
-    context = {
-        "form": form,
-        "rows": rows,
-        "differences": selectors.config_differences([row["run"].config for row in rows]),
-        "compare_keys": selectors.COMPARE_KEYS,
-    }
-    return render(request, "runs/run_compare.html", context)
 
 
 @require_POST

@@ -385,8 +385,13 @@ def cmd_metrics_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_metrics_export(args: argparse.Namespace) -> int:
+    if (args.run is None) == (args.compare is None):
+        raise UsageError("give one RUN, or --compare RUN,RUN,... (not both)")
     with _client(args) as client:
-        chunks = client.export_metrics(args.run, args.format, keys=args.keys)
+        if args.compare is not None:
+            chunks = client.export_compare_metrics(args.compare, args.format, keys=args.keys)
+        else:
+            chunks = client.export_metrics(args.run, args.format, keys=args.keys)
         if args.output:
             written = _write_atomically(Path(args.output), chunks)
             print(f"wrote {written} bytes to {args.output}", file=sys.stderr)
@@ -819,7 +824,10 @@ def build_parser() -> argparse.ArgumentParser:
         dest="metrics_command", required=True, metavar="ACTION", parser_class=_Parser
     )
     export = metrics.add_parser("export", help="every point of a run's metrics, streamed (csv or JSON lines)")
-    export.add_argument("run", type=int, metavar="RUN")
+    export.add_argument("run", type=int, metavar="RUN", nargs="?")
+    export.add_argument(
+        "--compare", metavar="RUN,RUN,...", help="several runs in one file (a `run` column), instead of RUN"
+    )
     export.add_argument(
         "--format", choices=["csv", "json"], default="csv", help="json: one JSON object a line"
     )

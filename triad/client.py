@@ -341,6 +341,21 @@ class Client:
             f"/runs/{int(run_id)}/metrics/export", {"format": fmt, "keys": _csv(keys)}, chunk_size
         )
 
+    def export_compare_metrics(
+        self,
+        run_ids: list[int] | str,
+        fmt: str = "csv",
+        keys: list[str] | str | None = None,
+        chunk_size: int | None = None,
+    ) -> Iterator[bytes]:
+        """Every point of several runs in one file, run after run, each row naming its run (a
+        comparison's export; runs you may not see are left out). Formats as export_metrics."""
+        fmt = "jsonl" if fmt == "json" else fmt
+        runs = run_ids if isinstance(run_ids, str) else ",".join(str(int(r)) for r in run_ids)
+        return self._stream(
+            "/runs/compare/export", {"runs": runs, "format": fmt, "keys": _csv(keys)}, chunk_size
+        )
+
     def create_external_run(
         self,
         *,

@@ -22,6 +22,7 @@ from controlplane.api.paging import PER_PAGE_DEFAULT, Page, paged
 from controlplane.api.run_objects import RunOut, run_object
 from controlplane.api.streaming import streamed
 from runs import launch, lifecycle, organize, selectors
+from runs.compare import compare_runs_visible
 from runs.config_schema import (
     ConfigError,
     ParsedConfig,
@@ -29,10 +30,10 @@ from runs.config_schema import (
     config_from_yaml,
     yaml_error_message,
 )
-from runs.forms import MetricQueryForm, RunFilterForm, RunLaunchForm
+from runs.forms import CompareKeysForm, MetricQueryForm, RunFilterForm, RunLaunchForm
 from runs.log_text import CONTENT_TYPE as LOG_CONTENT_TYPE
 from runs.log_text import log_filename, log_text_chunks
-from runs.metric_export import FORMATS, metric_export_chunks
+from runs.metric_export import FORMATS, metric_export_chunks, metric_export_many
 from runs.metric_store import metric_keys_list
 from workers.spec import SETTINGS, RunConfig, SettingError, config_from_stored
 
@@ -315,6 +316,31 @@ def run_metrics(
 
 
 @router.get(
+    "/runs/compare/export",
+    url_name="runs-compare-export",
+    summary="Export the metric points of several runs in one file (CSV, JSON lines or JSON, streamed)",
+    response={200: None},
+)
+def runs_compare_export(
+    request: HttpRequest,
+    runs: str = "",
+    format: Literal["csv", "jsonl", "json"] = "csv",
+    metric_keys: QueryEx[str, P(alias="keys")] = "",
+) -> StreamingHttpResponse:
+    """Every point of each run in `runs` (comma-separated ids, up to 100; those you may not see are left
+    out), run after run in the order given, each row naming its run: a comparison's export."""
+    form = CompareKeysForm({"runs": runs})
+    _refuse_invalid(form)
+    shown = compare_runs_visible(user=caller(request), run_ids=form.cleaned_data["runs"])
+    wanted = [key.strip() for key in metric_keys.split(",") if key.strip()]
+    chunks = metric_export_many(run_ids=shown, fmt=format, keys=wanted)
+    name = "-".join(map(str, shown[:5])) + ("-and-more" if len(shown) > 5 else "")
+    return streamed(
+        request, chunks, content_type=FORMATS[format], filename=f"compare-{name}-metrics.{format}"
+    )
+
+
+@router.get(
     "/runs/{run_id}/metrics/export",
     url_name="run-metrics-export",
     summary="Export every metric point (CSV or JSON lines, streamed)",
@@ -323,11 +349,12 @@ def run_metrics(
 def run_metrics_export(
     request: HttpRequest,
     run_id: int,
-    format: Literal["csv", "jsonl"] = "csv",
+    format: Literal["csv", "jsonl", "json"] = "csv",
     metric_keys: QueryEx[str, P(alias="keys")] = "",
 ) -> StreamingHttpResponse:
-    """Every point, not downsampled, by key and step: CSV `run,key,step,value,wall_time` or one JSON
-    object per line; streamed from a server-side cursor, so any size is exported in constant memory."""
+    """Every point, not downsampled, by key and step: CSV `run,key,step,value,wall_time`, one JSON
+    object per line, or (json) those objects in one array; streamed from a server-side cursor, so any
+    size is exported in constant memory."""
     run = selectors.run_get_for_user(user=caller(request), run_id=run_id)
     wanted = [key.strip() for key in metric_keys.split(",") if key.strip()]
     chunks = metric_export_chunks(run_id=run.pk, fmt=format, keys=wanted)

@@ -26,7 +26,21 @@ TABLE = [
     ("htmx#run-status", "runs:detail", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
     ("htmx#generations", "runs:detail", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
     ("get", "runs:metrics", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
+    ("get", "runs:metric-keys", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
+    ("get", "runs:system", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
+    ("get", "runs:log-download", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
+    # a user's own chart layout: everyone logged in has one (empty until saved)
+    ("get", "runs:chart-layout", {"page": "run"}, {}, (200, 200, 200, 200, 200, 200)),
+    # nodes are every team's; the world has none, so a node's pages are 404 for all (tests/runs/
+    # test_node_samples.py has the 200s)
+    ("get", "runs:node", {"name": "no-such-node"}, {}, (404, 404, 404, 404, 404, 404)),
+    ("get", "runs:node-samples", {"name": "no-such-node"}, {}, (404, 404, 404, 404, 404, 404)),
     ("get", "runs:compare", {}, {"ids": "@run"}, (200, 200, 200, 404, 404, 200)),
+    # the picker lists only the user's runs; the compare JSON reads leave out the runs one may not see
+    ("get", "runs:compare", {}, {}, (200,) * 6),
+    ("htmx#picker-rows", "runs:compare", {}, {"pick": "1", "q": "a"}, (200,) * 6),
+    ("get", "runs:compare-metrics", {}, {"runs": "@run"}, (200,) * 6),
+    ("get", "runs:compare-keys", {}, {"runs": "@run"}, (200,) * 6),
     ("post", "runs:cancel", {"run_id": "@run"}, {}, (302, 302, 403, 404, 404, 302)),
     ("post", "runs:resume", {"run_id": "@run"}, {}, (302, 302, 403, 404, 404, 302)),
     ("get", "runs:attempt-spec", {"run_id": "@run", "attempt": 1}, {}, (200, 200, 200, 404, 404, 200)),

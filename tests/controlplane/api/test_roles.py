@@ -45,6 +45,8 @@ TABLE = [
     ("run-metric-keys", "get", "/runs/@run/metrics/keys", None, (200, 200, 200, 404, 404, 200)),
     ("run-metrics", "get", "/runs/@run/metrics", None, (200, 200, 200, 404, 404, 200)),
     ("run-metrics-export", "get", "/runs/@run/metrics/export", None, (200, 200, 200, 404, 404, 200)),
+    # A comparison's export leaves out the runs the caller may not see: another team's run is an empty file.
+    ("runs-compare-export", "get", "/runs/compare/export?runs=@run", None, (200,) * 6),
     ("nodes-list", "get", "/nodes", None, (200,) * 6),
     # Nodes are shared by every team; the world has none, so a node's samples are a 404 for all (read
     # by every role in tests/controlplane/api/test_system.py).
