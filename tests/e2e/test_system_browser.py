@@ -84,7 +84,11 @@ def test_heartbeats_chart_the_nodes_cpu_and_memory_and_the_runs_log_downloads_wh
     expect(cpu).to_have_attribute("data-drawn", "true")
     assert int(cpu.get_attribute("data-points")) >= 3
 
-    # A listed checkpoint links to the export: the newest one offers it, the form is where it leads.
+    # A listed checkpoint links to the export: the newest one offers it, the form is where it leads. The
+    # parts above it that load after the page (the charts' backfill, the cost card) settle first: the
+    # anchor scrolls once, so a late shift in height would carry the form out of view.
+    expect(page.locator("#charts")).to_have_attribute("data-loaded", "true")
+    expect(page.locator('[data-testid="run-cost"]')).to_have_count(1)
     rows = page.locator('[data-testid="checkpoint"]')
     expect(rows).to_have_count(2)
     expect(rows.nth(0).locator('[data-testid="checkpoint-export"]')).to_have_text("newest only")
