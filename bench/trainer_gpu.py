@@ -162,6 +162,8 @@ def main() -> None:
                 "pass_rate_last10_rl": _mean([m["pass_rate"] for m in metrics if "pass_rate" in m][-10:]),
                 "gpu_mem_gb": metrics[-1].get("gpu/mem_gb") if metrics else None,
                 "rollout_tokens_per_s": metrics[-1]["throughput/tokens_per_s"] if metrics else None,
+                # The x axis "tokens" of the charts: completion tokens generated so far.
+                "tokens_total": metrics[-1].get("throughput/tokens_total") if metrics else None,
                 # What the reward components and the critic logged last (present when the options are on).
                 **{
                     k: round(v, 4)
