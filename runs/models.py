@@ -277,6 +277,9 @@ class LogLine(models.Model):
 
     class Meta:
         ordering = ["pk"]
+        # The page's tail and the live feed read one run's lines by pk: without this, a run of millions
+        # of lines sorts all of them for the last 50.
+        indexes = [models.Index(fields=["run", "id"], name="logline_run_id")]
 
 
 class RunAttempt(models.Model):

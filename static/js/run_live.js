@@ -9,6 +9,7 @@
   const metricsUrl = root.dataset.metricsUrl;
   const wsPath = root.dataset.wsPath;
   const runId = root.dataset.run;
+  const LOG_LINES_KEPT = 2000; // the live log's length on the page (docs/runs.md, "Logs")
   const setup = JSON.parse(document.getElementById("chart-setup").textContent);
   let lastStep = -1;
   let statusTimer = null;
@@ -187,6 +188,9 @@
           span.textContent = `${window.triadFormatTime ? window.triadFormatTime(line.time, true) : line.time} [${line.source}] ${line.message}\n`; // text, never HTML
           log.appendChild(span);
         }
+        // A chatty run would grow the page without end: the page keeps the newest lines, the whole log
+        // downloads from the link below it.
+        while (log.childElementCount > LOG_LINES_KEPT) log.firstElementChild.remove();
         log.scrollTop = log.scrollHeight;
       }
     };
