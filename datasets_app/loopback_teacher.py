@@ -88,7 +88,9 @@ class LoopbackTeacher:
         server.daemon_threads = True
         server.block_on_close = False  # a delayed reply must not hold stop() up
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="loopback-teacher", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="loopback-teacher", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -369,6 +371,7 @@ def _plans(seed: int) -> list[int]:
     return apart + [mask for mask in masks if mask not in chosen]
 
 
+@functools.lru_cache(maxsize=4096)
 def _chain(index: int, seed: int = 0) -> _Chain:
     """Problem `index` of a seed: 4 distinct steps in a random order, a constant and an ending, the
     first (in a seeded order) under which the problem can be tested well: every step shows in the
@@ -389,13 +392,14 @@ def _chain(index: int, seed: int = 0) -> _Chain:
         for end in ends:
             chain = _Chain(name, [s[0] for s in steps], [s[1] for s in steps], end, [s[2] for s in steps])
             answers = [chain.run(xs) for xs in probes]
-            every_step = all(
+            distinct = len({repr(a) for a in answers})
+            every_step = distinct >= 5 and all(
                 any(chain.run(xs, skip=i) != answer for xs, answer in zip(probes, answers, strict=True))
                 for i in range(len(steps))
             )
-            quality = (every_step, len({repr(a) for a in answers}))
-            if quality[0] and quality[1] >= 6:
+            if every_step:
                 return chain
+            quality = (every_step, distinct)
             if best is None or quality > best[0]:
                 best = (quality, chain)
     assert best is not None

@@ -152,3 +152,15 @@ def render(
         seed=seed,
     )
     return [{"role": "system", "content": template.system}, {"role": "user", "content": user}]
+
+
+# Rewording one sentence (`generate_dataset --teacher-url`): plain text in, plain text out.
+REWORD_VERSION = "reword-v1"
+_REWORD_SYSTEM = (
+    "You reword one sentence of a programming task. Keep its meaning exactly: every number, name and "
+    "condition stays. Answer with the reworded sentence only, on one line, without quotes."
+)
+
+
+def reword_messages(text: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": _REWORD_SYSTEM}, {"role": "user", "content": text}]
