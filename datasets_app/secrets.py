@@ -60,10 +60,12 @@ def decrypt(token: str) -> str:
 
 
 def mask(plain: str) -> str:
-    """A hint a person recognises their key by, never enough to use it: 'sk-…abcd'. Short keys show
-    nothing but the ellipsis."""
+    """A hint a person recognises their key by, never enough to use it: 'sk-…abcd' (its first three
+    characters only when it is long enough that seven leave plenty unknown)."""
     if not plain:
         return ""
     if len(plain) < 12:
         return "…"
+    if len(plain) < 24:
+        return f"…{plain[-4:]}"
     return f"{plain[:3]}…{plain[-4:]}"

@@ -76,5 +76,6 @@ def test_a_malformed_key_stops_start_up_naming_the_variable():
 
 def test_mask_shows_a_hint_never_the_key():
     assert secrets.mask(API_KEY) == "sk-…1234"
+    assert secrets.mask("tok-0123456789abcd") == "…abcd"
     assert secrets.mask("short-key") == "…"
     assert secrets.mask("") == ""
