@@ -667,6 +667,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kind", choices=("function", "program"), default="function")
     parser.add_argument("--per-reply", type=int, default=4, help="problems in each reply")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--script", default="", help=f"comma-separated replies, repeated 50 times: {', '.join(SCRIPTED)}"
+    )
     args = parser.parse_args(argv)
     good = "good_function" if args.kind == "function" else "good_program"
     # Mostly good problems, with one of each way a candidate is rejected in every cycle of the script.
@@ -682,17 +685,23 @@ def main(argv: list[str] | None = None) -> None:
         good,
         "prose",
     ]
-    script = scripted_problems(names * 50, seed=args.seed, per_reply=args.per_reply)
-    with LoopbackTeacher(script) as teacher:
-        print(
-            f"loopback teacher at {teacher.base_url} ({len(script)} replies, then the last repeats)",
-            flush=True,
-        )
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+    if args.script:
+        names = [name.strip() for name in args.script.split(",") if name.strip()]
+    try:
+        script = scripted_problems(names * 50, seed=args.seed, per_reply=args.per_reply)
+    except ValueError as exc:
+        parser.error(str(exc))
+    teacher = LoopbackTeacher(script).start(args.port)
+    print(
+        f"loopback teacher at {teacher.base_url} ({len(script)} replies, then the last repeats)", flush=True
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        teacher.stop()
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ The API key is held only in `TeacherConfig.api_key`: it is left out of the confi
 and scrubbed from error messages (a server may echo a request back).
 
 `parse_candidates` turns a reply into problems or rejections, never half of one: the reply must be JSON
-(one fenced ```json block is tolerated), `{"problems": [...]}`, each item in Triad's own JSONL schema
-(function or program), checked field by field with the importer's validators (datasets_app/parsing.py).
+(one fenced ```json block is tolerated, and one leading <think> block), `{"problems": [...]}`, each item
+in Triad's own JSONL schema (function or program), checked field by field with the importer's validators
+(datasets_app/parsing.py).
 No code is run here; the gate runs it in the sandbox.
 """
 
@@ -38,6 +39,9 @@ MAX_RAW = 20_000  # characters of a rejected reply kept for people to read
 MAX_CASES = 200
 MAX_CASE_CHARS = 100_000
 _FENCE = re.compile(r"\A```(?:json|JSON)?[ \t]*\n(.*?)\n?```\Z", re.DOTALL)
+# A reasoning model served without a reasoning parser (llama.cpp, vLLM by default) writes its thinking
+# first, in the content itself: one leading <think>…</think> block is set aside, nothing else is.
+_THINK = re.compile(r"\A\s*<think>.*?</think>", re.DOTALL)
 _RESPONSE_FORMAT_HINTS = ("response_format", "json_object", "response format", "json mode")
 
 
@@ -232,7 +236,7 @@ def parse_candidates(text: str, *, kind: str, job_prefix: str, request_index: in
     made unique as f"{job_prefix}/{request_index}/{i}" (what the teacher named them is not kept)."""
     if kind not in KINDS:
         raise ValueError(f"unknown problem kind {kind!r}; expected one of {', '.join(KINDS)}")
-    body = text.strip()
+    body = _THINK.sub("", text, count=1).strip()
     fenced = _FENCE.match(body)
     if fenced:
         body = fenced.group(1).strip()

@@ -125,9 +125,13 @@ def test_one_bad_item_does_not_sink_the_good_ones_beside_it():
     assert isinstance(rejected, Rejected) and rejected.detail == (
         "problems[1]: field 'entry_point': must be a Python identifier"
     )
-    # One fenced block is tolerated; prose around it is not.
+    # One fenced block and one leading <think> block are tolerated; prose around them is not.
     (around,) = candidates("Here you go:\n" + text)
     assert around.reason == "malformed"
+    (thought,) = candidates(
+        "<think>\nThey want lists {of} things.\n</think>\n\n" + json.dumps({"problems": [good]})
+    )
+    assert isinstance(thought, ParsedProblem)
     (wrong_kind,) = candidates(json.dumps({"problems": [{**good, "kind": "function"}]}), kind="program")
     assert wrong_kind.reason == "schema" and "field 'kind'" in wrong_kind.detail
 
