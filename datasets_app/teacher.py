@@ -32,6 +32,7 @@ from datasets_app.secrets import mask
 
 log = logging.getLogger(__name__)
 
+# The kinds Teacher raises; a caller may raise its own beside them (a job's "cancelled").
 ERROR_KINDS = ("rate_limited", "timeout", "auth", "server", "bad_request", "connection")
 KINDS = ("function", "program")
 COMPARES = ("exact", "whitespace", "float")
@@ -66,11 +67,10 @@ class TeacherReply:
 
 
 class TeacherError(Exception):
-    """A request that brought no reply. `kind` is one of ERROR_KINDS; `retry_after_s` is the server's
-    Retry-After on a 429 (None when it gave none)."""
+    """A request that brought no reply. `kind` is one of ERROR_KINDS (from Teacher); `retry_after_s` is
+    the server's Retry-After on a 429 (None when it gave none)."""
 
     def __init__(self, kind: str, message: str, retry_after_s: float | None = None) -> None:
-        assert kind in ERROR_KINDS, kind
         super().__init__(message)
         self.kind = kind
         self.message = message
