@@ -181,3 +181,11 @@ def test_the_team_corpus_holds_what_the_team_reads_and_marks_the_benchmarks():
     corpus.add("job/0", "def added(x):\n    return x\n")
     assert len(team_corpus(team=team)) == 166
     assert len(team_corpus(team=team, exclude_version_ids=[ours.pk])) == 165
+
+
+def test_the_weak_tests_threshold_is_a_setting(settings):
+    from datasets_app import conf
+
+    assert conf.gate_min_mutation_score() == 0.5
+    settings.TRIAD_GATE_MIN_MUTATION_SCORE = 0.9
+    assert Gate(DedupIndex(), min_mutation_score=conf.gate_min_mutation_score()).min_mutation_score == 0.9
