@@ -250,7 +250,7 @@ def mutants(source: str, *, limit: int = DEFAULT_LIMIT) -> list[Mutant]:
 # Runs inside the sandbox, as the item's code: standard library only. Its constants are filled in by
 # mutant_item as JSON (parsed inside, so no source text is ever pasted into code).
 _HARNESS = r'''
-import io, json, os, sys, time
+import io, json, os, select, sys, time
 
 _CONFIG = json.loads(__CONFIG__)
 
@@ -337,23 +337,19 @@ def _trial(source, limit):
             pass
         os._exit(0)
     os.close(w)
-    pause = 0.0005
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() - start > limit:
-            for kill in (lambda: os.killpg(pid, 9), lambda: os.kill(pid, 9)):
-                try:
-                    kill()
-                except OSError:
-                    pass
-            os.waitpid(pid, 0)
-            os.close(r)
-            return "timeout", time.monotonic() - start
-        time.sleep(pause)
-        pause = min(pause * 2, 0.01)
+    # The pipe turns readable when the child writes its verdict or exits (however it exits).
+    ready, _, _ = select.select([r], [], [], limit)
+    if not ready:
+        for kill in (lambda: os.killpg(pid, 9), lambda: os.kill(pid, 9)):
+            try:
+                kill()
+            except OSError:
+                pass
+        os.waitpid(pid, 0)
+        os.close(r)
+        return "timeout", time.monotonic() - start
     said = os.read(r, 1)
+    os.waitpid(pid, 0)
     os.close(r)
     return ("survived" if said == b"S" else "killed"), time.monotonic() - start
 
