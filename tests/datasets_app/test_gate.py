@@ -1,6 +1,5 @@
 """The generation gate, end to end on the real sandbox: each rejection reason, and acceptance."""
 
-
 import pytest
 
 from datasets_app.corpus import corpus_cache_clear, humaneval_entries, team_corpus
