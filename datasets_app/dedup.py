@@ -173,24 +173,32 @@ class DedupIndex:
         found: np.ndarray = np.flatnonzero(mask)
         return found
 
-    def scores(self, text: str, *, threshold: float = 0.0) -> list[tuple[int, float]]:
-        """(row, estimated Jaccard) for the LSH candidates of text at or above threshold, best first,
-        then by row."""
+    def _hits(self, text: str, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, positions in agreement) of the LSH candidates at or above threshold, best first, then
+        by row; all in numpy (a template-made text can have hundreds of hits)."""
         sig = signature(text)
-        if not sig.any():
-            return []
-        rows = self._candidates(sig)
+        rows = self._candidates(sig) if sig.any() else np.zeros(0, dtype=np.int64)
         if rows.size == 0:
-            return []
-        equal = (self._sigs[rows] == sig).sum(axis=1, dtype=np.int32)  # positions in agreement
+            return rows, rows
+        equal = np.count_nonzero(self._sigs[rows] == sig, axis=1)
         keep = equal >= math.ceil(threshold * PERMUTATIONS - 1e-9)
         rows, equal = rows[keep], equal[keep]
         order = np.lexsort((rows, -equal))
-        return [(int(rows[i]), int(equal[i]) / PERMUTATIONS) for i in order]
+        return rows[order], equal[order]
+
+    def scores(self, text: str, *, threshold: float = 0.0) -> list[tuple[int, float]]:
+        """(row, estimated Jaccard) for the LSH candidates of text at or above threshold, best first,
+        then by row."""
+        rows, equal = self._hits(text, threshold)
+        return list(zip(rows.tolist(), (equal / PERMUTATIONS).tolist(), strict=True))
 
     def query(self, text: str, *, threshold: float = NEAR_DUPLICATE_JACCARD) -> list[tuple[str, float]]:
         """Keys whose estimated Jaccard similarity with text is >= threshold, best first."""
-        return [(self.keys[row], round(score, 3)) for row, score in self.scores(text, threshold=threshold)]
+        rows, equal = self._hits(text, threshold)
+        keys = self.keys
+        return list(
+            zip([keys[r] for r in rows.tolist()], np.round(equal / PERMUTATIONS, 3).tolist(), strict=True)
+        )
 
     def exact(self, text: str) -> str | None:
         """The first key whose normalised text equals text's, or None."""
