@@ -84,8 +84,8 @@ def test_an_accepted_problem_is_in_the_corpus_for_later_candidates_which_run_not
 
 
 def test_a_reference_whose_verdict_changes_between_identical_runs_is_flaky():
-    # a coin flip per run: with 12 identical runs, all alike has a chance of 2 in 4096
-    gate = _gate(timeout_s=5, reruns=11)
+    # a coin flip per run: with 16 identical runs, all alike has a chance of 2 in 65,536
+    gate = _gate(timeout_s=5, reruns=15)
     coin = clamp(
         prompt="import os\n\nCOIN = os.urandom(1)[0] & 1  # once per run\n\ndef clamp(x, lo, hi):\n",
         solution="    return min(max(x, lo), hi) + COIN\n",
