@@ -142,13 +142,14 @@ class Gate:
     def sandbox_items(self, problem: Any, key: str) -> list[dict[str, Any]]:
         """The reference run, its ``reruns`` re-runs, then the one mutant item (CLI item dicts)."""
         code = reference_source(problem)
+        label = "".join(ch for ch in key if ch.isprintable())  # no line break may end the comment early
         items = []
         for run in range(1 + self.reruns):
             # A comment makes each run a distinct item: the sandbox's result cache must not answer a
             # re-run with the first run's verdict.
             item: dict[str, Any] = {
                 "id": f"{key}#ref{run}",
-                "code": f"{code}\n# triad gate: {key} run {run}\n",
+                "code": f"{code}\n# triad gate: {label} run {run}\n",
                 "tests": problem.tests,
                 "entry_point": problem.entry_point,
             }
