@@ -28,7 +28,7 @@ import json
 import pickle
 import re
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -448,7 +448,7 @@ def _triad(number: int, record: dict[str, Any], error: Report) -> ParsedProblem 
     )
 
 
-_CONVERTERS: dict[str, Any] = {HUMANEVAL: _humaneval, MBPP: _mbpp, TRIAD: _triad}
+_CONVERTERS: dict[str, Callable[[int, dict[str, Any], Report], ParsedProblem | None]] = {HUMANEVAL: _humaneval, MBPP: _mbpp, TRIAD: _triad}
 
 
 def parse_jsonl(lines: Iterable[bytes]) -> ParseResult:

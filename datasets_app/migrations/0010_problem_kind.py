@@ -4,40 +4,54 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('datasets_app', '0009_problem_verifier'),
+        ("datasets_app", "0009_problem_verifier"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='problem',
-            name='cases',
+            model_name="problem",
+            name="cases",
             field=models.JSONField(blank=True, default=list),
         ),
         migrations.AddField(
-            model_name='problem',
-            name='compare',
+            model_name="problem",
+            name="compare",
             field=models.CharField(blank=True, max_length=16),
         ),
         migrations.AddField(
-            model_name='problem',
-            name='cpu_ms',
+            model_name="problem",
+            name="cpu_ms",
             field=models.PositiveIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='problem',
-            name='kind',
-            field=models.CharField(choices=[('function', 'Function'), ('program', 'Program')], default='function', max_length=16),
+            model_name="problem",
+            name="kind",
+            field=models.CharField(
+                choices=[("function", "Function"), ("program", "Program")], default="function", max_length=16
+            ),
         ),
         migrations.AddField(
-            model_name='problem',
-            name='mutation_score',
+            model_name="problem",
+            name="mutation_score",
             field=models.FloatField(blank=True, null=True),
         ),
         migrations.AlterField(
-            model_name='datasetversion',
-            name='format',
-            field=models.CharField(choices=[('humaneval', 'HumanEval'), ('mbpp', 'MBPP'), ('triad', 'Triad'), ('codecontests', 'CodeContests'), ('apps', 'APPS'), ('taco', 'TACO'), ('livecodebench', 'LiveCodeBench'), ('generated', 'Generated')], default='humaneval', max_length=16),
+            model_name="datasetversion",
+            name="format",
+            field=models.CharField(
+                choices=[
+                    ("humaneval", "HumanEval"),
+                    ("mbpp", "MBPP"),
+                    ("triad", "Triad"),
+                    ("codecontests", "CodeContests"),
+                    ("apps", "APPS"),
+                    ("taco", "TACO"),
+                    ("livecodebench", "LiveCodeBench"),
+                    ("generated", "Generated"),
+                ],
+                default="humaneval",
+                max_length=16,
+            ),
         ),
     ]

@@ -16,6 +16,7 @@ from datasets_app.parsing import (
     parse_jsonl,
     problem_hash,
 )
+from workers.sandbox import Item, run_batch
 
 SUM = "a, b = map(int, input().split())\nprint(a + b)\n"
 
@@ -125,9 +126,9 @@ def test_apps_call_based_records_become_function_problems_when_the_reference_is_
 
     (p,) = good.problems
     assert (p.kind, p.entry_point, p.cases) == ("function", "total", ())
-    namespace: dict = {}
-    exec(p.prompt + p.solution + p.tests, namespace)  # the tests hold: check() passes on the reference
-    namespace["check"](namespace["total"])
+    item = Item(id="0", code=p.prompt + p.solution, tests=p.tests, entry_point=p.entry_point)
+    (ran,) = run_batch([item], cache=False)
+    assert (ran.passed, ran.tests_total) == (True, 2), ran.stderr  # the reference passes the mapped tests
     assert [str(e) for e in bad.errors] == [
         "line 2, field 'solutions': a call-based problem ('total') is imported only when its reference "
         "defines total() at top level (a method of a class, LeetCode style, is not)"
