@@ -448,7 +448,11 @@ def _triad(number: int, record: dict[str, Any], error: Report) -> ParsedProblem 
     )
 
 
-_CONVERTERS: dict[str, Callable[[int, dict[str, Any], Report], ParsedProblem | None]] = {HUMANEVAL: _humaneval, MBPP: _mbpp, TRIAD: _triad}
+_CONVERTERS: dict[str, Callable[[int, dict[str, Any], Report], ParsedProblem | None]] = {
+    HUMANEVAL: _humaneval,
+    MBPP: _mbpp,
+    TRIAD: _triad,
+}
 
 
 def parse_jsonl(lines: Iterable[bytes]) -> ParseResult:
