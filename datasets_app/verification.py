@@ -133,7 +133,7 @@ def _reference(spec: Spec) -> Any:
             id=f"{spec.id}",
             code=spec.solution,
             tests="",
-            kind="program",  # type: ignore[call-arg]  # the sandbox's program items (contract §2)
+            kind="program",
             cases=[dict(c) for c in spec.cases],
             compare=spec.compare or "whitespace",
         )
@@ -154,7 +154,7 @@ def _trivials(spec: Spec) -> list[tuple[str, Any]]:
                     id=f"{spec.id}:trivial{k}",
                     code=code,
                     tests="",
-                    kind="program",  # type: ignore[call-arg]
+                    kind="program",
                     cases=[dict(c) for c in spec.cases],
                     compare=spec.compare or "whitespace",
                 ),
