@@ -45,7 +45,12 @@ CONTESTS = (
         "print(max(map(int, input().split())))\n",
         [("1 2\n", "2\n"), ("9 3\n", "9\n"), ("-1 -5\n", "-1\n")],
     )
-    + contest("3_A. Product", "Print a * b.", "a, b = map(int, input().split())\nprint(a + b)\n", SUM_CASES)
+    + contest(  # its reference adds where the statement and the cases multiply
+        "3_A. Product",
+        "Print a * b.",
+        "a, b = map(int, input().split())\nprint(a + b)\n",
+        [("1 2\n", "2\n"), ("10 -4\n", "-40\n"), ("0 7\n", "0\n")],
+    )
 )
 
 
@@ -73,7 +78,7 @@ def test_a_codecontests_file_is_verified_by_execution_and_a_run_trains_on_it(sta
     page.click("text=3_A. Product")
     expect(page.get_by_test_id("problem-kind")).to_have_text("Program (stdin/stdout)")
     expect(page.get_by_test_id("failing-case-name")).to_have_text("case 0: wrong_answer")
-    expect(page.get_by_test_id("failing-case")).to_contain_text("--- expected output ---\n3")
+    expect(page.get_by_test_id("failing-case")).to_contain_text("--- expected output ---\n2\n--- actual output ---\n3")
     expect(page.get_by_test_id("cases")).to_contain_text("10 -4")
 
     # and a short run of the tiny model on the version trains on the verified programs and reports reward
