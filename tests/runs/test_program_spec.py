@@ -5,6 +5,8 @@ import pytest
 from datasets_app.models import ProblemKind
 from runs.spec import run_spec
 from tests.factories import DatasetVersionFactory, ProblemFactory, RunFactory
+from tests.runs.node_spec import node_spec
+from workers.trainer.spec import parse_spec
 
 pytestmark = pytest.mark.django_db
 
@@ -32,3 +34,5 @@ def test_program_problems_carry_kind_cases_and_compare_and_function_problems_sta
     assert "kind" not in function and "cases" not in function
     assert (program["kind"], program["cases"], program["compare"]) == ("program", CASES, "whitespace")
     assert (program["entry_point"], program["tests"]) == ("", "")
+    parsed = parse_spec(node_spec(run)).problems[1]  # and the trainer reads it as a program
+    assert (parsed.kind, parsed.cases) == ("program", (("2 3\n", "5\n"), ("1 1\n", "2\n")))
