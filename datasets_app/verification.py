@@ -134,7 +134,7 @@ def _reference(spec: Spec) -> Any:
             code=spec.solution,
             tests="",
             kind="program",
-            cases=[dict(c) for c in spec.cases],
+            cases=tuple((c["input"], c["output"]) for c in spec.cases),
             compare=spec.compare or "whitespace",
         )
     return Item(
@@ -155,7 +155,7 @@ def _trivials(spec: Spec) -> list[tuple[str, Any]]:
                     code=code,
                     tests="",
                     kind="program",
-                    cases=[dict(c) for c in spec.cases],
+                    cases=tuple((c["input"], c["output"]) for c in spec.cases),
                     compare=spec.compare or "whitespace",
                 ),
             )

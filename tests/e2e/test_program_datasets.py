@@ -78,7 +78,8 @@ def test_a_codecontests_file_is_verified_by_execution_and_a_run_trains_on_it(sta
     page.click("text=3_A. Product")
     expect(page.get_by_test_id("problem-kind")).to_have_text("Program (stdin/stdout)")
     expect(page.get_by_test_id("failing-case-name")).to_have_text("case 0: wrong_answer")
-    expect(page.get_by_test_id("failing-case")).to_contain_text("--- expected output ---\n2\n--- actual output ---\n3")
+    failing = page.get_by_test_id("failing-case")
+    expect(failing).to_contain_text("--- expected output ---\n2\n--- actual output ---\n3")
     expect(page.get_by_test_id("cases")).to_contain_text("10 -4")
 
     # and a short run of the tiny model on the version trains on the verified programs and reports reward
