@@ -708,6 +708,9 @@ def _codecontests(number: int, record: dict[str, Any], error: Report) -> ParsedP
 def _json_field(number: int, record: dict[str, Any], name: str, error: Report) -> Any:
     """A field holding JSON as a string (APPS, TACO, LiveCodeBench) or decoded; None after an error."""
     value = record.get(name)
+    if isinstance(value, str) and not value.strip():
+        error(number, name, "is empty")
+        return None
     if isinstance(value, str):
         try:
             return json.loads(value)

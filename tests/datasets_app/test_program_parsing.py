@@ -161,12 +161,18 @@ def test_taco_records_are_told_from_apps_by_their_own_fields_and_keep_tags():
 
 def test_apps_with_bad_json_or_no_reference_is_refused_by_line_and_field():
     result = parse_jsonl(
-        lines(apps(), apps(problem_id=2, input_output="{not json"), apps(problem_id=3, solutions="[]"))
+        lines(
+            apps(),
+            apps(problem_id=2, input_output="{not json"),
+            apps(problem_id=3, solutions="[]"),
+            apps(problem_id=4, solutions=""),
+        )
     )
 
     assert [str(e) for e in result.errors] == [
         "line 2, field 'input_output': is not valid JSON: Expecting property name enclosed in double quotes",
         "line 3, field 'solutions': no reference solution that parses as Python 3, among 0",
+        "line 4, field 'solutions': is empty",
     ]
 
 
