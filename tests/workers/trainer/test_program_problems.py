@@ -133,3 +133,21 @@ def test_the_event_carries_the_first_cases_and_the_first_failing_one() -> None:
     cases[3] = {"index": 3, "outcome": "crash"}  # a failure among the first: nothing added
     assert [c["index"] for c in event_cases(cases)] == list(range(EVENT_CASES))
     assert event_cases([]) == ()
+
+
+def test_the_reference_program_is_timed_for_the_efficiency_component() -> None:
+    from workers.trainer.reward_components import ReferenceTimes
+
+    problem, texts = scoring_inputs(SUM, ["print(int(input()) * 2)\n"], chat=False)
+    times = ReferenceTimes()
+    [[s]] = score_completions(
+        [problem],
+        [texts],
+        sandbox=SANDBOX,
+        partial_credit=False,
+        weights={"correctness": 1.0, "efficiency": 1.0},
+        reference_times=times,
+    )
+    reference_ms = times.get(SUM.task_id)
+    assert reference_ms is not None and reference_ms > 0  # the reference passed every case, was timed
+    assert s.passed and 0.0 <= s.components["efficiency"] <= 1.0
