@@ -43,11 +43,13 @@ def problem_verify_chunk(*, version_id: int, problem_ids: list[int]) -> int:
     """
     from datasets_app.verification import Spec, verify
 
+    fields = ("pk", "prompt", "entry_point", "solution", "tests", "kind", "cases", "compare")
     specs = [
-        Spec(id=pk, prompt=prompt, entry_point=entry_point, solution=solution, tests=tests)
-        for pk, prompt, entry_point, solution, tests in Problem.objects.filter(
+        Spec(id=pk, **row)
+        for pk, *values in Problem.objects.filter(
             version_id=version_id, pk__in=problem_ids, status=ProblemStatus.PENDING
-        ).values_list("pk", "prompt", "entry_point", "solution", "tests")
+        ).values_list(*fields)
+        for row in [dict(zip(fields[1:], values, strict=True))]
     ]
     if not specs:
         return 0
@@ -68,6 +70,7 @@ def problem_verify_chunk(*, version_id: int, problem_ids: list[int]) -> int:
                 tests_passed=verdict.tests_passed,
                 tests_total=verdict.tests_total,
                 duration_ms=verdict.duration_ms,
+                cpu_ms=verdict.cpu_ms,
                 verified_at=now,
             )
     return undecided

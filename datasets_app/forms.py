@@ -5,7 +5,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from controlplane.accounts.models import Team
-from datasets_app.models import ProblemStatus
+from datasets_app.models import ProblemKind, ProblemStatus
 
 
 class DatasetUploadForm(forms.Form):
@@ -58,4 +58,9 @@ class ProblemFilterForm(forms.Form):
         required=False,
         choices=[("", "any status"), *ProblemStatus.choices],
         widget=forms.Select(attrs={"aria-label": "Status"}),
+    )
+    kind = forms.ChoiceField(
+        required=False,
+        choices=[("", "any kind"), *ProblemKind.choices],
+        widget=forms.Select(attrs={"aria-label": "Kind"}),
     )

@@ -6,6 +6,16 @@ class DatasetFormat(models.TextChoices):
     HUMANEVAL = "humaneval", "HumanEval"
     MBPP = "mbpp", "MBPP"
     TRIAD = "triad", "Triad"
+    CODECONTESTS = "codecontests", "CodeContests"
+    APPS = "apps", "APPS"
+    TACO = "taco", "TACO"
+    LIVECODEBENCH = "livecodebench", "LiveCodeBench"
+    GENERATED = "generated", "Generated"
+
+
+class ProblemKind(models.TextChoices):
+    FUNCTION = "function", "Function"  # prompt + solution run against tests (check() or asserts)
+    PROGRAM = "program", "Program"  # a whole program run once per case on stdin, stdout compared
 
 
 class ProblemStatus(models.TextChoices):
@@ -89,6 +99,11 @@ class Problem(models.Model):
     stop = models.JSONField(default=list, blank=True)  # strings that end a model's answer (the dataset's)
     # The problem's own verifier, run instead of the run's reward_custom_source (docs/datasets.md).
     verifier = models.TextField(blank=True, default="")
+    # Program problems (stdin/stdout, docs/datasets.md): `cases` are [{"input", "output"}] and replace
+    # `tests`; `entry_point` and `tests` are "" and `solution` is the whole reference program.
+    kind = models.CharField(max_length=16, choices=ProblemKind.choices, default=ProblemKind.FUNCTION)
+    cases = models.JSONField(default=list, blank=True)
+    compare = models.CharField(max_length=16, blank=True)  # exact | whitespace | float; "" = whitespace
     difficulty = models.CharField(max_length=200, blank=True)
     tags = models.JSONField(default=list, blank=True)
     source = models.CharField(max_length=200, blank=True)
@@ -110,6 +125,8 @@ class Problem(models.Model):
     tests_passed = models.PositiveIntegerField(null=True, blank=True)
     tests_total = models.PositiveIntegerField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    cpu_ms = models.PositiveIntegerField(null=True, blank=True)  # the reference's CPU time when verified
+    mutation_score = models.FloatField(null=True, blank=True)  # share of the reference's mutants killed
     verified_at = models.DateTimeField(null=True, blank=True)
     # Verdicts of people reviewing runs' generations on this problem: {"bad_test": 2, "flaky": 1}.
     # Kept up to date by the review app; the next version of the dataset can exclude or fix it.

@@ -1,26 +1,34 @@
-"""Streaming parse of a JSONL file of problems in one of three shapes, collecting every error.
+"""Streaming parse of a JSONL file of problems in one of seven shapes, collecting every error.
 
 Plain Python (no Django): the service feeds it lines and stores what it yields. The shape is detected
 once per file, from the fields of its first JSON object (see docs/datasets.md):
 
 - HumanEval: task_id, prompt, entry_point, canonical_solution, test (defines ``check(candidate)``).
 - MBPP: task_id, text, code, test_list (assert lines), optional test_setup_code.
-- Triad: prompt, entry_point, solution, tests, optional task_id, difficulty, tags, source.
+- Triad: prompt, entry_point, solution, tests, optional task_id, difficulty, tags, source; or a program
+  problem: prompt, ``"kind": "program"``, solution, cases, optional compare.
+- CodeContests, APPS, TACO, LiveCodeBench: program problems (stdin/stdout) in those datasets' own
+  layouts, mapped at the end of this module.
 
 Any shape may carry ``reasoning``: a teacher's step-by-step trace towards the solution (a string), and
 ``stop``: the strings that end a model's answer to this problem (a list of non-empty strings).
 
-Every shape becomes the same ``ParsedProblem``, whose program is ``prompt + solution`` run against
-``tests``. A bad file is refused whole: the parser reads to the end and reports each problem by line
+Every shape becomes the same ``ParsedProblem``: a function problem, whose program is ``prompt + solution``
+run against ``tests``, or a program problem, whose ``solution`` is run once per case on its input.
+A bad file is refused whole: the parser reads to the end and reports each problem by line
 and field, so a person fixes the file once instead of once per error.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 import json
+import pickle
 import re
-from collections.abc import Iterable, Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -29,7 +37,16 @@ from workers.spec import VERIFIER_MAX_CHARS, SettingError, check_verifier_source
 HUMANEVAL = "humaneval"
 MBPP = "mbpp"
 TRIAD = "triad"
-FORMATS = (HUMANEVAL, MBPP, TRIAD)
+CODECONTESTS = "codecontests"
+APPS = "apps"
+TACO = "taco"
+LIVECODEBENCH = "livecodebench"
+GENERATED = "generated"  # a generation job's output (Triad's own shape), never detected from a file
+FORMATS = (HUMANEVAL, MBPP, TRIAD, CODECONTESTS, APPS, TACO, LIVECODEBENCH, GENERATED)
+FUNCTION = "function"
+PROGRAM = "program"
+KINDS = (FUNCTION, PROGRAM)
+COMPARES = ("exact", "whitespace", "float")  # "" means whitespace
 
 REQUIRED_FIELDS = ("task_id", "prompt", "entry_point", "canonical_solution", "test")  # HumanEval
 MBPP_FIELDS = ("task_id", "text", "code", "test_list")
@@ -59,9 +76,11 @@ class ParsedProblem:
     reasoning: str = ""
     stop: tuple[str, ...] = ()
     verifier: str = ""  # the problem's own reward(candidate, problem), over the run's (docs/datasets.md)
-    kind: str = "function"  # or "program": a whole program run on `cases` (stdin, expected stdout)
+    # Program problems: `solution` is a whole program, run once per case (input, expected output) on
+    # stdin; `entry_point` and `tests` are "". `compare` is exact | whitespace | float ("": whitespace).
+    kind: str = FUNCTION
     cases: tuple[tuple[str, str], ...] = ()
-    compare: str = ""  # programs: "exact" | "whitespace" | "float"; "" = "whitespace"
+    compare: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,6 +104,9 @@ class ParseResult:
 
 def detect_format(record: dict[str, Any]) -> str:
     """The shape a record's fields say it has; HumanEval (the historical default) when unclear."""
+    program = _detect_program_format(record)
+    if program:
+        return program
     if "canonical_solution" in record or "test" in record:
         return HUMANEVAL
     if "test_list" in record or ("code" in record and "text" in record):
@@ -219,6 +241,10 @@ def canonical(problem: ParsedProblem) -> bytes:
         values.append({"stop": list(problem.stop)})
     if problem.verifier:  # likewise
         values.append({"verifier": problem.verifier})
+    if problem.kind == PROGRAM:  # likewise: function problems keep the hashes they had before kinds
+        values.append(
+            {"kind": PROGRAM, "cases": [list(c) for c in problem.cases], "compare": problem.compare}
+        )
     return json.dumps(values, ensure_ascii=False).encode() + b"\n"
 
 
@@ -361,8 +387,10 @@ def _mbpp(number: int, record: dict[str, Any], error: Report) -> ParsedProblem |
     )
 
 
-def _triad(number: int, record: dict[str, Any], error: Report) -> ParsedProblem | None:
-    ok = _strings(number, record, TRIAD_FIELDS, error)
+def _triad_meta(number: int, record: dict[str, Any], error: Report) -> dict[str, Any] | None:
+    """Triad's optional fields (task_id, difficulty, tags, source), checked and normalised; None after
+    reporting each bad one."""
+    ok = True
     task_id = record.get("task_id", f"line-{number}")
     if not isinstance(task_id, str) or not task_id.strip() or len(task_id) > MAX_SHORT:
         error(number, "task_id", f"must be a non-empty string of at most {MAX_SHORT} characters")
@@ -387,21 +415,44 @@ def _triad(number: int, record: dict[str, Any], error: Report) -> ParsedProblem 
         ok = False
     if not ok:
         return None
+    return {
+        "task_id": task_id,
+        "difficulty": difficulty.strip().lower(),
+        "tags": tuple(dict.fromkeys(t.strip().lower() for t in tags)),
+        "source": source,
+    }
+
+
+def _triad(number: int, record: dict[str, Any], error: Report) -> ParsedProblem | None:
+    kind = record.get("kind", FUNCTION)
+    if kind == PROGRAM:
+        return _triad_program(number, record, error)
+    if kind != FUNCTION:
+        error(number, "kind", f"must be one of {', '.join(KINDS)}")
+        return None
+    if "cases" in record and "entry_point" not in record:
+        error(number, "kind", 'a problem with cases is a program: say "kind": "program"')
+        return None
+    ok = _strings(number, record, TRIAD_FIELDS, error)
+    meta = _triad_meta(number, record, error)
+    if not ok or meta is None:
+        return None
     if not _entry_point_ok(number, record["entry_point"], error):
         return None
     return ParsedProblem(
-        task_id=task_id,
         prompt=record["prompt"],
         entry_point=record["entry_point"],
         solution=record["solution"],
         tests=record["tests"],
-        difficulty=difficulty.strip().lower(),
-        tags=tuple(dict.fromkeys(t.strip().lower() for t in tags)),
-        source=source,
+        **meta,
     )
 
 
-_CONVERTERS = {HUMANEVAL: _humaneval, MBPP: _mbpp, TRIAD: _triad}
+_CONVERTERS: dict[str, Callable[[int, dict[str, Any], Report], ParsedProblem | None]] = {
+    HUMANEVAL: _humaneval,
+    MBPP: _mbpp,
+    TRIAD: _triad,
+}
 
 
 def parse_jsonl(lines: Iterable[bytes]) -> ParseResult:
@@ -422,3 +473,463 @@ def content_hash(problems: Iterable[ParsedProblem]) -> str:
     for problem in problems:
         digest.update(canonical(problem))
     return digest.hexdigest()
+
+
+# --- Program problems (stdin/stdout) ---------------------------------------------------------------
+#
+# Each layout maps onto ParsedProblem(kind="program"): the statement is the prompt, one reference
+# program is the solution, and the (input, expected output) pairs are the cases. Field mappings are
+# in docs/datasets.md ("Program problems").
+
+MAX_CASES = 100  # per problem; more in Triad's own format is an error, imported layouts keep the first
+_PICKLED_MAX = 16 << 20  # decompressed bytes of LiveCodeBench's compressed private cases
+# CodeContests' enums (contest_problem.proto): Language, Source and Difficulty.
+_CC_PYTHON3 = 3
+_CC_SOURCES = {1: "codechef", 2: "codeforces", 3: "hackerearth", 4: "codejam", 5: "atcoder", 6: "aizu"}
+_CC_DIFFICULTIES = {1: "easy", 2: "medium", 3: "hard", 4: "harder", 5: "hardest", 6: "external"}
+_CC_DIFFICULTIES.update({7 + i: chr(ord("a") + i) for i in range(22)})  # A..V: a contest's letter
+
+
+def _detect_program_format(record: dict[str, Any]) -> str:
+    if any(k in record for k in ("public_tests", "private_tests", "generated_tests")):
+        return CODECONTESTS
+    if "question_content" in record or "public_test_cases" in record:
+        return LIVECODEBENCH
+    if "question" in record and "input_output" in record:
+        taco_only = ("skill_types", "raw_tags", "Expected Time Complexity", "picture_num")
+        return TACO if any(k in record for k in taco_only) else APPS
+    if record.get("kind") == PROGRAM:
+        return TRIAD
+    return ""
+
+
+def _compiles(source: str) -> bool:
+    """Whether this is Python 3 (parsed only, never run: compile() does not execute)."""
+    if len(source) > MAX_LINE_BYTES:
+        return False
+    try:
+        compile(source, "<reference>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, MemoryError, RecursionError, OverflowError):
+        return False
+    return True
+
+
+def _text(value: Any) -> str | None:
+    """A case's input or output: a string, or a list of lines (APPS/TACO write some so); None if neither."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "".join(v if v.endswith("\n") else v + "\n" for v in value)
+    return None
+
+
+def _case_pairs(
+    number: int, name: str, inputs: Any, outputs: Any, error: Report
+) -> list[tuple[str, str]] | None:
+    """Pair two parallel lists of texts; None after reporting why they do not pair."""
+    if not isinstance(inputs, list) or not isinstance(outputs, list):
+        error(number, name, "inputs and outputs must be lists")
+        return None
+    if len(inputs) != len(outputs):
+        error(number, name, f"{len(inputs)} inputs but {len(outputs)} outputs")
+        return None
+    pairs: list[tuple[str, str]] = []
+    for i, (given, expected) in enumerate(zip(inputs, outputs, strict=True)):
+        a, b = _text(given), _text(expected)
+        if a is None or b is None:
+            error(number, name, f"case {i}: input and output must be strings")
+            return None
+        pairs.append((a, b))
+    return pairs
+
+
+def _compare(number: int, record: dict[str, Any], error: Report) -> str | None:
+    value = record.get("compare", "") or ""
+    if value not in ("", *COMPARES):
+        error(number, "compare", f"must be one of {', '.join(COMPARES)}")
+        return None
+    return str(value)
+
+
+def _program(
+    number: int,
+    error: Report,
+    *,
+    task_id: str,
+    prompt: str,
+    solution: str,
+    cases: list[tuple[str, str]],
+    solution_field: str,
+    **meta: Any,
+) -> ParsedProblem | None:
+    """The program problem these checked parts make, after the checks every layout shares."""
+    if not task_id.strip() or len(task_id) > MAX_SHORT:
+        error(number, "task_id", f"must be a non-empty string of at most {MAX_SHORT} characters")
+        return None
+    if not prompt.strip():
+        error(number, "prompt", "the statement is empty")
+        return None
+    if not cases:
+        error(number, "cases", "no test cases (a program problem needs at least one input/output pair)")
+        return None
+    if not _compiles(solution):
+        error(number, solution_field, "the reference program is not valid Python 3")
+        return None
+    solution = solution.replace("\r\n", "\n")
+    return ParsedProblem(
+        task_id=task_id,
+        prompt=prompt.replace("\r\n", "\n"),
+        entry_point="",
+        solution=solution if solution.endswith("\n") else solution + "\n",
+        tests="",
+        kind=PROGRAM,
+        cases=tuple(cases[:MAX_CASES]),
+        **meta,
+    )
+
+
+def _triad_program(number: int, record: dict[str, Any], error: Report) -> ParsedProblem | None:
+    ok = _strings(number, record, ("prompt", "solution"), error)
+    meta = _triad_meta(number, record, error)
+    compare = _compare(number, record, error)
+    raw = record.get("cases")
+    cases: list[tuple[str, str]] = []
+    if not isinstance(raw, list) or not raw:
+        error(
+            number,
+            "cases",
+            "missing" if "cases" not in record else 'must be a non-empty list of {"input", "output"}',
+        )
+        ok = False
+    elif len(raw) > MAX_CASES:
+        error(number, "cases", f"at most {MAX_CASES} cases (got {len(raw)})")
+        ok = False
+    else:
+        for i, case in enumerate(raw):
+            if (
+                not isinstance(case, dict)
+                or not isinstance(case.get("input"), str)
+                or not isinstance(case.get("output"), str)
+            ):
+                error(number, "cases", f'case {i}: must be {{"input": string, "output": string}}')
+                ok = False
+                break
+            cases.append((case["input"], case["output"]))
+    for name in ("entry_point", "tests"):
+        if record.get(name):
+            error(number, name, "a program problem has no entry point or tests: its cases are the tests")
+            ok = False
+    if not ok or meta is None or compare is None:
+        return None
+    return _program(
+        number,
+        error,
+        prompt=record["prompt"],
+        solution=record["solution"],
+        cases=cases,
+        solution_field="solution",
+        compare=compare,
+        **meta,
+    )
+
+
+def _codecontests(number: int, record: dict[str, Any], error: Report) -> ParsedProblem | None:
+    ok = _strings(number, record, ("name", "description"), error)
+    cases: list[tuple[str, str]] = []
+    for name in ("public_tests", "private_tests", "generated_tests"):
+        tests = record.get(name)
+        if tests is None:
+            continue
+        if not isinstance(tests, dict):
+            error(number, name, 'must be {"input": [...], "output": [...]}')
+            ok = False
+            continue
+        pairs = _case_pairs(number, name, tests.get("input"), tests.get("output"), error)
+        if pairs is None:
+            ok = False
+        else:
+            cases += pairs
+    solution = ""
+    solutions = record.get("solutions")
+    if (
+        not isinstance(solutions, dict)
+        or not isinstance(solutions.get("language"), list)
+        or not isinstance(solutions.get("solution"), list)
+        or len(solutions["language"]) != len(solutions["solution"])
+    ):
+        error(
+            number,
+            "solutions",
+            "missing"
+            if "solutions" not in record
+            else 'must be {"language": [...], "solution": [...]} of equal length',
+        )
+        ok = False
+    else:
+        python3 = [
+            code
+            for lang, code in zip(solutions["language"], solutions["solution"], strict=True)
+            if lang == _CC_PYTHON3 and isinstance(code, str)
+        ]
+        solution = next((code for code in python3 if _compiles(code)), "")
+        if not solution:
+            error(
+                number,
+                "solutions",
+                f"no Python 3 solution (language {_CC_PYTHON3}) that parses, "
+                f"among {len(solutions['solution'])}",
+            )
+            ok = False
+    difficulty = record.get("difficulty", 0)
+    if not isinstance(difficulty, int) or isinstance(difficulty, bool):
+        error(number, "difficulty", "must be an integer (CodeContests' Difficulty)")
+        ok = False
+    tags = record.get("cf_tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        error(number, "cf_tags", "must be a list of strings")
+        ok = False
+    if not ok:
+        return None
+    source = record.get("source")
+    return _program(
+        number,
+        error,
+        task_id=record["name"],
+        prompt=record["description"],
+        solution=solution,
+        cases=cases,
+        solution_field="solutions",
+        difficulty=_CC_DIFFICULTIES.get(difficulty, ""),
+        tags=tuple(dict.fromkeys(t.strip().lower() for t in tags if t.strip()))[:MAX_TAGS],
+        source=_CC_SOURCES.get(source, "") if isinstance(source, int) else "",
+    )
+
+
+def _json_field(number: int, record: dict[str, Any], name: str, error: Report) -> Any:
+    """A field holding JSON as a string (APPS, TACO, LiveCodeBench) or decoded; None after an error."""
+    value = record.get(name)
+    if isinstance(value, str) and not value.strip():
+        error(number, name, "is empty")
+        return None
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            error(number, name, f"is not valid JSON: {getattr(exc, 'msg', 'nested too deeply')}")
+            return None
+    if value is None:
+        error(number, name, "missing")
+    return value
+
+
+def _apps_function(
+    number: int,
+    record: dict[str, Any],
+    error: Report,
+    *,
+    fn_name: Any,
+    solution: str,
+    calls: dict[str, Any],
+    meta: dict[str, Any],
+) -> ParsedProblem | None:
+    """An APPS/TACO call-based problem as a function problem, when its reference is a top-level def
+    (Codewars style); a LeetCode-style `class Solution` method is refused."""
+    if not isinstance(fn_name, str) or not fn_name.isidentifier():
+        error(number, "input_output", "fn_name must be a Python identifier")
+        return None
+    if not re.search(rf"^def\s+{re.escape(fn_name)}\s*\(", solution, re.MULTILINE):
+        error(
+            number,
+            "solutions",
+            f"a call-based problem ({fn_name!r}) is imported only when its reference defines "
+            f"{fn_name}() at top level (a method of a class, LeetCode style, is not)",
+        )
+        return None
+    inputs, outputs = calls.get("inputs"), calls.get("outputs")
+    if (
+        not isinstance(inputs, list)
+        or not isinstance(outputs, list)
+        or len(inputs) != len(outputs)
+        or not inputs
+    ):
+        error(number, "input_output", "inputs and outputs must be non-empty lists of the same length")
+        return None
+    lines = []
+    for args, expected in list(zip(inputs, outputs, strict=True))[:MAX_CASES]:
+        args = args if isinstance(args, list) else [args]
+        # APPS' own checker accepts the output or, when it is a one-element list, its element.
+        accepted = (
+            [expected, expected[0]] if isinstance(expected, list) and len(expected) == 1 else [expected]
+        )
+        lines.append(f"    assert candidate(*{args!r}) in {accepted!r}\n")
+    return ParsedProblem(
+        prompt=_as_comment(record["question"]),
+        entry_point=fn_name,
+        solution=solution.replace("\r\n", "\n") + ("" if solution.endswith("\n") else "\n"),
+        tests="def check(candidate):\n" + "".join(lines),
+        **meta,
+    )
+
+
+def _apps(number: int, record: dict[str, Any], error: Report, *, taco: bool = False) -> ParsedProblem | None:
+    ok = _strings(number, record, ("question",), error)
+    solutions = _json_field(number, record, "solutions", error) if "solutions" in record else []
+    calls = _json_field(number, record, "input_output", error)
+    if solutions is None or calls is None:
+        return None
+    if not isinstance(solutions, list) or not all(isinstance(x, str) for x in solutions):
+        error(number, "solutions", "must be a JSON list of strings")
+        return None
+    if not isinstance(calls, dict):
+        error(number, "input_output", 'must be a JSON object {"inputs": [...], "outputs": [...]}')
+        return None
+    solution = next((code for code in solutions if _compiles(code)), "")
+    if not solution:
+        error(number, "solutions", f"no reference solution that parses as Python 3, among {len(solutions)}")
+        ok = False
+    if taco:
+        task_id: Any = record.get("task_id") or record.get("name") or f"line-{number}"
+    else:
+        task_id = record.get("problem_id", record.get("task_id", f"line-{number}"))
+    if isinstance(task_id, int) and not isinstance(task_id, bool):
+        task_id = str(task_id)
+    if not isinstance(task_id, str):
+        error(number, "problem_id", "must be a string or an integer")
+        ok = False
+    difficulty = record.get("difficulty") or ""
+    if not isinstance(difficulty, str):
+        error(number, "difficulty", "must be a string")
+        ok = False
+    source = record.get("source") or ("" if taco else "apps")
+    tags: Any = record.get("tags") or []
+    if isinstance(tags, str):  # TACO writes its tags as a Python list literal
+        tags = re.findall(r"'([^']+)'", tags)
+    if not ok:
+        return None
+    meta = {
+        "task_id": task_id,
+        "difficulty": difficulty.strip().lower()[:MAX_SHORT],
+        "tags": tuple(
+            dict.fromkeys(t.strip().lower()[:MAX_SHORT] for t in tags if isinstance(t, str) and t.strip())
+        )[:MAX_TAGS],
+        "source": source[:MAX_SHORT] if isinstance(source, str) else "",
+    }
+    if calls.get("fn_name"):
+        return _apps_function(
+            number, record, error, fn_name=calls["fn_name"], solution=solution, calls=calls, meta=meta
+        )
+    pairs = _case_pairs(number, "input_output", calls.get("inputs"), calls.get("outputs"), error)
+    if pairs is None:
+        return None
+    return _program(
+        number,
+        error,
+        prompt=record["question"],
+        solution=solution,
+        cases=pairs,
+        solution_field="solutions",
+        **meta,
+    )
+
+
+def _taco(number: int, record: dict[str, Any], error: Report) -> ParsedProblem | None:
+    return _apps(number, record, error, taco=True)
+
+
+class _NoGlobals(pickle.Unpickler):
+    """Unpickles plain data only: any class or function reference is refused, so nothing runs."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"refused to load {module}.{name}")
+
+
+def _lcb_cases(number: int, name: str, value: Any, error: Report) -> list[dict[str, Any]] | None:
+    """LiveCodeBench's test cases: JSON (string or list), or its release's compressed form
+    base64(zlib(pickle(json string))), unpickled with no globals allowed."""
+    if isinstance(value, list):
+        return value
+    if not isinstance(value, str):
+        error(number, name, "must be a JSON list of test cases")
+        return None
+    try:
+        decoded = json.loads(value)
+    except (json.JSONDecodeError, RecursionError):
+        try:
+            stream = zlib.decompressobj()
+            raw = stream.decompress(base64.b64decode(value, validate=True), _PICKLED_MAX)
+            if stream.unconsumed_tail:
+                error(number, name, f"decompresses to more than {_PICKLED_MAX >> 20} MiB")
+                return None
+            text = _NoGlobals(io.BytesIO(raw)).load()
+            decoded = json.loads(text) if isinstance(text, str | bytes) else text
+        except Exception as exc:  # any failure of an untrusted blob is the same error for its owner
+            error(number, name, f"neither JSON nor LiveCodeBench's compressed cases ({type(exc).__name__})")
+            return None
+    if not isinstance(decoded, list) or not all(isinstance(c, dict) for c in decoded):
+        error(number, name, "must be a list of test cases")
+        return None
+    return decoded
+
+
+def _livecodebench(number: int, record: dict[str, Any], error: Report) -> ParsedProblem | None:
+    ok = _strings(number, record, ("question_content",), error)
+    cases: list[tuple[str, str]] = []
+    for name in ("public_test_cases", "private_test_cases"):
+        if name not in record or record[name] in (None, ""):
+            continue
+        found = _lcb_cases(number, name, record[name], error)
+        if found is None:
+            ok = False
+            continue
+        for i, case in enumerate(found):
+            if case.get("testtype", "stdin") != "stdin":
+                error(
+                    number,
+                    name,
+                    f"case {i} is {case.get('testtype')!r}: only stdin cases are imported "
+                    "(LeetCode-style functional problems are not)",
+                )
+                ok = False
+                break
+            if not isinstance(case.get("input"), str) or not isinstance(case.get("output"), str):
+                error(number, name, f"case {i}: input and output must be strings")
+                ok = False
+                break
+            cases.append((case["input"], case["output"]))
+    solution = record.get("solution")
+    if not isinstance(solution, str) or not solution.strip():
+        error(
+            number,
+            "solution",
+            "LiveCodeBench carries no reference program: add a 'solution' field (a Python 3 program "
+            "reading stdin) so the problem can be verified",
+        )
+        ok = False
+    task_id = record.get("question_id", f"line-{number}")
+    if isinstance(task_id, int) and not isinstance(task_id, bool):
+        task_id = str(task_id)
+    if not isinstance(task_id, str):
+        error(number, "question_id", "must be a string")
+        ok = False
+    for name in ("difficulty", "platform", "question_title"):
+        if not isinstance(record.get(name) or "", str):
+            error(number, name, "must be a string")
+            ok = False
+    if not ok:
+        return None
+    assert isinstance(solution, str)
+    title = (record.get("question_title") or "").strip()
+    return _program(
+        number,
+        error,
+        task_id=task_id,
+        prompt=(f"{title}\n\n" if title else "") + record["question_content"],
+        solution=solution,
+        cases=cases,
+        solution_field="solution",
+        difficulty=(record.get("difficulty") or "").strip().lower()[:MAX_SHORT],
+        source=(record.get("platform") or "")[:MAX_SHORT],
+    )
+
+
+_CONVERTERS.update({CODECONTESTS: _codecontests, APPS: _apps, TACO: _taco, LIVECODEBENCH: _livecodebench})

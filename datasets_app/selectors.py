@@ -205,11 +205,16 @@ def version_status_counts(*, version_ids: list[int]) -> dict[int, dict[str, int]
     return counts
 
 
-def problem_search(*, version: DatasetVersion, text: str = "", status: str = "") -> QuerySet[Problem]:
-    """Problems of a version whose task id, prompt or solution contains `text`, with `status` if given."""
+def problem_search(
+    *, version: DatasetVersion, text: str = "", status: str = "", kind: str = ""
+) -> QuerySet[Problem]:
+    """Problems of a version whose task id, prompt or solution contains `text`, with `status` and `kind`
+    (function or program) if given."""
     problems = Problem.objects.filter(version=version).order_by("index")
     if status:
         problems = problems.filter(status=status)
+    if kind:
+        problems = problems.filter(kind=kind)
     if text := text.strip():
         problems = problems.filter(
             Q(task_id__icontains=text) | Q(prompt__icontains=text) | Q(solution__icontains=text)
@@ -219,6 +224,7 @@ def problem_search(*, version: DatasetVersion, text: str = "", status: str = "")
         "index",
         "task_id",
         "entry_point",
+        "kind",
         "status",
         "error_class",
         "exception_type",
@@ -251,3 +257,27 @@ def dataset_version_changes(*, dataset: Dataset) -> list[VersionChange]:
         changes.append(VersionChange(version=version, added=added, removed=removed, changed=changed))
         previous = current
     return changes[::-1]
+
+
+CASES_SHOWN = 20
+CASE_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class CaseShown:
+    index: int
+    input: str
+    output: str
+
+
+def _capped(text: str, limit: int = CASE_CHARS) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
+def problem_cases_shown(*, problem: Problem, limit: int = CASES_SHOWN) -> list[CaseShown]:
+    """A program problem's first cases, each text capped, for its page (the rest are counted there)."""
+    return [
+        CaseShown(index=i, input=_capped(str(c.get("input", ""))), output=_capped(str(c.get("output", ""))))
+        for i, c in enumerate(problem.cases[:limit])
+        if isinstance(c, dict)
+    ]

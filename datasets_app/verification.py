@@ -8,6 +8,11 @@ It imports the sandbox inside the function, so only the service layer and the be
 - Pass 2 re-runs every reference that did not pass, and (``repeat_passing``) those that did.
 - A reference that failed twice is ``failing``; one whose two verdicts differ is ``flaky``; one that
   passed while the trivial stand-in also passed has ``weak_tests``; otherwise ``verified``.
+- Program problems (stdin/stdout) run the reference once per case; their trivial stand-ins are a
+  program printing the most common expected output whatever the input, and one echoing its input.
+  Either passing every case makes the tests weak. The two runs of a reference also disagree (flaky)
+  when they pass different numbers of cases. A failure keeps its first failing case: input, expected
+  and actual output, and stderr.
 - ``sandbox_error`` is the infrastructure's fault: such a problem gets no verdict (``None``) and stays
   pending, for the caller to retry.
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +41,9 @@ class Spec:
     entry_point: str
     solution: str
     tests: str
+    kind: str = "function"
+    cases: Sequence[dict[str, str]] = ()  # program problems: [{"input", "output"}]
+    compare: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,7 @@ class Verdict:
     tests_passed: int = 0
     tests_total: int = 0
     duration_ms: int = 0
+    cpu_ms: int = 0
 
 
 def trivial_program(prompt: str, entry_point: str) -> str:
@@ -63,18 +73,103 @@ def trivial_program(prompt: str, entry_point: str) -> str:
     return stub.lstrip()
 
 
-def _verdict(spec: Spec, status: str, result: Any) -> Verdict:
+def trivial_programs(cases: Sequence[dict[str, str]]) -> list[tuple[str, str]]:
+    """(what it is, source) of the stand-ins a program problem's cases must fail: one printing the most
+    common expected output whatever its input (so every identical expected output, or a single case,
+    is weak), and one echoing its input."""
+    outputs = Counter(c["output"] for c in cases)
+    common = outputs.most_common(1)[0][0] if outputs else ""
+    constant = f"import sys\nsys.stdout.write({common!r})\n"
+    echo = "import sys\nsys.stdout.write(sys.stdin.read())\n"
+    shown = common if len(common) <= 60 else common[:60] + "…"
+    return [
+        (f"a program printing {shown!r} whatever the input", constant),
+        ("a program echoing its input", echo),
+    ]
+
+
+def failing_case_text(result: Any) -> tuple[str, str]:
+    """("case <i>", the first failing case's input, expected and actual output and stderr) of a
+    program item's result; the sandbox's failing_test and stderr when it reports no cases."""
+    for case in getattr(result, "cases", None) or []:
+        if case.get("outcome") != "passed":
+            parts = [
+                ("input", case.get("input", "")),
+                ("expected output", case.get("expected", "")),
+                ("actual output", case.get("actual", "")),
+                ("stderr", case.get("stderr", "")),
+            ]
+            text = "".join(f"--- {name} ---\n{value}\n" for name, value in parts if name != "stderr" or value)
+            return f"case {case.get('index', '?')}: {case.get('outcome', '')}", text[:MAX_TEXT]
+    return result.failing_test[:MAX_TEXT], result.stderr[-MAX_TEXT:]
+
+
+def _verdict(spec: Spec, status: str, result: Any, weak_because: str = "") -> Verdict:
     failed = status in (FAILING, FLAKY)
+    failing_test, traceback = result.failing_test[:MAX_TEXT], result.stderr[-MAX_TEXT:]
+    if spec.kind == "program":
+        failing_test, traceback = failing_case_text(result)
+    if status == WEAK_TESTS and weak_because:
+        failing_test, traceback = "", f"{weak_because} passes every case"
     return Verdict(
         id=spec.id,
         status=status,
         error_class=result.error_class if failed else "",
         exception_type=result.exception_type[:200] if failed else "",
-        failing_test=result.failing_test[:MAX_TEXT] if failed else "",
-        traceback=result.stderr[-MAX_TEXT:] if failed else "",
+        failing_test=failing_test if failed else "",
+        traceback=traceback if failed or weak_because else "",
         tests_passed=result.tests_passed,
         tests_total=result.tests_total,
         duration_ms=result.duration_ms,
+        cpu_ms=round(getattr(result, "cpu_ms", 0) or 0),
+    )
+
+
+def _reference(spec: Spec) -> Any:
+    from workers.sandbox import Item
+
+    if spec.kind == "program":
+        return Item(
+            id=f"{spec.id}",
+            code=spec.solution,
+            tests="",
+            kind="program",
+            cases=tuple((c["input"], c["output"]) for c in spec.cases),
+            compare=spec.compare or "whitespace",
+        )
+    return Item(
+        id=f"{spec.id}", code=spec.prompt + spec.solution, tests=spec.tests, entry_point=spec.entry_point
+    )
+
+
+def _trivials(spec: Spec) -> list[tuple[str, Any]]:
+    """(what it is, item) for each stand-in of this problem."""
+    from workers.sandbox import Item
+
+    if spec.kind == "program":
+        return [
+            (
+                what,
+                Item(
+                    id=f"{spec.id}:trivial{k}",
+                    code=code,
+                    tests="",
+                    kind="program",
+                    cases=tuple((c["input"], c["output"]) for c in spec.cases),
+                    compare=spec.compare or "whitespace",
+                ),
+            )
+            for k, (what, code) in enumerate(trivial_programs(spec.cases))
+        ]
+    code = trivial_program(spec.prompt, spec.entry_point)
+    return [("", Item(id=f"{spec.id}:trivial", code=code, tests=spec.tests, entry_point=spec.entry_point))]
+
+
+def _disagree(one: Any, two: Any) -> bool:
+    """Two runs of one reference differ: one passed and one did not, or (programs) they passed
+    different numbers of cases."""
+    return one.passed != two.passed or (
+        bool(getattr(one, "cases", None)) and one.tests_passed != two.tests_passed
     )
 
 
@@ -92,7 +187,7 @@ def verify(
     ``mode`` is the sandbox's ("cold": a fresh child per item; "warm": forked from a prepared one) where
     it offers the choice. The sandbox's result cache is always bypassed: a re-run must really run.
     """
-    from workers.sandbox import Item, Limits, run_batch
+    from workers.sandbox import Limits, run_batch
 
     if runner is not None:
         run = runner
@@ -103,21 +198,12 @@ def verify(
             options["mode"] = mode
         run = functools.partial(run_batch, **options)
     limits = Limits(timeout_s=timeout_s)
-    refs = [
-        Item(id=f"{s.id}", code=s.prompt + s.solution, tests=s.tests, entry_point=s.entry_point)
-        for s in specs
-    ]
-    trivials = [
-        Item(
-            id=f"{s.id}:trivial",
-            code=trivial_program(s.prompt, s.entry_point),
-            tests=s.tests,
-            entry_point=s.entry_point,
-        )
-        for s in specs
-    ]
-    first = run([*refs, *trivials], limits, workers=workers)
-    ref_results, trivial_results = first[: len(specs)], first[len(specs) :]
+    refs = [_reference(s) for s in specs]
+    stand_ins = [_trivials(s) for s in specs]
+    flat = [item for group in stand_ins for _, item in group]
+    first = run([*refs, *flat], limits, workers=workers)
+    ref_results, rest = first[: len(specs)], iter(first[len(specs) :])
+    trivial_results = [[next(rest) for _ in group] for group in stand_ins]
     again = [i for i, r in enumerate(ref_results) if repeat_passing or not r.passed]
     second = (
         dict(zip(again, run([refs[i] for i in again], limits, workers=workers), strict=True)) if again else {}
@@ -125,16 +211,20 @@ def verify(
 
     verdicts: list[Verdict | None] = []
     for i, spec in enumerate(specs):
-        one, two, trivial = ref_results[i], second.get(i), trivial_results[i]
+        one, two, trivials = ref_results[i], second.get(i), trivial_results[i]
         runs = [r for r in (one, two) if r is not None and r.error_class != "sandbox_error"]
         if not runs:
             verdicts.append(None)
-        elif any(r.passed for r in runs) and not all(r.passed for r in runs):
-            verdicts.append(_verdict(spec, FLAKY, next(r for r in runs if not r.passed)))
+        elif len(runs) == 2 and _disagree(runs[0], runs[1]):
+            verdicts.append(_verdict(spec, FLAKY, next((r for r in runs if not r.passed), runs[1])))
         elif not runs[0].passed:
             verdicts.append(_verdict(spec, FAILING, runs[0]))
-        elif trivial.error_class == "sandbox_error":
+        elif any(t.error_class == "sandbox_error" for t in trivials):
             verdicts.append(None)
         else:
-            verdicts.append(_verdict(spec, WEAK_TESTS if trivial.passed else VERIFIED, runs[0]))
+            weak = [what for (what, _), t in zip(stand_ins[i], trivials, strict=True) if t.passed]
+            if weak:
+                verdicts.append(_verdict(spec, WEAK_TESTS, runs[0], weak_because=weak[0] or ""))
+            else:
+                verdicts.append(_verdict(spec, VERIFIED, runs[0]))
     return verdicts

@@ -95,7 +95,10 @@ def version_detail(request: AuthedHttpRequest, version_id: int) -> HttpResponse:
     filters = ProblemFilterForm(request.GET or None)
     criteria = filters.cleaned_data if filters.is_valid() else {}
     problems = selectors.problem_search(
-        version=version, text=criteria.get("q", ""), status=criteria.get("status", "")
+        version=version,
+        text=criteria.get("q", ""),
+        status=criteria.get("status", ""),
+        kind=criteria.get("kind", ""),
     )
     context = {
         "version": version,
@@ -123,4 +126,6 @@ def version_verify_retry(request: AuthedHttpRequest, version_id: int) -> HttpRes
 
 def problem_detail(request: AuthedHttpRequest, problem_id: int) -> HttpResponse:
     problem = selectors.problem_get_for_user(user=request.user, problem_id=problem_id)
-    return render(request, "datasets_app/problem_detail.html", {"problem": problem})
+    cases = selectors.problem_cases_shown(problem=problem)
+    context = {"problem": problem, "cases": cases, "cases_hidden": len(problem.cases) - len(cases)}
+    return render(request, "datasets_app/problem_detail.html", context)

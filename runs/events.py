@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from workers.spec import REPORTED_STATES
+from workers.spec import ERROR_CLASSES, REPORTED_STATES
 
 EVENT_TYPES = ("metric", "generation", "log", "status", "heartbeat", "checkpoints")
 REPORTED_STATUSES = tuple(REPORTED_STATES)  # what a node may report (workers.spec)
@@ -214,6 +214,7 @@ def _generation(r: _Reader) -> dict[str, Any]:
         "stdout": r.text("stdout", required=False),
         "stderr": r.text("stderr", required=False),
         "duration_ms": r.integer("duration_ms", required=False),
+        "cases": _cases(r),
     }
 
 
@@ -277,6 +278,37 @@ def _checkpoints(r: _Reader) -> dict[str, Any]:
         "used_bytes": r.integer("used_bytes", maximum=MAX_SEQ),
         "quota_bytes": r.integer("quota_bytes", maximum=MAX_SEQ),
     }
+
+
+MAX_CASES = 21  # a program's first 20 cases and its first failing one (workers/trainer/rewards.event_cases)
+MAX_CASE_TEXT = 4000  # per text of a case; the sandbox caps each at 2,000 characters and a note
+
+
+def _case_entry(r: _Reader) -> dict[str, Any]:
+    return {
+        "index": r.integer("index"),
+        "outcome": r.text("outcome", choices=ERROR_CLASSES),
+        "duration_ms": r.integer("duration_ms", required=False),
+        **{
+            k: r.text(k, required=False, max_len=MAX_CASE_TEXT)
+            for k in ("input", "expected", "actual", "stderr")
+        },
+    }
+
+
+def _cases(r: _Reader) -> list[dict[str, Any]]:
+    """A program problem's per-case outcomes (docs/ingest.md); absent or [] for a function."""
+    cases = r.raw.get("cases")
+    if cases is None:
+        return []
+    if not isinstance(cases, list) or len(cases) > MAX_CASES:
+        raise r.fail("cases", f"must be a list of at most {MAX_CASES} cases")
+    entries = []
+    for i, entry in enumerate(cases):
+        if not isinstance(entry, dict):
+            raise r.fail(f"cases[{i}]", "must be an object")
+        entries.append(_case_entry(_EntryReader(entry, r.index, f"cases[{i}]")))
+    return entries
 
 
 _PARSERS = {

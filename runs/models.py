@@ -257,6 +257,9 @@ class Generation(models.Model):
     stdout = models.TextField(blank=True)
     stderr = models.TextField(blank=True)
     duration_ms = models.IntegerField(default=0)
+    # A program problem's cases, as the trainer posts them (the first 20 and the first failing one):
+    # [{"index", "outcome", "duration_ms", "input", "expected", "actual", "stderr"}]; [] for functions.
+    cases = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

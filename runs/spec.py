@@ -5,6 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Count, Max
 
+from datasets_app.models import Problem, ProblemKind
 from datasets_app.selectors import problem_list_for_run
 from runs.models import Node, Run, RunClaim
 from runs.registry.models import RegisteredModel
@@ -68,6 +69,14 @@ def _ranks_ran_with(*, run: Run, nodes: int) -> int | None:
     return formed["ranks"] if formed else None
 
 
+def program_fields(problem: Problem) -> dict[str, Any]:
+    """A program problem's kind, cases and comparison for the spec (docs/datasets.md, "Program
+    problems"); nothing for a function problem, whose spec entry stays as it was."""
+    if problem.kind != ProblemKind.PROGRAM:
+        return {}
+    return {"kind": problem.kind, "cases": list(problem.cases), "compare": problem.compare or "whitespace"}
+
+
 def run_spec(*, run: Run) -> dict[str, Any]:
     """Everything a GPU node needs to train this run; it holds no database credentials."""
     config = config_from_stored(run.config)
@@ -82,6 +91,7 @@ def run_spec(*, run: Run) -> dict[str, Any]:
             "reasoning": p.reasoning,
             "stop": list(p.stop),  # the dataset's; the node adds the model's (workers/trainer/prompting.py)
             "verifier": p.verifier,  # over the run's reward_custom_source for this problem
+            **program_fields(p),
         }
         for p in problem_list_for_run(version=version, include_unverified=config.include_unverified)
     ]

@@ -95,6 +95,23 @@ def _clean(value: Any) -> Any:
     return value
 
 
+MAX_EVENT_CASES = 21  # a program's first 20 cases and its first failing one (rewards.event_cases)
+MAX_CASE_CHARS = 2100  # each text of a case: the sandbox's 2,000 characters and its "… (N more)" note
+
+
+def _event_case(case: Mapping[str, Any]) -> dict[str, Any]:
+    """One case of a program's generation event, as the ingest schema takes it."""
+    return {
+        "index": int(case.get("index", 0)),
+        "outcome": str(case.get("outcome", "")),
+        "duration_ms": int(case.get("duration_ms", 0)),
+        **{
+            k: _truncate(str(case.get(k, "")), MAX_CASE_CHARS)
+            for k in ("input", "expected", "actual", "stderr")
+        },
+    }
+
+
 def _truncate(text: str, limit: int = MAX_TEXT_CHARS) -> str:
     """Cap text size, after cleaning it (see _clean_text)."""
     text = _clean_text(text)
@@ -462,7 +479,10 @@ class IngestClient:
         stdout: str = "",
         stderr: str = "",
         duration_ms: int = 0,
+        cases: Sequence[Mapping[str, Any]] = (),
     ) -> None:
+        # A program problem's cases (workers/trainer/rewards.event_cases); a function's event is as it was.
+        extra = {"cases": [_event_case(c) for c in cases[:MAX_EVENT_CASES]]} if cases else {}
         self._emit(
             {
                 "type": "generation",
@@ -477,6 +497,7 @@ class IngestClient:
                 "stdout": _truncate(stdout),
                 "stderr": _truncate(stderr),
                 "duration_ms": int(duration_ms),
+                **extra,
             }
         )
 

@@ -75,6 +75,7 @@ class ProblemOut(Schema):
     task_id: str
     status: str
     reason: str  # why it is not verified: its error class and exception ("" when verified or pending)
+    kind: str  # "function" or "program" (stdin/stdout; its entry_point is "")
     entry_point: str
     difficulty: str
     tags: list[str]
@@ -158,6 +159,7 @@ def _problem_item(problem: Problem) -> dict[str, Any]:
         "task_id": problem.task_id,
         "status": problem.status,
         "reason": reason,
+        "kind": problem.kind,
         "entry_point": problem.entry_point,
         "difficulty": problem.difficulty,
         "tags": [str(t) for t in problem.tags] if isinstance(problem.tags, list) else [],

@@ -8,7 +8,7 @@ from datasets_app.models import DatasetVersion, Problem
 from datasets_app.selectors import problem_list_for_run
 from runs.evals.models import EvalJob
 from runs.models import Node, Run
-from runs.spec import SANDBOX_LIMITS, model_section, registered_model_section
+from runs.spec import SANDBOX_LIMITS, model_section, program_fields, registered_model_section
 from workers.spec import TrainConfig, config_from_dict, config_from_stored
 
 # The settings a job chooses (workers.spec defines each: type, range, help); the rest are the run's
@@ -46,6 +46,7 @@ def eval_message(*, job: EvalJob) -> dict[str, Any]:
                 "tests": p.tests,
                 "reasoning": p.reasoning,
                 "stop": list(p.stop),
+                **program_fields(p),
             }
             for p in eval_problems(version=job.dataset_version)
         ]

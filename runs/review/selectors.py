@@ -241,6 +241,43 @@ class GenerationDetail:
     labels: list[ReviewLabel]
     flagged_lines: set[int]
     compare_links: list[CompareLink] = field(default_factory=list)
+    cases: list[CaseRow] = field(default_factory=list)  # a program problem's, as posted
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    """One case of a program problem's generation (docs/review.md, "Cases of a program")."""
+
+    index: int
+    outcome: str
+    duration_ms: int
+    input: str
+    expected: str
+    actual: str
+    stderr: str
+    first_failing: bool
+
+
+def case_rows(cases: list[dict[str, Any]]) -> list[CaseRow]:
+    """The generation's cases in order, the first that did not pass marked."""
+    rows: list[CaseRow] = []
+    failing_seen = False
+    for case in sorted(cases, key=lambda c: int(c.get("index", 0))):
+        failing = case.get("outcome") != "passed" and not failing_seen
+        failing_seen = failing_seen or failing
+        rows.append(
+            CaseRow(
+                index=int(case.get("index", 0)),
+                outcome=str(case.get("outcome", "")),
+                duration_ms=int(case.get("duration_ms", 0)),
+                input=str(case.get("input", "")),
+                expected=str(case.get("expected", "")),
+                actual=str(case.get("actual", "")),
+                stderr=str(case.get("stderr", "")),
+                first_failing=failing,
+            )
+        )
+    return rows
 
 
 def _diff(reference: str, completion: str) -> list[tuple[str, str]]:
@@ -278,6 +315,7 @@ def review_generation_detail(*, generation_id: int, user: User | None = None) ->
         labels=list(ReviewLabel.objects.filter(generation_id=g.pk).select_related("created_by")),
         flagged_lines={flag["line"] for flag in (item.flags if item else [])},
         compare_links=review_compare_links(generation=g, user=user),
+        cases=case_rows(g.cases) if isinstance(g.cases, list) else [],
     )
 
 

@@ -1052,8 +1052,13 @@ class _Spec:
     name = origin = ""
 
 
-def _set_limits(resource: Any, timeout_s: float, memory_mb: int) -> None:
-    cpu = int(timeout_s) + 1
+# A program item's judge runs every case: its own CPU limit is this (the parent's deadline bounds the
+# item); each case's process lowers RLIMIT_CPU to the per-case value before it execs (_run_case).
+_PROGRAM_JUDGE_CPU_S = 1 << 20
+
+
+def _set_limits(resource: Any, timeout_s: float, memory_mb: int, cpu_s: int = 0) -> None:
+    cpu = cpu_s or int(timeout_s) + 1
     for limit, value in (
         (resource.RLIMIT_CPU, (cpu, cpu + 1)),
         (resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20)),
@@ -1107,7 +1112,7 @@ def run_item(public: tuple[Any, ...], vfd: int, clean_up: bool = False) -> None:
             posix.sched_setaffinity(0, cpus)
         except OSError:
             pass
-    _set_limits(_resource(resource_path), timeout_s, memory_mb)
+    _set_limits(_resource(resource_path), timeout_s, memory_mb, _PROGRAM_JUDGE_CPU_S if program else 0)
     if program:
         _judge_program(code, timeout_s, uid, vfd, clean_up)
     to_candidate, to_judge = posix.pipe(), posix.pipe()
@@ -1255,6 +1260,9 @@ def _run_case(exe: str, source: bytes, data: bytes, timeout_s: float, uid: int, 
                 posix.set_inheritable(target, True)  # dup2 onto itself keeps the memfd's close-on-exec
             posix.closerange(4, 1 << 16)  # the verdict descriptor and the judge's memfds
             posix.setpgid(0, 0)
+            cpu = int(timeout_s) + 1  # as a function item's candidate gets it (_set_limits)
+            resource = sys.modules["resource"]  # loaded by run_item (_resource)
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
             if uid >= 0:
                 posix.setgroups([])
                 posix.setgid(uid)

@@ -770,6 +770,7 @@ class Trainer:
                 stdout=s.stdout,
                 stderr=s.stderr,
                 duration_ms=s.duration_ms,
+                cases=s.cases,
             )
         return self.client.flush()
 

@@ -10,6 +10,7 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -43,6 +44,7 @@ class Sample:
     stdout: str
     stderr: str
     duration_ms: int
+    cases: list[dict[str, Any]] = field(default_factory=list)  # a program's (rewards.event_cases)
 
 
 @dataclass
@@ -143,6 +145,7 @@ class LocalStats:
             s.stdout,
             s.stderr,
             s.duration_ms,
+            [dict(case) for case in s.cases],
         )
         if (problem.task_id, c.text) in self.hack_flags:
             self.flagged += 1

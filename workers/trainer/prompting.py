@@ -30,6 +30,21 @@ TASK_INSTRUCTION = (
     "```python fenced code block."
 )
 
+# A program problem (docs/trainer.md, "Program problems"): the model writes a whole program that reads
+# standard input and writes standard output. A chat model is asked for it in a fence; a base model
+# continues the statement written as a comment block (valid Python, so prompt + continuation is the
+# program), and stops where it would begin another problem or close a fence. The function stop
+# strings would cut a program at its first helper function or `if __name__`.
+PROGRAM_INSTRUCTION = (
+    "Answer with a complete Python program that reads the input from standard input and writes the "
+    "answer to standard output, in one ```python fenced code block."
+)
+PROGRAM_HEADER = (
+    "# Problem\n{statement}\n#\n"
+    "# A complete Python program: it reads standard input and writes standard output.\n"
+)
+PROGRAM_STOP_STRINGS: tuple[str, ...] = ("\n# Problem", "\n```")
+
 _FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)[^\n]*\n(.*?)(^[ \t]*```|\Z)", re.MULTILINE | re.DOTALL)
 # The start of a closing fence that the token budget cut short.
 _CUT_FENCE = re.compile(r"^[ \t]*`{1,2}[ \t]*\Z", re.MULTILINE)
@@ -47,10 +62,12 @@ def build_prompt(problem: Problem, *, chat: bool, tokenizer: ChatTemplate | None
     instruction and the prompt (a stub in a fence, a task in words as it is) as one user message
     rendered by the tokenizer's chat template, up to where the assistant's answer begins."""
     if not chat:
-        return problem.prompt
+        return program_header(problem) if problem.is_program else problem.prompt
     if tokenizer is None:
         raise ValueError("a chat model's prompt needs its tokenizer's chat template")
-    if defines(problem.prompt, problem.entry_point):
+    if problem.is_program:
+        message = f"{problem.prompt.strip()}\n\n{PROGRAM_INSTRUCTION}"
+    elif defines(problem.prompt, problem.entry_point):
         message = f"{INSTRUCTION}\n\n```python\n{problem.prompt.rstrip()}\n```"
     else:
         task = TASK_INSTRUCTION.format(entry_point=problem.entry_point)
@@ -61,6 +78,12 @@ def build_prompt(problem: Problem, *, chat: bool, tokenizer: ChatTemplate | None
     if not isinstance(text, str):
         raise TypeError(f"apply_chat_template returned {type(text).__name__}, not the prompt's text")
     return text
+
+
+def program_header(problem: Problem) -> str:
+    """A program problem's statement as the comment block a base model continues."""
+    lines = problem.prompt.strip().splitlines() or [""]
+    return PROGRAM_HEADER.format(statement="\n".join(f"# {line}".rstrip() for line in lines))
 
 
 def defines(code: str, entry_point: str) -> bool:
@@ -101,8 +124,10 @@ def extract_code(answer: str, *, chat: bool, problem: Problem) -> str:
     the signature and imports, and is run as it is; code without the entry point's `def` is taken as
     the function's body and follows the prompt."""
     if not chat:
-        return problem.prompt + answer
+        return (program_header(problem) if problem.is_program else problem.prompt) + answer
     code = answer_code(answer, problem.entry_point)
+    if problem.is_program:  # a whole program: the statement is prose, never part of it
+        return code
     if defines(code, problem.entry_point):
         return code
     return problem.prompt + code
@@ -112,6 +137,8 @@ def reference_program(problem: Problem, *, with_solution: str | None = None) -> 
     """The reference solution as a complete program (a HumanEval solution is the body after the
     prompt; some datasets' solutions are the whole function)."""
     solution = problem.solution if with_solution is None else with_solution
+    if problem.is_program:
+        return solution
     return solution if defines(solution, problem.entry_point) else problem.prompt + solution
 
 
@@ -131,6 +158,8 @@ def scoring_inputs(problem: Problem, answers: Sequence[str], *, chat: bool) -> t
     unchanged. A chat model's texts are the programs extracted from its answers, with an empty
     prompt, and the reference solution made a whole program to match (its sandbox time and shape are
     compared with the candidates')."""
+    if not chat and problem.is_program:  # the program is the header the model continued + its text
+        return replace(problem, prompt=program_header(problem)), list(answers)
     if not chat:
         return problem, list(answers)
     programs = [extract_code(a, chat=True, problem=problem) for a in answers]
@@ -147,9 +176,11 @@ def prompt_bos(model: ModelSpec) -> bool:
 
 def stop_strings(problem: Problem, model: ModelSpec) -> tuple[str, ...]:
     """Where a sample of this problem ends besides EOS: the dataset's and the model's stop strings;
-    when neither gives any, HumanEval's for a model that continues the prompt, none for a chat model
-    (its end-of-turn token ends the answer)."""
+    when neither gives any, HumanEval's for a model that continues a function's prompt (a program's:
+    PROGRAM_STOP_STRINGS), none for a chat model (its end-of-turn token ends the answer)."""
     given = tuple(dict.fromkeys((*problem.stop, *model.stop)))
     if given:
         return given
-    return () if model.chat else STOP_STRINGS
+    if model.chat:
+        return ()
+    return PROGRAM_STOP_STRINGS if problem.is_program else STOP_STRINGS

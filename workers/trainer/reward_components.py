@@ -233,12 +233,7 @@ class ReferenceTimes:
         if not todo:
             return
         items = [
-            item_cls(
-                id=f"{p.task_id}#reference{r}",
-                code=p.prompt + p.solution,
-                tests=p.tests,
-                entry_point=p.entry_point,
-            )
+            item_cls(id=f"{p.task_id}#reference{r}", code=p.prompt + p.solution, **sandbox_fields(p))
             for p in todo.values()
             if p.solution
             for r in range(REFERENCE_RUNS)
@@ -251,6 +246,19 @@ class ReferenceTimes:
             got = runs.get(task_id, [])
             ok = bool(got) and all(r.passed for r in got)
             self._ms[task_id] = statistics.median(float(r.cpu_ms) for r in got) if ok else None
+
+
+def sandbox_fields(problem: Any) -> dict[str, Any]:
+    """What a sandbox item needs of a problem beside its code: a function's tests and entry point, or
+    a program's cases and comparison (docs/sandbox.md, "Program items")."""
+    if getattr(problem, "kind", "function") == "program":
+        return {
+            "tests": "",
+            "kind": "program",
+            "cases": problem.cases,
+            "compare": problem.compare or "whitespace",
+        }
+    return {"tests": problem.tests, "entry_point": problem.entry_point}
 
 
 # --------------------------------------------------------------------------- weights

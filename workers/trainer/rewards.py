@@ -19,6 +19,7 @@ from workers.trainer.reward_components import (
     gate_factor,
     gated,
     parse_program,
+    sandbox_fields,
     style_report,
     weighted_reward,
     weights_active,
@@ -54,6 +55,9 @@ class Score:
     # Scored by the critic's prediction, never run (error_class critic_skipped): it may set its group's
     # baseline, and enters the policy-gradient term only as critic.policy_mask says.
     skipped: bool = False
+    # A program problem's cases as the generation event carries them (event_cases): the first
+    # EVENT_CASES and the first failing one; () for functions.
+    cases: tuple[dict[str, Any], ...] = ()
 
 
 def component_scores(
@@ -169,6 +173,20 @@ def reward_from_result(
     return 0.0, True
 
 
+EVENT_CASES = 20  # a generation event carries at most these first cases (and the first failing one)
+
+
+def event_cases(cases: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], ...]:
+    """A program result's cases as a generation event carries them: the first EVENT_CASES, and the
+    first failing case when it comes later (its texts are capped by the sandbox already)."""
+    kept = [dict(c) for c in cases[:EVENT_CASES]]
+    if not any(c.get("outcome") != "passed" for c in kept):
+        first = next((c for c in cases[EVENT_CASES:] if c.get("outcome") != "passed"), None)
+        if first is not None:
+            kept.append(dict(first))
+    return tuple(kept)
+
+
 RunBatch = Callable[..., list[Any]]  # run_batch(items, limits, **options)
 
 
@@ -206,9 +224,13 @@ def robust_times(
     tests and entry point) are timed once and share the time, so they share their efficiency.
     An item run with a verifier also spent CPU on the verifier's calls, which the reference's time
     does not hold: its REFERENCE_RUNS runs are all new ones, without the verifier."""
-    firsts: dict[tuple[str, str, str], int] = {}
+
+    def key_of(item: Any) -> tuple[Any, ...]:
+        return (item.code, item.tests, item.entry_point, getattr(item, "cases", ()))
+
+    firsts: dict[tuple[Any, ...], int] = {}
     for k in timed:
-        firsts.setdefault((items[k].code, items[k].tests, items[k].entry_point), k)
+        firsts.setdefault(key_of(items[k]), k)
     custom = {key for key, k in firsts.items() if getattr(items[k], "verifier", "")}
     extra = [
         (key, replace(items[k], id=f"{items[k].id}#time{r}", **({"verifier": ""} if key in custom else {})))
@@ -223,7 +245,7 @@ def robust_times(
     medians = {
         key: statistics.median(times or [float(results[firsts[key]].cpu_ms)]) for key, times in runs.items()
     }
-    return {k: medians[(items[k].code, items[k].tests, items[k].entry_point)] for k in timed}
+    return {k: medians[key_of(items[k])] for k in timed}
 
 
 def score_completions(
@@ -254,15 +276,15 @@ def score_completions(
     keys: list[tuple[int, int]] = []
     items: list[Any] = []
     for i, (problem, group) in enumerate(zip(problems, completions, strict=True)):
-        custom = (problem.verifier or verifier) if weights.get("custom") else ""  # the problem's first
+        # the problem's verifier first; a program has no entry point for one to call
+        custom = (problem.verifier or verifier) if weights.get("custom") and not problem.is_program else ""
         for j, text in enumerate(group):
             keys.append((i, j))
             items.append(
                 item_cls(
                     id=f"{problem.task_id}#{j}",
                     code=problem.prompt + text,
-                    tests=problem.tests,
-                    entry_point=problem.entry_point,
+                    **sandbox_fields(problem),
                     **(
                         {"verifier": custom, "task_id": problem.task_id, "prompt": problem.prompt}
                         if custom
@@ -293,7 +315,7 @@ def score_completions(
             str(r.error_class),
             int(r.tests_passed),
             int(r.tests_total),
-            partial_credit=partial_credit,
+            partial_credit=partial_credit or problems[i].is_program,  # a program: credit by cases
         )
         cpu_ms = times.get(k, float(getattr(r, "cpu_ms", 0.0)))
         raw = (
@@ -325,6 +347,7 @@ def score_completions(
                 cpu_ms=cpu_ms,
                 components=parts,
                 ungated=ungated,
+                cases=event_cases(getattr(r, "cases", None) or []),
             )
         )
     return out

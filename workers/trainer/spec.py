@@ -105,6 +105,16 @@ class Problem:
     reasoning: str = ""  # a teacher's step-by-step trace, when the dataset has one
     stop: tuple[str, ...] = ()  # the dataset's stop strings
     verifier: str = ""  # the problem's own reward(candidate, problem), over reward_custom_source
+    # A program problem ("program"): the model writes a whole program reading stdin; cases are its
+    # (input, expected output) pairs, compared as compare says (workers/sandbox/compare.py; "" is
+    # "whitespace"); entry_point and tests are "" (docs/trainer.md, "Program problems").
+    kind: str = "function"
+    cases: tuple[tuple[str, str], ...] = ()
+    compare: str = ""
+
+    @property
+    def is_program(self) -> bool:
+        return self.kind == "program"
 
 
 @dataclass(frozen=True)
@@ -187,19 +197,57 @@ def _parse_problems(raw: Any) -> tuple[Problem, ...]:
         verifier = item.get("verifier") or ""
         if not isinstance(verifier, str):
             raise ValueError(f"{prefix}.verifier: must be a string (got {type(verifier).__name__})")
+        kind, cases, compare = _program_fields(item, prefix)
+        program = kind == "program"
         out.append(
             Problem(
                 task_id=_str(item, prefix, "task_id"),
                 prompt=_str(item, prefix, "prompt"),
-                entry_point=_str(item, prefix, "entry_point"),
-                tests=_str(item, prefix, "tests"),
+                entry_point=_str(item, prefix, "entry_point", "" if program else None),
+                tests=_str(item, prefix, "tests", "" if program else None),
                 solution=solution,
                 reasoning=reasoning,
                 stop=_stop_list(item, prefix),
                 verifier=verifier,
+                kind=kind,
+                cases=cases,
+                compare=compare,
             )
         )
     return tuple(out)
+
+
+PROBLEM_KINDS = ("function", "program")
+COMPARES = ("exact", "whitespace", "float")  # workers/sandbox/compare.py
+
+
+def _program_fields(item: dict[str, Any], prefix: str) -> tuple[str, tuple[tuple[str, str], ...], str]:
+    """(kind, cases, compare) of a spec problem; a program needs at least one {input, output} case."""
+    kind = _str(item, prefix, "kind", "function")
+    if kind not in PROBLEM_KINDS:
+        raise ValueError(f"{prefix}.kind: must be one of {', '.join(PROBLEM_KINDS)} (got {kind!r})")
+    compare = _str(item, prefix, "compare", "") if item.get("compare") is not None else ""
+    if compare not in (*COMPARES, ""):
+        raise ValueError(f"{prefix}.compare: must be one of {', '.join(COMPARES)} (got {compare!r})")
+    raw = item.get("cases")
+    if raw is None:
+        raw = []
+    if not isinstance(raw, list):
+        raise ValueError(f"{prefix}.cases: must be a list of {{input, output}} objects")
+    cases = []
+    for j, case in enumerate(raw):
+        if not (
+            isinstance(case, dict)
+            and isinstance(case.get("input"), str)
+            and isinstance(case.get("output"), str)
+        ):
+            raise ValueError(f"{prefix}.cases[{j}]: must be an object with string input and output")
+        cases.append((case["input"], case["output"]))
+    if kind == "program" and not cases:
+        raise ValueError(f"{prefix}.cases: a program problem needs at least one case")
+    if kind == "function" and cases:
+        raise ValueError(f"{prefix}.cases: only a program problem has cases")
+    return kind, tuple(cases), compare
 
 
 def parse_spec(raw: Any) -> RunSpec:

@@ -242,6 +242,7 @@ def test_a_version_answers_its_verification_progress_and_its_problems_filter_by_
             "task_id": "A/1",
             "status": "failing",
             "reason": "wrong_answer (AssertionError)",
+            "kind": "function",
             "entry_point": "add",
             "difficulty": "",
             "tags": [],
