@@ -197,8 +197,20 @@ def _returns_true(fn: ast.FunctionDef | ast.Lambda, want: bool) -> bool:
     return all(isinstance(b, ast.Constant) and b.value is want for b in body)
 
 
-def scan(*, completion: str, prompt: str = "", tests: str = "") -> list[Flag]:
-    """Every rule's flags on one completion, by line. A completion that does not parse has none."""
+# A program problem's sample (docs/sandbox.md, "Program items") is a whole program: it exits (sys.exit)
+# and reads its input (open(0)) as programs do, and no harness shares its process to tamper with. Its
+# exit status and output are judged per case, so these rules say nothing about it.
+PROGRAM_EXEMPT = (Rule.EARLY_EXIT, Rule.TEST_TAMPERING)
+
+
+def scan(*, completion: str, prompt: str = "", tests: str = "", kind: str = "function") -> list[Flag]:
+    """Every rule's flags on one completion, by line (a program's without PROGRAM_EXEMPT's). A
+    completion that does not parse has none."""
+    flags = _scan(completion, prompt, tests)
+    return [f for f in flags if f.rule not in PROGRAM_EXEMPT] if kind == "program" else flags
+
+
+def _scan(completion: str, prompt: str, tests: str) -> list[Flag]:
     parsed = _parse(completion, prompt)
     if parsed is None:
         return []

@@ -93,7 +93,8 @@ def review_generations_scan(*, run_id: int, generations: Sequence[Generation], n
         prompt, tests = problems[g.problem_id]
         # A syntax error cannot game anything; everything else is scanned, passing ones above all.
         scanned = g.error_class != "syntax_error"
-        flags = scan(completion=g.completion, prompt=prompt, tests=tests) if scanned else []
+        kind = "program" if g.cases else "function"  # only a program problem's generation has cases
+        flags = scan(completion=g.completion, prompt=prompt, tests=tests, kind=kind) if scanned else []
         exc = "" if g.passed else exception_type_of(g.stderr)
         key = (g.step, g.error_class, exc)
         counts[key] += 1

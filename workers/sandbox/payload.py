@@ -210,7 +210,7 @@ def item_stdin(
     descriptors that the judge joins first, see cgroup.py), then the part only the judge reads,
     after it has forked the candidate: ``marshal((nonce, tests, entry_point, output_bytes, custom))``,
     custom the item's verifier (``verifier_part``) or None. For a program item, tests is
-    ``(comparisons' code, cases, compare, float_tol, stop_at_first_failure)`` (runner.run_program).
+    ``(comparisons' code, cases, compare, float_tol, stop_at_first_failure)`` (runner._judge_program).
     Without ``ready`` (docker: the image's Python may differ from ours) the code and the tests go
     as source.
     """

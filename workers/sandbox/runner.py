@@ -1053,17 +1053,21 @@ class _Spec:
 
 
 # A program item's judge runs every case: its own CPU limit is this (the parent's deadline bounds the
-# item); each case's process lowers RLIMIT_CPU to the per-case value before it execs (_run_case).
+# item), and it writes each case's input, however long, into a memfd: its own file size limit is this.
+# Each case's process lowers both to a function candidate's values before it execs (_run_case).
 _PROGRAM_JUDGE_CPU_S = 1 << 20
+_PROGRAM_JUDGE_FSIZE = 1 << 40
+_FSIZE = 1 << 20
 
 
-def _set_limits(resource: Any, timeout_s: float, memory_mb: int, cpu_s: int = 0) -> None:
-    cpu = cpu_s or int(timeout_s) + 1
+def _set_limits(resource: Any, timeout_s: float, memory_mb: int, program: bool = False) -> None:
+    cpu = _PROGRAM_JUDGE_CPU_S if program else int(timeout_s) + 1
+    fsize = _PROGRAM_JUDGE_FSIZE if program else _FSIZE
     for limit, value in (
         (resource.RLIMIT_CPU, (cpu, cpu + 1)),
         (resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20)),
         (resource.RLIMIT_NPROC, (64, 64)),
-        (resource.RLIMIT_FSIZE, (1 << 20, 1 << 20)),
+        (resource.RLIMIT_FSIZE, (fsize, fsize)),
         (resource.RLIMIT_CORE, (0, 0)),
         (resource.RLIMIT_NOFILE, (256, 256)),
     ):
@@ -1112,7 +1116,7 @@ def run_item(public: tuple[Any, ...], vfd: int, clean_up: bool = False) -> None:
             posix.sched_setaffinity(0, cpus)
         except OSError:
             pass
-    _set_limits(_resource(resource_path), timeout_s, memory_mb, _PROGRAM_JUDGE_CPU_S if program else 0)
+    _set_limits(_resource(resource_path), timeout_s, memory_mb, bool(program))
     if program:
         _judge_program(code, timeout_s, uid, vfd, clean_up)
     to_candidate, to_judge = posix.pipe(), posix.pipe()
@@ -1260,9 +1264,10 @@ def _run_case(exe: str, source: bytes, data: bytes, timeout_s: float, uid: int, 
                 posix.set_inheritable(target, True)  # dup2 onto itself keeps the memfd's close-on-exec
             posix.closerange(4, 1 << 16)  # the verdict descriptor and the judge's memfds
             posix.setpgid(0, 0)
-            cpu = int(timeout_s) + 1  # as a function item's candidate gets it (_set_limits)
+            cpu = int(timeout_s) + 1  # as a function item's candidate gets them (_set_limits)
             resource = sys.modules["resource"]  # loaded by run_item (_resource)
             resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+            resource.setrlimit(resource.RLIMIT_FSIZE, (_FSIZE, _FSIZE))
             if uid >= 0:
                 posix.setgroups([])
                 posix.setgid(uid)

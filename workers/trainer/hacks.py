@@ -44,7 +44,9 @@ def hack_review(
         for text, s in zip(group_texts, group_scores, strict=True):
             found: tuple[Flag, ...] = ()
             if s.error_class not in UNSCANNED:
-                found = tuple(scan(completion=text, prompt=problem.prompt, tests=problem.tests))
+                found = tuple(
+                    scan(completion=text, prompt=problem.prompt, tests=problem.tests, kind=problem.kind)
+                )
             if found and zero_reward and s.passed:
                 s = replace(s, reward=0.0)
                 zeroed += 1

@@ -75,6 +75,22 @@ def test_a_function_generation_has_no_cases_table(logged_in):
     assert 'data-testid="cases"' not in body and "1/0 tests" in body
 
 
+def test_a_passing_program_that_reads_stdin_and_exits_is_not_flagged_at_ingest(logged_in):
+    from django.utils import timezone
+
+    from runs.review.models import ReviewItem
+
+    run = RunFactory()
+    code = "import sys\nprint(int(open(0).read()) * 2)\nsys.exit(0)\n"
+    program = GenerationFactory(
+        run=run, passed=True, error_class="passed", completion=code, cases=[case(0, "passed")]
+    )
+    function = GenerationFactory(run=run, passed=True, error_class="passed", completion=code)
+    flagged = review_generations_scan(run_id=run.pk, generations=[program, function], now=timezone.now())
+    assert flagged == 1
+    assert list(ReviewItem.objects.values_list("generation_id", flat=True)) == [function.pk]
+
+
 def _event(**extra):
     return {
         "seq": 1,

@@ -87,6 +87,17 @@ def test_each_outcome_class_is_named_per_case(backend: str) -> None:
     assert 1000 <= r.cases[2]["duration_ms"] < 5000  # the time limit is per case
 
 
+def test_an_input_of_megabytes_reaches_the_program_whole(backend: str) -> None:
+    # given an input three times the sandbox's file size limit (1 MiB), as CodeContests' large tests are
+    big = "7 " * (3 << 19)
+    code = "import sys\ndata = sys.stdin.buffer.read()\nprint(len(data), data.count(b'7'))\n"
+    # when the program reads it
+    [r] = run_items(backend, [program("big", code, [(big, f"{len(big)} {3 << 19}")])])
+    # then it got every byte (the judge writes it; the program's own output stays capped)
+    assert r.error_class == "passed", r.stderr
+    assert r.cases[0]["input"].endswith(f"… ({len(big) - 2000} more characters)")
+
+
 def test_a_program_that_does_not_compile_fails_every_case(backend: str) -> None:
     [r] = run_items(backend, [program("syntax", "print(", [("1", "1"), ("2", "2")])])
     assert (r.error_class, r.tests_passed, r.tests_total, r.failing_test) == ("syntax_error", 0, 2, "case 0")

@@ -151,3 +151,17 @@ def test_the_reference_program_is_timed_for_the_efficiency_component() -> None:
     reference_ms = times.get(SUM.task_id)
     assert reference_ms is not None and reference_ms > 0  # the reference passed every case, was timed
     assert s.passed and 0.0 <= s.components["efficiency"] <= 1.0
+
+
+def test_reading_stdin_and_exiting_are_no_hack_in_a_program() -> None:
+    from workers.detectors import scan
+    from workers.trainer.hacks import hack_review
+
+    text = "import sys\ndata = open(0).read()\nprint(int(data) * 2)\nsys.exit(0)\n"
+    assert {f.rule for f in scan(completion=text)} == {"early_exit", "test_tampering"}  # in a function
+    assert scan(completion=text, kind="program") == []
+    problem, texts = scoring_inputs(SUM, [text], chat=False)
+    [scores] = score_completions([problem], [texts], sandbox=SANDBOX, partial_credit=False)
+    assert scores[0].passed
+    review = hack_review([problem], [texts], [scores], zero_reward=True)
+    assert review.flags == [[()]] and review.scores[0][0].reward == 1.0
