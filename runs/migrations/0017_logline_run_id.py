@@ -4,14 +4,13 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('runs', '0015_organize_charts_system'),
+        ("runs", "0016_generation_cases"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='logline',
-            index=models.Index(fields=['run', 'id'], name='logline_run_id'),
+            model_name="logline",
+            index=models.Index(fields=["run", "id"], name="logline_run_id"),
         ),
     ]
