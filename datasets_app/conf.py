@@ -19,3 +19,15 @@ def verify_timeout_s() -> float:
 def verify_sandbox_mode() -> str:
     """ "warm" forks each item from a prepared sandbox where the sandbox can (else it runs cold)."""
     return str(settings.TRIAD_VERIFY_SANDBOX_MODE)
+
+
+def diversity_sample() -> int:
+    return int(settings.TRIAD_DIVERSITY_SAMPLE)
+
+
+def diversity_max_drop() -> float:
+    return float(settings.TRIAD_DIVERSITY_MAX_DROP)
+
+
+def diversity_max_near_dup() -> float:
+    return float(settings.TRIAD_DIVERSITY_MAX_NEAR_DUP)
