@@ -1,7 +1,8 @@
 """Checking a version's problems on the sandbox queue: each reference solution run against its tests
 (`problem_verify_chunk`, and `problem_verify_give_up` when the sandbox never could), near-duplicate and
 benchmark-overlap flags (`dataset_version_analyse`), the diversity measures (`dataset_version_diversity`),
-and the reaper of verifications that never reached the broker. Called by datasets_app/tasks.py; services.py enqueues those tasks.
+and the reaper of verifications that never reached the broker. Called by datasets_app/tasks.py;
+services.py enqueues those tasks.
 """
 
 from __future__ import annotations
@@ -75,7 +76,10 @@ def problem_verify_chunk(*, version_id: int, problem_ids: list[int]) -> int:
                 verified_at=now,
             )
     # The last verdict of the version: its difficulty spread by execution can be measured now.
-    if not undecided and not Problem.objects.filter(version_id=version_id, status=ProblemStatus.PENDING).exists():
+    if (
+        not undecided
+        and not Problem.objects.filter(version_id=version_id, status=ProblemStatus.PENDING).exists()
+    ):
         dataset_version_diversity(version_id=version_id)
     return undecided
 
@@ -177,7 +181,9 @@ def dataset_version_diversity(*, version_id: int) -> list[dict[str, Any]]:
         return []
     fields = ["problem_hash", "task_id", "prompt", "solution", "duration_ms", "tests_total"]
     has_cpu = any(f.name == "cpu_ms" for f in Problem._meta.get_fields())  # added by program problems
-    rows = Problem.objects.filter(version_id=version_id).values_list(*fields, *(["cpu_ms"] if has_cpu else []))
+    rows = Problem.objects.filter(version_id=version_id).values_list(
+        *fields, *(["cpu_ms"] if has_cpu else [])
+    )
     problems = [
         ProblemSample(
             key=row[0] or row[1],
@@ -223,6 +229,8 @@ def _flags_announce(version_id: int) -> None:
     from controlplane.celery import BROKER_ERRORS, app
 
     try:
-        app.send_task("alerts.dataset_version_flagged", args=(version_id,), queue=settings.TRIAD_CONTROL_QUEUE)
+        app.send_task(
+            "alerts.dataset_version_flagged", args=(version_id,), queue=settings.TRIAD_CONTROL_QUEUE
+        )
     except BROKER_ERRORS as exc:  # the flags stay on the page; only the alert is lost
         logger.warning("version %s: diversity alert not sent: %s", version_id, exc)

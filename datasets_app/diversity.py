@@ -26,7 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from datasets_app.analysis import BANDS, NEAR_DUPLICATE_JACCARD, PERMUTATIONS, near_duplicates, signature, tokens
+from datasets_app.analysis import (
+    BANDS,
+    NEAR_DUPLICATE_JACCARD,
+    PERMUTATIONS,
+    near_duplicates,
+    signature,
+    tokens,
+)
 
 NGRAM = 3
 _ROWS = PERMUTATIONS // BANDS

@@ -3,7 +3,7 @@
 - the same measures as a dataset version's, over a run's completions per step, written as the metric
   points `diversity/shapes_frac`, `diversity/ngram_frac` and `diversity/near_dup_rate` (so the run page's
   charts, picker and alert rules see them like any metric). Ingest only registers a throttled on-commit
-  task (`generations_stored`); the task measures the steps from the last one it measured on.
+  task (runs/diversity_hooks.py); the task measures the steps from the last one it measured on.
 - the solve rates of a dataset's versions: per problem, how often the runs trained on the version solved
   it early and late in each run (always, never, learned, forgot or sometimes).
 """
@@ -15,7 +15,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Count, Max, Min, Q
@@ -36,7 +35,6 @@ KEYS = ("diversity/shapes_frac", "diversity/ngram_frac", "diversity/near_dup_rat
 PER_STEP = 256
 # Steps one task measures; a run further behind is caught up by the next task.
 STEPS_PER_TASK = 200
-_WINDOW = "triad:diversity:run"
 
 
 def run_diversity_measure(*, run_id: int) -> int:
@@ -70,22 +68,6 @@ def run_diversity_measure(*, run_id: int) -> int:
         )
         alert_hooks.metrics_stored(run_id)
     return len(steps)
-
-
-def _measure_soon(run_id: int) -> None:
-    from runs.alerts.tasks import send_safely
-    from runs.tasks import run_diversity_task
-
-    window = float(settings.TRIAD_DIVERSITY_RUN_DELAY_S)
-    if alert_hooks._first_in_window(run_id, window, prefix=_WINDOW):
-        send_safely(run_diversity_task, run_id, countdown=window)
-
-
-def generations_stored(run_id: int) -> None:
-    """Ingest stored generations of the run: measure them soon, off the ingest path, at most once per
-    TRIAD_DIVERSITY_RUN_DELAY_S per run (the window opens on the first batch; the task reads every
-    batch committed before it runs)."""
-    transaction.on_commit(lambda: _measure_soon(run_id))
 
 
 # Solve rates. A problem is "always" solved when at least ALWAYS of its samples pass early and late,
@@ -132,7 +114,11 @@ def solve_outcome(t: _Tally) -> str:
 
 def _tallies(run_ids: Sequence[int]) -> dict[str, _Tally]:
     tallies: dict[str, _Tally] = defaultdict(_Tally)
-    spans = Generation.objects.filter(run_id__in=run_ids).values("run_id").annotate(lo=Min("step"), hi=Max("step"))
+    spans = (
+        Generation.objects.filter(run_id__in=run_ids)
+        .values("run_id")
+        .annotate(lo=Min("step"), hi=Max("step"))
+    )
     for span in spans:
         mid = (span["lo"] + span["hi"]) / 2
         early, late = Q(step__lte=mid), Q(step__gt=mid)
@@ -159,7 +145,9 @@ def dataset_solve_rates(*, user: User, dataset: Dataset) -> list[VersionSolveRat
     out: list[VersionSolveRates] = []
     runs = run_list_for_user(user=user).filter(dataset_version__dataset=dataset)
     for version in dataset.versions.order_by("-number"):
-        run_ids = list(runs.filter(dataset_version=version).order_by("-pk").values_list("pk", flat=True)[:MAX_RUNS])
+        run_ids = list(
+            runs.filter(dataset_version=version).order_by("-pk").values_list("pk", flat=True)[:MAX_RUNS]
+        )
         if not run_ids:
             continue
         tallies = _tallies(run_ids)
@@ -168,5 +156,7 @@ def dataset_solve_rates(*, user: User, dataset: Dataset) -> list[VersionSolveRat
         counts = dict.fromkeys(OUTCOMES, 0)
         for tally in tallies.values():
             counts[solve_outcome(tally)] += 1
-        out.append(VersionSolveRates(version=version, runs=len(run_ids), problems=len(tallies), counts=counts))
+        out.append(
+            VersionSolveRates(version=version, runs=len(run_ids), problems=len(tallies), counts=counts)
+        )
     return out

@@ -10,7 +10,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from runs.alerts import hooks as alert_hooks
-from runs.diversity import generations_stored
+from runs.diversity_hooks import generations_stored
 from runs.events import Batch, Event
 from runs.lifecycle import transition
 from runs.live.broadcast import broadcast_run_update

@@ -193,7 +193,12 @@ def alert_dataset_version_flagged(*, version_id: int) -> list[AlertFiring]:
                 continue
             fired.append(
                 alert_fire(
-                    rule=rule, run_id=None, step=None, value=None, message=message, dataset_version_id=version_id
+                    rule=rule,
+                    run_id=None,
+                    step=None,
+                    value=None,
+                    message=message,
+                    dataset_version_id=version_id,
                 )
             )
     return fired

@@ -37,7 +37,9 @@ def alert_delivery_list(*, rule: AlertRule, limit: int = 100) -> list[Delivery]:
 
 
 def notification_list(*, user: User, unread: bool = False) -> QuerySet[Notification]:
-    rows = Notification.objects.filter(user=user).select_related("firing__rule", "firing__run", "firing__dataset_version__dataset")
+    rows = Notification.objects.filter(user=user).select_related(
+        "firing__rule", "firing__run", "firing__dataset_version__dataset"
+    )
     return rows.filter(read_at__isnull=True) if unread else rows
 
 

@@ -13,28 +13,53 @@ from datasets_app.diversity import (
 
 VARIED = [
     ("Return the sum of two integers a and b.", "def f(a, b):\n    return a + b\n"),
-    ("Count the vowels that appear in the given lowercase word.", "def f(s):\n    return sum(c in 'aeiou' for c in s)\n"),
-    ("Reverse a list without using slicing or the reversed builtin.",
-     "def f(xs):\n    out = []\n    for x in xs:\n        out.insert(0, x)\n    return out\n"),
-    ("Decide whether a positive number is prime by trial division.",
-     "def f(n):\n    if n < 2:\n        return False\n    i = 2\n    while i * i <= n:\n        if n % i == 0:\n"
-     "            return False\n        i += 1\n    return True\n"),
-    ("Compute the factorial of a non-negative integer recursively.",
-     "def f(n):\n    return 1 if n == 0 else n * f(n - 1)\n"),
-    ("Group words by their first letter into a dictionary of lists.",
-     "def f(ws):\n    d = {}\n    for w in ws:\n        d.setdefault(w[0], []).append(w)\n    return d\n"),
-    ("Find the maximum depth of nested parentheses in a string.",
-     "def f(s):\n    depth = best = 0\n    for c in s:\n        if c == '(':\n            depth += 1\n"
-     "            best = max(best, depth)\n        elif c == ')':\n            depth -= 1\n    return best\n"),
-    ("Merge two sorted lists into one sorted list in linear time.",
-     "def f(a, b):\n    i = j = 0\n    out = []\n    while i < len(a) and j < len(b):\n        if a[i] <= b[j]:\n"
-     "            out.append(a[i]); i += 1\n        else:\n            out.append(b[j]); j += 1\n"
-     "    return out + a[i:] + b[j:]\n"),
-    ("Return the squares of the even numbers in a list, in order.", "def f(xs):\n    return [x * x for x in xs if x % 2 == 0]\n"),
-    ("Check that every bracket in an expression is matched and closed.",
-     "def f(s):\n    stack = []\n    pairs = {')': '(', ']': '['}\n    for c in s:\n        if c in '([':\n"
-     "            stack.append(c)\n        elif c in pairs:\n            if not stack or stack.pop() != pairs[c]:\n"
-     "                return False\n    return not stack\n"),
+    (
+        "Count the vowels that appear in the given lowercase word.",
+        "def f(s):\n    return sum(c in 'aeiou' for c in s)\n",
+    ),
+    (
+        "Reverse a list without using slicing or the reversed builtin.",
+        "def f(xs):\n    out = []\n    for x in xs:\n        out.insert(0, x)\n    return out\n",
+    ),
+    (
+        "Decide whether a positive number is prime by trial division.",
+        "def f(n):\n    if n < 2:\n        return False\n"
+        "    i = 2\n    while i * i <= n:\n        if n % i == 0:\n"
+        "            return False\n        i += 1\n    return True\n",
+    ),
+    (
+        "Compute the factorial of a non-negative integer recursively.",
+        "def f(n):\n    return 1 if n == 0 else n * f(n - 1)\n",
+    ),
+    (
+        "Group words by their first letter into a dictionary of lists.",
+        "def f(ws):\n    d = {}\n    for w in ws:\n        d.setdefault(w[0], []).append(w)\n    return d\n",
+    ),
+    (
+        "Find the maximum depth of nested parentheses in a string.",
+        "def f(s):\n    depth = best = 0\n    for c in s:\n        if c == '(':\n            depth += 1\n"
+        "            best = max(best, depth)\n        elif c == ')':\n"
+        "            depth -= 1\n    return best\n",
+    ),
+    (
+        "Merge two sorted lists into one sorted list in linear time.",
+        "def f(a, b):\n    i = j = 0\n    out = []\n"
+        "    while i < len(a) and j < len(b):\n        if a[i] <= b[j]:\n"
+        "            out.append(a[i]); i += 1\n        else:\n            out.append(b[j]); j += 1\n"
+        "    return out + a[i:] + b[j:]\n",
+    ),
+    (
+        "Return the squares of the even numbers in a list, in order.",
+        "def f(xs):\n    return [x * x for x in xs if x % 2 == 0]\n",
+    ),
+    (
+        "Check that every bracket in an expression is matched and closed.",
+        "def f(s):\n    stack = []\n    pairs = {')': '(', ']': '['}\n"
+        "    for c in s:\n        if c in '([':\n"
+        "            stack.append(c)\n        elif c in pairs:\n"
+        "            if not stack or stack.pop() != pairs[c]:\n"
+        "                return False\n    return not stack\n",
+    ),
 ]
 
 
@@ -127,7 +152,11 @@ def test_step_measures_see_a_policy_collapse_to_one_shape():
 
     collapsed, diverse = step_measures(same), step_measures(varied)
 
-    assert collapsed == {"diversity/shapes_frac": 0.125, "diversity/ngram_frac": 0.125, "diversity/near_dup_rate": 0.875}
+    assert collapsed == {
+        "diversity/shapes_frac": 0.125,
+        "diversity/ngram_frac": 0.125,
+        "diversity/near_dup_rate": 0.875,
+    }
     assert diverse["diversity/shapes_frac"] == 1.0 and diverse["diversity/near_dup_rate"] == 0.0
     assert diverse["diversity/ngram_frac"] > 0.6
     assert step_measures([]) == {}

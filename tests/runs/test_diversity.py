@@ -57,15 +57,27 @@ def test_ingesting_generations_writes_the_points_through_the_throttled_task(
     settings.TRIAD_DIVERSITY_RUN_DELAY_S = 0.05
     run = RunFactory(status=RunStatus.RUNNING)
     events = [
-        {"seq": i, "type": "generation", "step": 5, "problem_id": f"T/{i}", "completion": SAME, "reward": 1.0,
-         "passed": True, "error_class": "passed", "tests_passed": 1, "tests_total": 1}
+        {
+            "seq": i,
+            "type": "generation",
+            "step": 5,
+            "problem_id": f"T/{i}",
+            "completion": SAME,
+            "reward": 1.0,
+            "passed": True,
+            "error_class": "passed",
+            "tests_passed": 1,
+            "tests_total": 1,
+        }
         for i in range(3)
     ]
 
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
-            f"/api/v1/runs/{run.pk}/events", data=json.dumps({"events": events}),
-            content_type="application/json", headers={"Authorization": f"Bearer {TEST_TOKEN}"},
+            f"/api/v1/runs/{run.pk}/events",
+            data=json.dumps({"events": events}),
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {TEST_TOKEN}"},
         )
 
     assert response.status_code == 200
@@ -74,7 +86,10 @@ def test_ingesting_generations_writes_the_points_through_the_throttled_task(
 
 def test_the_solve_rates_count_problems_solved_always_never_and_learned(logged_in, user):
     version = DatasetVersionFactory(dataset__created_by=user)
-    for run in (RunFactory(created_by=user, dataset_version=version), RunFactory(created_by=user, dataset_version=version)):
+    for run in (
+        RunFactory(created_by=user, dataset_version=version),
+        RunFactory(created_by=user, dataset_version=version),
+    ):
         for step in range(4):
             late = step >= 2
             GenerationFactory(run=run, step=step, problem_id="easy", passed=True)

@@ -5,31 +5,56 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('alerts', '0001_initial'),
-        ('datasets_app', '0012_version_diversity'),
-        ('runs', '0015_organize_charts_system'),
+        ("alerts", "0001_initial"),
+        ("datasets_app", "0012_version_diversity"),
+        ("runs", "0015_organize_charts_system"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='alertfiring',
-            name='dataset_version',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='datasets_app.datasetversion'),
+            model_name="alertfiring",
+            name="dataset_version",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="datasets_app.datasetversion",
+            ),
         ),
         migrations.AlterField(
-            model_name='alertfiring',
-            name='run',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='runs.run'),
+            model_name="alertfiring",
+            name="run",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="runs.run",
+            ),
         ),
         migrations.AlterField(
-            model_name='alertrule',
-            name='condition',
-            field=models.CharField(choices=[('above', 'rises above'), ('below', 'falls below'), ('nan', 'is NaN or infinite'), ('no_data', 'has no new point for'), ('state', 'run ends'), ('diversity', 'a dataset version loses diversity')], max_length=16),
+            model_name="alertrule",
+            name="condition",
+            field=models.CharField(
+                choices=[
+                    ("above", "rises above"),
+                    ("below", "falls below"),
+                    ("nan", "is NaN or infinite"),
+                    ("no_data", "has no new point for"),
+                    ("state", "run ends"),
+                    ("diversity", "a dataset version loses diversity"),
+                ],
+                max_length=16,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='alertfiring',
-            constraint=models.UniqueConstraint(condition=models.Q(('dataset_version__isnull', False)), fields=('rule', 'dataset_version'), name='alert_firing_rule_version_once'),
+            model_name="alertfiring",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("dataset_version__isnull", False)),
+                fields=("rule", "dataset_version"),
+                name="alert_firing_rule_version_once",
+            ),
         ),
     ]

@@ -12,13 +12,19 @@ from runs.alerts.tasks import alert_dataset_version_flagged_task
 from tests.factories import DatasetVersionFactory, TeamFactory
 
 pytestmark = pytest.mark.django_db
-FLAGS = [{"measure": "shapes_frac", "value": 0.3, "previous": 0.8, "message": "distinct reference shapes fell 62%"}]
+FLAGS = [
+    {"measure": "shapes_frac", "value": 0.3, "previous": 0.8, "message": "distinct reference shapes fell 62%"}
+]
 
 
-def test_a_flagged_version_fires_the_teams_diversity_rule_once_by_bell_and_mail(run, make_rule, member, eager):
+def test_a_flagged_version_fires_the_teams_diversity_rule_once_by_bell_and_mail(
+    run, make_rule, member, eager
+):
     rule = make_rule(condition="diversity", run_id=None, team_id=run.team_id, emails=["ml@example.com"])
     other = make_rule(condition="diversity", run_id=None, team_id=run.team_id, enabled=False)
-    version = DatasetVersionFactory(dataset__team=run.team, dataset__name="synth", number=3, diversity_flags=FLAGS)
+    version = DatasetVersionFactory(
+        dataset__team=run.team, dataset__name="synth", number=3, diversity_flags=FLAGS
+    )
 
     alert_dataset_version_flagged_task.apply(args=[version.pk])
     alert_dataset_version_flagged_task.apply(args=[version.pk])  # the analysis ran again
