@@ -5,7 +5,8 @@ completions at one step. Pure functions, no Django (docs/datasets.md, "Diversity
   (MinHash + LSH of datasets_app/analysis.py, estimated Jaccard ≥ NEAR_DUPLICATE_JACCARD), and the share of
   the sample's *new* problems (absent, by content hash, from every ancestor) that nearly duplicate an
   ancestor's problem.
-- Shapes: each reference's AST with names, attributes and constants erased, hashed; distinct / total.
+- Shapes: each reference's AST with names, attributes and constants erased, hashed; distinct / total
+  (a HumanEval-style solution, a function's body, is read inside its prompt's function).
 - Lexical diversity: distinct word 3-grams / total word 3-grams over the sample's statements.
 - Difficulty spread: p10/p50/p90 (nearest rank) of the references' duration, CPU time and test count.
 
@@ -101,6 +102,13 @@ def shape(source: str) -> str:
     return hashlib.sha1("".join(visitor.parts).encode(), usedforsecurity=False).hexdigest()[:16]
 
 
+def reference_shape(prompt: str, solution: str) -> str:
+    """A reference's shape: its solution's, when the solution is whole code (MBPP, programs), else the
+    prompt's function with the solution as its body (HumanEval's layout, a body alone does not parse)."""
+    alone = shape(solution)
+    return alone if alone != UNPARSEABLE else shape(prompt + solution)
+
+
 def code_of(completion: str) -> str:
     """A completion's code: the first fenced block if it has one, else the whole text."""
     fenced = _FENCE.search(completion)
@@ -177,7 +185,7 @@ def version_measures(
     within = near_duplicates(enumerate(texts))
     new = [(i, texts[i]) for i, p in enumerate(chosen) if p.key not in ancestor_keys]
     near_old = ancestor_near_duplicates(new, ancestor_texts) if new and ancestor_keys else set()
-    shapes = [shape(p.solution) for p in chosen]
+    shapes = [reference_shape(p.prompt, p.solution) for p in chosen]
     parsed = [s for s in shapes if s != UNPARSEABLE]
     ngram_distinct, ngram_total = _ngram_counts((word_tokens(p.prompt) for p in chosen), NGRAM)
     return {

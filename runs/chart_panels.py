@@ -46,7 +46,7 @@ PANEL_NOTES = {
     ),
     "diversity/shapes_frac": PanelNote(
         title="Distinct code shapes (ASTs with names and constants erased) / completions, per step: a "
-        "falling share is the policy collapsing to one answer (docs/datasets.md, \"Diversity and collapse\")",
+        'falling share is the policy collapsing to one answer (docs/datasets.md, "Diversity and collapse")',
         empty="No generations measured yet.",
     ),
     "cost/usd": PanelNote(empty="No cost yet: it accrues while the run is starting, running or cancelling."),

@@ -4,6 +4,7 @@ from datasets_app.diversity import (
     UNPARSEABLE,
     ProblemSample,
     quantiles,
+    reference_shape,
     sample,
     shape,
     step_measures,
@@ -75,6 +76,18 @@ def test_shapes_ignore_names_and_constants_but_not_structure():
     assert shape("def f(a):\n    return a + 1\n") != shape("def f(a):\n    return a - 1\n")
     assert shape("def f(a):\n    return a + 1\n") != shape("def f(a):\n    if a:\n        return 1\n")
     assert shape("def f(:\n") == UNPARSEABLE
+
+
+def test_a_humaneval_body_is_shaped_inside_its_prompts_function():
+    prompt = 'def add(a, b):\n    """Add."""\n'
+
+    assert shape("    return a + b\n") == UNPARSEABLE  # a body alone
+    assert reference_shape(prompt, "    return a + b\n") == shape(
+        'def g(x, y):\n    """?"""\n    return x + y\n'
+    )
+    assert reference_shape("Add two numbers.", "def add(a, b):\n    return a + b\n") == shape(
+        "def f(x, y):\n    return x + y\n"
+    )
 
 
 def test_a_set_of_copies_collapses():
