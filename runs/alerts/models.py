@@ -65,6 +65,8 @@ class AlertRule(models.Model):
 
     @property
     def scope_label(self) -> str:
+        if self.condition == Condition.DIVERSITY:
+            return f"the datasets of team {self.team}"
         return f"run #{self.run_id}" if self.run_id else f"every run of team {self.team}"
 
 

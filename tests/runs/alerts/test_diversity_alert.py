@@ -69,6 +69,7 @@ def test_the_notifications_page_links_the_dataset(client, member, run, make_rule
     page = client.get("/alerts/notifications/").content.decode()
     rule_page = client.get(f"/alerts/rules/{rule.pk}/").content.decode()
 
+    assert f"the datasets of team {run.team}" in rule_page
     for html in (page, rule_page):
         assert f'href="/datasets/{version.dataset_id}/"' in html and "&lt;synth&gt; v1" in html
         assert "<synth>" not in html
