@@ -49,6 +49,7 @@ app.conf.task_routes = {
     "models.record": {"queue": CONTROL},
     "models.exported": {"queue": CONTROL},  # and its answer about an export (`models.export`: gpu.<pool>)
     "evals.record": {"queue": CONTROL},  # a node's answers about an evaluation (`evals.execute`: gpu.<pool>)
+    "runs.diversity": {"queue": CONTROL},  # per-step diversity points of a run (runs/diversity.py)
     "alerts.*": {"queue": CONTROL},  # evaluation and delivery of alerts (runs/alerts/tasks.py)
 }
 app.conf.beat_schedule = {

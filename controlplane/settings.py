@@ -184,6 +184,14 @@ if TRIAD_VERIFY_SANDBOX_MODE not in ("warm", "cold"):
 TRIAD_GATE_MIN_MUTATION_SCORE = env_float("TRIAD_GATE_MIN_MUTATION_SCORE", 0.5, minimum=0.0)
 if TRIAD_GATE_MIN_MUTATION_SCORE > 1.0:
     raise ConfigError(f"TRIAD_GATE_MIN_MUTATION_SCORE: must be <= 1, got {TRIAD_GATE_MIN_MUTATION_SCORE}")
+
+# Diversity and collapse (docs/datasets.md): problems sampled per version; a version is flagged when a
+# diversity measure falls by more than MAX_DROP (relative) or a near-duplicate rate exceeds MAX_NEAR_DUP.
+TRIAD_DIVERSITY_SAMPLE = env_int("TRIAD_DIVERSITY_SAMPLE", 500, minimum=1)
+TRIAD_DIVERSITY_MAX_DROP = env_float("TRIAD_DIVERSITY_MAX_DROP", 0.2, minimum=0.0)
+TRIAD_DIVERSITY_MAX_NEAR_DUP = env_float("TRIAD_DIVERSITY_MAX_NEAR_DUP", 0.1, minimum=0.0)
+# Runs: a run's per-step diversity points are computed at most once per this many seconds.
+TRIAD_DIVERSITY_RUN_DELAY_S = env_float("TRIAD_DIVERSITY_RUN_DELAY_S", 10.0, minimum=0.0)
 TRIAD_HEARTBEAT_S = env_float("TRIAD_HEARTBEAT_S", 2.0, minimum=0.1)
 # GPU nodes describe themselves when their worker starts (detected where these are unset).
 TRIAD_NODE_HEARTBEAT_S = env_float("TRIAD_NODE_HEARTBEAT_S", 15.0, minimum=0.5)

@@ -1,13 +1,16 @@
 """Checking a version's problems on the sandbox queue: each reference solution run against its tests
 (`problem_verify_chunk`, and `problem_verify_give_up` when the sandbox never could), near-duplicate and
-benchmark-overlap flags (`dataset_version_analyse`), and the reaper of verifications that never reached
-the broker. Called by datasets_app/tasks.py; services.py enqueues those tasks.
+benchmark-overlap flags (`dataset_version_analyse`), the diversity measures (`dataset_version_diversity`),
+and the reaper of verifications that never reached the broker. Called by datasets_app/tasks.py;
+services.py enqueues those tasks.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterator
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -16,6 +19,8 @@ from django.utils import timezone
 
 from datasets_app import conf
 from datasets_app.models import DatasetVersion, Problem, ProblemStatus
+
+logger = logging.getLogger(__name__)
 
 
 def dataset_version_reap_unenqueued(*, grace_s: float | None = None) -> list[int]:
@@ -73,6 +78,12 @@ def problem_verify_chunk(*, version_id: int, problem_ids: list[int]) -> int:
                 cpu_ms=verdict.cpu_ms,
                 verified_at=now,
             )
+    # The last verdict of the version: its difficulty spread by execution can be measured now.
+    if (
+        not undecided
+        and not Problem.objects.filter(version_id=version_id, status=ProblemStatus.PENDING).exists()
+    ):
+        dataset_version_diversity(version_id=version_id)
     return undecided
 
 
@@ -127,4 +138,102 @@ def dataset_version_analyse(*, version_id: int) -> int:
                 contaminated_with=task,
                 contamination_score=score,
             )
+    dataset_version_diversity(version_id=version_id)
     return len(flagged)
+
+
+def _ancestor_ids(version: DatasetVersion) -> list[int]:
+    """Earlier versions of the same dataset, and the version's parent where it has one (a generated
+    version's lineage may start in another dataset)."""
+    ids = set(
+        DatasetVersion.objects.filter(dataset_id=version.dataset_id, number__lt=version.number).values_list(
+            "pk", flat=True
+        )
+    )
+    parent_id = getattr(version, "parent_id", None)
+    if parent_id and parent_id != version.pk:
+        ids.add(parent_id)
+    return sorted(ids)
+
+
+def _previous_measures(version: DatasetVersion) -> dict[str, Any] | None:
+    """The measures the flags compare against: the parent's, else the latest earlier version's."""
+    parent_id = getattr(version, "parent_id", None)
+    earlier = DatasetVersion.objects.exclude(diversity={})
+    if parent_id:
+        found = earlier.filter(pk=parent_id).values_list("diversity", flat=True).first()
+        if found:
+            return dict(found)
+    found = (
+        earlier.filter(dataset_id=version.dataset_id, number__lt=version.number)
+        .order_by("-number")
+        .values_list("diversity", flat=True)
+        .first()
+    )
+    return dict(found) if found else None
+
+
+def dataset_version_diversity(*, version_id: int) -> list[dict[str, Any]]:
+    """Measure a version's diversity on its sample, store the measures and their flags, and, when it
+    is flagged, tell the alerts (by task name: this app never imports runs). Recomputes from the problems
+    each time, so it is idempotent; the alerts fire once per rule and version. Returns the flags."""
+    from datasets_app.diversity import ProblemSample, version_flags, version_measures
+
+    version = DatasetVersion.objects.filter(pk=version_id).first()
+    if version is None:
+        return []
+    fields = ["problem_hash", "task_id", "prompt", "solution", "duration_ms", "tests_total"]
+    has_cpu = any(f.name == "cpu_ms" for f in Problem._meta.get_fields())  # added by program problems
+    rows = Problem.objects.filter(version_id=version_id).values_list(
+        *fields, *(["cpu_ms"] if has_cpu else [])
+    )
+    problems = [
+        ProblemSample(
+            key=row[0] or row[1],
+            prompt=row[2],
+            solution=row[3],
+            duration_ms=row[4],
+            tests_total=row[5],
+            cpu_ms=row[6] if has_cpu else None,
+        )
+        for row in rows.iterator(chunk_size=2000)
+    ]
+    ancestors = _ancestor_ids(version)
+    old = Problem.objects.filter(version_id__in=ancestors)
+    ancestor_keys = set(old.values_list("problem_hash", flat=True)) - {""}
+
+    def ancestor_texts() -> Iterator[str]:
+        seen: set[str] = set()
+        for key, prompt, solution in old.values_list("problem_hash", "prompt", "solution").iterator(2000):
+            if key not in seen:
+                seen.add(key)
+                yield prompt + "\n" + solution
+
+    measures = version_measures(
+        problems, ancestor_keys=ancestor_keys, ancestor_texts=ancestor_texts(), size=conf.diversity_sample()
+    )
+    measures["ancestors"] = list(
+        DatasetVersion.objects.filter(pk__in=ancestors).order_by("number").values_list("number", flat=True)
+    )
+    flags = version_flags(
+        measures,
+        _previous_measures(version),
+        max_drop=conf.diversity_max_drop(),
+        max_near_dup=conf.diversity_max_near_dup(),
+    )
+    DatasetVersion.objects.filter(pk=version_id).update(diversity=measures, diversity_flags=flags)
+    if flags:
+        transaction.on_commit(lambda: _flags_announce(version_id))
+    return flags
+
+
+def _flags_announce(version_id: int) -> None:
+    """Hand a flagged version to the alerts (runs/alerts: `alerts.dataset_version_flagged`) by name."""
+    from controlplane.celery import BROKER_ERRORS, app
+
+    try:
+        app.send_task(
+            "alerts.dataset_version_flagged", args=(version_id,), queue=settings.TRIAD_CONTROL_QUEUE
+        )
+    except BROKER_ERRORS as exc:  # the flags stay on the page; only the alert is lost
+        logger.warning("version %s: diversity alert not sent: %s", version_id, exc)

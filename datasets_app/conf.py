@@ -24,3 +24,15 @@ def verify_sandbox_mode() -> str:
 def gate_min_mutation_score() -> float:
     """The generation gate's weak_tests threshold (the share of the reference's mutants killed)."""
     return float(settings.TRIAD_GATE_MIN_MUTATION_SCORE)
+
+
+def diversity_sample() -> int:
+    return int(settings.TRIAD_DIVERSITY_SAMPLE)
+
+
+def diversity_max_drop() -> float:
+    return float(settings.TRIAD_DIVERSITY_MAX_DROP)
+
+
+def diversity_max_near_dup() -> float:
+    return float(settings.TRIAD_DIVERSITY_MAX_NEAR_DUP)

@@ -70,6 +70,10 @@ class DatasetVersion(models.Model):
     # every verification task (None: not yet, or it failed), and why it could not ("" when nothing failed).
     verify_enqueued_at = models.DateTimeField(null=True, blank=True)
     verify_error = models.TextField(blank=True)
+    # Diversity and collapse (datasets_app/diversity.py): the measures of a sample, and what they flag
+    # against the previous version. Filled by the analysis task after import; {} / [] until then.
+    diversity = models.JSONField(default=dict, blank=True)
+    diversity_flags = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["dataset__name", "-number"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
@@ -281,3 +282,33 @@ def problem_cases_shown(*, problem: Problem, limit: int = CASES_SHOWN) -> list[C
         for i, c in enumerate(problem.cases[:limit])
         if isinstance(c, dict)
     ]
+
+
+# The measures the dataset page charts across versions (docs/datasets.md, "Diversity and collapse").
+DIVERSITY_SERIES = (
+    ("shapes_frac", "distinct shapes"),
+    ("ngram_frac", "distinct 3-grams"),
+    ("near_dup_rate", "near-duplicates"),
+    ("ancestor_near_dup_rate", "near-duplicates of earlier versions"),
+)
+
+
+@dataclass(frozen=True)
+class DiversityView:
+    chart: dict[str, list[Any]]  # {"versions": [n, ...], "<measure>": [value or None, ...], "labels": ...}
+    latest: DatasetVersion | None  # the newest measured version, for the table
+    flagged: list[DatasetVersion]  # versions with flags, newest first
+
+
+def dataset_diversity(*, dataset: Dataset) -> DiversityView:
+    """The diversity measures of a dataset's versions, oldest first, for the chart and the flags."""
+    versions = list(dataset.versions.exclude(diversity={}).order_by("number"))
+    chart: dict[str, list[Any]] = {"versions": [v.number for v in versions]}
+    for key, _ in DIVERSITY_SERIES:
+        chart[key] = [v.diversity.get(key) for v in versions]
+    chart["labels"] = [label for _, label in DIVERSITY_SERIES]
+    return DiversityView(
+        chart=chart,
+        latest=versions[-1] if versions else None,
+        flagged=[v for v in reversed(versions) if v.diversity_flags],
+    )

@@ -72,6 +72,7 @@ def dataset_detail(request: AuthedHttpRequest, dataset_id: int) -> HttpResponse:
     context = {
         "dataset": dataset,
         "changes": selectors.dataset_version_changes(dataset=dataset),
+        "diversity": selectors.dataset_diversity(dataset=dataset),
         "can_delete": selectors.dataset_role_allows(user=request.user, dataset=dataset, at_least=Role.ADMIN),
     }
     return render(request, "datasets_app/dataset_detail.html", context)

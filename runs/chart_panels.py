@@ -44,6 +44,11 @@ PANEL_NOTES = {
         "flagged: a rising share is the early warning",
         empty="No generations scanned yet.",
     ),
+    "diversity/shapes_frac": PanelNote(
+        title="Distinct code shapes (ASTs with names and constants erased) / completions, per step: a "
+        'falling share is the policy collapsing to one answer (docs/datasets.md, "Diversity and collapse")',
+        empty="No generations measured yet.",
+    ),
     "cost/usd": PanelNote(empty="No cost yet: it accrues while the run is starting, running or cancelling."),
     "critic/accuracy": PanelNote(
         title="The critic's pass/fail predictions against the sandbox's verdicts, made before it learned "
@@ -62,7 +67,7 @@ PANEL_NOTES = {
 
 def run_default_panels(*, run: Run) -> list[str]:
     """The panels of a run page nobody has arranged: the RL-health set, then what the run's config adds."""
-    keys = [*RL_HEALTH_KEYS, "review/flagged_frac"]
+    keys = [*RL_HEALTH_KEYS, "review/flagged_frac", "diversity/shapes_frac"]
     if run.config.get("critic"):
         keys.append("critic/accuracy")
     if run.config.get("critic_skip"):

@@ -10,6 +10,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from runs.alerts import hooks as alert_hooks
+from runs.diversity_hooks import generations_stored
 from runs.events import Batch, Event
 from runs.lifecycle import transition
 from runs.live.broadcast import broadcast_run_update
@@ -73,6 +74,8 @@ def run_ingest(*, run_id: int, batch: Batch) -> IngestResult:
             broadcast_run_update(run_id, payload)
         if payload["metrics"]:
             alert_hooks.metrics_stored(run_id)  # an on-commit enqueue, throttled per run
+        if payload["generations"]:
+            generations_stored(run_id)  # the diversity points, likewise (runs/diversity.py)
         moved = statuses or started
         desired = Run.objects.values_list("status", flat=True).get(pk=run_id) if moved else status
     return IngestResult(

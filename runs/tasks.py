@@ -113,3 +113,12 @@ def run_checkpoints_delete_task(run_id: int) -> dict[str, Any]:
         workdir=Path(settings.TRIAD_RUNS_DIR) / str(run_id),
     )
     return {"removed": done.removed, "kept": done.kept, "bytes": done.bytes}
+
+
+@shared_task(name="runs.diversity", ignore_result=True, acks_late=True, expires=600)
+def run_diversity_task(run_id: int) -> int:
+    """On the control queue, after ingest stored generations (throttled per run): the per-step diversity
+    points of the run's completions (runs/diversity.py). Idempotent: a point replaces its step's."""
+    from runs.diversity import run_diversity_measure
+
+    return run_diversity_measure(run_id=run_id)

@@ -31,4 +31,6 @@ urlpatterns = [
     path("<int:run_id>/delete/", organize_views.run_delete, name="delete"),
     path("<int:run_id>/attempts/<int:attempt>/spec.json", views.run_attempt_spec, name="attempt-spec"),
     path("<int:run_id>/attempts/<int:attempt>/rerun/", views.run_rerun, name="rerun"),
+    # The dataset page's solve rates, loaded with htmx (runs/diversity.py).
+    path("datasets/<int:dataset_id>/solve-rates/", views.dataset_solve_rates, name="dataset_solve_rates"),
 ]

@@ -243,3 +243,15 @@ def queue_list(request: AuthedHttpRequest) -> HttpResponse:
 def queue_pool(request: AuthedHttpRequest, pool: str) -> HttpResponse:
     queue = queue_service.pool_queue(user=request.user, pool=pool)
     return render(request, "runs/queue_pool.html", {"queue": queue})
+
+
+def dataset_solve_rates(request: AuthedHttpRequest, dataset_id: int) -> HttpResponse:
+    """The dataset page's "Solve rates" card (loaded with htmx: datasets_app never imports runs): for each
+    version the user's runs trained on, how many problems they solve always, never, learn or forget."""
+    from datasets_app.selectors import dataset_get_for_user
+    from runs.diversity import ALWAYS, LEARN_GAIN, dataset_solve_rates
+
+    dataset = dataset_get_for_user(user=request.user, dataset_id=dataset_id)
+    rows = dataset_solve_rates(user=request.user, dataset=dataset)
+    context = {"rows": rows, "always": ALWAYS, "gain": LEARN_GAIN}
+    return render(request, "runs/dataset_solve_rates.html", context)

@@ -78,7 +78,8 @@ class RulePatch(Schema):
 class NotificationOut(Schema):
     id: int
     rule: int
-    run: int
+    run: int | None  # None: a diversity rule's firing, on a dataset version
+    dataset_version: int | None = None
     step: int | None
     value: float | None
     message: str
@@ -129,6 +130,7 @@ def _notification(n: Notification) -> dict[str, Any]:
         "id": n.pk,
         "rule": f.rule_id,
         "run": f.run_id,
+        "dataset_version": f.dataset_version_id,
         "step": f.step,
         "value": f.value,
         "message": f.message,

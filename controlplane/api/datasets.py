@@ -56,6 +56,10 @@ class VersionDetail(Version):
     duplicates: int
     near_duplicates: int
     contaminated: int  # problems overlapping HumanEval
+    # The diversity measures of its sample ({} until measured) and what they flag (docs/datasets.md,
+    # "Diversity and collapse").
+    diversity: dict[str, Any]
+    diversity_flags: list[dict[str, Any]]
 
 
 class DatasetOut(Schema):
@@ -217,6 +221,8 @@ def dataset_version_detail(request: HttpRequest, version_id: int) -> dict[str, A
         "duplicates": summary.duplicates,
         "near_duplicates": summary.near_duplicates,
         "contaminated": summary.contaminated,
+        "diversity": version.diversity,
+        "diversity_flags": version.diversity_flags,
     }
 
 

@@ -21,7 +21,23 @@ RETRY_STATUSES = frozenset({408, 425, 429}) | frozenset(range(500, 600))
 
 
 def _firing(firing_id: int) -> AlertFiring | None:
-    return AlertFiring.objects.select_related("rule__team", "run").filter(pk=firing_id).first()
+    return (
+        AlertFiring.objects.select_related("rule__team", "run", "dataset_version__dataset")
+        .filter(pk=firing_id)
+        .first()
+    )
+
+
+def _subject_of(firing: AlertFiring) -> tuple[str, str]:
+    """What the firing is about, in words, and its page: the run, or (a diversity rule) the version."""
+    if firing.run is not None:
+        run = firing.run
+        return f"run #{run.pk} {run.name}", settings.TRIAD_CONTROL_URL + reverse("runs:detail", args=[run.pk])
+    version = firing.dataset_version
+    if version is None:
+        return "", ""
+    url = reverse("datasets:detail", args=[version.dataset_id])
+    return f"dataset {version.dataset.name} v{version.number}", settings.TRIAD_CONTROL_URL + url
 
 
 def _number(value: float | None) -> float | str | None:
@@ -31,7 +47,7 @@ def _number(value: float | None) -> float | str | None:
 
 def firing_payload(firing: AlertFiring) -> dict[str, Any]:
     """The webhook's body (docs/alerts.md, "Webhooks")."""
-    rule, run = firing.rule, firing.run
+    rule, run, version = firing.rule, firing.run, firing.dataset_version
     return {
         "event": "alert.fired",
         "firing": {
@@ -50,12 +66,24 @@ def firing_payload(firing: AlertFiring) -> dict[str, Any]:
             "description": rule.describe(),
             "url": settings.TRIAD_CONTROL_URL + reverse("alerts:rule", args=[rule.pk]),
         },
-        "run": {
+        "run": None
+        if run is None
+        else {
             "id": run.pk,
             "name": run.name,
             "status": run.status,
             "team": rule.team.name,
             "url": settings.TRIAD_CONTROL_URL + reverse("runs:detail", args=[run.pk]),
+        },
+        # A diversity rule's firing is on a dataset version (docs/alerts.md); else null.
+        "dataset_version": None
+        if version is None
+        else {
+            "id": version.pk,
+            "dataset": version.dataset.name,
+            "number": version.number,
+            "flags": version.diversity_flags,
+            "url": _subject_of(firing)[1],
         },
     }
 
@@ -65,10 +93,11 @@ def alert_mail_send(*, firing_id: int, attempt: int) -> Delivery | None:
     firing = _firing(firing_id)
     if firing is None or not firing.rule.emails:
         return None
-    rule, run = firing.rule, firing.run
-    subject = f"[Triad] {rule}: run #{run.pk} {run.name}"
+    rule = firing.rule
+    what, url = _subject_of(firing)
+    subject = f"[Triad] {rule}: {what}"
     body = (
-        f"{firing.message}\n\nRun: {settings.TRIAD_CONTROL_URL}{reverse('runs:detail', args=[run.pk])}\n"
+        f"{firing.message}\n\n{'Run' if firing.run_id else 'Dataset'}: {url}\n"
         f"Rule: {settings.TRIAD_CONTROL_URL}{reverse('alerts:rule', args=[rule.pk])}\n"
     )
     delivery = Delivery(firing=firing, channel=Channel.MAIL, target=", ".join(rule.emails), attempt=attempt)

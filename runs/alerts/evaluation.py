@@ -168,3 +168,37 @@ def alert_nonfinite_record(*, run_id: int, key: str, step: int | None, value: st
                 state.firing = True
             state.save(update_fields=["firing", "checked_step"])
     return fired
+
+
+def alert_dataset_version_flagged(*, version_id: int) -> list[AlertFiring]:
+    """A dataset version's diversity measures were flagged (datasets_app/checking.py): each enabled
+    diversity rule of the dataset's team (of every team, for a shared dataset) fires once for that version,
+    however often the analysis is repeated. Returns the new firings."""
+    from datasets_app.models import DatasetVersion
+
+    version = DatasetVersion.objects.select_related("dataset").filter(pk=version_id).first()
+    if version is None or not version.diversity_flags:
+        return []
+    rules = AlertRule.objects.filter(enabled=True, condition=Condition.DIVERSITY, run__isnull=True)
+    if version.dataset.team_id is not None:
+        rules = rules.filter(team_id=version.dataset.team_id)
+    flags = "; ".join(str(flag.get("message", "")) for flag in version.diversity_flags)
+    message = f"{version.dataset.name} v{version.number}: {flags}"
+    fired: list[AlertFiring] = []
+    for rule in rules.select_related("created_by"):
+        with transaction.atomic():
+            # Once per (rule, version): the lock orders two tasks, the unique constraint backs it.
+            AlertRule.objects.select_for_update().filter(pk=rule.pk).first()
+            if AlertFiring.objects.filter(rule=rule, dataset_version_id=version_id).exists():
+                continue
+            fired.append(
+                alert_fire(
+                    rule=rule,
+                    run_id=None,
+                    step=None,
+                    value=None,
+                    message=message,
+                    dataset_version_id=version_id,
+                )
+            )
+    return fired

@@ -23,30 +23,32 @@ from runs.alerts import tasks
 logger = logging.getLogger(__name__)
 
 _local_lock = threading.Lock()
-_local_until: dict[int, float] = {}
+_local_until: dict[int | tuple[str, int], float] = {}
 _redis: Any = None
 _redis_url = ""
 _REDIS_PAUSE_S = 1.0  # after Redis failed, windows skip it this long: no batch waits on a dead Redis
 _redis_paused_until = 0.0
 
 
-def _first_in_window(run_id: int, window_s: float) -> bool:
-    """Whether this call opens the run's evaluation window (and so must enqueue its task)."""
+def _first_in_window(run_id: int, window_s: float, *, prefix: str = "triad:alerts:eval") -> bool:
+    """Whether this call opens the run's evaluation window (and so must enqueue its task). `prefix` names
+    the window: runs/diversity.py throttles its own task per run with another one."""
     global _redis, _redis_url, _redis_paused_until
     now = time.monotonic()
     if settings.REDIS_URL and now >= _redis_paused_until:
         try:
             if _redis is None or _redis_url != settings.REDIS_URL:
                 _redis, _redis_url = redis_client(settings.REDIS_URL, socket_timeout=1), settings.REDIS_URL
-            key, window_ms = f"triad:alerts:eval:{run_id}", max(1, int(window_s * 1000))
+            key, window_ms = f"{prefix}:{run_id}", max(1, int(window_s * 1000))
             return bool(_redis.set(key, 1, nx=True, px=window_ms))
         except Exception as exc:  # redis.RedisError or a socket error: fall back to this process's window
             _redis_paused_until = now + _REDIS_PAUSE_S
             logger.warning("alerts: Redis unreachable for the evaluation window (%s)", exc)
+    local = run_id if prefix == "triad:alerts:eval" else (prefix, run_id)
     with _local_lock:
-        if _local_until.get(run_id, 0.0) > now:
+        if _local_until.get(local, 0.0) > now:
             return False
-        _local_until[run_id] = now + window_s
+        _local_until[local] = now + window_s
         return True
 
 

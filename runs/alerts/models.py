@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 
+from datasets_app.models import DatasetVersion
 from runs.models import Run, RunStatus
 
 
@@ -12,6 +13,8 @@ class Condition(models.TextChoices):
     NAN = "nan", "is NaN or infinite"
     NO_DATA = "no_data", "has no new point for"
     STATE = "state", "run ends"
+    # Not on a run: a version of one of the team's datasets flagged by its diversity measures.
+    DIVERSITY = "diversity", "a dataset version loses diversity"
 
 
 # The run states a state rule may watch: the ones nobody wants to find out about a day late.
@@ -55,11 +58,15 @@ class AlertRule(models.Model):
             return f"{self.metric_key} is NaN or infinite"
         if self.condition == Condition.NO_DATA:
             return f"{self.metric_key} has no new point for {self.minutes} min"
+        if self.condition == Condition.DIVERSITY:
+            return "a dataset version's diversity falls or its near-duplicates rise past the thresholds"
         labels = [str(RunStatus(s).label).lower() for s in self.states if s in RunStatus.values]
         return "run ends " + " or ".join(labels)
 
     @property
     def scope_label(self) -> str:
+        if self.condition == Condition.DIVERSITY:
+            return f"the datasets of team {self.team}"
         return f"run #{self.run_id}" if self.run_id else f"every run of team {self.team}"
 
 
@@ -78,10 +85,14 @@ class AlertRuleRun(models.Model):
 
 class AlertFiring(models.Model):
     """A breach: the rule fired on the run, at this step with this value (None: a state change or
-    silence), and when it cleared (None: still firing, or a state change)."""
+    silence), and when it cleared (None: still firing, or a state change). A diversity rule's firing is on
+    a dataset version instead of a run, once per version."""
 
     rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="firings")
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+")
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    dataset_version = models.ForeignKey(
+        DatasetVersion, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     step = models.IntegerField(null=True, blank=True)
     value = models.FloatField(null=True, blank=True)
     message = models.TextField()
@@ -91,6 +102,13 @@ class AlertFiring(models.Model):
     class Meta:
         ordering = ["-fired_at", "-pk"]
         indexes = [models.Index(fields=["rule", "-fired_at"], name="alert_firing_rule_time")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "dataset_version"],
+                condition=models.Q(dataset_version__isnull=False),
+                name="alert_firing_rule_version_once",
+            )
+        ]
 
 
 class Notification(models.Model):

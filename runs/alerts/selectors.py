@@ -29,7 +29,7 @@ def alert_rule_get_for_user(*, user: User, rule_id: int) -> AlertRule:
 
 
 def alert_firing_list(*, rule: AlertRule, limit: int = 50) -> list[AlertFiring]:
-    return list(rule.firings.select_related("run")[:limit])
+    return list(rule.firings.select_related("run", "dataset_version__dataset")[:limit])
 
 
 def alert_delivery_list(*, rule: AlertRule, limit: int = 100) -> list[Delivery]:
@@ -37,7 +37,9 @@ def alert_delivery_list(*, rule: AlertRule, limit: int = 100) -> list[Delivery]:
 
 
 def notification_list(*, user: User, unread: bool = False) -> QuerySet[Notification]:
-    rows = Notification.objects.filter(user=user).select_related("firing__rule", "firing__run")
+    rows = Notification.objects.filter(user=user).select_related(
+        "firing__rule", "firing__run", "firing__dataset_version__dataset"
+    )
     return rows.filter(read_at__isnull=True) if unread else rows
 
 

@@ -30,6 +30,7 @@ from runs.selectors import run_get_for_user
 MAX_EMAILS = 10
 MAX_MINUTES = 7 * 24 * 60
 MIN_SECRET = 16
+DIVERSITY_SCOPE = "a diversity rule watches the team's datasets: choose a team, not a run"
 
 
 class AlertRuleInvalid(ValueError):
@@ -135,6 +136,8 @@ def _clean(data: RuleInput, *, creating: bool) -> dict[str, Any]:
 def alert_rule_create(*, user: User, data: RuleInput) -> tuple[AlertRule, str]:
     """A new rule on a run (or every run of a team). Returns it and, when Triad made its webhook secret,
     that secret: shown this once, never again."""
+    if data.condition == Condition.DIVERSITY and data.run_id is not None:
+        raise AlertRuleInvalid({"run": DIVERSITY_SCOPE})
     team, run = _scope(user=user, data=data)
     values = _clean(data, creating=True)
     made = values.get("webhook_secret", "") if not (data.webhook_secret or "").strip() else ""
@@ -154,6 +157,8 @@ def alert_rule_update(*, user: User, rule: AlertRule, data: RuleInput) -> tuple[
     webhook on a rule without a secret gets one made (returned, as at creation). A changed condition
     starts the rule afresh on every run: what fired under the old one says nothing about the new."""
     _require_member(user=user, rule=rule)
+    if data.condition == Condition.DIVERSITY and rule.run_id is not None:
+        raise AlertRuleInvalid({"condition": DIVERSITY_SCOPE})
     values = _clean(data, creating=not rule.webhook_secret)
     made = (
         "" if (data.webhook_secret or "").strip() or rule.webhook_secret else values.get("webhook_secret", "")
@@ -191,15 +196,23 @@ def alert_rule_delete(*, user: User, rule: AlertRule) -> None:
 
 
 def alert_fire(
-    *, rule: AlertRule, run_id: int, step: int | None, value: float | None, message: str
+    *,
+    rule: AlertRule,
+    run_id: int | None,
+    step: int | None,
+    value: float | None,
+    message: str,
+    dataset_version_id: int | None = None,
 ) -> AlertFiring:
     """Record a breach (the caller won the rule's firing flag on the run, so this happens once per
     breach) and notify the rule's author in the app. Mail and webhook are the caller's to send, once this
-    has committed (runs/alerts/tasks.py: `firings_deliver`)."""
+    has committed (runs/alerts/tasks.py: `firings_deliver`). A diversity firing names a dataset version
+    instead of a run."""
     now = timezone.now()
     firing = AlertFiring.objects.create(
         rule=rule,
         run_id=run_id,
+        dataset_version_id=dataset_version_id,
         step=step,
         value=value if value is None or math.isfinite(value) else None,
         message=message[:2000],

@@ -88,3 +88,12 @@ def alert_webhook_task(self: Any, firing_id: int) -> None:
         raise self.retry(
             countdown=_backoff(self.request.retries), max_retries=settings.TRIAD_WEBHOOK_ATTEMPTS
         )
+
+
+@shared_task(name="alerts.dataset_version_flagged", ignore_result=True, acks_late=True)
+def alert_dataset_version_flagged_task(version_id: int) -> None:
+    """Sent by name from datasets_app/checking.py (which never imports runs) when a version's diversity
+    is flagged. Idempotent: each rule fires once per version."""
+    from runs.alerts.evaluation import alert_dataset_version_flagged
+
+    firings_deliver(alert_dataset_version_flagged(version_id=version_id))

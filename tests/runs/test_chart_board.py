@@ -33,9 +33,19 @@ def test_a_run_page_nobody_arranged_shows_the_rl_health_set_by_prefix(logged_in,
         "cost/usd",
         "loss",
         "review/flagged_frac",
+        "diversity/shapes_frac",
     ):
         assert f'data-key="{key}"' in html
-    assert _sections(html) == ["reward/", "general", "length/", "throughput/", "time/", "cost/", "review/"]
+    assert _sections(html) == [
+        "reward/",
+        "general",
+        "length/",
+        "throughput/",
+        "time/",
+        "cost/",
+        "review/",
+        "diversity/",
+    ]
 
 
 def test_a_saved_layout_is_drawn_in_its_order_and_escaped(logged_in, user):

@@ -142,6 +142,7 @@ TABLE = [
     ("get", "datasets:list", {}, {}, (200, 200, 200, 200, 200, 200)),
     ("post", "datasets:list", {}, {}, (400, 400, 403, 400, 403, 400)),  # no file: the form's 400
     ("get", "datasets:detail", {"dataset_id": "@dataset"}, {}, (200, 200, 200, 404, 404, 200)),
+    ("get", "runs:dataset_solve_rates", {"dataset_id": "@dataset"}, {}, (200, 200, 200, 404, 404, 200)),
     ("get", "datasets:version", {"version_id": "@version"}, {}, (200, 200, 200, 404, 404, 200)),
     ("get", "datasets:problem", {"problem_id": "@problem"}, {}, (200, 200, 200, 404, 404, 200)),
     ("post", "datasets:verify_retry", {"version_id": "@version"}, {}, (302, 302, 403, 404, 404, 302)),

@@ -2,10 +2,10 @@
 
 import pytest
 
-from runs.alerts.evaluation import alert_metrics_evaluate
+from runs.alerts.evaluation import alert_dataset_version_flagged, alert_metrics_evaluate
 from runs.alerts.models import AlertRule
 from tests.controlplane.api.conftest import api_client_for
-from tests.factories import MetricPointFactory, RunFactory, UserFactory
+from tests.factories import DatasetVersionFactory, MetricPointFactory, RunFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -95,3 +95,20 @@ def test_notifications_list_and_mark_read(api, run, member):
     assert api.post("/alerts/notifications/read", {}).json() == {"marked": 1, "unread": 0}
     other = api_client_for(UserFactory(username="ned", password=None))
     assert other.get("/alerts/notifications").json()["count"] == 0  # they are the rule author's
+
+
+def test_a_diversity_rule_made_for_a_team_notifies_of_a_flagged_dataset_version(api, run):
+    made = api.post("/alerts/rules", {"team": run.team_id, "condition": "diversity"})
+    on_run = api.post("/alerts/rules", {"run": run.pk, "condition": "diversity"})
+    flags = [
+        {"measure": "near_dup_rate", "value": 0.4, "message": "near-duplicates within the version: 40.0%"}
+    ]
+    version = DatasetVersionFactory(dataset__team=run.team, diversity_flags=flags)
+    alert_dataset_version_flagged(version_id=version.pk)
+
+    (note,) = api.get("/alerts/notifications").json()["items"]
+
+    assert made.status_code == 201 and made.json()["condition"] == "diversity"
+    assert on_run.status_code == 400 and on_run.json()["field"] == "run"
+    assert note["run"] is None and note["dataset_version"] == version.pk
+    assert note["message"].endswith("near-duplicates within the version: 40.0%")

@@ -235,6 +235,7 @@ def test_a_version_answers_its_verification_progress_and_its_problems_filter_by_
 
     assert detail["status"] == "checked" and detail["checked"] == 2
     assert detail["counts"] == {"pending": 0, "verified": 1, "failing": 1, "flaky": 0, "weak_tests": 0}
+    assert detail["diversity"] == {} and detail["diversity_flags"] == []  # not measured yet
     assert failing_only["items"] == [
         {
             "id": failing.pk,
