@@ -50,6 +50,9 @@ class GenerationParams:
     usd_per_mtok_out: float = field(
         default=0.0, metadata={"help": "price per million completion tokens", "min": 0.0}
     )
+    timeout_s: float = field(
+        default=60.0, metadata={"help": "seconds one teacher request may take", "min": 0.1, "max": 600.0}
+    )
     max_requests: int | None = field(
         default=None,
         metadata={"help": "give up after this many requests (default: 5 × count ÷ n + 5)", "min": 1},

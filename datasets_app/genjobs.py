@@ -22,6 +22,7 @@ most the one that was in flight.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import datetime as dt
 import io
@@ -58,7 +59,6 @@ logger = logging.getLogger(__name__)
 
 RAW_CAP = 4000  # characters of an unparsable reply kept for people to read
 DETAIL_CAP = 2000
-TEACHER_TIMEOUT_S = 60.0
 RETRIES = 3  # a timeout, a 5xx or a dropped connection is tried this many more times
 RATE_LIMIT_RETRIES = 6  # a 429 is waited out (Retry-After) this many times before the request fails
 FAILED_IN_A_ROW = 3  # requests failed for good in a row: the teacher is down, the job fails
@@ -191,14 +191,31 @@ def generation_job_cancel(*, user: User, job_id: int) -> GenerationJob:
 # --- the step ----------------------------------------------------------------------------------------
 
 
+# The lease this step holds (job id, until): renewed and released only while it is still this step's, so
+# a step that outlived its lease (a stuck worker, taken for dead) cannot free the one that resumed the job.
+_LEASE: contextvars.ContextVar[tuple[int, dt.datetime] | None] = contextvars.ContextVar(
+    "_LEASE", default=None
+)
+
+
+def _lease_renew(job_id: int) -> None:
+    held = _LEASE.get()
+    if held is None or held[0] != job_id:
+        return
+    until = timezone.now() + dt.timedelta(seconds=settings.TRIAD_GENJOB_LEASE_S)
+    if GenerationJob.objects.filter(pk=job_id, lease_until=held[1]).update(lease_until=until):
+        _LEASE.set((job_id, until))
+
+
 def generation_job_step(*, job_id: int) -> Step:
     """One step of the job (see the module's docstring), under its lease. Idempotent."""
     now = timezone.now()
-    lease = dt.timedelta(seconds=settings.TRIAD_GENJOB_LEASE_S)
+    until = now + dt.timedelta(seconds=settings.TRIAD_GENJOB_LEASE_S)
     free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
     claim = GenerationJob.objects.filter(free, pk=job_id, status__in=GENERATION_ACTIVE)
-    if not claim.update(lease_until=now + lease, updated_at=now):
+    if not claim.update(lease_until=until, updated_at=now):
         return Step("wait")
+    token = _LEASE.set((job_id, until))
     try:
         return _step(job_id)
     except Exception as exc:  # a bug or a broken dependency: the job says so rather than hang
@@ -210,7 +227,12 @@ def generation_job_step(*, job_id: int) -> Step:
         )
         return Step("done")
     finally:
-        GenerationJob.objects.filter(pk=job_id).update(lease_until=None)
+        held = _LEASE.get()
+        _LEASE.reset(token)
+        if held is not None:
+            GenerationJob.objects.filter(pk=job_id, lease_until=held[1]).update(
+                lease_until=None, updated_at=timezone.now()
+            )
 
 
 def _step(job_id: int) -> Step:
@@ -311,14 +333,14 @@ def problem_to_json(problem: ParsedProblem) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(problem)))
 
 
-def _teacher(job: GenerationJob) -> Any:
+def _teacher(job: GenerationJob, params: GenerationParams) -> Any:
     from datasets_app import secrets
     from datasets_app.teacher import Teacher, TeacherConfig
 
     key = secrets.decrypt(job.api_key_encrypted) if job.api_key_encrypted else "none"
     return Teacher(
         TeacherConfig(
-            base_url=job.base_url, model=job.model, api_key=key, timeout_s=TEACHER_TIMEOUT_S, max_retries=0
+            base_url=job.base_url, model=job.model, api_key=key, timeout_s=params.timeout_s, max_retries=0
         )
     )
 
@@ -353,9 +375,7 @@ def _ask(
         if _cancelled(job.pk):
             return TeacherError("cancelled", "the job was cancelled while the request was retried")
         time.sleep(min(max(wait, 0.0), settings.TRIAD_GENJOB_MAX_WAIT_S))
-        GenerationJob.objects.filter(pk=job.pk).update(
-            lease_until=timezone.now() + dt.timedelta(seconds=settings.TRIAD_GENJOB_LEASE_S)
-        )
+        _lease_renew(job.pk)
 
 
 def _request(job: GenerationJob, params: GenerationParams) -> Step:
@@ -375,13 +395,13 @@ def _request(job: GenerationJob, params: GenerationParams) -> Step:
         reasoning=params.reasoning,
         n=min(params.n, remaining),
     )
-    teacher = _teacher(job)
+    teacher = _teacher(job, params)
     try:
         answer = _ask(job, teacher, messages, params, index)
     finally:
         teacher.close()
     if isinstance(answer, TeacherError):
-        return _request_failed(job, index, answer)
+        return _request_failed(job, params, index, answer)
     reply = answer
     parsed = parse_candidates(reply.text, kind=params.kind, job_prefix=f"gen{job.pk}", request_index=index)
     gated = gate_for(job)
@@ -458,7 +478,7 @@ def _cap(text: str) -> str:
     return text[:RAW_CAP] + f"… ({len(text) - RAW_CAP} more characters)"
 
 
-def _request_failed(job: GenerationJob, index: int, exc: Any) -> Step:
+def _request_failed(job: GenerationJob, params: GenerationParams, index: int, exc: Any) -> Step:
     """A request that failed for good counts as sent (it is not repeated); auth and bad requests fail the
     job (every next one would fail alike); a timeout is kept as a rejection with reason "timeout"."""
     message = f"teacher: {exc.kind}: {exc.message}"[:DETAIL_CAP]
@@ -476,7 +496,7 @@ def _request_failed(job: GenerationJob, index: int, exc: Any) -> Step:
                 index=0,
                 status=CandidateStatus.REJECTED,
                 reason="timeout",
-                detail=f"the teacher did not answer within {TEACHER_TIMEOUT_S:.0f} s ({RETRIES + 1} tries)",
+                detail=f"the teacher did not answer within {params.timeout_s:g} s ({RETRIES + 1} tries)",
             )
             rejected = dict(locked.rejected_by_reason or {})
             rejected["timeout"] = rejected.get("timeout", 0) + 1

@@ -520,7 +520,7 @@ def _version_block(version: Mapping[str, Any], out: TextIO) -> None:
 
 GENERATE_PARAMS = (
     "count", "topics", "seed_problem_ids", "difficulty", "kind", "temperature", "n", "max_tokens",
-    "budget_usd", "budget_tokens", "usd_per_mtok_in", "usd_per_mtok_out", "max_requests",
+    "budget_usd", "budget_tokens", "usd_per_mtok_in", "usd_per_mtok_out", "timeout_s", "max_requests",
 )  # fmt: skip
 
 
@@ -961,6 +961,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--budget-tokens", type=_positive, help="stop when this many tokens are spent")
     generate.add_argument("--usd-per-mtok-in", type=float, help="price per million prompt tokens")
     generate.add_argument("--usd-per-mtok-out", type=float, help="price per million completion tokens")
+    generate.add_argument("--timeout-s", type=float, help="seconds one teacher request may take (default 60)")
     generate.add_argument("--max-requests", type=_positive, help="give up after this many teacher requests")
     generate.add_argument("--wait", action="store_true", help="wait (with a progress bar) until the job ends")
     generate.add_argument(

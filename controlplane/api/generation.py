@@ -41,6 +41,7 @@ class GenerateIn(Schema):
     budget_tokens: Any = None
     usd_per_mtok_in: Any = None
     usd_per_mtok_out: Any = None
+    timeout_s: Any = None
     max_requests: Any = None
 
 
