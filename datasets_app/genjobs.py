@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import datetime as dt
-import io
 import json
 import logging
 import time
@@ -45,7 +44,6 @@ from datasets_app.genjob_params import GenerationParams, ParamsError
 from datasets_app.models import (
     GENERATION_ACTIVE,
     CandidateStatus,
-    Dataset,
     DatasetVersion,
     GenerationCandidate,
     GenerationJob,
@@ -62,7 +60,6 @@ DETAIL_CAP = 2000
 RETRIES = 3  # a timeout, a 5xx or a dropped connection is tried this many more times
 RATE_LIMIT_RETRIES = 6  # a 429 is waited out (Retry-After) this many times before the request fails
 FAILED_IN_A_ROW = 3  # requests failed for good in a row: the teacher is down, the job fails
-FORMAT_GENERATED = "generated"  # DatasetFormat.GENERATED (contract §1)
 
 
 class GenerationJobError(ValueError):
@@ -146,13 +143,16 @@ def generation_job_create(
 
 
 def enqueue_step(job_id: int, *, countdown: float = 0) -> None:
-    """Hand the job's next step to the control queue; if the broker refuses, the reaper tries again."""
-    from controlplane.celery import BROKER_ERRORS, broker_unreachable
-    from datasets_app.tasks import generation_job_step_task
+    """Hand the job's next step to the control queue; if the broker refuses, the reaper tries again.
+    By the task's name: the tasks module imports this one."""
+    from controlplane.celery import BROKER_ERRORS, app, broker_unreachable
 
     try:
-        generation_job_step_task.apply_async(
-            args=(job_id,), queue=settings.TRIAD_CONTROL_QUEUE, countdown=countdown
+        app.send_task(
+            "datasets.generation_step",
+            args=(job_id,),
+            queue=settings.TRIAD_CONTROL_QUEUE,
+            countdown=countdown,
         )
     except BROKER_ERRORS as exc:
         logger.warning(
@@ -161,14 +161,13 @@ def enqueue_step(job_id: int, *, countdown: float = 0) -> None:
 
 
 def enqueue_sandbox(job_id: int, batch: dict[str, Any]) -> None:
-    from controlplane.celery import BROKER_ERRORS, broker_unreachable
+    from controlplane.celery import BROKER_ERRORS, app, broker_unreachable
     from datasets_app import conf
-    from datasets_app.tasks import generation_sandbox_task
 
     try:
-        generation_sandbox_task.apply_async(args=(job_id, batch), queue=conf.sandbox_queue())
+        app.send_task("datasets.generation_sandbox", args=(job_id, batch), queue=conf.sandbox_queue())
     except BROKER_ERRORS as exc:
-        # Its candidates stay without results: the reaper resends the batch once the lease runs out.
+        # Its candidates stay without results: a step resends the batch once the lease runs out.
         logger.warning("generation job %s: sandbox batch not queued: %s", job_id, broker_unreachable(exc))
 
 
@@ -324,13 +323,15 @@ def _tupled(value: list[Any]) -> tuple[Any, ...]:
 
 def problem_from_json(data: Mapping[str, Any]) -> ParsedProblem:
     names = {f.name for f in dataclasses.fields(ParsedProblem)}
-    return ParsedProblem(
-        **{k: _tupled(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
-    )
+    values: dict[str, Any] = {
+        k: _tupled(v) if isinstance(v, list) else v for k, v in data.items() if k in names
+    }
+    return ParsedProblem(**values)
 
 
 def problem_to_json(problem: ParsedProblem) -> dict[str, Any]:
-    return json.loads(json.dumps(dataclasses.asdict(problem)))
+    data: dict[str, Any] = json.loads(json.dumps(dataclasses.asdict(problem)))
+    return data
 
 
 def _teacher(job: GenerationJob, params: GenerationParams) -> Any:
@@ -551,7 +552,7 @@ def gate_for(job: GenerationJob) -> _Gated:
         return cached
     corpus = team_corpus(team=job.dataset.team, exclude_version_ids=())
     for task_id, problem in accepted.values_list("task_id", "problem"):
-        corpus.add(task_id, _text(problem_from_json(problem)))
+        corpus.add(task_id, _text(problem_from_json(problem or {})))
     gated = _Gated(Gate(corpus, timeout_s=conf.verify_timeout_s(), memory_mb=MEMORY_MB), corpus, count)
     if len(_GATES) > 32:
         _GATES.clear()
@@ -676,33 +677,9 @@ def _finish(job_id: int, status: str, *, error: str = "") -> None:
     )
 
 
-def _record(problem: ParsedProblem) -> dict[str, Any]:
-    """Triad's own JSONL fields (docs/datasets.md) of an accepted problem."""
-    data = problem_to_json(problem)
-    record: dict[str, Any] = {
-        "task_id": problem.task_id,
-        "prompt": problem.prompt,
-        "entry_point": problem.entry_point,
-        "solution": problem.solution,
-        "tests": problem.tests,
-        "difficulty": problem.difficulty,
-        "tags": list(problem.tags),
-        "source": problem.source or "generated",
-    }
-    if problem.reasoning:
-        record["reasoning"] = problem.reasoning
-    if data.get("kind") == "program":
-        record["kind"] = "program"
-        record["cases"] = [{"input": i, "output": o} for i, o in data.get("cases", [])]
-        if data.get("compare"):
-            record["compare"] = data["compare"]
-    return record
-
-
 def _version_of(job: GenerationJob) -> DatasetVersion | None:
-    """The accepted problems (at most `count`, in the order they came) as one new immutable version, by
-    the upload's own path (parsing, hashing, verification), with the lineage."""
-    from datasets_app.services import DatasetImportError, dataset_import
+    """The accepted problems (at most `count`, in the order they came) as one new version."""
+    from datasets_app.genjob_version import generation_version_create
 
     params = GenerationParams.from_mapping(job.params)
     accepted = list(
@@ -712,49 +689,9 @@ def _version_of(job: GenerationJob) -> DatasetVersion | None:
     )
     if not accepted:
         return None
-    body = "".join(json.dumps(_record(problem_from_json(c.problem or {}))) + "\n" for c in accepted)
-    dataset: Dataset = job.dataset
-    try:
-        with transaction.atomic():
-            outcome = dataset_import(
-                user=job.created_by,
-                name=dataset.name,
-                fileobj=io.BytesIO(body.encode()),
-                filename=f"generation-job-{job.pk}.jsonl",
-                team=dataset.team,
-                shared=dataset.team_id is None,
-            )
-            version = outcome.version
-            if outcome.created:
-                version.format = FORMAT_GENERATED
-                version.parent = job.parent_version
-                version.lineage = {
-                    "job": job.pk,
-                    "teacher": {"base_url": job.base_url, "model": job.model},
-                    "prompt_template": job.prompt_template,
-                    "params": job.params,
-                    "parent_version": job.parent_version_id,
-                }
-                version.save(update_fields=["format", "parent", "lineage"])
-                _gate_figures(version, accepted)
-    except DatasetImportError as exc:
-        GenerationJob.objects.filter(pk=job.pk).update(
-            error=f"the accepted problems did not import: {exc}"[:DETAIL_CAP]
-        )
-        return None
-    return version
-
-
-def _gate_figures(version: DatasetVersion, accepted: list[GenerationCandidate]) -> None:
-    """The gate's mutation score and reference CPU time onto the version's problems (Problem gains the
-    fields in contract §1; a tree without them skips this)."""
-    names = {f.name for f in Problem._meta.get_fields()}
-    if not {"mutation_score", "cpu_ms"} <= names:
-        return
-    for cand in accepted:
-        Problem.objects.filter(version=version, task_id=cand.task_id).update(
-            mutation_score=cand.mutation_score, cpu_ms=cand.cpu_ms
-        )
+    return generation_version_create(
+        job=job, accepted=[(problem_from_json(c.problem or {}), c) for c in accepted]
+    )
 
 
 # --- the reaper --------------------------------------------------------------------------------------
