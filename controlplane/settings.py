@@ -183,6 +183,11 @@ TRIAD_GENJOB_LEASE_S = env_float("TRIAD_GENJOB_LEASE_S", 600.0, minimum=1.0)
 TRIAD_GENJOB_MAX_WAIT_S = env_float("TRIAD_GENJOB_MAX_WAIT_S", 60.0, minimum=0.0)
 if TRIAD_VERIFY_SANDBOX_MODE not in ("warm", "cold"):
     raise ConfigError(f"TRIAD_VERIFY_SANDBOX_MODE: expected warm or cold, got {TRIAD_VERIFY_SANDBOX_MODE!r}")
+# The generation gate (docs/datasets.md, "The gate"): a candidate whose tests kill a smaller share of its
+# reference's mutants than this is rejected as weak_tests.
+TRIAD_GATE_MIN_MUTATION_SCORE = env_float("TRIAD_GATE_MIN_MUTATION_SCORE", 0.5, minimum=0.0)
+if TRIAD_GATE_MIN_MUTATION_SCORE > 1.0:
+    raise ConfigError(f"TRIAD_GATE_MIN_MUTATION_SCORE: must be <= 1, got {TRIAD_GATE_MIN_MUTATION_SCORE}")
 TRIAD_HEARTBEAT_S = env_float("TRIAD_HEARTBEAT_S", 2.0, minimum=0.1)
 # GPU nodes describe themselves when their worker starts (detected where these are unset).
 TRIAD_NODE_HEARTBEAT_S = env_float("TRIAD_NODE_HEARTBEAT_S", 15.0, minimum=0.5)

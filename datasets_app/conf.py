@@ -19,3 +19,8 @@ def verify_timeout_s() -> float:
 def verify_sandbox_mode() -> str:
     """ "warm" forks each item from a prepared sandbox where the sandbox can (else it runs cold)."""
     return str(settings.TRIAD_VERIFY_SANDBOX_MODE)
+
+
+def gate_min_mutation_score() -> float:
+    """The generation gate's weak_tests threshold (the share of the reference's mutants killed)."""
+    return float(settings.TRIAD_GATE_MIN_MUTATION_SCORE)
