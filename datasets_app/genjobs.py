@@ -28,7 +28,7 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -542,7 +542,7 @@ MEMORY_MB = 512
 
 def gate_for(job: GenerationJob) -> _Gated:
     from datasets_app import conf
-    from datasets_app.corpus import team_corpus
+    from datasets_app.corpus import corpus_build, team_corpus
     from datasets_app.gate import Gate
 
     cached = _GATES.get(job.pk)
@@ -550,10 +550,21 @@ def gate_for(job: GenerationJob) -> _Gated:
     count = accepted.count()
     if cached is not None and cached.accepted == count:
         return cached
-    corpus = team_corpus(team=job.dataset.team, exclude_version_ids=())
+    if job.dataset.team is not None:
+        corpus = team_corpus(team=job.dataset.team)
+    else:  # a shared dataset: what every team reads
+        corpus = corpus_build(
+            version_ids=DatasetVersion.objects.filter(dataset__team__isnull=True).values_list("pk", flat=True)
+        )
     for task_id, problem in accepted.values_list("task_id", "problem"):
         corpus.add(task_id, _text(problem_from_json(problem or {})))
-    gated = _Gated(Gate(corpus, timeout_s=conf.verify_timeout_s(), memory_mb=MEMORY_MB), corpus, count)
+    gate = Gate(
+        corpus,
+        timeout_s=conf.verify_timeout_s(),
+        memory_mb=MEMORY_MB,
+        min_mutation_score=conf.gate_min_mutation_score(),
+    )
+    gated = _Gated(gate, corpus, count)
     if len(_GATES) > 32:
         _GATES.clear()
     _GATES[job.pk] = gated
@@ -565,22 +576,16 @@ def _text(problem: ParsedProblem) -> str:
 
 
 def _early_dedup(row: GenerationCandidate, problem: ParsedProblem, gated: _Gated) -> None:
-    """An exact or near copy needs no sandbox time: rejected before any."""
-    text = _text(problem)
-    same = gated.corpus.exact(text)
-    if same:
-        row.status, row.reason, row.near = CandidateStatus.REJECTED, "duplicate", same[:300]
-        row.detail = f"the same problem as {same}"
-        return
-    near = gated.corpus.query(text)
-    if near:
-        key, score = near[0]
-        contaminated = key.startswith("HumanEval/")
-        row.status, row.near = CandidateStatus.REJECTED, key[:300]
-        row.reason = "contaminated" if contaminated else "near_duplicate"
-        row.detail = (
-            f"{'overlaps' if contaminated else 'nearly the same as'} {key} (estimated Jaccard {score:.2f})"
+    """A copy (of the job's own output, of what the team reads, of a benchmark) needs no sandbox time:
+    the gate's text-only check rejects it before any."""
+    verdict = gated.gate.precheck(problem, row.task_id)
+    if verdict is not None:
+        row.status, row.reason, row.detail = (
+            CandidateStatus.REJECTED,
+            verdict.reason,
+            verdict.detail[:DETAIL_CAP],
         )
+        row.near = (verdict.near or "")[:300]
 
 
 def _batch(job: GenerationJob, candidates: list[GenerationCandidate]) -> dict[str, Any]:
@@ -594,15 +599,8 @@ def _batch(job: GenerationJob, candidates: list[GenerationCandidate]) -> dict[st
         cand.save(update_fields=["item_ids", "results"])
         items.extend(own)
     GenerationJob.objects.filter(pk=job.pk).update(sandbox_sent_at=timezone.now())
-    limits = {"timeout_s": gate_timeout_s(items, gated.gate), "memory_mb": MEMORY_MB}
+    limits = gated.gate.limits
     return {"job_id": job.pk, "limits": limits, "items": items}
-
-
-def gate_timeout_s(items: Iterable[Mapping[str, Any]], gate: Any) -> float:
-    """The batch's time limit: the gate's per item, unless an item (the mutant harness) says it needs
-    more (an item's own `timeout_s`)."""
-    base = float(getattr(gate, "timeout_s", 10.0))
-    return max([base, *(float(i.get("timeout_s", 0) or 0) for i in items)])
 
 
 def generation_candidates_record(*, job_id: int, results: list[dict[str, Any]]) -> int:
