@@ -3,6 +3,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -133,6 +134,7 @@ def problem_detail(request: AuthedHttpRequest, problem_id: int) -> HttpResponse:
 # --- generation jobs (docs/datasets.md, "Generation jobs") -------------------------------------------
 
 
+@sensitive_post_parameters("api_key")  # an error report never shows the key
 def generation_job_new(request: AuthedHttpRequest, dataset_id: int) -> HttpResponse:
     """The launch form (members of the dataset's team); a valid post launches and opens the job page."""
     from datasets_app.forms import GenerationJobForm

@@ -2,6 +2,7 @@
 its candidates, cancel it. The parameters are checked by datasets_app/genjob_params.py, as the page's
 form checks them; the API key is write-only (answers show its mask)."""
 
+import json
 from typing import Any
 
 from django.http import HttpRequest
@@ -169,9 +170,11 @@ def dataset_generate(request: HttpRequest, dataset_id: int, payload: GenerateIn)
         job = selectors.generation_job_get_for_user(user=caller(request), job_id=job.pk)
         return 201, job_object(request, job)
 
-    status, body = idempotent(
-        request, operation="datasets.generate", fingerprint=request_fingerprint(request.body), create=create
+    # The fingerprint leaves the key out: even its hash is not kept.
+    fingerprint = request_fingerprint(
+        str(dataset_id), json.dumps({**given, **teacher, "api_key": ""}, sort_keys=True)
     )
+    status, body = idempotent(request, operation="datasets.generate", fingerprint=fingerprint, create=create)
     return Status(status, body)
 
 
