@@ -7,6 +7,7 @@ server, and the in-memory channel layer in a single ASGI process. Setting DATABA
 and REDIS_URL moves the same code onto PostgreSQL and Redis. See .env.example for every variable.
 """
 
+import base64
 from pathlib import Path
 
 import dj_database_url
@@ -238,6 +239,22 @@ TRIAD_ALERTS_EVAL_DELAY_S = env_float("TRIAD_ALERTS_EVAL_DELAY_S", 2.0, minimum=
 TRIAD_WEBHOOK_ATTEMPTS = env_int("TRIAD_WEBHOOK_ATTEMPTS", 5, minimum=1)
 TRIAD_WEBHOOK_BACKOFF_S = env_float("TRIAD_WEBHOOK_BACKOFF_S", 10.0, minimum=0.0)
 TRIAD_WEBHOOK_ALLOW_PRIVATE = env_bool("TRIAD_WEBHOOK_ALLOW_PRIVATE", TRIAD_DEV)
+
+# Secrets at rest (datasets_app/secrets.py): a teacher's API key is stored as a Fernet token under this
+# key (comma-separated keys rotate: the first encrypts, any decrypts). Unset in development, a key derived
+# from SECRET_KEY stands in; unset in production, storing or reading a secret is refused.
+TRIAD_SECRETS_KEY = env_str("TRIAD_SECRETS_KEY")
+for _secrets_key in filter(None, (k.strip() for k in TRIAD_SECRETS_KEY.split(","))):
+    try:
+        _secrets_key_ok = len(base64.urlsafe_b64decode(_secrets_key.encode())) == 32
+    except ValueError:
+        _secrets_key_ok = False
+    if not _secrets_key_ok:
+        raise ConfigError(
+            "TRIAD_SECRETS_KEY: expected Fernet keys (32 url-safe base64 bytes, comma-separated); "
+            "generate one with `python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'`"
+        )
 # Mail (alerts): Django's mail settings from the environment. Development writes each mail as a file
 # under var/mail/ instead of sending it; production sends through EMAIL_HOST.
 EMAIL_BACKEND = env_str(

@@ -4,47 +4,19 @@ Plain Python, no Django. Each family holds templates: a function name, a docstri
 the reference itself as a Python callable, from which the expected values of the tests are computed (so
 the tests agree with the solution by construction; verification by execution still checks them).
 
-It stands in for a teacher model. ``Teacher`` is the interface one would fill: ``OpenAITeacher`` talks to
-any OpenAI-compatible endpoint (a vLLM server, say) with the standard library only, and is used only to
-reword the docstrings when given; nothing here needs it.
+It stands in for a teacher model; a real one writes whole problems in generation jobs
+(datasets_app/teacher.py). Given `reword` (text -> text; `generate_dataset --teacher-url` passes a
+`Teacher` asking any OpenAI-compatible endpoint), each docstring is reworded by it; nothing else needs it.
 """
 
 from __future__ import annotations
 
-import json
 import random
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 FAMILIES = ("arithmetic", "strings", "lists", "dicts")
-
-
-class Teacher(Protocol):
-    def complete(self, prompt: str) -> str: ...
-
-
-@dataclass(frozen=True)
-class OpenAITeacher:
-    """A chat model behind an OpenAI-compatible `/v1/chat/completions` endpoint."""
-
-    base_url: str
-    model: str
-    api_key: str = ""
-    timeout_s: float = 60.0
-
-    def complete(self, prompt: str) -> str:
-        body = json.dumps(
-            {"model": self.model, "messages": [{"role": "user", "content": prompt}], "temperature": 0.7}
-        ).encode()
-        request = urllib.request.Request(  # noqa: S310 — the URL is the operator's own endpoint
-            self.base_url.rstrip("/") + "/v1/chat/completions",
-            data=body,
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.api_key}"},
-        )
-        with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310
-            return str(json.load(response)["choices"][0]["message"]["content"]).strip()
 
 
 @dataclass(frozen=True)
@@ -204,7 +176,12 @@ def _templates(family: str, rng: random.Random) -> list[Template]:
 
 
 def generate(
-    *, families: list[str], n: int, seed: int = 0, teacher: Teacher | None = None, tests_per_problem: int = 4
+    *,
+    families: list[str],
+    n: int,
+    seed: int = 0,
+    reword: Callable[[str], str] | None = None,
+    tests_per_problem: int = 4,
 ) -> Iterator[dict[str, Any]]:
     """`n` problems in Triad's format, cycling through `families`; the same seed gives the same file."""
     for family in families:
@@ -214,11 +191,8 @@ def generate(
         family = families[i % len(families)]
         template = rng.choice(_templates(family, rng))
         name = f"{template.name}_{i}"
-        doc = (
-            teacher.complete(f"Reword, keeping the meaning exactly: {template.doc}")
-            if teacher
-            else template.doc
-        )
+        # A reworded docstring stays one line; an empty answer keeps the template's.
+        doc = (" ".join(reword(template.doc).split()) if reword else "") or template.doc
         doc = doc.replace('"""', "'''").replace("\\", "\\\\")
         cases, asserts = set(), []
         for _ in range(tests_per_problem * 3):

@@ -59,6 +59,9 @@ class ParsedProblem:
     reasoning: str = ""
     stop: tuple[str, ...] = ()
     verifier: str = ""  # the problem's own reward(candidate, problem), over the run's (docs/datasets.md)
+    kind: str = "function"  # or "program": a whole program run on `cases` (stdin, expected stdout)
+    cases: tuple[tuple[str, str], ...] = ()
+    compare: str = ""  # programs: "exact" | "whitespace" | "float"; "" = "whitespace"
 
 
 @dataclass(frozen=True)
