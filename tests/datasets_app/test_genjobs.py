@@ -9,7 +9,6 @@ import threading
 from collections import Counter
 
 import pytest
-from datasets_app.loopback_teacher import LoopbackTeacher, scripted_problems
 from django.db import connection
 
 from datasets_app.genjob_params import GenerationParams, ParamsError
@@ -21,6 +20,7 @@ from datasets_app.genjobs import (
     generation_jobs_resume,
     generation_sandbox_run,
 )
+from datasets_app.loopback_teacher import LoopbackTeacher, scripted_problems
 from datasets_app.models import CandidateStatus, DatasetVersion, GenerationJob, GenerationStatus
 from tests.factories import DatasetFactory, DatasetVersionFactory, TeamFactory, UserFactory
 
