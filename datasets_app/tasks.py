@@ -1,9 +1,12 @@
 """Celery tasks of datasets: verification chunks and analysis on the sandbox queue, and the reaper of
 verifications that never reached the broker. Thin: they call services, imported lazily."""
 
+import logging
 from typing import Any
 
 from celery import shared_task
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="datasets.verify_chunk", bind=True, acks_late=True, ignore_result=True, max_retries=3)
@@ -73,6 +76,10 @@ def generation_sandbox_task(self: Any, job_id: int, batch: dict[str, Any]) -> in
             queue = (self.request.delivery_info or {}).get("routing_key")
             raise self.retry(countdown=5, queue=queue) from None
         reason = f"the sandbox on {self.request.hostname or 'this worker'} refused to run code: {exc}"
+        stored = generation_sandbox_give_up(job_id=job_id, batch=batch, reason=reason)
+    except Exception as exc:  # an item this node's sandbox cannot take: its candidates end sandbox_error
+        logger.exception("generation job %s: sandbox batch failed", job_id)
+        reason = f"the sandbox task failed: {type(exc).__name__}: {exc}"
         stored = generation_sandbox_give_up(job_id=job_id, batch=batch, reason=reason)
     enqueue_step(job_id)
     return stored
