@@ -3,6 +3,7 @@
 real gate and the real sandbox. Celery's transport is left out here (tests/e2e/test_generation_browser.py
 has a real worker); `drive` does what the two tasks do with each step's answer."""
 
+import dataclasses
 import json
 import logging
 import threading
@@ -21,8 +22,9 @@ from datasets_app.genjobs import (
     generation_sandbox_run,
 )
 from datasets_app.loopback_teacher import LoopbackTeacher, scripted_problems
-from datasets_app.models import CandidateStatus, DatasetVersion, GenerationJob, GenerationStatus
+from datasets_app.models import CandidateStatus, DatasetVersion, GenerationJob, GenerationStatus, Problem
 from tests.factories import DatasetFactory, DatasetVersionFactory, TeamFactory, UserFactory
+from workers.sandbox import Item
 
 KEY = "sk-test-Very5ecretKey-9f8e7d"
 
@@ -139,6 +141,22 @@ def test_a_job_over_every_kind_of_reply_ends_with_the_right_counts_and_reasons(
     assert set(version.problems.values_list("status", flat=True)) == {"verified"}
     # and the key went to the teacher (which checks it), and nowhere into the logs
     assert KEY not in caplog.text
+
+
+PROGRAMS = "cases" in {f.name for f in Problem._meta.get_fields()} and "kind" in {
+    f.name for f in dataclasses.fields(Item)
+}
+
+
+@pytest.mark.skipif(not PROGRAMS, reason="needs program problems and their sandbox (contract §1, §2)")
+def test_a_program_job_versions_stdin_stdout_problems_with_their_cases(member, dataset, quick):
+    user, _ = member
+    with LoopbackTeacher(scripted_problems(["good_program", "good_program"])) as teacher:
+        job = drive(launch(user, dataset, teacher, count=2, kind="program").pk)
+    assert job.status == GenerationStatus.SUCCEEDED, (job.error, job.rejected_by_reason)
+    problems = list(job.result_version.problems.all())
+    assert [p.kind for p in problems] == ["program", "program"]
+    assert all(p.cases and set(p.cases[0]) == {"input", "output"} and p.entry_point == "" for p in problems)
 
 
 def test_the_api_key_is_stored_encrypted_and_never_shown(member, dataset, client, quick):
