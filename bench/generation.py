@@ -1,6 +1,6 @@
 """The generation gate's figures (see docs/benchmarks.md, "Generation gate").
 
-    .venv/bin/python bench/generation.py [--corpus 100000] [--queries 1000] [--problems 24] [--rounds 3]
+    .venv/bin/python bench/generation.py [--corpus 100000] [--queries 1000] [--problems 24] [--rounds 5]
 
 - ``dedup_ms_p99``: one candidate's query (its MinHash signature, the LSH lookup, the scoring) against
   a ``DedupIndex`` of ``--corpus`` problems in memory, goal < 5 ms. The corpus: the bundled demo problems,
@@ -200,7 +200,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--problems", type=int, default=24)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--timeout-s", type=float, default=10.0)
     parser.add_argument("--job-count", type=int, default=40, help="the job's count (0: no job)")

@@ -15,6 +15,7 @@ entry, ~45 MB for 100k.
 
 from __future__ import annotations
 
+import math
 import re
 import zlib
 from collections import defaultdict
@@ -154,38 +155,50 @@ class DedupIndex:
             self._compact()
 
     def _candidates(self, sig: np.ndarray) -> np.ndarray:
+        """The rows sharing at least one band with sig, ascending."""
         keys = band_keys(sig[None, :])[0]
-        found: list[np.ndarray] = []
+        # A mask over the rows, not np.unique of the buckets: a text like many others (template-made
+        # problems) has buckets of thousands, and sorting them costs more than one pass over the mask.
+        mask = np.zeros(self._count, dtype=bool)
         for band in range(BANDS):
-            sorted_keys, rows = (
-                self._sorted[band] if self._sorted else (np.zeros(0, np.uint64), np.zeros(0, np.int64))
-            )
-            lo = np.searchsorted(sorted_keys, keys[band], side="left")
-            hi = np.searchsorted(sorted_keys, keys[band], side="right")
-            if hi > lo:
-                found.append(rows[lo:hi])
+            if self._sorted:
+                sorted_keys, rows = self._sorted[band]
+                lo = np.searchsorted(sorted_keys, keys[band], side="left")
+                hi = np.searchsorted(sorted_keys, keys[band], side="right")
+                if hi > lo:
+                    mask[rows[lo:hi]] = True
             extra = self._pending[band].get(int(keys[band]))
             if extra:
-                found.append(np.asarray(extra, dtype=np.int64))
-        if not found:
-            return np.zeros(0, dtype=np.int64)
-        return np.unique(np.concatenate(found))
+                mask[extra] = True
+        found: np.ndarray = np.flatnonzero(mask)
+        return found
 
-    def scores(self, text: str) -> list[tuple[int, float]]:
-        """(row, estimated Jaccard) for every LSH candidate of text, best first, then by row."""
+    def _hits(self, text: str, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, positions in agreement) of the LSH candidates at or above threshold, best first, then
+        by row; all in numpy (a template-made text can have hundreds of hits)."""
         sig = signature(text)
-        if not sig.any():
-            return []
-        rows = self._candidates(sig)
+        rows = self._candidates(sig) if sig.any() else np.zeros(0, dtype=np.int64)
         if rows.size == 0:
-            return []
-        similar = (self._sigs[rows] == sig).mean(axis=1)
-        order = np.lexsort((rows, -similar))
-        return [(int(rows[i]), float(similar[i])) for i in order]
+            return rows, rows
+        equal = np.count_nonzero(self._sigs[rows] == sig, axis=1)
+        keep = equal >= math.ceil(threshold * PERMUTATIONS - 1e-9)
+        rows, equal = rows[keep], equal[keep]
+        order = np.lexsort((rows, -equal))
+        return rows[order], equal[order]
+
+    def scores(self, text: str, *, threshold: float = 0.0) -> list[tuple[int, float]]:
+        """(row, estimated Jaccard) for the LSH candidates of text at or above threshold, best first,
+        then by row."""
+        rows, equal = self._hits(text, threshold)
+        return list(zip(rows.tolist(), (equal / PERMUTATIONS).tolist(), strict=True))
 
     def query(self, text: str, *, threshold: float = NEAR_DUPLICATE_JACCARD) -> list[tuple[str, float]]:
         """Keys whose estimated Jaccard similarity with text is >= threshold, best first."""
-        return [(self.keys[row], round(score, 3)) for row, score in self.scores(text) if score >= threshold]
+        rows, equal = self._hits(text, threshold)
+        keys = self.keys
+        return list(
+            zip([keys[r] for r in rows.tolist()], np.round(equal / PERMUTATIONS, 3).tolist(), strict=True)
+        )
 
     def exact(self, text: str) -> str | None:
         """The first key whose normalised text equals text's, or None."""

@@ -132,21 +132,24 @@ class Gate:
         return None
 
     # --- 2 and 3. the sandbox --------------------------------------------------------------------------
-    def mutants_of(self, problem: Any, key: str) -> list[Mutant]:
-        if key not in self._mutants:
-            self._mutants[key] = mutants(reference_source(problem), limit=self.mutant_limit)
-        return self._mutants[key]
+    def mutants_of(self, problem: Any) -> list[Mutant]:
+        """The reference's mutants (deterministic), kept from sandbox_items until decide."""
+        source = reference_source(problem)
+        if source not in self._mutants:
+            self._mutants[source] = mutants(source, limit=self.mutant_limit)
+        return self._mutants[source]
 
     def sandbox_items(self, problem: Any, key: str) -> list[dict[str, Any]]:
         """The reference run, its ``reruns`` re-runs, then the one mutant item (CLI item dicts)."""
         code = reference_source(problem)
+        label = "".join(ch for ch in key if ch.isprintable())  # no line break may end the comment early
         items = []
         for run in range(1 + self.reruns):
             # A comment makes each run a distinct item: the sandbox's result cache must not answer a
             # re-run with the first run's verdict.
             item: dict[str, Any] = {
                 "id": f"{key}#ref{run}",
-                "code": f"{code}\n# triad gate: {key} run {run}\n",
+                "code": f"{code}\n# triad gate: {label} run {run}\n",
                 "tests": problem.tests,
                 "entry_point": problem.entry_point,
             }
@@ -163,7 +166,7 @@ class Gate:
         items.append(
             mutant_item(
                 problem,
-                self.mutants_of(problem, key),
+                self.mutants_of(problem),
                 item_id=f"{key}#mutants",
                 budget_s=budget,
                 per_mutant_s=min(2.0, budget / 2),
@@ -206,7 +209,8 @@ class Gate:
                 f"(another ended {failed.get('error_class')}).",
                 cpu_ms=cpu_ms,
             )
-        found = self.mutants_of(problem, key)
+        found = self.mutants_of(problem)
+        self._mutants.pop(reference_source(problem), None)
         report = mutation_score(harness, found)
         if report.error:
             return _reject("sandbox_error", report.error[0].upper() + report.error[1:] + ".", cpu_ms=cpu_ms)

@@ -20,7 +20,12 @@ from __future__ import annotations
 import ast
 import json
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any
+
+from workers.sandbox import compare
+from workers.sandbox.compare import DEFAULT_FLOAT_TOL
 
 DEFAULT_LIMIT = 12
 _KINDS = ("operator", "comparison", "boolean", "constant", "branch", "return")
@@ -250,31 +255,13 @@ def mutants(source: str, *, limit: int = DEFAULT_LIMIT) -> list[Mutant]:
 # Runs inside the sandbox, as the item's code: standard library only. Its constants are filled in by
 # mutant_item as JSON (parsed inside, so no source text is ever pasted into code).
 _HARNESS = r'''
-import io, json, os, sys, time
+import io, json, os, select, sys, time
 
 _CONFIG = json.loads(__CONFIG__)
 
 
-def _same(actual, expected, compare, tol):
-    if compare == "exact":
-        a = actual.replace("\r\n", "\n")
-        e = expected.replace("\r\n", "\n")
-        return (a[:-1] if a.endswith("\n") else a) == (e[:-1] if e.endswith("\n") else e)
-    a, e = actual.split(), expected.split()
-    if len(a) != len(e):
-        return False
-    for x, y in zip(a, e):
-        if x == y:
-            continue
-        if compare != "float":
-            return False
-        try:
-            fx, fy = float(x), float(y)
-        except ValueError:
-            return False
-        if not (abs(fx - fy) <= tol or abs(fx - fy) <= tol * max(abs(fx), abs(fy))):
-            return False
-    return True
+_COMPARE = {}
+exec(_CONFIG["compare_source"], _COMPARE)  # the sandbox's own comparison (workers/sandbox/compare.py)
 
 
 def _program_passes(code, case):
@@ -290,7 +277,7 @@ def _program_passes(code, case):
         sys.stdin, sys.stdout = sys.__stdin__, sys.__stdout__
     stdout.flush()
     actual = stdout.buffer.getvalue().decode("utf-8", "replace")
-    return _same(actual, case["output"], _CONFIG["compare"], _CONFIG["float_tol"])
+    return _COMPARE["same_output"](case["output"], actual, _CONFIG["compare"], _CONFIG["float_tol"])
 
 
 def _passes(source):
@@ -337,23 +324,19 @@ def _trial(source, limit):
             pass
         os._exit(0)
     os.close(w)
-    pause = 0.0005
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() - start > limit:
-            for kill in (lambda: os.killpg(pid, 9), lambda: os.kill(pid, 9)):
-                try:
-                    kill()
-                except OSError:
-                    pass
-            os.waitpid(pid, 0)
-            os.close(r)
-            return "timeout", time.monotonic() - start
-        time.sleep(pause)
-        pause = min(pause * 2, 0.01)
+    # The pipe turns readable when the child writes its verdict or exits (however it exits).
+    ready, _, _ = select.select([r], [], [], limit)
+    if not ready:
+        for kill in (lambda: os.killpg(pid, 9), lambda: os.kill(pid, 9)):
+            try:
+                kill()
+            except OSError:
+                pass
+        os.waitpid(pid, 0)
+        os.close(r)
+        return "timeout", time.monotonic() - start
     said = os.read(r, 1)
+    os.waitpid(pid, 0)
     os.close(r)
     return ("survived" if said == b"S" else "killed"), time.monotonic() - start
 
@@ -406,13 +389,19 @@ def mutant_item(
         "entry_point": problem.entry_point,
         "cases": [{"input": i, "output": o} for i, o in _cases(problem)],
         "compare": getattr(problem, "compare", "") or "whitespace",
-        "float_tol": 1e-6,
+        "float_tol": DEFAULT_FLOAT_TOL,
+        "compare_source": _compare_source() if kind == "program" else "",
         "budget_s": budget_s,
         "per_mutant_s": per_mutant_s,
         "floor_s": floor_s,
     }
     code = _HARNESS.replace("__CONFIG__", repr(json.dumps(config)), 1)
     return {"id": item_id, "code": code, "tests": "assert True", "entry_point": ""}
+
+
+@cache
+def _compare_source() -> str:
+    return Path(compare.__file__).read_text(encoding="utf-8")
 
 
 def reference_source(problem: Any) -> str:

@@ -43,3 +43,19 @@ def sandbox(limits: dict[str, Any]):
         return [r.to_dict() for r in results]
 
     return run
+
+
+def as_program(problem: ParsedProblem, *, cases: list[tuple[str, str]], compare: str) -> Any:
+    """A program problem, whether or not ParsedProblem has the program fields yet (contract §1)."""
+    names = {f.name for f in dataclasses.fields(problem)}
+    if "kind" in names:
+        return dataclasses.replace(problem, kind="program", cases=tuple(cases), compare=compare)  # type: ignore[call-arg]
+    return _Program(problem, tuple(cases), compare)
+
+
+class _Program:
+    def __init__(self, base: ParsedProblem, cases: tuple[tuple[str, str], ...], compare: str) -> None:
+        self._base, self.cases, self.compare, self.kind = base, cases, compare, "program"
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._base, name)

@@ -1,16 +1,13 @@
 """The generation gate, end to end on the real sandbox: each rejection reason, and acceptance."""
 
-import dataclasses
-
 import pytest
 
 from datasets_app.corpus import corpus_cache_clear, humaneval_entries, team_corpus
 from datasets_app.dedup import DedupIndex
 from datasets_app.gate import REJECT_REASONS, Gate
-from tests.datasets_app.gate_helpers import CLAMP_TESTS, clamp, sandbox
+from tests.datasets_app.gate_helpers import CLAMP_TESTS, as_program, clamp, sandbox
 from tests.datasets_app.test_dedup import _humaneval
 from tests.factories import DatasetFactory, DatasetVersionFactory, ProblemFactory, TeamFactory, UserFactory
-from workers.sandbox import Item
 
 
 def _gate(**options) -> Gate:
@@ -87,8 +84,8 @@ def test_an_accepted_problem_is_in_the_corpus_for_later_candidates_which_run_not
 
 
 def test_a_reference_whose_verdict_changes_between_identical_runs_is_flaky():
-    # a coin flip per run: with 12 identical runs, all alike has a chance of 2 in 4096
-    gate = _gate(timeout_s=5, reruns=11)
+    # a coin flip per run: with 16 identical runs, all alike has a chance of 2 in 65,536
+    gate = _gate(timeout_s=5, reruns=15)
     coin = clamp(
         prompt="import os\n\nCOIN = os.urandom(1)[0] & 1  # once per run\n\ndef clamp(x, lo, hi):\n",
         solution="    return min(max(x, lo), hi) + COIN\n",
@@ -121,29 +118,29 @@ def test_a_sandbox_failure_is_not_the_problems_fault():
     assert verdict.reason == "sandbox_error" and "bwrap: no" in verdict.detail
 
 
-@pytest.mark.skipif(
-    "kind" not in {f.name for f in dataclasses.fields(Item)}, reason="needs the program sandbox (contract §2)"
-)
 def test_a_program_problem_is_gated_on_its_cases():
-    from datasets_app.parsing import ParsedProblem
-
     gate = _gate(timeout_s=5)
-    base = ParsedProblem(
+    base = clamp(
         task_id="p/0",
         prompt="Print the larger of two integers, then their sum.",
         entry_point="",
         tests="",
         solution="a, b = map(int, input().split())\nprint(a if a > b else b)\nprint(a + b)\n",
     )
-    good = dataclasses.replace(base, kind="program", cases=(("2 3\n", "3\n5\n"), ("7 -1\n", "7\n6\n")))
-    wrong = dataclasses.replace(
-        good, task_id="p/1", prompt="Print the smaller, then the sum.", cases=(("2 3\n", "2\n5\n"),)
+    good = as_program(base, cases=[("2 3\n", "3\n5\n"), ("7 -1\n", "7\n6\n")], compare="whitespace")
+    wrong = as_program(
+        clamp(
+            task_id="p/1", prompt="Print the smaller of the two, then the product.", solution=base.solution
+        ),
+        cases=[("2 3\n", "2\n6\n")],
+        compare="exact",
     )
 
     ok, bad = gate.check([good, wrong], sandbox(gate.limits))
 
-    assert ok.accepted and ok.mutation_score is not None and ok.mutation_score >= 0.5
-    assert bad.reason == "reference_fails"
+    # the '>' -> '>=' mutant is equivalent on these cases (a == b never happens): 2 of 3 killed
+    assert ok.accepted and ok.mutation_score == round(2 / 3, 4) and ok.survivors == ("line 2: '>' -> '>='",)
+    assert bad.reason == "reference_fails" and "wrong_answer" in bad.detail and "case 0" in bad.detail
 
 
 @pytest.mark.django_db

@@ -3,7 +3,7 @@
 import ast
 
 from datasets_app.mutants import mutant_item, mutants, mutation_score
-from tests.datasets_app.gate_helpers import CLAMP_PROMPT, CLAMP_SOLUTION, clamp, sandbox
+from tests.datasets_app.gate_helpers import CLAMP_PROMPT, CLAMP_SOLUTION, as_program, clamp, sandbox
 
 SOURCE = (
     "def f(xs, k):\n"
@@ -97,7 +97,7 @@ def test_program_mutants_run_on_the_cases_with_the_comparison():
         tests="",
         solution="a, b = map(int, input().split())\nprint(a + b)\nprint(a if a > b else b)\n",
     )
-    program = _as_program(program, cases=[("2 3\n", "5\n3\n"), ("7 -1\n", "6  \n7")], compare="whitespace")
+    program = as_program(program, cases=[("2 3\n", "5\n3\n"), ("7 -1\n", "6  \n7")], compare="whitespace")
     found = mutants(program.solution)
 
     (result,) = sandbox({"timeout_s": 10})([mutant_item(program, found, item_id="prog")])
@@ -111,21 +111,3 @@ def test_a_result_without_the_harness_line_has_no_score():
     report = mutation_score({"stdout": "hello\n", "error_class": "timeout"}, mutants(SOURCE))
 
     assert report.total == 0 and "did not report (timeout)" in report.error
-
-
-def _as_program(problem, *, cases, compare):
-    """A program problem, whether or not ParsedProblem has the program fields yet (contract §1)."""
-    import dataclasses
-
-    names = {f.name for f in dataclasses.fields(problem)}
-    if "kind" in names:
-        return dataclasses.replace(problem, kind="program", cases=tuple(cases), compare=compare)
-    return _Program(problem, tuple(cases), compare)
-
-
-class _Program:
-    def __init__(self, base, cases, compare):
-        self._base, self.cases, self.compare, self.kind = base, cases, compare, "program"
-
-    def __getattr__(self, name):
-        return getattr(self._base, name)

@@ -2,6 +2,7 @@
 loopback server (datasets_app/loopback_teacher.py): every scripted reply of issue #22 ends where it
 should — a problem, a rejection with its reason, or a TeacherError of the right kind."""
 
+import email.utils
 import json
 import logging
 import time
@@ -145,6 +146,17 @@ def test_a_429_is_rate_limited_with_the_servers_retry_after():
 
     assert raised.value.kind == "rate_limited" and raised.value.retry_after_s == 7.0
     assert len(server.requests) == 1  # max_retries=0: the job decides when to ask again
+
+
+def test_a_retry_after_given_as_an_http_date_is_counted_in_seconds_from_now():
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    with (
+        LoopbackTeacher([{"status": 429, "retry_after": when}]) as server,
+        pytest.raises(TeacherError) as raised,
+    ):
+        ask(server)
+
+    assert raised.value.kind == "rate_limited" and 25 <= raised.value.retry_after_s <= 31
 
 
 def test_a_reply_slower_than_the_client_timeout_is_a_timeout():

@@ -1,7 +1,9 @@
 """CLI: ``python -m workers.sandbox [--backend B] [--workers N] [--mode cold|warm] < batch.json``.
 
 Reads ``{"limits": {...}, "items": [{"id", "code", "tests", "entry_point"}]}`` on stdin (an item may
-also carry a ``verifier`` and the ``task_id`` and ``prompt`` it is given, see docs/sandbox.md), writes
+also carry a ``verifier`` and the ``task_id`` and ``prompt`` it is given; a program item has ``"kind":
+"program"``, ``cases`` [{"input", "output"}], optionally ``compare``, ``float_tol`` and
+``stop_at_first_failure``, and no tests, see docs/sandbox.md), writes
 ``{"results": [...]}`` on stdout, one per item, in order. Bad input: exit status 2 and one line on
 stderr naming the item index and the field. Where isolation does not work: exit status 1 and
 ``sandbox unavailable: <why and what to install>`` on stderr; nothing runs.
@@ -46,17 +48,52 @@ def parse_batch(doc: Any) -> tuple[Limits, list[Item]]:
     for i, raw in enumerate(raw_items):
         if not isinstance(raw, dict):
             raise BadInput(f"items[{i}]: must be an object")
-        fields: dict[str, str] = {}
-        for name in ("id", "code", "tests", "entry_point", "verifier", "task_id", "prompt"):
+        program = raw.get("kind") == "program"
+        fields: dict[str, Any] = {}
+        for name in (
+            "id",
+            "code",
+            "tests",
+            "entry_point",
+            "verifier",
+            "task_id",
+            "prompt",
+            "kind",
+            "compare",
+        ):
             if name not in raw:
-                if name not in ("id", "code", "tests"):
+                if name not in ("id", "code", "tests") or (program and name == "tests"):
                     continue
                 raise BadInput(f"items[{i}].{name}: missing")
             if not isinstance(raw[name], str):
                 raise BadInput(f"items[{i}].{name}: must be a string")
             fields[name] = raw[name]
-        items.append(Item(**fields))
+        fields.setdefault("tests", "")
+        fields.update(_program_fields(raw, i))
+        try:
+            items.append(Item(**fields))
+        except ValueError as e:
+            raise BadInput(f"items[{i}].{e}") from None
     return limits, items
+
+
+def _program_fields(raw: dict[str, Any], i: int) -> dict[str, Any]:
+    """An item's optional program fields (cases, float_tol, stop_at_first_failure), type-checked."""
+    fields: dict[str, Any] = {}
+    if "cases" in raw:
+        if not isinstance(raw["cases"], list):
+            raise BadInput(f"items[{i}].cases: must be a list of {{input, output}} objects")
+        fields["cases"] = raw["cases"]
+    if "float_tol" in raw:
+        tol = raw["float_tol"]
+        if isinstance(tol, bool) or not isinstance(tol, (int, float)):
+            raise BadInput(f"items[{i}].float_tol: must be a number")
+        fields["float_tol"] = float(tol)
+    if "stop_at_first_failure" in raw:
+        if not isinstance(raw["stop_at_first_failure"], bool):
+            raise BadInput(f"items[{i}].stop_at_first_failure: must be true or false")
+        fields["stop_at_first_failure"] = raw["stop_at_first_failure"]
+    return fields
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -64,7 +64,19 @@ class ResultCache:
         h = hashlib.sha256()
         # The verifier's problem matters only with a verifier: without one, the key is as it was.
         custom = (item.verifier, item.task_id, item.prompt) if item.verifier else ()
-        for part in (item.code, item.tests, item.entry_point, *custom, repr(limits), backend):
+        # A program's cases matter only for programs: a function's key is as it was.
+        program = (
+            (
+                item.kind,
+                repr(item.cases),
+                item.compare,
+                repr(item.float_tol),
+                repr(item.stop_at_first_failure),
+            )
+            if item.is_program
+            else ()
+        )
+        for part in (item.code, item.tests, item.entry_point, *custom, *program, repr(limits), backend):
             data = part.encode("utf-8", "surrogatepass")
             h.update(len(data).to_bytes(8, "little"))
             h.update(data)

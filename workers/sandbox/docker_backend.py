@@ -22,7 +22,7 @@ import time
 from functools import cache
 from typing import Any
 
-from .payload import BOOTSTRAP, CHILD_ENV, PYTHON_FLAGS, RUNNER_SOURCE, item_stdin
+from .payload import BOOTSTRAP, CHILD_ENV, PYTHON_FLAGS, RUNNER_SOURCE, item_stdin, watch_limits
 from .types import Item, Limits, Result
 from .verdict import STARTUP_GRACE_S, classify, infra
 
@@ -97,7 +97,7 @@ def execute(item: Item, limits: Limits) -> Result:
         with contextlib.suppress(OSError):
             raw.shutdown(socket.SHUT_WR)
         reason = ""
-        deadline = STARTUP_GRACE_S + limits.timeout_s
+        deadline = STARTUP_GRACE_S + watch_limits(item, limits).timeout_s
         try:
             status = int(container.wait(timeout=deadline).get("StatusCode", -1))
         except Exception:  # requests' ReadTimeout / ConnectionError: the item ran out of time

@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 from pathlib import Path
 
-from . import runner
+from . import compare, runner
 from .types import Item, Limits, Result
-from .verdict import infra
+from .verdict import case_entry, infra
 
 CHILD_ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -46,6 +46,12 @@ BOOTSTRAP = (
     "exec(r, {'__name__': '__main__', '__builtins__': __builtins__, '_PAYLOAD': p})\n"
 )
 RESOURCE_PATH = str(getattr(resource, "__file__", "") or "")  # the runner loads it from its file
+# The comparisons (compare.py), for the judge of a program item: compiled here (docker: the source).
+COMPARE_SOURCE = Path(compare.__file__).read_text(encoding="utf-8")
+COMPARE_CODE = marshal.dumps(compile(COMPARE_SOURCE, "<compare>", "exec", optimize=2))
+# Beyond a program's own time limit per case, what the parent allows each case for starting an
+# interpreter and the judge's work, before it gives up on the whole item (the judge times each case).
+PROGRAM_CASE_SLACK_S = 1.0
 
 
 @cache
@@ -121,6 +127,8 @@ def prepare(item: Item, start: float) -> Prepared | Result:
     Compiling is not running: the parser has fixed limits of its own, and it spares every
     sandbox the first ``compile`` of a process (see ``runner.compile_candidate``).
     """
+    if item.is_program:
+        return prepare_program(item, start)
     problem, tests, total = prepared_tests(item.tests, item.entry_point)
     if problem is not None:
         return replace(infra(item, start, problem[1]), exception_type=problem[0])
@@ -143,6 +151,47 @@ def prepare(item: Item, start: float) -> Prepared | Result:
     )
 
 
+def prepare_program(item: Item, start: float) -> Prepared | Result:
+    """A program item made ready: only checked to compile (each case's interpreter compiles it
+    again, from the source); one that does not compile fails every case with ``syntax_error``."""
+    if len(item.code) > HOST_COMPILE_MAX:
+        return Prepared(None, b"")
+    _, failed = runner.compile_candidate(item.code)
+    if failed is None:
+        return Prepared(None, b"")
+    error_class, name, text = failed
+    n = len(item.cases)
+    cases = [
+        case_entry(
+            item,
+            i,
+            {"outcome": error_class, "duration_ms": 0, "actual": "", "stderr": text if i == 0 else ""},
+        )
+        for i in range(n)
+    ]
+    return Result(
+        id=item.id,
+        passed=False,
+        error_class=error_class,
+        tests_passed=0,
+        tests_total=n,
+        duration_ms=int((time.monotonic() - start) * 1000),
+        stdout="",
+        stderr=text,
+        exception_type=name,
+        failing_test="case 0",
+        cases=cases,
+    )
+
+
+def watch_limits(item: Item, limits: Limits) -> Limits:
+    """The limits the parent watches a runner with: a program item's time limit is per case, so the
+    whole item gets each case's time and slack."""
+    if not item.is_program:
+        return limits
+    return replace(limits, timeout_s=len(item.cases) * (limits.timeout_s + PROGRAM_CASE_SLACK_S))
+
+
 def item_stdin(
     item: Item,
     limits: Limits,
@@ -155,12 +204,13 @@ def item_stdin(
     """What the runner reads on stdin for one item, and the item's fresh nonce.
 
     First the part the candidate process may see (a 4-byte length, then ``marshal((runner_code,
-    (code, compiled code, timeout_s, memory_mb, uid, resource path, cpus, cgroup fds)))``;
+    (code, compiled code, timeout_s, memory_mb, uid, resource path, cpus, cgroup fds, is program)))``;
     runner_code is None for a warm zygote, which has it; cpus, when not empty, is the CPU set the
     judge moves to before it forks the candidate; cgroup_fds, the slot cgroup's ``cgroup.procs``
     descriptors that the judge joins first, see cgroup.py), then the part only the judge reads,
     after it has forked the candidate: ``marshal((nonce, tests, entry_point, output_bytes, custom))``,
-    custom the item's verifier (``verifier_part``) or None.
+    custom the item's verifier (``verifier_part``) or None. For a program item, tests is
+    ``(comparisons' code, cases, compare, float_tol, stop_at_first_failure)`` (runner.run_program).
     Without ``ready`` (docker: the image's Python may differ from ours) the code and the tests go
     as source.
     """
@@ -168,7 +218,17 @@ def item_stdin(
     resource_path = RESOURCE_PATH if ready is not None else ""
     limits_part = (float(limits.timeout_s), int(limits.memory_mb), uid, resource_path, cpus, cgroup_fds)
     compiled = ready.code if ready is not None else None
-    public = marshal.dumps((runner_code, (item.code, compiled, *limits_part)))
+    public = marshal.dumps((runner_code, (item.code, compiled, *limits_part, item.is_program)))
+    if item.is_program:  # the cases' expected outputs are the secret: only the judge sees them
+        program = (
+            COMPARE_CODE if ready is not None else COMPARE_SOURCE,
+            tuple(item.cases),
+            item.compare,
+            float(item.float_tol),
+            bool(item.stop_at_first_failure),
+        )
+        secret = marshal.dumps((nonce, program, "", int(limits.output_bytes), None))
+        return len(public).to_bytes(4, "big") + public + secret, nonce
     tests: bytes | str = ready.tests if ready is not None else item.tests
     custom = verifier_part(item, ready is not None)
     secret = marshal.dumps((nonce, tests, item.entry_point, int(limits.output_bytes), custom))

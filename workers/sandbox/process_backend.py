@@ -33,6 +33,7 @@ from .payload import (
     item_stdin,
     prepare,
     python_executable,
+    watch_limits,
 )
 from .types import Item, Limits, Result
 from .verdict import classify, infra, watch
@@ -176,7 +177,13 @@ def _execute_in(
             write_stdin(proc.stdin.fileno(), stdin)
             proc.stdin.close()
             out, err, raw, reason = _watch_process(
-                proc.pid, proc.stdout.fileno(), proc.stderr.fileno(), r_fd, limits, nonce, cg
+                proc.pid,
+                proc.stdout.fileno(),
+                proc.stderr.fileno(),
+                r_fd,
+                watch_limits(item, limits),
+                nonce,
+                cg,
             )
             returncode = proc.wait()
             return classify(item, limits, backend, out, err, raw, nonce, reason, returncode, start)

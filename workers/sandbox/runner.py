@@ -1002,13 +1002,15 @@ def _custom_score(
 
 
 def _json(value: Any) -> str:
-    """A tiny JSON encoder for the verdict (str, int, bool values), ASCII only."""
+    """A tiny JSON encoder for the verdict (str, int, bool values, lists and dicts of them), ASCII only."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
     if isinstance(value, dict):
         return "{" + ",".join(_json(str(k)) + ":" + _json(v) for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_json(v) for v in value) + "]"
     s = str(value)
     if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
         return '"' + s + '"'
@@ -1098,7 +1100,7 @@ def run_item(public: tuple[Any, ...], vfd: int, clean_up: bool = False) -> None:
     clean_up (warm mode): then, as the slot uid, kill every process of that uid and empty /tmp;
     exit 0 only when that worked (the zygote checks again, and cleans up itself otherwise).
     """
-    code, compiled, timeout_s, memory_mb, uid, resource_path, cpus, cgroup_fds = public
+    code, compiled, timeout_s, memory_mb, uid, resource_path, cpus, cgroup_fds, program = public
     _join_cgroup(cgroup_fds)
     if cpus:  # warm mode: the CPU of the parent's thread, not the one the zygote was started on
         try:  # noqa: SIM105 — contextlib is one import more for every sandbox
@@ -1106,6 +1108,8 @@ def run_item(public: tuple[Any, ...], vfd: int, clean_up: bool = False) -> None:
         except OSError:
             pass
     _set_limits(_resource(resource_path), timeout_s, memory_mb)
+    if program:
+        _judge_program(code, timeout_s, uid, vfd, clean_up)
     to_candidate, to_judge = posix.pipe(), posix.pipe()
     pid = posix.fork()
     if pid == 0:  # the candidate process: no secret, no verdict descriptor, its own uid
@@ -1158,6 +1162,11 @@ def run_item(public: tuple[Any, ...], vfd: int, clean_up: bool = False) -> None:
     _flush()
     verdict["traceback"] = verdict["traceback"][:max_text]
     verdict["failing_test"] = verdict["failing_test"][:max_text]
+    _finish(verdict, nonce, vfd, uid, clean_up)
+
+
+def _finish(verdict: dict[str, Any], nonce: str, vfd: int, uid: int, clean_up: bool) -> None:
+    """Write the verdict with its nonce; in warm mode clean up as the slot uid; never returns."""
     verdict["nonce"] = nonce
     _write_all(vfd, b"\n" + _json(verdict).encode() + b"\n")
     if clean_up and uid >= 0:
@@ -1167,6 +1176,192 @@ def run_item(public: tuple[Any, ...], vfd: int, clean_up: bool = False) -> None:
         except BaseException:
             _exit(2)
     _exit(0)
+
+
+# --- program items: the judge runs the program once per case --------------------------------------
+
+# What each case's interpreter runs (``python -S -s -B -P -c``): the program's source, read from
+# descriptor 3 (a memfd of the judge's, closed before the program starts), run as ``__main__``.
+# exec replaced the judge's memory, so nothing of the judge (the expected outputs, the nonce) is
+# in the program's process; its stdin, stdout and stderr are memfds of its own.
+_PROGRAM_BOOT = (
+    "import posix\n"
+    "b = b''\n"
+    "while c := posix.pread(3, 1 << 20, len(b)):\n"
+    "    b += c\n"
+    "posix.close(3)\n"
+    "import sys\n"
+    "sys.argv[:] = ['main.py']\n"
+    "c = compile(b, '<program>', 'exec', dont_inherit=True)\n"
+    "del b\n"
+    "exec(c, {'__name__': '__main__', '__builtins__': __builtins__})\n"
+)
+_SIGKILL, _SIGXCPU, _SIGXFSZ = 9, 24, 25  # Linux's numbers, without importing signal
+
+
+def _memfd(name: str, data: bytes) -> int:
+    fd = posix.memfd_create(name, 1)  # MFD_CLOEXEC: only the case's child gets it, by dup2
+    _write_all(fd, data)
+    posix.lseek(fd, 0, 0)
+    return fd
+
+
+def _read_fd(fd: int, cap: int) -> tuple[bytes, bool]:
+    """(up to cap bytes of what was written to the memfd, whether there was more)."""
+    size = posix.fstat(fd).st_size
+    data = bytearray()
+    while len(data) < min(size, cap):
+        chunk = posix.pread(fd, min(size, cap) - len(data), len(data))
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data), size > cap
+
+
+def _outcome(status: int, timed_out: bool, over: bool, err: bytes) -> tuple[str, str]:
+    """(error class, what happened) of one run of the program, before its output is compared."""
+    if timed_out:
+        return "timeout", "the program ran past its time limit"
+    code = posix.waitstatus_to_exitcode(status)
+    if code == -_SIGXCPU:
+        return "timeout", "the program ran past its CPU time limit"
+    if over or code == -_SIGXFSZ:
+        return "output_limit", "the program's output exceeded the limit"
+    if code == -_SIGKILL:  # not by the judge: the memory cgroup's OOM killer
+        return "memory_limit", "the program was killed (out of memory)"
+    if code < 0:
+        return "crash", f"the program died of signal {-code}"
+    if code == 0:
+        return "passed", ""
+    last = err.rstrip().rsplit(b"\n", 1)[-1]
+    if b"MemoryError" in last or b"Cannot allocate memory" in last:
+        return "memory_limit", "the program ran out of memory"
+    if last.startswith((b"SyntaxError", b"IndentationError", b"TabError")):
+        return "syntax_error", "the program does not compile"
+    return "runtime_error", f"the program exited with status {code}"
+
+
+def _run_case(exe: str, source: bytes, data: bytes, timeout_s: float, uid: int, cap: int) -> dict[str, Any]:
+    """Run the program once on data; its outcome before comparison, its output and stderr."""
+    import time
+
+    fds = [_memfd("code", source), _memfd("stdin", data), _memfd("stdout", b""), _memfd("stderr", b"")]
+    start = time.monotonic()
+    pid = posix.fork()
+    if pid == 0:
+        try:
+            for target, fd in ((0, fds[1]), (1, fds[2]), (2, fds[3]), (3, fds[0])):
+                posix.dup2(fd, target)
+                posix.set_inheritable(target, True)  # dup2 onto itself keeps the memfd's close-on-exec
+            posix.closerange(4, 1 << 16)  # the verdict descriptor and the judge's memfds
+            posix.setpgid(0, 0)
+            if uid >= 0:
+                posix.setgroups([])
+                posix.setgid(uid)
+                posix.setuid(uid)
+            posix.execv(exe, [exe, "-S", "-s", "-B", "-P", "-c", _PROGRAM_BOOT])
+        finally:
+            _exit(127)
+    timed_out = False
+    delay = 0.0002
+    deadline = start + timeout_s
+    while True:
+        got, status, usage = posix.wait4(pid, posix.WNOHANG)
+        if got:
+            break
+        now = time.monotonic()
+        if now >= deadline:
+            timed_out = True
+            _kill_case(pid, uid)
+            _, status, usage = posix.wait4(pid, 0)
+            break
+        time.sleep(min(delay, deadline - now))
+        delay = min(delay * 2, 0.005)
+    duration_ms = int((time.monotonic() - start) * 1000)
+    _kill_case(pid, uid)  # what the program started dies with it
+    out, out_over = _read_fd(fds[2], cap)
+    err, err_over = _read_fd(fds[3], cap)
+    for fd in fds:
+        posix.close(fd)
+    outcome, why = _outcome(status, timed_out, out_over or err_over, err)
+    return {
+        "outcome": outcome,
+        "why": why,
+        "duration_ms": duration_ms,
+        "cpu_us": int((usage.ru_utime + usage.ru_stime) * 1_000_000),
+        "out": out.decode("utf-8", "replace"),
+        "err": err.decode("utf-8", "replace"),
+    }
+
+
+def _kill_case(pid: int, uid: int) -> None:
+    """SIGKILL a case's process and its process group; with a slot uid, every process of that uid
+    (under bwrap the judge has no CAP_KILL: a helper that becomes the uid does it)."""
+    if uid >= 0:
+        _kill_leftovers(uid, wipe=False)
+        return
+    for target in (-pid, pid):
+        try:  # noqa: SIM105 — contextlib is one import more for every sandbox
+            posix.kill(target, _SIGKILL)
+        except OSError:
+            pass
+
+
+def _judge_program(code: str, timeout_s: float, uid: int, vfd: int, clean_up: bool) -> None:
+    """A program item: run the program once per case, compare, write the verdict; never returns.
+
+    The judge reads the secret (the cases with their expected outputs, the comparisons) only now,
+    in its own process; each case runs in a fresh interpreter that it forks and that replaces
+    itself at once (``_run_case``), as the slot uid when there is one, under the same rlimits
+    (inherited), with the case's input on stdin and the time limit counted per case.
+    """
+    if uid < 0:  # the program shares our uid (root too, in a container): no reading our memory
+        _undumpable()
+    secret = bytearray()
+    while chunk := _read(0, 1 << 16):
+        secret += chunk
+    _stdin_to_null()
+    nonce, program, _, max_text, _ = marshal.loads(secret)  # noqa: S302 — our trusted parent
+    del secret
+    compare_code, cases, compare, tol, stop_early = program
+    ns: dict[str, Any] = {"__name__": "compare", "__builtins__": builtins}
+    exec(marshal.loads(compare_code) if type(compare_code) is bytes else compare_code, ns)  # noqa: S102, S302
+    same_output, capped = ns["same_output"], ns["capped"]
+    _write_all(vfd, f"started:{nonce}:{len(cases)}\n".encode())
+    source = code.encode("utf-8", "surrogatepass")
+    exe = sys.executable
+    ran: list[dict[str, Any]] = []
+    passed, cpu_us = 0, 0
+    first, first_why = -1, ""
+    for index, (given, expected) in enumerate(cases):
+        case = _run_case(exe, source, given.encode("utf-8", "surrogatepass"), timeout_s, uid, max_text)
+        cpu_us += case["cpu_us"]
+        if case["outcome"] == "passed" and not same_output(expected, case["out"], compare, tol):
+            case["outcome"], case["why"] = "wrong_answer", "the output differs from the expected output"
+        if case["outcome"] == "passed":
+            passed += 1
+        elif first < 0:
+            first, first_why = index, case["why"]
+        ran.append(
+            {
+                "index": index,
+                "outcome": case["outcome"],
+                "duration_ms": case["duration_ms"],
+                "actual": capped(case["out"]),
+                "stderr": capped(case["err"]),
+            }
+        )
+        if stop_early and first >= 0:
+            break
+    if first < 0:
+        verdict = _verdict("passed", passed, len(cases))
+    else:
+        why = f"case {first}: {ran[first]['outcome']}: {first_why}"
+        text = f"{why}\n{ran[first]['stderr']}" if ran[first]["stderr"] else why
+        verdict = _verdict(ran[first]["outcome"], passed, len(cases), "", f"case {first}", text[:max_text])
+    verdict["cpu_us"] = cpu_us
+    verdict["cases"] = ran
+    _finish(verdict, nonce, vfd, uid, clean_up)
 
 
 def _read_frame(fd: int) -> Any:
@@ -1183,8 +1378,9 @@ def _read_frame(fd: int) -> Any:
     return marshal.loads(buf[4:])  # noqa: S302 — written by our trusted parent
 
 
-def _become_and_clean(uid: int) -> bool:
-    """Become uid (for good), SIGKILL every other process of uid, then empty /tmp. True when clean."""
+def _become_and_clean(uid: int, wipe: bool = True) -> bool:
+    """Become uid (for good), SIGKILL every other process of uid, then empty /tmp (when wipe). True
+    when clean."""
     posix.setgroups([])
     posix.setgid(uid)
     posix.setuid(uid)
@@ -1195,16 +1391,18 @@ def _become_and_clean(uid: int) -> bool:
             clean = True
             break
         posix.sched_yield()
+    if not wipe:
+        return clean
     _wipe("/tmp")  # noqa: S108 — the sandbox's own /tmp
     return clean and not posix.listdir("/tmp")  # noqa: S108
 
 
-def _kill_leftovers(uid: int) -> bool:
-    """In a helper child, ``_become_and_clean(uid)``; True when it worked."""
+def _kill_leftovers(uid: int, wipe: bool = True) -> bool:
+    """In a helper child, ``_become_and_clean(uid, wipe)``; True when it worked."""
     pid = posix.fork()
     if pid == 0:
         try:
-            _exit(0 if _become_and_clean(uid) else 1)
+            _exit(0 if _become_and_clean(uid, wipe) else 1)
         except BaseException:
             _exit(2)
     _, status = posix.waitpid(pid, 0)
@@ -1279,7 +1477,7 @@ def zygote(ctrl: int, uid: int, cgroup_fds: tuple[int, ...] = ()) -> None:
                     posix.close(fd)
             posix.setsid()
             _, public = _read_frame(0)
-            run_item((*public[:4], uid, public[5], public[6], cgroup_fds), 3, clean_up=True)
+            run_item((*public[:4], uid, public[5], public[6], cgroup_fds, *public[8:]), 3, clean_up=True)
         for fd in fds:
             posix.close(fd)
         _, status = posix.waitpid(pid, 0)

@@ -12,10 +12,25 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .compare import capped
 from .types import ERROR_CLASSES, Item, Limits, Result
 
 STARTUP_GRACE_S = 10.0  # before the runner reports "started"; the item's timeout counts from there
-VERDICT_CAP = 1 << 22
+VERDICT_CAP = 1 << 24  # a program item's verdict carries each case's capped output and stderr
+
+
+def case_entry(item: Item, index: int, ran: dict[str, Any]) -> dict[str, Any]:
+    """One case of a program item's result: what the judge reported, with the case's own texts."""
+    given, expected = item.cases[index]
+    return {
+        "index": index,
+        "outcome": ran["outcome"],
+        "duration_ms": ran["duration_ms"],
+        "input": capped(given),
+        "expected": capped(expected),
+        "actual": ran["actual"],  # capped by the judge
+        "stderr": ran["stderr"],
+    }
 
 
 def infra(item: Item, start: float, message: str) -> Result:
@@ -133,6 +148,24 @@ def _valid(v: dict[str, Any]) -> bool:
         and all(type(v.get(k)) is str for k in ("exception_type", "failing_test", "traceback"))
         and all(type(v.get(k, 0)) is int for k in ("cpu_us", "exit_status"))
         and all(type(v.get(k, "")) is str for k in ("custom_score", "custom_error"))
+        and _valid_cases(v.get("cases", []), v["tests_total"])
+    )
+
+
+def _valid_cases(cases: Any, total: int) -> bool:
+    """A program item's per-case list, as the judge writes it (runner._judge_program)."""
+    return (
+        type(cases) is list
+        and len(cases) <= total
+        and all(
+            type(c) is dict
+            and c.get("index") == i
+            and c.get("outcome") in ERROR_CLASSES
+            and type(c.get("duration_ms")) is int
+            and type(c.get("actual")) is str
+            and type(c.get("stderr")) is str
+            for i, c in enumerate(cases)
+        )
     )
 
 
@@ -181,6 +214,7 @@ def classify(
     cap = limits.output_bytes
     started, total, verdict = read_verdict(raw_verdict, nonce)
     passed_n, exc_type, failing, tb, cpu_ms = 0, "", "", "", 0.0
+    cases: list[dict[str, Any]] = []
     custom: float | None = None
     custom_error = ""
     if reason == "timeout":
@@ -196,6 +230,10 @@ def classify(
         cpu_us = verdict.get("cpu_us")
         cpu_ms = cpu_us / 1000 if type(cpu_us) is int and cpu_us >= 0 else 0.0
         custom, custom_error = _custom(verdict)
+        if item.is_program and len(item.cases) == total:
+            cases = [case_entry(item, i, ran) for i, ran in enumerate(verdict.get("cases", []))]
+        elif item.is_program:
+            cls, tb = "sandbox_error", "sandbox: the verdict does not match the item's cases"
         if "exit_status" in verdict:  # the judge saw the candidate process end during the tests
             cls, exc_type, note = _died(verdict["exit_status"], err)
             tb = note.replace("process", "candidate process") if note else tb
@@ -226,4 +264,5 @@ def classify(
         failing_test=failing,
         cpu_ms=cpu_ms,
         custom_score=custom,
+        cases=cases,
     )

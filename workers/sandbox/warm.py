@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from . import bwrap, cgroup, process_backend
-from .payload import RUNNER_CODE, Prepared, item_stdin, prepare
+from .payload import RUNNER_CODE, Prepared, item_stdin, prepare, watch_limits
 from .types import Item, Limits, Result
 from .verdict import classify, infra, watch
 
@@ -230,7 +230,9 @@ def _execute_in(z: Zygote, item: Item, limits: Limits, ready: Prepared, start: f
             done.extend(chunk)
             return "" if done.endswith(b"\n") else None
 
-        out, err, raw, reason = watch(ours[1], ours[2], ours[3], limits, nonce, z.sock.fileno(), on_answer)
+        out, err, raw, reason = watch(
+            ours[1], ours[2], ours[3], watch_limits(item, limits), nonce, z.sock.fileno(), on_answer
+        )
     finally:
         for fd in ours:
             if fd >= 0:

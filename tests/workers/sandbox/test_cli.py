@@ -49,7 +49,7 @@ def test_cli_runs_a_batch_and_writes_results_in_order() -> None:
     assert [r["error_class"] for r in results] == ["passed", "wrong_answer"]
     assert set(results[0]) == {
         "id", "passed", "error_class", "tests_passed", "tests_total", "duration_ms",
-        "stdout", "stderr", "exception_type", "failing_test", "cpu_ms", "custom_score",
+        "stdout", "stderr", "exception_type", "failing_test", "cpu_ms", "custom_score", "cases",
     }  # fmt: skip
     assert results[0]["custom_score"] is None  # no verifier
 
