@@ -14,8 +14,8 @@
   executions (the very items the gate ran, through ``run_batch`` directly, result cache off), in the same
   run; rounds alternate which side goes first, and the figure is the median of the rounds' ratios.
   Goal <= 1.5.
-- ``accepted_per_min`` (a job against the loopback teacher) is not measured here yet: see the marked
-  place in ``main``.
+- ``accepted_per_min``: a generation job against the loopback teacher, problems accepted per minute of
+  wall time (bench/generation_job.py, which says what it runs).
 
 Last line: one JSON object with the figures.
 """
@@ -203,14 +203,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--timeout-s", type=float, default=10.0)
+    parser.add_argument("--job-count", type=int, default=40, help="the job's count (0: no job)")
     args = parser.parse_args()
     figures: dict[str, Any] = {"backend": resolve_backend(None), "workers": args.workers}
     figures["loadavg_1m_at_start"] = round(os.getloadavg()[0], 2)
     figures.update(bench_gate(args.problems, args.rounds, args.workers, args.timeout_s))
     figures.update(bench_dedup(args.corpus, args.queries))
-    # --- accepted_per_min: a generation job against the loopback teacher (datasets_app.loopback_teacher),
-    # problems accepted per minute of wall time. Added once the generation jobs land; until then the key
-    # is absent, not estimated.
+    # --- accepted_per_min: a generation job against the loopback teacher (bench/generation_job.py; it needs
+    # the database: DATABASE_URL, else a bench database of its own). --job-count 0 leaves it out.
+    if args.job_count:
+        from bench.generation_job import bench_job
+
+        figures.update(bench_job(args.job_count))
     figures["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(figures))
 

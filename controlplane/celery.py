@@ -42,6 +42,11 @@ app.conf.task_routes = {
     "runs.reap_unenqueued": {"queue": CONTROL},
     "evals.reap_lost": {"queue": CONTROL},
     "datasets.reap_unenqueued": {"queue": CONTROL},
+    # Generation jobs: teacher steps and the resume reaper on control (network, the API key); their
+    # sandbox batches are routed per call to the sandbox queue (docs/datasets.md, "Generation jobs").
+    "datasets.generation_step": {"queue": CONTROL},
+    "datasets.generation_resume": {"queue": CONTROL},
+    "datasets.generation_sandbox": {"queue": settings.TRIAD_SANDBOX_QUEUE},
     "spend.accrue": {"queue": CONTROL},
     "sweeps.halve": {"queue": CONTROL},
     "nodes.*": {"queue": CONTROL},
@@ -59,6 +64,8 @@ app.conf.beat_schedule = {
     # Runs and verifications whose enqueue failed or never happened (docs/runs.md, "Broker down").
     "reap-unenqueued-runs": {"task": "runs.reap_unenqueued", "schedule": 30.0},
     "reap-unenqueued-verifications": {"task": "datasets.reap_unenqueued", "schedule": 30.0},
+    # Generation jobs whose worker died mid-step resume (TRIAD_GENJOB_LEASE_S; docs/datasets.md).
+    "resume-generation-jobs": {"task": "datasets.generation_resume", "schedule": 30.0},
     "accrue-run-costs": {"task": "spend.accrue", "schedule": settings.TRIAD_SPEND_ACCRUE_S},
     # Alert rules on silence ("no new point for N minutes"; docs/alerts.md).
     "check-alert-silence": {"task": "alerts.check_silence", "schedule": 30.0},

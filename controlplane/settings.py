@@ -177,6 +177,11 @@ TRIAD_CONTROL_QUEUE = env_str("TRIAD_CONTROL_QUEUE", "control")
 TRIAD_VERIFY_CHUNK = env_int("TRIAD_VERIFY_CHUNK", 48, minimum=1)
 TRIAD_VERIFY_TIMEOUT_S = env_float("TRIAD_VERIFY_TIMEOUT_S", 10.0, minimum=0.1)
 TRIAD_VERIFY_SANDBOX_MODE = env_str("TRIAD_VERIFY_SANDBOX_MODE", "warm")
+# Generation jobs (docs/datasets.md, "Generation jobs"): how long one step may hold a job before the
+# reaper takes it as lost and resumes it (longer than a teacher request with its retries), and the most
+# seconds a 429's Retry-After is waited in place.
+TRIAD_GENJOB_LEASE_S = env_float("TRIAD_GENJOB_LEASE_S", 600.0, minimum=1.0)
+TRIAD_GENJOB_MAX_WAIT_S = env_float("TRIAD_GENJOB_MAX_WAIT_S", 60.0, minimum=0.0)
 if TRIAD_VERIFY_SANDBOX_MODE not in ("warm", "cold"):
     raise ConfigError(f"TRIAD_VERIFY_SANDBOX_MODE: expected warm or cold, got {TRIAD_VERIFY_SANDBOX_MODE!r}")
 # The generation gate (docs/datasets.md, "The gate"): a candidate whose tests kill a smaller share of its

@@ -64,3 +64,57 @@ class ProblemFilterForm(forms.Form):
         choices=[("", "any kind"), *ProblemKind.choices],
         widget=forms.Select(attrs={"aria-label": "Kind"}),
     )
+
+
+class GenerationJobForm(forms.Form):
+    """Launch a generation job (docs/datasets.md, "Generation jobs"); the parameters are checked by
+    datasets_app/genjob_params.py, the one definition the API and the CLI use too."""
+
+    # Not a URLField: a teacher on the cluster is often a bare host name ("http://vllm:8000/v1"), which
+    # Django's URL validator refuses; datasets_app/genjobs.py checks scheme and host.
+    base_url = forms.CharField(
+        max_length=500,
+        label="Teacher base URL",
+        help_text="An OpenAI-compatible chat endpoint: https://api.openai.com/v1, a vLLM or llama.cpp server",
+    )
+    model = forms.CharField(max_length=200, help_text="The model's name at that endpoint.")
+    api_key = forms.CharField(
+        max_length=2000,
+        required=False,
+        label="API key",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Stored encrypted, never shown again. Leave empty for a local server that needs none.",
+    )
+    count = forms.IntegerField(min_value=1, initial=20, help_text="Accepted problems to reach.")
+    topics = forms.CharField(
+        required=False, max_length=5000, help_text="Comma-separated; each request takes the next one."
+    )
+    kind = forms.ChoiceField(
+        choices=[("function", "Function (asserts)"), ("program", "Program (stdin/stdout)")],
+        initial="function",
+    )
+    difficulty = forms.CharField(max_length=200, initial="medium")
+    temperature = forms.FloatField(min_value=0.0, max_value=2.0, initial=0.8)
+    reasoning = forms.BooleanField(required=False, help_text="Ask for a reasoning trace with each problem.")
+    n = forms.IntegerField(min_value=1, max_value=20, initial=4, label="Problems per request")
+    budget_usd = forms.FloatField(required=False, min_value=0.0, label="Budget (USD)")
+    budget_tokens = forms.IntegerField(required=False, min_value=1, label="Budget (tokens)")
+    usd_per_mtok_in = forms.FloatField(min_value=0.0, initial=0.0, label="USD per million prompt tokens")
+    usd_per_mtok_out = forms.FloatField(min_value=0.0, initial=0.0, label="USD per million completion tokens")
+
+    PARAMS = (
+        "count", "topics", "kind", "difficulty", "temperature", "reasoning", "n", "budget_usd",
+        "budget_tokens", "usd_per_mtok_in", "usd_per_mtok_out",
+    )  # fmt: skip
+
+    def clean(self) -> dict[str, Any]:
+        from datasets_app.genjob_params import GenerationParams, ParamsError
+
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        try:
+            data["params"] = GenerationParams.from_mapping({k: data.get(k) for k in self.PARAMS})
+        except ParamsError as exc:
+            self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+        return data

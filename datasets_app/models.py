@@ -75,6 +75,11 @@ class DatasetVersion(models.Model):
     diversity = models.JSONField(default=dict, blank=True)
     diversity_flags = models.JSONField(default=list, blank=True)
 
+    # Where a generated version came from (docs/datasets.md, "Generation jobs"): the version it extends
+    # and {teacher base_url and model, prompt template version, params, job id, parent version}.
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    lineage = models.JSONField(default=dict, blank=True)
+
     class Meta:
         ordering = ["dataset__name", "-number"]
         constraints = [
@@ -145,3 +150,116 @@ class Problem(models.Model):
 
     def __str__(self) -> str:
         return self.task_id
+
+
+# --- Generation jobs (docs/datasets.md, "Generation jobs") ---------------------------------------------
+
+
+class GenerationStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    CANCELLING = "cancelling", "Cancelling"
+    CANCELLED = "cancelled", "Cancelled"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    BUDGET_STOPPED = "budget_stopped", "Budget stopped"
+
+
+GENERATION_ACTIVE = (GenerationStatus.QUEUED, GenerationStatus.RUNNING, GenerationStatus.CANCELLING)
+
+
+class GenerationJob(models.Model):
+    """A teacher model asked for problems, request after request, each candidate gated by execution, until
+    `params["count"]` are accepted, the budget is spent or someone cancels; the accepted ones become one
+    new version of `dataset`. The API key is stored encrypted (datasets_app/secrets.py) and shown only as
+    `api_key_mask`."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="generation_jobs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    parent_version = models.ForeignKey(
+        DatasetVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    base_url = models.CharField(max_length=500)
+    model = models.CharField(max_length=200)
+    api_key_encrypted = models.TextField(blank=True)
+    api_key_mask = models.CharField(max_length=40, blank=True)
+    params = models.JSONField(default=dict)  # datasets_app/genjob_params.py, GenerationParams
+    prompt_template = models.CharField(max_length=40)
+    status = models.CharField(
+        max_length=16, choices=GenerationStatus.choices, default=GenerationStatus.QUEUED
+    )
+    # Teacher requests whose reply is stored (or that failed for good): a request below this index is
+    # never sent again; `request_started` is the index of the one in flight (a restart repeats it once).
+    requests = models.PositiveIntegerField(default=0)
+    request_started = models.PositiveIntegerField(null=True, blank=True)
+    requests_failed = models.PositiveIntegerField(default=0)
+    failures_in_a_row = models.PositiveIntegerField(default=0)
+    generated = models.PositiveIntegerField(default=0)
+    accepted = models.PositiveIntegerField(default=0)
+    rejected_by_reason = models.JSONField(default=dict, blank=True)
+    tokens_in = models.PositiveBigIntegerField(default=0)
+    tokens_out = models.PositiveBigIntegerField(default=0)
+    usd = models.FloatField(default=0.0)
+    error = models.TextField(blank=True)
+    # The step that holds the job until then (a crashed worker's lease runs out and the reaper resumes it).
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # A request's candidates were handed to the sandbox queue at this time (None: nothing is out there).
+    sandbox_sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    result_version = models.ForeignKey(
+        DatasetVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="generation_jobs"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status"], name="genjob_status")]
+
+    def __str__(self) -> str:
+        return f"generation job {self.pk} of {self.dataset.name}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in GENERATION_ACTIVE
+
+    @property
+    def rejected(self) -> int:
+        return sum(int(n) for n in (self.rejected_by_reason or {}).values())
+
+
+class CandidateStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+
+
+class GenerationCandidate(models.Model):
+    """One problem a teacher reply held (or the text that could not be parsed), and the gate's verdict."""
+
+    job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="candidates")
+    request_index = models.PositiveIntegerField()
+    index = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=CandidateStatus.choices, default=CandidateStatus.PENDING)
+    reason = models.CharField(max_length=32, blank=True)  # one of datasets_app.gate.REJECT_REASONS
+    detail = models.TextField(blank=True)
+    near = models.CharField(max_length=300, blank=True)  # the key of what it duplicates
+    task_id = models.CharField(max_length=200, blank=True)
+    problem = models.JSONField(null=True, blank=True)  # the parsed problem, Triad's JSONL fields
+    raw = models.TextField(blank=True)  # what could not be parsed, capped
+    # The gate's sandbox items for it (ids) and their results, stored by the sandbox task.
+    item_ids = models.JSONField(default=list, blank=True)
+    results = models.JSONField(null=True, blank=True)
+    mutation_score = models.FloatField(null=True, blank=True)
+    cpu_ms = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job", "request_index", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "request_index", "index"], name="gencandidate_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.task_id or f"{self.job_id}/{self.request_index}/{self.index}"

@@ -13,7 +13,14 @@ from django.http import Http404
 
 from controlplane.accounts.models import Role, Team
 from controlplane.accounts.selectors import is_site_admin, role_allows, role_of, team_filter
-from datasets_app.models import Dataset, DatasetVersion, Problem, ProblemStatus
+from datasets_app.models import (
+    Dataset,
+    DatasetVersion,
+    GenerationCandidate,
+    GenerationJob,
+    Problem,
+    ProblemStatus,
+)
 
 # --- Who may read and change which dataset (docs/teams.md, "Datasets") ---------------------------------
 
@@ -312,3 +319,54 @@ def dataset_diversity(*, dataset: Dataset) -> DiversityView:
         latest=versions[-1] if versions else None,
         flagged=[v for v in reversed(versions) if v.diversity_flags],
     )
+
+
+# --- Generation jobs (docs/datasets.md, "Generation jobs") ---------------------------------------------
+
+
+def generation_job_get_for_user(
+    *, user: User, job_id: int, at_least: str = Role.VIEWER, doing: str = "changing"
+) -> GenerationJob:
+    """A job of a dataset the user reads (else 404), with at least `at_least` on that dataset (else 403)."""
+    job = (
+        GenerationJob.objects.filter(dataset_readable_q(user=user, prefix="dataset__"), pk=job_id)
+        .select_related("dataset__team", "created_by", "result_version", "parent_version")
+        .first()
+    )
+    if job is None:
+        raise Http404(f"no generation job {job_id}")
+    _require(user=user, dataset=job.dataset, at_least=at_least, doing=doing)
+    return job
+
+
+def generation_job_list_for_dataset(*, dataset: Dataset) -> QuerySet[GenerationJob]:
+    return dataset.generation_jobs.select_related("created_by", "result_version").order_by("-created_at")
+
+
+def generation_candidate_list(*, job: GenerationJob, status: str = "") -> QuerySet[GenerationCandidate]:
+    candidates = job.candidates.all()
+    return candidates.filter(status=status) if status else candidates
+
+
+@dataclass(frozen=True)
+class GenerationProgress:
+    count: int
+    percent: int
+    eta_s: float | None  # at the pace so far; None before the first accepted problem or once ended
+    rejected: list[tuple[str, int]]  # by reason, most first
+    rejected_total: int
+
+
+def generation_job_progress(*, job: GenerationJob) -> GenerationProgress:
+    from django.utils import timezone
+
+    count = int((job.params or {}).get("count") or 1)
+    percent = min(100, round(100 * job.accepted / count)) if count else 100
+    eta: float | None = None
+    if job.is_active and job.started_at and job.accepted:
+        elapsed = (timezone.now() - job.started_at).total_seconds()
+        eta = max(0.0, (count - job.accepted) * elapsed / job.accepted)
+    reasons = sorted(
+        ((str(k), int(v)) for k, v in (job.rejected_by_reason or {}).items()), key=lambda kv: (-kv[1], kv[0])
+    )
+    return GenerationProgress(count, percent, eta, reasons, sum(n for _, n in reasons))

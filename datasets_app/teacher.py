@@ -304,9 +304,9 @@ def _program(record: dict[str, Any], report: Any) -> ParsedProblem | None:
         report(0, "compare", f"must be one of {', '.join(COMPARES)}")
         ok = False
     # task_id, difficulty, tags and source are checked as for functions, on a stand-in function.
-    common = _triad(
-        0, {**record, "entry_point": "main", "tests": "-", "solution": "-", "prompt": "-"}, report
-    )
+    stand_in = {k: v for k, v in record.items() if k not in ("cases", "compare")}
+    stand_in |= {"kind": "function", "entry_point": "main", "tests": "-", "solution": "-", "prompt": "-"}
+    common = _triad(0, stand_in, report)
     if not ok or cases is None or common is None:
         return None
     return replace(

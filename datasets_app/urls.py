@@ -11,3 +11,9 @@ urlpatterns = [
     path("versions/<int:version_id>/verify/", views.version_verify_retry, name="verify_retry"),
     path("problems/<int:problem_id>/", views.problem_detail, name="problem"),
 ]
+
+urlpatterns += [
+    path("<int:dataset_id>/generate/", views.generation_job_new, name="generate"),
+    path("jobs/<int:job_id>/", views.generation_job_detail, name="job"),
+    path("jobs/<int:job_id>/cancel/", views.generation_job_cancel_view, name="job_cancel"),
+]

@@ -3,6 +3,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -74,6 +75,10 @@ def dataset_detail(request: AuthedHttpRequest, dataset_id: int) -> HttpResponse:
         "changes": selectors.dataset_version_changes(dataset=dataset),
         "diversity": selectors.dataset_diversity(dataset=dataset),
         "can_delete": selectors.dataset_role_allows(user=request.user, dataset=dataset, at_least=Role.ADMIN),
+        "can_generate": selectors.dataset_role_allows(
+            user=request.user, dataset=dataset, at_least=Role.MEMBER
+        ),
+        "generation_jobs": selectors.generation_job_list_for_dataset(dataset=dataset)[:20],
     }
     return render(request, "datasets_app/dataset_detail.html", context)
 
@@ -130,3 +135,62 @@ def problem_detail(request: AuthedHttpRequest, problem_id: int) -> HttpResponse:
     cases = selectors.problem_cases_shown(problem=problem)
     context = {"problem": problem, "cases": cases, "cases_hidden": len(problem.cases) - len(cases)}
     return render(request, "datasets_app/problem_detail.html", context)
+
+
+# --- generation jobs (docs/datasets.md, "Generation jobs") -------------------------------------------
+
+
+@sensitive_post_parameters("api_key")  # an error report never shows the key
+def generation_job_new(request: AuthedHttpRequest, dataset_id: int) -> HttpResponse:
+    """The launch form (members of the dataset's team); a valid post launches and opens the job page."""
+    from datasets_app.forms import GenerationJobForm
+    from datasets_app.genjobs import GenerationJobError, generation_job_create
+
+    dataset = selectors.dataset_get_for_user(
+        user=request.user, dataset_id=dataset_id, at_least=Role.MEMBER, doing="generating problems for"
+    )
+    form = GenerationJobForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            job = generation_job_create(
+                user=request.user,
+                dataset_id=dataset.pk,
+                base_url=data["base_url"],
+                model=data["model"],
+                api_key=data["api_key"],
+                params=data["params"],
+            )
+        except GenerationJobError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            return redirect("datasets:job", job_id=job.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request, "datasets_app/generation_new.html", {"dataset": dataset, "form": form}, status=status
+    )
+
+
+def generation_job_detail(request: AuthedHttpRequest, job_id: int) -> HttpResponse:
+    """A job's live progress; htmx polls its `job-progress` partial every 2 s while it is active."""
+    job = selectors.generation_job_get_for_user(user=request.user, job_id=job_id)
+    context = {
+        "job": job,
+        "progress": selectors.generation_job_progress(job=job),
+        "rejections": selectors.generation_candidate_list(job=job, status="rejected").order_by("-pk")[
+            :PAGE_SIZE
+        ],
+        "can_cancel": job.is_active
+        and selectors.dataset_role_allows(user=request.user, dataset=job.dataset, at_least=Role.MEMBER),
+        "page_size": PAGE_SIZE,
+    }
+    return render_page(request, "datasets_app/generation_job.html", context, partials={"job-progress"})
+
+
+@require_POST
+def generation_job_cancel_view(request: AuthedHttpRequest, job_id: int) -> HttpResponse:
+    from datasets_app.genjobs import generation_job_cancel
+
+    job = generation_job_cancel(user=request.user, job_id=job_id)
+    messages.success(request, f"Generation job {job.pk}: {job.get_status_display().lower()}.")
+    return redirect("datasets:job", job_id=job.pk)

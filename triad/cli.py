@@ -516,6 +516,70 @@ def _version_block(version: Mapping[str, Any], out: TextIO) -> None:
     block(pairs, out)
 
 
+# --- generation jobs -----------------------------------------------------------------------------------
+
+GENERATE_PARAMS = (
+    "count", "topics", "seed_problem_ids", "difficulty", "kind", "temperature", "n", "max_tokens",
+    "budget_usd", "budget_tokens", "usd_per_mtok_in", "usd_per_mtok_out", "timeout_s", "max_requests",
+)  # fmt: skip
+
+
+def cmd_datasets_generate(args: argparse.Namespace) -> int:
+    key = os.environ.get(args.api_key_env, "") if args.api_key_env else ""
+    if args.api_key_env and not key:
+        raise UsageError(f"--api-key-env {args.api_key_env}: that environment variable is not set")
+    body: dict[str, Any] = {"base_url": args.base_url, "model": args.model, "api_key": key}
+    body.update({name: getattr(args, name) for name in GENERATE_PARAMS if getattr(args, name) is not None})
+    if args.reasoning:
+        body["reasoning"] = True
+    with _client(args) as client:
+        job = client.generate(args.dataset, body)
+        if args.wait:
+            progress = Progress(f"generating (job {job.get('id')})")
+            try:
+                job = client.wait_for_generation(job["id"], poll_s=args.poll, progress=progress)
+            finally:
+                progress.close()
+    return _emit(args, job, _job_block)
+
+
+def cmd_datasets_job(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        return _emit(args, client.generation_job(args.id), _job_block)
+
+
+def cmd_datasets_cancel_job(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        return _emit(args, client.cancel_generation_job(args.id), _job_block)
+
+
+def _job_block(job: Any, out: TextIO) -> None:
+    params = job.get("params") or {}
+    pairs: list[tuple[str, Any]] = [
+        ("id", job.get("id")),
+        ("dataset", _name(job.get("dataset"))),
+        ("status", job.get("status")),
+        ("teacher", f"{job.get('model')} at {job.get('base_url')}"),
+        ("accepted", f"{job.get('accepted')} of {params.get('count')}"),
+        ("generated", job.get("generated")),
+        ("rejected", job.get("rejected")),
+    ]
+    pairs += [(f"  {reason}", n) for reason, n in (job.get("rejected_by_reason") or {}).items()]
+    pairs += [
+        ("requests", job.get("requests")),
+        ("tokens", f"{job.get('tokens_in')} in, {job.get('tokens_out')} out"),
+        ("usd", _money(job.get("usd"))),
+    ]
+    if job.get("eta_s") is not None:
+        pairs.append(("eta", f"{float(job['eta_s']):.0f} s"))
+    if job.get("error"):
+        pairs.append(("error", job["error"]))
+    if job.get("result_version"):
+        pairs.append(("result version", f"{job['result_version']} ({job.get('result_url')})"))
+    pairs.append(("url", job.get("url")))
+    block(pairs, out)
+
+
 # --- models, spend, nodes ----------------------------------------------------------------------------
 
 
@@ -839,7 +903,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys.set_defaults(func=cmd_metrics_keys)
 
     datasets = commands.add_parser(
-        "datasets", help="list and upload datasets; versions and problems"
+        "datasets", help="list and upload datasets; versions and problems; generation jobs"
     ).add_subparsers(dest="datasets_command", required=True, metavar="ACTION", parser_class=_Parser)
     datasets.add_parser("ls", parents=[as_json, limited], help="list datasets").set_defaults(
         func=cmd_datasets_ls
@@ -868,6 +932,48 @@ def build_parser() -> argparse.ArgumentParser:
     problems.add_argument("version", type=int, metavar="VERSION_ID")
     problems.add_argument("--status", choices=["pending", "verified", "failing", "flaky", "weak_tests"])
     problems.set_defaults(func=cmd_datasets_problems)
+    generate = datasets.add_parser(
+        "generate",
+        parents=[as_json],
+        help="have a teacher model write problems: the ones that pass the gate become a new version",
+        description='Launch a generation job (docs/datasets.md, "Generation jobs") on an OpenAI-compatible '
+        "endpoint. The API key is read from the environment variable --api-key-env names (never from the "
+        "command line, where shell history and ps would show it); it is stored encrypted and never shown.",
+    )
+    generate.add_argument("dataset", type=int, metavar="DATASET_ID")
+    generate.add_argument(
+        "--base-url", required=True, help="e.g. https://api.openai.com/v1 or http://vllm:8000/v1"
+    )
+    generate.add_argument("--model", required=True, help="the model's name at that endpoint")
+    generate.add_argument("--api-key-env", metavar="VAR", help="the environment variable holding the API key")
+    generate.add_argument("--count", type=_positive, help="accepted problems to reach (default 20)")
+    generate.add_argument("--topics", help="comma-separated topics; each request takes the next")
+    generate.add_argument("--seed-problem-ids", help="comma-separated problem ids to vary")
+    generate.add_argument("--difficulty", help="easy, medium (default), hard")
+    generate.add_argument("--kind", choices=["function", "program"], help="problem kind (default function)")
+    generate.add_argument("--temperature", type=float)
+    generate.add_argument(
+        "--reasoning", action="store_true", help="ask for a reasoning trace with each problem"
+    )
+    generate.add_argument("--n", type=_positive, help="problems asked for per request (default 4)")
+    generate.add_argument("--max-tokens", type=_positive, help="completion tokens per request")
+    generate.add_argument("--budget-usd", type=float, help="stop when this many dollars are spent")
+    generate.add_argument("--budget-tokens", type=_positive, help="stop when this many tokens are spent")
+    generate.add_argument("--usd-per-mtok-in", type=float, help="price per million prompt tokens")
+    generate.add_argument("--usd-per-mtok-out", type=float, help="price per million completion tokens")
+    generate.add_argument("--timeout-s", type=float, help="seconds one teacher request may take (default 60)")
+    generate.add_argument("--max-requests", type=_positive, help="give up after this many teacher requests")
+    generate.add_argument("--wait", action="store_true", help="wait (with a progress bar) until the job ends")
+    generate.add_argument(
+        "--poll", type=float, default=2.0, help="seconds between polls with --wait (default 2)"
+    )
+    generate.set_defaults(func=cmd_datasets_generate)
+    job = datasets.add_parser("job", parents=[as_json], help="a generation job's progress")
+    job.add_argument("id", type=int, metavar="JOB_ID")
+    job.set_defaults(func=cmd_datasets_job)
+    cancel_job = datasets.add_parser("cancel-job", parents=[as_json], help="cancel a generation job")
+    cancel_job.add_argument("id", type=int, metavar="JOB_ID")
+    cancel_job.set_defaults(func=cmd_datasets_cancel_job)
 
     models = commands.add_parser("models", help="the model registry").add_subparsers(
         dest="models_command", required=True, metavar="ACTION", parser_class=_Parser

@@ -514,6 +514,40 @@ class Client:
     def stop_sweep(self, sweep_id: int) -> JSON:
         return self._post(f"/sweeps/{int(sweep_id)}/stop")  # type: ignore[no-any-return]
 
+    # --- generation jobs (docs/datasets.md, "Generation jobs") ---------------------------------------
+
+    def generate(self, dataset_id: int, body: Mapping[str, Any], idempotency_key: str | None = None) -> JSON:
+        """Launch a generation job on a dataset: `body` has base_url, model, api_key and the parameters."""
+        return self._post(  # type: ignore[no-any-return]
+            f"/datasets/{int(dataset_id)}/generate",
+            dict(body),
+            idempotency_key=idempotency_key or str(uuid.uuid4()),
+        )
+
+    def generation_job(self, job_id: int) -> JSON:
+        return self._get(f"/generation-jobs/{int(job_id)}")  # type: ignore[no-any-return]
+
+    def cancel_generation_job(self, job_id: int) -> JSON:
+        return self._post(f"/generation-jobs/{int(job_id)}/cancel")  # type: ignore[no-any-return]
+
+    def generation_candidates(
+        self, job_id: int, *, status: str | None = None, limit: int | None = None
+    ) -> Iterator[JSON]:
+        return self._pages(f"/generation-jobs/{int(job_id)}/candidates", _params({"status": status}), limit)
+
+    def wait_for_generation(
+        self, job_id: int, *, poll_s: float = 2.0, progress: Callable[[int, int], None] | None = None
+    ) -> JSON:
+        """Poll a generation job until it ends; `progress(accepted, count)` after each poll."""
+        while True:
+            job = self.generation_job(job_id)
+            if progress:
+                count = int((job.get("params") or {}).get("count") or 0)
+                progress(min(int(job.get("accepted") or 0), count), count)
+            if job.get("status") not in ("queued", "running", "cancelling"):
+                return job
+            time.sleep(poll_s)
+
 
 def _params(params: Mapping[str, Any]) -> dict[str, Any]:
     """Query parameters without the unset ones (None), so the server's defaults apply."""

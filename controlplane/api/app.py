@@ -19,6 +19,7 @@ from controlplane.api import (
     datasets,
     errors,
     external,
+    generation,
     generations,
     me,
     models,
@@ -72,6 +73,7 @@ api.add_router("", spend.router)  # /spend
 api.add_router("", generations.router)  # /runs/{id}/generations, /generations/{id}/label
 api.add_router("", alerts.router)  # /alerts/rules…, /alerts/notifications…
 api.add_router("", sweeps.router)  # /sweeps…
+api.add_router("", generation.router)  # /datasets/{id}/generate, /generation-jobs…
 
 
 _BEHIND_LOGIN = ("openapi-view", "api-root")  # the browsable docs, and "/api/v1/" that leads to them

@@ -11,6 +11,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from runs.models import LogLine, Run, RunStatus
 from runs.spend.models import MonthlyBudget, TeamMonthlyBudget
 from tests.controlplane.accounts.conftest import ROLES
+from tests.datasets_app.genjobs_world import world_generation_job
 from tests.runs.sweeps.world import world_sweep
 
 ADMIN, MEMBER, VIEWER, OUTSIDER, LONER, SUPER = range(6)
@@ -147,6 +148,13 @@ TABLE = [
     ("get", "datasets:problem", {"problem_id": "@problem"}, {}, (200, 200, 200, 404, 404, 200)),
     ("post", "datasets:verify_retry", {"version_id": "@version"}, {}, (302, 302, 403, 404, 404, 302)),
     ("post", "datasets:delete", {"dataset_id": "@dataset"}, {}, (302, 403, 403, 404, 404, 302)),
+    # generation jobs (@gen_job: a queued one of alpha's dataset): members launch and cancel, viewers
+    # watch; the launch form posted empty is the form's 400
+    ("get", "datasets:generate", {"dataset_id": "@dataset"}, {}, (200, 200, 403, 404, 404, 200)),
+    ("post", "datasets:generate", {"dataset_id": "@dataset"}, {}, (400, 400, 403, 404, 404, 400)),
+    ("get", "datasets:job", {"job_id": "@gen_job"}, {}, (200, 200, 200, 404, 404, 200)),
+    ("htmx#job-progress", "datasets:job", {"job_id": "@gen_job"}, {}, (200, 200, 200, 404, 404, 200)),
+    ("post", "datasets:job_cancel", {"job_id": "@gen_job"}, {}, (302, 302, 403, 404, 404, 302)),
     # models belong to a team (the world's is alpha's, refused): everyone sees the page (their teams'
     # models), members register and inspect again; another team's model is a 404
     ("get", "registry:list", {}, {}, (200, 200, 200, 200, 200, 200)),
@@ -229,6 +237,8 @@ def _resolve(world, value):
         return world.run.dataset_version.dataset_id
     if name == "sweep":
         return world_sweep(world)
+    if name == "gen_job":
+        return world_generation_job(world)
     return world.users[name].pk if name in world.users else getattr(world, name).pk
 
 

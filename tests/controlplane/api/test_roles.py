@@ -12,6 +12,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from controlplane.accounts.models import TokenScope
 from tests.controlplane.accounts.conftest import ROLES
 from tests.controlplane.api.conftest import api_client_for
+from tests.datasets_app.genjobs_world import world_generation_job
 from tests.runs.sweeps.world import world_sweep
 
 # (url name, method, path with @placeholders from the world, JSON body, expected status per role in ROLES
@@ -157,6 +158,32 @@ TABLE += [
     ("sweep-detail", "get", "/sweeps/@sweep", None, (200, 200, 200, 404, 404, 200)),
     ("sweep-stop", "post", "/sweeps/@sweep/stop", None, (200, 200, 403, 404, 404, 200)),
 ]
+# Generation jobs (controlplane/api/generation.py): members of the dataset's team launch and cancel, viewers
+# read; another team's dataset or job does not exist (404). @gen_job: a queued job of alpha's dataset.
+TABLE += [
+    (
+        "dataset-generate",
+        "post",
+        "/datasets/@dataset/generate",
+        {"base_url": "http://127.0.0.1:9/v1", "model": "teacher-7b", "count": 2},
+        (201, 201, 403, 404, 404, 201),
+    ),
+    ("generation-job-detail", "get", "/generation-jobs/@gen_job", None, (200, 200, 200, 404, 404, 200)),
+    (
+        "generation-job-cancel",
+        "post",
+        "/generation-jobs/@gen_job/cancel",
+        None,
+        (200, 200, 403, 404, 404, 200),
+    ),
+    (
+        "generation-job-candidates",
+        "get",
+        "/generation-jobs/@gen_job/candidates",
+        None,
+        (200, 200, 200, 404, 404, 200),
+    ),
+]
 # Not routes a token calls: the schema (open, like the docs of any public API) and the docs page.
 NOT_CALLS = {"openapi-json", "openapi-view", "api-root"}
 
@@ -177,6 +204,8 @@ def test_the_table_walks_every_route_of_the_api():
 def _path(world, template: str) -> str:
     if "@sweep" in template:
         template = template.replace("@sweep", str(world_sweep(world)))
+    if "@gen_job" in template:
+        template = template.replace("@gen_job", str(world_generation_job(world)))
     for name in ("run", "beta_run", "generation", "model", "eval_job", "problem", "alert_rule"):
         template = template.replace(f"@{name}", str(getattr(world, name).pk))
     return template.replace("@version", str(world.run.dataset_version_id)).replace(
