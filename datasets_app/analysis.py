@@ -21,9 +21,10 @@ from pathlib import Path
 # BANDS, PERMUTATIONS, SHINGLE, signature and tokens: the MinHash primitives live in datasets_app.dedup
 # now, and are named here too for the modules that import them from the analysis (diversity).
 from datasets_app.dedup import BANDS as BANDS
-from datasets_app.dedup import NEAR_DUPLICATE_JACCARD, DedupIndex, ngrams
+from datasets_app.dedup import NEAR_DUPLICATE_JACCARD as NEAR_DUPLICATE_JACCARD
 from datasets_app.dedup import PERMUTATIONS as PERMUTATIONS
 from datasets_app.dedup import SHINGLE as SHINGLE
+from datasets_app.dedup import DedupIndex, ngrams
 from datasets_app.dedup import signature as signature
 from datasets_app.dedup import tokens as tokens
 
