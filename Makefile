@@ -90,7 +90,7 @@ test: install system-packages services lint
 	@$(EMBEDDED_TEST_ENV) $(BIN)/pytest -q -p no:cacheprovider -m "not postgres_only and not e2e" \
 		$(NODE_SIDE_ONLY:%=--ignore=%) > $(EMBEDDED_LOG) 2>&1 & embedded=$$!; \
 	echo "embedded-default run started (pid $$embedded, its output: $(EMBEDDED_LOG))"; \
-	$(TEST_ENV) $(BIN)/pytest -q; postgres=$$?; \
+	$(TEST_ENV) $(BIN)/pytest -q --durations=40; postgres=$$?; \
 	wait $$embedded; embedded_rc=$$?; \
 	echo "--- the run on the embedded default ($(EMBEDDED_LOG)):"; cat $(EMBEDDED_LOG); \
 	echo "make test: PostgreSQL run exit $$postgres, embedded-default run exit $$embedded_rc"; \
