@@ -7,6 +7,7 @@ step code that calls this runs inside the tasks module's imports, which services
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +23,8 @@ from datasets_app.models import (
     ProblemStatus,
 )
 from datasets_app.parsing import ParsedProblem, content_hash, problem_hash, text_hash
+
+logger = logging.getLogger(__name__)
 
 FORMAT_GENERATED = "generated"  # DatasetFormat.GENERATED (contract §1)
 
@@ -93,4 +96,17 @@ def generation_version_create(
             },
         )
         Problem.objects.bulk_create([_row(version, i, p, c) for i, (p, c) in enumerate(accepted)])
+        # Near-duplicates, contamination and the diversity measures (charted against the parent), as an
+        # upload gets them once verified; by name, for the same reason as the module's docstring says.
+        transaction.on_commit(lambda: _analyse(version.pk))
     return version
+
+
+def _analyse(version_id: int) -> None:
+    from controlplane.celery import BROKER_ERRORS, app
+    from datasets_app import conf
+
+    try:
+        app.send_task("datasets.analyse_version", args=(version_id,), queue=conf.sandbox_queue())
+    except BROKER_ERRORS as exc:  # the version stands, without its measures until an analysis runs
+        logger.warning("version %s: analysis not sent: %s", version_id, exc)

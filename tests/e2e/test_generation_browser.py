@@ -7,6 +7,8 @@ import pytest
 from playwright.sync_api import expect
 
 from datasets_app.loopback_teacher import LoopbackTeacher, scripted_problems
+from datasets_app.models import DatasetVersion
+from tests.e2e.conftest import wait_until
 from tests.factories import DatasetFactory, DatasetVersionFactory, TeamFactory, UserFactory
 
 pytestmark = pytest.mark.e2e
@@ -43,3 +45,12 @@ def test_launch_a_generation_job_from_the_page_watch_it_finish_and_open_the_vers
         expect(page.locator("h1")).to_have_text("synthetic v2")
         expect(page.get_by_test_id("lineage")).to_contain_text("synthetic v1")
         assert len(teacher.requests) == 3, stack.log_tail()
+
+    # and the dataset page measures the new version against its parent (the analysis the job queued)
+    wait_until(
+        lambda: DatasetVersion.objects.filter(dataset=dataset, number=2).exclude(diversity={}).exists(),
+        60,
+        "the generated version's diversity measures",
+    )
+    page.goto(f"{stack.base_url}/datasets/{dataset.pk}/")
+    expect(page.get_by_test_id("diversity-latest")).to_contain_text("v2, the newest version measured")
