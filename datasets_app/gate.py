@@ -25,7 +25,14 @@ from typing import Any
 
 from datasets_app.analysis import humaneval_overlap
 from datasets_app.dedup import NEAR_DUPLICATE_JACCARD, DedupIndex
-from datasets_app.mutants import Mutant, mutant_item, mutants, mutation_score, reference_source
+from datasets_app.mutants import (
+    Mutant,
+    harness_report,
+    mutant_item,
+    mutants,
+    mutation_score,
+    reference_source,
+)
 
 REJECT_REASONS = (
     "malformed",
@@ -213,6 +220,14 @@ class Gate:
         self._mutants.pop(reference_source(problem), None)
         report = mutation_score(harness, found)
         if report.error:
+            if (harness_report(harness) or {}).get("reference") == "killed":
+                # It passed every run above and then failed its own tests here: chance or time decides.
+                return _reject(
+                    "flaky",
+                    f"The reference passed {len(passed)} identical runs, then failed its tests in the mutant "
+                    "run: the tests or the reference depend on chance or time.",
+                    cpu_ms=cpu_ms,
+                )
             return _reject("sandbox_error", report.error[0].upper() + report.error[1:] + ".", cpu_ms=cpu_ms)
         score: float | None = report.score if report.total else None
         if score is not None and score < self.min_mutation_score:

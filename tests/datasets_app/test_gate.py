@@ -186,3 +186,21 @@ def test_the_weak_tests_threshold_is_a_setting(settings):
     assert conf.gate_min_mutation_score() == 0.5
     settings.TRIAD_GATE_MIN_MUTATION_SCORE = 0.9
     assert Gate(DedupIndex(), min_mutation_score=conf.gate_min_mutation_score()).min_mutation_score == 0.9
+
+
+def test_a_reference_that_passes_its_runs_then_fails_in_the_mutant_run_is_flaky():
+    # given a reference that passed its three runs (its results as the sandbox gives them) and whose
+    # harness then says the reference itself failed its tests there
+    gate = _gate()
+    problem = clamp()
+    items = gate.sandbox_items(problem, "gen/0/0")
+    passed = {"passed": True, "error_class": "passed", "tests_passed": 5, "tests_total": 5, "cpu_ms": 3}
+    results = [{"id": item["id"], **passed} for item in items[:-1]]
+    results.append({"id": items[-1]["id"], "passed": True, "error_class": "passed", "stdout": (
+        '{"reference": "killed", "reference_s": 0.01, "killed": [], "timeouts": 0}\n'
+    )})  # fmt: skip
+    # when the gate decides
+    verdict = gate.decide(problem, "gen/0/0", results)
+    # then it is flaky, not the sandbox's fault
+    assert (verdict.accepted, verdict.reason) == (False, "flaky")
+    assert "then failed its tests in the mutant run" in verdict.detail
