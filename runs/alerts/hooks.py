@@ -63,7 +63,9 @@ def _metric_rules_exist(run_id: int) -> bool:
 
 def _metrics_check(run_id: int) -> None:
     window = settings.TRIAD_ALERTS_EVAL_DELAY_S
-    if _first_in_window(run_id, window) and _metric_rules_exist(run_id):
+    # Rules first: a window opened for a run no rule watches yet would hold off the evaluation of a rule
+    # made in the next seconds, and the breach it was made for would go unseen until a later batch.
+    if _metric_rules_exist(run_id) and _first_in_window(run_id, window):
         tasks.send_safely(tasks.alert_metrics_evaluate_task, run_id, countdown=window)
 
 

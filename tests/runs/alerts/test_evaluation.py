@@ -129,6 +129,28 @@ def test_points_posted_through_the_ingest_api_are_evaluated_by_the_task_after_co
     assert (firing.step, firing.value) == (1, 0.9)
 
 
+def test_a_rule_made_just_after_a_point_sees_the_next_batch_at_once(
+    client, run, make_rule, eager, settings, django_capture_on_commit_callbacks
+):
+    # given a point posted while no rule watched the run, and a rule made within the window after it
+    settings.TRIAD_ALERTS_EVAL_DELAY_S = 30
+
+    def post(seq, step, value):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = post_events(
+                client, run, [{"seq": seq, "type": "metric", "step": step, "values": {"kl": value}}]
+            )
+        assert response.status_code == 200, response.content
+
+    post(1, 0, 0.1)
+    rule = make_rule(condition="above", metric_key="kl", threshold=0.5)
+    # when the next batch breaches it, still inside what would have been the first batch's window
+    post(2, 1, 0.9)
+    # then it is evaluated now, not after a later batch
+    firing = AlertFiring.objects.get(rule=rule)
+    assert (firing.step, firing.value) == (1, 0.9)
+
+
 def test_the_evaluation_window_lets_one_task_through_per_run_per_window(settings):
     settings.TRIAD_ALERTS_EVAL_DELAY_S = 0.2
     run_id = 10_000_000 + int(time.time() * 1000) % 1_000_000  # a key no other test uses
