@@ -1,7 +1,19 @@
 import pytest
+from django.conf import settings
+from django.test import override_settings
 
 from tests.factories import UserFactory
 from tests.processes import RedisServer
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fast_password_hashing():
+    """Users made by the tests get one-iteration hashes (tests/hashers.py); the default hashers stay
+    listed after it, so a hash made elsewhere still verifies."""
+    with override_settings(
+        PASSWORD_HASHERS=["tests.hashers.OneIterationPBKDF2PasswordHasher", *settings.PASSWORD_HASHERS]
+    ):
+        yield
 
 
 @pytest.fixture
