@@ -109,18 +109,26 @@ def test_a_disabled_rule_does_not_fire(run, make_rule):
     assert len(alert_metrics_evaluate(run_id=run.pk)) == 0
 
 
+def poster(client, run, capture):
+    """post(seq, step, kl) through the ingest API, its on-commit callbacks run as a commit would."""
+
+    def post(seq, step, value):
+        with capture(execute=True):
+            response = post_events(
+                client, run, [{"seq": seq, "type": "metric", "step": step, "values": {"kl": value}}]
+            )
+        assert response.status_code == 200, response.content
+
+    return post
+
+
 def test_points_posted_through_the_ingest_api_are_evaluated_by_the_task_after_commit(
     client, run, make_rule, eager, settings, django_capture_on_commit_callbacks
 ):
     settings.TRIAD_ALERTS_EVAL_DELAY_S = 0.2
     rule = make_rule(condition="above", metric_key="kl", threshold=0.5)
 
-    def post(seq, step, value):
-        with django_capture_on_commit_callbacks(execute=True):
-            response = post_events(
-                client, run, [{"seq": seq, "type": "metric", "step": step, "values": {"kl": value}}]
-            )
-        assert response.status_code == 200, response.content
+    post = poster(client, run, django_capture_on_commit_callbacks)
 
     post(1, 0, 0.1)
     time.sleep(0.3)  # past the evaluation window: the next batch enqueues its own task
@@ -138,12 +146,7 @@ def test_a_rule_made_just_after_a_point_sees_the_next_batch_at_once(
     # hands pks out again after a rollback, must not hold this one's)
     monkeypatch.setattr(hooks, "_local_until", {})
 
-    def post(seq, step, value):
-        with django_capture_on_commit_callbacks(execute=True):
-            response = post_events(
-                client, run, [{"seq": seq, "type": "metric", "step": step, "values": {"kl": value}}]
-            )
-        assert response.status_code == 200, response.content
+    post = poster(client, run, django_capture_on_commit_callbacks)
 
     post(1, 0, 0.1)
     rule = make_rule(condition="above", metric_key="kl", threshold=0.5)
