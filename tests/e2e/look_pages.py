@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.utils import timezone
 
@@ -29,6 +30,7 @@ def look_pages_build(*, username: str = "lee", steps: int = 60, markup_in_names:
     from runs.metric_store import metric_points_write
     from runs.models import Node, Run, RunStatus
     from runs.review.services import review_generations_scan
+    from runs.spend.models import CostEntry
     from runs.sweeps.models import Sweep, SweepRun
     from tests.factories import (
         DatasetVersionFactory,
@@ -106,6 +108,10 @@ def look_pages_build(*, username: str = "lee", steps: int = 60, markup_in_names:
         last_heartbeat_at=now,
     )
     a, b = runs
+    for days_ago, usd in ((2, "3.20"), (1, "5.75"), (0, "1.10")):  # the spend page's chart
+        CostEntry.objects.create(
+            run=a, day=now.date() - timezone.timedelta(days=days_ago), usd=Decimal(usd), gpu_hours=1
+        )
     sweep = Sweep.objects.create(
         name="lr-kl-grid",
         team=a.team,

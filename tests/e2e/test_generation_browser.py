@@ -54,3 +54,5 @@ def test_launch_a_generation_job_from_the_page_watch_it_finish_and_open_the_vers
     )
     page.goto(f"{stack.base_url}/datasets/{dataset.pk}/")
     expect(page.get_by_test_id("diversity-latest")).to_contain_text("v2, the newest version measured")
+    # its chart is drawn: one line per measure over the versions (static/js/inline_chart.js)
+    expect(page.locator("#diversity-chart canvas")).to_have_count(1)

@@ -151,3 +151,16 @@ def test_question_mark_lists_the_shortcuts_and_they_work_but_not_while_typing(st
     page.keyboard.press("j")
     expect(page.locator("tr.gen-row.current")).to_have_count(1)
     expect(page.locator("tr.gen-row").first).to_have_class(re.compile(r"\bcurrent\b"))
+
+
+def test_the_spend_chart_draws_once_and_redraws_with_the_theme(stack, page):
+    pages = look_pages_build()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    log_in(page, stack.base_url, pages.username)
+    page.goto(f"{stack.base_url}{pages.paths['spend']}")
+    expect(page.locator("#spend-chart canvas")).to_have_count(1)
+    expect(page.locator("#spend-chart .u-legend")).to_contain_text("USD")
+    page.locator("#theme-toggle").click()  # a redraw replaces the chart, it does not add a second
+    expect(page.locator("#spend-chart canvas")).to_have_count(1)
+    assert errors == []
