@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from runs.alerts.models import AlertFiring, Channel, Delivery
 from runs.alerts.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
-from runs.alerts.targets import webhook_target_refusal
+from runs.alerts.targets import pinned_request, webhook_target
 
 WEBHOOK_TIMEOUT_S = 10.0
 RETRY_STATUSES = frozenset({408, 425, 429}) | frozenset(range(500, 600))
@@ -121,8 +121,9 @@ def alert_webhook_post(*, firing_id: int, attempt: int) -> tuple[Delivery | None
     rule = firing.rule
     delivery = Delivery(firing=firing, channel=Channel.WEBHOOK, target=rule.webhook_url, attempt=attempt)
     retry = False
-    if refusal := webhook_target_refusal(rule.webhook_url):
-        delivery.error = f"refused: {refusal}"
+    target = webhook_target(rule.webhook_url)
+    if target.refusal:
+        delivery.error = f"refused: {target.refusal}"
     else:
         body = json.dumps(firing_payload(firing), separators=(",", ":")).encode()
         now = int(time.time())
@@ -133,15 +134,15 @@ def alert_webhook_post(*, firing_id: int, attempt: int) -> tuple[Delivery | None
             SIGNATURE_HEADER: signature(secret=rule.webhook_secret, timestamp=now, body=body),
             "X-Triad-Delivery": f"{firing.pk}-{attempt}",
         }
+        url, host_header, extensions = pinned_request(rule.webhook_url, target.address)
         try:
             # No redirects: a redirect could lead to an address the target check refused.
-            response = httpx.post(
-                rule.webhook_url,
-                content=body,
-                headers=headers,
-                timeout=WEBHOOK_TIMEOUT_S,
-                follow_redirects=False,
-            )
+            # Connected to the address that was checked, never resolved again (DNS rebinding).
+            with httpx.Client(timeout=WEBHOOK_TIMEOUT_S, follow_redirects=False) as client:
+                request = client.build_request(
+                    "POST", url, content=body, headers={**headers, **host_header}, extensions=extensions
+                )
+                response = client.send(request)
             delivery.status_code = response.status_code
             delivery.ok = 200 <= response.status_code < 300
             retry = response.status_code in RETRY_STATUSES

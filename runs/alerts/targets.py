@@ -4,7 +4,8 @@ POST into its own network, unless TRIAD_WEBHOOK_ALLOW_PRIVATE is on (development
 
 import ipaddress
 import socket
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 
@@ -18,7 +19,7 @@ def _address_refusal(address: str) -> str:
 
 def webhook_url_problem(url: str) -> str:
     """Why the URL cannot be a webhook as written ("" if it can): scheme, host, and a literal address or
-    `localhost` that is not public. Names are resolved at delivery (`webhook_target_refusal`)."""
+    `localhost` that is not public. Names are resolved at delivery (`webhook_target`)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "an http:// or https:// URL with a host"
@@ -37,18 +38,45 @@ def webhook_url_problem(url: str) -> str:
         return ""  # a name: resolved, and checked, when a delivery goes out
 
 
-def webhook_target_refusal(url: str) -> str:
-    """At delivery: why this URL must not be called now ("" if it may). Every address its host resolves
-    to must be public, unless private targets are allowed."""
-    problem = webhook_url_problem(url)
-    if problem or settings.TRIAD_WEBHOOK_ALLOW_PRIVATE:
-        return problem
+@dataclass(frozen=True)
+class Target:
+    """Where a delivery goes: `refusal` ("" when it may go) and the address its host resolved to, which
+    the request then connects to (`pinned_request`), so that a name cannot resolve to a public address
+    for the check and to a private one for the connection (DNS rebinding)."""
+
+    refusal: str
+    address: str = ""
+
+
+def webhook_target(url: str) -> Target:
+    """At delivery: resolve the host once and decide. Every address it resolves to must be public, unless
+    private targets are allowed; the first is the one connected to."""
+    if problem := webhook_url_problem(url):
+        return Target(problem)
     parts = urlsplit(url)
+    host = parts.hostname or ""
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
     except OSError as exc:
-        return f"cannot resolve {parts.hostname}: {exc}"
-    for info in infos:
-        if refusal := _address_refusal(str(info[4][0])):
-            return refusal
-    return ""
+        return Target(f"cannot resolve {host}: {exc}")
+    addresses = [str(info[4][0]) for info in infos]
+    if not addresses:
+        return Target(f"cannot resolve {host}: no address")
+    if not settings.TRIAD_WEBHOOK_ALLOW_PRIVATE:
+        for address in addresses:
+            if refusal := _address_refusal(address):
+                return Target(refusal)
+    return Target("", addresses[0])
+
+
+def pinned_request(url: str, address: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    """(URL to connect to, extra headers, httpx extensions): the URL's host replaced by the resolved
+    address, the Host header kept, and for https the name sent in TLS (SNI) and checked against the
+    certificate kept too (httpx's `sni_hostname` extension)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    literal = f"[{address}]" if ":" in address else address
+    netloc = f"{literal}:{parts.port}" if parts.port else literal
+    headers = {"Host": f"{host}:{parts.port}" if parts.port else host}
+    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return urlunsplit(parts._replace(netloc=netloc)), headers, extensions

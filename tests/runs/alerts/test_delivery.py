@@ -2,6 +2,7 @@
 with backoff and every attempt recorded; mail through Django's mail settings (the locmem backend)."""
 
 import json
+import socket
 import time
 
 import pytest
@@ -10,6 +11,7 @@ from django.core import mail
 from runs.alerts.evaluation import alert_metrics_evaluate
 from runs.alerts.models import AlertFiring, Delivery
 from runs.alerts.signing import signature_valid
+from runs.alerts.targets import pinned_request
 from runs.alerts.tasks import alert_metrics_evaluate_task, alert_webhook_task
 from tests.factories import MetricPointFactory
 from tests.runs.alerts.receiver import Receiver
@@ -134,6 +136,47 @@ def test_webhooks_to_loopback_are_refused_unless_private_targets_are_allowed(
     (delivery,) = Delivery.objects.filter(firing=firing)  # refused once, not retried
     assert not delivery.ok and delivery.error.startswith("refused: 127.0.0.1 is a private")
     assert receiver.requests == []
+
+
+def test_a_delivery_connects_to_the_address_it_checked_never_resolving_the_name_again(
+    run, make_rule, receiver, eager, monkeypatch
+):
+    # DNS rebinding: the name answers a good address for the check and another for the connection.
+    # The delivery connects to the address it checked, sending the name as Host.
+    port = receiver.url.split(":")[2].split("/")[0]
+    real = socket.getaddrinfo
+    answers = iter(["127.0.0.1"])
+
+    def rebinding(host, *args, **kwargs):
+        if host == "hooks.example.test":
+            return real(next(answers, "10.255.255.1"), *args, **kwargs)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    rule = make_rule(
+        condition="above",
+        metric_key="kl",
+        threshold=1,
+        webhook_url=f"http://hooks.example.test:{port}/hooks/triad",
+        webhook_secret=SECRET,
+    )
+    firing = breach(run, rule)
+    alert_webhook_task.apply(args=[firing.pk])
+    (delivery,) = Delivery.objects.filter(firing=firing)
+    assert delivery.ok, delivery.error
+    (request,) = receiver.requests
+    assert request.headers["Host"] == f"hooks.example.test:{port}"
+
+
+def test_a_pinned_https_request_keeps_the_name_for_the_host_header_and_tls():
+    url, headers, extensions = pinned_request("https://hooks.example:8443/in?x=1", "2001:db8::7")
+    assert url == "https://[2001:db8::7]:8443/in?x=1"
+    assert headers == {"Host": "hooks.example:8443"} and extensions == {"sni_hostname": "hooks.example"}
+    assert pinned_request("http://hooks.example/in", "198.51.100.4") == (
+        "http://198.51.100.4/in",
+        {"Host": "hooks.example"},
+        {},
+    )
 
 
 def test_a_firing_is_mailed_to_the_rules_addresses(run, make_rule, eager):
