@@ -69,6 +69,19 @@ ERROR_CLASSES = (
     "sandbox_error",
 )
 
+# A repository episode's outcome (issue #23; Generation.outcome). sandbox_error is the infrastructure's
+# fault and is never scored: resolve rates leave it out.
+REPO_OUTCOMES = (
+    "resolved",
+    "tests_fail",
+    "broke_passing_tests",
+    "no_patch",
+    "turn_limit",
+    "token_limit",
+    "invalid_actions",
+    "sandbox_error",
+)
+
 # The reward's components; each has a weight setting reward_<component> (docs/trainer.md).
 REWARD_COMPONENTS = ("correctness", "efficiency", "style", "format", "custom")
 
@@ -88,6 +101,8 @@ class Metric:
     TOKENS_PER_S = "throughput/tokens_per_s"
     # Completion tokens generated since the run began (over resumes): the charts' "tokens" x axis.
     TOKENS_TOTAL = "throughput/tokens_total"
+    # A repository run's resolve rate (its scored episodes that resolved their task; issue #23).
+    REPO_RESOLVE_RATE = "repo/resolve_rate"
 
     @staticmethod
     def reward_share(component: str) -> str:
@@ -98,6 +113,11 @@ class Metric:
     def pass_at(k: int, eval_set: str = "") -> str:
         """pass@k on the held-out problems, or on the evaluation set `eval_set`."""
         return f"eval/{eval_set}/pass@{k}" if eval_set else f"eval/pass@{k}"
+
+    @staticmethod
+    def repo_outcome(outcome: str) -> str:
+        """The share of a step's repository episodes that ended in `outcome` (REPO_OUTCOMES)."""
+        return f"repo/outcome/{outcome}"
 
     @staticmethod
     def eval_coverage(name: str, eval_set: str = "") -> str:
