@@ -110,3 +110,16 @@ def test_the_spend_page_lists_dollars_per_resolved_task_per_run(logged_in, user)
     assert '<td data-testid="usd-per-resolved">0.7000</td>' in by_name[run.name]
     assert "75%" in by_name[run.name]
     assert '<td data-testid="usd-per-resolved">—</td>' in by_name[plain.name]
+
+
+def test_the_spend_api_by_run_carries_the_resolve_figures(user):
+    from tests.controlplane.api.conftest import api_client_for
+
+    run = repo_run(user, "2.10", generations_keep="all")
+    episodes(run, "resolved", 3)
+    episodes(run, "sandbox_error", 2)
+    rows = api_client_for(user).get("/spend", {"by": "run"}).json()["rows"]
+    row = next(r for r in rows if r["run_id"] == run.pk)
+    assert (
+        row["resolve_rate"] == 1.0 and row["usd_per_resolved"] == 0.7 and row["resolved_source"] == "stored"
+    )
