@@ -69,8 +69,10 @@ ERROR_CLASSES = (
     "sandbox_error",
 )
 
-# A repository episode's outcome (issue #23; Generation.outcome). sandbox_error is the infrastructure's
-# fault and is never scored: resolve rates leave it out.
+# A repository task's episode outcome (issue #23; docs/repository-tasks.md; Generation.outcome).
+# sandbox_error is the infrastructure's fault: retried and never scored (resolve rates leave it out).
+# The problem kind of a repository task is REPO_KIND.
+REPO_KIND = "repo"
 REPO_OUTCOMES = (
     "resolved",
     "tests_fail",
@@ -81,6 +83,8 @@ REPO_OUTCOMES = (
     "invalid_actions",
     "sandbox_error",
 )
+# The tools an agent calls in a repository episode, one JSON object per turn (workers/repo/tools.py).
+REPO_TOOLS = ("view", "search", "find", "replace", "create", "run_tests", "submit")
 
 # The reward's components; each has a weight setting reward_<component> (docs/trainer.md).
 REWARD_COMPONENTS = ("correctness", "efficiency", "style", "format", "custom")
