@@ -357,14 +357,17 @@ def _tests(r: _Reader, name: str) -> tuple[dict[str, str], int]:
     if not isinstance(table, dict):
         raise r.fail(name, "must be an object of test id to outcome")
     out: dict[str, str] = {}
+    cut = 0
     for test_id, outcome in table.items():
         if outcome not in TEST_OUTCOMES:
             raise r.fail(f"{name}.{test_id[:100]}", f"must be one of {', '.join(TEST_OUTCOMES)}")
-        if not test_id or len(test_id) > MAX_TEST_ID:
-            raise r.fail(name, f"test id {test_id[:40]!r} must be 1–{MAX_TEST_ID} characters")
+        if not test_id:
+            raise r.fail(name, "a test id must not be empty")
+        if len(test_id) > MAX_TEST_ID:  # a long parametrized pytest id: cut, and counted
+            test_id, cut = test_id[:MAX_TEST_ID] + "…", cut + 1
         out[test_id] = outcome
     kept = dict(list(out.items())[:MAX_TEST_IDS])
-    return kept, len(out) - len(kept)
+    return kept, cut + len(out) - len(kept)
 
 
 def _repo(r: _Reader) -> dict[str, Any]:

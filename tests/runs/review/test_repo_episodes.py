@@ -184,6 +184,44 @@ def test_over_long_texts_and_lists_are_cut_and_the_object_says_how_much(client, 
     assert stored["diff_cut"] == 5000 and len(stored["diff"]) < MAX_DIFF + 100
 
 
+def test_what_the_environment_sends_is_taken_as_it_is(client, run):
+    # given an episode result of the environment (workers/repo/env.py) of 70 turns with long texts and
+    # a test id longer than the cap, as the trainer turns it into an event
+    from workers.repo.env import EpisodeResult
+
+    turns = [
+        {"action": "x" * 9000, "observation": f"turn {i}\n" + "o" * 9000, "valid": i % 7 != 0}
+        for i in range(70)
+    ]
+    long_id = "tests/test_reader.py::test_param[" + "a" * 600 + "]"
+    result = EpisodeResult(
+        task_id="tinycsv/1",
+        outcome="broke_passing_tests",
+        reward=0.0,
+        diff="+" * 30_000,
+        turns=70,
+        invalid_actions=10,
+        test_files_edited=True,
+        fail_to_pass={F2P: "passed"},
+        pass_to_pass={P2P: "failed", long_id: "passed"},
+        tests_before={F2P: "failed", P2P: "passed"},
+        trajectory=turns,
+        duration_ms=61_000,
+    )
+    fields = result.event_fields()
+    event = {**episode_event(1, outcome="broke_passing_tests", repo=fields), "completion": fields["diff"]}
+    # when it is posted, it is accepted
+    assert post(client, run, [event]).status_code == 200
+    stored = Generation.objects.get(run=run).repo
+    # then what the environment already capped is stored as sent (no second cut), the test id cut
+    assert stored["trajectory"] == fields["trajectory"] and stored["trajectory_cut"] == 10
+    assert stored["diff"] == fields["diff"] and "diff_cut" not in stored
+    assert not any("action_cut" in t or "observation_cut" in t for t in stored["trajectory"])
+    assert stored["tests_cut"] == 1 and len(stored["pass_to_pass"]) == 2
+    assert all(len(test_id) <= 501 for test_id in stored["pass_to_pass"])
+    assert Generation.objects.get(run=run).outcome == "broke_passing_tests"
+
+
 def test_a_repeated_episode_event_is_stored_once(client, run):
     post(client, run, [episode_event(1)])
     response = post(client, run, [episode_event(1)])
