@@ -342,3 +342,11 @@ def test_labels_work_on_an_episode(logged_in, client, run):
     assert [(item.generation_id, label) for item, label in listed.context["page"].rows] == [
         (episode.pk, "bad_test")
     ]
+
+
+def test_an_episode_offers_no_program_compare_links(logged_in, client, run):
+    # given two episodes of the same task at two steps (a function's page would link them)
+    post(client, run, [episode_event(1, step=0), episode_event(2, outcome="tests_fail", step=1)])
+    episode = Generation.objects.get(run=run, step=1)
+    body = logged_in.get(f"/review/generations/{episode.pk}/").content.decode()
+    assert 'data-testid="compare-links"' not in body and 'data-testid="trajectory"' in body
