@@ -210,7 +210,7 @@ def review_outcome_counts(*, run_id: int, filters: ReviewFilters) -> list[tuple[
     """The run's repository episodes per outcome, in workers.spec.REPO_OUTCOMES' order, over the step
     and problem filters (not the class or flag ones: an outcome is one click away whatever they say).
     [] for a run without episodes."""
-    qs = Generation.objects.filter(run_id=run_id).exclude(outcome="")
+    qs = Generation.objects.filter(run_id=run_id, outcome__gt="")  # a range: the (run, outcome) index
     if filters.step_min is not None:
         qs = qs.filter(step__gte=filters.step_min)
     if filters.step_max is not None:

@@ -269,7 +269,7 @@ def _per_step(run_id: int, key: str) -> dict[int, float]:
 def run_resolve_stats(*, run: Run) -> ResolveStats | None:
     """The run's resolved and scored repository episodes, and its cost; None for a run that has
     neither an episode stored nor a repo/resolve_rate point (not a repository run)."""
-    episodes = Generation.objects.filter(run_id=run.pk).exclude(outcome="")
+    episodes = Generation.objects.filter(run_id=run.pk, outcome__gt="")  # a range: the (run, outcome) index
     counts = dict(episodes.values_list("outcome").annotate(n=Count("pk")).order_by())
     rates = _per_step(run.pk, Metric.REPO_RESOLVE_RATE)
     if not counts and not rates:
