@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from workers.spec import ERROR_CLASSES, REPORTED_STATES
+from workers.spec import ERROR_CLASSES, REPO_OUTCOMES, REPORTED_STATES
 
 EVENT_TYPES = ("metric", "generation", "log", "status", "heartbeat", "checkpoints")
 REPORTED_STATUSES = tuple(REPORTED_STATES)  # what a node may report (workers.spec)
@@ -215,6 +215,7 @@ def _generation(r: _Reader) -> dict[str, Any]:
         "stderr": r.text("stderr", required=False),
         "duration_ms": r.integer("duration_ms", required=False),
         "cases": _cases(r),
+        **_repo(r),
     }
 
 
@@ -309,6 +310,111 @@ def _cases(r: _Reader) -> list[dict[str, Any]]:
             raise r.fail(f"cases[{i}]", "must be an object")
         entries.append(_case_entry(_EntryReader(entry, r.index, f"cases[{i}]")))
     return entries
+
+
+# A repository episode's "repo" object (docs/ingest.md, "Repository episodes"): the contract's caps.
+# Past a cap the text or list is cut, and the object says how much was left out; a wrong type is refused.
+MAX_TRAJECTORY = 60  # turns kept (the first ones); "trajectory_cut" counts those left out
+MAX_TURN_TEXT = 4000  # per action or observation
+MAX_DIFF = 20_000
+MAX_TEST_IDS = 1000  # per test table; "tests_cut" counts the ids left out
+MAX_TEST_ID = 500
+TEST_OUTCOMES = ("passed", "failed", "error", "skipped", "missing")  # workers/repo/testrun.py
+
+
+def _cut(text: str, limit: int) -> tuple[str, int]:
+    """The text within `limit` characters with a marker, and how many characters were left out."""
+    if len(text) <= limit:
+        return text, 0
+    return text[:limit] + f"\n… [cut: {len(text) - limit} more characters]", len(text) - limit
+
+
+class _RepoReader(_Reader):
+    """Reads the generation's "repo" object, naming fields "repo.<name>" in errors."""
+
+    def fail(self, name: str, message: str) -> EventError:
+        return super().fail(f"repo.{name}", message)
+
+
+def _turn(r: _Reader) -> dict[str, Any]:
+    entry = r.raw
+    turn: dict[str, Any] = {"valid": r.flag("valid")}
+    for name in ("action", "observation"):
+        value = entry.get(name)
+        if not isinstance(value, str):
+            raise r.fail(name, "must be a string")
+        turn[name], cut = _cut(value, MAX_TURN_TEXT)
+        if cut:
+            turn[f"{name}_cut"] = cut  # characters left out
+    return turn
+
+
+def _tests(r: _Reader, name: str) -> tuple[dict[str, str], int]:
+    """A test table {test id: outcome}; ids past the cap are left out and counted."""
+    table = r.raw.get(name)
+    if table is None:
+        return {}, 0
+    if not isinstance(table, dict):
+        raise r.fail(name, "must be an object of test id to outcome")
+    out: dict[str, str] = {}
+    cut = 0
+    for test_id, outcome in table.items():
+        if outcome not in TEST_OUTCOMES:
+            raise r.fail(f"{name}.{test_id[:100]}", f"must be one of {', '.join(TEST_OUTCOMES)}")
+        if not test_id:
+            raise r.fail(name, "a test id must not be empty")
+        if len(test_id) > MAX_TEST_ID:  # a long parametrized pytest id: cut, and counted
+            test_id, cut = test_id[:MAX_TEST_ID] + "…", cut + 1
+        out[test_id] = outcome
+    kept = dict(list(out.items())[:MAX_TEST_IDS])
+    return kept, cut + len(out) - len(kept)
+
+
+def _repo(r: _Reader) -> dict[str, Any]:
+    """A repository episode's fields: {"outcome": "", "repo": None} for any other generation."""
+    raw = r.raw.get("repo")
+    if raw is None:
+        return {"outcome": "", "repo": None}
+    if not isinstance(raw, dict):
+        raise r.fail("repo", "must be an object (a repository episode's, docs/ingest.md)")
+    rr = _RepoReader(raw, r.index)
+    outcome = rr.text("outcome", choices=REPO_OUTCOMES)
+    if r.raw.get("passed") is not (outcome == "resolved"):
+        raise rr.fail("outcome", f"is {outcome} but passed is {r.raw.get('passed')}: passed means resolved")
+    if (outcome == "sandbox_error") != (r.raw.get("error_class") == "sandbox_error"):
+        raise rr.fail("outcome", "sandbox_error goes with error_class sandbox_error, and only with it")
+    trajectory = raw.get("trajectory", [])
+    if not isinstance(trajectory, list):
+        raise rr.fail("trajectory", "must be a list of {action, observation, valid}")
+    turns = []
+    for i, entry in enumerate(trajectory[:MAX_TRAJECTORY]):
+        if not isinstance(entry, dict):
+            raise rr.fail(f"trajectory[{i}]", "must be an object")
+        turns.append(_turn(_EntryReader(entry, r.index, f"repo.trajectory[{i}]")))
+    diff, diff_cut = _cut(rr.text("diff", required=False, max_len=MAX_INT), MAX_DIFF)
+    tables: dict[str, dict[str, str]] = {}
+    tests_cut = 0
+    for name in ("fail_to_pass", "pass_to_pass", "tests_before"):
+        tables[name], cut = _tests(rr, name)
+        tests_cut += cut
+    repo: dict[str, Any] = {
+        "outcome": outcome,
+        "turns": rr.integer("turns"),
+        "invalid_actions": rr.integer("invalid_actions"),
+        "test_files_edited": rr.flag("test_files_edited"),
+        "trajectory": turns,
+        # The trainer's own cut (past 60 turns), plus ours when it sent more than that.
+        "trajectory_cut": rr.integer("trajectory_cut", required=False)
+        + max(0, len(trajectory) - MAX_TRAJECTORY),
+        "diff": diff,
+        **tables,
+        "duration_ms": rr.integer("duration_ms", required=False),
+    }
+    if diff_cut:
+        repo["diff_cut"] = diff_cut
+    if tests_cut:
+        repo["tests_cut"] = tests_cut
+    return {"outcome": outcome, "repo": repo}
 
 
 _PARSERS = {

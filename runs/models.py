@@ -260,6 +260,10 @@ class Generation(models.Model):
     # A program problem's cases, as the trainer posts them (the first 20 and the first failing one):
     # [{"index", "outcome", "duration_ms", "input", "expected", "actual", "stderr"}]; [] for functions.
     cases = models.JSONField(default=list, blank=True)
+    # A repository episode's outcome (workers.spec.REPO_OUTCOMES; "" for other kinds) and its "repo"
+    # object as ingest capped it (runs/events.py): trajectory, final diff, test tables. None otherwise.
+    outcome = models.CharField(max_length=32, blank=True, default="")
+    repo = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -268,6 +272,8 @@ class Generation(models.Model):
             models.Index(fields=["run", "step"], name="generation_run_step"),
             # The same problem across a run (solve rate over steps, compare links).
             models.Index(fields=["run", "problem_id", "step"], name="generation_run_problem_step"),
+            # A run's episodes by outcome (the review's outcome filter and counts, the resolve rate).
+            models.Index(fields=["run", "outcome"], name="generation_run_outcome"),
         ]
 
 

@@ -69,8 +69,9 @@ ERROR_CLASSES = (
     "sandbox_error",
 )
 
-# A repository task's episode outcome (issue #23; docs/repository-tasks.md). sandbox_error is the
-# infrastructure's fault: retried and never scored. The problem kind of a repository task is REPO_KIND.
+# A repository task's episode outcome (issue #23; docs/repository-tasks.md; Generation.outcome).
+# sandbox_error is the infrastructure's fault: retried and never scored (resolve rates leave it out).
+# The problem kind of a repository task is REPO_KIND.
 REPO_KIND = "repo"
 REPO_OUTCOMES = (
     "resolved",
@@ -104,6 +105,8 @@ class Metric:
     TOKENS_PER_S = "throughput/tokens_per_s"
     # Completion tokens generated since the run began (over resumes): the charts' "tokens" x axis.
     TOKENS_TOTAL = "throughput/tokens_total"
+    # A repository run's resolve rate (its scored episodes that resolved their task; issue #23).
+    REPO_RESOLVE_RATE = "repo/resolve_rate"
 
     @staticmethod
     def reward_share(component: str) -> str:
@@ -114,6 +117,11 @@ class Metric:
     def pass_at(k: int, eval_set: str = "") -> str:
         """pass@k on the held-out problems, or on the evaluation set `eval_set`."""
         return f"eval/{eval_set}/pass@{k}" if eval_set else f"eval/pass@{k}"
+
+    @staticmethod
+    def repo_outcome(outcome: str) -> str:
+        """The share of a step's repository episodes that ended in `outcome` (REPO_OUTCOMES)."""
+        return f"repo/outcome/{outcome}"
 
     @staticmethod
     def eval_coverage(name: str, eval_set: str = "") -> str:

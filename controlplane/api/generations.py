@@ -17,6 +17,7 @@ from runs.review import selectors, services
 from runs.review.models import Label, ReviewItem
 from runs.selectors import run_get_for_user
 from workers.detectors import RULES
+from workers.spec import REPO_OUTCOMES
 
 router = Router(tags=["generations"])
 
@@ -41,6 +42,10 @@ class GenerationOut(Schema):
     traceback: str
     tests_passed: int
     tests_total: int
+    # A repository episode's outcome ("" for other kinds) and its stored "repo" object (trajectory,
+    # final diff, test tables, as ingest capped them; docs/ingest.md); None for other kinds.
+    outcome: str
+    repo: dict[str, Any] | None
 
 
 class LabelIn(Schema):
@@ -68,6 +73,12 @@ def _label(label: str) -> str:
     return label
 
 
+def _outcome(outcome: str) -> str:
+    if outcome and outcome not in REPO_OUTCOMES:
+        raise ApiError(400, f"outcome: one of {', '.join(REPO_OUTCOMES)}, not {outcome!r}", field="outcome")
+    return outcome
+
+
 def _items(version_id: int, rows: list[tuple[Generation, ReviewItem | None]]) -> list[dict[str, Any]]:
     """A page of a run's generations (its dataset version's problems), with their latest labels and
     their problems' ids in a query each."""
@@ -93,6 +104,8 @@ def _items(version_id: int, rows: list[tuple[Generation, ReviewItem | None]]) ->
             "traceback": g.stderr[-selectors.TEXT_CAP :],
             "tests_passed": g.tests_passed,
             "tests_total": g.tests_total,
+            "outcome": g.outcome,
+            "repo": g.repo,
         }
         for g, item in rows
     ]
@@ -113,6 +126,7 @@ def run_generations(
     flagged: str = "",
     problem: str = "",
     tag: str = "",
+    outcome: str = "",
     step: int | None = None,
     step_min: int | None = None,
     step_max: int | None = None,
@@ -121,7 +135,8 @@ def run_generations(
 ) -> dict[str, Any]:
     """As the review page: the failing generations, oldest step first; `flagged=true` the ones a
     detector flagged (passing ones too), `flagged=false` the failing unflagged ones, `flagged=<rule>` one
-    rule's; `label=<label>` those whose latest label it is (`none`: unlabelled); `step` one step."""
+    rule's; `label=<label>` those whose latest label it is (`none`: unlabelled); `step` one step;
+    `outcome=<outcome>` a repository episode outcome's (resolved ones too, docs/review.md)."""
     run = run_get_for_user(user=caller(request), run_id=run_id)
     for name, value in (("step", step), ("step_min", step_min), ("step_max", step_max)):
         if value is not None and value < 0:
@@ -135,6 +150,7 @@ def run_generations(
         tag=tag,
         flag=_flag(flagged),
         label=_label(label),
+        outcome=_outcome(outcome),
     )
     result = paged(selectors.review_item_list(run_id=run.pk, filters=filters), page=page, per_page=per_page)
     result["items"] = _items(run.dataset_version_id, [(item.generation, item) for item in result["items"]])

@@ -4,7 +4,7 @@ from django import template
 from django.utils.safestring import SafeString, mark_safe
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
-from pygments.lexers import PythonLexer, PythonTracebackLexer
+from pygments.lexers import DiffLexer, PythonLexer, PythonTracebackLexer
 
 register = template.Library()
 _FORMATTER = HtmlFormatter(cssclass="highlight", wrapcode=True)
@@ -12,12 +12,13 @@ _FORMATTER = HtmlFormatter(cssclass="highlight", wrapcode=True)
 _DARK_FORMATTER = HtmlFormatter(cssclass="highlight", wrapcode=True, style="github-dark")
 _DARK_CHOSEN = ':root[data-theme="dark"] .highlight'
 _DARK_SYSTEM = ':root:not([data-theme="light"]) .highlight'
-_LEXERS = {"python": PythonLexer(), "traceback": PythonTracebackLexer()}
+_LEXERS = {"python": PythonLexer(), "traceback": PythonTracebackLexer(), "diff": DiffLexer()}
 
 
 @register.filter
 def highlighted(code: str, language: str = "python") -> SafeString:
-    """`{{ problem.solution|highlighted }}` or `{{ problem.traceback|highlighted:"traceback" }}`."""
+    """`{{ problem.solution|highlighted }}` or `{{ problem.traceback|highlighted:"traceback" }}`
+    (or `"diff"`: a repository episode's patch)."""
     return mark_safe(str(highlight(code or "", _LEXERS[language], _FORMATTER)))  # noqa: S308 — Pygments escapes
 
 

@@ -3,6 +3,7 @@ from django import forms
 from runs.review.models import Label
 from runs.review.selectors import CompareSide, ReviewFilters
 from workers.detectors import RULES
+from workers.spec import REPO_OUTCOMES
 
 
 class ReviewFilterForm(forms.Form):
@@ -14,6 +15,9 @@ class ReviewFilterForm(forms.Form):
     tag = forms.CharField(required=False, max_length=200)
     flag = forms.ChoiceField(
         required=False, choices=[("", "failing"), ("any", "any flag"), *[(r, r) for r in RULES]]
+    )
+    outcome = forms.ChoiceField(
+        required=False, choices=[("", "any outcome"), *[(o, o) for o in REPO_OUTCOMES]]
     )
     after = forms.RegexField(required=False, regex=r"^\d+:\d+$")
 
@@ -29,6 +33,7 @@ class ReviewFilterForm(forms.Form):
             problem_id=data.get("problem") or "",
             tag=data.get("tag") or "",
             flag=data.get("flag") or "",
+            outcome=data.get("outcome") or "",
             after_step=after_step,
             after_id=after_id,
         )

@@ -4,6 +4,7 @@ generation in full, one problem across the run, and the labels' export."""
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections import defaultdict
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from datasets_app.models import Problem
 from runs.models import Generation, Run
 from runs.review.models import ReviewItem, ReviewLabel, ReviewStepCount
 from runs.selectors import run_get_for_user
+from workers.spec import REPO_OUTCOMES
 
 PAGE_SIZE = 50
 TEXT_CAP = 20_000
@@ -38,6 +40,7 @@ class ReviewFilters:
     tag: str = ""  # one of the problem's tags (Problem.tags of the run's dataset version)
     flag: str = ""  # "" all failing; "any" flagged (passing ones too); "none" failing unflagged; or one rule
     label: str = ""  # the latest label people gave it (a Label value), or "none": unlabelled
+    outcome: str = ""  # a repository episode's outcome (workers.spec.REPO_OUTCOMES): resolved ones too
     after_step: int | None = None  # keyset: the page starts after (after_step, after_id)
     after_id: int | None = None
 
@@ -51,6 +54,7 @@ class ReviewPage:
     next_after: tuple[int, int] | None
     latest_labels: dict[int, str] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)  # the tags of the run's problems, for the filter
+    outcome_facets: list[tuple[str, int]] = field(default_factory=list)  # repository episodes per outcome
 
     @property
     def rows(self) -> list[tuple[ReviewItem, str]]:
@@ -65,8 +69,11 @@ def _items(run_id: int, f: ReviewFilters, *, with_class: bool = True) -> QuerySe
         qs = qs.filter(passed=False, flagged=False)
     elif f.flag:
         qs = qs.filter(flagged=True, flag_rules__contains=f",{f.flag},")
-    else:
+    elif not f.outcome:
         qs = qs.filter(passed=False)
+    if f.outcome:
+        # Every episode has an item (runs/review/services.py), so an outcome lists resolved ones too.
+        qs = qs.filter(generation__outcome=f.outcome)
     if f.error_class and with_class:
         qs = qs.filter(error_class=f.error_class)
     if f.exception_type:
@@ -167,6 +174,7 @@ def review_page(*, run_id: int, filters: ReviewFilters) -> ReviewPage:
             "generation__tests_passed",
             "generation__tests_total",
             "generation__duration_ms",
+            "generation__outcome",
         )[: PAGE_SIZE + 1]
     )
     last = rows[PAGE_SIZE - 1] if len(rows) > PAGE_SIZE else None
@@ -187,6 +195,7 @@ def review_page(*, run_id: int, filters: ReviewFilters) -> ReviewPage:
     exception_rows = exc_counts.exclude(exception_type="").values_list("exception_type").annotate(n=Sum("n"))
     latest = review_latest_labels(generation_ids=[i.generation_id for i in items])
     return ReviewPage(
+        outcome_facets=review_outcome_counts(run_id=run_id, filters=f),
         items=items,
         facets=sorted(((c, int(n)) for c, n in facet_rows), key=lambda r: -r[1]),
         exception_facets=sorted(((e, int(n)) for e, n in exception_rows), key=lambda r: -r[1])[:20],
@@ -195,6 +204,21 @@ def review_page(*, run_id: int, filters: ReviewFilters) -> ReviewPage:
         latest_labels=latest,
         tags=review_tags(run_id=run_id),
     )
+
+
+def review_outcome_counts(*, run_id: int, filters: ReviewFilters) -> list[tuple[str, int]]:
+    """The run's repository episodes per outcome, in workers.spec.REPO_OUTCOMES' order, over the step
+    and problem filters (not the class or flag ones: an outcome is one click away whatever they say).
+    [] for a run without episodes."""
+    qs = Generation.objects.filter(run_id=run_id, outcome__gt="")  # a range: the (run, outcome) index
+    if filters.step_min is not None:
+        qs = qs.filter(step__gte=filters.step_min)
+    if filters.step_max is not None:
+        qs = qs.filter(step__lte=filters.step_max)
+    if filters.problem_id:
+        qs = qs.filter(problem_id=filters.problem_id)
+    counts = dict(qs.values_list("outcome").annotate(n=Count("pk")).order_by())
+    return [(o, int(counts[o])) for o in REPO_OUTCOMES if o in counts]
 
 
 def review_chart(*, run_id: int, filters: ReviewFilters) -> dict[str, Any]:
@@ -242,6 +266,7 @@ class GenerationDetail:
     flagged_lines: set[int]
     compare_links: list[CompareLink] = field(default_factory=list)
     cases: list[CaseRow] = field(default_factory=list)  # a program problem's, as posted
+    episode: EpisodeView | None = None  # a repository episode's trajectory view
 
 
 @dataclass(frozen=True)
@@ -280,6 +305,100 @@ def case_rows(cases: list[dict[str, Any]]) -> list[CaseRow]:
     return rows
 
 
+LONG_OBSERVATION = 1200  # characters, or 25 lines: folded in a <details> on the page
+
+
+@dataclass(frozen=True)
+class TurnRow:
+    """One turn of a repository episode: the model's action and what the workspace answered."""
+
+    number: int
+    action: str  # pretty JSON when it parses, else as the model wrote it
+    observation: str
+    valid: bool
+    long: bool  # fold the observation
+    cut: int  # characters ingest left out of the action and the observation
+
+
+@dataclass(frozen=True)
+class TestRow:
+    test_id: str
+    before: str  # the outcome at the base commit ("" when it was not run)
+    after: str  # at grading, with the episode's diff and the test patch
+
+
+@dataclass(frozen=True)
+class EpisodeView:
+    """A repository episode as review shows it (docs/review.md, "Repository episodes")."""
+
+    outcome: str
+    turns: int
+    invalid_actions: int
+    test_files_edited: bool
+    duration_ms: int
+    statement: str  # the problem's statement ("" when the run's dataset lacks the task)
+    trajectory: list[TurnRow]
+    trajectory_cut: int  # turns the trainer or ingest left out
+    diff: str  # the episode's final diff
+    diff_cut: int
+    reference: str  # the task's reference patch (the problem's solution)
+    fail_to_pass: list[TestRow]
+    pass_to_pass: list[TestRow]
+    tests_cut: int
+
+    @property
+    def test_tables(self) -> list[tuple[str, list[TestRow]]]:
+        return [("FAIL_TO_PASS", self.fail_to_pass), ("PASS_TO_PASS", self.pass_to_pass)]
+
+
+def _pretty_action(action: str) -> str:
+    try:
+        parsed = json.loads(action)
+    except ValueError:
+        return action  # an invalid action is shown as written
+    return json.dumps(parsed, indent=2, ensure_ascii=False)
+
+
+def _test_rows(after: Any, before: dict[str, Any]) -> list[TestRow]:
+    if not isinstance(after, dict):
+        return []
+    return [TestRow(str(t), str(before.get(t, "")), str(o)) for t, o in after.items()]
+
+
+def episode_view(*, repo: dict[str, Any], problem: Problem | None) -> EpisodeView:
+    """The stored "repo" object (as ingest validated it) with the task's statement and reference."""
+    turns = []
+    for i, turn in enumerate(repo.get("trajectory") or [], start=1):
+        observation = str(turn.get("observation", ""))
+        turns.append(
+            TurnRow(
+                number=i,
+                action=_pretty_action(str(turn.get("action", ""))),
+                observation=observation,
+                valid=bool(turn.get("valid")),
+                long=len(observation) > LONG_OBSERVATION or observation.count("\n") > 25,
+                cut=int(turn.get("action_cut", 0)) + int(turn.get("observation_cut", 0)),
+            )
+        )
+    before = repo.get("tests_before") if isinstance(repo.get("tests_before"), dict) else {}
+    return EpisodeView(
+        outcome=str(repo.get("outcome", "")),
+        turns=int(repo.get("turns", 0)),
+        invalid_actions=int(repo.get("invalid_actions", 0)),
+        test_files_edited=bool(repo.get("test_files_edited")),
+        duration_ms=int(repo.get("duration_ms", 0)),
+        statement=problem.prompt if problem else "",
+        trajectory=turns,
+        trajectory_cut=int(repo.get("trajectory_cut", 0)),
+        diff=str(repo.get("diff", "")),
+        diff_cut=int(repo.get("diff_cut", 0)),
+        reference=problem.solution if problem else "",
+        fail_to_pass=_test_rows(repo.get("fail_to_pass"), before or {}),
+        pass_to_pass=_test_rows(repo.get("pass_to_pass"), before or {}),
+        tests_cut=int(repo.get("tests_cut", 0)),
+    )
+
+
 def _diff(reference: str, completion: str) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for line in difflib.unified_diff(
@@ -299,7 +418,7 @@ def review_generation_detail(*, generation_id: int, user: User | None = None) ->
     problem = Problem.objects.filter(version_id=g.run.dataset_version_id, task_id=g.problem_id).first()
     exc = item.exception_type if item else ""
     reference = ""
-    if problem is not None:
+    if problem is not None and g.repo is None:
         # A completion that repeats the prompt is compared with prompt + solution, else with the body.
         full = problem.prompt.strip() and g.completion.lstrip().startswith(problem.prompt.strip()[:40])
         reference = (problem.prompt + problem.solution) if full else problem.solution
@@ -311,11 +430,12 @@ def review_generation_detail(*, generation_id: int, user: User | None = None) ->
         exception_type=exc,
         stdout=g.stdout[:TEXT_CAP],
         stderr=g.stderr[-TEXT_CAP:],
-        diff=_diff(reference, g.completion[:TEXT_CAP]) if problem else [],
+        diff=_diff(reference, g.completion[:TEXT_CAP]) if problem and g.repo is None else [],
         labels=list(ReviewLabel.objects.filter(generation_id=g.pk).select_related("created_by")),
         flagged_lines={flag["line"] for flag in (item.flags if item else [])},
         compare_links=review_compare_links(generation=g, user=user),
         cases=case_rows(g.cases) if isinstance(g.cases, list) else [],
+        episode=episode_view(repo=g.repo, problem=problem) if isinstance(g.repo, dict) else None,
     )
 
 

@@ -34,7 +34,7 @@ from runs.review.models import (
     ReviewStepCount,
 )
 from runs.review.selectors import CompareSide, review_compare_side, review_problem_of
-from workers.detectors import scan
+from workers.detectors import Flag, Rule, scan
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,13 @@ def _problems(version_id: int, task_ids: set[str]) -> dict[str, tuple[str, str]]
     return {t: _PROBLEM_CACHE.get((version_id, t), ("", "")) for t in task_ids}
 
 
+def _repo_flags(repo: dict[str, object]) -> list[Flag]:
+    if not repo.get("test_files_edited"):
+        return []
+    message = "the episode edited test files (grading applies the task's tests over them; not rewarded)"
+    return [Flag(rule=Rule.TEST_TAMPERING, line=0, message=message)]
+
+
 def review_generations_scan(*, run_id: int, generations: Sequence[Generation], now: dt.datetime) -> int:
     """At ingest: run the reward-hacking detectors on freshly stored generations, index the failing
     and flagged ones for review, count them per step and write the flagged share of the step's posted
@@ -91,16 +98,23 @@ def review_generations_scan(*, run_id: int, generations: Sequence[Generation], n
     flagged_counts: Counter[tuple[int, str, str]] = Counter()
     for g in generations:
         prompt, tests = problems[g.problem_id]
-        # A syntax error cannot game anything; everything else is scanned, passing ones above all.
-        scanned = g.error_class != "syntax_error"
-        kind = "program" if g.cases else "function"  # only a program problem's generation has cases
-        flags = scan(completion=g.completion, prompt=prompt, tests=tests, kind=kind) if scanned else []
-        exc = "" if g.passed else exception_type_of(g.stderr)
+        if g.repo is not None:
+            # A repository episode's completion is a diff, not a program: the detectors do not read
+            # it. Its reward-hacking sign is the grader's: it edited test files (docs/review.md).
+            flags = _repo_flags(g.repo)
+            exc = ""
+        else:
+            # A syntax error cannot game anything; everything else is scanned, passing ones above all.
+            scanned = g.error_class != "syntax_error"
+            kind = "program" if g.cases else "function"  # only a program problem's generation has cases
+            flags = scan(completion=g.completion, prompt=prompt, tests=tests, kind=kind) if scanned else []
+            exc = "" if g.passed else exception_type_of(g.stderr)
         key = (g.step, g.error_class, exc)
         counts[key] += 1
         if flags:
             flagged_counts[key] += 1
-        if flags or not g.passed:
+        # Every episode is indexed, resolved ones too: the outcome filter lists them (few per step).
+        if flags or not g.passed or g.repo is not None:
             rules = sorted({f.rule for f in flags})
             items.append(
                 ReviewItem(

@@ -20,7 +20,13 @@ def review_run(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
     filters = form.filters()
     page = selectors.review_page(run_id=run.pk, filters=filters)
     context = {"run": run, "form": form, "filters": filters, "page": page, "labels": Label.choices}
-    for name, drop in (("query", "after"), ("cls_query", "cls"), ("exc_query", "exception_type")):
+    drops = (
+        ("query", "after"),
+        ("cls_query", "cls"),
+        ("exc_query", "exception_type"),
+        ("outcome_query", "outcome"),
+    )
+    for name, drop in drops:
         query = request.GET.copy()
         query.pop("after", None)
         query.pop(drop, None)

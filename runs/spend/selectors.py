@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from controlplane.accounts.models import Role
 from controlplane.accounts.selectors import team_filter, user_list_managed_by
-from runs.models import MetricPoint, Node, Run, RunAttempt, RunClaim, status_label
+from runs.models import Generation, MetricPoint, Node, Run, RunAttempt, RunClaim, status_label
 from runs.spend.models import CostEntry, GpuPrice, MonthlyBudget, RunCost, TeamMonthlyBudget
 from workers.provenance import resolved_ranks
 from workers.spec import Metric, config_from_stored
@@ -237,6 +237,60 @@ def pass_rate_gain_points(*, run_id: int) -> float | None:
 
 
 @dataclass(frozen=True)
+class ResolveStats:
+    """A repository run's resolve rate and spend per resolved task (docs/spend.md, "Spend per resolved
+    task"). `source` says where the counts come from: "stored" (the run posts every episode, so the
+    stored ones are all of them), "metrics" (repo/resolve_rate per step × the step's scored episodes),
+    or "sample" (only a sample of episodes is stored and no metric says more: the rate is the sample's,
+    and no spend per resolved task is claimed)."""
+
+    source: str
+    scored: float  # episodes scored (sandbox_error ones left out)
+    resolved: float
+    usd: Decimal
+
+    @property
+    def resolve_rate(self) -> float | None:
+        return self.resolved / self.scored if self.scored else None
+
+    @property
+    def usd_per_resolved(self) -> Decimal | None:
+        if self.source == "sample" or self.resolved <= 0:
+            return None
+        return (self.usd / Decimal(str(self.resolved))).quantize(Decimal("0.0001"))
+
+
+def _per_step(run_id: int, key: str) -> dict[int, float]:
+    """A metric's value at each step (the latest point of a step written twice, as after a resume)."""
+    rows = MetricPoint.objects.filter(run_id=run_id, key=key).order_by("step", "pk")
+    return dict(rows.values_list("step", "value"))
+
+
+def run_resolve_stats(*, run: Run) -> ResolveStats | None:
+    """The run's resolved and scored repository episodes, and its cost; None for a run that has
+    neither an episode stored nor a repo/resolve_rate point (not a repository run)."""
+    episodes = Generation.objects.filter(run_id=run.pk, outcome__gt="")  # a range: the (run, outcome) index
+    counts = dict(episodes.values_list("outcome").annotate(n=Count("pk")).order_by())
+    rates = _per_step(run.pk, Metric.REPO_RESOLVE_RATE)
+    if not counts and not rates:
+        return None
+    cost = RunCost.objects.filter(run=run).values_list("usd", flat=True).first() or Decimal(0)
+    config = config_from_stored(run.config or {})
+    stored_scored = sum(n for outcome, n in counts.items() if outcome != "sandbox_error")
+    if config.generations_keep == "all" and counts:
+        return ResolveStats("stored", float(stored_scored), float(counts.get("resolved", 0)), cost)
+    if rates:
+        # The trainer's rate is over the step's scored episodes: prompts × group, less the step's
+        # sandbox errors (their share, repo/outcome/sandbox_error, when it logged one).
+        per_step = config.prompts_per_step * config.group_size
+        infra = _per_step(run.pk, Metric.repo_outcome("sandbox_error"))
+        scored = {step: per_step * (1.0 - infra.get(step, 0.0)) for step in rates}
+        resolved = sum(rate * scored[step] for step, rate in rates.items())
+        return ResolveStats("metrics", sum(scored.values()), resolved, cost)
+    return ResolveStats("sample", float(stored_scored), float(counts.get("resolved", 0)), cost)
+
+
+@dataclass(frozen=True)
 class Projection:
     usd: Decimal
     gpu_hours: float
@@ -340,6 +394,11 @@ def spend_top_runs(
         gain = pass_rate_gain_points(run_id=row["run_id"])
         row["gain_points"] = gain
         row["usd_per_point"] = row["usd"] / Decimal(str(gain)) if gain and gain > 0 else None
+        # A repository run's resolve rate and dollars per resolved task (None: not one, or none resolved).
+        stats = run_resolve_stats(run=Run.objects.get(pk=row["run_id"]))
+        row["resolve_rate"] = stats.resolve_rate if stats else None
+        row["usd_per_resolved"] = stats.usd_per_resolved if stats else None
+        row["resolved_source"] = stats.source if stats else ""
     return rows
 
 

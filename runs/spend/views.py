@@ -201,5 +201,9 @@ def spend_estimate(request: AuthedHttpRequest) -> HttpResponse:
 def run_cost(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
     """The run page's cost line (an htmx partial, refreshed while the run is active)."""
     run = run_get_for_user(user=request.user, run_id=run_id)
-    context = {"run": run, "projection": selectors.run_cost_projection(run=run)}
+    context = {
+        "run": run,
+        "projection": selectors.run_cost_projection(run=run),
+        "resolve": selectors.run_resolve_stats(run=run),  # None unless a repository run
+    }
     return render(request, "spend/run_cost.html", context)
