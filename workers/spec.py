@@ -69,6 +69,22 @@ ERROR_CLASSES = (
     "sandbox_error",
 )
 
+# A repository task's episode outcome (issue #23; docs/repository-tasks.md). sandbox_error is the
+# infrastructure's fault: retried and never scored. The problem kind of a repository task is REPO_KIND.
+REPO_KIND = "repo"
+REPO_OUTCOMES = (
+    "resolved",
+    "tests_fail",
+    "broke_passing_tests",
+    "no_patch",
+    "turn_limit",
+    "token_limit",
+    "invalid_actions",
+    "sandbox_error",
+)
+# The tools an agent calls in a repository episode, one JSON object per turn (workers/repo/tools.py).
+REPO_TOOLS = ("view", "search", "find", "replace", "create", "run_tests", "submit")
+
 # The reward's components; each has a weight setting reward_<component> (docs/trainer.md).
 REWARD_COMPONENTS = ("correctness", "efficiency", "style", "format", "custom")
 
