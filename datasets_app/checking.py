@@ -18,7 +18,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from datasets_app import conf
-from datasets_app.models import DatasetVersion, Problem, ProblemStatus
+from datasets_app.models import DatasetVersion, Problem, ProblemKind, ProblemStatus
 
 logger = logging.getLogger(__name__)
 
@@ -112,13 +112,15 @@ def dataset_version_analyse(*, version_id: int) -> int:
     contaminated: dict[int, tuple[str, float]] = {}
 
     def texts() -> Iterator[tuple[int, str]]:
-        for pk, task_id, prompt, solution, duplicate_of in rows.values_list(
-            "pk", "task_id", "prompt", "solution", "duplicate_of"
+        for pk, task_id, prompt, solution, duplicate_of, kind in rows.values_list(
+            "pk", "task_id", "prompt", "solution", "duplicate_of", "kind"
         ).iterator(chunk_size=2000):
             task_ids[pk] = task_id
             if duplicate_of:
                 exact.add(pk)
-            overlap = humaneval_overlap(prompt, solution)
+            # A repository task (a statement and a patch) cannot be a copy of a HumanEval function: its
+            # overlap is not measured. Near-duplicates are: two tasks with the same fix are one task.
+            overlap = None if kind == ProblemKind.REPO else humaneval_overlap(prompt, solution)
             if overlap is not None:
                 contaminated[pk] = (overlap.task_id, overlap.score)
             yield pk, prompt + "\n" + solution

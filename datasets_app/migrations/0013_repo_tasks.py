@@ -5,56 +5,84 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('datasets_app', '0012_generation_jobs'),
+        ("datasets_app", "0012_generation_jobs"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='RepoSnapshot',
+            name="RepoSnapshot",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sha256', models.CharField(max_length=64, unique=True)),
-                ('data', models.BinaryField()),
-                ('size_bytes', models.PositiveIntegerField()),
-                ('file_count', models.PositiveIntegerField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("sha256", models.CharField(max_length=64, unique=True)),
+                ("data", models.BinaryField()),
+                ("size_bytes", models.PositiveIntegerField()),
+                ("file_count", models.PositiveIntegerField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.AddField(
-            model_name='problem',
-            name='fail_to_pass',
+            model_name="problem",
+            name="fail_to_pass",
             field=models.JSONField(blank=True, default=list),
         ),
         migrations.AddField(
-            model_name='problem',
-            name='pass_to_pass',
+            model_name="problem",
+            name="pass_to_pass",
             field=models.JSONField(blank=True, default=list),
         ),
         migrations.AddField(
-            model_name='problem',
-            name='repo_evidence',
+            model_name="problem",
+            name="repo_evidence",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AddField(
-            model_name='problem',
-            name='runner',
+            model_name="problem",
+            name="runner",
             field=models.CharField(blank=True, max_length=16),
         ),
         migrations.AlterField(
-            model_name='datasetversion',
-            name='format',
-            field=models.CharField(choices=[('humaneval', 'HumanEval'), ('mbpp', 'MBPP'), ('triad', 'Triad'), ('codecontests', 'CodeContests'), ('apps', 'APPS'), ('taco', 'TACO'), ('livecodebench', 'LiveCodeBench'), ('generated', 'Generated'), ('triad-repo', 'Repository tasks (Triad / SWE-bench JSONL)')], default='humaneval', max_length=16),
+            model_name="datasetversion",
+            name="format",
+            field=models.CharField(
+                choices=[
+                    ("humaneval", "HumanEval"),
+                    ("mbpp", "MBPP"),
+                    ("triad", "Triad"),
+                    ("codecontests", "CodeContests"),
+                    ("apps", "APPS"),
+                    ("taco", "TACO"),
+                    ("livecodebench", "LiveCodeBench"),
+                    ("generated", "Generated"),
+                    ("triad-repo", "Repository tasks (Triad / SWE-bench JSONL)"),
+                ],
+                default="humaneval",
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='problem',
-            name='kind',
-            field=models.CharField(choices=[('function', 'Function'), ('program', 'Program'), ('repo', 'Repository task')], default='function', max_length=16),
+            model_name="problem",
+            name="kind",
+            field=models.CharField(
+                choices=[("function", "Function"), ("program", "Program"), ("repo", "Repository task")],
+                default="function",
+                max_length=16,
+            ),
         ),
         migrations.AddField(
-            model_name='problem',
-            name='snapshot',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='problems', to='datasets_app.reposnapshot'),
+            model_name="problem",
+            name="snapshot",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="problems",
+                to="datasets_app.reposnapshot",
+            ),
         ),
     ]
