@@ -292,13 +292,15 @@ def _enqueue_analysis(version_id: int) -> None:
 
 def dataset_version_verify(*, version_id: int) -> int:
     """Fan out verification of a version's pending problems, in chunks, once the transaction commits."""
-    ids = list(
-        Problem.objects.filter(version_id=version_id, status=ProblemStatus.PENDING)
-        .order_by("index")
-        .values_list("pk", flat=True)
-    )
+    pending = Problem.objects.filter(version_id=version_id, status=ProblemStatus.PENDING).order_by("index")
+    ids = list(pending.exclude(kind=ProblemKind.REPO).values_list("pk", flat=True))
     size = conf.verify_chunk_size()
     chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
+    # Repository tasks run their tests several times each: smaller chunks, so a task's time stays short.
+    repo_ids = list(pending.filter(kind=ProblemKind.REPO).values_list("pk", flat=True))
+    size = conf.repo_verify_chunk_size()
+    chunks += [repo_ids[i : i + size] for i in range(0, len(repo_ids), size)]
+    ids += repo_ids
 
     def enqueue() -> None:
         from controlplane.celery import BROKER_ERRORS, broker_unreachable

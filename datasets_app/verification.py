@@ -15,6 +15,9 @@ It imports the sandbox inside the function, so only the service layer and the be
   and actual output, and stderr.
 - ``sandbox_error`` is the infrastructure's fault: such a problem gets no verdict (``None``) and stays
   pending, for the caller to retry.
+- Repository tasks go through ``verify_repo``: workers.repo.verify.verify_task runs the task's tests in
+  its snapshot without and with the reference patch (twice); its status is the verdict's, its evidence
+  is kept whole, and the first test that did not end as it should fills ``failing_test``.
 """
 
 from __future__ import annotations
@@ -22,9 +25,12 @@ from __future__ import annotations
 import functools
 import inspect
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from workers.repo.task import RepoTask
 
 VERIFIED = "verified"
 FAILING = "failing"
@@ -58,6 +64,7 @@ class Verdict:
     tests_total: int = 0
     duration_ms: int = 0
     cpu_ms: int = 0
+    evidence: dict[str, Any] = field(default_factory=dict)  # a repository task's gate evidence
 
 
 def trivial_program(prompt: str, entry_point: str) -> str:
@@ -228,3 +235,98 @@ def verify(
             else:
                 verdicts.append(_verdict(spec, VERIFIED, runs[0]))
     return verdicts
+
+
+# --- Repository tasks ---------------------------------------------------------------------------------
+
+
+def _outcome_maps(evidence: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, {test id: outcome}) of every test-outcome map in the evidence, depth first."""
+    if isinstance(evidence, dict):
+        if (
+            evidence
+            and all(isinstance(v, str) for v in evidence.values())
+            and any(v in TEST_OUTCOMES for v in evidence.values())
+        ):
+            yield path, evidence
+            return
+        for key, value in evidence.items():
+            yield from _outcome_maps(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(evidence, list):
+        for i, value in enumerate(evidence):
+            yield from _outcome_maps(value, f"{path}[{i}]")
+
+
+TEST_OUTCOMES = ("passed", "failed", "error", "skipped", "missing")
+
+
+def repo_failure(task: RepoTask, status: str, evidence: dict[str, Any]) -> tuple[str, str]:
+    """(failing_test, traceback) for the problem's columns: the first test that did not end as the
+    verdict needs it (FAIL_TO_PASS failing where the patch is applied, or passing where it is not;
+    PASS_TO_PASS not passing), with where in the evidence it was seen; and the evidence's first output
+    text. ("", "") when nothing says more than the status."""
+    failing = ""
+    wanted = set(task.fail_to_pass) | set(task.pass_to_pass)
+    for where, outcomes in _outcome_maps(evidence):
+        without = any(w in where.lower() for w in ("without", "before", "base"))
+        for test_id, outcome in outcomes.items():
+            if test_id not in wanted:
+                continue
+            should_pass = not (without and test_id in task.fail_to_pass)
+            if (outcome == "passed") != should_pass:
+                failing = f"{test_id}: {outcome} ({where})"
+                break
+        if failing:
+            break
+    texts = _texts(evidence)
+    if status == WEAK_TESTS and not failing:
+        failing = "FAIL_TO_PASS passes without the reference patch"
+    return failing[:MAX_TEXT], (texts[0] if texts else "")[-MAX_TEXT:]
+
+
+def _texts(evidence: Any) -> list[str]:
+    """The evidence's output-like strings (output, stdout, stderr, error, traceback), depth first."""
+    found: list[str] = []
+    if isinstance(evidence, dict):
+        for key, value in evidence.items():
+            if isinstance(value, str) and value.strip() and key in _TEXT_KEYS:
+                found.append(value)
+            else:
+                found += _texts(value)
+    elif isinstance(evidence, list):
+        for value in evidence:
+            found += _texts(value)
+    return found
+
+
+_TEXT_KEYS = ("output", "stdout", "stderr", "error", "traceback", "reason", "detail")
+
+
+def verify_repo(problem_id: int, task: RepoTask, *, timeout_s: float) -> Verdict | None:
+    """The gate's verdict on a repository task (workers.repo.verify.verify_task, two runs); None on a
+    sandbox_error, for the caller to retry. SandboxUnavailable (no isolation here) propagates, as from
+    ``verify``."""
+    from workers.repo.verify import verify_task
+
+    verdict = verify_task(task, runs=2, timeout_s=timeout_s)
+    if verdict.error_class == "sandbox_error":
+        return None
+    evidence = dict(verdict.evidence or {})
+    failing_test, traceback = repo_failure(task, verdict.status, evidence)
+    failed = verdict.status in (FAILING, FLAKY)
+    return Verdict(
+        id=problem_id,
+        status=verdict.status,
+        error_class=(verdict.error_class or "wrong_answer") if failed else "",
+        failing_test=failing_test if verdict.status != VERIFIED else "",
+        traceback=traceback if verdict.status != VERIFIED else "",
+        tests_passed=_count(evidence, "tests_passed"),
+        tests_total=len(task.fail_to_pass) + len(task.pass_to_pass),
+        duration_ms=_count(evidence, "duration_ms"),
+        evidence=evidence,
+    )
+
+
+def _count(evidence: dict[str, Any], key: str) -> int:
+    value = evidence.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0

@@ -1,10 +1,12 @@
 """Server-side highlighting with Pygments: it escapes everything it is given."""
 
+import json
+
 from django import template
 from django.utils.safestring import SafeString, mark_safe
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
-from pygments.lexers import PythonLexer, PythonTracebackLexer
+from pygments.lexers import DiffLexer, PythonLexer, PythonTracebackLexer
 
 register = template.Library()
 _FORMATTER = HtmlFormatter(cssclass="highlight", wrapcode=True)
@@ -12,12 +14,13 @@ _FORMATTER = HtmlFormatter(cssclass="highlight", wrapcode=True)
 _DARK_FORMATTER = HtmlFormatter(cssclass="highlight", wrapcode=True, style="github-dark")
 _DARK_CHOSEN = ':root[data-theme="dark"] .highlight'
 _DARK_SYSTEM = ':root:not([data-theme="light"]) .highlight'
-_LEXERS = {"python": PythonLexer(), "traceback": PythonTracebackLexer()}
+_LEXERS = {"python": PythonLexer(), "traceback": PythonTracebackLexer(), "diff": DiffLexer()}
 
 
 @register.filter
 def highlighted(code: str, language: str = "python") -> SafeString:
-    """`{{ problem.solution|highlighted }}` or `{{ problem.traceback|highlighted:"traceback" }}`."""
+    """`{{ problem.solution|highlighted }}`, `{{ problem.traceback|highlighted:"traceback" }}` or a
+    repository task's patch, `{{ problem.solution|highlighted:"diff" }}`."""
     return mark_safe(str(highlight(code or "", _LEXERS[language], _FORMATTER)))  # noqa: S308 — Pygments escapes
 
 
@@ -37,3 +40,9 @@ def highlight_css_dark() -> str:
 
     system = "\n".join("  " + line for line in scoped(_DARK_SYSTEM))
     return "\n".join(scoped(_DARK_CHOSEN)) + "\n@media (prefers-color-scheme: dark) {\n" + system + "\n}\n"
+
+
+@register.filter
+def pretty_json(value: object) -> str:
+    """Indented JSON, for a <pre>; a plain string, so the template escapes it."""
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
