@@ -37,6 +37,7 @@ from typing import Any
 
 from datasets_app.snapshots import SnapshotInvalid, snapshot_files
 from workers.repo.task import RepoTask, RepoTaskError
+from workers.repo.workspace import WorkspaceLimits
 from workers.spec import REPO_KIND, VERIFIER_MAX_CHARS, SettingError, check_verifier_source
 
 HUMANEVAL = "humaneval"
@@ -306,10 +307,6 @@ class Parser:
 
 def _workspace_limits() -> dict[str, int]:
     """The episode workspace's limits, so a snapshot imported is one an episode can unpack."""
-    try:
-        from workers.repo.workspace import WorkspaceLimits
-    except ImportError:  # ENV's workspace not merged yet: its documented defaults
-        return {}
     limits = WorkspaceLimits()
     return {
         "max_files": limits.max_files,

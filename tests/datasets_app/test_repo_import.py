@@ -122,7 +122,7 @@ def link(name: str, target: str) -> tarfile.TarInfo:
     [
         (snapshot_b64({"calc.py": "x = 1\n"}, [link("evil", "/etc/passwd")]), "is a link"),
         (snapshot_b64({"../escape.py": "x = 1\n"}), "outside the repository"),
-        (snapshot_b64({"/abs.py": "x = 1\n"}), "outside the repository"),
+        (snapshot_b64({"/abs.py": "x = 1\n"}), "an absolute or odd path"),
         (snapshot_b64({"big.bin": b"\0" * (2 << 20 | 1)}), "limit is 2097152 per file"),
         (snapshot_b64({}), "holds no files"),
         (base64.b64encode(b"\x1f\x8b" + b"not a gzip stream").decode(), "not a readable gzip'd tar"),
@@ -215,3 +215,41 @@ def test_a_gzipped_repository_file_imports(user):
     outcome = dataset_import(user=user, name="repo", fileobj=packed, filename="tasks.jsonl.gz")
 
     assert outcome.version.problem_count == 1
+
+
+def dir_entry(name: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    return info
+
+
+@pytest.mark.parametrize(
+    ("files", "extra"),
+    [
+        ({"calc.py": "x = 1\n", "pkg/a.py": ""}, None),
+        ({"calc.py": "x = 1\n"}, [link("evil", "/etc/passwd")]),
+        ({"../escape.py": ""}, None),
+        ({"a//b.py": ""}, None),
+        ({"./ok.py": "", "pkg": "a file"}, [dir_entry("pkg")]),
+        ({"pkg": "a file", "pkg/a.py": ""}, None),
+        ({"ok.py": "", "__pycache__/x.pyc": b"\0" * (2 << 20 | 1)}, None),  # skipped, as the workspace does
+        ({"big.bin": b"\0" * (2 << 20 | 1)}, None),
+    ],
+)
+def test_the_importer_accepts_a_snapshot_exactly_when_an_episode_workspace_does(files, extra):
+    from datasets_app.snapshots import SnapshotInvalid, snapshot_files
+    from workers.repo.workspace import SnapshotError, Workspace
+
+    data = make_snapshot(files, extra=extra)
+    try:
+        with Workspace.create(data):
+            workspace_ok = True
+    except SnapshotError:
+        workspace_ok = False
+    try:
+        snapshot_files(data)
+        ours_ok = True
+    except SnapshotInvalid:
+        ours_ok = False
+
+    assert ours_ok == workspace_ok
