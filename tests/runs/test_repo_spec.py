@@ -77,3 +77,35 @@ def test_a_spec_without_repository_tasks_has_no_snapshots():
     problem = ProblemFactory(status=ProblemStatus.VERIFIED)
 
     assert "snapshots" not in run_spec(run=RunFactory(dataset_version=problem.version))
+
+
+def test_the_launch_form_launches_a_run_on_a_repository_dataset(
+    logged_in, user, django_capture_on_commit_callbacks
+):
+    from runs.models import Run
+
+    version = dataset_import(user=user, name="repo", fileobj=jsonl_bytes(repo_record())).version
+    Problem.objects.filter(version=version).update(status=ProblemStatus.VERIFIED)
+
+    with django_capture_on_commit_callbacks(execute=False):
+        response = logged_in.post(
+            "/runs/new/",
+            {
+                "dataset_version": version.pk,
+                "steps": 3,
+                "group_size": 4,
+                "prompts_per_step": 2,
+                "lr": 0.001,
+                "seed": 1,
+                "max_new_tokens": 32,
+                "sft_warmup_steps": 0,
+                "sft_lr": 0.003,
+                "eval_every": 0,
+                "eval_problems": 0,
+            },
+        )
+
+    run = Run.objects.get()
+    assert response.status_code == 302 and response.url == f"/runs/{run.pk}/"
+    (item,) = run_spec(run=run)["problems"]
+    assert item["kind"] == "repo" and item["repo"]["snapshot_sha256"] in run_spec(run=run)["snapshots"]
