@@ -109,3 +109,19 @@ def test_the_launch_form_launches_a_run_on_a_repository_dataset(
     assert response.status_code == 302 and response.url == f"/runs/{run.pk}/"
     (item,) = run_spec(run=run)["problems"]
     assert item["kind"] == "repo" and item["repo"]["snapshot_sha256"] in run_spec(run=run)["snapshots"]
+
+
+def test_an_evaluation_of_a_repository_dataset_carries_the_same_items_and_snapshots(user):
+    from runs.evals.spec import eval_message
+    from tests.runs.evals.factories import eval_job
+
+    version = dataset_import(user=user, name="repo", fileobj=jsonl_bytes(repo_record())).version
+    Problem.objects.filter(version=version).update(status=ProblemStatus.VERIFIED)
+    run = RunFactory(dataset_version=version)
+
+    spec = eval_message(job=eval_job(user, dataset_version=version))["spec"]
+
+    (item,) = spec["problems"]
+    (served,) = run_spec(run=run)["problems"]
+    assert item["repo"] == served["repo"] and item["kind"] == "repo"
+    assert spec["snapshots"] == run_spec(run=run)["snapshots"]
