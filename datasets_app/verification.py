@@ -16,21 +16,25 @@ It imports the sandbox inside the function, so only the service layer and the be
 - ``sandbox_error`` is the infrastructure's fault: such a problem gets no verdict (``None``) and stays
   pending, for the caller to retry.
 - Repository tasks go through ``verify_repo``: workers.repo.verify.verify_task runs the task's tests in
-  its snapshot without and with the reference patch (twice); its status is the verdict's, its evidence
-  is kept whole, and the first test that did not end as it should fills ``failing_test``.
+  its snapshot without and with the reference patch (twice each); its status is the verdict's, its
+  evidence is kept whole, and the first test that did not end as it should fills ``failing_test``.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import logging
+import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from workers.repo.task import RepoTask
+
+logger = logging.getLogger(__name__)
 
 VERIFIED = "verified"
 FAILING = "failing"
@@ -240,93 +244,61 @@ def verify(
 # --- Repository tasks ---------------------------------------------------------------------------------
 
 
-def _outcome_maps(evidence: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
-    """(where, {test id: outcome}) of every test-outcome map in the evidence, depth first."""
-    if isinstance(evidence, dict):
-        if (
-            evidence
-            and all(isinstance(v, str) for v in evidence.values())
-            and any(v in TEST_OUTCOMES for v in evidence.values())
-        ):
-            yield path, evidence
-            return
-        for key, value in evidence.items():
-            yield from _outcome_maps(value, f"{path}.{key}" if path else str(key))
-    elif isinstance(evidence, list):
-        for i, value in enumerate(evidence):
-            yield from _outcome_maps(value, f"{path}[{i}]")
-
-
-TEST_OUTCOMES = ("passed", "failed", "error", "skipped", "missing")
-
-
-def repo_failure(task: RepoTask, status: str, evidence: dict[str, Any]) -> tuple[str, str]:
-    """(failing_test, traceback) for the problem's columns: the first test that did not end as the
-    verdict needs it (FAIL_TO_PASS failing where the patch is applied, or passing where it is not;
-    PASS_TO_PASS not passing), with where in the evidence it was seen; and the evidence's first output
-    text. ("", "") when nothing says more than the status."""
+def repo_failure(task: RepoTask, status: str, evidence: dict[str, Any]) -> tuple[str, str, str]:
+    """(error_class, failing_test, traceback) for the problem's columns from the gate's evidence
+    (workers.repo.verify: per-test outcomes "with_fix" / "without_fix", their first outputs, and the
+    tests at fault): the first test that did not end as the verdict needs it, with its outcomes, and the
+    output of the condition it was seen in. ("", "", "") for a verified task."""
+    if status == VERIFIED:
+        return "", "", ""
+    error = evidence.get("error")
+    if isinstance(error, str) and error:  # a patch that does not apply, a snapshot that does not extract
+        return "runtime_error", "", error[-MAX_TEXT:]
+    with_fix, without_fix = evidence.get("with_fix") or {}, evidence.get("without_fix") or {}
+    picks = {
+        FLAKY: ("flaky", "output_with_fix", "outcomes differ between runs"),
+        FAILING: ("not_passing_with_fix", "output_with_fix", "with the reference patch"),
+        WEAK_TESTS: ("passing_without_fix", "output_without_fix", "without the reference patch"),
+    }
+    key, output_key, when = picks.get(status, ("", "output_with_fix", ""))
+    ids = [t for t in evidence.get(key) or [] if isinstance(t, str)]
     failing = ""
-    wanted = set(task.fail_to_pass) | set(task.pass_to_pass)
-    for where, outcomes in _outcome_maps(evidence):
-        without = any(w in where.lower() for w in ("without", "before", "base"))
-        for test_id, outcome in outcomes.items():
-            if test_id not in wanted:
-                continue
-            should_pass = not (without and test_id in task.fail_to_pass)
-            if (outcome == "passed") != should_pass:
-                failing = f"{test_id}: {outcome} ({where})"
-                break
-        if failing:
-            break
-    texts = _texts(evidence)
-    if status == WEAK_TESTS and not failing:
-        failing = "FAIL_TO_PASS passes without the reference patch"
-    return failing[:MAX_TEXT], (texts[0] if texts else "")[-MAX_TEXT:]
-
-
-def _texts(evidence: Any) -> list[str]:
-    """The evidence's output-like strings (output, stdout, stderr, error, traceback), depth first."""
-    found: list[str] = []
-    if isinstance(evidence, dict):
-        for key, value in evidence.items():
-            if isinstance(value, str) and value.strip() and key in _TEXT_KEYS:
-                found.append(value)
-            else:
-                found += _texts(value)
-    elif isinstance(evidence, list):
-        for value in evidence:
-            found += _texts(value)
-    return found
-
-
-_TEXT_KEYS = ("output", "stdout", "stderr", "error", "traceback", "reason", "detail")
+    if ids:
+        test_id = ids[0]
+        seen = [*with_fix.get(test_id, []), *without_fix.get(test_id, [])] if status == FLAKY else []
+        outcomes = (without_fix if status == WEAK_TESTS else with_fix).get(test_id) or ["missing"]
+        shown = ", ".join(seen) if seen else str(outcomes[-1])
+        failing = f"{test_id}: {shown} ({when})" + (f" and {len(ids) - 1} more" if len(ids) > 1 else "")
+    output = evidence.get(output_key)
+    error_class = "wrong_answer" if status in (FAILING, FLAKY) else ""
+    return error_class, failing[:MAX_TEXT], (output if isinstance(output, str) else "")[-MAX_TEXT:]
 
 
 def verify_repo(problem_id: int, task: RepoTask, *, timeout_s: float) -> Verdict | None:
-    """The gate's verdict on a repository task (workers.repo.verify.verify_task, two runs); None on a
-    sandbox_error, for the caller to retry. SandboxUnavailable (no isolation here) propagates, as from
-    ``verify``."""
+    """The gate's verdict on a repository task (workers.repo.verify.verify_task, two runs of each
+    condition); None on a sandbox_error (the infrastructure's, including a node that cannot isolate
+    code), for the caller to retry."""
     from workers.repo.verify import verify_task
 
+    started = time.monotonic()
     verdict = verify_task(task, runs=2, timeout_s=timeout_s)
     if verdict.error_class == "sandbox_error":
+        logger.warning(
+            "repository task %s: sandbox_error: %s", task.task_id, verdict.evidence.get("error", "")
+        )
         return None
-    evidence = dict(verdict.evidence or {})
-    failing_test, traceback = repo_failure(task, verdict.status, evidence)
-    failed = verdict.status in (FAILING, FLAKY)
+    evidence = dict(verdict.evidence)
+    error_class, failing_test, traceback = repo_failure(task, verdict.status, evidence)
+    with_fix = evidence.get("with_fix") or {}
+    tests = [*task.fail_to_pass, *task.pass_to_pass]
     return Verdict(
         id=problem_id,
         status=verdict.status,
-        error_class=(verdict.error_class or "wrong_answer") if failed else "",
-        failing_test=failing_test if verdict.status != VERIFIED else "",
-        traceback=traceback if verdict.status != VERIFIED else "",
-        tests_passed=_count(evidence, "tests_passed"),
-        tests_total=len(task.fail_to_pass) + len(task.pass_to_pass),
-        duration_ms=_count(evidence, "duration_ms"),
+        error_class=error_class,
+        failing_test=failing_test,
+        traceback=traceback,
+        tests_passed=sum(1 for t in tests if (with_fix.get(t) or [""])[-1] == "passed"),
+        tests_total=len(tests),
+        duration_ms=round((time.monotonic() - started) * 1000),
         evidence=evidence,
     )
-
-
-def _count(evidence: dict[str, Any], key: str) -> int:
-    value = evidence.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0

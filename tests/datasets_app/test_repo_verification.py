@@ -40,14 +40,20 @@ def test_a_chunk_of_repository_tasks_ends_verified_failing_and_weak_with_evidenc
         for t in ("triad__calc-1", "triad__calc-failing", "triad__calc-weak")
     )
     assert good.status == ProblemStatus.VERIFIED
-    assert good.repo_evidence and good.verified_at is not None
+    assert good.repo_evidence["without_fix"][F2P[0]] == ["failed", "failed"]
+    assert good.repo_evidence["with_fix"][F2P[1]] == ["passed", "passed"]
+    assert good.verified_at is not None
     assert (good.failing_test, good.traceback, good.error_class) == ("", "", "")
     assert good.tests_total == len(sample_task().fail_to_pass) + len(sample_task().pass_to_pass)
     assert failing.status == ProblemStatus.FAILING
-    assert failing.error_class and failing.repo_evidence
-    assert failing.failing_test.split(":")[0] in F2P
+    assert failing.error_class == "wrong_answer"
+    assert failing.failing_test.startswith(f"{F2P[0]}: failed (with the reference patch)")
+    assert "AssertionError: 0 != 10" in failing.traceback
+    assert failing.repo_evidence["with_fix"][F2P[0]] == ["failed", "failed"]
+    assert failing.tests_passed == len(sample_task().pass_to_pass)
     assert weak.status == ProblemStatus.WEAK_TESTS
-    assert weak.repo_evidence
+    assert weak.failing_test == "tests.test_ops.TestOps.test_add: passed (without the reference patch)"
+    assert weak.repo_evidence["passing_without_fix"] == ["tests.test_ops.TestOps.test_add"]
 
 
 def test_a_repeated_delivery_of_a_repository_chunk_changes_nothing(user):
@@ -82,3 +88,24 @@ def test_a_node_that_cannot_isolate_code_never_runs_a_repository_task(user, bwra
     problem.refresh_from_db()
     assert (problem.status, problem.error_class) == ("failing", "sandbox_error")
     assert problem.repo_evidence == {}
+
+
+def test_a_flaky_or_broken_task_is_explained_from_the_evidence():
+    from datasets_app.verification import repo_failure
+
+    task = sample_task()
+    flaky = {
+        "with_fix": {F2P[1]: ["passed", "failed"]},
+        "without_fix": {F2P[1]: ["failed"]},
+        "flaky": [F2P[1]],
+        "output_with_fix": "FAIL: test_far_above",
+    }
+    broken = {"error": "the reference patch does not apply: hunk 1 of calc/ops.py"}
+
+    assert repo_failure(task, "flaky", flaky) == (
+        "wrong_answer",
+        f"{F2P[1]}: passed, failed, failed (outcomes differ between runs)",
+        "FAIL: test_far_above",
+    )
+    assert repo_failure(task, "failing", broken) == ("runtime_error", "", broken["error"])
+    assert repo_failure(task, "verified", {"with_fix": {}}) == ("", "", "")
