@@ -253,3 +253,26 @@ def test_the_importer_accepts_a_snapshot_exactly_when_an_episode_workspace_does(
         ours_ok = False
 
     assert ours_ok == workspace_ok
+
+
+@pytest.mark.django_db
+def test_analysis_flags_duplicate_repository_tasks_and_skips_humaneval_overlap(user):
+    from datasets_app.checking import dataset_version_analyse
+    from tests.datasets_app.test_analysis import humaneval
+
+    he = humaneval("HumanEval/12")
+    copied = repo_record("copied", problem_statement=he["prompt"], patch=he["canonical_solution"])
+    version = dataset_import(
+        user=user,
+        name="repo",
+        fileobj=jsonl_bytes(
+            repo_record("first"), repo_record("same-fix", problem_statement="Other."), copied
+        ),
+    ).version
+
+    dataset_version_analyse(version_id=version.pk)
+
+    rows = {p.task_id: p for p in version.problems.all()}
+    assert rows["same-fix"].duplicate_of == "first"  # the same reference patch
+    assert rows["copied"].contaminated_with == ""  # a repository task is not compared with HumanEval
+    assert version.problems.filter(contaminated_with="").count() == 3
