@@ -102,3 +102,29 @@ def test_the_api_lists_repository_fields_and_filters_by_kind():
     assert [p["task_id"] for p in function["items"]] == ["a-function"]
     assert function["items"][0]["fail_to_pass"] is None
     assert bad.status_code == 400 and bad.json()["field"] == "kind"
+
+
+def test_uploading_repository_tasks_from_the_page_imports_them_and_a_bad_file_says_line_and_field(logged_in):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from datasets_app.models import DatasetVersion
+
+    good = jsonl_bytes(repo_record()).getvalue()
+    no_snapshot = repo_record("b")
+    del no_snapshot["snapshot"]
+    bad = jsonl_bytes(repo_record(), no_snapshot).getvalue()
+
+    refused = logged_in.post("/datasets/", {"name": "tasks", "file": SimpleUploadedFile("t.jsonl", bad)})
+    imported_page = logged_in.post(
+        "/datasets/", {"name": "tasks", "file": SimpleUploadedFile("t.jsonl", good)}, follow=True
+    )
+
+    assert refused.status_code == 400
+    assert (
+        "line 2, field &#x27;snapshot&#x27;: missing — Triad never clones; carry the repository as a "
+        "base64 .tar.gz" in refused.content.decode()
+    )
+    version = DatasetVersion.objects.get()
+    assert b"Imported tasks v1: 1 problems." in imported_page.content
+    assert b"Repository tasks (Triad / SWE-bench JSONL) format" in imported_page.content
+    assert version.problems.get().kind == "repo"
