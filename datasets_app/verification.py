@@ -67,7 +67,7 @@ class Verdict:
     tests_passed: int = 0
     tests_total: int = 0
     duration_ms: int = 0
-    cpu_ms: int = 0
+    cpu_ms: int | None = 0  # None: not measured (a repository task's tests run in several processes)
     evidence: dict[str, Any] = field(default_factory=dict)  # a repository task's gate evidence
 
 
@@ -300,5 +300,6 @@ def verify_repo(problem_id: int, task: RepoTask, *, timeout_s: float) -> Verdict
         tests_passed=sum(1 for t in tests if (with_fix.get(t) or [""])[-1] == "passed"),
         tests_total=len(tests),
         duration_ms=round((time.monotonic() - started) * 1000),
+        cpu_ms=None,
         evidence=evidence,
     )

@@ -43,6 +43,7 @@ def test_a_chunk_of_repository_tasks_ends_verified_failing_and_weak_with_evidenc
     assert good.repo_evidence["without_fix"][F2P[0]] == ["failed", "failed"]
     assert good.repo_evidence["with_fix"][F2P[1]] == ["passed", "passed"]
     assert good.verified_at is not None
+    assert good.duration_ms > 0 and good.cpu_ms is None  # wall time measured, CPU time not
     assert (good.failing_test, good.traceback, good.error_class) == ("", "", "")
     assert good.tests_total == len(sample_task().fail_to_pass) + len(sample_task().pass_to_pass)
     assert failing.status == ProblemStatus.FAILING
