@@ -276,3 +276,33 @@ def test_analysis_flags_duplicate_repository_tasks_and_skips_humaneval_overlap(u
     assert rows["same-fix"].duplicate_of == "first"  # the same reference patch
     assert rows["copied"].contaminated_with == ""  # a repository task is not compared with HumanEval
     assert version.problems.filter(contaminated_with="").count() == 3
+
+
+@pytest.mark.django_db
+def test_repository_tasks_are_verified_in_chunks_of_their_own_size(
+    user, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    # given chunks of 3 for repository tasks (48 for others) and a queue of this test's own
+    from controlplane.celery import app
+
+    settings.TRIAD_REPO_VERIFY_CHUNK = 3
+    settings.TRIAD_SANDBOX_QUEUE = "sandbox-test"
+    sent = []
+
+    def send_task(name, args=None, kwargs=None, **options):  # what Task.apply_async hands the broker
+        sent.append((name, tuple(args), options.get("queue")))
+
+    monkeypatch.setattr(app, "send_task", send_task)
+
+    # when five repository tasks are imported and the transaction commits
+    with django_capture_on_commit_callbacks(execute=True):
+        records = [repo_record(f"t{i}", problem_statement=f"Task {i}.") for i in range(5)]
+        version = dataset_import(user=user, name="fan", fileobj=jsonl_bytes(*records)).version
+
+    # then two chunks of ids go to that queue, then the analysis
+    ids = list(version.problems.order_by("index").values_list("pk", flat=True))
+    assert sent == [
+        ("datasets.verify_chunk", (version.pk, ids[0:3]), "sandbox-test"),
+        ("datasets.verify_chunk", (version.pk, ids[3:5]), "sandbox-test"),
+        ("datasets.analyse_version", (version.pk,), "sandbox-test"),
+    ]
