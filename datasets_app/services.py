@@ -171,8 +171,8 @@ def dataset_import(
     shared: bool = False,
 ) -> ImportOutcome:
     """Stream a JSONL(.gz) file of problems (any format of parsing.py, repository tasks included) into a
-    new immutable version of the
-    team's dataset of that name (see `dataset_import_team` for which team, and who may).
+    new immutable version of the team's dataset of that name (see `dataset_import_team` for which team,
+    and who may).
 
     Problems are inserted in batches inside one transaction while the file is read, so memory stays
     bounded; any bad line rolls it all back and the file is refused whole, with every error. Identical
