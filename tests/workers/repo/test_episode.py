@@ -181,3 +181,15 @@ def test_event_fields_are_capped_and_json_safe() -> None:
     assert all(len(e["observation"]) <= 4000 and len(e["action"]) <= 4000 for e in fields["trajectory"])
     assert fields["outcome"] == "turn_limit" and set(fields["tests_before"]) == {*F2P, *P2P}
     json.dumps(fields)
+
+
+def test_a_regex_search_runs_in_the_sandbox_and_a_runaway_pattern_is_stopped() -> None:
+    with RepoEpisode(sample_task()) as episode:
+        ok = episode.step(act("search", pattern=r"def \w+\(a, b\)", regex=True))
+        episode.step(act("create", path="calc/long.txt", content="a" * 40 + "!\n"))
+        runaway = episode.step(act("search", pattern=r"(a+)+$", path="calc/long.txt", regex=True))
+        bad = episode.step(act("search", pattern="(", regex=True))
+
+    assert ok.observation.splitlines() == ["calc/ops.py:4: def add(a, b):", "calc/ops.py:8: def sub(a, b):"]
+    assert runaway.observation == "error: search: the regex took too long"
+    assert bad.observation.startswith("error: search: not a valid regex")
