@@ -177,6 +177,10 @@ TRIAD_CONTROL_QUEUE = env_str("TRIAD_CONTROL_QUEUE", "control")
 TRIAD_VERIFY_CHUNK = env_int("TRIAD_VERIFY_CHUNK", 48, minimum=1)
 TRIAD_VERIFY_TIMEOUT_S = env_float("TRIAD_VERIFY_TIMEOUT_S", 10.0, minimum=0.1)
 TRIAD_VERIFY_SANDBOX_MODE = env_str("TRIAD_VERIFY_SANDBOX_MODE", "warm")
+# Repository tasks (docs/datasets.md, "Repository tasks"): tasks per verification task (each runs its
+# tests several times in a workspace) and the time limit of one run of a task's tests.
+TRIAD_REPO_VERIFY_CHUNK = env_int("TRIAD_REPO_VERIFY_CHUNK", 4, minimum=1)
+TRIAD_REPO_VERIFY_TIMEOUT_S = env_float("TRIAD_REPO_VERIFY_TIMEOUT_S", 60.0, minimum=1.0)
 # Generation jobs (docs/datasets.md, "Generation jobs"): how long one step may hold a job before the
 # reaper takes it as lost and resumes it (longer than a teacher request with its retries), and the most
 # seconds a 429's Retry-After is waited in place.

@@ -18,7 +18,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from datasets_app import conf
-from datasets_app.models import DatasetVersion, Problem, ProblemStatus
+from datasets_app.models import DatasetVersion, Problem, ProblemKind, ProblemStatus
 
 logger = logging.getLogger(__name__)
 
@@ -48,17 +48,20 @@ def problem_verify_chunk(*, version_id: int, problem_ids: list[int]) -> int:
     """
     from datasets_app.verification import Spec, verify
 
+    pending = Problem.objects.filter(version_id=version_id, pk__in=problem_ids, status=ProblemStatus.PENDING)
     fields = ("pk", "prompt", "entry_point", "solution", "tests", "kind", "cases", "compare")
     specs = [
         Spec(id=pk, **row)
-        for pk, *values in Problem.objects.filter(
-            version_id=version_id, pk__in=problem_ids, status=ProblemStatus.PENDING
-        ).values_list(*fields)
+        for pk, *values in pending.exclude(kind=ProblemKind.REPO).values_list(*fields)
         for row in [dict(zip(fields[1:], values, strict=True))]
     ]
-    if not specs:
+    repo_ids = list(pending.filter(kind=ProblemKind.REPO).order_by("index").values_list("pk", flat=True))
+    if not specs and not repo_ids:
         return 0
-    verdicts = verify(specs, timeout_s=conf.verify_timeout_s(), mode=conf.verify_sandbox_mode())
+    verdicts: list[Any] = []
+    if specs:
+        verdicts = verify(specs, timeout_s=conf.verify_timeout_s(), mode=conf.verify_sandbox_mode())
+    verdicts += [_verify_repo(pk) for pk in repo_ids]
     now = timezone.now()
     undecided = 0
     with transaction.atomic():
@@ -76,6 +79,7 @@ def problem_verify_chunk(*, version_id: int, problem_ids: list[int]) -> int:
                 tests_total=verdict.tests_total,
                 duration_ms=verdict.duration_ms,
                 cpu_ms=verdict.cpu_ms,
+                repo_evidence=verdict.evidence,
                 verified_at=now,
             )
     # The last verdict of the version: its difficulty spread by execution can be measured now.
@@ -85,6 +89,42 @@ def problem_verify_chunk(*, version_id: int, problem_ids: list[int]) -> int:
     ):
         dataset_version_diversity(version_id=version_id)
     return undecided
+
+
+def _verify_repo(problem_id: int) -> Any:
+    """A repository task's verdict (verification.verify_repo), its snapshot read from its own row."""
+    from datasets_app.verification import verify_repo
+    from workers.sandbox import SandboxUnavailable
+
+    problem = Problem.objects.select_related("snapshot").get(pk=problem_id)
+    try:
+        return verify_repo(problem.pk, repo_task(problem), timeout_s=conf.repo_verify_timeout_s())
+    except SandboxUnavailable:
+        raise  # this node cannot isolate code: the task retries it elsewhere
+    except Exception:
+        # The gate's own failure is not the task's: no verdict, so it is retried and, after the
+        # retries, ends failing with sandbox_error (as when the sandbox fails).
+        logger.exception("problem %s: repository verification failed", problem_id)
+        return None
+
+
+def repo_task(problem: Problem) -> Any:
+    """The workers.repo.task.RepoTask a repository problem stands for."""
+    from workers.repo.task import RepoTask
+
+    if problem.snapshot is None:
+        raise ValueError(f"problem {problem.task_id}: a repository task without its snapshot")
+    return RepoTask(
+        task_id=problem.task_id,
+        statement=problem.prompt,
+        snapshot=bytes(problem.snapshot.data),
+        fail_to_pass=tuple(problem.fail_to_pass),
+        pass_to_pass=tuple(problem.pass_to_pass),
+        patch=problem.solution,
+        test_patch=problem.tests,
+        runner=problem.runner or "unittest",
+        repo=problem.source,
+    )
 
 
 def problem_verify_give_up(*, version_id: int, problem_ids: list[int], reason: str) -> int:
@@ -112,13 +152,15 @@ def dataset_version_analyse(*, version_id: int) -> int:
     contaminated: dict[int, tuple[str, float]] = {}
 
     def texts() -> Iterator[tuple[int, str]]:
-        for pk, task_id, prompt, solution, duplicate_of in rows.values_list(
-            "pk", "task_id", "prompt", "solution", "duplicate_of"
+        for pk, task_id, prompt, solution, duplicate_of, kind in rows.values_list(
+            "pk", "task_id", "prompt", "solution", "duplicate_of", "kind"
         ).iterator(chunk_size=2000):
             task_ids[pk] = task_id
             if duplicate_of:
                 exact.add(pk)
-            overlap = humaneval_overlap(prompt, solution)
+            # A repository task (a statement and a patch) cannot be a copy of a HumanEval function: its
+            # overlap is not measured. Near-duplicates are: two tasks with the same fix are one task.
+            overlap = None if kind == ProblemKind.REPO else humaneval_overlap(prompt, solution)
             if overlap is not None:
                 contaminated[pk] = (overlap.task_id, overlap.score)
             yield pk, prompt + "\n" + solution

@@ -16,6 +16,16 @@ def verify_timeout_s() -> float:
     return float(settings.TRIAD_VERIFY_TIMEOUT_S)
 
 
+def repo_verify_chunk_size() -> int:
+    """Repository tasks per verification task: each runs its tests several times in a workspace."""
+    return int(settings.TRIAD_REPO_VERIFY_CHUNK)
+
+
+def repo_verify_timeout_s() -> float:
+    """The time limit of one run of a repository task's tests during verification."""
+    return float(settings.TRIAD_REPO_VERIFY_TIMEOUT_S)
+
+
 def verify_sandbox_mode() -> str:
     """ "warm" forks each item from a prepared sandbox where the sandbox can (else it runs cold)."""
     return str(settings.TRIAD_VERIFY_SANDBOX_MODE)

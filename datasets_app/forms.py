@@ -20,7 +20,10 @@ class DatasetUploadForm(forms.Form):
         help_text="A new name creates a dataset in the team; an existing one adds a version to it.",
     )
     file = forms.FileField(
-        help_text="JSONL or JSONL.gz in HumanEval, MBPP or Triad format (see docs/datasets.md)."
+        help_text=(
+            "JSONL or JSONL.gz in HumanEval, MBPP, Triad, a program format or repository tasks "
+            "(see docs/datasets.md)."
+        )
     )
     shared = forms.BooleanField(
         required=False,

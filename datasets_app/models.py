@@ -11,11 +11,13 @@ class DatasetFormat(models.TextChoices):
     TACO = "taco", "TACO"
     LIVECODEBENCH = "livecodebench", "LiveCodeBench"
     GENERATED = "generated", "Generated"
+    TRIAD_REPO = "triad-repo", "Repository tasks (Triad / SWE-bench JSONL)"
 
 
 class ProblemKind(models.TextChoices):
     FUNCTION = "function", "Function"  # prompt + solution run against tests (check() or asserts)
     PROGRAM = "program", "Program"  # a whole program run once per case on stdin, stdout compared
+    REPO = "repo", "Repository task"  # a repository snapshot, a statement, FAIL_TO_PASS / PASS_TO_PASS
 
 
 class ProblemStatus(models.TextChoices):
@@ -95,6 +97,20 @@ class DatasetVersion(models.Model):
         return self.content_hash[:12]
 
 
+class RepoSnapshot(models.Model):
+    """A repository at a task's base commit: the gzip'd tar a repository task carries, stored once per
+    content (sha256) and shared by every task of that repository state, whatever its version or team."""
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    data = models.BinaryField()
+    size_bytes = models.PositiveIntegerField()  # of the .tar.gz
+    file_count = models.PositiveIntegerField()  # regular files in it
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"snapshot {self.sha256[:12]}"
+
+
 class Problem(models.Model):
     version = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="problems")
     index = models.PositiveIntegerField()
@@ -113,6 +129,17 @@ class Problem(models.Model):
     kind = models.CharField(max_length=16, choices=ProblemKind.choices, default=ProblemKind.FUNCTION)
     cases = models.JSONField(default=list, blank=True)
     compare = models.CharField(max_length=16, blank=True)  # exact | whitespace | float; "" = whitespace
+    # Repository tasks (docs/datasets.md, "Repository tasks"): `prompt` is the statement, `solution` the
+    # reference patch, `tests` the test patch, `entry_point` "", `source` the repository's name; the
+    # test ids that must go from failing to passing and those that must keep passing, the test runner,
+    # the repository at its base commit, and the gate's evidence.
+    fail_to_pass = models.JSONField(default=list, blank=True)
+    pass_to_pass = models.JSONField(default=list, blank=True)
+    runner = models.CharField(max_length=16, blank=True)  # unittest | pytest
+    snapshot = models.ForeignKey(
+        RepoSnapshot, null=True, blank=True, on_delete=models.PROTECT, related_name="problems"
+    )
+    repo_evidence = models.JSONField(default=dict, blank=True)
     difficulty = models.CharField(max_length=200, blank=True)
     tags = models.JSONField(default=list, blank=True)
     source = models.CharField(max_length=200, blank=True)

@@ -9,6 +9,9 @@ once per file, from the fields of its first JSON object (see docs/datasets.md):
   problem: prompt, ``"kind": "program"``, solution, cases, optional compare.
 - CodeContests, APPS, TACO, LiveCodeBench: program problems (stdin/stdout) in those datasets' own
   layouts, mapped at the end of this module.
+- Repository tasks ("triad-repo"; SWE-bench's field names): instance_id, problem_statement, snapshot (a
+  base64 .tar.gz of the repository), FAIL_TO_PASS, PASS_TO_PASS, patch, test_patch, runner, repo;
+  parsed by workers.repo.task.RepoTask.from_record, the snapshot's members checked here.
 
 Any shape may carry ``reasoning``: a teacher's step-by-step trace towards the solution (a string), and
 ``stop``: the strings that end a model's answer to this problem (a list of non-empty strings).
@@ -32,7 +35,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from workers.spec import VERIFIER_MAX_CHARS, SettingError, check_verifier_source
+from datasets_app.snapshots import SnapshotInvalid, snapshot_files
+from workers.repo.task import RepoTask, RepoTaskError
+from workers.repo.workspace import WorkspaceLimits
+from workers.spec import REPO_KIND, VERIFIER_MAX_CHARS, SettingError, check_verifier_source
 
 HUMANEVAL = "humaneval"
 MBPP = "mbpp"
@@ -42,9 +48,11 @@ APPS = "apps"
 TACO = "taco"
 LIVECODEBENCH = "livecodebench"
 GENERATED = "generated"  # a generation job's output (Triad's own shape), never detected from a file
-FORMATS = (HUMANEVAL, MBPP, TRIAD, CODECONTESTS, APPS, TACO, LIVECODEBENCH, GENERATED)
+TRIAD_REPO = "triad-repo"  # repository tasks (Triad's, or SWE-bench-style lines carrying their snapshot)
+FORMATS = (HUMANEVAL, MBPP, TRIAD, CODECONTESTS, APPS, TACO, LIVECODEBENCH, GENERATED, TRIAD_REPO)
 FUNCTION = "function"
 PROGRAM = "program"
+REPO = REPO_KIND  # a repository task: a snapshot, a statement, FAIL_TO_PASS / PASS_TO_PASS
 KINDS = (FUNCTION, PROGRAM)
 COMPARES = ("exact", "whitespace", "float")  # "" means whitespace
 
@@ -53,6 +61,9 @@ MBPP_FIELDS = ("task_id", "text", "code", "test_list")
 TRIAD_FIELDS = ("prompt", "entry_point", "solution", "tests")
 MAX_REPORTED_ERRORS = 50
 MAX_LINE_BYTES = 1 << 20  # one problem; a longer line is refused without holding it in memory
+# One repository task carries its repository (a base64 .tar.gz of at most 32 MiB), so its lines may be
+# longer; every other format keeps the limit above. Lines are read at most this long (+1) at a time.
+REPO_MAX_LINE_BYTES = 48 << 20
 MAX_TAGS = 32
 MAX_SHORT = 200  # task_id, entry_point, difficulty, source, each tag, each stop string
 MAX_STOPS = 16
@@ -81,6 +92,15 @@ class ParsedProblem:
     kind: str = FUNCTION
     cases: tuple[tuple[str, str], ...] = ()
     compare: str = ""
+    # Repository tasks: `prompt` is the statement, `solution` the reference patch, `tests` the test
+    # patch, `entry_point` "", `source` the repository's name; `snapshot` the .tar.gz's bytes, with its
+    # sha256 and how many files it holds.
+    fail_to_pass: tuple[str, ...] = ()
+    pass_to_pass: tuple[str, ...] = ()
+    runner: str = ""
+    snapshot: bytes = b""
+    snapshot_sha256: str = ""
+    snapshot_files: int = 0
 
 
 @dataclass(frozen=True)
@@ -104,6 +124,8 @@ class ParseResult:
 
 def detect_format(record: dict[str, Any]) -> str:
     """The shape a record's fields say it has; HumanEval (the historical default) when unclear."""
+    if any(k in record for k in ("snapshot", "FAIL_TO_PASS", "instance_id", "problem_statement")):
+        return TRIAD_REPO
     program = _detect_program_format(record)
     if program:
         return program
@@ -155,6 +177,7 @@ class Parser:
     count: int = 0
     _seen: dict[str, int] = field(default_factory=dict)
     _digest: Any = field(default_factory=hashlib.sha256)
+    _snapshots: dict[str, int] = field(default_factory=dict)  # sha256 -> files, of snapshots checked
 
     @property
     def content_hash(self) -> str:
@@ -180,9 +203,25 @@ class Parser:
         if self.count == 0 and not self.errors:
             self.errors.append(LineError(0, "", "the file holds no problems"))
 
+    def _too_long(self, number: int, raw: bytes) -> bool:
+        """Whether the line is over its format's limit (reported): repository tasks' lines may be
+        REPO_MAX_LINE_BYTES, every other format's MAX_LINE_BYTES. An unknown format (the first line)
+        is given the larger limit until its fields say what it is."""
+        limit = REPO_MAX_LINE_BYTES if self.format in ("", TRIAD_REPO) else MAX_LINE_BYTES
+        if len(raw) <= limit:
+            return False
+        if limit == REPO_MAX_LINE_BYTES:
+            message = f"longer than {REPO_MAX_LINE_BYTES >> 20} MiB (the limit of a repository-task line)"
+        else:
+            message = (
+                f"longer than {MAX_LINE_BYTES // 1024} KiB (only repository-task lines may be up to "
+                f"{REPO_MAX_LINE_BYTES >> 20} MiB)"
+            )
+        self._error(number, "", message)
+        return True
+
     def feed(self, number: int, raw: bytes) -> ParsedProblem | None:
-        if len(raw) > MAX_LINE_BYTES:
-            self._error(number, "", f"longer than {MAX_LINE_BYTES // 1024} KiB")
+        if self._too_long(number, raw):
             return None
         try:
             text = raw.decode("utf-8")
@@ -204,7 +243,12 @@ class Parser:
             return None
         if not self.format:
             self.format = detect_format(record)
-        converted = _CONVERTERS[self.format](number, record, self._error)
+            if self._too_long(number, raw):  # the first line, now that its format is known
+                return None
+        if self.format == TRIAD_REPO:
+            converted = self._repo(number, record)
+        else:
+            converted = _CONVERTERS[self.format](number, record, self._error)
         reasoning = _reasoning(number, record, self._error)
         stop = _stop(number, record, self._error)
         verifier = _verifier(number, record, self._error)
@@ -222,6 +266,53 @@ class Parser:
         self.count += 1
         self._digest.update(canonical(converted))
         return converted
+
+    def _repo(self, number: int, record: dict[str, Any]) -> ParsedProblem | None:
+        """A repository task's line (RepoTask.from_record's checks, then its snapshot's members, each
+        distinct snapshot checked once)."""
+        for name in ("reasoning", "stop", "verifier"):  # Triad's extras mean nothing to a repository task
+            if name in record:
+                self._error(number, name, "is not a field of a repository task")
+                return None
+        try:
+            task = RepoTask.from_record(record)
+        except RepoTaskError as exc:
+            message = str(exc)
+            prefix = f"{exc.field}: "
+            self._error(number, exc.field, message[len(prefix) :] if message.startswith(prefix) else message)
+            return None
+        sha = task.snapshot_sha256
+        if sha not in self._snapshots:
+            try:
+                self._snapshots[sha] = len(snapshot_files(task.snapshot, **_workspace_limits()))
+            except SnapshotInvalid as exc:
+                self._error(number, "snapshot", str(exc))
+                return None
+        return ParsedProblem(
+            task_id=task.task_id,
+            prompt=task.statement.replace("\r\n", "\n"),
+            entry_point="",
+            solution=task.patch,
+            tests=task.test_patch,
+            source=task.repo,
+            kind=REPO,
+            fail_to_pass=task.fail_to_pass,
+            pass_to_pass=task.pass_to_pass,
+            runner=task.runner,
+            snapshot=task.snapshot,
+            snapshot_sha256=sha,
+            snapshot_files=self._snapshots[sha],
+        )
+
+
+def _workspace_limits() -> dict[str, int]:
+    """The episode workspace's limits, so a snapshot imported is one an episode can unpack."""
+    limits = WorkspaceLimits()
+    return {
+        "max_files": limits.max_files,
+        "max_bytes": limits.max_bytes,
+        "max_file_bytes": limits.max_file_bytes,
+    }
 
 
 def canonical(problem: ParsedProblem) -> bytes:
@@ -244,6 +335,16 @@ def canonical(problem: ParsedProblem) -> bytes:
     if problem.kind == PROGRAM:  # likewise: function problems keep the hashes they had before kinds
         values.append(
             {"kind": PROGRAM, "cases": [list(c) for c in problem.cases], "compare": problem.compare}
+        )
+    if problem.kind == REPO:  # the repository by its content's hash: a changed snapshot is a new version
+        values.append(
+            {
+                "kind": REPO,
+                "fail_to_pass": list(problem.fail_to_pass),
+                "pass_to_pass": list(problem.pass_to_pass),
+                "runner": problem.runner,
+                "snapshot": problem.snapshot_sha256,
+            }
         )
     return json.dumps(values, ensure_ascii=False).encode() + b"\n"
 

@@ -20,7 +20,9 @@ from datasets_app.models import (
     GenerationJob,
     Problem,
     ProblemStatus,
+    RepoSnapshot,
 )
+from datasets_app.snapshots import SnapshotFile, SnapshotInvalid, snapshot_files
 
 # --- Who may read and change which dataset (docs/teams.md, "Datasets") ---------------------------------
 
@@ -217,7 +219,7 @@ def problem_search(
     *, version: DatasetVersion, text: str = "", status: str = "", kind: str = ""
 ) -> QuerySet[Problem]:
     """Problems of a version whose task id, prompt or solution contains `text`, with `status` and `kind`
-    (function or program) if given."""
+    (function, program or repo) if given."""
     problems = Problem.objects.filter(version=version).order_by("index")
     if status:
         problems = problems.filter(status=status)
@@ -241,6 +243,10 @@ def problem_search(
         "duplicate_of",
         "near_duplicate_of",
         "contaminated_with",
+        "fail_to_pass",
+        "pass_to_pass",
+        "runner",
+        "source",
     )
 
 
@@ -370,3 +376,38 @@ def generation_job_progress(*, job: GenerationJob) -> GenerationProgress:
         ((str(k), int(v)) for k, v in (job.rejected_by_reason or {}).items()), key=lambda kv: (-kv[1], kv[0])
     )
     return GenerationProgress(count, percent, eta, reasons, sum(n for _, n in reasons))
+
+
+SNAPSHOT_FILES_SHOWN = 500
+
+
+@dataclass(frozen=True)
+class SnapshotShown:
+    sha256: str
+    size_bytes: int
+    file_count: int
+    files: list[SnapshotFile]  # the first SNAPSHOT_FILES_SHOWN, in archive order
+    error: str  # why the files cannot be listed ("" when they are)
+
+    @property
+    def hidden(self) -> int:
+        return max(0, self.file_count - len(self.files))
+
+
+def problem_snapshot_shown(*, problem: Problem) -> SnapshotShown | None:
+    """A repository task's snapshot for its page: its hash, sizes and files (read from the tar's headers,
+    nothing extracted); None for other problems."""
+    if problem.snapshot_id is None:
+        return None
+    row = RepoSnapshot.objects.get(pk=problem.snapshot_id)
+    try:
+        files, error = snapshot_files(bytes(row.data)), ""
+    except SnapshotInvalid as exc:  # checked at import; only a limit changed since could say this
+        files, error = [], str(exc)
+    return SnapshotShown(
+        sha256=row.sha256,
+        size_bytes=row.size_bytes,
+        file_count=row.file_count,
+        files=files[:SNAPSHOT_FILES_SHOWN],
+        error=error,
+    )

@@ -20,8 +20,15 @@ from controlplane.accounts.models import Role, Team
 from controlplane.accounts.selectors import is_site_admin
 from controlplane.accounts.services import require_role, team_default
 from datasets_app import conf
-from datasets_app.models import Dataset, DatasetVersion, Problem, ProblemStatus
-from datasets_app.parsing import MAX_LINE_BYTES, LineError, ParsedProblem, Parser, problem_hash, text_hash
+from datasets_app.models import Dataset, DatasetVersion, Problem, ProblemKind, ProblemStatus, RepoSnapshot
+from datasets_app.parsing import (
+    REPO_MAX_LINE_BYTES,
+    LineError,
+    ParsedProblem,
+    Parser,
+    problem_hash,
+    text_hash,
+)
 from datasets_app.selectors import dataset_get_for_user, dataset_upload_teams
 
 logger = logging.getLogger(__name__)
@@ -66,17 +73,18 @@ class _Reuse(Exception):
 def _lines(fileobj: IO[bytes], limit: int) -> Iterator[bytes]:
     """Lines of a plain or gzipped file, refusing more than `limit` decompressed bytes (bomb guard).
 
-    A line is read at most MAX_LINE_BYTES + 1 at a time; the rest of an over-long line is skipped.
+    A line is read at most REPO_MAX_LINE_BYTES + 1 at a time (the parser holds each format to its own
+    limit); the rest of an over-long line is skipped.
     """
     head = fileobj.read(2)
     fileobj.seek(0)
     stream: IO[bytes] = gzip.GzipFile(fileobj=fileobj) if head == GZIP_MAGIC else fileobj  # type: ignore[assignment]
     total = 0
-    while line := stream.readline(MAX_LINE_BYTES + 1):
+    while line := stream.readline(REPO_MAX_LINE_BYTES + 1):
         total += len(line)
         if total > limit:
             raise _TooLarge
-        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+        if len(line) > REPO_MAX_LINE_BYTES and not line.endswith(b"\n"):
             while rest := stream.readline(1 << 16):
                 total += len(rest)
                 if total > limit:
@@ -86,7 +94,23 @@ def _lines(fileobj: IO[bytes], limit: int) -> Iterator[bytes]:
         yield line
 
 
-def _problem(version: DatasetVersion, index: int, p: ParsedProblem, duplicate_of: str) -> Problem:
+def _snapshot_id(p: ParsedProblem, known: dict[str, int]) -> int | None:
+    """The RepoSnapshot row of a repository task's snapshot: stored once per content, whichever version
+    or team brought it first (inside the import's transaction, so a refused file leaves none)."""
+    if p.kind != ProblemKind.REPO:
+        return None
+    if p.snapshot_sha256 not in known:
+        row, _ = RepoSnapshot.objects.get_or_create(
+            sha256=p.snapshot_sha256,
+            defaults={"data": p.snapshot, "size_bytes": len(p.snapshot), "file_count": p.snapshot_files},
+        )
+        known[p.snapshot_sha256] = row.pk
+    return known[p.snapshot_sha256]
+
+
+def _problem(
+    version: DatasetVersion, index: int, p: ParsedProblem, duplicate_of: str, snapshot_id: int | None = None
+) -> Problem:
     return Problem(
         version=version,
         index=index,
@@ -101,6 +125,10 @@ def _problem(version: DatasetVersion, index: int, p: ParsedProblem, duplicate_of
         kind=p.kind,
         cases=[{"input": given, "output": expected} for given, expected in p.cases],
         compare=p.compare,
+        fail_to_pass=list(p.fail_to_pass),
+        pass_to_pass=list(p.pass_to_pass),
+        runner=p.runner,
+        snapshot_id=snapshot_id,
         difficulty=p.difficulty,
         tags=list(p.tags),
         source=p.source,
@@ -142,8 +170,9 @@ def dataset_import(
     team: Team | None = None,
     shared: bool = False,
 ) -> ImportOutcome:
-    """Stream a JSONL(.gz) file of HumanEval, MBPP or Triad problems into a new immutable version of the
-    team's dataset of that name (see `dataset_import_team` for which team, and who may).
+    """Stream a JSONL(.gz) file of problems (any format of parsing.py, repository tasks included) into a
+    new immutable version of the team's dataset of that name (see `dataset_import_team` for which team,
+    and who may).
 
     Problems are inserted in batches inside one transaction while the file is read, so memory stays
     bounded; any bad line rolls it all back and the file is refused whole, with every error. Identical
@@ -170,9 +199,10 @@ def dataset_import(
                 created_by=user,
             )
             seen: dict[str, str] = {}  # normalised prompt or solution hash -> first task_id
+            snapshots: dict[str, int] = {}  # sha256 -> RepoSnapshot pk
             batch: list[Problem] = []
             for index, parsed in enumerate(parser.parse(_lines(fileobj, limit))):
-                row = _problem(version, index, parsed, "")
+                row = _problem(version, index, parsed, "", _snapshot_id(parsed, snapshots))
                 row.duplicate_of = seen.get(row.prompt_hash) or seen.get(row.solution_hash, "")
                 seen.setdefault(row.prompt_hash, parsed.task_id)
                 seen.setdefault(row.solution_hash, parsed.task_id)
@@ -235,9 +265,16 @@ def dataset_delete(*, user: User, dataset_id: int) -> str:
     dataset = dataset_get_for_user(user=user, dataset_id=dataset_id, at_least=Role.ADMIN, doing="deleting")
     try:
         with transaction.atomic():
+            snapshot_ids = set(
+                Problem.objects.filter(version__dataset=dataset, snapshot__isnull=False).values_list(
+                    "snapshot_id", flat=True
+                )
+            )
             for version in dataset.versions.all():
                 version.delete()  # its problems cascade; a run's PROTECT stops it all
             dataset.delete()
+            # Repository snapshots no other dataset's task shares go with it.
+            RepoSnapshot.objects.filter(pk__in=snapshot_ids, problems__isnull=True).delete()
     except ProtectedError:
         raise DatasetInUseError(f"runs trained on {dataset.name}: it is kept for their record") from None
     return dataset.name
@@ -256,13 +293,15 @@ def _enqueue_analysis(version_id: int) -> None:
 
 def dataset_version_verify(*, version_id: int) -> int:
     """Fan out verification of a version's pending problems, in chunks, once the transaction commits."""
-    ids = list(
-        Problem.objects.filter(version_id=version_id, status=ProblemStatus.PENDING)
-        .order_by("index")
-        .values_list("pk", flat=True)
-    )
+    pending = Problem.objects.filter(version_id=version_id, status=ProblemStatus.PENDING).order_by("index")
+    ids = list(pending.exclude(kind=ProblemKind.REPO).values_list("pk", flat=True))
     size = conf.verify_chunk_size()
     chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
+    # Repository tasks run their tests several times each: smaller chunks, so a task's time stays short.
+    repo_ids = list(pending.filter(kind=ProblemKind.REPO).values_list("pk", flat=True))
+    size = conf.repo_verify_chunk_size()
+    chunks += [repo_ids[i : i + size] for i in range(0, len(repo_ids), size)]
+    ids += repo_ids
 
     def enqueue() -> None:
         from controlplane.celery import BROKER_ERRORS, broker_unreachable

@@ -15,16 +15,26 @@ It imports the sandbox inside the function, so only the service layer and the be
   and actual output, and stderr.
 - ``sandbox_error`` is the infrastructure's fault: such a problem gets no verdict (``None``) and stays
   pending, for the caller to retry.
+- Repository tasks go through ``verify_repo``: workers.repo.verify.verify_task runs the task's tests in
+  its snapshot without and with the reference patch (twice each); its status is the verdict's, its
+  evidence is kept whole, and the first test that did not end as it should fills ``failing_test``.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from workers.repo.task import RepoTask
+
+logger = logging.getLogger(__name__)
 
 VERIFIED = "verified"
 FAILING = "failing"
@@ -57,7 +67,8 @@ class Verdict:
     tests_passed: int = 0
     tests_total: int = 0
     duration_ms: int = 0
-    cpu_ms: int = 0
+    cpu_ms: int | None = 0  # None: not measured (a repository task's tests run in several processes)
+    evidence: dict[str, Any] = field(default_factory=dict)  # a repository task's gate evidence
 
 
 def trivial_program(prompt: str, entry_point: str) -> str:
@@ -228,3 +239,67 @@ def verify(
             else:
                 verdicts.append(_verdict(spec, VERIFIED, runs[0]))
     return verdicts
+
+
+# --- Repository tasks ---------------------------------------------------------------------------------
+
+
+def repo_failure(task: RepoTask, status: str, evidence: dict[str, Any]) -> tuple[str, str, str]:
+    """(error_class, failing_test, traceback) for the problem's columns from the gate's evidence
+    (workers.repo.verify: per-test outcomes "with_fix" / "without_fix", their first outputs, and the
+    tests at fault): the first test that did not end as the verdict needs it, with its outcomes, and the
+    output of the condition it was seen in. ("", "", "") for a verified task."""
+    if status == VERIFIED:
+        return "", "", ""
+    error = evidence.get("error")
+    if isinstance(error, str) and error:  # a patch that does not apply, a snapshot that does not extract
+        return "runtime_error", "", error[-MAX_TEXT:]
+    with_fix, without_fix = evidence.get("with_fix") or {}, evidence.get("without_fix") or {}
+    picks = {
+        FLAKY: ("flaky", "output_with_fix", "outcomes differ between runs"),
+        FAILING: ("not_passing_with_fix", "output_with_fix", "with the reference patch"),
+        WEAK_TESTS: ("passing_without_fix", "output_without_fix", "without the reference patch"),
+    }
+    key, output_key, when = picks.get(status, ("", "output_with_fix", ""))
+    ids = [t for t in evidence.get(key) or [] if isinstance(t, str)]
+    failing = ""
+    if ids:
+        test_id = ids[0]
+        seen = [*with_fix.get(test_id, []), *without_fix.get(test_id, [])] if status == FLAKY else []
+        outcomes = (without_fix if status == WEAK_TESTS else with_fix).get(test_id) or ["missing"]
+        shown = ", ".join(seen) if seen else str(outcomes[-1])
+        failing = f"{test_id}: {shown} ({when})" + (f" and {len(ids) - 1} more" if len(ids) > 1 else "")
+    output = evidence.get(output_key)
+    error_class = "wrong_answer" if status in (FAILING, FLAKY) else ""
+    return error_class, failing[:MAX_TEXT], (output if isinstance(output, str) else "")[-MAX_TEXT:]
+
+
+def verify_repo(problem_id: int, task: RepoTask, *, timeout_s: float) -> Verdict | None:
+    """The gate's verdict on a repository task (workers.repo.verify.verify_task, two runs of each
+    condition); None on a sandbox_error (the infrastructure's, including a node that cannot isolate
+    code), for the caller to retry."""
+    from workers.repo.verify import verify_task
+
+    started = time.monotonic()
+    verdict = verify_task(task, runs=2, timeout_s=timeout_s)
+    if verdict.error_class == "sandbox_error":
+        logger.warning(
+            "repository task %s: sandbox_error: %s", task.task_id, verdict.evidence.get("error", "")
+        )
+        return None
+    evidence = dict(verdict.evidence)
+    error_class, failing_test, traceback = repo_failure(task, verdict.status, evidence)
+    with_fix = evidence.get("with_fix") or {}
+    tests = [*task.fail_to_pass, *task.pass_to_pass]
+    return Verdict(
+        id=problem_id,
+        status=verdict.status,
+        error_class=error_class,
+        failing_test=failing_test,
+        traceback=traceback,
+        tests_passed=sum(1 for t in tests if (with_fix.get(t) or [""])[-1] == "passed"),
+        tests_total=len(tests),
+        duration_ms=round((time.monotonic() - started) * 1000),
+        cpu_ms=None,
+        evidence=evidence,
+    )

@@ -133,7 +133,12 @@ def version_verify_retry(request: AuthedHttpRequest, version_id: int) -> HttpRes
 def problem_detail(request: AuthedHttpRequest, problem_id: int) -> HttpResponse:
     problem = selectors.problem_get_for_user(user=request.user, problem_id=problem_id)
     cases = selectors.problem_cases_shown(problem=problem)
-    context = {"problem": problem, "cases": cases, "cases_hidden": len(problem.cases) - len(cases)}
+    context = {
+        "problem": problem,
+        "cases": cases,
+        "cases_hidden": len(problem.cases) - len(cases),
+        "snapshot": selectors.problem_snapshot_shown(problem=problem),
+    }
     return render(request, "datasets_app/problem_detail.html", context)
 
 

@@ -1,11 +1,13 @@
 """The spec a GPU node trains from: everything it needs, and no database credentials."""
 
+import base64
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, Max
 
-from datasets_app.models import Problem, ProblemKind
+from datasets_app.models import Problem, ProblemKind, RepoSnapshot
 from datasets_app.selectors import problem_list_for_run
 from runs.models import Node, Run, RunClaim
 from runs.registry.models import RegisteredModel
@@ -77,25 +79,64 @@ def program_fields(problem: Problem) -> dict[str, Any]:
     return {"kind": problem.kind, "cases": list(problem.cases), "compare": problem.compare or "whitespace"}
 
 
+def repo_fields(problem: Problem, sha256: dict[int, str]) -> dict[str, Any]:
+    """A repository task's fields for the spec (docs/datasets.md, "Repository tasks"): its kind, no
+    entry point and no tests (the test patch is applied at grading only), and its "repo" section naming
+    its snapshot by sha256 (the spec's top-level "snapshots" holds the bytes); nothing for other kinds.
+    `sha256`: snapshot pk -> sha256, from `repo_snapshots`."""
+    if problem.kind != ProblemKind.REPO:
+        return {}
+    return {
+        "kind": problem.kind,
+        "entry_point": "",
+        "tests": "",
+        "repo": {
+            "FAIL_TO_PASS": list(problem.fail_to_pass),
+            "PASS_TO_PASS": list(problem.pass_to_pass),
+            "runner": problem.runner or "unittest",
+            "test_patch": problem.tests,
+            "repo": problem.source,
+            "snapshot_sha256": sha256.get(problem.snapshot_id or 0, ""),
+        },
+    }
+
+
+def repo_snapshots(problems: Iterable[Problem]) -> tuple[dict[int, str], dict[str, str]]:
+    """(snapshot pk -> sha256, sha256 -> base64 .tar.gz) of these problems' repository snapshots, each
+    read once however many tasks share it."""
+    ids = {p.snapshot_id for p in problems if p.kind == ProblemKind.REPO and p.snapshot_id is not None}
+    sha256: dict[int, str] = {}
+    blobs: dict[str, str] = {}
+    for pk, sha, data in RepoSnapshot.objects.filter(pk__in=ids).values_list("pk", "sha256", "data"):
+        sha256[pk] = sha
+        blobs[sha] = base64.b64encode(bytes(data)).decode("ascii")
+    return sha256, blobs
+
+
+def problem_item(problem: Problem, sha256: dict[int, str]) -> dict[str, Any]:
+    """One problem of the spec, as the trainer (workers/trainer/spec.py) and the evaluator read it."""
+    return {
+        "task_id": problem.task_id,
+        "prompt": problem.prompt,
+        "entry_point": problem.entry_point,
+        "solution": problem.solution,
+        "tests": problem.tests,
+        "reasoning": problem.reasoning,
+        "stop": list(problem.stop),  # the dataset's; the node adds the model's (workers/trainer/prompting.py)
+        "verifier": problem.verifier,  # over the run's reward_custom_source for this problem
+        **program_fields(problem),
+        **repo_fields(problem, sha256),
+    }
+
+
 def run_spec(*, run: Run) -> dict[str, Any]:
     """Everything a GPU node needs to train this run; it holds no database credentials."""
     config = config_from_stored(run.config)
     version = run.dataset_version
-    problems = [
-        {
-            "task_id": p.task_id,
-            "prompt": p.prompt,
-            "entry_point": p.entry_point,
-            "solution": p.solution,
-            "tests": p.tests,
-            "reasoning": p.reasoning,
-            "stop": list(p.stop),  # the dataset's; the node adds the model's (workers/trainer/prompting.py)
-            "verifier": p.verifier,  # over the run's reward_custom_source for this problem
-            **program_fields(p),
-        }
-        for p in problem_list_for_run(version=version, include_unverified=config.include_unverified)
-    ]
-    return {
+    rows = list(problem_list_for_run(version=version, include_unverified=config.include_unverified))
+    sha256, snapshots = repo_snapshots(rows)
+    problems = [problem_item(p, sha256) for p in rows]
+    spec = {
         "run_id": run.pk,
         "attempt": run.attempt,  # what the launcher claims (`run_claim`) before it starts anything
         "name": run.name,
@@ -111,3 +152,6 @@ def run_spec(*, run: Run) -> dict[str, Any]:
         "sandbox": dict(SANDBOX_LIMITS),
         "problems": problems,
     }
+    if snapshots:  # repository tasks' repositories, each once (a spec without them stays as it was)
+        spec["snapshots"] = snapshots
+    return spec

@@ -19,7 +19,7 @@ from controlplane.api.lookups import caller, page_url, team_of_caller
 from controlplane.api.paging import PER_PAGE_DEFAULT, Page, paged
 from datasets_app import selectors
 from datasets_app.forms import DatasetUploadForm
-from datasets_app.models import Dataset, DatasetVersion, Problem, ProblemStatus
+from datasets_app.models import Dataset, DatasetVersion, Problem, ProblemKind, ProblemStatus
 from datasets_app.services import DatasetImportError, dataset_import
 
 router = Router(tags=["datasets"])
@@ -79,13 +79,18 @@ class ProblemOut(Schema):
     task_id: str
     status: str
     reason: str  # why it is not verified: its error class and exception ("" when verified or pending)
-    kind: str  # "function" or "program" (stdin/stdout; its entry_point is "")
+    kind: str  # "function", "program" (stdin/stdout; its entry_point is "") or "repo" (a repository task)
     entry_point: str
     difficulty: str
     tags: list[str]
     duplicate_of: str
     near_duplicate_of: str
     contaminated_with: str
+    # Repository tasks only (None for other kinds): the test ids that must go from failing to passing,
+    # those that must keep passing, and the runner (unittest | pytest).
+    fail_to_pass: list[str] | None = None
+    pass_to_pass: list[str] | None = None
+    runner: str | None = None
 
 
 class UploadError(Schema):
@@ -170,6 +175,15 @@ def _problem_item(problem: Problem) -> dict[str, Any]:
         "duplicate_of": problem.duplicate_of,
         "near_duplicate_of": problem.near_duplicate_of,
         "contaminated_with": problem.contaminated_with,
+        **(
+            {
+                "fail_to_pass": [str(t) for t in problem.fail_to_pass],
+                "pass_to_pass": [str(t) for t in problem.pass_to_pass],
+                "runner": problem.runner or "unittest",
+            }
+            if problem.kind == ProblemKind.REPO
+            else {}
+        ),
     }
 
 
@@ -237,19 +251,22 @@ def dataset_version_problems(
     version_id: int,
     status: str = "",
     q: str = "",
+    kind: str = "",
     page: int = 1,
     per_page: int = PER_PAGE_DEFAULT,
 ) -> dict[str, Any]:
-    """`status`: one of pending, verified, failing, flaky, weak_tests; `q`: text in the task id, prompt
-    or solution."""
+    """`status`: one of pending, verified, failing, flaky, weak_tests; `kind`: one of function, program,
+    repo; `q`: text in the task id, prompt or solution."""
     if status and status not in ProblemStatus.values:
         raise ApiError(
             400, f"status: one of {', '.join(ProblemStatus.values)}, not {status!r}", field="status"
         )
+    if kind and kind not in ProblemKind.values:
+        raise ApiError(400, f"kind: one of {', '.join(ProblemKind.values)}, not {kind!r}", field="kind")
     if len(q) > 200:
         raise ApiError(400, "q: at most 200 characters", field="q")
     version = selectors.dataset_version_get_for_user(user=caller(request), version_id=version_id)
-    problems = selectors.problem_search(version=version, text=q, status=status)
+    problems = selectors.problem_search(version=version, text=q, status=status, kind=kind)
     return paged(problems, page=page, per_page=per_page, to_item=_problem_item)
 
 
@@ -326,7 +343,8 @@ def dataset_upload(
     team: Form[int | None] = None,
     shared: Form[bool] = False,
 ) -> Status[dict[str, Any]]:
-    """Multipart fields as the upload form's: `file` (HumanEval, MBPP or Triad JSONL, gzipped or not),
+    """Multipart fields as the upload form's: `file` (HumanEval, MBPP, Triad, a program format's or
+    repository tasks' JSONL, gzipped or not),
     `name` (a new name creates the dataset, an existing one adds a version), `team` (id; default: your
     first team where you are a member), `shared` (site admins). Verification starts as after a browser
     upload; poll `GET /dataset-versions/{id}`. With an `Idempotency-Key`, a retry answers the first

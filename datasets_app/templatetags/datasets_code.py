@@ -1,5 +1,7 @@
 """Server-side highlighting with Pygments: it escapes everything it is given."""
 
+import json
+
 from django import template
 from django.utils.safestring import SafeString, mark_safe
 from pygments import highlight
@@ -17,8 +19,8 @@ _LEXERS = {"python": PythonLexer(), "traceback": PythonTracebackLexer(), "diff":
 
 @register.filter
 def highlighted(code: str, language: str = "python") -> SafeString:
-    """`{{ problem.solution|highlighted }}` or `{{ problem.traceback|highlighted:"traceback" }}`
-    (or `"diff"`: a repository episode's patch)."""
+    """`{{ problem.solution|highlighted }}`, `{{ problem.traceback|highlighted:"traceback" }}` or a
+    repository task's patch, `{{ problem.solution|highlighted:"diff" }}`."""
     return mark_safe(str(highlight(code or "", _LEXERS[language], _FORMATTER)))  # noqa: S308 — Pygments escapes
 
 
@@ -38,3 +40,9 @@ def highlight_css_dark() -> str:
 
     system = "\n".join("  " + line for line in scoped(_DARK_SYSTEM))
     return "\n".join(scoped(_DARK_CHOSEN)) + "\n@media (prefers-color-scheme: dark) {\n" + system + "\n}\n"
+
+
+@register.filter
+def pretty_json(value: object) -> str:
+    """Indented JSON, for a <pre>; a plain string, so the template escapes it."""
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)

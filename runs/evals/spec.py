@@ -8,7 +8,14 @@ from datasets_app.models import DatasetVersion, Problem
 from datasets_app.selectors import problem_list_for_run
 from runs.evals.models import EvalJob
 from runs.models import Node, Run
-from runs.spec import SANDBOX_LIMITS, model_section, program_fields, registered_model_section
+from runs.spec import (
+    SANDBOX_LIMITS,
+    model_section,
+    program_fields,
+    registered_model_section,
+    repo_fields,
+    repo_snapshots,
+)
 from workers.spec import TrainConfig, config_from_dict, config_from_stored
 
 # The settings a job chooses (workers.spec defines each: type, range, help); the rest are the run's
@@ -36,7 +43,10 @@ def eval_message(*, job: EvalJob) -> dict[str, Any]:
     (whose newest checkpoint the node loads, or None)}."""
     protocol = {key: getattr(job, key) for key in PROTOCOL_KEYS}
     problems = []
+    snapshots: dict[str, str] = {}
     if job.dataset_version is not None:
+        rows = eval_problems(version=job.dataset_version)
+        sha256, snapshots = repo_snapshots(rows)
         problems = [
             {
                 "task_id": p.task_id,
@@ -47,8 +57,9 @@ def eval_message(*, job: EvalJob) -> dict[str, Any]:
                 "reasoning": p.reasoning,
                 "stop": list(p.stop),
                 **program_fields(p),
+                **repo_fields(p, sha256),
             }
-            for p in eval_problems(version=job.dataset_version)
+            for p in rows
         ]
     if job.run is not None:
         model = model_section(run=job.run)
@@ -68,5 +79,7 @@ def eval_message(*, job: EvalJob) -> dict[str, Any]:
         "sandbox": dict(SANDBOX_LIMITS),
         "problems": problems,
     }
+    if snapshots:  # repository tasks' repositories, each once, as in a run's spec
+        spec["snapshots"] = snapshots
     builtin = {"name": job.builtin_set, "problems": job.builtin_problems} if job.builtin_set else None
     return {"spec": spec, "builtin": builtin, "run_id": job.run_id}

@@ -107,7 +107,7 @@ def test_each_kind_of_bad_line_is_reported_by_line_and_field():
         "line 5, field 'test': must be a non-empty string",
         "line 6: not valid UTF-8 (byte 0)",
         "line 7, field 'task_id': duplicate of line 1: 'H/0'",
-        "line 8: longer than 1024 KiB",
+        "line 8: longer than 1024 KiB (only repository-task lines may be up to 48 MiB)",
     ]
     assert result.problems == []
 

@@ -250,6 +250,9 @@ def test_a_version_answers_its_verification_progress_and_its_problems_filter_by_
             "duplicate_of": "",
             "near_duplicate_of": "",
             "contaminated_with": "",
+            "fail_to_pass": None,  # repository tasks' fields
+            "pass_to_pass": None,
+            "runner": None,
         }
     ]
     assert paged["count"] == 2 and paged["pages"] == 2 and [p["id"] for p in paged["items"]] == [failing.pk]
