@@ -53,6 +53,7 @@ from workers.trainer.episodes import (
     BaseTranscript,
     ChatTranscript,
     Episode,
+    EpisodeRow,
     EpisodeSettings,
     Transcript,
     episode_limits,
@@ -169,6 +170,8 @@ class Trainer:
         self._set_up_model()
         self.start_step = 0
         self.train_problems, self.eval_problems = held_out_split(spec.problems, spec.train.eval_problems)
+        self._check_repo_problems()
+        self._reference_rows: dict[str, EpisodeRow] = {}  # a repo task's SFT row, replayed once
         self.on_step: Callable[[int, dict[str, float]], None] | None = None  # rank 0, after each post
         self.reward_shuffle = False  # bench/learning.py's control: rewards permuted in each group
         self._set_up_rewards()
@@ -210,6 +213,24 @@ class Trainer:
             policy=self.engine.module,
             forward=self.engine,
         )
+
+    def _check_repo_problems(self) -> None:
+        """Repository tasks: refused under multi-rank ZeRO-3, and left out of the held-out evaluation
+        (its pass@k is for single programs), said once."""
+        if not any(p.is_repo for p in self.spec.problems):
+            return
+        if self.spec.train.zero_stage == 3 and self.world > 1:
+            raise ValueError(
+                "train.zero_stage: repository tasks need zero_stage 2 or less with more than one rank "
+                "(ZeRO-3 samples in lock-step across ranks; episodes of different lengths cannot keep it)"
+            )
+        if held_out := [p for p in self.eval_problems if p.is_repo]:
+            self.eval_problems = tuple(p for p in self.eval_problems if not p.is_repo)
+            self.log(
+                f"{len(held_out)} held-out repository task(s) are not evaluated: eval/pass@k covers "
+                "single programs; repo/resolve_rate is measured on the training episodes",
+                "warning",
+            )
 
     def _set_up_rewards(self) -> None:
         """The critic (when the run has one), the reward weights, and the reference solutions' sandbox
@@ -587,11 +608,6 @@ class Trainer:
         """group_size episodes of each repository task, in lock-step (workers/trainer/episodes.py), as
         completions (Episode) and scores (the grade's reward; sandbox_error is invalid)."""
         train = self.spec.train
-        if train.zero_stage == 3 and self.world > 1:
-            raise ValueError(
-                "repository tasks: ZeRO-3 samples in lock-step across ranks, which episodes of "
-                "different lengths cannot keep; use zero_stage 2 or less"
-            )
         t0 = time.monotonic()
         timed = _TimedEngine(self.rollout)
         groups = run_episodes(
@@ -792,9 +808,12 @@ class Trainer:
         # are trained on, the observations are context (episodes.reference_row).
         for p in mine:
             if p.is_repo and p.repo is not None:
-                row = reference_row(
-                    p.repo, transcript=self._transcript(), limits=self._episode_settings().limits
-                )
+                row = self._reference_rows.get(p.task_id)
+                if row is None:  # replayed once: the reference's observations do not change
+                    row = reference_row(
+                        p.repo, transcript=self._transcript(), limits=self._episode_settings().limits
+                    )
+                    self._reference_rows[p.task_id] = row
                 prompt, comp, _, lesson_mask = training_row(row.prompt, row.rest, row.mask, row.logprobs)
                 with_solution.append(p)
                 prompt_rows.append(prompt)
