@@ -220,16 +220,11 @@ def _real_episode() -> EpisodeFactory:
     return factory
 
 
-TOKEN_LIMIT = "token_limit"  # noqa: S105 - an outcome, not a password
-
-
-def _finish(r: _Running) -> EpisodeResult:
-    """The episode's result; one the trainer ended for want of room in the context is token_limit
-    (scored 0, as the environment scores its own token limit) whatever its diff would have scored."""
-    result = r.env.finish()
-    if r.out_of_room and result.outcome != "sandbox_error":
-        result.outcome, result.reward = TOKEN_LIMIT, 0.0
-    return result
+def _past_budget(r: _Running, settings: EpisodeSettings) -> int:
+    """The tokens to report for a turn that does not fit: what it would take, and at least enough to
+    pass the environment's budget (the context may be the model's length, below repo_max_tokens)."""
+    need = len(r.row.context) + settings.max_new_tokens - r.counted
+    return max(need, settings.limits.max_tokens - r.counted + 1)
 
 
 class _Running:
@@ -240,7 +235,6 @@ class _Running:
         self.counted = 0  # context tokens already reported to the environment
         self.done = False
         self.truncated = False  # a turn cut at max_new_tokens
-        self.out_of_room = False  # ended by the trainer: no room in the context for another turn
         self.t0 = time.monotonic()
 
 
@@ -271,8 +265,10 @@ def run_episodes(
             # A turn must fit the context whole; an episode with no room left is over (token_limit).
             room = [r for r in active if len(r.row.context) + settings.max_new_tokens <= settings.context]
             for r in active:
-                if r not in room:
-                    r.done = r.out_of_room = True
+                if r not in room:  # a turn past the budget: the environment ends it at token_limit
+                    step = r.env.step("", tokens=_past_budget(r, settings))
+                    assert step.done, "the environment carried out a turn past its token budget"
+                    r.done = True
             if not room:
                 break
             samples = engine.generate(
@@ -295,7 +291,7 @@ def run_episodes(
                     ended = transcript.ends_at_eos and c.finish_reason == "eos"
                     r.row.add(transcript.observation(step.observation, ended=ended), model=False)
             turn += 1
-        results = [_finish(r) for r in running]
+        results = [r.env.finish() for r in running]
     out: list[list[Episode]] = []
     for t in range(len(tasks)):
         group = []

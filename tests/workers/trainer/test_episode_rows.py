@@ -238,3 +238,98 @@ def test_a_snapshot_that_is_not_what_its_key_says_is_refused(tmp_path: Path):
     raw["snapshots"][sha] = base64.b64encode(b"\x1f\x8bother").decode()
     with pytest.raises(ValueError, match=rf"snapshots\.{sha}: the data's sha256 is"):
         parse_spec(raw)
+
+
+def test_the_sft_row_of_a_repo_task_is_its_reference_trajectory_replayed_with_the_real_observations():
+    from tests.workers.repo.sample_repo import sample_task
+    from workers.repo.env import EpisodeLimits
+    from workers.repo.reference import reference_actions
+    from workers.trainer.episodes import reference_row
+
+    task = sample_task()
+    t = BaseTranscript(TOK, bos=True)
+
+    row = reference_row(task, transcript=t, limits=EpisodeLimits())
+
+    # the lesson is exactly the reference actions, each ended by its newline
+    actions = reference_actions(task)
+    lesson = TOK.decode([i for i, m in zip(row.rest, row.mask, strict=True) if m])
+    assert lesson == "".join(a + "\n" for a in actions)
+    # and between them the environment's own observations, masked out: the edit's, then the test run's
+    context = TOK.decode([i for i, m in zip(row.rest, row.mask, strict=True) if not m])
+    assert context.count("Observation:\n") == len(actions) - 1  # the submit ends it: nothing after
+    edit, tests = context.split("Observation:\n")[1:]
+    assert edit.startswith("replaced in calc/ops.py")
+    # the test run's summary: the fixed test of the snapshot passes (the one the test patch adds is
+    # not in the workspace during an episode)
+    assert "passed" in tests.splitlines()[0]
+    assert "tests.test_ops.TestOps.test_clamp_above: " not in tests
+
+
+def _result(outcome: str, **changes: Any):
+    from workers.repo.env import EpisodeResult
+
+    fields: dict[str, Any] = {
+        "task_id": "t",
+        "outcome": outcome,
+        "reward": 1.0 if outcome == "resolved" else 0.0,
+        "diff": f"diff of {outcome}",
+        "turns": 3,
+        "invalid_actions": 1,
+        "test_files_edited": False,
+        "fail_to_pass": {"a": "passed" if outcome == "resolved" else "failed"},
+        "pass_to_pass": {"b": "passed"},
+        "tests_before": {"a": "failed", "b": "passed"},
+        "trajectory": [{"action": "{}", "observation": "ok", "valid": True}],
+        "duration_ms": 2000,
+    }
+    return EpisodeResult(**(fields | changes))
+
+
+def test_repo_metrics_and_generations_count_every_episode_and_post_each_test_editing_one_flagged():
+    from workers.spec import REPO_OUTCOMES
+    from workers.trainer.episodes import Episode
+    from workers.trainer.metrics import LocalStats, generations_to_post, merge_metrics
+    from workers.trainer.rewards import episode_score
+    from workers.trainer.spec import Problem
+
+    problem = Problem(task_id="t", prompt="fix", entry_point="", tests="", kind="repo")
+    results = [
+        _result("resolved", turns=4, invalid_actions=0),
+        _result("tests_fail", test_files_edited=True, duration_ms=4000),
+        _result("turn_limit", turns=5, invalid_actions=3),
+        _result("sandbox_error"),
+    ]
+    st = LocalStats(keep="capped")
+    for r in results:
+        episode = Episode(
+            text=r.diff,
+            token_ids=(1, 2, 3, 4, 5),
+            logprobs=(0.0,) * 5,
+            finish_reason="stop",
+            prompt_ids=(9, 9),
+            loss_mask=(True, True, False, False, True),
+            result=r,
+        )
+        st.record(problem, episode, episode_score(r))
+
+    m = merge_metrics([st], lr=0.0, grad_norm=0.0, step_s=1.0)
+
+    assert m["repo/resolve_rate"] == m["pass_rate"] == 0.25
+    assert {o: m[f"repo/outcome/{o}"] for o in REPO_OUTCOMES if m[f"repo/outcome/{o}"]} == {
+        "resolved": 0.25,
+        "tests_fail": 0.25,
+        "turn_limit": 0.25,
+        "sandbox_error": 0.25,
+    }
+    assert m["repo/turns_mean"] == (4 + 3 + 5 + 3) / 4
+    assert m["repo/invalid_action_frac"] == (0 + 1 + 3 + 1) / (4 + 3 + 5 + 3)
+    assert m["repo/test_edit_frac"] == 0.25 and m["review/flagged_frac"] == 0.25
+    assert m["repo/episode_s_mean"] == (2 + 4 + 2 + 2) / 4
+    assert m["length/mean"] == 3.0  # the model's own tokens, not the observations
+    assert m["error/sandbox_error"] == 0.25 and m["reward/mean"] == pytest.approx(1 / 3)  # valid only
+    posted = generations_to_post([st])
+    edited = [s for s in posted if s.repo and s.repo["test_files_edited"]]
+    assert len(edited) == 1 and edited in [st.flagged_samples]
+    assert {s.completion for s in posted} == {r.diff for r in results}
+    assert all(s.repo and s.repo["outcome"] == s.completion.removeprefix("diff of ") for s in posted)
