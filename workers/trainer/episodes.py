@@ -25,8 +25,10 @@ episode still running.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -46,6 +48,8 @@ ACTION_PREFIX = "\n\nAction: "
 OBSERVATION_PREFIX = "\nObservation:\n"
 # A base model's action is one line: the newline after its JSON ends the turn (and is not kept).
 BASE_STOPS: tuple[str, ...] = ("\n",)
+# Episodes whose tool calls (each a sandbox process) run at once: the node's cores.
+SANDBOX_WORKERS = os.cpu_count() or 1
 # Sentinels to find where a chat template puts a message's content (_ChatTurns).
 _USER, _ASSISTANT, _OBSERVATION = "\x1etriad-user\x1e", "\x1etriad-assistant\x1e", "\x1etriad-obs\x1e"
 
@@ -220,6 +224,22 @@ def _real_episode() -> EpisodeFactory:
     return factory
 
 
+def _enter_all(envs: Sequence[RepoEpisode], stack: ExitStack, pool: ThreadPoolExecutor) -> None:
+    """Enter every episode (a workspace and its tests before), side by side; each one entered is
+    exited by the stack whatever happens, and the first failure is raised once all have settled."""
+    futures = [pool.submit(env.__enter__) for env in envs]
+    failure: BaseException | None = None
+    for env, future in zip(envs, futures, strict=True):
+        try:
+            future.result()
+        except BaseException as exc:  # kept, raised below once the others are in the stack
+            failure = failure or exc
+        else:
+            stack.push(env)
+    if failure is not None:
+        raise failure
+
+
 def _past_budget(r: _Running, settings: EpisodeSettings) -> int:
     """The tokens to report for a turn that does not fit: what it would take, and at least enough to
     pass the environment's budget (the context may be the model's length, below repo_max_tokens)."""
@@ -247,19 +267,19 @@ def run_episodes(
     settings: EpisodeSettings,
     seed: int,
     episode: EpisodeFactory | None = None,
+    workers: int = SANDBOX_WORKERS,
 ) -> list[list[Episode]]:
     """n episodes of each task (a GRPO group each), in lock-step: each turn one generate call over
-    every running episode. Every episode ends with an outcome: a submit, a limit, or the context full
-    (token_limit). Workspaces are removed on the way out, whatever happens."""
+    every running episode, then their actions carried out side by side (`workers` threads: each
+    waits on its sandbox process). Every episode ends with an outcome: a submit, a limit, or the
+    context full (token_limit). Workspaces are removed on the way out, whatever happens."""
     if not tasks:
         return []
     episode = episode or _real_episode()
-    with ExitStack() as stack:
-        running: list[_Running] = []
-        for task in tasks:
-            for _ in range(n):
-                env = stack.enter_context(episode(task, settings.limits))
-                running.append(_Running(env, EpisodeRow(transcript.opening(env.first_observation()))))
+    envs = [episode(task, settings.limits) for task in tasks for _ in range(n)]
+    with ExitStack() as stack, ThreadPoolExecutor(max(1, min(len(envs), workers))) as pool:
+        _enter_all(envs, stack, pool)
+        running = [_Running(env, EpisodeRow(transcript.opening(env.first_observation()))) for env in envs]
         turn = 0
         while active := [r for r in running if not r.done]:
             # A turn must fit the context whole; an episode with no room left is over (token_limit).
@@ -279,19 +299,23 @@ def run_episodes(
                 seed=seed + turn * 7_919,
                 stops=[transcript.stops] * len(room),
             )
+            reports = []
             for r, [c] in zip(room, samples, strict=True):
                 r.row.add(c.token_ids, model=True, logprobs=c.logprobs)
                 r.truncated |= c.truncated
                 context = len(r.row.context)
-                step = r.env.step(c.text, tokens=context - r.counted)
+                reports.append((r, c, context - r.counted))
                 r.counted = context
+            # The tools (tests above all) run in the sandbox: the episodes' turns run side by side.
+            steps = list(pool.map(lambda job: job[0].env.step(job[1].text, tokens=job[2]), reports))
+            for (r, c, _), step in zip(reports, steps, strict=True):
                 if step.done:
                     r.done = True
                 else:
                     ended = transcript.ends_at_eos and c.finish_reason == "eos"
                     r.row.add(transcript.observation(step.observation, ended=ended), model=False)
             turn += 1
-        results = [r.env.finish() for r in running]
+        results = list(pool.map(lambda r: r.env.finish(), running))  # grading, side by side
     out: list[list[Episode]] = []
     for t in range(len(tasks)):
         group = []

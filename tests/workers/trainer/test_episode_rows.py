@@ -333,3 +333,37 @@ def test_repo_metrics_and_generations_count_every_episode_and_post_each_test_edi
     assert len(edited) == 1 and edited in [st.flagged_samples]
     assert {s.completion for s in posted} == {r.diff for r in results}
     assert all(s.repo and s.repo["outcome"] == s.completion.removeprefix("diff of ") for s in posted)
+
+
+def test_episodes_that_cannot_start_leave_no_workspace_behind(monkeypatch, tmp_path: Path):
+    # given a group of a good task and a task whose snapshot is gzip but not a tar archive
+    import dataclasses
+    import gzip
+    import tempfile
+
+    from tests.workers.repo.sample_repo import sample_task
+    from workers.repo.env import EpisodeLimits
+    from workers.repo.workspace import SnapshotError
+    from workers.trainer.episodes import EpisodeSettings, run_episodes
+    from workers.trainer.rollout import TorchEngine
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    good = sample_task()
+    broken = dataclasses.replace(good, task_id="broken", snapshot=gzip.compress(b"not a tar archive"))
+    model = _model()
+    engine = TorchEngine(tiny_logits_fn(model, hf=False), TOK, device=CPU, max_len=256)
+
+    # when their episodes are started together
+    with pytest.raises(SnapshotError):
+        run_episodes(
+            [good, broken],
+            2,
+            engine=engine,
+            transcript=BaseTranscript(TOK, bos=True),
+            settings=EpisodeSettings(EpisodeLimits(), max_new_tokens=16, context=256, temperature=1.0),
+            seed=0,
+        )
+
+    # then the good task's workspaces, made first, are removed as well
+    assert not list(tmp_path.glob("triad-workspace-*"))
