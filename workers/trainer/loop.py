@@ -224,6 +224,7 @@ class Trainer:
                 "train.zero_stage: repository tasks need zero_stage 2 or less with more than one rank "
                 "(ZeRO-3 samples in lock-step across ranks; episodes of different lengths cannot keep it)"
             )
+        self._check_openings([p for p in self.spec.problems if p.is_repo])
         if held_out := [p for p in self.eval_problems if p.is_repo]:
             self.eval_problems = tuple(p for p in self.eval_problems if not p.is_repo)
             self.log(
@@ -231,6 +232,32 @@ class Trainer:
                 "single programs; repo/resolve_rate is measured on the training episodes",
                 "warning",
             )
+
+    def _check_openings(self, problems: list[Problem]) -> None:
+        """An episode's opening (its statement and the tools, at least) must leave room in the context
+        for a turn: refused when no repo task's does (the byte-level tiny model's 512 bytes never do),
+        a warning naming them when some do not (their episodes end at token_limit at once)."""
+        from workers.repo.tools import tool_doc
+
+        context = self._episode_settings().context
+        room = context - self.spec.train.max_new_tokens
+        doc = len(self.tokenizer.encode(tool_doc()))
+        long = [p for p in problems if doc + len(self.tokenizer.encode(p.prompt)) > room]
+        if not long:
+            return
+        why = (
+            f"an episode's context is {context} tokens (min(repo_max_tokens, the model's length)), "
+            f"of which max_new_tokens {self.spec.train.max_new_tokens} are a turn's, and the tools "
+            f"alone take {doc}"
+        )
+        if len(long) == len(problems):
+            raise ValueError(f"no repository task's opening leaves room for a turn: {why}")
+        names = ", ".join(p.task_id for p in long[:5]) + (", ..." if len(long) > 5 else "")
+        self.log(
+            f"{len(long)} repository task(s) leave no room for a turn and end at token_limit: {names} "
+            f"({why})",
+            "warning",
+        )
 
     def _set_up_rewards(self) -> None:
         """The critic (when the run has one), the reward weights, and the reference solutions' sandbox

@@ -1,16 +1,18 @@
-"""A real Trainer (world size 1, DeepSpeed on the CPU, the tiny Hugging Face model) on a repository task:
-an SFT warm-up step on the replayed reference trajectory, then an RL step whose episodes run in the real
-sandbox. The plumbing only: the tiny model resolves nothing (docs/trainer.md, "Repository tasks")."""
+"""A real Trainer (world size 1, DeepSpeed on the CPU, the tiny Hugging Face model, in a process of its
+own: tests/workers/trainer/episodes_rank.py) on a repository task: an SFT warm-up step on the replayed
+reference trajectory, then an RL step whose episodes run in the real sandbox. The plumbing only: the
+tiny model resolves nothing (docs/trainer.md, "Repository tasks (multi-turn)")."""
 
 from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch.distributed as dist
 
 from tests.processes import free_port
 from tests.workers.repo.sample_repo import sample_task
@@ -40,25 +42,7 @@ def repo_spec_problem(task: RepoTask) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def single_rank(monkeypatch):
-    monkeypatch.setenv("DS_ACCELERATOR", "cpu")
-    monkeypatch.delenv("TRIAD_CHECKPOINT_DIR", raising=False)
-    for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_SIZE": "1"}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
-    monkeypatch.setenv("MASTER_PORT", str(free_port()))
-    yield
-    if dist.is_initialized():
-        dist.destroy_process_group()
-
-
-def test_a_warm_up_step_and_an_rl_step_on_a_repo_task_end_every_episode_with_an_outcome(
-    single_rank, tmp_path: Path
-):
-    from workers.trainer.loop import Trainer
-    from workers.trainer.spec import parse_spec
-
+def test_a_warm_up_step_and_an_rl_step_on_a_repo_task_end_every_episode_with_an_outcome(tmp_path: Path):
     # the tiny HF model with room for the opening (statement and tool documentation) and two turns
     model_dir = build_tiny_hf(tmp_path / "model", max_len=4096)
     task = sample_task()
@@ -85,9 +69,16 @@ def test_a_warm_up_step_and_an_rl_step_on_a_repo_task_end_every_episode_with_an_
     spec_path = tmp_path / "spec.json"
     spec_path.write_text(json.dumps(raw))
     try:
-        Trainer(parse_spec(raw), spec_path, "tok").run()
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.workers.trainer.episodes_rank", str(spec_path), str(free_port())],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
     finally:
         control.stop()
+    assert done.returncode == 0, done.stderr[-3000:]
 
     metrics = {m["step"]: m["values"] for m in control.of_type("metric", "trainer")}
     # the warm-up trained on the reference trajectory's actions (nothing skipped: it fits)
@@ -108,3 +99,29 @@ def test_a_warm_up_step_and_an_rl_step_on_a_repo_task_end_every_episode_with_an_
         assert g["repo"]["outcome"] in REPO_OUTCOMES
         assert g["passed"] == (g["repo"]["outcome"] == "resolved")
         assert 1 <= len(g["repo"]["trajectory"]) <= 2
+
+
+def test_the_byte_level_tiny_model_is_refused_repo_tasks_its_context_cannot_hold():
+    # The check the Trainer makes at start, on the tiny model's tokenizer and length (a second
+    # in-process Trainer cannot join a new process group after the first one's).
+    from workers.trainer.loop import Trainer
+    from workers.trainer.spec import parse_spec
+    from workers.trainer.tokenizer import ByteTokenizer
+
+    task = sample_task()
+    raw = {
+        "run_id": 1,
+        "model": {"kind": "tiny", "max_len": 512},  # 512 bytes: the tool documentation alone is more
+        "train": {"steps": 1, "prompts_per_step": 1, "group_size": 2},
+        "problems": [repo_spec_problem(task)],
+        "snapshots": {task.snapshot_sha256: base64.b64encode(task.snapshot).decode()},
+    }
+    trainer = Trainer.__new__(Trainer)
+    trainer.spec, trainer.tokenizer, trainer.max_len = parse_spec(raw), ByteTokenizer(), 512
+
+    with pytest.raises(
+        ValueError, match=r"no repository task's opening leaves room for a turn: .* 512 tokens"
+    ):
+        trainer._check_openings(list(trainer.spec.problems))
+    trainer.max_len = 8192  # a model with the room: accepted
+    trainer._check_openings(list(trainer.spec.problems))
