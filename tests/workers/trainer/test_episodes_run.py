@@ -42,15 +42,25 @@ def repo_spec_problem(task: RepoTask) -> dict[str, Any]:
     }
 
 
-def test_a_warm_up_step_and_an_rl_step_on_a_repo_task_end_every_episode_with_an_outcome(tmp_path: Path):
+# A chat template in the shape instruct models ship (tests/workers/trainer/test_prompting.py's).
+TEMPLATE = (
+    "{% for m in messages %}<|bos|>{{ m['role'] }}\n{{ m['content'] }}<|eos|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|bos|>assistant\n{% endif %}"
+)
+
+
+@pytest.mark.parametrize("chat", [False, True], ids=["base", "chat"])
+def test_a_warm_up_step_and_an_rl_step_on_a_repo_task_end_every_episode_with_an_outcome(
+    chat: bool, tmp_path: Path
+):
     # the tiny HF model with room for the opening (statement and tool documentation) and two turns
-    model_dir = build_tiny_hf(tmp_path / "model", max_len=4096)
+    model_dir = build_tiny_hf(tmp_path / "model", max_len=4096, chat_template=TEMPLATE if chat else None)
     task = sample_task()
     control = FakeControl(token="tok").start()
     raw = {
         "run_id": 1,
         "control_url": control.url,
-        "model": {"kind": "hf", "path": str(model_dir)},
+        "model": {"kind": "hf", "path": str(model_dir), "chat": chat},
         "train": {
             "steps": 2,
             "sft_warmup_steps": 1,
