@@ -25,6 +25,7 @@ episode still running.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -346,14 +347,21 @@ def reference_row(
     """The SFT warm-up's row of a task: its reference trajectory (workers/repo/reference.py: the
     reference patch as edits, a run of FAIL_TO_PASS, submit) replayed in a real episode, so the
     observations between the actions are the real ones. Masked as an episode's row: the actions are
-    the lesson, the observations are context."""
+    the lesson, the observations are context. The lesson is whole: the episode's turn and token limits
+    are raised to the trajectory's own (a row too long for the model is skipped by the warm-up)."""
     from workers.repo.reference import reference_actions
 
+    actions = reference_actions(task)
+    targets = [transcript.action_target(a) for a in actions]
+    limits = dataclasses.replace(
+        limits,
+        max_turns=max(limits.max_turns, len(actions)),
+        max_tokens=max(limits.max_tokens, sum(len(t) for t in targets) + 1),
+    )
     episode = episode or _real_episode()
     with episode(task, limits) as env:
         row = EpisodeRow(transcript.opening(env.first_observation()))
-        for action in reference_actions(task):
-            target = transcript.action_target(action)
+        for action, target in zip(actions, targets, strict=True):
             row.add(target, model=True)
             step = env.step(action, tokens=len(target))
             if step.done:
