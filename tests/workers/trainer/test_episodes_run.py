@@ -49,6 +49,7 @@ TEMPLATE = (
 )
 
 
+@pytest.mark.e2e  # a real trainer process, as the other trainer runs (no database)
 @pytest.mark.parametrize("chat", [False, True], ids=["base", "chat"])
 def test_a_warm_up_step_and_an_rl_step_on_a_repo_task_end_every_episode_with_an_outcome(
     chat: bool, tmp_path: Path
