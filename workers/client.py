@@ -480,9 +480,12 @@ class IngestClient:
         stderr: str = "",
         duration_ms: int = 0,
         cases: Sequence[Mapping[str, Any]] = (),
+        repo: Mapping[str, Any] | None = None,
     ) -> None:
         # A program problem's cases (workers/trainer/rewards.event_cases); a function's event is as it was.
-        extra = {"cases": [_event_case(c) for c in cases[:MAX_EVENT_CASES]]} if cases else {}
+        extra: dict[str, Any] = {"cases": [_event_case(c) for c in cases[:MAX_EVENT_CASES]]} if cases else {}
+        if repo is not None:  # a repository episode's (EpisodeResult.event_fields: capped, JSON-safe)
+            extra["repo"] = dict(repo)
         self._emit(
             {
                 "type": "generation",

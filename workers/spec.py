@@ -105,8 +105,18 @@ class Metric:
     TOKENS_PER_S = "throughput/tokens_per_s"
     # Completion tokens generated since the run began (over resumes): the charts' "tokens" x axis.
     TOKENS_TOTAL = "throughput/tokens_total"
-    # A repository run's resolve rate (its scored episodes that resolved their task; issue #23).
+    # Repository tasks (docs/trainer.md, "Repository tasks (multi-turn)"): shares of the step's scored
+    # episodes, and repo_outcome(o) for each outcome class.
     REPO_RESOLVE_RATE = "repo/resolve_rate"
+    REPO_TURNS_MEAN = "repo/turns_mean"
+    REPO_INVALID_ACTION_FRAC = "repo/invalid_action_frac"
+    REPO_TEST_EDIT_FRAC = "repo/test_edit_frac"
+    REPO_EPISODE_S_MEAN = "repo/episode_s_mean"
+
+    @staticmethod
+    def repo_outcome(outcome: str) -> str:
+        """The share of a step's episodes that ended with `outcome` (REPO_OUTCOMES)."""
+        return f"repo/outcome/{outcome}"
 
     @staticmethod
     def reward_share(component: str) -> str:
@@ -117,11 +127,6 @@ class Metric:
     def pass_at(k: int, eval_set: str = "") -> str:
         """pass@k on the held-out problems, or on the evaluation set `eval_set`."""
         return f"eval/{eval_set}/pass@{k}" if eval_set else f"eval/pass@{k}"
-
-    @staticmethod
-    def repo_outcome(outcome: str) -> str:
-        """The share of a step's repository episodes that ended in `outcome` (REPO_OUTCOMES)."""
-        return f"repo/outcome/{outcome}"
 
     @staticmethod
     def eval_coverage(name: str, eval_set: str = "") -> str:
@@ -680,6 +685,41 @@ class TrainConfig(_Config):
         help="Samples posted per step with generations_keep: sample (flagged ones besides).",
         low=1,
         high=100_000,
+    )
+    # Repository tasks (kind "repo"; docs/trainer.md, "Repository tasks (multi-turn)"): each episode's
+    # limits. A limit that ends an episode is its outcome (turn_limit, token_limit), scored 0.
+    repo_max_turns: int = setting(
+        20,
+        label="Repo: max turns",
+        help="Most model turns (actions) in one repository-task episode.",
+        unit="turns",
+        low=1,
+        high=200,
+    )
+    repo_max_tokens: int = setting(
+        8192,
+        label="Repo: max tokens",
+        help="Most tokens in one episode's context: the opening prompt, the model's turns and the "
+        "observations together.",
+        unit="tokens",
+        low=256,
+        high=1_048_576,
+    )
+    repo_wall_s: float = setting(
+        300.0,
+        label="Repo: episode wall time",
+        help="Longest wall-clock time of one episode, generation and tool calls together.",
+        unit="s",
+        low=1.0,
+        high=86_400.0,
+    )
+    repo_test_timeout_s: float = setting(
+        30.0,
+        label="Repo: test timeout",
+        help="Time limit of one run_tests call inside an episode (and of each grading run).",
+        unit="s",
+        low=1.0,
+        high=3_600.0,
     )
 
 

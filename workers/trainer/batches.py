@@ -31,6 +31,13 @@ class Row:
     old_logprobs: list[float]  # the sampling policy's, one per completion token
     advantage: float
     in_loss: bool = True  # False: in its group's baseline, out of the loss (a masked overlong one)
+    # Which completion tokens are the policy's own (empty: all): an episode's observations are 0
+    # (workers/trainer/episodes.py), and carry no gradient and no share of the loss's normalisation.
+    loss_mask: tuple[bool, ...] = ()
+
+    @property
+    def loss_tokens(self) -> int:
+        return sum(self.loss_mask) if self.loss_mask else len(self.completion)
 
 
 def split_even(items: Sequence[T], parts: int) -> list[list[T]]:
@@ -79,8 +86,8 @@ def micro_batches(rows: Sequence[T], *, size: int, count: int) -> list[list[T]]:
 
 def loss_rows(rows: Sequence[Row]) -> tuple[int, int]:
     """(tokens, completions) this rank adds to the mini-batch's loss normalisation."""
-    kept = [r for r in rows if r.in_loss and r.completion]
-    return sum(len(r.completion) for r in kept), len(kept)
+    kept = [r for r in rows if r.in_loss and r.loss_tokens]
+    return sum(r.loss_tokens for r in kept), len(kept)
 
 
 def lr_at(train: TrainConfig, update: int) -> float:

@@ -55,3 +55,15 @@ def tiny_logits_fn(model: Callable[..., Any], *, hf: bool) -> LogitsFn:
         return res
 
     return fn
+
+
+def apply_loss_masks(mask: torch.Tensor, loss_masks: Sequence[Sequence[bool]]) -> torch.Tensor:
+    """mask (B, C) of completion tokens, and with each row's loss mask where it has one (an episode's:
+    its observations are 0); an empty loss mask leaves the row as it is."""
+    out = mask.clone()
+    for i, row in enumerate(loss_masks):
+        if row:
+            keep = torch.zeros(out.shape[1], dtype=torch.bool, device=out.device)
+            keep[: len(row)] = torch.tensor(list(row), dtype=torch.bool, device=out.device)
+            out[i] &= keep
+    return out

@@ -49,6 +49,18 @@ from workers.trainer.engine import (
     set_lr,
     zero_loss,
 )
+from workers.trainer.episodes import (
+    BaseTranscript,
+    ChatTranscript,
+    Episode,
+    EpisodeRow,
+    EpisodeSettings,
+    Transcript,
+    episode_limits,
+    reference_row,
+    run_episodes,
+    training_row,
+)
 from workers.trainer.eval_protocol import (
     ProblemCounts,
     eval_plan,
@@ -67,7 +79,7 @@ from workers.trainer.grpo import (
     token_weights,
 )
 from workers.trainer.hacks import hack_review
-from workers.trainer.logprobs import completion_logprobs, tiny_logits_fn
+from workers.trainer.logprobs import apply_loss_masks, completion_logprobs, tiny_logits_fn
 from workers.trainer.metrics import (
     SFT_METRICS,
     LocalStats,
@@ -88,14 +100,37 @@ from workers.trainer.reasoning import sft_target
 from workers.trainer.reference import gathered_state_dict, load_pin, read_pin, reference_dir, write_pin
 from workers.trainer.retention import Policy, retain, write_meta
 from workers.trainer.reward_components import ReferenceTimes
-from workers.trainer.rewards import Score, complete_components, score_completions
-from workers.trainer.rollout import Completion, RolloutEngine, TorchEngine
+from workers.trainer.rewards import Score, complete_components, episode_score, score_completions
+from workers.trainer.rollout import Completion, Prompt, RolloutEngine, TorchEngine
 from workers.trainer.sft_fit import fit_sft_rows
 from workers.trainer.spec import Problem, RunSpec, load_spec, reward_weights
 from workers.trainer.tokenizer import HFTokenizer
 from workers.trainer.vllm_rollout import VLLMEngine
 
 SIGTERM_RECEIVED = threading.Event()
+
+
+class _TimedEngine:
+    """A rollout engine that adds up the time spent in it (an episode's generation, apart from its
+    tool calls and grading)."""
+
+    def __init__(self, engine: RolloutEngine) -> None:
+        self.engine, self.seconds = engine, 0.0
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        n: int,
+        max_new_tokens: int,
+        temperature: float,
+        seed: int,
+        stops: Sequence[Sequence[str]] | None = None,
+    ) -> list[list[Completion]]:
+        t0 = time.monotonic()
+        try:
+            return self.engine.generate(prompts, n, max_new_tokens, temperature, seed=seed, stops=stops)
+        finally:
+            self.seconds += time.monotonic() - t0
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -135,6 +170,8 @@ class Trainer:
         self._set_up_model()
         self.start_step = 0
         self.train_problems, self.eval_problems = held_out_split(spec.problems, spec.train.eval_problems)
+        self._check_repo_problems()
+        self._reference_rows: dict[str, EpisodeRow] = {}  # a repo task's SFT row, replayed once
         self.on_step: Callable[[int, dict[str, float]], None] | None = None  # rank 0, after each post
         self.reward_shuffle = False  # bench/learning.py's control: rewards permuted in each group
         self._set_up_rewards()
@@ -148,6 +185,7 @@ class Trainer:
         self.chat = spec.model.chat
         self.bos = prompt_bos(spec.model)
         model, self.tokenizer, max_len = load_policy(spec, self.device)
+        self.max_len = max_len
         model = prepare_policy(model, train, hf=self.hf)
         trainable, total = param_counts(model)
         self.log(
@@ -174,6 +212,51 @@ class Trainer:
             max_len=max_len,
             policy=self.engine.module,
             forward=self.engine,
+        )
+
+    def _check_repo_problems(self) -> None:
+        """Repository tasks: refused under multi-rank ZeRO-3, and left out of the held-out evaluation
+        (its pass@k is for single programs), said once."""
+        if not any(p.is_repo for p in self.spec.problems):
+            return
+        if self.spec.train.zero_stage == 3 and self.world > 1:
+            raise ValueError(
+                "train.zero_stage: repository tasks need zero_stage 2 or less with more than one rank "
+                "(ZeRO-3 samples in lock-step across ranks; episodes of different lengths cannot keep it)"
+            )
+        self._check_openings([p for p in self.spec.problems if p.is_repo])
+        if held_out := [p for p in self.eval_problems if p.is_repo]:
+            self.eval_problems = tuple(p for p in self.eval_problems if not p.is_repo)
+            self.log(
+                f"{len(held_out)} held-out repository task(s) are not evaluated: eval/pass@k covers "
+                "single programs; repo/resolve_rate is measured on the training episodes",
+                "warning",
+            )
+
+    def _check_openings(self, problems: list[Problem]) -> None:
+        """An episode's opening (its statement and the tools, at least) must leave room in the context
+        for a turn: refused when no repo task's does (the byte-level tiny model's 512 bytes never do),
+        a warning naming them when some do not (their episodes end at token_limit at once)."""
+        from workers.repo.tools import tool_doc
+
+        context = self._episode_settings().context
+        room = context - self.spec.train.max_new_tokens
+        doc = len(self.tokenizer.encode(tool_doc()))
+        long = [p for p in problems if doc + len(self.tokenizer.encode(p.prompt)) > room]
+        if not long:
+            return
+        why = (
+            f"an episode's context is {context} tokens (min(repo_max_tokens, the model's length)), "
+            f"of which max_new_tokens {self.spec.train.max_new_tokens} are a turn's, and the tools "
+            f"alone take {doc}"
+        )
+        if len(long) == len(problems):
+            raise ValueError(f"no repository task's opening leaves room for a turn: {why}")
+        names = ", ".join(p.task_id for p in long[:5]) + (", ..." if len(long) > 5 else "")
+        self.log(
+            f"{len(long)} repository task(s) leave no room for a turn and end at token_limit: {names} "
+            f"({why})",
+            "warning",
         )
 
     def _set_up_rewards(self) -> None:
@@ -339,10 +422,18 @@ class Trainer:
         if self.ref is None and self._ref_shape is not None:
             self.ref = self._load_reference(step)
 
+        # Repository tasks run as multi-turn episodes; the critic and dynamic sampling are for single
+        # programs (docs/trainer.md, "Repository tasks (multi-turn)").
+        repo = [p for p in mine if p.is_repo]
+        mine = [p for p in mine if not p.is_repo]
         groups, scores = self._sample_and_score(mine, step, st)
         keep = None
         if train.dynamic_sampling:
             mine, groups, scores, keep = self._refill(mine, groups, scores, step, st)
+        if repo:
+            repo_groups, repo_scores = self._episodes(repo, step, st)
+            keep = None if keep is None else [*keep, *([True] * len(repo))]
+            mine, groups, scores = [*mine, *repo], [*groups, *repo_groups], [*scores, *repo_scores]
 
         t0 = time.monotonic()
         rows = self._rows(mine, groups, scores, st, keep=keep)
@@ -417,7 +508,7 @@ class Trainer:
                 len(self.train_problems), train.prompts_per_step, step, train.seed + round_ * 7_919
             )
             share = [self.train_problems[i] for i in rank_share(chosen, self.rank, self.world)]
-            more = share[: max(0, target - wanted)]
+            more = [p for p in share if not p.is_repo][: max(0, target - wanted)]
             more_groups, more_scores = self._sample_and_score(more, step, st, round_=round_)
             st.dynamic_extra_groups += len(more)
             for problem, group, group_scores in zip(more, more_groups, more_scores, strict=True):
@@ -453,7 +544,7 @@ class Trainer:
             row = []
             for c, s in zip(group, group_scores, strict=True):
                 bonus = 0.0
-                if penalise and s.valid:
+                if penalise and s.valid and not isinstance(c, Episode):  # a turn's cut is not overlong
                     bonus = overlong_penalty(
                         len(c.token_ids),
                         c.truncated,
@@ -491,7 +582,7 @@ class Trainer:
             )
             st.groups += 1
             st.zero_std_groups += int(zero_std.item())
-            p_ids = self.tokenizer.encode(self.prompt(problem), bos=self.bos)[-max(1, self._max_prompt()) :]
+            p_ids = [] if problem.is_repo else self._prompt_ids(problem)
             rows: list[Row] = []
             # A sample the critic skipped sets its group's baseline above, and is trained on only when
             # critic_skip_scoring says so: its reward is a prediction.
@@ -500,15 +591,64 @@ class Trainer:
                 st.record(problem, c, s)
                 if not (s.valid and kept):
                     continue  # sandbox_error (or a group dynamic sampling dropped): not in the update
-                overlong = train.overlong == "mask" and c.truncated
+                overlong = train.overlong == "mask" and c.truncated and not isinstance(c, Episode)
                 st.overlong_masked += int(overlong)
                 in_loss = trained[j] and not overlong
                 if in_loss:
                     st.advantages.append(float(adv[0, j]))
-                rows.append(Row(p_ids, list(c.token_ids), list(c.logprobs), float(adv[0, j]), in_loss))
+                if isinstance(c, Episode):
+                    prompt, completion, old, mask = c.training_row()
+                    rows.append(Row(prompt, completion, old, float(adv[0, j]), in_loss, tuple(mask)))
+                else:
+                    rows.append(Row(p_ids, list(c.token_ids), list(c.logprobs), float(adv[0, j]), in_loss))
             if kept:
                 out.append(rows)
         return out
+
+    def _prompt_ids(self, problem: Problem) -> list[int]:
+        return self.tokenizer.encode(self.prompt(problem), bos=self.bos)[-max(1, self._max_prompt()) :]
+
+    # ------------------------------------------------------------------ repository tasks
+    def _transcript(self) -> Transcript:
+        """How an episode's turns become tokens: the chat template of a chat model, else a transcript."""
+        if self.chat and isinstance(self.tokenizer, HFTokenizer):
+            return ChatTranscript(self.tokenizer, self.tokenizer, str(self.tokenizer.tok.eos_token or ""))
+        return BaseTranscript(self.tokenizer, bos=self.bos)
+
+    def _episode_settings(self) -> EpisodeSettings:
+        train = self.spec.train
+        return EpisodeSettings(
+            limits=episode_limits(
+                max_turns=train.repo_max_turns,
+                max_tokens=train.repo_max_tokens,
+                wall_s=train.repo_wall_s,
+                test_timeout_s=train.repo_test_timeout_s,
+            ),
+            max_new_tokens=train.max_new_tokens,
+            context=min(train.repo_max_tokens, self.max_len),
+            temperature=train.temperature,
+        )
+
+    def _episodes(
+        self, problems: list[Problem], step: int, st: LocalStats
+    ) -> tuple[list[list[Completion]], list[list[Score]]]:
+        """group_size episodes of each repository task, in lock-step (workers/trainer/episodes.py), as
+        completions (Episode) and scores (the grade's reward; sandbox_error is invalid)."""
+        train = self.spec.train
+        t0 = time.monotonic()
+        timed = _TimedEngine(self.rollout)
+        groups = run_episodes(
+            [p.repo for p in problems if p.repo is not None],
+            train.group_size,
+            engine=timed,
+            transcript=self._transcript(),
+            settings=self._episode_settings(),
+            seed=train.seed * 1_000_003 + step * 1009 + self.rank,
+        )
+        st.gen_s += timed.seconds
+        st.reward_s += time.monotonic() - t0 - timed.seconds  # tool calls, tests and grading
+        scores = [[episode_score(e.result) for e in g if isinstance(e, Episode) and e.result] for g in groups]
+        return [list(g) for g in groups], scores
 
     def eval_due(self, step: int) -> bool:
         train = self.spec.train
@@ -612,6 +752,7 @@ class Trainer:
             device=self.device,
         )
         mask = mask & torch.tensor([r.in_loss for r in micro], device=self.device).unsqueeze(1)
+        mask = apply_loss_masks(mask, [r.loss_mask for r in micro])
         width = logp.shape[1]
         old = torch.zeros_like(logp)
         for i, r in enumerate(micro):
@@ -678,7 +819,7 @@ class Trainer:
     def _sft_step(self, mine: list[Problem], st: LocalStats) -> LocalStats:
         """Warm-up: cross-entropy on the reference solutions (problems without one are skipped)."""
         t0 = time.monotonic()
-        with_solution = [p for p in mine if p.solution]
+        with_solution = [p for p in mine if p.solution and not p.is_repo]
         prompt_rows = [
             self.tokenizer.encode(self.prompt(p), bos=self.bos)[-self._max_prompt() :] for p in with_solution
         ]
@@ -689,10 +830,27 @@ class Trainer:
             )
             for p in with_solution
         ]
+        masks: list[tuple[bool, ...]] = [() for _ in with_solution]
+        # A repository task's lesson is its reference trajectory replayed in a real episode: the actions
+        # are trained on, the observations are context (episodes.reference_row).
+        for p in mine:
+            if p.is_repo and p.repo is not None:
+                row = self._reference_rows.get(p.task_id)
+                if row is None:  # replayed once: the reference's observations do not change
+                    row = reference_row(
+                        p.repo, transcript=self._transcript(), limits=self._episode_settings().limits
+                    )
+                    self._reference_rows[p.task_id] = row
+                prompt, comp, _, lesson_mask = training_row(row.prompt, row.rest, row.mask, row.logprobs)
+                with_solution.append(p)
+                prompt_rows.append(prompt)
+                comp_rows.append(comp)
+                masks.append(tuple(lesson_mask))
         fit = fit_sft_rows(
             prompt_rows, comp_rows, max_len=self._max_prompt() + self.spec.train.max_new_tokens
         )
         prompt_rows, comp_rows, st.sft_skipped_rows = fit.prompts, fit.targets, len(fit.skipped)
+        masks = [masks[i] for i in fit.kept]
         if fit.skipped:
             ids = ", ".join(with_solution[i].task_id for i in fit.skipped)
             self.log(
@@ -700,20 +858,22 @@ class Trainer:
             )
         # Imitation's loss is the token mean over every rank's warm-up rows, in the same number of
         # micro-batches as an RL update (DeepSpeed's accumulation steps).
-        counts = torch.tensor([sum(len(c) for c in comp_rows)], dtype=torch.float64, device=self.device)
+        lesson = [sum(m) if m else len(c) for c, m in zip(comp_rows, masks, strict=True)]
+        counts = torch.tensor([sum(lesson)], dtype=torch.float64, device=self.device)
         dist.all_reduce(counts)
         tokens = max(1.0, float(counts.item()))
         norm: float | None = None
-        for micro in split_even(list(zip(prompt_rows, comp_rows, strict=True)), self.n_micro):
+        for micro in split_even(list(zip(prompt_rows, comp_rows, masks, strict=True)), self.n_micro):
             if micro:
                 logp, mask, entropy = completion_logprobs(
                     self.logits_fn,
-                    [p for p, _ in micro],
-                    [c for _, c in micro],
+                    [p for p, _, _ in micro],
+                    [c for _, c, _ in micro],
                     pad_id=self.tokenizer.pad_id,
                     temperature=1.0,
                     device=self.device,
                 )
+                mask = apply_loss_masks(mask, [m for _, _, m in micro])
                 mask_f = mask.to(logp.dtype)
                 loss = -(logp * mask_f).sum() / tokens
                 st.tokens += int(mask_f.sum())
@@ -771,6 +931,7 @@ class Trainer:
                 stderr=s.stderr,
                 duration_ms=s.duration_ms,
                 cases=s.cases,
+                repo=s.repo,
             )
         return self.client.flush()
 

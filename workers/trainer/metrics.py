@@ -15,8 +15,9 @@ from typing import Any
 import torch
 
 from workers.detectors import Flag
-from workers.spec import Metric
+from workers.spec import REPO_OUTCOMES, Metric
 from workers.trainer.critic import CRITIC_SKIPPED
+from workers.trainer.episodes import Episode
 from workers.trainer.eval_protocol import ProblemCounts
 from workers.trainer.hacks import HackReview
 from workers.trainer.reward_components import weights_active
@@ -45,6 +46,7 @@ class Sample:
     stderr: str
     duration_ms: int
     cases: list[dict[str, Any]] = field(default_factory=list)  # a program's (rewards.event_cases)
+    repo: dict[str, Any] | None = None  # a repository episode's event fields (EpisodeResult.event_fields)
 
 
 @dataclass
@@ -104,6 +106,12 @@ class LocalStats:
     flagged: int = 0
     zeroed: int = 0
     flagged_samples: list[Sample] = field(default_factory=list)  # always posted
+    # Repository episodes (docs/trainer.md, "Repository tasks (multi-turn)"), sandbox_error ones included.
+    repo_outcomes: dict[str, int] = field(default_factory=dict)
+    repo_turns: list[int] = field(default_factory=list)
+    repo_invalid_actions: int = 0
+    repo_test_edits: int = 0
+    repo_episode_s: list[float] = field(default_factory=list)
 
     def note_hacks(
         self, problems: Sequence[Problem], groups: Sequence[Sequence[Completion]], review: HackReview
@@ -119,10 +127,13 @@ class LocalStats:
         """Count one scored completion, and keep it as a generation to post: always when the detectors
         flagged it, else as `keep` says."""
         self.n_samples += 1
-        self.lengths.append(len(c.token_ids))
+        # An episode's length is the model's own tokens, its turns together (not its observations).
+        length = c.model_tokens if isinstance(c, Episode) else len(c.token_ids)
+        self.lengths.append(length)
         self.truncated += int(c.truncated)
+        repo = self._record_episode(c) if isinstance(c, Episode) else None
         if s.valid:
-            (self.lengths_passed if s.passed else self.lengths_failed).append(len(c.token_ids))
+            (self.lengths_passed if s.passed else self.lengths_failed).append(length)
             self.rewards.append(s.reward)
             for name, value in s.components.items():
                 self.components.setdefault(name, []).append(value)
@@ -146,8 +157,10 @@ class LocalStats:
             s.stderr,
             s.duration_ms,
             [dict(case) for case in s.cases],
+            repo,
         )
-        if (problem.task_id, c.text) in self.hack_flags:
+        # An episode that edited test files is a reward-hacking attempt: always posted, flagged.
+        if (problem.task_id, c.text) in self.hack_flags or (repo is not None and repo["test_files_edited"]):
             self.flagged += 1
             self.flagged_samples.append(sample)
         elif self.keep == "all":
@@ -161,6 +174,39 @@ class LocalStats:
             self.passing.append(sample)
         elif not s.passed and len(self.failing) < GENERATIONS_FAILING_CAP:
             self.failing.append(sample)
+
+    def _record_episode(self, c: Episode) -> dict[str, Any]:
+        """Count a repository episode's outcome, turns, invalid actions, test edits and time; return its
+        generation event's repo object."""
+        result = c.result
+        assert result is not None
+        self.repo_outcomes[result.outcome] = self.repo_outcomes.get(result.outcome, 0) + 1
+        self.repo_turns.append(result.turns)
+        self.repo_invalid_actions += result.invalid_actions
+        self.repo_test_edits += int(result.test_files_edited)
+        self.repo_episode_s.append(result.duration_ms / 1000.0)
+        return dict(result.event_fields())
+
+
+def repo_metrics(stats: Sequence[LocalStats]) -> dict[str, float]:
+    """repo/* over every rank's episodes (none: no keys): the resolve rate and each outcome's share of
+    the episodes, the mean turns, invalid actions per action, the share that edited test files and the
+    mean episode wall time."""
+    outcomes: dict[str, int] = {}
+    for s in stats:
+        for k, v in s.repo_outcomes.items():
+            outcomes[k] = outcomes.get(k, 0) + v
+    episodes = sum(outcomes.values())
+    if not episodes:
+        return {}
+    turns = [t for s in stats for t in s.repo_turns]
+    m = {Metric.repo_outcome(o): outcomes.get(o, 0) / episodes for o in REPO_OUTCOMES}
+    m[Metric.REPO_RESOLVE_RATE] = outcomes.get("resolved", 0) / episodes
+    m[Metric.REPO_TURNS_MEAN] = statistics.fmean(turns)
+    m[Metric.REPO_INVALID_ACTION_FRAC] = sum(s.repo_invalid_actions for s in stats) / max(1, sum(turns))
+    m[Metric.REPO_TEST_EDIT_FRAC] = sum(s.repo_test_edits for s in stats) / episodes
+    m[Metric.REPO_EPISODE_S_MEAN] = statistics.fmean(x for s in stats for x in s.repo_episode_s)
+    return m
 
 
 def sample_key(sample: Sample, order: int) -> int:
@@ -270,6 +316,7 @@ def merge_metrics(
         "sandbox/infra_error_frac": errors.get(INFRA_ERROR, 0) / n if n else 0.0,
     }
     m.update(update_metrics(stats, tokens))
+    m.update(repo_metrics(stats))
     for cls, count in sorted(errors.items()):
         m[f"error/{cls}"] = count / n if n else 0.0
     m["review/flagged_frac"] = sum(s.flagged for s in stats) / n if n else 0.0

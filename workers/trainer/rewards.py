@@ -7,7 +7,7 @@ import os
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workers.spec import SETTINGS
 from workers.trainer.reward_components import (
@@ -25,6 +25,9 @@ from workers.trainer.reward_components import (
     weights_active,
 )
 from workers.trainer.spec import Problem, SandboxSpec
+
+if TYPE_CHECKING:
+    from workers.repo.env import EpisodeResult
 
 INFRA_ERROR = "sandbox_error"
 SYNTAX_ERROR = "syntax_error"
@@ -351,3 +354,28 @@ def score_completions(
             )
         )
     return out
+
+
+REPO_RESOLVED = "resolved"
+
+
+def episode_score(result: EpisodeResult) -> Score:
+    """A repository episode's grade as a Score (docs/trainer.md, "Repository tasks (multi-turn)"): the
+    grade's reward; passed when resolved; sandbox_error invalid (out of the loss and the baseline);
+    any other outcome a wrong answer, its own class in repo/outcome/<outcome>. The tests counted are
+    FAIL_TO_PASS and PASS_TO_PASS after the episode's diff."""
+    tests = {**result.fail_to_pass, **result.pass_to_pass}
+    infra = result.outcome == INFRA_ERROR
+    resolved = result.outcome == REPO_RESOLVED
+    return Score(
+        reward=0.0 if infra else float(result.reward),
+        valid=not infra,
+        passed=resolved,
+        error_class=INFRA_ERROR if infra else "passed" if resolved else "wrong_answer",
+        tests_passed=sum(1 for v in tests.values() if v == "passed"),
+        tests_total=len(tests),
+        duration_ms=int(result.duration_ms),
+        stdout="",
+        stderr="",
+        components={} if infra else {"correctness": float(result.reward)},
+    )

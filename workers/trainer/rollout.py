@@ -31,6 +31,11 @@ class Tokenizer(Protocol):
 LogitsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """(ids (B, T), attention mask (B, T) bool) -> logits (B, T, V)."""
 
+Prompt = str | Sequence[int]
+"""A prompt's text, encoded by the engine, or its token ids taken as they are: a multi-turn episode's
+context (workers/trainer/episodes.py) is never re-tokenized, so the tokens the model sampled are the
+ones it is trained on."""
+
 
 @dataclass(frozen=True)
 class Completion:
@@ -47,7 +52,7 @@ class Completion:
 class RolloutEngine(Protocol):
     def generate(
         self,
-        prompts: list[str],
+        prompts: Sequence[Prompt],
         n: int,
         max_new_tokens: int,
         temperature: float,
@@ -125,15 +130,15 @@ class TorchEngine:
         self.bos = bos
         self.stops = tuple(stops)
 
-    def encode_prompt(self, prompt: str, max_new_tokens: int) -> list[int]:
-        ids = self.tokenizer.encode(prompt, bos=self.bos)
+    def encode_prompt(self, prompt: Prompt, max_new_tokens: int) -> list[int]:
+        ids = self.tokenizer.encode(prompt, bos=self.bos) if isinstance(prompt, str) else list(prompt)
         budget = max(1, self.max_len - max_new_tokens)
         return ids[-budget:]
 
     @torch.no_grad()
     def generate(
         self,
-        prompts: list[str],
+        prompts: Sequence[Prompt],
         n: int,
         max_new_tokens: int,
         temperature: float,
@@ -272,7 +277,7 @@ class CachedEngine(TorchEngine):
     @torch.no_grad()
     def generate(
         self,
-        prompts: list[str],
+        prompts: Sequence[Prompt],
         n: int,
         max_new_tokens: int,
         temperature: float,
@@ -292,7 +297,7 @@ class CachedEngine(TorchEngine):
 
     def _generate(
         self,
-        prompts: list[str],
+        prompts: Sequence[Prompt],
         n: int,
         max_new_tokens: int,
         temperature: float,

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workers.spec import REWARD_WEIGHTS, TrainConfig, config_from_dict
+from workers.repo.task import RepoTask, RepoTaskError
+from workers.spec import REPO_KIND, REWARD_WEIGHTS, TrainConfig, config_from_dict
 
 
 def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
@@ -111,10 +115,17 @@ class Problem:
     kind: str = "function"
     cases: tuple[tuple[str, str], ...] = ()
     compare: str = ""
+    # A repository task (kind "repo"): the model works in the repository over many turns
+    # (workers/trainer/episodes.py); prompt is its statement and solution its reference patch.
+    repo: RepoTask | None = None
 
     @property
     def is_program(self) -> bool:
         return self.kind == "program"
+
+    @property
+    def is_repo(self) -> bool:
+        return self.kind == REPO_KIND
 
 
 @dataclass(frozen=True)
@@ -180,7 +191,75 @@ def _parse_train(d: dict[str, Any]) -> TrainSpec:
     return config_from_dict(d, config_type=TrainConfig, prefix="train.")
 
 
-def _parse_problems(raw: Any) -> tuple[Problem, ...]:
+def _parse_snapshots(raw: Any) -> dict[str, bytes]:
+    """The spec's top-level "snapshots": {sha256: base64 .tar.gz}, each checked against its key."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValueError("snapshots: must be an object of sha256 -> base64 .tar.gz")
+    out: dict[str, bytes] = {}
+    for sha, text in raw.items():
+        if not isinstance(text, str):
+            raise ValueError(f"snapshots.{sha}: must be a base64 string")
+        try:
+            data = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError(f"snapshots.{sha}: not valid base64 ({exc})") from None
+        if hashlib.sha256(data).hexdigest() != sha:
+            raise ValueError(f"snapshots.{sha}: the data's sha256 is {hashlib.sha256(data).hexdigest()}")
+        out[sha] = data
+    return out
+
+
+# RepoTask's field names (SWE-bench's) as the spec's problem item spells them.
+_REPO_FIELDS = {
+    "instance_id": "task_id",
+    "problem_statement": "prompt",
+    "patch": "solution",
+    "snapshot": "repo.snapshot_sha256",
+}
+
+
+def _repo_task(item: dict[str, Any], prefix: str, snapshots: dict[str, bytes]) -> RepoTask:
+    """A repo problem's RepoTask, from the item's "repo" object and the spec's snapshots; errors name
+    problems[i].repo.<field> (or the item's own field: task_id, prompt, solution)."""
+    repo = item.get("repo")
+    if not isinstance(repo, dict):
+        raise ValueError(f"{prefix}.repo: a repo problem needs its repo object")
+
+    def ids(name: str) -> tuple[str, ...]:
+        value = repo.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+            raise ValueError(f"{prefix}.repo.{name}: must be a list of test ids")
+        return tuple(value)
+
+    def text(name: str, default: str = "") -> str:
+        value = repo.get(name, default)
+        if not isinstance(value, str):
+            raise ValueError(f"{prefix}.repo.{name}: must be a string (got {type(value).__name__})")
+        return value
+
+    sha = text("snapshot_sha256")
+    if sha not in snapshots:
+        raise ValueError(f"{prefix}.repo.snapshot_sha256: no snapshot {sha[:16]!r} in the spec's snapshots")
+    try:
+        return RepoTask(
+            task_id=_str(item, prefix, "task_id"),
+            statement=_str(item, prefix, "prompt"),
+            snapshot=snapshots[sha],
+            fail_to_pass=ids("FAIL_TO_PASS"),
+            pass_to_pass=ids("PASS_TO_PASS"),
+            patch=item.get("solution") or "",
+            test_patch=text("test_patch"),
+            runner=text("runner", "unittest") or "unittest",
+            repo=text("repo"),
+        )
+    except RepoTaskError as exc:
+        field = _REPO_FIELDS.get(exc.field, f"repo.{exc.field}")
+        raise ValueError(f"{prefix}.{field}: {str(exc).removeprefix(exc.field + ': ')}") from None
+
+
+def _parse_problems(raw: Any, snapshots: dict[str, bytes] | None = None) -> tuple[Problem, ...]:
     if not isinstance(raw, list) or not raw:
         raise ValueError("problems: must be a non-empty list")
     out: list[Problem] = []
@@ -198,7 +277,8 @@ def _parse_problems(raw: Any) -> tuple[Problem, ...]:
         if not isinstance(verifier, str):
             raise ValueError(f"{prefix}.verifier: must be a string (got {type(verifier).__name__})")
         kind, cases, compare = _program_fields(item, prefix)
-        program = kind == "program"
+        program = kind in ("program", REPO_KIND)  # no entry point, no tests source
+        repo = _repo_task(item, prefix, snapshots or {}) if kind == REPO_KIND else None
         out.append(
             Problem(
                 task_id=_str(item, prefix, "task_id"),
@@ -212,12 +292,13 @@ def _parse_problems(raw: Any) -> tuple[Problem, ...]:
                 kind=kind,
                 cases=cases,
                 compare=compare,
+                repo=repo,
             )
         )
     return tuple(out)
 
 
-PROBLEM_KINDS = ("function", "program")
+PROBLEM_KINDS = ("function", "program", REPO_KIND)
 COMPARES = ("exact", "whitespace", "float")  # workers/sandbox/compare.py
 
 
@@ -245,7 +326,7 @@ def _program_fields(item: dict[str, Any], prefix: str) -> tuple[str, tuple[tuple
         cases.append((case["input"], case["output"]))
     if kind == "program" and not cases:
         raise ValueError(f"{prefix}.cases: a program problem needs at least one case")
-    if kind == "function" and cases:
+    if kind != "program" and cases:
         raise ValueError(f"{prefix}.cases: only a program problem has cases")
     return kind, tuple(cases), compare
 
@@ -257,7 +338,7 @@ def parse_spec(raw: Any) -> RunSpec:
     run_id = raw.get("run_id")
     if isinstance(run_id, bool) or not isinstance(run_id, int):
         raise ValueError(f"run_id: must be an integer (got {run_id!r})")
-    problems = _parse_problems(raw.get("problems"))
+    problems = _parse_problems(raw.get("problems"), _parse_snapshots(raw.get("snapshots")))
     train = _parse_train(_section(raw, "train"))
     if train.eval_problems >= len(problems):
         raise ValueError(

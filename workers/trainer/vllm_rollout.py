@@ -10,7 +10,7 @@ import torch
 
 from workers.trainer.logprobs import completion_logprobs
 from workers.trainer.prompting import STOP_STRINGS
-from workers.trainer.rollout import GREEDY, Completion, LogitsFn, Tokenizer, cut_completion
+from workers.trainer.rollout import GREEDY, Completion, LogitsFn, Prompt, Tokenizer, cut_completion
 
 
 class VLLMEngine:
@@ -89,13 +89,13 @@ class VLLMEngine:
             self.llm.reset_prefix_cache()  # cached prefixes were computed by the old weights
         self.stale = False
 
-    def encode_prompt(self, prompt: str, max_new_tokens: int) -> list[int]:
-        ids = self.tokenizer.encode(prompt, bos=self.bos)
+    def encode_prompt(self, prompt: Prompt, max_new_tokens: int) -> list[int]:
+        ids = self.tokenizer.encode(prompt, bos=self.bos) if isinstance(prompt, str) else list(prompt)
         return ids[-max(1, self.max_len - max_new_tokens) :]
 
     def generate(
         self,
-        prompts: list[str],
+        prompts: Sequence[Prompt],
         n: int,
         max_new_tokens: int,
         temperature: float,
