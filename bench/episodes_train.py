@@ -104,6 +104,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="a Hugging Face model directory")
     parser.add_argument("--tiny", action="store_true", help="build the tiny HF model (CPU plumbing)")
+    parser.add_argument(
+        "--size",
+        default="cpu",
+        choices=("cpu", "gpu", "gpu-100m"),
+        help="with --tiny: the built model's size (workers/trainer/tiny_hf.py SIZES; gpu = 24 M parameters)",
+    )
     parser.add_argument("--chat", action="store_true", help="the model has a chat template: use it")
     parser.add_argument("--gpu", action="store_true")
     parser.add_argument("--tasks", type=Path)
@@ -125,7 +131,7 @@ def main() -> None:
     args.max_new_tokens = args.max_new_tokens or (24 if tiny else 256)
     args.max_turns = args.max_turns or (2 if tiny else 10)
     args.precision = args.precision or ("bf16" if args.gpu else "fp32")
-    if tiny:
+    if tiny and args.size == "cpu":
         args.group_size, args.prompts_per_step = min(args.group_size, 2), 1
 
     os.environ.setdefault("DS_ACCELERATOR", "cuda" if args.gpu else "cpu")
@@ -142,7 +148,11 @@ def main() -> None:
     tasks = load_tasks(args.tasks)
     control = FakeControl(token="bench").start()
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = build_tiny_hf(Path(tmp) / "model", max_len=args.max_tokens) if tiny else args.model
+        model_dir = (
+            build_tiny_hf(Path(tmp) / "model", size=args.size, max_len=args.max_tokens)
+            if tiny
+            else args.model
+        )
         raw = spec_of(tasks, args, model_dir, control.url)
         spec_path = Path(tmp) / "spec.json"
         spec_path.write_text(json.dumps(raw))
@@ -172,7 +182,7 @@ def main() -> None:
         json.dumps(
             {
                 "bench": "episodes_train",
-                "model": "tiny-hf" if tiny else str(args.model),
+                "model": f"tiny-hf {args.size}" if tiny else str(args.model),
                 "device": "gpu" if args.gpu else "cpu",
                 "tasks": len(tasks),
                 "rl_steps": len(rl),
