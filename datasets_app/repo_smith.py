@@ -40,6 +40,7 @@ import io
 import random
 import re
 import tarfile
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -48,6 +49,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from datasets_app.mutants import _BINOPS, _CMPOPS
+from workers.repo.patching import PatchError, apply_patch
+from workers.repo.task import RepoTask
+from workers.repo.testrun import run_tests
+from workers.repo.workspace import Workspace
 
 PACKAGES_DIR = Path(__file__).resolve().parent / "data" / "repos"
 PACKAGES = ("tinycsv", "spans")
@@ -500,8 +505,6 @@ SuiteRunner = Callable[[bytes], SuiteRun]
 def sandbox_runner(timeout_s: float = SUITE_TIMEOUT_S) -> SuiteRunner:
     """Runs a snapshot's whole unittest suite in the real sandbox: a fresh ``Workspace`` of the
     snapshot and ``run_tests`` in it (fail closed: SandboxUnavailable where isolation is missing)."""
-    from workers.repo.testrun import run_tests
-    from workers.repo.workspace import Workspace
 
     def run(snapshot: bytes) -> SuiteRun:
         with Workspace.create(snapshot) as workspace:
@@ -571,7 +574,8 @@ class StatementContext:
 
 StatementWriter = Callable[[StatementContext], str]
 
-_FAILURE_HEAD = re.compile(r"^(FAIL|ERROR): (\w+) \(([\w.]+)\)\s*$")
+# unittest's own "FAIL: test_x (tests.m.C.test_x)" and workers.repo's runner's "FAILED: tests.m.C.test_x".
+_FAILURE_HEAD = re.compile(r"^(?:FAIL|FAILED|ERROR): (?:\w+ \(([\w.]+)\)|([\w.]+))\s*$")
 _FRAME = re.compile(r'^\s*File "([^"]+)", line (\d+), in (\w+)')
 
 
@@ -586,7 +590,7 @@ def failure_messages(output: str) -> dict[str, tuple[int, str]]:
         head = _FAILURE_HEAD.match(line)
         if not head:
             continue
-        test_id = head.group(3)
+        test_id = head.group(1) or head.group(2)
         at, message, in_traceback = 0, "", False
         for follow in lines[i + 1 :]:
             if _FAILURE_HEAD.match(follow) or follow.startswith("=" * 20):
@@ -764,7 +768,7 @@ def write_statement(context: StatementContext) -> str:
 @dataclass
 class GenerationReport:
     package: str
-    tasks: list[Any] = field(default_factory=list)  # RepoTask
+    tasks: list[RepoTask] = field(default_factory=list)
     tried: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
     suite_size: int = 0
@@ -799,10 +803,6 @@ def _public_names(files: Mapping[str, bytes]) -> set[str]:
 
 def _restores(buggy: Mapping[str, bytes], original: Mapping[str, bytes], patch: str) -> bool:
     """Whether ``patch`` applied to the buggy files gives the original files exactly."""
-    import tempfile
-
-    from workers.repo.patching import PatchError, apply_patch
-
     with tempfile.TemporaryDirectory(prefix="repo-smith-") as tmp:
         root = Path(tmp)
         for rel, data in buggy.items():
@@ -830,8 +830,6 @@ def generate(
     ``runner`` runs a snapshot's whole suite (default: the real sandbox, ``sandbox_runner()``);
     ``statement_writer`` rewrites statements (default: ``write_statement``; the hook for a teacher);
     ``progress`` gets a line now and then; ``max_tries`` bounds the mutants tried."""
-    from workers.repo.task import RepoTask
-
     began = time.monotonic()
     run = runner or sandbox_runner()
     writer = statement_writer or write_statement

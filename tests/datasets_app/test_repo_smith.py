@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import subprocess
 import sys
 import tarfile
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from datasets_app import repo_smith
 from datasets_app.repo_smith import (
@@ -25,6 +27,13 @@ from datasets_app.repo_smith import (
     mutations,
     write_statement,
 )
+from workers.repo.patching import apply_patch
+from workers.repo.task import RepoTask
+from workers.repo.testrun import run_tests
+from workers.repo.workspace import Workspace
+from workers.sandbox.batch import bwrap_available
+
+needs_bwrap = pytest.mark.skipif(not bwrap_available(), reason="bwrap does not work on this machine")
 
 CLAMP = '''\
 def clamp(x, lo, hi):
@@ -267,3 +276,108 @@ def test_unknown_package_is_refused_by_name():
 
 def test_packages_live_in_the_repository(tmp_path):
     assert (Path(repo_smith.PACKAGES_DIR) / "tinycsv" / "tests" / "__init__.py").is_file()
+
+
+# --- in the real sandbox ------------------------------------------------------------------------------
+
+
+@needs_bwrap
+@pytest.mark.parametrize("name", repo_smith.PACKAGES)
+def test_the_packages_own_suites_pass_in_the_sandbox(name):
+    files = repo_smith.package_files(name)
+    expected = sum(data.count(b"    def test_") for rel, data in files.items() if rel.startswith("tests/"))
+
+    run = repo_smith.sandbox_runner()(make_snapshot(files))
+
+    assert run.error_class == "" and not run.timed_out
+    assert len(run.outcomes) == expected
+    assert set(run.outcomes.values()) == {"passed"}
+
+
+@pytest.fixture(scope="module")
+def tinycsv_tasks():
+    if not bwrap_available():
+        pytest.skip("bwrap does not work on this machine")
+    return repo_smith.generate("tinycsv", count=3, seed=11)
+
+
+@needs_bwrap
+def test_a_generated_tasks_fail_to_pass_fails_on_its_snapshot_and_passes_with_its_patch(tinycsv_tasks):
+    report = tinycsv_tasks
+
+    assert len(report.tasks) == 3 and report.tried >= 3
+    for task in report.tasks:
+        assert RepoTask.from_record(task.to_record()) == task
+        assert 1 <= len(task.fail_to_pass) <= repo_smith.MAX_FAIL_TO_PASS
+        assert len(task.fail_to_pass) + len(task.pass_to_pass) == report.suite_size
+        assert task.test_patch == "" and task.runner == "unittest" and task.repo == "triad/tinycsv"
+        with Workspace.create(task.snapshot) as buggy:
+            before = run_tests(
+                buggy.root, task.fail_to_pass + task.pass_to_pass, runner="unittest", timeout_s=60
+            )
+            apply_patch(buggy.root, task.patch)
+            after = run_tests(
+                buggy.root, task.fail_to_pass + task.pass_to_pass, runner="unittest", timeout_s=60
+            )
+        assert {before.outcomes[t] for t in task.fail_to_pass} <= {"failed", "error"}
+        assert {before.outcomes[t] for t in task.pass_to_pass} == {"passed"}
+        assert set(after.outcomes.values()) == {"passed"}
+
+
+@needs_bwrap
+def test_a_statement_names_the_behaviour_not_the_mutated_line(tinycsv_tasks):
+    for task in tinycsv_tasks.tasks:
+        buggy_lines = [
+            line[1:].strip()
+            for line in task.patch.splitlines()
+            if line.startswith("-") and not line.startswith("---") and len(line.strip()) > 12
+        ]
+        assert "does not behave as documented" in task.statement
+        assert "But `" in task.statement  # what a failing check saw
+        assert " ".join(task.fail_to_pass) in task.statement
+        assert not any(line in task.statement for line in buggy_lines), task.task_id
+
+
+@needs_bwrap
+def test_generation_is_deterministic_for_a_seed():
+    first = repo_smith.generate("spans", count=2, seed=3)
+    again = repo_smith.generate("spans", count=2, seed=3)
+    other = repo_smith.generate("spans", count=2, seed=4)
+
+    assert [t.to_record() for t in first.tasks] == [t.to_record() for t in again.tasks]
+    assert first.tried == again.tried and first.dropped == again.dropped
+    assert [t.task_id for t in first.tasks] != [t.task_id for t in other.tasks]
+
+
+@needs_bwrap
+def test_the_command_writes_triad_repo_lines_and_a_summary(tmp_path, capsys):
+    out = tmp_path / "tasks.jsonl"
+
+    call_command("repo_tasks_generate", "--out", str(out), "--count", "3", "--seed", "2")
+
+    lines = out.read_text().splitlines()
+    tasks = [RepoTask.from_record(json.loads(line)) for line in lines]
+    assert len(tasks) == 3
+    assert [t.repo for t in tasks] == ["triad/tinycsv", "triad/tinycsv", "triad/spans"]
+    printed = capsys.readouterr().out
+    assert "tinycsv: 2 tasks kept of " in printed and "spans: 1 tasks kept of " in printed
+    assert f"wrote 3 tasks to {out}: kept 3 / tried " in printed
+
+
+def test_the_command_refuses_bad_arguments_by_name(tmp_path):
+    with pytest.raises(CommandError, match="--count must be at least 1"):
+        call_command("repo_tasks_generate", "--out", str(tmp_path / "a.jsonl"), "--count", "0")
+    with pytest.raises(CommandError, match="does not exist"):
+        call_command("repo_tasks_generate", "--out", str(tmp_path / "no" / "a.jsonl"), "--count", "1")
+    with pytest.raises(CommandError, match="invalid choice: 'nope'"):
+        call_command("repo_tasks_generate", "--out", str(tmp_path / "a.jsonl"), "--package", "nope")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_command_fails_closed_without_isolation_and_writes_nothing(tmp_path, bwrap_missing):
+    out = tmp_path / "tasks.jsonl"
+
+    with pytest.raises(CommandError, match="the sandbox is not available, nothing written"):
+        call_command("repo_tasks_generate", "--out", str(out), "--count", "1", "--package", "spans")
+
+    assert list(tmp_path.iterdir()) == []
