@@ -194,7 +194,7 @@ def _drop_newline(hunk: Hunk, path: str, number: int) -> None:
     hunk.lines[-1] = (op, text[:-1] if text.endswith("\n") else text)
 
 
-def _find(lines: list[str], block: list[str], hint: int) -> int:
+def find_block(lines: list[str], block: list[str], hint: int) -> int:
     """Where block occurs in lines, the occurrence nearest to hint; -1 if nowhere."""
     if not block:
         return min(max(hint, 0), len(lines))
@@ -247,7 +247,7 @@ def apply_patch(root: Path, diff: str) -> None:
         shift = 0
         for number, hunk in enumerate(fp.hunks, 1):
             hint = max(hunk.old_start - 1, 0) + shift
-            at = _find(lines, hunk.old, hint)
+            at = find_block(lines, hunk.old, hint)
             if at < 0:
                 first = next((t for op, t in hunk.lines if op in " -"), "").rstrip("\n")
                 raise PatchError(
