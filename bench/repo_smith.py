@@ -2,10 +2,13 @@
 and how fast, in the real sandbox.
 
 Every mutant of both packages (or ``--count`` per package) is tried: its snapshot built, the whole suite
-run in the sandbox (twice when it qualifies), the reverse patch checked, the statement written —
-``datasets_app.repo_smith.generate``. Anchor, same run: one suite run of each clean package as a bare
-``python -m unittest`` subprocess on an extracted copy (no isolation), against the same suite through
-``workers.repo`` (a Workspace and run_tests under bwrap): what isolation costs per suite run.
+run in the sandbox (twice when it qualifies), the reverse patch checked, the statement written, and
+each kept task put through the dataset gate (``workers.repo.verify.verify_task``) —
+``datasets_app.repo_smith.generate(verify=True)``; ``--no-verify`` leaves the gate out.
+
+Anchor, same run: one suite run of each clean package as a bare ``python -m unittest`` subprocess on
+an extracted copy (no isolation), against the same suite through ``workers.repo`` (a Workspace and
+run_tests under bwrap): what isolation costs per suite run.
 
     .venv/bin/python bench/repo_smith.py [--count N] [--seed S] [--repeat 5]
 
@@ -56,6 +59,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=None, help="tasks per package (default: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=5, help="suite runs per package for the anchor")
+    parser.add_argument("--no-verify", action="store_true", help="leave out the dataset gate")
     args = parser.parse_args()
 
     bare: list[float] = []
@@ -70,7 +74,9 @@ def main() -> None:
     tasks = tried = 0
     began = time.perf_counter()
     for name in repo_smith.PACKAGES:
-        report = repo_smith.generate(name, count=args.count, seed=args.seed)
+        report = repo_smith.generate(
+            name, count=args.count, seed=args.seed, verify=not args.no_verify, progress=print
+        )
         f2p = [len(t.fail_to_pass) for t in report.tasks]
         per_package[name] = {
             "tasks": len(report.tasks),
@@ -89,6 +95,7 @@ def main() -> None:
         json.dumps(
             {
                 "tasks": tasks,
+                "verified_by_gate": not args.no_verify,
                 "tried": tried,
                 "keep_rate": round(tasks / tried, 3) if tried else 0,
                 "tasks_per_min": round(tasks / minutes, 1),

@@ -52,6 +52,7 @@ from datasets_app.mutants import _BINOPS, _CMPOPS
 from workers.repo.patching import PatchError, apply_patch
 from workers.repo.task import RepoTask
 from workers.repo.testrun import run_tests
+from workers.repo.verify import verify_task
 from workers.repo.workspace import Workspace
 
 PACKAGES_DIR = Path(__file__).resolve().parent / "data" / "repos"
@@ -73,6 +74,7 @@ DROP_REASONS = (
     "broken_suite",  # tests missing from the run or in another state than passed/failed/error
     "duplicate",  # the same mutated file as a mutant already tried
     "patch_mismatch",  # the reverse patch does not restore the original files
+    "not_verified",  # with verify=True: the dataset gate (workers.repo.verify) did not say verified
 )
 
 # Names a bug may call instead (the sibling a hurried person might type).
@@ -824,12 +826,15 @@ def generate(
     statement_writer: StatementWriter | None = None,
     progress: Callable[[str], None] | None = None,
     max_tries: int | None = None,
+    verify: bool = False,
 ) -> GenerationReport:
     """Up to ``count`` verified tasks (all there are when None) from package ``name``.
 
     ``runner`` runs a snapshot's whole suite (default: the real sandbox, ``sandbox_runner()``);
     ``statement_writer`` rewrites statements (default: ``write_statement``; the hook for a teacher);
-    ``progress`` gets a line now and then; ``max_tries`` bounds the mutants tried."""
+    ``progress`` gets a line now and then; ``max_tries`` bounds the mutants tried. ``verify`` also puts
+    each task through the dataset gate (``verify_task``: FAIL_TO_PASS fails without the patch, everything
+    passes with it) and keeps only the verified ones — what an import would do anyway."""
     began = time.monotonic()
     run = runner or sandbox_runner()
     writer = statement_writer or write_statement
@@ -871,19 +876,21 @@ def generate(
             name, failed_checks(buggy, failing, mutant_run.output, package_names), failing
         )
         digest = hashlib.sha256(patch.encode()).hexdigest()[:10]
-        report.tasks.append(
-            RepoTask(
-                task_id=f"triad__{name}-{mutation.function.replace('.', '_')}-{digest}",
-                statement=writer(context),
-                snapshot=snapshot,
-                fail_to_pass=failing,
-                pass_to_pass=tuple(t for t in suite if t not in failing),
-                patch=patch,
-                test_patch="",
-                runner=RUNNER,
-                repo=f"triad/{name}",
-            )
+        task = RepoTask(
+            task_id=f"triad__{name}-{mutation.function.replace('.', '_')}-{digest}",
+            statement=writer(context),
+            snapshot=snapshot,
+            fail_to_pass=failing,
+            pass_to_pass=tuple(t for t in suite if t not in failing),
+            patch=patch,
+            test_patch="",
+            runner=RUNNER,
+            repo=f"triad/{name}",
         )
+        if verify and verify_task(task, runs=1).status != "verified":
+            report.dropped["not_verified"] += 1
+            continue
+        report.tasks.append(task)
         if progress and len(report.tasks) % 25 == 0:
             progress(f"{name}: {len(report.tasks)} kept of {report.tried} tried")
     report.seconds = time.monotonic() - began

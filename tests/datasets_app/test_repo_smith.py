@@ -27,9 +27,11 @@ from datasets_app.repo_smith import (
     mutations,
     write_statement,
 )
+from workers.repo.grading import grade
 from workers.repo.patching import apply_patch
 from workers.repo.task import RepoTask
 from workers.repo.testrun import run_tests
+from workers.repo.verify import verify_task
 from workers.repo.workspace import Workspace
 from workers.sandbox.batch import bwrap_available
 
@@ -325,6 +327,16 @@ def test_a_generated_tasks_fail_to_pass_fails_on_its_snapshot_and_passes_with_it
 
 
 @needs_bwrap
+def test_generated_tasks_pass_the_dataset_gate_and_grade_resolved_with_their_patch(tinycsv_tasks):
+    for task in tinycsv_tasks.tasks:
+        verdict = verify_task(task, runs=1)
+        assert verdict.status == "verified", (task.task_id, verdict.evidence)
+
+        assert grade(task, task.patch).outcome == "resolved"
+        assert grade(task, "").outcome == "no_patch"
+
+
+@needs_bwrap
 def test_a_statement_names_the_behaviour_not_the_mutated_line(tinycsv_tasks):
     for task in tinycsv_tasks.tasks:
         buggy_lines = [
@@ -353,7 +365,7 @@ def test_generation_is_deterministic_for_a_seed():
 def test_the_command_writes_triad_repo_lines_and_a_summary(tmp_path, capsys):
     out = tmp_path / "tasks.jsonl"
 
-    call_command("repo_tasks_generate", "--out", str(out), "--count", "3", "--seed", "2")
+    call_command("repo_tasks_generate", "--out", str(out), "--count", "3", "--seed", "2", "--verify")
 
     lines = out.read_text().splitlines()
     tasks = [RepoTask.from_record(json.loads(line)) for line in lines]

@@ -25,6 +25,12 @@ class Command(BaseCommand):
             "--package", choices=PACKAGES, default=None, help="one package only (default: all of them)"
         )
 
+        parser.add_argument(
+            "--verify",
+            action="store_true",
+            help="also put each task through the dataset gate (workers.repo.verify) and keep the verified",
+        )
+
     def handle(self, *args: object, **options: object) -> None:
         out = options["out"]
         assert isinstance(out, Path)
@@ -48,7 +54,7 @@ class Command(BaseCommand):
             if share == 0:
                 continue
             try:
-                report = generate(package, count=share, seed=seed)
+                report = generate(package, count=share, seed=seed, verify=bool(options["verify"]))
             except SandboxUnavailable as exc:
                 raise CommandError(f"the sandbox is not available, nothing written: {exc}") from None
             except GenerationError as exc:
