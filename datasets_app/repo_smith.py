@@ -730,7 +730,7 @@ def _observed(check: FailedCheck) -> str:
             got, _, want = (
                 detail.removeprefix("Lists differ: ").removeprefix("Tuples differ: ").partition(" != ")
             )
-            return f"{expr} gives `{_short(got)}` but `{_short(want)}` is expected."
+            return f"{expr} gives `{_short(got)}`, but `{_short(want)}` is expected."
         if check.assertion in ("assertTrue", "assertFalse", "assertIsNone", "assertIsNotNone", "assertIn"):
             return f"{expr} fails its check: {_short(detail)}."
         return f"{expr}: {_short(detail) or 'the check fails'}."
@@ -751,7 +751,7 @@ def write_statement(context: StatementContext) -> str:
     shown = context.checks[:STATEMENT_CHECKS]
     for check in shown:
         said = f"{check.doc} " if check.doc else ""
-        lines.append(f"- {said}But {_observed(check)}")
+        lines.append(f"- {said}Here {_observed(check)}")
     more = len(context.checks) - len(shown)
     if more > 0:
         lines.append(f"- ...and {more} more check{'s' if more > 1 else ''} of the same kind fail.")

@@ -242,9 +242,9 @@ def test_statements_come_from_the_failing_tests_in_the_users_words(tmp_path):
     assert checks[0].expression == "parse_row('a,\"b,c\"')" and checks[0].functions == ("parse_row",)
     assert checks[1].assertion == "assertRaises" and checks[1].expression == 'to_int("ten")'
     assert statement.startswith("`parse_row`, `to_int` in rows does not behave as documented.")
-    assert "A quoted field keeps its delimiter. But `parse_row('a,\"b,c\"')` gives" in statement
-    assert "`['a', 'b,c']` is expected" in statement
-    assert 'Words are not integers. But `to_int("ten")` raises `ValueError' in statement
+    assert "- A quoted field keeps its delimiter. Here `parse_row('a,\"b,c\"')` gives `['a'," in statement
+    assert "`, but `['a', 'b,c']` is expected." in statement
+    assert '- Words are not integers. Here `to_int("ten")` raises `ValueError' in statement
     assert "python -m unittest " + " ".join(failing) in statement
 
 
@@ -258,7 +258,7 @@ def test_a_statement_describes_a_few_checks_and_counts_the_rest():
 
     statement = write_statement(StatementContext("pkg", checks, tuple(c.test_id for c in checks)))
 
-    assert statement.count("gives `1` but `2` is expected") == repo_smith.STATEMENT_CHECKS
+    assert statement.count("gives `1`, but `2` is expected") == repo_smith.STATEMENT_CHECKS
     assert "...and 2 more checks of the same kind fail." in statement
 
 
@@ -345,7 +345,7 @@ def test_a_statement_names_the_behaviour_not_the_mutated_line(tinycsv_tasks):
             if line.startswith("-") and not line.startswith("---") and len(line.strip()) > 12
         ]
         assert "does not behave as documented" in task.statement
-        assert "But `" in task.statement  # what a failing check saw
+        assert "\n- " in task.statement and " Here `" in task.statement  # what a failing check saw
         assert " ".join(task.fail_to_pass) in task.statement
         assert not any(line in task.statement for line in buggy_lines), task.task_id
 
