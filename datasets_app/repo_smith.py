@@ -62,6 +62,7 @@ MAX_FAIL_TO_PASS = 10  # a bug that fails more tests than this is too blunt to b
 MAX_SHARE = 0.5  # nor one that fails more than this share of the suite
 SUITE_TIMEOUT_S = 20.0
 MAX_DROPPED_LINES = 4  # a dropped statement spans at most this many lines
+MAX_NOTES = 20
 STATEMENT_CHECKS = 3  # the failing checks a statement describes (the rest are only counted)
 
 # Reasons a mutant is dropped (the command's summary counts them).
@@ -775,6 +776,9 @@ class GenerationReport:
     dropped: Counter[str] = field(default_factory=Counter)
     suite_size: int = 0
     seconds: float = 0.0
+    # What went wrong beyond the code (sandbox errors, timeouts): "<file> <description>: <output tail>",
+    # the first MAX_NOTES of them, for whoever runs the generator to look into.
+    notes: list[str] = field(default_factory=list)
 
 
 class GenerationError(RuntimeError):
@@ -870,6 +874,9 @@ def generate(
             reason = "patch_mismatch"
         if reason:
             report.dropped[reason] += 1
+            if reason in ("sandbox_error", "timeout") and len(report.notes) < MAX_NOTES:
+                tail = " ".join(mutant_run.output.strip().splitlines()[-3:])[-300:]
+                report.notes.append(f"{mutation.path} {mutation.description} ({reason}): {tail}")
             continue
         seen.add((failing, patch))
         context = StatementContext(

@@ -67,6 +67,8 @@ class Command(BaseCommand):
                 f"{package}: {len(report.tasks)} tasks kept of {report.tried} mutants tried "
                 f"({report.suite_size} tests, {report.seconds:.0f} s)"
             )
+            for note in report.notes[:5]:
+                self.stdout.write(f"  {note}")
         # Written to a temporary file beside the target and renamed: never a half-written file.
         fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
         try:
