@@ -864,6 +864,9 @@ def generate(
         buggy[mutation.path] = mutation.source.encode()
         snapshot = make_snapshot(buggy)
         mutant_run = run(snapshot)
+        if mutant_run.error_class == "sandbox_error":
+            # The infrastructure's fault, not the mutant's: retried once, as sandbox errors are.
+            mutant_run = run(snapshot)
         reason, failing = judge(suite, mutant_run)
         if not reason:
             reason, failing = judge(suite, mutant_run, run(snapshot))
