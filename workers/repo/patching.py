@@ -295,7 +295,7 @@ def _text(path: Path | None) -> list[str] | None:
         return []
     try:
         return path.read_text(encoding="utf-8").splitlines(keepends=True)
-    except UnicodeDecodeError:
+    except (UnicodeDecodeError, OSError):  # not text, or made unreadable by the code under test
         return None
 
 
@@ -322,6 +322,13 @@ def file_diff(
     return header + "".join(body)
 
 
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.read_bytes() == b.read_bytes()
+    except OSError:
+        return False
+
+
 def diff_trees(before: Path, after: Path) -> str:
     """The git-style unified diff from the tree `before` to the tree `after`, files in sorted order;
     created and deleted files against /dev/null. "" when they are the same."""
@@ -329,7 +336,7 @@ def diff_trees(before: Path, after: Path) -> str:
     parts = []
     for rel in sorted(old.keys() | new.keys()):
         a, b = old.get(rel), new.get(rel)
-        if a is not None and b is not None and a.read_bytes() == b.read_bytes():
+        if a is not None and b is not None and _same(a, b):
             continue
         parts.append(file_diff(rel, _text(a), _text(b), created=a is None, deleted=b is None))
     return "".join(parts)

@@ -52,9 +52,10 @@ def member_path(name: str) -> str:
     return path
 
 
-def extract(snapshot: bytes, dest: Path, limits: WorkspaceLimits) -> int:
-    """Extract the .tar.gz into the empty directory dest; the number of files. SnapshotError on any
-    member that is not a plain file or directory inside dest, or past a limit."""
+def extract(snapshot: bytes, dest: Path | None, limits: WorkspaceLimits) -> int:
+    """Extract the .tar.gz into the empty directory dest (None: only check it, writing nothing);
+    the number of files. SnapshotError on any member that is not a plain file or directory inside
+    dest, or past a limit."""
     files = 0
     total = 0
     try:
@@ -65,9 +66,9 @@ def extract(snapshot: bytes, dest: Path, limits: WorkspaceLimits) -> int:
                     continue
                 if any(part in IGNORED_NAMES for part in PurePosixPath(path).parts):
                     continue
-                target = dest / path
                 if member.isdir():
-                    target.mkdir(parents=True, exist_ok=True)
+                    if dest is not None:
+                        (dest / path).mkdir(parents=True, exist_ok=True)
                     continue
                 if not member.isreg():
                     kind = "a link" if member.issym() or member.islnk() else "not a regular file"
@@ -90,6 +91,11 @@ def extract(snapshot: bytes, dest: Path, limits: WorkspaceLimits) -> int:
                 source = tar.extractfile(member)
                 if source is None:  # pragma: no cover — a regular member always has data
                     raise SnapshotError(f"snapshot member {member.name!r}: no data")
+                if dest is None:
+                    while source.read(1 << 20):  # the data must be there and decompress
+                        pass
+                    continue
+                target = dest / path
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if target.is_dir():
                     raise SnapshotError(f"snapshot member {member.name!r}: a file where a directory is")
@@ -103,6 +109,12 @@ def extract(snapshot: bytes, dest: Path, limits: WorkspaceLimits) -> int:
     except OSError as e:
         raise SnapshotError(f"snapshot: cannot extract it ({e.strerror or e}: {e.filename or ''})") from None
     return files
+
+
+def check_snapshot(snapshot: bytes, limits: WorkspaceLimits = WorkspaceLimits()) -> int:
+    """Check a snapshot as Workspace.create would, writing nothing (an importer's check); the number
+    of files in it. SnapshotError naming the member otherwise."""
+    return extract(snapshot, None, limits)
 
 
 def remove_tree(top: str) -> None:

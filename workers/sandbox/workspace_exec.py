@@ -54,21 +54,28 @@ EXIT_GRACE_S = 0.5  # after the command exits, how long we keep reading what its
 READ_CHUNK = 65536
 
 # Started as root inside bwrap (no capabilities but setuid/setgid): join the cgroup (v2), set the
-# rlimits, drop to the slot uid, say it started (a byte on the status descriptor), exec the command.
-# Any failure before the exec leaves the status descriptor silent: the parent then reports a
-# sandbox_error, not the command's failure.
+# rlimits, drop to the slot uid, exec the command. The status descriptor tells the parent how far it
+# got: "1" once this code runs, then nothing if the exec succeeds (it is close-on-exec) or "E" and
+# the error if anything before it failed. Silence, or an "E", is a sandbox_error (ours), never the
+# command's failure.
 _BOOT = (
-    "import json, os, resource, sys\n"
+    "import os, sys\n"
+    "import json, resource\n"
     "c = json.loads(sys.argv[1])\n"
-    "for fd in c['cg']:\n"
-    "    os.write(fd, b'0'); os.close(fd)\n"
-    "for name, value in c['rl']:\n"
-    "    resource.setrlimit(getattr(resource, name), (value, value))\n"
-    "if c['uid'] >= 0:\n"
-    "    os.setgroups([]); os.setgid(c['uid']); os.setuid(c['uid'])\n"
-    "os.umask(0o022)\n"
-    "os.write(c['st'], b'1'); os.close(c['st'])\n"
-    "os.execve(c['argv'][0], c['argv'], c['env'])\n"
+    "os.write(c['st'], b'1')\n"
+    "try:\n"
+    "    for fd in c['cg']:\n"
+    "        os.write(fd, b'0'); os.close(fd)\n"
+    "    for name, value in c['rl']:\n"
+    "        resource.setrlimit(getattr(resource, name), (value, value))\n"
+    "    if c['uid'] >= 0:\n"
+    "        os.setgroups([]); os.setgid(c['uid']); os.setuid(c['uid'])\n"
+    "    os.umask(0o022)\n"
+    "    os.set_inheritable(c['st'], False)\n"
+    "    os.execve(c['argv'][0], c['argv'], c['env'])\n"
+    "except BaseException as e:\n"
+    "    os.write(c['st'], ('E' + type(e).__name__ + ': ' + str(e)).encode()[:500])\n"
+    "    os._exit(126)\n"
 )
 
 
@@ -304,7 +311,7 @@ def _run(
             for stream in (proc.stdin, proc.stdout, proc.stderr):
                 if stream is not None:
                     stream.close()
-        started = _readable(st_r) and os.read(st_r, 1) == b"1"
+        status = _read_all(st_r)
     finally:
         os.close(st_r)
     duration_ms = int((time.monotonic() - start) * 1000)
@@ -318,15 +325,25 @@ def _run(
             duration_ms,
             "sandbox_error",
         )
-    if not started and not timed_out:
-        return CommandResult(-1, stdout, stderr, False, duration_ms, "sandbox_error")
+    if status != b"1" and not timed_out:
+        why = (
+            status[2:].decode("utf-8", "replace") if status.startswith(b"1E") else "the sandbox did not start"
+        )
+        return CommandResult(-1, stdout, f"sandbox: {why}\n{stderr}", False, duration_ms, "sandbox_error")
     return CommandResult(
         proc.returncode, stdout, stderr, timed_out, duration_ms, "timeout" if timed_out else ""
     )
 
 
-def _readable(fd: int) -> bool:
-    return bool(select.select([fd], [], [], 0)[0])
+def _read_all(fd: int) -> bytes:
+    """What the boot code wrote on the status pipe (every writer has exited by now)."""
+    data = b""
+    while select.select([fd], [], [], 0)[0]:
+        chunk = os.read(fd, 1024)
+        if not chunk:
+            break
+        data += chunk
+    return data[:1024]
 
 
 def _watch(proc: subprocess.Popen[bytes], deadline: float, cap: int) -> tuple[bytes, bytes, bool]:

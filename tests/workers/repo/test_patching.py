@@ -115,3 +115,14 @@ def test_split_test_changes_separates_by_file() -> None:
     assert "a/a.py" in code and "pkg/new.py" in code and "a/a.py" not in tests
     assert code + tests != "" and sorted((code + tests).splitlines()) == sorted(diff.splitlines())
     assert split_test_changes("") == ("", "")
+
+
+def test_an_unreadable_file_shows_as_a_binary_change_not_a_crash(tmp_path: Path) -> None:
+    import os
+
+    before, after = _tree(tmp_path, "before", {"a.py": "x\n"}), _tree(tmp_path, "after", {"a.py": "y\n"})
+    os.chmod(after / "a.py", 0)
+    if os.access(after / "a.py", os.R_OK):  # root reads it anyway: then it is an ordinary change
+        assert "+y" in diff_trees(before, after)
+    else:
+        assert "Binary files a/a.py and b/a.py differ" in diff_trees(before, after)

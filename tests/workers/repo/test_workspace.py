@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.workers.repo.sample_repo import BASE_FILES, snapshot_of
-from workers.repo.workspace import SnapshotError, Workspace, WorkspaceLimits, make_snapshot
+from workers.repo.workspace import SnapshotError, Workspace, WorkspaceLimits, check_snapshot, make_snapshot
 from workers.sandbox.batch import bwrap_available
 from workers.sandbox.workspace_exec import PYTHON, run_in_workspace
 
@@ -88,6 +88,12 @@ def test_unsafe_members_are_refused_naming_them_and_nothing_is_left(
         Workspace.create(_tar(_file("ok.py"), member))
     assert repr(member.name) in str(err.value) and says in str(err.value)
     assert list(own_tempdir.iterdir()) == []
+    with pytest.raises(SnapshotError, match=says):  # an importer's check, writing nothing
+        check_snapshot(_tar(_file("ok.py"), member))
+
+
+def test_check_snapshot_counts_the_files_of_a_good_one() -> None:
+    assert check_snapshot(snapshot_of(BASE_FILES)) == len(BASE_FILES)
 
 
 def test_limits_on_files_and_bytes_are_enforced() -> None:

@@ -151,3 +151,10 @@ def test_the_operator_opt_in_runs_it_unisolated_in_the_workspace(
     assert result.error_class == "", result.stderr
     assert result.stdout.strip() == str(tmp_path.resolve())
     assert (tmp_path / "ran").exists()
+
+
+@needs_bwrap
+def test_a_command_that_cannot_start_is_the_sandboxs_error_not_the_commands(tmp_path: Path) -> None:
+    result = run_in_workspace(tmp_path, ["/nonexistent/program"], timeout_s=20)
+    assert result.error_class == "sandbox_error" and result.returncode == -1
+    assert "FileNotFoundError" in result.stderr
