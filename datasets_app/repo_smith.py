@@ -887,7 +887,7 @@ def generate(
         )
         digest = hashlib.sha256(patch.encode()).hexdigest()[:10]
         task = RepoTask(
-            task_id=f"triad__{name}-{mutation.function.replace('.', '_')}-{digest}",
+            task_id=f"triad__{name}-{digest}",  # no function name: an id must not point at the bug
             statement=writer(context),
             snapshot=snapshot,
             fail_to_pass=failing,

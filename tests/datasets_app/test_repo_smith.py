@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -344,6 +345,7 @@ def test_a_statement_names_the_behaviour_not_the_mutated_line(tinycsv_tasks):
             for line in task.patch.splitlines()
             if line.startswith("-") and not line.startswith("---") and len(line.strip()) > 12
         ]
+        assert re.fullmatch(r"triad__tinycsv-[0-9a-f]{10}", task.task_id)  # the id names no function
         assert "does not behave as documented" in task.statement
         assert "\n- " in task.statement and " Here `" in task.statement  # what a failing check saw
         assert " ".join(task.fail_to_pass) in task.statement
