@@ -14,7 +14,6 @@ from datasets_app.models import DatasetVersion, ProblemStatus
 from datasets_app.repo_smith import generate
 from runs.models import Generation, MetricPoint, Run, RunStatus
 from runs.registry.models import ModelStatus, RegisteredModel
-from runs.registry.services import model_register
 from tests.e2e.conftest import wait_until
 from tests.factories import UserFactory
 from workers.spec import REPO_OUTCOMES
@@ -44,7 +43,7 @@ def test_generated_repo_tasks_uploaded_verified_trained_on_and_reviewed(stack, p
     tasks_file = tmp_path / "spans-tasks.jsonl"
     tasks_file.write_text("".join(json.dumps(t.to_record(), sort_keys=True) + "\n" for t in report.tasks))
     task = report.tasks[0]
-    user = UserFactory(username="rhea", password="correct horse battery")
+    UserFactory(username="rhea", password="correct horse battery")
 
     # when the user uploads the file on the Datasets page
     page.goto(f"{stack.base_url}/login/?next=/datasets/")
@@ -73,12 +72,17 @@ def test_generated_repo_tasks_uploaded_verified_trained_on_and_reviewed(stack, p
     version = DatasetVersion.objects.get(dataset__name="spans-tasks")
     assert version.problems.filter(status=ProblemStatus.VERIFIED).count() == 2
 
-    # given the tiny HF model with room for the statement, the tools and two turns, on the stack's pool
+    # when the user registers the tiny HF model, with room for the statement, the tools and two turns,
+    # on the Models page for the stack's pool
     model_dir = build_tiny_hf(tmp_path / "tiny-4k", max_len=4096)
-    model = model_register(user=user, name="tiny-4k", source=str(model_dir), pool=stack.pool)
-    inspected = RegisteredModel.objects.filter(pk=model.pk).exclude(status=ModelStatus.PENDING)
-    wait_until(inspected.exists, 60, f"the model's inspection\n{stack.log_tail()}")
-    model.refresh_from_db()
+    page.goto(f"{stack.base_url}/models/")
+    page.fill("#id_name", "tiny-4k")
+    page.fill("#id_source", str(model_dir))
+    page.fill("#id_pool", stack.pool)
+    page.click("form[action='/models/'] button[type=submit]")
+    # then a node of the pool inspects it and it becomes ready
+    expect(page.get_by_test_id("model-status")).to_have_text("Ready", timeout=60_000)
+    model = RegisteredModel.objects.get(name="tiny-4k")
     assert model.status == ModelStatus.READY, model.error
 
     # when the user launches a run on the version from the launch form, the limits in its YAML box
