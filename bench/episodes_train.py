@@ -83,6 +83,7 @@ def spec_of(tasks: list[Any], args: argparse.Namespace, model_dir: Path, url: st
         "train": {
             "steps": args.sft_steps + args.steps,
             "sft_warmup_steps": args.sft_steps,
+            "sft_lr": args.sft_lr,
             "prompts_per_step": min(args.prompts_per_step, len(tasks)),
             "group_size": args.group_size,
             "lr": args.lr,
@@ -121,9 +122,11 @@ def main() -> None:
     parser.add_argument("--max-turns", type=int, default=None, help="default 10; --tiny 2")
     parser.add_argument("--max-tokens", type=int, default=8192)
     parser.add_argument("--lr", type=float, default=1e-6)
+    parser.add_argument("--sft-lr", type=float, default=1e-4, help="the warm-up's learning rate")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--precision", default=None, help="bf16 on a GPU, fp32 on the CPU")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dump-generations", type=Path, help="write the posted episodes here (JSON lines)")
     args = parser.parse_args()
     tiny = args.tiny or args.model is None
     args.steps = args.steps if args.steps is not None else (1 if tiny else 20)
@@ -171,6 +174,10 @@ def main() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
     control.stop()
+    if args.dump_generations:
+        with open(args.dump_generations, "w", encoding="utf-8") as fh:
+            for event in control.of_type("generation"):
+                fh.write(json.dumps(event) + "\n")
     by_step = {m["step"]: m["values"] for m in control.of_type("metric", "trainer")}
     rl = [by_step[s] for s in sorted(by_step) if s >= args.sft_steps]
     rates = [m["repo/resolve_rate"] for m in rl]
