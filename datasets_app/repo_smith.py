@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from datasets_app.mutants import _BINOPS, _CMPOPS
+from datasets_app.mutants import _BINOPS, _CMPOPS, _SYMBOL
 from workers.repo.patching import PatchError, apply_patch
 from workers.repo.task import RepoTask
 from workers.repo.testrun import run_tests
@@ -297,26 +297,8 @@ class _Text:
         return b"".join(lines).decode()
 
 
-_SYMBOLS: dict[type[ast.AST], str] = {
-    ast.Add: "+",
-    ast.Sub: "-",
-    ast.Mult: "*",
-    ast.FloorDiv: "//",
-    ast.Div: "/",
-    ast.Mod: "%",
-    ast.Lt: "<",
-    ast.LtE: "<=",
-    ast.Gt: ">",
-    ast.GtE: ">=",
-    ast.Eq: "==",
-    ast.NotEq: "!=",
-    ast.In: "in",
-    ast.NotIn: "not in",
-    ast.Is: "is",
-    ast.IsNot: "is not",
-    ast.And: "and",
-    ast.Or: "or",
-}
+# How each operator is written: mutants.py's table, and the boolean operators it does not swap.
+_SYMBOLS: dict[type[ast.AST], str] = {**_SYMBOL, ast.And: "and", ast.Or: "or"}
 _LOW_PRECEDENCE = (ast.BinOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.UnaryOp, ast.Lambda, ast.NamedExpr)
 
 
