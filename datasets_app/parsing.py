@@ -37,7 +37,6 @@ from typing import Any
 
 from datasets_app.snapshots import SnapshotInvalid, snapshot_files
 from workers.repo.task import RepoTask, RepoTaskError
-from workers.repo.workspace import WorkspaceLimits
 from workers.spec import REPO_KIND, VERIFIER_MAX_CHARS, SettingError, check_verifier_source
 
 HUMANEVAL = "humaneval"
@@ -284,7 +283,7 @@ class Parser:
         sha = task.snapshot_sha256
         if sha not in self._snapshots:
             try:
-                self._snapshots[sha] = len(snapshot_files(task.snapshot, **_workspace_limits()))
+                self._snapshots[sha] = len(snapshot_files(task.snapshot))
             except SnapshotInvalid as exc:
                 self._error(number, "snapshot", str(exc))
                 return None
@@ -303,16 +302,6 @@ class Parser:
             snapshot_sha256=sha,
             snapshot_files=self._snapshots[sha],
         )
-
-
-def _workspace_limits() -> dict[str, int]:
-    """The episode workspace's limits, so a snapshot imported is one an episode can unpack."""
-    limits = WorkspaceLimits()
-    return {
-        "max_files": limits.max_files,
-        "max_bytes": limits.max_bytes,
-        "max_file_bytes": limits.max_file_bytes,
-    }
 
 
 def canonical(problem: ParsedProblem) -> bytes:

@@ -123,9 +123,9 @@ def link(name: str, target: str) -> tarfile.TarInfo:
         (snapshot_b64({"calc.py": "x = 1\n"}, [link("evil", "/etc/passwd")]), "is a link"),
         (snapshot_b64({"../escape.py": "x = 1\n"}), "outside the repository"),
         (snapshot_b64({"/abs.py": "x = 1\n"}), "an absolute or odd path"),
-        (snapshot_b64({"big.bin": b"\0" * (2 << 20 | 1)}), "limit is 2097152 per file"),
+        (snapshot_b64({"big.bin": b"\0" * (2 << 20 | 1)}), "at most 2097152"),
         (snapshot_b64({}), "holds no files"),
-        (base64.b64encode(b"\x1f\x8b" + b"not a gzip stream").decode(), "not a readable gzip'd tar"),
+        (base64.b64encode(b"\x1f\x8b" + b"not a gzip stream").decode(), "not a readable .tar.gz"),
     ],
 )
 def test_a_snapshot_an_episode_could_not_unpack_is_refused(snapshot, says):

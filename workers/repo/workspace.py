@@ -52,12 +52,18 @@ def member_path(name: str) -> str:
     return path
 
 
-def extract(snapshot: bytes, dest: Path | None, limits: WorkspaceLimits) -> int:
+def extract(
+    snapshot: bytes, dest: Path | None, limits: WorkspaceLimits, listing: list[tuple[str, int]] | None = None
+) -> int:
     """Extract the .tar.gz into the empty directory dest (None: only check it, writing nothing);
-    the number of files. SnapshotError on any member that is not a plain file or directory inside
-    dest, or past a limit."""
+    the number of files, each (path, size) appended to `listing` when given. SnapshotError on any
+    member that is not a plain file or directory inside dest, a file where a directory is, or past a
+    limit. The one reading of a snapshot: the importer's check and the problem page's file list
+    (datasets_app/snapshots.py) come through here too, so they refuse exactly what an episode would."""
     files = 0
     total = 0
+    names: set[str] = set()  # the files so far
+    dirs: set[str] = set()  # the directories so far, named or implied by a path
     try:
         with tarfile.open(fileobj=io.BytesIO(snapshot), mode="r:gz") as tar:
             for member in tar:
@@ -66,14 +72,24 @@ def extract(snapshot: bytes, dest: Path | None, limits: WorkspaceLimits) -> int:
                     continue
                 if any(part in IGNORED_NAMES for part in PurePosixPath(path).parts):
                     continue
+                parents = {str(p) for p in PurePosixPath(path).parents if str(p) != "."}
+                if parents & names or (member.isdir() and path in names) or (member.isreg() and path in dirs):
+                    raise SnapshotError(f"snapshot member {member.name!r}: a file where a directory is")
+                dirs |= parents
                 if member.isdir():
+                    dirs.add(path)
                     if dest is not None:
                         (dest / path).mkdir(parents=True, exist_ok=True)
                     continue
                 if not member.isreg():
                     kind = "a link" if member.issym() or member.islnk() else "not a regular file"
-                    raise SnapshotError(f"snapshot member {member.name!r}: {kind}")
+                    raise SnapshotError(
+                        f"snapshot member {member.name!r} is {kind}: only files and directories"
+                    )
                 files += 1
+                names.add(path)
+                if listing is not None:
+                    listing.append((path, member.size))
                 total += member.size
                 if files > limits.max_files:
                     raise SnapshotError(
@@ -115,6 +131,13 @@ def check_snapshot(snapshot: bytes, limits: WorkspaceLimits = WorkspaceLimits())
     """Check a snapshot as Workspace.create would, writing nothing (an importer's check); the number
     of files in it. SnapshotError naming the member otherwise."""
     return extract(snapshot, None, limits)
+
+
+def snapshot_listing(snapshot: bytes, limits: WorkspaceLimits = WorkspaceLimits()) -> list[tuple[str, int]]:
+    """The snapshot's files as (path, size), in archive order, checked as check_snapshot does."""
+    listing: list[tuple[str, int]] = []
+    extract(snapshot, None, limits, listing)
+    return listing
 
 
 def remove_tree(top: str) -> None:
