@@ -26,8 +26,8 @@ a mutant whose mutated file equals one already tried (equivalent edits).
 The statement is written from the failing tests only, in the user's words: the function called by
 each failing check, what it returned (or raised) and what was expected, taken from the test's
 docstring, the asserting line and the assertion message. It never names the mutated line.
-``statement_writer`` is the hook for a teacher's rewrite (unused by default): it receives the
-``StatementContext`` and returns the text.
+``statement_writer`` is the hook for a teacher's rewrite (unused by default; the teacher's writer is
+``repo_statements.TeacherStatementWriter``): it receives the ``StatementContext`` and returns the text.
 """
 
 from __future__ import annotations
@@ -550,11 +550,14 @@ class FailedCheck:
 
 @dataclass(frozen=True)
 class StatementContext:
-    """What a statement writer gets: the repository and what its failing tests saw (never the bug)."""
+    """What a statement writer gets: the repository and what its failing tests saw. The bug itself is
+    there only as ``reference_patch``, for a writer's leak check (``repo_statements``): never shown to
+    a teacher, never written into a statement."""
 
     package: str
     checks: tuple[FailedCheck, ...]  # one per FAIL_TO_PASS id, in id order
     fail_to_pass: tuple[str, ...]
+    reference_patch: str = field(default="", repr=False)
 
 
 StatementWriter = Callable[[StatementContext], str]
@@ -738,13 +741,15 @@ def write_statement(context: StatementContext) -> str:
     more = len(context.checks) - len(shown)
     if more > 0:
         lines.append(f"- ...and {more} more check{'s' if more > 1 else ''} of the same kind fail.")
-    lines += [
-        "",
-        "Fix the package so that these pass without changing the tests:",
-        "",
-        "    python -m unittest " + " ".join(context.fail_to_pass),
-    ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + statement_footer(context)
+
+
+def statement_footer(context: StatementContext) -> str:
+    """The closing lines of every statement (a teacher's too): the command that runs the failing tests."""
+    return (
+        "\nFix the package so that these pass without changing the tests:\n\n"
+        "    python -m unittest " + " ".join(context.fail_to_pass) + "\n"
+    )
 
 
 # --- generation -----------------------------------------------------------------------------------
@@ -865,7 +870,7 @@ def generate(
             continue
         seen.add((failing, patch))
         context = StatementContext(
-            name, failed_checks(buggy, failing, mutant_run.output, package_names), failing
+            name, failed_checks(buggy, failing, mutant_run.output, package_names), failing, patch
         )
         digest = hashlib.sha256(patch.encode()).hexdigest()[:10]
         task = RepoTask(

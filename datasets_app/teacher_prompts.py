@@ -11,7 +11,9 @@ vary, whether to include a reasoning trace).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from datasets_app.parsing import ParsedProblem
 
@@ -164,3 +166,56 @@ _REWORD_SYSTEM = (
 
 def reword_messages(text: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": _REWORD_SYSTEM}, {"role": "user", "content": text}]
+
+
+# A repository task's statement (`repo_tasks_generate --teacher-url`): the teacher sees what the failing
+# tests saw — never the patch — and writes the bug report a user would file. Plain text out.
+REPO_STATEMENT_VERSION = "repo-statement-v1"
+MAX_FACT_CHARS = 400  # of one check's expression or message, so a request stays small
+_REPO_STATEMENT_SYSTEM = (
+    "You write the bug report a user of a small Python package would file on its issue tracker. You are "
+    "given what the package's failing tests observed. Write it as that user: what they did (the call, "
+    "with its arguments), what they saw (the result or the error, exactly), and what they expected "
+    "instead, and why (the documented behaviour). Keep every value, name and call exactly as given. Do "
+    "not guess at the cause, do not name a file or line of the package's code, do not suggest a fix or "
+    "show code of the package, and do not mention tests or test names. Plain text, a short title line "
+    "then at most a few short paragraphs or a list; no Markdown headings, no greeting, no sign-off."
+)
+
+
+class StatementCheck(Protocol):
+    """One failing check as repo_smith.FailedCheck holds it (duck-typed: this module stays small)."""
+
+    @property
+    def doc(self) -> str: ...
+    @property
+    def expression(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def functions(self) -> tuple[str, ...]: ...
+
+
+def repo_statement_messages(package: str, checks: Sequence[StatementCheck]) -> list[dict[str, str]]:
+    """The chat messages asking for one repository task's statement (REPO_STATEMENT_VERSION)."""
+    if not checks:
+        raise ValueError("a statement needs at least one failing check")
+    facts = []
+    for i, check in enumerate(checks, 1):
+        lines = [f"Observation {i}:"]
+        if check.doc:
+            lines.append(f"- documented behaviour: {check.doc[:MAX_FACT_CHARS]}")
+        if check.functions:
+            lines.append(f"- the package's functions involved: {', '.join(check.functions)}")
+        if check.expression:
+            lines.append(f"- the call: {check.expression[:MAX_FACT_CHARS]}")
+        lines.append(
+            f"- what happened: {check.message[:MAX_FACT_CHARS] or 'it did not behave as documented'}"
+        )
+        facts.append("\n".join(lines))
+    user = (
+        f"The package is called {package}. Its failing checks observed:\n\n"
+        + "\n\n".join(facts)
+        + "\n\nWrite the user's bug report."
+    )
+    return [{"role": "system", "content": _REPO_STATEMENT_SYSTEM}, {"role": "user", "content": user}]
