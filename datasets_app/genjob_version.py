@@ -6,10 +6,8 @@ step code that calls this runs inside the tasks module's imports, which services
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -22,45 +20,26 @@ from datasets_app.models import (
     Problem,
     ProblemStatus,
 )
-from datasets_app.parsing import ParsedProblem, content_hash, problem_hash, text_hash
+from datasets_app.parsing import ParsedProblem, content_hash
+from datasets_app.problem_rows import problem_row
 
 logger = logging.getLogger(__name__)
 
 FORMAT_GENERATED = "generated"  # DatasetFormat.GENERATED (contract §1)
 
 
-def _stored(name: str, value: Any) -> Any:
-    """A parsed value as the model field holds it: tuples as lists, cases as {"input", "output"}."""
-    if name == "cases":
-        return [{"input": i, "output": o} for i, o in value]
-    return list(value) if isinstance(value, tuple) else value
-
-
 def _row(version: DatasetVersion, index: int, problem: ParsedProblem, cand: GenerationCandidate) -> Problem:
-    names = {f.name for f in Problem._meta.get_fields()}
-    values = {
-        f.name: _stored(f.name, getattr(problem, f.name))
-        for f in dataclasses.fields(ParsedProblem)
-        if f.name in names
-    }
+    """The problem as an upload would store it, verified by the gate's own runs."""
     reference = (cand.results or [{}])[0] if cand.results else {}
-    row = Problem(
-        version=version,
-        index=index,
-        problem_hash=problem_hash(problem),
-        prompt_hash=text_hash(problem.prompt),
-        solution_hash=text_hash(problem.solution),
-        status=ProblemStatus.VERIFIED,
-        verified_at=timezone.now(),
-        tests_passed=reference.get("tests_passed"),
-        tests_total=reference.get("tests_total"),
-        duration_ms=reference.get("duration_ms"),
-        **values,
-    )
-    # The gate's figures, where Problem has them (contract §1: mutation_score, cpu_ms).
-    for name in ("mutation_score", "cpu_ms"):
-        if name in names:
-            setattr(row, name, getattr(cand, name))
+    row = problem_row(version, index, problem)
+    row.status = ProblemStatus.VERIFIED
+    row.verified_at = timezone.now()
+    row.tests_passed = reference.get("tests_passed")
+    row.tests_total = reference.get("tests_total")
+    row.duration_ms = reference.get("duration_ms")
+    # The gate's figures (contract §1: mutation_score, cpu_ms).
+    row.mutation_score = cand.mutation_score
+    row.cpu_ms = cand.cpu_ms
     return row
 
 

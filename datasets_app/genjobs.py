@@ -22,6 +22,7 @@ most the one that was in flight.
 
 from __future__ import annotations
 
+import base64
 import contextvars
 import dataclasses
 import datetime as dt
@@ -321,16 +322,25 @@ def _tupled(value: list[Any]) -> tuple[Any, ...]:
     return tuple(out)
 
 
+# A repository task's snapshot is bytes: kept in JSON as base64 (a teacher's candidates carry none).
+_BYTES_FIELDS = frozenset(f.name for f in dataclasses.fields(ParsedProblem) if f.type in (bytes, "bytes"))
+
+
 def problem_from_json(data: Mapping[str, Any]) -> ParsedProblem:
     names = {f.name for f in dataclasses.fields(ParsedProblem)}
     values: dict[str, Any] = {
         k: _tupled(v) if isinstance(v, list) else v for k, v in data.items() if k in names
     }
+    for name in _BYTES_FIELDS & values.keys():
+        values[name] = base64.b64decode(values[name])
     return ParsedProblem(**values)
 
 
 def problem_to_json(problem: ParsedProblem) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(json.dumps(dataclasses.asdict(problem)))
+    raw = dataclasses.asdict(problem)
+    for name in _BYTES_FIELDS:
+        raw[name] = base64.b64encode(raw[name]).decode("ascii")
+    data: dict[str, Any] = json.loads(json.dumps(raw))
     return data
 
 

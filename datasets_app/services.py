@@ -24,11 +24,9 @@ from datasets_app.models import Dataset, DatasetVersion, Problem, ProblemKind, P
 from datasets_app.parsing import (
     REPO_MAX_LINE_BYTES,
     LineError,
-    ParsedProblem,
     Parser,
-    problem_hash,
-    text_hash,
 )
+from datasets_app.problem_rows import problem_row, snapshot_id
 from datasets_app.selectors import dataset_get_for_user, dataset_upload_teams
 
 logger = logging.getLogger(__name__)
@@ -94,51 +92,6 @@ def _lines(fileobj: IO[bytes], limit: int) -> Iterator[bytes]:
         yield line
 
 
-def _snapshot_id(p: ParsedProblem, known: dict[str, int]) -> int | None:
-    """The RepoSnapshot row of a repository task's snapshot: stored once per content, whichever version
-    or team brought it first (inside the import's transaction, so a refused file leaves none)."""
-    if p.kind != ProblemKind.REPO:
-        return None
-    if p.snapshot_sha256 not in known:
-        row, _ = RepoSnapshot.objects.get_or_create(
-            sha256=p.snapshot_sha256,
-            defaults={"data": p.snapshot, "size_bytes": len(p.snapshot), "file_count": p.snapshot_files},
-        )
-        known[p.snapshot_sha256] = row.pk
-    return known[p.snapshot_sha256]
-
-
-def _problem(
-    version: DatasetVersion, index: int, p: ParsedProblem, duplicate_of: str, snapshot_id: int | None = None
-) -> Problem:
-    return Problem(
-        version=version,
-        index=index,
-        task_id=p.task_id,
-        prompt=p.prompt,
-        entry_point=p.entry_point,
-        solution=p.solution,
-        tests=p.tests,
-        reasoning=p.reasoning,
-        stop=list(p.stop),
-        verifier=p.verifier,
-        kind=p.kind,
-        cases=[{"input": given, "output": expected} for given, expected in p.cases],
-        compare=p.compare,
-        fail_to_pass=list(p.fail_to_pass),
-        pass_to_pass=list(p.pass_to_pass),
-        runner=p.runner,
-        snapshot_id=snapshot_id,
-        difficulty=p.difficulty,
-        tags=list(p.tags),
-        source=p.source,
-        problem_hash=problem_hash(p),
-        prompt_hash=text_hash(p.prompt),
-        solution_hash=text_hash(p.solution),
-        duplicate_of=duplicate_of,
-    )
-
-
 def dataset_import_team(*, user: User, team: Team | None = None, shared: bool = False) -> Team | None:
     """The team an upload goes to: the one asked for if the user is a member or admin of it, else their
     first such team by name (a superuser in none: the default team); None for the shared area, which
@@ -202,7 +155,7 @@ def dataset_import(
             snapshots: dict[str, int] = {}  # sha256 -> RepoSnapshot pk
             batch: list[Problem] = []
             for index, parsed in enumerate(parser.parse(_lines(fileobj, limit))):
-                row = _problem(version, index, parsed, "", _snapshot_id(parsed, snapshots))
+                row = problem_row(version, index, parsed, snapshot_id=snapshot_id(parsed, snapshots))
                 row.duplicate_of = seen.get(row.prompt_hash) or seen.get(row.solution_hash, "")
                 seen.setdefault(row.prompt_hash, parsed.task_id)
                 seen.setdefault(row.solution_hash, parsed.task_id)

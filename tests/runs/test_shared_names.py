@@ -36,8 +36,10 @@ def test_error_classes_and_reward_components_are_named_once():
 
 def test_the_trainer_emits_every_metric_the_control_plane_reads_by_name():
     stats = LocalStats(rewards=[1.0], passed=1, pass_frac=[1.0], n_samples=1, groups=1, lengths=[3], tokens=3)
+    # a rank that ran repository episodes (the repo/* names appear only where there were some)
+    episodes = LocalStats(repo_outcomes={"resolved": 1}, repo_turns=[3], repo_episode_s=[1.5])
 
-    emitted = merge_metrics([stats], lr=1e-3, grad_norm=1.0, step_s=1.0, weights={"style": 0.5})
+    emitted = merge_metrics([stats, episodes], lr=1e-3, grad_norm=1.0, step_s=1.0, weights={"style": 0.5})
     evaluated = pass_metrics([ProblemCounts("HumanEval/0", 4, 2, greedy=(1, 1))], 2, "eval/humaneval")
 
     assert {value for name, value in vars(Metric).items() if name.isupper()} <= set(emitted)
