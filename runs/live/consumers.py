@@ -49,6 +49,12 @@ class _LiveFeedMixin:
                 await feed.close()
         self.feed = self.user_feed = None
 
+    async def _send_text(self, event: dict[str, Any]) -> None:
+        # The update as serialised once for every browser (broadcast), sent straight to the server
+        # (runs.live.routing): no JSON encoding per socket.
+        message = {"type": "websocket.send", "text": event["text"]}
+        await self.scope.get("triad.send", self.base_send)(message)  # type: ignore[attr-defined]
+
     async def _ignore(self, event: dict[str, Any]) -> None:
         """Nothing but resyncs is published on a user's topic."""
 
@@ -75,9 +81,7 @@ class RunConsumer(_LiveFeedMixin, AsyncJsonWebsocketConsumer):  # type: ignore[m
         await self._feed_close()
 
     async def run_update(self, event: dict[str, Any]) -> None:
-        # Serialised once for every browser, and sent straight to the server (runs.live.routing).
-        message = {"type": "websocket.send", "text": event["text"]}
-        await self.scope.get("triad.send", self.base_send)(message)
+        await self._send_text(event)
 
     @database_sync_to_async
     def _run_exists(self) -> bool:
@@ -111,7 +115,7 @@ class RunListConsumer(_LiveFeedMixin, AsyncJsonWebsocketConsumer):  # type: igno
                 self.run_teams[run_id] = await self._team_of(run_id)
             if self.run_teams[run_id] not in self.team_ids:
                 return  # another team's run: nothing of it reaches this browser
-        await self.send_json({"run_id": run_id, **event["payload"]})
+        await self._send_text(event)  # the runs topic's text carries the run id
 
     @database_sync_to_async
     def _team_of(self, run_id: int) -> int | None:
