@@ -142,8 +142,20 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
+# The web process serves /static/ itself (controlplane/asgi.py); behind a proxy that serves STATIC_ROOT,
+# false. Production (TRIAD_DEV unset) serves what `manage.py collectstatic` wrote: hashed names that browsers
+# cache for good, with gzip copies, from a manifest (ServeStatic's storage). Development reads the source
+# folders as they are, so `make demo` and the tests need no collectstatic.
 TRIAD_SERVE_STATIC = env_bool("TRIAD_SERVE_STATIC", True)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if TRIAD_DEV
+        else "servestatic.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 
 # Uploads: a dataset file is streamed to disk past this size, and refused past TRIAD_MAX_UPLOAD_MB.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
