@@ -332,6 +332,9 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
+# /healthz (controlplane/health.py): how long each check (database, Redis, broker) may take.
+TRIAD_HEALTH_TIMEOUT_S = env_float("TRIAD_HEALTH_TIMEOUT_S", 2.0, minimum=0.1)
+
 # Live updates go through runs/live/broadcast.py's own Redis pub/sub (in-process without REDIS_URL), not a
 # Channels channel layer: the consumers take no channel-layer channel, so none is configured.
 REDIS_URL = env_str("REDIS_URL")
@@ -360,6 +363,8 @@ if _proxy_header:
             f"e.g. HTTP_X_FORWARDED_PROTO,https; got {','.join(_proxy_header)!r}"
         )
     SECURE_PROXY_SSL_HEADER = (_proxy_header[0], _proxy_header[1])
+# Load balancers probe the health endpoint over plain HTTP, inside the network: it is not redirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
