@@ -13,6 +13,7 @@ from pathlib import Path
 import dj_database_url
 
 from controlplane.env import ConfigError, env_bool, env_float, env_int, env_list, env_str
+from controlplane.logs import LOG_FORMATS, PLAIN_FORMAT
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("TRIAD_VAR_DIR", str(BASE_DIR / "var")))
@@ -64,6 +65,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "controlplane.logs.RunLogContextMiddleware",  # lines written for a run's URL carry its id
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -368,11 +370,25 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
+# Logs (docs/deploy.md, "Logs"): every line carries the run it was written for (controlplane/logs.py);
+# TRIAD_LOG_FORMAT=json writes each as one JSON object, for a log pipeline.
+TRIAD_LOG_FORMAT = env_str("TRIAD_LOG_FORMAT", "plain")
+if TRIAD_LOG_FORMAT not in LOG_FORMATS:
+    raise ConfigError(f"TRIAD_LOG_FORMAT: expected plain or json, got {TRIAD_LOG_FORMAT!r}")
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ConfigError(f"LOG_LEVEL: expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {LOG_LEVEL!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "filters": {"run": {"()": "controlplane.logs.RunIdFilter"}},
+    "formatters": {
+        "plain": {"format": PLAIN_FORMAT},
+        "json": {"()": "controlplane.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": TRIAD_LOG_FORMAT, "filters": ["run"]}
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
