@@ -115,7 +115,7 @@ class RunLogContextMiddleware:
         if self.is_async:
             markcoroutinefunction(self)
             # Django calls a synchronous process_view of an async stack through a thread; this needs none.
-            self.process_view = self._aprocess_view  # type: ignore[method-assign]
+            self.process_view = self._aprocess_view  # type: ignore[method-assign,assignment]
 
     def __call__(self, request: Any) -> Any:
         if self.is_async:

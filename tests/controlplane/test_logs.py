@@ -132,3 +132,18 @@ def test_a_task_taking_a_run_id_is_read_by_position_or_by_name_and_others_have_n
     assert task_run_id(run_execute_task.run, (12, "token"), {}) == 12
     assert task_run_id(run_execute_task.run, (), {"run_id": 13, "token": "t"}) == 13
     assert task_run_id(run_reap_lost_task.run, (), {}) is None
+
+
+def test_a_log_format_or_level_that_does_not_exist_stops_the_start_naming_the_variable(tmp_path):
+    from tests.controlplane.test_settings import _env, _python
+
+    bad_format = _python(
+        "import django; django.setup()", _env(tmp_path, TRIAD_DEV="true", TRIAD_LOG_FORMAT="xml")
+    )
+    bad_level = _python("import django; django.setup()", _env(tmp_path, TRIAD_DEV="true", LOG_LEVEL="LOUD"))
+
+    assert (
+        bad_format.returncode != 0
+        and "TRIAD_LOG_FORMAT: expected plain or json, got 'xml'" in bad_format.stderr
+    )
+    assert bad_level.returncode != 0 and "LOG_LEVEL: expected DEBUG, INFO" in bad_level.stderr

@@ -35,10 +35,10 @@ async def get(path):
              "client": ("127.0.0.1", 1), "server": ("triad.example.com", 443)}
     comm = ApplicationCommunicator(application, scope)
     await comm.send_input({"type": "http.request", "body": b"", "more_body": False})
-    start = await comm.receive_output(5)
+    start = await comm.receive_output(60)
     body = b""
     while True:
-        msg = await comm.receive_output(5)
+        msg = await comm.receive_output(60)
         body += msg.get("body", b"")
         if not msg.get("more_body"):
             break
