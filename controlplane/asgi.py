@@ -6,12 +6,9 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 django_asgi_app = get_asgi_application()
 
-from django.conf import settings  # noqa: E402
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+from controlplane.static import serve_static  # noqa: E402
 
-if settings.TRIAD_SERVE_STATIC:
-    # One process serves everything in embedded mode; behind a proxy, set TRIAD_SERVE_STATIC=false.
-    django_asgi_app = ASGIStaticFilesHandler(django_asgi_app)
+django_asgi_app = serve_static(django_asgi_app)
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up first)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

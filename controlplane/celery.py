@@ -4,17 +4,27 @@ Queues: "control" (database work: reaping, validation fan-out), "sandbox" (code 
 "gpu.<pool>" (one long task per run: the launcher that supervises `deepspeed`).
 """
 
+import logging
 import os
+from contextvars import Token
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    task_postrun,
+    task_prerun,
+    worker_ready,
+)
 from kombu import Queue  # type: ignore[attr-defined]
 from kombu.exceptions import OperationalError
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 
 from django.conf import settings
+
+from controlplane import logs
 
 CONTROL = settings.TRIAD_CONTROL_QUEUE
 app = Celery("triad")
@@ -31,6 +41,12 @@ if str(app.conf.broker_url).startswith(("redis://", "rediss://")):
         "visibility_timeout": REDIS_VISIBILITY_TIMEOUT_S,
         **app.conf.broker_transport_options,
     }
+# Workers log through Celery's handlers, not settings.LOGGING: they get the run on every line too
+# (controlplane/logs.py; the signal handlers below add the filter, and JSON when TRIAD_LOG_FORMAT says so).
+app.conf.worker_log_format = "[%(asctime)s: %(levelname)s/%(processName)s]%(run_tag)s %(message)s"
+app.conf.worker_task_log_format = (
+    "[%(asctime)s: %(levelname)s/%(processName)s]%(run_tag)s %(task_name)s[%(task_id)s]: %(message)s"
+)
 app.conf.task_default_queue = CONTROL
 app.conf.task_queues = (Queue(CONTROL), Queue(settings.TRIAD_SANDBOX_QUEUE))  # type: ignore[no-untyped-call]
 app.conf.task_create_missing_queues = True
@@ -97,3 +113,31 @@ def _node_agent_start(sender: Any, **_: Any) -> None:
 
     queues = [q.name for q in sender.task_consumer.queues] if sender.task_consumer else []
     node_agent.start(app, sender.hostname, queues)
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _log_runs(logger: logging.Logger, **_: Any) -> None:
+    """Celery's handlers, as settings.LOGGING's: the run on every line, one JSON object when asked."""
+    for handler in logger.handlers:
+        handler.addFilter(logs.RunIdFilter())
+        if settings.TRIAD_LOG_FORMAT == "json":
+            handler.setFormatter(logs.JsonFormatter())
+
+
+# A task that takes a run id runs in that run's log context (the launcher's lines included).
+_task_run_tokens: dict[str, Token[int | None]] = {}
+
+
+@task_prerun.connect
+def _task_run_context(task_id: str, task: Any, args: Any = (), kwargs: Any = None, **_: Any) -> None:
+    run_id = logs.task_run_id(task.run, tuple(args or ()), dict(kwargs or {}))
+    if run_id is not None:
+        _task_run_tokens[task_id] = logs.run_id_var.set(run_id)
+
+
+@task_postrun.connect
+def _task_run_context_end(task_id: str, **_: Any) -> None:
+    token = _task_run_tokens.pop(task_id, None)
+    if token is not None:
+        logs.run_id_var.reset(token)

@@ -13,6 +13,7 @@ from pathlib import Path
 import dj_database_url
 
 from controlplane.env import ConfigError, env_bool, env_float, env_int, env_list, env_str
+from controlplane.logs import LOG_FORMATS, PLAIN_FORMAT
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("TRIAD_VAR_DIR", str(BASE_DIR / "var")))
@@ -64,6 +65,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "controlplane.logs.RunLogContextMiddleware",  # lines written for a run's URL carry its id
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -142,8 +144,20 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
+# The web process serves /static/ itself (controlplane/asgi.py); behind a proxy that serves STATIC_ROOT,
+# false. Production (TRIAD_DEV unset) serves what `manage.py collectstatic` wrote: hashed names that browsers
+# cache for good, with gzip copies, from a manifest (ServeStatic's storage). Development reads the source
+# folders as they are, so `make demo` and the tests need no collectstatic.
 TRIAD_SERVE_STATIC = env_bool("TRIAD_SERVE_STATIC", True)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if TRIAD_DEV
+        else "servestatic.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 
 # Uploads: a dataset file is streamed to disk past this size, and refused past TRIAD_MAX_UPLOAD_MB.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
@@ -320,6 +334,9 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
+# /healthz (controlplane/health.py): how long each check (database, Redis, broker) may take.
+TRIAD_HEALTH_TIMEOUT_S = env_float("TRIAD_HEALTH_TIMEOUT_S", 2.0, minimum=0.1)
+
 # Live updates go through runs/live/broadcast.py's own Redis pub/sub (in-process without REDIS_URL), not a
 # Channels channel layer: the consumers take no channel-layer channel, so none is configured.
 REDIS_URL = env_str("REDIS_URL")
@@ -348,14 +365,30 @@ if _proxy_header:
             f"e.g. HTTP_X_FORWARDED_PROTO,https; got {','.join(_proxy_header)!r}"
         )
     SECURE_PROXY_SSL_HEADER = (_proxy_header[0], _proxy_header[1])
+# Load balancers probe the health endpoint over plain HTTP, inside the network: it is not redirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
+# Logs (docs/deploy.md, "Logs"): every line carries the run it was written for (controlplane/logs.py);
+# TRIAD_LOG_FORMAT=json writes each as one JSON object, for a log pipeline.
+TRIAD_LOG_FORMAT = env_str("TRIAD_LOG_FORMAT", "plain")
+if TRIAD_LOG_FORMAT not in LOG_FORMATS:
+    raise ConfigError(f"TRIAD_LOG_FORMAT: expected plain or json, got {TRIAD_LOG_FORMAT!r}")
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ConfigError(f"LOG_LEVEL: expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {LOG_LEVEL!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "filters": {"run": {"()": "controlplane.logs.RunIdFilter"}},
+    "formatters": {
+        "plain": {"format": PLAIN_FORMAT},
+        "json": {"()": "controlplane.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": TRIAD_LOG_FORMAT, "filters": ["run"]}
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

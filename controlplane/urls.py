@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
+from controlplane import health
 from controlplane.api import app as rest_api
 from runs import api
 
@@ -18,6 +19,7 @@ urlpatterns = [
     path("alerts/", include("runs.alerts.urls")),
     path("sweeps/", include("runs.sweeps.urls")),
     path("", include("controlplane.accounts.urls")),
+    path("healthz", health.healthz, name="healthz"),  # load balancers' probe: no login (docs/deploy.md)
     path("api/v1/runs/<int:run_id>/events", api.run_events, name="api-run-events"),
     path("api/v1/runs/<int:run_id>/spec", api.run_spec, name="api-run-spec"),
     path("api/v1/runs/<int:run_id>/claim", api.run_claim, name="api-run-claim"),

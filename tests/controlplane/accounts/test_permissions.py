@@ -218,6 +218,7 @@ NOT_PAGES = {
     "login",
     "logout",
     "home",
+    "healthz",  # load balancers' probe: anonymous by design (tests/controlplane/test_health.py)
     "api-run-events",
     "api-run-spec",
     "api-run-claim",
