@@ -17,7 +17,7 @@ from celery.signals import (
     task_prerun,
     worker_ready,
 )
-from kombu import Queue  # type: ignore[attr-defined]
+from kombu import Exchange, Queue  # type: ignore[attr-defined]
 from kombu.exceptions import OperationalError
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
@@ -48,7 +48,14 @@ app.conf.worker_task_log_format = (
     "[%(asctime)s: %(levelname)s/%(processName)s]%(run_tag)s %(task_name)s[%(task_id)s]: %(message)s"
 )
 app.conf.task_default_queue = CONTROL
-app.conf.task_queues = (Queue(CONTROL), Queue(settings.TRIAD_SANDBOX_QUEUE))  # type: ignore[no-untyped-call]
+# Each queue its own exchange and routing key. A Queue named alone is bound to the default exchange with
+# the default routing key (the control queue's), and on Redis that delivered every control task to the
+# sandbox queue too: a sandbox node, which holds no database, took control tasks (docs/sandbox.md, "The
+# sandbox fleet").
+app.conf.task_queues = tuple(
+    Queue(name, Exchange(name), routing_key=name)  # type: ignore[no-untyped-call]
+    for name in (CONTROL, settings.TRIAD_SANDBOX_QUEUE)
+)
 app.conf.task_create_missing_queues = True
 # Runs are routed per call (gpu.<their pool>); everything else has a fixed queue.
 app.conf.task_routes = {

@@ -330,8 +330,7 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "redis+socket://")):
         "socket_timeout": TRIAD_BROKER_TIMEOUT_S,
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
-CELERY_RESULT_BACKEND = None
-CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_IGNORE_RESULT = True  # only tasks that say so store a result (sandbox.run_batch)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
 # /healthz (controlplane/health.py): how long each check (database, Redis, broker) may take.
@@ -340,6 +339,10 @@ TRIAD_HEALTH_TIMEOUT_S = env_float("TRIAD_HEALTH_TIMEOUT_S", 2.0, minimum=0.1)
 # Live updates go through runs/live/broadcast.py's own Redis pub/sub (in-process without REDIS_URL), not a
 # Channels channel layer: the consumers take no channel-layer channel, so none is configured.
 REDIS_URL = env_str("REDIS_URL")
+# Where the sandbox fleet's results come back (docs/sandbox.md, "The sandbox fleet"): CELERY_RESULT_BACKEND,
+# else REDIS_URL; none on the embedded default, which so refuses runs with sandbox_mode fleet.
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or REDIS_URL or None
+CELERY_RESULT_EXPIRES = 3600  # a result its trainer never collected (it died) leaves Redis within the hour
 
 # Security. Production defaults (TRIAD_DEV unset or false): cookies only over HTTPS, plain HTTP
 # redirected to HTTPS, HSTS for a year including subdomains; `manage.py check --deploy` is clean.

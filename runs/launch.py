@@ -4,6 +4,7 @@ broker (also on resume)."""
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
 from django.db import transaction
@@ -26,7 +27,8 @@ from runs.registry.models import ModelStatus, RegisteredModel
 from runs.registry.selectors import model_readable_by_team
 from runs.spend.selectors import BudgetState, spend_estimate, team_budget_state, user_budget_state
 from runs.tokens import token_new
-from workers.spec import RunConfig, config_from_stored
+from workers.fleet import fleet_unavailable_reason
+from workers.spec import SANDBOX_FLEET, RunConfig, config_from_stored
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ def run_launch(
         _check_model(model=model, team=team, pool=pool)
     pool = pool_for_run(pool=pool, model=model)
     _check_resources(config=config, model=model, pool=pool)
+    check_sandbox_mode(config=config)
     check_monthly_budget(user=user, team=team, dataset_version=dataset_version, config=config, pool=pool)
     token, hashed = token_new()
     with transaction.atomic():
@@ -156,6 +159,18 @@ def _check_resources(*, config: RunConfig, model: RegisteredModel | None, pool: 
     refusal = launch_resources(config=config, model=model, pool=pool).refusal
     if refusal is not None:
         raise RunLaunchError(refusal.message, field=refusal.field)
+
+
+def check_sandbox_mode(*, config: RunConfig) -> None:
+    """Refuse sandbox_mode fleet where there is no fleet to reach: it needs Redis as the broker and the
+    result backend (the embedded default has neither; docs/sandbox.md, "The sandbox fleet")."""
+    if config.sandbox_mode != SANDBOX_FLEET:
+        return
+    reason = fleet_unavailable_reason(
+        str(settings.CELERY_BROKER_URL), str(settings.CELERY_RESULT_BACKEND or "")
+    )
+    if reason:
+        raise RunLaunchError(f"this control plane has no sandbox fleet: {reason}", field="sandbox_mode")
 
 
 def check_monthly_budget(

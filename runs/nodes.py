@@ -16,7 +16,9 @@ from django.db.models import Prefetch, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
+from controlplane.accounts.models import AuditAction, AuditEntry
 from controlplane.accounts.selectors import team_ids_for
+from controlplane.accounts.services import audit_record
 from runs.models import ACTIVE_STATUSES, Node, NodeSample, Run, RunClaim
 from runs.node_samples import node_latest_samples
 
@@ -105,6 +107,28 @@ def node_heartbeat(*, name: str, at: dt.datetime | None = None) -> bool:
     """Record that the node is alive; a heartbeat that arrives late never moves the time back."""
     when = at or timezone.now()
     return bool(Node.objects.filter(name=name, last_heartbeat_at__lt=when).update(last_heartbeat_at=when))
+
+
+def sandbox_worker_stopped(*, name: str, queue: str, batches: int, reason: str) -> AuditEntry:
+    """Record that sandbox worker `name` stopped consuming `queue` after `batches` whole batches of
+    sandbox_error in a row: an error line in the control worker's log and an entry of the audit log
+    (site admins read it), where operators look for it. The worker stays out of the fleet until it is
+    restarted (docs/sandbox.md, "The sandbox fleet")."""
+    logger.error(
+        "sandbox worker %s stopped consuming %s after %d batches of sandbox_error in a row: %s",
+        name,
+        queue,
+        batches,
+        reason,
+    )
+    return audit_record(
+        actor=None,
+        action=AuditAction.SANDBOX_STOP,
+        target_type="sandbox_worker",
+        target_id=name[:64],
+        target=f"sandbox worker {name}",
+        after={"queue": queue, "batches_in_a_row": batches, "reason": reason[:1000]},
+    )
 
 
 def run_node_assign(*, run_id: int, node_name: str) -> bool:

@@ -93,6 +93,15 @@ def node_heartbeat_task(name: str, at: float, sample: dict[str, Any] | None = No
         node_sample_record(name=name, at=when, raw=sample)
 
 
+@shared_task(name="nodes.sandbox_stopped", ignore_result=True, acks_late=True)
+def sandbox_worker_stopped_task(name: str, queue: str, batches: int, reason: str) -> None:
+    """Control queue: a sandbox worker whose batches all came back sandbox_error stopped consuming its
+    queue (workers/tasks.py) and says so; it has no database of its own to write to."""
+    from runs.nodes import sandbox_worker_stopped
+
+    sandbox_worker_stopped(name=name, queue=queue, batches=batches, reason=reason)
+
+
 @shared_task(name="nodes.assign_run", ignore_result=True, acks_late=True)
 def run_node_assign_task(run_id: int, node_name: str) -> None:
     from runs.nodes import run_node_assign

@@ -215,6 +215,7 @@ class _Config:
 
 
 _STEPS = 100_000
+SANDBOX_LOCAL, SANDBOX_FLEET = "local", "fleet"  # sandbox_mode: where rewards are scored
 VERIFIER_SOURCE = "reward_custom_source"
 VERIFIER_FUNCTION = "reward"
 VERIFIER_MAX_CHARS = 8_000  # the YAML holding it, every other setting besides, stays under 30 000
@@ -618,6 +619,14 @@ class TrainConfig(_Config):
             "the correctness score) or none (every sample)."
         ),
         choices=("pass", "correctness", "none"),
+    )
+    # Where samples are scored (docs/trainer.md, "Rewards"; docs/sandbox.md, "The sandbox fleet").
+    sandbox_mode: str = setting(
+        SANDBOX_LOCAL,
+        label="Sandbox",
+        help="Where samples are scored: local (each rank's sandbox on its own node) or fleet (the sandbox "
+        "queue's workers, through Celery; needs Redis as broker and result backend).",
+        choices=(SANDBOX_LOCAL, SANDBOX_FLEET),
     )
     # The execution-outcome critic (docs/trainer.md); skipping the sandbox is opt-in and audited.
     critic: bool = setting(False, label="Critic", help="Train a critic that predicts each sample's verdict.")

@@ -63,6 +63,8 @@ class AuditAction(models.TextChoices):
     MEMBERSHIP_REMOVE = "membership.remove", "Membership removed"
     TOKEN_CREATE = "token.create", "API token created"
     TOKEN_REVOKE = "token.revoke", "API token revoked"
+    # By the system: a sandbox worker that stopped taking batches (docs/sandbox.md, "The sandbox fleet").
+    SANDBOX_STOP = "sandbox.stop", "Sandbox worker stopped"
 
 
 class AuditEntry(models.Model):

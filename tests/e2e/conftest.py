@@ -42,12 +42,19 @@ class Stack:
     env: dict[str, str]
     workers: list[subprocess.Popen] = field(default_factory=list)
 
-    def start_worker(self, *, gpu: bool = True, control: bool = True) -> subprocess.Popen:
+    def start_worker(
+        self, *, gpu: bool = True, control: bool = True, sandbox_only: bool = False
+    ) -> subprocess.Popen:
         """A Celery worker on this stack's GPU queue (unless `gpu` is False: GPU nodes of their own, from
         tests/e2e/netns.py, serve it), sandbox and control queues (unless `control` is False: a node
-        alone, whose answers another worker records while it is busy) (its log: worker-<n>.log)."""
+        alone, whose answers another worker records while it is busy) (its log: worker-<n>.log).
+        `sandbox_only`: a sandbox node of the fleet instead, on the sandbox queue alone and without
+        DATABASE_URL (docs/sandbox.md, "The sandbox fleet")."""
         queues = [f"gpu.{self.pool}"] if gpu else []
         queues += [f"sandbox-{self.pool}", f"control-{self.pool}"] if control else []
+        env = self.env
+        if sandbox_only:
+            queues, env = [f"sandbox-{self.pool}"], {k: v for k, v in self.env.items() if k != "DATABASE_URL"}
         log = (self.var_dir / f"worker-{len(self.workers)}.log").open("wb")
         proc = subprocess.Popen(
             [
@@ -67,7 +74,7 @@ class Stack:
                 f"{self.pool}-{len(self.workers)}@%h",
             ],
             cwd=REPO,
-            env=self.env,
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

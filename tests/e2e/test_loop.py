@@ -25,13 +25,15 @@ DATASET = (
 )
 
 
-def launch(stack, steps: int):
+def launch(stack, steps: int, sandbox_mode: str = "local"):
     import io
 
     user = UserFactory(username="e2e")
     version = dataset_import(user=user, name="e2e", fileobj=io.BytesIO(DATASET.encode())).version
     wait_verified(version.pk)
-    config = RunConfig(steps=steps, group_size=4, prompts_per_step=2, max_new_tokens=32)
+    config = RunConfig(
+        steps=steps, group_size=4, prompts_per_step=2, max_new_tokens=32, sandbox_mode=sandbox_mode
+    )
     return user, run_launch(
         user=user, dataset_version=version, name="e2e", config=config, pool=stack.pool
     ).run
@@ -46,7 +48,10 @@ async def receive_metrics(url: str, cookie: str, origin: str, want: int) -> list
 
 
 def test_a_run_trains_under_deepspeed_and_streams_metrics_to_a_websocket(stack):
-    user, run = launch(stack, steps=4)
+    """Scored through the sandbox fleet (sandbox_mode fleet): a sandbox node of its own, with no
+    database URL, runs the trainer's batches (the other tests here score on the trainer's node)."""
+    fleet_node = stack.start_worker(sandbox_only=True)
+    user, run = launch(stack, steps=4, sandbox_mode="fleet")
     client = Client()
     client.force_login(user)
     cookie = f"sessionid={client.cookies['sessionid'].value}"
@@ -64,8 +69,14 @@ def test_a_run_trains_under_deepspeed_and_streams_metrics_to_a_websocket(stack):
     assert run.status == RunStatus.SUCCEEDED, f"{run.status_message}\n{stack.log_tail()}"
     steps = set(MetricPoint.objects.filter(run=run, key="pass_rate").values_list("step", flat=True))
     assert steps == {0, 1, 2, 3}
-    for key in ("reward/mean", "pass_rate", "loss", "time/step_s"):
+    for key in ("reward/mean", "pass_rate", "loss", "time/step_s", "sandbox/infra_error_frac"):
         assert MetricPoint.objects.filter(run=run, key=key).count() == 4, key
+    infra = MetricPoint.objects.filter(run=run, key="sandbox/infra_error_frac").values_list(
+        "value", flat=True
+    )
+    assert set(infra) == {0.0}
+    fleet_log = (stack.var_dir / f"worker-{stack.workers.index(fleet_node)}.log").read_text()
+    assert fleet_log.count("Task sandbox.run_batch[") >= 2 * 4  # received and succeeded, every step
     assert Generation.objects.filter(run=run).exists()
     # The worker registered itself as a node of the pool, and the run knows where it ran.
     wait_until(lambda: Run.objects.get(pk=run.pk).node_id is not None, 30, "the run's node")

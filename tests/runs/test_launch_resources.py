@@ -236,3 +236,38 @@ def test_the_estimate_panel_shows_a_pool_other_than_the_models(logged_in, user):
     page = logged_in.get(reverse("spend:estimate"), {"model": model.pk, "pool": "a10"}).content.decode()
 
     assert "A launch would be refused: model llama-7b is registered on pool h100, not a10" in page
+
+
+def test_sandbox_mode_fleet_is_refused_where_there_is_no_redis_to_reach_a_fleet(user, settings):
+    """The embedded default: a filesystem broker and no result backend (docs/sandbox.md, "The sandbox
+    fleet")."""
+    settings.CELERY_BROKER_URL, settings.CELERY_RESULT_BACKEND = "filesystem://", None
+
+    refused = _refused(user, config=RunConfig(sandbox_mode="fleet"))
+
+    assert refused.field == "sandbox_mode"
+    assert "no sandbox fleet" in str(refused) and "Redis broker" in str(refused)
+
+
+def test_sandbox_mode_fleet_is_refused_without_a_result_backend(user, settings):
+    settings.CELERY_BROKER_URL, settings.CELERY_RESULT_BACKEND = "redis://127.0.0.1:6379/9", None
+
+    refused = _refused(user, config=RunConfig(sandbox_mode="fleet"))
+
+    assert "Redis result backend" in str(refused)
+
+
+def test_sandbox_mode_fleet_launches_on_redis(user, settings, django_capture_on_commit_callbacks):
+    settings.CELERY_BROKER_URL = settings.CELERY_RESULT_BACKEND = "redis://127.0.0.1:6379/9"
+
+    with django_capture_on_commit_callbacks(execute=False):  # launched, not sent
+        run = _launch(user, config=RunConfig(sandbox_mode="fleet")).run
+
+    assert Run.objects.get(pk=run.pk).config["sandbox_mode"] == "fleet"
+
+
+def test_sandbox_mode_takes_local_or_fleet_only():
+    from workers.spec import SettingError, config_from_dict
+
+    with pytest.raises(SettingError, match="sandbox_mode: must be one of local, fleet"):
+        config_from_dict({"sandbox_mode": "cloud"}, config_type=RunConfig)

@@ -213,3 +213,27 @@ def test_the_spec_asks_for_the_runs_gpus_per_node_and_gpus_where_the_pool_has_th
     assert left_to_the_node == {"num_nodes": 1, "procs_per_node": 0, "gpu": True}
     assert on_cpus == {"num_nodes": 1, "procs_per_node": 0, "gpu": False}
     assert no_node_yet == {"num_nodes": 1, "procs_per_node": 2, "gpu": False}
+
+
+def test_a_sandbox_worker_that_stopped_consuming_is_in_the_audit_log_and_the_log(caplog):
+    from controlplane.accounts.models import AuditAction, AuditEntry
+    from runs.tasks import sandbox_worker_stopped_task
+
+    with caplog.at_level(logging.ERROR, logger="runs.nodes"):
+        sandbox_worker_stopped_task(
+            name="sandbox@h3", queue="sandbox", batches=2, reason="sandbox unavailable on this node: no bwrap"
+        )
+
+    entry = AuditEntry.objects.get()
+    assert (entry.action, entry.actor, entry.target_type, entry.target) == (
+        AuditAction.SANDBOX_STOP,
+        None,
+        "sandbox_worker",
+        "sandbox worker sandbox@h3",
+    )
+    assert entry.after == {
+        "queue": "sandbox",
+        "batches_in_a_row": 2,
+        "reason": "sandbox unavailable on this node: no bwrap",
+    }
+    assert "sandbox worker sandbox@h3 stopped consuming sandbox" in caplog.text

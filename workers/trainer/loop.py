@@ -100,7 +100,13 @@ from workers.trainer.reasoning import sft_target
 from workers.trainer.reference import gathered_state_dict, load_pin, read_pin, reference_dir, write_pin
 from workers.trainer.retention import Policy, retain, write_meta
 from workers.trainer.reward_components import ReferenceTimes
-from workers.trainer.rewards import Score, complete_components, episode_score, score_completions
+from workers.trainer.rewards import (
+    Score,
+    complete_components,
+    episode_score,
+    sandbox_fleet,
+    score_completions,
+)
 from workers.trainer.rollout import Completion, Prompt, RolloutEngine, TorchEngine
 from workers.trainer.sft_fit import fit_sft_rows
 from workers.trainer.spec import Problem, RunSpec, load_spec, reward_weights
@@ -266,6 +272,8 @@ class Trainer:
         self.critic = TrainerCritic(train, rank=self.rank) if train.critic else None
         self.reward_weights = reward_weights(train)
         self.reference_times = ReferenceTimes()
+        # sandbox_mode fleet: scored by the sandbox queue's workers (None: this rank's own sandbox).
+        self.fleet = sandbox_fleet(train.sandbox_mode)
 
     def _set_up_eval_set(self) -> None:
         train = self.spec.train
@@ -464,6 +472,7 @@ class Trainer:
                 reference_times=self.reference_times,
                 aux_gate=train.reward_aux_gate,
                 verifier=train.reward_custom_source,
+                fleet=self.fleet,
             )
 
         scored, texts = self.scoring_inputs(problems, groups)

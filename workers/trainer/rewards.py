@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from workers.spec import SETTINGS
+from workers.spec import SANDBOX_FLEET, SETTINGS
 from workers.trainer.reward_components import (
     GATED,
     REFERENCE_RUNS,
@@ -27,6 +27,7 @@ from workers.trainer.reward_components import (
 from workers.trainer.spec import Problem, SandboxSpec
 
 if TYPE_CHECKING:
+    from workers.fleet import FleetClient
     from workers.repo.env import EpisodeResult
 
 INFRA_ERROR = "sandbox_error"
@@ -199,6 +200,17 @@ def _real_sandbox() -> tuple[type[Any], type[Any], RunBatch]:
     return Item, Limits, run_batch
 
 
+def sandbox_fleet(mode: str, environ: Mapping[str, str] | None = None) -> FleetClient | None:
+    """The sandbox fleet's client for sandbox_mode fleet, from the environment the launcher hands the
+    trainer (workers/fleet.py; FleetUnavailable, saying what is missing, without Redis); None for local:
+    this rank's own sandbox."""
+    if mode != SANDBOX_FLEET:
+        return None
+    from workers.fleet import FleetClient, FleetConfig
+
+    return FleetClient(FleetConfig.from_env(environ))
+
+
 def sandbox_workers(environ: Mapping[str, str] | None = None, cpus: int | None = None) -> int:
     """This rank's sandbox pool: its share of the CPUs it may use, cpus // the ranks on this node
     (LOCAL_WORLD_SIZE, else LOCAL_SIZE; 1 when neither is set), at least 1. The ranks of a node
@@ -262,6 +274,7 @@ def score_completions(
     reference_times: ReferenceTimes | None = None,
     aux_gate: str = DEFAULT_AUX_GATE,
     verifier: str = "",
+    fleet: FleetClient | None = None,
 ) -> list[list[Score]]:
     """Score completions[i][j] (j-th sample for problems[i]); sandbox_error items are retried once.
 
@@ -270,9 +283,15 @@ def score_completions(
     problems' reference solutions are timed on first use, and each passing candidate that has one to
     compare with is timed as robustly (robust_times). The sandbox pool is this rank's share of the
     node's CPUs (sandbox_workers). `verifier` (reward_custom_source), or the problem's own, runs in the
-    sandbox beside each sample's tests when custom is weighted; its score is the custom component."""
+    sandbox beside each sample's tests when custom is weighted; its score is the custom component.
+    `fleet` (sandbox_mode fleet): every batch, the reference solutions' and the re-timings' included, is
+    scored by the sandbox queue's workers instead, which retry sandbox_error through the queue itself."""
     item_cls, limits_cls, sandbox_run = _real_sandbox()
-    run_batch: RunBatch = functools.partial(sandbox_run, workers=sandbox_workers())
+    run_batch: RunBatch = (
+        fleet.run_batch if fleet is not None else functools.partial(sandbox_run, workers=sandbox_workers())
+    )
+    if fleet is not None:
+        retries = 0  # the fleet client sent its sandbox_error items once more already
     limits = limits_cls(timeout_s=sandbox.timeout_s, memory_mb=sandbox.memory_mb)
     if weights.get("efficiency") and reference_times is not None:
         reference_times.ensure(problems, item_cls=item_cls, limits=limits, run_batch=run_batch)
