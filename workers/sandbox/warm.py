@@ -83,6 +83,9 @@ class Zygote:
         self.kept: tuple[int, ...] = ()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock = ours
+        # Before the zygote can send anything: the kernel attaches the sender's credentials only
+        # to what is sent while the receiving end asks for them.
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         argv = process_backend.sandbox_argv("bwrap", str(theirs.fileno()), zygote=True)
         fds = (theirs.fileno(), *cg.judge_fds)  # v2: the zygote keeps them, for each judge to join
 
@@ -115,7 +118,6 @@ class Zygote:
 
     def _hello(self) -> int:
         """Wait for the zygote's ``ready``; its pid in our namespace (the kernel's word for it)."""
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self.sock.settimeout(STARTUP_GRACE_S)
         try:
             msg, ancillary, _flags, _addr = self.sock.recvmsg(6, socket.CMSG_SPACE(12))
