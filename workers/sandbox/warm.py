@@ -4,11 +4,13 @@ The zygote is started like a cold item (same bwrap arguments, same runner code) 
 ``runner.zygote``: it waits on a control socket, and for each item receives four descriptors made
 by us for that item only (stdin, stdout, stderr, verdict), forks a judge, and the judge runs the
 item exactly as a cold runner would (rlimits, a candidate process as the slot uid, new session).
-Afterwards every process of the slot uid in the pid namespace is killed and /tmp emptied (by the
-judge turned into the slot uid, checked by the zygote) before it answers ``done <status>``.
-Anything abnormal (timeout, output over the cap, a lost zygote) kills the whole sandbox; the next
-item gets a new one. Requires bwrap as root: the slot uid is what keeps the item away from the
-zygote (it cannot signal or ptrace it) and what lets the item's leftovers be killed.
+When the judge has exited the zygote answers ``done <status>``; we then empty the slot's cgroup,
+which holds every process of the item (on v1 the judges are born in it, the zygote being started
+by the slot's thread and kept there; on v2 each judge joins it), and before the next item the
+zygote empties /tmp, as the slot uid, if anything is left in it. Anything abnormal (timeout,
+output over the cap, a lost zygote) kills the whole sandbox; the next item gets a new one.
+Requires bwrap as root: the slot uid is what keeps the item away from the zygote (it cannot
+signal or ptrace it) and what lets the item's files in /tmp be removed.
 """
 
 from __future__ import annotations
