@@ -12,10 +12,14 @@ tasks. Everything an item starts must be in it:
   slot's pids cgroup (``run``), which starts the slot's bwrap. Moving a process into a cgroup
   instead costs about 4-5 ms of fork and exit time per item here (measured with
   bench/sandbox.py; the write itself takes 40 us): a third of a cold item.
-- v2, and warm judges on v1: the judge moves itself in (it writes ``0`` to a descriptor of
-  ``cgroup.procs`` that the parent opened and passed, ``judge_fds``, then closes it) before it
-  forks the candidate process. (On v2 a thread of ours in it would be killed with the item:
-  ``cgroup.kill`` kills whole processes.)
+- v1, warm items: the slot thread also starts the slot's zygote, so every judge it forks is born
+  in the cgroup too. The zygote's own processes (bwrap, its reaper, the zygote) are *kept*
+  (``keep``): emptying spares them for as long as each is alive, as it spares us. Moving each
+  judge in instead cost every warm item a migration (see above).
+- v2: the judge moves itself in (it writes ``0`` to a descriptor of ``cgroup.procs`` that the
+  parent opened and passed, ``judge_fds``, then closes it) before it forks the candidate process.
+  (On v2 a thread of ours in it would be killed with the item: ``cgroup.kill`` kills whole
+  processes.)
 
 When the item ends the parent empties it (``empty``): on cgroup v2 it writes ``1`` to
 ``cgroup.kill``; on v1 it freezes it (``freezer.state``), SIGKILLs every process but our own
@@ -33,6 +37,7 @@ import contextlib
 import fcntl
 import os
 import re
+import select
 import signal
 import threading
 import time
@@ -120,6 +125,7 @@ class SlotCgroup:
                 os.close(fd)
             raise
         self.fds = tuple(fds)
+        self._kept: dict[int, int] = {}  # pid -> pidfd: processes of ours living here on purpose
         self._thread: ThreadPoolExecutor | None = None
         self._thread_lock = threading.Lock()
 
@@ -128,11 +134,12 @@ class SlotCgroup:
         """What a cold item's judge must join itself: nothing on v1 (it is born in the cgroup)."""
         return () if self.version == 1 else self.fds
 
-    def run(self, fn: Callable[[], T]) -> T:
-        """Call fn (which starts an item's first process) so that its children are born in the
-        cgroup: on v1 in the slot's own thread, which lives in the slot's pids cgroup (and so must
-        outlive what it starts: bwrap's --die-with-parent fires when its forking thread ends), with
-        the caller's CPU affinity; on v2 here (the judge joins)."""
+    def run(self, fn: Callable[[], T], cpus: set[int] | None = None) -> T:
+        """Call fn (which starts an item's first process, or a warm zygote) so that its children
+        are born in the cgroup: on v1 in the slot's own thread, which lives in the slot's pids
+        cgroup (and so must outlive what it starts: bwrap's --die-with-parent fires when its
+        forking thread ends), with the given CPU affinity (by default the caller's); on v2 here
+        (the judge joins)."""
         if self.version != 1:
             return fn()
         with self._thread_lock:
@@ -140,7 +147,8 @@ class SlotCgroup:
                 self._thread = ThreadPoolExecutor(1, f"sandbox-slot-{os.path.basename(self.dirs[0])}")
                 self._thread.submit(self._enter).result()
             thread = self._thread
-        cpus = os.sched_getaffinity(0)  # this thread's (a worker may be pinned, see batch.py)
+        if cpus is None:
+            cpus = os.sched_getaffinity(0)  # this thread's (a worker may be pinned, see batch.py)
 
         def call() -> T:
             with contextlib.suppress(OSError):
@@ -161,13 +169,38 @@ class SlotCgroup:
             if os.path.exists(path):
                 Path(path).write_text(value)
 
+    def keep(self, pidfds: dict[int, int]) -> None:
+        """Spare these processes (pid -> a pidfd of it, which the cgroup now owns) when emptying,
+        each for as long as it is alive: a warm zygote's bwrap, reaper and zygote (v1). Their
+        pidfds are what make this safe: a pid is spared only while its pidfd says the process
+        has not exited, so a pid reused by an item's process is never spared."""
+        self._kept.update(pidfds)
+
+    def release(self, pids: tuple[int, ...]) -> None:
+        """No longer spare these (the zygote was closed): the next emptying kills what is left."""
+        for pid in pids:
+            fd = self._kept.pop(pid, -1)
+            if fd >= 0:
+                os.close(fd)
+
     def pids(self) -> set[int]:
-        """The processes of the cgroup, but for our own (on v1 the slot thread is one of ours)."""
+        """The processes of the cgroup, but for our own (on v1 the slot thread is one of ours)
+        and the kept ones that are alive."""
         found: set[int] = set()
         for d in self.dirs:
-            with open(os.path.join(d, "cgroup.procs"), "rb") as f:
-                found.update(int(x) for x in f.read().split())
+            fd = os.open(os.path.join(d, "cgroup.procs"), os.O_RDONLY | os.O_CLOEXEC)
+            try:  # os, not open(): read twice per item, the buffered file's set-up is most of it
+                data = b""
+                while chunk := os.read(fd, 1 << 16):
+                    data += chunk
+            finally:
+                os.close(fd)
+            found.update(int(x) for x in data.split())
         found.discard(os.getpid())
+        kept = {pid: fd for pid, fd in self._kept.items() if pid in found}
+        if kept:  # listed, then checked alive: alive now, so alive when listed, so the same process
+            exited = set(select.select(list(kept.values()), [], [], 0)[0])
+            found.difference_update(pid for pid, fd in kept.items() if fd not in exited)
         return found
 
     def empty(self, timeout_s: float = EMPTY_TIMEOUT_S) -> bool:
@@ -241,7 +274,9 @@ class SlotCgroup:
                 self._memory_mb = mb
 
     def remove(self) -> None:
-        """Empty it, stop the slot thread, close our descriptors and remove the directories."""
+        """Empty it (a zygote kept there too), stop the slot thread, close our descriptors and
+        remove the directories."""
+        self.release(tuple(self._kept))
         self.empty()
         with self._thread_lock:
             thread, self._thread = self._thread, None
@@ -353,7 +388,7 @@ def _forget() -> None:
     global _lock
     _lock = threading.Lock()
     for cg in _slots.values():
-        for fd in cg.fds:
+        for fd in (*cg.fds, *cg._kept.values()):
             with contextlib.suppress(OSError):
                 os.close(fd)
     _slots.clear()

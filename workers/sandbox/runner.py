@@ -1103,11 +1103,11 @@ def _join_cgroup(fds: tuple[int, ...]) -> None:
             _exit(4)
 
 
-def run_item(public: tuple[Any, ...], vfd: int, clean_up: bool = False) -> None:
+def run_item(public: tuple[Any, ...], vfd: int) -> None:
     """Run one item: fork the candidate process, judge it, write the verdict on vfd; never returns.
 
-    clean_up (warm mode): then, as the slot uid, kill every process of that uid and empty /tmp;
-    exit 0 only when that worked (the zygote checks again, and cleans up itself otherwise).
+    What the item leaves behind is not the judge's business: the parent empties the slot's cgroup
+    after every item, and a warm zygote empties /tmp before the next (``zygote``).
     """
     code, compiled, timeout_s, memory_mb, uid, resource_path, cpus, cgroup_fds, program = public
     _join_cgroup(cgroup_fds)
@@ -1118,7 +1118,7 @@ def run_item(public: tuple[Any, ...], vfd: int, clean_up: bool = False) -> None:
             pass
     _set_limits(_resource(resource_path), timeout_s, memory_mb, bool(program))
     if program:
-        _judge_program(code, timeout_s, uid, vfd, clean_up)
+        _judge_program(code, timeout_s, uid, vfd)
     to_candidate, to_judge = posix.pipe(), posix.pipe()
     pid = posix.fork()
     if pid == 0:  # the candidate process: no secret, no verdict descriptor, its own uid
@@ -1171,19 +1171,13 @@ def run_item(public: tuple[Any, ...], vfd: int, clean_up: bool = False) -> None:
     _flush()
     verdict["traceback"] = verdict["traceback"][:max_text]
     verdict["failing_test"] = verdict["failing_test"][:max_text]
-    _finish(verdict, nonce, vfd, uid, clean_up)
+    _finish(verdict, nonce, vfd)
 
 
-def _finish(verdict: dict[str, Any], nonce: str, vfd: int, uid: int, clean_up: bool) -> None:
-    """Write the verdict with its nonce; in warm mode clean up as the slot uid; never returns."""
+def _finish(verdict: dict[str, Any], nonce: str, vfd: int) -> None:
+    """Write the verdict with its nonce; never returns."""
     verdict["nonce"] = nonce
     _write_all(vfd, b"\n" + _json(verdict).encode() + b"\n")
-    if clean_up and uid >= 0:
-        posix.close(vfd)
-        try:
-            _exit(0 if _become_and_clean(uid) else 1)
-        except BaseException:
-            _exit(2)
     _exit(0)
 
 
@@ -1320,7 +1314,7 @@ def _kill_case(pid: int, uid: int) -> None:
             pass
 
 
-def _judge_program(code: str, timeout_s: float, uid: int, vfd: int, clean_up: bool) -> None:
+def _judge_program(code: str, timeout_s: float, uid: int, vfd: int) -> None:
     """A program item: run the program once per case, compare, write the verdict; never returns.
 
     The judge reads the secret (the cases with their expected outputs, the comparisons) only now,
@@ -1374,7 +1368,7 @@ def _judge_program(code: str, timeout_s: float, uid: int, vfd: int, clean_up: bo
         verdict = _verdict(ran[first]["outcome"], passed, len(cases), "", f"case {first}", text[:max_text])
     verdict["cpu_us"] = cpu_us
     verdict["cases"] = ran
-    _finish(verdict, nonce, vfd, uid, clean_up)
+    _finish(verdict, nonce, vfd)
 
 
 def _read_frame(fd: int) -> Any:
@@ -1454,22 +1448,33 @@ def _wipe(top: str) -> None:
             pass
 
 
-def zygote(ctrl: int, uid: int, cgroup_fds: tuple[int, ...] = ()) -> None:
+def zygote(ctrl: int, uid: int, cgroup_fds: tuple[int, ...] = (), resource_path: str = "") -> None:
     """Warm mode: wait on the control socket for one item at a time, fork a fresh judge for it.
 
     Each message carries four descriptors (stdin, stdout, stderr, verdict), made by the parent for
     that item only. The child closes the control socket, takes them as 0, 1, 2 and 3, starts a new
     session and runs the item exactly as a cold runner would (its candidate process as the slot
-    uid). Once the verdict is written, every process of that uid in this pid namespace is killed
-    and /tmp emptied (by the judge, turned into the slot uid; checked here) before "done <wait
-    status>" goes back; then the next item. Only used under bwrap as root (own pid namespace,
-    slot uid distinct from ours). cgroup_fds (``cgroup.procs`` of the slot's cgroup, see
-    cgroup.py) stay open here; each judge joins that cgroup with them first, the zygote does not.
+    uid). When the judge has exited, "done <wait status>" goes back. The parent then empties the
+    slot's cgroup, which holds every process of the item (cgroup.py), before it sends the next
+    item; and before forking that item's judge, the zygote empties /tmp if the last item left
+    anything there (as the slot uid, in a helper; ``_kill_leftovers``). Only used under bwrap as
+    root (own pid namespace, slot uid distinct from ours). cgroup_fds (v2: ``cgroup.procs`` of
+    the slot's cgroup, see cgroup.py) stay open here; each judge joins that cgroup with them
+    first, the zygote does not (v1: none, the zygote was born in the cgroup and so is every judge).
+
+    What every judge would do alike is done once, here: ``resource`` is loaded, and what the
+    zygote holds is frozen out of the garbage collector, so that no judge's collection writes to
+    (and so copies) the pages it shares with the zygote. Then ``ready`` tells the parent (which
+    learns the zygote's pid from its credentials) that it serves.
     """
     import _socket  # not socket.py: it imports selectors, enum, os... which every fork would copy
+    import gc
 
     _stdin_to_null()
+    _resource(resource_path)
+    gc.freeze()
     sock = _socket.socket(fileno=ctrl)
+    sock.sendall(b"ready\n")
     while True:
         msg, ancillary, _flags, _addr = sock.recvmsg(64, _socket.CMSG_LEN(16))
         fds = [
@@ -1480,6 +1485,11 @@ def zygote(ctrl: int, uid: int, cgroup_fds: tuple[int, ...] = ()) -> None:
         ]
         if not msg or len(fds) != 4:
             _exit(0)
+        # The parent emptied the slot's cgroup after the last item: none of its processes is left
+        # to write here. What it left in /tmp goes now, as the slot uid (a sticky /tmp), and if
+        # that fails the whole sandbox does.
+        if posix.listdir("/tmp") and (not _kill_leftovers(uid) or posix.listdir("/tmp")):  # noqa: S108
+            _exit(3)
         pid = posix.fork()
         if pid == 0:
             sock.close()
@@ -1490,21 +1500,17 @@ def zygote(ctrl: int, uid: int, cgroup_fds: tuple[int, ...] = ()) -> None:
                     posix.close(fd)
             posix.setsid()
             _, public = _read_frame(0)
-            run_item((*public[:4], uid, public[5], public[6], cgroup_fds, *public[8:]), 3, clean_up=True)
+            run_item((*public[:4], uid, public[5], public[6], cgroup_fds, *public[8:]), 3)
         for fd in fds:
             posix.close(fd)
         _, status = posix.waitpid(pid, 0)
-        # The judge cleaned up as the slot uid before it exited 0; check, and do it here otherwise.
-        clean = status == 0 and not _others_alive(uid) and not posix.listdir("/tmp")  # noqa: S108
-        if not clean and not _kill_leftovers(uid):
-            _exit(3)
         sock.sendall(b"done %d\n" % status)
 
 
 def main() -> None:
     payload = globals()["_PAYLOAD"]  # set by the bootstrap (payload.BOOTSTRAP)
     if payload[0] == "zygote":
-        zygote(int(sys.argv[1]), int(payload[1]), tuple(payload[2]))
+        zygote(int(sys.argv[1]), int(payload[1]), tuple(payload[2]), str(payload[3]))
     else:
         run_item(payload, int(sys.argv[1]))
 

@@ -4,11 +4,13 @@ The zygote is started like a cold item (same bwrap arguments, same runner code) 
 ``runner.zygote``: it waits on a control socket, and for each item receives four descriptors made
 by us for that item only (stdin, stdout, stderr, verdict), forks a judge, and the judge runs the
 item exactly as a cold runner would (rlimits, a candidate process as the slot uid, new session).
-Afterwards every process of the slot uid in the pid namespace is killed and /tmp emptied (by the
-judge turned into the slot uid, checked by the zygote) before it answers ``done <status>``.
-Anything abnormal (timeout, output over the cap, a lost zygote) kills the whole sandbox; the next
-item gets a new one. Requires bwrap as root: the slot uid is what keeps the item away from the
-zygote (it cannot signal or ptrace it) and what lets the item's leftovers be killed.
+When the judge has exited the zygote answers ``done <status>``; we then empty the slot's cgroup,
+which holds every process of the item (on v1 the judges are born in it, the zygote being started
+by the slot's thread and kept there; on v2 each judge joins it), and before the next item the
+zygote empties /tmp, as the slot uid, if anything is left in it. Anything abnormal (timeout,
+output over the cap, a lost zygote) kills the whole sandbox; the next item gets a new one.
+Requires bwrap as root: the slot uid is what keeps the item away from the zygote (it cannot
+signal or ptrace it) and what lets the item's files in /tmp be removed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import os
 import select
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -27,9 +30,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from . import bwrap, cgroup, process_backend
-from .payload import RUNNER_CODE, Prepared, item_stdin, prepare, watch_limits
+from .payload import RESOURCE_PATH, RUNNER_CODE, Prepared, item_stdin, prepare, watch_limits
 from .types import Item, Limits, Result
-from .verdict import classify, infra, watch
+from .verdict import STARTUP_GRACE_S, classify, infra, watch
 
 
 def available() -> bool:
@@ -71,34 +74,100 @@ _starter = _Starter()
 
 
 class Zygote:
+    """A slot's zygote. On cgroup v1 it is started by the slot's thread, so it and every judge it
+    forks are born in the slot's cgroup (cgroup.py), which keeps the zygote's own three processes
+    (``kept``); on v2 each judge joins the cgroup itself, through descriptors the zygote holds."""
+
     def __init__(self, slot: int, cg: cgroup.SlotCgroup) -> None:
         self.slot = slot
         self.uid = process_backend.SLOT_UID_BASE + slot
+        self.cg = cg
+        self.kept: tuple[int, ...] = ()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock = ours
+        # Before the zygote can send anything: the kernel attaches the sender's credentials only
+        # to what is sent while the receiving end asks for them.
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         argv = process_backend.sandbox_argv("bwrap", str(theirs.fileno()), zygote=True)
-        fds = (theirs.fileno(), *cg.fds)  # the zygote keeps the cgroup's, for each judge to join
+        fds = (theirs.fileno(), *cg.judge_fds)  # v2: the zygote keeps them, for each judge to join
+
+        def start() -> subprocess.Popen[bytes]:
+            return process_backend.spawn(argv, "/", fds, slot, subprocess.DEVNULL)
+
         try:
-            self.proc = _starter.run(lambda: process_backend.spawn(argv, "/", fds, slot, subprocess.DEVNULL))
+            # Not pinned: a zygote serves workers on every CPU (each judge moves to its worker's).
+            self.proc = (
+                cg.run(start, os.sched_getaffinity(os.getpid())) if cg.version == 1 else _starter.run(start)
+            )
         except BaseException:
             ours.close()
             raise
         finally:
             theirs.close()
-        assert self.proc.stdin is not None
         try:
-            first = marshal.dumps((RUNNER_CODE, ("zygote", self.uid, cg.fds)))
-            self.proc.stdin.write(len(first).to_bytes(4, "big") + first)
+            assert self.proc.stdin is not None
+            try:
+                first = marshal.dumps((RUNNER_CODE, ("zygote", self.uid, cg.judge_fds, RESOURCE_PATH)))
+                self.proc.stdin.write(len(first).to_bytes(4, "big") + first)
+            finally:
+                self.proc.stdin.close()
+            zygote_pid = self._hello()
+            if cg.version == 1:
+                self._keep(zygote_pid)
+        except BaseException:
+            self.close()
+            raise
+
+    def _hello(self) -> int:
+        """Wait for the zygote's ``ready``; its pid in our namespace (the kernel's word for it)."""
+        self.sock.settimeout(STARTUP_GRACE_S)
+        try:
+            msg, ancillary, _flags, _addr = self.sock.recvmsg(6, socket.CMSG_SPACE(12))
         finally:
-            self.proc.stdin.close()
+            self.sock.settimeout(None)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 0)
+        creds = [
+            data
+            for level, kind, data in ancillary
+            if (level, kind) == (socket.SOL_SOCKET, socket.SCM_CREDENTIALS)
+        ]
+        if msg != b"ready\n" or len(creds) != 1 or len(creds[0]) < 12:
+            raise OSError("the warm sandbox did not start")
+        return int.from_bytes(creds[0][:4], sys.byteorder, signed=True)
+
+    def _keep(self, zygote_pid: int) -> None:
+        """Have the slot's cgroup spare bwrap, its reaper (the zygote's parent) and the zygote."""
+        fds: dict[int, int] = {}
+        try:
+            for pid in (self.proc.pid, zygote_pid):
+                fds[pid] = os.pidfd_open(pid)
+            reaper = _parent(zygote_pid)
+            fds[reaper] = os.pidfd_open(reaper)
+            # Checked after the pidfds are open: the zygote still alive under that reaper, the
+            # reaper bwrap's child: so each pidfd is the process we mean, not one that took its pid.
+            if _parent(zygote_pid) != reaper or _parent(reaper) != self.proc.pid or not self._running(fds):
+                raise OSError("the warm sandbox's processes are not what was started")
+        except BaseException:
+            for fd in fds.values():
+                os.close(fd)
+            raise
+        self.cg.keep(fds)
+        self.kept = tuple(fds)
+
+    @staticmethod
+    def _running(fds: dict[int, int]) -> bool:
+        return not select.select(list(fds.values()), [], [], 0)[0]
 
     def alive(self) -> bool:
         return self.proc.poll() is None
 
     def close(self) -> None:
         """Kill the zygote and wait until its sandbox is gone, not only bwrap's outer process: its
-        reaper (the pid namespace's init) dies of bwrap's --die-with-parent, later."""
+        reaper (the pid namespace's init) dies of bwrap's --die-with-parent, later. The slot's
+        cgroup no longer spares its processes."""
         self.sock.close()
+        self.cg.release(self.kept)
+        self.kept = ()
         if self.proc.returncode is None:
             inits = _pidfds(_children(self.proc.pid))
             try:
@@ -120,6 +189,12 @@ def _children(pid: int) -> list[int]:
             return [int(x) for x in f.read().split()]
     except OSError:
         return []
+
+
+def _parent(pid: int) -> int:
+    """pid's parent, from /proc/<pid>/stat (after the command's closing parenthesis: state, ppid)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return int(f.read().rsplit(b")", 1)[1].split()[1])
 
 
 def _pidfds(pids: list[int]) -> list[int]:

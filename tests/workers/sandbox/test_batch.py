@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -148,6 +149,38 @@ def test_warm_sandboxes_outlive_the_batch_whose_threads_started_them() -> None:
     assert all(z.alive() for z in warm._zygotes.values())
     assert all(r.passed for r in run_batch(items, backend="bwrap", mode="warm", cache=False, workers=2))
     assert {slot: z.proc.pid for slot, z in warm._zygotes.items()} == first
+
+
+def test_on_v1_warm_judges_are_born_in_the_slot_cgroup_which_spares_only_the_zygote() -> None:
+    if not batch.bwrap_available() or os.geteuid() != 0:
+        pytest.skip("warm mode needs bwrap as root")
+    from workers.sandbox import cgroup, warm
+
+    if cgroup.for_slot(0).version != 1:
+        pytest.skip("the v1 layout: on v2 each judge joins its cgroup")
+    warm.close_all()
+    # given an item that leaves a detached process behind, in a sandbox that writes to /tmp
+    leave = "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(60)\n" + ADD
+    mark = "open('/tmp/left', 'w').write('x')\n" + ADD
+    probe = "import os\nprint(os.listdir('/tmp'))\n" + ADD
+    items = [Item(id="leave", code=leave, tests=TESTS), Item(id="mark", code=mark, tests=TESTS)]
+    assert all(r.passed for r in run_batch(items, backend="bwrap", mode="warm", cache=False, workers=1))
+    (z,) = warm._zygotes.values()
+    cg = cgroup.for_slot(z.slot)
+    # then the zygote's three processes are in the slot's cgroup, kept, and nothing else is
+    assert len(z.kept) == 3 and z.proc.pid in z.kept
+    assert all(str(pid) in Path(cg.dirs[0], "cgroup.procs").read_text().split() for pid in z.kept)
+    assert not cg.pids()
+    # and the same zygote serves the next item with an empty /tmp
+    (seen,) = run_batch(
+        [Item(id="probe", code=probe, tests=TESTS)], backend="bwrap", mode="warm", cache=False
+    )
+    assert seen.passed and seen.stdout == "[]\n"
+    assert warm._zygotes[z.slot] is z
+    # when the zygote is closed, nothing of it is spared any more
+    warm.close_all()
+    assert not cg._kept and z.proc.poll() is not None
+    assert cg.empty() and not cg.pids()
 
 
 def test_an_unknown_mode_is_refused() -> None:

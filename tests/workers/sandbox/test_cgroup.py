@@ -187,6 +187,46 @@ def test_on_v1_what_the_slot_starts_is_born_in_its_cgroup_and_emptying_it_spares
         made.remove()
 
 
+def test_on_v1_a_kept_process_is_spared_while_it_lives_and_killed_once_released() -> None:
+    # given a process born in the slot's cgroup with a child, the parent kept (as a warm zygote is)
+    made = _v1()
+    try:
+        spawn = "import os, time\nif os.fork() == 0:\n    os.setsid()\ntime.sleep(60)\n"
+        proc = made.run(lambda: subprocess.Popen([sys.executable, "-c", spawn], start_new_session=True))
+        deadline = time.monotonic() + 5
+        while len(made.pids()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        child = (made.pids() - {proc.pid}).pop()
+        made.keep({proc.pid: os.pidfd_open(proc.pid)})
+        # when the cgroup is emptied, the child dies and the kept process lives on
+        assert made.pids() == {child}
+        assert made.empty() and not made.pids()
+        assert proc.poll() is None
+        # then, released, it is killed like any other
+        made.release((proc.pid,))
+        assert made.pids() == {proc.pid}
+        assert made.empty() and proc.wait(timeout=5) == -9
+    finally:
+        made.remove()
+
+
+def test_on_v1_a_kept_pid_whose_process_has_exited_is_not_spared() -> None:
+    # given a kept process that has exited (its pid free for any other process to take)
+    made = _v1()
+    try:
+        gone = made.run(lambda: subprocess.Popen([sys.executable, "-c", "pass"]))
+        pidfd = os.pidfd_open(gone.pid)
+        gone.wait()
+        sleeper = made.run(lambda: subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]))
+        # when another process of the cgroup is listed under the kept pid
+        made.keep({sleeper.pid: pidfd})
+        # then it is not spared: the pidfd says the kept process is gone
+        assert made.pids() == {sleeper.pid}
+        assert made.empty() and sleeper.wait(timeout=5) == -9
+    finally:
+        made.remove()
+
+
 def test_an_item_on_the_v2_layout_joins_its_cgroup_and_leaves_nothing() -> None:
     # the whole path on cgroup v2: a bwrap judge (in a cgroup namespace of its own) joins the slot
     # cgroup through the passed descriptor; its detached child is killed through cgroup.kill
