@@ -118,6 +118,15 @@ def _other_admins(team: Team, user: User) -> int:
     return Membership.objects.filter(team=team, role=Role.ADMIN).exclude(user=user).count()
 
 
+def membership_refusal(*, team: Team, user: User, role: str | None) -> str:
+    """Why giving the user this role in the team (None: removing them) would be refused, else "": a team
+    keeps at least one admin. The services check it again under their lock; forms ask it first."""
+    existing = Membership.objects.filter(team=team, user=user).values_list("role", flat=True).first()
+    if existing == Role.ADMIN and role != Role.ADMIN and not _other_admins(team, user):
+        return _LAST_ADMIN.format(user=user, team=team)
+    return ""
+
+
 @transaction.atomic
 def membership_set(*, team: Team, user: User, role: str, actor: User | None) -> Membership:
     """Add the user to the team with the role, or change their role. A team keeps at least one admin."""
