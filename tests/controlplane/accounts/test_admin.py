@@ -140,7 +140,11 @@ def test_a_membership_set_in_the_admin_is_audited_and_keeps_the_last_admin(clien
     assert added.status_code == 302
     assert Membership.objects.get(team=world.alpha, user=lou).role == Role.VIEWER
     entry = AuditEntry.objects.filter(action=AuditAction.MEMBERSHIP_SET).first()
-    assert (entry.actor, entry.target, entry.after) == (world.users["superuser"], "lou in alpha", {"role": "viewer"})
+    assert (entry.actor, entry.target, entry.after) == (
+        world.users["superuser"],
+        "lou in alpha",
+        {"role": "viewer"},
+    )
     assert demoted.status_code == 200 and "last admin of alpha" in demoted.content.decode()
     assert removed.status_code == 302
     assert Membership.objects.get(pk=ada.pk).role == Role.ADMIN
