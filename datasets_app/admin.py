@@ -4,7 +4,7 @@ their version; uploads, deletes and generation jobs go through the dataset pages
 
 from django.contrib import admin
 
-from controlplane.accounts.admin import ReadOnlyAdmin
+from controlplane.admin import ReadOnlyAdmin
 from datasets_app.models import (
     Dataset,
     DatasetVersion,

@@ -9,7 +9,7 @@ are never shown.
 
 from django.contrib import admin
 
-from controlplane.accounts.admin import ReadOnlyAdmin
+from controlplane.admin import ReadOnlyAdmin
 from runs.models import (
     ChartLayout,
     Generation,

@@ -1,10 +1,5 @@
-"""Django's admin (/admin/) for teams, memberships, the audit log and API tokens, and the base every
-app's admin uses for records that only Triad writes.
-
-The admin is the operator's window on every table, not a second way to change state: a change that the
-app audits or that a state machine owns goes through the same service as the pages (membership_set,
-team_create), or is not offered here. Secrets — token hashes, stored API keys — are never shown.
-"""
+"""Django's admin (/admin/) for teams, memberships, the audit log and API tokens (controlplane/admin.py
+says what the admin is for). Memberships and new teams go through the same services as the team page."""
 
 from typing import Any
 
@@ -17,28 +12,7 @@ from django.shortcuts import redirect
 from controlplane import orchestration
 from controlplane.accounts import services
 from controlplane.accounts.models import ApiIdempotency, ApiToken, AuditEntry, Membership, Team
-
-admin.site.site_header = "Triad administration"
-admin.site.site_title = "Triad admin"
-admin.site.site_url = "/"
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records only Triad writes: the audit log, telemetry, immutable versions, and state that a service
-    or a state machine owns. Site admins view them; nobody adds, changes or deletes them here — not even
-    a superuser, whose permissions Django would otherwise grant (has_*_permission decides, not perms)."""
-
-    # Large tables: no COUNT(*) of the whole table on every changelist.
-    show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+from controlplane.admin import ReadOnlyAdmin
 
 
 class TeamAdminForm(forms.ModelForm):

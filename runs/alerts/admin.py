@@ -3,7 +3,7 @@ deliveries are what happened). A webhook's signing secret is never shown."""
 
 from django.contrib import admin
 
-from controlplane.accounts.admin import ReadOnlyAdmin
+from controlplane.admin import ReadOnlyAdmin
 from runs.alerts.models import AlertFiring, AlertRule, AlertRuleRun, Delivery, Notification
 
 

@@ -3,7 +3,7 @@ pages and commands, which check the team's roles)."""
 
 from django.contrib import admin
 
-from controlplane.accounts.admin import ReadOnlyAdmin
+from controlplane.admin import ReadOnlyAdmin
 from runs.registry.models import RegisteredModel
 
 

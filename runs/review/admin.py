@@ -3,7 +3,7 @@ recounts the problems' flags; the rest is derived from generations)."""
 
 from django.contrib import admin
 
-from controlplane.accounts.admin import ReadOnlyAdmin
+from controlplane.admin import ReadOnlyAdmin
 from runs.review.models import CompareMatrix, ReviewItem, ReviewLabel, ReviewStepCount
 
 

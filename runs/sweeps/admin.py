@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from controlplane.accounts.admin import ReadOnlyAdmin
+from controlplane.admin import ReadOnlyAdmin
 from runs.sweeps.models import Sweep, SweepHalt, SweepRun, SweepRung
 
 

@@ -225,8 +225,8 @@ TABLE += [
     ("get", "alerts:bell", {}, {}, (200, 200, 200, 200, 200, 200)),
     ("get", "alerts:run", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
 ]
-# Names that are not pages of a logged-in browser: the login and password-reset pages themselves, and the run-token APIs
-# (machine auth, tests/runs/test_api.py and test_claim.py).
+# Names that are not pages of a logged-in browser: the login and password-reset pages themselves, and the
+# run-token APIs (machine auth, tests/runs/test_api.py and test_claim.py).
 NOT_PAGES = {
     "login",
     "logout",
