@@ -109,6 +109,23 @@ def test_an_invitation_is_refused_for_an_account_that_exists_a_bad_address_or_a_
     assert not User.objects.filter(email__in=["not-an-address", "y@example.com"]).exists()
 
 
+def test_an_invitation_that_cannot_be_mailed_keeps_nothing_and_says_why(client, world, settings):
+    # A real SMTP backend pointed at a closed port: the connection is refused.
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 1, 2
+    client.force_login(world.users["admin"])
+
+    response = client.post(
+        reverse("accounts:team-invite", kwargs={"team_id": world.alpha.pk}),
+        {"email": "far@example.com", "role": "member"},
+    )
+
+    assert response.status_code == 400
+    assert "the invitation could not be mailed to far@example.com" in response.content.decode()
+    assert not User.objects.filter(email="far@example.com").exists()
+    assert not AuditEntry.objects.filter(action=AuditAction.USER_INVITE).exists()
+
+
 def test_a_forgotten_password_is_reset_with_the_mailed_link(client, world):
     _with_password(world.users["loner"], "lou@example.com")
     login = client.get(reverse("login")).content.decode()
