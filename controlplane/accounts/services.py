@@ -203,6 +203,10 @@ def user_invite(*, team: Team, email: str, role: str, actor: User, base_url: str
         validate_email(email)
     except ValidationError:
         raise MembershipError(f"not a valid email address: {email!r}", field="email") from None
+    if len(email) > 150:  # the username it becomes holds 150 characters
+        raise MembershipError(
+            "addresses over 150 characters cannot be invited: add the user by hand", field="email"
+        )
     user = User.objects.filter(email__iexact=email).order_by("pk").first()
     if user is not None and (user.has_usable_password() or user.last_login is not None):
         raise MembershipError(
