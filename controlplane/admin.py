@@ -17,7 +17,7 @@ admin.site.site_title = "Triad admin"
 admin.site.site_url = "/"
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # any model
     """Records only Triad writes: the audit log, telemetry, immutable versions, and state that a service
     or a state machine owns. Site admins view them; nobody adds, changes or deletes them here — not even
     a superuser, whose permissions Django would otherwise grant (has_*_permission decides, not perms)."""

@@ -15,20 +15,20 @@ from controlplane.accounts.models import ApiIdempotency, ApiToken, AuditEntry, M
 from controlplane.admin import ReadOnlyAdmin
 
 
-class TeamAdminForm(forms.ModelForm):
+class TeamAdminForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = Team
         fields = ("name",)
 
     def clean_name(self) -> str:
-        name = self.cleaned_data["name"].strip()
+        name = str(self.cleaned_data["name"]).strip()
         if Team.objects.filter(name__iexact=name).exclude(pk=self.instance.pk).exists():
             raise forms.ValidationError(f"a team named {name!r} exists already")
         return name
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Teams are created through team_create (audited); a name is not changed and a team is not deleted
     here (its datasets protect it)."""
 
@@ -50,13 +50,14 @@ class TeamAdmin(admin.ModelAdmin):
         obj.pk, obj.created_at = created.pk, created.created_at
 
 
-class MembershipAdminForm(forms.ModelForm):
+class MembershipAdminForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = Membership
         fields = ("team", "user", "role")
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         # On a change, team and user are read-only: the instance's.
         team = self.instance.team if self.instance.pk else data.get("team")
         user = self.instance.user if self.instance.pk else data.get("user")
@@ -68,7 +69,7 @@ class MembershipAdminForm(forms.ModelForm):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Memberships change through membership_set / membership_remove, as on the team page: audited, the
     last admin kept, and the user's live sockets re-checked (orchestration.membership_changed)."""
 

@@ -38,7 +38,8 @@ class MembershipForm(forms.Form):
         return users[0]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         user, role = data.get("username"), data.get("role")
         if user is not None and role and membership_role(team=self.team, user=user) == role:
             self.add_error("username", f"{user} is already {Role(role).label.lower()} of {self.team}")
