@@ -61,6 +61,7 @@ class AuditAction(models.TextChoices):
     TEAM_CREATE = "team.create", "Team created"
     MEMBERSHIP_SET = "membership.set", "Membership set"
     MEMBERSHIP_REMOVE = "membership.remove", "Membership removed"
+    USER_INVITE = "user.invite", "User invited"
     TOKEN_CREATE = "token.create", "API token created"
     TOKEN_REVOKE = "token.revoke", "API token revoked"
     # By the system: a sandbox worker that stopped taking batches (docs/sandbox.md, "The sandbox fleet").

@@ -91,6 +91,12 @@ def team_filter_ids(*, user: User, at_least: str) -> QuerySet[Membership, Any]:
     return Membership.objects.filter(user_id=user.pk, role__in=_roles_from(at_least)).values("team_id")
 
 
+def membership_role(*, team: Team, user: User) -> Role | None:
+    """The role of the user's own membership in the team (a superuser's implied admin role aside)."""
+    role = Membership.objects.filter(team=team, user=user).values_list("role", flat=True).first()
+    return Role(role) if role else None
+
+
 def team_members(*, team: Team) -> QuerySet[Membership]:
     return Membership.objects.filter(team=team).select_related("user").order_by("user__username")
 

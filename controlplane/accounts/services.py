@@ -9,10 +9,18 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
-from django.core.exceptions import PermissionDenied
+from django.contrib.auth.tokens import default_token_generator
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import send_mail
+from django.core.validators import validate_email
 from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 
 from controlplane.accounts.models import (
     API_TOKEN_PREFIX,
@@ -25,7 +33,7 @@ from controlplane.accounts.models import (
     Team,
     TokenScope,
 )
-from controlplane.accounts.selectors import role_allows, role_of, team_list_for
+from controlplane.accounts.selectors import membership_role, role_allows, role_of, team_list_for
 
 
 class MembershipError(ValueError):
@@ -118,6 +126,18 @@ def _other_admins(team: Team, user: User) -> int:
     return Membership.objects.filter(team=team, role=Role.ADMIN).exclude(user=user).count()
 
 
+def membership_refusal(*, team: Team, user: User, role: str | None) -> str:
+    """Why giving the user this role in the team (None: removing them) would be refused, else "": a team
+    keeps at least one admin. The services check it again under their lock; forms ask it first."""
+    if (
+        membership_role(team=team, user=user) == Role.ADMIN
+        and role != Role.ADMIN
+        and not _other_admins(team, user)
+    ):
+        return _LAST_ADMIN.format(user=user, team=team)
+    return ""
+
+
 @transaction.atomic
 def membership_set(*, team: Team, user: User, role: str, actor: User | None) -> Membership:
     """Add the user to the team with the role, or change their role. A team keeps at least one admin."""
@@ -168,6 +188,65 @@ def membership_remove(*, team: Team, user: User, actor: User | None) -> bool:
         after=None,
     )
     return True
+
+
+@transaction.atomic
+def user_invite(*, team: Team, email: str, role: str, actor: User, base_url: str) -> User:
+    """Invite someone by email into the team with the role: their account is made with no usable
+    password (the email is its username), they join the team at once, and they are mailed a one-time
+    link to set a password — Django's password-reset token, which a set password or a login spends.
+    Inviting a pending invitee again mails a fresh link. The mail is sent last, inside the transaction:
+    if it cannot be sent, nothing is kept. `base_url`: where the link points, e.g. https://triad.example.com."""
+    require_role(user=actor, team_id=team.pk, at_least=Role.ADMIN, doing="inviting members")
+    email = User.objects.normalize_email(email.strip())
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise MembershipError(f"not a valid email address: {email!r}", field="email") from None
+    if len(email) > 150:  # the username it becomes holds 150 characters
+        raise MembershipError(
+            "addresses over 150 characters cannot be invited: add the user by hand", field="email"
+        )
+    user = User.objects.filter(email__iexact=email).order_by("pk").first()
+    if user is not None and (user.has_usable_password() or user.last_login is not None):
+        raise MembershipError(
+            f"{email} already has an account ({user.get_username()}): add them by name instead",
+            field="email",
+        )
+    if user is None:
+        if User.objects.filter(username__iexact=email).exists():
+            raise MembershipError(f"a user named {email!r} exists already", field="email")
+        user = User(username=email, email=email)
+        user.set_unusable_password()
+        user.save()
+    membership_set(team=team, user=user, role=role, actor=actor)
+    audit_record(
+        actor=actor,
+        action=AuditAction.USER_INVITE,
+        target_type="user",
+        target_id=user.pk,
+        target=email,
+        team_id=team.pk,
+        after={"email": email, "role": Role(role).value},
+    )
+    link = base_url.rstrip("/") + reverse(
+        "password_reset_confirm",
+        kwargs={
+            "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+            "token": default_token_generator.make_token(user),
+        },
+    )
+    context = {
+        "team": team,
+        "inviter": actor,
+        "user": user,
+        "link": link,
+        "role": Role(role),
+        "timeout_days": settings.PASSWORD_RESET_TIMEOUT // 86400,
+    }
+    subject = render_to_string("registration/invite_subject.txt", context).strip()
+    send_mail(subject, render_to_string("registration/invite_email.txt", context), None, [email])
+    return user
 
 
 # Personal API tokens. A token is the prefix and 32 random bytes; only its SHA-256 is stored, so a

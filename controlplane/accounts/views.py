@@ -12,11 +12,12 @@ from controlplane.accounts import selectors, services
 from controlplane.accounts.forms import (
     ApiTokenForm,
     AuditFilterForm,
+    InviteForm,
     MembershipForm,
     MembershipRemoveForm,
     TeamForm,
 )
-from controlplane.accounts.models import Role
+from controlplane.accounts.models import Role, Team
 from controlplane.http import AuthedHttpRequest
 
 
@@ -52,7 +53,7 @@ def team_create(request: AuthedHttpRequest) -> HttpResponse:
 
 def team_detail(request: AuthedHttpRequest, team_id: int) -> HttpResponse:
     team = selectors.team_get_for_admin(user=request.user, team_id=team_id)
-    form = MembershipForm(request.POST or None)
+    form = MembershipForm(request.POST or None, team=team)
     if request.method == "POST" and form.is_valid():
         user, role = form.cleaned_data["username"], form.cleaned_data["role"]
         try:
@@ -63,13 +64,44 @@ def team_detail(request: AuthedHttpRequest, team_id: int) -> HttpResponse:
             orchestration.membership_changed(user_id=user.pk)
             messages.success(request, f"{user} is now {role} of {team}.")
             return redirect("accounts:team", team_id=team.pk)
+    return _team_page(request, team, form=form, invite_form=InviteForm())
+
+
+@require_POST
+def team_invite(request: AuthedHttpRequest, team_id: int) -> HttpResponse:
+    """Invite by email: the account is made, joins the team, and is mailed a link to set a password."""
+    team = selectors.team_get_for_admin(user=request.user, team_id=team_id)
+    form = InviteForm(request.POST)
+    if form.is_valid():
+        email, role = form.cleaned_data["email"], form.cleaned_data["role"]
+        base_url = request.build_absolute_uri("/")
+        try:
+            user = services.user_invite(
+                team=team, email=email, role=role, actor=request.user, base_url=base_url
+            )
+        except services.MembershipError as exc:
+            form.add_error("role" if exc.field == "role" else "email", str(exc))
+        except OSError as exc:  # SMTP's errors too; nothing was kept: the invitation rolled back
+            form.add_error(None, f"the invitation could not be mailed to {email}: {exc}")
+        else:
+            orchestration.membership_changed(user_id=user.pk)
+            messages.success(request, f"Invitation mailed to {email}: they are {role} of {team}.")
+            return redirect("accounts:team", team_id=team.pk)
+    return _team_page(request, team, form=MembershipForm(team=team), invite_form=form)
+
+
+def _team_page(
+    request: AuthedHttpRequest, team: Team, *, form: MembershipForm, invite_form: InviteForm
+) -> HttpResponse:
     context = {
         "team": team,
         "members": selectors.team_members(team=team),
         "form": form,
+        "invite_form": invite_form,
         "roles": Role.choices,
     }
-    return render(request, "accounts/team_detail.html", context, status=400 if form.errors else 200)
+    status = 400 if form.errors or invite_form.errors else 200
+    return render(request, "accounts/team_detail.html", context, status=status)
 
 
 @require_POST

@@ -136,7 +136,20 @@ TABLE = [
         {"user": "@viewer"},
         (302, 403, 403, 404, 404, 302),
     ),
+    (
+        "post",
+        "accounts:team-invite",
+        {"team_id": "@alpha"},
+        {"email": "new@example.com", "role": "viewer"},
+        (302, 403, 403, 404, 404, 302),
+    ),
     ("post", "accounts:team-create", {}, {"name": "gamma"}, (403, 403, 403, 403, 403, 302)),
+    # password change: everyone logged in (the reset pages are anonymous by nature: NOT_PAGES)
+    ("get", "password_change", {}, {}, (200,) * 6),
+    ("get", "password_change_done", {}, {}, (200,) * 6),
+    # Django's admin: staff only, so every role here (the world's superuser is not staff) is sent to the
+    # admin's login; tests/controlplane/accounts/test_admin.py walks each model's pages as staff
+    ("get", "admin:index", {}, {}, (302,) * 6),
     ("get", "accounts:audit", {}, {}, (200, 403, 403, 200, 403, 200)),
     # datasets belong to a team (the run's dataset is alpha's): viewers read, members upload and
     # re-verify, admins delete (not one a run used: the page says why); another team's is a 404
@@ -212,11 +225,15 @@ TABLE += [
     ("get", "alerts:bell", {}, {}, (200, 200, 200, 200, 200, 200)),
     ("get", "alerts:run", {"run_id": "@run"}, {}, (200, 200, 200, 404, 404, 200)),
 ]
-# Names that are not pages of a logged-in browser: the login pages themselves, and the run-token APIs
-# (machine auth, tests/runs/test_api.py and test_claim.py).
+# Names that are not pages of a logged-in browser: the login and password-reset pages themselves, and the
+# run-token APIs (machine auth, tests/runs/test_api.py and test_claim.py).
 NOT_PAGES = {
     "login",
     "logout",
+    "password_reset",
+    "password_reset_done",
+    "password_reset_confirm",
+    "password_reset_complete",
     "home",
     "healthz",  # load balancers' probe: anonymous by design (tests/controlplane/test_health.py)
     "api-run-events",
@@ -253,8 +270,12 @@ def _url_names(patterns, namespace=""):
 
 
 def test_the_table_walks_every_page_of_the_site():
-    # The REST API's routes (namespace "api") have their own walk: tests/controlplane/api/test_roles.py.
-    names = {n for n in _url_names(get_resolver().url_patterns) if not n.startswith("api:")} - NOT_PAGES
+    # The REST API's routes (namespace "api") have their own walk: tests/controlplane/api/test_roles.py;
+    # the admin's (namespace "admin", staff only) theirs: tests/controlplane/accounts/test_admin.py.
+    names = {
+        n for n in _url_names(get_resolver().url_patterns) if not n.startswith(("api:", "admin:"))
+    } - NOT_PAGES
+    names.add("admin:index")
 
     assert names - {name for _, name, _, _, _ in TABLE} == set()
 
@@ -294,7 +315,8 @@ def test_every_page_needs_a_login(client, world, method, name, kwargs, data):
     response = client.post(url, data) if method == "post" else client.get(url, data)
 
     assert response.status_code == 302
-    assert response["Location"].startswith(reverse("login"))
+    # The admin has its own login page (it asks for a staff account).
+    assert response["Location"].startswith(reverse("admin:login" if name.startswith("admin:") else "login"))
 
 
 def test_a_viewer_cannot_cancel_and_the_run_keeps_running(client, world):
