@@ -45,7 +45,7 @@ def problem_verify_payload(*, version_id: int, problem_ids: list[int]) -> dict[s
     """The control queue's half, before: what a sandbox worker needs to verify the chunk's pending
     problems, whole (code, tests, cases, repository snapshots, limits), so that it needs no database
     (datasets_app/verification.py, `verify_chunk_payload`). None when none is pending any more."""
-    from datasets_app.verification import repo_task_json
+    from datasets_app.verification import repo_entries_json
 
     pending = Problem.objects.filter(version_id=version_id, pk__in=problem_ids, status=ProblemStatus.PENDING)
     fields = ("pk", "prompt", "entry_point", "solution", "tests", "kind", "cases", "compare")
@@ -53,10 +53,12 @@ def problem_verify_payload(*, version_id: int, problem_ids: list[int]) -> dict[s
         {"id": pk, **dict(zip(fields[1:], values, strict=True))}
         for pk, *values in pending.exclude(kind=ProblemKind.REPO).order_by("index").values_list(*fields)
     ]
-    repo = [
-        {"id": problem.pk, "task": repo_task_json(repo_task(problem))}
-        for problem in pending.filter(kind=ProblemKind.REPO).select_related("snapshot").order_by("index")
-    ]
+    repo, snapshots = repo_entries_json(
+        [
+            (problem.pk, repo_task(problem))
+            for problem in pending.filter(kind=ProblemKind.REPO).select_related("snapshot").order_by("index")
+        ]
+    )
     if not specs and not repo:
         return None
     return {
@@ -66,6 +68,7 @@ def problem_verify_payload(*, version_id: int, problem_ids: list[int]) -> dict[s
         "repo_timeout_s": conf.repo_verify_timeout_s(),
         "specs": specs,
         "repo": repo,
+        "snapshots": snapshots,
     }
 
 

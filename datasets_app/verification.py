@@ -325,19 +325,29 @@ def chunk_narrowed(payload: Mapping[str, Any], ids: Collection[int]) -> dict[str
     }
 
 
-def repo_task_json(task: RepoTask) -> dict[str, Any]:
-    """A repository task as a payload carries it (its snapshot's bytes as base64)."""
-    raw = dataclasses.asdict(task)
-    raw["snapshot"] = base64.b64encode(task.snapshot).decode("ascii")
-    return raw
+def repo_entries_json(entries: Sequence[tuple[int, RepoTask]]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """(problem id, repository task) pairs as a payload carries them: each task's fields but its
+    snapshot, which is keyed by its sha256 and carried once, as base64, in the second value (tasks of
+    one repository share a snapshot: a chunk of them sends its bytes once)."""
+    import hashlib
+
+    repo: list[dict[str, Any]] = []
+    snapshots: dict[str, str] = {}
+    for problem_id, task in entries:
+        key = hashlib.sha256(task.snapshot).hexdigest()
+        snapshots.setdefault(key, base64.b64encode(task.snapshot).decode("ascii"))
+        fields = {k: v for k, v in dataclasses.asdict(task).items() if k != "snapshot"}
+        repo.append({"id": problem_id, "task": fields, "snapshot": key})
+    return repo, snapshots
 
 
 def verify_chunk_payload(payload: Mapping[str, Any]) -> list[Verdict | None]:
     """On a sandbox worker: the verdicts of a chunk built by datasets_app/checking.py
     (`problem_verify_payload`): `{"version_id", "timeout_s", "mode", "repo_timeout_s", "specs": [Spec
-    fields], "repo": [{"id", "task": RepoTask fields}]}`. Needs no database: everything it runs is in the
-    payload. One verdict per problem in `chunk_ids` order; None where the sandbox itself failed (or the
-    repository gate did). Raises SandboxUnavailable where this node cannot isolate code."""
+    fields], "repo": [{"id", "task": RepoTask fields but the snapshot, "snapshot": its sha256}],
+    "snapshots": {sha256: base64}}` (`repo_entries_json`). Needs no database: everything it runs is in
+    the payload. One verdict per problem in `chunk_ids` order; None where the sandbox itself failed (or
+    the repository gate did). Raises SandboxUnavailable where this node cannot isolate code."""
     from workers.repo.task import RepoTask
     from workers.sandbox import SandboxUnavailable
 
@@ -345,9 +355,10 @@ def verify_chunk_payload(payload: Mapping[str, Any]) -> list[Verdict | None]:
     verdicts: list[Verdict | None] = []
     if specs:
         verdicts = verify(specs, timeout_s=float(payload["timeout_s"]), mode=str(payload["mode"]))
+    snapshots = payload.get("snapshots") or {}
     for entry in payload["repo"]:
         fields = dict(entry["task"])
-        fields["snapshot"] = base64.b64decode(fields["snapshot"])
+        fields["snapshot"] = base64.b64decode(snapshots[entry["snapshot"]])
         for name in ("fail_to_pass", "pass_to_pass"):
             fields[name] = tuple(fields[name])
         try:

@@ -111,3 +111,17 @@ def test_a_flaky_or_broken_task_is_explained_from_the_evidence():
     )
     assert repo_failure(task, "failing", broken) == ("runtime_error", "", broken["error"])
     assert repo_failure(task, "verified", {"with_fix": {}}) == ("", "", "")
+
+
+def test_a_chunk_payload_carries_a_snapshot_its_tasks_share_once(user):
+    # given two tasks of one repository (one snapshot) pending in a version
+    version, problems = imported(user, sample_task(), failing_task())
+    ids = [problems["triad__calc-1"].pk, problems["triad__calc-failing"].pk]
+
+    # when the control queue makes their chunk a payload, and it travels as JSON
+    payload = json.loads(json.dumps(problem_verify_payload(version_id=version.pk, problem_ids=ids)))
+
+    # then the snapshot's bytes are in it once, and each task names it
+    assert [entry["id"] for entry in payload["repo"]] == ids
+    assert len(payload["snapshots"]) == 1
+    assert {entry["snapshot"] for entry in payload["repo"]} == set(payload["snapshots"])
