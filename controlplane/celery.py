@@ -1,6 +1,8 @@
 """The Celery app and its queues.
 
-Queues: "control" (database work: reaping, validation fan-out), "sandbox" (code execution batches) and
+Queues: "control" (database work: reaping, validation fan-out), "sandbox" (code execution batches, with
+no database: what a sandbox task needs comes in its message and what it found goes back to a control
+task) and
 "gpu.<pool>" (one long task per run: the launcher that supervises `deepspeed`).
 """
 
@@ -61,15 +63,23 @@ app.conf.task_create_missing_queues = True
 app.conf.task_routes = {
     "sandbox.run_batch": {"queue": settings.TRIAD_SANDBOX_QUEUE},
     "review.compare_matrix": {"queue": settings.TRIAD_SANDBOX_QUEUE},
+    "review.compare_matrix_record": {"queue": CONTROL},  # its rows, stored (sandbox nodes have no DB)
     "runs.reap_lost": {"queue": CONTROL},
     "runs.reap_unenqueued": {"queue": CONTROL},
     "evals.reap_lost": {"queue": CONTROL},
     "datasets.reap_unenqueued": {"queue": CONTROL},
+    # Dataset verification: chunks made payloads on control, run on the sandbox queue with no database,
+    # their verdicts stored on control (docs/datasets.md, "Verification"); analysis runs no code.
+    "datasets.verify_chunk": {"queue": CONTROL},
+    "datasets.verify_run": {"queue": settings.TRIAD_SANDBOX_QUEUE},
+    "datasets.verify_record": {"queue": CONTROL},
+    "datasets.analyse_version": {"queue": CONTROL},
     # Generation jobs: teacher steps and the resume reaper on control (network, the API key); their
     # sandbox batches are routed per call to the sandbox queue (docs/datasets.md, "Generation jobs").
     "datasets.generation_step": {"queue": CONTROL},
     "datasets.generation_resume": {"queue": CONTROL},
     "datasets.generation_sandbox": {"queue": settings.TRIAD_SANDBOX_QUEUE},
+    "datasets.generation_record": {"queue": CONTROL},  # what that batch sent back
     "spend.accrue": {"queue": CONTROL},
     "sweeps.halve": {"queue": CONTROL},
     "nodes.*": {"queue": CONTROL},

@@ -1,5 +1,6 @@
-"""Checking a version's problems on the sandbox queue: each reference solution run against its tests
-(`problem_verify_chunk`, and `problem_verify_give_up` when the sandbox never could), near-duplicate and
+"""Checking a version's problems, the database's side: each chunk of pending problems made a payload a
+sandbox worker runs without a database (`problem_verify_payload`), the verdicts it sends back stored
+(`problem_verdicts_record`, and `problem_verify_give_up` when the sandbox never could), near-duplicate and
 benchmark-overlap flags (`dataset_version_analyse`), the diversity measures (`dataset_version_diversity`),
 and the reaper of verifications that never reached the broker. Called by datasets_app/tasks.py;
 services.py enqueues those tasks.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -40,36 +41,55 @@ def dataset_version_reap_unenqueued(*, grace_s: float | None = None) -> list[int
     return [pk for pk in ids if DatasetVersion.objects.filter(never, pk=pk).update(verify_error=reason)]
 
 
-def problem_verify_chunk(*, version_id: int, problem_ids: list[int]) -> int:
-    """Run these problems' reference solutions in the sandbox and store each verdict.
-
-    Only pending problems are run and updated (a conditional UPDATE), so a repeated delivery is a
-    no-op. Returns how many got no verdict because the sandbox itself failed (the caller retries).
-    """
-    from datasets_app.verification import Spec, verify
+def problem_verify_payload(*, version_id: int, problem_ids: list[int]) -> dict[str, Any] | None:
+    """The control queue's half, before: what a sandbox worker needs to verify the chunk's pending
+    problems, whole (code, tests, cases, repository snapshots, limits), so that it needs no database
+    (datasets_app/verification.py, `verify_chunk_payload`). None when none is pending any more."""
+    from datasets_app.verification import repo_entries_json
 
     pending = Problem.objects.filter(version_id=version_id, pk__in=problem_ids, status=ProblemStatus.PENDING)
     fields = ("pk", "prompt", "entry_point", "solution", "tests", "kind", "cases", "compare")
     specs = [
-        Spec(id=pk, **row)
-        for pk, *values in pending.exclude(kind=ProblemKind.REPO).values_list(*fields)
-        for row in [dict(zip(fields[1:], values, strict=True))]
+        {"id": pk, **dict(zip(fields[1:], values, strict=True))}
+        for pk, *values in pending.exclude(kind=ProblemKind.REPO).order_by("index").values_list(*fields)
     ]
-    repo_ids = list(pending.filter(kind=ProblemKind.REPO).order_by("index").values_list("pk", flat=True))
-    if not specs and not repo_ids:
-        return 0
-    verdicts: list[Any] = []
-    if specs:
-        verdicts = verify(specs, timeout_s=conf.verify_timeout_s(), mode=conf.verify_sandbox_mode())
-    verdicts += [_verify_repo(pk) for pk in repo_ids]
+    repo, snapshots = repo_entries_json(
+        [
+            (problem.pk, repo_task(problem))
+            for problem in pending.filter(kind=ProblemKind.REPO).select_related("snapshot").order_by("index")
+        ]
+    )
+    if not specs and not repo:
+        return None
+    return {
+        "version_id": version_id,
+        "timeout_s": conf.verify_timeout_s(),
+        "mode": conf.verify_sandbox_mode(),
+        "repo_timeout_s": conf.repo_verify_timeout_s(),
+        "specs": specs,
+        "repo": repo,
+        "snapshots": snapshots,
+    }
+
+
+def problem_verdicts_record(
+    *, version_id: int, verdicts: Sequence[dict[str, Any]], gave_up: Sequence[int] = (), reason: str = ""
+) -> int:
+    """The control queue's half, after: store the verdicts a sandbox worker sent back, and end the
+    problems it gave up on (`gave_up`, failing with `sandbox_error` and `reason`).
+
+    Only pending problems are updated (conditional UPDATEs), so a repeated delivery is a no-op. When
+    this call decided the version's last pending problem, its diversity is measured. Returns how many
+    problems this call decided."""
+    from datasets_app.verification import verdict_from_json
+
     now = timezone.now()
-    undecided = 0
+    decided = 0
     with transaction.atomic():
-        for verdict in verdicts:
-            if verdict is None:
-                undecided += 1
-                continue
-            Problem.objects.filter(pk=verdict.id, status=ProblemStatus.PENDING).update(
+        for verdict in map(verdict_from_json, verdicts):
+            decided += Problem.objects.filter(
+                version_id=version_id, pk=verdict.id, status=ProblemStatus.PENDING
+            ).update(
                 status=verdict.status,
                 error_class=verdict.error_class,
                 exception_type=verdict.exception_type,
@@ -82,30 +102,28 @@ def problem_verify_chunk(*, version_id: int, problem_ids: list[int]) -> int:
                 repo_evidence=verdict.evidence,
                 verified_at=now,
             )
+        if gave_up:
+            decided += problem_verify_give_up(version_id=version_id, problem_ids=list(gave_up), reason=reason)
     # The last verdict of the version: its difficulty spread by execution can be measured now.
-    if (
-        not undecided
-        and not Problem.objects.filter(version_id=version_id, status=ProblemStatus.PENDING).exists()
-    ):
+    if decided and not Problem.objects.filter(version_id=version_id, status=ProblemStatus.PENDING).exists():
         dataset_version_diversity(version_id=version_id)
-    return undecided
+    return decided
 
 
-def _verify_repo(problem_id: int) -> Any:
-    """A repository task's verdict (verification.verify_repo), its snapshot read from its own row."""
-    from datasets_app.verification import verify_repo
-    from workers.sandbox import SandboxUnavailable
+def problem_verify_chunk(*, version_id: int, problem_ids: list[int]) -> int:
+    """Both halves in this process (tests, benchmarks, a shell): build the payload, run it in the
+    sandbox, record the verdicts. Returns how many got no verdict because the sandbox itself failed
+    (they stay pending). Raises SandboxUnavailable where this machine cannot isolate code."""
+    from datasets_app.verification import verdict_to_json, verify_chunk_payload
 
-    problem = Problem.objects.select_related("snapshot").get(pk=problem_id)
-    try:
-        return verify_repo(problem.pk, repo_task(problem), timeout_s=conf.repo_verify_timeout_s())
-    except SandboxUnavailable:
-        raise  # this node cannot isolate code: the task retries it elsewhere
-    except Exception:
-        # The gate's own failure is not the task's: no verdict, so it is retried and, after the
-        # retries, ends failing with sandbox_error (as when the sandbox fails).
-        logger.exception("problem %s: repository verification failed", problem_id)
-        return None
+    payload = problem_verify_payload(version_id=version_id, problem_ids=problem_ids)
+    if payload is None:
+        return 0
+    verdicts = verify_chunk_payload(payload)
+    problem_verdicts_record(
+        version_id=version_id, verdicts=[verdict_to_json(v) for v in verdicts if v is not None]
+    )
+    return sum(1 for v in verdicts if v is None)
 
 
 def repo_task(problem: Problem) -> Any:

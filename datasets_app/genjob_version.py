@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -83,9 +84,8 @@ def generation_version_create(
 
 def _analyse(version_id: int) -> None:
     from controlplane.celery import BROKER_ERRORS, app
-    from datasets_app import conf
 
     try:
-        app.send_task("datasets.analyse_version", args=(version_id,), queue=conf.sandbox_queue())
+        app.send_task("datasets.analyse_version", args=(version_id,), queue=settings.TRIAD_CONTROL_QUEUE)
     except BROKER_ERRORS as exc:  # the version stands, without its measures until an analysis runs
         logger.warning("version %s: analysis not sent: %s", version_id, exc)

@@ -10,9 +10,10 @@ network and the API key; the sandbox queue holds neither):
 3. otherwise ONE teacher request is sent, its reply parsed into candidates and stored, exact and near
    duplicates rejected on the spot, and the rest's sandbox items handed back as a batch.
 
-The task wrapper (datasets_app/tasks.py) sends that batch to the sandbox queue, whose task runs it,
-stores the results on the candidates (`generation_candidates_record`) and enqueues the next step: no task
-ever waits on another, so one worker serving every queue (the embedded default) cannot deadlock.
+The task wrapper (datasets_app/tasks.py) sends that batch to the sandbox queue, whose task runs it with no
+database (`generation_sandbox_results`) and sends the results to the control queue, whose task stores
+them on the candidates (`generation_candidates_record`) and enqueues the next step: no task ever waits on
+another, so one worker serving every queue (the embedded default) cannot deadlock.
 
 Restarts: a step holds the job by a lease (`lease_until`); the reaper resumes a job whose lease ran out.
 `request_started` is written before a request is sent and `requests` moves past it in the transaction
@@ -600,6 +601,8 @@ def _early_dedup(row: GenerationCandidate, problem: ParsedProblem, gated: _Gated
 
 def _batch(job: GenerationJob, candidates: list[GenerationCandidate]) -> dict[str, Any]:
     """The gate's sandbox items of these candidates, as one batch; each candidate remembers its items."""
+    from datasets_app import conf
+
     gated = gate_for(job)
     items: list[dict[str, Any]] = []
     for cand in candidates:
@@ -610,12 +613,13 @@ def _batch(job: GenerationJob, candidates: list[GenerationCandidate]) -> dict[st
         items.extend(own)
     GenerationJob.objects.filter(pk=job.pk).update(sandbox_sent_at=timezone.now())
     limits = gated.gate.limits
-    return {"job_id": job.pk, "limits": limits, "items": items}
+    # Whole: the sandbox queue's task runs it with no database (datasets_app/tasks.py).
+    return {"job_id": job.pk, "limits": limits, "items": items, "mode": conf.verify_sandbox_mode()}
 
 
 def generation_candidates_record(*, job_id: int, results: list[dict[str, Any]]) -> int:
-    """The sandbox queue's half: store each candidate's results (by item id). Idempotent; returns how
-    many candidates got theirs."""
+    """On the control queue, what a sandbox worker sent back: store each candidate's results (by item
+    id). Idempotent (candidates without results only); returns how many candidates got theirs."""
     by_id = {r.get("id"): r for r in results}
     stored = 0
     with transaction.atomic():
@@ -725,21 +729,21 @@ def generation_jobs_resume(*, now: dt.datetime | None = None) -> list[int]:
 # --- the sandbox queue's half --------------------------------------------------------------------------
 
 
-def generation_sandbox_run(*, job_id: int, batch: Mapping[str, Any]) -> int:
-    """On a sandbox worker: run the batch's items (the sandbox's result cache bypassed, so re-runs really
-    run) and store each candidate's results. Raises SandboxUnavailable where this node cannot isolate."""
-    from datasets_app import conf
+def generation_sandbox_results(*, batch: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """On a sandbox worker, no database: the batch's items run (the sandbox's result cache bypassed, so
+    re-runs really run), one result each. Raises SandboxUnavailable where this node cannot isolate."""
     from workers.sandbox import Item, Limits, run_batch
 
     items = [Item(**item) for item in batch["items"]]
-    results = run_batch(items, Limits(**batch["limits"]), mode=conf.verify_sandbox_mode(), cache=False)
-    return generation_candidates_record(job_id=job_id, results=[r.to_dict() for r in results])
+    mode = str(batch.get("mode") or "warm")
+    results = run_batch(items, Limits(**batch["limits"]), mode=mode, cache=False)
+    return [r.to_dict() for r in results]
 
 
-def generation_sandbox_give_up(*, job_id: int, batch: Mapping[str, Any], reason: str) -> int:
+def generation_sandbox_refused(*, batch: Mapping[str, Any], reason: str) -> list[dict[str, Any]]:
     """No sandbox could run the batch after every retry: its items end `sandbox_error` (the gate rejects
     such candidates with reason "sandbox_error")."""
-    results = [
+    return [
         {
             "id": item["id"],
             "passed": False,
@@ -755,4 +759,8 @@ def generation_sandbox_give_up(*, job_id: int, batch: Mapping[str, Any], reason:
         }
         for item in batch["items"]
     ]
-    return generation_candidates_record(job_id=job_id, results=results)
+
+
+def generation_sandbox_run(*, job_id: int, batch: Mapping[str, Any]) -> int:
+    """Both halves in this process (tests, the benchmark): run the batch and store its results."""
+    return generation_candidates_record(job_id=job_id, results=generation_sandbox_results(batch=batch))

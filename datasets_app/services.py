@@ -238,7 +238,7 @@ def _enqueue_analysis(version_id: int) -> None:
     from datasets_app.tasks import dataset_version_analyse_task
 
     try:
-        dataset_version_analyse_task.apply_async(args=(version_id,), queue=conf.sandbox_queue())
+        dataset_version_analyse_task.apply_async(args=(version_id,), queue=settings.TRIAD_CONTROL_QUEUE)
     except BROKER_ERRORS as exc:
         # Flags only, nothing waits on them; "Verify again" queues the analysis too.
         logger.warning("version %s: analysis not queued: %s", version_id, broker_unreachable(exc))
@@ -262,7 +262,11 @@ def dataset_version_verify(*, version_id: int) -> int:
 
         try:
             for chunk in chunks:
-                problem_verify_chunk_task.apply_async(args=(version_id, chunk), queue=conf.sandbox_queue())
+                # The control queue makes each chunk a payload for the sandbox queue, whose workers
+                # hold no database credentials (datasets_app/tasks.py).
+                problem_verify_chunk_task.apply_async(
+                    args=(version_id, chunk), queue=settings.TRIAD_CONTROL_QUEUE
+                )
         except BROKER_ERRORS as exc:
             # Otherwise its problems would stay pending with nothing to verify them, and nobody told.
             reason = (

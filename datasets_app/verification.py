@@ -22,12 +22,14 @@ It imports the sandbox inside the function, so only the service layer and the be
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import functools
 import inspect
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -303,3 +305,79 @@ def verify_repo(problem_id: int, task: RepoTask, *, timeout_s: float) -> Verdict
         cpu_ms=None,
         evidence=evidence,
     )
+
+
+# --- The sandbox queue's half: a chunk as a payload in, verdicts out, no database ----------------------
+
+
+def chunk_ids(payload: Mapping[str, Any]) -> list[int]:
+    """The problem ids of a chunk payload, in the order `verify_chunk_payload` gives their verdicts."""
+    return [int(s["id"]) for s in payload["specs"]] + [int(r["id"]) for r in payload["repo"]]
+
+
+def chunk_narrowed(payload: Mapping[str, Any], ids: Collection[int]) -> dict[str, Any]:
+    """The payload with only these problems (those a retry runs again)."""
+    keep = set(ids)
+    return {
+        **payload,
+        "specs": [s for s in payload["specs"] if s["id"] in keep],
+        "repo": [r for r in payload["repo"] if r["id"] in keep],
+    }
+
+
+def repo_entries_json(entries: Sequence[tuple[int, RepoTask]]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """(problem id, repository task) pairs as a payload carries them: each task's fields but its
+    snapshot, which is keyed by its sha256 and carried once, as base64, in the second value (tasks of
+    one repository share a snapshot: a chunk of them sends its bytes once)."""
+    import hashlib
+
+    repo: list[dict[str, Any]] = []
+    snapshots: dict[str, str] = {}
+    for problem_id, task in entries:
+        key = hashlib.sha256(task.snapshot).hexdigest()
+        snapshots.setdefault(key, base64.b64encode(task.snapshot).decode("ascii"))
+        fields = {k: v for k, v in dataclasses.asdict(task).items() if k != "snapshot"}
+        repo.append({"id": problem_id, "task": fields, "snapshot": key})
+    return repo, snapshots
+
+
+def verify_chunk_payload(payload: Mapping[str, Any]) -> list[Verdict | None]:
+    """On a sandbox worker: the verdicts of a chunk built by datasets_app/checking.py
+    (`problem_verify_payload`): `{"version_id", "timeout_s", "mode", "repo_timeout_s", "specs": [Spec
+    fields], "repo": [{"id", "task": RepoTask fields but the snapshot, "snapshot": its sha256}],
+    "snapshots": {sha256: base64}}` (`repo_entries_json`). Needs no database: everything it runs is in
+    the payload. One verdict per problem in `chunk_ids` order; None where the sandbox itself failed (or
+    the repository gate did). Raises SandboxUnavailable where this node cannot isolate code."""
+    from workers.repo.task import RepoTask
+    from workers.sandbox import SandboxUnavailable
+
+    specs = [Spec(**s) for s in payload["specs"]]
+    verdicts: list[Verdict | None] = []
+    if specs:
+        verdicts = verify(specs, timeout_s=float(payload["timeout_s"]), mode=str(payload["mode"]))
+    snapshots = payload.get("snapshots") or {}
+    for entry in payload["repo"]:
+        fields = dict(entry["task"])
+        fields["snapshot"] = base64.b64decode(snapshots[entry["snapshot"]])
+        for name in ("fail_to_pass", "pass_to_pass"):
+            fields[name] = tuple(fields[name])
+        try:
+            task = RepoTask(**fields)
+            verdicts.append(verify_repo(int(entry["id"]), task, timeout_s=float(payload["repo_timeout_s"])))
+        except SandboxUnavailable:
+            raise  # this node cannot isolate code: the task retries it elsewhere
+        except Exception:
+            # The gate's own failure is not the task's: no verdict, so it is retried and, after the
+            # retries, ends failing with sandbox_error (as when the sandbox fails).
+            logger.exception("problem %s: repository verification failed", entry["id"])
+            verdicts.append(None)
+    return verdicts
+
+
+def verdict_to_json(verdict: Verdict) -> dict[str, Any]:
+    return dataclasses.asdict(verdict)
+
+
+def verdict_from_json(data: Mapping[str, Any]) -> Verdict:
+    names = {f.name for f in dataclasses.fields(Verdict)}
+    return Verdict(**{k: v for k, v in data.items() if k in names})

@@ -1,3 +1,5 @@
+from collections.abc import Iterator
+
 import pytest
 from django.conf import settings
 from django.test import override_settings
@@ -40,6 +42,17 @@ def bwrap_missing(monkeypatch):
     yield
     monkeypatch.undo()
     batch.bwrap_unavailable_reason.cache_clear()
+
+
+@pytest.fixture
+def eager() -> Iterator[None]:
+    """Celery runs each task where it is sent: a node's work, then the control queue's record of it."""
+    from controlplane.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
 
 
 @pytest.fixture

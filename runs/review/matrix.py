@@ -1,5 +1,7 @@
 """The compare page's test-by-test matrix, computed on a sandbox worker: the tests split into single
-asserts, each of the three programs (A, B, reference) run against each, the rows stored on the matrix.
+asserts, each of the three programs (A, B, reference) run against each (`compare_matrix_run`, no database:
+the programs and tests come in the task's message), and the rows sent back to the control queue, which
+stores them on the matrix (`compare_matrix_record`).
 
 Runs untrusted code (through the sandbox): only the sandbox queue's task calls it, never a web request.
 """
@@ -9,8 +11,9 @@ from __future__ import annotations
 import ast
 import copy
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.utils import timezone
 
@@ -100,37 +103,34 @@ class MatrixRow:
         }
 
 
-def compare_matrix_compute(*, matrix_id: int) -> bool:
-    """On a sandbox worker: run the matrix's three programs against each of its asserts and store the
-    rows. Idempotent: a done (or failed) matrix is left as it is, a repeat of a running one (a redelivery
-    after a worker died) computes it again. True when this call stored the rows."""
-    claimed = CompareMatrix.objects.filter(
-        pk=matrix_id, status__in=(MatrixStatus.PENDING, MatrixStatus.RUNNING)
-    ).update(status=MatrixStatus.RUNNING, started_at=timezone.now())
-    if not claimed:
-        return False
-    matrix = CompareMatrix.objects.get(pk=matrix_id)
+def compare_matrix_run(*, programs: Sequence[str], tests: str, entry_point: str) -> dict[str, Any]:
+    """On a sandbox worker, no database: the matrix of these programs against these tests, as the
+    control queue's `compare_matrix_record` takes it: `{"rows", "truncated", "error"}` (an error, the
+    sandbox's refusal say, leaves no rows)."""
     try:
-        rows, truncated = compare_matrix_rows(
-            programs=matrix.programs, tests=matrix.tests, entry_point=matrix.entry_point
-        )
+        rows, truncated = compare_matrix_rows(programs=programs, tests=tests, entry_point=entry_point)
     except Exception as exc:  # the sandbox refused (no isolation here) or the task ran out of time
-        logger.exception("compare matrix %s failed", matrix_id)
-        CompareMatrix.objects.filter(pk=matrix_id, status=MatrixStatus.RUNNING).update(
-            status=MatrixStatus.FAILED,
-            error=f"The sandbox could not run the tests: {exc}"[:2000],
-            finished_at=timezone.now(),
-        )
-        return False
-    return (
-        CompareMatrix.objects.filter(pk=matrix_id, status=MatrixStatus.RUNNING).update(
-            status=MatrixStatus.DONE,
-            rows=[row.as_dict() for row in rows],
-            truncated=truncated,
-            finished_at=timezone.now(),
-        )
-        == 1
+        logger.exception("compare matrix failed")
+        return {"rows": [], "truncated": 0, "error": f"The sandbox could not run the tests: {exc}"[:2000]}
+    return {"rows": [row.as_dict() for row in rows], "truncated": truncated, "error": ""}
+
+
+def compare_matrix_record(*, matrix_id: int, outcome: Mapping[str, Any]) -> bool:
+    """On the control queue, what a sandbox worker sent back stored on the matrix: done with its rows, or
+    failed with its error. Idempotent: only a pending (or running) matrix is updated, so a repeated
+    delivery keeps what the first stored. True when this call stored it."""
+    pending = CompareMatrix.objects.filter(
+        pk=matrix_id, status__in=(MatrixStatus.PENDING, MatrixStatus.RUNNING)
     )
+    if outcome.get("error"):
+        fields: dict[str, Any] = {"status": MatrixStatus.FAILED, "error": str(outcome["error"])[:2000]}
+    else:
+        fields = {
+            "status": MatrixStatus.DONE,
+            "rows": list(outcome["rows"]),
+            "truncated": int(outcome["truncated"]),
+        }
+    return pending.update(**fields, finished_at=timezone.now()) == 1
 
 
 def compare_matrix_rows(

@@ -373,7 +373,7 @@ def compare_matrix_request(
                 == 1
             )
         if queued:
-            transaction.on_commit(functools.partial(_compare_matrix_enqueue, matrix.pk))
+            transaction.on_commit(functools.partial(_compare_matrix_enqueue, matrix))
     matrix.refresh_from_db()  # after the commit: an enqueue that failed has marked it failed
     return matrix, None
 
@@ -383,13 +383,17 @@ ENQUEUE_FAILED = (
 )
 
 
-def _compare_matrix_enqueue(matrix_id: int) -> None:
-    """On commit: hand the matrix to the sandbox queue (routed in controlplane/celery.py). A broker that
-    cannot be reached fails the matrix with a message the page shows, rather than the request."""
+def _compare_matrix_enqueue(matrix: CompareMatrix) -> None:
+    """On commit: hand the matrix to the sandbox queue (routed in controlplane/celery.py), whole: its
+    workers hold no database credentials. A broker that cannot be reached fails the matrix with a message
+    the page shows, rather than the request."""
     from runs.review.tasks import review_compare_matrix_task
 
+    matrix_id = matrix.pk
     try:
-        review_compare_matrix_task.apply_async(args=[matrix_id])
+        review_compare_matrix_task.apply_async(
+            args=[matrix_id, list(matrix.programs), matrix.tests, matrix.entry_point]
+        )
     except Exception:  # kombu's OperationalError, or an OS error on the socket
         logger.exception("compare matrix %s: enqueue failed", matrix_id)
         CompareMatrix.objects.filter(pk=matrix_id, status=MatrixStatus.PENDING).update(

@@ -28,7 +28,7 @@ LINE = json.dumps(
 @pytest.fixture
 def broker(redis_server, monkeypatch, settings):
     """Celery publishes to a private redis-server, which the test may stop as a crash would."""
-    settings.TRIAD_SANDBOX_QUEUE = "sandbox"
+    settings.TRIAD_CONTROL_QUEUE = "control"
     monkeypatch.setenv("CELERY_BROKER_URL", redis_server.url(1))  # Celery reads it before its settings
     # The app keeps its connection pools for the broker it first used: make fresh ones for this one
     # (monkeypatch puts the old ones back afterwards).
@@ -49,7 +49,7 @@ def test_an_upload_records_when_the_broker_took_its_verification(logged_in, brok
     version = DatasetVersion.objects.get()
     assert version.verify_enqueued_at is not None
     assert version.verify_error == ""
-    assert redis.Redis.from_url(broker.url(1)).llen("sandbox") == 2  # one chunk, and the analysis
+    assert redis.Redis.from_url(broker.url(1)).llen("control") == 2  # one chunk, and the analysis
 
 
 @pytest.mark.django_db(transaction=True)
@@ -87,7 +87,7 @@ def test_verify_again_queues_the_pending_problems_once_the_broker_is_back(logged
     version.refresh_from_db()
     assert version.verify_error == ""
     assert version.verify_enqueued_at is not None
-    assert redis.Redis.from_url(broker.url(1)).llen("sandbox") == 2
+    assert redis.Redis.from_url(broker.url(1)).llen("control") == 2
 
 
 @pytest.mark.django_db(transaction=True)

@@ -15,10 +15,13 @@ from django.db import connection
 from datasets_app.genjob_params import GenerationParams, ParamsError
 from datasets_app.genjobs import (
     GenerationJobError,
+    generation_candidates_record,
     generation_job_cancel,
     generation_job_create,
     generation_job_step,
     generation_jobs_resume,
+    generation_sandbox_refused,
+    generation_sandbox_results,
     generation_sandbox_run,
 )
 from datasets_app.loopback_teacher import LoopbackTeacher, scripted_problems
@@ -337,3 +340,26 @@ def test_the_job_page_escapes_what_the_teacher_wrote(member, dataset, client, qu
     client.force_login(user)
     page = client.get(f"/datasets/jobs/{job.pk}/").content.decode()
     assert "<script>alert" not in page and "&lt;script&gt;alert" in page
+
+
+def test_the_sandbox_half_makes_no_query_and_a_repeated_delivery_of_its_results_is_ignored(
+    member, dataset, quick, django_assert_num_queries
+):
+    user, _ = member
+    with LoopbackTeacher(scripted_problems(["good_function"])) as teacher:
+        job = launch(user, dataset, teacher, count=1)
+        step = generation_job_step(job_id=job.pk)
+    assert step.action == "sandbox"
+    batch = json.loads(json.dumps(step.batch))  # as it travels
+
+    # when a sandbox worker runs the batch: no database query
+    with django_assert_num_queries(0):
+        results = generation_sandbox_results(batch=batch)
+        refused = generation_sandbox_refused(batch=batch, reason="late and wrong")
+
+    # then the control queue stores its results once; a repeat, or a late give-up, changes nothing
+    assert generation_candidates_record(job_id=job.pk, results=results) == 1
+    assert generation_candidates_record(job_id=job.pk, results=results) == 0
+    assert generation_candidates_record(job_id=job.pk, results=refused) == 0
+    (candidate,) = GenerationJob.objects.get(pk=job.pk).candidates.all()
+    assert candidate.results == results and all(r["error_class"] != "sandbox_error" for r in results)

@@ -286,7 +286,7 @@ def test_repository_tasks_are_verified_in_chunks_of_their_own_size(
     from controlplane.celery import app
 
     settings.TRIAD_REPO_VERIFY_CHUNK = 3
-    settings.TRIAD_SANDBOX_QUEUE = "sandbox-test"
+    settings.TRIAD_CONTROL_QUEUE = "control-test"
     sent = []
 
     def send_task(name, args=None, kwargs=None, **options):  # what Task.apply_async hands the broker
@@ -302,7 +302,7 @@ def test_repository_tasks_are_verified_in_chunks_of_their_own_size(
     # then two chunks of ids go to that queue, then the analysis
     ids = list(version.problems.order_by("index").values_list("pk", flat=True))
     assert sent == [
-        ("datasets.verify_chunk", (version.pk, ids[0:3]), "sandbox-test"),
-        ("datasets.verify_chunk", (version.pk, ids[3:5]), "sandbox-test"),
-        ("datasets.analyse_version", (version.pk,), "sandbox-test"),
+        ("datasets.verify_chunk", (version.pk, ids[0:3]), "control-test"),
+        ("datasets.verify_chunk", (version.pk, ids[3:5]), "control-test"),
+        ("datasets.analyse_version", (version.pk,), "control-test"),
     ]

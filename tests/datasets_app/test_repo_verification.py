@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from datasets_app.checking import problem_verify_chunk
+from datasets_app.checking import problem_verify_chunk, problem_verify_payload
 from datasets_app.models import Problem, ProblemStatus
 from datasets_app.services import dataset_import
-from datasets_app.tasks import problem_verify_chunk_task
+from datasets_app.tasks import problem_verify_chunk_task, problem_verify_run_task
 from tests.datasets_app.repo_helpers import jsonl_bytes
 from tests.workers.repo.sample_repo import F2P, failing_task, sample_task, weak_tests_task
 from workers.sandbox.batch import bwrap_available
@@ -69,7 +69,7 @@ def test_a_repeated_delivery_of_a_repository_chunk_changes_nothing(user):
     assert (problem.status, problem.repo_evidence) == (ProblemStatus.VERIFIED, {"kept": True})
 
 
-def test_the_task_verifies_repository_tasks_by_ids(user):
+def test_the_task_verifies_repository_tasks_by_ids(user, eager):
     version, problems = imported(user, sample_task())
     (problem,) = problems.values()
 
@@ -79,12 +79,13 @@ def test_the_task_verifies_repository_tasks_by_ids(user):
     assert problem.status == ProblemStatus.VERIFIED
 
 
-def test_a_node_that_cannot_isolate_code_never_runs_a_repository_task(user, bwrap_missing):
+def test_a_node_that_cannot_isolate_code_never_runs_a_repository_task(user, bwrap_missing, eager):
     version, problems = imported(user, sample_task())
     (problem,) = problems.values()
 
-    # the last attempt (earlier ones are retried: another sandbox node may be able to isolate)
-    problem_verify_chunk_task.apply(args=(version.pk, [problem.pk]), retries=3).get()
+    # the sandbox queue's last attempt (earlier ones are retried: another node may be able to isolate)
+    payload = problem_verify_payload(version_id=version.pk, problem_ids=[problem.pk])
+    problem_verify_run_task.apply(args=(payload,), retries=3).get()
 
     problem.refresh_from_db()
     assert (problem.status, problem.error_class) == ("failing", "sandbox_error")
@@ -110,3 +111,17 @@ def test_a_flaky_or_broken_task_is_explained_from_the_evidence():
     )
     assert repo_failure(task, "failing", broken) == ("runtime_error", "", broken["error"])
     assert repo_failure(task, "verified", {"with_fix": {}}) == ("", "", "")
+
+
+def test_a_chunk_payload_carries_a_snapshot_its_tasks_share_once(user):
+    # given two tasks of one repository (one snapshot) pending in a version
+    version, problems = imported(user, sample_task(), failing_task())
+    ids = [problems["triad__calc-1"].pk, problems["triad__calc-failing"].pk]
+
+    # when the control queue makes their chunk a payload, and it travels as JSON
+    payload = json.loads(json.dumps(problem_verify_payload(version_id=version.pk, problem_ids=ids)))
+
+    # then the snapshot's bytes are in it once, and each task names it
+    assert [entry["id"] for entry in payload["repo"]] == ids
+    assert len(payload["snapshots"]) == 1
+    assert {entry["snapshot"] for entry in payload["repo"]} == set(payload["snapshots"])

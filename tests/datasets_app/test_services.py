@@ -162,11 +162,12 @@ def test_exact_duplicates_by_normalised_prompt_or_solution_are_flagged(user):
 def test_import_enqueues_verification_chunks_and_analysis_on_commit(
     user, settings, monkeypatch, django_capture_on_commit_callbacks
 ):
-    # given a chunk size of 2 and a queue of this test's own
+    # given a chunk size of 2 and a control queue of this test's own (it makes each chunk a payload for
+    # the sandbox queue, whose workers hold no database credentials)
     from controlplane.celery import app
 
     settings.TRIAD_VERIFY_CHUNK = 2
-    settings.TRIAD_SANDBOX_QUEUE = "sandbox-test"
+    settings.TRIAD_CONTROL_QUEUE = "control-test"
     sent = []
 
     def send_task(name, args=None, kwargs=None, **options):  # what Task.apply_async hands the broker
@@ -182,10 +183,10 @@ def test_import_enqueues_verification_chunks_and_analysis_on_commit(
     # then three chunks of ids and one analysis go to that queue
     ids = list(version.problems.order_by("index").values_list("pk", flat=True))
     assert sent == [
-        ("datasets.verify_chunk", (version.pk, ids[0:2]), "sandbox-test"),
-        ("datasets.verify_chunk", (version.pk, ids[2:4]), "sandbox-test"),
-        ("datasets.verify_chunk", (version.pk, ids[4:5]), "sandbox-test"),
-        ("datasets.analyse_version", (version.pk,), "sandbox-test"),
+        ("datasets.verify_chunk", (version.pk, ids[0:2]), "control-test"),
+        ("datasets.verify_chunk", (version.pk, ids[2:4]), "control-test"),
+        ("datasets.verify_chunk", (version.pk, ids[4:5]), "control-test"),
+        ("datasets.analyse_version", (version.pk,), "control-test"),
     ]
 
 

@@ -1,11 +1,27 @@
 """Verification by execution: the service runs the real sandbox; the verdict rules also with a stub."""
 
+import json
+
 import pytest
 
-from datasets_app.checking import problem_verify_chunk, problem_verify_give_up
+from datasets_app.checking import (
+    problem_verdicts_record,
+    problem_verify_chunk,
+    problem_verify_give_up,
+    problem_verify_payload,
+)
 from datasets_app.models import ProblemStatus
-from datasets_app.tasks import problem_verify_chunk_task
-from datasets_app.verification import Spec, trivial_program, verify
+from datasets_app.tasks import problem_verify_chunk_task, problem_verify_run_task
+from datasets_app.verification import (
+    Spec,
+    chunk_ids,
+    chunk_narrowed,
+    trivial_program,
+    verdict_from_json,
+    verdict_to_json,
+    verify,
+    verify_chunk_payload,
+)
 from tests.factories import DatasetVersionFactory, ProblemFactory
 from workers.sandbox import Result
 
@@ -76,7 +92,7 @@ def test_a_repeated_delivery_changes_nothing():
     assert problem.verified_at == first
 
 
-def test_the_task_verifies_by_ids():
+def test_the_task_verifies_by_ids(eager):
     version = DatasetVersionFactory()
     problem = pending(version)
 
@@ -152,14 +168,80 @@ def test_the_trivial_program_keeps_the_prompts_helpers():
     assert trivial_program("def broken(:\n", "f") == "def f(*args, **kwargs):\n    return None\n"
 
 
-def test_a_node_that_cannot_isolate_code_fails_its_problems_saying_why_instead_of_running_them(bwrap_missing):
+def test_a_node_that_cannot_isolate_code_fails_its_problems_saying_why_instead_of_running_them(
+    bwrap_missing, eager
+):
     version = DatasetVersionFactory()
     problem = pending(version)
 
-    # the last attempt (earlier ones are retried: another sandbox node may be able to isolate)
-    problem_verify_chunk_task.apply(args=(version.pk, [problem.pk]), retries=3).get()
+    # the sandbox queue's last attempt (earlier ones are retried: another node may be able to isolate)
+    payload = problem_verify_payload(version_id=version.pk, problem_ids=[problem.pk])
+    problem_verify_run_task.apply(args=(payload,), retries=3).get()
 
     problem.refresh_from_db()
     assert (problem.status, problem.error_class) == ("failing", "sandbox_error")
     assert "refused to run code" in problem.traceback
     assert "apt-get install bubblewrap" in problem.traceback
+
+
+def test_a_repeated_verdict_delivery_and_a_late_give_up_are_ignored():
+    # given a chunk's verdicts, computed by the sandbox from its payload and recorded once
+    version = DatasetVersionFactory()
+    problem = pending(version)
+    payload = problem_verify_payload(version_id=version.pk, problem_ids=[problem.pk])
+    verdicts = [verdict_to_json(v) for v in verify_chunk_payload(payload)]
+    assert problem_verdicts_record(version_id=version.pk, verdicts=verdicts) == 1
+    problem.refresh_from_db()
+    first = (problem.status, problem.verified_at)
+
+    # when the same verdicts arrive again, and then a give-up for the same problem
+    again = problem_verdicts_record(version_id=version.pk, verdicts=verdicts)
+    late = problem_verdicts_record(version_id=version.pk, verdicts=[], gave_up=[problem.pk], reason="late")
+
+    # then neither changes anything, and nothing is pending to build a payload from
+    problem.refresh_from_db()
+    assert (again, late) == (0, 0)
+    assert (problem.status, problem.verified_at) == first == (ProblemStatus.VERIFIED, first[1])
+    assert problem_verify_payload(version_id=version.pk, problem_ids=[problem.pk]) is None
+
+
+def test_verdicts_are_only_recorded_for_the_version_they_came_from():
+    version, other = DatasetVersionFactory(), DatasetVersionFactory()
+    problem = pending(version)
+    payload = problem_verify_payload(version_id=version.pk, problem_ids=[problem.pk])
+    verdicts = [verdict_to_json(v) for v in verify_chunk_payload(payload)]
+
+    assert problem_verdicts_record(version_id=other.pk, verdicts=verdicts) == 0
+
+    problem.refresh_from_db()
+    assert problem.status == PENDING
+
+
+@pytest.mark.django_db(False)  # any query raises here: the sandbox's half must not make one
+def test_the_sandbox_half_runs_a_payload_without_a_database():
+    # given a payload as the control queue builds it (JSON, as it travels)
+    spec = {
+        "prompt": "def add(a, b):\n",
+        "entry_point": "add",
+        "tests": "def check(candidate):\n    assert candidate(1, 2) == 3\n",
+        "kind": "function",
+        "cases": [],
+        "compare": "",
+    }
+    payload = {
+        "version_id": 1,
+        "timeout_s": 10.0,
+        "mode": "warm",
+        "repo_timeout_s": 60.0,
+        "specs": [
+            {"id": 7, **spec, "solution": "    return a + b\n"},
+            {"id": 8, **spec, "solution": "    return a - b\n"},
+        ],
+        "repo": [],
+    }
+
+    verdicts = verify_chunk_payload(json.loads(json.dumps(payload)))
+
+    assert [(v.id, v.status) for v in verdicts if v] == [(7, "verified"), (8, "failing")]
+    assert verdict_from_json(json.loads(json.dumps(verdict_to_json(verdicts[1])))) == verdicts[1]
+    assert chunk_ids(chunk_narrowed(payload, [8])) == [8]

@@ -22,6 +22,8 @@ from runs.models import ACTIVE_STATUSES, Run
 from tests.processes import asgi_server, free_port, processes_mentioning  # noqa: F401 (re-exported for the e2e tests)
 
 REPO = Path(__file__).resolve().parents[2]
+# A sandbox node's DATABASE_URL: nothing listens on port 1, and there is no such user or database.
+NO_DATABASE = "postgres://nobody@127.0.0.1:1/none"
 
 
 def wait_until(predicate, timeout_s: float, what: str, interval_s: float = 0.5):
@@ -43,18 +45,25 @@ class Stack:
     workers: list[subprocess.Popen] = field(default_factory=list)
 
     def start_worker(
-        self, *, gpu: bool = True, control: bool = True, sandbox_only: bool = False
+        self, *, gpu: bool = True, control: bool = True, sandbox: bool = True
     ) -> subprocess.Popen:
         """A Celery worker on this stack's GPU queue (unless `gpu` is False: GPU nodes of their own, from
         tests/e2e/netns.py, serve it), sandbox and control queues (unless `control` is False: a node
-        alone, whose answers another worker records while it is busy) (its log: worker-<n>.log).
-        `sandbox_only`: a sandbox node of the fleet instead, on the sandbox queue alone and without
-        DATABASE_URL (docs/sandbox.md, "The sandbox fleet")."""
+        alone, whose answers another worker records while it is busy; unless `sandbox` is False: a
+        sandbox node of its own serves it) (its log: worker-<n>.log)."""
         queues = [f"gpu.{self.pool}"] if gpu else []
-        queues += [f"sandbox-{self.pool}", f"control-{self.pool}"] if control else []
-        env = self.env
-        if sandbox_only:
-            queues, env = [f"sandbox-{self.pool}"], {k: v for k, v in self.env.items() if k != "DATABASE_URL"}
+        queues += [f"sandbox-{self.pool}"] if control and sandbox else []
+        queues += [f"control-{self.pool}"] if control else []
+        return self._worker(queues, self.env)
+
+    def start_sandbox_node(self) -> subprocess.Popen:
+        """A worker on the sandbox queue alone, deployed as docs/sandbox.md says: a broker URL and no
+        database credentials. Its DATABASE_URL points where nothing listens, so a query made by any task
+        it runs fails that task."""
+        env = {**self.env, "DATABASE_URL": NO_DATABASE}
+        return self._worker([f"sandbox-{self.pool}"], env)
+
+    def _worker(self, queues: list[str], env: dict[str, str]) -> subprocess.Popen:
         log = (self.var_dir / f"worker-{len(self.workers)}.log").open("wb")
         proc = subprocess.Popen(
             [
@@ -102,6 +111,14 @@ def stack(transactional_db, tmp_path, settings):
 
 
 @pytest.fixture
+def split_stack(transactional_db, tmp_path, settings):
+    """The stack with its sandbox queue served by a sandbox node of its own, which cannot reach the
+    database (`Stack.start_sandbox_node`); the first worker serves the GPU and control queues."""
+    with running_stack(tmp_path, settings, sandbox_apart=True) as stack:
+        yield stack
+
+
+@pytest.fixture
 def host_stack(transactional_db, tmp_path, settings):
     """The stack with a worker for its control and sandbox queues only: its GPU queue is left to nodes of
     their own (tests/e2e/netns.py)."""
@@ -110,7 +127,9 @@ def host_stack(transactional_db, tmp_path, settings):
 
 
 @contextlib.contextmanager
-def running_stack(tmp_path: Path, settings, *, gpu_worker: bool = True) -> Iterator[Stack]:
+def running_stack(
+    tmp_path: Path, settings, *, gpu_worker: bool = True, sandbox_apart: bool = False
+) -> Iterator[Stack]:
     """The ASGI server and one worker on the configured database and Redis (`settings`: the test's, or
     django.conf.settings in a bench); at the end every active run is cancelled and everything stopped."""
     db = connection.settings_dict
@@ -137,8 +156,11 @@ def running_stack(tmp_path: Path, settings, *, gpu_worker: bool = True) -> Itera
     }
     web = asgi_server(env, port, tmp_path / "web.log")
     settings.TRIAD_SANDBOX_QUEUE = env["TRIAD_SANDBOX_QUEUE"]  # imports made by the test itself too
+    settings.TRIAD_CONTROL_QUEUE = env["TRIAD_CONTROL_QUEUE"]  # (verification starts there)
     stack = Stack(base_url=base_url, pool=pool, var_dir=tmp_path, env=env)
-    stack.start_worker(gpu=gpu_worker)
+    stack.start_worker(gpu=gpu_worker, sandbox=not sandbox_apart)
+    if sandbox_apart:
+        stack.start_sandbox_node()
 
     def web_up() -> bool:
         try:

@@ -50,7 +50,7 @@ async def receive_metrics(url: str, cookie: str, origin: str, want: int) -> list
 def test_a_run_trains_under_deepspeed_and_streams_metrics_to_a_websocket(stack):
     """Scored through the sandbox fleet (sandbox_mode fleet): a sandbox node of its own, with no
     database URL, runs the trainer's batches (the other tests here score on the trainer's node)."""
-    fleet_node = stack.start_worker(sandbox_only=True)
+    fleet_node = stack.start_sandbox_node()
     user, run = launch(stack, steps=4, sandbox_mode="fleet")
     client = Client()
     client.force_login(user)

@@ -1,8 +1,9 @@
 """Celery for the tests of tasks that go to a pool's nodes (models, exports, evaluations): a private
-broker the test may stop and the messages waiting on its queues, or every task run where it is sent."""
+broker the test may stop and the messages waiting on its queues (`eager`, every task run where it is
+sent, is in tests/conftest.py)."""
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -30,12 +31,3 @@ def queued(broker) -> Callable[[str], list[dict[str, Any]]]:
         return [json.loads(m) for m in redis.Redis.from_url(broker.url(1)).lrange(queue, 0, -1)]
 
     return read
-
-
-@pytest.fixture
-def eager() -> Iterator[None]:
-    """Celery runs each task where it is sent: a node's work, then the control queue's record of it."""
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before

@@ -56,6 +56,12 @@ def _pair(tests=TESTS, a="    return a * b\n", b="    return a + b\n"):
     )
 
 
+def _deliver(matrix: CompareMatrix) -> int:
+    """The sandbox queue's task, with the message the web process queued (no database needed there);
+    under `eager`, the control queue's record of its rows runs in place."""
+    return review_compare_matrix_task(matrix.pk, matrix.programs, matrix.tests, matrix.entry_point)
+
+
 def _no_sandbox_here(monkeypatch):
     """The web process must never reach the sandbox: make any call to it fail the test."""
 
@@ -93,14 +99,14 @@ def test_the_compare_page_runs_no_code_and_shows_the_matrix_pending(
 
 
 def test_the_task_computes_the_matrix_into_the_database_and_the_partial_renders_it(
-    logged_in, django_capture_on_commit_callbacks
+    logged_in, django_capture_on_commit_callbacks, eager
 ):
     a, b = _pair()
     with django_capture_on_commit_callbacks(execute=False):
         logged_in.get("/review/compare/", {"a": a.pk, "b": b.pk})
     matrix = CompareMatrix.objects.get()
 
-    assert review_compare_matrix_task(matrix.pk) is True  # the real sandbox
+    assert _deliver(matrix) == 3  # the real sandbox
 
     matrix.refresh_from_db()
     assert matrix.status == MatrixStatus.DONE and matrix.finished_at is not None
@@ -116,11 +122,11 @@ def test_the_task_computes_the_matrix_into_the_database_and_the_partial_renders_
     assert "assert candidate(1, 2) == 3" in html
 
 
-def test_untrusted_text_in_the_matrix_is_escaped(logged_in, django_capture_on_commit_callbacks):
+def test_untrusted_text_in_the_matrix_is_escaped(logged_in, django_capture_on_commit_callbacks, eager):
     a, b = _pair(tests='def check(candidate):\n    assert candidate("<i>", "") == "<i>"\n')
     with django_capture_on_commit_callbacks(execute=False):
         logged_in.get("/review/compare/", {"a": a.pk, "b": b.pk})
-    review_compare_matrix_task(CompareMatrix.objects.get().pk)
+    _deliver(CompareMatrix.objects.get())
 
     html = _poll(logged_in, a, b).content.decode()
 
@@ -128,7 +134,7 @@ def test_untrusted_text_in_the_matrix_is_escaped(logged_in, django_capture_on_co
 
 
 def test_the_same_code_and_tests_are_computed_once(
-    logged_in, monkeypatch, django_capture_on_commit_callbacks
+    logged_in, monkeypatch, django_capture_on_commit_callbacks, eager
 ):
     a, b = _pair()
     # Another pair of generations (another step) holding the very same code: the same matrix.
@@ -139,11 +145,13 @@ def test_the_same_code_and_tests_are_computed_once(
         logged_in.get("/review/compare/", {"a": a2.pk, "b": b2.pk})
     matrix = CompareMatrix.objects.get()
     assert len(callbacks) == 1
-    assert review_compare_matrix_task(matrix.pk) is True
+    assert _deliver(matrix) == 3
     done = CompareMatrix.objects.get()
 
+    # a repeated delivery (its sandbox failing, this time) stores nothing: the done matrix is kept
     _no_sandbox_here(monkeypatch)
-    assert review_compare_matrix_task(matrix.pk) is False  # a repeated delivery: nothing recomputed
+    assert _deliver(matrix) == 0
+    assert CompareMatrix.objects.get().rows == done.rows
     with django_capture_on_commit_callbacks(execute=False) as again:
         response = logged_in.get("/review/compare/", {"a": a2.pk, "b": b2.pk})
 
@@ -200,14 +208,14 @@ def test_a_broker_that_cannot_be_reached_shows_an_error_not_a_500(logged_in, mon
 
 
 def test_a_sandbox_that_refuses_fails_the_matrix_with_its_reason(
-    monkeypatch, django_capture_on_commit_callbacks
+    monkeypatch, django_capture_on_commit_callbacks, eager
 ):
     a, b = _pair()
     with django_capture_on_commit_callbacks(execute=False):
         c = review_generations_compare(a=CompareSide(generation_id=a.pk), b=CompareSide(generation_id=b.pk))
     monkeypatch.setenv("TRIAD_SANDBOX_BACKEND", "none-such")
 
-    assert review_compare_matrix_task(c.matrix.pk) is False
+    assert _deliver(c.matrix) == 0
 
     c.matrix.refresh_from_db()
     assert c.matrix.status == MatrixStatus.FAILED
@@ -215,13 +223,13 @@ def test_a_sandbox_that_refuses_fails_the_matrix_with_its_reason(
 
 
 def test_a_failed_matrix_is_retried_by_a_reload_never_by_the_pages_polling(
-    logged_in, monkeypatch, django_capture_on_commit_callbacks
+    logged_in, monkeypatch, django_capture_on_commit_callbacks, eager
 ):
     a, b = _pair()
     with django_capture_on_commit_callbacks(execute=False):
         logged_in.get("/review/compare/", {"a": a.pk, "b": b.pk})
     monkeypatch.setenv("TRIAD_SANDBOX_BACKEND", "none-such")
-    review_compare_matrix_task(CompareMatrix.objects.get().pk)
+    _deliver(CompareMatrix.objects.get())
 
     with django_capture_on_commit_callbacks(execute=False) as polled:
         poll = _poll(logged_in, a, b)
@@ -234,12 +242,16 @@ def test_a_failed_matrix_is_retried_by_a_reload_never_by_the_pages_polling(
     assert CompareMatrix.objects.get().status == MatrixStatus.PENDING
 
 
-def test_the_matrix_task_goes_to_the_sandbox_queue(settings):
+def test_the_matrix_task_goes_to_the_sandbox_queue_and_its_record_to_control(settings):
     from controlplane.celery import app
 
     assert (
         app.amqp.router.route({}, review_compare_matrix_task.name)["queue"].name
         == settings.TRIAD_SANDBOX_QUEUE
+    )
+    assert (
+        app.amqp.router.route({}, "review.compare_matrix_record")["queue"].name
+        == settings.TRIAD_CONTROL_QUEUE
     )
 
 
