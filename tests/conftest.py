@@ -1,9 +1,50 @@
+import json
+from pathlib import Path
+
 import pytest
 from django.conf import settings
 from django.test import override_settings
 
 from tests.factories import UserFactory
 from tests.processes import RedisServer
+
+DESELECTED = pytest.StashKey[list[str]]()
+
+
+def pytest_addoption(parser):
+    parser.addini("node_side", type="paths", help="paths of the node side's own tests, marked node_side")
+    parser.addoption(
+        "--selection-to",
+        metavar="FILE",
+        help="write the ids of the tests this run selects and deselects to FILE (tests/selection_check.py)",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(config, items):
+    roots = config.getini("node_side")
+    for root in roots:
+        if not root.exists():  # a moved directory would silently leave its tests unmarked
+            raise pytest.UsageError(f"pyproject.toml's node_side names {root}, which does not exist")
+    for item in items:
+        if any(item.path.is_relative_to(root) for root in roots):
+            item.add_marker(pytest.mark.node_side)
+
+
+def pytest_deselected(items):
+    for item in items:
+        item.config.stash.setdefault(DESELECTED, []).append(item.nodeid)
+
+
+def pytest_collection_finish(session):
+    target = session.config.getoption("selection_to")
+    if target:
+        selection = {
+            "selected": [item.nodeid for item in session.items],
+            "node_side": [item.nodeid for item in session.items if item.get_closest_marker("node_side")],
+            "deselected": session.config.stash.get(DESELECTED, []),
+        }
+        Path(target).write_text(json.dumps(selection))
 
 
 @pytest.fixture(scope="session", autouse=True)
