@@ -80,18 +80,18 @@ test: install system-packages services lint
 	@# the PostgreSQL run spends much of its time waiting on the processes its end-to-end tests start, which
 	@# leaves the second core to the other run. Both run the control plane's tests; the PostgreSQL run alone
 	@# runs the tests that need the servers (postgres_only) and the e2e tests, whose stack is wired to
-	@# PostgreSQL and Redis. The node side's own tests (node_side: pyproject.toml's paths; plain Python, no
-	@# Django, the trainer's real deepspeed runs among them) give the same result in either run: the embedded
-	@# run, the shorter, runs them, e2e ones included. Measured by subsets beside other work (docs/benchmarks.md,
-	@# "make test"): PostgreSQL about <PG> min, embedded about <EMB> min, where it was 36 and 10.
+	@# PostgreSQL and Redis. The run_once tests (pyproject.toml's paths: the node side's own, plain Python
+	@# with the trainer's real deepspeed runs, and the demo's own stack) touch neither run's database nor
+	@# broker: the embedded run, the shorter, runs them, e2e ones included.
+	@# Expected, from subsets measured beside other work: PostgreSQL <PG>, embedded <EMB> (were 36 and 10 min).
 	@# tests/selection_check.py then checks that the two runs together left no test file or test out.
 	rm -rf $(EMBEDDED_VAR) $(EMBEDDED_LOG) $(SELECTION)
 	mkdir -p $(dir $(EMBEDDED_LOG)) $(SELECTION)
 	@$(EMBEDDED_TEST_ENV) $(BIN)/pytest -q -p no:cacheprovider --durations=20 \
-		-m "node_side or not (postgres_only or e2e)" --selection-to=$(SELECTION)/embedded.json \
+		-m "run_once or not (postgres_only or e2e)" --selection-to=$(SELECTION)/embedded.json \
 		> $(EMBEDDED_LOG) 2>&1 & embedded=$$!; \
 	echo "embedded-default run started (pid $$embedded, its output: $(EMBEDDED_LOG))"; \
-	$(TEST_ENV) $(BIN)/pytest -q --durations=40 -m "not node_side" --selection-to=$(SELECTION)/postgres.json; \
+	$(TEST_ENV) $(BIN)/pytest -q --durations=40 -m "not run_once" --selection-to=$(SELECTION)/postgres.json; \
 	postgres=$$?; \
 	wait $$embedded; embedded_rc=$$?; \
 	echo "--- the run on the embedded default ($(EMBEDDED_LOG)):"; cat $(EMBEDDED_LOG); \

@@ -12,7 +12,7 @@ DESELECTED = pytest.StashKey[list[str]]()
 
 
 def pytest_addoption(parser):
-    parser.addini("node_side", type="paths", help="paths of the node side's own tests, marked node_side")
+    parser.addini("run_once", type="paths", help="paths of tests make test runs in one run (run_once)")
     parser.addoption(
         "--selection-to",
         metavar="FILE",
@@ -22,13 +22,13 @@ def pytest_addoption(parser):
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(config, items):
-    roots = config.getini("node_side")
+    roots = config.getini("run_once")
     for root in roots:
         if not root.exists():  # a moved directory would silently leave its tests unmarked
-            raise pytest.UsageError(f"pyproject.toml's node_side names {root}, which does not exist")
+            raise pytest.UsageError(f"pyproject.toml's run_once names {root}, which does not exist")
     for item in items:
         if any(item.path.is_relative_to(root) for root in roots):
-            item.add_marker(pytest.mark.node_side)
+            item.add_marker(pytest.mark.run_once)
 
 
 def pytest_deselected(items):
@@ -41,7 +41,7 @@ def pytest_collection_finish(session):
     if target:
         selection = {
             "selected": [item.nodeid for item in session.items],
-            "node_side": [item.nodeid for item in session.items if item.get_closest_marker("node_side")],
+            "run_once": [item.nodeid for item in session.items if item.get_closest_marker("run_once")],
             "deselected": session.config.stash.get(DESELECTED, []),
         }
         Path(target).write_text(json.dumps(selection))

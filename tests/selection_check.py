@@ -1,10 +1,10 @@
-"""That make test's runs, together, leave no test out and run the node side's tests once.
+"""That make test's runs, together, leave no test out and run each run_once test in one run only.
 
     python -m tests.selection_check RUN.json [RUN.json ...]
 
 Each file is what one run wrote with --selection-to (tests/conftest.py). Every test a run collected must be
 selected by some run, every test file under tests/ must have a test that some run selected (a file a run
---ignore'd is never collected), and no node_side test may be selected by two runs (it gives the same result
+--ignore'd is never collected), and no run_once test may be selected by two runs (it gives the same result
 in each). Prints what is wrong and exits 1, else prints a one-line summary.
 """
 
@@ -25,10 +25,10 @@ def selection_problems(runs: dict[str, dict[str, list[str]]], test_files: list[s
     problems = [f"{nodeid}: deselected by every run" for nodeid in sorted(collected - set(ran))]
     files_run = {nodeid.split("::")[0] for nodeid in ran}
     problems += [f"{path}: no run collected a test of it" for path in sorted(set(test_files) - files_run)]
-    node_side = set().union(*(selection["node_side"] for selection in runs.values()))
+    run_once = set().union(*(selection["run_once"] for selection in runs.values()))
     problems += [
-        f"{nodeid}: a node_side test, selected by {' and '.join(ran[nodeid])}"
-        for nodeid in sorted(node_side)
+        f"{nodeid}: a run_once test, selected by {' and '.join(ran[nodeid])}"
+        for nodeid in sorted(run_once)
         if len(ran[nodeid]) > 1
     ]
     return problems

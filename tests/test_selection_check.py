@@ -4,14 +4,14 @@ FILES = ["tests/test_a.py", "tests/workers/test_b.py"]
 A1, A2, B = "tests/test_a.py::t1", "tests/test_a.py::t2", "tests/workers/test_b.py::t"
 
 
-def run(selected, deselected=(), node_side=()):
-    return {"selected": list(selected), "deselected": list(deselected), "node_side": list(node_side)}
+def run(selected, deselected=(), run_once=()):
+    return {"selected": list(selected), "deselected": list(deselected), "run_once": list(run_once)}
 
 
-def test_two_runs_that_share_the_rest_and_split_the_node_side_leave_nothing_out():
+def test_two_runs_that_share_the_rest_and_split_the_run_once_tests_leave_nothing_out():
     runs = {
         "postgres": run([A1, A2], deselected=[B]),
-        "embedded": run([A1, B], deselected=[A2], node_side=[B]),
+        "embedded": run([A1, B], deselected=[A2], run_once=[B]),
     }
 
     assert selection_problems(runs, FILES) == []
@@ -29,7 +29,7 @@ def test_a_file_no_run_collected_is_named():
     assert selection_problems(runs, FILES) == ["tests/workers/test_b.py: no run collected a test of it"]
 
 
-def test_a_node_side_test_two_runs_select_is_named_with_both():
-    runs = {"postgres": run([A1, B], node_side=[B]), "embedded": run([B], node_side=[B])}
+def test_a_run_once_test_two_runs_select_is_named_with_both():
+    runs = {"postgres": run([A1, B], run_once=[B]), "embedded": run([B], run_once=[B])}
 
-    assert selection_problems(runs, FILES) == [f"{B}: a node_side test, selected by postgres and embedded"]
+    assert selection_problems(runs, FILES) == [f"{B}: a run_once test, selected by postgres and embedded"]
