@@ -13,6 +13,7 @@ DESELECTED = pytest.StashKey[list[str]]()
 
 def pytest_addoption(parser):
     parser.addini("run_once", type="paths", help="paths of tests make test runs in one run (run_once)")
+    parser.addini("run_once_on_postgres", type="paths", help="of those, the ones its PostgreSQL run takes")
     parser.addoption(
         "--selection-to",
         metavar="FILE",
@@ -23,12 +24,18 @@ def pytest_addoption(parser):
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(config, items):
     roots = config.getini("run_once")
-    for root in roots:
+    on_postgres = config.getini("run_once_on_postgres")
+    for root in [*roots, *on_postgres]:
         if not root.exists():  # a moved directory would silently leave its tests unmarked
-            raise pytest.UsageError(f"pyproject.toml's run_once names {root}, which does not exist")
+            raise pytest.UsageError(f"pyproject.toml's run_once lists name {root}, which does not exist")
+    for root in on_postgres:
+        if not any(root.is_relative_to(once) for once in roots):
+            raise pytest.UsageError(f"pyproject.toml's run_once_on_postgres names {root}, not under run_once")
     for item in items:
         if any(item.path.is_relative_to(root) for root in roots):
             item.add_marker(pytest.mark.run_once)
+            if any(item.path.is_relative_to(root) for root in on_postgres):
+                item.add_marker(pytest.mark.run_once_on_postgres)
 
 
 def pytest_deselected(items):

@@ -29,7 +29,7 @@ def selection_problems(runs: dict[str, dict[str, list[str]]], test_files: list[s
     problems += [
         f"{nodeid}: a run_once test, selected by {' and '.join(ran[nodeid])}"
         for nodeid in sorted(run_once)
-        if len(ran[nodeid]) > 1
+        if len(ran.get(nodeid, [])) > 1
     ]
     return problems
 
