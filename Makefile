@@ -67,34 +67,41 @@ lint: install
 	TRIAD_DEV=true $(BIN)/mypy controlplane runs datasets_app workers triad
 	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
 
-# Tests of the node side that touch neither Django nor a database: run once, with PostgreSQL.
-NODE_SIDE_ONLY := tests/workers/sandbox tests/workers/trainer tests/workers/test_client.py \
-	tests/workers/test_client_attempt.py tests/workers/test_client_strings.py tests/workers/test_export.py \
-	tests/workers/test_launcher.py tests/workers/test_model_info.py tests/workers/test_provenance.py \
-	tests/workers/test_group_guard.py
+# Where each run writes the ids of the tests it selects (tests/selection_check.py reads them).
+SELECTION := $(CURDIR)/var/test-selection
 
 test: install system-packages services lint
 	@# Shared memory that runs killed before their launcher could clean up (an hour old at least).
 	-find /dev/shm -maxdepth 1 -name 'deepspeed_allreduce_buffer_*' -mmin +60 -delete
 	@# A JIT build of DeepSpeed's CPU op killed midway leaves its lock, and every later run waits on it.
 	-find $(HOME)/.cache/torch_extensions -name lock -mmin +10 -delete 2>/dev/null
-	@# Two runs at once, each of the whole suite it can run: on PostgreSQL and Redis, and on the embedded
-	@# default (SQLite, the filesystem broker) that `make demo` runs. They share nothing (databases,
-	@# brokers, var dirs are their own), and the PostgreSQL run spends much of its time waiting on the
-	@# processes its end-to-end tests start, which leaves the second core to the other run. The embedded
-	@# run leaves out the tests that need the servers and the e2e tests (their stack is wired to
-	@# PostgreSQL and Redis; the trainer's real deepspeed runs, also marked e2e, touch no database), and
-	@# the node side's own tests (plain Python, no Django), which the PostgreSQL run has run.
-	rm -rf $(EMBEDDED_VAR) $(EMBEDDED_LOG)
-	mkdir -p $(dir $(EMBEDDED_LOG))
-	@$(EMBEDDED_TEST_ENV) $(BIN)/pytest -q -p no:cacheprovider -m "not postgres_only and not e2e" \
-		$(NODE_SIDE_ONLY:%=--ignore=%) > $(EMBEDDED_LOG) 2>&1 & embedded=$$!; \
+	@# Two runs at once: on PostgreSQL and Redis, and on the embedded default (SQLite, the filesystem
+	@# broker) that `make demo` runs. They share nothing (databases, brokers, var dirs are their own), and
+	@# the PostgreSQL run spends much of its time waiting on the processes its end-to-end tests start, which
+	@# leaves the second core to the other run. Both run the control plane's tests; the PostgreSQL run alone
+	@# runs the tests that need the servers (postgres_only) and the e2e tests, whose stack is wired to
+	@# PostgreSQL and Redis. The run_once tests (pyproject.toml's paths: the node side's own, plain Python
+	@# with the trainer's real deepspeed runs, and the demo's own stack) touch neither run's database nor
+	@# broker: the embedded run runs them, e2e ones included, except run_once_on_postgres (the longest
+	@# deepspeed runs), which the PostgreSQL run takes to even out the two. Expected wall times, scaled from
+	@# subsets measured beside other work (load 9-30) to the last CI run's 36 and 10 min: about 23 min each.
+	@# tests/selection_check.py then checks that the two runs together left no test file or test out.
+	rm -rf $(EMBEDDED_VAR) $(EMBEDDED_LOG) $(SELECTION)
+	mkdir -p $(dir $(EMBEDDED_LOG)) $(SELECTION)
+	@$(EMBEDDED_TEST_ENV) $(BIN)/pytest -q -p no:cacheprovider --durations=20 \
+		-m "not run_once_on_postgres and (run_once or not (postgres_only or e2e))" \
+		--selection-to=$(SELECTION)/embedded.json \
+		> $(EMBEDDED_LOG) 2>&1 & embedded=$$!; \
 	echo "embedded-default run started (pid $$embedded, its output: $(EMBEDDED_LOG))"; \
-	$(TEST_ENV) $(BIN)/pytest -q --durations=40; postgres=$$?; \
+	$(TEST_ENV) $(BIN)/pytest -q --durations=40 -m "not run_once or run_once_on_postgres" \
+		--selection-to=$(SELECTION)/postgres.json; \
+	postgres=$$?; \
 	wait $$embedded; embedded_rc=$$?; \
 	echo "--- the run on the embedded default ($(EMBEDDED_LOG)):"; cat $(EMBEDDED_LOG); \
 	echo "make test: PostgreSQL run exit $$postgres, embedded-default run exit $$embedded_rc"; \
-	test $$postgres -eq 0 -a $$embedded_rc -eq 0
+	$(BIN)/python -m tests.selection_check $(SELECTION)/postgres.json $(SELECTION)/embedded.json; \
+	selection=$$?; \
+	test $$postgres -eq 0 -a $$embedded_rc -eq 0 -a $$selection -eq 0
 
 test-fast: install
 	$(TEST_ENV) $(BIN)/pytest -q -m "not e2e"

@@ -1,4 +1,6 @@
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -6,6 +8,51 @@ from django.test import override_settings
 
 from tests.factories import UserFactory
 from tests.processes import RedisServer
+
+DESELECTED = pytest.StashKey[list[str]]()
+
+
+def pytest_addoption(parser):
+    parser.addini("run_once", type="paths", help="paths of tests make test runs in one run (run_once)")
+    parser.addini("run_once_on_postgres", type="paths", help="of those, the ones its PostgreSQL run takes")
+    parser.addoption(
+        "--selection-to",
+        metavar="FILE",
+        help="write the ids of the tests this run selects and deselects to FILE (tests/selection_check.py)",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(config, items):
+    roots = config.getini("run_once")
+    on_postgres = config.getini("run_once_on_postgres")
+    for root in [*roots, *on_postgres]:
+        if not root.exists():  # a moved directory would silently leave its tests unmarked
+            raise pytest.UsageError(f"pyproject.toml's run_once lists name {root}, which does not exist")
+    for root in on_postgres:
+        if not any(root.is_relative_to(once) for once in roots):
+            raise pytest.UsageError(f"pyproject.toml's run_once_on_postgres names {root}, not under run_once")
+    for item in items:
+        if any(item.path.is_relative_to(root) for root in roots):
+            item.add_marker(pytest.mark.run_once)
+            if any(item.path.is_relative_to(root) for root in on_postgres):
+                item.add_marker(pytest.mark.run_once_on_postgres)
+
+
+def pytest_deselected(items):
+    for item in items:
+        item.config.stash.setdefault(DESELECTED, []).append(item.nodeid)
+
+
+def pytest_collection_finish(session):
+    target = session.config.getoption("selection_to")
+    if target:
+        selection = {
+            "selected": [item.nodeid for item in session.items],
+            "run_once": [item.nodeid for item in session.items if item.get_closest_marker("run_once")],
+            "deselected": session.config.stash.get(DESELECTED, []),
+        }
+        Path(target).write_text(json.dumps(selection))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,7 +1,8 @@
 """`make demo`'s own stack, as a person meets it: `manage.py demo` with nothing set (SQLite, the filesystem
 broker, in-memory channels, development mode set by the command itself), driven in Chromium.
 
-The rest of the e2e tests run their stack on PostgreSQL and Redis; this one is the embedded default.
+The rest of the e2e tests run their stack on PostgreSQL and Redis; this one is the embedded default, and
+make test runs it in its embedded run (run_once in pyproject.toml).
 """
 
 import json

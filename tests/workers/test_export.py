@@ -53,7 +53,7 @@ def run_dir(request, tiny_hf_dir, tmp_path_factory) -> Path:
     return _checkpoint(tiny_hf_dir, tmp_path_factory.mktemp("run") / "7", request.param)
 
 
-@pytest.mark.e2e  # a real deepspeed checkpoint, no database: run once, with the e2e tests
+@pytest.mark.e2e  # a real deepspeed checkpoint, no database
 def test_the_export_holds_the_checkpoints_weights_in_16_bit_and_the_runs_tokenizer(run_dir, tiny_hf_dir):
     info = export_checkpoint(run_dir)
 
@@ -78,7 +78,7 @@ def test_the_export_holds_the_checkpoints_weights_in_16_bit_and_the_runs_tokeniz
     assert [p.name for p in run_dir.iterdir() if p.name.startswith(".export")] == []  # no temp dir left
 
 
-@pytest.mark.e2e  # a real deepspeed checkpoint, no database: run once, with the e2e tests
+@pytest.mark.e2e  # a real deepspeed checkpoint, no database
 @pytest.mark.parametrize("zero_stage", [0, 2])
 def test_a_run_trained_in_bf16_exports_the_weights_it_trained_to(tiny_hf_dir, tmp_path, zero_stage):
     # bf16 training: ZeRO-2 keeps fp32 master weights (consolidated, then rounded), ZeRO-0 the bf16 module
@@ -92,7 +92,7 @@ def test_a_run_trained_in_bf16_exports_the_weights_it_trained_to(tiny_hf_dir, tm
     assert weights["model.embed_tokens.weight"].dtype == torch.bfloat16
 
 
-@pytest.mark.e2e  # a real deepspeed checkpoint, no database: run once, with the e2e tests
+@pytest.mark.e2e  # a real deepspeed checkpoint, no database
 def test_a_redelivered_export_answers_with_the_directory_already_written(run_dir):
     first = export_checkpoint(run_dir)
     written = {p: p.stat().st_mtime_ns for p in Path(first.path).iterdir()}
@@ -103,7 +103,7 @@ def test_a_redelivered_export_answers_with_the_directory_already_written(run_dir
     assert {p: p.stat().st_mtime_ns for p in Path(again.path).iterdir()} == written
 
 
-@pytest.mark.e2e  # a real deepspeed checkpoint, no database: run once, with the e2e tests
+@pytest.mark.e2e  # a real deepspeed checkpoint, no database
 def test_an_fp32_model_is_exported_in_fp32(tiny_hf_dir, tmp_path):
     workdir = _checkpoint(tiny_hf_dir, tmp_path / "run", 0, step=2)
     spec = json.loads((workdir / "spec.json").read_text())
@@ -155,7 +155,7 @@ def test_a_run_of_the_built_in_tiny_model_is_refused(tmp_path):
     assert str(refused.value) == TINY_REFUSAL
 
 
-@pytest.mark.e2e  # a real deepspeed checkpoint, no database: run once, with the e2e tests
+@pytest.mark.e2e  # a real deepspeed checkpoint, no database
 @pytest.mark.parametrize("zero_stage", [0, 2])
 def test_a_lora_runs_adapters_are_merged_into_a_plain_model_of_the_base_architecture(
     tiny_hf_dir, tmp_path, zero_stage
@@ -175,7 +175,7 @@ def test_a_lora_runs_adapters_are_merged_into_a_plain_model_of_the_base_architec
     assert info.params == sum(v.numel() for v in base.values())
 
 
-@pytest.mark.e2e  # a real deepspeed checkpoint, no database: run once, with the e2e tests
+@pytest.mark.e2e  # a real deepspeed checkpoint, no database
 def test_a_model_no_longer_on_the_node_is_refused_naming_it(run_dir, tmp_path):
     workdir = tmp_path / "moved"
     shutil.copytree(run_dir / "checkpoints", workdir / "checkpoints")

@@ -9,7 +9,7 @@ import pytest
 from tests.workers.supervised import supervise
 from tests.workers.test_launcher import PROBLEMS, _spec
 
-# Real deepspeed runs (no database): run once, with the e2e tests, not again on the embedded default.
+# Real deepspeed runs (no database): e2e, and run_once (make test runs them in one of its runs).
 pytestmark = pytest.mark.e2e
 
 # Anything that stays on the comment line passes: the untrained policy gets both verdicts.

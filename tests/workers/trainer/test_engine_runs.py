@@ -19,7 +19,7 @@ from workers.trainer.model import build_tiny_model
 from workers.trainer.reference import file_sha256, read_pin
 from workers.trainer.tokenizer import ByteTokenizer
 
-# Real deepspeed runs (no database): run once, with the e2e tests, not again on the embedded default.
+# Real deepspeed runs (no database): e2e, and run_once (make test runs them in one of its runs).
 pytestmark = pytest.mark.e2e
 
 

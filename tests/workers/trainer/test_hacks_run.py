@@ -11,7 +11,7 @@ from tests.workers.supervised import supervise
 from tests.workers.test_launcher import _spec
 from workers.detectors import scan
 
-# Real deepspeed runs (no database): run once, with the e2e tests, not again on the embedded default.
+# Real deepspeed runs (no database): e2e, and run_once (make test runs them in one of its runs).
 pytestmark = pytest.mark.e2e
 
 WARM_UP = 30  # enough for the tiny policy to repeat both references at a low temperature

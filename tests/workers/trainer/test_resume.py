@@ -10,7 +10,7 @@ from tests.workers.test_launcher import _spec
 from tests.workers.trainer.fake_control import FakeControl
 from workers.launcher import run_supervised
 
-# Real deepspeed runs (no database): run once, with the e2e tests, not again on the embedded default.
+# Real deepspeed runs (no database): e2e, and run_once (make test runs them in one of its runs).
 pytestmark = pytest.mark.e2e
 
 VOLATILE = ("time/", "throughput/", "sandbox/latency")

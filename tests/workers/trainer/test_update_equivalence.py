@@ -25,7 +25,7 @@ from workers.trainer.spec import parse_spec
 
 ROOT = Path(__file__).resolve().parents[3]
 
-# Real torch.distributed process groups: run once, with the e2e tests, not again on the embedded default.
+# Real torch.distributed process groups: e2e, and run_once (make test runs them in one of its runs).
 pytestmark = pytest.mark.e2e
 
 

@@ -15,7 +15,7 @@ from tests.workers.trainer.test_critic_run import COMMENT
 from workers.spec import TrainConfig
 from workers.trainer.batches import lr_at
 
-# Real deepspeed runs (no database): run once, with the e2e tests, not again on the embedded default.
+# Real deepspeed runs (no database): e2e, and run_once (make test runs them in one of its runs).
 pytestmark = pytest.mark.e2e
 
 VARIANTS = {
