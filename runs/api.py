@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from runs import attempts, gang, ingest, spec
 from runs.alerts import hooks as alert_hooks
-from runs.events import BatchTooLarge, EventError, parse_batch, string_problem
+from runs.events import BatchTooLarge, EventError, parse_batch, string_problem, text_strings_clean
 from runs.models import TERMINAL_STATUSES, Run
 from runs.ratelimit import ingest_retry_after
 from runs.selectors import run_token_hash
@@ -62,7 +62,11 @@ def run_events(request: HttpRequest, run_id: int) -> JsonResponse:
     if len(request.body) > settings.TRIAD_INGEST_MAX_BYTES:  # a body sent without Content-Length
         return _too_big(len(request.body))
     try:
-        body = json.loads(request.body)
+        # Decoded as json.loads decodes bytes, and kept as text: one scan of it tells whether any string
+        # of the batch needs checking for NUL and lone surrogates.
+        raw = request.body
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+        body = json.loads(text)
     except UnicodeDecodeError:
         return _error(400, "body: not valid UTF-8", field="body")
     except json.JSONDecodeError as exc:
@@ -72,7 +76,9 @@ def run_events(request: HttpRequest, run_id: int) -> JsonResponse:
     except RecursionError:
         return _error(400, "body: nested too deeply", field="body")
     try:
-        batch = parse_batch(body, max_events=settings.TRIAD_INGEST_MAX_EVENTS)
+        batch = parse_batch(
+            body, max_events=settings.TRIAD_INGEST_MAX_EVENTS, strings_clean=text_strings_clean(text)
+        )
     except BatchTooLarge as exc:
         # 413 with the limit, so that a client splits the batch instead of dropping it.
         return JsonResponse(exc.as_dict(), status=413)

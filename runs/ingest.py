@@ -2,6 +2,7 @@
 
 import datetime as dt
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 from django.db import connection, transaction
@@ -53,14 +54,15 @@ def run_ingest(*, run_id: int, batch: Batch) -> IngestResult:
     with transaction.atomic():
         # One writer per run at a time (the run's row lock), the heartbeat and the seen-seq check, in one
         # round trip: the events whose (run, attempt, source, seq) was already claimed are the repeats.
-        status, current, claimed = _events_claim(run_id=run_id, batch=batch, now=now)
+        claim = _events_claim(run_id=run_id, batch=batch, now=now)
+        status, current, claimed = claim.status, claim.attempt, claim.fresh
         if status == RunStatus.LOST or batch.attempt not in (None, current):
             return IngestResult(
                 accepted=0, duplicates=0, desired_state=RunStatus.LOST, fenced=True, attempt=current
             )
         fresh = [e for e in batch.events if e.seq in claimed]
         started = False
-        if status == RunStatus.QUEUED and fresh:
+        if status == RunStatus.QUEUED and fresh and claim.external:
             # An external run starts with its trainer's first event: no launcher claims it
             # (docs/external-runs.md). Any other queued run is started by its claim alone.
             message = "its trainer's first event arrived"
@@ -73,7 +75,9 @@ def run_ingest(*, run_id: int, batch: Batch) -> IngestResult:
         if payload["metrics"] or payload["generations"] or payload["logs"]:
             broadcast_run_update(run_id, payload)
         if payload["metrics"]:
-            alert_hooks.metrics_stored(run_id)  # an on-commit enqueue, throttled per run
+            alert_hooks.metrics_stored(
+                run_id, watched=claim.watched
+            )  # an on-commit enqueue, throttled per run
         if payload["generations"]:
             generations_stored(run_id)  # the diversity points, likewise (runs/diversity.py)
         moved = statuses or started
@@ -88,10 +92,11 @@ def run_ingest(*, run_id: int, batch: Batch) -> IngestResult:
 # concurrent batches claim overlapping keys in the same order. A lost run, or a batch of another attempt
 # (fenced), gets none of it: no key, no heartbeat, only the run's status and attempt. Also, in the same
 # round trip: the attempt's first and furthest metric step (only a batch with new metrics writes), and a
-# node's launcher heartbeat on its gang claim (only a batch from a launcher source: node_rank not null).
+# node's launcher heartbeat on its gang claim (only a batch from a launcher source: node_rank not null);
+# and whether metric alert rules watch the run (asked for a batch with metrics: runs/alerts/hooks.py).
 _CLAIM_SQL = """
 WITH run AS (
-    SELECT id, status, attempt FROM runs_run WHERE id = %(run_id)s FOR UPDATE
+    SELECT id, status, attempt, team_id, external FROM runs_run WHERE id = %(run_id)s FOR UPDATE
 ), unfenced AS (
     SELECT id, attempt FROM run WHERE status <> %(fenced)s AND attempt = COALESCE(%(attempt)s::int, attempt)
 ), fresh AS (
@@ -126,8 +131,9 @@ WITH run AS (
     WHERE %(node_rank)s::int IS NOT NULL AND node_rank = %(node_rank)s::int
         AND run_id = (SELECT id FROM unfenced) AND attempt = (SELECT attempt FROM unfenced)
 )
-SELECT (SELECT status FROM run), (SELECT attempt FROM run), ARRAY(SELECT seq FROM fresh)
-"""
+SELECT (SELECT status FROM run), (SELECT attempt FROM run), ARRAY(SELECT seq FROM fresh),
+    (SELECT external FROM run), %(metrics)s AND {watched}
+""".format(watched=alert_hooks.METRIC_RULES_SQL.format(team="(SELECT team_id FROM run)"))  # noqa: S608 (constants)
 
 
 def node_rank_of(source: str) -> int | None:
@@ -139,7 +145,16 @@ def node_rank_of(source: str) -> int | None:
     return int(rank) if prefix == "launcher" and rank.isdigit() else None
 
 
-def _events_claim(*, run_id: int, batch: Batch, now: dt.datetime) -> tuple[str, int, set[int]]:
+@dataclass(frozen=True)
+class _Claim:
+    status: str
+    attempt: int  # the run's current attempt
+    fresh: set[int]  # the seqs of the batch not seen before
+    external: bool  # an external run, which its first event starts
+    watched: bool | None  # whether metric alert rules watch the run (None: not read; False: no metrics)
+
+
+def _events_claim(*, run_id: int, batch: Batch, now: dt.datetime) -> _Claim:
     source, events = batch.source, batch.events
     metrics = [e for e in events if e.type == "metric"]
     if connection.vendor == "postgresql":
@@ -154,16 +169,20 @@ def _events_claim(*, run_id: int, batch: Batch, now: dt.datetime) -> tuple[str, 
             "metric_seqs": [e.seq for e in metrics],
             "metric_steps": [e.data["step"] for e in metrics],
             "node_rank": node_rank_of(source),
+            "metrics": bool(metrics),
+            **alert_hooks.metric_rules_params(),
         }
         with connection.cursor() as cursor:
             cursor.execute(_CLAIM_SQL, params)
-            status, attempt, fresh = cursor.fetchone()
+            status, attempt, fresh, external, watched = cursor.fetchone()
         if status is None:
             raise Run.DoesNotExist(f"run {run_id}: no such run")
-        return status, attempt, set(fresh)
-    status, attempt = Run.objects.select_for_update().values_list("status", "attempt").get(pk=run_id)
+        return _Claim(status, attempt, set(fresh), external, bool(watched))
+    status, attempt, external = (
+        Run.objects.select_for_update().values_list("status", "attempt", "external").get(pk=run_id)
+    )
     if status == RunStatus.LOST or batch.attempt not in (None, attempt):
-        return status, attempt, set()
+        return _Claim(status, attempt, set(), external, None)
     seqs = [e.seq for e in events]
     keys = IngestedEvent.objects.filter(run_id=run_id, attempt=attempt, source=source, seq__in=seqs)
     seen = set(keys.values_list("seq", flat=True))
@@ -182,7 +201,7 @@ def _events_claim(*, run_id: int, batch: Batch, now: dt.datetime) -> tuple[str, 
     Run.objects.filter(pk=run_id).update(**fields)
     if (node_rank := node_rank_of(source)) is not None:
         RunClaim.objects.filter(run_id=run_id, attempt=attempt, node_rank=node_rank).update(last_seen_at=now)
-    return status, attempt, {seq for seq in seqs if seq not in seen}
+    return _Claim(status, attempt, {seq for seq in seqs if seq not in seen}, external, None)
 
 
 def _store_checkpoints(run_id: int, attempt: int, events: list[Event]) -> None:
@@ -203,7 +222,10 @@ def _store_events(run_id: int, source: str, events: list[Event], now: dt.datetim
         if event.type == "metric":
             wall = _when(data["time"], now)
             step = data["step"]
-            points.extend((run_id, key, step, value, wall) for key, value in data["values"].items())
+            values = data["values"]  # the rows built by zip, in C: a batch carries thousands of points
+            points.extend(
+                zip(repeat(run_id), values, repeat(step), values.values(), repeat(wall), strict=False)
+            )
         elif event.type == "generation":
             generations.append(Generation(run_id=run_id, **data))
         elif event.type == "log":

@@ -121,13 +121,14 @@ def metric_points_write(rows: Sequence[Row]) -> None:
             run_ids, keys, steps = gone
             replaced = list(zip(run_ids, keys, steps, strict=True))
         else:
-            replaced = _points_delete_pg(cursor, rows)
+            spans = _series_spans(rows)
+            replaced = _points_delete_pg(cursor, rows, spans)
             with cursor.copy(COPY_SQL + " (FORMAT BINARY)") as copy:  # no text to parse: a quarter faster
                 copy.set_types(COPY_TYPES)
                 for row in rows:
                     copy.write_row(row)
             cursor.execute(_UPSERT_PG, rollups)
-            cursor.execute(_KEYS_UPSERT_PG, _key_columns(rows))
+            cursor.execute(_KEYS_UPSERT_PG, _key_columns(rows, spans))
     _rollups_rebuild(replaced)
 
 
@@ -142,13 +143,17 @@ _HIGHS_PG = (
 )
 
 
-def _points_delete_pg(cursor: psycopg.Cursor[Any], rows: Sequence[Row]) -> list[tuple[int, str, int]]:
-    """Delete the stored points at the steps of `rows`, answering which there were. A large batch is
-    nearly always past everything stored (a backlog flushed in order): it looks up each series' furthest
-    step first, and probes only the points that might be replaced."""
-    series = sorted({(r, k) for r, k, *_ in rows})
+def _points_delete_pg(
+    cursor: psycopg.Cursor[Any], rows: Sequence[Row], spans: dict[tuple[int, str], tuple[int, int]]
+) -> list[tuple[int, str, int]]:
+    """Delete the stored points at the steps of `rows` (whose series span `spans`), answering which
+    there were. A large batch is nearly always past everything stored (a backlog flushed in order): it
+    looks up each series' furthest step first, and probes only the points that might be replaced."""
+    series = sorted(spans)
     cursor.execute(_HIGHS_PG, [[r for r, _ in series], [k for _, k in series]])
     highs = {(r, k): high for r, k, high in cursor.fetchall() if high is not None}
+    if all(spans[ident][0] > high for ident, high in highs.items()):
+        return []  # every series of the batch starts past its furthest stored step: nothing to replace
     maybe = [row for row in rows if row[2] <= highs.get((row[0], row[1]), -1)]
     if not maybe:
         return []
@@ -284,13 +289,24 @@ def _rollups_put(
     )
 
 
-def _key_columns(rows: Sequence[Row]) -> list[list[Any]]:
-    """The batch's (run, key, furthest step) as three columns, for the key index's upsert."""
-    furthest: dict[tuple[int, str], int] = {}
+def _series_spans(rows: Sequence[Row]) -> dict[tuple[int, str], tuple[int, int]]:
+    """Each series of the batch, (run, key), with its first and furthest step, in one pass."""
+    spans: dict[tuple[int, str], tuple[int, int]] = {}
     for run_id, key, step, _, _ in rows:
-        if step > furthest.get((run_id, key), step - 1):
-            furthest[(run_id, key)] = step
-    return [[r for r, _ in furthest], [k for _, k in furthest], list(furthest.values())]
+        span = spans.get((run_id, key))
+        if span is None:
+            spans[(run_id, key)] = (step, step)
+        elif not span[0] <= step <= span[1]:
+            spans[(run_id, key)] = (min(span[0], step), max(span[1], step))
+    return spans
+
+
+def _key_columns(
+    rows: Sequence[Row], spans: dict[tuple[int, str], tuple[int, int]] | None = None
+) -> list[list[Any]]:
+    """The batch's (run, key, furthest step) as three columns, for the key index's upsert."""
+    spans = _series_spans(rows) if spans is None else spans
+    return [[r for r, _ in spans], [k for _, k in spans], [hi for _, hi in spans.values()]]
 
 
 def _rollup_rows(rows: Sequence[Row]) -> list[tuple[int | str | float, ...]]:

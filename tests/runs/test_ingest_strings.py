@@ -128,3 +128,50 @@ def test_good_non_ascii_text_and_surrogate_pairs_are_stored_as_sent(client):
     assert LogLine.objects.get(run=run).message == "d\u00e9j\u00e0 vu \U0001f600"
     assert "r\u00e9compense" in set(MetricPoint.objects.filter(run=run).values_list("key", flat=True))
     assert Generation.objects.get(run=run).completion == "print('\U0001f600')"
+
+
+def test_a_lone_surrogate_sent_as_raw_bytes_not_an_escape_is_a_400_naming_the_field(client):
+    # json.loads decodes bytes with "surrogatepass": UTF-8 bytes of U+D800 (ED A0 80) parse into a lone
+    # surrogate as the escape does. The scan that spares clean batches the walk of their strings sees it.
+    run = RunFactory(status=RunStatus.RUNNING)
+    raw = b'{"events": [{"seq": 1, "type": "metric", "step": 0, "values": {"ok": 1.0}}, '
+    raw += b'{"seq": 2, "type": "log", "message": "half \xed\xa0\x80 a pair"}]}'
+
+    response = post_raw(client, run.pk, raw)
+
+    assert response.status_code == 400, response.content
+    assert response.json()["field"] == "message"
+    assert response.json()["event_index"] == 1
+    assert "lone surrogate (U+D800)" in response.json()["error"]
+    assert not MetricPoint.objects.filter(run=run).exists()
+
+
+def test_an_escaped_backslash_before_u0000_is_text_and_stored_as_sent(client):
+    # "\\u0000" in JSON is a backslash and the letters u0000: no NUL, though it looks like the escape.
+    run = RunFactory(status=RunStatus.RUNNING)
+    message = "path C:\\u0000\\x"
+
+    response = post_raw(
+        client, run.pk, json.dumps({"events": [{"seq": 1, "type": "log", "message": message}]}).encode()
+    )
+
+    assert response.status_code == 200, response.content
+    assert LogLine.objects.get(run=run).message == message
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ({"type": "metric", "step": 0, "values": {"loss": 10**400}}, "values.loss"),
+        ({**GENERATION, "reward": -(10**400)}, "reward"),
+    ],
+)
+def test_an_integer_past_a_doubles_range_is_a_400_not_a_500(client, event, field):
+    run = RunFactory(status=RunStatus.RUNNING)
+
+    response = post_raw(client, run.pk, json.dumps({"events": [GOOD_LOG, {"seq": 2, **event}]}).encode())
+
+    assert response.status_code == 400, response.content
+    assert response.json()["field"] == field
+    assert response.json()["event_index"] == 1
+    assert not LogLine.objects.filter(run=run).exists()
