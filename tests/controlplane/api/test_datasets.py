@@ -64,7 +64,7 @@ def test_an_upload_makes_a_version_and_starts_its_verification_as_the_page_does(
     assert body["url"].endswith(f"/datasets/versions/{version.pk}/")
     version.refresh_from_db()
     assert version.verify_enqueued_at is not None and version.verify_error == ""
-    assert redis.Redis.from_url(broker.url(1)).llen("sandbox") == 2  # one chunk, and the analysis
+    assert redis.Redis.from_url(broker.url(1)).llen("control") == 2  # a chunk, and the analysis
 
 
 @pytest.mark.django_db

@@ -8,31 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from workers.sandbox import SandboxUnavailable, batch, warm
+from tests.workers.slot_processes import slot_processes
+from workers.sandbox import SandboxUnavailable, batch
 from workers.sandbox.batch import bwrap_available
 from workers.sandbox.process_backend import SLOT_UID_BASE
 from workers.sandbox.workspace_exec import PYTHON, run_in_workspace
 
 needs_bwrap = pytest.mark.skipif(not bwrap_available(), reason="bwrap does not work on this machine")
-
-
-def slot_processes() -> list[str]:
-    """Processes in this test process's slot cgroups (what a workspace command could have left);
-    other processes of the machine (other sandboxes) are not ours to count, nor are the warm
-    zygotes that earlier tests left in their slots' cgroups, on purpose (cgroup.py, "kept")."""
-    mine = f"/triad-sandbox/{os.getpid()}-"
-    zygotes = {pid for z in warm._zygotes.values() for pid in z.kept}
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid() or int(entry) in zygotes:
-            continue
-        try:
-            groups = Path(f"/proc/{entry}/cgroup").read_text()
-        except OSError:
-            continue
-        if mine in groups:
-            found.append(entry)
-    return found
 
 
 @needs_bwrap
