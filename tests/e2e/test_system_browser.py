@@ -94,6 +94,11 @@ def test_heartbeats_chart_the_nodes_cpu_and_memory_and_the_runs_log_downloads_wh
     expect(rows.nth(0).locator('[data-testid="checkpoint-export"]')).to_have_text("newest only")
     rows.nth(1).locator('[data-testid="checkpoint-export"]').click()
     expect(page).to_have_url(f"{stack.base_url}/runs/{run.pk}/#exported-models")
+    # The anchor is the card that holds the form. Whether the browser's one scroll to it is still in view
+    # depends on what loads later above it (charts, cost), so the test checks where the link leads, and
+    # that following it again (the page settled) shows the form.
+    expect(page.locator('#exported-models [data-testid="export-form"]')).to_have_count(1)
+    rows.nth(1).locator('[data-testid="checkpoint-export"]').click()
     expect(page.locator('[data-testid="export-form"]')).to_be_in_viewport()
 
     # The full log, every source, as a file.
