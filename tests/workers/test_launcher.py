@@ -8,7 +8,8 @@ import pytest
 
 from tests.processes import processes_mentioning
 from tests.workers.supervised import supervise
-from workers.launcher import deepspeed_command
+from workers import launcher
+from workers.launcher import deepspeed_command, free_port
 
 CATALOG = [
     "reward/mean",
@@ -89,10 +90,19 @@ def test_deepspeed_command_runs_the_trainer_module_on_procs_per_node_ranks(tmp_p
     assert "secret-token" not in " ".join(cmd)
 
 
-def test_a_run_claims_its_attempt_reports_running_metrics_generations_and_succeeded(control, tmp_path: Path):
+def test_a_run_claims_its_attempt_reports_running_metrics_generations_and_succeeded(
+    control, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     control.spec = _spec(control.url, steps=2)
+    # The master port names this run's all-reduce buffers; other runs on the machine (make test's other
+    # run, say) have buffers of their own in /dev/shm at the same time.
+    ports: list[int] = []
 
-    shm_before = set(Path("/dev/shm").glob("deepspeed_allreduce_buffer_*"))
+    def recorded_free_port(host: str = "127.0.0.1") -> int:
+        ports.append(free_port(host))
+        return ports[-1]
+
+    monkeypatch.setattr(launcher, "free_port", recorded_free_port)
     final = supervise(control, tmp_path)
 
     assert final == "succeeded", (tmp_path / "train.log").read_text()[-3000:]
@@ -112,7 +122,8 @@ def test_a_run_claims_its_attempt_reports_running_metrics_generations_and_succee
         seqs = [e["seq"] for e in control.events if e["source"] == source]
         assert len(seqs) == len(set(seqs))
     # DeepSpeed's CPU all-reduce buffers (tens of MB of /dev/shm each) do not outlive the run.
-    assert set(Path("/dev/shm").glob("deepspeed_allreduce_buffer_*")) <= shm_before
+    assert len(ports) == 1
+    assert not list(Path("/dev/shm").glob(f"deepspeed_allreduce_buffer_*_{ports[0]}_*"))
     assert "secret-token" not in (tmp_path / "train.log").read_text()
     assert (tmp_path / "checkpoints" / "attempt-1" / "latest").exists()
 
