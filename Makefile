@@ -83,8 +83,8 @@ test: install system-packages services lint
 	@# PostgreSQL and Redis. The run_once tests (pyproject.toml's paths: the node side's own, plain Python
 	@# with the trainer's real deepspeed runs, and the demo's own stack) touch neither run's database nor
 	@# broker: the embedded run runs them, e2e ones included, except run_once_on_postgres (the longest
-	@# deepspeed runs), which the PostgreSQL run takes to even out the two. Expected wall times, scaled from
-	@# subsets measured beside other work (load 9-30) to the last CI run's 36 and 10 min: about 23 min each.
+	@# deepspeed runs), which the PostgreSQL run takes to even out the two. Measured (2026-12-04, CI on
+	@# this 2-core box): the PostgreSQL run 24.5 min, the embedded one 21; make test about 27 in all.
 	@# tests/selection_check.py then checks that the two runs together left no test file or test out.
 	rm -rf $(EMBEDDED_VAR) $(EMBEDDED_LOG) $(SELECTION)
 	mkdir -p $(dir $(EMBEDDED_LOG)) $(SELECTION)

@@ -12,7 +12,9 @@ which for Triad means subscribed: a socket is accepted only after Redis confirme
 The collector of this process (the clock for both) is off while a round is timed. With --web-processes N the
 clients are spread over N uvicorn processes and the metrics are posted to the first: the path a
 multi-process web tier takes. Last line: one JSON object with the p50/p99 of each (all rounds pooled),
-the per-round p99 ratios and their median (`ratio_p99`), and whether any message was dropped.
+the per-round p99 ratios and their median (`ratio_p99`), whether any message was dropped, and the shape
+of a message's delivery on each side: the median time from the send to its first socket
+(`<side>_first_p50_ms`) and from there to its last (`<side>_spread_p50_ms`).
 """
 
 import argparse
@@ -41,6 +43,7 @@ from django.test import Client  # noqa: E402
 from tests.factories import TEST_TOKEN, RunFactory, UserFactory  # noqa: E402
 
 CLIENTS, MESSAGES = 200, 40
+SHAPE: dict[str, list[float]] = {"first": [], "spread": []}  # the round's, per message (fan_out)
 WARM_UP_STEP = 1_000_000  # + the round's first step: an untimed message at the start of each round
 
 
@@ -90,6 +93,13 @@ async def fan_out(urls: list[str], headers: dict, send, first: int) -> tuple[lis
         gc.enable()
     latencies = [(got[s] - sent[s]) * 1000 for got in received for s in got]
     dropped = sum(MESSAGES - len(got) for got in received)
+    # Per message, when its first socket had it and how long the last one took after that: what the
+    # path to the sockets costs, apart from what delivering to 200 of them does.
+    for step in wanted:
+        arrivals = [got[step] for got in received if step in got]
+        if arrivals:
+            SHAPE["first"].append((min(arrivals) - sent[step]) * 1000)
+            SHAPE["spread"].append((max(arrivals) - min(arrivals)) * 1000)
     return latencies, dropped
 
 
@@ -176,13 +186,21 @@ def main() -> None:
     bare_lat: list[float] = []
     ratios: list[float] = []
     triad_dropped = bare_dropped = 0
+    shape: dict[str, list[float]] = {f"{side}_{part}": [] for side in ("triad", "bare") for part in SHAPE}
     try:
         for port in [*triad_ports, bare_port]:
             wait_port(port)
         for r in range(args.rounds):
             first = r * MESSAGES
-            b_lat, b_dropped = asyncio.run(bench_bare(bare_port, first))
-            t_lat, t_dropped = asyncio.run(bench_triad(triad_ports, run.pk, cookie, first))
+            for side in ("bare", "triad"):
+                SHAPE["first"].clear()
+                SHAPE["spread"].clear()
+                if side == "bare":
+                    b_lat, b_dropped = asyncio.run(bench_bare(bare_port, first))
+                else:
+                    t_lat, t_dropped = asyncio.run(bench_triad(triad_ports, run.pk, cookie, first))
+                shape[f"{side}_first"] += SHAPE["first"]
+                shape[f"{side}_spread"] += SHAPE["spread"]
             bare_lat += b_lat
             triad_lat += t_lat
             bare_dropped += b_dropped
@@ -206,6 +224,9 @@ def main() -> None:
                 "bare_p99_ms": round(p99(bare_lat), 1),
                 "ratio_p99_per_round": ratios,
                 "ratio_p99": statistics.median(ratios),
+                # Medians over messages: from the send to the first socket's arrival, and from there
+                # to the last socket's.
+                **{f"{name}_p50_ms": round(statistics.median(v), 1) for name, v in shape.items() if v},
                 "dropped_triad": triad_dropped,
                 "dropped_bare": bare_dropped,
             }

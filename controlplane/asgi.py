@@ -1,10 +1,11 @@
 import gc
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
-django_asgi_app = get_asgi_application()
+
+from controlplane.http_handler import asgi_application
+
+django_asgi_app = asgi_application()
 
 from controlplane.static import serve_static  # noqa: E402
 

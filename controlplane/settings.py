@@ -106,9 +106,10 @@ if DATABASE_URL:
         DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_health_checks=True)}
     except Exception as exc:
         raise ConfigError(f"DATABASE_URL: cannot parse it: {exc}") from exc
-    # Under ASGI each request's sync code runs in a thread of its own, so Django's persistent
-    # connections (CONN_MAX_AGE) are never reused and every request would open a new one: a pool
-    # of up to TRIAD_DB_POOL_SIZE connections per process instead.
+    # Under ASGI each request's sync code runs in a thread of its own (controlplane/http_handler.py keeps
+    # some for later requests, but there are as many as requests in flight), and Django's persistent
+    # connections (CONN_MAX_AGE) belong to a thread: a pool of up to TRIAD_DB_POOL_SIZE connections per
+    # process instead, each held by a thread only for its request.
     # Only PostgreSQL has the pool (psycopg's); any other backend refuses the option at connect.
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {

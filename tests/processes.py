@@ -81,15 +81,18 @@ class RedisServer:
         self.proc = None
 
 
-def asgi_server(env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    """uvicorn serving Triad on 127.0.0.1:port, in its own process group (stop it with os.killpg)."""
+def asgi_server(
+    env: dict[str, str], port: int, log_path: Path, app: str = "controlplane.asgi:application"
+) -> subprocess.Popen[bytes]:
+    """uvicorn serving Triad (or `app`) on 127.0.0.1:port, in its own process group (stop it with
+    os.killpg)."""
     log = log_path.open("ab")
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "uvicorn",
-            "controlplane.asgi:application",
+            app,
             "--host",
             "127.0.0.1",
             "--port",
