@@ -250,7 +250,14 @@ def run_resume(*, run_id: int, user: User | None = None) -> LaunchResult | None:
     """Queue a lost, failed or cancelled run again as a new attempt (attempt + 1, unclaimed) under a fresh
     token. Its trainer resumes from the newest checkpoint of the earlier attempts and continues its step
     count and curves; its events are keyed by the new attempt, so they land wherever it runs (the steps
-    it re-runs replace the earlier attempt's points)."""
+    it re-runs replace the earlier attempt's points).
+
+    Refused (RunLaunchError, nothing changed) when this control plane can no longer give the run what
+    its settings ask, as a launch would be: sandbox_mode fleet where there is no fleet to reach (a run
+    launched before the deployment lost its Redis, or moved to the embedded default)."""
+    stored = Run.objects.filter(pk=run_id).values_list("config", flat=True).first()
+    if stored is not None:
+        check_sandbox_mode(config=config_from_stored(stored))
     token, hashed = token_new()
     with transaction.atomic():
         before = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()

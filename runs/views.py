@@ -163,6 +163,8 @@ def run_resume(request: AuthedHttpRequest, run_id: int) -> HttpResponse:
             messages.success(request, f"Run #{run.pk} queued again; it continues from its last checkpoint.")
     except launch.RunNotQueuedError as exc:  # the broker is down: the run is failed again, saying so
         messages.error(request, str(exc))
+    except launch.RunLaunchError as exc:  # this control plane cannot run it as it is set: nothing changed
+        messages.error(request, f"Run #{run.pk} not resumed: {exc}")
     return redirect("runs:detail", run_id=run.pk)
 
 

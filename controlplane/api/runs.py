@@ -210,6 +210,8 @@ def run_resume(request: HttpRequest, run_id: int) -> dict[str, Any]:
         resumed = launch.run_resume(run_id=run.pk, user=caller(request))
     except launch.RunNotQueuedError as exc:  # the broker is down: the run is failed again, saying so
         raise ApiError(503, str(exc)) from None
+    except launch.RunLaunchError as exc:  # this control plane cannot run it as it is set: nothing changed
+        raise ApiError(409, f"run #{run.pk} not resumed: {exc}", field=exc.field) from None
     if resumed is None:
         raise ApiError(
             409, f"run #{run.pk} is {run.get_status_display()}: only lost, failed or cancelled runs resume"

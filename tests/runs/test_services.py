@@ -124,6 +124,21 @@ def test_resume_queues_a_lost_run_under_a_new_token(django_capture_on_commit_cal
     assert [cb.__name__ for cb in callbacks if cb.__name__ == "enqueue"] == ["enqueue"]
 
 
+def test_a_fleet_run_is_not_resumed_where_there_is_no_fleet_any_more(settings):
+    from runs.launch import RunLaunchError
+
+    run = RunFactory(status=RunStatus.LOST, config={"steps": 2, "sandbox_mode": "fleet"})
+    settings.CELERY_BROKER_URL, settings.CELERY_RESULT_BACKEND = "filesystem://", None  # the embedded default
+    before = (run.status, run.attempt, run.token_hash)
+
+    with pytest.raises(RunLaunchError, match="no sandbox fleet") as refused:
+        run_resume(run_id=run.pk)
+
+    assert refused.value.field == "sandbox_mode"
+    run.refresh_from_db()
+    assert (run.status, run.attempt, run.token_hash) == before  # nothing changed
+
+
 @pytest.mark.parametrize("status", [RunStatus.RUNNING, RunStatus.SUCCEEDED, RunStatus.QUEUED])
 def test_only_lost_failed_or_cancelled_runs_resume(status):
     run = RunFactory(status=status)

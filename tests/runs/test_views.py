@@ -186,6 +186,17 @@ def test_resume_button_requeues_a_lost_run(logged_in, django_capture_on_commit_c
     assert run.status == RunStatus.QUEUED
 
 
+def test_resume_button_on_a_fleet_run_without_a_fleet_says_why_and_changes_nothing(logged_in, settings):
+    run = RunFactory(status=RunStatus.LOST, config={"steps": 2, "sandbox_mode": "fleet"})
+    settings.CELERY_BROKER_URL, settings.CELERY_RESULT_BACKEND = "filesystem://", None
+
+    page = logged_in.post(f"/runs/{run.pk}/resume/", follow=True).content.decode()
+
+    assert f"Run #{run.pk} not resumed: this control plane has no sandbox fleet" in page
+    run.refresh_from_db()
+    assert run.status == RunStatus.LOST
+
+
 def test_compare_page_shows_the_differing_settings_and_a_summary(logged_in):
     a = RunFactory(name="low-lr", config={"lr": 0.0001, "seed": 0})
     b = RunFactory(name="high-lr", config={"lr": 0.01, "seed": 0})

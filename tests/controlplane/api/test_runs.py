@@ -328,6 +328,19 @@ def test_a_cancelled_run_resumes_as_a_new_attempt(world):
     assert Run.objects.get(pk=world.run.pk).attempt == world.run.attempt + 1
 
 
+def test_a_fleet_run_is_not_resumed_where_there_is_no_fleet_and_says_why(world, settings):
+    Run.objects.filter(pk=world.run.pk).update(
+        status=RunStatus.CANCELLED, config={**world.run.config, "sandbox_mode": "fleet"}
+    )
+    settings.CELERY_BROKER_URL, settings.CELERY_RESULT_BACKEND = "filesystem://", None
+
+    response = admin(world).post(f"/runs/{world.run.pk}/resume")
+
+    assert response.status_code == 409
+    assert response.json()["field"] == "sandbox_mode" and "no sandbox fleet" in response.json()["error"]
+    assert Run.objects.get(pk=world.run.pk).status == RunStatus.CANCELLED
+
+
 # --- logs and metrics ------------------------------------------------------------------------------
 
 
