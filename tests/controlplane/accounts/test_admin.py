@@ -2,15 +2,19 @@
 superuser; records only Triad writes are read-only even for them; secrets never reach a page; a
 membership changed in the admin goes through the same service as the team page (audited)."""
 
+import pytest
 from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from controlplane.accounts.models import AuditAction, AuditEntry, Membership, Role
+from controlplane.admin import EstimatedCountPaginator
 from datasets_app.models import GenerationJob
-from runs.models import IngestedEvent, LogLine, RunClaim
+from runs.models import IngestedEvent, LogLine, MetricPoint, RunClaim
 from runs.spend.models import CostEntry, GpuPrice, RunCost
 from tests.datasets_app.genjobs_world import world_generation_job
 from tests.factories import MetricPointFactory
@@ -148,3 +152,31 @@ def test_a_membership_set_in_the_admin_is_audited_and_keeps_the_last_admin(clien
     assert demoted.status_code == 200 and "last admin of alpha" in demoted.content.decode()
     assert removed.status_code == 302
     assert Membership.objects.get(pk=ada.pk).role == Role.ADMIN
+
+
+@pytest.mark.postgres_only
+def test_an_unfiltered_list_of_a_big_table_is_counted_from_postgres_estimate_a_filtered_one_exactly(
+    client, world, monkeypatch
+):
+    """COUNT(*) of hundreds of millions of metric points takes minutes: the admin's unfiltered list
+    reads PostgreSQL's estimate (as of the last ANALYZE) instead; a filtered list is counted."""
+    MetricPoint.objects.bulk_create(
+        MetricPoint(run=world.run, key="reward/mean", step=step, value=0.0, wall_time=timezone.now())
+        for step in range(30)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE runs_metricpoint")
+    analysed = MetricPoint.objects.count()  # the world's points and these 30
+    MetricPointFactory.create_batch(5, run=world.run, key="loss")  # after the estimate was taken
+    monkeypatch.setattr(EstimatedCountPaginator, "ESTIMATE_FROM", 10)  # 30 rows count as a big table here
+    _login_site_admin(client, world)
+    changelist = _admin_url(MetricPoint, "changelist")
+
+    with CaptureQueriesContext(connection) as queries:
+        unfiltered = client.get(changelist).content.decode()
+    filtered = client.get(changelist, {"run__id__exact": world.run.pk}).content.decode()
+
+    assert f"{analysed} metric points" in unfiltered  # the estimate: the five added since are not in it
+    assert not [q["sql"] for q in queries if "COUNT(" in q["sql"] and "runs_metricpoint" in q["sql"]]
+    assert f"{MetricPoint.objects.filter(run=world.run).count()} metric points" in filtered
+    assert MetricPoint.objects.filter(run=world.run).count() == MetricPoint.objects.count() == analysed + 5
