@@ -4,12 +4,8 @@ collection after it pays for those imports (docs/benchmarks.md, "Live fan-out").
 """
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.controlplane.test_settings import _env, _python
 
 # Runs in a fresh Python: frozen objects are the ones gc.get_objects() no longer lists.
 CHILD = """
@@ -31,17 +27,8 @@ print(json.dumps({
 
 
 def test_the_urlconf_and_templates_are_loaded_and_frozen_at_start(tmp_path):
-    env = {  # no DATABASE_URL or REDIS_URL: the embedded default, as nothing here may touch a server
-        "PATH": os.environ["PATH"],
-        "HOME": os.environ.get("HOME", str(tmp_path)),
-        "DJANGO_SETTINGS_MODULE": "controlplane.settings",
-        "TRIAD_DEV": "true",
-        "TRIAD_VAR_DIR": str(tmp_path / "var"),
-    }
-
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
-    )
+    # _env: no DATABASE_URL or REDIS_URL, the embedded default, as nothing here may touch a server.
+    done = _python(CHILD, _env(tmp_path, TRIAD_DEV="true"))
 
     assert done.returncode == 0, done.stderr[-4000:]
     got = json.loads(done.stdout.strip().splitlines()[-1])

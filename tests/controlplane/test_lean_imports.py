@@ -4,12 +4,11 @@ them, which a fresh Python checks with the four packages blocked as if they were
 """
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.controlplane.test_settings import REPO, _env
+
 BLOCKED = ("torch", "deepspeed", "transformers", "vllm")
 
 # Runs in the child. The finder raises what a missing package raises, so code that tolerates an absent
@@ -49,14 +48,7 @@ print(json.dumps({"imported": imported, "patterns": patterns, "loaded": sorted(B
 
 
 def test_the_web_app_and_the_sandbox_import_without_the_trainer_dependencies(tmp_path):
-    env = {  # nothing of the test run's own environment: no DATABASE_URL, so the embedded SQLite default
-        "PATH": os.environ["PATH"],
-        "HOME": os.environ.get("HOME", str(tmp_path)),
-        "DJANGO_SETTINGS_MODULE": "controlplane.settings",
-        "TRIAD_DEV": "true",
-        "TRIAD_VAR_DIR": str(tmp_path / "var"),
-    }
-
+    env = _env(tmp_path, TRIAD_DEV="true")  # no DATABASE_URL: the embedded SQLite default
     done = subprocess.run(
         [sys.executable, "-c", CHILD % {"blocked": BLOCKED}],
         cwd=REPO,
